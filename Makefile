@@ -1,0 +1,47 @@
+# The two set-up commands: `make demo` and `make test`. Each makes .venv and installs what it
+# needs (Debian packages too, when run as root) before it runs.
+VENV     := .venv
+PY       := $(VENV)/bin/python
+STAMP    := $(VENV)/.installed
+DEB_PKGS := etcd-server etcd-client
+
+.PHONY: demo test lint typecheck unit bench system-deps clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# Installs the real servers the tests start (etcd). Needs root; without it the tests that
+# need a missing server say so and skip, except under CI where they fail.
+system-deps:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "not root: skipping Debian packages$$missing (etcd tests will skip)"; fi; \
+	fi
+
+demo: $(STAMP)
+	$(VENV)/bin/hakeeper demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	$(VENV)/bin/pytest -q -m "not slow"
+
+test: $(STAMP) system-deps lint typecheck
+	$(VENV)/bin/pytest -q
+
+bench: $(STAMP) system-deps
+	$(PY) benchmarks/coord_failover.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from hakeeper.cli.main import app
+
+app()

@@ -1,0 +1,12 @@
+"""The `hakeeper` command. Each sub-command group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="hakeeper",
+    help="High-availability cluster manager: quorum, failover, fencing, balancing, sessions.",
+    no_args_is_help=True,
+    add_completion=False,
+)

@@ -1,0 +1,196 @@
+"""The coordination contract: etcd's data model, small enough to run on embedded Raft.
+
+A key space with one global revision, leases, compare-and-set transactions and prefix
+watches. Every backend (``raft``, ``etcd``) implements `Coordinator` with the same meaning;
+``tests/coord/test_contract.py`` holds them to it against real processes.
+
+Three outcomes per call, never blurred:
+
+* success — the call returns its value;
+* lost race — ``txn`` returns ``TxnResult(succeeded=False)``, ``keepalive`` returns False;
+* engine trouble — an exception from `hakeeper.errors.CoordError` (``NoQuorum`` when the engine
+  answers but cannot commit, ``Unreachable`` when nothing answers in time).
+
+Atomicity and timing:
+
+* Each ``txn`` is atomic and linearizable: its compares and its ops see one revision; a txn
+  that writes anything advances the global revision by exactly one.
+* Revisions never go backwards, across leader changes and restarts; they are fencing tokens.
+* A lease lives at least its granted TTL after the engine applied its last renewal, never
+  less; it may live longer (a leader change). Its expiry deletes its keys in one revision.
+* ``watch(prefix, start_revision)`` yields every change under ``prefix`` with revision
+  >= ``start_revision`` in revision order, without gaps, across reconnects, or raises
+  ``Compacted`` if that history is gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+from hakeeper.errors import CompareFailed
+
+CmpTarget = Literal["value", "create_revision", "mod_revision", "version", "lease"]
+CmpOp = Literal["==", "!=", "<", ">"]
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A granted lease: its engine id and the TTL the engine actually granted (seconds)."""
+
+    id: int
+    ttl: float
+
+
+@dataclass(frozen=True, slots=True)
+class KV:
+    """One key as stored: etcd's mvccpb.KeyValue. ``lease`` is 0 when the key has none."""
+
+    key: str
+    value: bytes
+    create_revision: int
+    mod_revision: int
+    version: int
+    lease: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Cmp:
+    """A comparison on one key, evaluated inside a txn.
+
+    A missing key compares as value b"", revisions 0, version 0, lease 0 — so
+    ``Cmp(key, "create_revision", "==", 0)`` means "key does not exist".
+    """
+
+    key: str
+    target: CmpTarget
+    op: CmpOp
+    operand: bytes | int
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    key: str
+    value: bytes
+    lease: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Delete ``key``, or every key starting with it when ``prefix`` is true."""
+
+    key: str
+    prefix: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Get:
+    """Read ``key``, or every key starting with it when ``prefix`` is true (sorted by key)."""
+
+    key: str
+    prefix: bool = False
+
+
+Op = Put | Delete | Get
+
+
+@dataclass(frozen=True, slots=True)
+class TxnResult:
+    """Outcome of a txn. ``responses`` has one entry per op of the branch taken: the KVs read
+    for a `Get`, the number of keys deleted for a `Delete`, and None for a `Put`."""
+
+    succeeded: bool
+    revision: int
+    responses: tuple[tuple[KV, ...] | int | None, ...] = field(default=())
+
+    def check(self) -> TxnResult:
+        """Return self, or raise `CompareFailed` if the compares did not hold."""
+        if not self.succeeded:
+            raise CompareFailed(
+                f"transaction compare failed at revision {self.revision}: another writer "
+                "changed the guarded keys first; re-read and retry"
+            )
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    """One change. For a delete, ``kv.value`` is empty and ``kv.mod_revision`` is the revision
+    of the delete."""
+
+    type: Literal["put", "delete"]
+    kv: KV
+
+    @property
+    def revision(self) -> int:
+        return self.kv.mod_revision
+
+
+@runtime_checkable
+class Coordinator(Protocol):
+    """A consensus-backed key space. Every method has a deadline; none blocks forever."""
+
+    @property
+    def backend(self) -> str:
+        """The backend's registry name (``raft``, ``etcd``)."""
+        ...
+
+    @property
+    def min_ttl(self) -> float:
+        """Smallest lease TTL (seconds) this engine's election timing can honour."""
+        ...
+
+    async def grant(self, ttl: float) -> Lease:
+        """Create a lease. Raises `TTLTooShort` when ``ttl < min_ttl``."""
+        ...
+
+    async def keepalive(self, lease: Lease) -> bool:
+        """Renew ``lease`` for its TTL from now; False once it has expired or was revoked."""
+        ...
+
+    async def revoke(self, lease: Lease) -> None:
+        """End ``lease`` now and delete its keys; a lease already gone is not an error."""
+        ...
+
+    async def get(self, key: str) -> KV | None:
+        """Linearizable read of one key."""
+        ...
+
+    async def range(self, prefix: str) -> list[KV]:
+        """Linearizable read of every key starting with ``prefix``, sorted by key."""
+        ...
+
+    async def put(self, key: str, value: bytes, lease: Lease | None = None) -> int:
+        """Unconditional write; returns the new revision. Raises `LeaseExpired` if the lease
+        is gone."""
+        ...
+
+    async def delete(self, key: str, *, prefix: bool = False) -> int:
+        """Delete a key (or a prefix); returns how many keys were deleted."""
+        ...
+
+    async def txn(
+        self, compare: Sequence[Cmp], success: Sequence[Op], failure: Sequence[Op] = ()
+    ) -> TxnResult:
+        """If every compare holds run ``success``, else ``failure``; atomically."""
+        ...
+
+    def watch(self, prefix: str, start_revision: int | None = None) -> AsyncIterator[WatchEvent]:
+        """Changes under ``prefix`` from ``start_revision`` (default: the next revision).
+
+        Close it with ``contextlib.aclosing`` or by cancelling the consuming task."""
+        ...
+
+    async def has_quorum(self) -> bool:
+        """True if the engine can commit right now; answers within one election timeout."""
+        ...
+
+    async def revision(self) -> int:
+        """The current global revision (linearizable)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and background tasks. Idempotent."""
+        ...
+

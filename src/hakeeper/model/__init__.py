@@ -1,0 +1,1 @@
+"""Plain data of the cluster model. No I/O."""
