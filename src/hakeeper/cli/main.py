@@ -10,3 +10,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+from hakeeper.cli import coord as _coord  # noqa: E402
+
+app.add_typer(_coord.app, name="coord")

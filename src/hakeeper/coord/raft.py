@@ -1,0 +1,414 @@
+"""The embedded coordination backend: etcd's contract on Raft (PySyncObj), in-process.
+
+A *member* (``self_address`` set) votes and stores the log under ``data_dir``; a *client*
+(``self_address=None``) is a PySyncObj read-only node: it receives the committed log from the
+leader and forwards its commands, so the CLI and tests run the same code as the agent without
+adding a voter.
+
+Every command goes through the Raft log, reads included, so every answer is linearizable.
+A command is retried until its deadline when the leader changes or does not answer; each
+carries a request id and the state machine answers a repeated id from its cache, so a retried
+write applies once. PySyncObj's untyped camelCase API stays inside this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf
+
+from hakeeper.coord.base import (
+    KV,
+    Cmp,
+    Delete,
+    Get,
+    Lease,
+    Op,
+    Put,
+    TxnResult,
+    WatchEvent,
+)
+from hakeeper.coord.raft_state import CmpWire, KVStateMachine, OpWire
+from hakeeper.errors import (
+    Compacted,
+    ConfigError,
+    CoordError,
+    EngineMismatch,
+    LeaseExpired,
+    NoQuorum,
+    TTLTooShort,
+    Unreachable,
+)
+from hakeeper.model.timing import PROFILES, TimingProfile
+
+log = logging.getLogger(__name__)
+
+_RETRYABLE = {
+    FAIL_REASON.QUEUE_FULL,
+    FAIL_REASON.MISSING_LEADER,
+    FAIL_REASON.DISCARDED,
+    FAIL_REASON.NOT_LEADER,
+    FAIL_REASON.LEADER_CHANGED,
+}
+
+
+def parse_peer(address: str) -> tuple[str, int]:
+    """Split ``host:port``; a ConfigError that says what is wrong otherwise."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"raft peer {address!r} is not host:port (e.g. 127.0.0.11:7480)")
+    return host, int(port)
+
+
+def membership_fingerprint(peers: Sequence[str]) -> str:
+    """Identity of a cluster: its sorted voter list. Members with different lists disagree."""
+    return hashlib.sha256("\n".join(sorted(peers)).encode()).hexdigest()[:16]
+
+
+class RaftCoordinator:
+    """`hakeeper.coord.base.Coordinator` on an embedded Raft group."""
+
+    def __init__(
+        self,
+        peers: Sequence[str],
+        *,
+        self_address: str | None = None,
+        data_dir: Path | None = None,
+        secret: str | None = None,
+        timing: TimingProfile = PROFILES["default"],
+        request_timeout: float = 5.0,
+    ) -> None:
+        self._peers = [p.strip() for p in peers]
+        self._self = self_address
+        self._data_dir = data_dir
+        self._secret = secret
+        self._timing = timing
+        self._request_timeout = request_timeout
+        self._validate()
+        self._state = KVStateMachine()
+        self._sync: Any = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def _validate(self) -> None:
+        if not self._peers:
+            raise ConfigError("raft: the peer list is empty: list every member as host:port")
+        for peer in self._peers:
+            parse_peer(peer)
+        dupes = sorted({p for p in self._peers if self._peers.count(p) > 1})
+        if dupes:
+            raise ConfigError(f"raft: peers listed twice: {', '.join(dupes)}")
+        if self._self is not None:
+            if self._self not in self._peers:
+                raise ConfigError(
+                    f"raft: this member's address {self._self} is not in the peer list "
+                    f"{self._peers}: add it, or fix the address"
+                )
+            if self._data_dir is None:
+                raise ConfigError(
+                    "raft: a voting member needs a data_dir: Raft must remember its log and "
+                    "votes across restarts"
+                )
+        if self._secret is not None and not self._secret.strip():
+            raise ConfigError("raft: the shared secret is empty: give a secret or none")
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls, peers: Sequence[str], *, ready_timeout: float = 15.0, **options: Any
+    ) -> RaftCoordinator:
+        """Start and wait until the group has committed this member's view of membership."""
+        coord = cls(peers, **options)
+        await coord.start()
+        try:
+            await coord.verify_membership(ready_timeout)
+        except BaseException:
+            await coord.close()
+            raise
+        return coord
+
+    async def start(self) -> None:
+        """Start the Raft thread (and, on a member, the lease-expiry ticker). Returns at once."""
+        timing = self._timing
+        journal = dump = None
+        if self._data_dir is not None:
+            self._data_dir.mkdir(parents=True, exist_ok=True)
+            journal = str(self._data_dir / "raft.journal")
+            dump = str(self._data_dir / "raft.dump")
+        conf = SyncObjConf(
+            autoTick=True,
+            autoTickPeriod=min(0.02, timing.heartbeat / 2),
+            appendEntriesPeriod=timing.heartbeat,
+            appendEntriesUseBatch=False,
+            raftMinTimeout=timing.election_min,
+            raftMaxTimeout=timing.election_max,
+            leaderFallbackTimeout=timing.election_max,
+            connectionTimeout=2 * timing.election_max,
+            connectionRetryTime=timing.election_min,
+            commandsWaitLeader=True,
+            journalFile=journal,
+            fullDumpFile=dump,
+            useFork=False,
+            logCompactionMinEntries=5000,
+            logCompactionMinTime=60,
+            password=self._secret,
+        )
+        others = [p for p in self._peers if p != self._self]
+        self._sync = SyncObj(self._self, others, conf, consumers=[self._state])
+        if self._self is not None:
+            self._ticker = asyncio.create_task(self._expire_leases(), name="raft-lease-expiry")
+
+    async def verify_membership(self, timeout: float) -> None:
+        """Wait for a commit and check every member was started with the same peer list."""
+        mine = membership_fingerprint(self._peers)
+        theirs = await self._submit(self._state.cmd_identify, mine, timeout=timeout)
+        if theirs != mine:
+            raise EngineMismatch(
+                f"raft: this node's peer list {sorted(self._peers)} (fingerprint {mine}) "
+                f"disagrees with the one the cluster was formed with (fingerprint {theirs}): "
+                "give every member and client the same peers"
+            )
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        if self._sync is not None:
+            await asyncio.to_thread(self._sync.destroy_synchronous)
+
+    async def __aenter__(self) -> RaftCoordinator:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- the contract ---------------------------------------------------------------------
+
+    @property
+    def backend(self) -> str:
+        return "raft"
+
+    @property
+    def min_ttl(self) -> float:
+        return self._timing.min_lease_ttl
+
+    @property
+    def address(self) -> str | None:
+        """This member's own address; None for a non-voting client."""
+        return self._self
+
+    def consensus_leader(self) -> str | None:
+        """Address of the Raft leader as this node last heard it (diagnostic; may be stale)."""
+        leader = self._sync._getLeader() if self._sync is not None else None
+        return None if leader is None else str(leader.address)
+
+    async def grant(self, ttl: float) -> Lease:
+        if ttl < self.min_ttl:
+            raise TTLTooShort(
+                f"lease TTL {ttl:g}s is below the raft minimum {self.min_ttl:g}s "
+                f"(1.5 × election timeout {self._timing.election_max:g}s of profile "
+                f"{self._timing.name!r}): raise the TTL or choose a faster profile"
+            )
+        lease_id, granted = await self._submit(self._state.cmd_grant, _req_id(), ttl)
+        return Lease(lease_id, granted)
+
+    async def keepalive(self, lease: Lease) -> bool:
+        ttl = await self._submit(self._state.cmd_keepalive, lease.id)
+        return bool(ttl > 0)
+
+    async def revoke(self, lease: Lease) -> None:
+        await self._submit(self._state.cmd_revoke, lease.id)
+
+    async def get(self, key: str) -> KV | None:
+        result = await self.txn([], [Get(key)])
+        found = result.responses[0]
+        assert isinstance(found, tuple)
+        return found[0] if found else None
+
+    async def range(self, prefix: str) -> list[KV]:
+        result = await self.txn([], [Get(prefix, prefix=True)])
+        found = result.responses[0]
+        assert isinstance(found, tuple)
+        return list(found)
+
+    async def put(self, key: str, value: bytes, lease: Lease | None = None) -> int:
+        return (await self.txn([], [Put(key, value, lease.id if lease else 0)])).revision
+
+    async def delete(self, key: str, *, prefix: bool = False) -> int:
+        deleted = (await self.txn([], [Delete(key, prefix)])).responses[0]
+        assert isinstance(deleted, int)
+        return deleted
+
+    async def txn(
+        self, compare: Sequence[Cmp], success: Sequence[Op], failure: Sequence[Op] = ()
+    ) -> TxnResult:
+        writes = any(not isinstance(op, Get) for op in (*success, *failure))
+        outcome = await self._submit(
+            self._state.cmd_txn,
+            _req_id() if writes else "",
+            [_cmp_wire(c) for c in compare],
+            [_op_wire(o) for o in success],
+            [_op_wire(o) for o in failure],
+        )
+        if outcome[0] == "lease_not_found":
+            raise LeaseExpired(
+                f"lease {outcome[1]} no longer exists (expired or revoked): grant a new one"
+            )
+        succeeded, revision, responses = outcome
+        return TxnResult(succeeded, revision, responses)
+
+    async def revision(self) -> int:
+        return int(await self._submit(self._state.cmd_barrier))
+
+    async def has_quorum(self) -> bool:
+        try:
+            await self._submit(self._state.cmd_barrier, timeout=self._timing.election_max)
+        except CoordError:
+            return False
+        return True
+
+    async def watch(
+        self, prefix: str, start_revision: int | None = None
+    ) -> AsyncIterator[WatchEvent]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[list[WatchEvent]] = asyncio.Queue()
+
+        def deliver(events: list[WatchEvent]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closing: nobody listens
+                loop.call_soon_threadsafe(queue.put_nowait, events)
+
+        try:
+            backlog = self._state.subscribe(deliver, start_revision)
+        except ValueError as exc:
+            raise Compacted(
+                f"watch from revision {start_revision}: history up to revision {exc.args[0]} "
+                "was compacted; re-read the keys with range() and watch from its revision"
+            ) from None
+        first = start_revision or 0
+        try:
+            for event in backlog:
+                if event.kv.key.startswith(prefix):
+                    yield event
+            while True:
+                for event in await queue.get():
+                    if event.revision >= first and event.kv.key.startswith(prefix):
+                        yield event
+        finally:
+            self._state.unsubscribe(deliver)
+
+    # --- machinery ------------------------------------------------------------------------
+
+    async def _submit(
+        self, command: Callable[..., Any], *args: Any, timeout: float | None = None
+    ) -> Any:
+        """Run a replicated command and return what its apply returned on this node.
+
+        Retries (same arguments, hence the same request id) until ``timeout`` when the leader
+        changes or an attempt stalls; then raises NoQuorum or Unreachable."""
+        if self._sync is None or self._closed:
+            raise CoordError("raft coordinator is not running: call start() first")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self._request_timeout if timeout is None else timeout)
+        attempt_limit = 2 * self._timing.election_max
+        while (remaining := deadline - loop.time()) > 0:
+            done: asyncio.Future[tuple[Any, int]] = loop.create_future()
+
+            def resolve(
+                result: Any, error: int, done: asyncio.Future[tuple[Any, int]] = done
+            ) -> None:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_settle, done, (result, error))
+
+            command(*args, callback=resolve)
+            try:
+                result, error = await asyncio.wait_for(done, min(remaining, attempt_limit))
+            except TimeoutError:
+                continue
+            if error == FAIL_REASON.SUCCESS:
+                return result
+            if error not in _RETRYABLE:
+                raise CoordError(f"raft refused the command ({_reason(error)})")
+            await asyncio.sleep(min(self._timing.heartbeat, max(0.0, deadline - loop.time())))
+        raise self._stalled()
+
+    def _stalled(self) -> CoordError:
+        others = [p for p in self._peers if p != self._self]
+        connected = [p for p in others if self._sync.isNodeConnected(_node(self._sync, p))]
+        if not connected and (self._self is None or len(self._peers) > 1):
+            return Unreachable(
+                f"raft: no peer of {others} answered: check that the members run and that "
+                "the addresses, ports and secret match"
+            )
+        return NoQuorum(
+            f"raft: reached {len(connected) + (self._self is not None)} of {len(self._peers)} "
+            f"members ({', '.join(connected) or 'none'}) but nothing committed in time: a "
+            "majority is needed; start the missing members or heal the partition"
+        )
+
+    async def _expire_leases(self) -> None:
+        """On the Raft leader, commit the expiry of every lease past its TTL (local clock)."""
+        pending: dict[tuple[int, int], float] = {}
+        while True:
+            await asyncio.sleep(self._timing.heartbeat)
+            if not self._sync._isLeader():
+                pending.clear()
+                continue
+            now = time.monotonic()
+            for due in self._state.due_leases(now):
+                if now - pending.get(due, -1e9) > self._timing.election_max:
+                    pending[due] = now
+                    log.info("event=lease_expire lease=%d seq=%d", *due)
+                    self._state.cmd_expire(*due, callback=_ignore)
+            live = set(self._state.leases)
+            for key in [k for k in pending if k[0] not in live]:
+                del pending[key]
+
+
+def _settle(future: asyncio.Future[tuple[Any, int]], value: tuple[Any, int]) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def _ignore(_result: Any, _error: int) -> None:
+    """Callback for fire-and-forget commands: the next tick decides again if needed."""
+
+
+def _node(sync: Any, address: str) -> Any:
+    for node in sync.otherNodes:
+        if node.address == address:
+            return node
+    return None
+
+
+def _reason(error: int) -> str:
+    names = {v: k for k, v in vars(FAIL_REASON).items() if isinstance(v, int)}
+    return str(names.get(error, error))
+
+
+def _req_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _cmp_wire(cmp: Cmp) -> CmpWire:
+    return (cmp.key, cmp.target, cmp.op, cmp.operand)
+
+
+def _op_wire(op: Op) -> OpWire:
+    if isinstance(op, Put):
+        return ("put", op.key, op.value, op.lease)
+    if isinstance(op, Delete):
+        return ("del", op.key, op.prefix, None)
+    return ("get", op.key, op.prefix, None)

@@ -1,0 +1,279 @@
+"""The replicated state machine behind the embedded Raft backend: etcd's model on PySyncObj.
+
+Every member applies the same committed commands in the same order, so everything in the
+replicated part (keys, leases, revision, recent history, request results) is identical on all
+of them. Apply functions are deterministic: no clock, no randomness. Two things are local to
+each member and never replicated:
+
+* ``renewed_at`` — the local monotonic time at which this member applied each lease's last
+  grant or renewal. Only the Raft leader uses it, to decide that a lease has expired; it then
+  commits an ``expire`` command through the log. Because a member applies a renewal only after
+  the holder sent it, a lease never expires earlier than its TTL after the holder's send,
+  whichever member leads (shared/DESIGN.md section 3).
+* watch subscribers — callbacks fed with each revision's events as they are applied.
+
+Apply runs on PySyncObj's thread; readers on the event loop's thread take ``lock``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pysyncobj import SyncObjConsumer, replicated
+
+from hakeeper.coord.base import KV, WatchEvent
+
+# Wire forms of compares and ops: plain tuples, so the Raft log does not depend on class layout.
+CmpWire = tuple[str, str, str, bytes | int]
+OpWire = tuple[str, str, Any, Any]  # ("put", key, value, lease) | ("del"|"get", key, prefix, None)
+TxnOutcome = tuple[bool, int, tuple[Any, ...]]
+
+HISTORY_LIMIT = 20_000
+REQUEST_CACHE_LIMIT = 5_000
+
+Subscriber = Callable[[list[WatchEvent]], None]
+
+
+@dataclass(slots=True)
+class LeaseRecord:
+    ttl: float
+    seq: int = 0  # bumped on every renewal, so a stale expire command is a no-op
+    keys: set[str] = field(default_factory=set)
+
+
+class LeaseNotFound(Exception):
+    """Raised inside apply when a put names a lease that does not exist."""
+
+    def __init__(self, lease: int) -> None:
+        super().__init__(lease)
+        self.lease = lease
+
+
+class KVStateMachine(SyncObjConsumer):  # type: ignore[misc]
+    """etcd-like key space: global revision, leases, txns, bounded event history."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+        self._local_fields = {"_local_fields", "lock", "renewed_at", "subscribers"}
+        self.renewed_at: dict[int, float] = {}
+        self.subscribers: list[Subscriber] = []
+        self.revision = 0
+        self.compacted_revision = 0
+        self.next_lease = 1
+        self.cluster_fingerprint: str | None = None
+        self.kvs: dict[str, tuple[bytes, int, int, int, int]] = {}
+        self.leases: dict[int, LeaseRecord] = {}
+        self.history: list[WatchEvent] = []
+        self.requests: OrderedDict[str, Any] = OrderedDict()
+
+    # --- snapshots: only the replicated part travels --------------------------------------
+
+    def _serialize(self) -> dict[str, Any]:
+        data: dict[str, Any] = super()._serialize()
+        return {k: v for k, v in data.items() if k not in self._local_fields}
+
+    def _deserialize(self, data: dict[str, Any]) -> None:
+        with self.lock:
+            super()._deserialize(data)
+            # A restored lease is counted from now: later than its real renewal, so safe.
+            now = time.monotonic()
+            self.renewed_at = dict.fromkeys(self.leases, now)
+
+    # --- commands (applied on every member, in log order) ---------------------------------
+
+    @replicated  # type: ignore[untyped-decorator]
+    def cmd_identify(self, fingerprint: str) -> str:
+        with self.lock:
+            if self.cluster_fingerprint is None:
+                self.cluster_fingerprint = fingerprint
+            return self.cluster_fingerprint
+
+    @replicated  # type: ignore[untyped-decorator]
+    def cmd_barrier(self) -> int:
+        return self.revision
+
+    @replicated  # type: ignore[untyped-decorator]
+    def cmd_txn(
+        self, req_id: str, compare: list[CmpWire], success: list[OpWire], failure: list[OpWire]
+    ) -> TxnOutcome | tuple[str, int]:
+        with self.lock:
+            if req_id and req_id in self.requests:
+                return self.requests[req_id]  # type: ignore[no-any-return]
+            ok = all(self._holds(c) for c in compare)
+            ops = success if ok else failure
+            try:
+                outcome: TxnOutcome | tuple[str, int] = self._run_ops(ok, ops)
+            except LeaseNotFound as exc:
+                outcome = ("lease_not_found", exc.lease)
+            if req_id:  # reads carry no id: nothing to deduplicate
+                self._remember(req_id, outcome)
+            return outcome
+
+    @replicated  # type: ignore[untyped-decorator]
+    def cmd_grant(self, req_id: str, ttl: float) -> tuple[int, float]:
+        with self.lock:
+            if req_id in self.requests:
+                return self.requests[req_id]  # type: ignore[no-any-return]
+            lease_id = self.next_lease
+            self.next_lease += 1
+            self.leases[lease_id] = LeaseRecord(ttl=ttl)
+            self.renewed_at[lease_id] = time.monotonic()
+            self._remember(req_id, (lease_id, ttl))
+            return lease_id, ttl
+
+    @replicated  # type: ignore[untyped-decorator]
+    def cmd_keepalive(self, lease_id: int) -> float:
+        with self.lock:
+            record = self.leases.get(lease_id)
+            if record is None:
+                return 0.0
+            record.seq += 1
+            self.renewed_at[lease_id] = time.monotonic()
+            return record.ttl
+
+    @replicated  # type: ignore[untyped-decorator]
+    def cmd_revoke(self, lease_id: int) -> int:
+        with self.lock:
+            self._drop_lease(lease_id)
+            return self.revision
+
+    @replicated  # type: ignore[untyped-decorator]
+    def cmd_expire(self, lease_id: int, seq: int) -> bool:
+        with self.lock:
+            record = self.leases.get(lease_id)
+            if record is None or record.seq != seq:
+                return False  # renewed (or gone) since the leader decided: keep it
+            self._drop_lease(lease_id)
+            return True
+
+    # --- queries from the event loop thread ------------------------------------------------
+
+    def due_leases(self, now: float) -> list[tuple[int, int]]:
+        """(lease, seq) of every lease this member counts as expired at ``now``."""
+        due: list[tuple[int, int]] = []
+        with self.lock:
+            for lease_id, record in self.leases.items():
+                renewed = self.renewed_at.setdefault(lease_id, now)
+                if now - renewed >= record.ttl:
+                    due.append((lease_id, record.seq))
+        return due
+
+    def subscribe(self, callback: Subscriber, start_revision: int | None) -> list[WatchEvent]:
+        """Register ``callback`` for future revisions; return the kept history from
+        ``start_revision`` on, atomically with the registration so nothing falls between.
+        Raises ValueError if that history was compacted away."""
+        with self.lock:
+            self.subscribers.append(callback)
+            if start_revision is None or start_revision > self.revision:
+                return []
+            if start_revision <= self.compacted_revision:
+                self.subscribers.remove(callback)
+                raise ValueError(self.compacted_revision)
+            return [e for e in self.history if e.revision >= start_revision]
+
+    def unsubscribe(self, callback: Subscriber) -> None:
+        with self.lock:
+            if callback in self.subscribers:
+                self.subscribers.remove(callback)
+
+    # --- helpers (called with the lock held) -----------------------------------------------
+
+    def _remember(self, req_id: str, outcome: Any) -> None:
+        self.requests[req_id] = outcome
+        while len(self.requests) > REQUEST_CACHE_LIMIT:
+            self.requests.popitem(last=False)
+
+    def _kv(self, key: str) -> KV | None:
+        entry = self.kvs.get(key)
+        if entry is None:
+            return None
+        value, create, mod, version, lease = entry
+        return KV(key, value, create, mod, version, lease)
+
+    def _holds(self, cmp: CmpWire) -> bool:
+        key, target, op, operand = cmp
+        entry = self.kvs.get(key)
+        if target == "value":
+            actual: bytes | int = entry[0] if entry else b""
+        else:
+            index = {"create_revision": 1, "mod_revision": 2, "version": 3, "lease": 4}[target]
+            actual = entry[index] if entry else 0
+        if op == "==":
+            return actual == operand
+        if op == "!=":
+            return actual != operand
+        if op == "<":
+            return actual < operand  # type: ignore[operator]
+        return actual > operand  # type: ignore[operator]
+
+    def _keys(self, key: str, prefix: bool) -> list[str]:
+        if not prefix:
+            return [key] if key in self.kvs else []
+        return sorted(k for k in self.kvs if k.startswith(key))
+
+    def _run_ops(self, ok: bool, ops: list[OpWire]) -> TxnOutcome:
+        for kind, _key, _arg, lease in ops:
+            if kind == "put" and lease and lease not in self.leases:
+                raise LeaseNotFound(lease)
+        rev = self.revision + 1
+        events: list[WatchEvent] = []
+        responses: list[Any] = []
+        for kind, key, arg, lease in ops:
+            if kind == "put":
+                events.append(self._put(rev, key, arg, lease))
+                responses.append(None)
+            elif kind == "del":
+                keys = self._keys(key, arg)
+                events.extend(self._delete(rev, k) for k in keys)
+                responses.append(len(keys))
+            else:
+                kvs = (self._kv(k) for k in self._keys(key, arg))
+                responses.append(tuple(kv for kv in kvs if kv is not None))
+        if events:
+            self._publish(rev, events)
+        return ok, self.revision, tuple(responses)
+
+    def _put(self, rev: int, key: str, value: bytes, lease: int) -> WatchEvent:
+        old = self.kvs.get(key)
+        if old is not None and old[4] and old[4] in self.leases:
+            self.leases[old[4]].keys.discard(key)
+        create, version = (old[1], old[3] + 1) if old else (rev, 1)
+        self.kvs[key] = (value, create, rev, version, lease)
+        if lease:
+            self.leases[lease].keys.add(key)
+        return WatchEvent("put", KV(key, value, create, rev, version, lease))
+
+    def _delete(self, rev: int, key: str) -> WatchEvent:
+        _value, create, _mod, _version, lease = self.kvs.pop(key)
+        if lease and lease in self.leases:
+            self.leases[lease].keys.discard(key)
+        return WatchEvent("delete", KV(key, b"", create, rev, 0, 0))
+
+    def _drop_lease(self, lease_id: int) -> None:
+        record = self.leases.pop(lease_id, None)
+        self.renewed_at.pop(lease_id, None)
+        if record is None or not record.keys:
+            return
+        rev = self.revision + 1
+        events = [self._delete(rev, k) for k in sorted(record.keys) if k in self.kvs]
+        if events:
+            self._publish(rev, events)
+
+    def _publish(self, rev: int, events: list[WatchEvent]) -> None:
+        self.revision = rev
+        self.history.extend(events)
+        if len(self.history) > HISTORY_LIMIT:
+            # Trim whole revisions only, so a kept revision always has all of its events.
+            cut = len(self.history) - HISTORY_LIMIT
+            self.compacted_revision = self.history[cut - 1].revision
+            while cut < len(self.history) and self.history[cut].revision <= self.compacted_revision:
+                cut += 1
+            del self.history[:cut]
+        for callback in list(self.subscribers):
+            callback(events)
