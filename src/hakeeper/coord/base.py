@@ -193,4 +193,3 @@ class Coordinator(Protocol):
     async def close(self) -> None:
         """Release connections and background tasks. Idempotent."""
         ...
-

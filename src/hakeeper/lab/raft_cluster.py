@@ -27,9 +27,11 @@ class RaftCluster:
         base_dir: Path,
         timing: TimingProfile = PROFILES["default"],
         host: str = "127.0.0.1",
+        secret_file: Path | None = None,
     ) -> None:
         self.base_dir = base_dir
         self.timing = timing
+        self.secret_file = secret_file
         self.names = [f"m{i + 1}" for i in range(size)]
         self.endpoints = [f"{host}:{free_port(host)}" for _ in self.names]
         self._address = dict(zip(self.names, self.endpoints, strict=True))
@@ -44,6 +46,8 @@ class RaftCluster:
             "--data-dir", str(self.base_dir / name),
             "--profile", self.timing.name,
         ]  # fmt: skip
+        if self.secret_file is not None:
+            argv += ["--secret-file", str(self.secret_file)]
         return ManagedProcess(name, argv, self.base_dir / f"{name}.log")
 
     async def start(self, ready_timeout: float = 30.0) -> None:
@@ -56,8 +60,9 @@ class RaftCluster:
     async def client(self, ready_timeout: float = 30.0) -> RaftCoordinator:
         """A connected non-voting client on every member; closed by `close()`."""
         try:
+            secret = self.secret_file.read_text().strip() if self.secret_file else None
             coord = await RaftCoordinator.open(
-                self.endpoints, timing=self.timing, ready_timeout=ready_timeout
+                self.endpoints, timing=self.timing, secret=secret, ready_timeout=ready_timeout
             )
         except CoordError as exc:
             raise CoordError(f"{exc}\nmember logs:\n{self._tails()}") from exc

@@ -1,0 +1,59 @@
+"""Bad input and unreachable peers on the embedded Raft backend."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from hakeeper.coord.raft import RaftCoordinator
+from hakeeper.errors import ConfigError, EngineMismatch, Unreachable
+from hakeeper.lab.processes import free_port
+from hakeeper.lab.raft_cluster import RaftCluster
+
+
+@pytest.mark.parametrize(
+    ("peers", "options", "message"),
+    [
+        ([], {}, "peer list is empty"),
+        (["127.0.0.1"], {}, "is not host:port"),
+        (["127.0.0.1:99999"], {}, "is not host:port"),
+        (["127.0.0.1:7001", "127.0.0.1:7001"], {}, "listed twice"),
+        (["127.0.0.1:7001"], {"self_address": "127.0.0.1:7002"}, "not in the peer list"),
+        (["127.0.0.1:7001"], {"self_address": "127.0.0.1:7001"}, "needs a data_dir"),
+        (["127.0.0.1:7001"], {"secret": " "}, "secret is empty"),
+    ],
+)
+def test_bad_peer_settings_are_refused_with_the_fix(
+    peers: list[str], options: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        RaftCoordinator(peers, **options)  # type: ignore[arg-type]
+
+
+async def test_no_running_peer_is_reported_unreachable_with_the_peers() -> None:
+    peers = [f"127.0.0.1:{free_port()}" for _ in range(3)]
+    started = time.monotonic()
+    with pytest.raises(Unreachable, match=peers[0]):
+        await RaftCoordinator.open(peers, ready_timeout=2.0)
+    assert time.monotonic() - started < 15
+
+
+@pytest.mark.slow
+async def test_a_client_with_another_peer_list_is_refused(tmp_path: Path) -> None:
+    async with RaftCluster(3, base_dir=tmp_path) as cluster:
+        other = [*cluster.endpoints, f"127.0.0.1:{free_port()}"]
+        with pytest.raises(EngineMismatch, match="disagrees"):
+            await RaftCoordinator.open(other, ready_timeout=15.0)
+
+
+@pytest.mark.slow
+async def test_members_with_a_shared_secret_form_a_cluster(tmp_path: Path) -> None:
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("s3cret\n")
+    cluster = RaftCluster(3, base_dir=tmp_path, secret_file=secret_file)
+    async with cluster:
+        client = await cluster.client()
+        await client.put("/enc", b"1")
+        assert (await client.get("/enc")) is not None
