@@ -12,5 +12,7 @@ app = typer.Typer(
 )
 
 from hakeeper.cli import coord as _coord  # noqa: E402
+from hakeeper.cli.demo import demo as _demo  # noqa: E402
 
 app.add_typer(_coord.app, name="coord")
+app.command(name="demo")(_demo)

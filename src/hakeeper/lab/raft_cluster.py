@@ -86,6 +86,9 @@ class RaftCluster:
     def pid(self, name: str) -> int | None:
         return self._procs[name].pid
 
+    def running(self, name: str) -> bool:
+        return self._procs[name].running
+
     def kill(self, name: str) -> None:
         self._procs[name].kill()
 
