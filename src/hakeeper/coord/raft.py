@@ -152,8 +152,11 @@ class RaftCoordinator:
             raftMinTimeout=timing.election_min,
             raftMaxTimeout=timing.election_max,
             leaderFallbackTimeout=timing.election_max,
-            connectionTimeout=2 * timing.election_max,
-            connectionRetryTime=timing.election_min,
+            # Followers exchange nothing in steady state; PySyncObj drops a link that reads
+            # nothing for connectionTimeout, and a vote request sent while it is down is
+            # lost, which turned one election into two. Keep links up, redial fast.
+            connectionTimeout=max(60.0, 20 * timing.election_max),
+            connectionRetryTime=max(timing.heartbeat, 0.05),
             commandsWaitLeader=True,
             journalFile=journal,
             fullDumpFile=dump,
@@ -161,6 +164,7 @@ class RaftCoordinator:
             logCompactionMinEntries=5000,
             logCompactionMinTime=60,
             password=self._secret,
+            onStateChanged=_log_state_change,
         )
         others = [p for p in self._peers if p != self._self]
         self._sync = SyncObj(self._self, others, conf, consumers=[self._state])
@@ -375,6 +379,15 @@ class RaftCoordinator:
             live = set(self._state.leases)
             for key in [k for k in pending if k[0] not in live]:
                 del pending[key]
+
+
+_RAFT_STATES = {0: "follower", 1: "candidate", 2: "leader"}
+
+
+def _log_state_change(old: int, new: int) -> None:
+    log.info(
+        "event=raft_state from=%s to=%s", _RAFT_STATES.get(old, old), _RAFT_STATES.get(new, new)
+    )
 
 
 def _settle(future: asyncio.Future[tuple[Any, int]], value: tuple[Any, int]) -> None:
