@@ -1,0 +1,253 @@
+"""A real etcd cluster on loopback: one ``etcd`` process per member, each with its own data
+dir and log under ``base_dir``.
+
+Offers the same methods as `hakeeper.lab.raft_cluster.RaftCluster` (names, endpoints, start,
+leader, kill, stop, restart, pid, client, close) so the contract suite, the benchmark and the
+demo need not know which engine runs. Only processes this object started are ever signalled,
+always by PID; ``close()`` (also on ``__aexit__``) kills and reaps every one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from pathlib import Path
+
+import aiohttp
+
+from hakeeper.coord.etcd import EtcdCoordinator
+from hakeeper.errors import CoordError
+from hakeeper.lab.processes import ManagedProcess, free_port
+
+_PROBE_TIMEOUT = aiohttp.ClientTimeout(total=1.0)
+
+
+class EtcdCluster:
+    backend = "etcd"
+
+    def __init__(
+        self,
+        size: int = 3,
+        *,
+        base_dir: Path,
+        heartbeat_ms: int = 100,
+        election_ms: int = 1000,
+        host: str = "127.0.0.1",
+        binary: str = "etcd",
+    ) -> None:
+        if not host.startswith("127."):
+            raise ValueError(f"lab clusters stay on loopback; {host} is not 127.0.0.0/8")
+        self.base_dir = base_dir
+        self.heartbeat_ms = heartbeat_ms
+        self.election_ms = election_ms
+        self.host = host
+        self.binary = binary
+        self.names = [f"e{i + 1}" for i in range(size)]
+        self.endpoints: list[str] = []
+        self._peer_urls: dict[str, str] = {}
+        self._client_urls: dict[str, str] = {}
+        self._token = ""
+        self._procs: dict[str, ManagedProcess] = {}
+        self._clients: list[EtcdCoordinator] = []
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self, ready_timeout: float = 30.0, attempts: int = 3) -> None:
+        """Start every member and wait until all report healthy.
+
+        A port picked free can be taken before etcd binds it; then the whole cluster is
+        started again on new ports (with a new token), up to ``attempts`` times.
+        """
+        for attempt in range(1, attempts + 1):
+            self._assign_ports()
+            for name in self.names:
+                self._launch(name, "new")
+            try:
+                await self._wait_healthy(ready_timeout)
+                return
+            except CoordError:
+                died = [n for n, p in self._procs.items() if not p.running]
+                await self._kill_all()
+                if attempt == attempts or not died:
+                    raise
+                for name in self.names:  # a failed bootstrap leaves a half-made data dir
+                    shutil.rmtree(self._dir(name) / "data", ignore_errors=True)
+
+    async def client(self) -> EtcdCoordinator:
+        """A connected coordinator on every member's endpoint; closed by `close()`."""
+        coord = await EtcdCoordinator.open(
+            self.endpoints,
+            election_timeout=self.election_ms / 1000,
+            heartbeat=self.heartbeat_ms / 1000,
+        )
+        self._clients.append(coord)
+        return coord
+
+    async def close(self) -> None:
+        """Close every client, then kill and reap every member still running."""
+        clients, self._clients = self._clients, []
+        for coord in clients:
+            await coord.close()
+        await self._kill_all()
+
+    async def __aenter__(self) -> EtcdCluster:
+        try:
+            await self.start()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- faults ---------------------------------------------------------------------------
+
+    def pid(self, name: str) -> int | None:
+        proc = self._procs.get(name)
+        return proc.pid if proc is not None and proc.running else None
+
+    def running(self, name: str) -> bool:
+        proc = self._procs.get(name)
+        return proc is not None and proc.running
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the member (a crash) and reap it."""
+        self._proc(name).kill()
+
+    async def stop(self, name: str) -> None:
+        await asyncio.to_thread(self._proc(name).kill)
+
+    async def restart(self, name: str, ready_timeout: float = 30.0) -> None:
+        """Start the member again on its data dir (``--initial-cluster-state existing``)."""
+        await self.stop(name)
+        self._launch(name, "existing")
+        await self._wait_member(name, ready_timeout, require_health=False)
+
+    async def leader(self, timeout: float = 30.0) -> str:
+        """The member every live member names as leader, and which says so itself."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with aiohttp.ClientSession(timeout=_PROBE_TIMEOUT) as session:
+            while loop.time() < deadline:
+                found = await self._agreed_leader(session)
+                if found is not None:
+                    return found
+                await asyncio.sleep(0.05)
+        raise CoordError(f"etcd: no leader agreed within {timeout:g}s\n{self.log_tails()}")
+
+    async def _agreed_leader(self, session: aiohttp.ClientSession) -> str | None:
+        live = [n for n in self.names if self.running(n)]
+        statuses = await asyncio.gather(*(self._status(session, n) for n in live))
+        ids = {s[0]: n for n, s in zip(live, statuses, strict=True) if s is not None}
+        leaders = {s[1] for s in statuses if s is not None}
+        if len(ids) * 2 <= len(self.names) or len(leaders) != 1:
+            return None
+        return ids.get(leaders.pop())
+
+    async def _status(self, session: aiohttp.ClientSession, name: str) -> tuple[str, str] | None:
+        """(member_id, leader id) as the member reports them, or None."""
+        try:
+            async with session.post(
+                self._client_urls[name] + "/v3/maintenance/status", json={}
+            ) as response:
+                body = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
+            return None
+        if not isinstance(body, dict):
+            return None
+        member = str((body.get("header") or {}).get("member_id") or "")
+        leader = str(body.get("leader") or "")
+        return (member, leader) if member and leader and leader != "0" else None
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _dir(self, name: str) -> Path:
+        return self.base_dir / name
+
+    def _proc(self, name: str) -> ManagedProcess:
+        try:
+            return self._procs[name]
+        except KeyError:
+            raise ValueError(f"no member {name!r} started; members: {self.names}") from None
+
+    def _assign_ports(self) -> None:
+        ports: set[int] = set()
+        while len(ports) < 2 * len(self.names):
+            ports.add(free_port(self.host))
+        pool = sorted(ports)
+        for i, name in enumerate(self.names):
+            self._client_urls[name] = f"http://{self.host}:{pool[2 * i]}"
+            self._peer_urls[name] = f"http://{self.host}:{pool[2 * i + 1]}"
+        self.endpoints = [self._client_urls[n] for n in self.names]
+        # A fresh token per start: a member of an old cluster still on these ports is refused.
+        self._token = f"hakeeper-lab-{uuid.uuid4().hex}"
+
+    def _argv(self, name: str, state: str) -> list[str]:
+        member_dir = self._dir(name)
+        initial = ",".join(f"{n}={self._peer_urls[n]}" for n in self.names)
+        return [
+            self.binary,
+            "--name", name,
+            "--data-dir", str(member_dir / "data"),
+            "--listen-client-urls", self._client_urls[name],
+            "--advertise-client-urls", self._client_urls[name],
+            "--listen-peer-urls", self._peer_urls[name],
+            "--initial-advertise-peer-urls", self._peer_urls[name],
+            "--initial-cluster", initial,
+            "--initial-cluster-token", self._token,
+            "--initial-cluster-state", state,
+            "--heartbeat-interval", str(self.heartbeat_ms),
+            "--election-timeout", str(self.election_ms),
+            "--logger", "zap",
+            "--log-outputs", str(member_dir / "etcd.log"),
+        ]  # fmt: skip
+
+    def _launch(self, name: str, state: str) -> None:
+        self._dir(name).mkdir(parents=True, exist_ok=True)
+        proc = ManagedProcess(name, self._argv(name, state), self._dir(name) / "stdout.log")
+        proc.start()
+        self._procs[name] = proc
+
+    async def _wait_healthy(self, timeout: float) -> None:
+        await asyncio.gather(*(self._wait_member(n, timeout) for n in self.names))
+
+    async def _wait_member(self, name: str, timeout: float, *, require_health: bool = True) -> None:
+        """Until GET /health says true (or, for a rejoining member, until it answers)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with aiohttp.ClientSession(timeout=_PROBE_TIMEOUT) as session:
+            while loop.time() < deadline:
+                if not self.running(name):
+                    raise CoordError(f"etcd member {name} exited:\n{self._tail(name)}")
+                if await self._healthy(session, name, require_health):
+                    return
+                await asyncio.sleep(0.1)
+        raise CoordError(f"etcd member {name} not healthy within {timeout:g}s:\n{self._tail(name)}")
+
+    async def _healthy(self, session: aiohttp.ClientSession, name: str, strict: bool) -> bool:
+        try:
+            async with session.get(self._client_urls[name] + "/health") as response:
+                body = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
+            return False
+        return not strict or (isinstance(body, dict) and str(body.get("health")) == "true")
+
+    async def _kill_all(self) -> None:
+        for proc in self._procs.values():
+            await asyncio.to_thread(proc.kill)
+
+    def _tail(self, name: str, lines: int = 20) -> str:
+        proc = self._procs.get(name)
+        zap = self._dir(name) / "etcd.log"
+        try:
+            log = "\n".join(zap.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            log = "(no etcd.log)"
+        out = proc.log_tail(lines) if proc is not None else ""
+        return f"--- {name} etcd.log ({zap})\n{log}\n--- {name} stdout/stderr\n{out}"
+
+    def log_tails(self) -> str:
+        """The end of every member's logs, for a failing test's message."""
+        return "\n".join(self._tail(n) for n in self.names)
