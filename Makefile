@@ -3,7 +3,7 @@
 VENV     := .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
-DEB_PKGS := etcd-server etcd-client
+DEB_PKGS := etcd-server etcd-client resource-agents
 
 .PHONY: demo test lint typecheck unit bench system-deps clean
 
@@ -21,7 +21,7 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	  else echo "not root: skipping Debian packages$$missing (etcd tests will skip)"; fi; \
+	  else echo "not root: skipping Debian packages$$missing (tests needing them will skip)"; fi; \
 	fi
 
 demo: $(STAMP)
