@@ -353,8 +353,8 @@ def measure(
 ) -> Report:
     """The measured report over ``[start, end]`` (default: first to last event).
 
-    `target` is the SLA target for services without their own (and for resources and nodes,
-    so their budget column means something); the services file's ``target`` comes first.
+    `target` is the SLA target for services without their own and for resources; the
+    services file's ``target`` comes first. Nodes and the quorum get no target.
     """
     services = services or Services()
     ordered = sort_events(events)
@@ -374,7 +374,12 @@ def measure(
         chosen = own_target if own_target is not None else default_target
         return stats_of(kind, name, timeline, lo, hi, chosen)
 
-    nodes = tuple(stats("node", node) for node in replay.names["node"])
+    # Nodes and quorum get no target: an SLA is promised for services (and the resources
+    # they are made of), and a node's own budget would flag every routine repair.
+    nodes = tuple(
+        stats_of("node", node, lines.get(f"node:{node}", Timeline()), lo, hi, None)
+        for node in replay.names["node"]
+    )
     resources = []
     for resource in replay.names["resource"]:
         base = stats("resource", resource)
@@ -400,9 +405,7 @@ def measure(
     service_stats = tuple(
         stats("service", rule.name, rule.target) for rule in services.services.values()
     )
-    quorum = stats_of(
-        "quorum", "cluster", lines.get("quorum:cluster", Timeline()), lo, hi, default_target
-    )
+    quorum = stats_of("quorum", "cluster", lines.get("quorum:cluster", Timeline()), lo, hi, None)
     fenced = [e for e in inside if isinstance(e, NodeFenced)]
     return Report(
         start=lo,

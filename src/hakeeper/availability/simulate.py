@@ -95,11 +95,12 @@ class Empirical:
 Distribution = Exponential | Fixed | Empirical
 
 
-def parse_distribution(text: str, what: str = "distribution") -> Distribution:
-    """``"2000h"`` or ``"exp:2000h"`` (exponential with that mean), ``"fixed:30s"``."""
+def parse_distribution(text: str, what: str = "distribution", bare: str = "exp") -> Distribution:
+    """``"exp:2000h"`` (exponential with that mean) or ``"fixed:30s"``; a bare duration is
+    `bare`: exponential for times to failure and repair, fixed for a failover time."""
     kind, _, value = text.partition(":")
     if not value:
-        return Exponential(parse_duration(kind, what))
+        kind, value = bare, kind
     if kind in ("exp", "exponential"):
         return Exponential(parse_duration(value, what))
     if kind == "fixed":
@@ -333,8 +334,8 @@ def simulate(
         model=model,
         trials=trials,
         seed=seed,
-        exclusive=summary("exclusive resource", [r.exclusive for r in runs]),
-        clone=summary(f"clone ({model.clone_required} of {model.nodes})", [r.clone for r in runs]),
+        exclusive=summary("exclusive", [r.exclusive for r in runs]),
+        clone=summary(f"clone {model.clone_required}-of-{model.nodes}", [r.clone for r in runs]),
         service=summary("service", [r.service for r in runs]),
         failovers=statistics.fmean(r.failovers for r in runs),
         quorum_losses=statistics.fmean(r.quorum_losses for r in runs),
@@ -354,7 +355,7 @@ def what_if(
     faster = replace(model, failover=model.failover.scaled(failover_factor))
     return [
         ("as configured", simulate(model, trials, seed, target)),
-        (f"{model.nodes + 1} nodes", simulate(more, trials, seed, target)),
+        (f"{more.nodes} nodes (q={more.quorum_size})", simulate(more, trials, seed, target)),
         (
             f"failover × {failover_factor:g}",
             simulate(faster, trials, seed, target),

@@ -110,7 +110,7 @@ def format_duration(seconds: float, parts: int = 3) -> str:
         return f"{seconds:.1f} s".replace(".0 s", " s")
     # Truncate to whole seconds: a budget shown is never more than the budget there is
     # (99.95 % monthly = 1314.9 s shows as 21 min 54 s, as SLA tables print it).
-    remaining = float(math.floor(seconds))
+    remaining = float(math.floor(round(seconds, 3)))  # round first: 1799.9999 is 30 min
     out: list[str] = []
     for name, size in (("y", YEAR), ("d", DAY), ("h", HOUR), ("min", MINUTE), ("s", SECOND)):
         count = int(remaining // size)

@@ -16,3 +16,6 @@ from hakeeper.cli.demo import demo as _demo  # noqa: E402
 
 app.add_typer(_coord.app, name="coord")
 app.command(name="demo")(_demo)
+from hakeeper.cli.availability import app as _availability_app  # noqa: E402
+
+app.add_typer(_availability_app, name="availability")
