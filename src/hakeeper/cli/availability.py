@@ -587,7 +587,7 @@ def _print_simulation(runs: list[tuple[str, simulate.Result]]) -> None:
         title=f"Downtime per {format_duration(m.horizon)} (mean ± 95 % CI, percentiles)",
         title_justify="left",
     )
-    for column in ("scenario", "what", "mean", "± 95%", "p50", "p95", "p99", "availability"):
+    for column in ("scenario", "what", "mean", "± 95%", "p50", "p95", "p99", "A"):
         table.add_column(column, justify="left" if column in ("scenario", "what") else "right")
     has_target = base.service.target is not None
     if has_target:
