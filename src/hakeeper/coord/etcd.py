@@ -77,10 +77,16 @@ class _EndpointFailed(Exception):
 class _StreamBroken(Exception):
     """A watch stream ended or went silent; the watch resumes on another endpoint."""
 
+    def __init__(self, reason: str, *, no_leader: bool = False) -> None:
+        super().__init__(reason)
+        self.no_leader = no_leader
+
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timed out"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect ({exc.os_error.strerror or exc.os_error})"
     return str(exc) or type(exc).__name__
 
 
@@ -177,6 +183,11 @@ class EtcdCoordinator:
     @property
     def endpoints(self) -> list[str]:
         return list(self._endpoints)
+
+    @property
+    def current_endpoint(self) -> str:
+        """The endpoint the next request (or watch stream) goes to first (diagnostic)."""
+        return self._endpoints[self._current]
 
     @property
     def min_ttl(self) -> float:
@@ -299,9 +310,15 @@ class EtcdCoordinator:
                 now = loop.time()
                 give_up_at = give_up_at or now + self._watch_reconnect_timeout
                 if now >= give_up_at:
-                    raise Unreachable(
+                    kind = NoQuorum if exc.no_leader else Unreachable
+                    raise kind(
                         f"etcd: watch on {prefix!r} could not be resumed at revision "
-                        f"{next_rev} within {self._watch_reconnect_timeout:g}s: {exc} — {_FIX}"
+                        f"{next_rev} within {self._watch_reconnect_timeout:g}s: {exc} — "
+                        + (
+                            "a majority of members must be up and connected"
+                            if exc.no_leader
+                            else _FIX
+                        )
                     ) from exc
                 self._rotate(self._current)
                 await asyncio.sleep(min(0.5, self._heartbeat * 2))
@@ -345,7 +362,7 @@ class EtcdCoordinator:
             raise Compacted(f"etcd {endpoint}: {failure.message}: re-read, then watch again")
         if failure.kind is CoordError:
             raise CoordError(f"etcd {endpoint} refused the watch: {failure.message}")
-        raise _StreamBroken(f"{endpoint}: {failure.message}")
+        raise _StreamBroken(f"{endpoint}: {failure.message}", no_leader=failure.kind is NoQuorum)
 
     async def _stream_objects(
         self, endpoint: str, response: aiohttp.ClientResponse

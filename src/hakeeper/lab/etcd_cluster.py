@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 import uuid
 from pathlib import Path
 
@@ -115,6 +116,13 @@ class EtcdCluster:
     def kill(self, name: str) -> None:
         """SIGKILL the member (a crash) and reap it."""
         self._proc(name).kill()
+
+    def pause(self, name: str) -> None:
+        """SIGSTOP the member: its sockets stay open but it answers nothing (a hung host)."""
+        self._proc(name).signal(signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        self._proc(name).signal(signal.SIGCONT)
 
     async def stop(self, name: str) -> None:
         await asyncio.to_thread(self._proc(name).kill)
