@@ -3,7 +3,7 @@
 VENV     := .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
-DEB_PKGS := etcd-server etcd-client resource-agents
+DEB_PKGS := etcd-server etcd-client resource-agents fence-agents
 
 .PHONY: demo test lint typecheck unit bench system-deps clean
 

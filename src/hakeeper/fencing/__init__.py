@@ -1,0 +1,1 @@
+"""Fencing: make sure a node that vanished is really off before its resources move."""

@@ -1,0 +1,153 @@
+"""Runs ClusterLabs fence agents (``fence_ipmilan``, ``fence_virsh``, ``fence_dummy``…) unchanged.
+
+The fence-agents protocol: ``key=value`` lines on stdin (the device's parameters, then
+``action=`` and the target as ``port=``/``plug=`` when the agent takes one), exit code as the
+verdict. For ``on``/``off``/``reboot``/``monitor``/``list`` 0 is success; for ``status`` 0 means
+on, 2 off, anything else that the device could not tell. An agent that outlives its timeout
+is killed with its whole process group and counts as a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import difflib
+import logging
+import os
+import signal
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from pathlib import Path
+
+from hakeeper.errors import ConfigError
+from hakeeper.fencing.device import AttemptResult, FenceAction, FenceDevice, PowerState
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SEARCH_PATH = ("/usr/sbin", "/sbin", "/usr/bin", "/usr/local/sbin")
+_OUTPUT_LIMIT = 2000
+
+
+class FenceAgentRunner:
+    """Resolves fence agents on disk, reads their metadata once, and runs their actions."""
+
+    def __init__(self, search_path: Sequence[str] = DEFAULT_SEARCH_PATH) -> None:
+        self._search_path = tuple(search_path)
+        self._parameters: dict[Path, frozenset[str]] = {}
+
+    def resolve(self, agent: str) -> Path:
+        """The agent's executable, or a ConfigError naming where it looked and close names."""
+        candidate = Path(agent)
+        if candidate.is_absolute():
+            if os.access(candidate, os.X_OK):
+                return candidate
+            raise ConfigError(f"fence agent {agent} does not exist or is not executable")
+        for folder in self._search_path:
+            path = Path(folder) / agent
+            if os.access(path, os.X_OK):
+                return path
+        known = sorted(
+            {p.name for f in self._search_path if Path(f).is_dir() for p in Path(f).glob("fence_*")}
+        )
+        close = difflib.get_close_matches(agent, known, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(
+            f"fence agent {agent!r} not found in {', '.join(self._search_path)}{hint}: "
+            "install Debian's fence-agents package or give the agent's full path"
+        )
+
+    async def parameters(self, device: FenceDevice) -> frozenset[str]:
+        """Parameter names the agent advertises in its metadata (cached per agent)."""
+        path = self.resolve(device.agent)
+        if path not in self._parameters:
+            code, out, err = await self._exec(path, ["action=metadata"], device.timeout)
+            if code != 0:
+                raise ConfigError(
+                    f"fence agent {path} failed to print its metadata (exit {code}): "
+                    f"{_tail(out + err)}"
+                )
+            self._parameters[path] = parse_metadata_parameters(out)
+        return self._parameters[path]
+
+    async def run(
+        self, device: FenceDevice, action: FenceAction, node: str | None
+    ) -> AttemptResult:
+        """One run of ``action`` against ``node`` (None for device-wide actions)."""
+        path = self.resolve(device.agent)
+        lines = [f"{key}={value}" for key, value in device.params.items()]
+        lines.append(f"action={action}")
+        target = ""
+        if node is not None:
+            target = device.target_of(node)
+            argument = await self._host_argument(device)
+            if argument is not None:
+                lines.append(f"{argument}={target}")
+        started = time.monotonic()
+        code, out, err = await self._exec(path, lines, device.timeout)
+        output = _tail(out + err)
+        duration = time.monotonic() - started
+        ok = code is not None and (code in (0, 2) if action == "status" else code == 0)
+        result = AttemptResult(device.name, action, target, ok, code, duration, output)
+        log.info(
+            "event=fence_attempt device=%s action=%s target=%s ok=%s exit=%s duration_ms=%.0f",
+            device.name, action, target or "-", ok, code, duration * 1000,
+        )  # fmt: skip
+        return result
+
+    async def power_state(self, device: FenceDevice, node: str) -> PowerState:
+        result = await self.run(device, "status", node)
+        return {0: PowerState.ON, 2: PowerState.OFF}.get(
+            result.exit_code if result.exit_code is not None else -1, PowerState.UNKNOWN
+        )
+
+    async def _host_argument(self, device: FenceDevice) -> str | None:
+        """Pacemaker's ``pcmk_host_argument``: ``port`` if advertised, else ``plug``, else
+        nothing (an agent like fence_dummy that fences one fixed machine)."""
+        if device.host_argument == "none":
+            return None
+        if device.host_argument != "auto":
+            return device.host_argument
+        advertised = await self.parameters(device)
+        for name in ("port", "plug"):
+            if name in advertised:
+                return name
+        return None
+
+    async def _exec(
+        self, path: Path, lines: list[str], timeout: float
+    ) -> tuple[int | None, str, str]:
+        """Run the agent with ``lines`` on stdin: (exit code or None on timeout, out, err)."""
+        proc = await asyncio.create_subprocess_exec(
+            str(path),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        payload = ("\n".join(lines) + "\n").encode()
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(payload), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), 5.0)
+            return None, "", f"killed after {timeout:g}s without an answer"
+        return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def _tail(text: str) -> str:
+    return text.strip()[-_OUTPUT_LIMIT:]
+
+
+def parse_metadata_parameters(xml_text: str) -> frozenset[str]:
+    """Parameter names from a fence agent's ``metadata`` XML."""
+    start = xml_text.find("<?xml")
+    if start < 0:
+        start = xml_text.find("<resource-agent")
+    try:
+        root = ET.fromstring(xml_text[max(start, 0) :].strip())
+    except ET.ParseError as exc:
+        raise ConfigError(f"fence agent metadata is not XML: {exc}") from exc
+    return frozenset(p.get("name", "") for p in root.iter("parameter") if p.get("name"))

@@ -1,0 +1,108 @@
+"""The fence-agents protocol against Debian's real fence_dummy and a recording stub."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from hakeeper.errors import ConfigError
+from hakeeper.fencing.device import FenceDevice, PowerState
+from hakeeper.fencing.fence_agents import FenceAgentRunner, parse_metadata_parameters
+from tests.conftest import require_binary
+
+STUB_METADATA = """<?xml version="1.0" ?>
+<resource-agent name="fence_stub"><parameters>
+<parameter name="action"/><parameter name="port"/><parameter name="ipaddr"/>
+</parameters></resource-agent>"""
+
+
+def alive(pid: int) -> bool:
+    """Running, as opposed to gone or a zombie nobody reaped yet."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def stub_agent(folder: Path, body: str) -> Path:
+    """A fence agent that prints metadata when asked and otherwise runs ``body``."""
+    path = folder / "fence_stub"
+    path.write_text(
+        "#!/bin/sh\n"
+        "input=$(cat)\n"
+        'case "$input" in *action=metadata*) cat <<EOF\n'
+        f"{STUB_METADATA}\nEOF\n"
+        "exit 0;; esac\n"
+        f"{body}\n"
+    )
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return path
+
+
+@pytest.fixture
+def dummy_state(tmp_path: Path) -> Path:
+    require_binary("fence_dummy", "fence-agents")
+    status = tmp_path / "status"
+    status.write_text("on")  # fence_dummy compares the file's text exactly
+    return status
+
+
+def dummy(status: Path) -> FenceDevice:
+    return FenceDevice("dummy", "fence_dummy", params={"type": "file", "status_file": str(status)})
+
+
+async def test_real_fence_dummy_powers_off_and_reports_it(dummy_state: Path) -> None:
+    runner = FenceAgentRunner()
+    device = dummy(dummy_state)
+    assert await runner.power_state(device, "n1") is PowerState.ON
+    result = await runner.run(device, "off", "n1")
+    assert result.ok, result.output_tail
+    assert await runner.power_state(device, "n1") is PowerState.OFF
+    assert (await runner.run(device, "on", "n1")).ok
+    assert await runner.power_state(device, "n1") is PowerState.ON
+
+
+async def test_real_fence_dummy_gets_no_target_argument(dummy_state: Path) -> None:
+    result = await FenceAgentRunner().run(dummy(dummy_state), "monitor", "n1")
+    assert result.ok
+    assert "Ignoring unknown option" not in result.output_tail
+
+
+async def test_the_agent_reads_params_action_and_port_on_stdin(tmp_path: Path) -> None:
+    record = tmp_path / "stdin"
+    stub_agent(tmp_path, f'printf "%s" "$input" > {record}; exit 0')
+    device = FenceDevice("stub", "fence_stub", params={"ipaddr": "10.0.0.9"}, host_map={"n1": "7"})
+    result = await FenceAgentRunner([str(tmp_path)]).run(device, "off", "n1")
+    assert result.ok
+    assert record.read_text().splitlines() == ["ipaddr=10.0.0.9", "action=off", "port=7"]
+
+
+async def test_status_exit_codes_map_to_power_states(tmp_path: Path) -> None:
+    runner = FenceAgentRunner([str(tmp_path)])
+    device = FenceDevice("stub", "fence_stub")
+    for code, state in ((0, PowerState.ON), (2, PowerState.OFF), (1, PowerState.UNKNOWN)):
+        stub_agent(tmp_path, f"exit {code}")
+        assert await runner.power_state(device, "n1") is state
+
+
+async def test_an_agent_past_its_timeout_is_killed_with_its_children(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    stub_agent(tmp_path, f"sleep 60 & echo $! > {pids}; wait")
+    device = FenceDevice("stub", "fence_stub", timeout=1.0)
+    result = await FenceAgentRunner([str(tmp_path)]).run(device, "off", "n1")
+    assert not result.ok
+    assert result.exit_code is None
+    assert not alive(int(pids.read_text()))
+
+
+def test_a_missing_agent_is_named_with_close_matches() -> None:
+    require_binary("fence_dummy", "fence-agents")
+    with pytest.raises(ConfigError, match="did you mean fence_dummy"):
+        FenceAgentRunner().resolve("fence_dumy")
+
+
+def test_metadata_parameters_are_read_from_the_xml() -> None:
+    assert parse_metadata_parameters(STUB_METADATA) == {"action", "port", "ipaddr"}
