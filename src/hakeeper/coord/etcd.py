@@ -139,25 +139,30 @@ class EtcdCoordinator:
         if self._session is None:
             self._session = aiohttp.ClientSession(raise_for_status=False)
         answers = await asyncio.gather(*(self._probe(ep) for ep in self._endpoints))
-        failures = [f"{ep}: {err}" for ep, err in zip(self._endpoints, answers, strict=True) if err]
+        failures = [
+            f"{ep}: {answer}"
+            for ep, answer in zip(self._endpoints, answers, strict=True)
+            if isinstance(answer, str)
+        ]
         if len(failures) == len(self._endpoints):
             raise Unreachable(
                 f"etcd: no endpoint answered within {self._request_timeout:g}s: "
                 f"{'; '.join(failures)} — {_FIX}"
             )
-        self._current = next(i for i, err in enumerate(answers) if err is None)
+        # Checked only after every probe finished, so no probe outlives a failed connect.
+        for endpoint, answer in zip(self._endpoints, answers, strict=True):
+            if not isinstance(answer, str):
+                self._check_cluster(endpoint, answer)
+        self._current = next(i for i, answer in enumerate(answers) if not isinstance(answer, str))
 
-    async def _probe(self, endpoint: str) -> str | None:
-        """None if ``endpoint`` answered (and its cluster id was recorded), else why not."""
+    async def _probe(self, endpoint: str) -> Json | str:
+        """The member's status answer, or why it gave none."""
         try:
             body = await self._post_one(endpoint, "/maintenance/status", {})
         except _EndpointFailed as exc:
             return exc.reason
         failure = find_error(body)
-        if failure is not None:
-            return failure.message
-        self._check_cluster(endpoint, body)
-        return None
+        return body if failure is None else failure.message
 
     async def close(self) -> None:
         """Close the session (and with it every open watch stream). Idempotent."""
@@ -224,9 +229,12 @@ class EtcdCoordinator:
     async def keepalive(self, lease: Lease) -> bool:
         """Renew for the granted TTL from when the etcd leader applies it. False once the lease
         is gone; `NoQuorum`/`Unreachable` when no member can reach a leader."""
-        body = await self._post(
-            "/lease/keepalive", {"ID": str(lease.id)}, idempotent=True, stream=True
-        )
+        try:
+            body = await self._post(
+                "/lease/keepalive", {"ID": str(lease.id)}, idempotent=True, stream=True
+            )
+        except LeaseExpired:  # etcd 3.4 answers TTL 0, but a gone lease is never an error
+            return False
         return int64(body, "TTL") > 0
 
     async def revoke(self, lease: Lease) -> None:
@@ -352,8 +360,8 @@ class EtcdCoordinator:
                         )
                     if message.canceled:
                         raise _StreamBroken(f"{endpoint}: watch canceled: {message.cancel_reason}")
-                    if message.events:
-                        yield message
+                    if message.events or message.created:
+                        yield message  # created too: it proves the reconnect worked
         finally:
             response.close()
 
