@@ -62,6 +62,7 @@ from hakeeper.errors import (
 _LEADER_HEADER = {"Grpc-Metadata-hasleader": "true"}
 _TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError, OSError, ValueError)
 _FIX = "check that etcd runs and that --listen-client-urls includes these"
+_QUORUM_FIX = "a majority of members must be up and connected"
 
 
 class _EndpointFailed(Exception):
@@ -318,15 +319,10 @@ class EtcdCoordinator:
                 now = loop.time()
                 give_up_at = give_up_at or now + self._watch_reconnect_timeout
                 if now >= give_up_at:
-                    kind = NoQuorum if exc.no_leader else Unreachable
+                    kind, fix = (NoQuorum, _QUORUM_FIX) if exc.no_leader else (Unreachable, _FIX)
                     raise kind(
                         f"etcd: watch on {prefix!r} could not be resumed at revision "
-                        f"{next_rev} within {self._watch_reconnect_timeout:g}s: {exc} — "
-                        + (
-                            "a majority of members must be up and connected"
-                            if exc.no_leader
-                            else _FIX
-                        )
+                        f"{next_rev} within {self._watch_reconnect_timeout:g}s: {exc} — {fix}"
                     ) from exc
                 self._rotate(self._current)
                 await asyncio.sleep(min(0.5, self._heartbeat * 2))
@@ -452,7 +448,7 @@ class EtcdCoordinator:
         if no_quorum is not None:
             raise NoQuorum(
                 f"etcd: no member could reach a leader for {path}: {'; '.join(tried)} — "
-                "a majority of members must be up and connected"
+                f"{_QUORUM_FIX}"
             )
         raise Unreachable(
             f"etcd: no endpoint answered {path}: {'; '.join(tried)} — {_FIX}"
@@ -547,5 +543,5 @@ def _hint(failure: EtcdFailure) -> str:
     if failure.kind is Compacted:
         return ": that history was compacted; read the current state instead"
     if failure.kind is NoQuorum:
-        return ": a majority of members must be up and connected"
+        return f": {_QUORUM_FIX}"
     return ""
