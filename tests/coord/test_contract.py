@@ -37,6 +37,11 @@ async def eventually(call: Callable[[], Awaitable[T]], deadline: float = 20.0) -
             await asyncio.sleep(0.05)
 
 
+async def create(coord: Coordinator, key: str, value: bytes = b"x") -> None:
+    """Write ``key`` once: a retry after an ambiguous failure must not write it again."""
+    await coord.txn([Cmp(key, "create_revision", "==", 0)], [Put(key, value)])
+
+
 async def test_put_get_range_delete(coord: Coordinator) -> None:
     first = await coord.put("/t/a", b"1")
     second = await coord.put("/t/b", b"2")
@@ -256,7 +261,7 @@ async def test_watch_resumes_after_the_leader_is_killed(
         await writer.put(f"/s/{i}", b"x")
     engine.kill(await engine.leader())
     for i in range(10, 20):
-        await eventually(lambda i=i: writer.put(f"/s/{i}", b"x"))
+        await eventually(lambda i=i: create(writer, f"/s/{i}"))
 
     events = await asyncio.wait_for(watcher, 30)
 
