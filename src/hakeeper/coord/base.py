@@ -11,6 +11,11 @@ Three outcomes per call, never blurred:
 * engine trouble — an exception from `hakeeper.errors.CoordError` (``NoQuorum`` when the engine
   answers but cannot commit, ``Unreachable`` when nothing answers in time).
 
+A write that raised has an unknown outcome: it may still be applied later (it reached a
+leader that committed it after the caller gave up). Re-read before retrying, or make the
+retry conditional (``Cmp(key, "create_revision", "==", 0)``, a revision compare) so that it
+cannot apply twice.
+
 Atomicity and timing:
 
 * Each ``txn`` is atomic and linearizable: its compares and its ops see one revision; a txn
@@ -37,7 +42,8 @@ CmpOp = Literal["==", "!=", "<", ">"]
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """A granted lease: its engine id and the TTL the engine actually granted (seconds)."""
+    """A granted lease: its engine id and the TTL the engine actually granted (seconds; etcd
+    grants whole seconds, so it may be rounded up from what was asked)."""
 
     id: int
     ttl: float
@@ -183,7 +189,8 @@ class Coordinator(Protocol):
         ...
 
     async def has_quorum(self) -> bool:
-        """True if the engine can commit right now; answers within one election timeout."""
+        """True if the engine can commit right now; never raises, and answers within about
+        two election timeouts even when nothing answers."""
         ...
 
     async def revision(self) -> int:
