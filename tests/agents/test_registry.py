@@ -1,0 +1,42 @@
+"""make_agent: scheme table, malformed specs, names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hakeeper.agents import AGENT_SCHEMES, ResourceAgent, make_agent
+from hakeeper.agents.registry import agent_factory
+from hakeeper.errors import ConfigError
+
+
+def test_unknown_scheme_lists_the_known_ones(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown resource agent 'docker:web'.*ocf:<provider>"):
+        make_agent("docker:web", "web", {}, {}, state_dir=tmp_path)
+
+
+def test_process_takes_no_target(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="write just 'process'"):
+        make_agent("process:web", "web", {"command": "x"}, {}, state_dir=tmp_path)
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "../x", "has space"])
+def test_bad_instance_names(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ConfigError, match="resource name"):
+        make_agent("process", name, {"command": "x"}, {}, state_dir=tmp_path)
+
+
+def test_clone_instance_names_are_accepted(tmp_path: Path) -> None:
+    agent = make_agent("process", "web:2", {"command": "x"}, {}, state_dir=tmp_path)
+    assert agent.instance == "web:2"
+
+
+@pytest.mark.parametrize("scheme", sorted(AGENT_SCHEMES))
+def test_every_registered_scheme_imports(scheme: str) -> None:
+    assert callable(agent_factory(scheme).from_spec)
+
+
+def test_process_agent_satisfies_the_protocol(tmp_path: Path) -> None:
+    agent = make_agent("process", "web", {"command": "x"}, {}, state_dir=tmp_path)
+    assert isinstance(agent, ResourceAgent)
