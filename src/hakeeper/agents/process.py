@@ -358,7 +358,12 @@ class ProcessAgent:
             exit_code = child.wait(timeout=5.0)
             self._child = None
             return result(OcfRc.ERR_GENERIC, f"exited with code {exit_code} right after start")
-        self._record(Running(child.pid, start_time, self.config.argv, time.time()))
+        try:
+            self._record(Running(child.pid, start_time, self.config.argv, time.time()))
+        except OSError as exc:
+            # Unrecorded, a restarted hakeeper could not find it again: do not leave it running.
+            await self._terminate(child.pid, deadline=time.monotonic() + 5.0, term_wait=0.0)
+            return result(OcfRc.ERR_PERM, f"cannot write {self.state_file}: {exc.strerror}")
 
         await asyncio.sleep(min(START_SETTLE, req.timeout / 4))
         reason = ""
