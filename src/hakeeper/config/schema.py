@@ -1,0 +1,206 @@
+"""The cluster file's schema: pydantic v2 models, frozen, unknown keys refused.
+
+Reference checks that span sections (a constraint naming a resource that does not exist,
+cycles) live in `hakeeper.config.checks`; turning the result into the plain model the
+scheduler reads lives in `hakeeper.config.loader.to_spec`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from hakeeper.errors import ConfigError
+from hakeeper.model.scores import parse_score
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: object) -> float:
+    """``"5s"``, ``"500ms"``, ``"2m"``, ``"1h"`` or a number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration (use 5s, 500ms)")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"{value} is negative (use 0 or more, e.g. 5s, 500ms)")
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return float(match.group(1)) * _UNIT[match.group(2)]
+        raise ValueError(f'"{value}" is not a duration (use 5s, 500ms)')
+    raise ValueError(f"{value!r} is not a duration (use 5s, 500ms)")
+
+
+def _score(value: object) -> int:
+    try:
+        return parse_score(value)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+
+
+_AGENT = re.compile(
+    r"^(process|vip|balancer|sessions|ocf:[\w.-]+:[\w.-]+|systemd:[\w@.:-]+|lsb:[\w.-]+)$"
+)
+
+
+def _agent(value: object) -> object:
+    if isinstance(value, str) and not _AGENT.match(value):
+        raise ValueError(
+            f'"{value}" is not an agent (use process, vip, balancer, sessions, '
+            "ocf:<provider>:<type>, systemd:<unit> or lsb:<script>)"
+        )
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Score = Annotated[int, BeforeValidator(_score)]
+Agent = Annotated[str, BeforeValidator(_agent)]
+TargetRole = Literal["started", "stopped", "unpromoted"]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ClusterSection(Section):
+    name: str = "hakeeper"
+    profile: Literal["fast", "default", "wan"] = "default"
+    no_quorum_policy: Literal["stop", "freeze", "ignore"] = "stop"
+    fencing: bool = True
+    failback: Literal["auto", "manual"] = "auto"
+    stickiness: Score | None = None
+
+
+class CoordinationSection(Section):
+    backend: Literal["raft", "etcd"] = "raft"
+    secret: str | None = None
+    raft_port: int = Field(default=7480, ge=1, le=65535)
+    endpoints: list[str] = []
+
+    @model_validator(mode="after")
+    def _endpoints_match_backend(self) -> CoordinationSection:
+        if self.backend == "etcd" and not self.endpoints:
+            raise ValueError('backend "etcd" needs endpoints = ["http://10.0.0.1:2379", ...]')
+        if self.backend == "raft" and self.endpoints:
+            raise ValueError(
+                'endpoints are for backend "etcd"; the raft backend derives its peers from '
+                "each node's address and raft_port"
+            )
+        return self
+
+
+class NodeSection(Section):
+    address: str | None = None
+    raft_port: int | None = Field(default=None, ge=1, le=65535)
+    attributes: dict[str, str] = {}
+    standby: bool = False
+    maintenance: bool = False
+    watchdog: bool = False
+
+
+class OpSection(Section):
+    interval: Duration = 0.0
+    timeout: Duration = 20.0
+
+
+OpName = Literal["monitor", "start", "stop", "promote", "demote"]
+
+
+class ResourceSection(Section):
+    agent: Agent
+    params: dict[str, Any] = {}
+    ops: dict[OpName, OpSection] = {}
+    stickiness: Score | None = None
+    migration_threshold: int = Field(default=0, ge=0)
+    failure_timeout: Duration = 0.0
+    on_fail: Literal["restart", "stop", "fence", "standby", "ignore", "block"] = "restart"
+    exclusive: bool = True
+    priority: int = 0
+    target_role: TargetRole = "started"
+
+
+class GroupSection(Section):
+    members: list[str] = Field(min_length=1)
+    stickiness: Score | None = None
+    priority: int = 0
+    target_role: TargetRole = "started"
+
+
+class CloneSection(Section):
+    resource: str
+    max: int | None = Field(default=None, ge=1)
+    max_per_node: int = Field(default=1, ge=1)
+    promotable: bool = False
+    stickiness: Score | None = None
+    priority: int = 0
+    target_role: TargetRole = "started"
+
+
+class LocationSection(Section):
+    resource: str
+    score: Score
+    node: str | None = None
+    attribute: str | None = None
+    value: str | None = None
+    role: Literal["any", "primary"] = "any"
+
+    @model_validator(mode="after")
+    def _one_target(self) -> LocationSection:
+        by_attr = self.attribute is not None or self.value is not None
+        if (self.node is None) == (not by_attr):
+            raise ValueError(
+                'give either node = "n1" or attribute = "rack" with value = "a", not both'
+            )
+        if by_attr and (self.attribute is None or self.value is None):
+            raise ValueError("an attribute rule needs both attribute and value")
+        return self
+
+
+class ColocationSection(Section):
+    resource: str
+    with_resource: str = Field(alias="with")
+    score: Score = 1_000_000
+    with_role: Literal["any", "primary"] = "any"
+
+
+class OrderSection(Section):
+    first: str
+    then: str
+    first_action: Literal["start", "promote"] = "start"
+    then_action: Literal["start", "promote"] = "start"
+
+
+class ConstraintsSection(Section):
+    location: list[LocationSection] = []
+    colocation: list[ColocationSection] = []
+    order: list[OrderSection] = []
+
+
+class FenceDeviceSection(Section):
+    agent: str
+    params: dict[str, Any] = {}
+    hosts: dict[str, str] = {}
+
+
+class FencingSection(Section):
+    watchdog: bool = False
+    devices: dict[str, FenceDeviceSection] = {}
+
+
+class ClusterFile(Section):
+    """The whole file. ``balancer`` and ``sessions`` are reserved: accepted, not yet read."""
+
+    cluster: ClusterSection = ClusterSection()
+    coordination: CoordinationSection = CoordinationSection()
+    nodes: dict[str, NodeSection] = Field(min_length=1)
+    resources: dict[str, ResourceSection] = {}
+    groups: dict[str, GroupSection] = {}
+    clones: dict[str, CloneSection] = {}
+    constraints: ConstraintsSection = ConstraintsSection()
+    fencing: FencingSection = FencingSection()
+    balancer: dict[str, Any] | None = None
+    sessions: dict[str, Any] | None = None

@@ -1,0 +1,218 @@
+"""The cluster as configured: nodes, resources, clones, groups, constraints, options.
+
+Plain frozen data built by `hakeeper.config` from the cluster file (or by tests directly).
+The scheduler reads it together with a `hakeeper.model.state.ClusterState` snapshot.
+
+Names: every primitive, group and clone has an id unique across all three. Constraints
+name *top-level* ids: a primitive that is in no group or clone, a group that is in no clone,
+or a clone. Scores are ints (see `hakeeper.model.scores`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+OnFail = Literal["restart", "stop", "fence", "standby", "ignore", "block"]
+NoQuorumPolicy = Literal["stop", "freeze", "ignore"]
+TargetRole = Literal["started", "stopped", "unpromoted"]
+Failback = Literal["auto", "manual"]
+CoordBackend = Literal["raft", "etcd"]
+OrderAction = Literal["start", "promote"]
+RoleFilter = Literal["any", "primary"]
+
+ON_FAIL: tuple[OnFail, ...] = ("restart", "stop", "fence", "standby", "ignore", "block")
+
+#: Stickiness every resource gets by default with ``failback = "manual"``: it outweighs any
+#: finite location preference an operator is likely to write, and loses to ``inf`` (a move
+#: from the CLI, or a ban).
+MANUAL_FAILBACK_STICKINESS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """A resource operation. ``interval`` 0 means a one-off (start, stop, promote...)."""
+
+    name: str
+    interval: float = 0.0
+    timeout: float = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """Per-resource policy. ``stickiness`` None means the cluster default (from failback).
+
+    ``migration_threshold`` 0 means never move for failures (Pacemaker's INFINITY);
+    ``failure_timeout`` 0 means fail counts never expire on their own.
+    """
+
+    stickiness: int | None = None
+    migration_threshold: int = 0
+    failure_timeout: float = 0.0
+    on_fail: OnFail = "restart"
+    exclusive: bool = True
+    priority: int = 0
+    target_role: TargetRole = "started"
+
+
+@dataclass(frozen=True, slots=True)
+class Primitive:
+    id: str
+    agent: str
+    params: Mapping[str, object] = field(default_factory=dict)
+    ops: tuple[Op, ...] = ()
+    meta: Meta = Meta()
+
+    def op(self, name: str) -> Op | None:
+        return next((op for op in self.ops if op.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Members start in order on one node and stop in reverse order."""
+
+    id: str
+    members: tuple[str, ...]
+    stickiness: int | None = None
+    priority: int = 0
+    target_role: TargetRole = "started"
+
+
+@dataclass(frozen=True, slots=True)
+class Clone:
+    """Copies of a primitive or group. ``max`` None means one per node in the config.
+
+    ``promotable``: one instance is the primary, the others replicas (Pacemaker's
+    promotable clone with promoted-max 1).
+    """
+
+    id: str
+    child: str
+    max: int | None = None
+    max_per_node: int = 1
+    promotable: bool = False
+    stickiness: int | None = None
+    priority: int = 0
+    target_role: TargetRole = "started"
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Score of ``resource`` on ``node``, or on every node whose ``attribute`` is ``value``.
+
+    ``role = "primary"`` scores where a promotable clone's primary goes, not its replicas.
+    """
+
+    resource: str
+    score: int
+    node: str | None = None
+    attribute: str | None = None
+    value: str | None = None
+    role: RoleFilter = "any"
+    id: str = ""
+
+    def matches(self, node: str, attributes: Mapping[str, str]) -> bool:
+        if self.node is not None:
+            return self.node == node
+        return self.attribute is not None and attributes.get(self.attribute) == self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Colocation:
+    """Place ``resource`` relative to where ``with_resource`` is (``inf``: only there)."""
+
+    resource: str
+    with_resource: str
+    score: int
+    with_role: RoleFilter = "any"
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """``first`` is started (or promoted) before ``then``; stops go the other way round."""
+
+    first: str
+    then: str
+    first_action: OrderAction = "start"
+    then_action: OrderAction = "start"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSpec:
+    name: str
+    address: str = "127.0.0.1"
+    raft_port: int = 7480
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    standby: bool = False
+    maintenance: bool = False
+    watchdog: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FenceDevice:
+    name: str
+    agent: str
+    params: Mapping[str, object] = field(default_factory=dict)
+    hosts: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Coordination:
+    backend: CoordBackend = "raft"
+    secret: str | None = None
+    endpoints: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterOptions:
+    name: str = "hakeeper"
+    profile: str = "default"
+    no_quorum_policy: NoQuorumPolicy = "stop"
+    fencing: bool = True
+    failback: Failback = "auto"
+    stickiness: int | None = None
+
+    @property
+    def default_stickiness(self) -> int:
+        if self.stickiness is not None:
+            return self.stickiness
+        return MANUAL_FAILBACK_STICKINESS if self.failback == "manual" else 0
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSpec:
+    options: ClusterOptions = ClusterOptions()
+    nodes: tuple[NodeSpec, ...] = ()
+    primitives: tuple[Primitive, ...] = ()
+    groups: tuple[Group, ...] = ()
+    clones: tuple[Clone, ...] = ()
+    locations: tuple[Location, ...] = ()
+    colocations: tuple[Colocation, ...] = ()
+    orders: tuple[Order, ...] = ()
+    coordination: Coordination = Coordination()
+    fence_devices: tuple[FenceDevice, ...] = ()
+    watchdog: bool = False
+
+    def node(self, name: str) -> NodeSpec | None:
+        return next((n for n in self.nodes if n.name == name), None)
+
+    def primitive(self, rid: str) -> Primitive | None:
+        return next((p for p in self.primitives if p.id == rid), None)
+
+    def top_level(self, rid: str) -> str:
+        """The id constraints use for ``rid``: its clone, else its group, else itself."""
+        for group in self.groups:
+            if rid in group.members:
+                rid = group.id
+                break
+        for clone in self.clones:
+            if clone.child == rid:
+                return clone.id
+        return rid
+
+    def top_level_ids(self) -> tuple[str, ...]:
+        inner = {m for g in self.groups for m in g.members} | {c.child for c in self.clones}
+        ids = [p.id for p in self.primitives] + [g.id for g in self.groups]
+        ids += [c.id for c in self.clones]
+        return tuple(i for i in ids if i not in inner)
