@@ -19,3 +19,8 @@ app.command(name="demo")(_demo)
 from hakeeper.cli.availability import app as _availability_app  # noqa: E402
 
 app.add_typer(_availability_app, name="availability")
+from hakeeper.cli import config_cmd as _config_cmd  # noqa: E402
+from hakeeper.cli.plan import plan as _plan  # noqa: E402
+
+app.command(name="plan")(_plan)
+app.add_typer(_config_cmd.app, name="config")
