@@ -1,0 +1,214 @@
+"""The cluster file: what it accepts, and that every refusal names the key and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hakeeper.config import load, parse, parse_duration, to_spec, warnings
+from hakeeper.errors import ConfigError
+from hakeeper.model.cluster import MANUAL_FAILBACK_STICKINESS
+from hakeeper.model.scores import INF
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "cluster" / "cluster.toml"
+
+
+def minimal(**sections: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {"nodes": {"n1": {}, "n2": {}, "n3": {}}}
+    doc.update(sections)
+    return doc
+
+
+def error(doc: dict[str, Any]) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse(doc, source="cluster.toml")
+    return str(info.value)
+
+
+def test_the_example_loads_into_the_model() -> None:
+    spec = to_spec(load(EXAMPLE))
+    assert [n.name for n in spec.nodes] == ["n1", "n2", "n3"]
+    assert spec.options.failback == "manual"
+    assert {c.id for c in spec.clones} == {"db", "web-clone"}
+
+
+def test_a_bad_duration_names_file_key_and_fix() -> None:
+    doc = minimal(resources={"web": {"agent": "process", "ops": {"monitor": {"interval": "5x"}}}})
+    assert error(doc) == (
+        'cluster.toml: resources.web.ops.monitor.interval: "5x" is not a duration (use 5s, 500ms)'
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("5s", 5.0), ("500ms", 0.5), ("2m", 120.0), ("1h", 3600.0), (3, 3.0)]
+)
+def test_durations(text: str | int, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+def test_a_misspelt_key_suggests_the_right_one() -> None:
+    doc = minimal(resources={"web": {"agent": "process", "stikiness": 10}})
+    assert 'resources.web.stikiness: unknown key (did you mean "stickiness"?)' in error(doc)
+
+
+def test_a_bad_choice_lists_the_allowed_values() -> None:
+    doc = minimal(resources={"web": {"agent": "process", "on_fail": "reboot"}})
+    assert 'resources.web.on_fail: "reboot" is not one of restart, stop, fence' in error(doc)
+
+
+def test_a_bad_agent_lists_the_agent_forms() -> None:
+    doc = minimal(resources={"web": {"agent": "docker"}})
+    assert "ocf:<provider>:<type>" in error(doc)
+
+
+def test_scores_accept_inf_words_and_integers() -> None:
+    doc = minimal(
+        resources={"web": {"agent": "process"}},
+        constraints={
+            "location": [
+                {"resource": "web", "node": "n1", "score": "inf"},
+                {"resource": "web", "node": "n2", "score": "-inf"},
+                {"resource": "web", "node": "n3", "score": 25},
+            ]
+        },
+    )
+    spec = to_spec(parse(doc))
+    assert [loc.score for loc in spec.locations] == [INF, -INF, 25]
+
+
+def test_a_bad_score_says_what_a_score_is() -> None:
+    doc = minimal(
+        resources={"web": {"agent": "process"}},
+        constraints={"location": [{"resource": "web", "node": "n1", "score": "lots"}]},
+    )
+    assert "constraints.location[0].score: 'lots' is not a score (use an integer" in error(doc)
+
+
+def test_a_colocation_naming_a_missing_resource_is_refused() -> None:
+    doc = minimal(
+        resources={"web": {"agent": "process"}},
+        constraints={"colocation": [{"resource": "web", "with": "ip"}]},
+    )
+    assert 'constraints.colocation[0].with: "ip" does not exist' in error(doc)
+
+
+def test_a_resource_in_two_groups_is_refused() -> None:
+    doc = minimal(
+        resources={"a": {"agent": "process"}, "b": {"agent": "process"}},
+        groups={"g1": {"members": ["a", "b"]}, "g2": {"members": ["b"]}},
+    )
+    assert 'groups.g2.members[0]: "b" is already a member of group g1' in error(doc)
+
+
+def test_an_order_cycle_is_refused_with_the_cycle() -> None:
+    doc = minimal(
+        resources={x: {"agent": "process"} for x in "abc"},
+        constraints={
+            "order": [
+                {"first": "a", "then": "b"},
+                {"first": "b", "then": "c"},
+                {"first": "c", "then": "a"},
+            ]
+        },
+    )
+    assert "constraints.order: order cycle a then b then c then a" in error(doc)
+
+
+def test_a_colocation_cycle_is_refused() -> None:
+    doc = minimal(
+        resources={x: {"agent": "process"} for x in "ab"},
+        constraints={
+            "colocation": [{"resource": "a", "with": "b"}, {"resource": "b", "with": "a"}]
+        },
+    )
+    assert "colocation cycle" in error(doc)
+
+
+def test_constraining_a_group_member_points_at_the_group() -> None:
+    doc = minimal(
+        resources={"a": {"agent": "process"}, "b": {"agent": "process"}},
+        groups={"g": {"members": ["a", "b"]}},
+        constraints={"location": [{"resource": "a", "node": "n1", "score": 5}]},
+    )
+    assert '"a" is inside g; constrain g instead' in error(doc)
+
+
+def test_a_location_on_an_unknown_node_is_refused() -> None:
+    doc = minimal(
+        resources={"a": {"agent": "process"}},
+        constraints={"location": [{"resource": "a", "node": "n9", "score": 5}]},
+    )
+    assert 'constraints.location[0].node: "n9" is not a node' in error(doc)
+
+
+def test_a_primary_role_needs_a_promotable_clone() -> None:
+    doc = minimal(
+        resources={"a": {"agent": "process"}},
+        constraints={"location": [{"resource": "a", "node": "n1", "score": 5, "role": "primary"}]},
+    )
+    assert 'role "primary" needs a promotable clone' in error(doc)
+
+
+def test_a_promotable_clone_of_a_group_is_refused() -> None:
+    doc = minimal(
+        resources={"a": {"agent": "process"}},
+        groups={"g": {"members": ["a"]}},
+        clones={"c": {"resource": "g", "promotable": True}},
+    )
+    assert "a promotable clone holds one resource" in error(doc)
+
+
+def test_etcd_needs_endpoints() -> None:
+    doc = minimal(coordination={"backend": "etcd"})
+    assert 'coordination: backend "etcd" needs endpoints' in error(doc)
+
+
+def test_raft_peers_come_from_node_addresses() -> None:
+    doc = minimal(coordination={"raft_port": 7500, "secret": "s3"})
+    doc["nodes"]["n1"] = {"address": "127.0.0.11", "raft_port": 7481}
+    spec = to_spec(parse(doc))
+    assert [(n.address, n.raft_port) for n in spec.nodes] == [
+        ("127.0.0.11", 7481),
+        ("n2", 7500),
+        ("n3", 7500),
+    ]
+    assert spec.coordination.secret == "s3"
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    doc = minimal(
+        resources={"a": {"agent": "process", "on_fail": "x", "priority": "high"}},
+    )
+    assert len(error(doc).splitlines()) == 2
+
+
+def test_unknown_top_level_section_is_refused() -> None:
+    assert "resourcse: unknown key" in error(minimal(resourcse={}))
+
+
+def test_balancer_and_sessions_sections_are_reserved() -> None:
+    parse(minimal(balancer={"listen": ":80"}, sessions={"port": 11211}))
+
+
+def test_manual_failback_gives_a_high_default_stickiness() -> None:
+    spec = to_spec(parse(minimal(cluster={"failback": "manual"})))
+    assert spec.options.default_stickiness == MANUAL_FAILBACK_STICKINESS
+
+
+def test_fencing_without_devices_or_watchdog_warns() -> None:
+    found = warnings(parse(minimal()))
+    assert any("no [fencing.devices.*] and no watchdog" in w for w in found)
+
+
+def test_two_nodes_without_quorum_ignore_warns() -> None:
+    found = warnings(parse({"nodes": {"n1": {}, "n2": {}}}))
+    assert any("two nodes" in w for w in found)
+
+
+def test_unreadable_toml_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "cluster.toml"
+    path.write_text("[nodes\n")
+    with pytest.raises(ConfigError, match=r"cluster\.toml: not valid TOML"):
+        load(path)

@@ -1,0 +1,63 @@
+"""The observed-state snapshot: its JSON form round-trips and bad input names its key."""
+
+from __future__ import annotations
+
+import pytest
+
+from hakeeper.errors import ConfigError
+from hakeeper.model.state import (
+    ClusterState,
+    FailCount,
+    Instance,
+    NodeState,
+    RuntimeConstraint,
+    state_from_dict,
+)
+
+FULL = ClusterState(
+    now=100.0,
+    quorum=False,
+    nodes=(NodeState("n1", "lost", fenced=True, attributes={"rack": "a"}), NodeState("n2")),
+    instances=(Instance("web", "n2", "failed"),),
+    failcounts=(FailCount("web", "n2", 2, 90.0),),
+    promotion_scores={"pg": {"n2": 5}},
+    constraints=(RuntimeConstraint("ban", "web", "n1"),),
+)
+
+
+def test_round_trip() -> None:
+    assert state_from_dict(FULL.to_dict()) == FULL
+
+
+def test_a_node_not_in_the_snapshot_is_offline() -> None:
+    assert FULL.node("n7").status == "offline"
+
+
+def test_lost_and_unfenced_is_unclean() -> None:
+    assert NodeState("n1", "lost").unclean
+    assert not NodeState("n1", "lost", fenced=True).unclean
+
+
+def test_fail_count_expiry() -> None:
+    fc = FailCount("web", "n1", 3, last_failure=100.0)
+    assert fc.expired(60.0, now=160.0)
+    assert not fc.expired(60.0, now=159.0)
+    assert not fc.expired(0.0, now=1e9)
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"nodes": {"n1": {"status": "gone"}}}, "nodes.n1.status: 'gone' is not one of"),
+        ({"instances": [{"node": "n1"}]}, "instances[0].resource: required"),
+        ({"instances": [{"resource": "w", "node": "n1", "role": "up"}]}, "instances[0].role"),
+        ({"failcounts": [{"resource": "w", "node": "n1", "count": -1}]}, "failcounts[0].count"),
+        ({"constraints": [{"kind": "pin", "resource": "w", "node": "n1"}]}, "constraints[0].kind"),
+        ({"colour": "red"}, "colour: unknown key"),
+        ({"now": "noon"}, "now: 'noon' is not a number"),
+    ],
+)
+def test_bad_input_names_the_key(doc: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=r"state\.json: ") as info:
+        state_from_dict(doc, source="state.json")
+    assert message in str(info.value)
