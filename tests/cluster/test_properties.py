@@ -53,12 +53,13 @@ def clusters(draw: st.DrawFn) -> tuple[ClusterSpec, ClusterState]:
                     ["restart", "restart", "stop", "fence", "standby", "ignore", "block"]
                 )
             ),
-            "exclusive": draw(st.booleans()) or True,
+            "exclusive": draw(st.sampled_from([True, True, True, False])),
             "target_role": draw(st.sampled_from(["started"] * 5 + ["stopped"])),
         }
     tops = [f"r{i}" for i in range(count)]
     if count >= 2 and draw(st.booleans()):
-        cfg["groups"]["g"] = {"members": ["r0", "r1"]}
+        cfg["groups"]["g"] = {"members": ["r0", "r1"], "target_role": res["r0"].pop("target_role")}
+        del res["r1"]["target_role"]
         tops = ["g", *tops[2:]]
     if draw(st.booleans()):
         res["c"] = {"agent": "process", "on_fail": draw(st.sampled_from(["restart", "stop"]))}
@@ -163,11 +164,14 @@ def test_a_started_exclusive_resource_runs_exactly_once_afterwards(
     spec, state = case
     tr = schedule(spec, state)
     after = apply(state, tr)
+    exclusive = {p.id for p in spec.primitives if p.meta.exclusive}
     cloned = {c.child for c in spec.clones} | {
         m for g in spec.groups for c in spec.clones if c.child == g.id for m in g.members
     }
     for action in tr:
         if action.kind != "start" or action.resource in cloned:
+            continue
+        if action.resource not in exclusive:
             continue
         copies = [
             i

@@ -45,7 +45,8 @@ def elect(view: View, unit: Unit, alloc: dict[str, int]) -> str | None:
             return None
     if view.gone_primary_maintenance(unit):
         return view.gone_primary_maintenance(unit)
-    reported = view.state.promotion_scores.get(rid, {})
+    scores = view.state.promotion_scores
+    reported = scores.get(rid) or scores.get(unit.id) or {}
     candidates: dict[str, int] = {}
     for node in view.nodes:
         if alloc.get(node, 0) <= 0 or node in view.maintenance:

@@ -197,7 +197,19 @@ def build_view(spec: ClusterSpec, state: ClusterState) -> View:
     prims = {p.id: p for p in spec.primitives}
 
     for inst in state.instances:
-        if inst.node not in merged or inst.resource not in unit_of or inst.role not in ACTIVE:
+        if inst.node not in merged or inst.role not in ACTIVE:
+            continue
+        if inst.resource not in unit_of:
+            if not merged[inst.node].down:
+                view.decisions.append(
+                    Decision(
+                        "unmanaged",
+                        f"{inst.resource} runs on {inst.node} but is not in the config: left "
+                        "alone (stop it by hand, or add it back)",
+                        inst.resource,
+                        inst.node,
+                    )
+                )
             continue
         if merged[inst.node].down:
             continue

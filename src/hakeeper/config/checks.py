@@ -124,7 +124,15 @@ def check(cf: ClusterFile) -> list[Problem]:
         if clone.target_role == "unpromoted" and not clone.promotable:
             add((f"clones.{cid}.target_role", '"unpromoted" is only for promotable clones'))
     for rid, res in cf.resources.items():
-        if res.target_role == "unpromoted":
+        owner = member_of.get(rid) or cloned.get(rid)
+        if owner and res.target_role != "started":
+            add(
+                (
+                    f"resources.{rid}.target_role",
+                    f"{rid} is inside {owner}; set target_role on {owner} instead",
+                )
+            )
+        elif res.target_role == "unpromoted":
             add(
                 (
                     f"resources.{rid}.target_role",
