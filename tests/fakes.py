@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 from hakeeper.coord.base import KV, Cmp, Delete, Get, Lease, Op, Put, TxnResult, WatchEvent
@@ -92,7 +92,7 @@ class LocalCoordinator:
 
     async def watch(
         self, prefix: str, start_revision: int | None = None
-    ) -> AsyncIterator[WatchEvent]:
+    ) -> AsyncGenerator[WatchEvent]:
         queue: asyncio.Queue[list[WatchEvent]] = asyncio.Queue()
         backlog = self.state.subscribe(queue.put_nowait, start_revision)
         try:

@@ -12,10 +12,12 @@ app = typer.Typer(
 )
 
 from hakeeper.cli import coord as _coord  # noqa: E402
+from hakeeper.cli.agent import agent as _agent  # noqa: E402
 from hakeeper.cli.demo import demo as _demo  # noqa: E402
 
 app.add_typer(_coord.app, name="coord")
 app.command(name="demo")(_demo)
+app.command(name="agent")(_agent)
 from hakeeper.cli.availability import app as _availability_app  # noqa: E402
 
 app.add_typer(_availability_app, name="availability")

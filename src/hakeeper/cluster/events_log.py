@@ -8,7 +8,7 @@ line (`hakeeper.model.events`). Trimming drops the oldest keys past an age or a 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 
 from hakeeper.cluster.keys import KeySpace
 from hakeeper.coord.base import Coordinator, Delete
@@ -38,7 +38,7 @@ class EventLog:
             for kv in await self._coord.range(self._keys.events)
         ]
 
-    async def follow(self, start_revision: int | None = None) -> AsyncIterator[Event]:
+    async def follow(self, start_revision: int | None = None) -> AsyncGenerator[Event]:
         """New events as they are appended (from ``start_revision`` if given)."""
         async for change in self._coord.watch(self._keys.events, start_revision):
             if change.type == "put":

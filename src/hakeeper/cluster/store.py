@@ -16,6 +16,7 @@ key (under /hakeeper/<cluster>/)   written by
 ``runtime/nodes/<node>``           the CLI (``node standby|online|maintenance``)
 ``runtime/fenced/<node>``          the controller after a fence device confirmed the node off,
                                    or the operator (``hakeeper fence --confirm``)
+``runtime/leaving/<node>``         the node itself while it shuts down (counts as standby)
 ``config``                         ``hakeeper config apply`` (the cluster file's text)
 =================================  ========================================================
 
@@ -158,6 +159,9 @@ class ClusterStore:
     def fenced_key(self, node: str) -> str:
         return f"{self.keys.runtime}fenced/{node}"
 
+    def leaving_key(self, node: str) -> str:
+        return f"{self.keys.runtime}leaving/{node}"
+
     def target_role_key(self, resource: str) -> str:
         return f"{self.keys.runtime}roles/{resource}"
 
@@ -232,8 +236,13 @@ class ClusterStore:
         await self.coord.put(self.fenced_key(node), json.dumps({"by": by, "ts": now}).encode())
 
     async def rejoined(self, node: str) -> None:
-        """A node that comes back clears its fenced mark; its executor re-probes."""
+        """A node that comes back clears its fenced and leaving marks (after re-probing)."""
         await self.coord.delete(self.fenced_key(node))
+        await self.coord.delete(self.leaving_key(node))
+
+    async def leaving(self, node: str) -> None:
+        """A node shutting down: the scheduler treats it as standby and moves its resources."""
+        await self.coord.put(self.leaving_key(node), b"1")
 
     async def stored_config(self) -> str | None:
         kv = await self.coord.get(self.config_key)
@@ -252,6 +261,7 @@ def build_observed(
     flags: dict[str, NodeFlags] = {}
     fenced: set[str] = set()
     roles: dict[str, TargetRole] = {}
+    leaving: set[str] = set()
     for kv in kvs:
         key = kv.key
         if key.startswith(keys.members):
@@ -274,10 +284,14 @@ def build_observed(
             flags[key[len(f"{keys.runtime}nodes/") :]] = _flags(kv.value)
         elif key.startswith(f"{keys.runtime}fenced/"):
             fenced.add(key[len(f"{keys.runtime}fenced/") :])
+        elif key.startswith(f"{keys.runtime}leaving/"):
+            leaving.add(key[len(f"{keys.runtime}leaving/") :])
         elif key.startswith(f"{keys.runtime}roles/"):
             roles[key[len(f"{keys.runtime}roles/") :]] = _target_role(kv.value)
 
     live_statuses = [s for s in statuses if s.node in members or s.node not in fenced]
+    for node in leaving:
+        flags[node] = NodeFlags(True, flags.get(node, NodeFlags()).maintenance)
     nodes = tuple(
         _node_state(n.name, members, fenced, live_statuses, flags.get(n.name, NodeFlags()))
         for n in spec.nodes

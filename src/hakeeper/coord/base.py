@@ -30,7 +30,7 @@ Atomicity and timing:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -182,7 +182,7 @@ class Coordinator(Protocol):
         """If every compare holds run ``success``, else ``failure``; atomically."""
         ...
 
-    def watch(self, prefix: str, start_revision: int | None = None) -> AsyncIterator[WatchEvent]:
+    def watch(self, prefix: str, start_revision: int | None = None) -> AsyncGenerator[WatchEvent]:
         """Changes under ``prefix`` from ``start_revision`` (default: the next revision).
 
         Close it with ``contextlib.aclosing`` or by cancelling the consuming task."""

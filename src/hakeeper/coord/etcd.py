@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import json
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import aiohttp
@@ -292,7 +292,7 @@ class EtcdCoordinator:
 
     async def watch(
         self, prefix: str, start_revision: int | None = None
-    ) -> AsyncIterator[WatchEvent]:
+    ) -> AsyncGenerator[WatchEvent]:
         """Every change under ``prefix`` from ``start_revision`` (default: the revision after
         the current one, fixed on first iteration so a reconnect cannot skip anything).
 

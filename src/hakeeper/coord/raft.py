@@ -19,7 +19,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +164,8 @@ class RaftCoordinator:
             logCompactionMinEntries=5000,
             logCompactionMinTime=60,
             password=self._secret,
+            # PySyncObj listens on every address unless told; a member listens on its own only.
+            bindAddress=self._self,
             onStateChanged=_log_state_change,
         )
         others = [p for p in self._peers if p != self._self]
@@ -286,7 +288,7 @@ class RaftCoordinator:
 
     async def watch(
         self, prefix: str, start_revision: int | None = None
-    ) -> AsyncIterator[WatchEvent]:
+    ) -> AsyncGenerator[WatchEvent]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[list[WatchEvent]] = asyncio.Queue()
 

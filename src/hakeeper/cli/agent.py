@@ -1,0 +1,30 @@
+"""`hakeeper agent`: run this node's agent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hakeeper.cli.logs import setup_logging
+from hakeeper.cluster.agent import run_agent
+from hakeeper.errors import HakeeperError
+
+
+def agent(
+    config: Annotated[Path, typer.Option(help="The cluster file (TOML).")],
+    node: Annotated[str, typer.Option(help="This node's name in the cluster file.")],
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(help="Raft log and agent state (default /var/lib/hakeeper/<node>)."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning.")] = "info",
+) -> None:
+    """Run the hakeeper agent of one node until SIGTERM or SIGINT."""
+    setup_logging(log_level)
+    try:
+        run_agent(config, node, state_dir or Path("/var/lib/hakeeper") / node)
+    except HakeeperError as exc:
+        typer.echo(f"hakeeper agent: {exc}", err=True)
+        raise typer.Exit(2) from exc

@@ -1,0 +1,225 @@
+"""``hakeeper agent``: everything one node runs, each part a task with one owner.
+
+    coordinator (embedded Raft member, or an etcd client)
+    ├── membership      renew the member lease; its deadline gates everything below
+    ├── executor        probe, then converge local instances to the assignments
+    └── campaign        become controller when there is none; run it while the term holds
+
+Shutdown is phased (SIGTERM/SIGINT): stop taking new work, stop the local resources, give the
+member lease back (so the others need not wait for its TTL), then cancel what is left and
+close the coordinator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from hakeeper.cluster.connect import open_coordinator
+from hakeeper.cluster.controller import Controller, Deposed
+from hakeeper.cluster.election import ControllerElection
+from hakeeper.cluster.events_log import EventLog
+from hakeeper.cluster.executor import Executor
+from hakeeper.cluster.keys import KeySpace
+from hakeeper.cluster.membership import MemberRecord, Membership
+from hakeeper.cluster.store import ClusterStore
+from hakeeper.config.loader import load_spec
+from hakeeper.coord.base import Coordinator
+from hakeeper.errors import ConfigError, CoordError
+from hakeeper.fencing.device import FenceDevice
+from hakeeper.fencing.fence_agents import FenceAgentRunner
+from hakeeper.fencing.topology import Fencer, FencingPlan
+from hakeeper.model.cluster import ClusterSpec
+from hakeeper.model.cluster import FenceDevice as FenceDeviceSpec
+from hakeeper.model.timing import profile
+
+log = logging.getLogger(__name__)
+
+HAND_OVER_TIMEOUT = 30.0
+
+
+class Agent:
+    def __init__(self, spec: ClusterSpec, node: str, state_dir: Path) -> None:
+        if spec.node(node) is None:
+            known = ", ".join(n.name for n in spec.nodes)
+            raise ConfigError(f"node {node!r} is not in the cluster file (nodes: {known})")
+        self.spec = spec
+        self.node = node
+        self.state_dir = state_dir
+        self.timing = profile(spec.options.profile)
+        self.keys = KeySpace(spec.options.name)
+        self._stop = asyncio.Event()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        coord = await open_coordinator(self.spec, node=self.node, state_dir=self.state_dir)
+        try:
+            await self._run_with(coord)
+        finally:
+            await coord.close()
+
+    async def _run_with(self, coord: Coordinator) -> None:
+        spec_now: Callable[[], ClusterSpec] = lambda: self.spec  # noqa: E731
+        store = ClusterStore(coord, self.keys)
+        events = EventLog(coord, self.keys, self.node)
+        me = self.spec.node(self.node)
+        assert me is not None
+        membership = Membership(
+            coord, self.keys, MemberRecord(self.node, me.address), self.timing, time.monotonic
+        )
+        executor = Executor(
+            node=self.node, spec=spec_now, store=store, events=events,
+            membership=membership, state_dir=self.state_dir,
+        )  # fmt: skip
+        await self._until_joined(membership)
+        # Probe before clearing a fenced mark: until then stale statuses are not believed.
+        await executor.probe()
+        await store.rejoined(self.node)
+        async with asyncio.TaskGroup() as tasks:
+            renewing = tasks.create_task(membership.run(), name="membership")
+            executing = tasks.create_task(executor.run(), name="executor")
+            campaigning = tasks.create_task(
+                self._campaign(coord, store, events, membership, spec_now), name="campaign"
+            )
+            await self._stop.wait()
+            log.info("event=shutdown phase=hand_over node=%s", self.node)
+            await self._hand_over(store, executor)
+            campaigning.cancel()
+            executing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await executing
+            log.info("event=shutdown phase=stop_resources node=%s", self.node)
+            await executor.shutdown()
+            renewing.cancel()
+            with contextlib.suppress(CoordError):
+                await membership.leave()
+            log.info("event=shutdown phase=done node=%s", self.node)
+
+    async def _hand_over(self, store: ClusterStore, executor: Executor) -> None:
+        """Ask the controller to move our resources away (Pacemaker's shutdown), bounded."""
+        try:
+            await store.leaving(self.node)
+        except CoordError as exc:
+            log.warning("event=hand_over_skipped reason=%r", str(exc))
+            return
+        if not await executor.wait_idle(HAND_OVER_TIMEOUT):
+            log.warning("event=hand_over_incomplete left=%r", sorted(executor.local))
+
+    async def _until_joined(self, membership: Membership) -> None:
+        while not self._stop.is_set():
+            try:
+                await membership.join()
+                return
+            except CoordError as exc:
+                log.warning("event=join_waiting node=%s error=%r", self.node, str(exc))
+                await asyncio.sleep(self.timing.renew_interval)
+
+    async def _campaign(
+        self,
+        coord: Coordinator,
+        store: ClusterStore,
+        events: EventLog,
+        membership: Membership,
+        spec_now: Callable[[], ClusterSpec],
+    ) -> None:
+        election = ControllerElection(coord, self.keys, self.node)
+        while True:
+            lease = membership.lease
+            if lease is None or not membership.valid():
+                await asyncio.sleep(self.timing.renew_interval)
+                continue
+            try:
+                current = await election.campaign(lease)
+            except CoordError as exc:
+                log.warning("event=campaign_failed error=%r", str(exc))
+                await asyncio.sleep(self.timing.renew_interval)
+                continue
+            if current.node != self.node:
+                await self._until_controller_changes(coord)
+                continue
+            controller = Controller(
+                node=self.node, term=current.term, spec=spec_now, store=store,
+                election=election, events=events, fencer=self._fencer,
+            )  # fmt: skip
+            await self._lead(controller, membership)
+
+    async def _lead(self, controller: Controller, membership: Membership) -> None:
+        """Run the controller until deposed, the engine fails, or membership lapses."""
+        task = asyncio.create_task(controller.run(), name="controller")
+        lost = asyncio.create_task(self._membership_lapses(membership))
+        try:
+            await asyncio.wait({task, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (task, lost):
+                t.cancel()
+            results = await asyncio.gather(task, lost, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseExceptionGroup):
+                deposed = result.subgroup((Deposed, CoordError))
+                if deposed is None:
+                    raise result
+                log.warning("event=controller_stopped reason=%r", str(deposed.exceptions[0]))
+            elif isinstance(result, Deposed | CoordError):
+                log.warning("event=controller_stopped reason=%r", str(result))
+            elif isinstance(result, BaseException) and not isinstance(
+                result, asyncio.CancelledError
+            ):
+                raise result
+
+    async def _membership_lapses(self, membership: Membership) -> None:
+        """Return once the membership deadline passes (it moves forward on each renewal)."""
+        while True:
+            remaining = membership.deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            await asyncio.sleep(min(remaining, self.timing.renew_interval))
+        log.warning("event=controller_stopped reason=membership_lapsed node=%s", self.node)
+
+    async def _until_controller_changes(self, coord: Coordinator) -> None:
+        """Wait until the controller key is deleted (its holder is gone), or a while."""
+        with contextlib.suppress(TimeoutError, CoordError):
+            async with asyncio.timeout(self.timing.member_ttl * 2):
+                async with contextlib.aclosing(coord.watch(self.keys.controller)) as changes:
+                    async for change in changes:
+                        if change.type == "delete":
+                            return
+
+    def _fencer(self, spec: ClusterSpec) -> Fencer | None:
+        if not spec.fence_devices:
+            return None
+        devices = {d.name: _device(d) for d in spec.fence_devices}
+        return Fencer(
+            FencingPlan(devices), FenceAgentRunner(), rng=random.Random(), sleep=asyncio.sleep
+        )
+
+
+def _device(device: FenceDeviceSpec) -> FenceDevice:
+    return FenceDevice(
+        device.name,
+        device.agent,
+        params={k: str(v) for k, v in device.params.items()},
+        host_map=dict(device.hosts),
+    )
+
+
+def run_agent(config: Path, node: str, state_dir: Path) -> None:
+    """Entry point of ``hakeeper agent``: one node until SIGTERM/SIGINT."""
+    spec = load_spec(config)
+    agent = Agent(spec, node, state_dir)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, agent.request_stop)
+        await agent.run()
+
+    asyncio.run(main())
