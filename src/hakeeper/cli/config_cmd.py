@@ -29,7 +29,7 @@ def validate(
     constraints = len(c.location) + len(c.colocation) + len(c.order)
     typer.echo(
         f"{path}: valid — cluster {cf.cluster.name!r}, {len(cf.nodes)} nodes, "
-        f"{len(cf.resources)} resources, {len(cf.groups)} groups, {len(cf.clones)} clones, "
+        f"{len(cf.resources)} resources, groups: {len(cf.groups)}, clones: {len(cf.clones)}, "
         f"{constraints} constraints, coordination {cf.coordination.backend}, "
         f"profile {cf.cluster.profile}"
     )

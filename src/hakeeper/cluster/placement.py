@@ -319,11 +319,11 @@ def _place_clone(
             return ", ".join(n if c == 1 else f"{n}×{c}" for n, c in items) or "none"
 
         left = [f"{n}: {_why_not(scores, n)}" for n in view.nodes if n in live and n not in alloc]
-        why = f" ({'; '.join(left)})" if left else ""
+        why = f"; {'; '.join(left)}" if left else ""
         view.decisions.append(
             Decision(
                 "move",
-                f"{unit.id} instances on {show(after)}, were on {show(before)}{why}",
+                f"{unit.id} runs on {show(after)} (was {show(before)}{why})",
                 unit.id,
             )
         )
