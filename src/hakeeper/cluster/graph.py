@@ -33,8 +33,16 @@ class _Builder:
         self.actions: dict[str, Action] = {}
         self.edges: set[tuple[str, str]] = set()
 
-    def add(self, kind: ActionKind, node: str, resource: str | None, inst: int, why: str) -> str:
-        action = Action(kind, node, resource, inst, why)
+    def add(
+        self,
+        kind: ActionKind,
+        node: str,
+        resource: str | None,
+        inst: int,
+        why: str,
+        probe: bool = False,
+    ) -> str:
+        action = Action(kind, node, resource, inst, why, probe)
         self.actions.setdefault(action.key, action)
         return action.key
 
@@ -60,7 +68,7 @@ class _Builder:
                 for m in unit.member_ids:
                     for i, role in enumerate(view.roles(m, node)):
                         if role == "unknown" and view.node[node].status == "online":
-                            self.add("monitor", node, m, i, "probe: state unknown")
+                            self.add("monitor", node, m, i, "probe: state unknown", probe=True)
             return
         for node in view.nodes:
             if view.gone(node) or node in view.unsafe or node in view.maintenance:

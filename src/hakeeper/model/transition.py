@@ -54,6 +54,8 @@ class Action:
     resource: str | None = None
     instance: int = 0
     reason: str = field(default="", compare=False)
+    #: A one-off monitor of an instance whose state is ``unknown`` (not a recurring one).
+    probe: bool = False
 
     @property
     def key(self) -> str:
@@ -143,6 +145,7 @@ class Transition:
                     "resource": a.resource,
                     "node": a.node,
                     "instance": a.instance,
+                    "probe": a.probe,
                     "needs": self.needs(i),
                     "reason": a.reason,
                 }
