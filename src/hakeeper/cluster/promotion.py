@@ -99,7 +99,9 @@ def elect(view: View, unit: Unit, alloc: dict[str, int]) -> str | None:
     if old:
         message = f"{unit.id} primary on {old[0]} is gone or failed; promoting {best} ({why})"
     else:
-        message = f"{unit.id} has no primary; promoting {best} ({why})"
+        failed = [n for n in view.nodes if "failed" in view.roles(rid, n)]
+        after = f" ({rid} failed on {', '.join(failed)})" if failed else ""
+        message = f"{unit.id} has no running primary{after}; promoting {best} ({why})"
     view.decisions.append(Decision("promote", message, unit.id, best))
     return best
 
