@@ -1,0 +1,262 @@
+"""What every operator command shares: the cluster file, a bounded client, exit codes.
+
+Each command is an async function ``(coord, spec, ...) -> int`` (its exit status) that tests
+run on `tests.fakes.LocalCoordinator`; `run_command` is the thin synchronous face: it loads
+the cluster file, opens a client with `open_client` (the one seam tests replace), runs the
+body with every engine call under a deadline, closes the client, and turns a `HakeeperError`
+into one line on stderr and exit status 2.
+
+Exit statuses: 0 done / healthy; 1 the cluster has a problem (``status``: something blocked
+or failed) or an operation did not finish (``restart`` timed out); 2 bad input (unknown
+resource or node, invalid file: nothing was written), no quorum, or engine unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+import tomllib
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hakeeper.cluster.connect import open_coordinator
+from hakeeper.cluster.keys import KeySpace
+from hakeeper.cluster.store import ClusterStore
+from hakeeper.config import load_spec, parse, to_spec
+from hakeeper.coord.base import KV, Cmp, Coordinator, Lease, Op, TxnResult, WatchEvent
+from hakeeper.errors import ConfigError, CoordError, HakeeperError, NoQuorum, Unreachable
+from hakeeper.model.cluster import ClusterSpec
+
+DEFAULT_CONFIG = Path("/etc/hakeeper/cluster.toml")
+#: Deadline of one engine call. Generous against a leader change (a few election timeouts of
+#: the ``wan`` profile), short enough that a script learns "unreachable" within seconds.
+OP_TIMEOUT = 10.0
+#: Deadline of joining the engine as a client (raft: catching up with the log).
+CONNECT_TIMEOUT = 20.0
+CLOSE_TIMEOUT = 5.0
+
+ConfigOption = Annotated[
+    Path,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="HAKEEPER_CONFIG",
+        help="The cluster file (TOML); default $HAKEEPER_CONFIG or /etc/hakeeper/cluster.toml.",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+Body = Callable[[Coordinator, ClusterSpec], Awaitable[int]]
+
+
+def wall() -> float:
+    return time.time()
+
+
+def keyspace(spec: ClusterSpec) -> KeySpace:
+    return KeySpace(spec.options.name)
+
+
+def store_of(coord: Coordinator, spec: ClusterSpec) -> ClusterStore:
+    return ClusterStore(coord, keyspace(spec))
+
+
+# --- names the operator typed ----------------------------------------------------------------
+
+
+def resource_ids(spec: ClusterSpec) -> list[str]:
+    return (
+        [p.id for p in spec.primitives] + [g.id for g in spec.groups] + [c.id for c in spec.clones]
+    )
+
+
+def require_resource(spec: ClusterSpec, rid: str) -> None:
+    """Refuse a name the cluster file does not define, before anything is written."""
+    known = resource_ids(spec)
+    if rid not in known:
+        raise ConfigError(
+            f"unknown resource {rid!r}; the cluster file defines: {', '.join(known) or 'none'}"
+        )
+
+
+def require_node(spec: ClusterSpec, node: str) -> None:
+    if spec.node(node) is None:
+        known = ", ".join(n.name for n in spec.nodes)
+        raise ConfigError(f"unknown node {node!r}; the cluster file defines: {known}")
+
+
+def primitives_of(spec: ClusterSpec, rid: str) -> tuple[str, ...]:
+    """The primitive ids ``rid`` stands for (statuses and fail counts are per primitive)."""
+    for clone in spec.clones:
+        if clone.id == rid:
+            rid = clone.child
+    for group in spec.groups:
+        if group.id == rid:
+            return group.members
+    return (rid,)
+
+
+# --- the client ------------------------------------------------------------------------------
+
+
+async def open_client(spec: ClusterSpec) -> Coordinator:
+    """A non-voting client of the cluster's engine. Tests replace this function."""
+    return await open_coordinator(spec, ready_timeout=CONNECT_TIMEOUT)
+
+
+def _late(what: str, seconds: float) -> Unreachable:
+    return Unreachable(
+        f"the coordination engine did not answer {what} within {seconds:g}s "
+        "(unreachable, or no quorum: is a majority of nodes up?)"
+    )
+
+
+class Bounded:
+    """A `Coordinator` whose every call has a deadline (a watch is a stream: its consumer
+    bounds it). A missed deadline is `Unreachable`, like a backend's own timeout."""
+
+    def __init__(self, inner: Coordinator, timeout: float = OP_TIMEOUT) -> None:
+        self.inner = inner
+        self.timeout = timeout
+
+    @property
+    def backend(self) -> str:
+        return self.inner.backend
+
+    @property
+    def min_ttl(self) -> float:
+        return self.inner.min_ttl
+
+    @contextlib.asynccontextmanager
+    async def _deadline(self, what: str) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(self.timeout):
+                yield
+        except TimeoutError as exc:
+            raise _late(what, self.timeout) from exc
+
+    async def grant(self, ttl: float) -> Lease:
+        async with self._deadline("a lease grant"):
+            return await self.inner.grant(ttl)
+
+    async def keepalive(self, lease: Lease) -> bool:
+        async with self._deadline("a keepalive"):
+            return await self.inner.keepalive(lease)
+
+    async def revoke(self, lease: Lease) -> None:
+        async with self._deadline("a revoke"):
+            await self.inner.revoke(lease)
+
+    async def get(self, key: str) -> KV | None:
+        async with self._deadline("a read"):
+            return await self.inner.get(key)
+
+    async def range(self, prefix: str) -> list[KV]:
+        async with self._deadline("a read"):
+            return await self.inner.range(prefix)
+
+    async def put(self, key: str, value: bytes, lease: Lease | None = None) -> int:
+        async with self._deadline("a write"):
+            return await self.inner.put(key, value, lease)
+
+    async def delete(self, key: str, *, prefix: bool = False) -> int:
+        async with self._deadline("a delete"):
+            return await self.inner.delete(key, prefix=prefix)
+
+    async def txn(
+        self, compare: Sequence[Cmp], success: Sequence[Op], failure: Sequence[Op] = ()
+    ) -> TxnResult:
+        async with self._deadline("a transaction"):
+            return await self.inner.txn(compare, success, failure)
+
+    def watch(self, prefix: str, start_revision: int | None = None) -> AsyncGenerator[WatchEvent]:
+        return self.inner.watch(prefix, start_revision)
+
+    async def has_quorum(self) -> bool:
+        # The contract says it never raises; a missed deadline still means "cannot commit".
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self.inner.has_quorum()
+        except (TimeoutError, CoordError):
+            return False
+
+    async def revision(self) -> int:
+        async with self._deadline("a revision read"):
+            return await self.inner.revision()
+
+    async def close(self) -> None:
+        with contextlib.suppress(TimeoutError, CoordError):
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await self.inner.close()
+
+
+@contextlib.asynccontextmanager
+async def connected(spec: ClusterSpec) -> AsyncIterator[Coordinator]:
+    """An open, bounded client, closed on the way out whatever happens."""
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT + CLOSE_TIMEOUT):
+            coord = await open_client(spec)
+    except TimeoutError as exc:
+        raise _late("the client's connect", CONNECT_TIMEOUT) from exc
+    bounded = Bounded(coord)
+    try:
+        yield bounded
+    finally:
+        await bounded.close()
+
+
+def describe(exc: HakeeperError) -> str:
+    """One line for stderr that says plainly whether the engine has no quorum or is gone."""
+    text = str(exc)
+    if isinstance(exc, NoQuorum) and "quorum" not in text.lower():
+        return f"no quorum: {text}"
+    if isinstance(exc, Unreachable) and "unreachable" not in text.lower():
+        return f"unreachable: {text}"
+    return text
+
+
+async def spec_in_force(coord: Coordinator, spec: ClusterSpec) -> ClusterSpec:
+    """The config the cluster runs: the one ``config apply`` stored, else the local file's.
+
+    So that names and plans match what the controller uses even when this machine's file
+    is older than the last ``config apply``."""
+    text = await store_of(coord, spec).stored_config()
+    if text is None:
+        return spec
+    try:
+        stored = to_spec(parse(tomllib.loads(text), source="stored config"))
+    except (tomllib.TOMLDecodeError, ConfigError) as exc:
+        print(
+            f"hakeeper: warning: the stored config does not load ({exc}); using the local file",
+            file=sys.stderr,
+        )
+        return spec
+    return stored if stored.options.name == spec.options.name else spec
+
+
+def run_command(
+    name: str, config: Path, body: Body, *, interrupt_code: int = 130, in_force: bool = True
+) -> None:
+    """Load ``config``, run ``body`` on a client, exit with its status.
+
+    ``interrupt_code``: the status after Ctrl-C (0 for ``--watch``/``--follow``, where it is
+    the normal way out). ``in_force``: give ``body`` the stored config when there is one."""
+    try:
+        spec = load_spec(config)
+        code = asyncio.run(_run(spec, body, in_force))
+    except KeyboardInterrupt:
+        code = interrupt_code
+    except HakeeperError as exc:
+        typer.echo(f"hakeeper {name}: {describe(exc)}", err=True)
+        raise typer.Exit(2) from exc
+    raise typer.Exit(code)
+
+
+async def _run(spec: ClusterSpec, body: Body, in_force: bool) -> int:
+    async with connected(spec) as coord:
+        return await body(coord, await spec_in_force(coord, spec) if in_force else spec)
