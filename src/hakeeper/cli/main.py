@@ -26,3 +26,17 @@ from hakeeper.cli.plan import plan as _plan  # noqa: E402
 
 app.command(name="plan")(_plan)
 app.add_typer(_config_cmd.app, name="config")
+from hakeeper.cli import config_apply as _config_apply  # noqa: E402
+from hakeeper.cli import node as _node  # noqa: E402
+from hakeeper.cli import resource as _resource  # noqa: E402
+from hakeeper.cli.events import events as _events  # noqa: E402
+from hakeeper.cli.fence import fence as _fence  # noqa: E402
+from hakeeper.cli.status import status as _status  # noqa: E402
+
+app.command(name="status")(_status)
+app.add_typer(_resource.app, name="resource")
+app.add_typer(_node.app, name="node")
+app.command(name="events")(_events)
+app.command(name="fence")(_fence)
+# `config` is config_cmd's group; apply is registered onto it here to keep modules separate.
+_config_cmd.app.command(name="apply")(_config_apply.apply)

@@ -1,0 +1,80 @@
+"""`hakeeper node standby|online|maintenance`: the run-time node flags.
+
+Standby moves every resource off the node; maintenance leaves what runs there alone (the
+cluster neither starts, stops nor monitors it). Both are stored under ``runtime/nodes`` and
+add to the flags of the cluster file, which these commands cannot clear.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from hakeeper.cli import cluster_client as cc
+from hakeeper.cli.cluster_client import ConfigOption
+from hakeeper.cluster.store import NodeFlags
+from hakeeper.coord.base import Coordinator
+from hakeeper.model.cluster import ClusterSpec
+
+app = typer.Typer(
+    help="Put nodes in standby or maintenance, and back online.", no_args_is_help=True
+)
+console = Console(soft_wrap=True)
+
+NodeArg = Annotated[str, typer.Argument(help="A node of the cluster file.")]
+
+
+async def set_flag(
+    coord: Coordinator, spec: ClusterSpec, node: str, flag: str, on: bool
+) -> list[str]:
+    """Read-modify-write of the node's flags; returns what changed, in words."""
+    cc.require_node(spec, node)
+    store = cc.store_of(coord, spec)
+    before = await store.node_flags(node)
+    after = replace(before, **{flag: on})
+    if after != before:
+        await store.set_node_flags(node, after)
+    lines = [f"{node}: {_words(after)}" + ("" if after != before else " (unchanged)")]
+    configured = spec.node(node)
+    if not on and configured is not None and getattr(configured, flag):
+        lines.append(f"note: the cluster file sets {flag} = true for {node}; that still applies")
+    return lines
+
+
+def _words(flags: NodeFlags) -> str:
+    pairs = (("standby", flags.standby), ("maintenance", flags.maintenance))
+    return ", ".join(name for name, on in pairs if on) or "online (no standby, no maintenance)"
+
+
+def _run(name: str, config: ConfigOption, node: str, flag: str, on: bool) -> None:
+    async def body(coord: Coordinator, spec: ClusterSpec) -> int:
+        for line in await set_flag(coord, spec, node, flag, on):
+            console.print(line, highlight=False)
+        return 0
+
+    cc.run_command(f"node {name}", config, body)
+
+
+@app.command()
+def standby(node: NodeArg, config: ConfigOption = cc.DEFAULT_CONFIG) -> None:
+    """Move every resource off NODE and keep them off until `node online`."""
+    _run("standby", config, node, "standby", True)
+
+
+@app.command()
+def online(node: NodeArg, config: ConfigOption = cc.DEFAULT_CONFIG) -> None:
+    """Let NODE run resources again (clears standby)."""
+    _run("online", config, node, "standby", False)
+
+
+@app.command()
+def maintenance(
+    node: NodeArg,
+    config: ConfigOption = cc.DEFAULT_CONFIG,
+    off: Annotated[bool, typer.Option("--off", help="End maintenance.")] = False,
+) -> None:
+    """Leave what runs on NODE alone: not started, stopped or monitored (--off ends it)."""
+    _run("maintenance", config, node, "maintenance", not off)
