@@ -155,8 +155,10 @@ async def test_fence_confirm_refuses_an_online_node_unless_forced(
     with pytest.raises(ConfigError, match="split brain"):
         await fence.confirm(coord, spec, "n2", force=False, now=NOW)
     assert await coord.get(store.fenced_key("n2")) is None
-    await fence.confirm(coord, spec, "n3", force=False, now=NOW)
+    assert "nothing to confirm" in (await fence.confirm(coord, spec, "n3", force=False, now=NOW))[0]
+    assert await coord.get(store.fenced_key("n3")) is None
     await runs(store, "vip", "n3")
+    await fence.confirm(coord, spec, "n3", force=False, now=NOW)
     assert {n.name: n.fenced for n in (await store.observe(spec, NOW)).state.nodes}["n3"]
     await fence.confirm(coord, spec, "n2", force=True, now=NOW)
     assert await coord.get(store.fenced_key("n2")) is not None

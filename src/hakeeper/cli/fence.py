@@ -38,6 +38,9 @@ async def confirm(
             "until its lease expires; --force only if you are certain it is off"
         )
     store = cc.store_of(coord, spec)
+    if not alive and (await store.observe(spec, now)).state.node(node).status == "offline":
+        # No status says anything runs there: a fenced mark would only show it as lost.
+        return [f"{node} is offline and nothing runs there: nothing to confirm, nothing written"]
     await store.confirm_fenced(node, by="operator", now=now)
     lines = [f"{node} confirmed off by the operator; the controller may now recover what it ran"]
     if alive:
