@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import signal
 import time
@@ -215,6 +216,11 @@ def run_agent(config: Path, node: str, state_dir: Path) -> None:
     """Entry point of ``hakeeper agent``: one node until SIGTERM/SIGINT."""
     spec = load_spec(config)
     agent = Agent(spec, node, state_dir)
+    me = spec.node(node)
+    assert me is not None
+    # Resources inherit these, so one definition can bind or label per node.
+    os.environ["HAKEEPER_NODE"] = node
+    os.environ["HAKEEPER_NODE_ADDRESS"] = me.address
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -56,6 +56,16 @@ class ManagedProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._proc.pid, signum)
 
+    def wait(self, timeout: float) -> bool:
+        """Wait for the process to exit; True if it did within ``timeout``."""
+        if self._proc is None:
+            return True
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
     def kill(self, timeout: float = 10.0) -> None:
         """SIGKILL (a crash, no cleanup) and reap."""
         if self._proc is None:

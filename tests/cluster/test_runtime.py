@@ -1,0 +1,215 @@
+"""The cluster at run time: real agent processes on loopback, real resource processes.
+
+Every test runs a fresh three-node cluster (`hakeeper.lab.loopback`), drives it through
+faults and checks what the resources themselves recorded: an exclusive resource never ran
+on two nodes at once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from hakeeper.cluster.store import NodeFlags, Observed
+from hakeeper.lab.loopback import LoopbackCluster, Record, free_port_on, read_records
+
+pytestmark = pytest.mark.slow
+
+
+def singleton_resources(record: Path, port: int, extra: str = "") -> str:
+    app = f"{sys.executable} -m hakeeper.lab.http_app"
+    command = f"{app} --port {port} --name singleton --record {record}"
+    return f"""
+[resources.singleton]
+agent = "process"
+params = {{ command = "{command}" }}
+ops.monitor = {{ interval = "1s", timeout = "5s" }}
+{extra}
+
+[resources.web]
+agent = "ocf:heartbeat:Dummy"
+ops.monitor = {{ interval = "2s", timeout = "10s" }}
+
+[clones.web-clone]
+resource = "web"
+"""
+
+
+def where(observed: Observed, resource: str) -> list[str]:
+    return sorted(
+        s.node
+        for s in observed.statuses
+        if s.resource == resource
+        and s.role in ("started", "promoted")
+        and not observed.state.node(s.node).down
+    )
+
+
+def runs_on(resource: str, node: str | None = None) -> object:
+    def check(observed: Observed) -> bool:
+        nodes = where(observed, resource)
+        return len(nodes) == 1 and (node is None or nodes == [node])
+
+    return check
+
+
+def assert_never_two_holders(records: list[Record], cluster: LoopbackCluster) -> None:
+    """From the service's own records: intervals on different nodes never overlap."""
+    intervals: list[tuple[float, float, str]] = []
+    open_at: dict[int, Record] = {}
+    for rec in sorted(records, key=lambda r: r.at):
+        if rec.what == "start":
+            open_at[rec.pid] = rec
+        elif rec.pid in open_at:
+            begin = open_at.pop(rec.pid)
+            intervals.append((begin.at, rec.at, begin.node))
+    for begin in open_at.values():  # never stopped: crashed with its node, or still running
+        crashes = [t for t in cluster.crashed_at[begin.node] if t > begin.at]
+        intervals.append((begin.at, min(crashes) if crashes else float("inf"), begin.node))
+    intervals.sort()
+    for (a_start, a_end, a_node), (b_start, _, b_node) in itertools.pairwise(intervals):
+        assert b_start >= a_end, (
+            f"two holders: {a_node} ran {a_start:.3f}-{a_end:.3f} and {b_node} from {b_start:.3f}"
+        )
+
+
+@pytest.fixture
+async def lab(tmp_path: Path) -> AsyncIterator[LoopbackCluster]:
+    port = free_port_on(["127.0.0.11", "127.0.0.12", "127.0.0.13"])
+    record = tmp_path / "singleton.record"
+    cluster = LoopbackCluster(
+        tmp_path, singleton_resources(record, port, "migration_threshold = 2")
+    )
+    cluster.records_path = record  # type: ignore[attr-defined]
+    try:
+        await cluster.start()
+        await cluster.wait_for(
+            "the cluster to start everything",
+            lambda o: bool(where(o, "singleton")) and len(where(o, "web")) == 3,
+        )
+        yield cluster
+    finally:
+        await cluster.close()
+
+
+def records(cluster: LoopbackCluster) -> list[Record]:
+    return read_records(cluster.records_path)  # type: ignore[attr-defined]
+
+
+async def test_a_crashed_nodes_singleton_waits_for_fencing_then_moves(lab: LoopbackCluster) -> None:
+    holder = where(await lab.observe(), "singleton")[0]
+    lab.crash(holder)
+
+    blocked = await lab.wait_for(
+        f"{holder} to be seen lost", lambda o: o.state.node(holder).status == "lost"
+    )
+    assert where(blocked, "singleton") in ([], [holder])
+    await lab.confirm_fenced(holder)
+    moved = await lab.wait_for("the singleton to run elsewhere", runs_on("singleton"))
+
+    assert where(moved, "singleton") != [holder]
+    assert_never_two_holders(records(lab), lab)
+
+
+async def test_a_failed_monitor_restarts_in_place_then_moves_after_the_threshold(
+    lab: LoopbackCluster,
+) -> None:
+    holder = where(await lab.observe(), "singleton")[0]
+
+    def kill_singleton_process() -> None:
+        live = [r for r in records(lab) if r.what == "start"][-1]
+        os.kill(live.pid, signal.SIGKILL)
+        # A SIGKILLed process writes no stop record: the test writes it, at the kill.
+        with lab.records_path.open("a") as out:  # type: ignore[attr-defined]
+            out.write(f"stop {live.name} {live.node} {time.monotonic():.6f} {live.pid}\n")
+
+    kill_singleton_process()
+    await lab.wait_for(
+        "a restart in place",
+        lambda o: (
+            runs_on("singleton", holder)(o)
+            and any(f.resource == "singleton" and f.count == 1 for f in o.state.failcounts)
+        ),
+    )
+    kill_singleton_process()
+    moved = await lab.wait_for(
+        "a move after two failures", lambda o: where(o, "singleton") not in ([], [holder])
+    )
+
+    assert len(where(moved, "singleton")) == 1
+    assert_never_two_holders(records(lab), lab)
+
+
+async def test_standby_drains_a_node(lab: LoopbackCluster) -> None:
+    holder = where(await lab.observe(), "singleton")[0]
+    store = await lab.store()
+    await store.set_node_flags(holder, NodeFlags(standby=True))
+
+    drained = await lab.wait_for(
+        f"{holder} to run nothing",
+        lambda o: (
+            holder not in where(o, "web")
+            and runs_on("singleton")(o)
+            and holder not in where(o, "singleton")
+        ),
+    )
+    assert len(where(drained, "web")) == 2
+    assert_never_two_holders(records(lab), lab)
+
+
+async def test_a_move_from_the_cli_moves_the_singleton(lab: LoopbackCluster) -> None:
+    holder = where(await lab.observe(), "singleton")[0]
+    target = next(n for n in lab.names if n != holder)
+    store = await lab.store()
+    await store.set_constraint("move", "singleton", target)
+
+    await lab.wait_for(f"the singleton on {target}", runs_on("singleton", target))
+    assert_never_two_holders(records(lab), lab)
+
+
+async def test_the_cluster_keeps_converging_after_the_controller_crashes(
+    lab: LoopbackCluster,
+) -> None:
+    store = await lab.store()
+    kv = await store.coord.get(lab.keys.controller)
+    assert kv is not None
+    controller = kv.value.decode()
+    lab.crash(controller)
+    await lab.confirm_fenced(controller)
+
+    def new_controller(o: Observed) -> bool:
+        return controller not in o.members
+
+    await lab.wait_for("the crashed controller to leave", new_controller)
+    survivor = next(n for n in lab.names if n != controller)
+    await store.set_constraint("move", "singleton", survivor)
+    await lab.wait_for(f"the singleton on {survivor}", runs_on("singleton", survivor))
+    kv = await store.coord.get(lab.keys.controller)
+    assert kv is not None
+    assert kv.value.decode() != controller
+    assert_never_two_holders(records(lab), lab)
+
+
+async def test_a_graceful_shutdown_hands_over_before_leaving(lab: LoopbackCluster) -> None:
+    holder = where(await lab.observe(), "singleton")[0]
+    await lab.stop(holder)
+
+    after = await lab.wait_for("the singleton elsewhere", runs_on("singleton"))
+    assert where(after, "singleton") != [holder]
+    assert after.state.node(holder).status == "offline"
+    assert_never_two_holders(records(lab), lab)
+
+
+async def test_a_revived_node_gets_its_clone_instance_back(lab: LoopbackCluster) -> None:
+    lab.crash("n3")
+    await lab.confirm_fenced("n3")
+    await lab.wait_for("n3's web instance gone", lambda o: "n3" not in where(o, "web"))
+    await lab.revive("n3")
+    await lab.wait_for("web on all three again", lambda o: where(o, "web") == ["n1", "n2", "n3"])
