@@ -213,3 +213,26 @@ async def test_a_revived_node_gets_its_clone_instance_back(lab: LoopbackCluster)
     await lab.wait_for("n3's web instance gone", lambda o: "n3" not in where(o, "web"))
     await lab.revive("n3")
     await lab.wait_for("web on all three again", lambda o: where(o, "web") == ["n1", "n2", "n3"])
+
+
+async def test_an_applied_config_is_adopted_by_the_running_cluster(lab: LoopbackCluster) -> None:
+    store = await lab.store()
+    extra = '\n[resources.extra]\nagent = "ocf:heartbeat:Dummy"\n'
+    await store.coord.put(store.config_key, (lab.config_path.read_text() + extra).encode())
+
+    await lab.wait_for("the new resource to start", runs_on("extra"))
+
+
+async def test_a_config_naming_a_missing_ocf_agent_is_rejected_and_changes_nothing(
+    lab: LoopbackCluster,
+) -> None:
+    store = await lab.store()
+    bad = '\n[resources.ghost]\nagent = "ocf:heartbeat:NoSuchAgent"\n'
+    await store.coord.put(store.config_key, (lab.config_path.read_text() + bad).encode())
+    good = '\n[resources.extra]\nagent = "ocf:heartbeat:Dummy"\n'
+    await store.coord.put(store.config_key, (lab.config_path.read_text() + good).encode())
+
+    after = await lab.wait_for("the next good config to apply", runs_on("extra"))
+    assert where(after, "ghost") == []
+    assert all(lab.running(n) for n in lab.names)
+    assert "config_rejected" in lab.tails(200)

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import sys
 import time
-import tomllib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated
@@ -27,7 +26,8 @@ import typer
 from hakeeper.cluster.connect import open_coordinator
 from hakeeper.cluster.keys import KeySpace
 from hakeeper.cluster.store import ClusterStore
-from hakeeper.config import load_spec, parse, to_spec
+from hakeeper.config import load_spec
+from hakeeper.config.loader import spec_from_text
 from hakeeper.coord.base import KV, Cmp, Coordinator, Lease, Op, TxnResult, WatchEvent
 from hakeeper.errors import ConfigError, CoordError, HakeeperError, NoQuorum, Unreachable
 from hakeeper.model.cluster import ClusterSpec
@@ -229,8 +229,8 @@ async def spec_in_force(coord: Coordinator, spec: ClusterSpec) -> ClusterSpec:
     if text is None:
         return spec
     try:
-        stored = to_spec(parse(tomllib.loads(text), source="stored config"))
-    except (tomllib.TOMLDecodeError, ConfigError) as exc:
+        stored = spec_from_text(text, "stored config")
+    except ConfigError as exc:
         print(
             f"hakeeper: warning: the stored config does not load ({exc}); using the local file",
             file=sys.stderr,

@@ -30,8 +30,8 @@ from hakeeper.cluster.executor import Executor
 from hakeeper.cluster.keys import KeySpace
 from hakeeper.cluster.membership import MemberRecord, Membership
 from hakeeper.cluster.store import ClusterStore
-from hakeeper.config.loader import load_spec
-from hakeeper.coord.base import Coordinator
+from hakeeper.config.loader import load_spec, spec_from_text
+from hakeeper.coord.base import Cmp, Coordinator, Put
 from hakeeper.errors import ConfigError, CoordError
 from hakeeper.fencing.device import FenceDevice
 from hakeeper.fencing.fence_agents import FenceAgentRunner
@@ -46,13 +46,16 @@ HAND_OVER_TIMEOUT = 30.0
 
 
 class Agent:
-    def __init__(self, spec: ClusterSpec, node: str, state_dir: Path) -> None:
+    def __init__(
+        self, spec: ClusterSpec, node: str, state_dir: Path, config_text: str = ""
+    ) -> None:
         if spec.node(node) is None:
             known = ", ".join(n.name for n in spec.nodes)
             raise ConfigError(f"node {node!r} is not in the cluster file (nodes: {known})")
         self.spec = spec
         self.node = node
         self.state_dir = state_dir
+        self.config_text = config_text
         self.timing = profile(spec.options.profile)
         self.keys = KeySpace(spec.options.name)
         self._stop = asyncio.Event()
@@ -71,6 +74,7 @@ class Agent:
     async def _run_with(self, coord: Coordinator) -> None:
         spec_now: Callable[[], ClusterSpec] = lambda: self.spec  # noqa: E731
         store = ClusterStore(coord, self.keys)
+        await self._adopt_stored_config(store)
         events = EventLog(coord, self.keys, self.node)
         me = self.spec.node(self.node)
         assert me is not None
@@ -88,6 +92,7 @@ class Agent:
         async with asyncio.TaskGroup() as tasks:
             renewing = tasks.create_task(membership.run(), name="membership")
             executing = tasks.create_task(executor.run(), name="executor")
+            configuring = tasks.create_task(self._follow_config(store, executor), name="config")
             campaigning = tasks.create_task(
                 self._campaign(coord, store, events, membership, spec_now), name="campaign"
             )
@@ -95,6 +100,7 @@ class Agent:
             log.info("event=shutdown phase=hand_over node=%s", self.node)
             await self._hand_over(store, executor)
             campaigning.cancel()
+            configuring.cancel()
             executing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await executing
@@ -104,6 +110,52 @@ class Agent:
             with contextlib.suppress(CoordError):
                 await membership.leave()
             log.info("event=shutdown phase=done node=%s", self.node)
+
+    async def _adopt_stored_config(self, store: ClusterStore) -> None:
+        """The cluster runs one config: the stored one (``config apply``); the first agent
+        of a new cluster publishes its own file."""
+        text = self.config_text
+        await store.coord.txn(
+            [Cmp(store.config_key, "create_revision", "==", 0)],
+            [Put(store.config_key, text.encode())],
+        )
+        stored = await store.stored_config()
+        if stored is not None and stored != text:
+            self._use_config(stored, "stored config")
+
+    async def _follow_config(self, store: ClusterStore, executor: Executor) -> None:
+        """Adopt every config ``config apply`` writes; an invalid one changes nothing."""
+        while True:
+            try:
+                async with contextlib.aclosing(store.coord.watch(store.config_key)) as changes:
+                    async for change in changes:
+                        if change.type == "put":
+                            before = self.spec
+                            source = f"config rev {change.revision}"
+                            if self._use_config(change.kv.value.decode(), source, executor):
+                                executor.forget_agents(_changed_primitives(before, self.spec))
+            except CoordError as exc:
+                log.warning("event=config_watch_failed error=%r", str(exc))
+                await asyncio.sleep(1.0)
+
+    def _use_config(self, text: str, source: str, executor: Executor | None = None) -> bool:
+        try:
+            spec = spec_from_text(text, source)
+            if executor is not None:
+                executor.check_agents(spec, _changed_primitives(self.spec, spec))
+        except ConfigError as exc:
+            log.error("event=config_rejected source=%s error=%r", source, str(exc))
+            return False
+        if spec.nodes != self.spec.nodes or spec.coordination != self.spec.coordination:
+            log.warning(
+                "event=config_needs_restart source=%s reason=nodes_or_coordination_changed", source
+            )
+        if spec.options.name != self.spec.options.name:
+            log.error("event=config_rejected source=%s error='cluster name changed'", source)
+            return False
+        self.spec = spec
+        log.info("event=config_adopted source=%s", source)
+        return True
 
     async def _hand_over(self, store: ClusterStore, executor: Executor) -> None:
         """Ask the controller to move our resources away (Pacemaker's shutdown), bounded."""
@@ -203,6 +255,11 @@ class Agent:
         )
 
 
+def _changed_primitives(before: ClusterSpec, after: ClusterSpec) -> set[str]:
+    old = {p.id: p for p in before.primitives}
+    return {p.id for p in after.primitives if old.get(p.id) != p}
+
+
 def _device(device: FenceDeviceSpec) -> FenceDevice:
     return FenceDevice(
         device.name,
@@ -215,7 +272,7 @@ def _device(device: FenceDeviceSpec) -> FenceDevice:
 def run_agent(config: Path, node: str, state_dir: Path) -> None:
     """Entry point of ``hakeeper agent``: one node until SIGTERM/SIGINT."""
     spec = load_spec(config)
-    agent = Agent(spec, node, state_dir)
+    agent = Agent(spec, node, state_dir, config.read_text(encoding="utf-8"))
     me = spec.node(node)
     assert me is not None
     # Resources inherit these, so one definition can bind or label per node.

@@ -157,6 +157,22 @@ class Executor:
                 if primitive is not None:
                     tasks.create_task(self._converge_one(primitive, assignment))
 
+    def check_agents(self, spec: ClusterSpec, resources: set[str]) -> None:
+        """Build the agents of ``resources`` from ``spec`` now: a ConfigError (an OCF agent
+        that does not exist, a missing required parameter) rejects the config before it
+        is used, instead of failing a start later."""
+        for primitive in spec.primitives:
+            if primitive.id in resources:
+                self._make_agent(
+                    primitive.agent, primitive.id, primitive.params, {},
+                    state_dir=self._state_dir / "agents",
+                )  # fmt: skip
+
+    def forget_agents(self, resources: set[str]) -> None:
+        """Drop cached agents of changed resources; the next op builds them anew."""
+        for key in [k for k in self._agents if k[0] in resources]:
+            del self._agents[key]
+
     async def shutdown(self, reason: str = "shutdown") -> None:
         """Stop every local instance (graceful leave); demote first where promoted."""
         spec = self._spec()

@@ -45,6 +45,15 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
 
 
+def spec_from_text(text: str, source: str) -> ClusterSpec:
+    """A cluster file's text (as stored by ``config apply``) to a validated spec."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    return to_spec(parse(data, source=source))
+
+
 def load(path: Path | str) -> ClusterFile:
     path = Path(path)
     return parse(read_toml(path), source=str(path))
