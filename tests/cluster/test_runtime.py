@@ -85,7 +85,7 @@ async def lab(tmp_path: Path) -> AsyncIterator[LoopbackCluster]:
     port = free_port_on(["127.0.0.11", "127.0.0.12", "127.0.0.13"])
     record = tmp_path / "singleton.record"
     cluster = LoopbackCluster(
-        tmp_path, singleton_resources(record, port, "migration_threshold = 2")
+        tmp_path, singleton_resources(record, port, "migration_threshold = 2\nstickiness = 100")
     )
     cluster.records_path = record  # type: ignore[attr-defined]
     try:

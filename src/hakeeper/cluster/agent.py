@@ -85,9 +85,11 @@ class Agent:
             node=self.node, spec=spec_now, store=store, events=events,
             membership=membership, state_dir=self.state_dir,
         )  # fmt: skip
-        await self._until_joined(membership)
-        # Probe before clearing a fenced mark: until then stale statuses are not believed.
+        # Probe before joining and before clearing a fenced mark, so that the controller
+        # never sees this node as a member with stale statuses (Pacemaker's probes).
+        await self._until_quorate(coord)
         await executor.probe()
+        await self._until_joined(membership)
         await store.rejoined(self.node)
         async with asyncio.TaskGroup() as tasks:
             renewing = tasks.create_task(membership.run(), name="membership")
@@ -166,6 +168,10 @@ class Agent:
             return
         if not await executor.wait_idle(HAND_OVER_TIMEOUT):
             log.warning("event=hand_over_incomplete left=%r", sorted(executor.local))
+
+    async def _until_quorate(self, coord: Coordinator) -> None:
+        while not self._stop.is_set() and not await coord.has_quorum():
+            log.info("event=waiting_for_quorum node=%s", self.node)
 
     async def _until_joined(self, membership: Membership) -> None:
         while not self._stop.is_set():

@@ -104,29 +104,47 @@ class Controller:
                 watcher.cancel()
 
     async def cycle(self) -> None:
-        """One decision: dispatch a wave and see it through, or wait for a change."""
+        """One transition: run its DAG wave by wave, or wait for a change.
+
+        The whole graph runs, not only its first wave: a restart in place is a stop and a
+        start on the same node, and rescheduling after the stop would lose that intent.
+        The transition is abandoned (and the next cycle schedules afresh) when an action
+        fails or something unexpected happens: a node joins or leaves, an instance fails."""
         self._changed.clear()
         spec, observed = await self._observe()
         await self._track_membership(observed)
         transition = schedule(spec, observed.state)
         self._log_decisions(transition.decisions)
-        ready = [
-            a
-            for i, a in enumerate(transition.actions)
-            if not transition.needs(i) and a.kind != "monitor"
-        ]
+        actions = transition.actions
+        done = {i for i, a in enumerate(actions) if a.kind == "monitor"}
         pruned = _pruned(observed)
-        if not ready and not pruned:
+        if len(done) == len(actions) and not pruned:
             await self._wait_for_change(RECHECK_INTERVAL)
             return
-        log.info("event=wave actions=%r", [a.key for a in ready])
-        fences = [a for a in ready if a.kind == "fence"]
-        if fences:
-            await self._fence_all(spec, fences)
-        in_flight = await self._dispatch(
-            spec, observed, [a for a in ready if a.kind != "fence"], pruned
-        )
-        await self._confirm(observed, in_flight)
+        first, current = observed, observed
+        while True:
+            ready = [
+                i for i in range(len(actions))
+                if i not in done and set(transition.needs(i)) <= done
+            ]  # fmt: skip
+            if not ready and not pruned:
+                return
+            wave = [actions[i] for i in ready]
+            log.info("event=wave actions=%r", [a.key for a in wave])
+            fenced = await self._fence_all(spec, [a for a in wave if a.kind == "fence"])
+            in_flight = await self._dispatch(
+                spec, current, [a for a in wave if a.kind != "fence"], pruned
+            )
+            pruned = {}
+            verdicts = {**fenced, **await self._confirm(first, in_flight)}
+            done |= {i for i in ready if verdicts.get(actions[i].key) == "done"}
+            if any(verdicts.get(actions[i].key) != "done" for i in ready):
+                log.info("event=transition_abandoned reason=action_failed")
+                return
+            spec, current = await self._observe()
+            if _unexpected(first, current):
+                log.info("event=transition_abandoned reason=cluster_changed")
+                return
 
     # --- observing ----------------------------------------------------------------------------
 
@@ -169,19 +187,21 @@ class Controller:
 
     # --- acting -----------------------------------------------------------------------------
 
-    async def _fence_all(self, spec: ClusterSpec, fences: Sequence[Action]) -> None:
+    async def _fence_all(self, spec: ClusterSpec, fences: Sequence[Action]) -> dict[str, Verdict]:
+        if not fences:
+            return {}
         fencer = self._fencer(spec)
         if fencer is None:
             log.warning(
                 "event=fence_impossible nodes=%r reason=no_devices", [a.node for a in fences]
             )
             await self._wait_for_change(RECHECK_INTERVAL)
-            return
+            return {a.key: "failed" for a in fences}
         async with asyncio.TaskGroup() as tasks:
-            for action in fences:
-                tasks.create_task(self._fence(fencer, action.node))
+            runs = {a.key: tasks.create_task(self._fence(fencer, a.node)) for a in fences}
+        return {key: "done" if run.result() else "failed" for key, run in runs.items()}
 
-    async def _fence(self, fencer: Fencer, node: str) -> None:
+    async def _fence(self, fencer: Fencer, node: str) -> bool:
         started = self._clock()
         outcome = await fencer.fence(node, "off")
         duration = self._clock() - started
@@ -195,6 +215,7 @@ class Controller:
         if outcome.fenced:
             record = json.dumps({"by": device, "ts": self._wall()}).encode()
             await self._guarded([Put(self._store.fenced_key(node), record)])
+        return outcome.fenced
 
     async def _dispatch(
         self,
@@ -224,7 +245,9 @@ class Controller:
             raise Deposed(f"controller term {self._term} of {self._node} ended: not writing")
         return result.revision
 
-    async def _confirm(self, first: Observed, in_flight: list[InFlight]) -> None:
+    async def _confirm(self, first: Observed, in_flight: list[InFlight]) -> dict[str, Verdict]:
+        """Wait until every dispatched action is done or failed; their verdicts by key."""
+        verdicts: dict[str, Verdict] = {}
         pending = list(in_flight)
         observed = first
         while pending:
@@ -241,9 +264,11 @@ class Controller:
                     still.append(item)
                     continue
                 log.info("event=action_%s action=%r epoch=%d", verdict, item.action.key, item.epoch)
+                verdicts[item.action.key] = verdict
                 if verdict == "done":
                     await self._finish_failover(first, item.action)
             pending = still
+        return verdicts
 
     # --- failover bookkeeping (for the event log and availability) -----------------------------
 
@@ -323,6 +348,19 @@ def _pruned(observed: Observed) -> dict[str, Assignment]:
         if kept != assignment.placements:
             out[resource] = Assignment(resource, kept)
     return out
+
+
+def _unexpected(before: Observed, now: Observed) -> bool:
+    """A change the running transition did not plan for: membership, or a new failure."""
+    if now.members != before.members:
+        return True
+    failed_before = {
+        (s.node, s.resource, s.instance) for s in before.statuses if s.role == "failed"
+    }
+    return any(
+        s.role == "failed" and (s.node, s.resource, s.instance) not in failed_before
+        for s in now.statuses
+    )
 
 
 def _status(observed: Observed, action: Action) -> InstanceStatus | None:

@@ -289,7 +289,8 @@ def build_observed(
         elif key.startswith(f"{keys.runtime}roles/"):
             roles[key[len(f"{keys.runtime}roles/") :]] = _target_role(kv.value)
 
-    live_statuses = [s for s in statuses if s.node in members or s.node not in fenced]
+    # A fenced node's statuses are history until it has re-probed and cleared its mark.
+    live_statuses = [s for s in statuses if s.node not in fenced]
     for node in leaving:
         flags[node] = NodeFlags(True, flags.get(node, NodeFlags()).maintenance)
     nodes = tuple(
