@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -10,7 +11,10 @@ import typer
 from typer.testing import CliRunner
 
 from hakeeper.cli import config_cmd
+from hakeeper.cli.main import app as main_app
 from hakeeper.cli.plan import plan
+from tests.cli.conftest import online
+from tests.fakes import LocalCoordinator
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "cluster"
 CONFIG = str(EXAMPLES / "cluster.toml")
@@ -122,3 +126,18 @@ def test_config_validate_lists_every_problem_with_its_key(tmp_path: Path) -> Non
 def test_plan_accepts_each_question_form(question: str) -> None:
     code, _ = run("plan", CONFIG, "--state", STATE, "--what-if", question)
     assert code == 0
+
+
+def test_plan_live_starts_from_the_running_cluster_and_answers_what_if(
+    use_local: None, coord: LocalCoordinator, config_file: Path
+) -> None:
+    asyncio.run(online(coord, "n1", "n2", "n3"))
+    live = runner.invoke(main_app, ["plan", str(config_file), "--live"])
+    assert live.exit_code == 0, live.output
+    assert "start vip on n1" in live.stdout
+
+    down = runner.invoke(
+        main_app, ["plan", str(config_file), "--live", "--what-if", "node n1 down"]
+    )
+    assert down.exit_code == 0, down.output
+    assert "start vip on n1" not in down.stdout

@@ -10,6 +10,7 @@ Each ``--what-if`` is applied in order before scheduling. Bad input exits with s
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Annotated
@@ -18,10 +19,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hakeeper.cli import cluster_client
+from hakeeper.cli.status import observe_live
 from hakeeper.cluster.scheduler import schedule
 from hakeeper.cluster.simulate import questions, what_if
 from hakeeper.config import load, to_spec
-from hakeeper.errors import ConfigError
+from hakeeper.errors import ConfigError, CoordError
+from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.state import ClusterState, NodeState, state_from_dict
 from hakeeper.model.transition import Transition
 
@@ -72,20 +76,25 @@ def plan(
     ] = None,
     dot: Annotated[bool, typer.Option("--dot", help="print Graphviz instead of a table")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the transition as JSON")] = False,
+    live: Annotated[
+        bool,
+        typer.Option("--live", help="start from the running cluster's state and config in force"),
+    ] = False,
 ) -> None:
     """Show what the scheduler would do from a config and an observed state (a dry run)."""
     try:
         spec = to_spec(load(config))
-        snapshot = (
-            read_state(state)
-            if state is not None
-            else ClusterState(nodes=tuple(NodeState(n.name) for n in spec.nodes))
-        )
+        if live:
+            spec, snapshot = asyncio.run(_live(spec))
+        elif state is not None:
+            snapshot = read_state(state)
+        else:
+            snapshot = ClusterState(nodes=tuple(NodeState(n.name) for n in spec.nodes))
         names = tuple(n.name for n in spec.nodes)
         for question in what or []:
             snapshot = what_if(snapshot, question, names)
         tr = schedule(spec, snapshot)
-    except ConfigError as exc:
+    except (ConfigError, CoordError) as exc:
         typer.echo(f"hakeeper plan: {exc}", err=True)
         raise typer.Exit(2) from exc
     if dot:
@@ -101,3 +110,11 @@ def plan(
 plan.__doc__ = (
     (plan.__doc__ or "") + "\n\nWhat-if questions:\n\n" + questions().replace("\n", "\n\n")
 )
+
+
+async def _live(spec: ClusterSpec) -> tuple[ClusterSpec, ClusterState]:
+    """The config the cluster runs (with run-time overrides) and its observed state."""
+    async with cluster_client.connected(spec) as coord:
+        in_force = await cluster_client.spec_in_force(coord, spec)
+        effective, observed, _ = await observe_live(coord, in_force, cluster_client.wall())
+    return effective, observed.state
