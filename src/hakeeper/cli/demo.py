@@ -1,43 +1,482 @@
-"""`hakeeper demo`: the coordination layer at work on this machine, no root needed.
+"""`hakeeper demo`: a real 3-node hakeeper cluster on this machine, no root needed.
 
-Starts three embedded-Raft members as separate processes on loopback, shows the leader they
-elect, writes through a client, kills the leader with SIGKILL, shows the survivors elect a
-new one without losing a write, and brings the killed member back.
+``hakeeper demo`` (= ``demo up``) starts one ``hakeeper agent`` process per node on its own
+loopback address (n1..n3 = 127.0.0.11..13), with an example HTTP app as an active/active
+clone (``web``) and an exclusive ``singleton`` that prefers n1, prints how to reach them and
+shows ``status --watch`` until Ctrl-C. From another terminal, ``hakeeper demo kill n1`` /
+``revive n1`` / ``status`` / ``down`` act on it. ``demo --no-watch`` instead runs a scripted
+tour (crash, fencing, failover, failback) and exits: what ``make demo`` runs, CI-safe.
+
+``hakeeper demo coord`` is the older demo of the coordination layer alone: three embedded-Raft
+members, the leader killed with SIGKILL, the survivors electing a new one without losing a
+write.
+
+Fencing is off in the demo (there is no fence device on one machine): a crashed node's
+exclusive resource stays blocked until someone confirms the node is off, which the demo does
+for you, as an operator would with ``hakeeper fence --confirm``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from hakeeper.agents.process import process_start_time
+from hakeeper.cli.status import collect_status, render, watch_status
+from hakeeper.cluster.connect import open_coordinator
+from hakeeper.cluster.keys import KeySpace
+from hakeeper.cluster.store import ClusterStore, Observed
+from hakeeper.config.loader import load_spec
 from hakeeper.coord.base import Coordinator
 from hakeeper.errors import CoordError, HakeeperError
+from hakeeper.lab.loopback import (
+    HttpProbe,
+    LoopbackCluster,
+    crash_node,
+    free_port_on,
+    launch_agent,
+)
 from hakeeper.lab.raft_cluster import RaftCluster
 from hakeeper.model.timing import profile as timing_profile
 
 console = Console()
 
+ACTIONS = ("up", "coord", "kill", "revive", "status", "down")
+NODES = ("n1", "n2", "n3")
+#: Every wait of the demo ends by itself; generous for a loaded 2-core machine.
+STEP_TIMEOUT = 60.0
+
+
+def demo_dir() -> Path:
+    """Fixed, so that ``demo kill`` in another terminal finds the cluster ``demo up`` runs."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        return Path(runtime) / "hakeeper-demo"
+    return Path(f"/tmp/hakeeper-demo-{os.getuid()}")
+
 
 def demo(
-    profile: Annotated[str, typer.Option(help="Timing profile: fast, default, wan.")] = "default",
+    action: Annotated[
+        str, typer.Argument(help="up (default), coord, kill, revive, status or down.")
+    ] = "up",
+    node: Annotated[str | None, typer.Argument(help="kill/revive: n1, n2 or n3.")] = None,
+    no_watch: Annotated[
+        bool,
+        typer.Option(
+            "--no-watch", help="up: run a scripted failover/failback tour and exit (CI-safe)."
+        ),
+    ] = False,
+    profile: Annotated[
+        str, typer.Option(help="Timing profile: fast, default, wan (coord default: default).")
+    ] = "",
 ) -> None:
-    """Run a 3-member coordination cluster on loopback and kill its leader."""
+    """A 3-node cluster on loopback: `demo` (up), `demo kill n1`, `demo revive n1`,
+    `demo status`, `demo down`; `demo --no-watch` tours failover and failback and exits;
+    `demo coord` shows the coordination layer alone."""
+    if action not in ACTIONS:
+        console.print(f"[red]unknown demo action {action!r}[/red]; use one of {', '.join(ACTIONS)}")
+        raise typer.Exit(2)
+    if action in ("kill", "revive") and node not in NODES:
+        console.print(f"[red]demo {action} needs a node:[/red] {', '.join(NODES)}")
+        raise typer.Exit(2)
     try:
-        with tempfile.TemporaryDirectory(prefix="hakeeper-demo-") as base:
-            asyncio.run(_demo(Path(base), profile))
+        if action == "coord":
+            with tempfile.TemporaryDirectory(prefix="hakeeper-demo-") as base:
+                asyncio.run(_coord_demo(Path(base), profile or "default"))
+        elif action == "up":
+            _up(profile or "fast", watch=not no_watch)
+        elif action == "kill":
+            assert node is not None
+            asyncio.run(_kill(node))
+        elif action == "revive":
+            assert node is not None
+            _revive(node)
+        elif action == "status":
+            _status()
+        else:
+            _down()
     except HakeeperError as exc:
         console.print(f"[red]demo failed:[/red] {exc}")
         raise typer.Exit(1) from exc
 
 
-async def _demo(base: Path, profile: str) -> None:
+# --- the cluster demo ----------------------------------------------------------------------
+
+
+def demo_resources(web_port: int, singleton_port: int) -> str:
+    app = f"{sys.executable} -m hakeeper.lab.http_app"
+    return f"""
+# An active/active clone: one instance per node, each on its own node's address.
+[resources.web]
+agent = "process"
+params = {{ command = "{app} --port {web_port} --name web" }}
+ops.monitor = {{ interval = "1s", timeout = "5s" }}
+exclusive = false
+
+[clones.web-clone]
+resource = "web"
+
+# Exclusive: never on two nodes at once, so not restarted elsewhere before its node is fenced.
+[resources.singleton]
+agent = "process"
+params = {{ command = "{app} --port {singleton_port} --name singleton" }}
+ops.monitor = {{ interval = "1s", timeout = "5s" }}
+
+[[constraints.location]]
+resource = "singleton"
+node = "n1"
+score = 100
+"""
+
+
+def where(observed: Observed, resource: str) -> list[str]:
+    """The live nodes ``resource`` runs on."""
+    return sorted(
+        s.node
+        for s in observed.statuses
+        if s.resource == resource
+        and s.role in ("started", "promoted")
+        and not observed.state.node(s.node).down
+    )
+
+
+def _state_file(base: Path) -> Path:
+    return base / "demo.json"
+
+
+def _read_state(base: Path) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads(_state_file(base).read_text())
+    except (OSError, ValueError):
+        return None
+    return data
+
+
+def _write_state(base: Path, data: dict[str, Any]) -> None:
+    tmp = _state_file(base).with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(_state_file(base))
+
+
+def _alive(pid: object, start_time: object) -> bool:
+    return isinstance(pid, int) and process_start_time(pid) == start_time
+
+
+def _crash_recorded(data: dict[str, Any], node: str) -> None:
+    entry = data["nodes"][node]
+    crash_node(
+        Path(entry["state_dir"]), Path(entry["runtime_dir"]), entry["pid"], entry["start_time"]
+    )
+    entry["pid"] = entry["start_time"] = None
+
+
+def _clean_stale(base: Path) -> None:
+    """A previous demo that died without tearing down: stop what it recorded, by PID."""
+    data = _read_state(base)
+    if data is not None:
+        if _alive(data.get("up_pid"), data.get("up_start_time")):
+            raise HakeeperError(
+                f"a demo is already running (pid {data['up_pid']}); "
+                "use `hakeeper demo status`, or `hakeeper demo down` to stop it"
+            )
+        for node in data.get("nodes", {}):
+            _crash_recorded(data, node)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _up(profile: str, *, watch: bool) -> None:
+    base = demo_dir()
+    _clean_stale(base)
+    # Ctrl-C (or `demo down`'s SIGTERM) is the way out of the live view; the teardown has run
+    # in _up_async's finally by the time these arrive here.
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+        asyncio.run(_up_async(base, profile, watch=watch))
+
+
+async def _up_async(base: Path, profile: str, *, watch: bool) -> None:
+    addresses = [f"127.0.0.{10 + i}" for i in range(1, 4)]
+    web_port = free_port_on(addresses)
+    singleton_port = free_port_on(addresses)
+    while singleton_port == web_port:
+        singleton_port = free_port_on(addresses)
+    cluster = LoopbackCluster(
+        base,
+        demo_resources(web_port, singleton_port),
+        name="demo",
+        profile=profile,
+        fencing=False,
+        failback="auto",
+    )
+    # `demo down` from another terminal sends SIGTERM: end like Ctrl-C, tearing down.
+    main = asyncio.current_task()
+    assert main is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
+    console.rule("[bold]hakeeper demo: a 3-node cluster on loopback")
+    console.print(
+        f"directory {base}\nprofile [bold]{profile}[/bold], fencing off, failback auto; "
+        "starting 3 agents (n1..n3 on 127.0.0.11..13)"
+    )
+    started = time.monotonic()
+    try:
+        await cluster.start()
+        _record_up(cluster, web_port, singleton_port)
+        await cluster.wait_for(
+            "web on all three nodes and the singleton on n1",
+            lambda o: where(o, "web") == list(NODES) and where(o, "singleton") == ["n1"],
+            timeout=STEP_TIMEOUT,
+        )
+        console.print(f"everything runs after {time.monotonic() - started:.1f} s\n")
+        _print_access(cluster, web_port, singleton_port)
+        if watch:
+            console.print(
+                "\n[dim]live status below; Ctrl-C stops the demo and all its processes[/dim]"
+            )
+            store = await cluster.store()
+            await watch_status(store.coord, cluster.spec, console)
+        else:
+            await _tour(cluster, singleton_port)
+    finally:
+        await _teardown(cluster)
+
+
+def _record_up(cluster: LoopbackCluster, web_port: int, singleton_port: int) -> None:
+    """What `demo kill/revive/status/down` in another terminal need: PIDs with their start
+    times (so nothing but these very processes is ever signalled), argv, env, paths."""
+    nodes: dict[str, Any] = {}
+    for node in cluster.names:
+        pid = cluster.pid(node)
+        nodes[node] = {
+            "address": cluster.address[node],
+            "pid": pid,
+            "start_time": process_start_time(pid) if pid is not None else None,
+            "argv": cluster.agent_argv(node),
+            "env": cluster.agent_env(node),
+            "log": str(cluster.log_path(node)),
+            "state_dir": str(cluster.state_dir(node)),
+            "runtime_dir": str(cluster.runtime_dir(node)),
+        }
+    _write_state(
+        cluster.base_dir,
+        {
+            "up_pid": os.getpid(),
+            "up_start_time": process_start_time(os.getpid()),
+            "config": str(cluster.config_path),
+            "web_port": web_port,
+            "singleton_port": singleton_port,
+            "nodes": nodes,
+        },
+    )
+
+
+async def _teardown(cluster: LoopbackCluster) -> None:
+    # Agents revived from another terminal are not this process's children: stop them from
+    # the PIDs recorded in the state file (checked against their start time).
+    data = _read_state(cluster.base_dir)
+    await asyncio.shield(cluster.close())
+    if data is not None:
+        for node, entry in data["nodes"].items():
+            if entry["pid"] is not None and entry["pid"] != cluster.pid(node):
+                _crash_recorded(data, node)
+    _state_file(cluster.base_dir).unlink(missing_ok=True)
+    console.print("demo stopped: all agents and resource processes killed, by PID")
+
+
+def _print_access(cluster: LoopbackCluster, web_port: int, singleton_port: int) -> None:
+    table = Table("service", "URLs")
+    table.add_row(
+        "web (clone, every node)",
+        "  ".join(f"http://{a}:{web_port}/" for a in cluster.address.values()),
+    )
+    table.add_row(
+        "singleton (one node, prefers n1)",
+        "  ".join(f"http://{a}:{singleton_port}/" for a in cluster.address.values())
+        + "\n(only the node running it answers)",
+    )
+    console.print(table)
+    console.print(
+        "try, from another terminal:\n"
+        f"  curl http://127.0.0.11:{singleton_port}/\n"
+        "  hakeeper demo kill n1      # power-cut n1; the singleton moves\n"
+        "  hakeeper demo revive n1    # n1 comes back; the singleton returns to it\n"
+        "  hakeeper demo status       # one status screen\n"
+        f"  hakeeper status --watch --config {cluster.config_path}\n"
+        "  hakeeper demo down         # stop everything"
+    )
+
+
+async def _show(cluster: LoopbackCluster) -> None:
+    store = await cluster.store()
+    report = await collect_status(store.coord, cluster.spec, time.time())
+    console.print(render(report))
+
+
+async def _tour(cluster: LoopbackCluster, singleton_port: int) -> None:
+    """Crash the singleton's node, confirm fencing, fail over, revive, fail back."""
+    await _show(cluster)
+    probe = HttpProbe(list(cluster.address.values()), singleton_port)
+    probe.start()
+    try:
+        await probe.wait_served_after(time.monotonic(), STEP_TIMEOUT)
+        await asyncio.sleep(1.0)
+        holder = where(await cluster.observe(), "singleton")[0]
+        console.rule(f"[bold red]power cut of {holder}[/bold red]")
+        console.print(
+            f"SIGKILL of {holder}'s agent (pid {cluster.pid(holder)}) and of every process "
+            "its resources started, as a power cut would do"
+        )
+        crashed = time.monotonic()
+        cluster.crash(holder)
+        await cluster.wait_for(
+            f"{holder} to be seen lost",
+            lambda o: o.state.node(holder).status == "lost",
+            timeout=STEP_TIMEOUT,
+        )
+        console.print(
+            f"{holder} seen lost after {time.monotonic() - crashed:.2f} s. The singleton is "
+            f"exclusive and fencing is off: not starting it elsewhere (blocked) until {holder} "
+            "is known to be off — it might only be cut off from the others, still running it"
+        )
+        await _show(cluster)
+        console.print(
+            f"\nconfirming {holder} is off, as the operator would with "
+            f"[bold]hakeeper fence --confirm {holder}[/bold] after checking the machine"
+        )
+        confirmed = time.monotonic()
+        await cluster.confirm_fenced(holder)
+        moved = await cluster.wait_for(
+            "the singleton to run elsewhere",
+            lambda o: len(where(o, "singleton")) == 1 and where(o, "singleton") != [holder],
+            timeout=STEP_TIMEOUT,
+        )
+        answered, body = await probe.wait_served_after(confirmed, STEP_TIMEOUT)
+        outage = probe.outage(crashed)
+        console.print(
+            f"[bold green]failover:[/bold green] singleton now on {where(moved, 'singleton')[0]}"
+            f" ({body!r}), answering {answered - confirmed:.2f} s after the confirmation; "
+            f"client-observed outage {outage or 0.0:.2f} s, of which "
+            f"{confirmed - crashed:.2f} s waiting for the confirmation "
+            "(10 ms probe of all three addresses)"
+        )
+        await _show(cluster)
+
+        console.rule(f"[bold]reviving {holder}[/bold]")
+        revived = time.monotonic()
+        await cluster.revive(holder)
+        back = await cluster.wait_for(
+            f"the singleton back on {holder}",
+            lambda o: where(o, "singleton") == [holder] and holder in where(o, "web"),
+            timeout=STEP_TIMEOUT,
+        )
+        await probe.wait_served_after(time.monotonic(), STEP_TIMEOUT)
+        console.print(
+            f"[bold green]failback:[/bold green] singleton back on {holder} "
+            f"{time.monotonic() - revived:.2f} s after the revive (failback = auto, location "
+            f"prefers n1); web on {', '.join(where(back, 'web'))}"
+        )
+        await _show(cluster)
+    finally:
+        await probe.stop()
+
+
+# --- acting on a running demo from another terminal -----------------------------------------
+
+
+def _running_state() -> dict[str, Any]:
+    data = _read_state(demo_dir())
+    if data is None or not _alive(data.get("up_pid"), data.get("up_start_time")):
+        raise HakeeperError(f"no demo is running (in {demo_dir()}); start one with `hakeeper demo`")
+    return data
+
+
+async def _kill(node: str) -> None:
+    data = _running_state()
+    entry = data["nodes"][node]
+    if not _alive(entry["pid"], entry["start_time"]):
+        raise HakeeperError(f"{node} is already down; `hakeeper demo revive {node}` restarts it")
+    console.print(
+        f"power cut of {node}: SIGKILL of its agent (pid {entry['pid']}) and of the process "
+        "groups its resources started (each PID checked against its recorded start time)"
+    )
+    _crash_recorded(data, node)
+    _write_state(demo_dir(), data)
+    # Fencing is off: the exclusive singleton would stay blocked until someone vouches that
+    # the node is really off. Here we know (we just killed it), so we say so in the store.
+    spec = load_spec(Path(data["config"]))
+    coord: Coordinator = await open_coordinator(spec, ready_timeout=STEP_TIMEOUT)
+    try:
+        await ClusterStore(coord, KeySpace(spec.options.name)).confirm_fenced(
+            node, by="operator", now=time.time()
+        )
+    finally:
+        await coord.close()
+    console.print(
+        f"confirmed {node} fenced in the store, as `hakeeper fence --confirm {node}` does: "
+        "with fencing off, the singleton moves only once someone vouches the node is off "
+        "(otherwise it might still be running there, cut off from the others)"
+    )
+
+
+def _revive(node: str) -> None:
+    base = demo_dir()
+    data = _running_state()
+    entry = data["nodes"][node]
+    if _alive(entry["pid"], entry["start_time"]):
+        raise HakeeperError(f"{node} is running (pid {entry['pid']}); kill it first")
+    Path(entry["runtime_dir"]).mkdir(parents=True, exist_ok=True)
+    pid, start_time = launch_agent(entry["argv"], entry["env"], Path(entry["log"]))
+    entry["pid"], entry["start_time"] = pid, start_time
+    _write_state(base, data)
+    console.print(
+        f"{node}'s agent restarted (pid {pid}); it rejoins, and the singleton fails back to "
+        "n1 if that is the node"
+    )
+
+
+def _status() -> None:
+    from hakeeper.cli.status import status as status_cmd
+
+    data = _running_state()
+    status_cmd(config=Path(data["config"]))
+
+
+def _down() -> None:
+    base = demo_dir()
+    data = _read_state(base)
+    if data is None:
+        console.print("no demo is running")
+        return
+    if _alive(data.get("up_pid"), data.get("up_start_time")):
+        os.kill(data["up_pid"], signal.SIGTERM)  # it tears down itself, then removes the file
+        deadline = time.monotonic() + STEP_TIMEOUT
+        while _state_file(base).exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not _state_file(base).exists():
+            console.print("demo stopped")
+            return
+        data = _read_state(base) or data
+    for node in data["nodes"]:
+        _crash_recorded(data, node)
+    _state_file(base).unlink(missing_ok=True)
+    console.print("demo stopped: its agents and resource processes killed, by PID")
+
+
+# --- the coordination-layer demo ------------------------------------------------------------
+
+
+async def _coord_demo(base: Path, profile: str) -> None:
     timing = timing_profile(profile)
     cluster = RaftCluster(3, base_dir=base, timing=timing)
     console.rule("[bold]hakeeper demo: the coordination layer (embedded Raft)")

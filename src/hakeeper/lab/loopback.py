@@ -101,6 +101,48 @@ def read_records(path: Path) -> list[Record]:
     return out
 
 
+def kill_resource_processes(state_dir: Path) -> None:
+    """SIGKILL every process group a node's resources started, as recorded by its agent.
+
+    Each record holds the PID and its ``/proc/<pid>/stat`` start time: a PID reused since
+    by an unrelated process is left alone."""
+    for state_file in (state_dir / "agents").glob("*.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            data = json.loads(state_file.read_text())
+            pid = int(data["pid"])
+            if process_start_time(pid) == int(data["start_time"]):
+                os.killpg(pid, signal.SIGKILL)
+        state_file.unlink(missing_ok=True)
+
+
+def crash_node(
+    state_dir: Path,
+    runtime_dir: Path,
+    agent_pid: int | None = None,
+    agent_start_time: int | None = None,
+) -> None:
+    """Power cut of one node from any process: SIGKILL the agent (when given, and only if the
+    PID still has that start time), then its resources' processes; wipe its /run."""
+    if agent_pid is not None and process_start_time(agent_pid) == agent_start_time:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(agent_pid, signal.SIGKILL)
+    kill_resource_processes(state_dir)
+    shutil.rmtree(runtime_dir, ignore_errors=True)
+
+
+def launch_agent(argv: list[str], env: dict[str, str], log_path: Path) -> tuple[int, int]:
+    """Start an agent detached from the caller (its own session, output to ``log_path``);
+    returns its PID and start time, so that it can be signalled safely from another process."""
+    proc = ManagedProcess(Path(log_path).stem, argv, log_path)
+    proc.start(env=env)
+    pid = proc.pid
+    assert pid is not None
+    start_time = process_start_time(pid)
+    if start_time is None:
+        raise HakeeperError(f"agent {argv} exited at once; see {log_path}")
+    return pid, start_time
+
+
 class LoopbackCluster:
     def __init__(
         self,
@@ -131,12 +173,21 @@ class LoopbackCluster:
         self._coord: Coordinator | None = None
 
     def _agent(self, node: str) -> ManagedProcess:
-        argv = [
+        return ManagedProcess(node, self.agent_argv(node), self.log_path(node))
+
+    def agent_argv(self, node: str) -> list[str]:
+        return [
             sys.executable, "-m", "hakeeper", "agent",
             "--config", str(self.config_path), "--node", node,
             "--state-dir", str(self.state_dir(node)),
         ]  # fmt: skip
-        return ManagedProcess(node, argv, self.base_dir / f"{node}.log")
+
+    def agent_env(self, node: str) -> dict[str, str]:
+        """What the agent gets on top of the caller's environment."""
+        return {"HA_RSCTMP": str(self.runtime_dir(node))}
+
+    def log_path(self, node: str) -> Path:
+        return self.base_dir / f"{node}.log"
 
     def state_dir(self, node: str) -> Path:
         return self.base_dir / node
@@ -151,9 +202,8 @@ class LoopbackCluster:
             self._launch(node)
 
     def _launch(self, node: str) -> None:
-        rsctmp = self.runtime_dir(node)
-        rsctmp.mkdir(parents=True, exist_ok=True)
-        self._procs[node].start(env={"HA_RSCTMP": str(rsctmp)})
+        self.runtime_dir(node).mkdir(parents=True, exist_ok=True)
+        self._procs[node].start(env=self.agent_env(node))
 
     async def store(self) -> ClusterStore:
         if self._coord is None:
@@ -191,15 +241,8 @@ class LoopbackCluster:
     def crash(self, node: str) -> None:
         """Power cut: SIGKILL the agent and everything its resources started; wipe /run."""
         self.crashed_at[node].append(time.monotonic())
-        self._procs[node].kill()
-        for state_file in (self.state_dir(node) / "agents").glob("*.json"):
-            with contextlib.suppress(OSError, ValueError, KeyError):
-                data = json.loads(state_file.read_text())
-                pid = int(data["pid"])
-                if process_start_time(pid) == int(data["start_time"]):
-                    os.killpg(pid, signal.SIGKILL)
-            state_file.unlink(missing_ok=True)
-        shutil.rmtree(self.runtime_dir(node), ignore_errors=True)
+        self._procs[node].kill()  # our own child: killed and reaped here
+        crash_node(self.state_dir(node), self.runtime_dir(node))
 
     def freeze(self, node: str) -> None:
         self._procs[node].signal(signal.SIGSTOP)
@@ -238,3 +281,83 @@ class LoopbackCluster:
 
     def tails(self, lines: int = 15) -> str:
         return "\n".join(f"--- {n}\n{p.log_tail(lines)}" for n, p in self._procs.items())
+
+
+class HttpProbe:
+    """A client of a service reachable on several addresses: a GET every ``interval`` to each.
+
+    Every request is its own task with its own ``timeout``, so one that hangs (a SYN to a dead
+    listener) does not delay the next; any 200 from any address counts as served. Used to
+    measure the outage a client sees across a failover."""
+
+    def __init__(
+        self, addresses: list[str], port: int, interval: float = 0.010, timeout: float = 0.2
+    ) -> None:
+        self.addresses = addresses
+        self.port = port
+        self.interval = interval
+        self.timeout = timeout
+        self.good: list[tuple[float, float, str]] = []  # (sent, answered, body)
+        self._task: asyncio.Task[None] | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def _get(self, address: str) -> None:
+        sent = time.monotonic()
+        writer: asyncio.StreamWriter | None = None
+        try:
+            async with asyncio.timeout(self.timeout):
+                reader, writer = await asyncio.open_connection(address, self.port)
+                writer.write(b"GET / HTTP/1.0\r\nHost: probe\r\n\r\n")
+                data = await reader.read()
+        except (OSError, TimeoutError):
+            return
+        finally:
+            if writer is not None:
+                writer.close()
+        if data.startswith(b"HTTP/1.0 200") or data.startswith(b"HTTP/1.1 200"):
+            body = data.partition(b"\r\n\r\n")[2].decode(errors="replace").strip()
+            self.good.append((sent, time.monotonic(), body))
+
+    async def _run(self) -> None:
+        next_at = time.monotonic()
+        while True:
+            for address in self.addresses:
+                task = asyncio.create_task(self._get(address))
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+            next_at += self.interval
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="http-probe")
+
+    async def stop(self) -> None:
+        for task in [self._task, *self._pending]:
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(
+            *(t for t in [self._task, *self._pending] if t), return_exceptions=True
+        )
+        self._task = None
+
+    def served_after(self, moment: float) -> tuple[float, str] | None:
+        """The first good answer to a request sent after ``moment``."""
+        after = [(answered, body) for sent, answered, body in self.good if sent > moment]
+        return min(after) if after else None
+
+    def outage(self, fault_at: float) -> float | None:
+        """First good answer after the fault minus the last good answer before it."""
+        before = [answered for sent, answered, _ in self.good if sent < fault_at]
+        after = self.served_after(fault_at)
+        if not before or after is None:
+            return None
+        return after[0] - max(before)
+
+    async def wait_served_after(self, moment: float, timeout: float) -> tuple[float, str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.served_after(moment)
+            if found is not None:
+                return found
+            await asyncio.sleep(self.interval)
+        raise HakeeperError(f"no answer on port {self.port} within {timeout}s")
