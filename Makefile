@@ -25,7 +25,7 @@ system-deps:
 	fi
 
 demo: $(STAMP)
-	$(VENV)/bin/hakeeper demo
+	$(VENV)/bin/hakeeper demo --no-watch
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
@@ -42,6 +42,7 @@ test: $(STAMP) system-deps lint typecheck
 
 bench: $(STAMP) system-deps
 	$(PY) benchmarks/coord_failover.py
+	$(PY) benchmarks/failover_loopback.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
