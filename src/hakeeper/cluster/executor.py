@@ -128,11 +128,13 @@ class Executor:
                         await self.converge()
                     else:
                         await self._self_fence()
+                    # Wake at the membership deadline at the latest: rule 1 is about stopping
+                    # before the lease can expire, not at the next periodic recheck.
+                    pause = RECHECK_INTERVAL / 4 if self._fenced_self else RECHECK_INTERVAL
+                    if self._membership.valid():
+                        pause = min(pause, max(0.0, self._membership.remaining()))
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(
-                            self._changed.wait(),
-                            RECHECK_INTERVAL / 4 if self._fenced_self else RECHECK_INTERVAL,
-                        )
+                        await asyncio.wait_for(self._changed.wait(), pause)
             finally:
                 watcher.cancel()
 

@@ -71,6 +71,10 @@ class Membership:
         """Local monotonic instant after which this node must hold nothing exclusive."""
         return self._deadline
 
+    def remaining(self) -> float:
+        """Seconds until the deadline on the local clock (negative once it has passed)."""
+        return self._deadline - self._clock()
+
     def valid(self) -> bool:
         return self._lease is not None and self._clock() < self._deadline
 

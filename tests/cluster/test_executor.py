@@ -1,0 +1,90 @@
+"""The executor's self-fencing (rule 1), with fake resource agents and a fake engine."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from hakeeper.agents.base import OcfRc, OpRequest, OpResult, make_result
+from hakeeper.cluster.events_log import EventLog
+from hakeeper.cluster.executor import RECHECK_INTERVAL, Executor
+from hakeeper.cluster.keys import KeySpace
+from hakeeper.cluster.membership import MemberRecord, Membership
+from hakeeper.cluster.store import Assignment, ClusterStore, Placement
+from hakeeper.config.loader import spec_from_text
+from hakeeper.errors import NoQuorum
+from hakeeper.model.timing import PROFILES
+from tests.fakes import LocalCoordinator
+
+KEYS = KeySpace("c1")
+SPEC = spec_from_text(
+    '[cluster]\nname = "c1"\nprofile = "fast"\n[nodes.n1]\n'
+    '[resources.db]\nagent = "process"\nparams = { command = "sleep 1" }\n',
+    "test",
+)
+
+
+class RecordingAgent:
+    """Answers every op with success and records when it was asked."""
+
+    def __init__(self, calls: list[tuple[str, float]], started: asyncio.Event) -> None:
+        self.calls = calls
+        self.started = started
+
+    def _ok(self, op: str, rc: OcfRc = OcfRc.SUCCESS) -> OpResult:
+        self.calls.append((op, time.monotonic()))
+        return make_result(op, rc, started=time.monotonic(), resource="db")
+
+    async def start(self, req: OpRequest) -> OpResult:
+        self.started.set()
+        return self._ok("start")
+
+    async def stop(self, req: OpRequest) -> OpResult:
+        return self._ok("stop")
+
+    async def monitor(self, req: OpRequest, *, probe: bool = False) -> OpResult:
+        return self._ok(
+            "probe" if probe else "monitor", OcfRc.NOT_RUNNING if probe else OcfRc.SUCCESS
+        )
+
+    async def promote(self, req: OpRequest) -> OpResult:
+        return self._ok("promote")
+
+    async def demote(self, req: OpRequest) -> OpResult:
+        return self._ok("demote")
+
+    def meta_data(self) -> Any:
+        return None
+
+
+async def test_an_exclusive_resource_stops_at_the_membership_deadline_not_later(
+    tmp_path: Path,
+) -> None:
+    coord = LocalCoordinator()
+    timing = PROFILES["fast"]
+    store = ClusterStore(coord, KEYS)
+    membership = Membership(coord, KEYS, MemberRecord("n1", "127.0.0.11"), timing, time.monotonic)
+    calls: list[tuple[str, float]] = []
+    started = asyncio.Event()
+    executor = Executor(
+        node="n1", spec=lambda: SPEC, store=store, events=EventLog(coord, KEYS, "n1"),
+        membership=membership, state_dir=tmp_path,
+        agent_factory=lambda *args, **kwargs: RecordingAgent(calls, started),
+    )  # fmt: skip
+    await membership.join()
+    await coord.put(KEYS.assignment("db"), Assignment("db", (Placement("n1"),)).encode())
+    running = asyncio.create_task(executor.run())
+    try:
+        await asyncio.wait_for(started.wait(), 10)
+        coord.fail_with = NoQuorum("cut off")  # no renewal, no watch event: only the clock
+        deadline = membership.deadline
+        await asyncio.sleep(max(0.0, deadline - time.monotonic()) + 0.5)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+    stops = [at for op, at in calls if op == "stop"]
+    assert stops, "the exclusive resource was never stopped after the deadline"
+    assert stops[0] - deadline < RECHECK_INTERVAL / 2
