@@ -25,7 +25,6 @@ instances runs, in any role. Errors name the file, the key path and the fix.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hakeeper.availability.units import parse_availability
+from hakeeper.config.loader import read_toml
 from hakeeper.errors import ConfigError
 
 
@@ -103,13 +103,7 @@ class _File(BaseModel):
 
 
 def load(path: Path) -> Services:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    return parse(data, str(path))
+    return parse(read_toml(path), str(path))
 
 
 def parse(data: Mapping[str, Any], source: str = "services") -> Services:

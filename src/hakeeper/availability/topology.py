@@ -30,7 +30,6 @@ Errors name the file, the key path (``group.web.k``) and what to write instead.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hakeeper.availability import calc
 from hakeeper.availability.units import parse_availability, parse_duration
+from hakeeper.config.loader import read_toml
 from hakeeper.errors import ConfigError
 
 GroupKind = Literal["series", "parallel", "k-of-n"]
@@ -161,13 +161,7 @@ class Evaluated:
 
 def load(path: Path) -> TopologySpec:
     """Read and validate a topology file."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    return parse(data, str(path))
+    return parse(read_toml(path), str(path))
 
 
 def parse(data: Mapping[str, Any], source: str = "topology") -> TopologySpec:
