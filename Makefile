@@ -3,9 +3,11 @@
 VENV     := .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
-DEB_PKGS := etcd-server etcd-client resource-agents fence-agents
+DEB_PKGS := etcd-server etcd-client resource-agents fence-agents memcached iproute2 arping
+# The anchors the benchmarks measure in the same run (not needed by the tests).
+BENCH_PKGS := haproxy nginx wrk keepalived redis-server libmemcached-tools
 
-.PHONY: demo test lint typecheck unit bench system-deps clean
+.PHONY: demo test lint typecheck unit bench system-deps bench-deps debian-packages clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -16,7 +18,13 @@ $(STAMP): pyproject.toml
 # Installs the real servers the tests start (etcd). Needs root; without it the tests that
 # need a missing server say so and skip, except under CI where they fail.
 system-deps:
-	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@$(MAKE) --no-print-directory debian-packages PKGS="$(DEB_PKGS)"
+
+bench-deps:
+	@$(MAKE) --no-print-directory debian-packages PKGS="$(DEB_PKGS) $(BENCH_PKGS)"
+
+debian-packages:
+	@missing=""; for p in $(PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \
@@ -40,7 +48,7 @@ unit: $(STAMP)
 test: $(STAMP) system-deps lint typecheck
 	$(VENV)/bin/pytest -q
 
-bench: $(STAMP) system-deps
+bench: $(STAMP) bench-deps
 	$(PY) benchmarks/coord_failover.py
 	$(PY) benchmarks/failover_loopback.py
 
