@@ -15,6 +15,7 @@ import difflib
 import logging
 import os
 import signal
+import sysconfig
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -25,7 +26,15 @@ from hakeeper.fencing.device import AttemptResult, FenceAction, FenceDevice, Pow
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SEARCH_PATH = ("/usr/sbin", "/sbin", "/usr/bin", "/usr/local/sbin")
+# Debian's fence-agents install into /usr/sbin; hakeeper's own lab agent sits beside the
+# `hakeeper` command (the scripts dir of the Python that runs it).
+DEFAULT_SEARCH_PATH = (
+    "/usr/sbin",
+    "/sbin",
+    "/usr/bin",
+    "/usr/local/sbin",
+    sysconfig.get_path("scripts"),
+)
 _OUTPUT_LIMIT = 2000
 
 

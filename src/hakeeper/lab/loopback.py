@@ -30,6 +30,7 @@ from hakeeper.cluster.store import ClusterStore, Observed
 from hakeeper.config.loader import load_spec
 from hakeeper.coord.base import Coordinator
 from hakeeper.errors import CoordError, HakeeperError
+from hakeeper.lab.fence_agent import read_offs, write_target
 from hakeeper.lab.processes import ManagedProcess
 from hakeeper.model.cluster import ClusterSpec
 
@@ -63,7 +64,11 @@ def cluster_file(
     profile: str = "fast",
     fencing: bool = False,
     failback: str = "auto",
+    fence_targets: Path | None = None,
+    fence_scope: str = "node",
 ) -> str:
+    """A lab cluster file; with ``fence_targets`` its nodes are fenced through the lab's
+    fence device (``fence_hakeeper_lab``), the code path a real power switch takes."""
     lines = [
         "[cluster]",
         f'name = "{name}"',
@@ -77,6 +82,14 @@ def cluster_file(
     ]
     for i in range(1, nodes + 1):
         lines += [f"[nodes.n{i}]", f'address = "{node_address(i)}"', f"raft_port = {raft_port}", ""]
+    if fence_targets is not None:
+        lines += [
+            "[fencing.devices.lab]",
+            'agent = "fence_hakeeper_lab"',
+            f'params = {{ targets_dir = "{fence_targets}", scope = "{fence_scope}" }}',
+            "timeout = 30",
+            "",
+        ]
     return "\n".join(lines) + resources
 
 
@@ -130,6 +143,19 @@ def crash_node(
     shutil.rmtree(runtime_dir, ignore_errors=True)
 
 
+def loopback_target(
+    agent_pid: int, agent_start_time: int | None, state_dir: Path, runtime_dir: Path
+) -> dict[str, object]:
+    """What ``fence_hakeeper_lab`` needs to power off a loopback node."""
+    return {
+        "kind": "loopback",
+        "agent_pid": agent_pid,
+        "agent_start_time": agent_start_time,
+        "state_dir": str(state_dir),
+        "runtime_dir": str(runtime_dir),
+    }
+
+
 def launch_agent(argv: list[str], env: dict[str, str], log_path: Path) -> tuple[int, int]:
     """Start an agent detached from the caller (its own session, output to ``log_path``);
     returns its PID and start time, so that it can be signalled safely from another process."""
@@ -154,8 +180,13 @@ class LoopbackCluster:
         profile: str = "fast",
         fencing: bool = False,
         failback: str = "auto",
+        fence_device: bool = False,
+        fence_scope: str = "node",
     ) -> None:
+        """``fence_device``: fence through ``fence_hakeeper_lab`` (implies ``fencing``);
+        ``fence_scope = "resources"`` makes it kill only what the node's resources run."""
         self.base_dir = base_dir
+        self.targets_dir = base_dir / "fence-targets"
         self.names = [f"n{i}" for i in range(1, nodes + 1)]
         addresses = [node_address(i) for i in range(1, nodes + 1)]
         self.address = dict(zip(self.names, addresses, strict=True))
@@ -163,7 +194,8 @@ class LoopbackCluster:
         base_dir.mkdir(parents=True, exist_ok=True)
         text = cluster_file(
             name, nodes, free_port_on(addresses), resources,
-            profile=profile, fencing=fencing, failback=failback,
+            profile=profile, fencing=fencing or fence_device, failback=failback,
+            fence_targets=self.targets_dir if fence_device else None, fence_scope=fence_scope,
         )  # fmt: skip
         self.config_path.write_text(text)
         self.spec: ClusterSpec = load_spec(self.config_path)
@@ -203,7 +235,16 @@ class LoopbackCluster:
 
     def _launch(self, node: str) -> None:
         self.runtime_dir(node).mkdir(parents=True, exist_ok=True)
-        self._procs[node].start(env=self.agent_env(node))
+        proc = self._procs[node]
+        proc.start(env=self.agent_env(node))
+        assert proc.pid is not None
+        write_target(
+            self.targets_dir,
+            node,
+            loopback_target(
+                proc.pid, process_start_time(proc.pid), self.state_dir(node), self.runtime_dir(node)
+            ),
+        )
 
     async def store(self) -> ClusterStore:
         if self._coord is None:
@@ -260,6 +301,12 @@ class LoopbackCluster:
         proc.signal(signal.SIGTERM)
         if not await asyncio.to_thread(proc.wait, timeout):
             raise HakeeperError(f"agent {node} did not stop within {timeout}s\n{self.tails()}")
+
+    def down_since(self, node: str, since: float) -> float | None:
+        """The first crash or fence-confirmed-off of ``node`` after ``since`` (monotonic)."""
+        times = self.crashed_at[node] + read_offs(self.targets_dir).get(node, [])
+        after = [t for t in times if t > since]
+        return min(after) if after else None
 
     async def confirm_fenced(self, node: str) -> None:
         store = await self.store()
