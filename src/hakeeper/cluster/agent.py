@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 import signal
 import time
 from collections.abc import Callable
@@ -27,17 +26,15 @@ from hakeeper.cluster.controller import Controller, Deposed
 from hakeeper.cluster.election import ControllerElection
 from hakeeper.cluster.events_log import EventLog
 from hakeeper.cluster.executor import Executor
+from hakeeper.cluster.fence_plan import fencer_of
 from hakeeper.cluster.keys import KeySpace
 from hakeeper.cluster.membership import MemberRecord, Membership
 from hakeeper.cluster.store import ClusterStore
 from hakeeper.config.loader import load_spec, spec_from_text
 from hakeeper.coord.base import Cmp, Coordinator, Put
 from hakeeper.errors import ConfigError, CoordError
-from hakeeper.fencing.device import FenceDevice
-from hakeeper.fencing.fence_agents import FenceAgentRunner
-from hakeeper.fencing.topology import Fencer, FencingPlan
+from hakeeper.fencing.topology import Fencer
 from hakeeper.model.cluster import ClusterSpec
-from hakeeper.model.cluster import FenceDevice as FenceDeviceSpec
 from hakeeper.model.timing import profile
 
 log = logging.getLogger(__name__)
@@ -253,26 +250,12 @@ class Agent:
                             return
 
     def _fencer(self, spec: ClusterSpec) -> Fencer | None:
-        if not spec.fence_devices:
-            return None
-        devices = {d.name: _device(d) for d in spec.fence_devices}
-        return Fencer(
-            FencingPlan(devices), FenceAgentRunner(), rng=random.Random(), sleep=asyncio.sleep
-        )
+        return fencer_of(spec)
 
 
 def _changed_primitives(before: ClusterSpec, after: ClusterSpec) -> set[str]:
     old = {p.id: p for p in before.primitives}
     return {p.id for p in after.primitives if old.get(p.id) != p}
-
-
-def _device(device: FenceDeviceSpec) -> FenceDevice:
-    return FenceDevice(
-        device.name,
-        device.agent,
-        params={k: str(v) for k, v in device.params.items()},
-        host_map=dict(device.hosts),
-    )
 
 
 def run_agent(config: Path, node: str, state_dir: Path) -> None:

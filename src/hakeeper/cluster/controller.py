@@ -27,6 +27,7 @@ from typing import Literal
 
 from hakeeper.cluster.election import ControllerElection
 from hakeeper.cluster.events_log import EventLog
+from hakeeper.cluster.fence_plan import devices_used
 from hakeeper.cluster.overrides import apply_overrides
 from hakeeper.cluster.scheduler import schedule
 from hakeeper.cluster.store import Assignment, ClusterStore, InstanceStatus, Observed, Placement
@@ -205,7 +206,7 @@ class Controller:
         started = self._clock()
         outcome = await fencer.fence(node, "off")
         duration = self._clock() - started
-        device = ",".join(sorted({a.device for a in outcome.attempts})) or "-"
+        device = devices_used(outcome)
         log.info("event=fence node=%s ok=%s reason=%r", node, outcome.fenced, outcome.reason)
         await self._emit(
             NodeFenced(

@@ -227,7 +227,24 @@ def check(cf: ClusterFile) -> list[Problem]:
     if cycle:
         add(("constraints.order", "order cycle " + " then ".join(cycle) + "; drop one of them"))
 
+    for node, levels in cf.fencing.levels.items():
+        if node not in cf.nodes:
+            add((f"fencing.levels.{node}", f'"{node}" is not a node; use node names as keys'))
+        for number, level in enumerate(levels, 1):
+            if not level:
+                add((f"fencing.levels.{node}", f"level {number} is empty; list device names"))
+            for dev in level:
+                if dev not in cf.fencing.devices:
+                    add(
+                        (
+                            f"fencing.levels.{node}",
+                            f'level {number} names "{dev}", which is not under [fencing.devices]',
+                        )
+                    )
     for dev, device in cf.fencing.devices.items():
+        for node in device.host_list:
+            if node not in cf.nodes:
+                add((f"fencing.devices.{dev}.host_list", f'"{node}" is not a node'))
         for node in device.hosts:
             if node not in cf.nodes:
                 add(
@@ -242,7 +259,7 @@ def check(cf: ClusterFile) -> list[Problem]:
 def warnings(cf: ClusterFile) -> list[str]:
     """Legal but probably not what was meant."""
     out: list[str] = []
-    watchdog = cf.fencing.watchdog or all(n.watchdog for n in cf.nodes.values())
+    watchdog = cf.fencing.watchdog == "required" or all(n.watchdog for n in cf.nodes.values())
     if cf.cluster.fencing and not cf.fencing.devices and not watchdog:
         out.append(
             "fencing is on but there is no [fencing.devices.*] and no watchdog: a lost node "

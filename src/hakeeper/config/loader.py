@@ -33,6 +33,7 @@ from hakeeper.model.cluster import (
     Op,
     Order,
     Primitive,
+    WatchdogSpec,
 )
 
 
@@ -169,7 +170,7 @@ def to_spec(cf: ClusterFile) -> ClusterSpec:
                 attributes=dict(node.attributes),
                 standby=node.standby,
                 maintenance=node.maintenance,
-                watchdog=node.watchdog or cf.fencing.watchdog,
+                watchdog=node.watchdog or cf.fencing.watchdog == "required",
             )
             for name, node in cf.nodes.items()
         ),
@@ -235,8 +236,26 @@ def to_spec(cf: ClusterFile) -> ClusterSpec:
             endpoints=tuple(cf.coordination.endpoints),
         ),
         fence_devices=tuple(
-            FenceDevice(name, d.agent, dict(d.params), dict(d.hosts))
+            FenceDevice(
+                name,
+                d.agent,
+                dict(d.params),
+                dict(d.hosts),
+                tuple(d.host_list),
+                d.host_argument,
+                d.timeout,
+                d.retries,
+                d.delay_base,
+                d.delay_max,
+            )
             for name, d in cf.fencing.devices.items()
         ),
-        watchdog=cf.fencing.watchdog,
+        fence_levels={
+            node: tuple(tuple(level) for level in levels)
+            for node, levels in cf.fencing.levels.items()
+        },
+        watchdog=cf.fencing.watchdog == "required",
+        watchdog_spec=WatchdogSpec(
+            cf.fencing.watchdog, cf.fencing.watchdog_device, cf.fencing.watchdog_timeout
+        ),
     )

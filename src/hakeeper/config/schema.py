@@ -184,11 +184,31 @@ class FenceDeviceSection(Section):
     agent: str
     params: dict[str, Any] = {}
     hosts: dict[str, str] = {}
+    host_list: list[str] = []
+    host_argument: Literal["auto", "port", "plug", "none"] = "auto"
+    timeout: Duration = 60.0
+    retries: int = Field(default=2, ge=0, le=10)
+    delay_base: Duration = 0.0
+    delay_max: Duration = 0.0
+
+
+def _watchdog_mode(value: object) -> object:
+    """``true``/``false`` from older files mean required/off."""
+    if value is True:
+        return "required"
+    if value is False:
+        return "off"
+    return value
 
 
 class FencingSection(Section):
-    watchdog: bool = False
+    watchdog: Annotated[
+        Literal["off", "automatic", "required"], BeforeValidator(_watchdog_mode)
+    ] = "off"
+    watchdog_device: str = "/dev/watchdog"
+    watchdog_timeout: int | None = Field(default=None, ge=1, le=3600)
     devices: dict[str, FenceDeviceSection] = {}
+    levels: dict[str, list[list[str]]] = {}
 
 
 class ClusterFile(Section):

@@ -21,6 +21,8 @@ Failback = Literal["auto", "manual"]
 CoordBackend = Literal["raft", "etcd"]
 OrderAction = Literal["start", "promote"]
 RoleFilter = Literal["any", "primary"]
+WatchdogMode = Literal["off", "automatic", "required"]
+HostArgument = Literal["auto", "port", "plug", "none"]
 
 ON_FAIL: tuple[OnFail, ...] = ("restart", "stop", "fence", "standby", "ignore", "block")
 
@@ -151,10 +153,29 @@ class NodeSpec:
 
 @dataclass(frozen=True, slots=True)
 class FenceDevice:
+    """A fence device as configured (Pacemaker's stonith resource, ``pcmk_*`` in plain words)."""
+
     name: str
     agent: str
     params: Mapping[str, object] = field(default_factory=dict)
-    hosts: Mapping[str, str] = field(default_factory=dict)
+    hosts: Mapping[str, str] = field(default_factory=dict)  # pcmk_host_map
+    host_list: tuple[str, ...] = ()  # pcmk_host_list
+    host_argument: HostArgument = "auto"  # pcmk_host_argument
+    timeout: float = 60.0
+    retries: int = 2
+    delay_base: float = 0.0  # pcmk_delay_base
+    delay_max: float = 0.0  # pcmk_delay_max
+
+
+@dataclass(frozen=True, slots=True)
+class WatchdogSpec:
+    """Patroni's modes: ``off``; ``automatic`` arms one when the device opens; ``required``
+    refuses to run resources without one. Only ``required`` lets the controller count a lost
+    node as self-fenced (rule 2b), since only then is the watchdog certain to be armed."""
+
+    mode: WatchdogMode = "off"
+    device: str = "/dev/watchdog"
+    timeout: int | None = None  # whole seconds (Linux); None: derived from the profile
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +213,11 @@ class ClusterSpec:
     orders: tuple[Order, ...] = ()
     coordination: Coordination = Coordination()
     fence_devices: tuple[FenceDevice, ...] = ()
+    #: Fencing topology: node -> levels tried in order, each a tuple of device names.
+    fence_levels: Mapping[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+    #: Every node has a required watchdog (what the scheduler may rely on).
     watchdog: bool = False
+    watchdog_spec: WatchdogSpec = WatchdogSpec()
 
     def node(self, name: str) -> NodeSpec | None:
         return next((n for n in self.nodes if n.name == name), None)
