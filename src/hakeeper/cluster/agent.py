@@ -1,13 +1,15 @@
 """``hakeeper agent``: everything one node runs, each part a task with one owner.
 
     coordinator (embedded Raft member, or an etcd client)
-    ├── membership      renew the member lease; its deadline gates everything below
+    ├── membership      renew the member lease; its deadline gates everything below;
+    │                   after losing it: self-fence, re-probe, rejoin, clear the fenced mark
+    ├── watchdog        fed only while safe (see `hakeeper.fencing.watchdog`)
     ├── executor        probe, then converge local instances to the assignments
     └── campaign        become controller when there is none; run it while the term holds
 
-Shutdown is phased (SIGTERM/SIGINT): stop taking new work, stop the local resources, give the
-member lease back (so the others need not wait for its TTL), then cancel what is left and
-close the coordinator.
+Shutdown is phased (SIGTERM/SIGINT): stop taking new work, stop the local resources, disarm
+the watchdog, give the member lease back (so the others need not wait for its TTL), then
+cancel what is left and close the coordinator.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from hakeeper.config.loader import load_spec, spec_from_text
 from hakeeper.coord.base import Cmp, Coordinator, Put
 from hakeeper.errors import ConfigError, CoordError
 from hakeeper.fencing.topology import Fencer
+from hakeeper.fencing.watchdog import Watchdog
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.timing import profile
 
@@ -56,12 +59,15 @@ class Agent:
         self.timing = profile(spec.options.profile)
         self.keys = KeySpace(spec.options.name)
         self._stop = asyncio.Event()
+        self.watchdog = self._watchdog()
 
     def request_stop(self) -> None:
         self._stop.set()
 
     async def run(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        # Before anything else: "required" means no resources at all without a watchdog.
+        self.watchdog.arm()
         coord = await open_coordinator(self.spec, node=self.node, state_dir=self.state_dir)
         try:
             await self._run_with(coord)
@@ -82,6 +88,8 @@ class Agent:
             node=self.node, spec=spec_now, store=store, events=events,
             membership=membership, state_dir=self.state_dir,
         )  # fmt: skip
+        watchdog = self.watchdog
+        executor.watchdog_armed = watchdog.armed
         # Probe before joining and before clearing a fenced mark, so that the controller
         # never sees this node as a member with stale statuses (Pacemaker's probes).
         await self._until_quorate(coord)
@@ -89,7 +97,10 @@ class Agent:
         await self._until_joined(membership)
         await store.rejoined(self.node)
         async with asyncio.TaskGroup() as tasks:
-            renewing = tasks.create_task(membership.run(), name="membership")
+            renewing = tasks.create_task(
+                self._keep_membership(membership, executor, store), name="membership"
+            )
+            feeding = tasks.create_task(self._feed(watchdog, membership, executor))
             executing = tasks.create_task(executor.run(), name="executor")
             configuring = tasks.create_task(self._follow_config(store, executor), name="config")
             campaigning = tasks.create_task(
@@ -105,6 +116,9 @@ class Agent:
                 await executing
             log.info("event=shutdown phase=stop_resources node=%s", self.node)
             await executor.shutdown()
+            feeding.cancel()
+            if not executor.holds_exclusive():
+                watchdog.disarm()
             renewing.cancel()
             with contextlib.suppress(CoordError):
                 await membership.leave()
@@ -165,6 +179,42 @@ class Agent:
             return
         if not await executor.wait_idle(HAND_OVER_TIMEOUT):
             log.warning("event=hand_over_incomplete left=%r", sorted(executor.local))
+
+    def _watchdog(self) -> Watchdog:
+        me = self.spec.node(self.node)
+        required = me is not None and me.watchdog
+        mode = "required" if required else self.spec.watchdog_spec.mode
+        return Watchdog(self.spec.watchdog_spec, self.timing, mode=mode)
+
+    async def _feed(self, watchdog: Watchdog, membership: Membership, executor: Executor) -> None:
+        """Feed twice per renew interval while the rule allows it; a hung event loop (or a
+        lease that cannot be renewed while something exclusive runs) stops the feeding."""
+        if not watchdog.armed:
+            return
+        while True:
+            watchdog.feed(
+                lease_safe_until=membership.lease_safe_until,
+                now=time.monotonic(),
+                holds_exclusive=executor.holds_exclusive(),
+            )
+            await asyncio.sleep(self.timing.renew_interval / 2)
+
+    async def _keep_membership(
+        self, membership: Membership, executor: Executor, store: ClusterStore
+    ) -> None:
+        """Renew; once the lease is gone (expired while partitioned or paused), this node may
+        have been fenced: let the executor self-fence, re-probe what runs here, then join
+        with a new lease and clear the fenced mark, as after a restart."""
+        while True:
+            await membership.run()
+            log.warning("event=member_lease_lost node=%s action=reprobe_and_rejoin", self.node)
+            await executor.wait_self_fenced()
+            await self._until_quorate(store.coord)
+            await executor.probe()
+            await self._until_joined(membership)
+            with contextlib.suppress(CoordError):
+                await store.rejoined(self.node)
+            log.info("event=member_rejoined node=%s", self.node)
 
     async def _until_quorate(self, coord: Coordinator) -> None:
         while not self._stop.is_set() and not await coord.has_quorum():

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 Verdict = Literal["done", "failed", "pending"]
 RECHECK_INTERVAL = 5.0
+FENCE_RETRY_INTERVAL = 2.0
 ACTION_SLACK = 5.0
 
 
@@ -200,7 +201,14 @@ class Controller:
             return {a.key: "failed" for a in fences}
         async with asyncio.TaskGroup() as tasks:
             runs = {a.key: tasks.create_task(self._fence(fencer, a.node)) for a in fences}
-        return {key: "done" if run.result() else "failed" for key, run in runs.items()}
+        verdicts: dict[str, Verdict] = {
+            key: "done" if run.result() else "failed" for key, run in runs.items()
+        }
+        if "failed" in verdicts.values():
+            # The resources stay blocked (status says why) and the next cycle fences again,
+            # after a pause so a device that fails at once is not hammered.
+            await asyncio.sleep(FENCE_RETRY_INTERVAL)
+        return verdicts
 
     async def _fence(self, fencer: Fencer, node: str) -> bool:
         started = self._clock()

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 LocalRole = Literal["started", "promoted", "failed"]
 Key = tuple[str, int]  # (resource, instance)
 RECHECK_INTERVAL = 2.0
+REPORT_TIMEOUT = 2.0
 
 
 @dataclass(slots=True)
@@ -76,12 +77,32 @@ class Executor:
         self._idle = asyncio.Event()
         self._idle.set()
         self._fenced_self = False
+        self._starting: set[Key] = set()
+        #: Set by the agent when a watchdog is armed (a failed self-fence stop then ends
+        #: in a reset: the watchdog is not fed while something exclusive may run).
+        self.watchdog_armed = False
 
     # --- public -------------------------------------------------------------------------------
 
     @property
     def local(self) -> dict[Key, str]:
         return {k: v.role for k, v in self._local.items()}
+
+    async def wait_self_fenced(self) -> None:
+        """Until the run loop has stopped what rule 1 requires (after the lease was lost)."""
+        while not self._fenced_self:
+            self._changed.set()
+            await asyncio.sleep(0.05)
+
+    def holds_exclusive(self) -> bool:
+        """Whether anything exclusive may run here: a local instance (failed ones too, since
+        a failed stop may have left it running) or a start in flight."""
+        spec = self._spec()
+        for resource, _ in [*self._local, *self._starting]:
+            primitive = spec.primitive(resource)
+            if primitive is None or primitive.meta.exclusive:
+                return True
+        return False
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no instance runs here; False if some still do after ``timeout``."""
@@ -114,6 +135,8 @@ class Executor:
                 self._start_monitor(primitive, 0)
                 log.info("event=probe_found resource=%s role=%s", primitive.id, role)
             else:
+                if key in self._local:  # e.g. a failed stop that the fence finished
+                    self._set_local(key, None)
                 await self._store.forget_status(self._node, primitive.id, 0)
 
     async def run(self) -> None:
@@ -209,14 +232,20 @@ class Executor:
                     await self._demote(primitive, instance, assignment.epoch)
 
     async def _start(self, primitive: Primitive, instance: int, epoch: int) -> bool:
-        result = await self._agent(primitive, instance).start(
-            self._request(primitive, "start", epoch)
-        )
+        key = (primitive.id, instance)
+        self._starting.add(key)
+        try:
+            result = await self._agent(primitive, instance).start(
+                self._request(primitive, "start", epoch)
+            )
+            if result.ok:
+                self._set_local(key, Local("started", epoch))
+        finally:
+            self._starting.discard(key)
         await self._record(primitive, result, "started")
         if not result.ok:
             await self._failed(primitive, instance, epoch, result)
             return False
-        self._set_local((primitive.id, instance), Local("started", epoch))
         await self._report(primitive.id, instance, "started", epoch, result)
         self._start_monitor(primitive, instance)
         return True
@@ -306,19 +335,73 @@ class Executor:
             return
 
     async def _self_fence(self) -> None:
-        """The membership deadline passed: hold nothing exclusive (rule 1)."""
+        """The membership deadline passed: hold nothing exclusive (rule 1).
+
+        Every stop runs at once, bounded by the instant the engine may expire the lease
+        (a process agent escalates to SIGKILL of its process group within that bound), and
+        nothing waits on the engine, which is likely unreachable now: statuses and events
+        are written afterwards, best effort (a rejoin re-probes anyway). A stop that still
+        fails leaves the instance here as failed, so the watchdog, if armed, is no longer fed.
+        """
         spec = self._spec()
         stop_all = spec.options.no_quorum_policy == "stop"
+        work = []
         for (resource, instance), local in list(self._local.items()):
             primitive = spec.primitive(resource)
             if primitive is None or not (primitive.meta.exclusive or stop_all):
                 continue
-            if not self._fenced_self:
-                log.warning(
-                    "event=self_fence resource=%s reason=membership_deadline_passed", resource
-                )
-            await self._stop(primitive, instance, local, "quorum-lost")
+            if local.role == "failed" and self._fenced_self:
+                continue  # tried already; the watchdog is the escalation now
+            work.append((primitive, instance, local))
+        if work:
+            bound = max(0.1, self._membership.lease_safe_until - time.monotonic())
+            async with asyncio.TaskGroup() as tasks:
+                stops = [
+                    (p, i, tasks.create_task(self._fence_stop(p, i, local, bound)))
+                    for p, i, local in work
+                ]
+            for primitive, instance, stop in stops:
+                await self._after_fence_stop(primitive, instance, stop.result())
         self._fenced_self = True
+
+    async def _fence_stop(
+        self, primitive: Primitive, instance: int, local: Local, bound: float
+    ) -> list[OpResult]:
+        key = (primitive.id, instance)
+        monitor = self._monitors.pop(key, None)
+        if monitor is not None:
+            monitor.cancel()
+        log.warning(
+            "event=self_fence resource=%s instance=%d reason=membership_deadline_passed "
+            "bound_ms=%.0f",
+            primitive.id, instance, bound * 1000,
+        )  # fmt: skip
+        agent = self._agent(primitive, instance)
+        results = []
+        if local.role == "promoted":
+            demote = self._request(primitive, "demote", local.epoch, cap=bound / 2)
+            results.append(await agent.demote(demote))
+        results.append(await agent.stop(self._request(primitive, "stop", local.epoch, cap=bound)))
+        stopped = results[-1].ok
+        self._set_local(key, None if stopped else Local("failed", local.epoch))
+        if not stopped:
+            log.error(
+                "event=self_fence_failed resource=%s result=%r escalation=%s",
+                primitive.id, results[-1].describe(), "watchdog" if self.watchdog_armed else "none",
+            )  # fmt: skip
+        return results
+
+    async def _after_fence_stop(
+        self, primitive: Primitive, instance: int, results: list[OpResult]
+    ) -> None:
+        """Best effort, bounded: tell the engine what self-fencing did."""
+        with contextlib.suppress(CoordError, TimeoutError):
+            async with asyncio.timeout(REPORT_TIMEOUT):
+                for result in results:
+                    role = "primary" if result.op == "demote" else "started"
+                    await self._record(primitive, result, role, "quorum-lost")
+                if results[-1].ok:
+                    await self._store.forget_status(self._node, primitive.id, instance)
 
     async def _watch(self) -> None:
         coord, keys = self._store.coord, self._store.keys
@@ -349,9 +432,17 @@ class Executor:
         return profile(self._spec().options.profile).monitor_interval
 
     def _request(
-        self, primitive: Primitive, op: str, epoch: int = 0, *, interval: float = 0.0
+        self,
+        primitive: Primitive,
+        op: str,
+        epoch: int = 0,
+        *,
+        interval: float = 0.0,
+        cap: float | None = None,
     ) -> OpRequest:
         timeout = next((o.timeout for o in primitive.ops if o.name == op), 20.0)
+        if cap is not None:
+            timeout = max(0.05, min(timeout, cap))
         return OpRequest(timeout=timeout, node=self._node, interval=interval, epoch=epoch)
 
     def _event_role(self, primitive: Primitive, role: str) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from hakeeper.cluster.keys import KeySpace
 from hakeeper.coord.base import Coordinator, Lease
-from hakeeper.errors import CoordError, LeaseExpired
+from hakeeper.errors import CoordError
 from hakeeper.model.timing import TimingProfile
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,12 @@ class Membership:
         """Local monotonic instant after which this node must hold nothing exclusive."""
         return self._deadline
 
+    @property
+    def lease_safe_until(self) -> float:
+        """Local instant before which the engine certainly still holds the lease
+        (``sent + ttl`` of the last confirmed renewal): the watchdog's bound."""
+        return self._deadline + self._timing.self_fence_margin
+
     def remaining(self) -> float:
         """Seconds until the deadline on the local clock (negative once it has passed)."""
         return self._deadline - self._clock()
@@ -119,15 +125,14 @@ class Membership:
         return True
 
     async def run(self) -> None:
-        """Renew every ``renew_interval``; rejoin with a new lease after losing it."""
-        while True:
+        """Renew every ``renew_interval`` until the engine says the lease is gone.
+
+        Rejoining is the caller's decision: a node whose lease expired may have been fenced
+        and must re-probe what runs here before it joins again."""
+        while self._lease is not None:
+            await self.renew()
             if self._lease is None:
-                try:
-                    await self.join()
-                except (CoordError, LeaseExpired) as exc:
-                    log.warning("event=join_failed node=%s error=%r", self._record.node, str(exc))
-            else:
-                await self.renew()
+                return
             await asyncio.sleep(self._timing.renew_interval)
 
     async def leave(self) -> None:
