@@ -247,7 +247,7 @@ def test_node_and_fence_commands(
     assert "is online" in refused.stderr
     no_device = runner.invoke(app, ["fence", "n2", *cfg])
     assert no_device.exit_code == 2
-    assert "fencing issue" in no_device.stderr
+    assert "no fence device is configured" in no_device.stderr
 
 
 def test_config_apply_command_refuses_without_yes_when_not_interactive(

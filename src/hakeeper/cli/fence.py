@@ -1,13 +1,17 @@
-"""`hakeeper fence --confirm NODE`: the operator asserts that a node is off.
+"""`hakeeper fence NODE` (through the fence devices) and `hakeeper fence --confirm NODE`.
 
-The manual path of fencing (Pacemaker's ``stonith_admin --confirm``): after checking by hand
-that a lost node is powered off, the operator records it, and the controller may recover
-what the node ran (shared/DESIGN.md section 4, rule 2). Device fencing from the CLI comes
-with the fencing issue.
+``fence NODE`` is Pacemaker's ``stonith_admin --fence``: the configured devices, levels,
+retries and delays, exactly as the controller uses them (`hakeeper.cluster.fence_plan`); on
+success the node is marked fenced and the controller may recover what it ran.
+
+``--confirm`` is the manual path (``stonith_admin --confirm``): after checking by hand that a
+lost node is powered off, the operator records it (shared/DESIGN.md section 4, rule 2).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -16,8 +20,11 @@ from rich.console import Console
 from hakeeper.cli import cluster_client as cc
 from hakeeper.cli.cluster_client import ConfigOption
 from hakeeper.cluster.events_log import EventLog
+from hakeeper.cluster.fence_plan import devices_used, fencer_of
 from hakeeper.coord.base import Coordinator
 from hakeeper.errors import ConfigError, CoordError
+from hakeeper.fencing.device import FenceAction
+from hakeeper.fencing.topology import Fencer
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.events import NodeFenced
 
@@ -55,28 +62,66 @@ async def confirm(
     return lines
 
 
+async def through_devices(
+    coord: Coordinator,
+    spec: ClusterSpec,
+    node: str,
+    *,
+    action: FenceAction,
+    now: Callable[[], float],
+    fencer: Fencer | None = None,
+) -> tuple[bool, list[str]]:
+    """Fence ``node`` with the configured devices; (fenced, lines to print)."""
+    cc.require_node(spec, node)
+    fencer = fencer or fencer_of(spec)
+    if fencer is None:
+        raise ConfigError(
+            "no fence device is configured: add one under [fencing.devices], or power the "
+            f"node off by hand and run hakeeper fence --confirm {node}"
+        )
+    started = time.monotonic()
+    outcome = await fencer.fence(node, action)
+    duration = time.monotonic() - started
+    device = devices_used(outcome)
+    lines = [attempt.describe() for attempt in outcome.attempts]
+    if outcome.fenced:
+        await cc.store_of(coord, spec).confirm_fenced(node, by=device, now=now())
+        lines.append(f"{node} fenced ({action}) {outcome.reason}; marked fenced")
+    else:
+        lines.append(f"{node} NOT fenced: {outcome.reason}")
+    try:
+        await EventLog(coord, cc.keyspace(spec), "cli").append(
+            NodeFenced(ts=now(), node=node, device=device, duration=duration, ok=outcome.fenced)
+        )
+    except CoordError as exc:
+        lines.append(f"warning: the event log entry was not written ({cc.describe(exc)})")
+    return outcome.fenced, lines
+
+
 def fence(
     node: Annotated[str, typer.Argument(help="A node of the cluster file.")],
     confirm_off: Annotated[
         bool, typer.Option("--confirm", help="Record that NODE is off (checked by you).")
     ] = False,
+    reboot: Annotated[
+        bool, typer.Option("--reboot", help="Ask the devices for reboot instead of off.")
+    ] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Even if NODE still holds its member lease.")
+        bool, typer.Option("--force", help="--confirm even if NODE holds its member lease.")
     ] = False,
     config: ConfigOption = cc.DEFAULT_CONFIG,
 ) -> None:
-    """Record that NODE is powered off (--confirm), so its resources can be recovered."""
-    if not confirm_off:
-        typer.echo(
-            "hakeeper fence: fencing through a device from the CLI is not available yet "
-            "(it comes with the fencing issue); use --confirm NODE after powering it off",
-            err=True,
-        )
-        raise typer.Exit(2)
+    """Fence NODE through the fence devices, or record that it is off (--confirm)."""
 
     async def body(coord: Coordinator, spec: ClusterSpec) -> int:
-        for line in await confirm(coord, spec, node, force=force, now=cc.wall()):
+        if confirm_off:
+            for line in await confirm(coord, spec, node, force=force, now=cc.wall()):
+                console.print(line, highlight=False)
+            return 0
+        action: FenceAction = "reboot" if reboot else "off"
+        fenced, lines = await through_devices(coord, spec, node, action=action, now=cc.wall)
+        for line in lines:
             console.print(line, highlight=False)
-        return 0
+        return 0 if fenced else 1
 
     cc.run_command("fence", config, body)
