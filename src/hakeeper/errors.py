@@ -14,6 +14,7 @@ boundary with ``raise ... from exc``; nothing above a backend sees a foreign exc
         ├── Compacted            a watch asked for history the engine no longer keeps
         ├── EngineMismatch       the members disagree about who the cluster is
         └── TTLTooShort          a lease TTL below what the engine can honour
+    SessionStoreError            the session store refused or could not answer a request
 
 A lost race is not an exception: ``txn`` returns ``TxnResult(succeeded=False)``. Callers that
 want an exception call ``result.check()``.
@@ -60,3 +61,7 @@ class EngineMismatch(CoordError):
 
 class TTLTooShort(CoordError):
     """A lease TTL is below the minimum the engine's election timing can honour."""
+
+
+class SessionStoreError(HakeeperError):
+    """The session store answered with an error, or did not answer in time."""

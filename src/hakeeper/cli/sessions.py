@@ -1,0 +1,138 @@
+"""`hakeeper sessions`: run a session-store node and drive its replication by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from hakeeper.cli.logs import setup_logging
+from hakeeper.errors import HakeeperError
+from hakeeper.sessions.client import SessionClient
+from hakeeper.sessions.node import NodeConfig
+from hakeeper.sessions.position import Position
+from hakeeper.sessions.server import run
+
+app = typer.Typer(help="The replicated memcached-protocol session store.", no_args_is_help=True)
+console = Console()
+
+SIZE_UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    unit = SIZE_UNITS.get(text[-1:].lower())
+    number = text[:-1] if unit else text
+    if not number.isdigit():
+        raise typer.BadParameter(f"{text!r} is not a size like 64m, 512k or 1048576")
+    return int(number) * (unit or 1)
+
+
+@app.command()
+def serve(
+    listen: Annotated[str, typer.Option(help="host:port for clients and replication.")] = (
+        "127.0.0.1:11211"
+    ),
+    peers: Annotated[
+        str, typer.Option(help="The other nodes' host:port, comma-separated; empty = standalone.")
+    ] = "",
+    epoch: Annotated[
+        int, typer.Option(help="Highest epoch known (fencing): older stream messages refused.")
+    ] = 0,
+    primary: Annotated[bool, typer.Option(help="Start as the primary of --epoch.")] = False,
+    stale_reads: Annotated[bool, typer.Option(help="Replicas answer reads locally.")] = False,
+    memory: Annotated[str, typer.Option(help="Memory bound (LRU eviction beyond).")] = "64m",
+    item_size_max: Annotated[str, typer.Option(help="Largest item.")] = "1m",
+    write_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds a reply may wait for a majority before the connection drops."),
+    ] = 5.0,
+    log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+) -> None:
+    """Serve the memcached text protocol until SIGTERM or SIGINT."""
+    setup_logging(log_level)
+    peer_list = tuple(p for p in peers.split(",") if p and p != listen)
+    config = NodeConfig(
+        address=listen,
+        peers=peer_list,
+        replicated=bool(peer_list),
+        stale_reads=stale_reads,
+        start_epoch=epoch,
+        write_timeout=write_timeout,
+        forward_timeout=write_timeout,
+        memory_limit=parse_size(memory),
+        item_size_max=parse_size(item_size_max),
+    )
+    if primary and not peer_list:
+        raise typer.BadParameter("--primary needs --peers (a standalone node has no epochs)")
+    try:
+        run(config, promote_epoch=epoch if primary else None)
+    except HakeeperError as exc:
+        typer.echo(f"hakeeper sessions serve: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _show(position: Position, as_json: bool) -> None:
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "log_epoch": position.log_epoch,
+                    "seq": position.seq,
+                    "seen_epoch": position.seen_epoch,
+                    "role": position.role.value,
+                }
+            )
+        )
+    else:
+        console.print(
+            f"role [bold]{position.role.value}[/bold]  epoch {position.log_epoch}  "
+            f"seq {position.seq}  seen epoch {position.seen_epoch}"
+        )
+
+
+async def _control(address: str, line: bytes, timeout: float) -> bytes:
+    async with SessionClient(address, timeout=timeout) as client:
+        return await client.command(line)
+
+
+def _run_control(address: str, line: bytes, timeout: float) -> bytes:
+    try:
+        return asyncio.run(_control(address, line, timeout))
+    except HakeeperError as exc:
+        typer.echo(f"hakeeper sessions: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def position(
+    address: Annotated[str, typer.Argument(help="host:port of the node.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the node.")] = 5.0,
+) -> None:
+    """Show a node's role and replication position (epoch, seq)."""
+    _show(Position.parse(_run_control(address, b"hk_position", timeout)), as_json)
+
+
+@app.command()
+def fence(
+    address: Annotated[str, typer.Argument(help="host:port of the node.")],
+    epoch: Annotated[int, typer.Argument(help="The new epoch: older primaries are refused.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the node.")] = 5.0,
+) -> None:
+    """Make a node refuse every epoch older than EPOCH; show its final position."""
+    _show(Position.parse(_run_control(address, b"hk_fence %d" % epoch, timeout)), as_json)
+
+
+@app.command()
+def promote(
+    address: Annotated[str, typer.Argument(help="host:port of the node.")],
+    epoch: Annotated[int, typer.Argument(help="The epoch of the new primary.")],
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the node.")] = 5.0,
+) -> None:
+    """Make a node the primary of EPOCH (fence a majority with EPOCH first)."""
+    _run_control(address, b"hk_promote %d" % epoch, timeout)
+    console.print(f"{address} is the primary of epoch {epoch}")

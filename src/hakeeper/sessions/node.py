@@ -1,0 +1,417 @@
+"""One session-store node: its role, its replication position, and what it does with requests.
+
+Roles:
+
+- ``standalone``: a plain memcached; replies go out at once.
+- ``primary`` (epoch E): applies writes, appends their resulting state to the log, and holds
+  every reply until an entry issued after the request arrived is held by a majority of nodes
+  (itself included). That makes writes durable on a majority before they are acknowledged,
+  and reads linearizable: a primary that lost its majority (deposed or cut off) answers
+  nothing.
+- ``replica``: applies the primary's stream; forwards client writes (and reads, unless
+  ``stale_reads``) to the primary it last accepted.
+
+Fencing: each node keeps the highest epoch it has seen (``seen_epoch``; a start option, raised
+by ``hk_fence``, ``hk_promote`` and the primary's ``hk_hello``). Stream messages of an older
+epoch are refused with ``STALE``, and a primary that learns of a newer epoch steps down. The
+controller fences a majority with the new epoch, reads their positions, and promotes the
+most up-to-date one (highest ``(log_epoch, seq)``) with that epoch.
+
+Control commands (same port; the port must only be reachable from the cluster, as with
+memcached): ``hk_position``, ``hk_fence <epoch>``, ``hk_promote <epoch>``, and the stream:
+``hk_hello <epoch> <host:port>``, ``hk_snap <epoch> <seq> <bytes>``,
+``hk_batch <epoch> <first> <last> <bytes>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+from hakeeper.sessions import entries
+from hakeeper.sessions.addresses import split_address
+from hakeeper.sessions.links import run_link
+from hakeeper.sessions.position import Position, Role
+from hakeeper.sessions.protocol import VERSION, MemcacheProtocol, Slot
+from hakeeper.sessions.store import Store
+from hakeeper.sessions.upstream import Upstream
+from hakeeper.sessions.wire import parse_i64, parse_u64
+
+log = logging.getLogger(__name__)
+
+# Entries kept for lagging replicas; one further behind gets a snapshot instead.
+LOG_KEEP = 200_000
+LOG_TRIM_EVERY = 4096
+TICK = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    address: str  # host:port this node serves clients and the stream on
+    peers: tuple[str, ...] = ()  # the other nodes' host:port
+    replicated: bool = False
+    stale_reads: bool = False
+    start_epoch: int = 0  # fencing: refuse anything older (the assignment's epoch)
+    write_timeout: float = 5.0  # a held reply older than this drops its connection
+    forward_timeout: float = 5.0
+    batch_bytes: int = 1 << 20
+    memory_limit: int = 64 << 20
+    item_size_max: int = 1 << 20
+
+    @property
+    def majority(self) -> int:
+        return (len(self.peers) + 1) // 2 + 1
+
+
+class Node:
+    def __init__(self, config: NodeConfig, store: Store | None = None) -> None:
+        self.config = config
+        self.store = store or Store(
+            memory_limit=config.memory_limit, item_size_max=config.item_size_max
+        )
+        self.role = Role.REPLICA if config.replicated else Role.STANDALONE
+        self.log_epoch = 0
+        self.seen_epoch = config.start_epoch
+        self.seq = 0
+        self.commit_seq = 1 << 62
+        self.primary_address: str | None = None
+        self.started = time.time()
+        self.total_connections = 0
+        self.connections: set[MemcacheProtocol] = set()
+        # Primary state: entries seq log_base .. seq, per-peer ack and sent positions.
+        self._log: list[bytes] = []
+        self._log_base = 1
+        self._acked: dict[str, int] = {}
+        self._sent_max = 0
+        self._wakeups: dict[str, asyncio.Event] = {}
+        self._link_tasks: list[asyncio.Task[None]] = []
+        self._waiting: set[MemcacheProtocol] = set()
+        self._upstream: Upstream | None = None
+        self._tg: asyncio.TaskGroup | None = None
+        self._set_flags()
+
+    # --- role flags read by the protocol on every command --------------------------------------
+
+    def _set_flags(self) -> None:
+        primary = self.role is Role.PRIMARY
+        replica = self.role is Role.REPLICA
+        self.holds_replies = primary
+        self.logs_writes = primary
+        self.forwards_writes = replica
+        self.forwards_reads = replica and not self.config.stale_reads
+        if not primary:
+            self.commit_seq = 1 << 62 if self.role is Role.STANDALONE else 0
+
+    def position(self) -> Position:
+        return Position(self.log_epoch, self.seq, self.seen_epoch, self.role)
+
+    # --- running -----------------------------------------------------------------------------
+
+    async def run(self, ready: asyncio.Event | None = None) -> None:
+        """Own the node's background tasks until cancelled (ticker, replica links)."""
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            tg.create_task(self._ticker())
+            if ready is not None:
+                ready.set()
+            await asyncio.Event().wait()
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(TICK)
+            now = time.monotonic()
+            for conn in list(self._waiting):
+                since = conn.oldest_held()
+                if since is not None and now - since > self.config.write_timeout:
+                    self._waiting.discard(conn)
+                    conn.abort("reply not committed by a majority in time")
+            upstream = self._upstream
+            if upstream is not None:
+                since = upstream.oldest_since()
+                if since is not None and now - since > self.config.forward_timeout:
+                    upstream.fail("timeout")
+
+    # --- connections -------------------------------------------------------------------------
+
+    def connection_opened(self, conn: MemcacheProtocol) -> None:
+        self.connections.add(conn)
+        self.total_connections += 1
+
+    def connection_closed(self, conn: MemcacheProtocol) -> None:
+        self.connections.discard(conn)
+        self._waiting.discard(conn)
+
+    def wait_for_release(self, conn: MemcacheProtocol) -> None:
+        self._waiting.add(conn)
+
+    def released(self, conn: MemcacheProtocol) -> None:
+        self._waiting.discard(conn)
+
+    # --- primary: the log and commits --------------------------------------------------------
+
+    def log_key(self, key: bytes) -> None:
+        self._append(entries.encode_key_state(self.store, key))
+
+    def log_flush(self) -> None:
+        self._append(entries.encode_flush(self.store.flush_at))
+
+    def reply_barrier(self) -> int:
+        """A seq whose commit proves this node was still primary after the request arrived."""
+        if self.seq <= self._sent_max:
+            self._append(entries.NOOP_ENTRY)
+        return self.seq
+
+    def _append(self, entry: bytes) -> None:
+        self._log.append(entry)
+        self.seq += 1
+        if not self.config.peers:
+            self.commit_seq = self.seq
+        for event in self._wakeups.values():
+            event.set()
+
+    def _advance_commit(self) -> None:
+        positions = sorted([self.seq, *self._acked.values()], reverse=True)
+        majority = self.config.majority
+        commit = positions[majority - 1] if len(positions) >= majority else 0
+        if commit > self.commit_seq:
+            self.commit_seq = commit
+            for conn in list(self._waiting):
+                conn.release()
+            self._trim_log()
+
+    def _trim_log(self) -> None:
+        if len(self._log) < LOG_TRIM_EVERY:
+            return
+        floor = min(self._acked.values(), default=self.seq)
+        floor = max(floor, self.seq - LOG_KEEP)
+        drop = floor - self._log_base + 1
+        if drop > 0:
+            del self._log[:drop]
+            self._log_base += drop
+
+    def entries_after(self, seq: int, limit_bytes: int) -> tuple[int, bytes] | None:
+        """(last seq, payload) of the entries after ``seq``, or None if trimmed away."""
+        if seq + 1 < self._log_base:
+            return None
+        start = seq + 1 - self._log_base
+        parts: list[bytes] = []
+        size = 0
+        index = start
+        while index < len(self._log) and (size < limit_bytes or not parts):
+            parts.append(self._log[index])
+            size += len(self._log[index])
+            index += 1
+        return seq + len(parts), b"".join(parts)
+
+    def note_sent(self, last: int) -> None:
+        if last > self._sent_max:
+            self._sent_max = last
+
+    def note_acked(self, peer: str, seq: int) -> None:
+        if self.role is Role.PRIMARY and seq > self._acked.get(peer, 0):
+            self._acked[peer] = seq
+            self._advance_commit()
+
+    def wakeup(self, peer: str) -> asyncio.Event:
+        return self._wakeups.setdefault(peer, asyncio.Event())
+
+    def is_primary_of(self, epoch: int) -> bool:
+        return self.role is Role.PRIMARY and self.log_epoch == epoch
+
+    # --- role changes ------------------------------------------------------------------------
+
+    def promote(self, epoch: int) -> bytes:
+        if self.role is Role.STANDALONE:
+            return b"SERVER_ERROR standalone node: start it with --peers to replicate\r\n"
+        if epoch < self.seen_epoch or epoch <= self.log_epoch:
+            return b"SERVER_ERROR stale epoch %d: this node has seen epoch %d\r\n" % (
+                epoch,
+                max(self.seen_epoch, self.log_epoch),
+            )
+        self._drop_upstream("promoted")
+        self.seen_epoch = epoch
+        self.log_epoch = epoch
+        self.role = Role.PRIMARY
+        self.primary_address = self.config.address
+        self._log = []
+        self._log_base = self.seq + 1
+        self._acked = {}
+        self._sent_max = self.seq
+        self._set_flags()
+        self.commit_seq = self.seq if not self.config.peers else 0
+        log.info("event=sessions.promoted epoch=%d seq=%d", epoch, self.seq)
+        tg = self._tg
+        if tg is None:
+            return b"SERVER_ERROR node not running\r\n"
+        self._link_tasks = [
+            tg.create_task(run_link(self, peer, epoch)) for peer in self.config.peers
+        ]
+        return b"OK\r\n"
+
+    def observe_epoch(self, epoch: int) -> None:
+        """A newer epoch exists: remember it; a primary of an older epoch steps down."""
+        if epoch <= self.seen_epoch:
+            return
+        self.seen_epoch = epoch
+        if self.role is Role.PRIMARY and self.log_epoch < epoch:
+            log.warning(
+                "event=sessions.deposed epoch=%d newer_epoch=%d seq=%d commit=%d",
+                self.log_epoch,
+                epoch,
+                self.seq,
+                self.commit_seq,
+            )
+            self.role = Role.REPLICA
+            self.primary_address = None
+            for task in self._link_tasks:
+                task.cancel()
+            self._link_tasks = []
+            self._wakeups.clear()
+            self._set_flags()
+            for conn in list(self._waiting):
+                conn.abort("deposed by a newer primary")
+            self._waiting.clear()
+
+    # --- replica: forwarding -----------------------------------------------------------------
+
+    def forward(
+        self, payload: bytes, multi: bool, noreply: bool, slot: Slot, conn: MemcacheProtocol
+    ) -> None:
+        address = self.primary_address
+        if address is None or address == self.config.address:
+            slot.data = b"" if noreply else b"SERVER_ERROR no primary known to this replica\r\n"
+            conn.release()
+            return
+        upstream = self._upstream
+        if upstream is None or upstream.closed or upstream.address != address:
+            upstream = self._connect_upstream(address)
+        upstream.send(payload, multi, noreply, slot, conn)
+
+    def _connect_upstream(self, address: str) -> Upstream:
+        self._drop_upstream("primary changed")
+        upstream = Upstream(address, self._upstream_closed)
+        self._upstream = upstream
+        host, port = split_address(address)
+
+        async def connect() -> None:
+            loop = asyncio.get_running_loop()
+            try:
+                async with asyncio.timeout(self.config.forward_timeout):
+                    await loop.create_connection(lambda: upstream, host, port)
+            except (OSError, TimeoutError) as exc:
+                upstream.fail(f"connect failed: {exc!r}")
+
+        if self._tg is not None:
+            self._tg.create_task(connect())
+        return upstream
+
+    def _upstream_closed(self, upstream: Upstream) -> None:
+        if self._upstream is upstream:
+            self._upstream = None
+
+    def _drop_upstream(self, reason: str) -> None:
+        if self._upstream is not None:
+            self._upstream.fail(reason)
+            self._upstream = None
+
+    # --- control commands --------------------------------------------------------------------
+
+    def control(self, conn: MemcacheProtocol, tokens: list[bytes]) -> bytes:
+        cmd = tokens[0]
+        epoch = parse_i64(tokens[1]) if len(tokens) > 1 else None
+        if cmd == b"hk_position" and len(tokens) == 1:
+            return self.position().line()
+        if cmd == b"hk_fence" and len(tokens) == 2 and epoch is not None:
+            self.observe_epoch(epoch)
+            return self.position().line()
+        if cmd == b"hk_promote" and len(tokens) == 2 and epoch is not None:
+            return self.promote(epoch)
+        if cmd == b"hk_hello" and len(tokens) == 3 and epoch is not None:
+            return self._hello(epoch, tokens[2].decode())
+        return b"ERROR\r\n"
+
+    def control_block(self, tokens: list[bytes], payload: bytes) -> bytes:
+        cmd = tokens[0]
+        numbers = [parse_u64(token) for token in tokens[1:]]
+        if any(number is None for number in numbers):
+            return b"CLIENT_ERROR bad command line format\r\n"
+        values = [number or 0 for number in numbers]
+        epoch = values[0]
+        if epoch < self.seen_epoch:
+            return b"STALE %d\r\n" % self.seen_epoch
+        self.observe_epoch(epoch)
+        if self.role is Role.PRIMARY:
+            return b"STALE %d\r\n" % self.seen_epoch
+        try:
+            if cmd == b"hk_snap" and len(values) == 3:
+                return self._install_snapshot(epoch, values[1], payload)
+            if cmd == b"hk_batch" and len(values) == 4:
+                return self._apply_batch(epoch, values[1], values[2], payload)
+        except entries.CorruptEntry as exc:
+            log.error("event=sessions.corrupt_stream error=%s", exc)
+            return b"RESYNC %d\r\n" % self.seq
+        return b"ERROR\r\n"
+
+    def _hello(self, epoch: int, address: str) -> bytes:
+        if epoch < self.seen_epoch or self.role is Role.STANDALONE:
+            return b"STALE %d\r\n" % self.seen_epoch
+        self.observe_epoch(epoch)
+        if self.role is Role.PRIMARY:
+            return b"STALE %d\r\n" % self.seen_epoch
+        if self.primary_address != address:
+            self._drop_upstream("new primary")
+            self.primary_address = address
+        return self.position().line()
+
+    def _install_snapshot(self, epoch: int, seq: int, payload: bytes) -> bytes:
+        decoded = list(entries.decode(payload))
+        self.store.clear()
+        for entry in decoded:
+            entries.apply(self.store, entry)
+        self.log_epoch = epoch
+        self.seq = seq
+        log.info(
+            "event=sessions.snapshot_installed epoch=%d seq=%d items=%d", epoch, seq, len(decoded)
+        )
+        return b"ACK %d\r\n" % seq
+
+    def _apply_batch(self, epoch: int, first: int, last: int, payload: bytes) -> bytes:
+        if epoch != self.log_epoch or first != self.seq + 1:
+            return b"RESYNC %d\r\n" % self.seq
+        decoded = list(entries.decode(payload))
+        if len(decoded) != last - first + 1:
+            return b"RESYNC %d\r\n" % self.seq
+        for entry in decoded:
+            entries.apply(self.store, entry)
+        self.seq = last
+        return b"ACK %d\r\n" % last
+
+    # --- stats -------------------------------------------------------------------------------
+
+    def stats_lines(self) -> list[tuple[bytes, bytes]]:
+        stats = self.store.stats()
+        now = time.time()
+        pairs: list[tuple[str, object]] = [
+            ("pid", os.getpid()),
+            ("uptime", int(now - self.started)),
+            ("time", int(now)),
+            ("version", VERSION.decode()),
+            ("curr_connections", len(self.connections)),
+            ("total_connections", self.total_connections),
+            ("curr_items", stats.curr_items),
+            ("total_items", stats.total_items),
+            ("bytes", stats.bytes),
+            ("limit_maxbytes", stats.limit_maxbytes),
+            ("evictions", stats.evictions),
+            ("expired_unfetched", stats.expired_unfetched),
+            ("threads", 1),
+            ("hakeeper_role", self.role.value),
+            ("hakeeper_epoch", self.log_epoch),
+            ("hakeeper_seen_epoch", self.seen_epoch),
+            ("hakeeper_seq", self.seq),
+            ("hakeeper_commit", min(self.commit_seq, self.seq)),
+        ]
+        return [(name.encode(), str(value).encode()) for name, value in pairs]

@@ -1,0 +1,444 @@
+"""The memcached text protocol server side: one `MemcacheProtocol` per client connection.
+
+Bytes accumulate in one bytearray; complete command lines (and their data blocks) are parsed
+in place, answered into one output list and written with one ``transport.write`` per read, so
+pipelined requests cost one syscall per batch. Replies follow memcached 1.6.18 byte for byte,
+including its quirks (see docs/sessions.md). Malformed input gets memcached's error reply and
+never affects other connections.
+
+On a replicated primary every reply is held until the replication stream has committed an
+entry issued after the request arrived (writes and reads alike), so a client never sees a
+value a later primary could lose. On a replica, valid commands are forwarded to the primary
+and their replies come back in order with the local ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING, cast
+
+from hakeeper.sessions.store import Item, Outcome, Store
+from hakeeper.sessions.wire import (
+    INT_MAX,
+    KEY_MAX_LENGTH,
+    parse_flags,
+    parse_i64,
+    parse_u64,
+    split_tokens,
+)
+
+if TYPE_CHECKING:
+    from hakeeper.sessions.node import Node
+
+log = logging.getLogger(__name__)
+
+VERSION = b"1.6.18"
+ERROR = b"ERROR\r\n"
+BAD_FORMAT = b"CLIENT_ERROR bad command line format\r\n"
+BAD_CHUNK = b"CLIENT_ERROR bad data chunk\r\n"
+BAD_EXPTIME = b"CLIENT_ERROR invalid exptime argument\r\n"
+BAD_DELTA = b"CLIENT_ERROR invalid numeric delta argument\r\n"
+DELETE_USAGE = b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n"
+END = b"END\r\n"
+OK = b"OK\r\n"
+NOREPLY = b"noreply"
+# memcached closes a connection whose pending line grows past this without a newline,
+# unless it is a long multi-get.
+MAX_LINE = 2048
+MAX_GET_LINE = 1 << 20
+
+STORAGE = {b"set": 0, b"add": 1, b"replace": 2, b"append": 3, b"prepend": 4, b"cas": 5}
+
+
+class Slot:
+    """A reply not yet released: held for a commit, or waiting for the primary's answer."""
+
+    __slots__ = ("data", "need", "since")
+
+    def __init__(self, data: bytes | None, need: int, since: float) -> None:
+        self.data = data
+        self.need = need
+        self.since = since
+
+
+class MemcacheProtocol(asyncio.Protocol):
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.store: Store = node.store
+        self.transport: asyncio.Transport | None = None
+        self._buf = bytearray()
+        # Pending data block: (command code, tokens, byte count incl. \r\n, noreply)
+        self._block: tuple[int, list[bytes], int, bool] | None = None
+        self._swallow = 0
+        self._out: list[bytes] = []
+        self._held: deque[Slot] = deque()
+        self._closing = False
+
+    # --- asyncio.Protocol --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.node.connection_opened(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        self._held.clear()
+        self.node.connection_closed(self)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buf
+        buf += data
+        pos = 0
+        size = len(buf)
+        while pos < size and not self._closing:
+            if self._swallow:
+                take = min(self._swallow, size - pos)
+                self._swallow -= take
+                pos += take
+                continue
+            block = self._block
+            if block is not None:
+                need = block[2]
+                if size - pos < need:
+                    break
+                chunk = bytes(buf[pos : pos + need])
+                pos += need
+                self._block = None
+                if chunk[-2:] != b"\r\n":
+                    self._out.append(BAD_CHUNK)
+                else:
+                    self._stored(block[0], block[1], chunk[:-2], block[3])
+                continue
+            nl = buf.find(b"\n", pos)
+            if nl < 0:
+                if size - pos > MAX_LINE and not self._long_get_allowed(pos, size):
+                    self._close()
+                break
+            end = nl - 1 if nl > pos and buf[nl - 1] == 13 else nl
+            line = bytes(buf[pos:end])
+            pos = nl + 1
+            self._command(line)
+        del buf[:pos]
+        self._flush()
+
+    # --- output ------------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        out = self._out
+        node = self.node
+        if not node.holds_replies and not self._held:
+            if out:
+                assert self.transport is not None
+                self.transport.write(b"".join(out) if len(out) > 1 else out[0])
+                out.clear()
+            return
+        need = node.reply_barrier() if node.holds_replies else 0
+        if out or need:
+            self._held.append(Slot(b"".join(out), need, time.monotonic()))
+            out.clear()
+        self.release()
+
+    def release(self) -> None:
+        """Write every held reply from the head that is ready (answered and committed)."""
+        held = self._held
+        if not held or self.transport is None:
+            return
+        commit = self.node.commit_seq
+        ready: list[bytes] = []
+        while held:
+            slot = held[0]
+            if slot.data is None or slot.need > commit:
+                break
+            ready.append(slot.data)
+            held.popleft()
+        if ready:
+            self.transport.write(b"".join(ready))
+        if held:
+            self.node.wait_for_release(self)
+        else:
+            self.node.released(self)
+
+    def oldest_held(self) -> float | None:
+        return self._held[0].since if self._held else None
+
+    def abort(self, reason: str) -> None:
+        """Drop the connection: its held replies can no longer be given honestly."""
+        log.warning("event=sessions.connection_aborted reason=%s", reason)
+        self._held.clear()
+        self._close()
+
+    def _close(self) -> None:
+        self._closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _long_get_allowed(self, pos: int, size: int) -> bool:
+        head = bytes(self._buf[pos : pos + 110]).lstrip(b" ")
+        return size - pos <= MAX_GET_LINE and (head.startswith((b"get ", b"gets ")))
+
+    # --- commands ----------------------------------------------------------------------------
+
+    def _command(self, line: bytes) -> None:
+        tokens = split_tokens(line)
+        if not tokens:
+            self._out.append(ERROR)
+            return
+        cmd = tokens[0]
+        n = len(tokens)
+        code = STORAGE.get(cmd)
+        if code is not None:
+            self._storage(code, tokens, n)
+        elif cmd == b"get" or cmd == b"gets":
+            if n < 2:
+                self._out.append(ERROR)
+            elif self.node.forwards_reads:
+                self._forward_command(line, tokens, False)
+            else:
+                self._get(tokens, 1, cmd == b"gets", None)
+        elif cmd == b"gat" or cmd == b"gats":
+            self._gat(line, tokens, n, cmd == b"gats")
+        elif cmd == b"delete":
+            self._delete(line, tokens, n)
+        elif cmd == b"incr" or cmd == b"decr":
+            self._incr(line, tokens, n, cmd == b"decr")
+        elif cmd == b"touch":
+            self._touch(line, tokens, n)
+        elif cmd == b"flush_all":
+            self._flush_all(line, tokens, n)
+        elif cmd == b"version":
+            self._out.append(b"VERSION " + VERSION + b"\r\n")
+        elif cmd == b"verbosity":
+            if n not in (2, 3):
+                self._out.append(ERROR)
+            elif tokens[-1] != NOREPLY:
+                self._out.append(OK)
+        elif cmd == b"quit":
+            self._close()
+        elif cmd == b"stats":
+            self._stats(tokens, n)
+        elif cmd == b"hk_snap" or cmd == b"hk_batch":
+            nbytes = parse_i64(tokens[-1]) if n >= 2 else None
+            if nbytes is None or nbytes < 0:
+                self._out.append(ERROR)
+            else:
+                self._block = (6, tokens, nbytes + 2, False)
+        elif cmd.startswith(b"hk_"):
+            self._out.append(self.node.control(self, tokens))
+        else:
+            self._out.append(ERROR)
+
+    def _storage(self, code: int, tokens: list[bytes], n: int) -> None:
+        is_cas = code == 5
+        if n != (6 if is_cas else 5) and n != (7 if is_cas else 6):
+            self._out.append(ERROR)
+            return
+        noreply = tokens[-1] == NOREPLY
+        key = tokens[1]
+        flags = parse_flags(tokens[2])
+        exptime = parse_i64(tokens[3])
+        vlen = parse_i64(tokens[4])
+        if len(key) > KEY_MAX_LENGTH or flags is None or exptime is None or vlen is None:
+            self._reply(BAD_FORMAT, noreply)
+            return
+        if is_cas and parse_u64(tokens[5]) is None:
+            self._reply(BAD_FORMAT, noreply)
+            return
+        if vlen < 0 or vlen > INT_MAX - 2:
+            self._reply(BAD_FORMAT, noreply)
+            return
+        if vlen + len(key) + 48 > self.store.item_size_max:
+            self._reply(Outcome.TOO_LARGE.value, noreply)
+            self._swallow = vlen + 2
+            if code == 0:
+                # memcached drops the old value rather than keep serving a stale one.
+                if self.node.forwards_writes:
+                    self._forward(b"delete %s\r\n" % key, False, True)
+                else:
+                    self._write_outcome(key, self.store.delete(key))
+            return
+        self._block = (code, tokens, vlen + 2, noreply)
+
+    def _stored(self, code: int, tokens: list[bytes], value: bytes, noreply: bool) -> None:
+        if code == 6:
+            self._out.append(self.node.control_block(tokens, value))
+            return
+        if self.node.forwards_writes:
+            flags_exp = b" ".join(tokens[1:5])
+            extra = b" " + tokens[5] if code == 5 else b""
+            payload = b"%s %s%s\r\n%s\r\n" % (tokens[0], flags_exp, extra, value)
+            self._forward(payload, False, noreply)
+            return
+        store = self.store
+        key = tokens[1]
+        flags = parse_flags(tokens[2]) or 0
+        exptime = parse_i64(tokens[3]) or 0
+        if code == 0:
+            outcome = store.set(key, value, flags, exptime)
+        elif code == 1:
+            outcome = store.add(key, value, flags, exptime)
+        elif code == 2:
+            outcome = store.replace(key, value, flags, exptime)
+        elif code == 3:
+            outcome = store.append(key, value)
+        elif code == 4:
+            outcome = store.prepend(key, value)
+        else:
+            outcome = store.cas(key, value, flags, exptime, parse_u64(tokens[5]) or 0)
+        self._write_outcome(key, outcome)
+        if not noreply:
+            self._out.append(outcome.value)
+
+    def _write_outcome(self, key: bytes, outcome: Outcome) -> None:
+        if self.node.logs_writes and outcome in (Outcome.STORED, Outcome.DELETED):
+            self.node.log_key(key)
+
+    def _reply(self, data: bytes, noreply: bool) -> None:
+        if not noreply:
+            self._out.append(data)
+
+    def _get(self, tokens: list[bytes], first: int, with_cas: bool, exptime: int | None) -> None:
+        store = self.store
+        out = self._out
+        for i in range(first, len(tokens)):
+            key = tokens[i]
+            if len(key) > KEY_MAX_LENGTH:
+                out.append(BAD_FORMAT)
+                return
+            item: Item | None = store.get(key)
+            if item is None:
+                continue
+            if exptime is not None:
+                store.touch(key, exptime)
+                if self.node.logs_writes:
+                    self.node.log_key(key)
+            value = item.value
+            if with_cas:
+                out.append(
+                    b"VALUE %s %d %d %d\r\n%s\r\n" % (key, item.flags, len(value), item.cas, value)
+                )
+            else:
+                out.append(b"VALUE %s %d %d\r\n%s\r\n" % (key, item.flags, len(value), value))
+        out.append(END)
+
+    def _gat(self, line: bytes, tokens: list[bytes], n: int, with_cas: bool) -> None:
+        if n < 2:
+            self._out.append(ERROR)
+            return
+        exptime = parse_i64(tokens[1])
+        if exptime is None:
+            self._out.append(BAD_EXPTIME)
+        elif self.node.forwards_writes:
+            self._forward_command(line, tokens, False)
+        else:
+            self._get(tokens, 2, with_cas, exptime)
+
+    def _delete(self, line: bytes, tokens: list[bytes], n: int) -> None:
+        if n < 2 or n > 4:
+            self._out.append(ERROR)
+            return
+        noreply = tokens[-1] == NOREPLY
+        if n > 2:
+            hold_is_zero = tokens[2] == b"0"
+            valid = (n == 3 and (hold_is_zero or noreply)) or (n == 4 and hold_is_zero and noreply)
+            if not valid:
+                self._reply(DELETE_USAGE, noreply)
+                return
+        key = tokens[1]
+        if len(key) > KEY_MAX_LENGTH:
+            self._reply(BAD_FORMAT, noreply)
+        elif self.node.forwards_writes:
+            self._forward_command(line, tokens, noreply)
+        else:
+            outcome = self.store.delete(key)
+            self._write_outcome(key, outcome)
+            self._reply(outcome.value, noreply)
+
+    def _incr(self, line: bytes, tokens: list[bytes], n: int, decrement: bool) -> None:
+        if n not in (3, 4):
+            self._out.append(ERROR)
+            return
+        noreply = tokens[-1] == NOREPLY
+        key = tokens[1]
+        delta = parse_u64(tokens[2])
+        if len(key) > KEY_MAX_LENGTH:
+            self._reply(BAD_FORMAT, noreply)
+        elif delta is None:
+            self._reply(BAD_DELTA, noreply)
+        elif self.node.forwards_writes:
+            self._forward_command(line, tokens, noreply)
+        else:
+            result = self.store.incr(key, delta, decrement)
+            if isinstance(result, Outcome):
+                self._reply(result.value, noreply)
+            else:
+                if self.node.logs_writes:
+                    self.node.log_key(key)
+                self._reply(b"%d\r\n" % result, noreply)
+
+    def _touch(self, line: bytes, tokens: list[bytes], n: int) -> None:
+        if n not in (3, 4):
+            self._out.append(ERROR)
+            return
+        noreply = tokens[-1] == NOREPLY
+        key = tokens[1]
+        exptime = parse_i64(tokens[2])
+        if len(key) > KEY_MAX_LENGTH:
+            self._reply(BAD_FORMAT, noreply)
+        elif exptime is None:
+            self._reply(BAD_EXPTIME, noreply)
+        elif self.node.forwards_writes:
+            self._forward_command(line, tokens, noreply)
+        else:
+            outcome = self.store.touch(key, exptime)
+            if outcome is Outcome.TOUCHED and self.node.logs_writes:
+                self.node.log_key(key)
+            self._reply(outcome.value, noreply)
+
+    def _flush_all(self, line: bytes, tokens: list[bytes], n: int) -> None:
+        if n > 3:
+            self._out.append(ERROR)
+            return
+        noreply = tokens[-1] == NOREPLY
+        delay = 0
+        if n != (2 if noreply else 1):
+            parsed = parse_i64(tokens[1])
+            if parsed is None:
+                self._reply(BAD_EXPTIME, noreply)
+                return
+            delay = parsed
+        if self.node.forwards_writes:
+            self._forward_command(line, tokens, noreply)
+            return
+        self.store.flush_all(delay)
+        if self.node.logs_writes:
+            self.node.log_flush()
+        self._reply(OK, noreply)
+
+    def _stats(self, tokens: list[bytes], n: int) -> None:
+        if n == 1:
+            lines = self.node.stats_lines()
+            self._out.append(b"".join(b"STAT %s %s\r\n" % pair for pair in lines) + END)
+        elif tokens[1] == b"reset" and n == 2:
+            self._out.append(b"RESET\r\n")
+        elif tokens[1] in (b"items", b"slabs", b"sizes", b"conns", b"settings"):
+            self._out.append(END)
+        else:
+            self._out.append(ERROR)
+
+    # --- forwarding to the primary -----------------------------------------------------------
+
+    def _forward_command(self, line: bytes, tokens: list[bytes], noreply: bool) -> None:
+        if noreply:
+            line = b" ".join(tokens[:-1])
+        self._forward(line + b"\r\n", tokens[0] in (b"get", b"gets", b"gat", b"gats"), noreply)
+
+    def _forward(self, payload: bytes, multi: bool, noreply: bool) -> None:
+        if self._out:
+            self._held.append(Slot(b"".join(self._out), 0, time.monotonic()))
+            self._out.clear()
+        slot = Slot(None, 0, time.monotonic())
+        self._held.append(slot)
+        self.node.forward(payload, multi, noreply, slot, self)

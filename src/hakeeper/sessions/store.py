@@ -1,0 +1,294 @@
+"""The item store behind the memcached protocol: pure, no I/O, clock injected.
+
+Semantics follow memcached 1.6: an ``exptime`` up to 30 days (2,592,000 s) is relative to now,
+a larger one is an absolute Unix time, a negative one means already expired, 0 means never.
+Items expire lazily on access. Memory is bounded by bytes (key + value + a fixed per-item
+overhead); a store that would exceed the bound evicts least recently used items first.
+
+Every write method returns an `Outcome`; the replication layer reads the resulting item back
+with `peek` and ships the state, not the command, so replicas never re-run incr or append.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+MAX_RELATIVE_EXPTIME = 60 * 60 * 24 * 30
+ITEM_OVERHEAD = 48
+DEFAULT_ITEM_SIZE_MAX = 1024 * 1024
+DEFAULT_MEMORY_LIMIT = 64 * 1024 * 1024
+U64 = (1 << 64) - 1
+
+Clock = Callable[[], float]
+
+
+class Outcome(enum.Enum):
+    STORED = b"STORED\r\n"
+    NOT_STORED = b"NOT_STORED\r\n"
+    EXISTS = b"EXISTS\r\n"
+    NOT_FOUND = b"NOT_FOUND\r\n"
+    DELETED = b"DELETED\r\n"
+    TOUCHED = b"TOUCHED\r\n"
+    NON_NUMERIC = b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
+    TOO_LARGE = b"SERVER_ERROR object too large for cache\r\n"
+    OUT_OF_MEMORY = b"SERVER_ERROR out of memory storing object\r\n"
+
+
+class Item:
+    """One stored value. Mutable on purpose: the hot path updates it in place."""
+
+    __slots__ = ("cas", "exptime", "flags", "mtime", "value")
+
+    def __init__(self, value: bytes, flags: int, exptime: float, cas: int, mtime: float) -> None:
+        self.value = value
+        self.flags = flags
+        # Absolute Unix time; 0 = never expires.
+        self.exptime = exptime
+        self.cas = cas
+        self.mtime = mtime
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    curr_items: int
+    bytes: int
+    limit_maxbytes: int
+    total_items: int
+    evictions: int
+    expired_unfetched: int
+
+
+def absolute_exptime(exptime: int, now: float) -> float:
+    """memcached's rule: 0 never, negative already past, ≤30 days relative, else absolute."""
+    if exptime == 0:
+        return 0.0
+    if exptime < 0:
+        return -1.0
+    if exptime <= MAX_RELATIVE_EXPTIME:
+        return now + exptime
+    return float(exptime)
+
+
+def parse_counter(value: bytes) -> int | None:
+    """The number an incr/decr may work on (strtoull with memcached's checks), or None."""
+    text = value.strip(b" \t\r\n\v\f")
+    if text.startswith(b"+"):
+        text = text[1:]
+    if not text or not text.isdigit() or len(text) > 20:
+        return None
+    number = int(text)
+    return number if number <= U64 else None
+
+
+def item_size(key: bytes, value: bytes) -> int:
+    return len(key) + len(value) + ITEM_OVERHEAD
+
+
+class Store:
+    """Items by key in LRU order (least recent first), bounded by ``memory_limit`` bytes."""
+
+    def __init__(
+        self,
+        *,
+        memory_limit: int = DEFAULT_MEMORY_LIMIT,
+        item_size_max: int = DEFAULT_ITEM_SIZE_MAX,
+        clock: Clock = time.time,
+    ) -> None:
+        self.memory_limit = memory_limit
+        self.item_size_max = item_size_max
+        self.clock = clock
+        self._items: OrderedDict[bytes, Item] = OrderedDict()
+        self._bytes = 0
+        self._cas = 0
+        self._flush_at = 0.0
+        self._total_items = 0
+        self._evictions = 0
+        self._expired = 0
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def get(self, key: bytes) -> Item | None:
+        """The live item under ``key`` (and mark it recently used), or None."""
+        item = self._items.get(key)
+        if item is None:
+            return None
+        if (item.exptime and item.exptime <= self.clock()) or self._flushed(item):
+            self._drop(key, item)
+            self._expired += 1
+            return None
+        self._items.move_to_end(key)
+        return item
+
+    def peek(self, key: bytes) -> Item | None:
+        """The item as stored, expired or not, without touching LRU order."""
+        return self._items.get(key)
+
+    def touch(self, key: bytes, exptime: int) -> Outcome:
+        item = self.get(key)
+        if item is None:
+            return Outcome.NOT_FOUND
+        item.exptime = absolute_exptime(exptime, self.clock())
+        return Outcome.TOUCHED
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def set(self, key: bytes, value: bytes, flags: int, exptime: int) -> Outcome:
+        return self._put(key, value, flags, exptime)
+
+    def add(self, key: bytes, value: bytes, flags: int, exptime: int) -> Outcome:
+        if self.get(key) is not None:
+            return Outcome.NOT_STORED
+        return self._put(key, value, flags, exptime)
+
+    def replace(self, key: bytes, value: bytes, flags: int, exptime: int) -> Outcome:
+        if self.get(key) is None:
+            return Outcome.NOT_STORED
+        return self._put(key, value, flags, exptime)
+
+    def append(self, key: bytes, value: bytes) -> Outcome:
+        """Concatenate after the stored value; flags and exptime of the stored item stay."""
+        item = self.get(key)
+        if item is None:
+            return Outcome.NOT_STORED
+        return self._put_absolute(key, item.value + value, item.flags, item.exptime)
+
+    def prepend(self, key: bytes, value: bytes) -> Outcome:
+        item = self.get(key)
+        if item is None:
+            return Outcome.NOT_STORED
+        return self._put_absolute(key, value + item.value, item.flags, item.exptime)
+
+    def cas(self, key: bytes, value: bytes, flags: int, exptime: int, unique: int) -> Outcome:
+        item = self.get(key)
+        if item is None:
+            return Outcome.NOT_FOUND
+        if item.cas != unique:
+            return Outcome.EXISTS
+        return self._put(key, value, flags, exptime)
+
+    def delete(self, key: bytes) -> Outcome:
+        item = self.get(key)
+        if item is None:
+            return Outcome.NOT_FOUND
+        self._drop(key, item)
+        return Outcome.DELETED
+
+    def incr(self, key: bytes, delta: int, decrement: bool = False) -> int | Outcome:
+        """The new counter value, or NOT_FOUND / NON_NUMERIC.
+
+        As memcached: incr wraps at 2**64, decr stops at 0, and a result shorter than the
+        stored text is padded with spaces to the old length.
+        """
+        item = self.get(key)
+        if item is None:
+            return Outcome.NOT_FOUND
+        number = parse_counter(item.value)
+        if number is None:
+            return Outcome.NON_NUMERIC
+        number = max(number - delta, 0) if decrement else (number + delta) & U64
+        text = b"%d" % number
+        if len(text) < len(item.value):
+            text = text.ljust(len(item.value))
+        self._put_absolute(key, text, item.flags, item.exptime)
+        return number
+
+    def flush_all(self, delay: int = 0) -> None:
+        """Invalidate every item now, or those last written before now + delay (memcached)."""
+        now = self.clock()
+        if delay <= 0:
+            self._items.clear()
+            self._bytes = 0
+            self._flush_at = 0.0
+        else:
+            self._flush_at = now + delay - 1
+
+    # --- replication -------------------------------------------------------------------------
+
+    def install(self, key: bytes, value: bytes, flags: int, exptime: float, cas: int) -> None:
+        """Put an item exactly as another node holds it (absolute exptime, its CAS)."""
+        if cas > self._cas:
+            self._cas = cas
+        old = self._items.pop(key, None)
+        if old is not None:
+            self._bytes -= item_size(key, old.value)
+        self._store_item(key, Item(value, flags, exptime, cas, self.clock()))
+
+    def remove(self, key: bytes) -> None:
+        old = self._items.pop(key, None)
+        if old is not None:
+            self._bytes -= item_size(key, old.value)
+
+    def set_flush_at(self, flush_at: float) -> None:
+        if flush_at <= 0:
+            self._items.clear()
+            self._bytes = 0
+            self._flush_at = 0.0
+        else:
+            self._flush_at = flush_at
+
+    @property
+    def flush_at(self) -> float:
+        return self._flush_at
+
+    def items(self) -> Iterator[tuple[bytes, Item]]:
+        """Every live item, least recently used first (for snapshots)."""
+        now = self.clock()
+        for key, item in list(self._items.items()):
+            if (item.exptime and item.exptime <= now) or self._flushed(item):
+                continue
+            yield key, item
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._bytes = 0
+        self._flush_at = 0.0
+
+    def stats(self) -> StoreStats:
+        return StoreStats(
+            curr_items=len(self._items),
+            bytes=self._bytes,
+            limit_maxbytes=self.memory_limit,
+            total_items=self._total_items,
+            evictions=self._evictions,
+            expired_unfetched=self._expired,
+        )
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _flushed(self, item: Item) -> bool:
+        flush_at = self._flush_at
+        return bool(flush_at) and flush_at <= self.clock() and item.mtime <= flush_at
+
+    def _put(self, key: bytes, value: bytes, flags: int, exptime: int) -> Outcome:
+        now = self.clock()
+        return self._put_absolute(key, value, flags, absolute_exptime(exptime, now))
+
+    def _put_absolute(self, key: bytes, value: bytes, flags: int, exptime: float) -> Outcome:
+        size = item_size(key, value)
+        if size > self.item_size_max:
+            return Outcome.TOO_LARGE
+        if size > self.memory_limit:
+            return Outcome.OUT_OF_MEMORY
+        old = self._items.pop(key, None)
+        if old is not None:
+            self._bytes -= item_size(key, old.value)
+        self._cas += 1
+        self._store_item(key, Item(value, flags, exptime, self._cas, self.clock()))
+        return Outcome.STORED
+
+    def _store_item(self, key: bytes, item: Item) -> None:
+        self._items[key] = item
+        self._bytes += item_size(key, item.value)
+        self._total_items += 1
+        while self._bytes > self.memory_limit and self._items:
+            victim_key, victim = self._items.popitem(last=False)
+            self._bytes -= item_size(victim_key, victim.value)
+            self._evictions += 1
+
+    def _drop(self, key: bytes, item: Item) -> None:
+        del self._items[key]
+        self._bytes -= item_size(key, item.value)

@@ -1,0 +1,84 @@
+"""Real servers for the session-store tests: hakeeper store nodes and Debian's memcached.
+
+Each runs as a child process (started here, signalled only by its own PID) and is ready once
+it accepts a TCP connection.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from hakeeper.lab.processes import ManagedProcess, free_port
+
+START_TIMEOUT = 15.0
+
+
+def wait_listening(
+    host: str, port: int, proc: ManagedProcess, timeout: float = START_TIMEOUT
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.running:
+            raise RuntimeError(f"{proc.name} exited during start:\n{proc.log_tail()}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{proc.name} did not listen on {host}:{port}:\n{proc.log_tail()}")
+
+
+def start_store(
+    tmp: Path,
+    name: str,
+    address: str,
+    *,
+    peers: Sequence[str] = (),
+    epoch: int = 0,
+    primary: bool = False,
+    extra: Sequence[str] = (),
+) -> ManagedProcess:
+    argv = [
+        sys.executable,
+        "-m",
+        "hakeeper",
+        "sessions",
+        "serve",
+        "--listen",
+        address,
+        "--peers",
+        ",".join(peers),
+        "--epoch",
+        str(epoch),
+        "--log-level",
+        "INFO",
+        *extra,
+    ]
+    if primary:
+        argv.append("--primary")
+    proc = ManagedProcess(name, argv, tmp / f"{name}.log")
+    proc.start()
+    host, _, port = address.rpartition(":")
+    try:
+        wait_listening(host, int(port), proc)
+    except BaseException:
+        proc.kill()
+        raise
+    return proc
+
+
+def start_memcached(tmp: Path, host: str = "127.0.0.1") -> tuple[ManagedProcess, int]:
+    port = free_port(host)
+    argv = ["memcached", "-p", str(port), "-l", host, "-U", "0", "-t", "1", "-u", "nobody"]
+    proc = ManagedProcess("memcached", argv, tmp / "memcached.log")
+    proc.start()
+    try:
+        wait_listening(host, port, proc)
+    except BaseException:
+        proc.kill()
+        raise
+    return proc, port
