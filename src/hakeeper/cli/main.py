@@ -40,3 +40,6 @@ app.command(name="events")(_events)
 app.command(name="fence")(_fence)
 # `config` is config_cmd's group; apply is registered onto it here to keep modules separate.
 _config_cmd.app.command(name="apply")(_config_apply.apply)
+from hakeeper.cli import sessions as _sessions  # noqa: E402
+
+app.add_typer(_sessions.app, name="sessions")
