@@ -38,6 +38,9 @@ app.add_typer(_resource.app, name="resource")
 app.add_typer(_node.app, name="node")
 app.command(name="events")(_events)
 app.command(name="fence")(_fence)
+from hakeeper.cli.check import check as _check  # noqa: E402
+
+app.command(name="check")(_check)
 # `config` is config_cmd's group; apply is registered onto it here to keep modules separate.
 _config_cmd.app.command(name="apply")(_config_apply.apply)
 from hakeeper.cli import sessions as _sessions  # noqa: E402
