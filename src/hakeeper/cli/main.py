@@ -43,6 +43,9 @@ from hakeeper.cli.check import check as _check  # noqa: E402
 app.command(name="check")(_check)
 # `config` is config_cmd's group; apply is registered onto it here to keep modules separate.
 _config_cmd.app.command(name="apply")(_config_apply.apply)
+from hakeeper.cli.balance import balance as _balance  # noqa: E402
+
+app.command(name="balance")(_balance)
 from hakeeper.cli import sessions as _sessions  # noqa: E402
 
 app.add_typer(_sessions.app, name="sessions")

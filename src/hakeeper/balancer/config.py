@@ -1,0 +1,200 @@
+"""The balancer's own file (``balancer.toml``), validated with pydantic.
+
+```toml
+[[frontend]]
+name = "web"
+bind = "127.0.0.1:8080"
+mode = "http"            # or "tcp"
+backend = "app"
+
+[[backend]]
+name = "app"
+policy = "roundrobin"    # swrr, leastconn, source, consistent
+cookie = "HKSRV"         # http only: stickiness by cookie
+slowstart = "0s"
+servers = [
+  { name = "a", address = "127.0.0.1:9001", weight = 3 },
+  { name = "b", address = "127.0.0.1:9002", backup = true },
+]
+[backend.check]          # HAProxy defaults: inter 2s, fall 3, rise 2, timeout = inter
+type = "http"            # tcp, http, none
+path = "/health"
+
+[timeouts]
+client_header = 10.0
+```
+
+Errors are one `ConfigError` naming the file, the key and the fix.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hakeeper.errors import ConfigError
+
+Policy = Literal["roundrobin", "swrr", "leastconn", "source", "consistent"]
+
+
+def split_address(text: str) -> tuple[str, int]:
+    """``"127.0.0.1:80"`` or ``"[::1]:80"`` → host and port."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{text!r} is not host:port (e.g. 127.0.0.1:8080)")
+    return host.strip("[]"), int(port)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CheckSpec(_Strict):
+    type: Literal["tcp", "http", "none"] = "tcp"
+    inter: float = Field(default=2.0, gt=0, description="seconds between checks")
+    fall: int = Field(default=3, ge=1)
+    rise: int = Field(default=2, ge=1)
+    timeout: float | None = Field(default=None, gt=0, description="default: inter")
+    method: str = "GET"
+    path: str = "/"
+    host: str = "localhost"
+    expect_status: int = Field(default=200, ge=100, le=599)
+    expect_body: str | None = None
+
+    @property
+    def timeout_s(self) -> float:
+        return self.timeout if self.timeout is not None else self.inter
+
+
+class PassiveSpec(_Strict):
+    """Early marking down from live traffic (HAProxy ``observe`` + ``error-limit``)."""
+
+    error_limit: int = Field(
+        default=3, ge=1, description="consecutive errors that mark a server down"
+    )
+    observe_5xx: bool = False
+
+
+class ServerSpec(_Strict):
+    name: str = Field(min_length=1)
+    address: str
+    weight: int = Field(default=1, ge=0, le=256)
+    backup: bool = False
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        split_address(value)
+        return value
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return split_address(self.address)
+
+
+class BackendSpec(_Strict):
+    name: str = Field(min_length=1)
+    policy: Policy = "roundrobin"
+    servers: tuple[ServerSpec, ...] = Field(min_length=1)
+    check: CheckSpec = CheckSpec()
+    passive: PassiveSpec = PassiveSpec()
+    cookie: str | None = None
+    slowstart: float = Field(default=0.0, ge=0)
+    retries: int = Field(default=3, ge=0, description="other servers tried when a connect fails")
+    hash_balance_factor: float = Field(default=1.25, ge=1.0)
+
+    @model_validator(mode="after")
+    def _unique_servers(self) -> BackendSpec:
+        names = [s.name for s in self.servers]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"server names repeat: {sorted(dup)}; give each server its own name")
+        return self
+
+
+class FrontendSpec(_Strict):
+    name: str = Field(min_length=1)
+    bind: str
+    mode: Literal["tcp", "http"] = "http"
+    backend: str
+    forwarded: bool = Field(default=True, description="add X-Forwarded-For and Forwarded (http)")
+
+    @field_validator("bind")
+    @classmethod
+    def _bind(cls, value: str) -> str:
+        split_address(value)
+        return value
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return split_address(self.bind)
+
+
+class Timeouts(_Strict):
+    client_header: float = Field(default=10.0, gt=0, description="whole request head must arrive")
+    client_idle: float = Field(default=60.0, gt=0, description="keep-alive client with no request")
+    connect: float = Field(default=3.0, gt=0)
+    response: float = Field(default=60.0, gt=0, description="upstream silent while a request waits")
+    tcp_idle: float = Field(default=600.0, gt=0, description="tcp mode: no bytes either way")
+    sweep: float = Field(default=0.5, gt=0, description="how often deadlines are checked")
+
+
+class Limits(_Strict):
+    max_header_bytes: int = Field(default=16384, ge=1024)
+    max_pipeline: int = Field(default=32, ge=1, description="queued requests before reading pauses")
+    pool_idle_per_server: int = Field(default=64, ge=0)
+
+
+class ApiSpec(_Strict):
+    bind: str | None = Field(default=None, description="runtime REST API, e.g. 127.0.0.1:9900")
+
+
+class BalancerConfig(_Strict):
+    frontend: tuple[FrontendSpec, ...] = Field(min_length=1)
+    backend: tuple[BackendSpec, ...] = Field(min_length=1)
+    timeouts: Timeouts = Timeouts()
+    limits: Limits = Limits()
+    api: ApiSpec = ApiSpec()
+
+    @model_validator(mode="after")
+    def _references(self) -> BalancerConfig:
+        backends = {b.name for b in self.backend}
+        if len(backends) != len(self.backend):
+            raise ValueError("backend names repeat; give each backend its own name")
+        for fe in self.frontend:
+            if fe.backend not in backends:
+                raise ValueError(
+                    f"frontend {fe.name!r} names backend {fe.backend!r}, which is not defined; "
+                    f"define it or use one of {sorted(backends)}"
+                )
+            if fe.mode == "tcp" and self.backend_named(fe.backend).cookie is not None:
+                raise ValueError(f"frontend {fe.name!r} is tcp: cookie stickiness needs mode http")
+        return self
+
+    def backend_named(self, name: str) -> BackendSpec:
+        return next(b for b in self.backend if b.name == name)
+
+
+def parse_config(data: dict[str, Any], source: str) -> BalancerConfig:
+    try:
+        return BalancerConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            lines.append(f"{source}: {where}: {err['msg']}")
+        raise ConfigError("\n".join(lines)) from exc
+
+
+def load_config(path: Path | str) -> BalancerConfig:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_config(data, str(path))

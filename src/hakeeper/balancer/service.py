@@ -1,0 +1,176 @@
+"""`Balancer`: listeners, backends, health checks and deadline sweeps of one process.
+
+``await balancer.start()`` binds every frontend (SO_REUSEPORT, so N worker processes can
+share a port) and ``run()`` owns the background tasks (sweep per frontend, health round per
+backend) in one TaskGroup until ``stop()``. ``reload(config)`` applies a new config without
+dropping a connection: servers that stay keep their state and pooled connections, frontends
+whose bind is unchanged keep their listener, new binds are opened and removed ones closed
+(their open connections finish on their own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator
+
+from hakeeper.balancer.config import BalancerConfig, FrontendSpec
+from hakeeper.balancer.health import HealthChecker
+from hakeeper.balancer.http_proxy import HttpClient
+from hakeeper.balancer.runtime import FrontendRuntime
+from hakeeper.balancer.servers import Backend, Server
+from hakeeper.balancer.tcp_relay import TcpClient
+from hakeeper.errors import ConfigError
+
+log = logging.getLogger("hakeeper.balancer")
+
+
+class Balancer:
+    def __init__(self, config: BalancerConfig, *, checks: bool = True) -> None:
+        self.config = config
+        self.checks = checks
+        self.backends: dict[str, Backend] = {b.name: Backend(b) for b in config.backend}
+        self.frontends: dict[str, FrontendRuntime] = {}
+        self._listeners: dict[str, asyncio.Server] = {}
+        self._stop = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    def now(self) -> float:
+        return self.loop.time()
+
+    def port_of(self, frontend: str) -> int:
+        """The port a frontend listens on (useful with port 0 in tests)."""
+        sockets = self._listeners[frontend].sockets
+        return int(sockets[0].getsockname()[1])
+
+    def server(self, backend: str, name: str) -> Server:
+        try:
+            return self.backends[backend].servers[name]
+        except KeyError:
+            raise ConfigError(
+                f"no server {backend}/{name}; `hakeeper lb servers` lists them"
+            ) from None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for spec in self.config.frontend:
+            await self._open_frontend(spec)
+
+    async def _open_frontend(self, spec: FrontendSpec) -> None:
+        rt = FrontendRuntime(
+            spec,
+            self.backends[spec.backend],
+            self.config.timeouts,
+            self.config.limits,
+            self.loop,
+        )
+        host, port = spec.host_port
+        factory = (lambda: HttpClient(rt)) if spec.mode == "http" else (lambda: TcpClient(rt))
+        try:
+            listener = await self.loop.create_server(
+                factory, host, port, reuse_port=True, backlog=1024
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"frontend {spec.name}: cannot listen on {spec.bind}: {exc.strerror}; "
+                "choose a free address"
+            ) from exc
+        for sock in listener.sockets:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.frontends[spec.name] = rt
+        self._listeners[spec.name] = listener
+        log.info(
+            "event=frontend_listening frontend=%s bind=%s mode=%s", spec.name, spec.bind, spec.mode
+        )
+
+    async def run(self) -> None:
+        """Own the background tasks until `stop`; restart them after a reload."""
+        while not self._stop.is_set():
+            self._changed.clear()
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(rt.run_sweeper()) for rt in self.frontends.values()]
+                if self.checks:
+                    tasks += [
+                        tg.create_task(HealthChecker(b, self.now).run())
+                        for b in self.backends.values()
+                    ]
+                stop = tg.create_task(self._stop.wait())
+                changed = tg.create_task(self._changed.wait())
+                await asyncio.wait([stop, changed], return_when=asyncio.FIRST_COMPLETED)
+                for task in [*tasks, stop, changed]:
+                    task.cancel()
+        await self._close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _close(self) -> None:
+        for listener in self._listeners.values():
+            listener.close()
+        for rt in self.frontends.values():
+            for conn in list(rt.conns):
+                transport = getattr(conn, "transport", None)
+                if transport is not None:
+                    transport.close()
+        for backend in self.backends.values():
+            for server in backend.servers.values():
+                server.close_idle()
+        for listener in self._listeners.values():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await listener.wait_closed()
+
+    async def reload(self, config: BalancerConfig) -> None:
+        """Apply a new config in place; existing connections are not touched."""
+        for bspec in config.backend:
+            kept = self.backends.get(bspec.name)
+            if kept is None:
+                self.backends[bspec.name] = Backend(bspec)
+            else:
+                kept.reconfigure(bspec)
+        for name in [n for n in self.backends if n not in {b.name for b in config.backend}]:
+            for server in self.backends.pop(name).servers.values():
+                server.close_idle()
+        wanted = {f.name: f for f in config.frontend}
+        for name in list(self.frontends):
+            spec = wanted.get(name)
+            rt = self.frontends[name]
+            if spec is None or spec.bind != rt.spec.bind or spec.mode != rt.spec.mode:
+                self._listeners.pop(name).close()
+                del self.frontends[name]
+        self.config = config
+        for spec in config.frontend:
+            rt_kept = self.frontends.get(spec.name)
+            if rt_kept is None:
+                await self._open_frontend(spec)
+            else:
+                rt_kept.spec = spec
+                rt_kept.backend = self.backends[spec.backend]
+                rt_kept.timeouts = config.timeouts
+                rt_kept.limits = config.limits
+        log.info("event=reloaded frontends=%d backends=%d", len(self.frontends), len(self.backends))
+        self._changed.set()
+
+
+@contextlib.asynccontextmanager
+async def serving(config: BalancerConfig, *, checks: bool = True) -> AsyncIterator[Balancer]:
+    """Run a balancer for the duration of a ``with`` block (tests, embedding)."""
+    balancer = Balancer(config, checks=checks)
+    await balancer.start()
+    task = asyncio.create_task(balancer.run())
+    try:
+        yield balancer
+    finally:
+        balancer.stop()
+        async with asyncio.timeout(10):
+            await task

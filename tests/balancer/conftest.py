@@ -1,0 +1,93 @@
+"""Helpers for the balancer tests: configs in a few words and a raw HTTP/1.1 client."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import httptools
+
+from hakeeper.balancer.config import BalancerConfig, parse_config
+
+
+def config(
+    servers: list[dict[str, Any]],
+    *,
+    mode: str = "http",
+    backend: dict[str, Any] | None = None,
+    timeouts: dict[str, Any] | None = None,
+    limits: dict[str, Any] | None = None,
+) -> BalancerConfig:
+    data: dict[str, Any] = {
+        "frontend": [{"name": "fe", "bind": "127.0.0.1:0", "mode": mode, "backend": "be"}],
+        "backend": [
+            {
+                "name": "be",
+                "servers": servers,
+                "check": {"type": "none"},
+                **(backend or {}),
+            }
+        ],
+        "timeouts": {"sweep": 0.1, **(timeouts or {})},
+    }
+    if limits:
+        data["limits"] = limits
+    return parse_config(data, "test")
+
+
+@dataclass
+class Response:
+    status: int = 0
+    headers: dict[bytes, bytes] = field(default_factory=dict)
+    body: bytes = b""
+    done: bool = False
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.responses: list[Response] = []
+        self.parser = httptools.HttpResponseParser(self)
+
+    def on_message_begin(self) -> None:
+        self.responses.append(Response())
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.responses[-1].headers[name.lower()] = value
+
+    def on_headers_complete(self) -> None:
+        self.responses[-1].status = self.parser.get_status_code()
+
+    def on_body(self, body: bytes) -> None:
+        self.responses[-1].body += body
+
+    def on_message_complete(self) -> None:
+        self.responses[-1].done = True
+
+
+async def exchange(
+    port: int, data: bytes, count: int = 1, timeout: float = 10.0, head: bool = False
+) -> list[Response]:
+    """Send raw bytes, read until ``count`` complete responses (or EOF); close."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    collector = _Collector()
+    try:
+        writer.write(data)
+        async with asyncio.timeout(timeout):
+            while sum(r.done for r in collector.responses) < count:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
+                collector.parser.feed_data(chunk)
+                if head and collector.responses and collector.responses[-1].status:
+                    collector.responses[-1].done = True
+    finally:
+        writer.close()
+    return collector.responses
+
+
+async def get(port: int, path: str = "/", headers: str = "") -> Response:
+    request = f"GET {path} HTTP/1.1\r\nHost: test\r\n{headers}\r\n".encode()
+    responses = await exchange(port, request)
+    assert responses, "no response"
+    return responses[0]

@@ -1,0 +1,33 @@
+"""Header cleaning on raw heads."""
+
+from __future__ import annotations
+
+from hakeeper.balancer.http_wire import clean_head, forwarded_lines
+
+
+def test_clean_head_drops_hop_by_hop_and_keeps_the_rest() -> None:
+    raw = (
+        b"HTTP/1.1 200 OK\r\nServer: n\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n"
+        b"Content-Length: 2\r\nUpgrade: h2c\r\n\r\n"
+    )
+    head, chunked, has_length = clean_head(raw)
+    assert head == b"HTTP/1.1 200 OK\r\nServer: n\r\nContent-Length: 2\r\n"
+    assert (chunked, has_length) == (False, True)
+
+
+def test_clean_head_drops_headers_the_connection_header_names() -> None:
+    raw = b"HTTP/1.1 200 OK\r\nConnection: X-Secret, close\r\nX-Secret: 1\r\nX-Kept: 2\r\n\r\n"
+    head, _, _ = clean_head(raw)
+    assert head == b"HTTP/1.1 200 OK\r\nX-Kept: 2\r\n"
+
+
+def test_clean_head_reports_chunked_case_insensitively() -> None:
+    raw = b"HTTP/1.1 200 OK\r\ntransfer-ENCODING: Chunked\r\n\r\n"
+    head, chunked, has_length = clean_head(raw)
+    assert head == b"HTTP/1.1 200 OK\r\n"
+    assert (chunked, has_length) == (True, False)
+
+
+def test_forwarded_quotes_ipv6() -> None:
+    assert forwarded_lines("::1") == (b"::1", b'for="[::1]";proto=http')
+    assert forwarded_lines("10.0.0.1") == (b"10.0.0.1", b"for=10.0.0.1;proto=http")
