@@ -216,8 +216,10 @@ class HttpUpstream(asyncio.Protocol):
         if req is None or client is None:
             raise ValueError("response without a request")
         buf = self.pending + self.chunk if self.pending else self.chunk
-        skip = self.skip
+        skip = buf.find(b"HTTP/", self.skip)  # the parser allows CRLFs before a status line
         end = buf.find(b"\r\n\r\n", skip) + 4
+        if skip < 0 or end < 4:
+            raise ValueError("response head not delimited by CRLF")
         head, chunked, has_length = clean_head(buf[skip:end])
         if head.startswith(b"HTTP/1.0"):
             head = b"HTTP/1.1" + head[8:]

@@ -1,0 +1,70 @@
+"""The balancer file: defaults, and errors that name the key and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hakeeper.balancer.config import load_config, parse_config
+from hakeeper.errors import ConfigError
+
+GOOD = """
+[[frontend]]
+name = "web"
+bind = "127.0.0.1:8080"
+backend = "app"
+
+[[backend]]
+name = "app"
+policy = "swrr"
+servers = [
+  { name = "a", address = "127.0.0.1:9001", weight = 3 },
+  { name = "b", address = "127.0.0.1:9002", backup = true },
+]
+"""
+
+
+def test_a_small_file_loads_with_haproxy_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "balancer.toml"
+    path.write_text(GOOD)
+    cfg = load_config(path)
+    assert cfg.frontend[0].mode == "http"
+    backend = cfg.backend[0]
+    assert backend.servers[0].host_port == ("127.0.0.1", 9001)
+    assert backend.servers[1].backup
+    assert (backend.check.inter, backend.check.fall, backend.check.rise) == (2.0, 3, 2)
+
+
+def test_unknown_backend_is_named_with_the_choices() -> None:
+    data = {
+        "frontend": [{"name": "web", "bind": "127.0.0.1:1", "backend": "nope"}],
+        "backend": [{"name": "app", "servers": [{"name": "a", "address": "127.0.0.1:2"}]}],
+    }
+    with pytest.raises(ConfigError, match=r"backend 'nope'.*\['app'\]"):
+        parse_config(data, "f.toml")
+
+
+def test_bad_address_names_the_key() -> None:
+    data = {
+        "frontend": [{"name": "web", "bind": "127.0.0.1:1", "backend": "app"}],
+        "backend": [{"name": "app", "servers": [{"name": "a", "address": "nohost"}]}],
+    }
+    with pytest.raises(ConfigError, match=r"f.toml: backend.0.servers.0.address: .*host:port"):
+        parse_config(data, "f.toml")
+
+
+def test_cookie_on_a_tcp_frontend_is_refused() -> None:
+    data = {
+        "frontend": [{"name": "t", "bind": "127.0.0.1:1", "backend": "app", "mode": "tcp"}],
+        "backend": [
+            {"name": "app", "cookie": "S", "servers": [{"name": "a", "address": "127.0.0.1:2"}]}
+        ],
+    }
+    with pytest.raises(ConfigError, match="needs mode http"):
+        parse_config(data, "f.toml")
+
+
+def test_unreadable_file_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.toml")

@@ -1,0 +1,127 @@
+"""Fuzzing the L7 path: any bytes from a client or a server leave the worker standing.
+
+The protocol objects are fed directly with fake transports (no sockets), so hypothesis can
+try thousands of inputs quickly. Whatever comes in, nothing raises out of ``data_received``
+and whatever reaches the client is an HTTP/1.1 response (or nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hakeeper.balancer.http_proxy import HttpClient, HttpUpstream
+from hakeeper.balancer.runtime import FrontendRuntime
+from hakeeper.balancer.servers import Backend
+from tests.balancer.conftest import config
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    abort = close
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+
+def wire() -> tuple[HttpClient, FakeTransport, FakeTransport, FrontendRuntime]:
+    cfg = config([{"name": "a", "address": "127.0.0.1:1"}])
+    backend = Backend(cfg.backend[0])
+    loop = asyncio.new_event_loop()
+    rt = FrontendRuntime(cfg.frontend[0], backend, cfg.timeouts, cfg.limits, loop)
+    server = backend.servers["a"]
+    upstream = HttpUpstream(server, rt)
+    up_transport = FakeTransport()
+    upstream.connection_made(up_transport)  # type: ignore[arg-type]
+    server.idle.append(upstream)
+    client = HttpClient(rt)
+    client_transport = FakeTransport()
+    client.connection_made(client_transport)  # type: ignore[arg-type]
+    loop.close()
+    return client, client_transport, up_transport, rt
+
+
+REQUEST_PARTS = st.sampled_from(
+    [
+        b"GET / HTTP/1.1\r\n",
+        b"POST /x HTTP/1.1\r\n",
+        b"Host: a\r\n",
+        b"Content-Length: 3\r\n",
+        b"Content-Length: -1\r\n",
+        b"Transfer-Encoding: chunked\r\n",
+        b"Connection: close\r\n",
+        b"Connection: upgrade\r\nUpgrade: websocket\r\n",
+        b"\r\n",
+        b"abc",
+        b"3\r\nabc\r\n0\r\n\r\n",
+        b"zz\r\n",
+        b"\x00\xff",
+        b" ",
+    ]
+)
+
+
+def client_input() -> st.SearchStrategy[list[bytes]]:
+    return st.lists(st.one_of(REQUEST_PARTS, st.binary(max_size=40)), max_size=12)
+
+
+def looks_like_responses(written: list[bytes]) -> bool:
+    data = b"".join(written)
+    return data == b"" or data.startswith(b"HTTP/1.1 ")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chunks=client_input())
+def test_any_client_bytes_leave_the_relay_standing(chunks: list[bytes]) -> None:
+    client, client_transport, _, _ = wire()
+    for data in chunks:
+        client.data_received(data)
+    assert looks_like_responses(client_transport.written)
+
+
+RESPONSE_PARTS = st.sampled_from(
+    [
+        b"HTTP/1.1 200 OK\r\n",
+        b"HTTP/1.0 204 No Content\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+        b"Content-Length: 2\r\n",
+        b"Transfer-Encoding: chunked\r\n",
+        b"Connection: close\r\n",
+        b"\r\n",
+        b"ok",
+        b"2\r\nok\r\n0\r\n\r\n",
+        b"NOT HTTP\r\n",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chunks=st.lists(st.one_of(RESPONSE_PARTS, st.binary(max_size=40)), max_size=12))
+def test_any_server_bytes_leave_the_relay_standing(chunks: list[bytes]) -> None:
+    client, client_transport, _, _ = wire()
+    client.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    upstream = client.upstream
+    assert upstream is not None
+    for data in chunks:
+        if upstream.client is None:
+            break
+        upstream.data_received(data)
+    assert looks_like_responses(client_transport.written)
