@@ -10,22 +10,28 @@ def test_clean_head_drops_hop_by_hop_and_keeps_the_rest() -> None:
         b"HTTP/1.1 200 OK\r\nServer: n\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n"
         b"Content-Length: 2\r\nUpgrade: h2c\r\n\r\n"
     )
-    head, chunked, has_length = clean_head(raw)
+    head, chunked, length, close = clean_head(raw)
     assert head == b"HTTP/1.1 200 OK\r\nServer: n\r\nContent-Length: 2\r\n"
-    assert (chunked, has_length) == (False, True)
+    assert (chunked, length, close) == (False, 2, False)
 
 
 def test_clean_head_drops_headers_the_connection_header_names() -> None:
     raw = b"HTTP/1.1 200 OK\r\nConnection: X-Secret, close\r\nX-Secret: 1\r\nX-Kept: 2\r\n\r\n"
-    head, _, _ = clean_head(raw)
+    head, _, _, close = clean_head(raw)
     assert head == b"HTTP/1.1 200 OK\r\nX-Kept: 2\r\n"
+    assert close
 
 
 def test_clean_head_reports_chunked_case_insensitively() -> None:
     raw = b"HTTP/1.1 200 OK\r\ntransfer-ENCODING: Chunked\r\n\r\n"
-    head, chunked, has_length = clean_head(raw)
+    head, chunked, length, _ = clean_head(raw)
     assert head == b"HTTP/1.1 200 OK\r\n"
-    assert (chunked, has_length) == (True, False)
+    assert (chunked, length) == (True, -1)
+
+
+def test_clean_head_flags_a_repeated_or_bad_length() -> None:
+    assert clean_head(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n")[2] == -2
+    assert clean_head(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n")[2] == -2
 
 
 def test_forwarded_quotes_ipv6() -> None:

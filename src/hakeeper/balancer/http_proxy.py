@@ -127,6 +127,13 @@ class HttpUpstream(asyncio.Protocol):
             self.close()
             return
         client.deadline = self.rt.now + self.rt.timeouts.response
+        if (
+            not self.started
+            and not self.pending
+            and data.startswith(b"HTTP/1.1 ")
+            and self._whole(client, data)
+        ):
+            return
         self.chunk = data
         try:
             self.parser.feed_data(data)
@@ -212,19 +219,17 @@ class HttpUpstream(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         req = self.req
-        client = self.client
-        if req is None or client is None:
+        if req is None or self.client is None:
             raise ValueError("response without a request")
         buf = self.pending + self.chunk if self.pending else self.chunk
         skip = buf.find(b"HTTP/", self.skip)  # the parser allows CRLFs before a status line
         end = buf.find(b"\r\n\r\n", skip) + 4
         if skip < 0 or end < 4:
             raise ValueError("response head not delimited by CRLF")
-        head, chunked, has_length = clean_head(buf[skip:end])
+        head, chunked, length, _ = clean_head(buf[skip:end])
         if head.startswith(b"HTTP/1.0"):
             head = b"HTTP/1.1" + head[8:]
         code = self.parser.get_status_code()
-        self.status = code
         if code < 200:
             # Interim (100 Continue, 103): pass it on, the real response follows.
             self.skip = end
@@ -232,14 +237,26 @@ class HttpUpstream(asyncio.Protocol):
             return
         self.skip = 0
         self.pending = b""
-        out = [head]
+        bodyless = req.method == b"HEAD" or code in (204, 304)
+        self.out.append(self._start(req, head, code, bodyless, chunked, length != -1))
+        if bodyless:
+            # httptools cannot be told a HEAD response has no body: end it here and parse
+            # the next response with a fresh parser.
+            self.parser = httptools.HttpResponseParser(self)
+            self._complete()
+
+    def _start(
+        self, req: Request, head: bytes, code: int, bodyless: bool, chunked: bool, sized: bool
+    ) -> bytes:
+        """The response head for the client: framing, connection and stickiness lines."""
+        self.status = code
         self.started = True
         server = self.server
         server.observe_response(self.rt.loop.time() - self.sent_at, code)
         if code >= 500 and self.rt.backend.spec.passive.observe_5xx:
             self.rt.backend.observe_error(server, self.rt.now, f"status {code}")
-        bodyless = req.method == b"HEAD" or code in (204, 304)
-        if not bodyless and not has_length:
+        out = [head]
+        if not bodyless and not sized:
             if chunked or not req.http10:
                 self.chunked_out = True
                 out.append(b"Transfer-Encoding: chunked\r\n")
@@ -253,12 +270,33 @@ class HttpUpstream(asyncio.Protocol):
         if cookie is not None and req.sticky != server.name:
             out.append(b"Set-Cookie: %s=%s; Path=/\r\n" % (cookie.encode(), server.name.encode()))
         out.append(b"\r\n")
-        self.out.append(b"".join(out))
-        if bodyless:
-            # httptools cannot be told a HEAD response has no body: end it here and parse
-            # the next response with a fresh parser.
-            self.parser = httptools.HttpResponseParser(self)
-            self._complete()
+        return b"".join(out)
+
+    def _whole(self, client: HttpClient, data: bytes) -> bool:
+        """Fast path: ``data`` is exactly one complete ``HTTP/1.1`` response with a length.
+
+        The common case on a keep-alive backend; it skips the parser and its callbacks.
+        Anything else (interim, HEAD, 204/304, chunked, split reads) returns False and goes
+        through httptools.
+        """
+        req = self.req
+        end = data.find(b"\r\n\r\n") + 4
+        if end < 4 or req is None or req.method == b"HEAD":
+            return False
+        code_text = data[9:12]
+        if not code_text.isdigit() or data[12:13] not in (b" ", b"\r"):
+            return False
+        code = int(code_text)
+        if code < 200 or code in (204, 304):
+            return False
+        head, chunked, length, close = clean_head(data[:end])
+        if chunked or length < 0 or len(data) != end + length:
+            return False
+        client.transport.write(self._start(req, head, code, False, False, True) + data[end:])
+        self.finished = True
+        reusable = not close and not self.broken and not self.transport.is_closing()
+        client.response_done(self, reusable)
+        return True
 
     def on_body(self, body: bytes) -> None:
         if self.chunked_out:
@@ -405,17 +443,18 @@ class HttpClient(asyncio.Protocol):
 
     # -- httptools callbacks ---------------------------------------------------------------
 
-    def on_message_begin(self) -> None:
-        self.in_head = True
-        self.head_bytes = 0
-        self.url = b""
-        self.headers = []
-        if not self.queue:
-            self.phase = HEAD
-            self.deadline = self.rt.now + self.rt.timeouts.client_header
-
     def on_url(self, url: bytes) -> None:
-        self.url += url
+        # Also the start of a message: one callback fewer than on_message_begin per request.
+        if not self.in_head:
+            self.in_head = True
+            self.head_bytes = 0
+            self.url = url
+            self.headers = []
+            if not self.queue:
+                self.phase = HEAD
+                self.deadline = self.rt.now + self.rt.timeouts.client_header
+        else:
+            self.url += url
         self.head_bytes += len(url)
         if self.head_bytes > self.rt.limits.max_header_bytes:
             raise HeaderTooLarge

@@ -65,18 +65,26 @@ def forwarded_lines(peer_host: str) -> tuple[bytes, bytes]:
 _HOP_KEYS = tuple(b"\r\n" + name + b":" for name in sorted(HOP_BY_HOP))
 
 
-def clean_head(raw: bytes) -> tuple[bytes, bool, bool]:
+def clean_head(raw: bytes) -> tuple[bytes, bool, int, bool]:
     """A raw head (status or request line, headers, blank line) without hop-by-hop headers.
 
     Returns the head up to and including the last header's CRLF (the caller appends its own
-    lines and the blank line), whether the body was chunked, and whether it had a length.
+    lines and the blank line), whether the body was chunked, the Content-Length (-1 when
+    absent, -2 when repeated or unreadable) and whether ``Connection: close`` was said.
     Headers named by a ``Connection`` header go too. Plain ``bytes.find`` on a lowered copy:
     this runs once per response on the hot path, where ``re`` costs several times more.
     """
     low = raw.lower()
-    has_length = b"\r\ncontent-length:" in low
+    length = -1
+    i = low.find(b"\r\ncontent-length:")
+    if i >= 0:
+        end = low.find(b"\r\n", i + 2)
+        value = low[i + 17 : end].strip()
+        length = int(value) if value.isdigit() else -2
+        if low.find(b"\r\ncontent-length:", end) >= 0:
+            length = -2
     cuts: list[tuple[int, int]] = []
-    chunked = False
+    chunked = close = False
     named: list[bytes] = []
     for key in _HOP_KEYS:
         i = low.find(key)
@@ -86,8 +94,12 @@ def clean_head(raw: bytes) -> tuple[bytes, bool, bool]:
                 chunked = b"chunked" in low[i:end]
             elif key == b"\r\nconnection:":
                 value = low[i + 13 : end].strip()
-                if value not in (b"keep-alive", b"close"):
-                    named += (t.strip() for t in value.split(b","))
+                if value == b"close":
+                    close = True
+                elif value != b"keep-alive":
+                    tokens = [t.strip() for t in value.split(b",")]
+                    close = close or b"close" in tokens
+                    named += tokens
             cuts.append((i, end))
             i = low.find(key, end)
     for token in named:
@@ -99,10 +111,10 @@ def clean_head(raw: bytes) -> tuple[bytes, bool, bool]:
                 cuts.append((i, end))
                 i = low.find(key, end)
     if not cuts:
-        return raw[:-2], chunked, has_length
+        return raw[:-2], chunked, length, close
     if len(cuts) == 1:
         start, end = cuts[0]
-        return raw[:start] + raw[end:-2], chunked, has_length
+        return raw[:start] + raw[end:-2], chunked, length, close
     cuts.sort()
     parts = []
     pos = 0
@@ -111,4 +123,4 @@ def clean_head(raw: bytes) -> tuple[bytes, bool, bool]:
             parts.append(raw[pos:start])
             pos = end
     parts.append(raw[pos:-2])
-    return b"".join(parts), chunked, has_length
+    return b"".join(parts), chunked, length, close

@@ -47,10 +47,13 @@ class FrontendRuntime:
         self.conns: set[Expirable] = set()
         self.accepted = 0
 
+    @property
+    def keyed(self) -> bool:
+        """Whether the policy looks at the client's address (else nobody asks for it)."""
+        return self.backend.spec.policy in KEYED_POLICIES
+
     def client_key(self, peer_host: str) -> int:
-        if self.backend.spec.policy in KEYED_POLICIES:
-            return key_of(peer_host)
-        return 0
+        return key_of(peer_host) if self.keyed else 0
 
     def sweep(self) -> None:
         now = self.now = self.loop.time()

@@ -91,9 +91,9 @@ class TcpClient(asyncio.Protocol):
         transport.pause_reading()
         rt.conns.add(self)
         rt.accepted += 1
-        peer = transport.get_extra_info("peername")
-        if peer:
-            self.key = rt.client_key(peer[0])
+        if rt.keyed:
+            peer = transport.get_extra_info("peername")
+            self.key = rt.client_key(peer[0] if peer else "")
         self._connect()
 
     def _connect(self) -> None:
