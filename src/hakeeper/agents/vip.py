@@ -40,9 +40,11 @@ from hakeeper.agents.base import (
     unimplemented,
 )
 from hakeeper.agents.metadata import parse_duration
-from hakeeper.agents.netns import run_in
+from hakeeper.agents.netns import repair_inet, run_in
 from hakeeper.agents.vip_announce import send_announcement
 from hakeeper.errors import ConfigError
+
+repair_inet()
 
 IFA_F_NODAD = 0x02
 CAP_NET_ADMIN = 12
@@ -297,7 +299,7 @@ class VipAgent:
             return self._result(
                 "start", OcfRc.ERR_GENERIC, started, req, f"adding {cfg.cidr}: {exc}"
             )
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             return self._result(
                 "start", OcfRc.ERR_GENERIC, started, req, f"announcing {cfg.cidr}: {exc}"
             )
@@ -324,7 +326,7 @@ class VipAgent:
                 else f"removing {cfg.cidr}: {exc}"
             )
             return self._result("stop", rc, started, req, reason)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             return self._result(
                 "stop", OcfRc.ERR_GENERIC, started, req, f"removing {cfg.cidr}: {exc}"
             )
@@ -349,7 +351,7 @@ class VipAgent:
             return log_op(result, node=req.node, epoch=req.epoch)
         except ConfigError as exc:
             return self._result(op, OcfRc.ERR_CONFIGURED, started, req, str(exc))
-        except (NetlinkError, OSError) as exc:
+        except (NetlinkError, OSError, ValueError) as exc:
             return self._result(
                 op, OcfRc.ERR_GENERIC, started, req, f"reading addresses of {cfg.interface}: {exc}"
             )

@@ -39,6 +39,7 @@ Scope = Literal["node", "resources"]
 #: Lazily imported "module:Class" per target kind (a kind's module may need pyroute2).
 TARGET_KINDS: dict[str, str] = {
     "loopback": "hakeeper.lab.fence_agent:LoopbackTarget",
+    "netns": "hakeeper.lab.netns_fence:NetnsTarget",
 }
 POWER_TIMEOUT = 10.0
 

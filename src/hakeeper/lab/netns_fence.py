@@ -1,0 +1,152 @@
+"""Power for a network-namespace lab host: its processes and its switch port.
+
+A host of `hakeeper.lab.netns_lab` is a network namespace; "every process of the host" is
+every process whose ``/proc/<pid>/ns/net`` is that namespace (compared by device and inode,
+so only namespaces the lab made can match), and its "cable" is the veth end in the switch
+namespace. `NetnsTarget` is kind ``netns`` of the lab fence agent
+(`hakeeper.lab.fence_agent.TARGET_KINDS`): off = take its switch port down, SIGKILL every
+process of the host and drop the addresses its resources added (a powered-off machine holds
+no address); off is confirmed when no process is left and the port is down.
+
+Sync code (pyroute2's sync API runs its own event loop): call it from a worker thread when
+an event loop runs on the calling thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from pyroute2 import IPRoute
+
+from hakeeper.agents.netns import netns_path, repair_inet
+
+repair_inet()
+
+Scope = Literal["node", "resources"]
+KILL_ROUNDS_TIMEOUT = 5.0
+
+
+def namespace_id(name: str) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of namespace ``name``, or None when it does not exist."""
+    try:
+        st = os.stat(netns_path(name))
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def pids_in(name: str) -> list[int]:
+    """PIDs of every process inside network namespace ``name`` (never this process)."""
+    wanted = namespace_id(name)
+    if wanted is None:
+        return []
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            st = os.stat(f"/proc/{entry}/ns/net")
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == wanted:
+            found.append(int(entry))
+    return found
+
+
+def kill_all_in(name: str, *, spare: frozenset[int] = frozenset(), timeout: float = 5.0) -> None:
+    """SIGKILL every process of namespace ``name`` (except ``spare``), again until none is left
+    or ``timeout`` passes (a process may fork between the listing and the kill)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        victims = [pid for pid in pids_in(name) if pid not in spare]
+        if not victims or time.monotonic() >= deadline:
+            return
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.02)
+
+
+def set_port(switch_ns: str, port: str, up: bool) -> None:
+    """Link state of ``port`` (a veth end in the switch namespace): the host's cable."""
+    with IPRoute(netns=switch_ns) as ipr:
+        indexes = ipr.link_lookup(ifname=port)
+        if not indexes:
+            raise FileNotFoundError(f"no port {port} in switch namespace {switch_ns}")
+        ipr.link("set", index=indexes[0], state="up" if up else "down")
+
+
+def flush_addresses(ns: str, keep: str | None, ifname: str = "eth0") -> None:
+    """Remove every IPv4 address of ``ifname`` in ``ns`` but ``keep``: what a host loses when
+    its power goes (addresses a resource added live in RAM; the configured one comes back)."""
+    if namespace_id(ns) is None:
+        return
+    with IPRoute(netns=ns) as ipr:
+        indexes = ipr.link_lookup(ifname=ifname)
+        if not indexes:
+            return
+        for msg in ipr.addr("dump", index=indexes[0], family=2):
+            address = msg.get("IFA_ADDRESS")
+            if address and address != keep:
+                with contextlib.suppress(OSError):
+                    ipr.addr("del", index=indexes[0], address=address, prefixlen=msg["prefixlen"])
+
+
+def port_is_up(switch_ns: str, port: str) -> bool:
+    """Administrative state of ``port``; False when the port (or the switch) is gone."""
+    if namespace_id(switch_ns) is None:
+        return False
+    with IPRoute(netns=switch_ns) as ipr:
+        indexes = ipr.link_lookup(ifname=port)
+        if not indexes:
+            return False
+        flags = int(ipr.link("get", index=indexes[0])[0]["flags"])
+        return bool(flags & 1)  # IFF_UP
+
+
+@dataclass(frozen=True, slots=True)
+class NetnsTarget:
+    """One lab host as its power switch sees it."""
+
+    netns: str
+    switch_netns: str
+    port: str
+    agent_pid: int | None = None
+    address: str | None = None  # the host's own lab address, kept across a power cycle
+
+    @staticmethod
+    def from_json(data: Mapping[str, object]) -> NetnsTarget:
+        pid = data.get("agent_pid")
+        return NetnsTarget(
+            netns=str(data["netns"]),
+            switch_netns=str(data["switch_netns"]),
+            port=str(data["port"]),
+            agent_pid=int(str(pid)) if pid else None,
+            address=str(data["address"]) if data.get("address") else None,
+        )
+
+    def _spare(self, scope: Scope) -> frozenset[int]:
+        # Fabric fencing cuts the host off and kills its services; the agent survives to
+        # find itself fenced when it next talks to the cluster.
+        if scope == "resources" and self.agent_pid is not None:
+            return frozenset({self.agent_pid})
+        return frozenset()
+
+    def off(self, scope: Scope) -> None:
+        # The cable first: whatever survives the kill a moment longer can no longer answer.
+        with contextlib.suppress(FileNotFoundError):
+            set_port(self.switch_netns, self.port, up=False)
+        kill_all_in(self.netns, spare=self._spare(scope), timeout=KILL_ROUNDS_TIMEOUT)
+        if scope == "node":
+            flush_addresses(self.netns, self.address)
+
+    def is_off(self, scope: Scope) -> bool:
+        spare = self._spare(scope)
+        left = [pid for pid in pids_in(self.netns) if pid not in spare]
+        return not left and not port_is_up(self.switch_netns, self.port)
