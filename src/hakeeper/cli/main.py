@@ -49,3 +49,9 @@ app.command(name="balance")(_balance)
 from hakeeper.cli import sessions as _sessions  # noqa: E402
 
 app.add_typer(_sessions.app, name="sessions")
+from hakeeper.cli import lab as _lab  # noqa: E402
+
+app.add_typer(_lab.app, name="lab")
+from hakeeper.cli import lb as _lb  # noqa: E402
+
+app.add_typer(_lb.app, name="lb")
