@@ -9,6 +9,7 @@ import pytest
 
 from hakeeper.lab.processes import free_port
 from tests.conftest import require_binary
+from tests.sessions.cluster import StoreCluster
 from tests.sessions.servers import start_memcached, start_store
 
 
@@ -30,3 +31,13 @@ def memcached_address(tmp_path: Path) -> Iterator[str]:
         yield f"127.0.0.1:{port}"
     finally:
         proc.kill()
+
+
+@pytest.fixture
+def store_cluster(tmp_path: Path) -> Iterator[StoreCluster]:
+    cluster = StoreCluster(tmp_path)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.close()

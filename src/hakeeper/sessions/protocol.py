@@ -76,6 +76,8 @@ class MemcacheProtocol(asyncio.Protocol):
         self._out: list[bytes] = []
         self._held: deque[Slot] = deque()
         self._closing = False
+        # Set by any client command in this read; control commands (hk_*) need no barrier.
+        self._barrier = False
 
     # --- asyncio.Protocol --------------------------------------------------------------------
 
@@ -135,7 +137,8 @@ class MemcacheProtocol(asyncio.Protocol):
                 self.transport.write(b"".join(out) if len(out) > 1 else out[0])
                 out.clear()
             return
-        need = node.reply_barrier() if node.holds_replies else 0
+        need = node.reply_barrier() if node.holds_replies and self._barrier else 0
+        self._barrier = False
         if out or need:
             self._held.append(Slot(b"".join(out), need, time.monotonic()))
             out.clear()
@@ -188,6 +191,8 @@ class MemcacheProtocol(asyncio.Protocol):
             return
         cmd = tokens[0]
         n = len(tokens)
+        if not cmd.startswith(b"hk_"):
+            self._barrier = True
         code = STORAGE.get(cmd)
         if code is not None:
             self._storage(code, tokens, n)

@@ -1,0 +1,120 @@
+"""Three real store processes on 127.0.0.x and a test-side controller that fails them over.
+
+The controller does what the cluster runtime does for a promotable clone: take a new epoch,
+fence a majority of the live nodes with it (from then on they refuse the old primary),
+read their positions and promote the most up-to-date one (highest ``(log_epoch, seq)``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hakeeper.errors import SessionStoreError
+from hakeeper.lab.processes import ManagedProcess, free_port
+from hakeeper.sessions.client import SessionClient
+from hakeeper.sessions.position import Position, Role
+from tests.sessions.servers import start_store
+
+CONTROL_TIMEOUT = 2.0
+
+
+@dataclass
+class StoreCluster:
+    tmp: Path
+    hosts: tuple[str, ...] = ("127.0.0.31", "127.0.0.32", "127.0.0.33")
+    write_timeout: float = 1.0
+    extra: tuple[str, ...] = ()
+    addresses: list[str] = field(default_factory=list)
+    procs: dict[str, ManagedProcess] = field(default_factory=dict)
+    epoch: int = 0
+    primary: str | None = None
+    restarts: int = 0
+
+    def start(self) -> None:
+        self.addresses = [f"{host}:{free_port(host)}" for host in self.hosts]
+        for address in self.addresses:
+            self._launch(address)
+
+    def _launch(self, address: str) -> None:
+        name = f"store-{address.replace(':', '-')}-{self.restarts}"
+        self.restarts += 1
+        self.procs[address] = start_store(
+            self.tmp,
+            name,
+            address,
+            peers=self.addresses,
+            epoch=self.epoch,
+            extra=("--write-timeout", str(self.write_timeout), *self.extra),
+        )
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            proc.kill()
+
+    # --- faults ------------------------------------------------------------------------------
+
+    def kill(self, address: str) -> None:
+        self.procs[address].kill()
+
+    def restart(self, address: str) -> None:
+        """A crashed node comes back empty, knowing the current epoch (its assignment's)."""
+        self.procs[address].kill()
+        self._launch(address)
+
+    def freeze(self, address: str) -> None:
+        self.procs[address].signal(signal.SIGSTOP)
+
+    def thaw(self, address: str) -> None:
+        self.procs[address].signal(signal.SIGCONT)
+
+    # --- controller --------------------------------------------------------------------------
+
+    async def position(self, address: str) -> Position:
+        async with SessionClient(address, timeout=CONTROL_TIMEOUT) as client:
+            return await client.position()
+
+    async def promote_first(self) -> None:
+        self.epoch = 1
+        self.primary = self.addresses[0]
+        async with SessionClient(self.primary, timeout=CONTROL_TIMEOUT) as client:
+            await client.promote(self.epoch)
+
+    async def fail_over(self, lost: str) -> str:
+        """Fence the others with a new epoch and promote the most up-to-date of them."""
+        epoch = self.epoch + 1
+        positions: dict[str, Position] = {}
+        for address in self.addresses:
+            if address == lost:
+                continue
+            try:
+                async with SessionClient(address, timeout=CONTROL_TIMEOUT) as client:
+                    positions[address] = await client.fence(epoch)
+            except SessionStoreError:
+                continue
+        if len(positions) < len(self.addresses) // 2 + 1:
+            raise RuntimeError(f"cannot fence a majority for epoch {epoch}: {positions}")
+        chosen = max(positions, key=lambda a: (positions[a].log_epoch, positions[a].seq))
+        async with SessionClient(chosen, timeout=CONTROL_TIMEOUT) as client:
+            await client.promote(epoch)
+        self.epoch = epoch
+        self.primary = chosen
+        return chosen
+
+    async def wait_replicated(self, timeout: float = 15.0) -> None:
+        """Until every node is at the primary's epoch (caught up by snapshot or stream)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            try:
+                positions = [await self.position(a) for a in self.addresses]
+                if all(p.log_epoch == self.epoch for p in positions) and any(
+                    p.role is Role.PRIMARY for p in positions
+                ):
+                    return
+            except SessionStoreError:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"nodes not caught up with epoch {self.epoch}")
+            await asyncio.sleep(0.1)

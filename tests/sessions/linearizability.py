@@ -1,0 +1,169 @@
+"""A small Knossos-style linearizability checker for one register with set, cas and get.
+
+The search is Wing & Gong's with Lowe's memoisation (as in Knossos' ``linear`` and in
+porcupine): walk the history's call/return events in time order; at a call, try to
+linearize that operation now (if the model allows its observed result) and remember the
+(linearized set, state) pair so no configuration is explored twice; at a return whose call
+is not yet linearized, backtrack. The history is linearizable when every operation found a
+place.
+
+Operations whose outcome is unknown (timeout, dropped connection, ``SERVER_ERROR``) return
+at infinity: they may take effect at any point after their call, or never (taking effect
+after everything else is the same as never, as nothing observes it). Unknown gets observe
+nothing and are dropped.
+
+Values are unique per write, so a memcached ``cas`` with the unique token read by ``gets``
+is modelled as compare-and-set on that value.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+ABSENT = None
+
+
+class Kind(enum.Enum):
+    SET = "set"
+    CAS = "cas"
+    GET = "get"
+
+
+class Result(enum.Enum):
+    OK = "ok"  # set stored / cas stored / get returned ``value``
+    EXISTS = "exists"  # cas refused: another value is there
+    NOT_FOUND = "not_found"  # cas refused: nothing there
+    UNKNOWN = "unknown"  # no answer: may or may not have happened
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One client operation on one key. ``value``: what set/cas writes or what get read."""
+
+    kind: Kind
+    call: float
+    ret: float
+    result: Result
+    value: str | None = None
+    expected: str | None = None  # cas: the value the preceding gets returned
+
+    @property
+    def unknown(self) -> bool:
+        return self.result is Result.UNKNOWN
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    linearizable: bool
+    ops: int
+    explored: int
+
+
+def step(state: str | None, op: Op) -> tuple[bool, str | None]:
+    """Whether ``op`` with its observed result may happen in ``state``, and the next state."""
+    if op.kind is Kind.SET:
+        return True, op.value
+    if op.kind is Kind.GET:
+        return state == op.value, state
+    # cas
+    if op.result is Result.OK:
+        return (True, op.value) if state == op.expected else (False, state)
+    if op.result is Result.EXISTS:
+        return state is not ABSENT and state != op.expected, state
+    if op.result is Result.NOT_FOUND:
+        return state is ABSENT, state
+    # unknown: it either found its expected value and wrote, or did nothing
+    return True, op.value if state == op.expected else state
+
+
+class _Entry:
+    __slots__ = ("is_call", "match", "next", "op", "op_id", "prev", "time")
+
+    def __init__(self, op_id: int, op: Op, is_call: bool, time: float) -> None:
+        self.op_id = op_id
+        self.op = op
+        self.is_call = is_call
+        self.time = time
+        self.match: _Entry | None = None
+        self.prev: _Entry | None = None
+        self.next: _Entry | None = None
+
+
+def _build(ops: Sequence[Op]) -> _Entry:
+    entries: list[_Entry] = []
+    for op_id, op in enumerate(ops):
+        call = _Entry(op_id, op, True, op.call)
+        ret = _Entry(op_id, op, False, math.inf if op.unknown else op.ret)
+        call.match = ret
+        entries += [call, ret]
+    # Returns sort before calls at the same instant: the stricter reading of a tie.
+    entries.sort(key=lambda entry: (entry.time, entry.is_call))
+    head = _Entry(-1, ops[0], False, -math.inf)
+    previous = head
+    for entry in entries:
+        previous.next = entry
+        entry.prev = previous
+        previous = entry
+    return head
+
+
+def _lift(entry: _Entry) -> None:
+    for node in (entry, entry.match):
+        assert node is not None
+        assert node.prev is not None
+        node.prev.next = node.next
+        if node.next is not None:
+            node.next.prev = node.prev
+
+
+def _unlift(entry: _Entry) -> None:
+    for node in (entry.match, entry):
+        assert node is not None
+        assert node.prev is not None
+        node.prev.next = node
+        if node.next is not None:
+            node.next.prev = node
+
+
+def check(ops: Sequence[Op], initial: str | None = ABSENT, budget: int = 2_000_000) -> Verdict:
+    """Check one key's history. Raises RuntimeError past ``budget`` search steps."""
+    history = [op for op in ops if not (op.kind is Kind.GET and op.unknown)]
+    if not history:
+        return Verdict(True, 0, 0)
+    head = _build(history)
+    state = initial
+    linearized = 0
+    seen: set[tuple[int, str | None]] = set()
+    calls: list[tuple[_Entry, str | None]] = []
+    entry = head.next
+    explored = 0
+    while head.next is not None:
+        explored += 1
+        if explored > budget:
+            raise RuntimeError(f"linearizability search exceeded {budget} steps")
+        assert entry is not None
+        if entry.is_call:
+            allowed, new_state = step(state, entry.op)
+            if allowed:
+                new_linearized = linearized | (1 << entry.op_id)
+                key = (new_linearized, new_state)
+                if key not in seen:
+                    seen.add(key)
+                    calls.append((entry, state))
+                    state = new_state
+                    linearized = new_linearized
+                    _lift(entry)
+                    entry = head.next
+                    continue
+            entry = entry.next
+        else:
+            if not calls:
+                return Verdict(False, len(history), explored)
+            top, state = calls.pop()
+            linearized &= ~(1 << top.op_id)
+            _unlift(top)
+            entry = top.next
+    return Verdict(True, len(history), explored)
