@@ -17,14 +17,14 @@ log = logging.getLogger("hakeeper.balancer")
 
 
 async def serve_file(path: Path) -> None:
-    balancer = Balancer(load_config(path))
+    balancer = Balancer(load_config(path), source=path)
     await balancer.start()
     loop = asyncio.get_running_loop()
     reloads: set[asyncio.Task[None]] = set()
 
     async def reload() -> None:
         try:
-            await balancer.reload(load_config(path))
+            await balancer.reload_file()
         except HakeeperError as exc:
             log.error("event=reload_refused file=%s reason=%r", path, str(exc))
 

@@ -14,9 +14,14 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
-from hakeeper.balancer.config import BalancerConfig, FrontendSpec
+from aiohttp import web
+
+from hakeeper.balancer.config import BalancerConfig, FrontendSpec, load_config, split_address
+from hakeeper.balancer.control import ServerCommand, apply_command
+from hakeeper.balancer.control_api import start_api
 from hakeeper.balancer.health import HealthChecker
 from hakeeper.balancer.http_proxy import HttpClient
 from hakeeper.balancer.runtime import FrontendRuntime
@@ -28,9 +33,22 @@ log = logging.getLogger("hakeeper.balancer")
 
 
 class Balancer:
-    def __init__(self, config: BalancerConfig, *, checks: bool = True) -> None:
+    def __init__(
+        self,
+        config: BalancerConfig,
+        *,
+        checks: bool = True,
+        api: bool = True,
+        source: Path | None = None,
+    ) -> None:
         self.config = config
         self.checks = checks
+        self.api = api
+        self.source = source
+        # Called with every command applied here (the multi-worker parent forwards them).
+        self.on_command: list[Callable[[ServerCommand], None]] = []
+        self.on_reload: list[Callable[[], None]] = []
+        self._api_runner: web.AppRunner | None = None
         self.backends: dict[str, Backend] = {b.name: Backend(b) for b in config.backend}
         self.frontends: dict[str, FrontendRuntime] = {}
         self._listeners: dict[str, asyncio.Server] = {}
@@ -62,9 +80,37 @@ class Balancer:
 
     # -- lifecycle -------------------------------------------------------------------------
 
+    def all_servers(self) -> Iterator[Server]:
+        for backend in self.backends.values():
+            yield from backend.servers.values()
+
+    def command(self, cmd: ServerCommand) -> Server:
+        server = apply_command(self.backends, cmd, self.now())
+        for hook in self.on_command:
+            hook(cmd)
+        return server
+
+    async def reload_file(self) -> None:
+        if self.source is None:
+            raise ConfigError("this balancer was not started from a file; nothing to re-read")
+        await self.reload(load_config(self.source))
+        for hook in self.on_reload:
+            hook()
+
+    @property
+    def api_port(self) -> int | None:
+        if self._api_runner is None:
+            return None
+        for address in self._api_runner.addresses:
+            return int(address[1])
+        return None
+
     async def start(self) -> None:
         for spec in self.config.frontend:
             await self._open_frontend(spec)
+        if self.api and self.config.api.bind is not None:
+            host, port = split_address(self.config.api.bind)
+            self._api_runner = await start_api(self, host, port)
 
     async def _open_frontend(self, spec: FrontendSpec) -> None:
         rt = FrontendRuntime(
@@ -115,6 +161,9 @@ class Balancer:
         self._stop.set()
 
     async def _close(self) -> None:
+        if self._api_runner is not None:
+            await self._api_runner.cleanup()
+            self._api_runner = None
         for listener in self._listeners.values():
             listener.close()
         for rt in self.frontends.values():
@@ -163,9 +212,11 @@ class Balancer:
 
 
 @contextlib.asynccontextmanager
-async def serving(config: BalancerConfig, *, checks: bool = True) -> AsyncIterator[Balancer]:
+async def serving(
+    config: BalancerConfig, *, checks: bool = True, source: Path | None = None
+) -> AsyncIterator[Balancer]:
     """Run a balancer for the duration of a ``with`` block (tests, embedding)."""
-    balancer = Balancer(config, checks=checks)
+    balancer = Balancer(config, checks=checks, source=source)
     await balancer.start()
     task = asyncio.create_task(balancer.run())
     try:
