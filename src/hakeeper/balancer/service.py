@@ -39,9 +39,11 @@ class Balancer:
         *,
         checks: bool = True,
         api: bool = True,
+        listen: bool = True,
         source: Path | None = None,
     ) -> None:
         self.config = config
+        self.listen = listen
         self.checks = checks
         self.api = api
         self.source = source
@@ -106,7 +108,7 @@ class Balancer:
         return None
 
     async def start(self) -> None:
-        for spec in self.config.frontend:
+        for spec in self.config.frontend if self.listen else ():
             await self._open_frontend(spec)
         if self.api and self.config.api.bind is not None:
             host, port = split_address(self.config.api.bind)
@@ -198,7 +200,7 @@ class Balancer:
                 self._listeners.pop(name).close()
                 del self.frontends[name]
         self.config = config
-        for spec in config.frontend:
+        for spec in config.frontend if self.listen else ():
             rt_kept = self.frontends.get(spec.name)
             if rt_kept is None:
                 await self._open_frontend(spec)
