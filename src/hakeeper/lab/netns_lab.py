@@ -34,7 +34,14 @@ from pathlib import Path
 from hakeeper.agents.process import process_start_time
 from hakeeper.errors import ConfigError, HakeeperError
 from hakeeper.lab.fence_agent import write_target
-from hakeeper.lab.netns_fence import NetnsTarget, kill_all_in, namespace_id, pids_in, port_is_up
+from hakeeper.lab.netns_fence import (
+    NetnsTarget,
+    flush_addresses,
+    kill_all_in,
+    namespace_id,
+    pids_in,
+    port_is_up,
+)
 from hakeeper.lab.netns_fence import set_port as _set_port
 from hakeeper.lab.netns_topology import LabLayout, build, holders, teardown
 
@@ -245,6 +252,31 @@ class NetnsLab:
         return removed
 
     # --- agents --------------------------------------------------------------------------------
+
+    def stop_cluster(self) -> None:
+        """Every process of every node killed, runtime addresses dropped, cables in: the
+        hosts as freshly booted, with no cluster running (benchmarks reuse one network)."""
+        for node in self.layout.nodes:
+            kill_all_in(self.layout.host_ns(node))
+            flush_addresses(self.layout.host_ns(node), self.layout.address(node))
+            _set_port(self.layout.switch_ns, self.layout.port(node), up=True)
+        self.agents.clear()
+        self._reap()
+        self.save()
+
+    def start_cluster(self, profile: str, failback: str = "auto") -> None:
+        """A new cluster (fresh state dirs, this profile) on the existing hosts."""
+        if profile not in PROFILES:
+            raise ConfigError(f"lab profile {profile!r}: use one of {', '.join(PROFILES)}")
+        self.stop_cluster()
+        self.profile, self.failback = profile, failback
+        for node in self.layout.nodes:
+            shutil.rmtree(self.state_dir(node), ignore_errors=True)
+            shutil.rmtree(self.runtime_dir(node), ignore_errors=True)
+        text = lab_config(self.layout, self.lab_dir, profile=profile, failback=failback)
+        self.config_path.write_text(text)
+        for node in self.layout.nodes:
+            self.start_agent(node)
 
     def state_dir(self, node: str) -> Path:
         return self.lab_dir / node
