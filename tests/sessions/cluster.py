@@ -15,8 +15,8 @@ from pathlib import Path
 from hakeeper.errors import SessionStoreError
 from hakeeper.lab.processes import ManagedProcess, free_port
 from hakeeper.sessions.client import SessionClient
-from hakeeper.sessions.position import Position, Role
-from tests.sessions.servers import start_store
+from hakeeper.sessions.position import Position, Role, most_up_to_date
+from tests.sessions.servers import start_store, wait_store
 
 CONTROL_TIMEOUT = 2.0
 
@@ -36,9 +36,11 @@ class StoreCluster:
     def start(self) -> None:
         self.addresses = [f"{host}:{free_port(host)}" for host in self.hosts]
         for address in self.addresses:
-            self._launch(address)
+            self._launch(address, wait=False)
+        for address in self.addresses:
+            wait_store(self.procs[address], address)
 
-    def _launch(self, address: str) -> None:
+    def _launch(self, address: str, wait: bool = True) -> None:
         name = f"store-{address.replace(':', '-')}-{self.restarts}"
         self.restarts += 1
         self.procs[address] = start_store(
@@ -48,6 +50,7 @@ class StoreCluster:
             peers=self.addresses,
             epoch=self.epoch,
             extra=("--write-timeout", str(self.write_timeout), *self.extra),
+            wait=wait,
         )
 
     def close(self) -> None:
@@ -96,7 +99,7 @@ class StoreCluster:
                 continue
         if len(positions) < len(self.addresses) // 2 + 1:
             raise RuntimeError(f"cannot fence a majority for epoch {epoch}: {positions}")
-        chosen = max(positions, key=lambda a: (positions[a].log_epoch, positions[a].seq))
+        chosen = most_up_to_date(positions)
         async with SessionClient(chosen, timeout=CONTROL_TIMEOUT) as client:
             await client.promote(epoch)
         self.epoch = epoch

@@ -41,12 +41,12 @@ def start_store(
     epoch: int = 0,
     primary: bool = False,
     extra: Sequence[str] = (),
+    wait: bool = True,
 ) -> ManagedProcess:
     argv = [
         sys.executable,
         "-m",
-        "hakeeper",
-        "sessions",
+        "hakeeper.cli.sessions",  # the `hakeeper sessions` group alone: faster to start
         "serve",
         "--listen",
         address,
@@ -62,13 +62,18 @@ def start_store(
         argv.append("--primary")
     proc = ManagedProcess(name, argv, tmp / f"{name}.log")
     proc.start()
+    if wait:
+        wait_store(proc, address)
+    return proc
+
+
+def wait_store(proc: ManagedProcess, address: str) -> None:
     host, _, port = address.rpartition(":")
     try:
         wait_listening(host, int(port), proc)
     except BaseException:
         proc.kill()
         raise
-    return proc
 
 
 def start_memcached(tmp: Path, host: str = "127.0.0.1") -> tuple[ManagedProcess, int]:

@@ -136,3 +136,7 @@ def promote(
     """Make a node the primary of EPOCH (fence a majority with EPOCH first)."""
     _run_control(address, b"hk_promote %d" % epoch, timeout)
     console.print(f"{address} is the primary of epoch {epoch}")
+
+
+if __name__ == "__main__":
+    app()

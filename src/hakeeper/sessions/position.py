@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -35,3 +36,10 @@ class Position:
         if len(parts) != 5 or parts[0] != b"POSITION":
             raise ValueError(f"not a POSITION reply: {line!r}")
         return cls(int(parts[1]), int(parts[2]), int(parts[3]), Role(parts[4].decode()))
+
+
+def most_up_to_date(positions: Mapping[str, Position]) -> str:
+    """The node to promote: highest ``(log_epoch, seq)``; ties go to the first named."""
+    if not positions:
+        raise ValueError("no positions to choose a primary from")
+    return max(positions, key=lambda name: (positions[name].log_epoch, positions[name].seq))

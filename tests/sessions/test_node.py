@@ -1,0 +1,115 @@
+"""A node's stream rules in-process: fencing by epoch, batches in sequence, snapshots."""
+
+from __future__ import annotations
+
+from hakeeper.sessions import entries
+from hakeeper.sessions.node import Node, NodeConfig
+from hakeeper.sessions.position import Position, Role, most_up_to_date
+from hakeeper.sessions.protocol import MemcacheProtocol
+from tests.sessions.test_protocol import FakeTransport
+
+PEERS = ("127.0.0.2:1", "127.0.0.3:1")
+
+
+def replica(epoch: int = 0) -> tuple[Node, MemcacheProtocol, FakeTransport]:
+    node = Node(NodeConfig(address="127.0.0.1:1", peers=PEERS, replicated=True, start_epoch=epoch))
+    conn = MemcacheProtocol(node)
+    transport = FakeTransport()
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    return node, conn, transport
+
+
+def send(conn: MemcacheProtocol, transport: FakeTransport, data: bytes) -> bytes:
+    transport.written.clear()
+    conn.data_received(data)
+    return bytes(transport.written)
+
+
+def batch(epoch: int, first: int, payload_entries: list[bytes]) -> bytes:
+    payload = b"".join(payload_entries)
+    last = first + len(payload_entries) - 1
+    return b"hk_batch %d %d %d %d\r\n%s\r\n" % (epoch, first, last, len(payload), payload)
+
+
+def test_hello_from_an_older_epoch_is_refused() -> None:
+    _, conn, transport = replica(epoch=5)
+    assert send(conn, transport, b"hk_hello 4 127.0.0.2:1\r\n") == b"STALE 5\r\n"
+
+
+def test_fence_raises_the_epoch_and_reports_the_position() -> None:
+    node, conn, transport = replica()
+    reply = send(conn, transport, b"hk_fence 7\r\n")
+    assert Position.parse(reply) == Position(0, 0, 7, Role.REPLICA)
+    assert send(conn, transport, b"hk_hello 6 127.0.0.2:1\r\n") == b"STALE 7\r\n"
+    assert node.seen_epoch == 7
+
+
+def test_snapshot_then_batches_in_sequence_are_applied_and_acked() -> None:
+    node, conn, transport = replica()
+    send(conn, transport, b"hk_hello 2 127.0.0.2:1\r\n")
+    snap = entries.encode_put(b"a", b"1", 0, 0.0, 10)
+    assert send(conn, transport, b"hk_snap 2 40 %d\r\n%s\r\n" % (len(snap), snap)) == b"ACK 40\r\n"
+    put = entries.encode_put(b"b", b"2", 3, 0.0, 11)
+    assert send(conn, transport, batch(2, 41, [put, entries.NOOP_ENTRY])) == b"ACK 42\r\n"
+    assert node.position() == Position(2, 42, 2, Role.REPLICA)
+    item = node.store.get(b"b")
+    assert item is not None
+    assert (item.value, item.flags, item.cas) == (b"2", 3, 11)
+
+
+def test_batch_with_a_gap_asks_for_resync() -> None:
+    _, conn, transport = replica()
+    send(conn, transport, b"hk_hello 1 127.0.0.2:1\r\n")
+    send(conn, transport, b"hk_snap 1 5 0\r\n\r\n")
+    assert send(conn, transport, batch(1, 7, [entries.NOOP_ENTRY])) == b"RESYNC 5\r\n"
+
+
+def test_batch_from_an_older_epoch_is_refused() -> None:
+    _, conn, transport = replica()
+    send(conn, transport, b"hk_hello 3 127.0.0.2:1\r\n")
+    assert send(conn, transport, batch(2, 1, [entries.NOOP_ENTRY])) == b"STALE 3\r\n"
+
+
+def test_corrupt_batch_asks_for_resync_and_keeps_the_connection() -> None:
+    _, conn, transport = replica()
+    send(conn, transport, b"hk_hello 1 127.0.0.2:1\r\n")
+    send(conn, transport, b"hk_snap 1 0 0\r\n\r\n")
+    assert send(conn, transport, b"hk_batch 1 1 1 3\r\nabc\r\n") == b"RESYNC 0\r\n"
+    assert send(conn, transport, b"version\r\n") == b"VERSION 1.6.18\r\n"
+
+
+def test_replica_without_a_primary_answers_writes_with_server_error() -> None:
+    _, conn, transport = replica()
+    reply = send(conn, transport, b"set k 0 0 1\r\nv\r\n")
+    assert reply.startswith(b"SERVER_ERROR no primary")
+
+
+def test_promotion_chooses_highest_epoch_then_seq() -> None:
+    positions = {
+        "a": Position(3, 100, 4, Role.REPLICA),
+        "b": Position(4, 10, 4, Role.REPLICA),
+        "c": Position(4, 12, 4, Role.REPLICA),
+    }
+    assert most_up_to_date(positions) == "c"
+
+
+def test_entries_round_trip() -> None:
+    encoded = [
+        entries.encode_put(b"k", b"v" * 300, 7, 1.5e9, 99),
+        entries.encode_delete(b"gone"),
+        entries.encode_flush(0.0),
+        entries.NOOP_ENTRY,
+    ]
+    decoded = list(entries.decode(b"".join(encoded)))
+    assert [e.op for e in decoded] == [
+        entries.OP_PUT,
+        entries.OP_DELETE,
+        entries.OP_FLUSH,
+        entries.OP_NOOP,
+    ]
+    assert (decoded[0].key, decoded[0].value, decoded[0].flags, decoded[0].cas) == (
+        b"k",
+        b"v" * 300,
+        7,
+        99,
+    )
