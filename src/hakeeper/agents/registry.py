@@ -23,6 +23,7 @@ AGENT_SCHEMES: dict[str, str] = {
     "ocf": "hakeeper.agents.ocf:OcfAgent",
     "systemd": "hakeeper.agents.systemd:SystemdAgent",
     "lsb": "hakeeper.agents.lsb:LsbAgent",
+    "balancer": "hakeeper.balancer.agent:BalancerAgent",
     "vip": "hakeeper.agents.vip:VipAgent",
 }
 

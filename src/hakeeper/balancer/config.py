@@ -95,10 +95,19 @@ class ServerSpec(_Strict):
         return split_address(self.address)
 
 
+class CloneSpec(_Strict):
+    """Servers are the live instances of a cluster resource (see clone_backends)."""
+
+    resource: str = Field(min_length=1, description="as `hakeeper status` names it")
+    port: int = Field(ge=1, le=65535, description="where each instance listens")
+    cluster_config: str = Field(description="the cluster file: nodes, addresses, engine")
+
+
 class BackendSpec(_Strict):
     name: str = Field(min_length=1)
     policy: Policy = "roundrobin"
-    servers: tuple[ServerSpec, ...] = Field(min_length=1)
+    servers: tuple[ServerSpec, ...] = ()
+    clone: CloneSpec | None = None
     check: CheckSpec = CheckSpec()
     passive: PassiveSpec = PassiveSpec()
     cookie: str | None = None
@@ -108,6 +117,11 @@ class BackendSpec(_Strict):
 
     @model_validator(mode="after")
     def _unique_servers(self) -> BackendSpec:
+        if not self.servers and self.clone is None:
+            raise ValueError(
+                f"backend {self.name!r} has no servers; list some or follow a clone "
+                "(clone = { resource = ..., port = ..., cluster_config = ... })"
+            )
         names = [s.name for s in self.servers]
         dup = {n for n in names if names.count(n) > 1}
         if dup:

@@ -32,6 +32,25 @@ from hakeeper.errors import ConfigError
 log = logging.getLogger("hakeeper.balancer")
 
 
+async def follow_clone(backend: Backend) -> None:
+    """Keep ``backend``'s servers equal to its clone's live instances (a store client)."""
+    # Imported here: a standalone balancer never loads the cluster runtime and its engines.
+    from hakeeper.balancer.clone_backends import CloneFollower
+    from hakeeper.cluster.connect import open_coordinator
+    from hakeeper.cluster.keys import KeySpace
+    from hakeeper.config.loader import load_spec
+
+    clone = backend.spec.clone
+    assert clone is not None
+    spec = load_spec(Path(clone.cluster_config))
+    coord = await open_coordinator(spec)
+    try:
+        addresses = {n.name: n.address for n in spec.nodes}
+        await CloneFollower(coord, KeySpace(spec.options.name), addresses, backend).run()
+    finally:
+        await coord.close()
+
+
 class Balancer:
     def __init__(
         self,
@@ -152,6 +171,11 @@ class Balancer:
                         tg.create_task(HealthChecker(b, self.now).run())
                         for b in self.backends.values()
                     ]
+                tasks += [
+                    tg.create_task(follow_clone(b))
+                    for b in self.backends.values()
+                    if b.spec.clone is not None
+                ]
                 stop = tg.create_task(self._stop.wait())
                 changed = tg.create_task(self._changed.wait())
                 await asyncio.wait([stop, changed], return_when=asyncio.FIRST_COMPLETED)
