@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -64,10 +65,9 @@ class Trial:
     served_by: str
 
 
-def watch_fault(lab: NetnsLab, setting: str, fault_name: str, inject: object) -> Trial:
+def watch_fault(lab: NetnsLab, setting: str, fault_name: str, inject: Callable[[], None]) -> Trial:
     """Wait for the VIP on n1, watch, inject the fault, wait for service (or watch for
     ``DUAL_WINDOW`` when the old holder keeps answering), and report."""
-    assert callable(inject)
     lab.wait(f"{setting}: the VIP on n1", lambda: lab.holders() == ["n1"], START_LIMIT)
     with VipWatch(lab.layout, HTTP_PORT) as watch:
         if watch.wait_served_after(time.monotonic(), START_LIMIT) is None:

@@ -8,8 +8,9 @@ namespace. `NetnsTarget` is kind ``netns`` of the lab fence agent
 process of the host and drop the addresses its resources added (a powered-off machine holds
 no address); off is confirmed when no process is left and the port is down.
 
-Sync code (pyroute2's sync API runs its own event loop): call it from a worker thread when
-an event loop runs on the calling thread.
+Sync code that enters namespaces on the calling thread (and leaves them): never call it from
+a thread running an event loop. No pyroute2 here: a fence agent is a fresh process per fence,
+and its import time would be outage (`hakeeper.lab.rtnetlink`).
 """
 
 from __future__ import annotations
@@ -22,11 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from pyroute2 import IPRoute
-
-from hakeeper.agents.netns import netns_path, repair_inet
-
-repair_inet()
+from hakeeper.agents.netns import entered, netns_path
+from hakeeper.lab import rtnetlink
 
 Scope = Literal["node", "resources"]
 KILL_ROUNDS_TIMEOUT = 5.0
@@ -74,12 +72,15 @@ def kill_all_in(name: str, *, spare: frozenset[int] = frozenset(), timeout: floa
 
 
 def set_port(switch_ns: str, port: str, up: bool) -> None:
-    """Link state of ``port`` (a veth end in the switch namespace): the host's cable."""
-    with IPRoute(netns=switch_ns) as ipr:
-        indexes = ipr.link_lookup(ifname=port)
-        if not indexes:
-            raise FileNotFoundError(f"no port {port} in switch namespace {switch_ns}")
-        ipr.link("set", index=indexes[0], state="up" if up else "down")
+    """Link state of ``port`` (a veth end in the switch namespace): the host's cable.
+    FileNotFoundError when the switch or the port is gone."""
+    if namespace_id(switch_ns) is None:
+        raise FileNotFoundError(f"no switch namespace {switch_ns}")
+    with entered(switch_ns):
+        try:
+            rtnetlink.set_link_up(port, up)
+        except OSError as exc:
+            raise FileNotFoundError(f"no port {port} in switch namespace {switch_ns}") from exc
 
 
 def flush_addresses(ns: str, keep: str | None, ifname: str = "eth0") -> None:
@@ -87,27 +88,26 @@ def flush_addresses(ns: str, keep: str | None, ifname: str = "eth0") -> None:
     its power goes (addresses a resource added live in RAM; the configured one comes back)."""
     if namespace_id(ns) is None:
         return
-    with IPRoute(netns=ns) as ipr:
-        indexes = ipr.link_lookup(ifname=ifname)
-        if not indexes:
+    with entered(ns):
+        try:
+            addresses = rtnetlink.ipv4_addresses(ifname)
+        except OSError:
             return
-        for msg in ipr.addr("dump", index=indexes[0], family=2):
-            address = msg.get("IFA_ADDRESS")
-            if address and address != keep:
+        for address, prefixlen in addresses:
+            if address != keep:
                 with contextlib.suppress(OSError):
-                    ipr.addr("del", index=indexes[0], address=address, prefixlen=msg["prefixlen"])
+                    rtnetlink.delete_ipv4(ifname, address, prefixlen)
 
 
 def port_is_up(switch_ns: str, port: str) -> bool:
     """Administrative state of ``port``; False when the port (or the switch) is gone."""
     if namespace_id(switch_ns) is None:
         return False
-    with IPRoute(netns=switch_ns) as ipr:
-        indexes = ipr.link_lookup(ifname=port)
-        if not indexes:
+    with entered(switch_ns):
+        try:
+            return rtnetlink.link_is_up(port)
+        except OSError:
             return False
-        flags = int(ipr.link("get", index=indexes[0])[0]["flags"])
-        return bool(flags & 1)  # IFF_UP
 
 
 @dataclass(frozen=True, slots=True)
