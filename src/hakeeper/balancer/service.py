@@ -72,6 +72,8 @@ class Balancer:
         self._api_runner: web.AppRunner | None = None
         self.backends: dict[str, Backend] = {b.name: Backend(b) for b in config.backend}
         self.frontends: dict[str, FrontendRuntime] = {}
+        # Frontends removed by a reload whose connections are still open: still swept.
+        self._retired: list[FrontendRuntime] = []
         self._listeners: dict[str, asyncio.Server] = {}
         self._stop = asyncio.Event()
         self._changed = asyncio.Event()
@@ -165,7 +167,9 @@ class Balancer:
         while not self._stop.is_set():
             self._changed.clear()
             async with asyncio.TaskGroup() as tg:
-                tasks = [tg.create_task(rt.run_sweeper()) for rt in self.frontends.values()]
+                self._retired = [rt for rt in self._retired if rt.conns]
+                swept = [*self.frontends.values(), *self._retired]
+                tasks = [tg.create_task(rt.run_sweeper()) for rt in swept]
                 if self.checks:
                     tasks += [
                         tg.create_task(HealthChecker(b, self.now).run())
@@ -192,7 +196,7 @@ class Balancer:
             self._api_runner = None
         for listener in self._listeners.values():
             listener.close()
-        for rt in self.frontends.values():
+        for rt in [*self.frontends.values(), *self._retired]:
             for conn in list(rt.conns):
                 transport = getattr(conn, "transport", None)
                 if transport is not None:
@@ -222,7 +226,7 @@ class Balancer:
             rt = self.frontends[name]
             if spec is None or spec.bind != rt.spec.bind or spec.mode != rt.spec.mode:
                 self._listeners.pop(name).close()
-                del self.frontends[name]
+                self._retired.append(self.frontends.pop(name))
         self.config = config
         for spec in config.frontend if self.listen else ():
             rt_kept = self.frontends.get(spec.name)
