@@ -8,6 +8,7 @@ the fence device (`LoopbackCluster.down_since`). Any overlap of two holders fail
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from hakeeper.cluster.store import Observed
 from hakeeper.lab.holders import describe, overlaps
 from hakeeper.lab.loopback import LoopbackCluster, free_port_on, read_records
 from hakeeper.model.events import NodeFenced
+from hakeeper.model.timing import profile
 from tests.cluster.test_runtime import runs_on, singleton_resources, where
 from tests.conftest import require_binary
 
@@ -112,6 +114,55 @@ async def test_a_frozen_holder_is_powered_off_by_the_fence_device_and_the_single
         assert not alive(pid, start_time), "the fence device left the frozen agent running"
         events = await fence_events(lab, holder)
         assert any(e.ok and e.device == "lab" for e in events), events
+        assert_never_two_holders(lab)
+        assert_epochs_increase(lab)
+
+
+def assert_epochs_increase(lab: LoopbackCluster) -> None:
+    """Each new holder was started under a newer fencing token than the one before it."""
+    records = read_records(lab.records_path)  # type: ignore[attr-defined]
+    starts = [r for r in sorted(records, key=lambda r: r.at) if r.what == "start"]
+    assert len({r.node for r in starts}) >= 2
+    assert all(r.epoch > 0 for r in starts), starts
+    for before, after in itertools.pairwise(starts):
+        assert after.epoch >= before.epoch, f"fencing token went backwards: {before} {after}"
+        if after.node != before.node:
+            assert after.epoch > before.epoch, f"a new holder kept the old token: {after}"
+
+
+async def test_a_holder_that_loses_quorum_stops_before_its_lease_can_expire_then_rejoins(
+    tmp_path: Path,
+) -> None:
+    async with cluster(tmp_path) as lab:
+        holder = where(await lab.observe(), "singleton")[0]
+        others = [n for n in lab.names if n != holder]
+        ttl = profile(lab.spec.options.profile).member_ttl
+        for node in others:
+            lab.freeze(node)
+        cut_at = time.monotonic()
+        try:
+            await until(lambda: stops_on(lab, holder, cut_at) > 0, "the self-fence stop", 30)
+        finally:
+            for node in others:
+                lab.thaw(node)
+        stop_at = next(
+            r.at
+            for r in read_records(lab.records_path)  # type: ignore[attr-defined]
+            if r.what == "stop" and r.node == holder and r.at > cut_at
+        )
+        # Its last renewal was sent before the cut, so its lease lives at most TTL past it.
+        assert stop_at - cut_at < ttl, f"stopped {stop_at - cut_at:.3f}s after the cut"
+
+        settled = await lab.wait_for(
+            "every node back and the singleton running once",
+            lambda o: len(o.members) == 3 and len(where(o, "singleton")) == 1,
+            timeout=90,
+        )
+        assert len(where(settled, "web")) == 3
+        await asyncio.sleep(3)  # no flapping: nothing starts or stops once settled
+        before = len(read_records(lab.records_path))  # type: ignore[attr-defined]
+        await asyncio.sleep(3)
+        assert len(read_records(lab.records_path)) == before  # type: ignore[attr-defined]
         assert_never_two_holders(lab)
 
 

@@ -38,7 +38,7 @@ def roles(observed: Observed, resource: str) -> dict[str, str]:
     return {
         s.node: s.role
         for s in observed.statuses
-        if s.resource == resource and not observed.state.node(s.node).down
+        if s.resource == resource and s.role != "stopped" and not observed.state.node(s.node).down
     }
 
 

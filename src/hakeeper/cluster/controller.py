@@ -132,6 +132,17 @@ class Controller:
             if not ready and not pruned:
                 return
             wave = [actions[i] for i in ready]
+            retract = _retractions(spec, current, wave)
+            if retract:
+                # The node the assignment still names must answer under a new epoch that
+                # it runs nothing before the exclusive resource starts elsewhere.
+                log.info("event=retract actions=%r", [a.key for a in retract])
+                retracting = await self._dispatch(spec, current, retract, pruned)
+                pruned = {}
+                if any(v != "done" for v in (await self._confirm(first, retracting)).values()):
+                    log.info("event=transition_abandoned reason=retraction_unanswered")
+                    return
+                spec, current = await self._observe()
             log.info("event=wave actions=%r", [a.key for a in wave])
             fenced = await self._fence_all(spec, [a for a in wave if a.kind == "fence"])
             in_flight = await self._dispatch(
@@ -285,7 +296,8 @@ class Controller:
         for status in observed.statuses:
             node_state = observed.state.node(status.node)
             if status.resource == resource and (
-                status.role == "failed" or node_state.status == "lost"
+                status.role == "failed"
+                or (node_state.status == "lost" and status.role != "stopped")
             ):
                 return status.node
         return None
@@ -346,6 +358,33 @@ def _apply(base: Assignment | None, action: Action) -> Assignment:
     )
 
 
+def _retractions(spec: ClusterSpec, observed: Observed, wave: Sequence[Action]) -> list[Action]:
+    """Stops to confirm before the wave's starts of exclusive singletons: the assignment
+    still places the resource on another online node that the scheduler believes idle
+    (its status may be stale, or a start may be in flight there)."""
+    in_clones = {c.child for c in spec.clones} | {
+        m for g in spec.groups if any(c.child == g.id for c in spec.clones) for m in g.members
+    }
+    stops = {(a.resource, a.node) for a in wave if a.kind == "stop"}
+    out: list[Action] = []
+    for action in wave:
+        primitive = spec.primitive(action.resource or "")
+        if action.kind != "start" or primitive is None or primitive.id in in_clones:
+            continue
+        if not primitive.meta.exclusive:
+            continue
+        assignment = observed.assignments.get(primitive.id)
+        for placement in assignment.placements if assignment else ():
+            node = placement.node
+            if node == action.node or (primitive.id, node) in stops:
+                continue
+            if observed.state.node(node).status == "online":
+                out.append(
+                    Action("stop", node, primitive.id, placement.instance, "retract before move")
+                )
+    return out
+
+
 def _pruned(observed: Observed) -> dict[str, Assignment]:
     """Assignments that still place something on a node that is certainly down.
 
@@ -392,7 +431,9 @@ def _verdict(item: InFlight, observed: Observed) -> Verdict:
     if status is not None and fresh and status.role == "failed":
         return "failed"
     if action.kind == "stop":
-        return "done" if status is None or status.role == "stopped" else "pending"
+        # Only an answer under this epoch counts: an older "stopped" (or no status at all)
+        # may predate a start still in flight there under the previous assignment.
+        return "done" if fresh and status is not None and status.role == "stopped" else "pending"
     want = {"start": ("started", "promoted"), "promote": ("promoted",), "demote": ("started",)}
     if status is not None and fresh and status.role in want.get(action.kind, ()):
         return "done"

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from hakeeper.agents.base import OpRequest, OpResult, ResourceAgent
+from hakeeper.agents.base import OpRequest, OpResult, ResourceAgent, Severity
 from hakeeper.agents.events import op_events
 from hakeeper.agents.registry import make_agent
 from hakeeper.cluster.events_log import EventLog
@@ -36,6 +36,7 @@ from hakeeper.model.timing import profile
 log = logging.getLogger(__name__)
 
 LocalRole = Literal["started", "promoted", "failed"]
+ReportedRole = Literal["started", "promoted", "failed", "stopped"]
 Key = tuple[str, int]  # (resource, instance)
 RECHECK_INTERVAL = 2.0
 REPORT_TIMEOUT = 2.0
@@ -78,6 +79,11 @@ class Executor:
         self._idle.set()
         self._fenced_self = False
         self._starting: set[Key] = set()
+        self._converging: asyncio.Task[None] | None = None
+        #: Instances each resource had placed here in the last assignment converged.
+        self._placed: dict[str, set[int]] = {}
+        #: The newest epoch under which each instance was reported stopped here.
+        self._acked: dict[Key, int] = {}
         #: Set by the agent when a watchdog is armed (a failed self-fence stop then ends
         #: in a reset: the watchdog is not fed while something exclusive may run).
         self.watchdog_armed = False
@@ -140,26 +146,49 @@ class Executor:
                 await self._store.forget_status(self._node, primitive.id, 0)
 
     async def run(self) -> None:
-        """Converge on every change of the assignments, and every few seconds."""
+        """Converge on every change of the assignments, and every few seconds; the guard
+        self-fences at the membership deadline whatever the converging is waiting on."""
         async with asyncio.TaskGroup() as tasks:
             watcher = tasks.create_task(self._watch(), name="executor-watch")
+            guard = tasks.create_task(self._guard(), name="executor-guard")
             try:
                 while True:
                     self._changed.clear()
                     if self._membership.valid():
-                        self._fenced_self = False
-                        await self.converge()
-                    else:
-                        await self._self_fence()
-                    # Wake at the membership deadline at the latest: rule 1 is about stopping
-                    # before the lease can expire, not at the next periodic recheck.
-                    pause = RECHECK_INTERVAL / 4 if self._fenced_self else RECHECK_INTERVAL
-                    if self._membership.valid():
-                        pause = min(pause, max(0.0, self._membership.remaining()))
+                        self._converging = asyncio.create_task(self.converge())
+                        # wait(), not await: the guard may cancel this converge, which must
+                        # not look like a cancellation of run() itself.
+                        await asyncio.wait({self._converging})
+                        if not self._converging.cancelled():
+                            self._converging.result()
+                        self._converging = None
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._changed.wait(), pause)
+                        await asyncio.wait_for(self._changed.wait(), RECHECK_INTERVAL)
             finally:
+                if self._converging is not None:
+                    self._converging.cancel()
                 watcher.cancel()
+                guard.cancel()
+
+    async def _guard(self) -> None:
+        """Rule 1, independent of everything else here: at the membership deadline (or the
+        moment the lease is reported lost) cancel any converging, which may be stuck on an
+        engine that lost quorum or in a start, and stop what is exclusive."""
+        membership = self._membership
+        while True:
+            if membership.valid():
+                self._fenced_self = False
+                # The deadline only moves later, so sleeping until it never oversleeps.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(membership.lost.wait(), membership.remaining())
+                continue
+            converging = self._converging
+            if converging is not None and not converging.done():
+                converging.cancel()
+                await asyncio.wait({converging})
+            await self._self_fence()
+            self._changed.set()
+            await asyncio.sleep(RECHECK_INTERVAL / 4)
 
     async def converge(self) -> None:
         try:
@@ -217,7 +246,8 @@ class Executor:
             here = {i: v for (r, i), v in self._local.items() if r == primitive.id}
             for instance, local in here.items():
                 if instance not in wanted:
-                    await self._stop(primitive, instance, local, "assignment")
+                    await self._stop(primitive, instance, local, "assignment", assignment.epoch)
+            await self._acknowledge_removal(primitive, assignment.epoch, set(here), set(wanted))
             for instance, role in sorted(wanted.items()):
                 local_now = self._local.get((primitive.id, instance))
                 if local_now is None:
@@ -231,6 +261,27 @@ class Executor:
                 elif local_now.role == "promoted" and role == "started":
                     await self._demote(primitive, instance, assignment.epoch)
 
+    async def _acknowledge_removal(
+        self,
+        primitive: Primitive,
+        epoch: int,
+        running: set[int],
+        wanted: set[int],
+    ) -> None:
+        """Tell the controller, under the new epoch, that an instance placed here before is
+        not running here now. Done under the resource's lock, so a start still in flight
+        under the old assignment has finished and been stopped first: the controller starts
+        an exclusive resource elsewhere only after this answer (or a fence)."""
+        placed_before = self._placed.get(primitive.id, running | {0})
+        self._placed[primitive.id] = wanted
+        for instance in sorted(placed_before - wanted - running):
+            key = (primitive.id, instance)
+            if self._acked.get(key, -1) >= epoch or key in self._local:
+                continue
+            result = OpResult("stop", 0, Severity.OK, 0.0, resource=primitive.id)
+            await self._report(primitive.id, instance, "stopped", epoch, result)
+            self._acked[key] = epoch
+
     async def _start(self, primitive: Primitive, instance: int, epoch: int) -> bool:
         key = (primitive.id, instance)
         self._starting.add(key)
@@ -240,6 +291,10 @@ class Executor:
             )
             if result.ok:
                 self._set_local(key, Local("started", epoch))
+        except asyncio.CancelledError:
+            # Cut short (self-fencing): it may be running, so the self-fence must stop it.
+            self._set_local(key, Local("started", epoch))
+            raise
         finally:
             self._starting.discard(key)
         await self._record(primitive, result, "started")
@@ -250,7 +305,16 @@ class Executor:
         self._start_monitor(primitive, instance)
         return True
 
-    async def _stop(self, primitive: Primitive, instance: int, local: Local, reason: str) -> None:
+    async def _stop(
+        self,
+        primitive: Primitive,
+        instance: int,
+        local: Local,
+        reason: str,
+        epoch: int | None = None,
+    ) -> None:
+        """Stop one instance; on success report it ``stopped`` under ``epoch`` (the
+        assignment that asked, so the controller can tell this answer from an older one)."""
         key = (primitive.id, instance)
         monitor = self._monitors.pop(key, None)
         if monitor is not None:
@@ -266,15 +330,22 @@ class Executor:
         await self._record(primitive, result, self._event_role(primitive, "started"), reason)
         if result.ok:
             self._set_local(key, None)
-            await self._store.forget_status(self._node, primitive.id, instance)
+            acked = local.epoch if epoch is None else epoch
+            self._acked[key] = acked
+            await self._report(primitive.id, instance, "stopped", acked, result)
         else:
             self._set_local(key, Local("failed", local.epoch))
             await self._report(primitive.id, instance, "failed", local.epoch, result)
 
     async def _promote(self, primitive: Primitive, instance: int, epoch: int) -> None:
-        result = await self._agent(primitive, instance).promote(
-            self._request(primitive, "promote", epoch)
-        )
+        try:
+            result = await self._agent(primitive, instance).promote(
+                self._request(primitive, "promote", epoch)
+            )
+        except asyncio.CancelledError:
+            # Cut short (self-fencing): it may be primary now, so demote before the stop.
+            self._set_local((primitive.id, instance), Local("promoted", epoch))
+            raise
         await self._record(primitive, result, "replica")
         if result.ok:
             self._set_local((primitive.id, instance), Local("promoted", epoch))
@@ -357,11 +428,11 @@ class Executor:
             bound = max(0.1, self._membership.lease_safe_until - time.monotonic())
             async with asyncio.TaskGroup() as tasks:
                 stops = [
-                    (p, i, tasks.create_task(self._fence_stop(p, i, local, bound)))
+                    (p, i, local.epoch, tasks.create_task(self._fence_stop(p, i, local, bound)))
                     for p, i, local in work
                 ]
-            for primitive, instance, stop in stops:
-                await self._after_fence_stop(primitive, instance, stop.result())
+            for primitive, instance, epoch, stop in stops:
+                await self._after_fence_stop(primitive, instance, epoch, stop.result())
         self._fenced_self = True
 
     async def _fence_stop(
@@ -392,7 +463,7 @@ class Executor:
         return results
 
     async def _after_fence_stop(
-        self, primitive: Primitive, instance: int, results: list[OpResult]
+        self, primitive: Primitive, instance: int, epoch: int, results: list[OpResult]
     ) -> None:
         """Best effort, bounded: tell the engine what self-fencing did."""
         with contextlib.suppress(CoordError, TimeoutError):
@@ -401,7 +472,7 @@ class Executor:
                     role = "primary" if result.op == "demote" else "started"
                     await self._record(primitive, result, role, "quorum-lost")
                 if results[-1].ok:
-                    await self._store.forget_status(self._node, primitive.id, instance)
+                    await self._report(primitive.id, instance, "stopped", epoch, results[-1])
 
     async def _watch(self) -> None:
         coord, keys = self._store.coord, self._store.keys
@@ -460,7 +531,7 @@ class Executor:
                 await self._events.append(event)
 
     async def _report(
-        self, resource: str, instance: int, role: LocalRole, epoch: int, result: OpResult
+        self, resource: str, instance: int, role: ReportedRole, epoch: int, result: OpResult
     ) -> None:
         status = InstanceStatus(
             resource, self._node, instance, role, epoch, self._wall(),

@@ -1,9 +1,10 @@
 """A tiny HTTP service for the loopback lab, the demo and the failover benchmark.
 
 ``python -m hakeeper.lab.http_app --port 8080 [--bind ADDR] [--record FILE]`` answers
-``GET /`` with ``<name> on <node>`` and appends ``start``/``stop`` lines with the system-wide
-monotonic clock to ``--record``, so a checker can prove two holders never overlapped from the
-service's own records. ``--bind`` defaults to ``$HAKEEPER_NODE_ADDRESS`` (set by the agent).
+``GET /`` with ``<name> on <node>`` and appends ``start``/``stop`` lines to ``--record``, with
+the system-wide monotonic clock and the fencing token it was started under (``HAKEEPER_EPOCH``),
+so a checker can prove from the service's own records that two holders never overlapped.
+``--bind`` defaults to ``$HAKEEPER_NODE_ADDRESS`` (set by the agent).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ def record(path: Path | None, what: str, name: str, node: str) -> None:
     if path is None:
         return
     with path.open("a") as out:
-        out.write(f"{what} {name} {node} {time.monotonic():.6f} {os.getpid()}\n")
+        epoch = os.environ.get("HAKEEPER_EPOCH", "0")
+        out.write(f"{what} {name} {node} {time.monotonic():.6f} {os.getpid()} {epoch}\n")
         out.flush()
         os.fsync(out.fileno())
 

@@ -102,6 +102,7 @@ class Record:
     node: str
     at: float  # system-wide monotonic clock
     pid: int
+    epoch: int = 0  # the assignment's fencing token the service was started under
 
 
 def read_records(path: Path) -> list[Record]:
@@ -109,8 +110,8 @@ def read_records(path: Path) -> list[Record]:
         return []
     out = []
     for line in path.read_text().splitlines():
-        what, name, node, at, pid = line.split()
-        out.append(Record(what, name, node, float(at), int(pid)))
+        what, name, node, at, pid, *epoch = line.split()
+        out.append(Record(what, name, node, float(at), int(pid), int(epoch[0]) if epoch else 0))
     return out
 
 
