@@ -77,13 +77,41 @@ def decode(payload: bytes) -> Iterator[Entry]:
         yield Entry(op, key, flags, exptime, cas, value)
 
 
-def apply(store: Store, entry: Entry) -> None:
-    if entry.op == OP_PUT:
-        store.install(entry.key, entry.value, entry.flags, entry.exptime, entry.cas)
-    elif entry.op == OP_DELETE:
-        store.remove(entry.key)
-    elif entry.op == OP_FLUSH:
-        store.set_flush_at(entry.exptime)
+def apply_all(store: Store, payload: bytes, expected: int | None = None) -> int:
+    """Apply every entry of a payload in order (the replica's hot path); returns the count.
+
+    The payload is decoded completely before anything is applied, so a corrupt one (or one
+    with other than ``expected`` entries) raises `CorruptEntry` and changes nothing.
+    """
+    decoded = list(_raw(payload))
+    if expected is not None and len(decoded) != expected:
+        raise CorruptEntry(f"batch holds {len(decoded)} entries, its header says {expected}")
+    install = store.install
+    for op, key, flags, exptime, cas, value in decoded:
+        if op == OP_PUT:
+            install(key, value, flags, exptime, cas)
+        elif op == OP_DELETE:
+            store.remove(key)
+        elif op == OP_FLUSH:
+            store.set_flush_at(exptime)
+    return len(decoded)
+
+
+def _raw(payload: bytes) -> Iterator[tuple[int, bytes, int, float, int, bytes]]:
+    unpack = HEADER.unpack_from
+    header = HEADER.size
+    pos = 0
+    size = len(payload)
+    while pos < size:
+        if size - pos < header:
+            raise CorruptEntry(f"truncated entry header at byte {pos}")
+        op, klen, flags, exptime, cas, vlen = unpack(payload, pos)
+        pos += header
+        end = pos + klen + vlen
+        if end > size or op > OP_FLUSH:
+            raise CorruptEntry(f"entry at byte {pos} overruns the payload or has op {op}")
+        yield op, payload[pos : pos + klen], flags, exptime, cas, payload[pos + klen : end]
+        pos = end
 
 
 def snapshot(store: Store) -> bytes:

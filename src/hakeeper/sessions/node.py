@@ -367,25 +367,22 @@ class Node:
         return self.position().line()
 
     def _install_snapshot(self, epoch: int, seq: int, payload: bytes) -> bytes:
-        decoded = list(entries.decode(payload))
-        self.store.clear()
-        for entry in decoded:
-            entries.apply(self.store, entry)
+        fresh = Store(
+            memory_limit=self.config.memory_limit,
+            item_size_max=self.config.item_size_max,
+            clock=self.store.clock,
+        )
+        count = entries.apply_all(fresh, payload)
+        self.store.replace_contents(fresh)
         self.log_epoch = epoch
         self.seq = seq
-        log.info(
-            "event=sessions.snapshot_installed epoch=%d seq=%d items=%d", epoch, seq, len(decoded)
-        )
+        log.info("event=sessions.snapshot_installed epoch=%d seq=%d items=%d", epoch, seq, count)
         return b"ACK %d\r\n" % seq
 
     def _apply_batch(self, epoch: int, first: int, last: int, payload: bytes) -> bytes:
         if epoch != self.log_epoch or first != self.seq + 1:
             return b"RESYNC %d\r\n" % self.seq
-        decoded = list(entries.decode(payload))
-        if len(decoded) != last - first + 1:
-            return b"RESYNC %d\r\n" % self.seq
-        for entry in decoded:
-            entries.apply(self.store, entry)
+        entries.apply_all(self.store, payload, last - first + 1)
         self.seq = last
         return b"ACK %d\r\n" % last
 

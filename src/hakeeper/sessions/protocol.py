@@ -53,6 +53,31 @@ MAX_GET_LINE = 1 << 20
 STORAGE = {b"set": 0, b"add": 1, b"replace": 2, b"append": 3, b"prepend": 4, b"cas": 5}
 
 
+class Block:
+    """A storage command waiting for its data block, its numbers already parsed."""
+
+    __slots__ = ("code", "exptime", "flags", "key", "noreply", "tokens", "unique", "vlen")
+
+    def __init__(
+        self,
+        code: int,
+        tokens: list[bytes],
+        vlen: int,
+        flags: int,
+        exptime: int,
+        unique: int,
+        noreply: bool,
+    ) -> None:
+        self.code = code
+        self.tokens = tokens
+        self.key = tokens[1] if len(tokens) > 1 else b""
+        self.vlen = vlen
+        self.flags = flags
+        self.exptime = exptime
+        self.unique = unique
+        self.noreply = noreply
+
+
 class Slot:
     """A reply not yet released: held for a commit, or waiting for the primary's answer."""
 
@@ -70,8 +95,7 @@ class MemcacheProtocol(asyncio.Protocol):
         self.store: Store = node.store
         self.transport: asyncio.Transport | None = None
         self._buf = bytearray()
-        # Pending data block: (command code, tokens, byte count incl. \r\n, noreply)
-        self._block: tuple[int, list[bytes], int, bool] | None = None
+        self._block: Block | None = None
         self._swallow = 0
         self._out: list[bytes] = []
         self._held: deque[Slot] = deque()
@@ -91,8 +115,14 @@ class MemcacheProtocol(asyncio.Protocol):
         self.node.connection_closed(self)
 
     def data_received(self, data: bytes) -> None:
-        buf = self._buf
-        buf += data
+        # Work on the read itself when nothing is pending (the common case), else on the
+        # accumulated buffer; only an incomplete tail is copied into self._buf.
+        buf: bytes | bytearray
+        if self._buf:
+            self._buf += data
+            buf = self._buf
+        else:
+            buf = data
         pos = 0
         size = len(buf)
         while pos < size and not self._closing:
@@ -103,27 +133,30 @@ class MemcacheProtocol(asyncio.Protocol):
                 continue
             block = self._block
             if block is not None:
-                need = block[2]
-                if size - pos < need:
+                end = pos + block.vlen
+                if end + 2 > size:
                     break
-                chunk = bytes(buf[pos : pos + need])
-                pos += need
                 self._block = None
-                if chunk[-2:] != b"\r\n":
+                if buf[end : end + 2] != b"\r\n":
                     self._out.append(BAD_CHUNK)
                 else:
-                    self._stored(block[0], block[1], chunk[:-2], block[3])
+                    self._stored(block, bytes(buf[pos:end]))
+                pos = end + 2
                 continue
             nl = buf.find(b"\n", pos)
             if nl < 0:
-                if size - pos > MAX_LINE and not self._long_get_allowed(pos, size):
+                if size - pos > MAX_LINE and not self._long_get_allowed(buf, pos, size):
                     self._close()
                 break
             end = nl - 1 if nl > pos and buf[nl - 1] == 13 else nl
             line = bytes(buf[pos:end])
             pos = nl + 1
             self._command(line)
-        del buf[:pos]
+        if buf is data:
+            if pos < size:
+                self._buf = bytearray(data[pos:])
+        else:
+            del self._buf[:pos]
         self._flush()
 
     # --- output ------------------------------------------------------------------------------
@@ -178,8 +211,9 @@ class MemcacheProtocol(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    def _long_get_allowed(self, pos: int, size: int) -> bool:
-        head = bytes(self._buf[pos : pos + 110]).lstrip(b" ")
+    @staticmethod
+    def _long_get_allowed(buf: bytes | bytearray, pos: int, size: int) -> bool:
+        head = bytes(buf[pos : pos + 110]).lstrip(b" ")
         return size - pos <= MAX_GET_LINE and (head.startswith((b"get ", b"gets ")))
 
     # --- commands ----------------------------------------------------------------------------
@@ -229,7 +263,7 @@ class MemcacheProtocol(asyncio.Protocol):
             if nbytes is None or nbytes < 0:
                 self._out.append(ERROR)
             else:
-                self._block = (6, tokens, nbytes + 2, False)
+                self._block = Block(6, tokens, nbytes, 0, 0, 0, False)
         elif cmd.startswith(b"hk_"):
             self._out.append(self.node.control(self, tokens))
         else:
@@ -248,7 +282,8 @@ class MemcacheProtocol(asyncio.Protocol):
         if len(key) > KEY_MAX_LENGTH or flags is None or exptime is None or vlen is None:
             self._reply(BAD_FORMAT, noreply)
             return
-        if is_cas and parse_u64(tokens[5]) is None:
+        unique = parse_u64(tokens[5]) if is_cas else 0
+        if unique is None:
             self._reply(BAD_FORMAT, noreply)
             return
         if vlen < 0 or vlen > INT_MAX - 2:
@@ -264,12 +299,15 @@ class MemcacheProtocol(asyncio.Protocol):
                 else:
                     self._write_outcome(key, self.store.delete(key))
             return
-        self._block = (code, tokens, vlen + 2, noreply)
+        self._block = Block(code, tokens, vlen, flags, exptime, unique, noreply)
 
-    def _stored(self, code: int, tokens: list[bytes], value: bytes, noreply: bool) -> None:
+    def _stored(self, block: Block, value: bytes) -> None:
+        code = block.code
         if code == 6:
-            self._out.append(self.node.control_block(tokens, value))
+            self._out.append(self.node.control_block(block.tokens, value))
             return
+        tokens = block.tokens
+        noreply = block.noreply
         if self.node.forwards_writes:
             flags_exp = b" ".join(tokens[1:5])
             extra = b" " + tokens[5] if code == 5 else b""
@@ -277,22 +315,21 @@ class MemcacheProtocol(asyncio.Protocol):
             self._forward(payload, False, noreply)
             return
         store = self.store
-        key = tokens[1]
-        flags = parse_flags(tokens[2]) or 0
-        exptime = parse_i64(tokens[3]) or 0
+        key = block.key
         if code == 0:
-            outcome = store.set(key, value, flags, exptime)
+            outcome = store.set(key, value, block.flags, block.exptime)
         elif code == 1:
-            outcome = store.add(key, value, flags, exptime)
+            outcome = store.add(key, value, block.flags, block.exptime)
         elif code == 2:
-            outcome = store.replace(key, value, flags, exptime)
+            outcome = store.replace(key, value, block.flags, block.exptime)
         elif code == 3:
             outcome = store.append(key, value)
         elif code == 4:
             outcome = store.prepend(key, value)
         else:
-            outcome = store.cas(key, value, flags, exptime, parse_u64(tokens[5]) or 0)
-        self._write_outcome(key, outcome)
+            outcome = store.cas(key, value, block.flags, block.exptime, block.unique)
+        if self.node.logs_writes:
+            self._write_outcome(key, outcome)
         if not noreply:
             self._out.append(outcome.value)
 

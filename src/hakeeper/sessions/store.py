@@ -116,7 +116,9 @@ class Store:
         item = self._items.get(key)
         if item is None:
             return None
-        if (item.exptime and item.exptime <= self.clock()) or self._flushed(item):
+        if (item.exptime and item.exptime <= self.clock()) or (
+            self._flush_at and self._flushed(item)
+        ):
             self._drop(key, item)
             self._expired += 1
             return None
@@ -242,10 +244,12 @@ class Store:
                 continue
             yield key, item
 
-    def clear(self) -> None:
-        self._items.clear()
-        self._bytes = 0
-        self._flush_at = 0.0
+    def replace_contents(self, other: Store) -> None:
+        """Take over another store's items (a replica installing a snapshot built aside)."""
+        self._items = other._items
+        self._bytes = other._bytes
+        self._flush_at = other._flush_at
+        self._cas = max(self._cas, other._cas)
 
     def stats(self) -> StoreStats:
         return StoreStats(
@@ -264,26 +268,37 @@ class Store:
         return bool(flush_at) and flush_at <= self.clock() and item.mtime <= flush_at
 
     def _put(self, key: bytes, value: bytes, flags: int, exptime: int) -> Outcome:
-        now = self.clock()
-        return self._put_absolute(key, value, flags, absolute_exptime(exptime, now))
+        if exptime == 0:
+            return self._put_absolute(key, value, flags, 0.0)
+        return self._put_absolute(key, value, flags, absolute_exptime(exptime, self.clock()))
 
     def _put_absolute(self, key: bytes, value: bytes, flags: int, exptime: float) -> Outcome:
-        size = item_size(key, value)
+        size = len(key) + len(value) + ITEM_OVERHEAD
         if size > self.item_size_max:
             return Outcome.TOO_LARGE
         if size > self.memory_limit:
             return Outcome.OUT_OF_MEMORY
-        old = self._items.pop(key, None)
+        items = self._items
+        old = items.pop(key, None)
         if old is not None:
-            self._bytes -= item_size(key, old.value)
+            self._bytes -= len(key) + len(old.value) + ITEM_OVERHEAD
         self._cas += 1
-        self._store_item(key, Item(value, flags, exptime, self._cas, self.clock()))
+        # mtime only matters for a delayed flush_all; skip the clock call otherwise.
+        mtime = self.clock() if self._flush_at else 0.0
+        items[key] = Item(value, flags, exptime, self._cas, mtime)
+        self._bytes += size
+        self._total_items += 1
+        if self._bytes > self.memory_limit:
+            self._evict()
         return Outcome.STORED
 
     def _store_item(self, key: bytes, item: Item) -> None:
         self._items[key] = item
         self._bytes += item_size(key, item.value)
         self._total_items += 1
+        self._evict()
+
+    def _evict(self) -> None:
         while self._bytes > self.memory_limit and self._items:
             victim_key, victim = self._items.popitem(last=False)
             self._bytes -= item_size(victim_key, victim.value)

@@ -16,6 +16,8 @@ MULTI_REPLY_COMMANDS = frozenset((b"get", b"gets", b"gat", b"gats", b"stats"))
 
 def parse_u64(token: bytes) -> int | None:
     """strtoull as memcached's safe_strtoull accepts it, or None."""
+    if token.isdigit() and len(token) < 20:
+        return int(token)
     digits = token[1:] if token[:1] == b"+" else token
     if not digits.isdigit():
         return None
@@ -25,6 +27,8 @@ def parse_u64(token: bytes) -> int | None:
 
 def parse_i64(token: bytes) -> int | None:
     """strtol as memcached's safe_strtol accepts it, or None."""
+    if token.isdigit() and len(token) < 19:
+        return int(token)
     sign = token[:1]
     digits = token[1:] if sign in (b"+", b"-") else token
     if not digits.isdigit():
@@ -37,6 +41,8 @@ def parse_i64(token: bytes) -> int | None:
 
 def parse_flags(token: bytes) -> int | None:
     """Client flags: an unsigned number, kept modulo 2**32 as memcached 1.6 on 64-bit does."""
+    if token == b"0":
+        return 0
     value = parse_u64(token)
     return None if value is None else value & U32
 

@@ -1,0 +1,270 @@
+"""Session store throughput and p99 against memcached and Redis+WAIT, same load generator.
+
+Targets (every server pinned to CPU1 with taskset, the load generator to CPU0):
+
+- ``memcached``: Debian memcached, ``-t 1``.
+- ``hakeeper-1``: one standalone hakeeper store node.
+- ``hakeeper-3``: three hakeeper nodes (one primary + two replicas) on 127.0.0.51-53; the
+  primary answers a write once a majority (2 of 3) holds it; clients talk to the primary.
+- ``redis-wait``: Redis primary + one replica; every SET is followed by ``WAIT 1 0`` on the
+  same connection (acknowledged on 2 nodes, the closest durable peer). GETs go to the primary.
+
+The load generator is ``benchmarks/sessions_loadgen.c`` (compiled here with gcc): one
+thread, epoll, 50 connections, closed loop, pipeline 1 or 16, 100-byte values, 10,000 keys.
+Gets run after sets, so keys exist. Prints a table of ops/s and p99 and the ratios
+hakeeper-1 / memcached and hakeeper-3 / redis-wait.
+
+    .venv/bin/python benchmarks/sessions_vs_memcached.py [--seconds 5] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SERVER_CPU = "1"
+CLIENT_CPU = "0"
+CONNS = 50
+VALUE_SIZE = 100
+KEYS = 10_000
+PIPELINES = (1, 16)
+OPS = ("set", "get")
+
+
+@dataclass(frozen=True)
+class Result:
+    target: str
+    op: str
+    pipeline: int
+    ops_per_s: float
+    p50_us: int
+    p99_us: int
+    errors: int
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(host: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {host}:{port}")
+
+
+class Servers:
+    """Children started here; stopped by PID (SIGKILL after SIGTERM) at the end."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, argv: list[str], host: str, port: int) -> None:
+        log = (self.workdir / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            ["taskset", "-c", SERVER_CPU, *argv],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.procs.append(proc)
+        wait_port(host, port, proc)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        self.procs.clear()
+
+
+@contextlib.contextmanager
+def target(name: str, workdir: Path) -> Iterator[tuple[str, int, str]]:
+    """Start one target; yield (host, port, loadgen protocol)."""
+    servers = Servers(workdir)
+    host = "127.0.0.1"
+    try:
+        if name == "memcached":
+            port = free_port(host)
+            argv = ["memcached", "-p", str(port), "-l", host, "-U", "0", "-t", "1", "-m", "256"]
+            if os.geteuid() == 0:
+                argv += ["-u", "nobody"]
+            servers.start(name, argv, host, port)
+            yield host, port, "mc"
+        elif name == "hakeeper-1":
+            port = free_port(host)
+            servers.start(name, store_argv(f"{host}:{port}", [], False), host, port)
+            yield host, port, "mc"
+        elif name == "hakeeper-3":
+            hosts = ["127.0.0.51", "127.0.0.52", "127.0.0.53"]
+            addresses = [f"{h}:{free_port(h)}" for h in hosts]
+            for index, address in enumerate(addresses):
+                h, _, p = address.rpartition(":")
+                servers.start(f"{name}-{index}", store_argv(address, addresses, index == 0), h, int(p))
+            h, _, p = addresses[0].rpartition(":")
+            wait_replicas(h, int(p))
+            yield h, int(p), "mc"
+        elif name == "redis-wait":
+            port = free_port(host)
+            replica_port = free_port(host)
+            base = ["redis-server", "--save", "", "--appendonly", "no", "--bind", host]
+            servers.start(name, [*base, "--port", str(port)], host, port)
+            servers.start(
+                f"{name}-replica",
+                [*base, "--port", str(replica_port), "--replicaof", host, str(port)],
+                host,
+                replica_port,
+            )
+            wait_redis_replica(host, port)
+            yield host, port, "redis-wait"
+        else:
+            raise ValueError(name)
+    finally:
+        servers.stop()
+
+
+def store_argv(address: str, peers: list[str], primary: bool) -> list[str]:
+    argv = [sys.executable, "-m", "hakeeper.cli.sessions", "serve", "--listen", address]
+    argv += ["--memory", "256m", "--log-level", "WARNING"]
+    if peers:
+        argv += ["--peers", ",".join(peers), "--epoch", "1"]
+    if primary:
+        argv.append("--primary")
+    return argv
+
+
+def wait_replicas(host: str, port: int, timeout: float = 15) -> None:
+    """Until the primary's stats show a commit (both streams up)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.create_connection((host, port), timeout=5) as sock:
+            sock.sendall(b"set warmup 0 0 1\r\nx\r\n")
+            if sock.recv(100) == b"STORED\r\n":
+                return
+        time.sleep(0.1)
+    raise RuntimeError("hakeeper-3: primary never acknowledged a write")
+
+
+def wait_redis_replica(host: str, port: int, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(
+            ["redis-cli", "-h", host, "-p", str(port), "INFO", "replication"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout
+        if "connected_slaves:1" in out and "state=online" in out:
+            return
+        time.sleep(0.2)
+    raise RuntimeError("redis replica never came online")
+
+
+def run_load(
+    loadgen: Path, host: str, port: int, proto: str, op: str, pipeline: int, seconds: float
+) -> dict[str, float]:
+    if op == "get" and proto == "redis-wait":
+        proto = "redis"
+    argv = ["taskset", "-c", CLIENT_CPU, str(loadgen), host, str(port), proto, op]
+    argv += [str(CONNS), str(pipeline), str(seconds), str(VALUE_SIZE), str(KEYS)]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30, check=True)
+    return dict(json.loads(out.stdout))
+
+
+def compile_loadgen(workdir: Path) -> Path:
+    binary = workdir / "sessions_loadgen"
+    subprocess.run(
+        ["gcc", "-O2", "-o", str(binary), str(HERE / "sessions_loadgen.c")],
+        check=True,
+        timeout=60,
+    )
+    return binary
+
+
+def ratio(results: list[Result], a: str, b: str, op: str, pipeline: int) -> float:
+    def find(name: str) -> Result:
+        return next(r for r in results if (r.target, r.op, r.pipeline) == (name, op, pipeline))
+
+    return find(a).ops_per_s / find(b).ops_per_s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    for tool in ("gcc", "taskset", "memcached", "redis-server", "redis-cli"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} not found (make bench-deps installs the Debian packages)")
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="hk-sessions-bench-") as tmp:
+        workdir = Path(tmp)
+        loadgen = compile_loadgen(workdir)
+        for name in ("memcached", "hakeeper-1", "hakeeper-3", "redis-wait"):
+            with target(name, workdir) as (host, port, proto):
+                for pipeline in PIPELINES:
+                    for op in OPS:
+                        figures = run_load(loadgen, host, port, proto, op, pipeline, args.seconds)
+                        results.append(
+                            Result(
+                                name,
+                                op,
+                                pipeline,
+                                figures["ops_per_s"],
+                                int(figures["p50_us"]),
+                                int(figures["p99_us"]),
+                                int(figures["errors"]),
+                            )
+                        )
+    ratios = {
+        f"hakeeper-1/memcached {op} P{p}": ratio(results, "hakeeper-1", "memcached", op, p)
+        for op in OPS
+        for p in PIPELINES
+    } | {
+        f"hakeeper-3/redis-wait {op} P{p}": ratio(results, "hakeeper-3", "redis-wait", op, p)
+        for op in OPS
+        for p in PIPELINES
+    }
+    load = os.getloadavg()
+    if args.json:
+        print(json.dumps({"results": [asdict(r) for r in results], "ratios": ratios, "load": load}))
+        return
+    print(f"{'target':<12} {'op':<4} {'P':>3} {'ops/s':>10} {'p50 us':>8} {'p99 us':>8} {'errors':>6}")
+    for r in results:
+        print(
+            f"{r.target:<12} {r.op:<4} {r.pipeline:>3} {r.ops_per_s:>10.0f} "
+            f"{r.p50_us:>8} {r.p99_us:>8} {r.errors:>6}"
+        )
+    for label, value in ratios.items():
+        print(f"{label:<32} {value:.2f}x")
+    print(f"load average after the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
