@@ -177,12 +177,15 @@ async def test_a_paused_agent_fenced_off_its_service_finds_itself_fenced_when_re
 
         lab.thaw(holder)
 
-        rejoined = await lab.wait_for(
-            f"{holder} to rejoin with its fenced mark cleared",
-            lambda o: holder in o.members and not o.state.node(holder).fenced,
+        await lab.wait_for(
+            f"{holder} to rejoin with its fenced mark cleared and web back on it",
+            lambda o: (
+                holder in o.members
+                and not o.state.node(holder).fenced
+                and len(where(o, "web")) == 3
+            ),
             timeout=90,
         )
-        assert len(where(rejoined, "web")) == 3
         assert elsewhere(holder)(await lab.observe())
         assert starts_on(lab, holder, frozen_at) == [], "the resumed node served the singleton"
         assert_never_two_holders(lab)

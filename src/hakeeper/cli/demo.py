@@ -5,15 +5,16 @@ loopback address (n1..n3 = 127.0.0.11..13), with an example HTTP app as an activ
 clone (``web``) and an exclusive ``singleton`` that prefers n1, prints how to reach them and
 shows ``status --watch`` until Ctrl-C. From another terminal, ``hakeeper demo kill n1`` /
 ``revive n1`` / ``status`` / ``down`` act on it. ``demo --no-watch`` instead runs a scripted
-tour (crash, fencing, failover, failback) and exits: what ``make demo`` runs, CI-safe.
+tour (a hung node fenced, failover, failback) and exits: what ``make demo`` runs, CI-safe.
 
 ``hakeeper demo coord`` is the older demo of the coordination layer alone: three embedded-Raft
 members, the leader killed with SIGKILL, the survivors electing a new one without losing a
 write.
 
-Fencing is off in the demo (there is no fence device on one machine): a crashed node's
-exclusive resource stays blocked until someone confirms the node is off, which the demo does
-for you, as an operator would with ``hakeeper fence --confirm``.
+Fencing is on, through ``fence_hakeeper_lab``: a fence device speaking the fence-agents
+protocol whose "power off" kills the node's agent and every process its resources started.
+The controller runs it exactly as it would run ``fence_ipmilan``, before it recovers a lost
+node's exclusive resource.
 """
 
 from __future__ import annotations
@@ -36,18 +37,17 @@ from rich.table import Table
 
 from hakeeper.agents.process import process_start_time
 from hakeeper.cli.status import collect_status, render, watch_status
-from hakeeper.cluster.connect import open_coordinator
-from hakeeper.cluster.keys import KeySpace
-from hakeeper.cluster.store import ClusterStore, Observed
-from hakeeper.config.loader import load_spec
+from hakeeper.cluster.store import Observed
 from hakeeper.coord.base import Coordinator
 from hakeeper.errors import CoordError, HakeeperError
+from hakeeper.lab.fence_agent import read_offs, write_target
 from hakeeper.lab.loopback import (
     HttpProbe,
     LoopbackCluster,
     crash_node,
     free_port_on,
     launch_agent,
+    loopback_target,
 )
 from hakeeper.lab.raft_cluster import RaftCluster
 from hakeeper.model.timing import profile as timing_profile
@@ -217,7 +217,7 @@ async def _up_async(base: Path, profile: str, *, watch: bool) -> None:
         demo_resources(web_port, singleton_port),
         name="demo",
         profile=profile,
-        fencing=False,
+        fence_device=True,
         failback="auto",
     )
     # `demo down` from another terminal sends SIGTERM: end like Ctrl-C, tearing down.
@@ -226,7 +226,8 @@ async def _up_async(base: Path, profile: str, *, watch: bool) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
     console.rule("[bold]hakeeper demo: a 3-node cluster on loopback")
     console.print(
-        f"directory {base}\nprofile [bold]{profile}[/bold], fencing off, failback auto; "
+        f"directory {base}\nprofile [bold]{profile}[/bold], fencing through fence_hakeeper_lab, "
+        "failback auto; "
         "starting 3 agents (n1..n3 on 127.0.0.11..13)"
     )
     started = time.monotonic()
@@ -276,6 +277,7 @@ def _record_up(cluster: LoopbackCluster, web_port: int, singleton_port: int) -> 
             "config": str(cluster.config_path),
             "web_port": web_port,
             "singleton_port": singleton_port,
+            "targets_dir": str(cluster.targets_dir),
             "nodes": nodes,
         },
     )
@@ -324,7 +326,8 @@ async def _show(cluster: LoopbackCluster) -> None:
 
 
 async def _tour(cluster: LoopbackCluster, singleton_port: int) -> None:
-    """Crash the singleton's node, confirm fencing, fail over, revive, fail back."""
+    """Hang the singleton's node, watch it fenced and the singleton fail over, revive it,
+    fail back."""
     await _show(cluster)
     probe = HttpProbe(list(cluster.address.values()), singleton_port)
     probe.start()
@@ -332,42 +335,33 @@ async def _tour(cluster: LoopbackCluster, singleton_port: int) -> None:
         await probe.wait_served_after(time.monotonic(), STEP_TIMEOUT)
         await asyncio.sleep(1.0)
         holder = where(await cluster.observe(), "singleton")[0]
-        console.rule(f"[bold red]power cut of {holder}[/bold red]")
+        console.rule(f"[bold red]{holder} hangs[/bold red]")
         console.print(
-            f"SIGKILL of {holder}'s agent (pid {cluster.pid(holder)}) and of every process "
-            "its resources started, as a power cut would do"
+            f"SIGSTOP of {holder}'s agent (pid {cluster.pid(holder)}): it stops renewing its "
+            "lease, but the singleton it started still runs. Starting it elsewhere now would "
+            "make two holders; the cluster must fence first"
         )
-        crashed = time.monotonic()
-        cluster.crash(holder)
-        await cluster.wait_for(
-            f"{holder} to be seen lost",
-            lambda o: o.state.node(holder).status == "lost",
-            timeout=STEP_TIMEOUT,
-        )
-        console.print(
-            f"{holder} seen lost after {time.monotonic() - crashed:.2f} s. The singleton is "
-            f"exclusive and fencing is off: not starting it elsewhere (blocked) until {holder} "
-            "is known to be off — it might only be cut off from the others, still running it"
-        )
-        await _show(cluster)
-        console.print(
-            f"\nconfirming {holder} is off, as the operator would with "
-            f"[bold]hakeeper fence --confirm {holder}[/bold] after checking the machine"
-        )
-        confirmed = time.monotonic()
-        await cluster.confirm_fenced(holder)
+        hung = time.monotonic()
+        cluster.freeze(holder)
         moved = await cluster.wait_for(
             "the singleton to run elsewhere",
             lambda o: len(where(o, "singleton")) == 1 and where(o, "singleton") != [holder],
             timeout=STEP_TIMEOUT,
         )
-        answered, body = await probe.wait_served_after(confirmed, STEP_TIMEOUT)
-        outage = probe.outage(crashed)
+        new_holder = where(moved, "singleton")[0]
+        await probe.wait_served_after(time.monotonic(), STEP_TIMEOUT)
+        # The hung node's singleton kept answering until the fence: the outage runs from its
+        # last answer to the new holder's first.
+        old_last = max(a for s, a, b in probe.good if b.endswith(f"on {holder}"))
+        new_first = min(a for s, a, b in probe.good if b.endswith(f"on {new_holder}"))
+        offs = [t for t in read_offs(cluster.targets_dir).get(holder, []) if t > hung]
+        fenced = f"{offs[0] - hung:.2f} s after the hang" if offs else "(no record)"
         console.print(
-            f"[bold green]failover:[/bold green] singleton now on {where(moved, 'singleton')[0]}"
-            f" ({body!r}), answering {answered - confirmed:.2f} s after the confirmation; "
-            f"client-observed outage {outage or 0.0:.2f} s, of which "
-            f"{confirmed - crashed:.2f} s waiting for the confirmation "
+            f"[bold]fenced:[/bold] the controller ran fence_hakeeper_lab off for {holder} "
+            f"(its agent and resources killed, confirmed off {fenced})\n"
+            f"[bold green]failover:[/bold green] singleton now on {new_holder}; the hung "
+            f"node's copy answered until {old_last - hung:.2f} s after the hang, the new one "
+            f"from {new_first - hung:.2f} s: client-observed outage {new_first - old_last:.2f} s "
             "(10 ms probe of all three addresses)"
         )
         await _show(cluster)
@@ -412,20 +406,9 @@ async def _kill(node: str) -> None:
     )
     _crash_recorded(data, node)
     _write_state(demo_dir(), data)
-    # Fencing is off: the exclusive singleton would stay blocked until someone vouches that
-    # the node is really off. Here we know (we just killed it), so we say so in the store.
-    spec = load_spec(Path(data["config"]))
-    coord: Coordinator = await open_coordinator(spec, ready_timeout=STEP_TIMEOUT)
-    try:
-        await ClusterStore(coord, KeySpace(spec.options.name)).confirm_fenced(
-            node, by="operator", now=time.time()
-        )
-    finally:
-        await coord.close()
     console.print(
-        f"confirmed {node} fenced in the store, as `hakeeper fence --confirm {node}` does: "
-        "with fencing off, the singleton moves only once someone vouches the node is off "
-        "(otherwise it might still be running there, cut off from the others)"
+        f"once {node}'s lease expires the controller fences it through fence_hakeeper_lab "
+        "(finding it off already) and only then starts its exclusive resources elsewhere"
     )
 
 
@@ -439,6 +422,12 @@ def _revive(node: str) -> None:
     pid, start_time = launch_agent(entry["argv"], entry["env"], Path(entry["log"]))
     entry["pid"], entry["start_time"] = pid, start_time
     _write_state(base, data)
+    # The fence device must power off this agent now, not the dead one.
+    write_target(
+        Path(data["targets_dir"]),
+        node,
+        loopback_target(pid, start_time, Path(entry["state_dir"]), Path(entry["runtime_dir"])),
+    )
     console.print(
         f"{node}'s agent restarted (pid {pid}); it rejoins, and the singleton fails back to "
         "n1 if that is the node"
