@@ -25,6 +25,7 @@ AGENT_SCHEMES: dict[str, str] = {
     "lsb": "hakeeper.agents.lsb:LsbAgent",
     "balancer": "hakeeper.balancer.agent:BalancerAgent",
     "vip": "hakeeper.agents.vip:VipAgent",
+    "sessions": "hakeeper.sessions.agent:SessionsAgent",
 }
 
 # Instance names become file names (state files) and environment values.

@@ -105,6 +105,29 @@ class SessionClient:
     async def promote(self, epoch: int) -> None:
         await self.command(b"hk_promote %d" % epoch)
 
+    async def demote(self) -> None:
+        await self.command(b"hk_demote")
+
+    async def dump(self) -> tuple[int, int, bytes]:
+        """(log_epoch, seq, snapshot payload) of the node's copy."""
+        reader, writer = self._streams()
+        try:
+            async with asyncio.timeout(self.timeout):
+                writer.write(b"hk_dump\r\n")
+                parts = self._checked(await reader.readuntil(b"\n")).split(b" ")
+                if len(parts) != 4 or parts[0] != b"SNAP":
+                    raise SessionStoreError(f"session store {self.address}: bad dump {parts!r}")
+                payload = await reader.readexactly(int(parts[3]) + 2)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            await self.close()
+            raise SessionStoreError(f"session store {self.address}: dump failed ({exc!r})") from exc
+        return int(parts[1]), int(parts[2]), payload[:-2]
+
+    async def adopt(self, log_epoch: int, seq: int, payload: bytes) -> None:
+        """Install another node's dump (only if it is at least as up to date)."""
+        header = b"hk_adopt %d %d %d\r\n" % (log_epoch, seq, len(payload))
+        await self._roundtrip(header + payload + b"\r\n")
+
     # --- plumbing ----------------------------------------------------------------------------
 
     async def command(self, line: bytes) -> bytes:

@@ -257,23 +257,29 @@ class Node:
             return
         self.seen_epoch = epoch
         if self.role is Role.PRIMARY and self.log_epoch < epoch:
-            log.warning(
-                "event=sessions.deposed epoch=%d newer_epoch=%d seq=%d commit=%d",
-                self.log_epoch,
-                epoch,
-                self.seq,
-                self.commit_seq,
-            )
-            self.role = Role.REPLICA
-            self.primary_address = None
-            for task in self._link_tasks:
-                task.cancel()
-            self._link_tasks = []
-            self._wakeups.clear()
-            self._set_flags()
-            for conn in list(self._waiting):
-                conn.abort("deposed by a newer primary")
-            self._waiting.clear()
+            self.step_down(f"newer epoch {epoch}")
+
+    def step_down(self, reason: str) -> None:
+        """Stop being primary: links stop, held replies are dropped (never acknowledged)."""
+        if self.role is not Role.PRIMARY:
+            return
+        log.warning(
+            "event=sessions.deposed epoch=%d seq=%d commit=%d reason=%r",
+            self.log_epoch,
+            self.seq,
+            self.commit_seq,
+            reason,
+        )
+        self.role = Role.REPLICA
+        self.primary_address = None
+        for task in self._link_tasks:
+            task.cancel()
+        self._link_tasks = []
+        self._wakeups.clear()
+        self._set_flags()
+        for conn in list(self._waiting):
+            conn.abort(f"no longer primary: {reason}")
+        self._waiting.clear()
 
     # --- replica: forwarding -----------------------------------------------------------------
 
@@ -331,6 +337,13 @@ class Node:
             return self.promote(epoch)
         if cmd == b"hk_hello" and len(tokens) == 3 and epoch is not None:
             return self._hello(epoch, tokens[2].decode())
+        if cmd == b"hk_demote" and len(tokens) == 1:
+            self.step_down("demoted")
+            return b"OK\r\n"
+        if cmd == b"hk_dump" and len(tokens) == 1:
+            payload = entries.snapshot(self.store)
+            header = b"SNAP %d %d %d\r\n" % (self.log_epoch, self.seq, len(payload))
+            return header + payload + b"\r\n"
         return b"ERROR\r\n"
 
     def control_block(self, tokens: list[bytes], payload: bytes) -> bytes:
@@ -339,6 +352,8 @@ class Node:
         if any(number is None for number in numbers):
             return b"CLIENT_ERROR bad command line format\r\n"
         values = [number or 0 for number in numbers]
+        if cmd == b"hk_adopt" and len(values) == 3:
+            return self._adopt(values[0], values[1], payload)
         epoch = values[0]
         if epoch < self.seen_epoch:
             return b"STALE %d\r\n" % self.seen_epoch
@@ -365,6 +380,19 @@ class Node:
             self._drop_upstream("new primary")
             self.primary_address = address
         return self.position().line()
+
+    def _adopt(self, log_epoch: int, seq: int, payload: bytes) -> bytes:
+        """Take a more up-to-date node's copy before promotion (the agent's catch-up)."""
+        if self.role is Role.PRIMARY:
+            return b"SERVER_ERROR a primary adopts nothing; demote it first\r\n"
+        if (log_epoch, seq) < (self.log_epoch, self.seq):
+            return b"SERVER_ERROR snapshot (%d, %d) is older than this node's (%d, %d)\r\n" % (
+                log_epoch,
+                seq,
+                self.log_epoch,
+                self.seq,
+            )
+        return self._install_snapshot(log_epoch, seq, payload)
 
     def _install_snapshot(self, epoch: int, seq: int, payload: bytes) -> bytes:
         fresh = Store(

@@ -258,7 +258,7 @@ class MemcacheProtocol(asyncio.Protocol):
             self._close()
         elif cmd == b"stats":
             self._stats(tokens, n)
-        elif cmd == b"hk_snap" or cmd == b"hk_batch":
+        elif cmd == b"hk_snap" or cmd == b"hk_batch" or cmd == b"hk_adopt":
             nbytes = parse_i64(tokens[-1]) if n >= 2 else None
             if nbytes is None or nbytes < 0:
                 self._out.append(ERROR)

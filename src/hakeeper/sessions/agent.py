@@ -1,0 +1,261 @@
+"""The ``sessions`` resource agent: a store node per cluster node, as a promotable clone.
+
+    [resources.store]
+    agent = "sessions"
+    params = { port = 11311, nodes = { n1 = "10.0.0.1", n2 = "10.0.0.2", n3 = "10.0.0.3" } }
+
+    [clones.sessions]
+    resource = "store"
+    promotable = true
+
+Each node runs ``hakeeper sessions serve`` on ``<its address>:<port>`` with every other node
+as a peer; supervision is the ``process`` agent's. ``monitor`` answers RUNNING_PROMOTED on
+the primary. ``promote`` with the assignment's epoch E (the fencing token):
+
+1. fences every reachable node with E (from then on they refuse the old primary's stream)
+   and reads their positions; without a majority it fails and nothing changes;
+2. if another node holds a more up-to-date copy (higher ``(log_epoch, seq)``) than this one,
+   copies it here first, so no write acknowledged by a majority is lost whichever node the
+   scheduler chose;
+3. makes the local node the primary of E.
+
+``demote`` makes the local node a replica (its unanswered writes are never acknowledged).
+Nodes start as replicas that accept any primary's hello: the cluster's own fencing (rule 2)
+keeps a vanished old primary from coming back, and promote's fence covers the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from hakeeper.agents.base import (
+    MetaData,
+    OcfRc,
+    OpRequest,
+    OpResult,
+    ParamSpec,
+    log_op,
+    make_result,
+)
+from hakeeper.agents.process import ProcessAgent, ProcessConfig
+from hakeeper.errors import ConfigError, SessionStoreError
+from hakeeper.sessions.client import SessionClient
+from hakeeper.sessions.position import Position, Role, most_up_to_date
+
+PARAMS = (
+    ParamSpec("port", required=True, shortdesc="TCP port of the store on every node"),
+    ParamSpec("nodes", required=True, shortdesc="table: cluster node name → its address"),
+    ParamSpec("memory", default="64m", shortdesc="memory bound per node (LRU beyond)"),
+    ParamSpec("stale_reads", default="false", shortdesc="replicas answer reads locally"),
+    ParamSpec("stop_timeout", type="duration", default="10s", shortdesc="SIGTERM→SIGKILL"),
+)
+CONTROL_TIMEOUT = 2.0
+
+
+class SessionsAgent(ProcessAgent):
+    def __init__(
+        self,
+        instance: str,
+        config: ProcessConfig,
+        *,
+        state_dir: Path,
+        port: int,
+        nodes: Mapping[str, str],
+        serve_args: tuple[str, ...],
+    ) -> None:
+        super().__init__(instance, config, state_dir=state_dir)
+        self.port = port
+        self.nodes = dict(nodes)
+        self.serve_args = serve_args
+
+    @classmethod
+    def from_spec(
+        cls,
+        target: str,
+        instance: str,
+        params: Mapping[str, object],
+        meta: Mapping[str, object],
+        *,
+        state_dir: Path,
+        ocf_root: Path | None = None,
+        init_dir: Path | None = None,
+    ) -> SessionsAgent:
+        del meta, ocf_root, init_dir
+        if target:
+            raise ConfigError(f"agent 'sessions:{target}': write just 'sessions' (no ':' part)")
+        unknown = set(params) - {p.name for p in PARAMS}
+        if unknown:
+            raise ConfigError(
+                f"sessions {instance}: unknown parameters {sorted(unknown)}; "
+                f"known: {[p.name for p in PARAMS]}"
+            )
+        port = params.get("port")
+        if not isinstance(port, int) or not 0 < port < 65536:
+            raise ConfigError(f"sessions {instance}: params.port must be a TCP port number")
+        nodes = params.get("nodes")
+        if not isinstance(nodes, Mapping) or not nodes:
+            raise ConfigError(
+                f"sessions {instance}: params.nodes must map every node name to its address, "
+                'e.g. { n1 = "10.0.0.1", n2 = "10.0.0.2", n3 = "10.0.0.3" }'
+            )
+        serve_args: tuple[str, ...] = ("--memory", str(params.get("memory", "64m")))
+        if str(params.get("stale_reads", "false")).lower() in ("true", "1", "yes"):
+            serve_args += ("--stale-reads",)
+        process_params: dict[str, object] = {"command": [sys.executable, "-V"]}
+        if "stop_timeout" in params:
+            process_params["stop_timeout"] = params["stop_timeout"]
+        return cls(
+            instance,
+            ProcessConfig.from_params(process_params),
+            state_dir=state_dir,
+            port=port,
+            nodes={str(k): str(v) for k, v in nodes.items()},
+            serve_args=serve_args,
+        )
+
+    def meta_data(self) -> MetaData:
+        return MetaData(
+            name="sessions",
+            shortdesc="hakeeper's replicated memcached-protocol session store",
+            parameters=PARAMS,
+        )
+
+    # --- addresses ---------------------------------------------------------------------------
+
+    @property
+    def addresses(self) -> list[str]:
+        return [f"{host}:{self.port}" for host in self.nodes.values()]
+
+    def address_of(self, node: str) -> str:
+        if node not in self.nodes:
+            raise ConfigError(f"sessions {self.instance}: node {node!r} missing from params.nodes")
+        return f"{self.nodes[node]}:{self.port}"
+
+    def argv_for(self, node: str) -> tuple[str, ...]:
+        return (
+            sys.executable,
+            "-m",
+            "hakeeper.cli.sessions",
+            "serve",
+            "--listen",
+            self.address_of(node),
+            "--peers",
+            ",".join(self.addresses),
+            *self.serve_args,
+        )
+
+    # --- operations --------------------------------------------------------------------------
+
+    async def start(self, req: OpRequest) -> OpResult:
+        try:
+            argv = self.argv_for(req.node)
+        except ConfigError as exc:
+            return log_op(self._result("start", OcfRc.ERR_CONFIGURED, str(exc)), node=req.node)
+        self.config = dataclasses.replace(self.config, argv=argv)
+        result = await super().start(req)
+        if not result.ok:
+            return result
+        # Started means answering: wait (within the op's timeout) until the store does.
+        deadline = time.monotonic() + max(1.0, req.timeout - result.duration)
+        while True:
+            try:
+                await self._position(argv[argv.index("--listen") + 1])
+                return result
+            except SessionStoreError as exc:
+                if time.monotonic() > deadline:
+                    return log_op(
+                        self._result("start", OcfRc.ERR_GENERIC, f"store not answering: {exc}"),
+                        node=req.node,
+                    )
+                await asyncio.sleep(0.1)
+
+    async def monitor(self, req: OpRequest, *, probe: bool = False) -> OpResult:
+        result = await super().monitor(req, probe=probe)
+        if result.rc != OcfRc.SUCCESS:
+            return result
+        try:
+            position = await self._position(self.address_of(req.node))
+        except (SessionStoreError, ConfigError) as exc:
+            return log_op(
+                self._result(result.op, OcfRc.ERR_GENERIC, str(exc), interval=result.interval),
+                node=req.node,
+            )
+        if position.role is Role.PRIMARY:
+            return self._result(result.op, OcfRc.RUNNING_PROMOTED, interval=result.interval)
+        return result
+
+    async def promote(self, req: OpRequest) -> OpResult:
+        started = time.monotonic()
+        try:
+            reason = await self._promote(req)
+        except (SessionStoreError, ConfigError) as exc:
+            reason = str(exc)
+        rc = OcfRc.ERR_GENERIC if reason else OcfRc.SUCCESS
+        result = make_result(
+            "promote", rc, started=started, resource=self.instance, exit_reason=reason
+        )
+        return log_op(result, node=req.node, epoch=req.epoch)
+
+    async def _promote(self, req: OpRequest) -> str:
+        """'' once the local node is the primary of ``req.epoch``, else why not."""
+        me = self.address_of(req.node)
+        mine = await self._position(me)
+        if mine.role is Role.PRIMARY and mine.log_epoch == req.epoch:
+            return ""
+        positions: dict[str, Position] = {}
+        for address in self.addresses:
+            try:
+                async with SessionClient(address, timeout=CONTROL_TIMEOUT) as client:
+                    positions[address] = await client.fence(req.epoch)
+            except SessionStoreError:
+                continue
+        if me not in positions:
+            return f"the local store {me} did not answer the fence"
+        if len(positions) < len(self.addresses) // 2 + 1:
+            return (
+                f"only {len(positions)} of {len(self.addresses)} store nodes answered: "
+                "cannot fence a majority, so cannot know the latest writes"
+            )
+        best = most_up_to_date(positions)
+        rank = (positions[best].log_epoch, positions[best].seq)
+        if rank > (positions[me].log_epoch, positions[me].seq):
+            async with SessionClient(best, timeout=CONTROL_TIMEOUT * 5) as source:
+                log_epoch, seq, payload = await source.dump()
+            async with SessionClient(me, timeout=CONTROL_TIMEOUT * 5) as target:
+                await target.adopt(log_epoch, seq, payload)
+        async with SessionClient(me, timeout=CONTROL_TIMEOUT) as client:
+            await client.promote(req.epoch)
+        return ""
+
+    async def demote(self, req: OpRequest) -> OpResult:
+        started = time.monotonic()
+        try:
+            async with SessionClient(self.address_of(req.node), timeout=CONTROL_TIMEOUT) as c:
+                await c.demote()
+            reason = ""
+        except (SessionStoreError, ConfigError) as exc:
+            reason = str(exc)
+        rc = OcfRc.ERR_GENERIC if reason else OcfRc.SUCCESS
+        result = make_result(
+            "demote", rc, started=started, resource=self.instance, exit_reason=reason
+        )
+        return log_op(result, node=req.node, epoch=req.epoch)
+
+    async def _position(self, address: str) -> Position:
+        async with SessionClient(address, timeout=CONTROL_TIMEOUT) as client:
+            return await client.position()
+
+    def _result(self, op: str, rc: int, reason: str = "", interval: float = 0.0) -> OpResult:
+        return make_result(
+            op,
+            rc,
+            started=time.monotonic(),
+            resource=self.instance,
+            exit_reason=reason,
+            interval=interval,
+        )

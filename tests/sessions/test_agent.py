@@ -1,0 +1,97 @@
+"""The ``sessions`` resource agent: config checks, and a promotable clone on a real cluster."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from hakeeper.agents.registry import make_agent
+from hakeeper.cluster.store import Observed
+from hakeeper.errors import ConfigError
+from hakeeper.lab.loopback import LoopbackCluster
+from hakeeper.lab.processes import free_port
+from hakeeper.sessions.agent import SessionsAgent
+from hakeeper.sessions.client import SessionClient
+
+NODES = {"n1": "127.0.0.11", "n2": "127.0.0.12", "n3": "127.0.0.13"}
+
+
+def test_agent_serves_on_its_nodes_address_with_the_others_as_peers(tmp_path: Path) -> None:
+    agent = make_agent("sessions", "store", {"port": 11311, "nodes": NODES}, {}, state_dir=tmp_path)
+    assert isinstance(agent, SessionsAgent)
+    argv = agent.argv_for("n2")
+    assert argv[argv.index("--listen") + 1] == "127.0.0.12:11311"
+    assert argv[argv.index("--peers") + 1].split(",") == [
+        "127.0.0.11:11311",
+        "127.0.0.12:11311",
+        "127.0.0.13:11311",
+    ]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"nodes": NODES}, {"port": "x", "nodes": NODES}, {"port": 11311}, {"port": 1, "bogus": 1}],
+)
+def test_bad_params_are_refused_at_config_load(tmp_path: Path, params: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        make_agent("sessions", "store", params, {}, state_dir=tmp_path)
+
+
+def roles(observed: Observed, resource: str) -> dict[str, str]:
+    return {
+        s.node: s.role
+        for s in observed.statuses
+        if s.resource == resource and s.role != "stopped" and not observed.state.node(s.node).down
+    }
+
+
+@pytest.fixture
+async def lab(tmp_path: Path) -> AsyncIterator[tuple[LoopbackCluster, int]]:
+    port = free_port("127.0.0.11")
+    nodes = ", ".join(f'{name} = "{host}"' for name, host in NODES.items())
+    resources = f"""
+[resources.store]
+agent = "sessions"
+params = {{ port = {port}, nodes = {{ {nodes} }} }}
+ops.monitor = {{ interval = "1s", timeout = "10s" }}
+
+[clones.sessions]
+resource = "store"
+promotable = true
+"""
+    cluster = LoopbackCluster(tmp_path, resources)
+    try:
+        yield cluster, port
+    finally:
+        await cluster.close()
+
+
+@pytest.mark.slow
+async def test_promotable_store_keeps_acknowledged_writes_across_primary_crash(
+    lab: tuple[LoopbackCluster, int],
+) -> None:
+    cluster, port = lab
+    await cluster.start()
+    ready = await cluster.wait_for(
+        "one store primary and two replicas",
+        lambda o: sorted(roles(o, "store").values()) == ["promoted", "started", "started"],
+    )
+    primary = next(n for n, r in roles(ready, "store").items() if r == "promoted")
+    survivor = next(n for n in NODES if n != primary)
+    async with SessionClient(f"{NODES[survivor]}:{port}") as client:
+        for index in range(20):
+            assert await client.set(b"k%d" % index, b"v%d" % index) == b"STORED"
+    cluster.crash(primary)
+    await cluster.confirm_fenced(primary)
+    await cluster.wait_for(
+        "a new store primary among the survivors",
+        lambda o: sorted(roles(o, "store").values()) == ["promoted", "started"],
+    )
+    async with SessionClient(f"{NODES[survivor]}:{port}") as client:
+        for index in range(20):
+            found = await client.get(b"k%d" % index)
+            assert found is not None
+            assert found.data == b"v%d" % index
+        assert await client.set(b"after", b"x") == b"STORED"
