@@ -1,13 +1,17 @@
-"""The executor's self-fencing (rule 1), with fake resource agents and a fake engine."""
+"""The executor's self-fencing (rule 1) on a fake engine, with fake and real resource agents."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
 
 from hakeeper.agents.base import OcfRc, OpRequest, OpResult, make_result
+from hakeeper.agents.process import process_start_time
 from hakeeper.cluster.events_log import EventLog
 from hakeeper.cluster.executor import RECHECK_INTERVAL, Executor
 from hakeeper.cluster.keys import KeySpace
@@ -88,3 +92,94 @@ async def test_an_exclusive_resource_stops_at_the_membership_deadline_not_later(
     stops = [at for op, at in calls if op == "stop"]
     assert stops, "the exclusive resource was never stopped after the deadline"
     assert stops[0] - deadline < RECHECK_INTERVAL / 2
+
+
+class HangingStartAgent(RecordingAgent):
+    """A start that never returns (a service stuck coming up)."""
+
+    async def start(self, req: OpRequest) -> OpResult:
+        self.started.set()
+        self.calls.append(("start", time.monotonic()))
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+
+def executor_for(
+    tmp_path: Path, coord: LocalCoordinator, membership: Membership, **kwargs: Any
+) -> Executor:
+    return Executor(
+        node="n1", spec=lambda: SPEC, store=ClusterStore(coord, KEYS),
+        events=EventLog(coord, KEYS, "n1"), membership=membership, state_dir=tmp_path, **kwargs,
+    )  # fmt: skip
+
+
+async def test_a_start_still_running_at_the_deadline_is_cut_short_and_stopped(
+    tmp_path: Path,
+) -> None:
+    coord = LocalCoordinator()
+    membership = Membership(
+        coord, KEYS, MemberRecord("n1", "127.0.0.11"), PROFILES["fast"], time.monotonic
+    )
+    calls: list[tuple[str, float]] = []
+    started = asyncio.Event()
+    executor = executor_for(
+        tmp_path, coord, membership,
+        agent_factory=lambda *args, **kwargs: HangingStartAgent(calls, started),
+    )  # fmt: skip
+    await membership.join()
+    await coord.put(KEYS.assignment("db"), Assignment("db", (Placement("n1"),)).encode())
+    running = asyncio.create_task(executor.run())
+    try:
+        await asyncio.wait_for(started.wait(), 10)
+        coord.fail_with = NoQuorum("cut off")
+        safe_until = membership.lease_safe_until
+        await asyncio.sleep(max(0.0, safe_until - time.monotonic()) + 0.5)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+    stops = [at for op, at in calls if op == "stop"]
+    assert stops, "the half-started exclusive resource was never stopped"
+    assert stops[0] < safe_until
+
+
+async def test_a_service_ignoring_sigterm_is_killed_before_the_lease_can_expire(
+    tmp_path: Path,
+) -> None:
+    pid_file = tmp_path / "pid"
+    script = tmp_path / "stubborn.sh"
+    script.write_text(f"trap '' TERM\necho $$ > {pid_file}\nexec sleep 1000\n")
+    spec = spec_from_text(
+        '[cluster]\nname = "c1"\nprofile = "fast"\n[nodes.n1]\n[resources.db]\n'
+        f'agent = "process"\nparams = {{ command = "sh {script}" }}\n',
+        "test",
+    )
+    coord = LocalCoordinator()
+    membership = Membership(
+        coord, KEYS, MemberRecord("n1", "127.0.0.11"), PROFILES["fast"], time.monotonic
+    )
+    executor = Executor(
+        node="n1", spec=lambda: spec, store=ClusterStore(coord, KEYS),
+        events=EventLog(coord, KEYS, "n1"), membership=membership, state_dir=tmp_path,
+    )  # fmt: skip
+    await membership.join()
+    await coord.put(KEYS.assignment("db"), Assignment("db", (Placement("n1"),)).encode())
+    running = asyncio.create_task(executor.run())
+    try:
+        for _ in range(200):
+            if executor.local:
+                break
+            await asyncio.sleep(0.05)
+        pid = int(pid_file.read_text())
+        coord.fail_with = NoQuorum("cut off")
+        safe_until = membership.lease_safe_until
+        await asyncio.sleep(max(0.0, safe_until - time.monotonic()))
+        gone_in_time = process_start_time(pid) is None
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+    assert gone_in_time, "the service outlived the lease it was started under"
+    assert not executor.holds_exclusive()

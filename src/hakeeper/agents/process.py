@@ -413,9 +413,13 @@ class ProcessAgent:
         return make_result("stop", OcfRc.SUCCESS, started=started, resource=self.instance)
 
     async def _terminate(self, pgid: int, *, deadline: float, term_wait: float) -> list[int]:
-        """SIGTERM the group, wait ``term_wait``, SIGKILL what is left; PIDs still alive."""
+        """SIGTERM the group, wait ``term_wait``, SIGKILL what is left; PIDs still alive.
+
+        The SIGKILL is never skipped: with a short deadline (a self-fence bounded by the
+        lease) it is sent at the escalation time or at the deadline, whichever comes first,
+        and the polling wakes for both."""
         kill_group(pgid, signal.SIGTERM)
-        escalate_at = time.monotonic() + term_wait
+        escalate_at = min(time.monotonic() + term_wait, deadline)
         killed = False
         while True:
             self._reap()
@@ -423,12 +427,14 @@ class ProcessAgent:
             if not left:
                 return []
             now = time.monotonic()
-            if now >= deadline:
-                return left
             if not killed and now >= escalate_at:
                 kill_group(pgid, signal.SIGKILL)
                 killed = True
-            await asyncio.sleep(POLL)
+                continue
+            if now >= deadline:
+                return left
+            wake = deadline if killed else escalate_at
+            await asyncio.sleep(max(0.005, min(POLL, wake - now)))
 
     async def monitor(self, req: OpRequest, *, probe: bool = False) -> OpResult:
         async with self._lock:
