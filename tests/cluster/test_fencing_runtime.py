@@ -153,12 +153,15 @@ async def test_a_holder_that_loses_quorum_stops_before_its_lease_can_expire_then
         # Its last renewal was sent before the cut, so its lease lives at most TTL past it.
         assert stop_at - cut_at < ttl, f"stopped {stop_at - cut_at:.3f}s after the cut"
 
-        settled = await lab.wait_for(
-            "every node back and the singleton running once",
-            lambda o: len(o.members) == 3 and len(where(o, "singleton")) == 1,
+        await lab.wait_for(
+            "every node back, web everywhere and the singleton running once",
+            lambda o: (
+                len(o.members) == 3
+                and len(where(o, "singleton")) == 1
+                and len(where(o, "web")) == 3
+            ),
             timeout=90,
         )
-        assert len(where(settled, "web")) == 3
         await asyncio.sleep(3)  # no flapping: nothing starts or stops once settled
         before = len(read_records(lab.records_path))  # type: ignore[attr-defined]
         await asyncio.sleep(3)
