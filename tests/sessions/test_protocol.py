@@ -82,3 +82,13 @@ def test_noreply_storage_writes_nothing_back() -> None:
     protocol, transport = connect()
     feed(protocol, b"set k 0 0 1 noreply\r\nv\r\nget k\r\n")
     assert bytes(transport.written) == b"VALUE k 0 1\r\nv\r\nEND\r\n"
+
+
+def test_client_not_reading_its_replies_is_not_read_from() -> None:
+    protocol, transport = connect()
+    paused: list[bool] = []
+    transport.pause_reading = lambda: paused.append(True)  # type: ignore[attr-defined]
+    transport.resume_reading = lambda: paused.append(False)  # type: ignore[attr-defined]
+    protocol.pause_writing()
+    protocol.resume_writing()
+    assert paused == [True, False]

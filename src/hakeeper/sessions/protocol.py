@@ -112,7 +112,18 @@ class MemcacheProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         self._held.clear()
+        # Forwarded requests still out answer into nothing once the client is gone.
+        self.transport = None
         self.node.connection_closed(self)
+
+    def pause_writing(self) -> None:
+        # A client not reading its replies stops being read from: memory stays bounded.
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self._closing:
+            self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         # Work on the read itself when nothing is pending (the common case), else on the
