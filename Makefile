@@ -51,6 +51,7 @@ test: $(STAMP) system-deps lint typecheck
 bench: $(STAMP) bench-deps
 	$(PY) benchmarks/coord_failover.py
 	$(PY) benchmarks/failover_loopback.py
+	$(PY) benchmarks/sessions_vs_memcached.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
