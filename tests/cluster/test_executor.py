@@ -19,6 +19,7 @@ from hakeeper.cluster.membership import MemberRecord, Membership
 from hakeeper.cluster.store import Assignment, ClusterStore, Placement
 from hakeeper.config.loader import spec_from_text
 from hakeeper.errors import NoQuorum
+from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.timing import PROFILES
 from tests.fakes import LocalCoordinator
 
@@ -63,22 +64,40 @@ class RecordingAgent:
         return None
 
 
+async def assigned_here() -> tuple[LocalCoordinator, Membership]:
+    """A fake engine where n1 holds a fast-profile lease and ``db`` is assigned to it."""
+    coord = LocalCoordinator()
+    membership = Membership(
+        coord, KEYS, MemberRecord("n1", "127.0.0.11"), PROFILES["fast"], time.monotonic
+    )
+    await membership.join()
+    await coord.put(KEYS.assignment("db"), Assignment("db", (Placement("n1"),)).encode())
+    return coord, membership
+
+
+def executor_for(
+    tmp_path: Path,
+    coord: LocalCoordinator,
+    membership: Membership,
+    spec: ClusterSpec = SPEC,
+    **kwargs: Any,
+) -> Executor:
+    return Executor(
+        node="n1", spec=lambda: spec, store=ClusterStore(coord, KEYS),
+        events=EventLog(coord, KEYS, "n1"), membership=membership, state_dir=tmp_path, **kwargs,
+    )  # fmt: skip
+
+
 async def test_an_exclusive_resource_stops_at_the_membership_deadline_not_later(
     tmp_path: Path,
 ) -> None:
-    coord = LocalCoordinator()
-    timing = PROFILES["fast"]
-    store = ClusterStore(coord, KEYS)
-    membership = Membership(coord, KEYS, MemberRecord("n1", "127.0.0.11"), timing, time.monotonic)
+    coord, membership = await assigned_here()
     calls: list[tuple[str, float]] = []
     started = asyncio.Event()
-    executor = Executor(
-        node="n1", spec=lambda: SPEC, store=store, events=EventLog(coord, KEYS, "n1"),
-        membership=membership, state_dir=tmp_path,
+    executor = executor_for(
+        tmp_path, coord, membership,
         agent_factory=lambda *args, **kwargs: RecordingAgent(calls, started),
     )  # fmt: skip
-    await membership.join()
-    await coord.put(KEYS.assignment("db"), Assignment("db", (Placement("n1"),)).encode())
     running = asyncio.create_task(executor.run())
     try:
         await asyncio.wait_for(started.wait(), 10)
@@ -104,30 +123,16 @@ class HangingStartAgent(RecordingAgent):
         raise AssertionError("unreachable")
 
 
-def executor_for(
-    tmp_path: Path, coord: LocalCoordinator, membership: Membership, **kwargs: Any
-) -> Executor:
-    return Executor(
-        node="n1", spec=lambda: SPEC, store=ClusterStore(coord, KEYS),
-        events=EventLog(coord, KEYS, "n1"), membership=membership, state_dir=tmp_path, **kwargs,
-    )  # fmt: skip
-
-
 async def test_a_start_still_running_at_the_deadline_is_cut_short_and_stopped(
     tmp_path: Path,
 ) -> None:
-    coord = LocalCoordinator()
-    membership = Membership(
-        coord, KEYS, MemberRecord("n1", "127.0.0.11"), PROFILES["fast"], time.monotonic
-    )
+    coord, membership = await assigned_here()
     calls: list[tuple[str, float]] = []
     started = asyncio.Event()
     executor = executor_for(
         tmp_path, coord, membership,
         agent_factory=lambda *args, **kwargs: HangingStartAgent(calls, started),
     )  # fmt: skip
-    await membership.join()
-    await coord.put(KEYS.assignment("db"), Assignment("db", (Placement("n1"),)).encode())
     running = asyncio.create_task(executor.run())
     try:
         await asyncio.wait_for(started.wait(), 10)
@@ -154,16 +159,8 @@ async def test_a_service_ignoring_sigterm_is_killed_before_the_lease_can_expire(
         f'agent = "process"\nparams = {{ command = "sh {script}" }}\n',
         "test",
     )
-    coord = LocalCoordinator()
-    membership = Membership(
-        coord, KEYS, MemberRecord("n1", "127.0.0.11"), PROFILES["fast"], time.monotonic
-    )
-    executor = Executor(
-        node="n1", spec=lambda: spec, store=ClusterStore(coord, KEYS),
-        events=EventLog(coord, KEYS, "n1"), membership=membership, state_dir=tmp_path,
-    )  # fmt: skip
-    await membership.join()
-    await coord.put(KEYS.assignment("db"), Assignment("db", (Placement("n1"),)).encode())
+    coord, membership = await assigned_here()
+    executor = executor_for(tmp_path, coord, membership, spec=spec)
     running = asyncio.create_task(executor.run())
     try:
         for _ in range(200):
