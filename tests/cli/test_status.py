@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,11 @@ from typer.testing import CliRunner
 from hakeeper.cli.main import app
 from hakeeper.cli.status import collect_status, render, watch_status
 from hakeeper.cluster.election import ControllerElection
+from hakeeper.cluster.events_log import EventLog
 from hakeeper.cluster.store import ClusterStore
 from hakeeper.errors import NoQuorum
 from hakeeper.model.cluster import ClusterSpec
+from hakeeper.model.events import NodeFenced
 from tests.cli.conftest import KEYS, NOW, assign, online, runs
 from tests.fakes import LocalCoordinator
 
@@ -77,6 +80,24 @@ async def test_a_lost_node_and_the_blocked_resource_with_the_schedulers_reason(
     out = text(render(report, NOW))
     assert "lost" in out
     assert "not fenced" in out
+
+
+async def test_a_failed_fence_shows_on_the_node_until_it_succeeds(
+    coord: LocalCoordinator, store: ClusterStore, spec: ClusterSpec
+) -> None:
+    fencing_on = replace(spec, options=replace(spec.options, fencing=True))
+    await online(coord, "n1", "n3")
+    await runs(store, "vip", "n2")
+    await assign(coord, "vip", "n2")
+    events = EventLog(coord, KEYS, "n1")
+    await events.append(NodeFenced(ts=NOW - 5, node="n2", device="ipmi", duration=1.0, ok=False))
+    report = await collect_status(coord, fencing_on, NOW)
+    note = {n.name: n.note for n in report.nodes}["n2"]
+    assert "last fence attempt failed (ipmi, 5 s ago); retrying" in note
+
+    await store.confirm_fenced("n2", by="ipmi", now=NOW)
+    fenced = await collect_status(coord, fencing_on, NOW)
+    assert "failed" not in {n.name: n.note for n in fenced.nodes}["n2"]
 
 
 async def test_pending_actions_show_as_in_progress_with_their_order(

@@ -28,12 +28,14 @@ from rich.text import Text
 from hakeeper.cli import cluster_client as cc
 from hakeeper.cli.cluster_client import ConfigOption, JsonOption
 from hakeeper.cluster.election import Controller, ControllerElection
+from hakeeper.cluster.events_log import EventLog
 from hakeeper.cluster.overrides import apply_overrides
 from hakeeper.cluster.scheduler import schedule
 from hakeeper.cluster.store import Observed
 from hakeeper.coord.base import Coordinator
 from hakeeper.errors import CoordError
 from hakeeper.model.cluster import ClusterSpec
+from hakeeper.model.events import NodeFenced
 from hakeeper.model.transition import Decision, Transition
 
 #: Decisions that explain why something does not run where it should.
@@ -152,6 +154,7 @@ async def collect_status(coord: Coordinator, spec: ClusterSpec, now: float) -> S
         return StatusReport(spec.options.name, quorum=False)
     controller = await ControllerElection(coord, cc.keyspace(spec), "cli").current()
     effective, observed, transition = await observe_live(coord, spec, now)
+    failed_fences = await _failed_fences(coord, spec, transition, now)
     nodes = tuple(
         NodeRow(
             n.name,
@@ -159,7 +162,7 @@ async def collect_status(coord: Coordinator, spec: ClusterSpec, now: float) -> S
             n.standby or _spec_flag(spec, n.name, "standby"),
             n.maintenance or _spec_flag(spec, n.name, "maintenance"),
             controller is not None and controller.node == n.name,
-            _node_note(transition, n.name),
+            "; ".join(filter(None, (_node_note(transition, n.name), failed_fences.get(n.name)))),
         )
         for n in observed.state.nodes
     )
@@ -185,6 +188,24 @@ async def collect_status(coord: Coordinator, spec: ClusterSpec, now: float) -> S
         transition,
         failed,
     )
+
+
+async def _failed_fences(
+    coord: Coordinator, spec: ClusterSpec, tr: Transition, now: float
+) -> dict[str, str]:
+    """For nodes still waiting to be fenced: the last attempt, if it failed (from the log)."""
+    pending = {a.node for a in tr.actions if a.kind == "fence"}
+    if not pending:
+        return {}
+    last: dict[str, NodeFenced] = {}
+    for event in await EventLog(coord, cc.keyspace(spec), "cli").read():
+        if isinstance(event, NodeFenced) and event.node in pending:
+            last[event.node] = event
+    return {
+        node: f"last fence attempt failed ({e.device}, {now - e.ts:.0f} s ago); retrying"
+        for node, e in last.items()
+        if not e.ok
+    }
 
 
 def _node_note(tr: Transition, node: str) -> str:
