@@ -59,44 +59,66 @@ class Trial:
     setting: str
     fault: str
     outage: float | None
+    failback_gap: float | None
     dual_samples: int
     samples: int
     failures: int
     served_by: str
 
 
-def watch_fault(lab: NetnsLab, setting: str, fault_name: str, inject: Callable[[], None]) -> Trial:
-    """Wait for the VIP on n1, watch, inject the fault, wait for service (or watch for
-    ``DUAL_WINDOW`` when the old holder keeps answering), and report."""
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """What to do to n1, and how to bring it back (None: watch for DUAL_WINDOW instead)."""
+
+    name: str
+    inject: Callable[[], None]
+    restore: Callable[[], None] | None
+
+
+def watch_fault(lab: NetnsLab, setting: str, fault: Fault) -> Trial:
+    """Wait for the VIP on n1, watch, inject the fault, wait for service; then restore n1
+    and wait for the VIP to come back to it (failback), or, for a fault with no restore,
+    watch for ``DUAL_WINDOW`` while the old holder may answer on."""
     lab.wait(f"{setting}: the VIP on n1", lambda: lab.holders() == ["n1"], START_LIMIT)
+    failback: float | None = None
     with VipWatch(lab.layout, HTTP_PORT) as watch:
         if watch.wait_served_after(time.monotonic(), START_LIMIT) is None:
             raise RuntimeError(f"{setting}: the client never reached the VIP")
         time.sleep(BEFORE_FAULT)
-        inject()
-        fault = time.monotonic()
-        if fault_name == "node crash":
-            if watch.wait_served_after(fault, RECOVERY_LIMIT) is None:
+        fault.inject()
+        fault_at = time.monotonic()
+        if fault.restore is None:
+            time.sleep(DUAL_WINDOW)
+        else:
+            lab.wait(
+                f"{setting}: the VIP off n1", lambda: "n1" not in lab.holders(), RECOVERY_LIMIT
+            )
+            if watch.wait_served_after(fault_at, RECOVERY_LIMIT) is None:
                 raise RuntimeError(f"{setting}: no answer {RECOVERY_LIMIT}s after the fault")
             time.sleep(AFTER_RECOVERY)
-        else:
-            time.sleep(DUAL_WINDOW)
+            healed = time.monotonic()
+            fault.restore()
+            lab.wait(f"{setting}: the VIP back on n1", lambda: lab.holders() == ["n1"], START_LIMIT)
+            time.sleep(AFTER_RECOVERY)
+            failback = watch.longest_gap(healed, time.monotonic())
         end = time.monotonic()
-    report = watch.report(fault)
+    report = watch.report(fault_at)
     # When only the software dies, the old holder may answer on: the figure is then the
     # longest silence the client saw after the fault.
-    outage = report.outage if fault_name == "node crash" else watch.longest_gap(fault, end)
-    return Trial(setting, fault_name, outage, report.dual_samples, report.samples,
+    outage = report.outage if fault.restore is not None else watch.longest_gap(fault_at, end)
+    return Trial(setting, fault.name, outage, failback, report.dual_samples, report.samples,
                  report.failures, report.served_by_after)  # fmt: skip
 
 
 def hakeeper_trial(lab: NetnsLab, setting: str, fault_name: str) -> Trial:
-    profile = setting.split()[-1]
-    lab.start_cluster(profile)
+    lab.start_cluster(setting.split()[-1])
+    faults = {
+        "node crash": Fault("node crash", lambda: lab.crash("n1"), lambda: lab.heal("n1")),
+        "isolation": Fault("isolation", lambda: lab.isolate("n1"), lambda: lab.heal("n1")),
+        "process only": Fault("process only", lambda: _kill_agent(lab, "n1"), None),
+    }
     try:
-        if fault_name == "node crash":
-            return watch_fault(lab, setting, fault_name, lambda: lab.crash("n1"))
-        return watch_fault(lab, setting, fault_name, lambda: _kill_agent(lab, "n1"))
+        return watch_fault(lab, setting, faults[fault_name])
     finally:
         lab.stop_cluster()
 
@@ -110,35 +132,44 @@ def _kill_agent(lab: NetnsLab, node: str) -> None:
 def keepalived_trial(lab: NetnsLab, setting: str, fault_name: str) -> Trial:
     cluster = KeepalivedCluster(lab, KEEPALIVED[setting])
     cluster.start()
+
+    def crash() -> None:
+        cluster.crash_vrrp("n1")
+        lab.crash("n1")
+
+    faults = {
+        "node crash": Fault("node crash", crash, lambda: cluster.reboot("n1")),
+        "isolation": Fault("isolation", lambda: lab.isolate("n1"), lambda: lab.plug("n1")),
+        "process only": Fault("process only", lambda: cluster.crash_vrrp("n1"), None),
+    }
     try:
-
-        def inject() -> None:
-            cluster.crash_vrrp("n1")
-            if fault_name == "node crash":
-                lab.crash("n1")
-
-        return watch_fault(lab, setting, fault_name, inject)
+        return watch_fault(lab, setting, faults[fault_name])
     finally:
         cluster.stop()
 
 
-def run_trials(lab: NetnsLab, trials: int) -> list[Trial]:
+def _line(trial: Trial) -> str:
+    def ms(value: float | None) -> str:
+        return f"{value * 1000:6.0f} ms" if value is not None else "     -   "
+
+    dual = f"{trial.dual_samples}/{trial.samples}"
+    return (f"{trial.setting:<36} {trial.fault:<13} outage {ms(trial.outage)} "
+            f"failback gap {ms(trial.failback_gap)} dual {dual}")  # fmt: skip
+
+
+def run_trials(lab: NetnsLab, trials: int, isolation_trials: int) -> list[Trial]:
     out: list[Trial] = []
     settings = [*HAKEEPER, *KEEPALIVED]
-    for round_ in range(trials):
-        for setting in settings:  # interleaved, so machine noise spreads over all
-            runner = hakeeper_trial if setting in HAKEEPER else keepalived_trial
-            trial = runner(lab, setting, "node crash")
-            out.append(trial)
-            outage = f"{trial.outage * 1000:7.0f} ms" if trial.outage is not None else "   none"
-            print(f"round {round_ + 1}/{trials} {setting:<36} outage {outage} "
-                  f"dual {trial.dual_samples}", file=sys.stderr)  # fmt: skip
-    for setting in ("hakeeper fast", *KEEPALIVED):
-        runner = hakeeper_trial if setting in HAKEEPER else keepalived_trial
-        trial = runner(lab, setting, "process only")
-        out.append(trial)
-        print(f"process only {setting:<36} dual {trial.dual_samples}/{trial.samples}",
-              file=sys.stderr)  # fmt: skip
+    plan = [("node crash", trials), ("isolation", isolation_trials), ("process only", 1)]
+    for fault_name, rounds in plan:
+        for round_ in range(rounds):
+            for setting in settings:  # interleaved, so machine noise spreads over all
+                if fault_name == "process only" and setting == "hakeeper default":
+                    continue  # same mechanism as fast, only slower
+                runner = hakeeper_trial if setting in HAKEEPER else keepalived_trial
+                trial = runner(lab, setting, fault_name)
+                out.append(trial)
+                print(f"{round_ + 1}/{rounds} {_line(trial)}", file=sys.stderr, flush=True)
     return out
 
 
@@ -146,9 +177,13 @@ def summary(trials: list[Trial]) -> dict[str, dict[str, object]]:
     table: dict[str, dict[str, object]] = {}
     for trial in trials:
         key = f"{trial.setting} | {trial.fault}"
-        row = table.setdefault(key, {"outages_ms": [], "dual_samples": 0, "samples": 0})
+        row = table.setdefault(
+            key, {"outages_ms": [], "failback_gaps_ms": [], "dual_samples": 0, "samples": 0}
+        )
         if trial.outage is not None:
             row["outages_ms"].append(round(trial.outage * 1000))  # type: ignore[attr-defined]
+        if trial.failback_gap is not None:
+            row["failback_gaps_ms"].append(round(trial.failback_gap * 1000))  # type: ignore[attr-defined]
         row["dual_samples"] = int(str(row["dual_samples"])) + trial.dual_samples
         row["samples"] = int(str(row["samples"])) + trial.samples
     for row in table.values():
@@ -157,6 +192,9 @@ def summary(trials: list[Trial]) -> dict[str, dict[str, object]]:
         if values:
             row["median_ms"] = statistics.median(values)
             row["min_ms"], row["max_ms"] = min(values), max(values)
+        gaps = row["failback_gaps_ms"]
+        assert isinstance(gaps, list)
+        row["failback_median_ms"] = statistics.median(gaps) if gaps else None
     return table
 
 
@@ -174,6 +212,7 @@ def ratios(table: dict[str, dict[str, object]]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--isolation-trials", type=int, default=2)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -183,7 +222,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="hk-bench-vip-"))
     lab = NetnsLab.create(folder, nodes=3, client=True, start_agents=False)
     try:
-        trials = run_trials(lab, args.trials)
+        trials = run_trials(lab, args.trials, args.isolation_trials)
     finally:
         lab.down()
         shutil.rmtree(folder, ignore_errors=True)
@@ -197,12 +236,15 @@ def main() -> None:
         return
     print(f"\nVIP failover seen by a client polling every 10 ms; {args.trials} trials per "
           "setting, interleaved, in one namespace lab")  # fmt: skip
-    print(f"{'setting | fault':<58}{'median ms':>10}{'min':>7}{'max':>7}{'dual/samples':>15}")
+    print(f"{'setting | fault':<58}{'median ms':>10}{'min':>7}{'max':>7}{'failback':>10}"
+          f"{'dual/samples':>15}")  # fmt: skip
     for key, row in table.items():
         if "median_ms" in row:
             figures = f"{row['median_ms']:>10.0f}{row['min_ms']:>7}{row['max_ms']:>7}"
         else:
             figures = f"{'-':>10}{'-':>7}{'-':>7}"
+        gap = row["failback_median_ms"]
+        figures += f"{gap:>10.0f}" if isinstance(gap, int | float) else f"{'-':>10}"
         print(f"{key:<58}{figures}{str(row['dual_samples']) + '/' + str(row['samples']):>15}")
     for name, value in rates.items():
         print(f"ratio {name}: {value:.2f}x")

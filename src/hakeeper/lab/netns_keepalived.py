@@ -79,19 +79,31 @@ class KeepalivedCluster:
     def start(self) -> None:
         self.lab.stop_cluster()
         self.dir.mkdir(parents=True, exist_ok=True)
+        for node in self.lab.layout.nodes:
+            self.start_node(node)
+
+    def start_node(self, node: str) -> None:
+        """The web server and keepalived on ``node`` (again, after a crash)."""
         web = [sys.executable, "-m", "hakeeper.lab.http_app", "--port", str(HTTP_PORT),
                "--bind", "0.0.0.0", "--name", "web"]  # fmt: skip
-        for node in self.lab.layout.nodes:
-            env_node = ["env", f"HAKEEPER_NODE={node}"]
-            self._spawn(node, [*env_node, *web], self.dir / f"{node}-web.log")
-            conf = self.dir / f"{node}.conf"
-            conf.write_text(keepalived_config(self.lab, node, self.advert_int))
-            vrrp_pid = self.dir / f"{node}-vrrp.pid"
-            vrrp_pid.unlink(missing_ok=True)
-            argv = ["keepalived", "-n", "-l", "-P", "-f", str(conf),
-                    "-p", str(self.dir / f"{node}.pid"), "-r", str(vrrp_pid)]  # fmt: skip
-            child = self._spawn(node, argv, self.dir / f"{node}.log")
-            self.started[node] = Started(child.pid, vrrp_pid)
+        self._spawn(node, ["env", f"HAKEEPER_NODE={node}", *web], self.dir / f"{node}-web.log")
+        conf = self.dir / f"{node}.conf"
+        conf.write_text(keepalived_config(self.lab, node, self.advert_int))
+        vrrp_pid, main_pid = self.dir / f"{node}-vrrp.pid", self.dir / f"{node}.pid"
+        # A crashed keepalived leaves its pid files; an unreaped zombie under that PID would
+        # make the new one refuse to start ("daemon is already running").
+        self.reap()
+        vrrp_pid.unlink(missing_ok=True)
+        main_pid.unlink(missing_ok=True)
+        argv = ["keepalived", "-n", "-l", "-P", "-f", str(conf),
+                "-p", str(main_pid), "-r", str(vrrp_pid)]  # fmt: skip
+        child = self._spawn(node, argv, self.dir / f"{node}.log")
+        self.started[node] = Started(child.pid, vrrp_pid)
+
+    def reboot(self, node: str) -> None:
+        """A crashed host back: cable in, web server and keepalived started afresh."""
+        self.lab.plug(node)
+        self.start_node(node)
 
     def vrrp_child(self, node: str, timeout: float = 10.0) -> int:
         deadline = time.monotonic() + timeout

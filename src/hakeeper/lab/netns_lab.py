@@ -358,9 +358,13 @@ class NetnsLab:
     def isolate(self, host: str) -> None:
         _set_port(self.layout.switch_ns, self.layout.port(host), up=False)
 
+    def plug(self, host: str) -> None:
+        """Cable back in, nothing else."""
+        _set_port(self.layout.switch_ns, self.layout.port(host), up=True)
+
     def heal(self, host: str) -> None:
         """Cable back in; a node whose agent is gone (crashed, fenced) boots again."""
-        _set_port(self.layout.switch_ns, self.layout.port(host), up=True)
+        self.plug(host)
         if host in self.layout.nodes and self.agent_state(host) == "gone":
             # /run does not survive a reboot.
             shutil.rmtree(self.runtime_dir(host), ignore_errors=True)
