@@ -139,6 +139,7 @@ def test_a_frozen_agent_is_fenced_and_the_vip_moves(steady: NetnsLab, watch: Vip
 def test_an_isolated_holder_drops_the_vip_before_the_majority_raises_it(
     steady: NetnsLab, watch: VipWatch
 ) -> None:
+    log_before = steady.log_path("n1").stat().st_size
     steady.isolate("n1")
     fault = time.monotonic()
     steady.wait("the majority to raise the VIP", lambda: moved_from(steady, "n1"), WAIT)
@@ -150,6 +151,10 @@ def test_an_isolated_holder_drops_the_vip_before_the_majority_raises_it(
     assert raised is not None
     assert dropped.at < raised.at
     assert watch.dual_samples() == 0
+    with steady.log_path("n1").open() as log:
+        log.seek(log_before)
+        # n1's own agent stopped it on losing quorum (rule 1), not only the fence after.
+        assert "resource=vip op=stop rc=0" in log.read()
 
 
 def test_the_lab_fence_agent_powers_off_a_netns_host(steady: NetnsLab) -> None:
