@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -68,6 +69,17 @@ promotable = true
         await cluster.close()
 
 
+async def replica_follows_primary(replica: str, primary: str, timeout: float = 30.0) -> None:
+    """Promoted is what the cluster reports; the replica learns it from the stream's hello."""
+    async with SessionClient(primary) as client:
+        epoch = (await client.position()).log_epoch
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with SessionClient(replica) as client:
+        while (await client.position()).log_epoch != epoch:
+            assert asyncio.get_running_loop().time() < deadline, "replica never synced"
+            await asyncio.sleep(0.1)
+
+
 @pytest.mark.slow
 async def test_promotable_store_keeps_acknowledged_writes_across_primary_crash(
     lab: tuple[LoopbackCluster, int],
@@ -80,15 +92,18 @@ async def test_promotable_store_keeps_acknowledged_writes_across_primary_crash(
     )
     primary = next(n for n, r in roles(ready, "store").items() if r == "promoted")
     survivor = next(n for n in NODES if n != primary)
+    await replica_follows_primary(f"{NODES[survivor]}:{port}", f"{NODES[primary]}:{port}")
     async with SessionClient(f"{NODES[survivor]}:{port}") as client:
         for index in range(20):
             assert await client.set(b"k%d" % index, b"v%d" % index) == b"STORED"
     cluster.crash(primary)
     await cluster.confirm_fenced(primary)
-    await cluster.wait_for(
+    after = await cluster.wait_for(
         "a new store primary among the survivors",
         lambda o: sorted(roles(o, "store").values()) == ["promoted", "started"],
     )
+    new_primary = next(n for n, r in roles(after, "store").items() if r == "promoted")
+    await replica_follows_primary(f"{NODES[survivor]}:{port}", f"{NODES[new_primary]}:{port}")
     async with SessionClient(f"{NODES[survivor]}:{port}") as client:
         for index in range(20):
             found = await client.get(b"k%d" % index)

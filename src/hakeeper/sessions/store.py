@@ -214,10 +214,16 @@ class Store:
         """Put an item exactly as another node holds it (absolute exptime, its CAS)."""
         if cas > self._cas:
             self._cas = cas
-        old = self._items.pop(key, None)
+        items = self._items
+        old = items.pop(key, None)
         if old is not None:
-            self._bytes -= item_size(key, old.value)
-        self._store_item(key, Item(value, flags, exptime, cas, self.clock()))
+            self._bytes -= len(key) + len(old.value) + ITEM_OVERHEAD
+        mtime = self.clock() if self._flush_at else 0.0
+        items[key] = Item(value, flags, exptime, cas, mtime)
+        self._bytes += len(key) + len(value) + ITEM_OVERHEAD
+        self._total_items += 1
+        if self._bytes > self.memory_limit:
+            self._evict()
 
     def remove(self, key: bytes) -> None:
         old = self._items.pop(key, None)
@@ -291,12 +297,6 @@ class Store:
         if self._bytes > self.memory_limit:
             self._evict()
         return Outcome.STORED
-
-    def _store_item(self, key: bytes, item: Item) -> None:
-        self._items[key] = item
-        self._bytes += item_size(key, item.value)
-        self._total_items += 1
-        self._evict()
 
     def _evict(self) -> None:
         while self._bytes > self.memory_limit and self._items:
