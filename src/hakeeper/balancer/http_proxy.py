@@ -52,34 +52,22 @@ class HeaderTooLarge(Exception):
 
 
 class Request:
-    __slots__ = (
-        "body",
-        "body_bytes",
-        "chunked",
-        "complete",
-        "error",
-        "head",
-        "http10",
-        "idempotent",
-        "keep_alive",
-        "method",
-        "replayable",
-        "sticky",
-    )
+    """One parsed request on its way; class attributes are the defaults (fewer stores)."""
+
+    method = b""
+    head = b""
+    body_bytes = 0
+    chunked = False
+    complete = False
+    error = 0
+    http10 = False
+    idempotent = False
+    keep_alive = True
+    replayable = True
+    sticky: str | None = None
 
     def __init__(self) -> None:
-        self.method = b""
-        self.head = b""
         self.body: list[bytes] = []
-        self.body_bytes = 0
-        self.chunked = False
-        self.complete = False
-        self.error = 0
-        self.http10 = False
-        self.idempotent = False
-        self.keep_alive = True
-        self.replayable = True
-        self.sticky: str | None = None
 
 
 def _error_request(status: int) -> Request:
@@ -126,7 +114,6 @@ class HttpUpstream(asyncio.Protocol):
             # Nothing asked: a server talking out of turn on an idle connection.
             self.close()
             return
-        client.deadline = self.rt.now + self.rt.timeouts.response
         if (
             not self.started
             and not self.pending
@@ -134,6 +121,7 @@ class HttpUpstream(asyncio.Protocol):
             and self._whole(client, data)
         ):
             return
+        client.deadline = self.rt.response_deadline
         self.chunk = data
         try:
             self.parser.feed_data(data)
@@ -255,6 +243,8 @@ class HttpUpstream(asyncio.Protocol):
         server.observe_response(self.rt.loop.time() - self.sent_at, code)
         if code >= 500 and self.rt.backend.spec.passive.observe_5xx:
             self.rt.backend.observe_error(server, self.rt.now, f"status {code}")
+        if sized and req.keep_alive and not req.http10 and self.rt.backend.spec.cookie is None:
+            return head + b"\r\n"  # the common case: nothing to add
         out = [head]
         if not bodyless and not sized:
             if chunked or not req.http10:
@@ -385,7 +375,7 @@ class HttpClient(asyncio.Protocol):
         self.key = rt.client_key(host)
         if rt.spec.forwarded:
             self.xff, self.fwd = forwarded_lines(host)
-        self.deadline = rt.now + rt.timeouts.client_idle
+        self.deadline = rt.idle_deadline
 
     def data_received(self, data: bytes) -> None:
         if self.stopped:
@@ -452,18 +442,12 @@ class HttpClient(asyncio.Protocol):
             self.headers = []
             if not self.queue:
                 self.phase = HEAD
-                self.deadline = self.rt.now + self.rt.timeouts.client_header
+                self.deadline = self.rt.header_deadline
         else:
             self.url += url
-        self.head_bytes += len(url)
-        if self.head_bytes > self.rt.limits.max_header_bytes:
-            raise HeaderTooLarge
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
-        self.head_bytes += len(name) + len(value) + 4
-        if self.head_bytes > self.rt.limits.max_header_bytes:
-            raise HeaderTooLarge
 
     def on_headers_complete(self) -> None:
         self.in_head = False
@@ -482,7 +466,9 @@ class HttpClient(asyncio.Protocol):
         cookie = self.rt.backend.spec.cookie
         extra_hop: set[bytes] | None = None
         has_body = False
+        size = len(self.url)
         for name, value in self.headers:
+            size += len(name) + len(value)
             lname = name.lower()
             if lname in HOP_BY_HOP:
                 if lname == b"transfer-encoding":
@@ -501,6 +487,8 @@ class HttpClient(asyncio.Protocol):
             elif cookie is not None and lname == b"cookie":
                 req.sticky = _cookie_value(value, cookie)
             out += (name, b": ", value, b"\r\n")
+        if size > self.rt.limits.max_header_bytes:
+            raise HeaderTooLarge
         if extra_hop:
             out = _drop_named(out, extra_hop, 4)
         if req.chunked:
@@ -577,7 +565,7 @@ class HttpClient(asyncio.Protocol):
                 self._attach(upstream, req)
                 return
         self.phase = CONNECTING
-        self.deadline = rt.now + rt.timeouts.connect
+        self.deadline = rt.connect_deadline
         self.connecting = server
         self.connect_task = rt.loop.create_task(self._open(server, req))
 
@@ -623,7 +611,7 @@ class HttpClient(asyncio.Protocol):
         server.requests += 1
         self.upstream = upstream
         self.phase = WAITING
-        self.deadline = self.rt.now + self.rt.timeouts.response
+        self.deadline = self.rt.response_deadline
         upstream.send(self, req)
 
     # -- called by the upstream ------------------------------------------------------------
@@ -658,8 +646,7 @@ class HttpClient(asyncio.Protocol):
         else:
             self.phase = HEAD if self.in_head else IDLE
             rt = self.rt
-            timeout = rt.timeouts.client_header if self.in_head else rt.timeouts.client_idle
-            self.deadline = rt.now + timeout
+            self.deadline = rt.header_deadline if self.in_head else rt.idle_deadline
 
     def upstream_failed(self, upstream: HttpUpstream, why: str) -> None:
         """The upstream connection ended before any response head arrived."""

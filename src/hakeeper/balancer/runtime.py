@@ -40,12 +40,30 @@ class FrontendRuntime:
     ) -> None:
         self.spec = spec
         self.backend = backend
-        self.timeouts = timeouts
         self.limits = limits
         self.loop = loop
         self.now = loop.time()
         self.conns: set[Expirable] = set()
         self.accepted = 0
+        self.timeouts = timeouts
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return self._timeouts
+
+    @timeouts.setter
+    def timeouts(self, timeouts: Timeouts) -> None:
+        self._timeouts = timeouts
+        self._deadlines()
+
+    def _deadlines(self) -> None:
+        """Each phase's deadline for a connection entering it now (one load on the hot path)."""
+        now, t = self.now, self._timeouts
+        self.header_deadline = now + t.client_header
+        self.idle_deadline = now + t.client_idle
+        self.connect_deadline = now + t.connect
+        self.response_deadline = now + t.response
+        self.tcp_idle_deadline = now + t.tcp_idle
 
     @property
     def keyed(self) -> bool:
@@ -57,6 +75,7 @@ class FrontendRuntime:
 
     def sweep(self) -> None:
         now = self.now = self.loop.time()
+        self._deadlines()
         for conn in [c for c in self.conns if c.deadline < now]:
             try:
                 conn.expire()
