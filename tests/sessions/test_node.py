@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from hakeeper.sessions import entries
 from hakeeper.sessions.node import Node, NodeConfig
 from hakeeper.sessions.position import Position, Role, most_up_to_date
@@ -78,10 +81,29 @@ def test_corrupt_batch_asks_for_resync_and_keeps_the_connection() -> None:
     assert send(conn, transport, b"version\r\n") == b"VERSION 1.6.18\r\n"
 
 
-def test_replica_without_a_primary_answers_writes_with_server_error() -> None:
-    _, conn, transport = replica()
-    reply = send(conn, transport, b"set k 0 0 1\r\nv\r\n")
-    assert reply.startswith(b"SERVER_ERROR no primary")
+async def test_replica_holds_writes_until_a_primary_is_known_then_errors() -> None:
+    config = NodeConfig(address="127.0.0.1:1", peers=PEERS, replicated=True, forward_timeout=0.3)
+    node = Node(config)
+    conn = MemcacheProtocol(node)
+    transport = FakeTransport()
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    ready = asyncio.Event()
+    runner = asyncio.create_task(node.run(ready))
+    try:
+        await ready.wait()
+        conn.data_received(b"set k 0 0 1\r\nv\r\nversion\r\n")
+        assert transport.written == b""
+        for _ in range(50):
+            if transport.written:
+                break
+            await asyncio.sleep(0.05)
+        assert bytes(transport.written) == (
+            b"SERVER_ERROR no primary known to this replica\r\nVERSION 1.6.18\r\n"
+        )
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
 
 
 def test_promotion_chooses_highest_epoch_then_seq() -> None:

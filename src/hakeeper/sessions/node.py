@@ -29,6 +29,7 @@ import asyncio
 import logging
 import os
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from hakeeper.sessions import entries
@@ -90,6 +91,7 @@ class Node:
         self._link_tasks: list[asyncio.Task[None]] = []
         self._waiting: set[MemcacheProtocol] = set()
         self._upstream: Upstream | None = None
+        self._orphans: deque[tuple[bytes, bool, bool, Slot, MemcacheProtocol]] = deque()
         self._tg: asyncio.TaskGroup | None = None
         self._set_flags()
 
@@ -133,6 +135,14 @@ class Node:
                 since = upstream.oldest_since()
                 if since is not None and now - since > self.config.forward_timeout:
                     upstream.fail("timeout")
+            self._fail_orphans(now - self.config.forward_timeout)
+
+    def _fail_orphans(self, older_than: float) -> None:
+        """Answer requests that waited too long for a primary to be known."""
+        while self._orphans and self._orphans[0][3].since <= older_than:
+            _, _, noreply, slot, conn = self._orphans.popleft()
+            slot.data = b"" if noreply else b"SERVER_ERROR no primary known to this replica\r\n"
+            conn.release()
 
     # --- connections -------------------------------------------------------------------------
 
@@ -232,6 +242,9 @@ class Node:
                 max(self.seen_epoch, self.log_epoch),
             )
         self._drop_upstream("promoted")
+        self._fail_orphans(float("inf"))
+        # Streams of the previous epoch must not count toward this one's majority.
+        self.step_down(f"re-promoted with epoch {epoch}")
         self.seen_epoch = epoch
         self.log_epoch = epoch
         self.role = Role.PRIMARY
@@ -288,8 +301,8 @@ class Node:
     ) -> None:
         address = self.primary_address
         if address is None or address == self.config.address:
-            slot.data = b"" if noreply else b"SERVER_ERROR no primary known to this replica\r\n"
-            conn.release()
+            # Right after a promotion the new primary's hello may still be on its way.
+            self._orphans.append((payload, multi, noreply, slot, conn))
             return
         upstream = self._upstream
         if upstream is None or upstream.closed or upstream.address != address:
@@ -379,6 +392,10 @@ class Node:
         if self.primary_address != address:
             self._drop_upstream("new primary")
             self.primary_address = address
+        orphans = list(self._orphans)
+        self._orphans.clear()
+        for orphan in orphans:
+            self.forward(*orphan)
         return self.position().line()
 
     def _adopt(self, log_epoch: int, seq: int, payload: bytes) -> bytes:
