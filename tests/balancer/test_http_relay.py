@@ -329,3 +329,26 @@ async def test_balancer_object_reports_unknown_server_with_the_fix() -> None:
     lb = Balancer(config([{"name": "x", "address": "127.0.0.1:1"}]))
     with pytest.raises(Exception, match="hakeeper lb servers"):
         lb.server("be", "nope")
+
+
+async def test_response_cut_half_way_closes_the_client_without_a_replay() -> None:
+    served = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal served
+        await reader.readuntil(b"\r\n\r\n")
+        served += 1
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part")
+        await writer.drain()
+        writer.transport.abort()
+
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with serving(config([{"name": "s", "address": f"127.0.0.1:{port}"}])) as lb:
+            responses = await exchange(lb.port_of("fe"), b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    finally:
+        server.close()
+    assert served == 1
+    assert responses[0].status == 200
+    assert not responses[0].done

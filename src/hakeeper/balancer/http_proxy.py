@@ -144,10 +144,17 @@ class HttpUpstream(asyncio.Protocol):
             if self in idle:
                 idle.remove(self)
             return
-        if self.started and self.until_eof and not self.finished:
-            self._complete()
+        if self.finished:
             return
-        if not self.finished:
+        if self.started and self.until_eof:
+            self._complete()
+        elif self.started:
+            # Part of the response is already with the client: it cannot be replayed.
+            self.server.active -= 1
+            self.client = None
+            client.upstream = None
+            client.abort()
+        else:
             client.upstream_failed(self, "connection closed before the response ended")
 
     def pause_writing(self) -> None:
