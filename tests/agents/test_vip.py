@@ -116,6 +116,7 @@ def test_prefix_from_ip_or_default_host_route() -> None:
         ({"ip": "10.0.0.1", "interface": "eth0", "prefixlen": 40}, "out of 1..32"),
         ({"ip": "10.0.0.1", "interface": "eth0", "colour": "red"}, "no parameter"),
         ({"ip": "10.0.0.1", "interface": "eth0", "announce_count": "x"}, "whole number"),
+        ({"ip": "10.0.0.1", "interface": "eth0", "netns": "../x"}, "under /run/netns"),
     ],
 )
 def test_bad_parameters_are_config_errors(params: dict[str, object], message: str) -> None:

@@ -86,9 +86,9 @@ class VipConfig:
                 f"vip agent has no parameter(s) {', '.join(unknown)}; "
                 f"its parameters are {', '.join(sorted(known))}"
             )
-        for name in ("ip", "interface"):
+        for name, example in (("ip", "ip = '10.0.0.100/24'"), ("interface", "interface = 'eth0'")):
             if not isinstance(params.get(name), str) or not params[name]:
-                raise ConfigError(f"vip agent needs parameter {name!r} (e.g. ip = '10.0.0.100')")
+                raise ConfigError(f"vip agent needs parameter {name!r} (e.g. {example})")
         try:
             iface = ipaddress.ip_interface(str(params["ip"]))
         except ValueError as exc:
@@ -112,6 +112,10 @@ class VipConfig:
         if not isinstance(interval, str | int | float):
             raise ConfigError("vip parameter announce_interval: give a duration like '100ms'")
         netns = params.get("netns")
+        if netns is not None and (not isinstance(netns, str) or "/" in netns or not netns):
+            raise ConfigError(
+                f"vip parameter netns: {netns!r} must name a namespace under /run/netns"
+            )
         return cls(
             address=iface.ip,
             prefixlen=prefixlen,
