@@ -66,9 +66,17 @@ class FrontendRuntime:
         self.tcp_idle_deadline = now + t.tcp_idle
 
     @property
-    def keyed(self) -> bool:
+    def backend(self) -> Backend:
+        return self._backend
+
+    @backend.setter
+    def backend(self, backend: Backend) -> None:
+        self._backend = backend
+        self.refresh_keyed()
+
+    def refresh_keyed(self) -> None:
         """Whether the policy looks at the client's address (else nobody asks for it)."""
-        return self.backend.spec.policy in KEYED_POLICIES
+        self.keyed = self._backend.spec.policy in KEYED_POLICIES
 
     def client_key(self, peer_host: str) -> int:
         return key_of(peer_host) if self.keyed else 0

@@ -234,7 +234,7 @@ class Balancer:
                 await self._open_frontend(spec)
             else:
                 rt_kept.spec = spec
-                rt_kept.backend = self.backends[spec.backend]
+                rt_kept.backend = self.backends[spec.backend]  # also re-reads its policy
                 rt_kept.timeouts = config.timeouts
                 rt_kept.limits = config.limits
         log.info("event=reloaded frontends=%d backends=%d", len(self.frontends), len(self.backends))
