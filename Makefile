@@ -52,6 +52,7 @@ bench: $(STAMP) bench-deps
 	$(PY) benchmarks/coord_failover.py
 	$(PY) benchmarks/failover_loopback.py
 	$(PY) benchmarks/sessions_vs_memcached.py
+	$(PY) benchmarks/balancer_vs_haproxy.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
