@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -81,14 +81,19 @@ def capture(namespace: str) -> socket.socket:
     return sock
 
 
-def frames(sock: socket.socket, wanted: int, seconds: float = 3.0) -> list[bytes]:
+def frames(
+    sock: socket.socket, wanted: int, keep: Callable[[bytes], bool], seconds: float = 3.0
+) -> list[bytes]:
+    """Up to ``wanted`` captured frames that ``keep`` accepts (others, e.g. IPv6 noise, skipped)."""
     got: list[bytes] = []
     deadline = time.monotonic() + seconds
     while len(got) < wanted and time.monotonic() < deadline:
         try:
-            got.append(sock.recv(2048))
+            frame = sock.recv(2048)
         except TimeoutError:
             continue
+        if keep(frame):
+            got.append(frame)
     return got
 
 
@@ -192,7 +197,7 @@ async def test_ipv4_start_sends_gratuitous_arp_count_times(ns: str) -> None:
     sock = capture(ns)
     try:
         await vip(ns, announce_count=4).start(REQ)
-        got = [f for f in frames(sock, 4) if f[12:14] == ETH_P_ARP.to_bytes(2, "big")]
+        got = frames(sock, 5, lambda f: f[12:14] == ETH_P_ARP.to_bytes(2, "big"), seconds=1.5)
     finally:
         sock.close()
 
@@ -207,8 +212,12 @@ async def test_ipv6_start_sends_unsolicited_neighbour_advertisements(ns: str) ->
     try:
         result = await vip(ns, ip="fd00:77::100/64", announce_count=2).start(REQ)
         # IPv6 header (40 bytes) after Ethernet (14); next header 58 = ICMPv6.
-        got = [f for f in frames(sock, 20) if f[12:14] == b"\x86\xdd" and f[20] == 58]
-        na = [f for f in got if f[54] == ICMPV6_NA]
+        na = frames(
+            sock,
+            3,
+            lambda f: f[12:14] == b"\x86\xdd" and f[20] == 58 and f[54] == ICMPV6_NA,
+            seconds=1.5,
+        )
     finally:
         sock.close()
 
