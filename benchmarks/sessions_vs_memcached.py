@@ -125,7 +125,9 @@ def target(name: str, workdir: Path) -> Iterator[tuple[str, int, str]]:
             addresses = [f"{h}:{free_port(h)}" for h in hosts]
             for index, address in enumerate(addresses):
                 h, _, p = address.rpartition(":")
-                servers.start(f"{name}-{index}", store_argv(address, addresses, index == 0), h, int(p))
+                servers.start(
+                    f"{name}-{index}", store_argv(address, addresses, index == 0), h, int(p)
+                )
             h, _, p = addresses[0].rpartition(":")
             wait_replicas(h, int(p))
             yield h, int(p), "mc"
@@ -255,7 +257,8 @@ def main() -> None:
     if args.json:
         print(json.dumps({"results": [asdict(r) for r in results], "ratios": ratios, "load": load}))
         return
-    print(f"{'target':<12} {'op':<4} {'P':>3} {'ops/s':>10} {'p50 us':>8} {'p99 us':>8} {'errors':>6}")
+    header = ("target", "op", "P", "ops/s", "p50 us", "p99 us", "errors")
+    print("{:<12} {:<4} {:>3} {:>10} {:>8} {:>8} {:>6}".format(*header))
     for r in results:
         print(
             f"{r.target:<12} {r.op:<4} {r.pipeline:>3} {r.ops_per_s:>10.0f} "
