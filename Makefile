@@ -53,6 +53,7 @@ bench: $(STAMP) bench-deps
 	$(PY) benchmarks/failover_loopback.py
 	$(PY) benchmarks/sessions_vs_memcached.py
 	$(PY) benchmarks/balancer_vs_haproxy.py
+	$(PY) benchmarks/vip_failover_vs_keepalived.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
