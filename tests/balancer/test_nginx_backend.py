@@ -1,10 +1,11 @@
-"""The L7 relay in front of real Debian nginx: keep-alive, chunked uploads, HEAD, errors."""
+"""The relay in front of real Debian nginx: keep-alive, bodies, HEAD, a SIGKILLed server."""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
 import signal
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,26 +42,35 @@ http {{
 """
 
 
-@pytest.fixture
-def nginx(tmp_path: Path) -> Iterator[int]:
+def start_nginx(where: Path) -> tuple[int, ManagedProcess]:
     require_binary("nginx", "nginx")
     nginx_bin = shutil.which("nginx") or "nginx"
     port = free_port()
     for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi", "static"):
-        (tmp_path / sub).mkdir()
-    (tmp_path / "static" / "big.txt").write_bytes(b"0123456789" * 50_000)
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=tmp_path, port=port))
+        (where / sub).mkdir(parents=True)
+    (where / "static" / "big.txt").write_bytes(b"0123456789" * 50_000)
+    conf = where / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=where, port=port))
     proc = ManagedProcess(
-        "nginx", [nginx_bin, "-p", str(tmp_path), "-c", str(conf)], tmp_path / "out.log"
+        "nginx", [nginx_bin, "-p", str(where), "-c", str(conf)], where / "out.log"
     )
     proc.start()
+    return port, proc
+
+
+def stop_nginx(proc: ManagedProcess) -> None:
+    proc.signal(signal.SIGQUIT)
+    if not proc.wait(10):
+        proc.kill()
+
+
+@pytest.fixture
+def nginx(tmp_path: Path) -> Iterator[int]:
+    port, proc = start_nginx(tmp_path)
     try:
         yield port
     finally:
-        proc.signal(signal.SIGQUIT)
-        if not proc.wait(10):
-            proc.kill()
+        stop_nginx(proc)
 
 
 async def _ready(port: int) -> None:
@@ -100,3 +110,40 @@ async def test_relay_in_front_of_nginx(nginx: int) -> None:
         posted = await exchange(port, upload)
         assert posted[0].status in (200, 405)
         assert lb.backends["be"].servers["n"].up
+
+
+async def test_sigkill_of_one_nginx_under_load_costs_clients_nothing(tmp_path: Path) -> None:
+    (port1, proc1), (port2, proc2) = start_nginx(tmp_path / "n1"), start_nginx(tmp_path / "n2")
+    try:
+        await _ready(port1)
+        await _ready(port2)
+        servers = [
+            {"name": "n1", "address": f"127.0.0.1:{port1}"},
+            {"name": "n2", "address": f"127.0.0.1:{port2}"},
+        ]
+        cfg = config(servers, backend={"check": {"type": "tcp", "inter": 0.5}})
+        async with serving(cfg) as lb:
+            port = lb.port_of("fe")
+            statuses: Counter[int] = Counter()
+
+            async def client(n: int) -> None:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                try:
+                    for _ in range(n):
+                        writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+                        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+                        statuses[int(head.split()[1])] += 1
+                        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                        await reader.readexactly(length)
+                finally:
+                    writer.close()
+
+            async with asyncio.timeout(90):
+                load = [asyncio.create_task(client(200)) for _ in range(8)]
+                await asyncio.sleep(0.1)
+                proc1.kill()  # SIGKILL: no goodbye, connections reset by the kernel
+                await asyncio.gather(*load)
+        assert statuses == {200: 1600}
+    finally:
+        stop_nginx(proc1)
+        stop_nginx(proc2)
