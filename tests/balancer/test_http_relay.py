@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections import Counter
 from collections.abc import AsyncIterator
 
@@ -352,3 +353,31 @@ async def test_response_cut_half_way_closes_the_client_without_a_replay() -> Non
     assert served == 1
     assert responses[0].status == 200
     assert not responses[0].done
+
+
+async def test_connect_timeout_is_redispatched(two: tuple[HttpBackend, ...]) -> None:
+    # A listener that never accepts, its backlog full: further SYNs go unanswered on
+    # loopback, so a connect to it hangs until the connect timeout.
+    stuck = socket.socket()
+    stuck.bind(("127.0.0.1", 0))
+    stuck.listen(0)
+    fillers = []
+    try:
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(stuck.getsockname())
+            fillers.append(filler)
+        address = f"127.0.0.1:{stuck.getsockname()[1]}"
+        cfg = config(
+            [{"name": "stuck", "address": address}, *servers(two[0])],
+            timeouts={"connect": 0.3},
+        )
+        async with serving(cfg) as lb:
+            bodies = [(await get(lb.port_of("fe"))).body for _ in range(3)]
+            assert lb.backends["be"].servers["stuck"].connect_errors >= 1
+    finally:
+        for filler in fillers:
+            filler.close()
+        stuck.close()
+    assert bodies == [b"a"] * 3

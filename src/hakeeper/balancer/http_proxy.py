@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import deque
 from typing import cast
 
@@ -738,7 +739,8 @@ class HttpClient(asyncio.Protocol):
                 upstream.close()
         else:
             self.transport.close()
-        self.rt.conns.discard(self)
+        if self.transport.is_closing():
+            self.deadline = math.inf  # expired once; connection_lost takes it off the sweep
 
 
 def _cookie_value(header: bytes, name: str) -> str | None:
