@@ -173,7 +173,7 @@ def run_wrk(port: int, close: bool, duration: int) -> WrkResult:
     return parse_wrk(out.stdout)
 
 
-def wait_http(port: int, deadline: float = 15.0) -> None:
+def wait_http(port: int, deadline: float = 60.0) -> None:
     end = time.monotonic() + deadline
     while True:
         try:
