@@ -37,3 +37,11 @@ def test_clean_head_flags_a_repeated_or_bad_length() -> None:
 def test_forwarded_quotes_ipv6() -> None:
     assert forwarded_lines("::1") == (b"::1", b'for="[::1]";proto=http')
     assert forwarded_lines("10.0.0.1") == (b"10.0.0.1", b"for=10.0.0.1;proto=http")
+
+
+def test_clean_head_removes_every_repeat_of_a_hop_by_hop_header() -> None:
+    raw = (
+        b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nA: 1\r\nConnection: keep-alive\r\n"
+        b"Keep-Alive: timeout=5\r\n\r\n"
+    )
+    assert clean_head(raw)[0] == b"HTTP/1.1 200 OK\r\nA: 1\r\n"

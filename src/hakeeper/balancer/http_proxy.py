@@ -288,8 +288,8 @@ class HttpUpstream(asyncio.Protocol):
         if code < 200 or code in (204, 304):
             return False
         head, chunked, length, close = clean_head(data[:end])
-        if chunked or length < 0 or len(data) != end + length:
-            return False
+        if chunked or length < 0 or len(data) != end + length or b" :" in head or b"\t:" in head:
+            return False  # the parser decides (it refuses whitespace before a colon)
         client.transport.write(self._start(req, head, code, False, False, True) + data[end:])
         self.finished = True
         reusable = not close and not self.broken and not self.transport.is_closing()
