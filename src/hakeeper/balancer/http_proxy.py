@@ -560,7 +560,12 @@ class HttpClient(asyncio.Protocol):
             if server is not None and server in self.tried:
                 server = None
         if server is None:
-            server = backend.pick(self.key, self.tried)
+            tried = self.tried
+            server = (
+                backend.pick(self.key, tried)
+                if tried
+                else backend.policy.pick(backend.candidates, self.key)
+            )
         if server is None:
             log.warning("event=no_server frontend=%s backend=%s", rt.spec.name, backend.name)
             self._write_error(503)
