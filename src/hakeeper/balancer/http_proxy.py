@@ -44,6 +44,9 @@ from hakeeper.balancer.servers import Server
 
 log = logging.getLogger("hakeeper.balancer")
 
+# Request headers that need more than copying; everything else costs one set lookup.
+SPECIAL = HOP_BY_HOP | {b"content-length", b"x-forwarded-for", b"forwarded", b"cookie"}
+
 # Client connection phases (what its deadline means).
 IDLE, HEAD, CONNECTING, WAITING = 0, 1, 2, 3
 
@@ -365,6 +368,8 @@ class HttpClient(asyncio.Protocol):
         self.key = 0
         self.xff = b""
         self.fwd = b""
+        self.tail = b"\r\n"  # the end of every request head: forwarded lines, blank line
+        self.chain: dict[bytes, bytes] = {}  # a client's own X-Forwarded-For / Forwarded
         self.paused = False
         self.stopped = False  # takes no more requests (bad input, upgrade, closing)
         self.closed = False
@@ -383,6 +388,7 @@ class HttpClient(asyncio.Protocol):
         self.key = rt.client_key(host)
         if rt.spec.forwarded:
             self.xff, self.fwd = forwarded_lines(host)
+            self.tail = b"X-Forwarded-For: %s\r\nForwarded: %s\r\n\r\n" % (self.xff, self.fwd)
         self.deadline = rt.idle_deadline
 
     def data_received(self, data: bytes) -> None:
@@ -469,41 +475,49 @@ class HttpClient(asyncio.Protocol):
         req.http10 = parser.get_http_version() == "1.0"
         req.keep_alive = parser.should_keep_alive()
         out = [method, b" ", self.url, b" HTTP/1.1\r\n"]
-        xff = self.xff
-        fwd = self.fwd
-        cookie = self.rt.backend.spec.cookie
+        tail: bytes | None = self.tail
+        size = len(self.url)
         extra_hop: set[bytes] | None = None
         has_body = False
-        size = len(self.url)
         for name, value in self.headers:
             size += len(name) + len(value)
             lname = name.lower()
-            if lname in HOP_BY_HOP:
-                if lname == b"transfer-encoding":
-                    req.chunked = has_body = True
-                elif lname == b"connection":
-                    extra_hop = _connection_tokens(value, extra_hop)
-                continue
-            if lname == b"content-length":
+            if lname not in SPECIAL:  # one set lookup for an ordinary header
+                out += (name, b": ", value, b"\r\n")
+            elif lname == b"content-length":
                 has_body = value.strip() not in (b"0", b"")
-            elif xff and lname == b"x-forwarded-for":
-                xff = value + b", " + xff
-                continue
-            elif fwd and lname == b"forwarded":
-                fwd = value + b", " + fwd
-                continue
-            elif cookie is not None and lname == b"cookie":
-                req.sticky = _cookie_value(value, cookie)
-            out += (name, b": ", value, b"\r\n")
+                out += (name, b": ", value, b"\r\n")
+            elif lname == b"transfer-encoding":
+                req.chunked = has_body = True
+            elif lname == b"connection":
+                extra_hop = _connection_tokens(value, extra_hop)
+            elif lname == b"cookie":
+                cookie = self.rt.backend.spec.cookie
+                if cookie is not None:
+                    req.sticky = _cookie_value(value, cookie)
+                out += (name, b": ", value, b"\r\n")
+            elif lname in (b"x-forwarded-for", b"forwarded") and self.xff:
+                # The client's own chain: ours is appended to it (once, at the end).
+                tail = None
+                self.chain[lname] = self.chain.get(lname, b"") + value + b", "
+            elif lname in (b"x-forwarded-for", b"forwarded"):
+                out += (name, b": ", value, b"\r\n")
         if size > self.rt.limits.max_header_bytes:
             raise HeaderTooLarge
         if extra_hop:
             out = _drop_named(out, extra_hop, 4)
         if req.chunked:
             out.append(b"Transfer-Encoding: chunked\r\n")
-        if xff:
-            out += (b"X-Forwarded-For: ", xff, b"\r\nForwarded: ", fwd, b"\r\n")
-        out.append(b"\r\n")
+        if tail is None:
+            chain = self.chain
+            self.chain = {}
+            tail = b"X-Forwarded-For: %s%s\r\nForwarded: %s%s\r\n\r\n" % (
+                chain.get(b"x-forwarded-for", b""),
+                self.xff,
+                chain.get(b"forwarded", b""),
+                self.fwd,
+            )
+        out.append(tail)
         req.head = b"".join(out)
         self.headers = []
         req.complete = not has_body
