@@ -135,3 +135,13 @@ def test_entries_round_trip() -> None:
         7,
         99,
     )
+
+
+def test_standalone_node_refuses_a_replication_stream() -> None:
+    node = Node(NodeConfig(address="127.0.0.1:1"))
+    conn = MemcacheProtocol(node)
+    transport = FakeTransport()
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    reply = send(conn, transport, batch(0, 1, [entries.encode_put(b"k", b"v", 0, 0.0, 1)]))
+    assert reply.startswith(b"SERVER_ERROR standalone")
+    assert node.store.get(b"k") is None

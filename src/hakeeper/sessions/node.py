@@ -361,6 +361,8 @@ class Node:
 
     def control_block(self, tokens: list[bytes], payload: bytes) -> bytes:
         cmd = tokens[0]
+        if self.role is Role.STANDALONE:
+            return b"SERVER_ERROR standalone node: it takes no replication stream\r\n"
         numbers = [parse_u64(token) for token in tokens[1:]]
         if any(number is None for number in numbers):
             return b"CLIENT_ERROR bad command line format\r\n"
