@@ -12,7 +12,8 @@ import asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hakeeper.balancer.http_proxy import HttpClient, HttpUpstream
+from hakeeper.balancer.http_client import HttpClient
+from hakeeper.balancer.http_upstream import HttpUpstream
 from hakeeper.balancer.runtime import FrontendRuntime
 from hakeeper.balancer.servers import Backend
 from tests.balancer.conftest import config

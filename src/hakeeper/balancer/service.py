@@ -23,7 +23,7 @@ from hakeeper.balancer.config import BalancerConfig, FrontendSpec, load_config, 
 from hakeeper.balancer.control import ServerCommand, apply_command
 from hakeeper.balancer.control_api import start_api
 from hakeeper.balancer.health import HealthChecker
-from hakeeper.balancer.http_proxy import HttpClient
+from hakeeper.balancer.http_client import HttpClient
 from hakeeper.balancer.runtime import FrontendRuntime
 from hakeeper.balancer.servers import Backend, Server
 from hakeeper.balancer.tcp_relay import TcpClient

@@ -1,0 +1,271 @@
+"""One keep-alive connection to a server, serving one request at a time (mode ``http``).
+
+The response head is cut from the raw bytes and cleaned of hop-by-hop headers
+(`http_wire.clean_head`); a response that arrives whole in one read with a Content-Length
+skips the parser, anything else goes through httptools. Output for the client is collected
+during a feed and written once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, cast
+
+import httptools
+
+from hakeeper.balancer.http_request import Request
+from hakeeper.balancer.http_wire import LAST_CHUNK, chunk, clean_head
+from hakeeper.balancer.runtime import FrontendRuntime
+from hakeeper.balancer.servers import Server
+
+if TYPE_CHECKING:
+    from hakeeper.balancer.http_client import HttpClient
+
+log = logging.getLogger("hakeeper.balancer")
+
+
+class HttpUpstream(asyncio.Protocol):
+    """One keep-alive connection to a server; serves one request at a time."""
+
+    def __init__(self, server: Server, rt: FrontendRuntime) -> None:
+        self.server = server
+        self.rt = rt
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.parser = httptools.HttpResponseParser(self)
+        self.client: HttpClient | None = None
+        self.req: Request | None = None
+        self.out: list[bytes] = []
+        self.chunk = b""  # the data being fed (response heads are cut from it)
+        self.pending = b""  # a response head's first part, while it is incomplete
+        self.skip = 0  # where the head starts in pending + chunk (after interim responses)
+        self.status = 0
+        self.started = False  # response head seen
+        self.finished = False
+        self.chunked_out = False
+        self.until_eof = False
+        self.broken = False
+        self.reused = False
+        self.sent_at = 0.0
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        transport = cast(asyncio.Transport, transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        client = self.client
+        if client is None:
+            # Nothing asked: a server talking out of turn on an idle connection.
+            self.close()
+            return
+        if (
+            not self.started
+            and not self.pending
+            and data.startswith(b"HTTP/1.1 ")
+            and self._whole(client, data)
+        ):
+            return
+        client.deadline = self.rt.response_deadline
+        self.chunk = data
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._garbage(str(exc))
+            return
+        if not self.started and self.client is not None:
+            self.pending += data
+        if self.out and self.client is not None:
+            self._flush()
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.broken = True
+        client = self.client
+        if client is None:
+            idle = self.server.idle
+            if self in idle:
+                idle.remove(self)
+            return
+        if self.finished:
+            return
+        if self.started and self.until_eof:
+            self._complete()
+        elif self.started:
+            # Part of the response is already with the client: it cannot be replayed.
+            self.server.active -= 1
+            self.client = None
+            client.upstream = None
+            client.abort()
+        else:
+            client.upstream_failed(self, "connection closed before the response ended")
+
+    def pause_writing(self) -> None:
+        if self.client is not None:
+            self.client.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.client is not None:
+            self.client.transport.resume_reading()
+
+    # -- serving one request ---------------------------------------------------------------
+
+    def send(self, client: HttpClient, req: Request) -> None:
+        self.client = client
+        self.req = req
+        self.started = self.finished = self.chunked_out = self.until_eof = False
+        self.pending = b""
+        self.skip = 0
+        self.sent_at = self.rt.loop.time()
+        if req.body:
+            self.transport.write(req.head + b"".join(req.body))
+            if not req.replayable:
+                req.body = []
+        else:
+            self.transport.write(req.head)
+
+    def close(self) -> None:
+        self.broken = True
+        self.client = None
+        if self.transport is not None:
+            self.transport.close()
+
+    def _flush(self) -> None:
+        out = self.out
+        self.out = []
+        assert self.client is not None
+        self.client.transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def _garbage(self, why: str) -> None:
+        client = self.client
+        log.warning(
+            "event=bad_response backend=%s server=%s reason=%s",
+            self.server.backend,
+            self.server.name,
+            why.replace(" ", "_")[:120],
+        )
+        self.broken = True
+        if client is not None:
+            if self.started:
+                self.out = []
+                client.abort()
+            else:
+                client.fail_request(self, 502)
+        self.close()
+
+    # -- httptools callbacks ---------------------------------------------------------------
+
+    def on_headers_complete(self) -> None:
+        req = self.req
+        if req is None or self.client is None:
+            raise ValueError("response without a request")
+        buf = self.pending + self.chunk if self.pending else self.chunk
+        skip = buf.find(b"HTTP/", self.skip)  # the parser allows CRLFs before a status line
+        end = buf.find(b"\r\n\r\n", skip) + 4
+        if skip < 0 or end < 4:
+            raise ValueError("response head not delimited by CRLF")
+        head, chunked, length, _ = clean_head(buf[skip:end])
+        if head.startswith(b"HTTP/1.0"):
+            head = b"HTTP/1.1" + head[8:]
+        code = self.parser.get_status_code()
+        if code < 200:
+            # Interim (100 Continue, 103): pass it on, the real response follows.
+            self.skip = end
+            self.out.append(head + b"\r\n")
+            return
+        self.skip = 0
+        self.pending = b""
+        bodyless = req.method == b"HEAD" or code in (204, 304)
+        self.out.append(self._start(req, head, code, bodyless, chunked, length != -1))
+        if bodyless:
+            # httptools cannot be told a HEAD response has no body: end it here and parse
+            # the next response with a fresh parser.
+            self.parser = httptools.HttpResponseParser(self)
+            self._complete()
+
+    def _start(
+        self, req: Request, head: bytes, code: int, bodyless: bool, chunked: bool, sized: bool
+    ) -> bytes:
+        """The response head for the client: framing, connection and stickiness lines."""
+        self.status = code
+        self.started = True
+        server = self.server
+        server.observe_response(self.rt.loop.time() - self.sent_at, code)
+        if code >= 500 and self.rt.backend.spec.passive.observe_5xx:
+            self.rt.backend.observe_error(server, self.rt.now, f"status {code}")
+        if sized and req.keep_alive and not req.http10 and self.rt.backend.spec.cookie is None:
+            return head + b"\r\n"  # the common case: nothing to add
+        out = [head]
+        if not bodyless and not sized:
+            if chunked or not req.http10:
+                self.chunked_out = True
+                out.append(b"Transfer-Encoding: chunked\r\n")
+            self.until_eof = not chunked
+        if not req.keep_alive or (self.until_eof and not self.chunked_out):
+            req.keep_alive = False
+            out.append(b"Connection: close\r\n")
+        elif req.http10:
+            out.append(b"Connection: keep-alive\r\n")
+        cookie = self.rt.backend.spec.cookie
+        if cookie is not None and req.sticky != server.name:
+            out.append(b"Set-Cookie: %s=%s; Path=/\r\n" % (cookie.encode(), server.name.encode()))
+        out.append(b"\r\n")
+        return b"".join(out)
+
+    def _whole(self, client: HttpClient, data: bytes) -> bool:
+        """Fast path: ``data`` is exactly one complete ``HTTP/1.1`` response with a length.
+
+        The common case on a keep-alive backend; it skips the parser and its callbacks.
+        Anything else (interim, HEAD, 204/304, chunked, split reads) returns False and goes
+        through httptools.
+        """
+        req = self.req
+        end = data.find(b"\r\n\r\n") + 4
+        if end < 4 or req is None or req.method == b"HEAD":
+            return False
+        code_text = data[9:12]
+        if not code_text.isdigit() or data[12:13] not in (b" ", b"\r"):
+            return False
+        code = int(code_text)
+        if code < 200 or code in (204, 304):
+            return False
+        head, chunked, length, close = clean_head(data[:end])
+        if chunked or length < 0 or len(data) != end + length or b" :" in head or b"\t:" in head:
+            return False  # the parser decides (it refuses whitespace before a colon)
+        client.transport.write(self._start(req, head, code, False, False, True) + data[end:])
+        self.finished = True
+        reusable = not close and not self.broken and not self.transport.is_closing()
+        client.response_done(self, reusable)
+        return True
+
+    def on_body(self, body: bytes) -> None:
+        if self.chunked_out:
+            self.out.append(chunk(body))
+        else:
+            self.out.append(body)
+
+    def on_message_complete(self) -> None:
+        if not self.started or self.finished:
+            return
+        self._complete()
+
+    def _complete(self) -> None:
+        self.finished = True
+        if self.chunked_out:
+            self.out.append(LAST_CHUNK)
+        client = self.client
+        if client is None:
+            return
+        if self.out:
+            self._flush()
+        reusable = (
+            not self.until_eof
+            and not self.broken
+            and self.parser.should_keep_alive()
+            and not self.transport.is_closing()
+        )
+        client.response_done(self, reusable)
