@@ -73,6 +73,16 @@ def moved_from(lab: NetnsLab, node: str) -> bool:
     return len(holders) == 1 and holders != [node]
 
 
+def adopted(lab: NetnsLab, since: dict[str, int]) -> list[bool]:
+    """Per node: has its agent logged adopting a config since the log had ``since`` bytes?"""
+    found = []
+    for node, offset in since.items():
+        with lab.log_path(node).open() as log:
+            log.seek(offset)
+            found.append("event=config_adopted" in log.read())
+    return found
+
+
 def root_links_and_routes() -> tuple[list[str], list[str]]:
     with IPRoute() as ipr:
         links = [str(m.get("IFLA_IFNAME")) for m in ipr.link("dump")]
@@ -174,9 +184,10 @@ def test_manual_failback_keeps_the_vip_where_it_went_until_moved(steady: NetnsLa
     manual.write_text(text)
     hakeeper = [sys.executable, "-m", "hakeeper"]
     config = ["--config", str(steady.config_path)]
+    logs = {n: steady.log_path(n).stat().st_size for n in steady.layout.nodes}
     applied = steady.exec("n2", [*hakeeper, "config", "apply", str(manual), *config, "--yes"])
     assert applied.returncode == 0, applied.stdout + applied.stderr
-    time.sleep(2.0)  # the agents adopt the stored config on their next read
+    steady.wait("every agent to adopt it", lambda: all(adopted(steady, logs)), WAIT)
 
     steady.crash("n1")
     steady.wait("the VIP to leave n1", lambda: moved_from(steady, "n1"), WAIT)
