@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import pytest
+
 from hakeeper.sessions import entries
+from hakeeper.sessions import node as node_module
 from hakeeper.sessions.node import Node, NodeConfig
 from hakeeper.sessions.position import Position, Role, most_up_to_date
 from hakeeper.sessions.protocol import MemcacheProtocol
@@ -145,3 +148,29 @@ def test_standalone_node_refuses_a_replication_stream() -> None:
     reply = send(conn, transport, batch(0, 1, [entries.encode_put(b"k", b"v", 0, 0.0, 1)]))
     assert reply.startswith(b"SERVER_ERROR standalone")
     assert node.store.get(b"k") is None
+
+
+async def test_log_stays_within_its_byte_bound_when_no_replica_acknowledges(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(node_module, "LOG_KEEP_BYTES", 10_000)
+    # Peers that refuse connections: nothing is ever acknowledged.
+    node = Node(
+        NodeConfig(address="127.0.0.1:1", peers=("127.0.0.1:9", "127.0.0.1:10"), replicated=True)
+    )
+    ready = asyncio.Event()
+    runner = asyncio.create_task(node.run(ready))
+    try:
+        await ready.wait()
+        assert node.promote(1) == b"OK\r\n"
+        conn = MemcacheProtocol(node)
+        conn.connection_made(FakeTransport())  # type: ignore[arg-type]
+        for index in range(200):
+            conn.data_received(b"set k%d 0 0 1000 noreply\r\n%s\r\n" % (index, b"x" * 1000))
+        # 200 kB were written; at most 10 kB of it may still be kept for replicas.
+        assert node.entries_after(node.seq - 11, 1 << 30) is None
+        assert node.seq >= 200
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner

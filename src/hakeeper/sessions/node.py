@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 # Entries kept for lagging replicas; one further behind gets a snapshot instead.
 LOG_KEEP = 200_000
+LOG_KEEP_BYTES = 64 << 20
 LOG_TRIM_EVERY = 4096
 TICK = 0.1
 
@@ -84,6 +85,7 @@ class Node:
         self.connections: set[MemcacheProtocol] = set()
         # Primary state: entries seq log_base .. seq, per-peer ack and sent positions.
         self._log: list[bytes] = []
+        self._log_bytes = 0
         self._log_base = 1
         self._acked: dict[str, int] = {}
         self._sent_max = 0
@@ -176,6 +178,10 @@ class Node:
 
     def _append(self, entry: bytes) -> None:
         self._log.append(entry)
+        self._log_bytes += len(entry)
+        if self._log_bytes > LOG_KEEP_BYTES:
+            # No replica acknowledging must not grow memory without bound either.
+            self._trim_log()
         self.seq += 1
         if not self.config.peers:
             self.commit_seq = self.seq
@@ -193,14 +199,20 @@ class Node:
             self._trim_log()
 
     def _trim_log(self) -> None:
-        if len(self._log) < LOG_TRIM_EVERY:
+        """Drop what every replica holds; past the bounds, what laggards lack (snapshot)."""
+        if len(self._log) < LOG_TRIM_EVERY and self._log_bytes <= LOG_KEEP_BYTES:
             return
         floor = min(self._acked.values(), default=self.seq)
         floor = max(floor, self.seq - LOG_KEEP)
         drop = floor - self._log_base + 1
+        kept_bytes = self._log_bytes - sum(len(entry) for entry in self._log[: max(drop, 0)])
+        while kept_bytes > LOG_KEEP_BYTES and drop < len(self._log):
+            kept_bytes -= len(self._log[max(drop, 0)])
+            drop = max(drop, 0) + 1
         if drop > 0:
             del self._log[:drop]
             self._log_base += drop
+            self._log_bytes = kept_bytes
 
     def entries_after(self, seq: int, limit_bytes: int) -> tuple[int, bytes] | None:
         """(last seq, payload) of the entries after ``seq``, or None if trimmed away."""
@@ -250,6 +262,7 @@ class Node:
         self.role = Role.PRIMARY
         self.primary_address = self.config.address
         self._log = []
+        self._log_bytes = 0
         self._log_base = self.seq + 1
         self._acked = {}
         self._sent_max = self.seq
