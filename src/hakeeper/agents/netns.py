@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import _socket
 import asyncio
+import concurrent.futures
 import ctypes
 import functools
 import os
@@ -93,6 +94,18 @@ def call_in(name: str | None, fn: Callable[P, T], *args: P.args, **kwargs: P.kwa
     """``fn(*args)`` on the calling thread inside namespace ``name``."""
     with entered(name):
         return fn(*args, **kwargs)
+
+
+def call_in_thread(name: str | None, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``fn(*args)`` inside namespace ``name`` on a short-lived thread, blocking until done.
+
+    ``/proc/<pid>/ns/net`` shows the namespace of a process's *main* thread: a main thread
+    that entered a lab namespace, even briefly, looks like a process of that namespace to
+    anything that kills "every process of the host" (the lab fence device). Sync code that
+    may run on a main thread enters namespaces through this instead of `call_in`.
+    """
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(functools.partial(call_in, name, fn, *args, **kwargs)).result()
 
 
 async def run_in(name: str | None, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

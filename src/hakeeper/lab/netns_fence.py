@@ -8,9 +8,10 @@ namespace. `NetnsTarget` is kind ``netns`` of the lab fence agent
 process of the host and drop the addresses its resources added (a powered-off machine holds
 no address); off is confirmed when no process is left and the port is down.
 
-Sync code that enters namespaces on the calling thread (and leaves them): never call it from
-a thread running an event loop. No pyroute2 here: a fence agent is a fresh process per fence,
-and its import time would be outage (`hakeeper.lab.rtnetlink`).
+Sync code; it enters namespaces only on short-lived threads of its own (`call_in_thread`),
+so the calling process never looks like a process of a lab host. No pyroute2 here: a fence
+agent is a fresh process per fence, and its import time would be outage
+(`hakeeper.lab.rtnetlink`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from hakeeper.agents.netns import entered, netns_path
+from hakeeper.agents.netns import call_in_thread, netns_path
 from hakeeper.lab import rtnetlink
 
 Scope = Literal["node", "resources"]
@@ -76,38 +77,42 @@ def set_port(switch_ns: str, port: str, up: bool) -> None:
     FileNotFoundError when the switch or the port is gone."""
     if namespace_id(switch_ns) is None:
         raise FileNotFoundError(f"no switch namespace {switch_ns}")
-    with entered(switch_ns):
-        try:
-            rtnetlink.set_link_up(port, up)
-        except OSError as exc:
-            raise FileNotFoundError(f"no port {port} in switch namespace {switch_ns}") from exc
+    try:
+        call_in_thread(switch_ns, rtnetlink.set_link_up, port, up)
+    except OSError as exc:
+        raise FileNotFoundError(f"no port {port} in switch namespace {switch_ns}") from exc
+
+
+def _flush(keep: str | None, ifname: str) -> None:
+    try:
+        addresses = rtnetlink.ipv4_addresses(ifname)
+    except OSError:
+        return
+    for address, prefixlen in addresses:
+        if address != keep:
+            with contextlib.suppress(OSError):
+                rtnetlink.delete_ipv4(ifname, address, prefixlen)
 
 
 def flush_addresses(ns: str, keep: str | None, ifname: str = "eth0") -> None:
     """Remove every IPv4 address of ``ifname`` in ``ns`` but ``keep``: what a host loses when
     its power goes (addresses a resource added live in RAM; the configured one comes back)."""
-    if namespace_id(ns) is None:
-        return
-    with entered(ns):
-        try:
-            addresses = rtnetlink.ipv4_addresses(ifname)
-        except OSError:
-            return
-        for address, prefixlen in addresses:
-            if address != keep:
-                with contextlib.suppress(OSError):
-                    rtnetlink.delete_ipv4(ifname, address, prefixlen)
+    if namespace_id(ns) is not None:
+        call_in_thread(ns, _flush, keep, ifname)
+
+
+def _is_up(port: str) -> bool:
+    try:
+        return rtnetlink.link_is_up(port)
+    except OSError:
+        return False
 
 
 def port_is_up(switch_ns: str, port: str) -> bool:
     """Administrative state of ``port``; False when the port (or the switch) is gone."""
     if namespace_id(switch_ns) is None:
         return False
-    with entered(switch_ns):
-        try:
-            return rtnetlink.link_is_up(port)
-        except OSError:
-            return False
+    return call_in_thread(switch_ns, _is_up, port)
 
 
 @dataclass(frozen=True, slots=True)

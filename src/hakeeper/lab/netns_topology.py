@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from pyroute2 import IPRoute, netns
 
-from hakeeper.agents.netns import call_in, repair_inet
+from hakeeper.agents.netns import call_in_thread, repair_inet
 from hakeeper.errors import ConfigError
 from hakeeper.lab.netns_fence import kill_all_in, namespace_id
 
@@ -126,7 +126,7 @@ def _sysctl(path: str, value: str) -> None:
 
 def _quiet_host(ns: str) -> None:
     for key in ("all", "default"):
-        call_in(ns, _sysctl, f"net/ipv6/conf/{key}/disable_ipv6", "1")
+        call_in_thread(ns, _sysctl, f"net/ipv6/conf/{key}/disable_ipv6", "1")
 
 
 def build(layout: LabLayout) -> None:
