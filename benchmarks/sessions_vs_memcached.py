@@ -134,7 +134,9 @@ def target(name: str, workdir: Path) -> Iterator[tuple[str, int, str]]:
         elif name == "redis-wait":
             port = free_port(host)
             replica_port = free_port(host)
+            # --dir: the replica writes the RDB it syncs from; keep it in the scratch dir.
             base = ["redis-server", "--save", "", "--appendonly", "no", "--bind", host]
+            base += ["--dir", str(workdir)]
             servers.start(name, [*base, "--port", str(port)], host, port)
             servers.start(
                 f"{name}-replica",
