@@ -7,8 +7,9 @@ import time
 from collections.abc import Callable
 
 from hakeeper.balancer.clone_backends import CloneFollower, live_servers
-from hakeeper.balancer.config import BackendSpec
+from hakeeper.balancer.config import BackendSpec, ServerSpec, parse_config
 from hakeeper.balancer.servers import Backend
+from hakeeper.balancer.service import Balancer
 from hakeeper.cluster.keys import KeySpace
 from hakeeper.cluster.store import ClusterStore, InstanceStatus
 from tests.fakes import LocalCoordinator
@@ -77,3 +78,23 @@ async def test_follower_tracks_instances_and_members() -> None:
         assert backend.pick() is None
     finally:
         task.cancel()
+
+
+async def test_reload_keeps_the_servers_a_clone_follower_found() -> None:
+    data = {
+        "frontend": [{"name": "f", "bind": "127.0.0.1:0", "backend": "be"}],
+        "backend": [
+            {
+                "name": "be",
+                "clone": {"resource": "web", "port": 8080, "cluster_config": "c.toml"},
+                "check": {"type": "none"},
+            }
+        ],
+    }
+    lb = Balancer(parse_config(data, "t"), listen=False, api=False)
+    backend = lb.backends["be"]
+    found = (ServerSpec(name="n1#0", address="127.0.0.11:8080"),)
+    backend.reconfigure(backend.spec.model_copy(update={"servers": found}))
+    kept = backend.servers["n1#0"]
+    await lb.reload(parse_config(data, "t"))
+    assert backend.servers["n1#0"] is kept

@@ -215,8 +215,11 @@ class Balancer:
             kept = self.backends.get(bspec.name)
             if kept is None:
                 self.backends[bspec.name] = Backend(bspec)
-            else:
-                kept.reconfigure(bspec)
+                continue
+            if bspec.clone is not None and bspec.clone == kept.spec.clone:
+                # The file lists no servers for a clone: keep the ones its follower found.
+                bspec = bspec.model_copy(update={"servers": kept.spec.servers})
+            kept.reconfigure(bspec)
         for name in [n for n in self.backends if n not in {b.name for b in config.backend}]:
             for server in self.backends.pop(name).servers.values():
                 server.close_idle()
