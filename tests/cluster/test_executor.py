@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hakeeper.agents.base import OcfRc, OpRequest, OpResult, make_result
-from hakeeper.agents.process import process_start_time
+from hakeeper.agents.procfs import process_start_time
 from hakeeper.cluster.events_log import EventLog
 from hakeeper.cluster.executor import RECHECK_INTERVAL, Executor
 from hakeeper.cluster.keys import KeySpace

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from hakeeper.agents.process import process_start_time
+from hakeeper.agents.procfs import process_start_time
 from hakeeper.cluster.events_log import EventLog
 from hakeeper.cluster.scheduler import schedule
 from hakeeper.cluster.store import Observed

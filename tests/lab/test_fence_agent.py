@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hakeeper.agents.process import process_start_time
+from hakeeper.agents.procfs import process_start_time
 from hakeeper.fencing.device import FenceDevice
 from hakeeper.fencing.fence_agents import FenceAgentRunner, parse_metadata_parameters
 from hakeeper.lab.fence_agent import (

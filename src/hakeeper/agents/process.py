@@ -39,6 +39,7 @@ from hakeeper.agents.base import (
     unimplemented,
 )
 from hakeeper.agents.metadata import parse_duration
+from hakeeper.agents.procfs import process_start_time
 from hakeeper.agents.runner import kill_group, live_group_members, run_action
 from hakeeper.errors import ConfigError
 
@@ -138,27 +139,6 @@ def _duration(params: Mapping[str, object], name: str, default: float) -> float:
     if not isinstance(value, str | int | float):
         raise ConfigError(f"process parameter {name}: give a duration like '10s'")
     return parse_duration(value, what=f"process parameter {name}")
-
-
-def proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state, start time in clock ticks since boot) of ``pid``, or None if it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    except OSError:
-        return None
-    # comm (field 2) may hold spaces and ')': the fields we want follow its last ')'.
-    fields = text[text.rfind(")") + 2 :].split()
-    return fields[0], int(fields[19])  # field 3 = state, field 22 = starttime
-
-
-def process_start_time(pid: int) -> int | None:
-    """Field 22 of ``/proc/<pid>/stat``; None for a process gone or a zombie."""
-    stat = proc_stat(pid)
-    if stat is None or stat[0] in ("Z", "X"):
-        return None
-    return stat[1]
 
 
 @dataclass(frozen=True, slots=True)

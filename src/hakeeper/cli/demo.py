@@ -35,7 +35,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hakeeper.agents.process import process_start_time
+from hakeeper.agents.procfs import process_start_time
 from hakeeper.cli.status import collect_status, render, watch_status
 from hakeeper.cluster.store import Observed
 from hakeeper.coord.base import Coordinator

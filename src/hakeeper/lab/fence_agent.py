@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, cast
 
-from hakeeper.agents.process import process_start_time
+from hakeeper.agents.procfs import process_start_time
 
 Scope = Literal["node", "resources"]
 #: Lazily imported "module:Class" per target kind (a kind's module may need pyroute2).

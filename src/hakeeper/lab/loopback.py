@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hakeeper.agents.process import process_start_time
+from hakeeper.agents.procfs import process_start_time
 from hakeeper.cluster.connect import open_coordinator
 from hakeeper.cluster.keys import KeySpace
 from hakeeper.cluster.store import ClusterStore, Observed

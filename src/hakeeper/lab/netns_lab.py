@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hakeeper.agents.process import process_start_time
+from hakeeper.agents.procfs import process_start_time
 from hakeeper.errors import ConfigError, HakeeperError
 from hakeeper.lab.fence_agent import write_target
 from hakeeper.lab.netns_fence import (
