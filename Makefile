@@ -5,7 +5,7 @@ PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
 DEB_PKGS := etcd-server etcd-client resource-agents fence-agents memcached iproute2 arping
 # The anchors the benchmarks measure in the same run (not needed by the tests).
-BENCH_PKGS := haproxy nginx wrk keepalived redis-server libmemcached-tools
+BENCH_PKGS := haproxy nginx wrk keepalived redis-server libmemcached-tools gcc
 
 .PHONY: demo test lint typecheck unit bench system-deps bench-deps debian-packages clean
 
