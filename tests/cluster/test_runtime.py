@@ -7,7 +7,6 @@ on two nodes at once.
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from hakeeper.cluster.store import NodeFlags, Observed
+from hakeeper.lab.holders import describe, overlaps
 from hakeeper.lab.loopback import LoopbackCluster, Record, free_port_on, read_records
 
 pytestmark = pytest.mark.slow
@@ -62,22 +62,8 @@ def runs_on(resource: str, node: str | None = None) -> object:
 
 def assert_never_two_holders(records: list[Record], cluster: LoopbackCluster) -> None:
     """From the service's own records: intervals on different nodes never overlap."""
-    intervals: list[tuple[float, float, str]] = []
-    open_at: dict[int, Record] = {}
-    for rec in sorted(records, key=lambda r: r.at):
-        if rec.what == "start":
-            open_at[rec.pid] = rec
-        elif rec.pid in open_at:
-            begin = open_at.pop(rec.pid)
-            intervals.append((begin.at, rec.at, begin.node))
-    for begin in open_at.values():  # never stopped: crashed with its node, or still running
-        crashes = [t for t in cluster.crashed_at[begin.node] if t > begin.at]
-        intervals.append((begin.at, min(crashes) if crashes else float("inf"), begin.node))
-    intervals.sort()
-    for (a_start, a_end, a_node), (b_start, _, b_node) in itertools.pairwise(intervals):
-        assert b_start >= a_end, (
-            f"two holders: {a_node} ran {a_start:.3f}-{a_end:.3f} and {b_node} from {b_start:.3f}"
-        )
+    found = overlaps(records, cluster.down_since)
+    assert not found, f"two holders: {describe(found)}"
 
 
 @pytest.fixture
