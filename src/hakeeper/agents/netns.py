@@ -8,14 +8,11 @@ Meant for worker threads (`run_in`): an event loop's own thread must never chang
 
 from __future__ import annotations
 
-import _socket
 import asyncio
 import concurrent.futures
 import ctypes
 import functools
 import os
-import socket
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,25 +32,6 @@ def _setns(fd: int, what: str) -> None:
     if _libc.setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"setns into network namespace {what}: {os.strerror(err)}")
-
-
-def repair_inet() -> None:
-    """Undo pysyncobj's replacement of ``socket.inet_ntop``/``inet_pton``.
-
-    Importing pysyncobj (the embedded Raft) swaps both for Windows-only versions on every
-    platform (``pysyncobj/win_inet_pton.py``); pyroute2 imported afterwards binds the broken
-    ones and then cannot decode an address. Puts the C functions back in ``socket`` and in
-    every loaded pyroute2 module. Idempotent; call it after importing pyroute2.
-    """
-    real = {"inet_ntop": _socket.inet_ntop, "inet_pton": _socket.inet_pton}
-    for name, function in real.items():
-        setattr(socket, name, function)
-    for module_name, module in list(sys.modules.items()):
-        if module is None or not module_name.startswith("pyroute2"):
-            continue
-        for name, function in real.items():
-            if getattr(module, name, function) is not function:
-                setattr(module, name, function)
 
 
 def netns_path(name: str) -> Path:

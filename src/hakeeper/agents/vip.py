@@ -40,11 +40,9 @@ from hakeeper.agents.base import (
     unimplemented,
 )
 from hakeeper.agents.metadata import parse_duration
-from hakeeper.agents.netns import repair_inet, run_in
+from hakeeper.agents.netns import run_in
 from hakeeper.agents.vip_announce import send_announcement
 from hakeeper.errors import ConfigError
-
-repair_inet()
 
 IFA_F_NODAD = 0x02
 CAP_NET_ADMIN = 12

@@ -23,8 +23,6 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf
-
 from hakeeper.coord.base import (
     KV,
     Cmp,
@@ -36,6 +34,7 @@ from hakeeper.coord.base import (
     TxnResult,
     WatchEvent,
 )
+from hakeeper.coord.pysyncobj_compat import FAIL_REASON, SyncObj, SyncObjConf
 from hakeeper.coord.raft_state import CmpWire, KVStateMachine, OpWire
 from hakeeper.errors import (
     Compacted,

@@ -24,9 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pysyncobj import SyncObjConsumer, replicated
-
 from hakeeper.coord.base import KV, WatchEvent
+from hakeeper.coord.pysyncobj_compat import SyncObjConsumer, replicated
 
 # Wire forms of compares and ops: plain tuples, so the Raft log does not depend on class layout.
 CmpWire = tuple[str, str, str, bytes | int]

@@ -23,11 +23,9 @@ from dataclasses import dataclass, field
 
 from pyroute2 import IPRoute, netns
 
-from hakeeper.agents.netns import call_in_thread, repair_inet
+from hakeeper.agents.netns import call_in_thread
 from hakeeper.errors import ConfigError
 from hakeeper.lab.netns_fence import kill_all_in, namespace_id
-
-repair_inet()
 
 SUBNET = ipaddress.IPv4Network("10.77.0.0/24")
 CLIENT = "client"

@@ -30,11 +30,9 @@ from dataclasses import dataclass
 
 from pyroute2 import IPRoute
 
-from hakeeper.agents.netns import entered, repair_inet
+from hakeeper.agents.netns import entered
 from hakeeper.errors import HakeeperError
 from hakeeper.lab.netns_topology import CLIENT, LabLayout
-
-repair_inet()
 
 MAX_SECONDS = 600.0  # a watch never runs longer than this, whatever its caller does
 
