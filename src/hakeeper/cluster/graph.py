@@ -7,6 +7,8 @@ too, as the group's order requires. Dependencies:
 
 - ``fence N`` before every start and promote of a unit that ran on N;
 - a non-clone resource: every stop before every start (never two copies, even briefly);
+  moving between two live nodes, its stop waits for everything else its new start waits
+  for (make before break: a VIP leaves only once the clone it follows runs at the target);
   a clone instance: a stop before the start on the same node (a restart);
 - a group: member starts in order on each node, stops in reverse order;
 - a promotable clone: start before promote on a node, demote before stop, every demote
@@ -162,6 +164,7 @@ class _Builder:
                 for tm in t_unit.member_ids:
                     self.edge(self.find(f_up, fm), self.find(t_up, tm))
                     self.edge(self.find(t_down, tm), self.find(f_down, fm))
+        self._make_before_break()
         for unit in view.units.values():
             for prim in unit.members:
                 op = prim.op("monitor")
@@ -178,6 +181,42 @@ class _Builder:
                     if started:
                         mon = self.add("monitor", node, prim.id, inst, f"every {op.interval:g}s")
                         self.edge(keys, [mon])
+
+    def _make_before_break(self) -> None:
+        """A resource moving between two live nodes keeps running on the old one until
+        everything its new start waits for (other than its own stop) is done: a VIP that
+        follows a clone instance moves only once that instance is up on the new node.
+        An edge that would close a cycle (a group moving as a whole) is left out."""
+        before: dict[str, set[str]] = defaultdict(set)
+        for b, a in self.edges:
+            before[a].add(b)
+        for key, action in list(self.actions.items()):
+            if action.kind != "start" or action.resource is None:
+                continue
+            own_stops = [
+                k for k in self.find("stop", action.resource) if self.actions[k].node != action.node
+            ]
+            if not own_stops:
+                continue
+            needs = [b for b in before[key] if self.actions[b].kind != "stop"]
+            for stop in own_stops:
+                for need in needs:
+                    if not self._reaches(stop, need):
+                        self.edges.add((need, stop))
+
+    def _reaches(self, start: str, goal: str) -> bool:
+        after: dict[str, list[str]] = defaultdict(list)
+        for b, a in self.edges:
+            after[b].append(a)
+        seen, todo = {start}, [start]
+        while todo:
+            for nxt in after[todo.pop()]:
+                if nxt == goal:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return False
 
     def finish(self) -> Transition:
         keys = sorted(self.actions, key=lambda k: self.actions[k].sort_key())
