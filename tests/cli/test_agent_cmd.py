@@ -1,12 +1,20 @@
-"""`hakeeper agent` refuses to start when its watchdog is required and missing."""
+"""`hakeeper agent` and its watchdog: refused when missing, disarmed on a failed start."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from hakeeper.cli.main import app
+from hakeeper.cluster import agent as agent_module
+from hakeeper.cluster.agent import Agent
+from hakeeper.config.loader import spec_from_text
+from hakeeper.errors import Unreachable
+from hakeeper.fencing.watchdog import Watchdog
+from hakeeper.model.cluster import WatchdogSpec
+from hakeeper.model.timing import profile
 
 
 def test_a_required_watchdog_that_is_missing_stops_the_agent_before_it_joins(
@@ -31,3 +39,34 @@ watchdog_device = "{tmp_path / "watchdog"}"
     )
     assert result.exit_code == 2
     assert f"watchdog {tmp_path / 'watchdog'} unusable" in result.output
+
+
+class FakeDevice:
+    def __init__(self) -> None:
+        self.disarmed = False
+
+    def set_timeout(self, seconds: int) -> int:
+        return seconds
+
+    def keepalive(self) -> None:
+        """Fed: nothing to record here."""
+
+    def close(self, *, disarm: bool) -> None:
+        self.disarmed = disarm
+
+
+async def test_an_agent_that_fails_to_start_disarms_its_watchdog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = spec_from_text('[cluster]\nname = "wd"\n[nodes.n1]\naddress = "127.0.0.1"\n', "t")
+    device = FakeDevice()
+    watchdog = Watchdog(WatchdogSpec("required"), profile("default"), opener=lambda path: device)
+
+    async def unreachable(*args: object, **kwargs: object) -> None:
+        raise Unreachable("no engine in this test")
+
+    monkeypatch.setattr(agent_module, "open_coordinator", unreachable)
+    with pytest.raises(Unreachable):
+        await Agent(spec, "n1", tmp_path, watchdog=watchdog).run()
+
+    assert device.disarmed, "a start-up failure left the watchdog counting down"

@@ -47,7 +47,12 @@ HAND_OVER_TIMEOUT = 30.0
 
 class Agent:
     def __init__(
-        self, spec: ClusterSpec, node: str, state_dir: Path, config_text: str = ""
+        self,
+        spec: ClusterSpec,
+        node: str,
+        state_dir: Path,
+        config_text: str = "",
+        watchdog: Watchdog | None = None,
     ) -> None:
         if spec.node(node) is None:
             known = ", ".join(n.name for n in spec.nodes)
@@ -59,7 +64,8 @@ class Agent:
         self.timing = profile(spec.options.profile)
         self.keys = KeySpace(spec.options.name)
         self._stop = asyncio.Event()
-        self.watchdog = self._watchdog()
+        self.watchdog = watchdog or self._watchdog()
+        self._executor: Executor | None = None
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -68,11 +74,17 @@ class Agent:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         # Before anything else: "required" means no resources at all without a watchdog.
         self.watchdog.arm()
-        coord = await open_coordinator(self.spec, node=self.node, state_dir=self.state_dir)
         try:
-            await self._run_with(coord)
+            coord = await open_coordinator(self.spec, node=self.node, state_dir=self.state_dir)
+            try:
+                await self._run_with(coord)
+            finally:
+                await coord.close()
         finally:
-            await coord.close()
+            # An agent that ends holding nothing exclusive (a clean stop, a failed start-up)
+            # must not get its machine reset; one that dies holding something, must.
+            if self._executor is None or not self._executor.holds_exclusive():
+                self.watchdog.disarm()
 
     async def _run_with(self, coord: Coordinator) -> None:
         spec_now: Callable[[], ClusterSpec] = lambda: self.spec  # noqa: E731
@@ -88,6 +100,7 @@ class Agent:
             node=self.node, spec=spec_now, store=store, events=events,
             membership=membership, state_dir=self.state_dir,
         )  # fmt: skip
+        self._executor = executor
         watchdog = self.watchdog
         executor.watchdog_armed = watchdog.armed
         # Probe before joining and before clearing a fenced mark, so that the controller
@@ -100,7 +113,7 @@ class Agent:
             renewing = tasks.create_task(
                 self._keep_membership(membership, executor, store), name="membership"
             )
-            feeding = tasks.create_task(self._feed(watchdog, membership, executor))
+            feeding = tasks.create_task(self._feed(watchdog, membership, executor), name="watchdog")
             executing = tasks.create_task(executor.run(), name="executor")
             configuring = tasks.create_task(self._follow_config(store, executor), name="config")
             campaigning = tasks.create_task(
@@ -118,6 +131,8 @@ class Agent:
             await executor.shutdown()
             feeding.cancel()
             if not executor.holds_exclusive():
+                # Now, not later: nothing feeds it any more, and closing the engine can take
+                # longer than its countdown.
                 watchdog.disarm()
             renewing.cancel()
             with contextlib.suppress(CoordError):
