@@ -123,6 +123,12 @@ def lab_config(layout: LabLayout, lab_dir: Path, *, profile: str, failback: str)
         'resource = "vip"',
         'with = "web-clone"',
         "",
+        # The VIP goes only where web already answers; on failback it leaves its old node
+        # once web runs on the returning one (make before break).
+        "[[constraints.order]]",
+        'first = "web-clone"',
+        'then = "vip"',
+        "",
         "[fencing.devices.lab]",
         'agent = "fence_hakeeper_lab"',
         f'params = {{ targets_dir = "{lab_dir / "fence"}" }}',
