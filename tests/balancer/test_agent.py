@@ -40,7 +40,7 @@ def test_a_broken_balancer_file_is_refused_at_config_load(tmp_path: Path) -> Non
 
 def test_unknown_parameter_is_named(tmp_path: Path) -> None:
     path = write_config(tmp_path / "b.toml", 1, "127.0.0.1:2")
-    with pytest.raises(ConfigError, match="unknown parameters"):
+    with pytest.raises(ConfigError, match="has no parameter"):
         make_agent("balancer", "lb", {"config": str(path), "cfg": "x"}, {}, state_dir=tmp_path)
 
 

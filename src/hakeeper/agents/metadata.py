@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
 
 from hakeeper.agents.base import ActionSpec, MetaData, ParamSpec
 from hakeeper.errors import ConfigError
@@ -41,6 +42,17 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
 _ISO = re.compile(
     r"^P(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)$", re.IGNORECASE
 )
+
+
+def check_params(agent: str, params: Mapping[str, object], known: Sequence[ParamSpec]) -> None:
+    """ConfigError naming every parameter ``agent`` does not have, and the ones it has."""
+    names = {p.name for p in known}
+    unknown = sorted(set(params) - names)
+    if unknown:
+        raise ConfigError(
+            f"{agent} has no parameter(s) {', '.join(unknown)}; "
+            f"its parameters are {', '.join(sorted(names))}"
+        )
 
 
 def parse_duration(text: str | float | int, *, what: str = "duration") -> float:

@@ -38,7 +38,7 @@ from hakeeper.agents.base import (
     make_result,
     unimplemented,
 )
-from hakeeper.agents.metadata import parse_duration
+from hakeeper.agents.metadata import check_params, parse_duration
 from hakeeper.agents.procfs import process_start_time
 from hakeeper.agents.runner import kill_group, live_group_members, run_action
 from hakeeper.errors import ConfigError
@@ -104,13 +104,7 @@ class ProcessConfig:
 
     @classmethod
     def from_params(cls, params: Mapping[str, object]) -> ProcessConfig:
-        known = {p.name for p in PARAMS}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ConfigError(
-                f"process agent has no parameter(s) {', '.join(unknown)}; "
-                f"its parameters are {', '.join(sorted(known))}"
-            )
+        check_params("process agent", params, PARAMS)
         if "command" not in params:
             raise ConfigError("process agent needs parameter 'command' (the program to run)")
         url = params.get("health_url")
@@ -178,9 +172,7 @@ class ProcessAgent:
         ocf_root: Path | None = None,
         init_dir: Path | None = None,
     ) -> ProcessAgent:
-        del meta, ocf_root, init_dir
-        if target:
-            raise ConfigError(f"agent 'process:{target}': write just 'process' (no ':' part)")
+        del target, meta, ocf_root, init_dir
         return cls(instance, ProcessConfig.from_params(params), state_dir=state_dir)
 
     def meta_data(self) -> MetaData:

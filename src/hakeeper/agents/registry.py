@@ -28,6 +28,9 @@ AGENT_SCHEMES: dict[str, str] = {
     "sessions": "hakeeper.sessions.agent:SessionsAgent",
 }
 
+#: Schemes that are whole names: ``process``, never ``process:<something>``.
+TARGETLESS = frozenset({"process", "vip", "balancer", "sessions"})
+
 # Instance names become file names (state files) and environment values.
 _INSTANCE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:@-]*$")
 
@@ -95,6 +98,8 @@ def make_agent(
             "(it names state files and the agent's OCF_RESOURCE_INSTANCE)"
         )
     scheme, target = split_spec(spec)
+    if target and scheme in TARGETLESS:
+        raise ConfigError(f"agent {spec!r}: write just {scheme!r} (no ':' part)")
     factory = agent_factory(scheme)
     return factory.from_spec(
         target,

@@ -39,7 +39,7 @@ from hakeeper.agents.base import (
     make_result,
     unimplemented,
 )
-from hakeeper.agents.metadata import parse_duration
+from hakeeper.agents.metadata import check_params, parse_duration
 from hakeeper.agents.netns import run_in
 from hakeeper.agents.vip_announce import send_announcement
 from hakeeper.errors import ConfigError
@@ -77,13 +77,7 @@ class VipConfig:
 
     @classmethod
     def from_params(cls, params: Mapping[str, object]) -> VipConfig:
-        known = {p.name for p in PARAMS}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ConfigError(
-                f"vip agent has no parameter(s) {', '.join(unknown)}; "
-                f"its parameters are {', '.join(sorted(known))}"
-            )
+        check_params("vip agent", params, PARAMS)
         for name, example in (("ip", "ip = '10.0.0.100/24'"), ("interface", "interface = 'eth0'")):
             if not isinstance(params.get(name), str) or not params[name]:
                 raise ConfigError(f"vip agent needs parameter {name!r} (e.g. {example})")
@@ -235,9 +229,7 @@ class VipAgent:
         ocf_root: Path | None = None,
         init_dir: Path | None = None,
     ) -> VipAgent:
-        del meta, state_dir, ocf_root, init_dir
-        if target:
-            raise ConfigError(f"agent 'vip:{target}': write just 'vip' (no ':' part)")
+        del target, meta, state_dir, ocf_root, init_dir
         return cls(instance, VipConfig.from_params(params))
 
     def meta_data(self) -> MetaData:

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hakeeper.agents.base import MetaData, ParamSpec
+from hakeeper.agents.metadata import check_params
 from hakeeper.agents.process import ProcessAgent, ProcessConfig
 from hakeeper.balancer.config import load_config
 from hakeeper.errors import ConfigError
@@ -45,15 +46,8 @@ class BalancerAgent(ProcessAgent):
         ocf_root: Path | None = None,
         init_dir: Path | None = None,
     ) -> BalancerAgent:
-        del meta, ocf_root, init_dir
-        if target:
-            raise ConfigError(f"agent 'balancer:{target}': write just 'balancer' (no ':' part)")
-        unknown = set(params) - {p.name for p in PARAMS}
-        if unknown:
-            raise ConfigError(
-                f"balancer {instance}: unknown parameters {sorted(unknown)}; "
-                f"known: {[p.name for p in PARAMS]}"
-            )
+        del target, meta, ocf_root, init_dir
+        check_params(f"balancer {instance}", params, PARAMS)
         if "config" not in params:
             raise ConfigError(f"balancer {instance}: give params.config, the balancer file")
         path = Path(str(params["config"]))

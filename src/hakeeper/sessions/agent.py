@@ -42,6 +42,7 @@ from hakeeper.agents.base import (
     log_op,
     make_result,
 )
+from hakeeper.agents.metadata import check_params
 from hakeeper.agents.process import ProcessAgent, ProcessConfig
 from hakeeper.errors import ConfigError, SessionStoreError
 from hakeeper.sessions.client import SessionClient
@@ -85,15 +86,8 @@ class SessionsAgent(ProcessAgent):
         ocf_root: Path | None = None,
         init_dir: Path | None = None,
     ) -> SessionsAgent:
-        del meta, ocf_root, init_dir
-        if target:
-            raise ConfigError(f"agent 'sessions:{target}': write just 'sessions' (no ':' part)")
-        unknown = set(params) - {p.name for p in PARAMS}
-        if unknown:
-            raise ConfigError(
-                f"sessions {instance}: unknown parameters {sorted(unknown)}; "
-                f"known: {[p.name for p in PARAMS]}"
-            )
+        del target, meta, ocf_root, init_dir
+        check_params(f"sessions {instance}", params, PARAMS)
         port = params.get("port")
         if not isinstance(port, int) or not 0 < port < 65536:
             raise ConfigError(f"sessions {instance}: params.port must be a TCP port number")
