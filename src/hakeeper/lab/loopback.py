@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
-import shutil
 import signal
 import socket
 import sys
@@ -30,7 +27,7 @@ from hakeeper.cluster.store import ClusterStore, Observed
 from hakeeper.config.loader import load_spec
 from hakeeper.coord.base import Coordinator
 from hakeeper.errors import CoordError, HakeeperError
-from hakeeper.lab.fence_agent import read_offs, write_target
+from hakeeper.lab.fence_agent import LoopbackTarget, ProcessRef, read_offs, write_target
 from hakeeper.lab.processes import ManagedProcess
 from hakeeper.model.cluster import ClusterSpec
 
@@ -115,33 +112,21 @@ def read_records(path: Path) -> list[Record]:
     return out
 
 
-def kill_resource_processes(state_dir: Path) -> None:
-    """SIGKILL every process group a node's resources started, as recorded by its agent.
-
-    Each record holds the PID and its ``/proc/<pid>/stat`` start time: a PID reused since
-    by an unrelated process is left alone."""
-    for state_file in (state_dir / "agents").glob("*.json"):
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            data = json.loads(state_file.read_text())
-            pid = int(data["pid"])
-            if process_start_time(pid) == int(data["start_time"]):
-                os.killpg(pid, signal.SIGKILL)
-        state_file.unlink(missing_ok=True)
-
-
 def crash_node(
     state_dir: Path,
     runtime_dir: Path,
     agent_pid: int | None = None,
     agent_start_time: int | None = None,
 ) -> None:
-    """Power cut of one node from any process: SIGKILL the agent (when given, and only if the
-    PID still has that start time), then its resources' processes; wipe its /run."""
-    if agent_pid is not None and process_start_time(agent_pid) == agent_start_time:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(agent_pid, signal.SIGKILL)
-    kill_resource_processes(state_dir)
-    shutil.rmtree(runtime_dir, ignore_errors=True)
+    """Power cut of one node from any process: what the lab's fence device does on "off"
+    (the agent, when given and only if the PID still has that start time, then every process
+    group its resources started; its /run wiped)."""
+    agent = (
+        ProcessRef(agent_pid, agent_start_time)
+        if agent_pid is not None and agent_start_time is not None
+        else None
+    )
+    LoopbackTarget(agent, state_dir, runtime_dir).off("node")
 
 
 def loopback_target(
