@@ -88,6 +88,24 @@ def executor_for(
     )  # fmt: skip
 
 
+async def cut_off_once_started(
+    executor: Executor, coord: LocalCoordinator, membership: Membership, started: asyncio.Event
+) -> tuple[float, float]:
+    """Run the executor; once its agent was asked to start, cut the engine off (no renewal,
+    no watch event: only the clock acts) and run past the lease's engine-side expiry.
+    Returns the membership deadline and that expiry as they stood at the cut."""
+    running = asyncio.create_task(executor.run())
+    try:
+        await asyncio.wait_for(started.wait(), 10)
+        coord.fail_with = NoQuorum("cut off")
+        deadline, safe_until = membership.deadline, membership.lease_safe_until
+        await asyncio.sleep(max(0.0, safe_until - time.monotonic()) + 0.5)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    return deadline, safe_until
+
+
 async def test_an_exclusive_resource_stops_at_the_membership_deadline_not_later(
     tmp_path: Path,
 ) -> None:
@@ -98,15 +116,7 @@ async def test_an_exclusive_resource_stops_at_the_membership_deadline_not_later(
         tmp_path, coord, membership,
         agent_factory=lambda *args, **kwargs: RecordingAgent(calls, started),
     )  # fmt: skip
-    running = asyncio.create_task(executor.run())
-    try:
-        await asyncio.wait_for(started.wait(), 10)
-        coord.fail_with = NoQuorum("cut off")  # no renewal, no watch event: only the clock
-        deadline = membership.deadline
-        await asyncio.sleep(max(0.0, deadline - time.monotonic()) + 0.5)
-    finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
+    deadline, _ = await cut_off_once_started(executor, coord, membership, started)
 
     stops = [at for op, at in calls if op == "stop"]
     assert stops, "the exclusive resource was never stopped after the deadline"
@@ -133,15 +143,7 @@ async def test_a_start_still_running_at_the_deadline_is_cut_short_and_stopped(
         tmp_path, coord, membership,
         agent_factory=lambda *args, **kwargs: HangingStartAgent(calls, started),
     )  # fmt: skip
-    running = asyncio.create_task(executor.run())
-    try:
-        await asyncio.wait_for(started.wait(), 10)
-        coord.fail_with = NoQuorum("cut off")
-        safe_until = membership.lease_safe_until
-        await asyncio.sleep(max(0.0, safe_until - time.monotonic()) + 0.5)
-    finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
+    _, safe_until = await cut_off_once_started(executor, coord, membership, started)
 
     stops = [at for op, at in calls if op == "stop"]
     assert stops, "the half-started exclusive resource was never stopped"

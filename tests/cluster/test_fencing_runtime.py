@@ -20,10 +20,10 @@ from hakeeper.agents.procfs import process_start_time
 from hakeeper.cluster.events_log import EventLog
 from hakeeper.cluster.scheduler import schedule
 from hakeeper.cluster.store import Observed
-from hakeeper.lab.holders import describe, overlaps
 from hakeeper.lab.loopback import LoopbackCluster, free_port_on, read_records
 from hakeeper.model.events import NodeFenced
 from hakeeper.model.timing import profile
+from tests.cluster.test_runtime import assert_never_two_holders as check_records
 from tests.cluster.test_runtime import runs_on, singleton_resources, where
 from tests.conftest import require_binary
 
@@ -54,8 +54,7 @@ async def cluster(
 
 
 def assert_never_two_holders(lab: LoopbackCluster) -> None:
-    found = overlaps(read_records(lab.records_path), lab.down_since)  # type: ignore[attr-defined]
-    assert not found, f"two holders: {describe(found)}"
+    check_records(read_records(lab.records_path), lab)  # type: ignore[attr-defined]
 
 
 def starts_on(lab: LoopbackCluster, node: str, after: float) -> list[float]:
