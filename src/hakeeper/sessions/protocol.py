@@ -339,8 +339,8 @@ class MemcacheProtocol(asyncio.Protocol):
             outcome = store.prepend(key, value)
         else:
             outcome = store.cas(key, value, block.flags, block.exptime, block.unique)
-        if self.node.logs_writes:
-            self._write_outcome(key, outcome)
+        if outcome is Outcome.STORED and self.node.logs_writes:
+            self.node.log_key(key)
         if not noreply:
             self._out.append(outcome.value)
 
