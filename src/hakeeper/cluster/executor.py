@@ -127,23 +127,30 @@ class Executor:
             self._idle.set()
 
     async def probe(self) -> None:
-        """Find what already runs here (after a restart) and report it before acting."""
+        """Find what already runs here (after a restart) and report it before acting.
+
+        Each resource is probed under its lock: a converge must never acknowledge a removal
+        (report "stopped") for an instance this probe is about to find running."""
         spec = self._spec()
         for primitive in spec.primitives:
-            key = (primitive.id, 0)
-            result = await self._agent(primitive, 0).monitor(
-                self._request(primitive, "monitor"), probe=True
-            )
-            if result.running:
-                role: LocalRole = "promoted" if result.promoted else "started"
-                self._set_local(key, Local(role, 0))
-                await self._report(primitive.id, 0, role, 0, result)
-                self._start_monitor(primitive, 0)
-                log.info("event=probe_found resource=%s role=%s", primitive.id, role)
-            else:
-                if key in self._local:  # e.g. a failed stop that the fence finished
-                    self._set_local(key, None)
-                await self._store.forget_status(self._node, primitive.id, 0)
+            async with self._locks.setdefault(primitive.id, asyncio.Lock()):
+                await self._probe_one(primitive)
+
+    async def _probe_one(self, primitive: Primitive) -> None:
+        key = (primitive.id, 0)
+        result = await self._agent(primitive, 0).monitor(
+            self._request(primitive, "monitor"), probe=True
+        )
+        if result.running:
+            role: LocalRole = "promoted" if result.promoted else "started"
+            self._set_local(key, Local(role, 0))
+            await self._report(primitive.id, 0, role, 0, result)
+            self._start_monitor(primitive, 0)
+            log.info("event=probe_found resource=%s role=%s", primitive.id, role)
+        else:
+            if key in self._local:  # e.g. a failed stop that the fence finished
+                self._set_local(key, None)
+            await self._store.forget_status(self._node, primitive.id, 0)
 
     async def run(self) -> None:
         """Converge on every change of the assignments, and every few seconds; the guard
