@@ -175,17 +175,24 @@ def teardown(layout: LabLayout) -> list[str]:
 
 
 def holders(layout: LabLayout, address: str) -> list[str]:
-    """Nodes whose namespace holds ``address`` right now (one netlink dump per node)."""
+    """Nodes whose namespace holds ``address`` right now (one netlink dump per node).
+
+    Each dump runs on a thread inside the host's namespace, not in a process forked into it
+    (pyroute2's ``IPRoute(netns=...)``): a fence of that host kills every *process* of its
+    namespace, and killed the checker's helper mid-test."""
     wanted = ipaddress.ip_address(address)
-    found = []
-    for node in layout.nodes:
-        if namespace_id(layout.host_ns(node)) is None:
-            continue
-        with IPRoute(netns=layout.host_ns(node)) as ipr:
-            if any(
-                ipaddress.ip_address(m.get("IFA_ADDRESS")) == wanted
-                for m in ipr.addr("dump")
-                if m.get("IFA_ADDRESS")
-            ):
-                found.append(node)
-    return found
+    return [
+        node
+        for node in layout.nodes
+        if namespace_id(layout.host_ns(node)) is not None
+        and call_in_thread(layout.host_ns(node), _holds, wanted)
+    ]
+
+
+def _holds(wanted: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    with IPRoute() as ipr:
+        return any(
+            ipaddress.ip_address(m.get("IFA_ADDRESS")) == wanted
+            for m in ipr.addr("dump")
+            if m.get("IFA_ADDRESS")
+        )
