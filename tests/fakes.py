@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import time
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
@@ -51,6 +52,9 @@ class LocalCoordinator:
 
     async def revoke(self, lease: Lease) -> None:
         self._apply("cmd_revoke", lease.id)
+
+    async def lease_renewed_ago(self, lease_id: int) -> float | None:
+        return self.state.renewed_ago(lease_id, time.monotonic())
 
     async def txn(
         self, compare: Sequence[Cmp], success: Sequence[Op], failure: Sequence[Op] = ()

@@ -168,6 +168,19 @@ async def test_keepalive_extends_the_lease(coord: Coordinator) -> None:
     assert await coord.get("/alive") is not None
 
 
+async def test_lease_renewed_ago_never_reports_more_silence_than_there_was(
+    coord: Coordinator,
+) -> None:
+    lease = await coord.grant(coord.min_ttl)
+    sent = time.monotonic()
+    assert await coord.keepalive(lease)
+    await asyncio.sleep(0.2)
+
+    age = await coord.lease_renewed_ago(lease.id)
+
+    assert age is None or 0 <= age <= time.monotonic() - sent
+
+
 async def test_revoke_deletes_the_keys_at_once(coord: Coordinator) -> None:
     lease = await coord.grant(coord.min_ttl)
     await coord.put("/rv", b"1", lease)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import time
 
 import pytest
 
@@ -151,3 +152,16 @@ def test_subscribe_returns_the_backlog_from_the_start_revision() -> None:
         put(state, f"r{i}", f"/k{i}", b"v")
     backlog = state.subscribe(lambda events: None, 3)
     assert [e.kv.key for e in backlog] == ["/k2", "/k3"]
+
+
+def test_renewed_ago_counts_from_the_last_applied_renewal() -> None:
+    state = KVStateMachine()
+    lease_id, _ = apply(state, "cmd_grant", "g-1", 1.0)  # type: ignore[misc]
+    state.renewed_at[lease_id] -= 5.0
+    apply(state, "cmd_keepalive", lease_id)
+
+    age = state.renewed_ago(lease_id, time.monotonic())
+
+    assert age is not None
+    assert 0 <= age < 5.0
+    assert state.renewed_ago(lease_id + 1, time.monotonic()) is None

@@ -152,6 +152,9 @@ class Bounded:
         async with self._deadline("a revoke"):
             await self.inner.revoke(lease)
 
+    async def lease_renewed_ago(self, lease_id: int) -> float | None:
+        return await self.inner.lease_renewed_ago(lease_id)
+
     async def get(self, key: str) -> KV | None:
         async with self._deadline("a read"):
             return await self.inner.get(key)

@@ -159,6 +159,15 @@ class Coordinator(Protocol):
         """End ``lease`` now and delete its keys; a lease already gone is not an error."""
         ...
 
+    async def lease_renewed_ago(self, lease_id: int) -> float | None:
+        """Seconds since this engine member applied the lease's last renewal (or its grant),
+        on the local clock, without a round trip; None when it cannot tell (the lease is
+        unknown here, a non-voting client, or an engine that reports whole seconds only).
+
+        A hint for failure suspicion, never a safety bound: confirm it after a linearizable
+        read, which makes this member apply every renewal committed before it."""
+        ...
+
     async def get(self, key: str) -> KV | None:
         """Linearizable read of one key."""
         ...

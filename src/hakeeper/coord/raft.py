@@ -96,6 +96,10 @@ class RaftCoordinator:
         self._sync: Any = None
         self._ticker: asyncio.Task[None] | None = None
         self._closed = False
+        # The Raft leader as last seen, and since when (local clock): during an election no
+        # renewal can apply, so silence before the current leader took office proves nothing.
+        self._leader: object | None = None
+        self._leader_since = time.monotonic()
 
     def _validate(self) -> None:
         if not self._peers:
@@ -237,6 +241,23 @@ class RaftCoordinator:
     async def revoke(self, lease: Lease) -> None:
         await self._submit(self._state.cmd_revoke, lease.id)
 
+    async def lease_renewed_ago(self, lease_id: int) -> float | None:
+        """Counted from the later of the last renewal and the current leader's accession."""
+        if self._self is None or self._sync is None:
+            return None  # a client applies nothing
+        now = time.monotonic()
+        self._note_leader(now)
+        if self._leader is None:
+            return None  # without a leader nothing can renew
+        age = self._state.renewed_ago(lease_id, now)
+        return None if age is None else min(age, now - self._leader_since)
+
+    def _note_leader(self, now: float) -> None:
+        assert self._sync is not None
+        leader = self._sync._getLeader()
+        if leader != self._leader:
+            self._leader, self._leader_since = leader, now
+
     async def get(self, key: str) -> KV | None:
         result = await self.txn([], [Get(key)])
         found = result.responses[0]
@@ -364,10 +385,12 @@ class RaftCoordinator:
         )
 
     async def _expire_leases(self) -> None:
-        """On the Raft leader, commit the expiry of every lease past its TTL (local clock)."""
+        """On the Raft leader, commit the expiry of every lease past its TTL (local clock).
+        On every member, note when the leader changes (`lease_renewed_ago`)."""
         pending: dict[tuple[int, int], float] = {}
         while True:
             await asyncio.sleep(self._timing.heartbeat)
+            self._note_leader(time.monotonic())
             if not self._sync._isLeader():
                 pending.clear()
                 continue

@@ -153,6 +153,12 @@ class KVStateMachine(SyncObjConsumer):  # type: ignore[misc]
 
     # --- queries from the event loop thread ------------------------------------------------
 
+    def renewed_ago(self, lease_id: int, now: float) -> float | None:
+        """Seconds since this member applied the lease's last grant or renewal."""
+        with self.lock:
+            renewed = self.renewed_at.get(lease_id)
+        return None if renewed is None else now - renewed
+
     def due_leases(self, now: float) -> list[tuple[int, int]]:
         """(lease, seq) of every lease this member counts as expired at ``now``."""
         due: list[tuple[int, int]] = []
