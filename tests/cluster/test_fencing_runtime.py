@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -34,13 +35,20 @@ ADDRESSES = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
 
 @asynccontextmanager
 async def cluster(
-    tmp_path: Path, *, fence_scope: str = "node", extra: str = "", device: bool = True
+    tmp_path: Path,
+    *,
+    fence_scope: str = "node",
+    extra: str = "",
+    device: bool = True,
+    suspect_after: float | None = None,
+    timing: str = "fast",
 ) -> AsyncIterator[LoopbackCluster]:
     record = tmp_path / "singleton.record"
     resources = singleton_resources(record, free_port_on(ADDRESSES), "stickiness = 100") + extra
     lab = LoopbackCluster(
-        tmp_path, resources, fencing=True, fence_device=device, fence_scope=fence_scope
-    )
+        tmp_path, resources, fencing=True, fence_device=device, fence_scope=fence_scope,
+        suspect_after=suspect_after, profile=timing,
+    )  # fmt: skip
     lab.records_path = record  # type: ignore[attr-defined]
     try:
         await lab.start()
@@ -113,6 +121,28 @@ async def test_a_frozen_holder_is_powered_off_by_the_fence_device_and_the_single
         assert not alive(pid, start_time), "the fence device left the frozen agent running"
         events = await fence_events(lab, holder)
         assert any(e.ok and e.device == "lab" for e in events), events
+        assert_never_two_holders(lab)
+        assert_epochs_increase(lab)
+
+
+async def test_a_silent_holder_is_fenced_on_suspicion_and_removed_before_its_lease_expires(
+    tmp_path: Path,
+) -> None:
+    # The wan profile's 10 s lease leaves a loaded machine ample time to suspect (3 s, or 3 s
+    # after a new Raft leader) and fence before the lease would expire on its own.
+    async with cluster(tmp_path, suspect_after=3.0, timing="wan") as lab:
+        holder = where(await lab.observe(), "singleton")[0]
+        pid = lab.pid(holder)
+        start_time = process_start_time(pid) if pid else None
+        lab.freeze(holder)
+
+        await lab.wait_for("the singleton to run elsewhere", elsewhere(holder), timeout=90)
+
+        assert not alive(pid, start_time), "the fence device left the frozen agent running"
+        store = await lab.store()
+        mark = await store.coord.get(store.fenced_key(holder))
+        assert mark is not None
+        assert json.loads(mark.value).get("suspected") is True, mark
         assert_never_two_holders(lab)
         assert_epochs_increase(lab)
 

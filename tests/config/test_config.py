@@ -212,3 +212,33 @@ def test_unreadable_toml_names_the_file(tmp_path: Path) -> None:
     path.write_text("[nodes\n")
     with pytest.raises(ConfigError, match=r"cluster\.toml: not valid TOML"):
         load(path)
+
+
+def with_suspicion(after: str, *, kind: str = "power", profile: str = "fast") -> dict[str, Any]:
+    return minimal(
+        cluster={"profile": profile},
+        fencing={
+            "suspect_after": after,
+            "devices": {"pdu": {"agent": "fence_pdu", "kind": kind}},
+        },
+    )
+
+
+def test_suspect_after_and_the_device_kind_reach_the_model() -> None:
+    spec = to_spec(parse(with_suspicion("400ms")))
+    assert spec.suspect_after == pytest.approx(0.4)
+    assert spec.fence_devices[0].kind == "power"
+
+
+def test_suspecting_after_one_late_renewal_is_refused() -> None:
+    assert "1.5 × the renew interval" in error(with_suspicion("250ms"))
+
+
+def test_suspecting_no_sooner_than_the_lease_expires_is_refused() -> None:
+    assert "not below the member TTL" in error(with_suspicion("1s"))
+
+
+def test_suspicion_without_a_power_fence_device_is_refused() -> None:
+    assert "needs fencing = true and a power fence device" in error(
+        with_suspicion("400ms", kind="fabric")
+    )

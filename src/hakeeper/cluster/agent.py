@@ -5,6 +5,7 @@
     │                   after losing it: self-fence, re-probe, rejoin, clear the fenced mark
     ├── watchdog        fed only while safe (see `hakeeper.fencing.watchdog`)
     ├── executor        probe, then converge local instances to the assignments
+    ├── suspicion       fence a silent member before its lease runs out (if configured)
     └── campaign        become controller when there is none; run it while the term holds
 
 Shutdown is phased (SIGTERM/SIGINT): stop taking new work, stop the local resources, disarm
@@ -32,6 +33,7 @@ from hakeeper.cluster.fence_plan import fencer_of
 from hakeeper.cluster.keys import KeySpace
 from hakeeper.cluster.membership import MemberRecord, Membership
 from hakeeper.cluster.store import ClusterStore
+from hakeeper.cluster.suspicion import SuspicionWatch
 from hakeeper.config.loader import load_spec, spec_from_text
 from hakeeper.coord.base import Cmp, Coordinator, Put
 from hakeeper.errors import ConfigError, CoordError
@@ -119,9 +121,17 @@ class Agent:
             campaigning = tasks.create_task(
                 self._campaign(coord, store, events, membership, spec_now), name="campaign"
             )
+            suspecting = tasks.create_task(
+                SuspicionWatch(
+                    node=self.node, coord=coord, keys=self.keys, spec=spec_now, events=events,
+                    fencer=self._fencer, timing=self.timing,
+                ).run(),
+                name="suspicion",
+            )  # fmt: skip
             await self._stop.wait()
             log.info("event=shutdown phase=hand_over node=%s", self.node)
             await self._hand_over(store, executor)
+            suspecting.cancel()
             campaigning.cancel()
             configuring.cancel()
             executing.cancel()

@@ -186,9 +186,11 @@ class Controller:
             self._lost_since.pop(node, None)
             await self._emit(NodeJoined(ts=now, node=node))
         for node in sorted(previous - members):
-            status = observed.state.node(node).status
+            state = observed.state.node(node)
             self._lost_since[node] = self._clock()
-            reason = "lease_expired" if status == "lost" else "left"
+            reason = "lease_expired" if state.status == "lost" else "left"
+            if state.fenced:
+                reason = "suspected_and_fenced"  # `hakeeper.cluster.suspicion` removed it
             await self._emit(NodeLost(ts=now, node=node, reason=reason))
 
     def _log_decisions(self, decisions: Sequence[Decision]) -> None:

@@ -52,6 +52,14 @@ def fencer_of(
     )
 
 
+def power_fences(spec: ClusterSpec, node: str) -> bool:
+    """Whether every device that may fence ``node`` powers it off (agent included), so a
+    confirmed fence alone proves it runs nothing: the premise of fencing on suspicion."""
+    kinds = {d.name: d.kind for d in spec.fence_devices}
+    levels = plan_of(spec).levels_for(node)
+    return bool(levels) and all(kinds[name] == "power" for level in levels for name in level)
+
+
 def devices_used(outcome: FenceOutcome) -> str:
     """The devices that took part, for the event log (``-`` when none ran)."""
     return ",".join(sorted({a.device for a in outcome.attempts})) or "-"

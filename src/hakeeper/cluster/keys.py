@@ -60,6 +60,10 @@ class KeySpace:
     def runtime(self) -> str:
         return f"{self.root}runtime/"
 
+    def fenced(self, node: str) -> str:
+        """The controller's mark that a fence device confirmed ``node`` off."""
+        return f"{self.runtime}fenced/{node}"
+
     @property
     def events(self) -> str:
         return f"{self.root}events/"

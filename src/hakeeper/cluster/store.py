@@ -157,7 +157,7 @@ class ClusterStore:
         return f"{self.keys.runtime}nodes/{node}"
 
     def fenced_key(self, node: str) -> str:
-        return f"{self.keys.runtime}fenced/{node}"
+        return self.keys.fenced(node)
 
     def leaving_key(self, node: str) -> str:
         return f"{self.keys.runtime}leaving/{node}"

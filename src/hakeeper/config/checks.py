@@ -6,6 +6,8 @@ import re
 from collections.abc import Iterable, Mapping
 
 from hakeeper.config.schema import ClusterFile
+from hakeeper.errors import ConfigError
+from hakeeper.model.timing import profile
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -253,7 +255,39 @@ def check(cf: ClusterFile) -> list[Problem]:
                         f'"{node}" is not a node; use node names as keys',
                     )
                 )
+    problems.extend(_suspicion_problems(cf))
     return problems
+
+
+def _suspicion_problems(cf: ClusterFile) -> list[Problem]:
+    after = cf.fencing.suspect_after
+    if after is None:
+        return []
+    where = "fencing.suspect_after"
+    if not cf.cluster.fencing or not any(d.kind == "power" for d in cf.fencing.devices.values()):
+        return [(where, "fencing on suspicion needs fencing = true and a power fence device")]
+    try:
+        timing = profile(cf.cluster.profile)
+    except ConfigError:
+        return []  # reported where the profile is read
+    if after < 1.5 * timing.renew_interval - 1e-9:
+        return [
+            (
+                where,
+                f"{after:g}s would suspect a member after one late renewal: give at least "
+                f"1.5 × the renew interval ({1.5 * timing.renew_interval:g}s in profile "
+                f"{timing.name!r})",
+            )
+        ]
+    if after >= timing.member_ttl:
+        return [
+            (
+                where,
+                f"{after:g}s is not below the member TTL ({timing.member_ttl:g}s): the lease "
+                "expires first, so suspicion would never act; lower it or leave it out",
+            )
+        ]
+    return []
 
 
 def warnings(cf: ClusterFile) -> list[str]:

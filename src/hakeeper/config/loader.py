@@ -247,6 +247,7 @@ def to_spec(cf: ClusterFile) -> ClusterSpec:
                 d.retries,
                 d.delay_base,
                 d.delay_max,
+                d.kind,
             )
             for name, d in cf.fencing.devices.items()
         ),
@@ -258,4 +259,5 @@ def to_spec(cf: ClusterFile) -> ClusterSpec:
         watchdog_spec=WatchdogSpec(
             cf.fencing.watchdog, cf.fencing.watchdog_device, cf.fencing.watchdog_timeout
         ),
+        suspect_after=cf.fencing.suspect_after,
     )

@@ -190,6 +190,7 @@ class FenceDeviceSection(Section):
     retries: int = Field(default=2, ge=0, le=10)
     delay_base: Duration = 0.0
     delay_max: Duration = 0.0
+    kind: Literal["power", "fabric"] = "power"
 
 
 def _watchdog_mode(value: object) -> object:
@@ -207,6 +208,7 @@ class FencingSection(Section):
     ] = "off"
     watchdog_device: str = "/dev/watchdog"
     watchdog_timeout: int | None = Field(default=None, ge=1, le=3600)
+    suspect_after: Duration | None = None
     devices: dict[str, FenceDeviceSection] = {}
     levels: dict[str, list[list[str]]] = {}
 

@@ -23,6 +23,9 @@ OrderAction = Literal["start", "promote"]
 RoleFilter = Literal["any", "primary"]
 WatchdogMode = Literal["off", "automatic", "required"]
 HostArgument = Literal["auto", "port", "plug", "none"]
+#: ``power``: "off" stops the whole node, its agent included (IPMI, a PDU, a hypervisor);
+#: ``fabric``: it cuts the node off what it serves and leaves the node running (SCSI, a switch).
+FenceKind = Literal["power", "fabric"]
 
 ON_FAIL: tuple[OnFail, ...] = ("restart", "stop", "fence", "standby", "ignore", "block")
 
@@ -165,6 +168,7 @@ class FenceDevice:
     retries: int = 2
     delay_base: float = 0.0  # pcmk_delay_base
     delay_max: float = 0.0  # pcmk_delay_max
+    kind: FenceKind = "power"
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +222,8 @@ class ClusterSpec:
     #: Every node has a required watchdog (what the scheduler may rely on).
     watchdog: bool = False
     watchdog_spec: WatchdogSpec = WatchdogSpec()
+    #: Fence a member whose renewals stopped this long, before its lease runs out (None: off).
+    suspect_after: float | None = None
 
     def node(self, name: str) -> NodeSpec | None:
         return next((n for n in self.nodes if n.name == name), None)
