@@ -16,7 +16,7 @@ The anchors are quoted, not measured here: the DESIGN targets (fast < 1.5 s, def
 and keepalived's figures from shared/ANCHORS.md; the measured keepalived comparison belongs
 to the VIP issue's lab (it needs network namespaces).
 
-    .venv/bin/python benchmarks/failover_loopback.py [--trials 5] [--json]
+    .venv/bin/python benchmarks/failover_loopback.py [--trials 5] [--settings fast,...] [--json]
 """
 
 from __future__ import annotations
@@ -34,8 +34,14 @@ from pathlib import Path
 from hakeeper.cluster.store import Observed
 from hakeeper.lab.loopback import HttpProbe, LoopbackCluster, free_port_on
 
-PROFILES = ("fast", "default")
-TARGET_S = {"fast": 1.5, "default": 4.0}  # DESIGN table
+#: setting -> (profile, [fencing] suspect_after): "+suspect" fences a member whose renewals
+#: stopped that long, before its lease expires (hakeeper.cluster.suspicion).
+SETTINGS: dict[str, tuple[str, float | None]] = {
+    "fast": ("fast", None),
+    "fast+suspect": ("fast", 0.3),
+    "default": ("default", None),
+}
+TARGET_S = {"fast": 1.5, "fast+suspect": 1.5, "default": 4.0}  # DESIGN table
 BEFORE_KILL = 1.0
 AFTER_RECOVERY = 0.5
 START_LIMIT = 60.0  # the cluster must start the singleton within this
@@ -66,12 +72,14 @@ def holders(observed: Observed) -> list[str]:
     )
 
 
-async def one_trial(profile: str, base_dir: Path) -> float:
+async def one_trial(setting: str, base_dir: Path) -> float:
     addresses = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
     port = free_port_on(addresses)
+    profile, suspect_after = SETTINGS[setting]
     cluster = LoopbackCluster(
-        base_dir, resources(port), name="bench", profile=profile, fence_device=True
-    )
+        base_dir, resources(port), name="bench", profile=profile, fence_device=True,
+        suspect_after=suspect_after,
+    )  # fmt: skip
     probe = HttpProbe(addresses, port, interval=0.010, timeout=0.2)
     try:
         await cluster.start()
@@ -88,24 +96,24 @@ async def one_trial(profile: str, base_dir: Path) -> float:
         await asyncio.sleep(AFTER_RECOVERY)
         outage = probe.outage(killed_at)
         if outage is None:
-            raise RuntimeError(f"{profile}: no answers around the kill")
+            raise RuntimeError(f"{setting}: no answers around the kill")
         return outage
     finally:
         await probe.stop()
         await cluster.close()
 
 
-async def run(trials: int) -> dict[str, list[float]]:
-    results: dict[str, list[float]] = {p: [] for p in PROFILES}
+async def run(trials: int, settings: list[str]) -> dict[str, list[float]]:
+    results: dict[str, list[float]] = {s: [] for s in settings}
     for trial in range(trials):
-        for profile in PROFILES:  # interleaved, so machine noise spreads over both
-            base = Path(tempfile.mkdtemp(prefix=f"hk-bench-failover-{profile}-"))
+        for setting in settings:  # interleaved, so machine noise spreads over all
+            base = Path(tempfile.mkdtemp(prefix="hk-bench-failover-"))
             try:
-                outage = await one_trial(profile, base)
+                outage = await one_trial(setting, base)
             finally:
                 shutil.rmtree(base, ignore_errors=True)
-            results[profile].append(outage)
-            print(f"trial {trial + 1}/{trials} {profile:<8} outage {outage * 1000:7.0f} ms",
+            results[setting].append(outage)
+            print(f"trial {trial + 1}/{trials} {setting:<13} outage {outage * 1000:7.0f} ms",
                   file=sys.stderr)  # fmt: skip
     return results
 
@@ -114,8 +122,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--settings", default=",".join(SETTINGS), help="comma-separated")
     args = parser.parse_args()
-    results = asyncio.run(run(args.trials))
+    results = asyncio.run(run(args.trials, args.settings.split(",")))
     medians = {p: statistics.median(v) for p, v in results.items()}
     if args.json:
         print(json.dumps({"trials": results, "median": medians, "target": TARGET_S}, indent=2))
@@ -123,12 +132,13 @@ def main() -> None:
     print(f"\nclient-observed outage of an exclusive HTTP service after kill -9 of its node, "
           f"{args.trials} trials, GET every 10 ms to all three addresses; fenced by the "
           "controller through fence_hakeeper_lab")  # fmt: skip
-    print(f"{'profile':<10}{'median ms':>10}{'min ms':>9}{'max ms':>9}{'target':>10}")
-    for profile, values in results.items():
+    print(f"{'setting':<14}{'median ms':>10}{'min ms':>9}{'max ms':>9}{'target':>10}")
+    for setting, values in results.items():
         print(
-            f"{profile:<10}{medians[profile] * 1000:>10.0f}{min(values) * 1000:>9.0f}"
-            f"{max(values) * 1000:>9.0f}{'< ' + str(TARGET_S[profile]) + ' s':>10}"
+            f"{setting:<14}{medians[setting] * 1000:>10.0f}{min(values) * 1000:>9.0f}"
+            f"{max(values) * 1000:>9.0f}{'< ' + str(TARGET_S[setting]) + ' s':>10}"
         )
+    print("fast+suspect: [fencing] suspect_after = 0.3 s (fence a silent member, then recover)")
     print("anchors, quoted from shared/ANCHORS.md (not measured here; the measured comparison")
     print("belongs to the VIP issue's lab):")
     for line in ANCHORS:

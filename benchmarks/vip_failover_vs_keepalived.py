@@ -8,7 +8,9 @@ Outage = last good answer before the fault to the first good answer to a request
 after it. Trials are interleaved (one of each setting per round), each on a fresh cluster.
 
 Settings:
-- hakeeper ``default`` and ``fast``: a fresh 3-node cluster (embedded Raft, ``vip`` on eth0
+- hakeeper ``default``, ``fast`` and ``fast`` with ``[fencing] suspect_after = 0.3`` (fence
+  a member whose renewals stopped 0.3 s ago, then recover, before its 1 s lease expires): a
+  fresh 3-node cluster (embedded Raft, ``vip`` on eth0
   preferring n1, the web server as a clone, fencing through ``fence_hakeeper_lab`` with
   netns targets). Fault: node crash of the VIP holder (power cut: its cable pulled, every
   process of the host SIGKILLed, its runtime addresses gone).
@@ -49,7 +51,13 @@ RECOVERY_LIMIT = 30.0  # ...and serve again within this after the fault: every t
 BEFORE_FAULT = 1.0
 AFTER_RECOVERY = 0.3
 DUAL_WINDOW = 6.0  # "process only": how long to watch both holders after the fault
-HAKEEPER = ("hakeeper default", "hakeeper fast")
+#: setting -> (profile, [fencing] suspect_after): "+suspect" fences a member whose renewals
+#: stopped that long, before its lease expires (hakeeper.cluster.suspicion).
+HAKEEPER: dict[str, tuple[str, float | None]] = {
+    "hakeeper default": ("default", None),
+    "hakeeper fast": ("fast", None),
+    "hakeeper fast+suspect 0.3s": ("fast", 0.3),
+}
 KEEPALIVED = {"keepalived advert_int 1 (VRRPv2)": 1.0, "keepalived advert_int 0.1 (VRRPv3)": 0.1}
 ANCHOR_MS = {"keepalived advert_int 1 (VRRPv2)": 3097, "keepalived advert_int 0.1 (VRRPv3)": 287}
 
@@ -111,7 +119,8 @@ def watch_fault(lab: NetnsLab, setting: str, fault: Fault) -> Trial:
 
 
 def hakeeper_trial(lab: NetnsLab, setting: str, fault_name: str) -> Trial:
-    lab.start_cluster(setting.split()[-1])
+    profile, suspect_after = HAKEEPER[setting]
+    lab.start_cluster(profile, suspect_after=suspect_after)
     faults = {
         "node crash": Fault("node crash", lambda: lab.crash("n1"), lambda: lab.heal("n1")),
         "isolation": Fault("isolation", lambda: lab.isolate("n1"), lambda: lab.heal("n1")),
@@ -206,6 +215,9 @@ def ratios(table: dict[str, dict[str, object]]) -> dict[str, float]:
     return {
         "hakeeper default / keepalived advert_int 1": median("hakeeper default") / median(k1),
         "hakeeper fast / keepalived advert_int 0.1": median("hakeeper fast") / median(k01),
+        "hakeeper fast+suspect 0.3s / keepalived advert_int 0.1": (
+            median("hakeeper fast+suspect 0.3s") / median(k01)
+        ),
     }
 
 

@@ -178,6 +178,32 @@ def test_the_lab_fence_agent_powers_off_a_netns_host(steady: NetnsLab) -> None:
     assert not steady.status()[2].port_up
 
 
+def test_with_suspicion_an_isolated_holder_is_fenced_before_its_lease_and_never_doubled(
+    steady: NetnsLab,
+) -> None:
+    steady.start_cluster("fast", suspect_after=0.3)
+    try:
+        settle(steady)
+        with VipWatch(steady.layout, HTTP_PORT) as watch:
+            time.sleep(0.5)
+            steady.isolate("n1")
+            fault = time.monotonic()
+            steady.wait("the majority to raise the VIP", lambda: moved_from(steady, "n1"), WAIT)
+            time.sleep(0.1)
+
+            dropped = watch.first_sample(fault, lambda s: "n1" not in s.holders)
+            raised = watch.first_sample(fault, lambda s: any(h != "n1" for h in s.holders))
+            assert dropped is not None
+            assert raised is not None
+            assert dropped.at < raised.at
+            assert watch.dual_samples() == 0
+        assert steady.agent_state("n1") == "gone", "the power fence left n1's agent running"
+        assert any("event=node_suspected node=n1" in steady.log_path(n).read_text()
+                   for n in ("n2", "n3"))  # fmt: skip
+    finally:
+        steady.start_cluster("fast")
+
+
 def test_manual_failback_keeps_the_vip_where_it_went_until_moved(steady: NetnsLab) -> None:
     manual = steady.lab_dir / "manual.toml"
     text = steady.config_path.read_text().replace('failback = "auto"', 'failback = "manual"')

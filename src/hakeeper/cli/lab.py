@@ -69,13 +69,18 @@ def up(
         Profile, typer.Option(help="Timing profile of the cluster.")
     ] = Profile.default,
     failback: Annotated[Failback, typer.Option(help="Failback of the VIP to n1.")] = Failback.auto,
+    suspect_after: Annotated[
+        float | None,
+        typer.Option(help="Fence a member silent this many seconds, before its lease expires."),
+    ] = None,
     folder: DirOption = DEFAULT_DIR,
 ) -> None:
     """Build the hosts and the switch, start an agent on every node."""
     try:
         lab = NetnsLab.create(
-            folder, nodes=nodes, client=client, profile=profile.value, failback=failback.value
-        )
+            folder, nodes=nodes, client=client, profile=profile.value, failback=failback.value,
+            suspect_after=suspect_after,
+        )  # fmt: skip
     except HakeeperError as exc:
         raise _fail("up", exc) from exc
     console.print(

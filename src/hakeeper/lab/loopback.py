@@ -63,9 +63,12 @@ def cluster_file(
     failback: str = "auto",
     fence_targets: Path | None = None,
     fence_scope: str = "node",
+    suspect_after: float | None = None,
 ) -> str:
     """A lab cluster file; with ``fence_targets`` its nodes are fenced through the lab's
-    fence device (``fence_hakeeper_lab``), the code path a real power switch takes."""
+    fence device (``fence_hakeeper_lab``), the code path a real power switch takes. With
+    ``scope = "node"`` that device is a power fence (it kills the agent too), with
+    ``"resources"`` a fabric fence."""
     lines = [
         "[cluster]",
         f'name = "{name}"',
@@ -84,9 +87,12 @@ def cluster_file(
             "[fencing.devices.lab]",
             'agent = "fence_hakeeper_lab"',
             f'params = {{ targets_dir = "{fence_targets}", scope = "{fence_scope}" }}',
+            f'kind = "{"power" if fence_scope == "node" else "fabric"}"',
             "timeout = 30",
             "",
         ]
+        if suspect_after is not None:
+            lines += ["[fencing]", f"suspect_after = {suspect_after}", ""]
     return "\n".join(lines) + resources
 
 
@@ -168,9 +174,11 @@ class LoopbackCluster:
         failback: str = "auto",
         fence_device: bool = False,
         fence_scope: str = "node",
+        suspect_after: float | None = None,
     ) -> None:
         """``fence_device``: fence through ``fence_hakeeper_lab`` (implies ``fencing``);
-        ``fence_scope = "resources"`` makes it kill only what the node's resources run."""
+        ``fence_scope = "resources"`` makes it kill only what the node's resources run;
+        ``suspect_after``: fence a silent member before its lease expires."""
         self.base_dir = base_dir
         self.targets_dir = base_dir / "fence-targets"
         self.names = [f"n{i}" for i in range(1, nodes + 1)]
@@ -182,6 +190,7 @@ class LoopbackCluster:
             name, nodes, free_port_on(addresses), resources,
             profile=profile, fencing=fencing or fence_device, failback=failback,
             fence_targets=self.targets_dir if fence_device else None, fence_scope=fence_scope,
+            suspect_after=suspect_after,
         )  # fmt: skip
         self.config_path.write_text(text)
         self.spec: ClusterSpec = load_spec(self.config_path)

@@ -82,8 +82,16 @@ class HostStatus:
     holds_vip: bool
 
 
-def lab_config(layout: LabLayout, lab_dir: Path, *, profile: str, failback: str) -> str:
-    """The cluster file of a lab (TOML)."""
+def lab_config(
+    layout: LabLayout,
+    lab_dir: Path,
+    *,
+    profile: str,
+    failback: str,
+    suspect_after: float | None = None,
+) -> str:
+    """The cluster file of a lab (TOML). The lab's fence device kills every process of the
+    host: a power fence, so ``suspect_after`` (fence on suspicion) may be used."""
     http = f"{sys.executable} -m hakeeper.lab.http_app --port {HTTP_PORT} --bind 0.0.0.0"
     lines = [
         "[cluster]",
@@ -136,8 +144,11 @@ def lab_config(layout: LabLayout, lab_dir: Path, *, profile: str, failback: str)
         'timeout = "20s"',
         # The lab agent takes port=; saying so spares a metadata run on the first fence.
         'host_argument = "port"',
+        'kind = "power"',
         "",
     ]
+    if suspect_after is not None:
+        lines += ["[fencing]", f"suspect_after = {suspect_after}", ""]
     return "\n".join(lines)
 
 
@@ -151,12 +162,14 @@ class NetnsLab:
         *,
         profile: str = "fast",
         failback: str = "auto",
+        suspect_after: float | None = None,
         agents: dict[str, AgentRef] | None = None,
     ) -> None:
         self.lab_dir = lab_dir
         self.layout = layout
         self.profile = profile
         self.failback = failback
+        self.suspect_after = suspect_after
         self.agents: dict[str, AgentRef] = dict(agents or {})
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -180,6 +193,7 @@ class NetnsLab:
             "layout": self.layout.to_json(),
             "profile": self.profile,
             "failback": self.failback,
+            "suspect_after": self.suspect_after,
             "agents": {n: [a.pid, a.start_time] for n, a in self.agents.items()},
         }
         tmp = self.state_path.with_suffix(".tmp")
@@ -200,11 +214,13 @@ class NetnsLab:
                 f"{path} is unreadable ({exc}); remove the lab by hand: ip netns list"
             ) from exc
         agents = {n: AgentRef(int(v[0]), int(v[1])) for n, v in data.get("agents", {}).items()}
+        suspect = data.get("suspect_after")
         return cls(
             lab_dir,
             LabLayout.from_json(data["layout"]),
             profile=str(data.get("profile", "fast")),
             failback=str(data.get("failback", "auto")),
+            suspect_after=None if suspect is None else float(suspect),
             agents=agents,
         )
 
@@ -219,6 +235,7 @@ class NetnsLab:
         client: bool = True,
         profile: str = "fast",
         failback: str = "auto",
+        suspect_after: float | None = None,
         start_agents: bool = True,
     ) -> NetnsLab:
         """Build a lab and start its agents; on any failure, remove what was made and raise."""
@@ -229,14 +246,17 @@ class NetnsLab:
         if (lab_dir / STATE_FILE).exists():
             raise ConfigError(f"a lab already lives in {lab_dir}; run hakeeper lab down first")
         lab = cls(
-            lab_dir, LabLayout.create(nodes, client=client), profile=profile, failback=failback
-        )
+            lab_dir, LabLayout.create(nodes, client=client), profile=profile, failback=failback,
+            suspect_after=suspect_after,
+        )  # fmt: skip
         lab.save()  # before anything exists: lab down must find it even if we crash now
         try:
             build(lab.layout)
-            lab.config_path.write_text(
-                lab_config(lab.layout, lab_dir, profile=profile, failback=failback)
-            )
+            text = lab_config(
+                lab.layout, lab_dir, profile=profile, failback=failback,
+                suspect_after=suspect_after,
+            )  # fmt: skip
+            lab.config_path.write_text(text)
             if start_agents:
                 for node in lab.layout.nodes:
                     lab.start_agent(node)
@@ -270,16 +290,21 @@ class NetnsLab:
         self._reap()
         self.save()
 
-    def start_cluster(self, profile: str, failback: str = "auto") -> None:
+    def start_cluster(
+        self, profile: str, failback: str = "auto", suspect_after: float | None = None
+    ) -> None:
         """A new cluster (fresh state dirs, this profile) on the existing hosts."""
         if profile not in PROFILES:
             raise ConfigError(f"lab profile {profile!r}: use one of {', '.join(PROFILES)}")
         self.stop_cluster()
-        self.profile, self.failback = profile, failback
+        self.profile, self.failback, self.suspect_after = profile, failback, suspect_after
         for node in self.layout.nodes:
             shutil.rmtree(self.state_dir(node), ignore_errors=True)
             shutil.rmtree(self.runtime_dir(node), ignore_errors=True)
-        text = lab_config(self.layout, self.lab_dir, profile=profile, failback=failback)
+        text = lab_config(
+            self.layout, self.lab_dir, profile=profile, failback=failback,
+            suspect_after=suspect_after,
+        )  # fmt: skip
         self.config_path.write_text(text)
         for node in self.layout.nodes:
             self.start_agent(node)
