@@ -83,7 +83,23 @@ def apply_all(store: Store, payload: bytes, expected: int | None = None) -> int:
     The payload is decoded completely before anything is applied, so a corrupt one (or one
     with other than ``expected`` entries) raises `CorruptEntry` and changes nothing.
     """
-    decoded = list(_raw(payload))
+    unpack = HEADER.unpack_from
+    header = HEADER.size
+    size = len(payload)
+    decoded: list[tuple[int, bytes, int, float, int, bytes]] = []
+    add = decoded.append
+    pos = 0
+    while pos < size:
+        if size - pos < header:
+            raise CorruptEntry(f"truncated entry header at byte {pos}")
+        op, klen, flags, exptime, cas, vlen = unpack(payload, pos)
+        pos += header
+        split = pos + klen
+        end = split + vlen
+        if end > size or op > OP_FLUSH:
+            raise CorruptEntry(f"entry at byte {pos} overruns the payload or has op {op}")
+        add((op, payload[pos:split], flags, exptime, cas, payload[split:end]))
+        pos = end
     if expected is not None and len(decoded) != expected:
         raise CorruptEntry(f"batch holds {len(decoded)} entries, its header says {expected}")
     install = store.install
@@ -95,23 +111,6 @@ def apply_all(store: Store, payload: bytes, expected: int | None = None) -> int:
         elif op == OP_FLUSH:
             store.set_flush_at(exptime)
     return len(decoded)
-
-
-def _raw(payload: bytes) -> Iterator[tuple[int, bytes, int, float, int, bytes]]:
-    unpack = HEADER.unpack_from
-    header = HEADER.size
-    pos = 0
-    size = len(payload)
-    while pos < size:
-        if size - pos < header:
-            raise CorruptEntry(f"truncated entry header at byte {pos}")
-        op, klen, flags, exptime, cas, vlen = unpack(payload, pos)
-        pos += header
-        end = pos + klen + vlen
-        if end > size or op > OP_FLUSH:
-            raise CorruptEntry(f"entry at byte {pos} overruns the payload or has op {op}")
-        yield op, payload[pos : pos + klen], flags, exptime, cas, payload[pos + klen : end]
-        pos = end
 
 
 def snapshot(store: Store) -> bytes:

@@ -1,16 +1,23 @@
-"""The primary's stream to one replica: hello, snapshot if needed, then batches.
+"""The primary's stream to one replica: hello, snapshot if needed, then pipelined batches.
 
-One batch in flight per replica: entries appended while a batch is out go in the next one,
-so a busy primary sends few large batches and an idle one sends each entry at once. A
-replica behind the kept log, or one that followed another epoch, gets a snapshot first.
-A ``STALE`` answer means a newer epoch exists: the primary steps down.
+A `StreamLink` is an ``asyncio.Protocol`` on the replica's client port. The hand-shake
+(``hk_hello``, the replica's position, a snapshot if it is behind the kept log or followed
+another epoch) runs in `run_link`; then the link is attached to the node, which writes to it at
+most once per event-loop iteration: everything appended since the last write, as one
+``hk_batch`` (`Node` schedules that flush with ``call_soon`` on the first append of an
+iteration). Batches are pipelined: the next one goes out without waiting for the previous
+``ACK``. The replica answers each batch with ``ACK last``; the link hands the node only the
+highest ACK of each read (acks are cumulative). ``RESYNC`` (gap or corrupt batch) closes the
+link and the next connection starts again from the replica's position; ``STALE e`` means a
+newer epoch exists and the primary steps down.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections import deque
+from typing import TYPE_CHECKING, cast
 
 from hakeeper.sessions import entries
 from hakeeper.sessions.addresses import split_address
@@ -28,27 +35,164 @@ class StreamRefused(Exception):
     """The replica answered something other than what the stream expects."""
 
 
+class StreamLink(asyncio.Protocol):
+    """One connection from the primary to a replica."""
+
+    def __init__(self, node: Node, peer: str, epoch: int) -> None:
+        self.node = node
+        self.peer = peer
+        self.epoch = epoch
+        self.transport: asyncio.Transport | None = None
+        self.sent = 0  # last seq written to the replica
+        self.acked = 0  # last seq the replica acknowledged
+        self.unacked_since = 0.0  # node.now when the oldest unacknowledged batch went out
+        self.streaming = False
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._buf = bytearray()
+        self._lines: deque[bytes] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    # --- asyncio.Protocol --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.streaming = False
+        if not self.closed.done():
+            self.closed.set_result(None)
+        self._wake()
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buf
+        buf += data
+        start = 0
+        if not self.streaming:
+            while (nl := buf.find(b"\n", start)) >= 0:
+                self._lines.append(bytes(buf[start : nl + 1]))
+                start = nl + 1
+            del buf[:start]
+            self._wake()
+            return
+        acked = 0
+        while (nl := buf.find(b"\n", start)) >= 0:
+            line = bytes(buf[start : nl + 1])
+            start = nl + 1
+            if not line.startswith(b"ACK "):
+                self._refused(line)
+                return
+            try:
+                seq = int(line[4:])
+            except ValueError:
+                self._refused(line)
+                return
+            if seq > acked:
+                acked = seq
+        del buf[:start]
+        if acked > self.acked:
+            self.acked = acked
+            self.unacked_since = self.node.now
+            self.node.note_acked(self.peer, acked)
+
+    # --- used by the hand-shake and the node -------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self.transport is None:
+            raise ConnectionResetError(f"stream to {self.peer} closed")
+        self.transport.write(data)
+
+    def send_batch(self, last: int, payload: bytes) -> None:
+        """Write entries ``sent + 1 .. last`` as one batch (pipelined: no wait for the ACK)."""
+        if self.transport is None:
+            return
+        if self.sent == self.acked:
+            self.unacked_since = self.node.now
+        self.transport.write(
+            b"hk_batch %d %d %d %d\r\n%s\r\n"
+            % (self.epoch, self.sent + 1, last, len(payload), payload)
+        )
+        self.sent = last
+
+    def start_streaming(self, seq: int) -> None:
+        self.sent = self.acked = seq
+        self.streaming = True
+
+    def close(self, reason: str | None = None) -> None:
+        if reason is not None:
+            log.info(
+                "event=sessions.link_closed peer=%s epoch=%d reason=%s",
+                self.peer,
+                self.epoch,
+                reason,
+            )
+        self.streaming = False
+        if self.transport is not None:
+            self.transport.close()
+
+    async def reply(self, timeout: float) -> bytes | None:
+        """The replica's next answer line; None (after stepping down) if it knows a newer epoch."""
+        async with asyncio.timeout(timeout):
+            while not self._lines:
+                if self.closed.done():
+                    raise ConnectionResetError(f"stream to {self.peer} closed")
+                self._waiter = asyncio.get_running_loop().create_future()
+                await self._waiter
+        line = self._lines.popleft()
+        if line.startswith(b"STALE "):
+            self._observe_stale(line)
+            return None
+        return line
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self._waiter = None
+
+    def _observe_stale(self, line: bytes) -> None:
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            self.node.observe_epoch(int(parts[1]))
+
+    def _refused(self, line: bytes) -> None:
+        if line.startswith(b"STALE "):
+            self._observe_stale(line)
+            self.close(f"replica knows a newer epoch ({line.strip()!r})")
+        elif line.startswith(b"RESYNC"):
+            self.close(f"replica asks to resync ({line.strip()!r})")
+        else:
+            log.warning(
+                "event=sessions.link_refused peer=%s reply=%r fix=check that the peer runs the "
+                "same hakeeper version",
+                self.peer,
+                line,
+            )
+            self.close()
+
+
 async def run_link(node: Node, peer: str, epoch: int) -> None:
     """Keep ``peer`` in sync while this node is the primary of ``epoch``."""
     host, port = split_address(peer)
-    wake = node.wakeup(peer)
     while node.is_primary_of(epoch):
         try:
-            await _stream(node, peer, host, port, epoch, wake)
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, StreamRefused) as exc:
+            await _stream(node, peer, host, port, epoch)
+        except (OSError, TimeoutError, StreamRefused) as exc:
             log.info("event=sessions.link_down peer=%s epoch=%d error=%r", peer, epoch, exc)
         await asyncio.sleep(RETRY_DELAY)
 
 
-async def _stream(
-    node: Node, peer: str, host: str, port: int, epoch: int, wake: asyncio.Event
-) -> None:
+async def _stream(node: Node, peer: str, host: str, port: int, epoch: int) -> None:
+    """One connection: hand-shake, then stream until the connection ends."""
     timeout = node.config.write_timeout
+    loop = asyncio.get_running_loop()
     async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection(host, port)
+        _, link = await loop.create_connection(lambda: StreamLink(node, peer, epoch), host, port)
     try:
-        writer.write(b"hk_hello %d %s\r\n" % (epoch, node.config.address.encode()))
-        reply = await _reply(node, reader, timeout)
+        link.write(b"hk_hello %d %s\r\n" % (epoch, node.config.address.encode()))
+        reply = await link.reply(timeout)
         if reply is None:
             return
         try:
@@ -65,53 +209,18 @@ async def _stream(
             sent = node.seq
             payload = entries.snapshot(node.store)
             node.note_sent(sent)
-            writer.write(b"hk_snap %d %d %d\r\n%s\r\n" % (epoch, sent, len(payload), payload))
-            if not await _acked(node, reader, timeout, sent):
+            link.write(b"hk_snap %d %d %d\r\n%s\r\n" % (epoch, sent, len(payload), payload))
+            reply = await link.reply(timeout)
+            if reply is None or reply.startswith(b"RESYNC"):
                 return
+            if reply.strip() != b"ACK %d" % sent:
+                raise StreamRefused(f"unexpected stream reply {reply!r}")
             log.info(
                 "event=sessions.snapshot_sent peer=%s seq=%d bytes=%d", peer, sent, len(payload)
             )
-        node.note_acked(peer, sent)
-        batch_bytes = node.config.batch_bytes
-        while node.is_primary_of(epoch):
-            wake.clear()
-            if node.seq <= sent:
-                await wake.wait()
-                continue
-            chunk = node.entries_after(sent, batch_bytes)
-            if chunk is None:
-                return
-            last, payload = chunk
-            node.note_sent(last)
-            writer.write(
-                b"hk_batch %d %d %d %d\r\n%s\r\n" % (epoch, sent + 1, last, len(payload), payload)
-            )
-            if not await _acked(node, reader, timeout, last):
-                return
-            sent = last
-            node.note_acked(peer, last)
+        link.start_streaming(sent)
+        node.attach_link(link)
+        await link.closed
     finally:
-        writer.close()
-
-
-async def _reply(node: Node, reader: asyncio.StreamReader, timeout: float) -> bytes | None:
-    """The replica's answer line; None (after stepping down) if it knows a newer epoch."""
-    async with asyncio.timeout(timeout):
-        line = await reader.readuntil(b"\n")
-    if line.startswith(b"STALE "):
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            node.observe_epoch(int(parts[1]))
-        return None
-    return line
-
-
-async def _acked(node: Node, reader: asyncio.StreamReader, timeout: float, seq: int) -> bool:
-    reply = await _reply(node, reader, timeout)
-    if reply is None:
-        return False
-    if reply.strip() == b"ACK %d" % seq:
-        return True
-    if reply.startswith(b"RESYNC"):
-        return False
-    raise StreamRefused(f"unexpected stream reply {reply!r}")
+        node.detach_link(link)
+        link.close()

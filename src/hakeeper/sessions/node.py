@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from hakeeper.sessions import entries
 from hakeeper.sessions.addresses import split_address
-from hakeeper.sessions.links import run_link
+from hakeeper.sessions.links import StreamLink, run_link
 from hakeeper.sessions.position import Position, Role
 from hakeeper.sessions.protocol import VERSION, MemcacheProtocol, Slot
 from hakeeper.sessions.store import Store
@@ -81,6 +81,9 @@ class Node:
         self.commit_seq = 1 << 62
         self.primary_address: str | None = None
         self.started = time.time()
+        # A coarse monotonic clock (set by the ticker) for timeouts of held replies and
+        # links: the hot path reads this instead of the clock.
+        self.now = time.monotonic()
         self.total_connections = 0
         self.connections: set[MemcacheProtocol] = set()
         # Primary state: entries seq log_base .. seq, per-peer ack and sent positions.
@@ -89,7 +92,9 @@ class Node:
         self._log_base = 1
         self._acked: dict[str, int] = {}
         self._sent_max = 0
-        self._wakeups: dict[str, asyncio.Event] = {}
+        self._links: list[StreamLink] = []
+        self._flush_pending = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._link_tasks: list[asyncio.Task[None]] = []
         self._waiting: set[MemcacheProtocol] = set()
         self._upstream: Upstream | None = None
@@ -116,6 +121,7 @@ class Node:
 
     async def run(self, ready: asyncio.Event | None = None) -> None:
         """Own the node's background tasks until cancelled (ticker, replica links)."""
+        self._loop = asyncio.get_running_loop()
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
             tg.create_task(self._ticker())
@@ -126,7 +132,10 @@ class Node:
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(TICK)
-            now = time.monotonic()
+            now = self.now = time.monotonic()
+            for link in list(self._links):
+                if link.sent > link.acked and now - link.unacked_since > self.config.write_timeout:
+                    link.close(f"no ACK within {self.config.write_timeout}s")
             for conn in list(self._waiting):
                 since = conn.oldest_held()
                 if since is not None and now - since > self.config.write_timeout:
@@ -185,8 +194,29 @@ class Node:
         self.seq += 1
         if not self.config.peers:
             self.commit_seq = self.seq
-        for event in self._wakeups.values():
-            event.set()
+        elif not self._flush_pending and self._loop is not None:
+            # One stream write per replica per loop iteration, whatever the number of writes.
+            self._flush_pending = True
+            self._loop.call_soon(self._flush_streams)
+
+    def _flush_streams(self) -> None:
+        """Send each attached replica everything appended since its last batch."""
+        self._flush_pending = False
+        seq = self.seq
+        batch_bytes = self.config.batch_bytes
+        chunks: dict[int, tuple[int, bytes] | None] = {}
+        for link in list(self._links):
+            while link.streaming and link.sent < seq:
+                sent = link.sent
+                if sent not in chunks:
+                    chunks[sent] = self.entries_after(sent, batch_bytes)
+                chunk = chunks[sent]
+                if chunk is None:
+                    link.close("replica fell behind the kept log; it gets a snapshot")
+                    break
+                link.send_batch(*chunk)
+                if link.sent > self._sent_max:
+                    self._sent_max = link.sent
 
     def _advance_commit(self) -> None:
         positions = sorted([self.seq, *self._acked.values()], reverse=True)
@@ -237,8 +267,20 @@ class Node:
             self._acked[peer] = seq
             self._advance_commit()
 
-    def wakeup(self, peer: str) -> asyncio.Event:
-        return self._wakeups.setdefault(peer, asyncio.Event())
+    def attach_link(self, link: StreamLink) -> None:
+        """A replica caught up to ``link.sent``: stream to it from now on."""
+        if not self.is_primary_of(link.epoch):
+            link.close("no longer primary of this epoch")
+            return
+        self._links.append(link)
+        self.note_acked(link.peer, link.acked)
+        if link.sent < self.seq and not self._flush_pending and self._loop is not None:
+            self._flush_pending = True
+            self._loop.call_soon(self._flush_streams)
+
+    def detach_link(self, link: StreamLink) -> None:
+        if link in self._links:
+            self._links.remove(link)
 
     def is_primary_of(self, epoch: int) -> bool:
         return self.role is Role.PRIMARY and self.log_epoch == epoch
@@ -301,7 +343,9 @@ class Node:
         for task in self._link_tasks:
             task.cancel()
         self._link_tasks = []
-        self._wakeups.clear()
+        for link in self._links:
+            link.close()
+        self._links.clear()
         self._set_flags()
         for conn in list(self._waiting):
             conn.abort(f"no longer primary: {reason}")
