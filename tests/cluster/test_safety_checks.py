@@ -94,3 +94,19 @@ def test_check_command_exits_0_when_nothing_is_unsafe(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["check", "--config", str(path)])
     assert result.exit_code == 0
     assert "nothing unsafe found" in result.output
+
+
+def test_suspicion_with_etcd_is_a_warning_that_it_does_nothing() -> None:
+    etcd = '[coordination]\nbackend = "etcd"\nendpoints = ["http://127.0.0.1:2379"]\n'
+    text = etcd + NODES3 + SINGLETON + DEVICE + "[fencing]\nsuspect_after = 2.0\n"
+    found = findings(text)
+    assert [level for level, _ in found] == ["warning"]
+    assert "suspect_after has no effect with etcd" in found[0][1]
+
+
+def test_suspicion_of_a_node_behind_a_fabric_fence_is_a_warning() -> None:
+    fabric = '[fencing.devices.scsi]\nagent = "fence_hakeeper_lab"\nkind = "fabric"\n'
+    scoped = DEVICE + 'host_list = ["n1", "n2"]\n' + fabric + 'host_list = ["n3"]\n'
+    found = findings(NODES3 + SINGLETON + scoped + "[fencing]\nsuspect_after = 2.0\n")
+    assert [level for level, _ in found] == ["warning"]
+    assert "n3 is not fenced by power devices only" in found[0][1]

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from hakeeper.cluster.fence_plan import device_of
+from hakeeper.cluster.fence_plan import device_of, power_fences
 from hakeeper.errors import ConfigError
 from hakeeper.fencing.fence_agents import FenceAgentRunner
 from hakeeper.fencing.watchdog import watchdog_timeout
@@ -85,6 +85,28 @@ def safety_findings(spec: ClusterSpec, runner: FenceAgentRunner | None = None) -
                 f"{timing.member_ttl / 1.5 * 1000:.0f} ms and a matching heartbeat",
             )
         )
+
+    if spec.suspect_after is not None and spec.coordination.backend == "etcd":
+        out.append(
+            Finding(
+                "warning",
+                "suspect_after has no effect with etcd: it reports lease time-to-live in whole "
+                "seconds, too coarse to tell a silent member, so lost nodes wait for their lease",
+                "use the embedded raft backend for fencing on suspicion, or drop suspect_after",
+            )
+        )
+    suspecting = spec.suspect_after is not None and spec.options.fencing and spec.fence_devices
+    for node in spec.nodes if suspecting else ():
+        if not power_fences(spec, node.name):
+            out.append(
+                Finding(
+                    "warning",
+                    f"{node.name} is not fenced by power devices only, so it is never fenced on "
+                    "suspicion: a fabric fence leaves its agent running, and it waits for its "
+                    "lease",
+                    f'fence {node.name} with a device of kind = "power" (IPMI, PDU, hypervisor)',
+                )
+            )
 
     modes = {spec.watchdog_spec.mode} | {"required" for n in spec.nodes if n.watchdog}
     if modes - {"off"}:
