@@ -5,10 +5,13 @@ Two Debian nginx backends (one worker each, ``return 200 "ok"``) on CPU0 with wr
 measured one after the other. Four scenarios: L4 keep-alive, L4 new connection per request
 (``Connection: close``), L7 keep-alive, L7 new connection per request. Round-robin, active
 health checks on (HAProxy ``check``, hakeeper ``tcp`` checks, both every 2 s). Each scenario
-runs ``--runs`` times for ``--duration`` seconds per target; medians of req/s, p50 and p99
-and the ratios hakeeper/HAProxy are printed (``--json`` for a document).
+runs ``--runs`` times for ``--duration`` seconds per target; medians of req/s, p50, p99,
+the ratios hakeeper/HAProxy and each proxy's CPU time per request (utime + stime from
+/proc around each wrk run: far less sensitive to other load on the machine than req/s) are
+printed (``--json`` for a document).
 
     .venv/bin/python benchmarks/balancer_vs_haproxy.py [--duration 10] [--runs 3] [--json]
+        [--scenario "L7 keep-alive" ...]
 
 Everything listens on free ports of 127.0.0.1; every process started here is stopped by its
 PID at the end, also on failure.
@@ -29,7 +32,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from hakeeper.lab.processes import ManagedProcess, free_port
@@ -129,6 +132,8 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int = 0
+    cpu_us: float = 0.0  # the proxy's CPU time (user + system) per request served
 
 
 @dataclass(frozen=True)
@@ -161,10 +166,27 @@ def parse_wrk(text: str) -> WrkResult:
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     if m:
         errors += sum(int(g) for g in m.groups())
-    return WrkResult(rps, values.get("50", 0.0), values.get("99", 0.0), errors)
+    m = re.search(r"(\d+) requests in", text)
+    requests = int(m.group(1)) if m else 0
+    return WrkResult(rps, values.get("50", 0.0), values.get("99", 0.0), errors, requests)
 
 
-def run_wrk(port: int, close: bool, duration: int) -> WrkResult:
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (every thread) from /proc, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(port: int, close: bool, duration: int, pid: int) -> WrkResult:
+    """One wrk run; ``cpu_us`` is the proxy's CPU time per request (less load-sensitive)."""
+    before = cpu_seconds(pid)
+    result = _wrk(port, close, duration)
+    spent = cpu_seconds(pid) - before
+    cpu_us = spent * 1e6 / result.requests if result.requests else 0.0
+    return replace(result, cpu_us=cpu_us)
+
+
+def _wrk(port: int, close: bool, duration: int) -> WrkResult:
     argv = ["taskset", "-c", "0", "wrk", "-t1", "-c50", f"-d{duration}s", "--latency"]
     if close:
         argv += ["-H", "Connection: close"]
@@ -199,6 +221,8 @@ def median(results: list[WrkResult]) -> WrkResult:
         statistics.median(r.p50_ms for r in results),
         statistics.median(r.p99_ms for r in results),
         sum(r.errors for r in results),
+        sum(r.requests for r in results),
+        statistics.median(r.cpu_us for r in results),
     )
 
 
@@ -207,6 +231,12 @@ def main() -> int:
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     ap.add_argument("--runs", type=int, default=3, help="runs per scenario and target")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
+    ap.add_argument(
+        "--scenario",
+        action="append",
+        choices=[s[0] for s in SCENARIOS],
+        help="run only this scenario (repeatable; all by default)",
+    )
     args = ap.parse_args()
     for binary in ("nginx", "haproxy", "wrk", "taskset"):
         if shutil.which(binary) is None:
@@ -262,6 +292,7 @@ def main() -> int:
             )
         )
         procs[-1].start()
+        pids = {"haproxy": procs[-1].pid or 0}
         hk_argv = [sys.executable, "-m", "hakeeper", "balance", "--config", str(kcfg)]
         procs.append(
             ManagedProcess(
@@ -271,15 +302,19 @@ def main() -> int:
             )
         )
         procs[-1].start()
+        pids["hakeeper"] = procs[-1].pid or 0
         for target in ports.values():
             for port in target.values():
                 wait_http(port)
         rows: list[Row] = []
         for scenario, mode, close in SCENARIOS:
+            if args.scenario and scenario not in args.scenario:
+                continue
             results: dict[str, list[WrkResult]] = {"haproxy": [], "hakeeper": []}
             for _ in range(args.runs):
                 for target in ("haproxy", "hakeeper"):
-                    results[target].append(run_wrk(ports[target][mode], close, args.duration))
+                    pid = pids[target]
+                    results[target].append(run_wrk(ports[target][mode], close, args.duration, pid))
             ha, hk = median(results["haproxy"]), median(results["hakeeper"])
             rows.append(
                 Row(
@@ -305,6 +340,7 @@ def main() -> int:
             print(
                 f"{'scenario':<15}{'HAProxy req/s':>14}{'p50':>8}{'p99':>8}"
                 f"{'hakeeper req/s':>16}{'p50':>8}{'p99':>8}{'ratio':>7}{'p99 x':>7}{'goal':>6}"
+                f"{'CPU us/req HAProxy':>20}{'hakeeper':>10}"
             )
             for r in rows:
                 goal = f"{r.goal:.2f}" if r.goal else "-"
@@ -312,6 +348,7 @@ def main() -> int:
                     f"{r.scenario:<15}{r.haproxy.rps:>14.0f}{r.haproxy.p50_ms:>8.2f}"
                     f"{r.haproxy.p99_ms:>8.2f}{r.hakeeper.rps:>16.0f}{r.hakeeper.p50_ms:>8.2f}"
                     f"{r.hakeeper.p99_ms:>8.2f}{r.ratio_rps:>7.2f}{r.ratio_p99:>7.2f}{goal:>6}"
+                    f"{r.haproxy.cpu_us:>20.1f}{r.hakeeper.cpu_us:>10.1f}"
                 )
             errors = sum(r.hakeeper.errors + r.haproxy.errors for r in rows)
             print(f"(latencies in ms; errors seen by wrk: {errors})")

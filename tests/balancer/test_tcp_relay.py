@@ -85,3 +85,16 @@ async def test_no_server_closes_the_client() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", lb.port_of("fe"))
         assert await asyncio.wait_for(reader.read(), 10) == b""
         writer.close()
+
+
+async def test_tcp_connection_with_traffic_outlives_its_idle_timeout(echo: EchoBackend) -> None:
+    cfg = config([{"name": "e", "address": echo.address}], mode="tcp", timeouts={"tcp_idle": 0.5})
+    async with serving(cfg) as lb:
+        reader, writer = await asyncio.open_connection("127.0.0.1", lb.port_of("fe"))
+        try:
+            for i in range(8):  # 1.6 s in all, never 0.5 s without a byte
+                writer.write(b"%d" % i)
+                assert await asyncio.wait_for(reader.readexactly(1), 10) == b"%d" % i
+                await asyncio.sleep(0.2)
+        finally:
+            writer.close()

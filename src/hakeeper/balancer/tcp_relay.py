@@ -8,13 +8,21 @@
   connection ends when both directions are done;
 - backpressure: when one side's write buffer is over its high-water mark, reading from the
   other side pauses until it drains;
-- idle timeout via the frontend's deadline sweep (``seen`` flag, no per-chunk clock read).
+- no Python runs per chunk: once both sides are up, each side's ``data_received`` *is* the
+  other side's ``transport.write``, which the event loop calls directly;
+- so the idle timeout cannot count chunks: when the frontend's deadline sweep finds the
+  deadline passed, it asks the kernel (``TCP_INFO``) how long both sockets have been
+  without data either way, and moves the deadline on by what is left.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import socket
+import struct
+from collections.abc import Callable
 from typing import cast
 
 from hakeeper.balancer.runtime import FrontendRuntime
@@ -22,23 +30,40 @@ from hakeeper.balancer.servers import Server
 
 log = logging.getLogger("hakeeper.balancer")
 
+# struct tcp_info: tcpi_last_data_sent at byte 44, tcpi_last_data_recv at 52 (milliseconds).
+_LAST_DATA = struct.Struct("=I4xI")
+
+
+def quiet_seconds(transport: asyncio.BaseTransport | None) -> float:
+    """How long the kernel has seen no data on a TCP socket either way (inf if unknown)."""
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return math.inf
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 64)
+    except OSError:
+        return math.inf
+    if len(info) < 56:
+        return math.inf
+    sent, received = _LAST_DATA.unpack_from(info, 44)
+    return float(min(sent, received)) / 1000
+
 
 class TcpUpstream(asyncio.Protocol):
-    __slots__ = ("client", "transport")
+    __slots__ = ("client", "data_received", "transport")
+    # An instance slot set to the other side's write, where asyncio.Protocol has a method.
+    data_received: Callable[[bytes], None]  # type: ignore[assignment]
 
     def __init__(self, client: TcpClient) -> None:
         self.client = client
         self.transport: asyncio.Transport | None = None
+        # The event loop calls the client's write itself: no Python frame per chunk.
+        self.data_received = client.transport.write
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         transport = cast(asyncio.Transport, transport)
         self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        client = self.client
-        client.seen = True
-        client.transport.write(data)
 
     def eof_received(self) -> bool:
         return self.client.upstream_eof()
@@ -57,17 +82,19 @@ class TcpClient(asyncio.Protocol):
     __slots__ = (
         "client_eof",
         "connect_task",
+        "data_received",
         "deadline",
         "early",
         "key",
         "rt",
-        "seen",
         "server",
         "transport",
         "tried",
         "upstream",
         "upstream_done",
     )
+    # An instance slot set to the other side's write, where asyncio.Protocol has a method.
+    data_received: Callable[[bytes], None]  # type: ignore[assignment]
 
     def __init__(self, rt: FrontendRuntime) -> None:
         self.rt = rt
@@ -79,7 +106,9 @@ class TcpClient(asyncio.Protocol):
         self.client_eof = False
         self.early: list[bytes] = []
         self.upstream_done = False
-        self.seen = False
+        # Until the upstream connection is up (uvloop may deliver a first read even though
+        # reading was paused at once); then the upstream's write itself.
+        self.data_received = self.early.append
         self.deadline = 0.0
         self.key = 0
 
@@ -125,14 +154,17 @@ class TcpClient(asyncio.Protocol):
         server.active += 1
         server.requests += 1
         self.rt.backend.observe_success(server)
-        self.seen = True
-        self.deadline = self.rt.now + self.rt.timeouts.tcp_idle
-        assert upstream.transport is not None
+        self.deadline = self.rt.tcp_idle_deadline
+        transport = upstream.transport
+        assert transport is not None
         if self.early:
-            upstream.transport.write(b"".join(self.early))
+            transport.write(b"".join(self.early))
             self.early = []
+        self.data_received = transport.write
+        # uvloop keeps the protocol's data_received from set_protocol on: make it re-read it.
+        self.transport.set_protocol(self)
         if self.client_eof:
-            upstream.transport.write_eof()
+            transport.write_eof()
         else:
             self.transport.resume_reading()
 
@@ -153,15 +185,6 @@ class TcpClient(asyncio.Protocol):
             self.transport.close()
             return
         self._connect()
-
-    def data_received(self, data: bytes) -> None:
-        self.seen = True
-        upstream = self.upstream
-        if upstream is not None and upstream.transport is not None:
-            upstream.transport.write(data)
-        else:
-            # uvloop may deliver a first read even though reading was paused at once.
-            self.early.append(data)
 
     def eof_received(self) -> bool:
         self.client_eof = True
@@ -216,8 +239,13 @@ class TcpClient(asyncio.Protocol):
             self.connect_task = None
             self._connect_failed(self.server, "connect timeout")
             return
-        if self.seen:
-            self.seen = False
-            self.deadline = self.rt.now + self.rt.timeouts.tcp_idle
+        upstream = self.upstream
+        quiet = min(
+            quiet_seconds(self.transport),
+            quiet_seconds(upstream.transport if upstream is not None else None),
+        )
+        left = self.rt.timeouts.tcp_idle - quiet
+        if left > 0:
+            self.deadline = self.rt.now + left
             return
         self.transport.close()
