@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from hakeeper.agents import OpResult, Severity, op_events
+from hakeeper.agents.base import OpResult, Severity
+from hakeeper.agents.events import op_events
 from hakeeper.model.events import ResourceFailed, ResourceStarted, ResourceStopped
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from hakeeper.agents import OcfRc, OpRequest, Severity, make_agent
+from hakeeper.agents.base import OcfRc, OpRequest, Severity
 from hakeeper.agents.lsb import lsb_to_ocf
+from hakeeper.agents.registry import make_agent
 from hakeeper.errors import ConfigError
 from tests.agents.conftest import write_script
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from hakeeper.agents import OcfRc, OpRequest, Severity, make_agent
+from hakeeper.agents.base import OcfRc, OpRequest, Severity
 from hakeeper.agents.ocf import OcfAgent
+from hakeeper.agents.registry import make_agent
 from hakeeper.errors import ConfigError
 from tests.agents.conftest import group_gone, require_ocf_agent
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from hakeeper.agents import OcfRc, OpRequest, Severity, make_agent
+from hakeeper.agents.base import OcfRc, OpRequest, Severity
 from hakeeper.agents.process import ProcessAgent
 from hakeeper.agents.procfs import process_start_time
+from hakeeper.agents.registry import make_agent
 from hakeeper.errors import ConfigError
 from hakeeper.lab.processes import free_port
 from tests.agents.conftest import group_gone, wait_until

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hakeeper.agents import AGENT_SCHEMES, ResourceAgent, make_agent
-from hakeeper.agents.registry import agent_factory
+from hakeeper.agents.base import ResourceAgent
+from hakeeper.agents.registry import AGENT_SCHEMES, agent_factory, make_agent
 from hakeeper.errors import ConfigError
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hakeeper.agents import OcfRc, OpRequest, make_agent
+from hakeeper.agents.base import OcfRc, OpRequest
+from hakeeper.agents.registry import make_agent
 from hakeeper.agents.systemd import SystemdAgent, is_active_to_ocf, systemd_running, unit_name
 from hakeeper.errors import ConfigError
 from tests.agents.conftest import write_script

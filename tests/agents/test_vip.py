@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from pyroute2 import IPRoute, netns
 
-from hakeeper.agents import ResourceAgent, make_agent
-from hakeeper.agents.base import OcfRc, OpRequest
+from hakeeper.agents.base import OcfRc, OpRequest, ResourceAgent
 from hakeeper.agents.netns import call_in
+from hakeeper.agents.registry import make_agent
 from hakeeper.agents.vip import VipAgent, VipConfig, missing_capabilities
 from hakeeper.agents.vip_announce import ETH_P_ARP, ICMPV6_NA, garp_frame, unsolicited_na
 from hakeeper.errors import ConfigError

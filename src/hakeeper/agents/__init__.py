@@ -5,33 +5,7 @@
 agents such as Debian's ``resource-agents``, unchanged), ``systemd:<unit>``, ``lsb:<script>``.
 Every op answers an `OpResult` whose `Severity` says what recovery it calls for;
 `op_events` (``events``) turns it into event-log records. See docs/agents.md.
+
+Import from the modules themselves: this package imports nothing, so that a fence agent
+(a fresh process per fence, whose start-up is outage) can use `procfs` and `netns` alone.
 """
-
-from hakeeper.agents.base import (
-    ActionSpec,
-    MetaData,
-    OcfRc,
-    OpRequest,
-    OpResult,
-    ParamSpec,
-    ResourceAgent,
-    Severity,
-    classify,
-)
-from hakeeper.agents.events import op_events
-from hakeeper.agents.registry import AGENT_SCHEMES, make_agent
-
-__all__ = [
-    "AGENT_SCHEMES",
-    "ActionSpec",
-    "MetaData",
-    "OcfRc",
-    "OpRequest",
-    "OpResult",
-    "ParamSpec",
-    "ResourceAgent",
-    "Severity",
-    "classify",
-    "make_agent",
-    "op_events",
-]

@@ -8,7 +8,6 @@ Meant for worker threads (`run_in`): an event loop's own thread must never chang
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import ctypes
 import functools
@@ -88,6 +87,10 @@ def call_in_thread(name: str | None, fn: Callable[P, T], *args: P.args, **kwargs
 
 async def run_in(name: str | None, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """``fn(*args)`` on a worker thread inside namespace ``name``; the loop thread stays put."""
+    # Imported here: a fence agent uses this module without a loop, and asyncio's import
+    # alone would add tens of milliseconds to every fence.
+    import asyncio
+
     return await asyncio.to_thread(functools.partial(call_in, name, fn, *args, **kwargs))
 
 
