@@ -93,6 +93,8 @@ async def test_writes_of_one_loop_iteration_reach_each_replica_as_one_batch() ->
     replicas = [FakeReplica(), FakeReplica()]
     async with primary_with(replicas) as node:
         await first_write_committed(node)
+        seq = node.seq
+        await until(lambda: all(fake.batches and fake.batches[-1][1] == seq for fake in replicas))
         for fake in replicas:
             fake.batches.clear()
         clients = []
@@ -106,8 +108,21 @@ async def test_writes_of_one_loop_iteration_reach_each_replica_as_one_batch() ->
             conn.data_received(b"set k%d 0 0 1\r\nv\r\n" % index)
         for _, transport in clients:
             await held_until(transport, b"STORED\r\n")
+        # The replica the commit does not wait for gets the same batch at the next tick.
+        await until(lambda: all(fake.batches for fake in replicas))
         for fake in replicas:
             assert fake.batches == [(first, first + 9)]
+
+
+async def test_writes_commit_while_one_replica_never_acknowledges() -> None:
+    silent = FakeReplica(ack_every_batch=False)
+    async with primary_with([silent, FakeReplica()]) as node:
+        for index in range(20):
+            conn = MemcacheProtocol(node)
+            transport = FakeTransport()
+            conn.connection_made(transport)  # type: ignore[arg-type]
+            conn.data_received(b"set k%d 0 0 1\r\nv\r\n" % index)
+            await held_until(transport, b"STORED\r\n")
 
 
 async def test_one_ack_releases_every_reply_it_covers() -> None:

@@ -48,6 +48,9 @@ LOG_KEEP = 200_000
 LOG_KEEP_BYTES = 64 << 20
 LOG_TRIM_EVERY = 4096
 TICK = 0.1
+# A replica whose acks the commit does not need gets batches of at least this many entries
+# (or whatever is pending at the next tick): fewer, larger batches cost it less per write.
+LAZY_BACKLOG = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +139,8 @@ class Node:
             for link in list(self._links):
                 if link.sent > link.acked and now - link.unacked_since > self.config.write_timeout:
                     link.close(f"no ACK within {self.config.write_timeout}s")
+            if self._links:
+                self._flush_streams(everyone=True)
             for conn in list(self._waiting):
                 since = conn.oldest_held()
                 if since is not None and now - since > self.config.write_timeout:
@@ -199,13 +204,25 @@ class Node:
             self._flush_pending = True
             self._loop.call_soon(self._flush_streams)
 
-    def _flush_streams(self) -> None:
-        """Send each attached replica everything appended since its last batch."""
+    def _flush_streams(self, everyone: bool = False) -> None:
+        """Send replicas everything appended since their last batch.
+
+        The commit needs acks from ``majority - 1`` replicas: those that acknowledged most
+        (the fastest) get every flush; the others only once ``LAZY_BACKLOG`` entries are
+        pending for them, or at the ticker's flush of ``everyone``. A fast replica that stops
+        acknowledging falls behind a lazy one, which then gets every flush in its place.
+        """
         self._flush_pending = False
         seq = self.seq
         batch_bytes = self.config.batch_bytes
         chunks: dict[int, tuple[int, bytes] | None] = {}
-        for link in list(self._links):
+        links = self._links
+        if len(links) > 1:
+            links = sorted(links, key=_by_ack, reverse=True)
+        eager = self.config.majority - 1
+        for index, link in enumerate(links):
+            if not everyone and index >= eager and seq - link.sent < LAZY_BACKLOG:
+                continue
             while link.streaming and link.sent < seq:
                 sent = link.sent
                 if sent not in chunks:
@@ -281,6 +298,8 @@ class Node:
     def detach_link(self, link: StreamLink) -> None:
         if link in self._links:
             self._links.remove(link)
+            # A lazy replica may be the one the commit needs now.
+            self._flush_streams(everyone=True)
 
     def is_primary_of(self, epoch: int) -> bool:
         return self.role is Role.PRIMARY and self.log_epoch == epoch
@@ -516,3 +535,7 @@ class Node:
             ("hakeeper_commit", min(self.commit_seq, self.seq)),
         ]
         return [(name.encode(), str(value).encode()) for name, value in pairs]
+
+
+def _by_ack(link: StreamLink) -> int:
+    return link.acked
