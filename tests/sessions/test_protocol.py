@@ -92,3 +92,25 @@ def test_client_not_reading_its_replies_is_not_read_from() -> None:
     protocol.pause_writing()
     protocol.resume_writing()
     assert paused == [True, False]
+
+
+def test_set_whose_data_arrives_in_a_later_read_is_stored() -> None:
+    protocol, transport = connect()
+    feed(protocol, b"set k 7 0 5\r\nhel", b"lo\r\nget k\r\n")
+    assert bytes(transport.written) == b"STORED\r\nVALUE k 7 5\r\nhello\r\nEND\r\n"
+
+
+def test_value_spread_over_many_reads_is_stored_whole() -> None:
+    protocol, transport = connect()
+    value = bytes(range(256)) * 64
+    chunks = [value[i : i + 1000] for i in range(0, len(value), 1000)]
+    feed(protocol, b"set k 0 0 %d\r\n" % len(value), *chunks, b"\r\nget k\r\n")
+    assert bytes(transport.written) == (
+        b"STORED\r\nVALUE k 0 %d\r\n%s\r\nEND\r\n" % (len(value), value)
+    )
+
+
+def test_partial_line_then_rest_is_one_command() -> None:
+    protocol, transport = connect()
+    feed(protocol, b"set k 0 0 1\r\nv\r\nge", b"t k\r\n")
+    assert bytes(transport.written) == b"STORED\r\nVALUE k 0 1\r\nv\r\nEND\r\n"

@@ -112,3 +112,30 @@ def test_append_keeps_flags_and_expiry() -> None:
     item = store.get(b"k")
     assert item is not None
     assert (item.value, item.flags, item.exptime) == (b"abcd", 5, NOW + 10)
+
+
+def test_overwriting_a_key_makes_it_most_recently_used() -> None:
+    size = 1 + 100 + ITEM_OVERHEAD
+    store, _ = make_store(memory_limit=3 * size)
+    for key in (b"a", b"b", b"c"):
+        store.set(key, b"x" * 100, 0, 0)
+    store.set(b"a", b"y" * 100, 0, 0)
+    store.set(b"d", b"x" * 100, 0, 0)
+    assert store.get(b"b") is None
+    assert store.get(b"a") is not None
+
+
+def test_overwrite_accounts_for_the_new_value_size_only() -> None:
+    store, _ = make_store()
+    store.set(b"k", b"x" * 100, 0, 0)
+    store.set(b"k", b"x" * 10, 0, 0)
+    assert store.stats().bytes == 1 + 10 + ITEM_OVERHEAD
+
+
+def test_total_items_counts_local_stores_and_installed_items() -> None:
+    store, _ = make_store()
+    store.set(b"a", b"1", 0, 0)
+    store.set(b"a", b"2", 0, 0)
+    store.install(b"b", b"3", 0, 0.0, 1000)
+    store.set(b"c", b"4", 0, 0)
+    assert store.stats().total_items == 4

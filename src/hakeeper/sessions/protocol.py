@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import deque
 from typing import TYPE_CHECKING, cast
 
-from hakeeper.sessions.store import Item, Outcome, Store
+from hakeeper.sessions.store import ITEM_OVERHEAD, Outcome, Store
 from hakeeper.sessions.wire import (
     INT_MAX,
     KEY_MAX_LENGTH,
@@ -45,6 +46,11 @@ DELETE_USAGE = b"CLIENT_ERROR bad command line format.  Usage: delete <key> [nor
 END = b"END\r\n"
 OK = b"OK\r\n"
 NOREPLY = b"noreply"
+STORED = Outcome.STORED
+STORED_REPLY = STORED.value
+# `set <key> <flags> <exptime> <bytes>` in its common form; anything else (noreply, extra
+# spaces, signs, big numbers, long keys) takes the general parser.
+set_line = re.compile(rb"set ([^ \r\n]{1,250}) ([0-9]{1,9}) ([0-9]{1,10}) ([0-9]{1,9})\r?\n").match
 # memcached closes a connection whose pending line grows past this without a newline,
 # unless it is a long multi-get.
 MAX_LINE = 2048
@@ -126,14 +132,27 @@ class MemcacheProtocol(asyncio.Protocol):
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
-        # Work on the read itself when nothing is pending (the common case), else on the
-        # accumulated buffer; only an incomplete tail is copied into self._buf.
-        buf: bytes | bytearray
         if self._buf:
-            self._buf += data
-            buf = self._buf
+            # Only an incomplete tail waits here: a partial line or a data block. Until it can
+            # complete, accumulate without parsing (large values arrive in many reads).
+            pending = self._buf
+            pending += data
+            block = self._block
+            if block is not None:
+                if len(pending) < block.vlen + 2:
+                    return
+            elif b"\n" not in data:
+                if len(pending) > MAX_LINE and not self._long_get_allowed(pending, 0):
+                    self._close()
+                return
+            buf = bytes(pending)
+            self._buf = bytearray()
         else:
             buf = data
+        node = self.node
+        store = self.store
+        item_size_max = store.item_size_max
+        out = self._out
         pos = 0
         size = len(buf)
         while pos < size and not self._closing:
@@ -149,26 +168,74 @@ class MemcacheProtocol(asyncio.Protocol):
                     break
                 self._block = None
                 if buf[end : end + 2] != b"\r\n":
-                    self._out.append(BAD_CHUNK)
+                    out.append(BAD_CHUNK)
                 else:
-                    self._stored(block, bytes(buf[pos:end]))
+                    self._stored(block, buf[pos:end])
                 pos = end + 2
                 continue
+            # Fast paths for the two commands that make up nearly all traffic, in their
+            # plain form (single spaces, decimal numbers, the whole data block in this read).
+            # Anything else, including every error case, goes through _command.
+            first = buf[pos]
+            if first == 115 and not node.forwards_writes:  # "s"
+                match = set_line(buf, pos)
+                if match is not None:
+                    key, flags, exptime, nbytes = match.groups()
+                    start = match.end()
+                    stop = start + int(nbytes)
+                    if (
+                        stop + 2 <= size
+                        and buf[stop] == 13
+                        and buf[stop + 1] == 10
+                        and stop - start + len(key) + ITEM_OVERHEAD <= item_size_max
+                    ):
+                        outcome = store.set(
+                            key,
+                            buf[start:stop],
+                            0 if flags == b"0" else int(flags),
+                            0 if exptime == b"0" else int(exptime),
+                        )
+                        if outcome is STORED:
+                            out.append(STORED_REPLY)
+                            if node.logs_writes:
+                                node.log_key(key)
+                        else:
+                            out.append(outcome.value)
+                        self._barrier = True
+                        pos = stop + 2
+                        continue
             nl = buf.find(b"\n", pos)
             if nl < 0:
-                if size - pos > MAX_LINE and not self._long_get_allowed(buf, pos, size):
+                if size - pos > MAX_LINE and not self._long_get_allowed(buf, pos):
                     self._close()
                 break
             end = nl - 1 if nl > pos and buf[nl - 1] == 13 else nl
-            line = bytes(buf[pos:end])
+            if first == 103 and buf.startswith(b"get ", pos) and not node.forwards_reads:
+                key = buf[pos + 4 : end]
+                if 0 < len(key) <= KEY_MAX_LENGTH and b" " not in key:
+                    record = store.lookup(key)
+                    if record is None:
+                        out.append(END)
+                    else:
+                        value = record[0]
+                        out.append(
+                            b"VALUE %s %d %d\r\n%s\r\nEND\r\n" % (key, record[1], len(value), value)
+                        )
+                    self._barrier = True
+                    pos = nl + 1
+                    continue
+            line = buf[pos:end]
             pos = nl + 1
             self._command(line)
-        if buf is data:
-            if pos < size:
-                self._buf = bytearray(data[pos:])
-        else:
-            del self._buf[:pos]
-        self._flush()
+        if pos < size:
+            self._buf = bytearray(buf[pos:])
+        if node.holds_replies or self._held:
+            self._flush()
+        elif out:
+            transport = self.transport
+            if transport is not None:
+                transport.write(b"".join(out))
+            out.clear()
 
     # --- output ------------------------------------------------------------------------------
 
@@ -223,9 +290,9 @@ class MemcacheProtocol(asyncio.Protocol):
             self.transport.close()
 
     @staticmethod
-    def _long_get_allowed(buf: bytes | bytearray, pos: int, size: int) -> bool:
+    def _long_get_allowed(buf: bytes | bytearray, pos: int) -> bool:
         head = bytes(buf[pos : pos + 110]).lstrip(b" ")
-        return size - pos <= MAX_GET_LINE and (head.startswith((b"get ", b"gets ")))
+        return len(buf) - pos <= MAX_GET_LINE and (head.startswith((b"get ", b"gets ")))
 
     # --- commands ----------------------------------------------------------------------------
 
@@ -360,20 +427,18 @@ class MemcacheProtocol(asyncio.Protocol):
             if len(key) > KEY_MAX_LENGTH:
                 out.append(BAD_FORMAT)
                 return
-            item: Item | None = store.get(key)
-            if item is None:
+            record = store.lookup(key)
+            if record is None:
                 continue
             if exptime is not None:
                 store.touch(key, exptime)
                 if self.node.logs_writes:
                     self.node.log_key(key)
-            value = item.value
+            value, flags, _, unique, _ = record
             if with_cas:
-                out.append(
-                    b"VALUE %s %d %d %d\r\n%s\r\n" % (key, item.flags, len(value), item.cas, value)
-                )
+                out.append(b"VALUE %s %d %d %d\r\n%s\r\n" % (key, flags, len(value), unique, value))
             else:
-                out.append(b"VALUE %s %d %d\r\n%s\r\n" % (key, item.flags, len(value), value))
+                out.append(b"VALUE %s %d %d\r\n%s\r\n" % (key, flags, len(value), value))
         out.append(END)
 
     def _gat(self, line: bytes, tokens: list[bytes], n: int, with_cas: bool) -> None:

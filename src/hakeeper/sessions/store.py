@@ -7,6 +7,10 @@ overhead); a store that would exceed the bound evicts least recently used items 
 
 Every write method returns an `Outcome`; the replication layer reads the resulting item back
 with `peek` and ships the state, not the command, so replicas never re-run incr or append.
+
+Items are kept as plain tuples (`Record`, the fields of `Item` in its order): building one
+costs a fraction of a class instance, and `set`/`lookup` are the protocol's hot path. The
+public reads (`get`, `peek`, `items`) hand out `Item` named tuples of the same fields.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 MAX_RELATIVE_EXPTIME = 60 * 60 * 24 * 30
 ITEM_OVERHEAD = 48
@@ -38,18 +43,21 @@ class Outcome(enum.Enum):
     OUT_OF_MEMORY = b"SERVER_ERROR out of memory storing object\r\n"
 
 
-class Item:
-    """One stored value. Mutable on purpose: the hot path updates it in place."""
+STORED = Outcome.STORED
 
-    __slots__ = ("cas", "exptime", "flags", "mtime", "value")
 
-    def __init__(self, value: bytes, flags: int, exptime: float, cas: int, mtime: float) -> None:
-        self.value = value
-        self.flags = flags
-        # Absolute Unix time; 0 = never expires.
-        self.exptime = exptime
-        self.cas = cas
-        self.mtime = mtime
+class Item(NamedTuple):
+    """One stored value as the store's readers see it."""
+
+    value: bytes
+    flags: int
+    exptime: float  # absolute Unix time; 0 = never expires
+    cas: int
+    mtime: float  # write time, kept only while a delayed flush_all is pending
+
+
+# (value, flags, exptime, cas, mtime): Item's fields, as the store holds them.
+Record = tuple[bytes, int, float, int, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,83 +108,115 @@ class Store:
     ) -> None:
         self.memory_limit = memory_limit
         self.item_size_max = item_size_max
+        self._size_bound = min(memory_limit, item_size_max)
         self.clock = clock
-        self._items: OrderedDict[bytes, Item] = OrderedDict()
+        self._items: OrderedDict[bytes, Record] = OrderedDict()
         self._bytes = 0
         self._cas = 0
         self._flush_at = 0.0
-        self._total_items = 0
+        # total_items = CAS uniques issued here + items installed from the stream (one
+        # counter fewer to bump on the hot path).
+        self._installed = 0
+        self._cas_skipped = 0
         self._evictions = 0
         self._expired = 0
 
     # --- reads -------------------------------------------------------------------------------
 
-    def get(self, key: bytes) -> Item | None:
-        """The live item under ``key`` (and mark it recently used), or None."""
-        item = self._items.get(key)
-        if item is None:
+    def lookup(self, key: bytes) -> Record | None:
+        """The live record under ``key`` (and mark it recently used), or None."""
+        record = self._items.get(key)
+        if record is None:
             return None
-        if (item.exptime and item.exptime <= self.clock()) or (
-            self._flush_at and self._flushed(item)
-        ):
-            self._drop(key, item)
+        exptime = record[2]
+        if (exptime and exptime <= self.clock()) or (self._flush_at and self._flushed(record)):
+            self._drop(key, record)
             self._expired += 1
             return None
         self._items.move_to_end(key)
-        return item
+        return record
+
+    def get(self, key: bytes) -> Item | None:
+        """The live item under ``key`` (and mark it recently used), or None."""
+        record = self.lookup(key)
+        return None if record is None else Item._make(record)
 
     def peek(self, key: bytes) -> Item | None:
         """The item as stored, expired or not, without touching LRU order."""
-        return self._items.get(key)
+        record = self._items.get(key)
+        return None if record is None else Item._make(record)
 
     def touch(self, key: bytes, exptime: int) -> Outcome:
-        item = self.get(key)
-        if item is None:
+        record = self.lookup(key)
+        if record is None:
             return Outcome.NOT_FOUND
-        item.exptime = absolute_exptime(exptime, self.clock())
+        value, flags, _, cas, mtime = record
+        self._items[key] = (value, flags, absolute_exptime(exptime, self.clock()), cas, mtime)
         return Outcome.TOUCHED
 
     # --- writes ------------------------------------------------------------------------------
 
     def set(self, key: bytes, value: bytes, flags: int, exptime: int) -> Outcome:
-        return self._put(key, value, flags, exptime)
+        # The protocol's hot path, written out in full: on this kind of machine a method call
+        # or an attribute round trip costs as much as the dictionary work itself.
+        size = len(key) + len(value) + ITEM_OVERHEAD
+        if size > self._size_bound:
+            return Outcome.TOO_LARGE if size > self.item_size_max else Outcome.OUT_OF_MEMORY
+        items = self._items
+        old = items.get(key)
+        cas = self._cas = self._cas + 1
+        # mtime only matters for a delayed flush_all; skip the clock call otherwise.
+        items[key] = (
+            value,
+            flags,
+            absolute_exptime(exptime, self.clock()) if exptime else 0.0,
+            cas,
+            self.clock() if self._flush_at else 0.0,
+        )
+        if old is not None:
+            items.move_to_end(key)
+            size = len(value) - len(old[0])
+        self._bytes += size
+        if self._bytes > self.memory_limit:
+            self._evict()
+        return STORED
 
     def add(self, key: bytes, value: bytes, flags: int, exptime: int) -> Outcome:
-        if self.get(key) is not None:
+        if self.lookup(key) is not None:
             return Outcome.NOT_STORED
-        return self._put(key, value, flags, exptime)
+        return self.set(key, value, flags, exptime)
 
     def replace(self, key: bytes, value: bytes, flags: int, exptime: int) -> Outcome:
-        if self.get(key) is None:
+        if self.lookup(key) is None:
             return Outcome.NOT_STORED
-        return self._put(key, value, flags, exptime)
+        return self.set(key, value, flags, exptime)
 
     def append(self, key: bytes, value: bytes) -> Outcome:
         """Concatenate after the stored value; flags and exptime of the stored item stay."""
-        item = self.get(key)
-        if item is None:
+        record = self.lookup(key)
+        if record is None:
             return Outcome.NOT_STORED
-        return self._put_absolute(key, item.value + value, item.flags, item.exptime)
+        return self._put_absolute(key, record[0] + value, record[1], record[2])
 
     def prepend(self, key: bytes, value: bytes) -> Outcome:
-        item = self.get(key)
-        if item is None:
+        record = self.lookup(key)
+        if record is None:
             return Outcome.NOT_STORED
-        return self._put_absolute(key, value + item.value, item.flags, item.exptime)
+        return self._put_absolute(key, value + record[0], record[1], record[2])
 
     def cas(self, key: bytes, value: bytes, flags: int, exptime: int, unique: int) -> Outcome:
-        item = self.get(key)
-        if item is None:
+        record = self.lookup(key)
+        if record is None:
             return Outcome.NOT_FOUND
-        if item.cas != unique:
+        if record[3] != unique:
             return Outcome.EXISTS
-        return self._put(key, value, flags, exptime)
+        return self.set(key, value, flags, exptime)
 
     def delete(self, key: bytes) -> Outcome:
-        item = self.get(key)
-        if item is None:
+        record = self.lookup(key)
+        if record is None:
             return Outcome.NOT_FOUND
-        self._drop(key, item)
+        self._drop(key, record)
         return Outcome.DELETED
 
     def incr(self, key: bytes, delta: int, decrement: bool = False) -> int | Outcome:
@@ -185,17 +225,18 @@ class Store:
         As memcached: incr wraps at 2**64, decr stops at 0, and a result shorter than the
         stored text is padded with spaces to the old length.
         """
-        item = self.get(key)
-        if item is None:
+        record = self.lookup(key)
+        if record is None:
             return Outcome.NOT_FOUND
-        number = parse_counter(item.value)
+        old = record[0]
+        number = parse_counter(old)
         if number is None:
             return Outcome.NON_NUMERIC
         number = max(number - delta, 0) if decrement else (number + delta) & U64
         text = b"%d" % number
-        if len(text) < len(item.value):
-            text = text.ljust(len(item.value))
-        self._put_absolute(key, text, item.flags, item.exptime)
+        if len(text) < len(old):
+            text = text.ljust(len(old))
+        self._put_absolute(key, text, record[1], record[2])
         return number
 
     def flush_all(self, delay: int = 0) -> None:
@@ -213,22 +254,23 @@ class Store:
     def install(self, key: bytes, value: bytes, flags: int, exptime: float, cas: int) -> None:
         """Put an item exactly as another node holds it (absolute exptime, its CAS)."""
         if cas > self._cas:
+            self._cas_skipped += cas - self._cas
             self._cas = cas
         items = self._items
         old = items.pop(key, None)
         if old is not None:
-            self._bytes -= len(key) + len(old.value) + ITEM_OVERHEAD
+            self._bytes -= len(key) + len(old[0]) + ITEM_OVERHEAD
         mtime = self.clock() if self._flush_at else 0.0
-        items[key] = Item(value, flags, exptime, cas, mtime)
+        items[key] = (value, flags, exptime, cas, mtime)
         self._bytes += len(key) + len(value) + ITEM_OVERHEAD
-        self._total_items += 1
+        self._installed += 1
         if self._bytes > self.memory_limit:
             self._evict()
 
     def remove(self, key: bytes) -> None:
         old = self._items.pop(key, None)
         if old is not None:
-            self._bytes -= item_size(key, old.value)
+            self._bytes -= item_size(key, old[0])
 
     def set_flush_at(self, flush_at: float) -> None:
         if flush_at <= 0:
@@ -245,38 +287,36 @@ class Store:
     def items(self) -> Iterator[tuple[bytes, Item]]:
         """Every live item, least recently used first (for snapshots)."""
         now = self.clock()
-        for key, item in list(self._items.items()):
-            if (item.exptime and item.exptime <= now) or self._flushed(item):
+        for key, record in list(self._items.items()):
+            exptime = record[2]
+            if (exptime and exptime <= now) or self._flushed(record):
                 continue
-            yield key, item
+            yield key, Item._make(record)
 
     def replace_contents(self, other: Store) -> None:
         """Take over another store's items (a replica installing a snapshot built aside)."""
         self._items = other._items
         self._bytes = other._bytes
         self._flush_at = other._flush_at
-        self._cas = max(self._cas, other._cas)
+        if other._cas > self._cas:
+            self._cas_skipped += other._cas - self._cas
+            self._cas = other._cas
 
     def stats(self) -> StoreStats:
         return StoreStats(
             curr_items=len(self._items),
             bytes=self._bytes,
             limit_maxbytes=self.memory_limit,
-            total_items=self._total_items,
+            total_items=self._cas - self._cas_skipped + self._installed,
             evictions=self._evictions,
             expired_unfetched=self._expired,
         )
 
     # --- internals ---------------------------------------------------------------------------
 
-    def _flushed(self, item: Item) -> bool:
+    def _flushed(self, record: Record) -> bool:
         flush_at = self._flush_at
-        return bool(flush_at) and flush_at <= self.clock() and item.mtime <= flush_at
-
-    def _put(self, key: bytes, value: bytes, flags: int, exptime: int) -> Outcome:
-        if exptime == 0:
-            return self._put_absolute(key, value, flags, 0.0)
-        return self._put_absolute(key, value, flags, absolute_exptime(exptime, self.clock()))
+        return bool(flush_at) and flush_at <= self.clock() and record[4] <= flush_at
 
     def _put_absolute(self, key: bytes, value: bytes, flags: int, exptime: float) -> Outcome:
         size = len(key) + len(value) + ITEM_OVERHEAD
@@ -287,13 +327,11 @@ class Store:
         items = self._items
         old = items.pop(key, None)
         if old is not None:
-            self._bytes -= len(key) + len(old.value) + ITEM_OVERHEAD
-        self._cas += 1
-        # mtime only matters for a delayed flush_all; skip the clock call otherwise.
+            self._bytes -= len(key) + len(old[0]) + ITEM_OVERHEAD
+        cas = self._cas = self._cas + 1
         mtime = self.clock() if self._flush_at else 0.0
-        items[key] = Item(value, flags, exptime, self._cas, mtime)
+        items[key] = (value, flags, exptime, cas, mtime)
         self._bytes += size
-        self._total_items += 1
         if self._bytes > self.memory_limit:
             self._evict()
         return Outcome.STORED
@@ -301,9 +339,9 @@ class Store:
     def _evict(self) -> None:
         while self._bytes > self.memory_limit and self._items:
             victim_key, victim = self._items.popitem(last=False)
-            self._bytes -= item_size(victim_key, victim.value)
+            self._bytes -= item_size(victim_key, victim[0])
             self._evictions += 1
 
-    def _drop(self, key: bytes, item: Item) -> None:
+    def _drop(self, key: bytes, record: Record) -> None:
         del self._items[key]
-        self._bytes -= item_size(key, item.value)
+        self._bytes -= item_size(key, record[0])
