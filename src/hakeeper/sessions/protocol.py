@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections import deque
 from typing import TYPE_CHECKING, cast
 
@@ -251,7 +250,7 @@ class MemcacheProtocol(asyncio.Protocol):
         need = node.reply_barrier() if node.holds_replies and self._barrier else 0
         self._barrier = False
         if out or need:
-            self._held.append(Slot(b"".join(out), need, time.monotonic()))
+            self._held.append(Slot(b"".join(out), need, self.node.now))
             out.clear()
         self.release()
 
@@ -555,8 +554,8 @@ class MemcacheProtocol(asyncio.Protocol):
 
     def _forward(self, payload: bytes, multi: bool, noreply: bool) -> None:
         if self._out:
-            self._held.append(Slot(b"".join(self._out), 0, time.monotonic()))
+            self._held.append(Slot(b"".join(self._out), 0, self.node.now))
             self._out.clear()
-        slot = Slot(None, 0, time.monotonic())
+        slot = Slot(None, 0, self.node.now)
         self._held.append(slot)
         self.node.forward(payload, multi, noreply, slot, self)
