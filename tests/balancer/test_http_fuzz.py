@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httptools
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -126,3 +127,34 @@ def test_any_server_bytes_leave_the_relay_standing(chunks: list[bytes]) -> None:
             break
         upstream.data_received(data)
     assert looks_like_responses(client_transport.written)
+
+
+TOKEN = st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-", min_size=1)
+FIELD_NAME = st.one_of(
+    TOKEN, st.sampled_from(["Host", "Cookie", "Connection", "TE", "Forwarded", "X-Te"])
+)
+FIELD_VALUE = st.text("".join(map(chr, range(0x21, 0x7F))) + " ", max_size=20).map(str.strip)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    method=st.sampled_from(["GET", "HEAD", "DELETE", "OPTIONS", "POST"]),
+    target=st.text("".join(map(chr, range(0x21, 0x7F))), min_size=1, max_size=20),
+    minor=st.sampled_from(["0", "1"]),
+    fields=st.lists(st.tuples(FIELD_NAME, FIELD_VALUE), max_size=5),
+)
+def test_plain_request_goes_upstream_as_the_parser_would_send_it(
+    method: str, target: str, minor: str, fields: list[tuple[str, str]]
+) -> None:
+    lines = "".join(f"{name}: {value}\r\n" for name, value in fields)
+    data = f"{method} /{target} HTTP/1.{minor}\r\n{lines}\r\n".encode()
+    fast, _, fast_upstream, _ = wire()
+    fast.data_received(data)
+    parsed, _, parsed_upstream, _ = wire()
+    try:
+        parsed.parser.feed_data(data)  # the parser path alone
+    except httptools.HttpParserError:
+        assert not fast.queue, "the fast path took a request the parser refuses"
+        return
+    assert fast_upstream.written == parsed_upstream.written
+    assert [r.keep_alive for r in fast.queue] == [r.keep_alive for r in parsed.queue]

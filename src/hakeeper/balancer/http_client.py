@@ -30,7 +30,10 @@ from typing import cast
 import httptools
 
 from hakeeper.balancer.http_request import (
+    SIMPLE_REQUEST,
     SPECIAL,
+    SPECIAL_FIELD,
+    SPECIAL_FIELD_NO_COOKIE,
     HeaderTooLarge,
     Request,
     connection_tokens,
@@ -73,6 +76,7 @@ class HttpClient(asyncio.Protocol):
         self.headers: list[tuple[bytes, bytes]] = []
         self.head_bytes = 0
         self.in_head = False
+        self.mid = False  # the parser holds part of a message (no fast path until it ends)
         self.phase = IDLE
         self.deadline = 0.0
         self.key = 0
@@ -103,6 +107,8 @@ class HttpClient(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.stopped:
+            return
+        if not self.mid and self._simple(data):
             return
         try:
             self.parser.feed_data(data)
@@ -155,7 +161,39 @@ class HttpClient(asyncio.Protocol):
         if self.upstream is not None:
             self.upstream.transport.resume_reading()
 
+    def _simple(self, data: bytes) -> bool:
+        """Take a plain request (see `SIMPLE_REQUEST`) without the parser; False if not one.
+
+        The parser path costs a callback per field and a Python loop over the fields; here
+        one regex match checks the whole head and the field lines are forwarded as they came.
+        """
+        match = SIMPLE_REQUEST.fullmatch(data)
+        if match is None:
+            return False
+        rt = self.rt
+        method, target, minor, fields = match.groups()
+        special = SPECIAL_FIELD_NO_COOKIE if rt.backend.spec.cookie is None else SPECIAL_FIELD
+        if special.search(fields.lower()) or len(data) > rt.limits.max_header_bytes:
+            return False
+        req = Request()
+        req.method = method
+        req.idempotent = req.complete = True
+        if minor == b"0":
+            req.http10 = True
+            req.keep_alive = False  # HTTP/1.0 without "Connection: keep-alive"
+        req.head = b"%s %s HTTP/1.1\r\n%s%s" % (method, target, fields, self.tail)
+        queue = self.queue
+        queue.append(req)
+        if len(queue) == 1:
+            self._dispatch(req)
+        elif len(queue) >= rt.limits.max_pipeline:
+            self._pause()
+        return True
+
     # -- httptools callbacks ---------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.mid = True
 
     def on_url(self, url: bytes) -> None:
         # Also the start of a message: one callback fewer than on_message_begin per request.
@@ -246,6 +284,7 @@ class HttpClient(asyncio.Protocol):
         self._add_body(req, piece)
 
     def on_message_complete(self) -> None:
+        self.mid = False
         req = self.building
         if req is None:
             return

@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
+import re
+
 from hakeeper.balancer.http_wire import HOP_BY_HOP
 
 # Request headers that need more than copying; everything else costs one set lookup.
 SPECIAL = HOP_BY_HOP | {b"content-length", b"x-forwarded-for", b"forwarded", b"cookie"}
+
+# The common request, whole in one read, that needs no parser: a bodyless idempotent method,
+# a visible-ASCII target, HTTP/1.0 or 1.1, token-named fields with visible-ASCII values and
+# no whitespace before a colon, nothing after the blank line. Groups: method, target, minor
+# version, the field lines. Anything else (bodies, pipelining, obs-fold, obs-text, split
+# reads) goes through httptools.
+SIMPLE_REQUEST = re.compile(
+    rb"(GET|HEAD|DELETE|OPTIONS) ([!-~]+) HTTP/1\.([01])\r\n"
+    rb"((?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t -~]*\r\n)*)\r\n"
+)
+
+
+def _special_field(names: frozenset[bytes]) -> re.Pattern[bytes]:
+    alternatives = b"|".join(re.escape(n) for n in sorted(names))
+    return re.compile(rb"^(?:" + alternatives + rb"):", re.M)
+
+
+# Finds, in lowered field lines, a field that makes a request not simple (the cookie only
+# matters to a backend with cookie stickiness).
+SPECIAL_FIELD = _special_field(SPECIAL)
+SPECIAL_FIELD_NO_COOKIE = _special_field(SPECIAL - {b"cookie"})
 
 
 class HeaderTooLarge(Exception):
