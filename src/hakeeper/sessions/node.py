@@ -266,6 +266,12 @@ class Node:
         if seq + 1 < self._log_base:
             return None
         start = seq + 1 - self._log_base
+        if limit_bytes > 0:
+            # The common case, everything pending fits one batch: slice and join in C.
+            pending = self._log[start:]
+            payload = b"".join(pending)
+            if len(payload) <= limit_bytes or len(pending) <= 1:
+                return seq + len(pending), payload
         parts: list[bytes] = []
         size = 0
         index = start
