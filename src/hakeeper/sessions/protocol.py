@@ -95,6 +95,20 @@ class Slot:
 
 
 class MemcacheProtocol(asyncio.Protocol):
+    # Slots: every data_received reads a dozen of these; fixed offsets instead of a dict.
+    __slots__ = (
+        "_barrier",
+        "_block",
+        "_buf",
+        "_closing",
+        "_held",
+        "_out",
+        "_swallow",
+        "node",
+        "store",
+        "transport",
+    )
+
     def __init__(self, node: Node) -> None:
         self.node = node
         self.store: Store = node.store
@@ -150,7 +164,6 @@ class MemcacheProtocol(asyncio.Protocol):
             buf = data
         node = self.node
         store = self.store
-        item_size_max = store.item_size_max
         out = self._out
         pos = 0
         size = len(buf)
@@ -186,7 +199,7 @@ class MemcacheProtocol(asyncio.Protocol):
                         stop + 2 <= size
                         and buf[stop] == 13
                         and buf[stop + 1] == 10
-                        and stop - start + len(key) + ITEM_OVERHEAD <= item_size_max
+                        and stop - start + len(key) + ITEM_OVERHEAD <= store.item_size_max
                     ):
                         outcome = store.set(
                             key,

@@ -99,6 +99,21 @@ def item_size(key: bytes, value: bytes) -> int:
 class Store:
     """Items by key in LRU order (least recent first), bounded by ``memory_limit`` bytes."""
 
+    __slots__ = (
+        "_bytes",
+        "_cas",
+        "_cas_skipped",
+        "_evictions",
+        "_expired",
+        "_flush_at",
+        "_installed",
+        "_items",
+        "_size_bound",
+        "clock",
+        "item_size_max",
+        "memory_limit",
+    )
+
     def __init__(
         self,
         *,
@@ -125,7 +140,8 @@ class Store:
 
     def lookup(self, key: bytes) -> Record | None:
         """The live record under ``key`` (and mark it recently used), or None."""
-        record = self._items.get(key)
+        items = self._items
+        record = items.get(key)
         if record is None:
             return None
         exptime = record[2]
@@ -133,7 +149,7 @@ class Store:
             self._drop(key, record)
             self._expired += 1
             return None
-        self._items.move_to_end(key)
+        items.move_to_end(key)
         return record
 
     def get(self, key: bytes) -> Item | None:
