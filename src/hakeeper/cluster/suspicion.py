@@ -48,7 +48,7 @@ from hakeeper.model.timing import TimingProfile
 log = logging.getLogger(__name__)
 
 #: How often the renewal ages are looked at, as a fraction of ``suspect_after``.
-TICK_FRACTION = 0.25
+TICK_FRACTION = 0.125
 #: How long a view of the members may serve before it is read again.
 REFRESH_INTERVAL = 1.0
 #: Pause before fencing the same node again after a failed attempt.
