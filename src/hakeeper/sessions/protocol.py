@@ -252,19 +252,21 @@ class MemcacheProtocol(asyncio.Protocol):
     # --- output ------------------------------------------------------------------------------
 
     def _flush(self) -> None:
+        """End of a read on a primary, or with replies still held: hold this read's replies."""
         out = self._out
         node = self.node
-        if not node.holds_replies and not self._held:
-            if out:
-                assert self.transport is not None
-                self.transport.write(b"".join(out) if len(out) > 1 else out[0])
-                out.clear()
-            return
+        held = self._held
         need = node.reply_barrier() if node.holds_replies and self._barrier else 0
         self._barrier = False
         if out or need:
-            self._held.append(Slot(b"".join(out), need, self.node.now))
+            held.append(Slot(b"".join(out), need, node.now))
             out.clear()
+        if held:
+            head = held[0]
+            if head.data is None or head.need > node.commit_seq:
+                # The usual case on a primary: nothing can go out before the next commit.
+                node.wait_for_release(self)
+                return
         self.release()
 
     def release(self) -> None:
