@@ -11,8 +11,10 @@ Targets (every server pinned to CPU1 with taskset, the load generator to CPU0):
 
 The load generator is ``benchmarks/sessions_loadgen.c`` (compiled here with gcc): one
 thread, epoll, 50 connections, closed loop, pipeline 1 or 16, 100-byte values, 10,000 keys.
-Gets run after sets, so keys exist. Prints a table of ops/s and p99 and the ratios
-hakeeper-1 / memcached and hakeeper-3 / redis-wait.
+Gets run after sets, so keys exist. Prints a table of ops/s, p99 and the CPU time (user +
+system, from /proc/PID/stat) each server process spent per operation, and the ratios
+hakeeper-1 / memcached and hakeeper-3 / redis-wait. CPU per operation is far less sensitive
+to other load on the machine than ops/s: compare it when the machine is not quiet.
 
     .venv/bin/python benchmarks/sessions_vs_memcached.py [--seconds 5] [--json]
 """
@@ -52,6 +54,13 @@ class Result:
     p50_us: int
     p99_us: int
     errors: int
+    cpu_us_per_op: tuple[float, ...]  # per server process, in start order (primary first)
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port(host: str) -> int:
@@ -90,6 +99,10 @@ class Servers:
         self.procs.append(proc)
         wait_port(host, port, proc)
 
+    def pids(self) -> list[int]:
+        # taskset execs the server, so the child's PID is the server's.
+        return [proc.pid for proc in self.procs]
+
     def stop(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
@@ -104,8 +117,8 @@ class Servers:
 
 
 @contextlib.contextmanager
-def target(name: str, workdir: Path) -> Iterator[tuple[str, int, str]]:
-    """Start one target; yield (host, port, loadgen protocol)."""
+def target(name: str, workdir: Path) -> Iterator[tuple[str, int, str, list[int]]]:
+    """Start one target; yield (host, port, loadgen protocol, server PIDs)."""
     servers = Servers(workdir)
     host = "127.0.0.1"
     try:
@@ -115,11 +128,11 @@ def target(name: str, workdir: Path) -> Iterator[tuple[str, int, str]]:
             if os.geteuid() == 0:
                 argv += ["-u", "nobody"]
             servers.start(name, argv, host, port)
-            yield host, port, "mc"
+            yield host, port, "mc", servers.pids()
         elif name == "hakeeper-1":
             port = free_port(host)
             servers.start(name, store_argv(f"{host}:{port}", [], False), host, port)
-            yield host, port, "mc"
+            yield host, port, "mc", servers.pids()
         elif name == "hakeeper-3":
             hosts = ["127.0.0.51", "127.0.0.52", "127.0.0.53"]
             addresses = [f"{h}:{free_port(h)}" for h in hosts]
@@ -130,7 +143,7 @@ def target(name: str, workdir: Path) -> Iterator[tuple[str, int, str]]:
                 )
             h, _, p = addresses[0].rpartition(":")
             wait_replicas(h, int(p))
-            yield h, int(p), "mc"
+            yield h, int(p), "mc", servers.pids()
         elif name == "redis-wait":
             port = free_port(host)
             replica_port = free_port(host)
@@ -145,7 +158,7 @@ def target(name: str, workdir: Path) -> Iterator[tuple[str, int, str]]:
                 replica_port,
             )
             wait_redis_replica(host, port)
-            yield host, port, "redis-wait"
+            yield host, port, "redis-wait", servers.pids()
         else:
             raise ValueError(name)
     finally:
@@ -231,10 +244,16 @@ def main() -> None:
         workdir = Path(tmp)
         loadgen = compile_loadgen(workdir)
         for name in ("memcached", "hakeeper-1", "hakeeper-3", "redis-wait"):
-            with target(name, workdir) as (host, port, proto):
+            with target(name, workdir) as (host, port, proto, pids):
                 for pipeline in PIPELINES:
                     for op in OPS:
+                        before = [cpu_seconds(pid) for pid in pids]
                         figures = run_load(loadgen, host, port, proto, op, pipeline, args.seconds)
+                        done = max(figures["ops_per_s"] * args.seconds, 1.0)
+                        cpu = tuple(
+                            (cpu_seconds(pid) - start) * 1e6 / done
+                            for pid, start in zip(pids, before, strict=True)
+                        )
                         results.append(
                             Result(
                                 name,
@@ -244,6 +263,7 @@ def main() -> None:
                                 int(figures["p50_us"]),
                                 int(figures["p99_us"]),
                                 int(figures["errors"]),
+                                cpu,
                             )
                         )
     ratios = {
@@ -259,12 +279,13 @@ def main() -> None:
     if args.json:
         print(json.dumps({"results": [asdict(r) for r in results], "ratios": ratios, "load": load}))
         return
-    header = ("target", "op", "P", "ops/s", "p50 us", "p99 us", "errors")
-    print("{:<12} {:<4} {:>3} {:>10} {:>8} {:>8} {:>6}".format(*header))
+    header = ("target", "op", "P", "ops/s", "p50 us", "p99 us", "errors", "CPU us/op")
+    print("{:<12} {:<4} {:>3} {:>10} {:>8} {:>8} {:>6}  {}".format(*header))
     for r in results:
+        cpu = " + ".join(f"{value:.1f}" for value in r.cpu_us_per_op)
         print(
             f"{r.target:<12} {r.op:<4} {r.pipeline:>3} {r.ops_per_s:>10.0f} "
-            f"{r.p50_us:>8} {r.p99_us:>8} {r.errors:>6}"
+            f"{r.p50_us:>8} {r.p99_us:>8} {r.errors:>6}  {cpu}"
         )
     for label, value in ratios.items():
         print(f"{label:<32} {value:.2f}x")
