@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from time import perf_counter
 from typing import TYPE_CHECKING, cast
 
 import httptools
@@ -120,7 +121,7 @@ class HttpUpstream(asyncio.Protocol):
         self.started = self.finished = self.chunked_out = self.until_eof = False
         self.pending = b""
         self.skip = 0
-        self.sent_at = self.rt.loop.time()
+        self.sent_at = perf_counter()
         if req.body:
             self.transport.write(req.head + b"".join(req.body))
             if not req.replayable:
@@ -194,7 +195,7 @@ class HttpUpstream(asyncio.Protocol):
         self.status = code
         self.started = True
         server = self.server
-        server.observe_response(self.rt.loop.time() - self.sent_at, code)
+        server.observe_response(perf_counter() - self.sent_at, code)
         if code >= 500 and self.rt.backend.spec.passive.observe_5xx:
             self.rt.backend.observe_error(server, self.rt.now, f"status {code}")
         if sized and req.keep_alive and not req.http10 and self.rt.backend.spec.cookie is None:
@@ -234,7 +235,15 @@ class HttpUpstream(asyncio.Protocol):
         if code < 200 or code in (204, 304):
             return False
         head, chunked, length, close = clean_head(data[:end])
-        if chunked or length < 0 or len(data) != end + length or b" :" in head or b"\t:" in head:
+        # find, not `in`: bytes.__contains__ first tries the needle as an int and formats a
+        # TypeError message on every call.
+        if (
+            chunked
+            or length < 0
+            or len(data) != end + length
+            or head.find(b" :") >= 0
+            or head.find(b"\t:") >= 0
+        ):
             return False  # the parser decides (it refuses whitespace before a colon)
         client.transport.write(self._start(req, head, code, False, False, True) + data[end:])
         self.finished = True

@@ -89,7 +89,7 @@ def clean_head(raw: bytes) -> tuple[bytes, bool, int, bool]:
             continue
         cut.append(name)
         if name == b"transfer-encoding":
-            chunked = b"chunked" in value
+            chunked = value.find(b"chunked") >= 0
         elif name == b"connection" and value != b"keep-alive":
             tokens = [t.strip() for t in value.split(b",")]
             close = close or b"close" in tokens
