@@ -139,3 +139,35 @@ def test_total_items_counts_local_stores_and_installed_items() -> None:
     store.install(b"b", b"3", 0, 0.0, 1000)
     store.set(b"c", b"4", 0, 0)
     assert store.stats().total_items == 4
+
+
+def test_eviction_still_takes_the_oldest_after_many_deleted_keys() -> None:
+    size = 1 + 100 + ITEM_OVERHEAD
+    store, _ = make_store(memory_limit=3 * size)
+    for number in range(10_000):
+        key = b"gone%d" % number
+        store.set(key, b"x", 0, 0)
+        store.delete(key)
+    for key in (b"a", b"b", b"c", b"d"):
+        store.set(key, b"x" * 100, 0, 0)
+    assert store.get(b"a") is None
+    assert all(store.get(key) is not None for key in (b"b", b"c", b"d"))
+
+
+def test_items_read_since_their_last_chance_all_survive_one_round_of_eviction() -> None:
+    size = 1 + 100 + ITEM_OVERHEAD
+    store, _ = make_store(memory_limit=3 * size)
+    for key in (b"a", b"b", b"c"):
+        store.set(key, b"x" * 100, 0, 0)
+    for key in (b"a", b"b", b"c"):
+        store.get(key)
+    store.set(b"d", b"x" * 100, 0, 0)
+    assert store.get(b"a") is None
+    assert store.stats().evictions == 1
+
+
+def test_installed_item_larger_than_memory_evicts_everything_and_ends() -> None:
+    store, _ = make_store(memory_limit=1000)
+    store.set(b"a", b"x", 0, 0)
+    store.install(b"big", b"x" * 2000, 0, 0.0, 7)
+    assert store.stats().curr_items == 0

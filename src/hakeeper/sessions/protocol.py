@@ -448,7 +448,7 @@ class MemcacheProtocol(asyncio.Protocol):
                 store.touch(key, exptime)
                 if self.node.logs_writes:
                     self.node.log_key(key)
-            value, flags, _, unique, _ = record
+            value, flags, _, unique, _, _ = record
             if with_cas:
                 out.append(b"VALUE %s %d %d %d\r\n%s\r\n" % (key, flags, len(value), unique, value))
             else:
