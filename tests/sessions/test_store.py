@@ -171,3 +171,13 @@ def test_installed_item_larger_than_memory_evicts_everything_and_ends() -> None:
     store.set(b"a", b"x", 0, 0)
     store.install(b"big", b"x" * 2000, 0, 0.0, 7)
     assert store.stats().curr_items == 0
+
+
+def test_peek_record_does_not_save_an_item_from_eviction() -> None:
+    size = 1 + 100 + ITEM_OVERHEAD
+    store, _ = make_store(memory_limit=3 * size)
+    for key in (b"a", b"b", b"c"):
+        store.set(key, b"x" * 100, 0, 0)
+    assert store.peek_record(b"a") is not None
+    store.set(b"d", b"x" * 100, 0, 0)
+    assert store.peek_record(b"a") is None

@@ -181,6 +181,10 @@ class Store:
         record = self._items.get(key)
         return None if record is None else _item(record)
 
+    def peek_record(self, key: bytes) -> Record | None:
+        """The record as stored, expired or not, without marking it used (replication)."""
+        return self._items.get(key)
+
     def touch(self, key: bytes, exptime: int) -> Outcome:
         record = self.lookup(key)
         if record is None:
