@@ -6,8 +6,10 @@ another epoch) runs in `run_link`; then the link is attached to the node, which 
 most once per event-loop iteration: everything appended since the last write, as one
 ``hk_batch`` (`Node` schedules that flush with ``call_soon`` on the first append of an
 iteration). Batches are pipelined: the next one goes out without waiting for the previous
-``ACK``. The replica answers each batch with ``ACK last``; the link hands the node only the
-highest ACK of each read (acks are cumulative). ``RESYNC`` (gap or corrupt batch) closes the
+``ACK``, up to `WINDOW` batches in flight (a replica that stops reading is not sent the
+whole log; what it lacks stays with the primary, unacknowledged). The replica answers each
+batch with ``ACK last``; the link hands the node only the highest ACK of each read (acks are
+cumulative). ``RESYNC`` (gap or corrupt batch) closes the
 link and the next connection starts again from the replica's position; ``STALE e`` means a
 newer epoch exists and the primary steps down.
 """
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RETRY_DELAY = 0.2
+WINDOW = 4  # batches in flight per replica
 
 
 class StreamRefused(Exception):
@@ -47,6 +50,7 @@ class StreamLink(asyncio.Protocol):
         self.acked = 0  # last seq the replica acknowledged
         self.unacked_since = 0.0  # node.now when the oldest unacknowledged batch went out
         self.streaming = False
+        self._in_flight: deque[int] = deque()  # last seq of each unacknowledged batch
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._buf = bytearray()
         self._lines: deque[bytes] = deque()
@@ -93,7 +97,17 @@ class StreamLink(asyncio.Protocol):
         if acked > self.acked:
             self.acked = acked
             self.unacked_since = self.node.now
+            in_flight = self._in_flight
+            window_was_full = len(in_flight) >= WINDOW
+            while in_flight and in_flight[0] <= acked:
+                in_flight.popleft()
             self.node.note_acked(self.peer, acked)
+            if window_was_full:
+                self.node.schedule_flush()
+
+    @property
+    def window_open(self) -> bool:
+        return len(self._in_flight) < WINDOW
 
     # --- used by the hand-shake and the node -------------------------------------------------
 
@@ -113,6 +127,7 @@ class StreamLink(asyncio.Protocol):
             % (self.epoch, self.sent + 1, last, len(payload), payload)
         )
         self.sent = last
+        self._in_flight.append(last)
 
     def start_streaming(self, seq: int) -> None:
         self.sent = self.acked = seq

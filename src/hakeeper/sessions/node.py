@@ -204,6 +204,12 @@ class Node:
             self._flush_pending = True
             self._loop.call_soon(self._flush_streams)
 
+    def schedule_flush(self) -> None:
+        """Flush the streams at the end of this loop iteration (a link's window opened)."""
+        if not self._flush_pending and self._loop is not None:
+            self._flush_pending = True
+            self._loop.call_soon(self._flush_streams)
+
     def _flush_streams(self, everyone: bool = False) -> None:
         """Send replicas everything appended since their last batch.
 
@@ -223,7 +229,7 @@ class Node:
         for index, link in enumerate(links):
             if not everyone and index >= eager and seq - link.sent < LAZY_BACKLOG:
                 continue
-            while link.streaming and link.sent < seq:
+            while link.streaming and link.sent < seq and link.window_open:
                 sent = link.sent
                 if sent not in chunks:
                     chunks[sent] = self.entries_after(sent, batch_bytes)
@@ -297,9 +303,8 @@ class Node:
             return
         self._links.append(link)
         self.note_acked(link.peer, link.acked)
-        if link.sent < self.seq and not self._flush_pending and self._loop is not None:
-            self._flush_pending = True
-            self._loop.call_soon(self._flush_streams)
+        if link.sent < self.seq:
+            self.schedule_flush()
 
     def detach_link(self, link: StreamLink) -> None:
         if link in self._links:
