@@ -381,3 +381,28 @@ async def test_connect_timeout_is_redispatched(two: tuple[HttpBackend, ...]) -> 
             filler.close()
         stuck.close()
     assert bodies == [b"a"] * 3
+
+
+async def test_client_half_closing_after_its_request_still_gets_the_response(
+    two: tuple[HttpBackend, ...],
+) -> None:
+    async with serving(config(servers(two[0]))) as lb:
+        reader, writer = await asyncio.open_connection("127.0.0.1", lb.port_of("fe"))
+        writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        writer.write_eof()
+        data = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+    assert data.startswith(b"HTTP/1.1 200")
+    assert data.endswith(b"a")
+
+
+async def test_response_to_a_closing_request_arrives_before_the_close(
+    two: tuple[HttpBackend, ...],
+) -> None:
+    async with serving(config(servers(two[0]))) as lb:
+        reader, writer = await asyncio.open_connection("127.0.0.1", lb.port_of("fe"))
+        writer.write(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        data = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+    assert data.startswith(b"HTTP/1.1 200")
+    assert data.endswith(b"a")

@@ -86,6 +86,7 @@ class HttpClient(asyncio.Protocol):
         self.chain: dict[bytes, bytes] = {}  # a client's own X-Forwarded-For / Forwarded
         self.paused = False
         self.stopped = False  # takes no more requests (bad input, upgrade, closing)
+        self.half_closed = False  # the client sent EOF after requests still being answered
         self.closed = False
 
     # -- asyncio.Protocol ------------------------------------------------------------------
@@ -138,7 +139,9 @@ class HttpClient(asyncio.Protocol):
         # Keep answering what was already asked (a client may half-close after its request).
         if self.queue:
             self._stop_reading()
+            self.half_closed = True  # closed once the last answer is out
             return True
+        self.rt.batch.flush()  # returning False closes the transport: send what is owed first
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -299,7 +302,7 @@ class HttpClient(asyncio.Protocol):
         if req.body_bytes > REPLAY_LIMIT:
             req.replayable = False
         if upstream is not None and upstream.req is req:
-            upstream.transport.write(piece)
+            self.rt.batch.write(upstream.transport, piece)  # after the head, still in the batch
             if req.replayable:
                 req.body.append(piece)
             else:
@@ -410,8 +413,9 @@ class HttpClient(asyncio.Protocol):
             upstream.close()
         if self.closed:
             return
-        if not req.keep_alive:
+        if not req.keep_alive or (self.half_closed and not self.queue):
             self._stop_reading()
+            self.rt.batch.flush()
             self.transport.close()
             return
         if self.paused and not self.stopped and len(self.queue) < self.rt.limits.max_pipeline:
@@ -457,6 +461,7 @@ class HttpClient(asyncio.Protocol):
     def _write_error(self, status: int) -> None:
         self._stop_reading()
         if not self.closed:
+            self.rt.batch.flush()  # the responses owed before this one
             self.transport.write(ERRORS[status])
             self.transport.close()
 
@@ -506,6 +511,7 @@ class HttpClient(asyncio.Protocol):
                 self.fail_request(upstream, 504)
                 upstream.close()
         else:
+            self.rt.batch.flush()
             self.transport.close()
         if self.transport.is_closing():
             self.deadline = math.inf  # expired once; connection_lost takes it off the sweep

@@ -123,23 +123,24 @@ class HttpUpstream(asyncio.Protocol):
         self.skip = 0
         self.sent_at = perf_counter()
         if req.body:
-            self.transport.write(req.head + b"".join(req.body))
+            self.rt.batch.write(self.transport, req.head + b"".join(req.body))
             if not req.replayable:
                 req.body = []
         else:
-            self.transport.write(req.head)
+            self.rt.batch.write(self.transport, req.head)
 
     def close(self) -> None:
         self.broken = True
         self.client = None
         if self.transport is not None:
+            self.rt.batch.flush()
             self.transport.close()
 
     def _flush(self) -> None:
         out = self.out
         self.out = []
         assert self.client is not None
-        self.client.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        self.rt.batch.write(self.client.transport, out[0] if len(out) == 1 else b"".join(out))
 
     def _garbage(self, why: str) -> None:
         client = self.client
@@ -245,7 +246,8 @@ class HttpUpstream(asyncio.Protocol):
             or head.find(b"\t:") >= 0
         ):
             return False  # the parser decides (it refuses whitespace before a colon)
-        client.transport.write(self._start(req, head, code, False, False, True) + data[end:])
+        out = self._start(req, head, code, False, False, True) + data[end:]
+        self.rt.batch.write(client.transport, out)
         self.finished = True
         reusable = not close and not self.broken and not self.transport.is_closing()
         client.response_done(self, reusable)

@@ -16,6 +16,7 @@ from typing import Protocol
 from hakeeper.balancer.config import FrontendSpec, Limits, Timeouts
 from hakeeper.balancer.policies import key_of
 from hakeeper.balancer.servers import Backend
+from hakeeper.balancer.write_batch import WriteBatch
 
 log = logging.getLogger("hakeeper.balancer")
 
@@ -45,6 +46,7 @@ class FrontendRuntime:
         self.now = loop.time()
         self.conns: set[Expirable] = set()
         self.accepted = 0
+        self.batch = WriteBatch(loop)  # the L7 relay's writes, sent at the end of each pass
         self.timeouts = timeouts
 
     @property

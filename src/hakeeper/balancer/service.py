@@ -197,6 +197,7 @@ class Balancer:
         for listener in self._listeners.values():
             listener.close()
         for rt in [*self.frontends.values(), *self._retired]:
+            rt.batch.flush()
             for conn in list(rt.conns):
                 transport = getattr(conn, "transport", None)
                 if transport is not None:
