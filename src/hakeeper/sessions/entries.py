@@ -52,13 +52,8 @@ def encode_flush(flush_at: float) -> bytes:
 
 
 def encode_key_state(store: Store, key: bytes) -> bytes:
-    """The entry that makes a replica's ``key`` equal to the store's (PUT or DELETE).
-
-    Called right after a write, so `Store.lookup`'s side effects change nothing a client can
-    see: the key is already the most recently used, and an item written already expired is
-    dropped here as it would be on its next read (the replica gets the DELETE).
-    """
-    record = store.lookup(key)
+    """The entry that makes a replica's ``key`` equal to the store's (PUT or DELETE)."""
+    record = store.peek_record(key)
     if record is None:
         return HEADER.pack(OP_DELETE, len(key), 0, 0.0, 0, 0) + key
     value = record[0]
