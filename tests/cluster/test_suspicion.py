@@ -206,3 +206,13 @@ async def test_a_member_that_rejoined_under_a_new_lease_is_not_removed() -> None
     assert await watch.check(cluster_spec(), AFTER) == []
 
     assert c.runner.calls == []
+
+
+async def test_a_node_whose_own_membership_lapsed_judges_no_one() -> None:
+    c = await make_cluster()
+    c.silence("n1")
+    await c.coord.delete(c.keys.member("n2"))
+
+    assert await c.watch("n2").check(cluster_spec(), AFTER) == []
+
+    assert c.runner.calls == []

@@ -156,8 +156,10 @@ class SuspicionWatch:
         return silent
 
     def _may_act(self, view: MembersView, node: str, silent: list[str], long_silent: bool) -> bool:
-        if view.controller is None:
-            return False  # the next controller will see the lease run out, or suspect
+        if view.controller is None or self._node not in view.leases:
+            # No controller: the next one sees the lease run out, or suspects. Not a member
+            # (this node's own lease lapsed): it rejoins before it judges anyone.
+            return False
         controller = view.controller[0]
         if controller != self._node and node != controller:
             return False
