@@ -51,17 +51,6 @@ def encode_flush(flush_at: float) -> bytes:
     return HEADER.pack(OP_FLUSH, 0, 0, flush_at, 0, 0)
 
 
-def encode_key_state(store: Store, key: bytes) -> bytes:
-    """The entry that makes a replica's ``key`` equal to the store's (PUT or DELETE)."""
-    record = store.peek_record(key)
-    if record is None:
-        return HEADER.pack(OP_DELETE, len(key), 0, 0.0, 0, 0) + key
-    value = record[0]
-    return b"".join(
-        (HEADER.pack(OP_PUT, len(key), record[1], record[2], record[3], len(value)), key, value)
-    )
-
-
 def decode(payload: bytes) -> Iterator[Entry]:
     view = memoryview(payload)
     pos = 0

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from hakeeper.sessions import entries
 from hakeeper.sessions.addresses import split_address
+from hakeeper.sessions.entries import OP_PUT
 from hakeeper.sessions.links import StreamLink, run_link
 from hakeeper.sessions.position import Position, Role
 from hakeeper.sessions.protocol import VERSION, MemcacheProtocol, Slot
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 LOG_KEEP = 200_000
 LOG_KEEP_BYTES = 64 << 20
 LOG_TRIM_EVERY = 4096
+PACK = entries.HEADER.pack
 TICK = 0.1
 # A replica whose acks the commit does not need gets batches of at least this many entries
 # (or whatever is pending at the next tick): fewer, larger batches cost it less per write.
@@ -94,12 +96,14 @@ class Node:
         self._log_bytes = 0
         self._log_base = 1
         self._acked: dict[str, int] = {}
-        self._sent_max = 0
+        self.sent_max = 0
         self._links: list[StreamLink] = []
         self._flush_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._link_tasks: list[asyncio.Task[None]] = []
-        self._waiting: set[MemcacheProtocol] = set()
+        # Connections with replies held for a commit or a forwarded answer; a commit pass
+        # takes the whole set and each connection still holding something re-enters.
+        self.waiting: set[MemcacheProtocol] = set()
         self._upstream: Upstream | None = None
         self._orphans: deque[tuple[bytes, bool, bool, Slot, MemcacheProtocol]] = deque()
         self._tg: asyncio.TaskGroup | None = None
@@ -141,10 +145,10 @@ class Node:
                     link.close(f"no ACK within {self.config.write_timeout}s")
             if self._links:
                 self._flush_streams(everyone=True)
-            for conn in list(self._waiting):
+            for conn in list(self.waiting):
                 since = conn.oldest_held()
                 if since is not None and now - since > self.config.write_timeout:
-                    self._waiting.discard(conn)
+                    self.waiting.discard(conn)
                     conn.abort("reply not committed by a majority in time")
             upstream = self._upstream
             if upstream is not None:
@@ -168,25 +172,38 @@ class Node:
 
     def connection_closed(self, conn: MemcacheProtocol) -> None:
         self.connections.discard(conn)
-        self._waiting.discard(conn)
-
-    def wait_for_release(self, conn: MemcacheProtocol) -> None:
-        self._waiting.add(conn)
-
-    def released(self, conn: MemcacheProtocol) -> None:
-        self._waiting.discard(conn)
+        self.waiting.discard(conn)
 
     # --- primary: the log and commits --------------------------------------------------------
 
     def log_key(self, key: bytes) -> None:
-        self._append(entries.encode_key_state(self.store, key))
+        """Log the state of ``key`` (PUT of the stored tuple, or DELETE): every write's path."""
+        # Encoded and appended inline (no entries/_append calls): once per acknowledged write.
+        record = self.store.peek_record(key)
+        if record is None:
+            entry = entries.encode_delete(key)
+        else:
+            value = record[0]
+            entry = b"".join(
+                (PACK(OP_PUT, len(key), record[1], record[2], record[3], len(value)), key, value)
+            )
+        self._log.append(entry)
+        self._log_bytes += len(entry)
+        if self._log_bytes > LOG_KEEP_BYTES:
+            self._trim_log()
+        self.seq += 1
+        if not self.config.peers:
+            self.commit_seq = self.seq
+        elif not self._flush_pending and self._loop is not None:
+            self._flush_pending = True
+            self._loop.call_soon(self._flush_streams)
 
     def log_flush(self) -> None:
         self._append(entries.encode_flush(self.store.flush_at))
 
     def reply_barrier(self) -> int:
         """A seq whose commit proves this node was still primary after the request arrived."""
-        if self.seq <= self._sent_max:
+        if self.seq <= self.sent_max:
             self._append(entries.NOOP_ENTRY)
         return self.seq
 
@@ -238,8 +255,8 @@ class Node:
                     link.close("replica fell behind the kept log; it gets a snapshot")
                     break
                 link.send_batch(*chunk)
-                if link.sent > self._sent_max:
-                    self._sent_max = link.sent
+                if link.sent > self.sent_max:
+                    self.sent_max = link.sent
 
     def _advance_commit(self) -> None:
         positions = sorted([self.seq, *self._acked.values()], reverse=True)
@@ -247,8 +264,11 @@ class Node:
         commit = positions[majority - 1] if len(positions) >= majority else 0
         if commit > self.commit_seq:
             self.commit_seq = commit
-            for conn in list(self._waiting):
-                conn.release()
+            waiting = self.waiting
+            if waiting:
+                self.waiting = set()
+                for conn in waiting:
+                    conn.release()
             self._trim_log()
 
     def _trim_log(self) -> None:
@@ -288,8 +308,8 @@ class Node:
         return seq + len(parts), b"".join(parts)
 
     def note_sent(self, last: int) -> None:
-        if last > self._sent_max:
-            self._sent_max = last
+        if last > self.sent_max:
+            self.sent_max = last
 
     def note_acked(self, peer: str, seq: int) -> None:
         if self.role is Role.PRIMARY and seq > self._acked.get(peer, 0):
@@ -337,7 +357,7 @@ class Node:
         self._log_bytes = 0
         self._log_base = self.seq + 1
         self._acked = {}
-        self._sent_max = self.seq
+        self.sent_max = self.seq
         self._set_flags()
         self.commit_seq = self.seq if not self.config.peers else 0
         log.info("event=sessions.promoted epoch=%d seq=%d", epoch, self.seq)
@@ -377,9 +397,9 @@ class Node:
             link.close()
         self._links.clear()
         self._set_flags()
-        for conn in list(self._waiting):
+        for conn in list(self.waiting):
             conn.abort(f"no longer primary: {reason}")
-        self._waiting.clear()
+        self.waiting.clear()
 
     # --- replica: forwarding -----------------------------------------------------------------
 

@@ -256,7 +256,13 @@ class MemcacheProtocol(asyncio.Protocol):
         out = self._out
         node = self.node
         held = self._held
-        need = node.reply_barrier() if node.holds_replies and self._barrier else 0
+        need = 0
+        if self._barrier and node.holds_replies:
+            # A write of this read already put an entry not yet sent (the usual case): its seq
+            # is the barrier, without a reply_barrier call.
+            need = node.seq
+            if need <= node.sent_max:
+                need = node.reply_barrier()
         self._barrier = False
         if out or need:
             held.append(Slot(b"".join(out), need, node.now))
@@ -265,29 +271,44 @@ class MemcacheProtocol(asyncio.Protocol):
             head = held[0]
             if head.data is None or head.need > node.commit_seq:
                 # The usual case on a primary: nothing can go out before the next commit.
-                node.wait_for_release(self)
+                node.waiting.add(self)
                 return
         self.release()
 
     def release(self) -> None:
-        """Write every held reply from the head that is ready (answered and committed)."""
+        """Write every held reply from the head that is ready (answered and committed).
+
+        A commit pass on the node has taken this connection out of ``node.waiting``; it goes
+        back in while something is still held.
+        """
         held = self._held
         if not held or self.transport is None:
             return
-        commit = self.node.commit_seq
-        ready: list[bytes] = []
+        node = self.node
+        commit = node.commit_seq
+        slot = held[0]
+        if slot.data is None or slot.need > commit:
+            node.waiting.add(self)
+            return
+        held.popleft()
+        if not held:
+            # One reply held (every client at P1, one read per pipelined batch): no list.
+            self.transport.write(slot.data)
+            if not node.holds_replies:
+                node.waiting.discard(self)
+            return
+        ready = [slot.data]
         while held:
             slot = held[0]
             if slot.data is None or slot.need > commit:
                 break
             ready.append(slot.data)
             held.popleft()
-        if ready:
-            self.transport.write(b"".join(ready))
+        self.transport.write(b"".join(ready))
         if held:
-            self.node.wait_for_release(self)
-        else:
-            self.node.released(self)
+            node.waiting.add(self)
+        elif not node.holds_replies:
+            node.waiting.discard(self)
 
     def oldest_held(self) -> float | None:
         return self._held[0].since if self._held else None
