@@ -181,3 +181,20 @@ def test_peek_record_does_not_save_an_item_from_eviction() -> None:
     assert store.peek_record(b"a") is not None
     store.set(b"d", b"x" * 100, 0, 0)
     assert store.peek_record(b"a") is None
+
+
+def test_installing_a_batch_of_puts_leaves_the_store_as_installing_each() -> None:
+    puts = [
+        (1, b"k%d" % (i % 7), i, 0.0 if i % 2 else NOW + 60, 10 + i, b"v" * (40 + i))
+        for i in range(30)
+    ]
+    one_by_one, _ = make_store(memory_limit=6 * (2 + 60 + ITEM_OVERHEAD))
+    one_by_one.set(b"local", b"x", 0, 0)
+    for _, key, flags, exptime, cas, value in puts:
+        one_by_one.install(key, value, flags, exptime, cas)
+    batched, _ = make_store(memory_limit=6 * (2 + 60 + ITEM_OVERHEAD))
+    batched.set(b"local", b"x", 0, 0)
+    batched.install_puts(puts)
+    assert batched.stats() == one_by_one.stats()
+    assert batched.stats().evictions > 0
+    assert list(batched.items()) == list(one_by_one.items())

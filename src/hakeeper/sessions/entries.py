@@ -80,6 +80,7 @@ def apply_all(store: Store, payload: bytes, expected: int | None = None) -> int:
     size = len(payload)
     decoded: list[tuple[int, bytes, int, float, int, bytes]] = []
     add = decoded.append
+    only_puts = True
     pos = 0
     while pos < size:
         if size - pos < header:
@@ -91,9 +92,15 @@ def apply_all(store: Store, payload: bytes, expected: int | None = None) -> int:
         if end > size or op > OP_FLUSH:
             raise CorruptEntry(f"entry at byte {pos} overruns the payload or has op {op}")
         add((op, payload[pos:split], flags, exptime, cas, payload[split:end]))
+        if op != OP_PUT:
+            only_puts = False
         pos = end
     if expected is not None and len(decoded) != expected:
         raise CorruptEntry(f"batch holds {len(decoded)} entries, its header says {expected}")
+    if only_puts:
+        # The stream's usual batch: sets only, installed in one loop inside the store.
+        store.install_puts(decoded)
+        return len(decoded)
     install = store.install
     for op, key, flags, exptime, cas, value in decoded:
         if op == OP_PUT:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import enum
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -308,6 +308,41 @@ class Store:
         self._installed += 1
         if self._bytes > self.memory_limit:
             self._evict(key)
+
+    def install_puts(self, puts: Sequence[tuple[int, bytes, int, float, int, bytes]]) -> None:
+        """`install` each ``(op, key, flags, exptime, cas, value)`` in order (a replica's batch).
+
+        The batch's loop is written out here: the store's attributes are read once per batch
+        instead of once per entry through a method call. One clock read serves the batch (the
+        mtime a delayed flush compares against; the entries arrived together).
+        """
+        items = self._items
+        get = items.get
+        enqueue = self._enqueue
+        limit = self.memory_limit
+        mtime = self.clock() if self._flush_at else 0.0
+        top = self._cas
+        skipped = 0
+        size = self._bytes
+        for _, key, flags, exptime, cas, value in puts:
+            if cas > top:
+                skipped += cas - top
+                top = cas
+            old = get(key)
+            items[key] = (value, flags, exptime, cas, mtime, old is not None)
+            if old is None:
+                enqueue(key)
+            else:
+                size -= len(key) + len(old[0]) + ITEM_OVERHEAD
+            size += len(key) + len(value) + ITEM_OVERHEAD
+            if size > limit:
+                self._bytes = size
+                self._evict(key)
+                size = self._bytes
+        self._bytes = size
+        self._cas = top
+        self._cas_skipped += skipped
+        self._installed += len(puts)
 
     def remove(self, key: bytes) -> None:
         old = self._items.pop(key, None)
