@@ -107,18 +107,26 @@ def elsewhere(node: str) -> Callable[[Observed], bool]:
     return check
 
 
+async def freeze_the_holder_until_the_singleton_moves(lab: LoopbackCluster) -> str:
+    """Freeze the singleton's node, wait for the singleton elsewhere; the frozen agent must
+    have been powered off by then. Returns the frozen node."""
+    holder = where(await lab.observe(), "singleton")[0]
+    pid = lab.pid(holder)
+    start_time = process_start_time(pid) if pid else None
+    lab.freeze(holder)
+
+    await lab.wait_for("the singleton to run elsewhere", elsewhere(holder), timeout=90)
+
+    assert not alive(pid, start_time), "the fence device left the frozen agent running"
+    return holder
+
+
 async def test_a_frozen_holder_is_powered_off_by_the_fence_device_and_the_singleton_moves(
     tmp_path: Path,
 ) -> None:
     async with cluster(tmp_path) as lab:
-        holder = where(await lab.observe(), "singleton")[0]
-        pid = lab.pid(holder)
-        start_time = process_start_time(pid) if pid else None
-        lab.freeze(holder)
+        holder = await freeze_the_holder_until_the_singleton_moves(lab)
 
-        await lab.wait_for("the singleton to run elsewhere", elsewhere(holder), timeout=90)
-
-        assert not alive(pid, start_time), "the fence device left the frozen agent running"
         events = await fence_events(lab, holder)
         assert any(e.ok and e.device == "lab" for e in events), events
         assert_never_two_holders(lab)
@@ -131,14 +139,8 @@ async def test_a_silent_holder_is_fenced_on_suspicion_and_removed_before_its_lea
     # The wan profile's 10 s lease leaves a loaded machine ample time to suspect (3 s, or 3 s
     # after a new Raft leader) and fence before the lease would expire on its own.
     async with cluster(tmp_path, suspect_after=3.0, timing="wan") as lab:
-        holder = where(await lab.observe(), "singleton")[0]
-        pid = lab.pid(holder)
-        start_time = process_start_time(pid) if pid else None
-        lab.freeze(holder)
+        holder = await freeze_the_holder_until_the_singleton_moves(lab)
 
-        await lab.wait_for("the singleton to run elsewhere", elsewhere(holder), timeout=90)
-
-        assert not alive(pid, start_time), "the fence device left the frozen agent running"
         store = await lab.store()
         mark = await store.coord.get(store.fenced_key(holder))
         assert mark is not None

@@ -146,13 +146,10 @@ def test_a_frozen_agent_is_fenced_and_the_vip_moves(steady: NetnsLab, watch: Vip
     assert watch.dual_samples() == 0
 
 
-def test_an_isolated_holder_drops_the_vip_before_the_majority_raises_it(
-    steady: NetnsLab, watch: VipWatch
+def assert_n1_dropped_the_vip_before_the_majority_raised_it(
+    lab: NetnsLab, watch: VipWatch, fault: float
 ) -> None:
-    log_before = steady.log_path("n1").stat().st_size
-    steady.isolate("n1")
-    fault = time.monotonic()
-    steady.wait("the majority to raise the VIP", lambda: moved_from(steady, "n1"), WAIT)
+    lab.wait("the majority to raise the VIP", lambda: moved_from(lab, "n1"), WAIT)
     time.sleep(0.1)
 
     dropped = watch.first_sample(fault, lambda s: "n1" not in s.holders)
@@ -161,6 +158,15 @@ def test_an_isolated_holder_drops_the_vip_before_the_majority_raises_it(
     assert raised is not None
     assert dropped.at < raised.at
     assert watch.dual_samples() == 0
+
+
+def test_an_isolated_holder_drops_the_vip_before_the_majority_raises_it(
+    steady: NetnsLab, watch: VipWatch
+) -> None:
+    log_before = steady.log_path("n1").stat().st_size
+    steady.isolate("n1")
+    fault = time.monotonic()
+    assert_n1_dropped_the_vip_before_the_majority_raised_it(steady, watch, fault)
     with steady.log_path("n1").open() as log:
         log.seek(log_before)
         # n1's own agent stopped it on losing quorum (rule 1), not only the fence after.
@@ -188,15 +194,7 @@ def test_with_suspicion_an_isolated_holder_is_fenced_before_its_lease_and_never_
             time.sleep(0.5)
             steady.isolate("n1")
             fault = time.monotonic()
-            steady.wait("the majority to raise the VIP", lambda: moved_from(steady, "n1"), WAIT)
-            time.sleep(0.1)
-
-            dropped = watch.first_sample(fault, lambda s: "n1" not in s.holders)
-            raised = watch.first_sample(fault, lambda s: any(h != "n1" for h in s.holders))
-            assert dropped is not None
-            assert raised is not None
-            assert dropped.at < raised.at
-            assert watch.dual_samples() == 0
+            assert_n1_dropped_the_vip_before_the_majority_raised_it(steady, watch, fault)
         assert steady.agent_state("n1") == "gone", "the power fence left n1's agent running"
         assert any("event=node_suspected node=n1" in steady.log_path(n).read_text()
                    for n in ("n2", "n3"))  # fmt: skip
