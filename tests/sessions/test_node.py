@@ -63,6 +63,20 @@ def test_snapshot_then_batches_in_sequence_are_applied_and_acked() -> None:
     assert (item.value, item.flags, item.cas) == (b"2", 3, 11)
 
 
+def test_batch_split_across_reads_is_applied_like_a_batch_in_one_read() -> None:
+    puts = [entries.encode_put(b"k%d" % i, b"v%d" % i, i, 0.0, 20 + i) for i in range(3)]
+    whole = batch(2, 1, puts)
+    results = []
+    for chunks in ([whole], [whole[:5], whole[5:30], whole[30:]]):
+        node, conn, transport = replica()
+        send(conn, transport, b"hk_hello 2 127.0.0.2:1\r\n")
+        assert send(conn, transport, b"hk_snap 2 0 0\r\n\r\n") == b"ACK 0\r\n"
+        replies = b"".join(send(conn, transport, chunk) for chunk in chunks)
+        results.append((replies, node.position(), sorted(node.store.items())))
+    assert results[0] == results[1]
+    assert results[0][0] == b"ACK 3\r\n"
+
+
 def test_batch_with_a_gap_asks_for_resync() -> None:
     _, conn, transport = replica()
     send(conn, transport, b"hk_hello 1 127.0.0.2:1\r\n")

@@ -476,6 +476,8 @@ class Node:
         values = [number or 0 for number in numbers]
         if cmd == b"hk_adopt" and len(values) == 3:
             return self._adopt(values[0], values[1], payload)
+        if cmd == b"hk_batch" and len(values) == 4:
+            return self.stream_batch(values[0], values[1], values[2], payload)
         epoch = values[0]
         if epoch < self.seen_epoch:
             return b"STALE %d\r\n" % self.seen_epoch
@@ -485,12 +487,25 @@ class Node:
         try:
             if cmd == b"hk_snap" and len(values) == 3:
                 return self._install_snapshot(epoch, values[1], payload)
-            if cmd == b"hk_batch" and len(values) == 4:
-                return self._apply_batch(epoch, values[1], values[2], payload)
         except entries.CorruptEntry as exc:
             log.error("event=sessions.corrupt_stream error=%s", exc)
             return b"RESYNC %d\r\n" % self.seq
         return b"ERROR\r\n"
+
+    def stream_batch(self, epoch: int, first: int, last: int, payload: bytes) -> bytes:
+        """``hk_batch``: apply entries ``first .. last`` of the primary of ``epoch``; the reply."""
+        if self.role is Role.STANDALONE:
+            return b"SERVER_ERROR standalone node: it takes no replication stream\r\n"
+        if epoch < self.seen_epoch:
+            return b"STALE %d\r\n" % self.seen_epoch
+        self.observe_epoch(epoch)
+        if self.role is Role.PRIMARY:
+            return b"STALE %d\r\n" % self.seen_epoch
+        try:
+            return self._apply_batch(epoch, first, last, payload)
+        except entries.CorruptEntry as exc:
+            log.error("event=sessions.corrupt_stream error=%s", exc)
+            return b"RESYNC %d\r\n" % self.seq
 
     def _hello(self, epoch: int, address: str) -> bytes:
         if epoch < self.seen_epoch or self.role is Role.STANDALONE:

@@ -50,6 +50,11 @@ STORED_REPLY = STORED.value
 # `set <key> <flags> <exptime> <bytes>` in its common form; anything else (noreply, extra
 # spaces, signs, big numbers, long keys) takes the general parser.
 set_line = re.compile(rb"set ([^ \r\n]{1,250}) ([0-9]{1,9}) ([0-9]{1,10}) ([0-9]{1,9})\r?\n").match
+# A replica's stream batch, `hk_batch <epoch> <first> <last> <bytes>`, in the form the primary
+# writes it; anything else takes the general parser (and its errors).
+batch_line = re.compile(
+    rb"hk_batch ([0-9]{1,18}) ([0-9]{1,18}) ([0-9]{1,18}) ([0-9]{1,10})\r\n"
+).match
 # memcached closes a connection whose pending line grows past this without a newline,
 # unless it is a long multi-get.
 MAX_LINE = 2048
@@ -214,6 +219,19 @@ class MemcacheProtocol(asyncio.Protocol):
                         else:
                             out.append(outcome.value)
                         self._barrier = True
+                        pos = stop + 2
+                        continue
+            elif first == 104:  # "h"
+                match = batch_line(buf, pos)
+                if match is not None:
+                    start = match.end()
+                    stop = start + int(match[4])
+                    if stop + 2 <= size and buf[stop] == 13 and buf[stop + 1] == 10:
+                        out.append(
+                            node.stream_batch(
+                                int(match[1]), int(match[2]), int(match[3]), buf[start:stop]
+                            )
+                        )
                         pos = stop + 2
                         continue
             nl = buf.find(b"\n", pos)
