@@ -60,6 +60,9 @@ batch_line = re.compile(
 MAX_LINE = 2048
 MAX_GET_LINE = 1 << 20
 
+# A reply held for a commit: (reply, seq that must be committed first, Node.now when held).
+Held = tuple[bytes, int, float]
+
 STORAGE = {b"set": 0, b"add": 1, b"replace": 2, b"append": 3, b"prepend": 4, b"cas": 5}
 
 
@@ -89,13 +92,12 @@ class Block:
 
 
 class Slot:
-    """A reply not yet released: held for a commit, or waiting for the primary's answer."""
+    """A reply waiting for the primary's answer (forwarded); filled in when it arrives."""
 
-    __slots__ = ("data", "need", "since")
+    __slots__ = ("data", "since")
 
-    def __init__(self, data: bytes | None, need: int, since: float) -> None:
+    def __init__(self, data: bytes | None, since: float) -> None:
         self.data = data
-        self.need = need
         self.since = since
 
 
@@ -122,7 +124,9 @@ class MemcacheProtocol(asyncio.Protocol):
         self._block: Block | None = None
         self._swallow = 0
         self._out: list[bytes] = []
-        self._held: deque[Slot] = deque()
+        # Replies not yet written, in order: (reply, seq to be committed, since) tuples held
+        # for a commit (a tuple costs ~7 ns to build, a Slot ~230 ns), Slots for forwards.
+        self._held: deque[Held | Slot] = deque()
         self._closing = False
         # Set by any client command in this read; control commands (hk_*) need no barrier.
         self._barrier = False
@@ -283,12 +287,16 @@ class MemcacheProtocol(asyncio.Protocol):
                 need = node.reply_barrier()
         self._barrier = False
         if out or need:
-            held.append(Slot(b"".join(out), need, node.now))
+            held.append((b"".join(out), need, node.now))
             out.clear()
         if held:
             head = held[0]
-            if head.data is None or head.need > node.commit_seq:
-                # The usual case on a primary: nothing can go out before the next commit.
+            if isinstance(head, tuple):
+                if head[1] > node.commit_seq:
+                    # The usual case on a primary: nothing can go out before the next commit.
+                    node.waiting.add(self)
+                    return
+            elif head.data is None:
                 node.waiting.add(self)
                 return
         self.release()
@@ -304,23 +312,35 @@ class MemcacheProtocol(asyncio.Protocol):
             return
         node = self.node
         commit = node.commit_seq
-        slot = held[0]
-        if slot.data is None or slot.need > commit:
+        head = held[0]
+        if isinstance(head, tuple):
+            if head[1] > commit:
+                node.waiting.add(self)
+                return
+            data = head[0]
+        elif head.data is None:
             node.waiting.add(self)
             return
+        else:
+            data = head.data
         held.popleft()
         if not held:
             # One reply held (every client at P1, one read per pipelined batch): no list.
-            self.transport.write(slot.data)
+            self.transport.write(data)
             if not node.holds_replies:
                 node.waiting.discard(self)
             return
-        ready = [slot.data]
+        ready = [data]
         while held:
-            slot = held[0]
-            if slot.data is None or slot.need > commit:
+            head = held[0]
+            if isinstance(head, tuple):
+                if head[1] > commit:
+                    break
+                ready.append(head[0])
+            elif head.data is None:
                 break
-            ready.append(slot.data)
+            else:
+                ready.append(head.data)
             held.popleft()
         self.transport.write(b"".join(ready))
         if held:
@@ -329,7 +349,10 @@ class MemcacheProtocol(asyncio.Protocol):
             node.waiting.discard(self)
 
     def oldest_held(self) -> float | None:
-        return self._held[0].since if self._held else None
+        if not self._held:
+            return None
+        head = self._held[0]
+        return head[2] if isinstance(head, tuple) else head.since
 
     def abort(self, reason: str) -> None:
         """Drop the connection: its held replies can no longer be given honestly."""
@@ -608,8 +631,8 @@ class MemcacheProtocol(asyncio.Protocol):
 
     def _forward(self, payload: bytes, multi: bool, noreply: bool) -> None:
         if self._out:
-            self._held.append(Slot(b"".join(self._out), 0, self.node.now))
+            self._held.append((b"".join(self._out), 0, self.node.now))
             self._out.clear()
-        slot = Slot(None, 0, self.node.now)
+        slot = Slot(None, self.node.now)
         self._held.append(slot)
         self.node.forward(payload, multi, noreply, slot, self)
