@@ -34,7 +34,6 @@ from dataclasses import dataclass
 
 from hakeeper.sessions import entries
 from hakeeper.sessions.addresses import split_address
-from hakeeper.sessions.entries import OP_PUT
 from hakeeper.sessions.links import StreamLink, run_link
 from hakeeper.sessions.position import Position, Role
 from hakeeper.sessions.protocol import VERSION, MemcacheProtocol, Slot
@@ -48,7 +47,6 @@ log = logging.getLogger(__name__)
 LOG_KEEP = 200_000
 LOG_KEEP_BYTES = 64 << 20
 LOG_TRIM_EVERY = 4096
-PACK = entries.HEADER.pack
 TICK = 0.1
 # A replica whose acks the commit does not need gets batches of at least this many entries
 # (or whatever is pending at the next tick): fewer, larger batches cost it less per write.
@@ -178,25 +176,11 @@ class Node:
 
     def log_key(self, key: bytes) -> None:
         """Log the state of ``key`` (PUT of the stored tuple, or DELETE): every write's path."""
-        # Encoded and appended inline (no entries/_append calls): once per acknowledged write.
         record = self.store.peek_record(key)
         if record is None:
-            entry = entries.encode_delete(key)
+            self._append(entries.encode_delete(key))
         else:
-            value = record[0]
-            entry = b"".join(
-                (PACK(OP_PUT, len(key), record[1], record[2], record[3], len(value)), key, value)
-            )
-        self._log.append(entry)
-        self._log_bytes += len(entry)
-        if self._log_bytes > LOG_KEEP_BYTES:
-            self._trim_log()
-        self.seq += 1
-        if not self.config.peers:
-            self.commit_seq = self.seq
-        elif not self._flush_pending and self._loop is not None:
-            self._flush_pending = True
-            self._loop.call_soon(self._flush_streams)
+            self._append(entries.encode_put(key, record[0], record[1], record[2], record[3]))
 
     def log_flush(self) -> None:
         self._append(entries.encode_flush(self.store.flush_at))
