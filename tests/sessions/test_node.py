@@ -139,14 +139,15 @@ def test_entries_round_trip() -> None:
         entries.encode_flush(0.0),
         entries.NOOP_ENTRY,
     ]
-    decoded = list(entries.decode(b"".join(encoded)))
-    assert [e.op for e in decoded] == [
+    decoded = entries.decode(b"".join(encoded))
+    assert [e[0] for e in decoded] == [
         entries.OP_PUT,
         entries.OP_DELETE,
         entries.OP_FLUSH,
         entries.OP_NOOP,
     ]
-    assert (decoded[0].key, decoded[0].value, decoded[0].flags, decoded[0].cas) == (
+    _, key, flags, _, cas, value = decoded[0]
+    assert (key, value, flags, cas) == (
         b"k",
         b"v" * 300,
         7,

@@ -12,8 +12,6 @@ time, 0 = never; for FLUSH the flush time), cas u64, value length u32, key, valu
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 from hakeeper.sessions.store import Store
 
@@ -25,14 +23,8 @@ OP_FLUSH = 3
 NOOP_ENTRY = HEADER.pack(OP_NOOP, 0, 0, 0.0, 0, 0)
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    op: int
-    key: bytes
-    flags: int
-    exptime: float
-    cas: int
-    value: bytes
+#: A decoded entry: (op, key, flags, exptime, cas, value), the store's install order.
+Entry = tuple[int, bytes, int, float, int, bytes]
 
 
 class CorruptEntry(ValueError):
@@ -51,36 +43,14 @@ def encode_flush(flush_at: float) -> bytes:
     return HEADER.pack(OP_FLUSH, 0, 0, flush_at, 0, 0)
 
 
-def decode(payload: bytes) -> Iterator[Entry]:
-    view = memoryview(payload)
-    pos = 0
-    size = len(payload)
-    while pos < size:
-        if size - pos < HEADER.size:
-            raise CorruptEntry(f"truncated entry header at byte {pos}")
-        op, klen, flags, exptime, cas, vlen = HEADER.unpack_from(view, pos)
-        pos += HEADER.size
-        if pos + klen + vlen > size or op > OP_FLUSH:
-            raise CorruptEntry(f"entry at byte {pos} overruns the payload or has op {op}")
-        key = bytes(view[pos : pos + klen])
-        pos += klen
-        value = bytes(view[pos : pos + vlen])
-        pos += vlen
-        yield Entry(op, key, flags, exptime, cas, value)
-
-
-def apply_all(store: Store, payload: bytes, expected: int | None = None) -> int:
-    """Apply every entry of a payload in order (the replica's hot path); returns the count.
-
-    The payload is decoded completely before anything is applied, so a corrupt one (or one
-    with other than ``expected`` entries) raises `CorruptEntry` and changes nothing.
-    """
+def decode(payload: bytes) -> list[Entry]:
+    """Every entry of a payload, all decoded before any is used: a corrupt payload raises
+    `CorruptEntry` whole."""
     unpack = HEADER.unpack_from
     header = HEADER.size
     size = len(payload)
-    decoded: list[tuple[int, bytes, int, float, int, bytes]] = []
+    decoded: list[Entry] = []
     add = decoded.append
-    only_puts = True
     pos = 0
     while pos < size:
         if size - pos < header:
@@ -92,23 +62,31 @@ def apply_all(store: Store, payload: bytes, expected: int | None = None) -> int:
         if end > size or op > OP_FLUSH:
             raise CorruptEntry(f"entry at byte {pos} overruns the payload or has op {op}")
         add((op, payload[pos:split], flags, exptime, cas, payload[split:end]))
-        if op != OP_PUT:
-            only_puts = False
         pos = end
+    return decoded
+
+
+def apply_all(store: Store, payload: bytes, expected: int | None = None) -> int:
+    """Apply every entry of a payload in order (the replica's hot path); returns the count.
+
+    The payload is decoded completely before anything is applied, so a corrupt one (or one
+    with other than ``expected`` entries) raises `CorruptEntry` and changes nothing.
+    """
+    decoded = decode(payload)
     if expected is not None and len(decoded) != expected:
         raise CorruptEntry(f"batch holds {len(decoded)} entries, its header says {expected}")
-    if only_puts:
+    if all(entry[0] == OP_PUT for entry in decoded):
         # The stream's usual batch: sets only, installed in one loop inside the store.
         store.install_puts(decoded)
         return len(decoded)
-    install = store.install
-    for op, key, flags, exptime, cas, value in decoded:
+    for entry in decoded:
+        op = entry[0]
         if op == OP_PUT:
-            install(key, value, flags, exptime, cas)
+            store.install_puts((entry,))
         elif op == OP_DELETE:
-            store.remove(key)
+            store.remove(entry[1])
         elif op == OP_FLUSH:
-            store.set_flush_at(exptime)
+            store.set_flush_at(entry[3])
     return len(decoded)
 
 

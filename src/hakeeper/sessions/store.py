@@ -293,21 +293,7 @@ class Store:
 
     def install(self, key: bytes, value: bytes, flags: int, exptime: float, cas: int) -> None:
         """Put an item exactly as another node holds it (absolute exptime, its CAS)."""
-        if cas > self._cas:
-            self._cas_skipped += cas - self._cas
-            self._cas = cas
-        items = self._items
-        old = items.get(key)
-        mtime = self.clock() if self._flush_at else 0.0
-        items[key] = (value, flags, exptime, cas, mtime, old is not None)
-        if old is None:
-            self._enqueue(key)
-        else:
-            self._bytes -= len(key) + len(old[0]) + ITEM_OVERHEAD
-        self._bytes += len(key) + len(value) + ITEM_OVERHEAD
-        self._installed += 1
-        if self._bytes > self.memory_limit:
-            self._evict(key)
+        self.install_puts(((0, key, flags, exptime, cas, value),))  # the op is not read
 
     def install_puts(self, puts: Sequence[tuple[int, bytes, int, float, int, bytes]]) -> None:
         """`install` each ``(op, key, flags, exptime, cas, value)`` in order (a replica's batch).
