@@ -30,6 +30,7 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hakeeper.sessions import entries
@@ -462,22 +463,18 @@ class Node:
             return self._adopt(values[0], values[1], payload)
         if cmd == b"hk_batch" and len(values) == 4:
             return self.stream_batch(values[0], values[1], values[2], payload)
-        epoch = values[0]
-        if epoch < self.seen_epoch:
-            return b"STALE %d\r\n" % self.seen_epoch
-        self.observe_epoch(epoch)
-        if self.role is Role.PRIMARY:
-            return b"STALE %d\r\n" % self.seen_epoch
-        try:
-            if cmd == b"hk_snap" and len(values) == 3:
-                return self._install_snapshot(epoch, values[1], payload)
-        except entries.CorruptEntry as exc:
-            log.error("event=sessions.corrupt_stream error=%s", exc)
-            return b"RESYNC %d\r\n" % self.seq
+        if cmd == b"hk_snap" and len(values) == 3:
+            epoch, seq = values[0], values[1]
+            return self._from_primary(epoch, lambda: self._install_snapshot(epoch, seq, payload))
         return b"ERROR\r\n"
 
     def stream_batch(self, epoch: int, first: int, last: int, payload: bytes) -> bytes:
         """``hk_batch``: apply entries ``first .. last`` of the primary of ``epoch``; the reply."""
+        return self._from_primary(epoch, lambda: self._apply_batch(epoch, first, last, payload))
+
+    def _from_primary(self, epoch: int, apply: Callable[[], bytes]) -> bytes:
+        """A stream message from the primary of ``epoch``: refused by a standalone node, from
+        an older primary or by a primary; a corrupt payload asks for a resync."""
         if self.role is Role.STANDALONE:
             return b"SERVER_ERROR standalone node: it takes no replication stream\r\n"
         if epoch < self.seen_epoch:
@@ -486,7 +483,7 @@ class Node:
         if self.role is Role.PRIMARY:
             return b"STALE %d\r\n" % self.seen_epoch
         try:
-            return self._apply_batch(epoch, first, last, payload)
+            return apply()
         except entries.CorruptEntry as exc:
             log.error("event=sessions.corrupt_stream error=%s", exc)
             return b"RESYNC %d\r\n" % self.seq
