@@ -101,6 +101,13 @@ class Slot:
         self.since = since
 
 
+def _ready(head: Held | Slot, commit: int) -> bytes | None:
+    """A held reply's bytes if it may go out now: answered, and its barrier committed."""
+    if isinstance(head, tuple):
+        return head[0] if head[1] <= commit else None
+    return head.data
+
+
 class MemcacheProtocol(asyncio.Protocol):
     # Slots: every data_received reads a dozen of these; fixed offsets instead of a dict.
     __slots__ = (
@@ -289,60 +296,29 @@ class MemcacheProtocol(asyncio.Protocol):
         if out or need:
             held.append((b"".join(out), need, node.now))
             out.clear()
-        if held:
-            head = held[0]
-            if isinstance(head, tuple):
-                if head[1] > node.commit_seq:
-                    # The usual case on a primary: nothing can go out before the next commit.
-                    node.waiting.add(self)
-                    return
-            elif head.data is None:
-                node.waiting.add(self)
-                return
         self.release()
 
     def release(self) -> None:
         """Write every held reply from the head that is ready (answered and committed).
 
         A commit pass on the node has taken this connection out of ``node.waiting``; it goes
-        back in while something is still held.
+        back in while something is still held (on a primary, the usual case after a read:
+        nothing can go out before the next commit).
         """
         held = self._held
         if not held or self.transport is None:
             return
         node = self.node
         commit = node.commit_seq
-        head = held[0]
-        if isinstance(head, tuple):
-            if head[1] > commit:
-                node.waiting.add(self)
-                return
-            data = head[0]
-        elif head.data is None:
-            node.waiting.add(self)
-            return
-        else:
-            data = head.data
-        held.popleft()
-        if not held:
-            # One reply held (every client at P1, one read per pipelined batch): no list.
-            self.transport.write(data)
-            if not node.holds_replies:
-                node.waiting.discard(self)
-            return
-        ready = [data]
+        ready: list[bytes] = []
         while held:
-            head = held[0]
-            if isinstance(head, tuple):
-                if head[1] > commit:
-                    break
-                ready.append(head[0])
-            elif head.data is None:
+            data = _ready(held[0], commit)
+            if data is None:
                 break
-            else:
-                ready.append(head.data)
+            ready.append(data)
             held.popleft()
-        self.transport.write(b"".join(ready))
+        if ready:
+            self.transport.write(ready[0] if len(ready) == 1 else b"".join(ready))
         if held:
             node.waiting.add(self)
         elif not node.holds_replies:
