@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,3 +92,18 @@ async def get(port: int, path: str = "/", headers: str = "") -> Response:
     responses = await exchange(port, request)
     assert responses, "no response"
     return responses[0]
+
+
+async def keep_alive_gets(port: int, n: int, statuses: Counter[int]) -> None:
+    """``n`` GETs one after the other on one keep-alive connection, counting the statuses
+    (bodies read by their Content-Length)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for _ in range(n):
+            writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            statuses[int(head.split()[1])] += 1
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+    finally:
+        writer.close()

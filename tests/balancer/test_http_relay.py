@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
 from hakeeper.balancer.service import Balancer, serving
 from hakeeper.lab.processes import free_port
 from tests.balancer.backends import HttpBackend
-from tests.balancer.conftest import config, exchange, get
+from tests.balancer.conftest import Response, config, exchange, get, keep_alive_gets
 
 
 @pytest.fixture
@@ -92,6 +92,20 @@ async def test_chunked_request_body_reaches_the_server(two: tuple[HttpBackend, .
     assert two[0].seen[0][3] == b"hello world"
 
 
+async def through_one_backend(
+    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    request: bytes,
+) -> list[Response]:
+    """``request`` through a balancer whose one server is an asyncio server with ``handler``."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with serving(config([{"name": "s", "address": f"127.0.0.1:{port}"}])) as lb:
+            return await exchange(lb.port_of("fe"), request)
+    finally:
+        server.close()
+
+
 async def test_response_without_length_reaches_a_1_1_client_chunked() -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
@@ -99,13 +113,7 @@ async def test_response_without_length_reaches_a_1_1_client_chunked() -> None:
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(handler, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        async with serving(config([{"name": "s", "address": f"127.0.0.1:{port}"}])) as lb:
-            responses = await exchange(lb.port_of("fe"), b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-    finally:
-        server.close()
+    responses = await through_one_backend(handler, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
     assert responses[0].headers[b"transfer-encoding"] == b"chunked"
     assert responses[0].body == b"streamed until eof"
 
@@ -305,20 +313,8 @@ async def test_killing_a_backend_under_load_costs_clients_nothing(
     async with serving(cfg) as lb:
         port = lb.port_of("fe")
         statuses: Counter[int] = Counter()
-
-        async def client(n: int) -> None:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            try:
-                for _ in range(n):
-                    writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-                    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-                    statuses[int(head.split()[1])] += 1
-                    await reader.readexactly(1)
-            finally:
-                writer.close()
-
         async with asyncio.timeout(60):
-            load = [asyncio.create_task(client(150)) for _ in range(8)]
+            load = [asyncio.create_task(keep_alive_gets(port, 150, statuses)) for _ in range(8)]
             await asyncio.sleep(0.05)
             await a.stop()
             await asyncio.gather(*load)
@@ -343,13 +339,7 @@ async def test_response_cut_half_way_closes_the_client_without_a_replay() -> Non
         await writer.drain()
         writer.transport.abort()
 
-    server = await asyncio.start_server(handler, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        async with serving(config([{"name": "s", "address": f"127.0.0.1:{port}"}])) as lb:
-            responses = await exchange(lb.port_of("fe"), b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-    finally:
-        server.close()
+    responses = await through_one_backend(handler, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
     assert served == 1
     assert responses[0].status == 200
     assert not responses[0].done

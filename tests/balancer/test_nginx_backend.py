@@ -13,7 +13,7 @@ import pytest
 
 from hakeeper.balancer.service import serving
 from hakeeper.lab.processes import ManagedProcess, free_port
-from tests.balancer.conftest import config, exchange, get
+from tests.balancer.conftest import config, exchange, get, keep_alive_gets
 from tests.conftest import require_binary
 
 pytestmark = pytest.mark.slow
@@ -125,21 +125,8 @@ async def test_sigkill_of_one_nginx_under_load_costs_clients_nothing(tmp_path: P
         async with serving(cfg) as lb:
             port = lb.port_of("fe")
             statuses: Counter[int] = Counter()
-
-            async def client(n: int) -> None:
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                try:
-                    for _ in range(n):
-                        writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-                        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-                        statuses[int(head.split()[1])] += 1
-                        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-                        await reader.readexactly(length)
-                finally:
-                    writer.close()
-
             async with asyncio.timeout(90):
-                load = [asyncio.create_task(client(200)) for _ in range(8)]
+                load = [asyncio.create_task(keep_alive_gets(port, 200, statuses)) for _ in range(8)]
                 await asyncio.sleep(0.1)
                 proc1.kill()  # SIGKILL: no goodbye, connections reset by the kernel
                 await asyncio.gather(*load)
