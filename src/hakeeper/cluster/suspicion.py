@@ -112,15 +112,15 @@ class SuspicionWatch:
         view = self._view
         if view is None or self._clock() - view.read_at > REFRESH_INTERVAL:
             view = await self._read()
-        silent = await self._silent(view, after)
+        silent = [n for n, age in (await self._ages(view)).items() if age > after]
         if not silent:
             return []
         view = await self._read()  # the linearizable read that confirms (module docstring)
-        confirmed = [n for n in await self._silent(view, after) if n in silent]
-        long_silent = await self._silent(view, 2 * after)
+        ages = await self._ages(view)
+        confirmed = [n for n in silent if ages.get(n, 0.0) > after]
         removed = []
         for node in confirmed:
-            if not self._may_act(view, node, confirmed, node in long_silent):
+            if not self._may_act(view, node, confirmed, ages[node] > 2 * after):
                 continue
             if await self._fence(spec, view, node):
                 removed.append(node)
@@ -145,15 +145,16 @@ class SuspicionWatch:
         self._view = view
         return view
 
-    async def _silent(self, view: MembersView, after: float) -> list[str]:
-        silent = []
+    async def _ages(self, view: MembersView) -> dict[str, float]:
+        """Each other member's silence (seconds since its last renewal), where known."""
+        ages = {}
         for node, lease in view.leases.items():
             if node == self._node:
                 continue
             age = await self._coord.lease_renewed_ago(lease)
-            if age is not None and age > after:
-                silent.append(node)
-        return silent
+            if age is not None:
+                ages[node] = age
+        return ages
 
     def _may_act(self, view: MembersView, node: str, silent: list[str], long_silent: bool) -> bool:
         if view.controller is None or self._node not in view.leases:
