@@ -166,7 +166,7 @@ def test_etcd_needs_endpoints() -> None:
 
 
 def test_raft_peers_come_from_node_addresses() -> None:
-    doc = minimal(coordination={"raft_port": 7500, "secret": "s3"})
+    doc = minimal(coordination={"raft_port": 7500, "secret_file": "/srv/hk/secret"})
     doc["nodes"]["n1"] = {"address": "127.0.0.11", "raft_port": 7481}
     spec = to_spec(parse(doc))
     assert [(n.address, n.raft_port) for n in spec.nodes] == [
@@ -174,7 +174,18 @@ def test_raft_peers_come_from_node_addresses() -> None:
         ("n2", 7500),
         ("n3", 7500),
     ]
-    assert spec.coordination.secret == "s3"
+    assert spec.coordination.secret_file == "/srv/hk/secret"
+
+
+def test_an_inline_secret_is_refused_with_the_secret_file_fix() -> None:
+    doc = minimal(coordination={"secret": "s3cret-s3cret-s3cret"})
+    assert "would be replicated with the config" in error(doc)
+    assert "secret_file" in error(doc)
+
+
+def test_a_relative_secret_file_is_refused() -> None:
+    doc = minimal(coordination={"secret_file": "secret"})
+    assert "secret_file must be an absolute path" in error(doc)
 
 
 def test_every_problem_is_reported_at_once() -> None:

@@ -7,8 +7,10 @@ log under ``state_dir``); the CLI and tools are non-voting clients of the same p
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from hakeeper.config.secret_file import read_secret_file
 from hakeeper.coord.base import Coordinator
 from hakeeper.errors import ConfigError
 from hakeeper.model.cluster import ClusterSpec
@@ -17,6 +19,11 @@ from hakeeper.model.timing import profile
 
 def raft_peers(spec: ClusterSpec) -> list[str]:
     return [f"{n.address}:{n.raft_port}" for n in spec.nodes]
+
+
+def _secret_if_present(path: Path) -> str | None:
+    # Until the Raft transport requires it (issue 15), a missing secret file means none.
+    return read_secret_file(path).current.decode() if os.path.exists(path) else None
 
 
 async def open_coordinator(
@@ -40,9 +47,10 @@ async def open_coordinator(
     from hakeeper.coord.raft import RaftCoordinator
 
     peers = raft_peers(spec)
+    secret = _secret_if_present(Path(coordination.secret_file))
     if node is None:
         return await RaftCoordinator.open(
-            peers, timing=timing, secret=coordination.secret, ready_timeout=ready_timeout
+            peers, timing=timing, secret=secret, ready_timeout=ready_timeout
         )
     me = spec.node(node)
     if me is None:
@@ -54,7 +62,7 @@ async def open_coordinator(
         peers,
         self_address=f"{me.address}:{me.raft_port}",
         data_dir=state_dir / "raft",
-        secret=coordination.secret,
+        secret=secret,
         timing=timing,
     )
     await coord.start()

@@ -232,7 +232,7 @@ def to_spec(cf: ClusterFile) -> ClusterSpec:
         ),
         coordination=Coordination(
             backend=cf.coordination.backend,
-            secret=cf.coordination.secret,
+            secret_file=cf.coordination.secret_file,
             endpoints=tuple(cf.coordination.endpoints),
         ),
         fence_devices=tuple(

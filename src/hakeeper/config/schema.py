@@ -10,7 +10,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from hakeeper.errors import ConfigError
 from hakeeper.model.scores import parse_score
@@ -77,9 +84,32 @@ class ClusterSection(Section):
 
 class CoordinationSection(Section):
     backend: Literal["raft", "etcd"] = "raft"
-    secret: str | None = None
+    # The cluster secret, by absolute path (hakeeper.config.secret_file): the config itself
+    # is replicated, so a secret never stands in it.
+    secret_file: str = "/etc/hakeeper/secret"
     raft_port: int = Field(default=7480, ge=1, le=65535)
     endpoints: list[str] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_secret(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "secret" in data:
+            raise ValueError(
+                "an inline secret would be replicated with the config: put it in a file of "
+                'mode 0600 and name it with secret_file = "/etc/hakeeper/secret" '
+                "(`hakeeper init` writes one)"
+            )
+        return data
+
+    @field_validator("secret_file")
+    @classmethod
+    def _secret_file_absolute(cls, value: str) -> str:
+        if not value.startswith("/") or any(ord(c) < 32 for c in value):
+            raise ValueError(
+                "secret_file must be an absolute path without control characters, "
+                'e.g. "/etc/hakeeper/secret" (every node reads it from its own disk)'
+            )
+        return value
 
     @model_validator(mode="after")
     def _endpoints_match_backend(self) -> CoordinationSection:

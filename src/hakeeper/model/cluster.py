@@ -185,7 +185,7 @@ class WatchdogSpec:
 @dataclass(frozen=True, slots=True)
 class Coordination:
     backend: CoordBackend = "raft"
-    secret: str | None = None
+    secret_file: str = "/etc/hakeeper/secret"
     endpoints: tuple[str, ...] = ()
 
 
