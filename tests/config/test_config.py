@@ -185,7 +185,7 @@ def test_an_inline_secret_is_refused_with_the_secret_file_fix() -> None:
 
 def test_a_relative_secret_file_is_refused() -> None:
     doc = minimal(coordination={"secret_file": "secret"})
-    assert "secret_file must be an absolute path" in error(doc)
+    assert "give an absolute path" in error(doc)
 
 
 def test_every_problem_is_reported_at_once() -> None:

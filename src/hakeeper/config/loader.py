@@ -234,6 +234,11 @@ def to_spec(cf: ClusterFile) -> ClusterSpec:
             backend=cf.coordination.backend,
             secret_file=cf.coordination.secret_file,
             endpoints=tuple(cf.coordination.endpoints),
+            ca_file=cf.coordination.ca_file,
+            cert_file=cf.coordination.cert_file,
+            key_file=cf.coordination.key_file,
+            user=cf.coordination.user,
+            password_file=cf.coordination.password_file,
         ),
         fence_devices=tuple(
             FenceDevice(

@@ -89,6 +89,12 @@ class CoordinationSection(Section):
     secret_file: str = "/etc/hakeeper/secret"
     raft_port: int = Field(default=7480, ge=1, le=65535)
     endpoints: list[str] = []
+    # etcd: TLS (server CA, client certificate) and an etcd user; files by absolute path.
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    user: str | None = None
+    password_file: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -101,13 +107,13 @@ class CoordinationSection(Section):
             )
         return data
 
-    @field_validator("secret_file")
+    @field_validator("secret_file", "ca_file", "cert_file", "key_file", "password_file")
     @classmethod
-    def _secret_file_absolute(cls, value: str) -> str:
-        if not value.startswith("/") or any(ord(c) < 32 for c in value):
+    def _file_absolute(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith("/") or any(ord(c) < 32 for c in value)):
             raise ValueError(
-                "secret_file must be an absolute path without control characters, "
-                'e.g. "/etc/hakeeper/secret" (every node reads it from its own disk)'
+                "give an absolute path without control characters, e.g. "
+                '"/etc/hakeeper/secret" (every node reads it from its own disk)'
             )
         return value
 
@@ -115,6 +121,12 @@ class CoordinationSection(Section):
     def _endpoints_match_backend(self) -> CoordinationSection:
         if self.backend == "etcd" and not self.endpoints:
             raise ValueError('backend "etcd" needs endpoints = ["http://10.0.0.1:2379", ...]')
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (the client certificate)")
+        if (self.user is None) != (self.password_file is None):
+            raise ValueError("user and password_file go together (the etcd user)")
+        if self.user is not None and any(ord(c) < 33 or c == ":" for c in self.user):
+            raise ValueError("user: no spaces, control characters or ':' in an etcd user name")
         if self.backend == "raft" and self.endpoints:
             raise ValueError(
                 'endpoints are for backend "etcd"; the raft backend derives its peers from '

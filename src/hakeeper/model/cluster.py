@@ -187,6 +187,11 @@ class Coordination:
     backend: CoordBackend = "raft"
     secret_file: str = "/etc/hakeeper/secret"
     endpoints: tuple[str, ...] = ()
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    user: str | None = None
+    password_file: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
