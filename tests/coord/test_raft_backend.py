@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from hakeeper.config.secret_file import write_secret_file
 from hakeeper.coord.raft import RaftCoordinator
 from hakeeper.errors import ConfigError, EngineMismatch, Unreachable
 from hakeeper.lab.processes import free_port
@@ -22,11 +23,11 @@ from hakeeper.lab.raft_cluster import RaftCluster
         (["127.0.0.1:7001", "127.0.0.1:7001"], {}, "listed twice"),
         (["127.0.0.1:7001"], {"self_address": "127.0.0.1:7002"}, "not in the peer list"),
         (["127.0.0.1:7001"], {"self_address": "127.0.0.1:7001"}, "needs a data_dir"),
-        (["127.0.0.1:7001"], {"secret": " "}, "secret is empty"),
+        (["127.0.0.1:7001"], {"secret_file": Path("/nonexistent/secret")}, "hakeeper init"),
     ],
 )
 def test_bad_peer_settings_are_refused_with_the_fix(
-    peers: list[str], options: dict[str, str], message: str
+    peers: list[str], options: dict[str, object], message: str
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         RaftCoordinator(peers, **options)  # type: ignore[arg-type]
@@ -51,7 +52,7 @@ async def test_a_client_with_another_peer_list_is_refused(tmp_path: Path) -> Non
 @pytest.mark.slow
 async def test_members_with_a_shared_secret_form_a_cluster(tmp_path: Path) -> None:
     secret_file = tmp_path / "secret"
-    secret_file.write_text("s3cret\n")
+    write_secret_file(secret_file)
     cluster = RaftCluster(3, base_dir=tmp_path, secret_file=secret_file)
     async with cluster:
         client = await cluster.client()

@@ -32,12 +32,11 @@ def member(
     """Run one voting member of an embedded Raft group until SIGTERM or SIGINT."""
     setup_logging()
     try:
-        secret = secret_file.read_text().strip() if secret_file else None
         coord = RaftCoordinator(
             [p for p in peers.split(",") if p],
             self_address=address,
             data_dir=data_dir,
-            secret=secret,
+            secret_file=secret_file,
             timing=timing_profile(profile),
         )
         asyncio.run(_serve(coord))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from hakeeper.config.secret_file import read_secret_file
 from hakeeper.coord.base import Coordinator
 from hakeeper.errors import ConfigError
 from hakeeper.model.cluster import ClusterSpec
@@ -21,9 +20,9 @@ def raft_peers(spec: ClusterSpec) -> list[str]:
     return [f"{n.address}:{n.raft_port}" for n in spec.nodes]
 
 
-def _secret_if_present(path: Path) -> str | None:
+def _secret_if_present(path: Path) -> Path | None:
     # Until the Raft transport requires it (issue 15), a missing secret file means none.
-    return read_secret_file(path).current.decode() if os.path.exists(path) else None
+    return path if os.path.exists(path) else None
 
 
 async def open_coordinator(
@@ -50,7 +49,7 @@ async def open_coordinator(
     secret = _secret_if_present(Path(coordination.secret_file))
     if node is None:
         return await RaftCoordinator.open(
-            peers, timing=timing, secret=secret, ready_timeout=ready_timeout
+            peers, timing=timing, secret_file=secret, ready_timeout=ready_timeout
         )
     me = spec.node(node)
     if me is None:
@@ -62,7 +61,7 @@ async def open_coordinator(
         peers,
         self_address=f"{me.address}:{me.raft_port}",
         data_dir=state_dir / "raft",
-        secret=secret,
+        secret_file=secret,
         timing=timing,
     )
     await coord.start()

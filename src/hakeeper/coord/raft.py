@@ -23,6 +23,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hakeeper.config.secret_file import read_secret_file
 from hakeeper.coord.base import (
     KV,
     Cmp,
@@ -81,14 +82,15 @@ class RaftCoordinator:
         *,
         self_address: str | None = None,
         data_dir: Path | None = None,
-        secret: str | None = None,
+        secret_file: Path | None = None,
         timing: TimingProfile = PROFILES["default"],
         request_timeout: float = 5.0,
     ) -> None:
         self._peers = [p.strip() for p in peers]
         self._self = self_address
         self._data_dir = data_dir
-        self._secret = secret
+        # Read at construction so that a missing or open secret file stops start-up.
+        self._secret = read_secret_file(secret_file) if secret_file is not None else None
         self._timing = timing
         self._request_timeout = request_timeout
         self._validate()
@@ -120,8 +122,6 @@ class RaftCoordinator:
                     "raft: a voting member needs a data_dir: Raft must remember its log and "
                     "votes across restarts"
                 )
-        if self._secret is not None and not self._secret.strip():
-            raise ConfigError("raft: the shared secret is empty: give a secret or none")
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -166,7 +166,7 @@ class RaftCoordinator:
             useFork=False,
             logCompactionMinEntries=5000,
             logCompactionMinTime=60,
-            password=self._secret,
+            password=self._secret.current.decode() if self._secret is not None else None,
             # PySyncObj listens on every address unless told; a member listens on its own only.
             bindAddress=self._self,
             onStateChanged=_log_state_change,

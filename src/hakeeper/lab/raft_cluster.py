@@ -60,9 +60,11 @@ class RaftCluster:
     async def client(self, ready_timeout: float = 30.0) -> RaftCoordinator:
         """A connected non-voting client on every member; closed by `close()`."""
         try:
-            secret = self.secret_file.read_text().strip() if self.secret_file else None
             coord = await RaftCoordinator.open(
-                self.endpoints, timing=self.timing, secret=secret, ready_timeout=ready_timeout
+                self.endpoints,
+                timing=self.timing,
+                secret_file=self.secret_file,
+                ready_timeout=ready_timeout,
             )
         except CoordError as exc:
             raise CoordError(f"{exc}\nmember logs:\n{self._tails()}") from exc
