@@ -3,11 +3,14 @@
 VENV     := .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
-DEB_PKGS := etcd-server etcd-client resource-agents fence-agents memcached iproute2 arping
+# Every Debian package a test starts a program of (tests/test_system_packages.py keeps this
+# list complete), and the ones the demo needs (none: it runs hakeeper's own processes only).
+DEB_PKGS := etcd-server etcd-client resource-agents fence-agents memcached iproute2 arping nginx
+DEMO_PKGS :=
 # The anchors the benchmarks measure in the same run (not needed by the tests).
-BENCH_PKGS := haproxy nginx wrk keepalived redis-server libmemcached-tools gcc
+BENCH_PKGS := haproxy wrk keepalived redis-server libmemcached-tools gcc
 
-.PHONY: demo test lint typecheck unit bench system-deps bench-deps debian-packages clean
+.PHONY: demo test lint typecheck unit bench system-deps demo-deps bench-deps debian-packages clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -19,6 +22,9 @@ $(STAMP): pyproject.toml
 # need a missing server say so and skip, except under CI where they fail.
 system-deps:
 	@$(MAKE) --no-print-directory debian-packages PKGS="$(DEB_PKGS)"
+
+demo-deps:
+	@$(MAKE) --no-print-directory debian-packages PKGS="$(DEMO_PKGS)"
 
 bench-deps:
 	@$(MAKE) --no-print-directory debian-packages PKGS="$(DEB_PKGS) $(BENCH_PKGS)"
@@ -32,7 +38,7 @@ debian-packages:
 	  else echo "not root: skipping Debian packages$$missing (tests needing them will skip)"; fi; \
 	fi
 
-demo: $(STAMP)
+demo: $(STAMP) demo-deps
 	$(VENV)/bin/hakeeper demo --no-watch
 
 lint: $(STAMP)

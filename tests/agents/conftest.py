@@ -17,18 +17,14 @@ from pathlib import Path
 import pytest
 
 from hakeeper.agents.runner import live_group_members
+from tests.conftest import require_file
 
 REAL_OCF_ROOT = Path("/usr/lib/ocf")
 
 
 def require_ocf_agent(provider: str, type_: str) -> None:
-    """Skip when Debian's resource-agents is missing, except under CI (a skip hides a gap)."""
-    path = REAL_OCF_ROOT / "resource.d" / provider / type_
-    if not path.is_file():
-        message = f"{path} missing (Debian package resource-agents; `make test` installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    """Skip (fail under CI) when Debian's agent ``provider:type_`` is not installed."""
+    require_file(REAL_OCF_ROOT / "resource.d" / provider / type_)
 
 
 def write_script(path: Path, body: str) -> Path:

@@ -43,7 +43,7 @@ http {{
 
 
 def start_nginx(where: Path) -> tuple[int, ManagedProcess]:
-    require_binary("nginx", "nginx")
+    require_binary("nginx")
     nginx_bin = shutil.which("nginx") or "nginx"
     port = free_port()
     for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi", "static"):

@@ -26,7 +26,7 @@ def with_device(status_file: Path) -> str:
 async def test_fence_powers_the_node_off_marks_it_and_logs_the_event(
     tmp_path: Path, coord: LocalCoordinator, store: ClusterStore
 ) -> None:
-    require_binary("fence_dummy", "fence-agents")
+    require_binary("fence_dummy")
     status = tmp_path / "status"
     status.write_text("on")
     spec = spec_from_text(with_device(status), "test")

@@ -265,7 +265,7 @@ timeout = 30
 async def test_the_real_fence_dummy_is_driven_through_the_protocol_before_recovery(
     tmp_path: Path,
 ) -> None:
-    require_binary("fence_dummy", "fence-agents")
+    require_binary("fence_dummy")
     status = tmp_path / "dummy.status"
     status.write_text("on")  # fence_dummy reads the word itself: no newline
     async with cluster(tmp_path, device=False, extra=DUMMY_DEVICE.format(status=status)) as lab:

@@ -31,7 +31,7 @@ def make_cluster(backend: str, base_dir: Path) -> Any:
         from hakeeper.lab.raft_cluster import RaftCluster
 
         return RaftCluster(3, base_dir=base_dir)
-    require_binary("etcd", "etcd-server")
+    require_binary("etcd")
     from hakeeper.lab.etcd_cluster import EtcdCluster
 
     return EtcdCluster(3, base_dir=base_dir)

@@ -38,7 +38,7 @@ T = TypeVar("T")
 
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[EtcdCluster]:
-    require_binary("etcd", "etcd-server")
+    require_binary("etcd")
     async with EtcdCluster(3, base_dir=tmp_path / "etcd") as lab:
         yield lab
 
@@ -184,7 +184,7 @@ async def test_no_endpoint_answering_is_unreachable_quickly() -> None:
 
 
 async def test_endpoints_of_two_clusters_are_an_engine_mismatch(tmp_path: Path) -> None:
-    require_binary("etcd", "etcd-server")
+    require_binary("etcd")
     async with (
         EtcdCluster(1, base_dir=tmp_path / "one") as one,
         EtcdCluster(1, base_dir=tmp_path / "two") as two,
@@ -338,7 +338,7 @@ async def test_restarted_member_rejoins_with_its_data(
 
 
 async def test_close_is_idempotent_and_reaps_members(tmp_path: Path) -> None:
-    require_binary("etcd", "etcd-server")
+    require_binary("etcd")
     lab = EtcdCluster(1, base_dir=tmp_path)
     await lab.start()
     coord = await lab.client()

@@ -44,7 +44,7 @@ def stub_agent(folder: Path, body: str) -> Path:
 
 @pytest.fixture
 def dummy_state(tmp_path: Path) -> Path:
-    require_binary("fence_dummy", "fence-agents")
+    require_binary("fence_dummy")
     status = tmp_path / "status"
     status.write_text("on")  # fence_dummy compares the file's text exactly
     return status
@@ -99,7 +99,7 @@ async def test_an_agent_past_its_timeout_is_killed_with_its_children(tmp_path: P
 
 
 def test_a_missing_agent_is_named_with_close_matches() -> None:
-    require_binary("fence_dummy", "fence-agents")
+    require_binary("fence_dummy")
     with pytest.raises(ConfigError, match="did you mean fence_dummy"):
         FenceAgentRunner().resolve("fence_dumy")
 

@@ -25,7 +25,7 @@ def store_address(tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def memcached_address(tmp_path: Path) -> Iterator[str]:
-    require_binary("memcached", "memcached")
+    require_binary("memcached")
     proc, port = start_memcached(tmp_path)
     try:
         yield f"127.0.0.1:{port}"
