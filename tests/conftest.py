@@ -19,6 +19,7 @@ SYSTEM_PROGRAMS: dict[str, str] = {
     "nginx": "nginx",
     "fence_dummy": "fence-agents",
     "ip": "iproute2",
+    "curl": "curl",
     "setpriv": "util-linux",
     "dpkg-query": "dpkg",
     "/usr/lib/ocf/resource.d/heartbeat/Dummy": "resource-agents",

@@ -23,10 +23,10 @@ from tests.conftest import BUILT_IN_PROGRAMS, ESSENTIAL_PACKAGES, SYSTEM_PROGRAM
 ROOT = Path(__file__).resolve().parent.parent
 # The modules `make demo` runs that could start an external program.
 DEMO_MODULES = ("cli/demo.py", "lab/loopback.py", "lab/fence_agent.py", "lab/http_app.py")
-# Calls whose first argument is an argv (a list whose first item is the program).
-ARGV_CALLS = frozenset(
-    {"Popen", "run", "check_call", "check_output", "call", "create_subprocess_exec", "exec"}
-)
+# Calls whose first argument is an argv (a list whose first item is the program); the
+# generic names count only as methods (subprocess.run, lab.exec), not as local helpers.
+ARGV_CALLS = frozenset({"Popen", "check_call", "check_output", "create_subprocess_exec"})
+ARGV_METHODS = frozenset({"run", "call", "exec"})
 OCF_ROOT = "/usr/lib/ocf/resource.d"
 
 
@@ -73,7 +73,7 @@ def programs_in(path: Path) -> Iterator[tuple[str, int]]:
             provider, kind = (_text(a) for a in node.args)
             if provider and kind:
                 yield f"{OCF_ROOT}/{provider}/{kind}", node.lineno
-        elif name in ARGV_CALLS:
+        elif name in ARGV_CALLS or (name in ARGV_METHODS and isinstance(node.func, ast.Attribute)):
             # lab.exec(host, argv) takes the argv second; create_subprocess_exec(program, ...)
             # takes the program itself.
             for arg in node.args[:2]:

@@ -9,6 +9,8 @@ config, so it runs last.
 
 from __future__ import annotations
 
+import shlex
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -17,11 +19,13 @@ from pathlib import Path
 import pytest
 from pyroute2 import IPRoute
 
+from hakeeper.cli.lab import exec_hint
 from hakeeper.errors import HakeeperError
 from hakeeper.lab.fence_agent import parse_stdin, run
 from hakeeper.lab.netns_lab import HTTP_PORT, NetnsLab
 from hakeeper.lab.netns_topology import LabLayout, build, existing
 from hakeeper.lab.vip_watch import VipWatch
+from tests.conftest import require_binary
 from tests.lab.conftest import require_root
 
 pytestmark = pytest.mark.slow
@@ -101,6 +105,19 @@ def test_the_client_reaches_the_vip_on_the_preferred_node(steady: NetnsLab) -> N
     done = steady.exec("client", [sys.executable, "-c", CURL, steady.vip])
 
     assert done.stdout.strip() == "web on n1", done.stderr
+
+
+def test_the_exec_hint_of_lab_up_runs_as_printed(steady: NetnsLab) -> None:
+    require_binary("curl")
+    words = shlex.split(exec_hint(steady, steady.lab_dir))
+    assert words[:3] == ["hakeeper", "lab", "exec"]
+    done = subprocess.run(
+        [sys.executable, "-m", "hakeeper", *words[1:]],
+        capture_output=True, text=True, timeout=WAIT, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "web on n1"
 
 
 def test_a_crashed_holder_is_fenced_and_the_vip_moves_without_two_holders(

@@ -23,6 +23,8 @@ from typing import Annotated
 
 import typer
 
+from hakeeper.cli import hints
+from hakeeper.cli.hints import DEFAULT_CONFIG as DEFAULT_CONFIG  # the commands' default
 from hakeeper.cluster.connect import open_coordinator
 from hakeeper.cluster.keys import KeySpace
 from hakeeper.cluster.store import ClusterStore
@@ -32,7 +34,6 @@ from hakeeper.coord.base import KV, Cmp, Coordinator, Lease, Op, TxnResult, Watc
 from hakeeper.errors import ConfigError, CoordError, HakeeperError, NoQuorum, Unreachable
 from hakeeper.model.cluster import ClusterSpec
 
-DEFAULT_CONFIG = Path("/etc/hakeeper/cluster.toml")
 #: Deadline of one engine call. Generous against a leader change (a few election timeouts of
 #: the ``wan`` profile), short enough that a script learns "unreachable" within seconds.
 OP_TIMEOUT = 10.0
@@ -249,6 +250,7 @@ def run_command(
 
     ``interrupt_code``: the status after Ctrl-C (0 for ``--watch``/``--follow``, where it is
     the normal way out). ``in_force``: give ``body`` the stored config when there is one."""
+    hints.use_config(config)
     try:
         spec = load_spec(config)
         code = asyncio.run(_run(spec, body, in_force))

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 
 from hakeeper.cli import cluster_client as cc
+from hakeeper.cli import hints
 from hakeeper.cli.cluster_client import ConfigOption
 from hakeeper.cluster.events_log import EventLog
 from hakeeper.cluster.fence_plan import devices_used, fencer_of
@@ -77,7 +78,7 @@ async def through_devices(
     if fencer is None:
         raise ConfigError(
             "no fence device is configured: add one under [fencing.devices], or power the "
-            f"node off by hand and run hakeeper fence --confirm {node}"
+            f"node off by hand and run: {hints.hakeeper('fence', '--confirm', node)}"
         )
     started = time.monotonic()
     outcome = await fencer.fence(node, action)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -88,7 +89,14 @@ def up(
         f"VIP {lab.vip} (http://{lab.vip}:{HTTP_PORT}/ from the client), profile {profile.value}",
         highlight=False,
     )
-    console.print(f"try: hakeeper lab exec client curl -s http://{lab.vip}:{HTTP_PORT}/")
+    console.print(f"try: {exec_hint(lab, folder)}", highlight=False)
+
+
+def exec_hint(lab: NetnsLab, folder: Path) -> str:
+    """A command that fetches the page through the VIP from the client host."""
+    where = () if folder == DEFAULT_DIR else ("--dir", str(folder))
+    url = f"http://{lab.vip}:{HTTP_PORT}/"
+    return shlex.join(["hakeeper", "lab", "exec", *where, "client", "curl", "-s", url])
 
 
 @app.command()
@@ -115,7 +123,12 @@ def status(folder: DirOption = DEFAULT_DIR, as_json: JsonOption = False) -> None
     console.print(table)
 
 
-@app.command(name="exec", context_settings={"allow_extra_args": True})
+# Everything after HOST is the command, its options included (`lab exec client curl -s URL`):
+# options of `lab exec` itself go before HOST.
+@app.command(
+    name="exec",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
 def exec_(
     host: Annotated[str, typer.Argument(help="n1, n2, … or client.")],
     command: Annotated[list[str], typer.Argument(help="The command and its arguments.")],

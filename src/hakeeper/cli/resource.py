@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 
 from hakeeper.cli import cluster_client as cc
+from hakeeper.cli import hints
 from hakeeper.cli.cluster_client import ConfigOption
 from hakeeper.cli.status import observe_live
 from hakeeper.coord.base import Coordinator
@@ -64,7 +65,9 @@ async def constrain(
                 lines.append(f"replaces the earlier move of {unit} to {other}")
     await store.set_constraint(kind, unit, node)
     verb = "moved to" if kind == "move" else "banned from"
-    lines.append(f"{unit} {verb} {node}; undo with: hakeeper resource clear {unit} {node}")
+    lines.append(
+        f"{unit} {verb} {node}; undo with: {hints.hakeeper('resource', 'clear', unit, node)}"
+    )
     return lines + await _consequences(coord, spec, unit)
 
 
@@ -120,7 +123,9 @@ async def set_role(coord: Coordinator, spec: ClusterSpec, rid: str, stopped: boo
     _require_top_level(spec, rid)
     await cc.store_of(coord, spec).set_target_role(rid, "stopped" if stopped else None)
     if stopped:
-        return [f"{rid}: target role stopped; undo with: hakeeper resource start {rid}"]
+        return [
+            f"{rid}: target role stopped; undo with: {hints.hakeeper('resource', 'start', rid)}"
+        ]
     return [f"{rid}: run-time target role cleared (the cluster file's target_role applies)"]
 
 
@@ -148,8 +153,8 @@ async def restart(
     store = cc.store_of(coord, spec)
     if await coord.get(store.target_role_key(rid)) is not None:
         raise ConfigError(
-            f"{rid} has a run-time target role (hakeeper resource stop); "
-            f"start it with: hakeeper resource start {rid}"
+            f"{rid} has a run-time target role (resource stop); "
+            f"start it with: {hints.hakeeper('resource', 'start', rid)}"
         )
     await store.set_target_role(rid, "stopped")
     loop = asyncio.get_running_loop()
@@ -166,7 +171,7 @@ async def restart(
     if still:
         return 1, [
             f"{rid} still runs after {timeout:g}s ({', '.join(still)}); the stop was undone. "
-            "See hakeeper status for why"
+            f"See {hints.hakeeper('status')} for why"
         ]
     return 0, [f"{rid} stopped everywhere; stop undone, the controller starts it again"]
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -207,7 +208,8 @@ class NetnsLab:
             data = json.loads(path.read_text())
         except FileNotFoundError:
             raise ConfigError(
-                f"no lab in {lab_dir} (no {STATE_FILE}); start one: hakeeper lab up"
+                f"no lab in {lab_dir} (no {STATE_FILE}); start one: "
+                f"{shlex.join(['hakeeper', 'lab', 'up', '--dir', str(lab_dir)])}"
             ) from None
         except ValueError as exc:
             raise ConfigError(
@@ -244,7 +246,10 @@ class NetnsLab:
         if profile not in PROFILES:
             raise ConfigError(f"lab profile {profile!r}: use one of {', '.join(PROFILES)}")
         if (lab_dir / STATE_FILE).exists():
-            raise ConfigError(f"a lab already lives in {lab_dir}; run hakeeper lab down first")
+            raise ConfigError(
+                f"a lab already lives in {lab_dir}; first run: "
+                f"{shlex.join(['hakeeper', 'lab', 'down', '--dir', str(lab_dir)])}"
+            )
         lab = cls(
             lab_dir, LabLayout.create(nodes, client=client), profile=profile, failback=failback,
             suspect_after=suspect_after,
