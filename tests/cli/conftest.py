@@ -1,5 +1,6 @@
-"""A small live cluster for the operator commands: a cluster file and records in a
-`LocalCoordinator`, written through the same store API the agents use."""
+"""A small live cluster for the operator commands: a cluster file (naming a cluster secret
+of its own) and records in a `LocalCoordinator`, written through the same store API the
+agents use."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from hakeeper.cli import cluster_client
 from hakeeper.cluster.keys import KeySpace
 from hakeeper.cluster.store import Assignment, ClusterStore, InstanceStatus, Placement
 from hakeeper.config import load_spec
+from hakeeper.config.secret_file import write_secret_file
 from hakeeper.coord.base import Coordinator
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.state import Role
@@ -62,8 +64,10 @@ NOW = 1_700_000_000.0
 
 @pytest.fixture
 def config_file(tmp_path: Path) -> Path:
+    secret = tmp_path / "secret"
+    write_secret_file(secret)
     path = tmp_path / "cluster.toml"
-    path.write_text(CLUSTER_TOML)
+    path.write_text(CLUSTER_TOML + f'\n[coordination]\nsecret_file = "{secret}"\n')
     return path
 
 

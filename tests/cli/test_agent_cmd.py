@@ -11,6 +11,7 @@ from hakeeper.cli.main import app
 from hakeeper.cluster import agent as agent_module
 from hakeeper.cluster.agent import Agent
 from hakeeper.config.loader import spec_from_text
+from hakeeper.config.secret_file import write_secret_file
 from hakeeper.errors import Unreachable
 from hakeeper.fencing.watchdog import Watchdog
 from hakeeper.model.cluster import WatchdogSpec
@@ -20,11 +21,15 @@ from hakeeper.model.timing import profile
 def test_a_required_watchdog_that_is_missing_stops_the_agent_before_it_joins(
     tmp_path: Path,
 ) -> None:
+    write_secret_file(tmp_path / "secret")
     config = tmp_path / "cluster.toml"
     config.write_text(
         f"""
 [cluster]
 name = "wd"
+
+[coordination]
+secret_file = "{tmp_path / "secret"}"
 
 [nodes.n1]
 address = "127.0.0.1"

@@ -46,7 +46,7 @@ async def test_a_client_with_another_peer_list_is_refused(tmp_path: Path) -> Non
     async with RaftCluster(3, base_dir=tmp_path) as cluster:
         other = [*cluster.endpoints, f"127.0.0.1:{free_port()}"]
         with pytest.raises(EngineMismatch, match="disagrees"):
-            await RaftCoordinator.open(other, ready_timeout=15.0)
+            await RaftCoordinator.open(other, secret_file=cluster.secret_file, ready_timeout=15.0)
 
 
 @pytest.mark.slow

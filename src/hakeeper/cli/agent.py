@@ -9,6 +9,8 @@ import typer
 
 from hakeeper.cli.logs import setup_logging
 from hakeeper.cluster.agent import run_agent
+from hakeeper.cluster.connect import require_cluster_secret
+from hakeeper.config.loader import load_spec
 from hakeeper.errors import HakeeperError
 
 
@@ -24,6 +26,9 @@ def agent(
     """Run the hakeeper agent of one node until SIGTERM or SIGINT."""
     setup_logging(log_level)
     try:
+        # Checked before the agent makes its state dir or arms a watchdog (a "nowayout"
+        # driver cannot be disarmed): a node without its cluster secret starts nothing.
+        require_cluster_secret(load_spec(config))
         run_agent(config, node, state_dir or Path("/var/lib/hakeeper") / node)
     except HakeeperError as exc:
         typer.echo(f"hakeeper agent: {exc}", err=True)

@@ -55,3 +55,6 @@ app.add_typer(_lab.app, name="lab")
 from hakeeper.cli import lb as _lb  # noqa: E402
 
 app.add_typer(_lb.app, name="lb")
+from hakeeper.cli.init_cmd import init as _init  # noqa: E402
+
+app.command(name="init")(_init)

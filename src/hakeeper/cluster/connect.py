@@ -3,13 +3,16 @@
 An agent of a ``raft`` cluster is a voting member (its node's ``address:raft_port``, its
 log under ``state_dir``); the CLI and tools are non-voting clients of the same peers. An
 ``etcd`` cluster is reached through its endpoints either way.
+
+Raft peers, members and clients alike, prove themselves with the cluster secret
+(``[coordination] secret_file``); without a usable secret file nothing is opened at all.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from hakeeper.config.secret_file import read_secret_file
 from hakeeper.coord.base import Coordinator
 from hakeeper.errors import ConfigError
 from hakeeper.model.cluster import ClusterSpec
@@ -20,9 +23,12 @@ def raft_peers(spec: ClusterSpec) -> list[str]:
     return [f"{n.address}:{n.raft_port}" for n in spec.nodes]
 
 
-def _secret_if_present(path: Path) -> Path | None:
-    # Until the Raft transport requires it (issue 15), a missing secret file means none.
-    return path if os.path.exists(path) else None
+def require_cluster_secret(spec: ClusterSpec) -> None:
+    """Read the secret file a ``raft`` cluster's peers prove themselves with, to check it:
+    a `ConfigError` naming the fix when it is missing, unreadable, empty or open to group
+    or others. (An ``etcd`` cluster is guarded by etcd's own TLS and users.)"""
+    if spec.coordination.backend == "raft":
+        read_secret_file(Path(spec.coordination.secret_file))
 
 
 async def open_coordinator(
@@ -33,6 +39,7 @@ async def open_coordinator(
     ready_timeout: float = 30.0,
 ) -> Coordinator:
     """A started coordinator: a voting member for ``node`` (raft), else a client."""
+    require_cluster_secret(spec)  # first: nothing starts without it
     timing = profile(spec.options.profile)
     coordination = spec.coordination
     if coordination.backend == "etcd":
@@ -45,11 +52,11 @@ async def open_coordinator(
         )
     from hakeeper.coord.raft import RaftCoordinator
 
+    secret_file = Path(coordination.secret_file)
     peers = raft_peers(spec)
-    secret = _secret_if_present(Path(coordination.secret_file))
     if node is None:
         return await RaftCoordinator.open(
-            peers, timing=timing, secret_file=secret, ready_timeout=ready_timeout
+            peers, timing=timing, secret_file=secret_file, ready_timeout=ready_timeout
         )
     me = spec.node(node)
     if me is None:
@@ -61,7 +68,7 @@ async def open_coordinator(
         peers,
         self_address=f"{me.address}:{me.raft_port}",
         data_dir=state_dir / "raft",
-        secret_file=secret,
+        secret_file=secret_file,
         timing=timing,
     )
     await coord.start()

@@ -3,9 +3,10 @@
 Node ``nI`` is ``127.0.0.(10+I)`` (all of 127.0.0.0/8 is loopback on Linux); every agent is
 ``python -m hakeeper agent`` with its own state dir, log and ``HA_RSCTMP`` (where OCF agents
 keep their state files, like /run/resource-agents: per node, wiped by a crash as a reboot
-would). ``crash`` is what a power cut does to a node: its agent and every process its
-resources started are SIGKILLed, by PID, and its runtime dir is gone. Used by the
-integration tests, the demo and the failover benchmark.
+would). The nodes share the lab's own cluster secret, ``<base dir>/secret`` (mode 0600).
+``crash`` is what a power cut does to a node: its agent and every process its resources
+started are SIGKILLed, by PID, and its runtime dir is gone. Used by the integration tests,
+the demo and the failover benchmark.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from hakeeper.cluster.store import ClusterStore, Observed
 from hakeeper.config.loader import load_spec
 from hakeeper.coord.base import Coordinator
 from hakeeper.errors import CoordError, HakeeperError
+from hakeeper.lab.cluster_secret import lab_secret_file
 from hakeeper.lab.fence_agent import LoopbackTarget, ProcessRef, read_offs, write_target
 from hakeeper.lab.processes import ManagedProcess
 from hakeeper.model.cluster import ClusterSpec
@@ -58,6 +60,7 @@ def cluster_file(
     raft_port: int,
     resources: str,
     *,
+    secret_file: Path,
     profile: str = "fast",
     fencing: bool = False,
     failback: str = "auto",
@@ -65,10 +68,11 @@ def cluster_file(
     fence_scope: str = "node",
     suspect_after: float | None = None,
 ) -> str:
-    """A lab cluster file; with ``fence_targets`` its nodes are fenced through the lab's
-    fence device (``fence_hakeeper_lab``), the code path a real power switch takes. With
-    ``scope = "node"`` that device is a power fence (it kills the agent too), with
-    ``"resources"`` a fabric fence."""
+    """A lab cluster file whose Raft peers prove ``secret_file`` (an absolute path); with
+    ``fence_targets`` its nodes are fenced through the lab's fence device
+    (``fence_hakeeper_lab``), the code path a real power switch takes. With ``scope =
+    "node"`` that device is a power fence (it kills the agent too), with ``"resources"`` a
+    fabric fence."""
     lines = [
         "[cluster]",
         f'name = "{name}"',
@@ -78,6 +82,7 @@ def cluster_file(
         "",
         "[coordination]",
         'backend = "raft"',
+        f'secret_file = "{secret_file}"',
         "",
     ]
     for i in range(1, nodes + 1):
@@ -185,9 +190,9 @@ class LoopbackCluster:
         addresses = [node_address(i) for i in range(1, nodes + 1)]
         self.address = dict(zip(self.names, addresses, strict=True))
         self.config_path = base_dir / "cluster.toml"
-        base_dir.mkdir(parents=True, exist_ok=True)
+        self.secret_file = lab_secret_file(base_dir)
         text = cluster_file(
-            name, nodes, free_port_on(addresses), resources,
+            name, nodes, free_port_on(addresses), resources, secret_file=self.secret_file,
             profile=profile, fencing=fencing or fence_device, failback=failback,
             fence_targets=self.targets_dir if fence_device else None, fence_scope=fence_scope,
             suspect_after=suspect_after,

@@ -6,7 +6,8 @@
 ``hakeeper agent`` inside every node namespace (``ip netns exec``). The generated cluster:
 embedded Raft on the lab addresses; ``vip`` (the lab VIP on ``eth0``, preferring ``n1``)
 colocated with ``web-clone`` (`hakeeper.lab.http_app` on every node, port 8080);
-fencing through ``fence_hakeeper_lab`` with ``netns`` targets (`netns_fence`).
+fencing through ``fence_hakeeper_lab`` with ``netns`` targets (`netns_fence`); the
+lab's own cluster secret in ``<dir>/secret`` (mode 0600), kept across ``start_cluster``.
 
 Faults act like the real thing: ``crash`` is a power cut (every process of the host
 SIGKILLed, its cable pulled), ``freeze``/``thaw`` SIGSTOP/SIGCONT the agent, ``isolate``/
@@ -34,6 +35,7 @@ from pathlib import Path
 
 from hakeeper.agents.procfs import process_start_time
 from hakeeper.errors import ConfigError, HakeeperError
+from hakeeper.lab.cluster_secret import lab_secret_file
 from hakeeper.lab.fence_agent import write_target
 from hakeeper.lab.netns_fence import (
     NetnsTarget,
@@ -87,12 +89,14 @@ def lab_config(
     layout: LabLayout,
     lab_dir: Path,
     *,
+    secret_file: Path,
     profile: str,
     failback: str,
     suspect_after: float | None = None,
 ) -> str:
-    """The cluster file of a lab (TOML). The lab's fence device kills every process of the
-    host: a power fence, so ``suspect_after`` (fence on suspicion) may be used."""
+    """The cluster file of a lab (TOML), its Raft peers proving ``secret_file`` (absolute).
+    The lab's fence device kills every process of the host: a power fence, so
+    ``suspect_after`` (fence on suspicion) may be used."""
     http = f"{sys.executable} -m hakeeper.lab.http_app --port {HTTP_PORT} --bind 0.0.0.0"
     lines = [
         "[cluster]",
@@ -104,6 +108,7 @@ def lab_config(
         "[coordination]",
         'backend = "raft"',
         "raft_port = 7480",
+        f'secret_file = "{secret_file}"',
         "",
     ]
     for node in layout.nodes:
@@ -258,8 +263,8 @@ class NetnsLab:
         try:
             build(lab.layout)
             text = lab_config(
-                lab.layout, lab_dir, profile=profile, failback=failback,
-                suspect_after=suspect_after,
+                lab.layout, lab_dir, secret_file=lab_secret_file(lab_dir), profile=profile,
+                failback=failback, suspect_after=suspect_after,
             )  # fmt: skip
             lab.config_path.write_text(text)
             if start_agents:
@@ -307,8 +312,8 @@ class NetnsLab:
             shutil.rmtree(self.state_dir(node), ignore_errors=True)
             shutil.rmtree(self.runtime_dir(node), ignore_errors=True)
         text = lab_config(
-            self.layout, self.lab_dir, profile=profile, failback=failback,
-            suspect_after=suspect_after,
+            self.layout, self.lab_dir, secret_file=lab_secret_file(self.lab_dir),
+            profile=profile, failback=failback, suspect_after=suspect_after,
         )  # fmt: skip
         self.config_path.write_text(text)
         for node in self.layout.nodes:

@@ -3,6 +3,8 @@
 Each member is ``python -m hakeeper coord member`` with its own data dir and log. Used by the
 contract suite, the failover benchmark and the demo; offers the same methods as
 `hakeeper.lab.etcd_cluster.EtcdCluster` so callers need not know which engine runs.
+Members authenticate each other with a cluster secret: the one given, else one of the
+cluster's own in ``base_dir``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 from hakeeper.coord.raft import RaftCoordinator
 from hakeeper.errors import CoordError
+from hakeeper.lab.cluster_secret import lab_secret_file
 from hakeeper.lab.processes import ManagedProcess, free_port
 from hakeeper.model.timing import PROFILES, TimingProfile
 
@@ -31,7 +34,7 @@ class RaftCluster:
     ) -> None:
         self.base_dir = base_dir
         self.timing = timing
-        self.secret_file = secret_file
+        self.secret_file = secret_file if secret_file is not None else lab_secret_file(base_dir)
         self.names = [f"m{i + 1}" for i in range(size)]
         self.endpoints = [f"{host}:{free_port(host)}" for _ in self.names]
         self._address = dict(zip(self.names, self.endpoints, strict=True))
@@ -45,9 +48,8 @@ class RaftCluster:
             "--peers", ",".join(self.endpoints),
             "--data-dir", str(self.base_dir / name),
             "--profile", self.timing.name,
+            "--secret-file", str(self.secret_file),
         ]  # fmt: skip
-        if self.secret_file is not None:
-            argv += ["--secret-file", str(self.secret_file)]
         return ManagedProcess(name, argv, self.base_dir / f"{name}.log")
 
     async def start(self, ready_timeout: float = 30.0) -> None:
