@@ -24,6 +24,7 @@ from hakeeper.lab.raft_cluster import RaftCluster
         (["127.0.0.1:7001"], {"self_address": "127.0.0.1:7002"}, "not in the peer list"),
         (["127.0.0.1:7001"], {"self_address": "127.0.0.1:7001"}, "needs a data_dir"),
         (["127.0.0.1:7001"], {"secret_file": Path("/nonexistent/secret")}, "hakeeper init"),
+        (["127.0.0.1:7001"], {}, "no cluster secret file given.*hakeeper init"),
     ],
 )
 def test_bad_peer_settings_are_refused_with_the_fix(
@@ -33,11 +34,13 @@ def test_bad_peer_settings_are_refused_with_the_fix(
         RaftCoordinator(peers, **options)  # type: ignore[arg-type]
 
 
-async def test_no_running_peer_is_reported_unreachable_with_the_peers() -> None:
+async def test_no_running_peer_is_reported_unreachable_with_the_peers(tmp_path: Path) -> None:
     peers = [f"127.0.0.1:{free_port()}" for _ in range(3)]
+    secret_file = tmp_path / "secret"
+    write_secret_file(secret_file)
     started = time.monotonic()
     with pytest.raises(Unreachable, match=peers[0]):
-        await RaftCoordinator.open(peers, ready_timeout=2.0)
+        await RaftCoordinator.open(peers, ready_timeout=2.0, secret_file=secret_file)
     assert time.monotonic() - started < 15
 
 
@@ -46,7 +49,7 @@ async def test_a_client_with_another_peer_list_is_refused(tmp_path: Path) -> Non
     async with RaftCluster(3, base_dir=tmp_path) as cluster:
         other = [*cluster.endpoints, f"127.0.0.1:{free_port()}"]
         with pytest.raises(EngineMismatch, match="disagrees"):
-            await RaftCoordinator.open(other, ready_timeout=15.0)
+            await RaftCoordinator.open(other, ready_timeout=15.0, secret_file=cluster.secret_file)
 
 
 @pytest.mark.slow

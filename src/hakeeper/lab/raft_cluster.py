@@ -8,9 +8,11 @@ contract suite, the failover benchmark and the demo; offers the same methods as
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
 from pathlib import Path
 
+from hakeeper.config.secret_file import write_secret_file
 from hakeeper.coord.raft import RaftCoordinator
 from hakeeper.errors import CoordError
 from hakeeper.lab.processes import ManagedProcess, free_port
@@ -31,8 +33,18 @@ class RaftCluster:
     ) -> None:
         self.base_dir = base_dir
         self.timing = timing
+        if secret_file is None:  # a lab makes its own cluster secret, as `hakeeper init` would
+            base_dir.mkdir(parents=True, exist_ok=True)
+            secret_file = base_dir / "secret"
+            write_secret_file(secret_file)
         self.secret_file = secret_file
         self.names = [f"m{i + 1}" for i in range(size)]
+        # Each member holds its own copy, as on real hosts (rotation edits them one by one).
+        self.member_secret_files = {n: base_dir / f"{n}.secret" for n in self.names}
+        for copy in self.member_secret_files.values():
+            copy.touch(mode=0o600)  # private before the secret is in it
+            copy.chmod(0o600)
+            shutil.copyfile(secret_file, copy)
         self.endpoints = [f"{host}:{free_port(host)}" for _ in self.names]
         self._address = dict(zip(self.names, self.endpoints, strict=True))
         self._procs = {name: self._member(name) for name in self.names}
@@ -45,9 +57,8 @@ class RaftCluster:
             "--peers", ",".join(self.endpoints),
             "--data-dir", str(self.base_dir / name),
             "--profile", self.timing.name,
+            "--secret-file", str(self.member_secret_files[name]),
         ]  # fmt: skip
-        if self.secret_file is not None:
-            argv += ["--secret-file", str(self.secret_file)]
         return ManagedProcess(name, argv, self.base_dir / f"{name}.log")
 
     async def start(self, ready_timeout: float = 30.0) -> None:
