@@ -55,3 +55,6 @@ app.add_typer(_lab.app, name="lab")
 from hakeeper.cli import lb as _lb  # noqa: E402
 
 app.add_typer(_lb.app, name="lb")
+from hakeeper.cli.secret import app as _secret_app  # noqa: E402
+
+app.add_typer(_secret_app, name="secret")
