@@ -61,3 +61,20 @@ async def test_members_with_a_shared_secret_form_a_cluster(tmp_path: Path) -> No
         client = await cluster.client()
         await client.put("/enc", b"1")
         assert (await client.get("/enc")) is not None
+
+
+def test_a_member_without_a_secret_file_refuses_to_start(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from hakeeper.cli.main import app
+
+    address = f"127.0.0.1:{free_port()}"
+    result = CliRunner().invoke(
+        app,
+        ["coord", "member", "--address", address, "--peers", address,
+         "--data-dir", str(tmp_path / "m1")],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "--secret-file is required" in result.output
+    assert "hakeeper init" in result.output
+    assert not (tmp_path / "m1").exists()

@@ -12,6 +12,7 @@ Everything here runs on PySyncObj's tick thread.
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import time
@@ -172,15 +173,17 @@ class AuthConnection:
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setblocking(False)
-            sock.connect_ex((host, port))
+            result = sock.connect_ex((host, port))
         except OSError:
-            sock.close()
+            result = -1
+        if result not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+            sock.close()  # refused at once (nothing listens): the transport redials later
             return False
         self._adopt(sock, _Phase.CONNECTING)
         return True
 
     def send(self, message: Any) -> None:
-        if self._phase != _Phase.ESTABLISHED or self._sealer is None:
+        if self._phase != _Phase.ESTABLISHED or self._sealer is None or self._silent_too_long():
             return
         try:
             self._out += self._sealer.seal(message)
@@ -242,13 +245,13 @@ class AuthConnection:
 
     def _on_event(self, fd: int, event: int) -> None:
         if fd != self._fileno or self._sock is None:
-            self._poller.unsubscribe(fd)
+            # An event of this poll batch for a descriptor closed since: that number may
+            # belong to a new connection already, so leave its registration alone.
             return
         if event & POLL_EVENT_TYPE.ERROR:
             self.disconnect()
             return
-        if self._phase == _Phase.ESTABLISHED and time.monotonic() - self._last_read > self._timeout:
-            self.disconnect()  # silent for connectionTimeout: the peer is gone
+        if self._silent_too_long():
             return
         if self._phase == _Phase.CONNECTING:
             if self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
@@ -263,6 +266,13 @@ class AuthConnection:
             self._read()
         if self._phase != _Phase.DISCONNECTED:
             self._watch()
+
+    def _silent_too_long(self) -> bool:
+        """Close an established link that read nothing for connectionTimeout (as PySyncObj)."""
+        if self._phase == _Phase.ESTABLISHED and time.monotonic() - self._last_read > self._timeout:
+            self.disconnect()
+            return True
+        return False
 
     def _flush(self) -> None:
         assert self._sock is not None

@@ -100,8 +100,7 @@ class GuardedServer:
 
     def _on_event(self, fd: int, event: int) -> None:
         if self._sock is None or fd != self._sock.fileno():
-            self._poller.unsubscribe(fd)
-            return
+            return  # a stale event of this poll batch: the number may be reused already
         if event & POLL_EVENT_TYPE.ERROR:
             self._pause("error condition on the listening socket")
             return
