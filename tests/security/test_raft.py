@@ -196,9 +196,12 @@ async def test_a_thousand_idle_connections_then_a_leader_kill_elects_and_writes(
             assert name == leader or cluster.running(name)
         stamp = b"after-the-flood"
         await asyncio.wait_for(group.client.put("/security/flood", stamp), 30)
-        # Every idle connection was closed by its member: none is held past the deadline.
-        await asyncio.sleep(HANDSHAKE_DEADLINE + 3)
-        still_open = [s for s in socks if not _closed_by_peer(s, within=0.05)]
+        # Every idle connection is closed by its member (the handshake deadline, or the cap
+        # at accept): none is held for long. Generous overall deadline for a loaded machine.
+        deadline = time.monotonic() + HANDSHAKE_DEADLINE + 30
+        still_open = [
+            s for s in socks if not _closed_by_peer(s, max(0.05, deadline - time.monotonic()))
+        ]
         assert not still_open, f"{len(still_open)} idle connections still held"
     await cluster.restart(leader)
     await group.assert_healthy()
