@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import pickle
+import select
 import socket
 import struct
 import sys
+import threading
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
@@ -24,6 +26,7 @@ from hakeeper.config.secret_file import read_secret_file, write_secret_file
 from hakeeper.coord import peer_auth
 from hakeeper.coord.raft import RaftCoordinator
 from hakeeper.coord.raft_connection import HANDSHAKE_DEADLINE
+from hakeeper.coord.raft_transport import MAX_PENDING
 from hakeeper.lab.processes import ManagedProcess, free_port
 from hakeeper.lab.raft_cluster import RaftCluster
 
@@ -237,3 +240,59 @@ async def test_a_member_keeps_serving_after_accept_fails_with_emfile(tmp_path: P
             await client.close()
     finally:
         member.kill()
+
+
+def _flood(targets: list[tuple[str, int]], source: str, stop: threading.Event) -> int:
+    """Keep ``MAX_PENDING`` + 16 silent connections from ``source`` open to each target,
+    replacing every one a member closes, until ``stop`` (bounded: 30 s, 20,000 dials).
+    Returns how many dials were made."""
+    held: dict[int, tuple[socket.socket, tuple[str, int]]] = {}
+    poller = select.poll()
+    dials = 0
+    deadline = time.monotonic() + 30
+    try:
+        while not stop.is_set() and time.monotonic() < deadline and dials < 20_000:
+            for target in targets:
+                missing = MAX_PENDING + 16 - sum(1 for _, t in held.values() if t == target)
+                for _ in range(missing):
+                    sock = socket.socket()
+                    try:
+                        sock.bind((source, 0))
+                        sock.connect(target)
+                    except OSError:
+                        sock.close()
+                        continue
+                    held[sock.fileno()] = (sock, target)
+                    poller.register(sock.fileno(), select.POLLIN)
+                    dials += 1
+            for fd, _event in poller.poll(50):
+                poller.unregister(fd)
+                held.pop(fd)[0].close()  # closed by the member (or data: neither is ours)
+    finally:
+        for sock, _target in held.values():
+            sock.close()
+    return dials
+
+
+async def test_a_flood_from_elsewhere_does_not_lock_out_a_member_host(
+    group: Group, tmp_path: Path
+) -> None:
+    stop = threading.Event()
+    flood = asyncio.create_task(asyncio.to_thread(_flood, group.ports(), "127.0.0.77", stop))
+    try:
+        await asyncio.sleep(1.0)  # every member's handshake cap is full of the flood now
+        # A new client on a member's host (127.0.0.1) dials every member and writes.
+        client = await RaftCoordinator.open(
+            group.cluster.endpoints, secret_file=group.cluster.secret_file, ready_timeout=20
+        )
+        try:
+            await asyncio.wait_for(client.put("/security/during-flood", b"ok"), 20)
+        finally:
+            await client.close()
+    finally:
+        stop.set()
+        dials = await asyncio.wait_for(flood, 60)
+    assert dials > 3 * MAX_PENDING
+    logs = "".join((tmp_path / "raft" / f"{n}.log").read_text() for n in group.cluster.names)
+    assert "too_many_unauthenticated" in logs  # the cap was reached: the flood was real
+    await group.assert_healthy()

@@ -70,8 +70,13 @@ class PeerGuard:
                           self._problem)  # fmt: skip
         return secret
 
-    def accepted_pending(self) -> int:
-        return sum(1 for conn in self.pending if not conn.initiator)
+    def accepted_pending(self, host: str | None = None) -> int:
+        """Accepted connections still in their handshake (from ``host`` only, if given)."""
+        return sum(
+            1
+            for conn in self.pending
+            if not conn.initiator and (host is None or conn.peer_host == host)
+        )
 
     def expire(self, now: float) -> None:
         for conn, deadline in list(self.pending.items()):
@@ -106,13 +111,14 @@ class AuthConnection:
         recv_buffer: int,
         keepalive: tuple[int, int, int] | None,
         sock: socket.socket | None = None,
-        peer: str = "?",
+        peer: tuple[str, int] = ("?", 0),
     ) -> None:
         # TCPTransport reads and sets these (its Fernet layer, off here: no password given).
         self.encryptor = None
         self.sendRandKey = None
         self.recvRandKey = None
-        self.peer = peer
+        self.peer_host = peer[0]
+        self.peer = f"{peer[0]}:{peer[1]}"
         self.peer_secret: bytes | None = None  # the accepted secret the peer proved
         self.initiator = sock is None
         self._poller = poller
@@ -168,7 +174,7 @@ class AuthConnection:
         if host is None:
             return False
         self.disconnect()
-        self.peer = f"{host}:{port}"
+        self.peer_host, self.peer = host, f"{host}:{port}"
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:

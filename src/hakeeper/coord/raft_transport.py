@@ -11,8 +11,9 @@ bookkeeping (who dials whom, reconnects, read-only clients) stays as it is:
   (AES-GCM, counter nonces) before it is decompressed or unpickled, and a length header over
   `MAX_FRAME` closes the connection before the frame is buffered (bytearray buffers).
 * `GuardedServer` closes a new connection at once while `MAX_PENDING` others are still in
-  their handshake, and on an ``accept()`` error (EMFILE and the rest) logs, stops watching
-  the listener for a short back-off and then serves again.
+  their handshake (`PEER_RESERVE` more are let in from each member's host), and on an
+  ``accept()`` error (EMFILE and the rest) logs, stops watching the listener for a short
+  back-off and then serves again.
 * `AuthTransport` closes handshakes older than `HANDSHAKE_DEADLINE`, and when the secret file
   changes closes every connection whose peer proved a secret no longer accepted: the peer
   redials and proves the new one (rotation without restart).
@@ -27,6 +28,7 @@ import functools
 import logging
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from hakeeper.config.secret_file import SecretFile
@@ -36,7 +38,11 @@ from hakeeper.coord.raft_connection import AuthConnection, PeerGuard
 log = logging.getLogger(__name__)
 
 MAX_PENDING = 64
-"""Accepted connections still in their handshake; more are closed at accept."""
+"""Accepted connections still in their handshake; more are closed at accept..."""
+PEER_RESERVE = 8
+"""...except up to this many more from each configured member's host, so that a flood from
+elsewhere cannot keep a restarted member (or the agents' clients on the members' hosts) from
+reconnecting. TCP needs the SYN-ACK, so a source address is not forged from off the path."""
 ACCEPTS_PER_EVENT = 32
 ACCEPT_BACKOFF = (0.05, 1.0)  # first and longest pause after an accept() error
 LISTEN_BACKLOG = 128
@@ -47,9 +53,17 @@ class GuardedServer:
     """The listener: caps connections in their handshake and survives accept() errors."""
 
     def __init__(
-        self, poller: Any, host: str, port: int, guard: PeerGuard, on_connection: Any, **conn: Any
+        self,
+        poller: Any,
+        host: str,
+        port: int,
+        guard: PeerGuard,
+        on_connection: Any,
+        peer_hosts: Callable[[], frozenset[str]],
+        **conn: Any,
     ) -> None:
         self._poller = poller
+        self._peer_hosts = peer_hosts
         self._address = (host, port)
         self._guard = guard
         self._on_connection = on_connection
@@ -115,10 +129,11 @@ class GuardedServer:
                 self._pause(f"accept(): {exc.strerror or exc}")
                 return
             self._backoff = ACCEPT_BACKOFF[0]
-            peer = f"{addr[0]}:{addr[1]}"
-            if self._guard.accepted_pending() >= MAX_PENDING:
+            peer = (addr[0], addr[1])
+            if not self._admit(addr[0]):
                 sock.close()
-                self._guard.note("too_many_unauthenticated", peer, f"limit {MAX_PENDING}")
+                self._guard.note("too_many_unauthenticated", f"{addr[0]}:{addr[1]}",
+                                 f"limit {MAX_PENDING}")  # fmt: skip
                 continue
             try:
                 conn = AuthConnection(self._poller, self._guard, sock=sock, peer=peer,
@@ -127,6 +142,11 @@ class GuardedServer:
                 sock.close()  # reset before its options could be set
                 continue
             self._on_connection(conn)
+
+    def _admit(self, host: str) -> bool:
+        if self._guard.accepted_pending() < MAX_PENDING:
+            return True
+        return host in self._peer_hosts() and self._guard.accepted_pending(host) < PEER_RESERVE
 
 
 class AuthTransport(TCPTransport):  # type: ignore[misc]
@@ -159,8 +179,15 @@ class AuthTransport(TCPTransport):  # type: ignore[misc]
             int(port),
             self._guard,
             self._onNewIncomingConnection,
+            self._peer_hosts,
             **self._conn_options(),
         )
+
+    def _peer_hosts(self) -> frozenset[str]:
+        """The addresses of every member's host, this one's included (asked only when the
+        handshake cap is full)."""
+        nodes = [*self._nodes, *([self._selfNode] if self._selfNode is not None else [])]
+        return frozenset(node.ip for node in nodes)
 
     def addNode(self, node: Any) -> None:  # overrides PySyncObj
         self._nodes.add(node)
