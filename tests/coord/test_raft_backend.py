@@ -78,3 +78,13 @@ def test_a_member_without_a_secret_file_refuses_to_start(tmp_path: Path) -> None
     assert "--secret-file is required" in result.output
     assert "hakeeper init" in result.output
     assert not (tmp_path / "m1").exists()
+
+
+@pytest.mark.slow
+async def test_a_member_keeps_its_log_in_a_private_directory(tmp_path: Path) -> None:
+    async with RaftCluster(3, base_dir=tmp_path) as cluster:
+        client = await cluster.client()
+        await client.put("/private", b"1")
+        for name in cluster.names:
+            mode = (tmp_path / name).stat().st_mode & 0o777
+            assert mode == 0o700, f"{name}: data dir mode {mode:04o}"

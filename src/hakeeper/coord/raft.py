@@ -161,7 +161,10 @@ class RaftCoordinator:
         timing = self._timing
         journal = dump = None
         if self._data_dir is not None:
-            self._data_dir.mkdir(parents=True, exist_ok=True)
+            # The journal and snapshot hold the whole key space (fence passwords among it),
+            # and PySyncObj writes them with the process umask: the directory keeps them private.
+            self._data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._data_dir.chmod(0o700)
             journal = str(self._data_dir / "raft.journal")
             dump = str(self._data_dir / "raft.dump")
         conf = SyncObjConf(
