@@ -21,6 +21,7 @@ SYSTEM_PROGRAMS: dict[str, str] = {
     "ip": "iproute2",
     "curl": "curl",
     "setpriv": "util-linux",
+    "prlimit": "util-linux",
     "dpkg-query": "dpkg",
     "/usr/lib/ocf/resource.d/heartbeat/Dummy": "resource-agents",
     "/usr/lib/ocf/resource.d/heartbeat/Stateful": "resource-agents",

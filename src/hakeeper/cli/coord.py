@@ -26,11 +26,20 @@ def member(
     data_dir: Annotated[Path, typer.Option(help="Where the Raft log and snapshots live.")],
     profile: Annotated[str, typer.Option(help="Timing profile: fast, default, wan.")] = "default",
     secret_file: Annotated[
-        Path | None, typer.Option(help="File holding the shared secret of the group.")
+        Path | None,
+        typer.Option(help="The cluster secret file (mode 0600) every member holds. Required."),
     ] = None,
 ) -> None:
     """Run one voting member of an embedded Raft group until SIGTERM or SIGINT."""
     setup_logging()
+    if secret_file is None:
+        typer.echo(
+            "hakeeper coord member: --secret-file is required: peers prove the cluster secret "
+            "to each other. Write one with `hakeeper init`, or copy the secret file of a "
+            "member of this group (mode 0600), and pass its path.",
+            err=True,
+        )
+        raise typer.Exit(2)
     try:
         coord = RaftCoordinator(
             [p for p in peers.split(",") if p],

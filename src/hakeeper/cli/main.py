@@ -58,3 +58,6 @@ app.add_typer(_lb.app, name="lb")
 from hakeeper.cli.init_cmd import init as _init  # noqa: E402
 
 app.command(name="init")(_init)
+from hakeeper.cli.secret import app as _secret_app  # noqa: E402
+
+app.add_typer(_secret_app, name="secret")

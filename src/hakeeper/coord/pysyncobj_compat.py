@@ -1,19 +1,78 @@
-"""PySyncObj, imported once, with its process-wide side effect undone.
+"""PySyncObj, imported once, with its process-wide side effect undone and its apply guarded.
 
 ``pysyncobj.tcp_connection`` imports ``pysyncobj/win_inet_pton.py``, which replaces
 ``socket.inet_ntop`` with a Windows-only version on every platform (its
 ``socket.inet_ntop = inet_ntop`` sits outside the ``os.name == 'nt'`` check). Any code in the
 same process that formats an address afterwards (pyroute2 in the ``vip`` agent, for one)
 then fails. Everything in hakeeper imports PySyncObj through this module.
+
+PySyncObj retries an entry whose apply raised on every tick, forever: one malformed entry
+would wedge every member at the same index. `GuardedSyncObj` applies such an entry as a
+no-op instead, logs why, and answers its submitter with `Skipped`. Every member meets the same
+entry with the same code, so every member skips it alike and the replicas stay identical.
 """
 
 from __future__ import annotations
 
 import _socket
+import logging
 import socket
+from dataclasses import dataclass
+from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj.dns_resolver import globalDnsResolver
+from pysyncobj.poller import POLL_EVENT_TYPE
+from pysyncobj.syncobj import SyncObjExceptionWrongVer
+from pysyncobj.tcp_connection import CONNECTION_STATE, set_keepalive
+from pysyncobj.transport import TCPTransport
 
 socket.inet_ntop = _socket.inet_ntop
 
-__all__ = ["FAIL_REASON", "SyncObj", "SyncObjConf", "SyncObjConsumer", "replicated"]
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "CONNECTION_STATE",
+    "FAIL_REASON",
+    "POLL_EVENT_TYPE",
+    "GuardedSyncObj",
+    "Skipped",
+    "SyncObj",
+    "SyncObjConf",
+    "SyncObjConsumer",
+    "TCPTransport",
+    "globalDnsResolver",
+    "replicated",
+    "set_keepalive",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """What a submitter receives for an entry that was applied as a no-op, and why."""
+
+    reason: str
+
+
+class GuardedSyncObj(SyncObj):  # type: ignore[misc]
+    """`SyncObj` whose apply of one log entry never raises."""
+
+    skipped = 0  # entries this member applied as no-ops (diagnostics)
+
+    # SyncObj calls ``self.__doApplyCommand``, which Python names ``_SyncObj__doApplyCommand``;
+    # defining that name here is how a subclass wraps it.
+    def _SyncObj__doApplyCommand(self, command: Any) -> Any:
+        try:
+            return SyncObj._SyncObj__doApplyCommand(self, command)
+        except SyncObjExceptionWrongVer:
+            raise  # PySyncObj's own upgrade protocol (unused by hakeeper): it logs and waits
+        except Exception as exc:  # noqa: BLE001 - any failure of one entry is that entry's
+            reason = f"{type(exc).__name__}: {exc}"[:300]
+            self.skipped += 1
+            log.error(
+                "event=raft_entry_skipped reason=%r bytes=%d (applied as a no-op on every "
+                "member; the submitter gets an error)",
+                reason,
+                len(command) if isinstance(command, bytes | bytearray) else -1,
+            )
+            return Skipped(reason)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import time
@@ -23,7 +24,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hakeeper.config.secret_file import read_secret_file
+from hakeeper.config.secret_file import SecretFile
 from hakeeper.coord.base import (
     KV,
     Cmp,
@@ -35,8 +36,16 @@ from hakeeper.coord.base import (
     TxnResult,
     WatchEvent,
 )
-from hakeeper.coord.pysyncobj_compat import FAIL_REASON, SyncObj, SyncObjConf
-from hakeeper.coord.raft_state import CmpWire, KVStateMachine, OpWire
+from hakeeper.coord.pysyncobj_compat import FAIL_REASON, GuardedSyncObj, Skipped, SyncObjConf
+from hakeeper.coord.raft_state import (
+    CmpWire,
+    KVStateMachine,
+    OpWire,
+    check_lease_id,
+    check_ttl,
+    check_txn,
+)
+from hakeeper.coord.raft_transport import AuthTransport
 from hakeeper.errors import (
     Compacted,
     ConfigError,
@@ -89,11 +98,19 @@ class RaftCoordinator:
         self._peers = [p.strip() for p in peers]
         self._self = self_address
         self._data_dir = data_dir
-        # Read at construction so that a missing or open secret file stops start-up.
-        self._secret = read_secret_file(secret_file) if secret_file is not None else None
         self._timing = timing
         self._request_timeout = request_timeout
         self._validate()
+        if secret_file is None:
+            raise ConfigError(
+                "raft: no cluster secret file given: every member and client proves the "
+                "cluster secret to its peers. Write one with `hakeeper init`, or copy the "
+                "secret file of a node of this cluster (mode 0600) and name it with "
+                "[coordination] secret_file or --secret-file"
+            )
+        # Read at construction so that a missing or open secret file stops start-up; the
+        # transport re-reads it at every handshake (rotation).
+        self._secret_file = SecretFile(secret_file)
         self._state = KVStateMachine()
         self._sync: Any = None
         self._ticker: asyncio.Task[None] | None = None
@@ -144,7 +161,10 @@ class RaftCoordinator:
         timing = self._timing
         journal = dump = None
         if self._data_dir is not None:
-            self._data_dir.mkdir(parents=True, exist_ok=True)
+            # The journal and snapshot hold the whole key space (fence passwords among it),
+            # and PySyncObj writes them with the process umask: the directory keeps them private.
+            self._data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._data_dir.chmod(0o700)
             journal = str(self._data_dir / "raft.journal")
             dump = str(self._data_dir / "raft.dump")
         conf = SyncObjConf(
@@ -166,13 +186,20 @@ class RaftCoordinator:
             useFork=False,
             logCompactionMinEntries=5000,
             logCompactionMinTime=60,
-            password=self._secret.current.decode() if self._secret is not None else None,
             # PySyncObj listens on every address unless told; a member listens on its own only.
             bindAddress=self._self,
             onStateChanged=_log_state_change,
         )
         others = [p for p in self._peers if p != self._self]
-        self._sync = SyncObj(self._self, others, conf, consumers=[self._state])
+        # No `password`: PySyncObj's own Fernet layer would parse frames before checking them;
+        # AuthTransport authenticates each peer, then each frame, before anything is unpickled.
+        self._sync = GuardedSyncObj(
+            self._self,
+            others,
+            conf,
+            consumers=[self._state],
+            transportClass=functools.partial(AuthTransport, secret_file=self._secret_file),
+        )
         if self._self is not None:
             self._ticker = asyncio.create_task(self._expire_leases(), name="raft-lease-expiry")
 
@@ -231,14 +258,17 @@ class RaftCoordinator:
                 f"(1.5 × election timeout {self._timing.election_max:g}s of profile "
                 f"{self._timing.name!r}): raise the TTL or choose a faster profile"
             )
+        check_ttl(ttl)
         lease_id, granted = await self._submit(self._state.cmd_grant, _req_id(), ttl)
         return Lease(lease_id, granted)
 
     async def keepalive(self, lease: Lease) -> bool:
+        check_lease_id(lease.id)
         ttl = await self._submit(self._state.cmd_keepalive, lease.id)
         return bool(ttl > 0)
 
     async def revoke(self, lease: Lease) -> None:
+        check_lease_id(lease.id)
         await self._submit(self._state.cmd_revoke, lease.id)
 
     async def lease_renewed_ago(self, lease_id: int) -> float | None:
@@ -282,13 +312,14 @@ class RaftCoordinator:
         self, compare: Sequence[Cmp], success: Sequence[Op], failure: Sequence[Op] = ()
     ) -> TxnResult:
         writes = any(not isinstance(op, Get) for op in (*success, *failure))
-        outcome = await self._submit(
-            self._state.cmd_txn,
+        wire = (
             _req_id() if writes else "",
             [_cmp_wire(c) for c in compare],
             [_op_wire(o) for o in success],
             [_op_wire(o) for o in failure],
         )
+        check_txn(*wire)  # a malformed command never reaches the log from here
+        outcome = await self._submit(self._state.cmd_txn, *wire)
         if outcome[0] == "lease_not_found":
             raise LeaseExpired(
                 f"lease {outcome[1]} no longer exists (expired or revoked): grant a new one"
@@ -364,6 +395,8 @@ class RaftCoordinator:
             except TimeoutError:
                 continue
             if error == FAIL_REASON.SUCCESS:
+                if isinstance(result, Skipped):
+                    raise CoordError(f"raft applied the command as a no-op: {result.reason}")
                 return result
             if error not in _RETRYABLE:
                 raise CoordError(f"raft refused the command ({_reason(error)})")

@@ -17,6 +17,7 @@ Apply runs on PySyncObj's thread; readers on the event loop's thread take ``lock
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -26,6 +27,7 @@ from typing import Any
 
 from hakeeper.coord.base import KV, WatchEvent
 from hakeeper.coord.pysyncobj_compat import SyncObjConsumer, replicated
+from hakeeper.errors import CoordError
 
 # Wire forms of compares and ops: plain tuples, so the Raft log does not depend on class layout.
 CmpWire = tuple[str, str, str, bytes | int]
@@ -34,6 +36,17 @@ TxnOutcome = tuple[bool, int, tuple[Any, ...]]
 
 HISTORY_LIMIT = 20_000
 REQUEST_CACHE_LIMIT = 5_000
+
+# Bounds of one command, checked before it is proposed and again when it is applied (etcd's
+# own: 1.5 MiB per request, 128 operations per txn). A frame must hold one command whole.
+MAX_KEY_BYTES = 4096
+MAX_VALUE_BYTES = 1024 * 1024
+MAX_COMMAND_BYTES = 2 * 1024 * 1024
+MAX_TXN_OPS = 128
+MAX_ID_CHARS = 64
+MAX_TTL = 7 * 24 * 3600.0
+_TARGETS = {"value": 0, "create_revision": 1, "mod_revision": 2, "version": 3, "lease": 4}
+_CMP_OPS = frozenset({"==", "!=", "<", ">"})
 
 Subscriber = Callable[[list[WatchEvent]], None]
 
@@ -51,6 +64,92 @@ class LeaseNotFound(Exception):
     def __init__(self, lease: int) -> None:
         super().__init__(lease)
         self.lease = lease
+
+
+class MalformedCommand(CoordError):
+    """A command of the wrong shape, type or size: refused before it is proposed, and
+    applied as a no-op should one reach the log anyway."""
+
+
+def _fail(what: str) -> MalformedCommand:
+    return MalformedCommand(f"raft command refused: {what}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_id(value: object, what: str = "request id") -> None:
+    if not isinstance(value, str) or len(value) > MAX_ID_CHARS:
+        raise _fail(f"{what} must be a string of at most {MAX_ID_CHARS} characters")
+
+
+def check_lease_id(value: object) -> None:
+    if not _is_int(value) or not 0 <= value < 2**63:  # type: ignore[operator]
+        raise _fail(f"lease id {value!r} is not a non-negative integer")
+
+
+def check_ttl(value: object) -> None:
+    if not isinstance(value, int | float) or not (math.isfinite(value) and 0 < value <= MAX_TTL):
+        raise _fail(f"lease TTL {value!r} is not a number in (0, {MAX_TTL:g}] seconds")
+
+
+def _key_size(key: object) -> int:
+    if not isinstance(key, str):
+        raise _fail(f"key {key!r} is not a string")
+    size = len(key.encode("utf-8", "surrogatepass"))
+    if size > MAX_KEY_BYTES:
+        raise _fail(f"a key of {size} bytes exceeds {MAX_KEY_BYTES}")
+    return size
+
+
+def _cmp_size(cmp: object) -> int:
+    if not isinstance(cmp, tuple | list) or len(cmp) != 4:
+        raise _fail("a compare is not (key, target, op, operand)")
+    key, target, op, operand = cmp
+    if target not in _TARGETS or op not in _CMP_OPS:
+        raise _fail(f"compare target {target!r} or operator {op!r} is unknown")
+    if target == "value":
+        if not isinstance(operand, bytes) or len(operand) > MAX_VALUE_BYTES:
+            raise _fail(f"a value compare needs bytes of at most {MAX_VALUE_BYTES}")
+        return _key_size(key) + len(operand)
+    if not _is_int(operand):
+        raise _fail(f"a {target} compare needs an integer, not {type(operand).__name__}")
+    return _key_size(key) + 8
+
+
+def _op_size(op: object) -> int:
+    if not isinstance(op, tuple | list) or len(op) != 4:
+        raise _fail("an operation is not (kind, key, argument, lease)")
+    kind, key, arg, lease = op
+    if kind == "put":
+        if not isinstance(arg, bytes) or len(arg) > MAX_VALUE_BYTES:
+            raise _fail(f"a put value must be bytes of at most {MAX_VALUE_BYTES}")
+        check_lease_id(lease)
+        return _key_size(key) + len(arg)
+    if kind in ("del", "get"):
+        if not isinstance(arg, bool) or lease is not None:
+            raise _fail(f"a {kind} takes (key, prefix flag)")
+        return _key_size(key)
+    raise _fail(f"operation kind {kind!r} is unknown")
+
+
+def check_txn(req_id: object, compare: object, success: object, failure: object) -> None:
+    """Refuse a txn whose shape, types or sizes are wrong (MalformedCommand)."""
+    check_id(req_id)
+    if not (
+        isinstance(compare, list | tuple)
+        and isinstance(success, list | tuple)
+        and isinstance(failure, list | tuple)
+    ):
+        raise _fail("compare, success and failure must be lists")
+    count = len(compare) + len(success) + len(failure)
+    if count > MAX_TXN_OPS:
+        raise _fail(f"{count} compares and operations exceed {MAX_TXN_OPS} per txn")
+    size = sum(_cmp_size(c) for c in compare)
+    size += sum(_op_size(o) for o in (*success, *failure))
+    if size > MAX_COMMAND_BYTES:
+        raise _fail(f"a txn of {size} bytes exceeds {MAX_COMMAND_BYTES}")
 
 
 class KVStateMachine(SyncObjConsumer):  # type: ignore[misc]
@@ -88,6 +187,7 @@ class KVStateMachine(SyncObjConsumer):  # type: ignore[misc]
 
     @replicated  # type: ignore[untyped-decorator]
     def cmd_identify(self, fingerprint: str) -> str:
+        check_id(fingerprint, "fingerprint")
         with self.lock:
             if self.cluster_fingerprint is None:
                 self.cluster_fingerprint = fingerprint
@@ -101,6 +201,7 @@ class KVStateMachine(SyncObjConsumer):  # type: ignore[misc]
     def cmd_txn(
         self, req_id: str, compare: list[CmpWire], success: list[OpWire], failure: list[OpWire]
     ) -> TxnOutcome | tuple[str, int]:
+        check_txn(req_id, compare, success, failure)  # before anything changes
         with self.lock:
             if req_id and req_id in self.requests:
                 return self.requests[req_id]  # type: ignore[no-any-return]
@@ -116,6 +217,8 @@ class KVStateMachine(SyncObjConsumer):  # type: ignore[misc]
 
     @replicated  # type: ignore[untyped-decorator]
     def cmd_grant(self, req_id: str, ttl: float) -> tuple[int, float]:
+        check_id(req_id)
+        check_ttl(ttl)
         with self.lock:
             if req_id in self.requests:
                 return self.requests[req_id]  # type: ignore[no-any-return]
@@ -128,6 +231,7 @@ class KVStateMachine(SyncObjConsumer):  # type: ignore[misc]
 
     @replicated  # type: ignore[untyped-decorator]
     def cmd_keepalive(self, lease_id: int) -> float:
+        check_lease_id(lease_id)
         with self.lock:
             record = self.leases.get(lease_id)
             if record is None:
@@ -138,12 +242,15 @@ class KVStateMachine(SyncObjConsumer):  # type: ignore[misc]
 
     @replicated  # type: ignore[untyped-decorator]
     def cmd_revoke(self, lease_id: int) -> int:
+        check_lease_id(lease_id)
         with self.lock:
             self._drop_lease(lease_id)
             return self.revision
 
     @replicated  # type: ignore[untyped-decorator]
     def cmd_expire(self, lease_id: int, seq: int) -> bool:
+        check_lease_id(lease_id)
+        check_lease_id(seq)
         with self.lock:
             record = self.leases.get(lease_id)
             if record is None or record.seq != seq:
@@ -207,8 +314,7 @@ class KVStateMachine(SyncObjConsumer):  # type: ignore[misc]
         if target == "value":
             actual: bytes | int = entry[0] if entry else b""
         else:
-            index = {"create_revision": 1, "mod_revision": 2, "version": 3, "lease": 4}[target]
-            actual = entry[index] if entry else 0
+            actual = entry[_TARGETS[target]] if entry else 0
         if op == "==":
             return actual == operand
         if op == "!=":

@@ -10,6 +10,7 @@ cluster's own in ``base_dir``.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
 from pathlib import Path
 
@@ -36,6 +37,12 @@ class RaftCluster:
         self.timing = timing
         self.secret_file = secret_file if secret_file is not None else lab_secret_file(base_dir)
         self.names = [f"m{i + 1}" for i in range(size)]
+        # Each member holds its own copy, as on real hosts (rotation edits them one by one).
+        self.member_secret_files = {n: base_dir / f"{n}.secret" for n in self.names}
+        for copy in self.member_secret_files.values():
+            copy.touch(mode=0o600)  # private before the secret is in it
+            copy.chmod(0o600)
+            shutil.copyfile(self.secret_file, copy)
         self.endpoints = [f"{host}:{free_port(host)}" for _ in self.names]
         self._address = dict(zip(self.names, self.endpoints, strict=True))
         self._procs = {name: self._member(name) for name in self.names}
@@ -48,7 +55,7 @@ class RaftCluster:
             "--peers", ",".join(self.endpoints),
             "--data-dir", str(self.base_dir / name),
             "--profile", self.timing.name,
-            "--secret-file", str(self.secret_file),
+            "--secret-file", str(self.member_secret_files[name]),
         ]  # fmt: skip
         return ManagedProcess(name, argv, self.base_dir / f"{name}.log")
 
