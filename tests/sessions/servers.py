@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from hakeeper.config.secret_file import write_secret_file
 from hakeeper.lab.processes import ManagedProcess, free_port
 
 START_TIMEOUT = 15.0
@@ -32,17 +33,28 @@ def wait_listening(
     raise RuntimeError(f"{proc.name} did not listen on {host}:{port}:\n{proc.log_tail()}")
 
 
+def cluster_secret(tmp: Path) -> Path:
+    """The tests' cluster secret file (mode 0600), written once per test directory."""
+    path = tmp / "cluster-secret"
+    if not path.exists():
+        write_secret_file(path)
+    return path
+
+
 def start_store(
     tmp: Path,
     name: str,
     address: str,
     *,
     peers: Sequence[str] = (),
+    peer_address: str | None = None,
     epoch: int = 0,
     primary: bool = False,
     extra: Sequence[str] = (),
     wait: bool = True,
 ) -> ManagedProcess:
+    """A store node; with ``peers`` (peer addresses) it listens for them on ``peer_address``
+    and proves the test directory's cluster secret."""
     argv = [
         sys.executable,
         "-m",
@@ -58,6 +70,10 @@ def start_store(
         "INFO",
         *extra,
     ]
+    if peers:
+        host = address.rpartition(":")[0]
+        argv += ["--peer-listen", peer_address or f"{host}:{free_port(host)}"]
+        argv += ["--secret-file", str(cluster_secret(tmp))]
     if primary:
         argv.append("--primary")
     proc = ManagedProcess(name, argv, tmp / f"{name}.log")

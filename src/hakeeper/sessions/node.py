@@ -17,10 +17,13 @@ epoch are refused with ``STALE``, and a primary that learns of a newer epoch ste
 controller fences a majority with the new epoch, reads their positions, and promotes the
 most up-to-date one (highest ``(log_epoch, seq)``) with that epoch.
 
-Control commands (same port; the port must only be reachable from the cluster, as with
-memcached): ``hk_position``, ``hk_fence <epoch>``, ``hk_promote <epoch>``, and the stream:
-``hk_hello <epoch> <host:port>``, ``hk_snap <epoch> <seq> <bytes>``,
-``hk_batch <epoch> <first> <last> <bytes>``.
+Control commands, on the peer port only (a connection that proved the cluster secret, see
+`peer_auth`; the client port answers them ``ERROR``): ``hk_position``, ``hk_fence <epoch>``,
+``hk_promote <epoch>``, ``hk_demote``, ``hk_dump``, ``hk_adopt``, and the stream:
+``hk_hello <epoch> <peer host:port>`` (a configured peer's address only),
+``hk_snap <epoch> <seq> <bytes>``, ``hk_batch <epoch> <first> <last> <bytes>``.
+Nodes know each other by their peer addresses: the stream, forwarding and control all use
+the peer port.
 """
 
 from __future__ import annotations
@@ -32,10 +35,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+from hakeeper.config.secret_file import ClusterSecret, SecretFile
+from hakeeper.errors import ConfigError
 from hakeeper.sessions import entries
-from hakeeper.sessions.addresses import split_address
+from hakeeper.sessions.auth import ClientAuth, read_authfile
 from hakeeper.sessions.links import StreamLink, run_link
+from hakeeper.sessions.peer_auth import open_peer
 from hakeeper.sessions.position import Position, Role
 from hakeeper.sessions.protocol import VERSION, MemcacheProtocol, Slot
 from hakeeper.sessions.store import Store
@@ -52,12 +59,23 @@ TICK = 0.1
 # A replica whose acks the commit does not need gets batches of at least this many entries
 # (or whatever is pending at the next tick): fewer, larger batches cost it less per write.
 LAZY_BACKLOG = 512
+# Idle and slow-request timeouts are checked every this many ticks.
+SWEEP_TICKS = 10
+# Slack over the largest entry or snapshot a peer can legitimately send (entry headers).
+BLOCK_SLACK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
-    address: str  # host:port this node serves clients and the stream on
-    peers: tuple[str, ...] = ()  # the other nodes' host:port
+    address: str  # host:port this node serves clients on
+    peers: tuple[str, ...] = ()  # the other nodes' peer host:port
+    # host:port of this node's peer listener (stream, forwarding, control); "" = address.
+    peer_address: str = ""
+    secret_file: Path | None = None  # the cluster secret peers prove (required with peers)
+    authfile: Path | None = None  # memcached -Y credentials clients must give, or None
+    max_connections: int = 1024  # client connections (memcached's -c)
+    idle_timeout: float = 300.0  # a client connection silent this long is closed
+    request_timeout: float = 30.0  # a started request must complete within this
     replicated: bool = False
     stale_reads: bool = False
     start_epoch: int = 0  # fencing: refuse anything older (the assignment's epoch)
@@ -70,6 +88,11 @@ class NodeConfig:
     @property
     def majority(self) -> int:
         return (len(self.peers) + 1) // 2 + 1
+
+    @property
+    def identity(self) -> str:
+        """The address the other nodes know this one by (its peer address)."""
+        return self.peer_address or self.address
 
 
 class Node:
@@ -89,7 +112,16 @@ class Node:
         # links: the hot path reads this instead of the clock.
         self.now = time.monotonic()
         self.total_connections = 0
+        self.rejected_connections = 0
         self.connections: set[MemcacheProtocol] = set()
+        self.clients = 0  # connections in `connections` that are not peers
+        self.pending_peers = 0  # peer-port connections still in the handshake
+        self._secret_file = SecretFile(config.secret_file) if config.secret_file else None
+        self.client_auth: ClientAuth | None = (
+            read_authfile(config.authfile) if config.authfile else None
+        )
+        self._peer_names = frozenset(peer.encode() for peer in config.peers)
+        self._ticks = 0
         # Primary state: entries seq log_base .. seq, per-peer ack and sent positions.
         self._log: list[bytes] = []
         self._log_bytes = 0
@@ -139,6 +171,11 @@ class Node:
         while True:
             await asyncio.sleep(TICK)
             now = self.now = time.monotonic()
+            self._ticks += 1
+            if self._ticks % SWEEP_TICKS == 0:
+                config = self.config
+                for conn in list(self.connections):
+                    conn.sweep(now, config.idle_timeout, config.request_timeout)
             for link in list(self._links):
                 if link.sent > link.acked and now - link.unacked_since > self.config.write_timeout:
                     link.close(f"no ACK within {self.config.write_timeout}s")
@@ -165,13 +202,43 @@ class Node:
 
     # --- connections -------------------------------------------------------------------------
 
-    def connection_opened(self, conn: MemcacheProtocol) -> None:
+    def connection_opened(self, conn: MemcacheProtocol) -> bool:
+        """Count a new connection; False (refuse it) for a client beyond max_connections."""
+        if not conn.peer:
+            if self.clients >= self.config.max_connections:
+                self.rejected_connections += 1
+                return False
+            self.clients += 1
         self.connections.add(conn)
         self.total_connections += 1
+        return True
 
     def connection_closed(self, conn: MemcacheProtocol) -> None:
-        self.connections.discard(conn)
+        if conn in self.connections:
+            self.connections.discard(conn)
+            if not conn.peer:
+                self.clients -= 1
         self.waiting.discard(conn)
+
+    # --- the cluster secret ------------------------------------------------------------------
+
+    def secret_source(self) -> SecretFile:
+        if self._secret_file is None:
+            raise ConfigError(
+                "sessions: a replicated node needs the cluster secret: give --secret-file "
+                "(a file of mode 0600 written by `hakeeper init`)"
+            )
+        return self._secret_file
+
+    def secret(self) -> ClusterSecret:
+        return self.secret_source().get()
+
+    def block_limit(self, cmd: bytes) -> int:
+        """The largest ``hk_*`` block accepted: a batch, or a whole snapshot."""
+        config = self.config
+        if cmd == b"hk_batch":
+            return config.batch_bytes + config.item_size_max + BLOCK_SLACK
+        return config.memory_limit + BLOCK_SLACK
 
     # --- primary: the log and commits --------------------------------------------------------
 
@@ -337,7 +404,7 @@ class Node:
         self.seen_epoch = epoch
         self.log_epoch = epoch
         self.role = Role.PRIMARY
-        self.primary_address = self.config.address
+        self.primary_address = self.config.identity
         self._log = []
         self._log_bytes = 0
         self._log_base = self.seq + 1
@@ -392,7 +459,7 @@ class Node:
         self, payload: bytes, multi: bool, noreply: bool, slot: Slot, conn: MemcacheProtocol
     ) -> None:
         address = self.primary_address
-        if address is None or address == self.config.address:
+        if address is None or address == self.config.identity:
             # Right after a promotion the new primary's hello may still be on its way.
             self._orphans.append((payload, multi, noreply, slot, conn))
             return
@@ -405,14 +472,22 @@ class Node:
         self._drop_upstream("primary changed")
         upstream = Upstream(address, self._upstream_closed)
         self._upstream = upstream
-        host, port = split_address(address)
 
         async def connect() -> None:
-            loop = asyncio.get_running_loop()
             try:
-                async with asyncio.timeout(self.config.forward_timeout):
-                    await loop.create_connection(lambda: upstream, host, port)
-            except (OSError, TimeoutError) as exc:
+                await open_peer(
+                    address, self.secret_source(), lambda: upstream, self.config.forward_timeout
+                )
+            except (
+                # socket.gaierror and PeerAuthError are OSErrors; a bad address raises
+                # ValueError (UnicodeError for an unencodable host name), a port out of
+                # range OverflowError, a missing secret ConfigError.
+                OSError,
+                TimeoutError,
+                ValueError,
+                OverflowError,
+                ConfigError,
+            ) as exc:
                 upstream.fail(f"connect failed: {exc!r}")
 
         if self._tg is not None:
@@ -441,6 +516,10 @@ class Node:
         if cmd == b"hk_promote" and len(tokens) == 2 and epoch is not None:
             return self.promote(epoch)
         if cmd == b"hk_hello" and len(tokens) == 3 and epoch is not None:
+            if tokens[2] not in self._peer_names:
+                # Forwarding goes where a hello points: only to a configured peer.
+                log.warning("event=sessions.hello_refused address=%r", tokens[2][:300])
+                return b"CLIENT_ERROR hk_hello from an address not in --peers\r\n"
             return self._hello(epoch, tokens[2].decode())
         if cmd == b"hk_demote" and len(tokens) == 1:
             self.step_down("demoted")
@@ -546,8 +625,10 @@ class Node:
             ("uptime", int(now - self.started)),
             ("time", int(now)),
             ("version", VERSION.decode()),
+            ("max_connections", self.config.max_connections),
             ("curr_connections", len(self.connections)),
             ("total_connections", self.total_connections),
+            ("rejected_connections", self.rejected_connections),
             ("curr_items", stats.curr_items),
             ("total_items", stats.total_items),
             ("bytes", stats.bytes),

@@ -10,6 +10,13 @@ On a replicated primary every reply is held until the replication stream has com
 entry issued after the request arrived (writes and reads alike), so a client never sees a
 value a later primary could lose. On a replica, valid commands are forwarded to the primary
 and their replies come back in order with the local ones.
+
+A connection is a client's (the client port: every ``hk_*`` command is an unknown command,
+``ERROR``, as memcached answers it) or a peer's (the peer port, after `peer_auth`'s
+handshake proved the cluster secret: the replication and control commands too). Bounds:
+a connection stops being read while the value bytes of its unwritten replies exceed
+`OUTPUT_LIMIT` (or it waits for `MAX_HELD` forwarded replies), and resumes once they are
+written; an ``hk_*`` block larger than the node's bound is refused from its header.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import re
 from collections import deque
 from typing import TYPE_CHECKING, cast
 
+from hakeeper.sessions.auth import MAX_TOKEN_BYTES
 from hakeeper.sessions.store import ITEM_OVERHEAD, Outcome, Store
 from hakeeper.sessions.wire import (
     INT_MAX,
@@ -59,6 +67,16 @@ batch_line = re.compile(
 # unless it is a long multi-get.
 MAX_LINE = 2048
 MAX_GET_LINE = 1 << 20
+# A connection is not read while its built but unwritten replies hold more value bytes than
+# this (a pipelined read of `get big` repeated must not build gigabytes in one read), nor,
+# on a replica, while more than MAX_HELD replies wait (forwarded requests in flight).
+OUTPUT_LIMIT = 4 << 20
+MAX_HELD = 64
+TOO_MANY_CONNECTIONS = b"ERROR Too many open connections\r\n"
+UNAUTHENTICATED = b"CLIENT_ERROR unauthenticated\r\n"
+AUTH_FAILURE = b"CLIENT_ERROR authentication failure\r\n"
+AUTH_FORMAT = b"CLIENT_ERROR bad authentication token format\r\n"
+BLOCK_TOO_LARGE = b"SERVER_ERROR stream block larger than this node accepts\r\n"
 
 # A reply held for a commit: (reply, seq that must be committed first, Node.now when held).
 Held = tuple[bytes, int, float]
@@ -111,20 +129,31 @@ def _ready(head: Held | Slot, commit: int) -> bytes | None:
 class MemcacheProtocol(asyncio.Protocol):
     # Slots: every data_received reads a dozen of these; fixed offsets instead of a dict.
     __slots__ = (
+        "_active",
+        "_authed",
         "_barrier",
         "_block",
         "_buf",
         "_closing",
         "_held",
+        "_idle_since",
         "_out",
+        "_outsize",
+        "_partial_since",
+        "_stalled",
         "_swallow",
+        "_write_paused",
         "node",
+        "peer",
         "store",
         "transport",
     )
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, *, peer: bool = False) -> None:
         self.node = node
+        # A peer proved the cluster secret (peer port); a client may not use hk_* commands.
+        self.peer = peer
+        self._authed = peer or node.client_auth is None
         self.store: Store = node.store
         self.transport: asyncio.Transport | None = None
         self._buf = bytearray()
@@ -137,12 +166,24 @@ class MemcacheProtocol(asyncio.Protocol):
         self._closing = False
         # Set by any client command in this read; control commands (hk_*) need no barrier.
         self._barrier = False
+        # Value bytes of replies built since everything was last handed to the transport.
+        self._outsize = 0
+        # Parsing stopped with input left in _buf (output bound); reading is paused.
+        self._stalled = False
+        self._write_paused = False
+        # Idle and slow-request timeouts, checked by the node's sweep (no clock read here).
+        self._active = True
+        self._idle_since = node.now
+        self._partial_since = node.now
 
     # --- asyncio.Protocol --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        self.node.connection_opened(self)
+        if not self.node.connection_opened(self):
+            # Beyond max_connections, as memcached: say so and close.
+            self.transport.write(TOO_MANY_CONNECTIONS)
+            self._close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
@@ -153,19 +194,27 @@ class MemcacheProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         # A client not reading its replies stops being read from: memory stays bounded.
-        if self.transport is not None:
-            self.transport.pause_reading()
+        self._write_paused = True
+        transport = self.transport
+        if transport is not None and transport.is_reading():
+            transport.pause_reading()
 
     def resume_writing(self) -> None:
-        if self.transport is not None and not self._closing:
-            self.transport.resume_reading()
+        self._write_paused = False
+        self._unstall()
 
     def data_received(self, data: bytes) -> None:
+        self._active = True
+        if not self._authed:
+            self._unauthenticated(data)
+            return
         if self._buf:
             # Only an incomplete tail waits here: a partial line or a data block. Until it can
             # complete, accumulate without parsing (large values arrive in many reads).
             pending = self._buf
             pending += data
+            if self._stalled:
+                return
             block = self._block
             if block is not None:
                 if len(pending) < block.vlen + 2:
@@ -232,7 +281,7 @@ class MemcacheProtocol(asyncio.Protocol):
                         self._barrier = True
                         pos = stop + 2
                         continue
-            elif first == 104:  # "h"
+            elif first == 104 and self.peer:  # "h"
                 match = batch_line(buf, pos)
                 if match is not None:
                     start = match.end()
@@ -262,14 +311,24 @@ class MemcacheProtocol(asyncio.Protocol):
                         out.append(
                             b"VALUE %s %d %d\r\n%s\r\nEND\r\n" % (key, record[1], len(value), value)
                         )
+                        self._outsize += len(value)
                     self._barrier = True
                     pos = nl + 1
+                    if self._outsize > OUTPUT_LIMIT:
+                        self._stall()
+                        break
                     continue
             line = buf[pos:end]
             pos = nl + 1
             self._command(line)
+            if self._outsize > OUTPUT_LIMIT or (
+                len(self._held) > MAX_HELD and node.forwards_writes
+            ):
+                self._stall()
+                break
         if pos < size:
             self._buf = bytearray(buf[pos:])
+            self._partial_since = node.now
         if node.holds_replies or self._held:
             self._flush()
         elif out:
@@ -277,6 +336,100 @@ class MemcacheProtocol(asyncio.Protocol):
             if transport is not None:
                 transport.write(b"".join(out))
             out.clear()
+            self._outsize = 0
+            if self._stalled:
+                self._unstall_soon()
+
+    # --- back-pressure -----------------------------------------------------------------------
+
+    def _stall(self) -> None:
+        """Stop parsing this connection's input until its replies are written."""
+        self._stalled = True
+        transport = self.transport
+        if transport is not None and transport.is_reading():
+            transport.pause_reading()
+
+    def _unstall_soon(self) -> None:
+        if not self._write_paused:
+            asyncio.get_running_loop().call_soon(self._unstall)
+
+    def _unstall(self) -> None:
+        """Replies written (or at least below the transport's mark): parse what waits, read on."""
+        transport = self.transport
+        if transport is None or self._closing or self._write_paused or self._held:
+            return
+        self._outsize = 0
+        if self._stalled:
+            self._stalled = False
+            rest = bytes(self._buf)
+            self._buf = bytearray()
+            if rest:
+                self.data_received(rest)
+        if not (self._stalled or self._write_paused or self._closing) and (
+            not transport.is_reading()
+        ):
+            transport.resume_reading()
+
+    def sweep(self, now: float, idle_timeout: float, request_timeout: float) -> None:
+        """The node's periodic check: close a client that sends nothing, or a request that
+        does not complete (a byte at a time), like a proxy's idle and request timeouts."""
+        if self.peer or self._closing:
+            return
+        if self._buf and not self._stalled and now - self._partial_since > request_timeout:
+            self.abort(f"request not complete within {request_timeout:g}s")
+        elif self._active:
+            self._active = False
+            self._idle_since = now
+        elif idle_timeout > 0 and now - self._idle_since > idle_timeout and not self._held:
+            log.info("event=sessions.idle_closed idle_timeout=%g", idle_timeout)
+            self._close()
+
+    # --- memcached's ASCII authentication ----------------------------------------------------
+
+    def _unauthenticated(self, data: bytes) -> None:
+        """Before auth only `set <key> <flags> <exptime> <n>` with data `user password` counts."""
+        buf = self._buf
+        buf += data
+        transport = self.transport
+        while buf and not self._closing and transport is not None:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                if len(buf) > MAX_LINE:
+                    self._close()
+                return
+            line = bytes(buf[: nl - 1 if nl > 0 and buf[nl - 1] == 13 else nl])
+            tokens = split_tokens(line)
+            vlen = parse_i64(tokens[4]) if len(tokens) in (5, 6) else None
+            if not tokens or tokens[0] != b"set" or vlen is None or vlen < 0:
+                transport.write(UNAUTHENTICATED)
+                del buf[: nl + 1]
+                continue
+            if vlen > MAX_TOKEN_BYTES:
+                transport.write(AUTH_FORMAT)
+                self._close()
+                return
+            end = nl + 1 + vlen
+            if len(buf) < end + 2:
+                self._partial_since = self.node.now
+                return
+            auth = self.node.client_auth
+            verdict = auth.check(bytes(buf[nl + 1 : end])) if auth is not None else True
+            if buf[end : end + 2] != b"\r\n" or verdict is None:
+                transport.write(AUTH_FORMAT)
+            elif not verdict:
+                log.warning(
+                    "event=sessions.auth_failed peer=%s", transport.get_extra_info("peername")
+                )
+                transport.write(AUTH_FAILURE)
+            else:
+                transport.write(STORED_REPLY)
+                self._authed = True
+                rest = bytes(buf[end + 2 :])
+                self._buf = bytearray()
+                if rest:
+                    self.data_received(rest)
+                return
+            del buf[: end + 2]
 
     # --- output ------------------------------------------------------------------------------
 
@@ -321,8 +474,12 @@ class MemcacheProtocol(asyncio.Protocol):
             self.transport.write(ready[0] if len(ready) == 1 else b"".join(ready))
         if held:
             node.waiting.add(self)
-        elif not node.holds_replies:
-            node.waiting.discard(self)
+        else:
+            self._outsize = 0
+            if not node.holds_replies:
+                node.waiting.discard(self)
+            if self._stalled:
+                self._unstall_soon()
 
     def oldest_held(self) -> float | None:
         if not self._held:
@@ -340,6 +497,16 @@ class MemcacheProtocol(asyncio.Protocol):
         self._closing = True
         if self.transport is not None:
             self.transport.close()
+
+    def _close_after_reply(self) -> None:
+        """Write what this read built, then close (the rest of the input cannot be framed)."""
+        transport = self.transport
+        self._closing = True
+        if transport is not None:
+            if self._out:
+                transport.write(b"".join(self._out))
+                self._out.clear()
+            transport.close()
 
     @staticmethod
     def _long_get_allowed(buf: bytes | bytearray, pos: int) -> bool:
@@ -388,10 +555,18 @@ class MemcacheProtocol(asyncio.Protocol):
             self._close()
         elif cmd == b"stats":
             self._stats(tokens, n)
+        elif not self.peer:
+            # hk_* included: a client cannot tell the replication commands exist.
+            self._out.append(ERROR)
         elif cmd == b"hk_snap" or cmd == b"hk_batch" or cmd == b"hk_adopt":
             nbytes = parse_i64(tokens[-1]) if n >= 2 else None
             if nbytes is None or nbytes < 0:
                 self._out.append(ERROR)
+            elif nbytes > self.node.block_limit(cmd):
+                # Refused from the header: the block is never buffered; its framing is lost.
+                log.warning("event=sessions.block_refused command=%s bytes=%d", cmd, nbytes)
+                self._out.append(BLOCK_TOO_LARGE)
+                self._close_after_reply()
             else:
                 self._block = Block(6, tokens, nbytes, 0, 0, 0, False)
         elif cmd.startswith(b"hk_"):
@@ -487,6 +662,7 @@ class MemcacheProtocol(asyncio.Protocol):
                 if self.node.logs_writes:
                     self.node.log_key(key)
             value, flags, _, unique, _, _ = record
+            self._outsize += len(value)
             if with_cas:
                 out.append(b"VALUE %s %d %d %d\r\n%s\r\n" % (key, flags, len(value), unique, value))
             else:

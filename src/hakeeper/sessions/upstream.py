@@ -32,7 +32,7 @@ class _Request:
 
 
 class Upstream(asyncio.Protocol):
-    """One connection to the primary's client port; owned by the replica's `Node`."""
+    """One connection to the primary's peer port (secret proven); owned by the replica's `Node`."""
 
     def __init__(self, address: str, on_closed: Callable[[Upstream], None]) -> None:
         self.address = address
