@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -136,11 +137,17 @@ def target(name: str, workdir: Path) -> Iterator[tuple[str, int, str, list[int]]
         elif name == "hakeeper-3":
             hosts = ["127.0.0.51", "127.0.0.52", "127.0.0.53"]
             addresses = [f"{h}:{free_port(h)}" for h in hosts]
+            # The nodes replicate over their peer ports, proving a secret made for the run.
+            peers = [f"{h}:{free_port(h)}" for h in hosts]
+            secret = workdir / "cluster-secret"
+            fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd, secrets.token_urlsafe(32).encode() + b"\n")
+            os.close(fd)
             for index, address in enumerate(addresses):
                 h, _, p = address.rpartition(":")
-                servers.start(
-                    f"{name}-{index}", store_argv(address, addresses, index == 0), h, int(p)
-                )
+                argv = store_argv(address, peers, index == 0)
+                argv += ["--peer-listen", peers[index], "--secret-file", str(secret)]
+                servers.start(f"{name}-{index}", argv, h, int(p))
             h, _, p = addresses[0].rpartition(":")
             wait_replicas(h, int(p))
             yield h, int(p), "mc", servers.pids()

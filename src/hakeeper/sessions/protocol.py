@@ -326,7 +326,7 @@ class MemcacheProtocol(asyncio.Protocol):
             ):
                 self._stall()
                 break
-        if pos < size:
+        if pos < size and not self._closing:
             self._buf = bytearray(buf[pos:])
             self._partial_since = node.now
         if node.holds_replies or self._held:

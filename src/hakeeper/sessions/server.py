@@ -36,20 +36,9 @@ async def serve(
     if config.peers:
         node.secret()  # refuse to start without a usable secret file, naming the fix
     loop = asyncio.get_running_loop()
-    host, port = split_address(config.address)
-    try:
-        server = await loop.create_server(
-            lambda: MemcacheProtocol(node), host, port, reuse_address=True, backlog=BACKLOG
-        )
-    except OSError as exc:
-        raise ConfigError(
-            f"sessions: cannot listen on {config.address}: {exc.strerror}; "
-            "choose a free address with --listen"
-        ) from exc
-    async with server:
-        if not config.peers:
-            await _run(node, config, promote_epoch, on_ready)
-            return
+    peer_server: asyncio.Server | None = None
+    if config.peers:
+        # The peer port first: a node answering clients is also reachable by its peers.
         peer_host, peer_port = split_address(config.identity)
         try:
             peer_server = await loop.create_server(
@@ -60,6 +49,22 @@ async def serve(
                 f"sessions: cannot listen for peers on {config.identity}: {exc.strerror}; "
                 "choose a free address with --peer-listen"
             ) from exc
+    host, port = split_address(config.address)
+    try:
+        server = await loop.create_server(
+            lambda: MemcacheProtocol(node), host, port, reuse_address=True, backlog=BACKLOG
+        )
+    except OSError as exc:
+        if peer_server is not None:
+            peer_server.close()
+        raise ConfigError(
+            f"sessions: cannot listen on {config.address}: {exc.strerror}; "
+            "choose a free address with --listen"
+        ) from exc
+    async with server:
+        if peer_server is None:
+            await _run(node, config, promote_epoch, on_ready)
+            return
         async with peer_server:
             await _run(node, config, promote_epoch, on_ready)
 

@@ -62,9 +62,10 @@ class Upstream(asyncio.Protocol):
         if not self.closed:
             log.warning("event=sessions.upstream_failed primary=%s reason=%s", self.address, reason)
         self.closed = True
+        # Never raise here: an address or reason may hold anything (surrogates included).
         error = b"SERVER_ERROR primary %s unreachable (%s)\r\n" % (
-            self.address.encode(),
-            reason.encode(),
+            self.address.encode(errors="backslashreplace"),
+            reason.encode(errors="backslashreplace").replace(b"\r", b" ").replace(b"\n", b" "),
         )
         while self._queue:
             request = self._queue.popleft()
