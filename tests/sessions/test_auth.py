@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import shutil
@@ -14,9 +15,11 @@ import pytest
 from pymemcache.client.base import Client
 from pymemcache.exceptions import MemcacheClientError
 
-from hakeeper.errors import ConfigError
+from hakeeper.errors import ConfigError, SessionStoreError
 from hakeeper.lab.processes import ManagedProcess, free_port
 from hakeeper.sessions.auth import read_authfile
+from hakeeper.sessions.client import SessionClient
+from hakeeper.sessions.sync_client import SyncClient
 from tests.conftest import require_binary
 from tests.sessions.servers import start_store, wait_listening
 
@@ -128,3 +131,18 @@ def test_pymemcache_authenticates_with_a_first_set(auth_store: str) -> None:
         assert client.get("k") == b"v"
     finally:
         client.close()
+
+
+@pytest.mark.slow
+async def test_store_clients_authenticate_with_credentials(auth_store: str) -> None:
+    with pytest.raises(SessionStoreError, match="unauthenticated"):
+        await asyncio.to_thread(SyncClient(auth_store).get, b"k")
+    sync = SyncClient(auth_store, credentials=b"bob builder-7")
+    assert await asyncio.to_thread(sync.set, b"k", b"v", 0) == b"STORED"
+    async with SessionClient(auth_store, credentials=b"alice wonderland-42") as client:
+        found = await client.get(b"k")
+    assert found is not None
+    assert found.data == b"v"
+    with pytest.raises(SessionStoreError, match="authentication failure"):
+        async with SessionClient(auth_store, credentials=b"alice wrong") as client:
+            pass

@@ -86,7 +86,11 @@ class SessionClient:
             ) from exc
         if self.credentials is not None:
             data = self.credentials
-            await self._roundtrip(b"set auth 0 0 %d\r\n%s\r\n" % (len(data), data))
+            try:
+                await self._roundtrip(b"set auth 0 0 %d\r\n%s\r\n" % (len(data), data))
+            except SessionStoreError:
+                await self.close()
+                raise
 
     async def close(self) -> None:
         writer = self._writer
