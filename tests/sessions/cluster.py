@@ -18,6 +18,7 @@ from hakeeper.errors import SessionStoreError
 from hakeeper.lab.processes import ManagedProcess, free_port
 from hakeeper.sessions.client import SessionClient
 from hakeeper.sessions.position import Position, Role, most_up_to_date
+from hakeeper.sessions.tls import PeerTls
 from tests.sessions.servers import cluster_secret, start_store, wait_store
 
 CONTROL_TIMEOUT = 2.0
@@ -35,6 +36,7 @@ class StoreCluster:
     epoch: int = 0
     primary: str | None = None
     restarts: int = 0
+    tls: PeerTls | None = None  # TLS on the peer link; the nodes get its files too
 
     def start(self) -> None:
         self.addresses = [f"{host}:{free_port(host)}" for host in self.hosts]
@@ -57,8 +59,17 @@ class StoreCluster:
             peers=list(self.peer_addresses.values()),
             peer_address=self.peer_addresses[address],
             epoch=self.epoch,
-            extra=("--write-timeout", str(self.write_timeout), *self.extra),
+            extra=("--write-timeout", str(self.write_timeout), *self.extra, *self._tls_args()),
             wait=wait,
+        )
+
+    def _tls_args(self) -> tuple[str, ...]:
+        tls = self.tls
+        if tls is None:
+            return ()
+        return (
+            *("--peer-tls-cert", str(tls.cert_file), "--peer-tls-key", str(tls.key_file)),
+            *("--peer-tls-ca", str(tls.ca_file)),
         )
 
     def close(self) -> None:
@@ -90,7 +101,10 @@ class StoreCluster:
     def control(self, address: str, timeout: float = CONTROL_TIMEOUT) -> SessionClient:
         """A client on the peer port of the node serving clients on ``address``."""
         return SessionClient(
-            self.peer_addresses[address], timeout=timeout, secret_file=self.secret_file
+            self.peer_addresses[address],
+            timeout=timeout,
+            secret_file=self.secret_file,
+            ssl=self.tls.client_context() if self.tls is not None else None,
         )
 
     async def position(self, address: str) -> Position:

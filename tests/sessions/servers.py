@@ -7,6 +7,7 @@ it accepts a TCP connection.
 from __future__ import annotations
 
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from hakeeper.config.secret_file import write_secret_file
 from hakeeper.lab.processes import ManagedProcess, free_port
+from hakeeper.sessions.tls import PeerTls
 
 START_TIMEOUT = 15.0
 
@@ -39,6 +41,23 @@ def cluster_secret(tmp: Path) -> Path:
     if not path.exists():
         write_secret_file(path)
     return path
+
+
+def peer_tls_files(tmp: Path) -> PeerTls:
+    """A self-signed certificate that is its own CA, shared by the test's nodes (openssl)."""
+    cert, key = tmp / "peer-cert.pem", tmp / "peer-key.pem"
+    if not cert.exists():
+        argv = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt"]
+        argv += ["ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out", str(cert)]
+        argv += ["-days", "2", "-subj", "/CN=hakeeper-sessions-test"]
+        subprocess.run(
+            argv,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        key.chmod(0o600)
+    return PeerTls(cert, key, cert)
 
 
 def start_store(

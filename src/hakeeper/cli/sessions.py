@@ -17,6 +17,7 @@ from hakeeper.sessions.client import SessionClient
 from hakeeper.sessions.node import NodeConfig
 from hakeeper.sessions.position import Position
 from hakeeper.sessions.server import run
+from hakeeper.sessions.tls import PeerTls, peer_tls
 
 app = typer.Typer(help="The replicated memcached-protocol session store.", no_args_is_help=True)
 console = Console()
@@ -26,6 +27,13 @@ DEFAULT_SECRET_FILE = Path("/etc/hakeeper/secret")
 SecretOption = Annotated[
     Path,
     typer.Option(help="The cluster secret (mode 0600) the peer port's handshake proves."),
+]
+TlsCertOption = Annotated[
+    Path | None, typer.Option(help="Peer TLS: this node's PEM certificate (signed by the CA).")
+]
+TlsKeyOption = Annotated[Path | None, typer.Option(help="Peer TLS: its key (mode 0600).")]
+TlsCaOption = Annotated[
+    Path | None, typer.Option(help="Peer TLS: the CA every node's certificate is signed by.")
 ]
 
 
@@ -65,6 +73,9 @@ def serve(
         ),
     ] = "",
     secret_file: SecretOption = DEFAULT_SECRET_FILE,
+    peer_tls_cert: TlsCertOption = None,
+    peer_tls_key: TlsKeyOption = None,
+    peer_tls_ca: TlsCaOption = None,
     authfile: Annotated[
         Path | None,
         typer.Option(
@@ -105,11 +116,16 @@ def serve(
             "--max-connections must be at least 1, --idle-timeout at least 0 and "
             "--request-timeout more than 0"
         )
+    try:
+        tls = peer_tls(peer_tls_cert, peer_tls_key, peer_tls_ca)
+    except HakeeperError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     config = NodeConfig(
         address=listen,
         peers=peer_list,
         peer_address=identity,
         secret_file=secret_file if peer_list else None,
+        peer_tls=tls,
         authfile=authfile,
         max_connections=max_connections,
         idle_timeout=idle_timeout,
@@ -150,14 +166,23 @@ def _show(position: Position, as_json: bool) -> None:
         )
 
 
-async def _control(address: str, line: bytes, timeout: float, secret_file: Path) -> bytes:
-    async with SessionClient(address, timeout=timeout, secret_file=secret_file) as client:
+async def _control(
+    address: str, line: bytes, timeout: float, secret_file: Path, tls: PeerTls | None
+) -> bytes:
+    ssl = tls.client_context() if tls is not None else None
+    async with SessionClient(address, timeout=timeout, secret_file=secret_file, ssl=ssl) as client:
         return await client.command(line)
 
 
-def _run_control(address: str, line: bytes, timeout: float, secret_file: Path) -> bytes:
+def _run_control(
+    address: str,
+    line: bytes,
+    timeout: float,
+    secret_file: Path,
+    tls: tuple[Path | None, Path | None, Path | None],
+) -> bytes:
     try:
-        return asyncio.run(_control(address, line, timeout, secret_file))
+        return asyncio.run(_control(address, line, timeout, secret_file, peer_tls(*tls)))
     except HakeeperError as exc:
         typer.echo(f"hakeeper sessions: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -169,9 +194,13 @@ def position(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the node.")] = 5.0,
     secret_file: SecretOption = DEFAULT_SECRET_FILE,
+    peer_tls_cert: TlsCertOption = None,
+    peer_tls_key: TlsKeyOption = None,
+    peer_tls_ca: TlsCaOption = None,
 ) -> None:
     """Show a node's role and replication position (epoch, seq)."""
-    _show(Position.parse(_run_control(address, b"hk_position", timeout, secret_file)), as_json)
+    tls = (peer_tls_cert, peer_tls_key, peer_tls_ca)
+    _show(Position.parse(_run_control(address, b"hk_position", timeout, secret_file, tls)), as_json)
 
 
 @app.command()
@@ -181,9 +210,13 @@ def fence(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the node.")] = 5.0,
     secret_file: SecretOption = DEFAULT_SECRET_FILE,
+    peer_tls_cert: TlsCertOption = None,
+    peer_tls_key: TlsKeyOption = None,
+    peer_tls_ca: TlsCaOption = None,
 ) -> None:
     """Make a node refuse every epoch older than EPOCH; show its final position."""
-    reply = _run_control(address, b"hk_fence %d" % epoch, timeout, secret_file)
+    tls = (peer_tls_cert, peer_tls_key, peer_tls_ca)
+    reply = _run_control(address, b"hk_fence %d" % epoch, timeout, secret_file, tls)
     _show(Position.parse(reply), as_json)
 
 
@@ -193,9 +226,13 @@ def promote(
     epoch: Annotated[int, typer.Argument(help="The epoch of the new primary.")],
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the node.")] = 5.0,
     secret_file: SecretOption = DEFAULT_SECRET_FILE,
+    peer_tls_cert: TlsCertOption = None,
+    peer_tls_key: TlsKeyOption = None,
+    peer_tls_ca: TlsCaOption = None,
 ) -> None:
     """Make a node the primary of EPOCH (fence a majority with EPOCH first)."""
-    _run_control(address, b"hk_promote %d" % epoch, timeout, secret_file)
+    tls = (peer_tls_cert, peer_tls_key, peer_tls_ca)
+    _run_control(address, b"hk_promote %d" % epoch, timeout, secret_file, tls)
     console.print(f"{address} is the primary of epoch {epoch}")
 
 

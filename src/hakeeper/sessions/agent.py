@@ -51,6 +51,7 @@ from hakeeper.errors import ConfigError, SessionStoreError
 from hakeeper.model.cluster import Coordination
 from hakeeper.sessions.client import SessionClient
 from hakeeper.sessions.position import Position, Role, most_up_to_date
+from hakeeper.sessions.tls import PeerTls, peer_tls
 
 DEFAULT_SECRET_FILE = Path(Coordination().secret_file)
 PARAMS = (
@@ -66,7 +67,11 @@ PARAMS = (
         shortdesc="the cluster secret file ([coordination] secret_file)",
     ),
     ParamSpec("authfile", shortdesc="memcached -Y authfile clients must authenticate with"),
+    ParamSpec("peer_tls_cert", shortdesc="peer TLS: node certificate (same path on every node)"),
+    ParamSpec("peer_tls_key", shortdesc="peer TLS: its key (mode 0600)"),
+    ParamSpec("peer_tls_ca", shortdesc="peer TLS: the CA that signed every node's certificate"),
 )
+TLS_PARAMS = ("peer_tls_cert", "peer_tls_key", "peer_tls_ca")
 CONTROL_TIMEOUT = 2.0
 
 
@@ -82,6 +87,7 @@ class SessionsAgent(ProcessAgent):
         serve_args: tuple[str, ...],
         peer_port: int | None = None,
         secret_file: Path = DEFAULT_SECRET_FILE,
+        tls: PeerTls | None = None,
     ) -> None:
         super().__init__(instance, config, state_dir=state_dir)
         self.port = port
@@ -89,6 +95,7 @@ class SessionsAgent(ProcessAgent):
         self.nodes = dict(nodes)
         self.serve_args = serve_args
         self.secret_file = secret_file
+        self.tls = tls
 
     @classmethod
     def from_spec(
@@ -132,6 +139,13 @@ class SessionsAgent(ProcessAgent):
             if not authfile.is_absolute():
                 raise ConfigError(f"sessions {instance}: params.authfile must be an absolute path")
             serve_args += ("--authfile", str(authfile))
+        tls_paths = [Path(str(params[name])) if name in params else None for name in TLS_PARAMS]
+        if any(path is not None and not path.is_absolute() for path in tls_paths):
+            raise ConfigError(f"sessions {instance}: params.peer_tls_* must be absolute paths")
+        tls = peer_tls(*tls_paths)
+        if tls is not None:
+            serve_args += ("--peer-tls-cert", str(tls.cert_file), "--peer-tls-key")
+            serve_args += (str(tls.key_file), "--peer-tls-ca", str(tls.ca_file))
         if str(params.get("stale_reads", "false")).lower() in ("true", "1", "yes"):
             serve_args += ("--stale-reads",)
         process_params: dict[str, object] = {"command": [sys.executable, "-V"]}
@@ -146,6 +160,7 @@ class SessionsAgent(ProcessAgent):
             serve_args=serve_args,
             peer_port=peer_port,
             secret_file=secret_file,
+            tls=tls,
         )
 
     def meta_data(self) -> MetaData:
@@ -190,7 +205,8 @@ class SessionsAgent(ProcessAgent):
         )
 
     def _client(self, address: str, timeout: float = CONTROL_TIMEOUT) -> SessionClient:
-        return SessionClient(address, timeout=timeout, secret_file=self.secret_file)
+        ssl = self.tls.client_context() if self.tls is not None else None
+        return SessionClient(address, timeout=timeout, secret_file=self.secret_file, ssl=ssl)
 
     # --- operations --------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
+from ssl import SSLContext
 from types import TracebackType
 
 from hakeeper.config.secret_file import read_secret_file
@@ -41,11 +42,13 @@ class SessionClient:
         timeout: float = 5.0,
         secret_file: Path | None = None,
         credentials: bytes | None = None,
+        ssl: SSLContext | None = None,
     ) -> None:
         self.address = address
         self.timeout = timeout
         self.secret_file = secret_file
         self.credentials = credentials
+        self.ssl = ssl  # a peer port with TLS (hakeeper.sessions.tls)
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
@@ -66,7 +69,9 @@ class SessionClient:
         secret = read_secret_file(self.secret_file) if self.secret_file is not None else None
         try:
             async with asyncio.timeout(self.timeout):
-                self._reader, self._writer = await asyncio.open_connection(host, port)
+                self._reader, self._writer = await asyncio.open_connection(
+                    host, port, ssl=self.ssl, server_hostname=host if self.ssl else None
+                )
                 if secret is not None:
                     await handshake_stream(self._reader, self._writer, secret)
         except (

@@ -208,7 +208,11 @@ async def _stream(node: Node, peer: str, epoch: int) -> None:
     """One connection: hand-shake, then stream until the connection ends."""
     timeout = node.config.write_timeout
     link = await open_peer(
-        peer, node.secret_source(), lambda: StreamLink(node, peer, epoch), timeout
+        peer,
+        node.secret_source(),
+        lambda: StreamLink(node, peer, epoch),
+        timeout,
+        ssl=node.peer_ssl,
     )
     try:
         link.write(b"hk_hello %d %s\r\n" % (epoch, node.config.identity.encode()))

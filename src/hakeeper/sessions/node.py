@@ -46,6 +46,7 @@ from hakeeper.sessions.peer_auth import open_peer
 from hakeeper.sessions.position import Position, Role
 from hakeeper.sessions.protocol import VERSION, MemcacheProtocol, Slot
 from hakeeper.sessions.store import Store
+from hakeeper.sessions.tls import PeerTls
 from hakeeper.sessions.upstream import Upstream
 from hakeeper.sessions.wire import parse_i64, parse_u64
 
@@ -54,6 +55,9 @@ log = logging.getLogger(__name__)
 # Entries kept for lagging replicas; one further behind gets a snapshot instead.
 LOG_KEEP = 200_000
 LOG_KEEP_BYTES = 64 << 20
+# ... and at most this share of --memory, so that the log of a node whose replicas are away
+# does not double the process's memory (a laggard past it gets a snapshot).
+LOG_SHARE_OF_MEMORY = 4
 LOG_TRIM_EVERY = 4096
 TICK = 0.1
 # A replica whose acks the commit does not need gets batches of at least this many entries
@@ -72,6 +76,7 @@ class NodeConfig:
     # host:port of this node's peer listener (stream, forwarding, control); "" = address.
     peer_address: str = ""
     secret_file: Path | None = None  # the cluster secret peers prove (required with peers)
+    peer_tls: PeerTls | None = None  # TLS on the peer link (mutual, the cluster's CA)
     authfile: Path | None = None  # memcached -Y credentials clients must give, or None
     max_connections: int = 1024  # client connections (memcached's -c)
     idle_timeout: float = 300.0  # a client connection silent this long is closed
@@ -121,10 +126,14 @@ class Node:
             read_authfile(config.authfile) if config.authfile else None
         )
         self._peer_names = frozenset(peer.encode() for peer in config.peers)
+        self.peer_ssl = config.peer_tls.client_context() if config.peer_tls else None
         self._ticks = 0
         # Primary state: entries seq log_base .. seq, per-peer ack and sent positions.
         self._log: list[bytes] = []
         self._log_bytes = 0
+        self._log_keep_bytes = min(
+            LOG_KEEP_BYTES, max(config.memory_limit // LOG_SHARE_OF_MEMORY, config.batch_bytes)
+        )
         self._log_base = 1
         self._acked: dict[str, int] = {}
         self.sent_max = 0
@@ -262,7 +271,7 @@ class Node:
     def _append(self, entry: bytes) -> None:
         self._log.append(entry)
         self._log_bytes += len(entry)
-        if self._log_bytes > LOG_KEEP_BYTES:
+        if self._log_bytes > self._log_keep_bytes:
             # No replica acknowledging must not grow memory without bound either.
             self._trim_log()
         self.seq += 1
@@ -325,13 +334,13 @@ class Node:
 
     def _trim_log(self) -> None:
         """Drop what every replica holds; past the bounds, what laggards lack (snapshot)."""
-        if len(self._log) < LOG_TRIM_EVERY and self._log_bytes <= LOG_KEEP_BYTES:
+        if len(self._log) < LOG_TRIM_EVERY and self._log_bytes <= self._log_keep_bytes:
             return
         floor = min(self._acked.values(), default=self.seq)
         floor = max(floor, self.seq - LOG_KEEP)
         drop = floor - self._log_base + 1
         kept_bytes = self._log_bytes - sum(len(entry) for entry in self._log[: max(drop, 0)])
-        while kept_bytes > LOG_KEEP_BYTES and drop < len(self._log):
+        while kept_bytes > self._log_keep_bytes and drop < len(self._log):
             kept_bytes -= len(self._log[max(drop, 0)])
             drop = max(drop, 0) + 1
         if drop > 0:
@@ -476,7 +485,11 @@ class Node:
         async def connect() -> None:
             try:
                 await open_peer(
-                    address, self.secret_source(), lambda: upstream, self.config.forward_timeout
+                    address,
+                    self.secret_source(),
+                    lambda: upstream,
+                    self.config.forward_timeout,
+                    ssl=self.peer_ssl,
                 )
             except (
                 # socket.gaierror and PeerAuthError are OSErrors; a bad address raises

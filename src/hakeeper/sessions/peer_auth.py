@@ -28,6 +28,7 @@ import hmac
 import logging
 import secrets
 from collections.abc import Callable
+from ssl import SSLContext
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from hakeeper.config.secret_file import ClusterSecret, SecretFile
@@ -284,18 +285,28 @@ class _Handshake(asyncio.Protocol):
 
 
 async def open_peer(
-    address: str, secret: SecretFile, factory: Callable[[], P], timeout: float
+    address: str,
+    secret: SecretFile,
+    factory: Callable[[], P],
+    timeout: float,
+    *,
+    ssl: SSLContext | None = None,
 ) -> P:
-    """Connect to a node's peer port, prove the secret both ways, hand over to ``factory()``.
+    """Connect to a node's peer port (over TLS with ``ssl``), prove the secret both ways,
+    hand the connection over to ``factory()``.
 
-    Raises OSError (PeerAuthError among them), TimeoutError, or ValueError for an address
-    that is not host:port.
+    Raises OSError (PeerAuthError and ssl.SSLError among them), TimeoutError, or ValueError
+    for an address that is not host:port.
     """
     host, port = split_address(address)
     loop = asyncio.get_running_loop()
     async with asyncio.timeout(timeout):
         transport, shake = await loop.create_connection(
-            lambda: _Handshake(secret.get()), host, port
+            lambda: _Handshake(secret.get()),
+            host,
+            port,
+            ssl=ssl,
+            server_hostname=host if ssl is not None else None,
         )
         try:
             await shake.done

@@ -17,7 +17,7 @@ import uvloop
 from hakeeper.errors import ConfigError
 from hakeeper.sessions.addresses import split_address
 from hakeeper.sessions.node import Node, NodeConfig
-from hakeeper.sessions.peer_auth import PeerGate
+from hakeeper.sessions.peer_auth import HANDSHAKE_TIMEOUT, PeerGate
 from hakeeper.sessions.protocol import MemcacheProtocol
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,15 @@ async def serve(
         # The peer port first: a node answering clients is also reachable by its peers.
         peer_host, peer_port = split_address(config.identity)
         try:
+            tls = config.peer_tls
             peer_server = await loop.create_server(
-                lambda: PeerGate(node), peer_host, peer_port, reuse_address=True, backlog=BACKLOG
+                lambda: PeerGate(node),
+                peer_host,
+                peer_port,
+                reuse_address=True,
+                backlog=BACKLOG,
+                ssl=tls.server_context() if tls is not None else None,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if tls is not None else None,
             )
         except OSError as exc:
             raise ConfigError(
