@@ -140,7 +140,7 @@ def target(name: str, workdir: Path) -> Iterator[tuple[str, int, str, list[int]]
             addresses = [f"{h}:{free_port(h)}" for h in hosts]
             # The nodes replicate over their peer ports, proving a secret made for the run.
             peers = [f"{h}:{free_port(h)}" for h in hosts]
-            secret = workdir / "cluster-secret"
+            secret = workdir / f"{name}-secret"
             fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             os.write(fd, secrets.token_urlsafe(32).encode() + b"\n")
             os.close(fd)
