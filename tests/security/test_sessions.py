@@ -277,14 +277,16 @@ async def test_slowloris_connections_are_capped_then_timed_out(cluster: StoreClu
     try:
         for _ in range(MAX_CONNECTIONS):
             idle.append(socket.create_connection((host, int(port)), timeout=5))
-        dribbler = idle[0]
+        dribblers = idle[: MAX_CONNECTIONS // 2]
         # One more than the cap: refused at accept, as memcached does.
         with socket.create_connection((host, int(port)), timeout=5) as extra:
             assert read_for(extra, 2.0) == b"ERROR Too many open connections\r\n"
-        # A byte at a time keeps a connection active but never completes a request.
-        for byte in b"get slow":
-            with contextlib.suppress(OSError):
-                dribbler.sendall(bytes([byte]))
+        # A byte at a time keeps half of them active but never completes a request; the
+        # other half sends nothing at all.
+        for byte in b"get slowly-arriving-key":
+            for sock in dribblers:
+                with contextlib.suppress(OSError):
+                    sock.sendall(bytes([byte]))
             await asyncio.sleep(0.3)
         deadline = time.monotonic() + 4 * (IDLE_TIMEOUT + 1.0)
         for sock in idle:

@@ -210,3 +210,17 @@ async def test_a_refusing_replica_acknowledges_nothing(answer: bytes) -> None:
         await asyncio.sleep(0.3)
         assert bytes(transport.written) == b""
         assert node.commit_seq < node.seq
+
+
+async def test_reading_resumes_when_the_transport_drains_while_replies_are_held() -> None:
+    replicas = [FakeReplica(ack_every_batch=False), FakeReplica(ack_every_batch=False)]
+    async with primary_with(replicas) as node:
+        conn = MemcacheProtocol(node)
+        transport = FakeTransport()
+        conn.connection_made(transport)  # type: ignore[arg-type]
+        conn.data_received(b"set k 0 0 1\r\nv\r\n")
+        assert bytes(transport.written) == b""  # held: nothing acknowledged
+        conn.pause_writing()
+        assert not transport.reading
+        conn.resume_writing()
+        assert transport.reading

@@ -354,12 +354,15 @@ class MemcacheProtocol(asyncio.Protocol):
             asyncio.get_running_loop().call_soon(self._unstall)
 
     def _unstall(self) -> None:
-        """Replies written (or at least below the transport's mark): parse what waits, read on."""
+        """The transport drained (or replies were written): read on, after parsing what a
+        stall left, once that stall's replies are all out."""
         transport = self.transport
-        if transport is None or self._closing or self._write_paused or self._held:
+        if transport is None or self._closing or self._write_paused:
             return
-        self._outsize = 0
         if self._stalled:
+            if self._held:
+                return  # release() calls back once they are written
+            self._outsize = 0
             self._stalled = False
             rest = bytes(self._buf)
             self._buf = bytearray()
