@@ -41,10 +41,11 @@ from hakeeper.config.secret_file import ClusterSecret, SecretFile
 from hakeeper.errors import ConfigError
 from hakeeper.sessions import entries
 from hakeeper.sessions.auth import ClientAuth, read_authfile
+from hakeeper.sessions.commands import VERSION, Slot
 from hakeeper.sessions.links import StreamLink, run_link
 from hakeeper.sessions.peer_auth import open_peer
 from hakeeper.sessions.position import Position, Role
-from hakeeper.sessions.protocol import VERSION, MemcacheProtocol, Slot
+from hakeeper.sessions.protocol import MemcacheProtocol
 from hakeeper.sessions.store import Store
 from hakeeper.sessions.tls import PeerTls
 from hakeeper.sessions.upstream import Upstream
@@ -518,7 +519,7 @@ class Node:
 
     # --- control commands --------------------------------------------------------------------
 
-    def control(self, conn: MemcacheProtocol, tokens: list[bytes]) -> bytes:
+    def control(self, tokens: list[bytes]) -> bytes:
         cmd = tokens[0]
         epoch = parse_i64(tokens[1]) if len(tokens) > 1 else None
         if cmd == b"hk_position" and len(tokens) == 1:

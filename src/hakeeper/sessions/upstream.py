@@ -14,7 +14,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import cast
 
-from hakeeper.sessions.protocol import MemcacheProtocol, Slot
+from hakeeper.sessions.commands import Slot
+from hakeeper.sessions.protocol import MemcacheProtocol
 
 log = logging.getLogger(__name__)
 
