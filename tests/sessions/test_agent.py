@@ -14,6 +14,7 @@ from hakeeper.config.secret_file import write_secret_file
 from hakeeper.errors import ConfigError
 from hakeeper.lab.loopback import LoopbackCluster
 from hakeeper.lab.processes import free_port
+from hakeeper.model.cluster import ClusterSpec, Coordination
 from hakeeper.sessions.agent import SessionsAgent
 from hakeeper.sessions.client import SessionClient
 
@@ -45,6 +46,14 @@ def test_agent_passes_the_secret_file_by_path_never_its_contents(tmp_path: Path)
     assert argv[argv.index("--secret-file") + 1] == str(secret_file)
     assert argv[argv.index("--peer-listen") + 1] == "127.0.0.11:12000"
     assert not any(secret.current.decode() in arg for arg in argv)
+
+
+def test_agent_takes_the_secret_file_from_the_cluster_spec(tmp_path: Path) -> None:
+    spec = ClusterSpec(coordination=Coordination(secret_file="/srv/hakeeper/secret"))
+    params = {"port": 11311, "nodes": NODES}
+    agent = SessionsAgent.from_spec("", "store", params, {}, state_dir=tmp_path, spec=spec)
+    argv = agent.argv_for("n3")
+    assert argv[argv.index("--secret-file") + 1] == "/srv/hakeeper/secret"
 
 
 @pytest.mark.parametrize(
