@@ -6,6 +6,7 @@ Targets (every server pinned to CPU1 with taskset, the load generator to CPU0):
 - ``hakeeper-1``: one standalone hakeeper store node.
 - ``hakeeper-3``: three hakeeper nodes (one primary + two replicas) on 127.0.0.51-53; the
   primary answers a write once a majority (2 of 3) holds it; clients talk to the primary.
+- ``hakeeper-3-tls`` (with ``--peer-tls``): the same with TLS on the peer link.
 - ``redis-wait``: Redis primary + one replica; every SET is followed by ``WAIT 1 0`` on the
   same connection (acknowledged on 2 nodes, the closest durable peer). GETs go to the primary.
 
@@ -16,7 +17,7 @@ system, from /proc/PID/stat) each server process spent per operation, and the ra
 hakeeper-1 / memcached and hakeeper-3 / redis-wait. CPU per operation is far less sensitive
 to other load on the machine than ops/s: compare it when the machine is not quiet.
 
-    .venv/bin/python benchmarks/sessions_vs_memcached.py [--seconds 5] [--json]
+    .venv/bin/python benchmarks/sessions_vs_memcached.py [--seconds 5] [--json] [--peer-tls]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -133,14 +135,21 @@ def target(name: str, workdir: Path) -> Iterator[tuple[str, int, str, list[int]]
             port = free_port(host)
             servers.start(name, store_argv(f"{host}:{port}", [], False), host, port)
             yield host, port, "mc", servers.pids()
-        elif name == "hakeeper-3":
+        elif name in ("hakeeper-3", "hakeeper-3-tls"):
             hosts = ["127.0.0.51", "127.0.0.52", "127.0.0.53"]
             addresses = [f"{h}:{free_port(h)}" for h in hosts]
+            # The nodes replicate over their peer ports, proving a secret made for the run.
+            peers = [f"{h}:{free_port(h)}" for h in hosts]
+            secret = workdir / f"{name}-secret"
+            fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd, secrets.token_urlsafe(32).encode() + b"\n")
+            os.close(fd)
+            tls = peer_tls_args(workdir) if name == "hakeeper-3-tls" else []
             for index, address in enumerate(addresses):
                 h, _, p = address.rpartition(":")
-                servers.start(
-                    f"{name}-{index}", store_argv(address, addresses, index == 0), h, int(p)
-                )
+                argv = store_argv(address, peers, index == 0)
+                argv += ["--peer-listen", peers[index], "--secret-file", str(secret), *tls]
+                servers.start(f"{name}-{index}", argv, h, int(p))
             h, _, p = addresses[0].rpartition(":")
             wait_replicas(h, int(p))
             yield h, int(p), "mc", servers.pids()
@@ -163,6 +172,17 @@ def target(name: str, workdir: Path) -> Iterator[tuple[str, int, str, list[int]]
             raise ValueError(name)
     finally:
         servers.stop()
+
+
+def peer_tls_args(workdir: Path) -> list[str]:
+    """A self-signed certificate (its own CA) for every node: TLS on the peer link."""
+    cert, key = workdir / "peer-cert.pem", workdir / "peer-key.pem"
+    argv = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt"]
+    argv += ["ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out", str(cert)]
+    argv += ["-days", "2", "-subj", "/CN=hakeeper-sessions-bench"]
+    subprocess.run(argv, check=True, capture_output=True, timeout=60)
+    key.chmod(0o600)
+    return ["--peer-tls-cert", str(cert), "--peer-tls-key", str(key), "--peer-tls-ca", str(cert)]
 
 
 def store_argv(address: str, peers: list[str], primary: bool) -> list[str]:
@@ -235,7 +255,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--peer-tls", action="store_true", help="also run hakeeper-3 with TLS on the peer link"
+    )
     args = parser.parse_args()
+    names = ["memcached", "hakeeper-1", "hakeeper-3", "redis-wait"]
+    if args.peer_tls:
+        names.insert(3, "hakeeper-3-tls")
     for tool in ("gcc", "taskset", "memcached", "redis-server", "redis-cli"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} not found (make bench-deps installs the Debian packages)")
@@ -243,7 +269,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hk-sessions-bench-") as tmp:
         workdir = Path(tmp)
         loadgen = compile_loadgen(workdir)
-        for name in ("memcached", "hakeeper-1", "hakeeper-3", "redis-wait"):
+        for name in names:
             with target(name, workdir) as (host, port, proto, pids):
                 for pipeline in PIPELINES:
                     for op in OPS:
@@ -271,7 +297,9 @@ def main() -> None:
         for op in OPS
         for p in PIPELINES
     } | {
-        f"hakeeper-3/redis-wait {op} P{p}": ratio(results, "hakeeper-3", "redis-wait", op, p)
+        f"{name}/redis-wait {op} P{p}": ratio(results, name, "redis-wait", op, p)
+        for name in names
+        if name.startswith("hakeeper-3")
         for op in OPS
         for p in PIPELINES
     }
@@ -288,7 +316,7 @@ def main() -> None:
             f"{r.p50_us:>8} {r.p99_us:>8} {r.errors:>6}  {cpu}"
         )
     for label, value in ratios.items():
-        print(f"{label:<32} {value:.2f}x")
+        print(f"{label:<36} {value:.2f}x")
     print(f"load average after the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
 

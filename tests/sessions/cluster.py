@@ -3,6 +3,8 @@
 The controller does what the cluster runtime does for a promotable clone: take a new epoch,
 fence a majority of the live nodes with it (from then on they refuse the old primary),
 read their positions and promote the most up-to-date one (highest ``(log_epoch, seq)``).
+Nodes are named by their client addresses here; the controller speaks to each one's peer
+port (`control`) with the test directory's cluster secret, as the resource agent does.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from hakeeper.errors import SessionStoreError
 from hakeeper.lab.processes import ManagedProcess, free_port
 from hakeeper.sessions.client import SessionClient
 from hakeeper.sessions.position import Position, Role, most_up_to_date
-from tests.sessions.servers import start_store, wait_store
+from hakeeper.sessions.tls import PeerTls
+from tests.sessions.servers import cluster_secret, start_store, wait_store
 
 CONTROL_TIMEOUT = 2.0
 
@@ -28,13 +31,19 @@ class StoreCluster:
     write_timeout: float = 1.0
     extra: tuple[str, ...] = ()
     addresses: list[str] = field(default_factory=list)
+    peer_addresses: dict[str, str] = field(default_factory=dict)  # client address → peer
     procs: dict[str, ManagedProcess] = field(default_factory=dict)
     epoch: int = 0
     primary: str | None = None
     restarts: int = 0
+    tls: PeerTls | None = None  # TLS on the peer link; the nodes get its files too
 
     def start(self) -> None:
         self.addresses = [f"{host}:{free_port(host)}" for host in self.hosts]
+        self.peer_addresses = {
+            address: f"{host}:{free_port(host)}"
+            for host, address in zip(self.hosts, self.addresses, strict=True)
+        }
         for address in self.addresses:
             self._launch(address, wait=False)
         for address in self.addresses:
@@ -47,10 +56,20 @@ class StoreCluster:
             self.tmp,
             name,
             address,
-            peers=self.addresses,
+            peers=list(self.peer_addresses.values()),
+            peer_address=self.peer_addresses[address],
             epoch=self.epoch,
-            extra=("--write-timeout", str(self.write_timeout), *self.extra),
+            extra=("--write-timeout", str(self.write_timeout), *self.extra, *self._tls_args()),
             wait=wait,
+        )
+
+    def _tls_args(self) -> tuple[str, ...]:
+        tls = self.tls
+        if tls is None:
+            return ()
+        return (
+            *("--peer-tls-cert", str(tls.cert_file), "--peer-tls-key", str(tls.key_file)),
+            *("--peer-tls-ca", str(tls.ca_file)),
         )
 
     def close(self) -> None:
@@ -75,14 +94,27 @@ class StoreCluster:
 
     # --- controller --------------------------------------------------------------------------
 
+    @property
+    def secret_file(self) -> Path:
+        return cluster_secret(self.tmp)
+
+    def control(self, address: str, timeout: float = CONTROL_TIMEOUT) -> SessionClient:
+        """A client on the peer port of the node serving clients on ``address``."""
+        return SessionClient(
+            self.peer_addresses[address],
+            timeout=timeout,
+            secret_file=self.secret_file,
+            ssl=self.tls.client_context() if self.tls is not None else None,
+        )
+
     async def position(self, address: str) -> Position:
-        async with SessionClient(address, timeout=CONTROL_TIMEOUT) as client:
+        async with self.control(address) as client:
             return await client.position()
 
     async def promote_first(self) -> None:
         self.epoch = 1
         self.primary = self.addresses[0]
-        async with SessionClient(self.primary, timeout=CONTROL_TIMEOUT) as client:
+        async with self.control(self.primary) as client:
             await client.promote(self.epoch)
 
     async def fail_over(self, lost: str) -> str:
@@ -93,14 +125,14 @@ class StoreCluster:
             if address == lost:
                 continue
             try:
-                async with SessionClient(address, timeout=CONTROL_TIMEOUT) as client:
+                async with self.control(address) as client:
                     positions[address] = await client.fence(epoch)
             except SessionStoreError:
                 continue
         if len(positions) < len(self.addresses) // 2 + 1:
             raise RuntimeError(f"cannot fence a majority for epoch {epoch}: {positions}")
         chosen = most_up_to_date(positions)
-        async with SessionClient(chosen, timeout=CONTROL_TIMEOUT) as client:
+        async with self.control(chosen) as client:
             await client.promote(epoch)
         self.epoch = epoch
         self.primary = chosen

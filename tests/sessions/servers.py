@@ -7,12 +7,15 @@ it accepts a TCP connection.
 from __future__ import annotations
 
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from hakeeper.config.secret_file import write_secret_file
 from hakeeper.lab.processes import ManagedProcess, free_port
+from hakeeper.sessions.tls import PeerTls
 
 START_TIMEOUT = 15.0
 
@@ -32,17 +35,45 @@ def wait_listening(
     raise RuntimeError(f"{proc.name} did not listen on {host}:{port}:\n{proc.log_tail()}")
 
 
+def cluster_secret(tmp: Path) -> Path:
+    """The tests' cluster secret file (mode 0600), written once per test directory."""
+    path = tmp / "cluster-secret"
+    if not path.exists():
+        write_secret_file(path)
+    return path
+
+
+def peer_tls_files(tmp: Path) -> PeerTls:
+    """A self-signed certificate that is its own CA, shared by the test's nodes (openssl)."""
+    cert, key = tmp / "peer-cert.pem", tmp / "peer-key.pem"
+    if not cert.exists():
+        argv = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt"]
+        argv += ["ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out", str(cert)]
+        argv += ["-days", "2", "-subj", "/CN=hakeeper-sessions-test"]
+        subprocess.run(
+            argv,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        key.chmod(0o600)
+    return PeerTls(cert, key, cert)
+
+
 def start_store(
     tmp: Path,
     name: str,
     address: str,
     *,
     peers: Sequence[str] = (),
+    peer_address: str | None = None,
     epoch: int = 0,
     primary: bool = False,
     extra: Sequence[str] = (),
     wait: bool = True,
 ) -> ManagedProcess:
+    """A store node; with ``peers`` (peer addresses) it listens for them on ``peer_address``
+    and proves the test directory's cluster secret."""
     argv = [
         sys.executable,
         "-m",
@@ -58,6 +89,10 @@ def start_store(
         "INFO",
         *extra,
     ]
+    if peers:
+        host = address.rpartition(":")[0]
+        argv += ["--peer-listen", peer_address or f"{host}:{free_port(host)}"]
+        argv += ["--secret-file", str(cluster_secret(tmp))]
     if primary:
         argv.append("--primary")
     proc = ManagedProcess(name, argv, tmp / f"{name}.log")

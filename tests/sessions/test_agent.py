@@ -10,9 +10,11 @@ import pytest
 
 from hakeeper.agents.registry import make_agent
 from hakeeper.cluster.store import Observed
+from hakeeper.config.secret_file import write_secret_file
 from hakeeper.errors import ConfigError
 from hakeeper.lab.loopback import LoopbackCluster
 from hakeeper.lab.processes import free_port
+from hakeeper.model.cluster import ClusterSpec, Coordination
 from hakeeper.sessions.agent import SessionsAgent
 from hakeeper.sessions.client import SessionClient
 
@@ -24,16 +26,46 @@ def test_agent_serves_on_its_nodes_address_with_the_others_as_peers(tmp_path: Pa
     assert isinstance(agent, SessionsAgent)
     argv = agent.argv_for("n2")
     assert argv[argv.index("--listen") + 1] == "127.0.0.12:11311"
+    # The nodes reach each other on the peer port (port + 1 by default), secret proven.
+    assert argv[argv.index("--peer-listen") + 1] == "127.0.0.12:11312"
     assert argv[argv.index("--peers") + 1].split(",") == [
-        "127.0.0.11:11311",
-        "127.0.0.12:11311",
-        "127.0.0.13:11311",
+        "127.0.0.11:11312",
+        "127.0.0.12:11312",
+        "127.0.0.13:11312",
     ]
+    assert argv[argv.index("--secret-file") + 1] == "/etc/hakeeper/secret"
+
+
+def test_agent_passes_the_secret_file_by_path_never_its_contents(tmp_path: Path) -> None:
+    secret_file = tmp_path / "secret"
+    secret = write_secret_file(secret_file)
+    params = {"port": 11311, "peer_port": 12000, "nodes": NODES, "secret_file": str(secret_file)}
+    agent = make_agent("sessions", "store", params, {}, state_dir=tmp_path)
+    assert isinstance(agent, SessionsAgent)
+    argv = agent.argv_for("n1")
+    assert argv[argv.index("--secret-file") + 1] == str(secret_file)
+    assert argv[argv.index("--peer-listen") + 1] == "127.0.0.11:12000"
+    assert not any(secret.current.decode() in arg for arg in argv)
+
+
+def test_agent_takes_the_secret_file_from_the_cluster_spec(tmp_path: Path) -> None:
+    spec = ClusterSpec(coordination=Coordination(secret_file="/srv/hakeeper/secret"))
+    params = {"port": 11311, "nodes": NODES}
+    agent = SessionsAgent.from_spec("", "store", params, {}, state_dir=tmp_path, spec=spec)
+    argv = agent.argv_for("n3")
+    assert argv[argv.index("--secret-file") + 1] == "/srv/hakeeper/secret"
 
 
 @pytest.mark.parametrize(
     "params",
-    [{"nodes": NODES}, {"port": "x", "nodes": NODES}, {"port": 11311}, {"port": 1, "bogus": 1}],
+    [
+        {"nodes": NODES},
+        {"port": "x", "nodes": NODES},
+        {"port": 11311},
+        {"port": 1, "bogus": 1},
+        {"port": 11311, "peer_port": 11311, "nodes": NODES},
+        {"port": 11311, "nodes": NODES, "secret_file": "relative/secret"},
+    ],
 )
 def test_bad_params_are_refused_at_config_load(tmp_path: Path, params: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
@@ -49,32 +81,42 @@ def roles(observed: Observed, resource: str) -> dict[str, str]:
 
 
 @pytest.fixture
-async def lab(tmp_path: Path) -> AsyncIterator[tuple[LoopbackCluster, int]]:
+async def lab(tmp_path: Path) -> AsyncIterator[tuple[LoopbackCluster, int, SessionsAgent]]:
     port = free_port("127.0.0.11")
+    peer_port = free_port("127.0.0.11")
+    secret_file = tmp_path / "sessions-secret"
+    write_secret_file(secret_file)
     nodes = ", ".join(f'{name} = "{host}"' for name, host in NODES.items())
     resources = f"""
 [resources.store]
 agent = "sessions"
-params = {{ port = {port}, nodes = {{ {nodes} }} }}
+params = {{ port = {port}, peer_port = {peer_port}, secret_file = "{secret_file}", \
+nodes = {{ {nodes} }} }}
 ops.monitor = {{ interval = "1s", timeout = "10s" }}
 
 [clones.sessions]
 resource = "store"
 promotable = true
 """
+    params = {"port": port, "peer_port": peer_port, "secret_file": str(secret_file), "nodes": NODES}
+    agent = make_agent("sessions", "store", params, {}, state_dir=tmp_path / "control")
+    assert isinstance(agent, SessionsAgent)
     cluster = LoopbackCluster(tmp_path, resources)
     try:
-        yield cluster, port
+        yield cluster, port, agent
     finally:
         await cluster.close()
 
 
-async def replica_follows_primary(replica: str, primary: str, timeout: float = 30.0) -> None:
-    """Promoted is what the cluster reports; the replica learns it from the stream's hello."""
-    async with SessionClient(primary) as client:
+async def replica_follows_primary(
+    agent: SessionsAgent, replica: str, primary: str, timeout: float = 30.0
+) -> None:
+    """Promoted is what the cluster reports; the replica learns it from the stream's hello.
+    Positions are read on the peer ports, with the secret, as the agent reads them."""
+    async with agent._client(agent.address_of(primary)) as client:
         epoch = (await client.position()).log_epoch
     deadline = asyncio.get_running_loop().time() + timeout
-    async with SessionClient(replica) as client:
+    async with agent._client(agent.address_of(replica)) as client:
         while (await client.position()).log_epoch != epoch:
             assert asyncio.get_running_loop().time() < deadline, "replica never synced"
             await asyncio.sleep(0.1)
@@ -82,9 +124,9 @@ async def replica_follows_primary(replica: str, primary: str, timeout: float = 3
 
 @pytest.mark.slow
 async def test_promotable_store_keeps_acknowledged_writes_across_primary_crash(
-    lab: tuple[LoopbackCluster, int],
+    lab: tuple[LoopbackCluster, int, SessionsAgent],
 ) -> None:
-    cluster, port = lab
+    cluster, port, agent = lab
     await cluster.start()
     ready = await cluster.wait_for(
         "one store primary and two replicas",
@@ -92,7 +134,7 @@ async def test_promotable_store_keeps_acknowledged_writes_across_primary_crash(
     )
     primary = next(n for n, r in roles(ready, "store").items() if r == "promoted")
     survivor = next(n for n in NODES if n != primary)
-    await replica_follows_primary(f"{NODES[survivor]}:{port}", f"{NODES[primary]}:{port}")
+    await replica_follows_primary(agent, survivor, primary)
     async with SessionClient(f"{NODES[survivor]}:{port}") as client:
         for index in range(20):
             assert await client.set(b"k%d" % index, b"v%d" % index) == b"STORED"
@@ -103,7 +145,7 @@ async def test_promotable_store_keeps_acknowledged_writes_across_primary_crash(
         lambda o: sorted(roles(o, "store").values()) == ["promoted", "started"],
     )
     new_primary = next(n for n, r in roles(after, "store").items() if r == "promoted")
-    await replica_follows_primary(f"{NODES[survivor]}:{port}", f"{NODES[new_primary]}:{port}")
+    await replica_follows_primary(agent, survivor, new_primary)
     async with SessionClient(f"{NODES[survivor]}:{port}") as client:
         for index in range(20):
             found = await client.get(b"k%d" % index)

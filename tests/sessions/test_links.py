@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
+from hakeeper.config.secret_file import ClusterSecret, write_secret_file
+from hakeeper.sessions import peer_auth
 from hakeeper.sessions.node import Node, NodeConfig
 from hakeeper.sessions.protocol import MemcacheProtocol
 from tests.sessions.test_protocol import FakeTransport
@@ -24,9 +28,12 @@ class FakeReplica:
     ack_every_batch: bool = True
     batches: list[tuple[int, int]] = field(default_factory=list)
     address: str = ""
+    secret: ClusterSecret | None = None
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            assert self.secret is not None
+            await accept_peer(reader, writer, self.secret)
             while True:
                 line = await reader.readuntil(b"\n")
                 parts = line.split()
@@ -44,16 +51,38 @@ class FakeReplica:
         writer.write(b"ACK %d\r\n" % seq)
 
 
+async def accept_peer(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, secret: ClusterSecret
+) -> None:
+    """The listener's side of the peer handshake, as a replica's peer port runs it."""
+    client_nonce = peer_auth.parse_client_hello(await reader.readuntil(b"\n"))
+    assert client_nonce is not None
+    server_nonce = peer_auth.new_nonce()
+    writer.write(peer_auth.server_challenge(secret, client_nonce, server_nonce))
+    proof = await reader.readuntil(b"\n")
+    assert peer_auth.check_client_proof(secret, client_nonce, server_nonce, proof)
+    writer.write(peer_auth.OK_LINE)
+
+
 @contextlib.asynccontextmanager
 async def primary_with(replicas: list[FakeReplica]) -> AsyncIterator[Node]:
+    scratch = tempfile.TemporaryDirectory()
+    secret_file = Path(scratch.name) / "secret"
+    secret = write_secret_file(secret_file)
     servers = []
     for fake in replicas:
+        fake.secret = secret
         server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         fake.address = f"127.0.0.1:{port}"
         servers.append(server)
     node = Node(
-        NodeConfig(address="127.0.0.1:1", peers=tuple(f.address for f in replicas), replicated=True)
+        NodeConfig(
+            address="127.0.0.1:1",
+            peers=tuple(f.address for f in replicas),
+            replicated=True,
+            secret_file=secret_file,
+        )
     )
     ready = asyncio.Event()
     runner = asyncio.create_task(node.run(ready))
@@ -67,6 +96,7 @@ async def primary_with(replicas: list[FakeReplica]) -> AsyncIterator[Node]:
             await runner
         for server in servers:
             server.close()
+        scratch.cleanup()
 
 
 async def until(check: Callable[[], bool]) -> None:
@@ -180,3 +210,17 @@ async def test_a_refusing_replica_acknowledges_nothing(answer: bytes) -> None:
         await asyncio.sleep(0.3)
         assert bytes(transport.written) == b""
         assert node.commit_seq < node.seq
+
+
+async def test_reading_resumes_when_the_transport_drains_while_replies_are_held() -> None:
+    replicas = [FakeReplica(ack_every_batch=False), FakeReplica(ack_every_batch=False)]
+    async with primary_with(replicas) as node:
+        conn = MemcacheProtocol(node)
+        transport = FakeTransport()
+        conn.connection_made(transport)  # type: ignore[arg-type]
+        conn.data_received(b"set k 0 0 1\r\nv\r\n")
+        assert bytes(transport.written) == b""  # held: nothing acknowledged
+        conn.pause_writing()
+        assert not transport.reading
+        conn.resume_writing()
+        assert transport.reading

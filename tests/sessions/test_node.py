@@ -19,7 +19,7 @@ PEERS = ("127.0.0.2:1", "127.0.0.3:1")
 
 def replica(epoch: int = 0) -> tuple[Node, MemcacheProtocol, FakeTransport]:
     node = Node(NodeConfig(address="127.0.0.1:1", peers=PEERS, replicated=True, start_epoch=epoch))
-    conn = MemcacheProtocol(node)
+    conn = MemcacheProtocol(node, peer=True)
     transport = FakeTransport()
     conn.connection_made(transport)  # type: ignore[arg-type]
     return node, conn, transport
@@ -157,7 +157,7 @@ def test_entries_round_trip() -> None:
 
 def test_standalone_node_refuses_a_replication_stream() -> None:
     node = Node(NodeConfig(address="127.0.0.1:1"))
-    conn = MemcacheProtocol(node)
+    conn = MemcacheProtocol(node, peer=True)
     transport = FakeTransport()
     conn.connection_made(transport)  # type: ignore[arg-type]
     reply = send(conn, transport, batch(0, 1, [entries.encode_put(b"k", b"v", 0, 0.0, 1)]))

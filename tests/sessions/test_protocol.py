@@ -12,12 +12,25 @@ class FakeTransport:
     def __init__(self) -> None:
         self.written = bytearray()
         self.closed = False
+        self.reading = True
 
     def write(self, data: bytes) -> None:
         self.written += data
 
     def close(self) -> None:
         self.closed = True
+
+    def is_reading(self) -> bool:
+        return self.reading
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def get_extra_info(self, name: str) -> object:
+        return None
 
 
 def connect() -> tuple[MemcacheProtocol, FakeTransport]:
@@ -87,8 +100,17 @@ def test_noreply_storage_writes_nothing_back() -> None:
 def test_client_not_reading_its_replies_is_not_read_from() -> None:
     protocol, transport = connect()
     paused: list[bool] = []
-    transport.pause_reading = lambda: paused.append(True)  # type: ignore[attr-defined]
-    transport.resume_reading = lambda: paused.append(False)  # type: ignore[attr-defined]
+
+    def pause() -> None:
+        paused.append(True)
+        transport.reading = False
+
+    def resume() -> None:
+        paused.append(False)
+        transport.reading = True
+
+    transport.pause_reading = pause  # type: ignore[method-assign]
+    transport.resume_reading = resume  # type: ignore[method-assign]
     protocol.pause_writing()
     protocol.resume_writing()
     assert paused == [True, False]

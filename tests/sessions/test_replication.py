@@ -58,7 +58,7 @@ async def test_fenced_primary_steps_down_and_acknowledges_nothing(
     await store_cluster.wait_replicated()
     primary, *replicas = store_cluster.addresses
     for address in replicas:
-        async with SessionClient(address) as client:
+        async with store_cluster.control(address) as client:
             await client.fence(2)
     with pytest.raises(SessionStoreError):
         await stored(primary, b"late", b"x", timeout=3.0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hakeeper.sessions.store import ITEM_OVERHEAD, Outcome, Store
+from hakeeper.sessions.store import ITEM_COST, Outcome, Store
 
 NOW = 1_800_000_000.0
 
@@ -51,7 +51,7 @@ def test_negative_exptime_is_already_expired() -> None:
 
 
 def test_eviction_drops_least_recently_used_by_bytes() -> None:
-    size = 1 + 100 + ITEM_OVERHEAD
+    size = 1 + 100 + ITEM_COST
     store, _ = make_store(memory_limit=3 * size)
     for key in (b"a", b"b", b"c"):
         store.set(key, b"x" * 100, 0, 0)
@@ -115,7 +115,7 @@ def test_append_keeps_flags_and_expiry() -> None:
 
 
 def test_overwriting_a_key_makes_it_most_recently_used() -> None:
-    size = 1 + 100 + ITEM_OVERHEAD
+    size = 1 + 100 + ITEM_COST
     store, _ = make_store(memory_limit=3 * size)
     for key in (b"a", b"b", b"c"):
         store.set(key, b"x" * 100, 0, 0)
@@ -129,7 +129,7 @@ def test_overwrite_accounts_for_the_new_value_size_only() -> None:
     store, _ = make_store()
     store.set(b"k", b"x" * 100, 0, 0)
     store.set(b"k", b"x" * 10, 0, 0)
-    assert store.stats().bytes == 1 + 10 + ITEM_OVERHEAD
+    assert store.stats().bytes == 1 + 10 + ITEM_COST
 
 
 def test_total_items_counts_local_stores_and_installed_items() -> None:
@@ -142,7 +142,7 @@ def test_total_items_counts_local_stores_and_installed_items() -> None:
 
 
 def test_eviction_still_takes_the_oldest_after_many_deleted_keys() -> None:
-    size = 1 + 100 + ITEM_OVERHEAD
+    size = 1 + 100 + ITEM_COST
     store, _ = make_store(memory_limit=3 * size)
     for number in range(10_000):
         key = b"gone%d" % number
@@ -155,7 +155,7 @@ def test_eviction_still_takes_the_oldest_after_many_deleted_keys() -> None:
 
 
 def test_items_read_since_their_last_chance_all_survive_one_round_of_eviction() -> None:
-    size = 1 + 100 + ITEM_OVERHEAD
+    size = 1 + 100 + ITEM_COST
     store, _ = make_store(memory_limit=3 * size)
     for key in (b"a", b"b", b"c"):
         store.set(key, b"x" * 100, 0, 0)
@@ -174,7 +174,7 @@ def test_installed_item_larger_than_memory_evicts_everything_and_ends() -> None:
 
 
 def test_peek_record_does_not_save_an_item_from_eviction() -> None:
-    size = 1 + 100 + ITEM_OVERHEAD
+    size = 1 + 100 + ITEM_COST
     store, _ = make_store(memory_limit=3 * size)
     for key in (b"a", b"b", b"c"):
         store.set(key, b"x" * 100, 0, 0)
@@ -188,11 +188,11 @@ def test_installing_a_batch_of_puts_leaves_the_store_as_installing_each() -> Non
         (1, b"k%d" % (i % 7), i, 0.0 if i % 2 else NOW + 60, 10 + i, b"v" * (40 + i))
         for i in range(30)
     ]
-    one_by_one, _ = make_store(memory_limit=6 * (2 + 60 + ITEM_OVERHEAD))
+    one_by_one, _ = make_store(memory_limit=6 * (2 + 60 + ITEM_COST))
     one_by_one.set(b"local", b"x", 0, 0)
     for _, key, flags, exptime, cas, value in puts:
         one_by_one.install(key, value, flags, exptime, cas)
-    batched, _ = make_store(memory_limit=6 * (2 + 60 + ITEM_OVERHEAD))
+    batched, _ = make_store(memory_limit=6 * (2 + 60 + ITEM_COST))
     batched.set(b"local", b"x", 0, 0)
     batched.install_puts(puts)
     assert batched.stats() == one_by_one.stats()

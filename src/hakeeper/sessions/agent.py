@@ -8,9 +8,12 @@
     resource = "store"
     promotable = true
 
-Each node runs ``hakeeper sessions serve`` on ``<its address>:<port>`` with every other node
-as a peer; supervision is the ``process`` agent's. ``monitor`` answers RUNNING_PROMOTED on
-the primary. ``promote`` with the assignment's epoch E (the fencing token):
+Each node runs ``hakeeper sessions serve`` on ``<its address>:<port>`` for clients and
+``<its address>:<peer_port>`` (default port + 1) for the other nodes, which prove the
+cluster secret there (``secret_file``, the path of ``[coordination] secret_file``; it is
+passed to the store by path, never by value); supervision is the ``process`` agent's. Every
+control call below goes to the peer port with the secret's handshake. ``monitor`` answers
+RUNNING_PROMOTED on the primary. ``promote`` with the assignment's epoch E (the fencing token):
 
 1. fences every reachable node with E (from then on they refuse the old primary's stream)
    and reads their positions; without a majority it fails and nothing changes;
@@ -45,16 +48,30 @@ from hakeeper.agents.base import (
 from hakeeper.agents.metadata import check_params
 from hakeeper.agents.process import ProcessAgent, ProcessConfig
 from hakeeper.errors import ConfigError, SessionStoreError
+from hakeeper.model.cluster import ClusterSpec, Coordination
 from hakeeper.sessions.client import SessionClient
 from hakeeper.sessions.position import Position, Role, most_up_to_date
+from hakeeper.sessions.tls import PeerTls, peer_tls
 
+DEFAULT_SECRET_FILE = Path(Coordination().secret_file)
 PARAMS = (
     ParamSpec("port", required=True, shortdesc="TCP port of the store on every node"),
     ParamSpec("nodes", required=True, shortdesc="table: cluster node name → its address"),
     ParamSpec("memory", default="64m", shortdesc="memory bound per node (LRU beyond)"),
     ParamSpec("stale_reads", default="false", shortdesc="replicas answer reads locally"),
     ParamSpec("stop_timeout", type="duration", default="10s", shortdesc="SIGTERM→SIGKILL"),
+    ParamSpec("peer_port", shortdesc="TCP port of the peer listener (default: port + 1)"),
+    ParamSpec(
+        "secret_file",
+        default=str(DEFAULT_SECRET_FILE),
+        shortdesc="the cluster secret file ([coordination] secret_file)",
+    ),
+    ParamSpec("authfile", shortdesc="memcached -Y authfile clients must authenticate with"),
+    ParamSpec("peer_tls_cert", shortdesc="peer TLS: node certificate (same path on every node)"),
+    ParamSpec("peer_tls_key", shortdesc="peer TLS: its key (mode 0600)"),
+    ParamSpec("peer_tls_ca", shortdesc="peer TLS: the CA that signed every node's certificate"),
 )
+TLS_PARAMS = ("peer_tls_cert", "peer_tls_key", "peer_tls_ca")
 CONTROL_TIMEOUT = 2.0
 
 
@@ -68,11 +85,17 @@ class SessionsAgent(ProcessAgent):
         port: int,
         nodes: Mapping[str, str],
         serve_args: tuple[str, ...],
+        peer_port: int | None = None,
+        secret_file: Path = DEFAULT_SECRET_FILE,
+        tls: PeerTls | None = None,
     ) -> None:
         super().__init__(instance, config, state_dir=state_dir)
         self.port = port
+        self.peer_port = peer_port if peer_port is not None else port + 1
         self.nodes = dict(nodes)
         self.serve_args = serve_args
+        self.secret_file = secret_file
+        self.tls = tls
 
     @classmethod
     def from_spec(
@@ -85,7 +108,10 @@ class SessionsAgent(ProcessAgent):
         state_dir: Path,
         ocf_root: Path | None = None,
         init_dir: Path | None = None,
+        spec: ClusterSpec | None = None,
     ) -> SessionsAgent:
+        """``spec``, when the caller has the cluster's spec, gives the default secret file
+        (``[coordination] secret_file``); ``params.secret_file`` overrides it."""
         del target, meta, ocf_root, init_dir
         check_params(f"sessions {instance}", params, PARAMS)
         port = params.get("port")
@@ -97,7 +123,33 @@ class SessionsAgent(ProcessAgent):
                 f"sessions {instance}: params.nodes must map every node name to its address, "
                 'e.g. { n1 = "10.0.0.1", n2 = "10.0.0.2", n3 = "10.0.0.3" }'
             )
+        peer_port = params.get("peer_port", port + 1)
+        if not isinstance(peer_port, int) or not 0 < peer_port < 65536 or peer_port == port:
+            raise ConfigError(
+                f"sessions {instance}: params.peer_port must be a TCP port number other than "
+                "params.port"
+            )
+        default_secret = spec.coordination.secret_file if spec is not None else DEFAULT_SECRET_FILE
+        secret_file = Path(str(params.get("secret_file", default_secret)))
+        if not secret_file.is_absolute():
+            raise ConfigError(
+                f"sessions {instance}: params.secret_file must be an absolute path, like "
+                f"{DEFAULT_SECRET_FILE}"
+            )
         serve_args: tuple[str, ...] = ("--memory", str(params.get("memory", "64m")))
+        serve_args += ("--secret-file", str(secret_file))
+        if "authfile" in params:
+            authfile = Path(str(params["authfile"]))
+            if not authfile.is_absolute():
+                raise ConfigError(f"sessions {instance}: params.authfile must be an absolute path")
+            serve_args += ("--authfile", str(authfile))
+        tls_paths = [Path(str(params[name])) if name in params else None for name in TLS_PARAMS]
+        if any(path is not None and not path.is_absolute() for path in tls_paths):
+            raise ConfigError(f"sessions {instance}: params.peer_tls_* must be absolute paths")
+        tls = peer_tls(*tls_paths)
+        if tls is not None:
+            serve_args += ("--peer-tls-cert", str(tls.cert_file), "--peer-tls-key")
+            serve_args += (str(tls.key_file), "--peer-tls-ca", str(tls.ca_file))
         if str(params.get("stale_reads", "false")).lower() in ("true", "1", "yes"):
             serve_args += ("--stale-reads",)
         process_params: dict[str, object] = {"command": [sys.executable, "-V"]}
@@ -110,6 +162,9 @@ class SessionsAgent(ProcessAgent):
             port=port,
             nodes={str(k): str(v) for k, v in nodes.items()},
             serve_args=serve_args,
+            peer_port=peer_port,
+            secret_file=secret_file,
+            tls=tls,
         )
 
     def meta_data(self) -> MetaData:
@@ -123,12 +178,20 @@ class SessionsAgent(ProcessAgent):
 
     @property
     def addresses(self) -> list[str]:
-        return [f"{host}:{self.port}" for host in self.nodes.values()]
+        """Every node's peer address (the store's control and replication port)."""
+        return [f"{host}:{self.peer_port}" for host in self.nodes.values()]
 
     def address_of(self, node: str) -> str:
+        """The node's peer address, where the control calls go."""
+        return f"{self._host(node)}:{self.peer_port}"
+
+    def client_address_of(self, node: str) -> str:
+        return f"{self._host(node)}:{self.port}"
+
+    def _host(self, node: str) -> str:
         if node not in self.nodes:
             raise ConfigError(f"sessions {self.instance}: node {node!r} missing from params.nodes")
-        return f"{self.nodes[node]}:{self.port}"
+        return self.nodes[node]
 
     def argv_for(self, node: str) -> tuple[str, ...]:
         return (
@@ -137,11 +200,17 @@ class SessionsAgent(ProcessAgent):
             "hakeeper.cli.sessions",
             "serve",
             "--listen",
+            self.client_address_of(node),
+            "--peer-listen",
             self.address_of(node),
             "--peers",
             ",".join(self.addresses),
             *self.serve_args,
         )
+
+    def _client(self, address: str, timeout: float = CONTROL_TIMEOUT) -> SessionClient:
+        ssl = self.tls.client_context() if self.tls is not None else None
+        return SessionClient(address, timeout=timeout, secret_file=self.secret_file, ssl=ssl)
 
     # --- operations --------------------------------------------------------------------------
 
@@ -158,7 +227,7 @@ class SessionsAgent(ProcessAgent):
         deadline = time.monotonic() + max(1.0, req.timeout - result.duration)
         while True:
             try:
-                await self._position(argv[argv.index("--listen") + 1])
+                await self._position(argv[argv.index("--peer-listen") + 1])
                 return result
             except SessionStoreError as exc:
                 if time.monotonic() > deadline:
@@ -204,7 +273,7 @@ class SessionsAgent(ProcessAgent):
         positions: dict[str, Position] = {}
         for address in self.addresses:
             try:
-                async with SessionClient(address, timeout=CONTROL_TIMEOUT) as client:
+                async with self._client(address) as client:
                     positions[address] = await client.fence(req.epoch)
             except SessionStoreError:
                 continue
@@ -218,18 +287,18 @@ class SessionsAgent(ProcessAgent):
         best = most_up_to_date(positions)
         rank = (positions[best].log_epoch, positions[best].seq)
         if rank > (positions[me].log_epoch, positions[me].seq):
-            async with SessionClient(best, timeout=CONTROL_TIMEOUT * 5) as source:
+            async with self._client(best, CONTROL_TIMEOUT * 5) as source:
                 log_epoch, seq, payload = await source.dump()
-            async with SessionClient(me, timeout=CONTROL_TIMEOUT * 5) as target:
+            async with self._client(me, CONTROL_TIMEOUT * 5) as target:
                 await target.adopt(log_epoch, seq, payload)
-        async with SessionClient(me, timeout=CONTROL_TIMEOUT) as client:
+        async with self._client(me) as client:
             await client.promote(req.epoch)
         return ""
 
     async def demote(self, req: OpRequest) -> OpResult:
         started = time.monotonic()
         try:
-            async with SessionClient(self.address_of(req.node), timeout=CONTROL_TIMEOUT) as c:
+            async with self._client(self.address_of(req.node)) as c:
                 await c.demote()
             reason = ""
         except (SessionStoreError, ConfigError) as exc:
@@ -241,7 +310,7 @@ class SessionsAgent(ProcessAgent):
         return log_op(result, node=req.node, epoch=req.epoch)
 
     async def _position(self, address: str) -> Position:
-        async with SessionClient(address, timeout=CONTROL_TIMEOUT) as client:
+        async with self._client(address) as client:
             return await client.position()
 
     def _result(self, op: str, rc: int, reason: str = "", interval: float = 0.0) -> OpResult:

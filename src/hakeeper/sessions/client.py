@@ -3,16 +3,25 @@
 One connection, one request at a time, every call under a deadline. Used by the session
 middleware, the CLI's control commands, the tests and the checker. Failures raise
 `SessionStoreError` naming the server and what to do.
+
+With ``secret_file`` the client talks to a node's peer port: it proves the cluster secret
+(and checks the node's proof) before any command, which the control commands (``hk_*``)
+need. With ``credentials`` (``user password``) it authenticates to a client port that
+requires memcached's ASCII auth.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
+from ssl import SSLContext
 from types import TracebackType
 
+from hakeeper.config.secret_file import read_secret_file
 from hakeeper.errors import SessionStoreError
 from hakeeper.sessions.addresses import split_address
+from hakeeper.sessions.peer_auth import handshake_stream
 from hakeeper.sessions.position import Position
 
 ERROR_PREFIXES = (b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")
@@ -26,9 +35,20 @@ class Value:
 
 
 class SessionClient:
-    def __init__(self, address: str, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        timeout: float = 5.0,
+        secret_file: Path | None = None,
+        credentials: bytes | None = None,
+        ssl: SSLContext | None = None,
+    ) -> None:
         self.address = address
         self.timeout = timeout
+        self.secret_file = secret_file
+        self.credentials = credentials
+        self.ssl = ssl  # a peer port with TLS (hakeeper.sessions.tls)
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
@@ -46,14 +66,36 @@ class SessionClient:
 
     async def connect(self) -> None:
         host, port = split_address(self.address)
+        secret = read_secret_file(self.secret_file) if self.secret_file is not None else None
         try:
             async with asyncio.timeout(self.timeout):
-                self._reader, self._writer = await asyncio.open_connection(host, port)
-        except (OSError, TimeoutError) as exc:
+                self._reader, self._writer = await asyncio.open_connection(
+                    host, port, ssl=self.ssl, server_hostname=host if self.ssl else None
+                )
+                if secret is not None:
+                    await handshake_stream(self._reader, self._writer, secret)
+        except (
+            OSError,
+            TimeoutError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+        ) as exc:
+            await self.close()
             raise SessionStoreError(
-                f"session store {self.address} unreachable ({exc!r}); is `hakeeper sessions "
-                "serve` running there?"
+                f"session store {self.address} unreachable or refused the peer handshake "
+                f"({exc!r}); is `hakeeper sessions serve` running there, and is this its "
+                "peer port with the same secret file?"
+                if secret is not None
+                else f"session store {self.address} unreachable ({exc!r}); is `hakeeper "
+                "sessions serve` running there?"
             ) from exc
+        if self.credentials is not None:
+            data = self.credentials
+            try:
+                await self._roundtrip(b"set auth 0 0 %d\r\n%s\r\n" % (len(data), data))
+            except SessionStoreError:
+                await self.close()
+                raise
 
     async def close(self) -> None:
         writer = self._writer

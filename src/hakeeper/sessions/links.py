@@ -1,6 +1,7 @@
 """The primary's stream to one replica: hello, snapshot if needed, then pipelined batches.
 
-A `StreamLink` is an ``asyncio.Protocol`` on the replica's client port. The hand-shake
+A `StreamLink` is an ``asyncio.Protocol`` on the replica's peer port, connected once both
+sides proved the cluster secret (`peer_auth.open_peer`). The hand-shake
 (``hk_hello``, the replica's position, a snapshot if it is behind the kept log or followed
 another epoch) runs in `run_link`; then the link is attached to the node, which writes to it at
 most once per event-loop iteration: everything appended since the last write, as one
@@ -21,8 +22,9 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING, cast
 
+from hakeeper.errors import ConfigError
 from hakeeper.sessions import entries
-from hakeeper.sessions.addresses import split_address
+from hakeeper.sessions.peer_auth import open_peer
 from hakeeper.sessions.position import Position
 
 if TYPE_CHECKING:
@@ -190,23 +192,30 @@ class StreamLink(asyncio.Protocol):
 
 async def run_link(node: Node, peer: str, epoch: int) -> None:
     """Keep ``peer`` in sync while this node is the primary of ``epoch``."""
-    host, port = split_address(peer)
     while node.is_primary_of(epoch):
         try:
-            await _stream(node, peer, host, port, epoch)
-        except (OSError, TimeoutError, StreamRefused) as exc:
+            await _stream(node, peer, epoch)
+        except (OSError, TimeoutError, ValueError, OverflowError, StreamRefused) as exc:
+            # OSError includes a refused proof of the secret (PeerAuthError); ValueError and
+            # OverflowError a peer address that is not host:port.
             log.info("event=sessions.link_down peer=%s epoch=%d error=%r", peer, epoch, exc)
+        except ConfigError as exc:
+            log.error("event=sessions.link_down peer=%s epoch=%d error=%s", peer, epoch, exc)
         await asyncio.sleep(RETRY_DELAY)
 
 
-async def _stream(node: Node, peer: str, host: str, port: int, epoch: int) -> None:
+async def _stream(node: Node, peer: str, epoch: int) -> None:
     """One connection: hand-shake, then stream until the connection ends."""
     timeout = node.config.write_timeout
-    loop = asyncio.get_running_loop()
-    async with asyncio.timeout(timeout):
-        _, link = await loop.create_connection(lambda: StreamLink(node, peer, epoch), host, port)
+    link = await open_peer(
+        peer,
+        node.secret_source(),
+        lambda: StreamLink(node, peer, epoch),
+        timeout,
+        ssl=node.peer_ssl,
+    )
     try:
-        link.write(b"hk_hello %d %s\r\n" % (epoch, node.config.address.encode()))
+        link.write(b"hk_hello %d %s\r\n" % (epoch, node.config.identity.encode()))
         reply = await link.reply(timeout)
         if reply is None:
             return

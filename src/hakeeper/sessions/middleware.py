@@ -38,9 +38,10 @@ POOL_SIZE = 16
 class _Pool:
     """Idle store connections of one event loop (a new loop starts a new pool)."""
 
-    def __init__(self, address: str, timeout: float) -> None:
+    def __init__(self, address: str, timeout: float, credentials: bytes | None) -> None:
         self.address = address
         self.timeout = timeout
+        self.credentials = credentials
         self._idle: list[SessionClient] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -51,7 +52,7 @@ class _Pool:
             self._loop = loop
         if self._idle:
             return self._idle.pop()
-        client = SessionClient(self.address, timeout=self.timeout)
+        client = SessionClient(self.address, timeout=self.timeout, credentials=self.credentials)
         await client.connect()
         return client
 
@@ -61,7 +62,8 @@ class _Pool:
 
 
 class SessionMiddleware:
-    """Pure ASGI middleware; ``store`` is any node's ``host:port``."""
+    """Pure ASGI middleware; ``store`` is any node's ``host:port``; ``credentials``
+    (``b"user password"``) for a store started with an authfile."""
 
     def __init__(
         self,
@@ -73,10 +75,11 @@ class SessionMiddleware:
         max_age: int = 1800,
         secure: bool = False,
         timeout: float = 5.0,
+        credentials: bytes | None = None,
     ) -> None:
         self.app = app
         self.settings = CookieSettings(secret, cookie_name, max_age, secure=secure)
-        self.pool = _Pool(store, timeout)
+        self.pool = _Pool(store, timeout, credentials)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -153,10 +156,11 @@ class WSGISessionMiddleware:
         max_age: int = 1800,
         secure: bool = False,
         timeout: float = 5.0,
+        credentials: bytes | None = None,
     ) -> None:
         self.app = app
         self.settings = CookieSettings(secret, cookie_name, max_age, secure=secure)
-        self.client = SyncClient(store, timeout=timeout)
+        self.client = SyncClient(store, timeout=timeout, credentials=credentials)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         session_id = cookies.verified_id(self.settings, environ.get("HTTP_COOKIE"))

@@ -17,10 +17,9 @@ epoch are refused with ``STALE``, and a primary that learns of a newer epoch ste
 controller fences a majority with the new epoch, reads their positions, and promotes the
 most up-to-date one (highest ``(log_epoch, seq)``) with that epoch.
 
-Control commands (same port; the port must only be reachable from the cluster, as with
-memcached): ``hk_position``, ``hk_fence <epoch>``, ``hk_promote <epoch>``, and the stream:
-``hk_hello <epoch> <host:port>``, ``hk_snap <epoch> <seq> <bytes>``,
-``hk_batch <epoch> <first> <last> <bytes>``.
+The control and stream commands (`control.PeerCommands`) come on the peer port only, from
+a connection that proved the cluster secret (`peer_auth`). Nodes know each other by their
+peer addresses: the stream, forwarding and control all use the peer port.
 """
 
 from __future__ import annotations
@@ -30,34 +29,54 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+from hakeeper.config.secret_file import ClusterSecret, SecretFile
+from hakeeper.errors import ConfigError
 from hakeeper.sessions import entries
-from hakeeper.sessions.addresses import split_address
+from hakeeper.sessions.auth import ClientAuth, read_authfile
+from hakeeper.sessions.commands import VERSION, Slot
+from hakeeper.sessions.control import PeerCommands
 from hakeeper.sessions.links import StreamLink, run_link
+from hakeeper.sessions.peer_auth import open_peer
 from hakeeper.sessions.position import Position, Role
-from hakeeper.sessions.protocol import VERSION, MemcacheProtocol, Slot
+from hakeeper.sessions.protocol import MemcacheProtocol
 from hakeeper.sessions.store import Store
+from hakeeper.sessions.tls import PeerTls
 from hakeeper.sessions.upstream import Upstream
-from hakeeper.sessions.wire import parse_i64, parse_u64
 
 log = logging.getLogger(__name__)
 
 # Entries kept for lagging replicas; one further behind gets a snapshot instead.
 LOG_KEEP = 200_000
 LOG_KEEP_BYTES = 64 << 20
+# ... and at most this share of --memory, so that the log of a node whose replicas are away
+# does not double the process's memory (a laggard past it gets a snapshot).
+LOG_SHARE_OF_MEMORY = 4
 LOG_TRIM_EVERY = 4096
 TICK = 0.1
 # A replica whose acks the commit does not need gets batches of at least this many entries
 # (or whatever is pending at the next tick): fewer, larger batches cost it less per write.
 LAZY_BACKLOG = 512
+# Idle and slow-request timeouts are checked every this many ticks.
+SWEEP_TICKS = 10
+# Slack over the largest entry or snapshot a peer can legitimately send (entry headers).
+BLOCK_SLACK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
-    address: str  # host:port this node serves clients and the stream on
-    peers: tuple[str, ...] = ()  # the other nodes' host:port
+    address: str  # host:port this node serves clients on
+    peers: tuple[str, ...] = ()  # the other nodes' peer host:port
+    # host:port of this node's peer listener (stream, forwarding, control); "" = address.
+    peer_address: str = ""
+    secret_file: Path | None = None  # the cluster secret peers prove (required with peers)
+    peer_tls: PeerTls | None = None  # TLS on the peer link (mutual, the cluster's CA)
+    authfile: Path | None = None  # memcached -Y credentials clients must give, or None
+    max_connections: int = 1024  # client connections (memcached's -c)
+    idle_timeout: float = 300.0  # a client connection silent this long is closed
+    request_timeout: float = 30.0  # a started request must complete within this
     replicated: bool = False
     stale_reads: bool = False
     start_epoch: int = 0  # fencing: refuse anything older (the assignment's epoch)
@@ -71,8 +90,13 @@ class NodeConfig:
     def majority(self) -> int:
         return (len(self.peers) + 1) // 2 + 1
 
+    @property
+    def identity(self) -> str:
+        """The address the other nodes know this one by (its peer address)."""
+        return self.peer_address or self.address
 
-class Node:
+
+class Node(PeerCommands):
     def __init__(self, config: NodeConfig, store: Store | None = None) -> None:
         self.config = config
         self.store = store or Store(
@@ -89,10 +113,23 @@ class Node:
         # links: the hot path reads this instead of the clock.
         self.now = time.monotonic()
         self.total_connections = 0
+        self.rejected_connections = 0
         self.connections: set[MemcacheProtocol] = set()
+        self.clients = 0  # connections in `connections` that are not peers
+        self.pending_peers = 0  # peer-port connections still in the handshake
+        self._secret_file = SecretFile(config.secret_file) if config.secret_file else None
+        self.client_auth: ClientAuth | None = (
+            read_authfile(config.authfile) if config.authfile else None
+        )
+        self._peer_names = frozenset(peer.encode() for peer in config.peers)
+        self.peer_ssl = config.peer_tls.client_context() if config.peer_tls else None
+        self._ticks = 0
         # Primary state: entries seq log_base .. seq, per-peer ack and sent positions.
         self._log: list[bytes] = []
         self._log_bytes = 0
+        self._log_keep_bytes = min(
+            LOG_KEEP_BYTES, max(config.memory_limit // LOG_SHARE_OF_MEMORY, config.batch_bytes)
+        )
         self._log_base = 1
         self._acked: dict[str, int] = {}
         self.sent_max = 0
@@ -139,6 +176,11 @@ class Node:
         while True:
             await asyncio.sleep(TICK)
             now = self.now = time.monotonic()
+            self._ticks += 1
+            if self._ticks % SWEEP_TICKS == 0:
+                config = self.config
+                for conn in list(self.connections):
+                    conn.sweep(now, config.idle_timeout, config.request_timeout)
             for link in list(self._links):
                 if link.sent > link.acked and now - link.unacked_since > self.config.write_timeout:
                     link.close(f"no ACK within {self.config.write_timeout}s")
@@ -165,13 +207,43 @@ class Node:
 
     # --- connections -------------------------------------------------------------------------
 
-    def connection_opened(self, conn: MemcacheProtocol) -> None:
+    def connection_opened(self, conn: MemcacheProtocol) -> bool:
+        """Count a new connection; False (refuse it) for a client beyond max_connections."""
+        if not conn.peer:
+            if self.clients >= self.config.max_connections:
+                self.rejected_connections += 1
+                return False
+            self.clients += 1
         self.connections.add(conn)
         self.total_connections += 1
+        return True
 
     def connection_closed(self, conn: MemcacheProtocol) -> None:
-        self.connections.discard(conn)
+        if conn in self.connections:
+            self.connections.discard(conn)
+            if not conn.peer:
+                self.clients -= 1
         self.waiting.discard(conn)
+
+    # --- the cluster secret ------------------------------------------------------------------
+
+    def secret_source(self) -> SecretFile:
+        if self._secret_file is None:
+            raise ConfigError(
+                "sessions: a replicated node needs the cluster secret: give --secret-file "
+                "(a file of mode 0600 written by `hakeeper init`)"
+            )
+        return self._secret_file
+
+    def secret(self) -> ClusterSecret:
+        return self.secret_source().get()
+
+    def block_limit(self, cmd: bytes) -> int:
+        """The largest ``hk_*`` block accepted: a batch, or a whole snapshot."""
+        config = self.config
+        if cmd == b"hk_batch":
+            return config.batch_bytes + config.item_size_max + BLOCK_SLACK
+        return config.memory_limit + BLOCK_SLACK
 
     # --- primary: the log and commits --------------------------------------------------------
 
@@ -195,7 +267,7 @@ class Node:
     def _append(self, entry: bytes) -> None:
         self._log.append(entry)
         self._log_bytes += len(entry)
-        if self._log_bytes > LOG_KEEP_BYTES:
+        if self._log_bytes > self._log_keep_bytes:
             # No replica acknowledging must not grow memory without bound either.
             self._trim_log()
         self.seq += 1
@@ -258,13 +330,13 @@ class Node:
 
     def _trim_log(self) -> None:
         """Drop what every replica holds; past the bounds, what laggards lack (snapshot)."""
-        if len(self._log) < LOG_TRIM_EVERY and self._log_bytes <= LOG_KEEP_BYTES:
+        if len(self._log) < LOG_TRIM_EVERY and self._log_bytes <= self._log_keep_bytes:
             return
         floor = min(self._acked.values(), default=self.seq)
         floor = max(floor, self.seq - LOG_KEEP)
         drop = floor - self._log_base + 1
         kept_bytes = self._log_bytes - sum(len(entry) for entry in self._log[: max(drop, 0)])
-        while kept_bytes > LOG_KEEP_BYTES and drop < len(self._log):
+        while kept_bytes > self._log_keep_bytes and drop < len(self._log):
             kept_bytes -= len(self._log[max(drop, 0)])
             drop = max(drop, 0) + 1
         if drop > 0:
@@ -337,7 +409,7 @@ class Node:
         self.seen_epoch = epoch
         self.log_epoch = epoch
         self.role = Role.PRIMARY
-        self.primary_address = self.config.address
+        self.primary_address = self.config.identity
         self._log = []
         self._log_bytes = 0
         self._log_base = self.seq + 1
@@ -392,7 +464,7 @@ class Node:
         self, payload: bytes, multi: bool, noreply: bool, slot: Slot, conn: MemcacheProtocol
     ) -> None:
         address = self.primary_address
-        if address is None or address == self.config.address:
+        if address is None or address == self.config.identity:
             # Right after a promotion the new primary's hello may still be on its way.
             self._orphans.append((payload, multi, noreply, slot, conn))
             return
@@ -405,14 +477,26 @@ class Node:
         self._drop_upstream("primary changed")
         upstream = Upstream(address, self._upstream_closed)
         self._upstream = upstream
-        host, port = split_address(address)
 
         async def connect() -> None:
-            loop = asyncio.get_running_loop()
             try:
-                async with asyncio.timeout(self.config.forward_timeout):
-                    await loop.create_connection(lambda: upstream, host, port)
-            except (OSError, TimeoutError) as exc:
+                await open_peer(
+                    address,
+                    self.secret_source(),
+                    lambda: upstream,
+                    self.config.forward_timeout,
+                    ssl=self.peer_ssl,
+                )
+            except (
+                # socket.gaierror and PeerAuthError are OSErrors; a bad address raises
+                # ValueError (UnicodeError for an unencodable host name), a port out of
+                # range OverflowError, a missing secret ConfigError.
+                OSError,
+                TimeoutError,
+                ValueError,
+                OverflowError,
+                ConfigError,
+            ) as exc:
                 upstream.fail(f"connect failed: {exc!r}")
 
         if self._tg is not None:
@@ -428,114 +512,6 @@ class Node:
             self._upstream.fail(reason)
             self._upstream = None
 
-    # --- control commands --------------------------------------------------------------------
-
-    def control(self, conn: MemcacheProtocol, tokens: list[bytes]) -> bytes:
-        cmd = tokens[0]
-        epoch = parse_i64(tokens[1]) if len(tokens) > 1 else None
-        if cmd == b"hk_position" and len(tokens) == 1:
-            return self.position().line()
-        if cmd == b"hk_fence" and len(tokens) == 2 and epoch is not None:
-            self.observe_epoch(epoch)
-            return self.position().line()
-        if cmd == b"hk_promote" and len(tokens) == 2 and epoch is not None:
-            return self.promote(epoch)
-        if cmd == b"hk_hello" and len(tokens) == 3 and epoch is not None:
-            return self._hello(epoch, tokens[2].decode())
-        if cmd == b"hk_demote" and len(tokens) == 1:
-            self.step_down("demoted")
-            return b"OK\r\n"
-        if cmd == b"hk_dump" and len(tokens) == 1:
-            payload = entries.snapshot(self.store)
-            header = b"SNAP %d %d %d\r\n" % (self.log_epoch, self.seq, len(payload))
-            return header + payload + b"\r\n"
-        return b"ERROR\r\n"
-
-    def control_block(self, tokens: list[bytes], payload: bytes) -> bytes:
-        cmd = tokens[0]
-        if self.role is Role.STANDALONE:
-            return b"SERVER_ERROR standalone node: it takes no replication stream\r\n"
-        numbers = [parse_u64(token) for token in tokens[1:]]
-        if any(number is None for number in numbers):
-            return b"CLIENT_ERROR bad command line format\r\n"
-        values = [number or 0 for number in numbers]
-        if cmd == b"hk_adopt" and len(values) == 3:
-            return self._adopt(values[0], values[1], payload)
-        if cmd == b"hk_batch" and len(values) == 4:
-            return self.stream_batch(values[0], values[1], values[2], payload)
-        if cmd == b"hk_snap" and len(values) == 3:
-            epoch, seq = values[0], values[1]
-            return self._from_primary(epoch, lambda: self._install_snapshot(epoch, seq, payload))
-        return b"ERROR\r\n"
-
-    def stream_batch(self, epoch: int, first: int, last: int, payload: bytes) -> bytes:
-        """``hk_batch``: apply entries ``first .. last`` of the primary of ``epoch``; the reply."""
-        return self._from_primary(epoch, lambda: self._apply_batch(epoch, first, last, payload))
-
-    def _from_primary(self, epoch: int, apply: Callable[[], bytes]) -> bytes:
-        """A stream message from the primary of ``epoch``: refused by a standalone node, from
-        an older primary or by a primary; a corrupt payload asks for a resync."""
-        if self.role is Role.STANDALONE:
-            return b"SERVER_ERROR standalone node: it takes no replication stream\r\n"
-        if epoch < self.seen_epoch:
-            return b"STALE %d\r\n" % self.seen_epoch
-        self.observe_epoch(epoch)
-        if self.role is Role.PRIMARY:
-            return b"STALE %d\r\n" % self.seen_epoch
-        try:
-            return apply()
-        except entries.CorruptEntry as exc:
-            log.error("event=sessions.corrupt_stream error=%s", exc)
-            return b"RESYNC %d\r\n" % self.seq
-
-    def _hello(self, epoch: int, address: str) -> bytes:
-        if epoch < self.seen_epoch or self.role is Role.STANDALONE:
-            return b"STALE %d\r\n" % self.seen_epoch
-        self.observe_epoch(epoch)
-        if self.role is Role.PRIMARY:
-            return b"STALE %d\r\n" % self.seen_epoch
-        if self.primary_address != address:
-            self._drop_upstream("new primary")
-            self.primary_address = address
-        orphans = list(self._orphans)
-        self._orphans.clear()
-        for orphan in orphans:
-            self.forward(*orphan)
-        return self.position().line()
-
-    def _adopt(self, log_epoch: int, seq: int, payload: bytes) -> bytes:
-        """Take a more up-to-date node's copy before promotion (the agent's catch-up)."""
-        if self.role is Role.PRIMARY:
-            return b"SERVER_ERROR a primary adopts nothing; demote it first\r\n"
-        if (log_epoch, seq) < (self.log_epoch, self.seq):
-            return b"SERVER_ERROR snapshot (%d, %d) is older than this node's (%d, %d)\r\n" % (
-                log_epoch,
-                seq,
-                self.log_epoch,
-                self.seq,
-            )
-        return self._install_snapshot(log_epoch, seq, payload)
-
-    def _install_snapshot(self, epoch: int, seq: int, payload: bytes) -> bytes:
-        fresh = Store(
-            memory_limit=self.config.memory_limit,
-            item_size_max=self.config.item_size_max,
-            clock=self.store.clock,
-        )
-        count = entries.apply_all(fresh, payload)
-        self.store.replace_contents(fresh)
-        self.log_epoch = epoch
-        self.seq = seq
-        log.info("event=sessions.snapshot_installed epoch=%d seq=%d items=%d", epoch, seq, count)
-        return b"ACK %d\r\n" % seq
-
-    def _apply_batch(self, epoch: int, first: int, last: int, payload: bytes) -> bytes:
-        if epoch != self.log_epoch or first != self.seq + 1:
-            return b"RESYNC %d\r\n" % self.seq
-        entries.apply_all(self.store, payload, last - first + 1)
-        self.seq = last
-        return b"ACK %d\r\n" % last
-
     # --- stats -------------------------------------------------------------------------------
 
     def stats_lines(self) -> list[tuple[bytes, bytes]]:
@@ -546,8 +522,10 @@ class Node:
             ("uptime", int(now - self.started)),
             ("time", int(now)),
             ("version", VERSION.decode()),
+            ("max_connections", self.config.max_connections),
             ("curr_connections", len(self.connections)),
             ("total_connections", self.total_connections),
+            ("rejected_connections", self.rejected_connections),
             ("curr_items", stats.curr_items),
             ("total_items", stats.total_items),
             ("bytes", stats.bytes),

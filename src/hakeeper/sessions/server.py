@@ -1,4 +1,9 @@
-"""Run one session-store node: the listening socket, the node's tasks, a clean shutdown."""
+"""Run one session-store node: the client and peer listeners, the node's tasks, a clean shutdown.
+
+The client port speaks memcached to anyone who can reach it (and asks for credentials when
+an authfile is given); the peer port, opened only by a replicated node and bound to its
+cluster address, runs `peer_auth`'s handshake before a single command is parsed.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import uvloop
 from hakeeper.errors import ConfigError
 from hakeeper.sessions.addresses import split_address
 from hakeeper.sessions.node import Node, NodeConfig
+from hakeeper.sessions.peer_auth import HANDSHAKE_TIMEOUT, PeerGate
 from hakeeper.sessions.protocol import MemcacheProtocol
 
 log = logging.getLogger(__name__)
@@ -27,19 +33,57 @@ async def serve(
 ) -> None:
     """Serve until cancelled. ``promote_epoch`` starts the node as primary of that epoch."""
     node = Node(config)
+    if config.peers:
+        node.secret()  # refuse to start without a usable secret file, naming the fix
     loop = asyncio.get_running_loop()
+    peer_server: asyncio.Server | None = None
+    if config.peers:
+        # The peer port first: a node answering clients is also reachable by its peers.
+        peer_host, peer_port = split_address(config.identity)
+        try:
+            tls = config.peer_tls
+            peer_server = await loop.create_server(
+                lambda: PeerGate(node),
+                peer_host,
+                peer_port,
+                reuse_address=True,
+                backlog=BACKLOG,
+                ssl=tls.server_context() if tls is not None else None,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if tls is not None else None,
+            )
+        except OSError as exc:
+            raise ConfigError(
+                f"sessions: cannot listen for peers on {config.identity}: {exc.strerror}; "
+                "choose a free address with --peer-listen"
+            ) from exc
     host, port = split_address(config.address)
     try:
         server = await loop.create_server(
             lambda: MemcacheProtocol(node), host, port, reuse_address=True, backlog=BACKLOG
         )
     except OSError as exc:
+        if peer_server is not None:
+            peer_server.close()
         raise ConfigError(
             f"sessions: cannot listen on {config.address}: {exc.strerror}; "
             "choose a free address with --listen"
         ) from exc
+    async with server:
+        if peer_server is None:
+            await _run(node, config, promote_epoch, on_ready)
+            return
+        async with peer_server:
+            await _run(node, config, promote_epoch, on_ready)
+
+
+async def _run(
+    node: Node,
+    config: NodeConfig,
+    promote_epoch: int | None,
+    on_ready: Callable[[Node], None] | None,
+) -> None:
     ready = asyncio.Event()
-    async with server, asyncio.TaskGroup() as tg:
+    async with asyncio.TaskGroup() as tg:
         tg.create_task(node.run(ready))
         await ready.wait()
         if promote_epoch is not None:
@@ -47,10 +91,12 @@ async def serve(
             if reply != b"OK\r\n":
                 raise ConfigError(f"sessions: cannot start as primary: {reply.decode().strip()}")
         log.info(
-            "event=sessions.listening address=%s role=%s peers=%s",
+            "event=sessions.listening address=%s peer_address=%s role=%s peers=%s auth=%s",
             config.address,
+            config.identity if config.peers else "-",
             node.role.value,
             ",".join(config.peers),
+            "authfile" if config.authfile else "none",
         )
         if on_ready is not None:
             on_ready(node)

@@ -19,10 +19,14 @@ T = TypeVar("T")
 
 
 class SyncClient:
-    def __init__(self, address: str, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self, address: str, *, timeout: float = 5.0, credentials: bytes | None = None
+    ) -> None:
         self.address = address
         self.host, self.port = split_address(address)
         self.timeout = timeout
+        # b"user password" for a store with an authfile (memcached's ASCII auth).
+        self.credentials = credentials
         self._local = threading.local()
 
     def get(self, key: bytes) -> bytes | None:
@@ -63,6 +67,10 @@ class SyncClient:
                 sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
                 conn = (sock, _Reader(sock))
                 self._local.conn = conn
+                if self.credentials is not None:
+                    data = self.credentials
+                    sock.sendall(b"set auth 0 0 %d\r\n%s\r\n" % (len(data), data))
+                    self._checked(conn[1].line())
             return exchange(*conn)
         except (OSError, ValueError) as exc:
             if conn is not None:

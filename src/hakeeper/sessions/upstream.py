@@ -14,7 +14,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import cast
 
-from hakeeper.sessions.protocol import MemcacheProtocol, Slot
+from hakeeper.sessions.commands import Slot
+from hakeeper.sessions.protocol import MemcacheProtocol
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ class _Request:
 
 
 class Upstream(asyncio.Protocol):
-    """One connection to the primary's client port; owned by the replica's `Node`."""
+    """One connection to the primary's peer port (secret proven); owned by the replica's `Node`."""
 
     def __init__(self, address: str, on_closed: Callable[[Upstream], None]) -> None:
         self.address = address
@@ -62,9 +63,10 @@ class Upstream(asyncio.Protocol):
         if not self.closed:
             log.warning("event=sessions.upstream_failed primary=%s reason=%s", self.address, reason)
         self.closed = True
+        # Never raise here: an address or reason may hold anything (surrogates included).
         error = b"SERVER_ERROR primary %s unreachable (%s)\r\n" % (
-            self.address.encode(),
-            reason.encode(),
+            self.address.encode(errors="backslashreplace"),
+            reason.encode(errors="backslashreplace").replace(b"\r", b" ").replace(b"\n", b" "),
         )
         while self._queue:
             request = self._queue.popleft()

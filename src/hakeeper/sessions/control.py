@@ -1,0 +1,163 @@
+"""Commands only a peer sends (on the peer port, after the secret's handshake).
+
+The controller's: ``hk_position``, ``hk_fence <epoch>``, ``hk_promote <epoch>``,
+``hk_demote``, ``hk_dump`` and ``hk_adopt <log_epoch> <seq> <bytes>`` (the agent's catch-up
+before a promotion). The primary's stream: ``hk_hello <epoch> <peer host:port>`` (a
+configured peer's address only, since a replica forwards to it), ``hk_snap <epoch> <seq>
+<bytes>`` and ``hk_batch <epoch> <first> <last> <bytes>``. `PeerCommands` is a mixin of
+`Node`, which holds the state they read and change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from hakeeper.sessions import entries
+from hakeeper.sessions.commands import Slot
+from hakeeper.sessions.position import Position, Role
+from hakeeper.sessions.store import Store
+from hakeeper.sessions.wire import parse_i64, parse_u64
+
+if TYPE_CHECKING:
+    from hakeeper.sessions.node import NodeConfig
+    from hakeeper.sessions.protocol import MemcacheProtocol
+
+log = logging.getLogger(__name__)
+
+
+class PeerCommands:
+    """The control and stream commands; `Node` provides the state and role changes."""
+
+    config: NodeConfig
+    store: Store
+    role: Role
+    seen_epoch: int
+    log_epoch: int
+    seq: int
+    primary_address: str | None
+    _orphans: deque[tuple[bytes, bool, bool, Slot, MemcacheProtocol]]
+    _peer_names: frozenset[bytes]
+
+    if TYPE_CHECKING:
+        # Node's, declared for the type checker.
+        def position(self) -> Position: ...
+        def observe_epoch(self, epoch: int) -> None: ...
+        def promote(self, epoch: int) -> bytes: ...
+        def step_down(self, reason: str) -> None: ...
+        def _drop_upstream(self, reason: str) -> None: ...
+        def forward(
+            self, payload: bytes, multi: bool, noreply: bool, slot: Slot, conn: MemcacheProtocol
+        ) -> None: ...
+
+    def control(self, tokens: list[bytes]) -> bytes:
+        cmd = tokens[0]
+        epoch = parse_i64(tokens[1]) if len(tokens) > 1 else None
+        if cmd == b"hk_position" and len(tokens) == 1:
+            return self.position().line()
+        if cmd == b"hk_fence" and len(tokens) == 2 and epoch is not None:
+            self.observe_epoch(epoch)
+            return self.position().line()
+        if cmd == b"hk_promote" and len(tokens) == 2 and epoch is not None:
+            return self.promote(epoch)
+        if cmd == b"hk_hello" and len(tokens) == 3 and epoch is not None:
+            if tokens[2] not in self._peer_names:
+                # Forwarding goes where a hello points: only to a configured peer.
+                log.warning("event=sessions.hello_refused address=%r", tokens[2][:300])
+                return b"CLIENT_ERROR hk_hello from an address not in --peers\r\n"
+            return self._hello(epoch, tokens[2].decode())
+        if cmd == b"hk_demote" and len(tokens) == 1:
+            self.step_down("demoted")
+            return b"OK\r\n"
+        if cmd == b"hk_dump" and len(tokens) == 1:
+            payload = entries.snapshot(self.store)
+            header = b"SNAP %d %d %d\r\n" % (self.log_epoch, self.seq, len(payload))
+            return header + payload + b"\r\n"
+        return b"ERROR\r\n"
+
+    def control_block(self, tokens: list[bytes], payload: bytes) -> bytes:
+        cmd = tokens[0]
+        if self.role is Role.STANDALONE:
+            return b"SERVER_ERROR standalone node: it takes no replication stream\r\n"
+        numbers = [parse_u64(token) for token in tokens[1:]]
+        if any(number is None for number in numbers):
+            return b"CLIENT_ERROR bad command line format\r\n"
+        values = [number or 0 for number in numbers]
+        if cmd == b"hk_adopt" and len(values) == 3:
+            return self._adopt(values[0], values[1], payload)
+        if cmd == b"hk_batch" and len(values) == 4:
+            return self.stream_batch(values[0], values[1], values[2], payload)
+        if cmd == b"hk_snap" and len(values) == 3:
+            epoch, seq = values[0], values[1]
+            return self._from_primary(epoch, lambda: self._install_snapshot(epoch, seq, payload))
+        return b"ERROR\r\n"
+
+    def stream_batch(self, epoch: int, first: int, last: int, payload: bytes) -> bytes:
+        """``hk_batch``: apply entries ``first .. last`` of the primary of ``epoch``; the reply."""
+        return self._from_primary(epoch, lambda: self._apply_batch(epoch, first, last, payload))
+
+    def _from_primary(self, epoch: int, apply: Callable[[], bytes]) -> bytes:
+        """A stream message from the primary of ``epoch``: refused by a standalone node, from
+        an older primary or by a primary; a corrupt payload asks for a resync."""
+        if self.role is Role.STANDALONE:
+            return b"SERVER_ERROR standalone node: it takes no replication stream\r\n"
+        if epoch < self.seen_epoch:
+            return b"STALE %d\r\n" % self.seen_epoch
+        self.observe_epoch(epoch)
+        if self.role is Role.PRIMARY:
+            return b"STALE %d\r\n" % self.seen_epoch
+        try:
+            return apply()
+        except entries.CorruptEntry as exc:
+            log.error("event=sessions.corrupt_stream error=%s", exc)
+            return b"RESYNC %d\r\n" % self.seq
+
+    def _hello(self, epoch: int, address: str) -> bytes:
+        if epoch < self.seen_epoch or self.role is Role.STANDALONE:
+            return b"STALE %d\r\n" % self.seen_epoch
+        self.observe_epoch(epoch)
+        if self.role is Role.PRIMARY:
+            return b"STALE %d\r\n" % self.seen_epoch
+        if self.primary_address != address:
+            self._drop_upstream("new primary")
+            self.primary_address = address
+        orphans = list(self._orphans)
+        self._orphans.clear()
+        for orphan in orphans:
+            self.forward(*orphan)
+        return self.position().line()
+
+    def _adopt(self, log_epoch: int, seq: int, payload: bytes) -> bytes:
+        """Take a more up-to-date node's copy before promotion (the agent's catch-up)."""
+        if self.role is Role.PRIMARY:
+            return b"SERVER_ERROR a primary adopts nothing; demote it first\r\n"
+        if (log_epoch, seq) < (self.log_epoch, self.seq):
+            return b"SERVER_ERROR snapshot (%d, %d) is older than this node's (%d, %d)\r\n" % (
+                log_epoch,
+                seq,
+                self.log_epoch,
+                self.seq,
+            )
+        return self._install_snapshot(log_epoch, seq, payload)
+
+    def _install_snapshot(self, epoch: int, seq: int, payload: bytes) -> bytes:
+        fresh = Store(
+            memory_limit=self.config.memory_limit,
+            item_size_max=self.config.item_size_max,
+            clock=self.store.clock,
+        )
+        count = entries.apply_all(fresh, payload)
+        self.store.replace_contents(fresh)
+        self.log_epoch = epoch
+        self.seq = seq
+        log.info("event=sessions.snapshot_installed epoch=%d seq=%d items=%d", epoch, seq, count)
+        return b"ACK %d\r\n" % seq
+
+    def _apply_batch(self, epoch: int, first: int, last: int, payload: bytes) -> bytes:
+        if epoch != self.log_epoch or first != self.seq + 1:
+            return b"RESYNC %d\r\n" % self.seq
+        entries.apply_all(self.store, payload, last - first + 1)
+        self.seq = last
+        return b"ACK %d\r\n" % last
