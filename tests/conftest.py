@@ -20,6 +20,8 @@ SYSTEM_PROGRAMS: dict[str, str] = {
     "fence_dummy": "fence-agents",
     "ip": "iproute2",
     "curl": "curl",
+    "ss": "iproute2",
+    "openssl": "openssl",
     "setpriv": "util-linux",
     "prlimit": "util-linux",
     "dpkg-query": "dpkg",
