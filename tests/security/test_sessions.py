@@ -130,7 +130,7 @@ async def assert_alive_and_serving(cluster: StoreCluster, address: str) -> None:
 
 @contextlib.contextmanager
 def memcached(tmp_path: Path) -> Iterator[str]:
-    require_binary("memcached", "memcached")
+    require_binary("memcached")
     proc, port = start_memcached(tmp_path)
     try:
         yield f"127.0.0.1:{port}"
@@ -245,7 +245,7 @@ def server_recv_queue(port: int, client_port: int) -> int:
 async def test_pipelined_read_amplification_is_bounded_and_paused(
     cluster: StoreCluster,
 ) -> None:
-    require_binary("ss", "iproute2")
+    require_binary("ss")
     primary = cluster.addresses[0]
     pid = cluster.procs[primary].pid
     assert pid is not None

@@ -92,7 +92,7 @@ def test_password_must_match_whole_not_as_a_prefix(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_ascii_auth_replies_as_memcached_does(auth_store: str, tmp_path: Path) -> None:
-    require_binary("memcached", "memcached")
+    require_binary("memcached")
     if os.geteuid() != 0:
         pytest.skip("memcached drops to user nobody, who must own its authfile: run as root")
     # memcached reads its authfile as nobody: a directory nobody may enter (pytest's is 0700).

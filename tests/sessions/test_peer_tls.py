@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 async def tls_cluster(tmp_path: Path) -> AsyncIterator[StoreCluster]:
-    require_binary("openssl", "openssl")
+    require_binary("openssl")
     cluster = StoreCluster(tmp_path, hosts=("127.0.0.71", "127.0.0.72", "127.0.0.73"))
     cluster.tls = peer_tls_files(tmp_path)
     try:
