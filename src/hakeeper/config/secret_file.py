@@ -55,7 +55,7 @@ def parse_secrets(text: str, source: str) -> ClusterSecret:
         if len(value) < MIN_SECRET_BYTES:
             raise ConfigError(
                 f"{source}: line {number}: a secret must be at least {MIN_SECRET_BYTES} bytes "
-                "(write a new one with `hakeeper init` or `hakeeper secret rotate`)"
+                f"(add a random one: hakeeper secret rotate add --secret-file {source})"
             )
         if value not in found:
             found.append(value)
@@ -117,7 +117,7 @@ def write_secret_file(path: Path, secret: str | None = None) -> ClusterSecret:
     except FileExistsError:
         raise ConfigError(
             f"{path}: exists already; a cluster secret is never overwritten (remove it "
-            "first if you mean to, or rotate with `hakeeper secret rotate`)"
+            f"first if you mean to, or rotate: hakeeper secret rotate add --secret-file {path})"
         ) from None
     with os.fdopen(fd, "w") as handle:
         os.fchmod(handle.fileno(), 0o600)
