@@ -19,9 +19,13 @@ def config(
     backend: dict[str, Any] | None = None,
     timeouts: dict[str, Any] | None = None,
     limits: dict[str, Any] | None = None,
+    frontend: dict[str, Any] | None = None,
+    api: dict[str, Any] | None = None,
 ) -> BalancerConfig:
     data: dict[str, Any] = {
-        "frontend": [{"name": "fe", "bind": "127.0.0.1:0", "mode": mode, "backend": "be"}],
+        "frontend": [
+            {"name": "fe", "bind": "127.0.0.1:0", "mode": mode, "backend": "be", **(frontend or {})}
+        ],
         "backend": [
             {
                 "name": "be",
@@ -34,6 +38,8 @@ def config(
     }
     if limits:
         data["limits"] = limits
+    if api:
+        data["api"] = api
     return parse_config(data, "test")
 
 

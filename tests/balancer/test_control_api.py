@@ -147,3 +147,29 @@ def test_config_without_api_bind_has_no_api() -> None:
         "t",
     )
     assert cfg.api.bind is None
+
+
+async def test_lb_cli_change_without_a_token_says_how_to_send_one(
+    running: tuple[Balancer, str, Path],
+) -> None:
+    lb, api, _ = running
+    result = await asyncio.to_thread(CliRunner().invoke, app, ["lb", "drain", "be/a", "--api", api])
+    assert result.exit_code == 2
+    assert "--token-file" in result.output
+    assert lb.backends["be"].servers["a"].admin == "ready"
+
+
+async def test_a_reload_rotates_the_api_token(running: tuple[Balancer, str, Path]) -> None:
+    lb, api, path = running
+    new = "rotated-token-0123456789abcdefghijklmnopqrs"
+    path.write_text(path.read_text().replace(token_digest(TOKEN), token_digest(new)))
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"http://{api}/v1/reload", json={}, headers=AUTH) as r:
+            assert r.status == 200
+        url = f"http://{api}/v1/servers/be/a"
+        async with session.post(url, json={"action": "drain"}, headers=AUTH) as r:
+            assert r.status == 401
+        bearer = {"Authorization": f"Bearer {new}"}
+        async with session.post(url, json={"action": "drain"}, headers=bearer) as r:
+            assert r.status == 200
+    assert lb.backends["be"].servers["a"].admin == "drain"
