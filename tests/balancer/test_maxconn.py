@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -11,16 +11,9 @@ from hakeeper.balancer.config import parse_config
 from hakeeper.balancer.service import Balancer, files_needed, serving
 from hakeeper.lab.processes import free_port
 from tests.balancer.backends import EchoBackend, HttpBackend
-from tests.balancer.conftest import config, exchange
+from tests.balancer.conftest import config, exchange, until
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    """Poll (every 20 ms, 10 s at most) for a state of the balancer no event announces."""
-    async with asyncio.timeout(10):
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
 
 
 @pytest.fixture

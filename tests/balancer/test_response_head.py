@@ -6,7 +6,7 @@ import asyncio
 
 from hakeeper.balancer.service import serving
 from tests.balancer.backends import ScriptedBackend
-from tests.balancer.conftest import config, get
+from tests.balancer.conftest import RESET, SLOW_HEAD, config, get, send_slowly
 
 
 async def read_request(reader: asyncio.StreamReader) -> None:
@@ -116,36 +116,6 @@ async def test_a_slow_body_keeps_flowing_past_the_response_timeout() -> None:
         await backend.stop()
     assert response.status == 200
     assert response.body == b"ab" * 5
-
-
-RESET = b"(reset by the balancer)"
-
-
-async def send_slowly(port: int, head: bytes, every: float) -> tuple[bytes, float]:
-    """Send ``head`` a byte at a time until the balancer answers or closes; the answer and
-    how long it took."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    answer = asyncio.create_task(reader.read())
-    try:
-        for byte in head:
-            if answer.done():
-                break
-            writer.write(bytes([byte]))
-            await asyncio.sleep(every)
-        try:
-            return await asyncio.wait_for(answer, 10), loop.time() - started
-        except ConnectionResetError:
-            # Our next byte reached a socket the balancer had closed after its 408: the
-            # kernel answered with a reset, dropping the 408 unread. Cut all the same.
-            return RESET, loop.time() - started
-    finally:
-        answer.cancel()
-        writer.close()
-
-
-SLOW_HEAD = b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"s" * 200  # 20 s at 0.1 s a byte
 
 
 async def test_a_request_head_sent_a_byte_at_a_time_is_cut_at_client_header() -> None:
