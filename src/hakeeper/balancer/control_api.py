@@ -117,8 +117,8 @@ def _check(request: web.Request, config: BalancerConfig) -> web.Response | None:
             return _refuse(
                 403,
                 f"{what} need the API token, and this balancer has none: run `hakeeper lb "
-                "token --file /etc/hakeeper/lb-token`, put its token_hash line under [api], "
-                "reload, then pass --token-file",
+                "token --file /etc/hakeeper/lb-token`, put the token_hash line it prints "
+                "under [api], send the balancer SIGHUP, then pass --token-file",
             )
         token = _bearer(request)
         if token is None:
