@@ -227,5 +227,5 @@ def token(
             "# the token, shown this once (keep it in a file of mode 0600 for --token-file):"
         )
         typer.echo(value)
-    typer.echo("# put this line under [api] in the balancer file, then reload it:")
+    typer.echo("# put this line under [api] in the balancer file, then send the balancer SIGHUP:")
     typer.echo(f'token_hash = "{token_digest(value)}"')
