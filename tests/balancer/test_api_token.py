@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
 from typer.testing import CliRunner
 
 from hakeeper.balancer.api_token import (
@@ -15,7 +16,8 @@ from hakeeper.balancer.api_token import (
     token_matches,
     write_token_file,
 )
-from hakeeper.balancer.config import ApiSpec, insecure_settings, parse_config
+from hakeeper.balancer.config import ApiSpec, insecure_settings, is_loopback, parse_config
+from hakeeper.balancer.control_api import screen
 from hakeeper.cli.main import app
 from hakeeper.errors import ConfigError
 
@@ -118,3 +120,36 @@ def api_file(api: dict[str, object] | None) -> dict[str, object]:
     if api is not None:
         data["api"] = api
     return data
+
+
+class _Socket:
+    """The two addresses aiohttp asks a transport for: a peer beyond loopback."""
+
+    def __init__(self, peer: tuple[str, int], local: tuple[str, int]) -> None:
+        self.names = {"peername": peer, "sockname": local}
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return self.names.get(name, default)
+
+
+def test_reads_from_beyond_loopback_need_the_token() -> None:
+    # Only loopback traffic is allowed in tests, so the request is built, not sent.
+    cfg = parse_config(api_file({"bind": "0.0.0.0:9900", "token_hash": token_digest(TOKEN)}), "f")
+    sock = _Socket(("10.0.0.9", 40000), ("10.0.0.5", 9900))
+    host = {"Host": "10.0.0.5:9900"}
+    anonymous = make_mocked_request("GET", "/v1/servers", headers=host, transport=sock)
+    refusal = screen(anonymous, cfg)
+    assert refusal is not None
+    assert refusal.status == 401
+    with_token = {**host, "Authorization": f"Bearer {TOKEN}"}
+    assert (
+        screen(make_mocked_request("GET", "/metrics", headers=with_token, transport=sock), cfg)
+        is None
+    )
+
+
+def test_loopback_is_recognised_in_every_spelling() -> None:
+    assert all(
+        is_loopback(h) for h in ("localhost", "127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1")
+    )
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "10.0.0.5", "lb.example", ""))

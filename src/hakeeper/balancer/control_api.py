@@ -5,7 +5,7 @@
     POST /v1/reload                      re-read the config file (what SIGHUP does)
     GET  /metrics                        Prometheus text format
 
-Every request passes `guard` before any handler runs and before its body is read (HAProxy's
+Every request passes `screen` (the `guard` middleware) before any handler runs and before its body is read (HAProxy's
 stats levels, in two steps: reads are the ``user`` level, changes the ``admin`` level):
 
 - ``Host`` must name this API (its bind address, the address connected to, ``localhost``,
@@ -94,7 +94,7 @@ def _bearer(request: web.Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def _check(request: web.Request, config: BalancerConfig) -> web.Response | None:
+def screen(request: web.Request, config: BalancerConfig) -> web.Response | None:
     """Why ``request`` is refused (as the response to send), or None when it may proceed."""
     names = _own_names(request, config)
     port = _local_port(request)
@@ -144,7 +144,7 @@ def _check(request: web.Request, config: BalancerConfig) -> web.Response | None:
 def make_app(target: Controlled) -> web.Application:
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        refusal = _check(request, target.config)
+        refusal = screen(request, target.config)
         if refusal is not None:
             return refusal
         return await handler(request)
