@@ -5,8 +5,9 @@
     POST /v1/reload                      re-read the config file (what SIGHUP does)
     GET  /metrics                        Prometheus text format
 
-Every request passes `screen` (the `guard` middleware) before any handler runs and before its body is read (HAProxy's
-stats levels, in two steps: reads are the ``user`` level, changes the ``admin`` level):
+Every request passes `screen` (the `guard` middleware) before any handler runs and before
+its body is read (HAProxy's stats levels, in two steps: reads are the ``user`` level,
+changes the ``admin`` level):
 
 - ``Host`` must name this API (its bind address, the address connected to, ``localhost``,
   a loopback address or one of ``[api] host_names``) with its port, else 403: a web page
