@@ -252,6 +252,36 @@ async def test_slowloris_filling_maxconn_holds_a_normal_client_only_until_the_cu
         await still_serves(Target(lb, lb.api_port or 0, good))
 
 
+async def test_a_flood_of_silent_connections_is_bounded_then_cut(good: HttpBackend) -> None:
+    cfg = guarded(
+        [{"name": "good", "address": good.address}],
+        frontend={"maxconn": 20, "maxqueue": 20},
+        timeouts={"client_header": 1.0, "queue": 5.0},
+    )
+    async with serving(cfg) as lb, asyncio.timeout(60):
+        port = lb.port_of("fe")
+        rt = lb.frontends["fe"]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        flood = [await asyncio.open_connection("127.0.0.1", port) for _ in range(100)]
+        try:
+            await until(lambda: rt.refused_total == 60)  # the 41st and later, at once
+            assert rt.served <= 20
+            # The 20 served are cut at client_header, the 20 waiting get their slots and
+            # are cut in turn: then the frontend is free again.
+            await until(lambda: rt.served == 0 and not rt.waiting)
+            cleared = loop.time() - started
+            response = await get(port)
+        finally:
+            for _, writer in flood:
+                writer.close()
+        assert response.status == 200
+        assert cleared < 8
+        refused = [await asyncio.wait_for(r.read(), 10) for r, _ in flood[40:]]
+        assert all(answer.startswith(b"HTTP/1.1 503") for answer in refused)
+        await still_serves(Target(lb, lb.api_port or 0, good))
+
+
 # -- hostile backends --------------------------------------------------------------------
 
 

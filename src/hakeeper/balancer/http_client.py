@@ -118,7 +118,10 @@ class HttpClient(asyncio.Protocol):
         if rt.spec.forwarded:
             self.xff, self.fwd = forwarded_lines(host)
             self.tail = b"X-Forwarded-For: %s\r\nForwarded: %s\r\n\r\n" % (self.xff, self.fwd)
-        self.deadline = rt.idle_deadline
+        # A new connection owes its first request head within client_header (HAProxy's
+        # `timeout http-request`), so connections that say nothing cannot fill maxconn for
+        # the longer keep-alive idle time.
+        self.deadline = rt.header_deadline
 
     def data_received(self, data: bytes) -> None:
         if self.stopped:
