@@ -80,6 +80,27 @@ async def test_a_connection_beyond_maxqueue_is_refused_at_once(backend: HttpBack
     assert refused == 1
 
 
+async def test_a_waiting_client_that_leaves_gives_up_its_place(backend: HttpBackend) -> None:
+    cfg = config(
+        [{"name": "a", "address": backend.address}], frontend={"maxconn": 1, "maxqueue": 1}
+    )
+    async with serving(cfg) as lb:
+        rt = lb.frontends["fe"]
+        _, first = await open_served(lb)
+        _, leaving = await asyncio.open_connection("127.0.0.1", lb.port_of("fe"))
+        await until(lambda: len(rt.waiting) == 1)
+        leaving.close()
+        await until(lambda: not rt.waiting)
+        reader, third = await asyncio.open_connection("127.0.0.1", lb.port_of("fe"))
+        third.write(REQUEST)
+        await until(lambda: len(rt.waiting) == 1)  # queued, not refused
+        first.close()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        third.close()
+    assert head.startswith(b"HTTP/1.1 200")
+    assert rt.refused_total == 0
+
+
 async def test_a_slot_given_back_serves_the_oldest_waiting_first(backend: HttpBackend) -> None:
     cfg = config([{"name": "a", "address": backend.address}], frontend={"maxconn": 1})
     async with serving(cfg) as lb:
