@@ -3,13 +3,14 @@
 Each `HttpBackend` answers ``<name>`` with keep-alive, counts requests, records the request
 heads it saw, and can be told to misbehave (``mode``: ``ok``, ``garbage``, ``hang``,
 ``status`` with ``status_code``). `EchoBackend` echoes TCP bytes and shuts its write side
-when the client does.
+when the client does. `ScriptedBackend` runs a coroutine per connection (hostile servers).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import cast
 
 import httptools
@@ -151,4 +152,49 @@ class EchoBackend:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+            self._server = None
+
+
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class ScriptedBackend:
+    """A server on 127.0.0.1 that runs ``script`` for each connection (misbehaving backends);
+    it counts connections and closes every one when stopped."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.port = 0
+        self.connections = 0
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.add(writer)
+        try:
+            await self.script(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the balancer closed it: what the hostile tests want
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    async def start(self) -> ScriptedBackend:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for writer in list(self._writers):
+                writer.transport.abort()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await self._server.wait_closed()
             self._server = None

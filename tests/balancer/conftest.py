@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,9 +20,13 @@ def config(
     backend: dict[str, Any] | None = None,
     timeouts: dict[str, Any] | None = None,
     limits: dict[str, Any] | None = None,
+    frontend: dict[str, Any] | None = None,
+    api: dict[str, Any] | None = None,
 ) -> BalancerConfig:
     data: dict[str, Any] = {
-        "frontend": [{"name": "fe", "bind": "127.0.0.1:0", "mode": mode, "backend": "be"}],
+        "frontend": [
+            {"name": "fe", "bind": "127.0.0.1:0", "mode": mode, "backend": "be", **(frontend or {})}
+        ],
         "backend": [
             {
                 "name": "be",
@@ -34,6 +39,8 @@ def config(
     }
     if limits:
         data["limits"] = limits
+    if api:
+        data["api"] = api
     return parse_config(data, "test")
 
 
@@ -107,3 +114,40 @@ async def keep_alive_gets(port: int, n: int, statuses: Counter[int]) -> None:
             await reader.readexactly(length)
     finally:
         writer.close()
+
+
+RESET = b"(reset by the balancer)"
+
+
+async def send_slowly(port: int, head: bytes, every: float) -> tuple[bytes, float]:
+    """Send ``head`` a byte at a time until the balancer answers or closes; the answer and
+    how long it took."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    answer = asyncio.create_task(reader.read())
+    try:
+        for byte in head:
+            if answer.done():
+                break
+            writer.write(bytes([byte]))
+            await asyncio.sleep(every)
+        try:
+            return await asyncio.wait_for(answer, 10), loop.time() - started
+        except ConnectionResetError:
+            # Our next byte reached a socket the balancer had closed after its 408: the
+            # kernel answered with a reset, dropping the 408 unread. Cut all the same.
+            return RESET, loop.time() - started
+    finally:
+        answer.cancel()
+        writer.close()
+
+
+SLOW_HEAD = b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"s" * 200  # 20 s at 0.1 s a byte
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Poll (every 20 ms, 10 s at most) for a state of the balancer no event announces."""
+    async with asyncio.timeout(10):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)

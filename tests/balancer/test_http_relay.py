@@ -180,6 +180,21 @@ async def test_idle_keep_alive_client_is_closed(two: tuple[HttpBackend, ...]) ->
     cfg = config(servers(two[0]), timeouts={"client_idle": 0.3})
     async with serving(cfg) as lb:
         reader, writer = await asyncio.open_connection("127.0.0.1", lb.port_of("fe"))
+        # Idle after a request: before its first one a connection has client_header.
+        writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        await reader.readexactly(int(head.lower().split(b"content-length: ")[1].split(b"\r")[0]))
+        async with asyncio.timeout(10):
+            assert await reader.read() == b""
+        writer.close()
+
+
+async def test_a_new_connection_that_sends_nothing_is_closed_at_client_header(
+    two: tuple[HttpBackend, ...],
+) -> None:
+    cfg = config(servers(two[0]), timeouts={"client_header": 0.3, "client_idle": 60})
+    async with serving(cfg) as lb:
+        reader, writer = await asyncio.open_connection("127.0.0.1", lb.port_of("fe"))
         async with asyncio.timeout(10):
             assert await reader.read() == b""
         writer.close()

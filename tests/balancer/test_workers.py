@@ -12,11 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from hakeeper.balancer.api_token import token_digest
 from hakeeper.lab.processes import ManagedProcess, free_port
 from tests.balancer.backends import HttpBackend
 from tests.balancer.conftest import get
 
 pytestmark = pytest.mark.slow
+
+TOKEN = "workers-test-token-0123456789abcdefghijklmno"
 
 
 def api_get(api: str, path: str) -> object:
@@ -26,7 +29,10 @@ def api_get(api: str, path: str) -> object:
 
 def api_post(api: str, path: str, body: dict[str, object]) -> object:
     request = urllib.request.Request(
-        f"http://{api}{path}", data=json.dumps(body).encode(), method="POST"
+        f"http://{api}{path}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
     )
     with urllib.request.urlopen(request, timeout=5) as resp:
         return json.loads(resp.read())
@@ -54,6 +60,7 @@ check = {{ type = "tcp", inter = 0.3, fall = 1, rise = 1 }}
 
 [api]
 bind = "127.0.0.1:{api_port}"
+token_hash = "{token_digest(TOKEN)}"
 """
     )
     argv = [sys.executable, "-m", "hakeeper", "balance", "--config", str(path), "--workers", "2"]

@@ -22,6 +22,10 @@ path = "/health"
 
 [timeouts]
 client_header = 10.0
+
+[api]                    # off unless bound; loopback only unless a token hash is set
+bind = "127.0.0.1:9900"
+token_hash = "sha256:..." # `hakeeper lb token` makes one
 ```
 
 Errors are one `ConfigError` naming the file, the key and the fix.
@@ -29,6 +33,8 @@ Errors are one `ConfigError` naming the file, the key and the fix.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -46,6 +52,19 @@ def split_address(text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"{text!r} is not host:port (e.g. 127.0.0.1:8080)")
     return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind host reaches only this machine (``localhost`` or a loopback IP)."""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False  # a host name other than localhost may resolve anywhere
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback  # ::ffff:127.0.0.1 from a dual-stack socket
+    return address.is_loopback
 
 
 class _Strict(BaseModel):
@@ -135,6 +154,12 @@ class FrontendSpec(_Strict):
     mode: Literal["tcp", "http"] = "http"
     backend: str
     forwarded: bool = Field(default=True, description="add X-Forwarded-For and Forwarded (http)")
+    maxconn: int = Field(
+        default=10000, ge=1, le=1_000_000, description="client connections served at once"
+    )
+    maxqueue: int = Field(
+        default=1024, ge=0, le=1_000_000, description="connections held above maxconn"
+    )
 
     @field_validator("bind")
     @classmethod
@@ -154,6 +179,7 @@ class Timeouts(_Strict):
     response: float = Field(default=60.0, gt=0, description="upstream silent while a request waits")
     tcp_idle: float = Field(default=600.0, gt=0, description="tcp mode: no bytes either way")
     sweep: float = Field(default=0.5, gt=0, description="how often deadlines are checked")
+    queue: float = Field(default=5.0, gt=0, description="longest wait for a maxconn slot")
 
 
 class Limits(_Strict):
@@ -162,8 +188,58 @@ class Limits(_Strict):
     pool_idle_per_server: int = Field(default=64, ge=0)
 
 
+# "sha256:" and the hex digest of the token (see `token_digest`).
+TOKEN_HASH = re.compile(r"sha256:[0-9a-f]{64}")
+
+
 class ApiSpec(_Strict):
     bind: str | None = Field(default=None, description="runtime REST API, e.g. 127.0.0.1:9900")
+    token_hash: str | None = Field(
+        default=None, description='"sha256:<hex>" of the API token (`hakeeper lb token`)'
+    )
+    host_names: tuple[str, ...] = Field(
+        default=(), description="more names the API may be reached by (the Host header)"
+    )
+
+    @field_validator("bind")
+    @classmethod
+    def _bind(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_address(value)
+        return value
+
+    @field_validator("token_hash")
+    @classmethod
+    def _token_hash(cls, value: str | None) -> str | None:
+        if value is not None and not TOKEN_HASH.fullmatch(value):
+            raise ValueError(
+                'must be "sha256:" and 64 lowercase hex digits; make one with `hakeeper lb token`'
+            )
+        return value
+
+    @field_validator("host_names")
+    @classmethod
+    def _host_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z0-9.\-]{1,253}|\[[0-9A-Fa-f:.]+\]", name):
+                raise ValueError(f"{name!r} is not a host name (letters, digits, '.', '-')")
+        return tuple(n.lower() for n in value)
+
+    @model_validator(mode="after")
+    def _token_beyond_loopback(self) -> ApiSpec:
+        if self.bind is not None and self.token_hash is None:
+            host, _ = split_address(self.bind)
+            if not is_loopback(host):
+                raise ValueError(
+                    f"bind {self.bind!r} is beyond loopback: anyone who reaches it could change "
+                    "the balancer; set token_hash (make one with `hakeeper lb token`) or bind "
+                    "to 127.0.0.1"
+                )
+        return self
+
+    @property
+    def host_port(self) -> tuple[str, int] | None:
+        return split_address(self.bind) if self.bind is not None else None
 
 
 class BalancerConfig(_Strict):
@@ -190,6 +266,29 @@ class BalancerConfig(_Strict):
 
     def backend_named(self, name: str) -> BackendSpec:
         return next(b for b in self.backend if b.name == name)
+
+
+def insecure_settings(cfg: BalancerConfig) -> list[str]:
+    """What `hakeeper check` reports about a balancer file, each problem with its fix."""
+    found: list[str] = []
+    api = cfg.api
+    if api.bind is None:
+        return found
+    host, _ = split_address(api.bind)
+    if not is_loopback(host):
+        found.append(
+            f"api: bind {api.bind} is beyond loopback: other hosts reach the runtime API and "
+            "only its token stands between them and your servers (fix: bind = "
+            '"127.0.0.1:9900" and run `hakeeper lb` on this host, or firewall the port to the '
+            "admin hosts)"
+        )
+    if api.token_hash is None:
+        found.append(
+            "api: no token_hash: the API refuses every change (drain, weight, reload) and "
+            "answers reads to any local user (fix: `hakeeper lb token --file "
+            "/etc/hakeeper/lb-token` and put the token_hash line it prints under [api])"
+        )
+    return found
 
 
 def parse_config(data: dict[str, Any], source: str) -> BalancerConfig:

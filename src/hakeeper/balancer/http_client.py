@@ -12,8 +12,11 @@ HTTP/1.1 client chunked. A request whose upstream connect failed goes to another
 idempotent one whose server vanished before answering is replayed on another server.
 
 Bad input: unparsable request → 400, header block over ``max_header_bytes`` → 431, head not
-complete within ``client_header`` → 408, unparsable or missing response → 502, no server →
-503, no response within ``response`` → 504. Each closes that one client connection.
+complete within ``client_header`` of its first byte → 408, unparsable or missing response,
+or a response head over ``max_header_bytes`` → 502, no server → 503, response head not
+complete within ``response`` of the request being sent → 504. Each closes that one client
+connection. Above the frontend's ``maxconn`` a connection waits unread for a slot (see
+`runtime`), and gets a 503 when the queue is full or its wait passes ``timeouts.queue``.
 
 Responses are written with one ``write`` per parsed upstream chunk: head and body pieces are
 collected during a feed and flushed together.
@@ -56,7 +59,7 @@ from hakeeper.balancer.servers import Server
 log = logging.getLogger("hakeeper.balancer")
 
 # Client connection phases (what its deadline means).
-IDLE, HEAD, CONNECTING, WAITING = 0, 1, 2, 3
+IDLE, HEAD, CONNECTING, WAITING, QUEUED = 0, 1, 2, 3, 4
 
 
 class HttpClient(asyncio.Protocol):
@@ -88,6 +91,8 @@ class HttpClient(asyncio.Protocol):
         self.stopped = False  # takes no more requests (bad input, upgrade, closing)
         self.half_closed = False  # the client sent EOF after requests still being answered
         self.closed = False
+        self.slot = False  # holds one of the frontend's maxconn slots
+        self.early: list[bytes] = []  # what arrived while waiting for a slot
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -98,16 +103,30 @@ class HttpClient(asyncio.Protocol):
         self.transport = transport
         rt.conns.add(self)
         rt.accepted += 1
-        peer = transport.get_extra_info("peername")
+        if rt.served >= rt.maxconn:
+            self._wait_for_slot()
+            return
+        rt.served += 1
+        self.slot = True
+        self._start()
+
+    def _start(self) -> None:
+        rt = self.rt
+        peer = self.transport.get_extra_info("peername")
         host = peer[0] if peer else "unknown"
         self.key = rt.client_key(host)
         if rt.spec.forwarded:
             self.xff, self.fwd = forwarded_lines(host)
             self.tail = b"X-Forwarded-For: %s\r\nForwarded: %s\r\n\r\n" % (self.xff, self.fwd)
-        self.deadline = rt.idle_deadline
+        # A new connection owes its first request head within client_header (HAProxy's
+        # `timeout http-request`), so connections that say nothing cannot fill maxconn for
+        # the longer keep-alive idle time.
+        self.deadline = rt.header_deadline
 
     def data_received(self, data: bytes) -> None:
         if self.stopped:
+            if self.phase == QUEUED:
+                self.early.append(data)  # one read at most: reading was paused at once
             return
         if not self.mid and self._simple(data):
             return
@@ -146,7 +165,12 @@ class HttpClient(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self.rt.conns.discard(self)
+        rt = self.rt
+        rt.conns.discard(self)
+        if self.slot:
+            rt.release()
+        elif self.phase == QUEUED:
+            rt.drop_waiting(self)
         if self.connect_task is not None:
             self.connect_task.cancel()
             self.connect_task = None
@@ -193,23 +217,44 @@ class HttpClient(asyncio.Protocol):
             self._pause()
         return True
 
+    # -- maxconn ---------------------------------------------------------------------------
+
+    def _wait_for_slot(self) -> None:
+        """No slot free: wait unread in the frontend's queue, or be refused when it is full."""
+        self.phase = QUEUED
+        self.stopped = self.paused = True
+        self.transport.pause_reading()
+        if not self.rt.hold(self):
+            self.phase = IDLE  # refused: not in the queue
+            self.transport.write(ERRORS[503])
+            self.transport.close()
+
+    def admit(self) -> None:
+        self.slot = True
+        self.phase = IDLE
+        self._start()
+        self.stopped = self.paused = False
+        self.transport.resume_reading()
+        if self.early:
+            data = b"".join(self.early)
+            self.early = []
+            self.data_received(data)
+
     # -- httptools callbacks ---------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        self.mid = True
+        # The head's deadline runs from its first byte, so a head sent a byte at a time
+        # (slowloris) is cut at client_header whatever it has sent by then.
+        self.mid = self.in_head = True
+        self.head_bytes = 0
+        self.url = b""
+        self.headers = []
+        if not self.queue:
+            self.phase = HEAD
+            self.deadline = self.rt.header_deadline
 
     def on_url(self, url: bytes) -> None:
-        # Also the start of a message: one callback fewer than on_message_begin per request.
-        if not self.in_head:
-            self.in_head = True
-            self.head_bytes = 0
-            self.url = url
-            self.headers = []
-            if not self.queue:
-                self.phase = HEAD
-                self.deadline = self.rt.header_deadline
-        else:
-            self.url += url
+        self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
@@ -495,6 +540,10 @@ class HttpClient(asyncio.Protocol):
         phase = self.phase
         if phase == HEAD:
             self._write_error(408)
+        elif phase == QUEUED:
+            self.rt.drop_waiting(self)
+            self.phase = IDLE  # out of the queue
+            self._write_error(503)
         elif phase == CONNECTING and self.connect_task is not None:
             server = self.connecting
             self.connect_task.cancel()

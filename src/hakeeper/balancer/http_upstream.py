@@ -4,6 +4,12 @@ The response head is cut from the raw bytes and cleaned of hop-by-hop headers
 (`http_wire.clean_head`); a response that arrives whole in one read with a Content-Length
 skips the parser, anything else goes through httptools. Output for the client is collected
 during a feed and written once.
+
+A response head is bounded: over ``limits.max_header_bytes`` (interim responses included)
+it is refused with a 502, and it must be complete within ``timeouts.response`` of the
+request being sent (a 504): the deadline moves with each chunk of a body, never with a
+piece of a head, so a server trickling an endless head cannot hold the client. Either way
+that upstream connection is closed.
 """
 
 from __future__ import annotations
@@ -69,16 +75,24 @@ class HttpUpstream(asyncio.Protocol):
             and self._whole(client, data)
         ):
             return
-        client.deadline = self.rt.response_deadline
         self.chunk = data
+        req = self.req
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._garbage(str(exc))
             return
-        if not self.started and self.client is not None:
+        if self.client is None or self.req is not req:
+            return  # the response ended in this chunk (and this connection may serve the next)
+        if self.started:
+            # The body is flowing: `response` is now the longest silence between chunks.
+            client.deadline = self.rt.response_deadline
+        else:
             self.pending += data
-        if self.out and self.client is not None:
+            if len(self.pending) > self.rt.limits.max_header_bytes:
+                self._garbage("response head over max_header_bytes")
+                return
+        if self.out:
             self._flush()
 
     def eof_received(self) -> bool:
@@ -170,6 +184,8 @@ class HttpUpstream(asyncio.Protocol):
         end = buf.find(b"\r\n\r\n", skip) + 4
         if skip < 0 or end < 4:
             raise ValueError("response head not delimited by CRLF")
+        if end > self.rt.limits.max_header_bytes:
+            raise ValueError("response head over max_header_bytes")
         head, chunked, length, _ = clean_head(buf[skip:end])
         if head.startswith(b"HTTP/1.0"):
             head = b"HTTP/1.1" + head[8:]
@@ -229,6 +245,8 @@ class HttpUpstream(asyncio.Protocol):
         end = data.find(b"\r\n\r\n") + 4
         if end < 4 or req is None or req.method == b"HEAD":
             return False
+        if end > self.rt.limits.max_header_bytes:
+            return False  # the parser path refuses it
         code_text = data[9:12]
         if not code_text.isdigit() or data[12:13] not in (b" ", b"\r"):
             return False

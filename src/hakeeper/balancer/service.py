@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -49,6 +50,31 @@ async def follow_clone(backend: Backend) -> None:
         await CloneFollower(coord, KeySpace(spec.options.name), addresses, backend).run()
     finally:
         await coord.close()
+
+
+def files_needed(config: BalancerConfig) -> int:
+    """File descriptors the limits allow this process to use: each served http or tcp
+    connection has a client and an upstream socket, a waiting one only its client's, plus
+    the idle pools and a margin for listeners, checks, the API and logs."""
+    conns = sum(2 * f.maxconn + f.maxqueue for f in config.frontend)
+    pooled = sum(len(b.servers) for b in config.backend) * config.limits.pool_idle_per_server
+    return conns + pooled + 256
+
+
+def raise_file_limit(needed: int) -> None:
+    """Raise the soft RLIMIT_NOFILE toward ``needed`` (as HAProxy does from its maxconn)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        log.warning(
+            "event=file_limit_low open_files=%d needed=%d fix=raise_LimitNOFILE_or_lower_maxconn",
+            soft,
+            needed,
+        )
 
 
 class Balancer:
@@ -129,6 +155,8 @@ class Balancer:
         return None
 
     async def start(self) -> None:
+        if self.listen:
+            raise_file_limit(files_needed(self.config))
         for spec in self.config.frontend if self.listen else ():
             await self._open_frontend(spec)
         if self.api and self.config.api.bind is not None:
@@ -238,6 +266,7 @@ class Balancer:
                 await self._open_frontend(spec)
             else:
                 rt_kept.spec = spec
+                rt_kept.set_maxconn(spec.maxconn)
                 rt_kept.backend = self.backends[spec.backend]  # also re-reads its policy
                 rt_kept.timeouts = config.timeouts
                 rt_kept.limits = config.limits

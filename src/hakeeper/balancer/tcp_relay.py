@@ -10,6 +10,9 @@
   other side pauses until it drains;
 - no Python runs per chunk: once both sides are up, each side's ``data_received`` *is* the
   other side's ``transport.write``, which the event loop calls directly;
+- above the frontend's ``maxconn`` a connection waits, unread and with no upstream, for a
+  slot (see `runtime`); it is closed when the queue is full or its wait passes
+  ``timeouts.queue``;
 - so the idle timeout cannot count chunks: when the frontend's deadline sweep finds the
   deadline passed, it asks the kernel (``TCP_INFO``) how long both sockets have been
   without data either way, and moves the deadline on by what is left.
@@ -86,8 +89,10 @@ class TcpClient(asyncio.Protocol):
         "deadline",
         "early",
         "key",
+        "queued",
         "rt",
         "server",
+        "slot",
         "transport",
         "tried",
         "upstream",
@@ -111,6 +116,8 @@ class TcpClient(asyncio.Protocol):
         self.data_received = self.early.append
         self.deadline = 0.0
         self.key = 0
+        self.slot = False  # holds one of the frontend's maxconn slots
+        self.queued = False  # waits in the frontend's queue for one
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
@@ -123,6 +130,19 @@ class TcpClient(asyncio.Protocol):
         if rt.keyed:
             peer = transport.get_extra_info("peername")
             self.key = rt.client_key(peer[0] if peer else "")
+        if rt.served >= rt.maxconn:
+            if rt.hold(self):
+                self.queued = True
+            else:
+                transport.close()  # the queue is full too: refused
+            return
+        rt.served += 1
+        self.slot = True
+        self._connect()
+
+    def admit(self) -> None:
+        self.queued = False
+        self.slot = True
         self._connect()
 
     def _connect(self) -> None:
@@ -221,7 +241,12 @@ class TcpClient(asyncio.Protocol):
             upstream.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.rt.conns.discard(self)
+        rt = self.rt
+        rt.conns.discard(self)
+        if self.slot:
+            rt.release()
+        elif self.queued:
+            rt.drop_waiting(self)
         if self.connect_task is not None:
             self.connect_task.cancel()
             self.connect_task = None
@@ -234,6 +259,11 @@ class TcpClient(asyncio.Protocol):
                 upstream.transport.close()
 
     def expire(self) -> None:
+        if self.queued:  # waited timeouts.queue for a slot
+            self.queued = False
+            self.rt.drop_waiting(self)
+            self.transport.close()
+            return
         if self.connect_task is not None and self.server is not None:
             self.connect_task.cancel()
             self.connect_task = None
