@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from hakeeper.cli.main import app
 from tests.conftest import BUILT_IN_PROGRAMS, ESSENTIAL_PACKAGES, SYSTEM_PROGRAMS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,12 +85,22 @@ def programs_in(path: Path) -> Iterator[tuple[str, int]]:
                 yield str(_text(first)), node.lineno
 
 
+def hakeeper_commands() -> frozenset[str]:
+    """``hakeeper``'s own subcommands: an argv of the CLI app in a test starts with one."""
+    groups = {g.name for g in app.registered_groups}
+    commands = {
+        c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands
+    }
+    return frozenset((groups | commands) - {None, ""})
+
+
 def found(paths: list[Path]) -> dict[str, str]:
     """program -> where it is first used, over ``paths``; built-in programs left out."""
+    built_in = BUILT_IN_PROGRAMS | hakeeper_commands()
     seen: dict[str, str] = {}
     for path in paths:
         for program, line in programs_in(path):
-            if Path(program).name not in BUILT_IN_PROGRAMS:
+            if Path(program).name not in built_in:
                 seen.setdefault(program, f"{path.relative_to(ROOT)}:{line}")
     return seen
 
