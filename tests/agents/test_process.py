@@ -21,17 +21,17 @@ REQ = OpRequest(timeout=30, node="n1", epoch=5)
 MONITOR = OpRequest(timeout=30, interval=5)
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(300)"]
-STUBBORN = [
-    sys.executable,
-    "-c",
+_STUBBORN_CODE = (
     "import signal, sys, time\n"
     "def on_term(*_):\n"
     "    print('got TERM, ignoring it', flush=True)\n"
     "signal.signal(signal.SIGTERM, on_term)\n"
     "print('ready', flush=True)\n"
     "while True:\n"
-    "    time.sleep(1)\n",
-]
+    "    time.sleep(1)\n"
+)
+# argv carries no control characters (a newline is refused): the program goes in escaped.
+STUBBORN = [sys.executable, "-c", f"exec({_STUBBORN_CODE!r})"]
 
 
 def _agent(tmp_path: Path, params: dict[str, object], name: str = "app") -> ProcessAgent:
