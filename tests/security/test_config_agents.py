@@ -6,17 +6,25 @@ device, untouched) and that a normal operation afterwards succeeds.
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hakeeper.cli.status import collect_status
+from hakeeper.cluster.events_log import EventLog
+from hakeeper.cluster.store import Observed
 from hakeeper.config import parse
 from hakeeper.errors import ConfigError
 from hakeeper.fencing.device import FenceDevice, PowerState
 from hakeeper.fencing.fence_agents import FenceAgentRunner
 from hakeeper.fencing.topology import Fencer, FencingPlan
+from hakeeper.lab.loopback import LoopbackCluster
+from hakeeper.model.events import ConfigRefused
 from tests.conftest import require_binary
 
 INJECTED = "n1\naction=on"
@@ -81,3 +89,85 @@ def switch(status: Path) -> str:
 
 async def _no_sleep(_: float) -> None:
     return None
+
+
+# --- a stored config that cannot load, written into the key space of a running cluster -------
+
+WEB_CLONE = """
+[resources.web]
+agent = "ocf:heartbeat:Dummy"
+ops.monitor = { interval = "2s", timeout = "10s" }
+
+[clones.web-clone]
+resource = "web"
+"""
+
+HOSTILE_CONFIGS = {
+    "not-utf8": b'\xff\xfe[cluster]\nname = "lab"\n\x80\x81',
+    "deep-brackets": b"[balancer]\nx = " + b"[" * 100_000 + b"]" * 100_000 + b"\n",
+    "deep-dotted-key": b"[balancer]\n" + b"x." * 20_000 + b"y = 1\n",
+}
+
+
+def web_on(observed: Observed) -> list[str]:
+    return sorted(
+        s.node
+        for s in observed.statuses
+        if s.resource == "web" and s.role == "started" and not observed.state.node(s.node).down
+    )
+
+
+@pytest.fixture
+async def lab(tmp_path: Path) -> AsyncIterator[LoopbackCluster]:
+    cluster = LoopbackCluster(tmp_path, WEB_CLONE)
+    try:
+        await cluster.start()
+        await cluster.wait_for("web on every node", lambda o: web_on(o) == cluster.names)
+        yield cluster
+    finally:
+        await cluster.close()
+
+
+async def refusals(lab: LoopbackCluster, revision: int, timeout: float = 60.0) -> set[str]:
+    """The nodes that recorded a ``config.refused`` for ``revision`` (waits for all)."""
+    store = await lab.store()
+    log = EventLog(store.coord, lab.keys, "test")
+    deadline = time.monotonic() + timeout
+    nodes: set[str] = set()
+    while time.monotonic() < deadline and nodes != set(lab.names):
+        events = await log.read()
+        nodes = {e.node for e in events if isinstance(e, ConfigRefused) and e.revision == revision}
+        await asyncio.sleep(0.5)
+    return nodes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("payload", sorted(HOSTILE_CONFIGS))
+async def test_a_stored_config_that_cannot_load_is_refused_and_the_cluster_runs_on(
+    lab: LoopbackCluster, payload: str
+) -> None:
+    store = await lab.store()
+    revision = await store.coord.put(store.config_key, HOSTILE_CONFIGS[payload])
+
+    # The attack failed: every node refused it, with an event, and status warns.
+    assert await refusals(lab, revision) == set(lab.names), lab.tails(30)
+    report = await collect_status(store.coord, lab.spec, time.time())
+    assert len(report.warnings) == 1
+    assert f"revision {revision}) is refused" in report.warnings[0]
+    # Every agent is alive and keeps the last good config: web still runs everywhere,
+    # also on a node restarted while the stored config is the hostile one.
+    assert all(lab.running(n) for n in lab.names), lab.tails(30)
+    assert web_on(await lab.observe()) == lab.names
+    await lab.stop("n2")
+    await lab.start(["n2"])
+    await lab.wait_for("web back on n2", lambda o: web_on(o) == lab.names, timeout=90)
+    assert lab.running("n2")
+    # A normal operation afterwards succeeds: a good config adds a resource.
+    extra = '\n[resources.extra]\nagent = "ocf:heartbeat:Dummy"\n'
+    await store.coord.put(store.config_key, (lab.config_path.read_text() + extra).encode())
+    await lab.wait_for("the new resource to start", lambda o: _runs(o, "extra"))
+    assert (await collect_status(store.coord, lab.spec, time.time())).warnings == ()
+
+
+def _runs(observed: Observed, resource: str) -> bool:
+    return any(s.resource == resource and s.role == "started" for s in observed.statuses)
