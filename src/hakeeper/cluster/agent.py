@@ -34,6 +34,7 @@ from hakeeper.cluster.keys import KeySpace
 from hakeeper.cluster.membership import MemberRecord, Membership
 from hakeeper.cluster.store import ClusterStore, short_reason, stored_spec
 from hakeeper.cluster.suspicion import SuspicionWatch
+from hakeeper.config.file_modes import PRIVATE_UMASK, open_private, private_dir
 from hakeeper.config.loader import load_spec
 from hakeeper.coord.base import Cmp, Coordinator, Put
 from hakeeper.errors import ConfigError, CoordError
@@ -77,7 +78,9 @@ class Agent:
         self._stop.set()
 
     async def run(self) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # The journal, the last good config and the resources' logs live here: owner only.
+        for entry in private_dir(self.state_dir):
+            log.warning("event=state_dir_tightened was=%r", entry.describe())
         # Before anything else: "required" means no resources at all without a watchdog.
         self.watchdog.arm()
         try:
@@ -250,7 +253,7 @@ class Agent:
             return
         scratch = path.with_name(path.name + ".new")
         try:
-            fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            fd = open_private(scratch, os.O_WRONLY | os.O_TRUNC)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
             os.replace(scratch, path)
@@ -403,6 +406,8 @@ def _changed_primitives(before: ClusterSpec, after: ClusterSpec) -> set[str]:
 
 def run_agent(config: Path, node: str, state_dir: Path) -> None:
     """Entry point of ``hakeeper agent``: one node until SIGTERM/SIGINT."""
+    # Everything this process creates (journal, dumps, copies, logs) is its owner's alone.
+    os.umask(PRIVATE_UMASK)
     spec = load_spec(config)
     agent = Agent(spec, node, state_dir, config.read_text(encoding="utf-8"))
     me = spec.node(node)
