@@ -13,7 +13,12 @@ from typer.testing import CliRunner
 from hakeeper.cli.check import SECURITY_SOURCES, CheckContext, all_findings
 from hakeeper.cli.main import app
 from hakeeper.cluster.safety_checks import Finding
-from hakeeper.cluster.security_checks import etcd_findings, secret_findings, state_findings
+from hakeeper.cluster.security_checks import (
+    etcd_findings,
+    fence_password_findings,
+    secret_findings,
+    state_findings,
+)
 from hakeeper.config.loader import spec_from_text
 from hakeeper.config.secret_file import write_secret_file
 from hakeeper.model.cluster import ClusterSpec
@@ -143,3 +148,17 @@ def test_another_source_plugs_into_the_security_section(tmp_path: Path) -> None:
     assert [(s.name, s.finding.what) for s in found if s.name == "security"] == [
         ("security", "api of hakeeper bound beyond loopback")
     ]
+
+
+def test_an_inline_fence_password_is_a_warning_pointing_at_passwd_script() -> None:
+    device = '[fencing.devices.ipmi]\nagent = "fence_ipmilan"\nparams = { passwd = "pw" }\n'
+    [found] = fence_password_findings(spec_from_text(NODES + device, "test"))
+    assert found.level == "warning"
+    assert "fencing.devices.ipmi.params.passwd" in found.what
+    assert "passwd_script" in found.fix
+    assert "pw" not in found.what.replace("passwd", "")
+
+
+def test_a_fence_passwd_script_is_no_finding() -> None:
+    device = '[fencing.devices.ipmi]\nagent = "fence_ipmilan"\nparams = { passwd_script = "/x" }\n'
+    assert fence_password_findings(spec_from_text(NODES + device, "test")) == []

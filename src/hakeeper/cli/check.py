@@ -30,6 +30,7 @@ from hakeeper.cluster.safety_checks import Finding, safety_findings
 from hakeeper.cluster.security_checks import (
     DEFAULT_STATE_ROOT,
     etcd_findings,
+    fence_password_findings,
     secret_findings,
     state_findings,
 )
@@ -67,8 +68,12 @@ def _etcd_transport(ctx: CheckContext) -> list[Finding]:
     return etcd_findings(ctx.spec)
 
 
+def _fence_passwords(ctx: CheckContext) -> list[Finding]:
+    return fence_password_findings(ctx.spec)
+
+
 #: Every source of the security section, in the order they are shown.
-SECURITY_SOURCES: tuple[SecuritySource, ...] = (_secret, _state, _etcd_transport)
+SECURITY_SOURCES: tuple[SecuritySource, ...] = (_secret, _state, _etcd_transport, _fence_passwords)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from hakeeper.cluster.safety_checks import Finding
 from hakeeper.config.file_modes import open_entries
 from hakeeper.config.secret_file import mode_problem, read_secret_file
 from hakeeper.errors import ConfigError
+from hakeeper.fencing.device import is_secret_param
 from hakeeper.model.cluster import ClusterSpec
 
 DEFAULT_STATE_ROOT = Path("/var/lib/hakeeper")
@@ -141,6 +142,23 @@ def etcd_findings(spec: ClusterSpec) -> list[Finding]:
     return out
 
 
-def security_findings(spec: ClusterSpec, state_root: Path = DEFAULT_STATE_ROOT) -> list[Finding]:
-    """This module's findings (the secret, the state, etcd) for ``hakeeper check``."""
-    return secret_findings(spec) + state_findings(state_root) + etcd_findings(spec)
+def fence_password_findings(spec: ClusterSpec) -> list[Finding]:
+    """A fence password written in the cluster file is replicated with it (the key space,
+    the journal, every node's last good config): fence-agents' ``passwd_script`` keeps it in
+    a file of this host instead."""
+    out = []
+    for device in spec.fence_devices:
+        inline = sorted(
+            key for key in device.params if is_secret_param(key) and not key.endswith("_script")
+        )
+        for key in inline:
+            out.append(
+                Finding(
+                    "warning",
+                    f"fencing.devices.{device.name}.params.{key}: a password in the cluster "
+                    "file is replicated to every node and into the key space",
+                    f'params: passwd_script = "/etc/hakeeper/{device.name}-pass" (a 0700 '
+                    "script that prints it), instead of " + key,
+                )
+            )
+    return out
