@@ -41,7 +41,6 @@ from hakeeper.agents.base import (
 from hakeeper.agents.metadata import check_params, parse_duration
 from hakeeper.agents.procfs import process_start_time
 from hakeeper.agents.runner import RESOURCE_UMASK, kill_group, live_group_members, run_action
-from hakeeper.config.file_modes import open_private
 from hakeeper.errors import ConfigError
 
 # How long a fresh process must stay alive before start says SUCCESS (capped by the timeout).
@@ -59,6 +58,11 @@ PARAMS = (
     ParamSpec("stop_timeout", type="duration", default="10s", shortdesc="SIGTERM→SIGKILL"),
     ParamSpec("health_timeout", type="duration", default="5s", shortdesc="per health check"),
 )
+
+
+def _open_private(path: Path, flags: int) -> int:
+    """Create ``path`` 0600 whatever the umask (an existing file keeps its mode)."""
+    return os.open(path, flags | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
 
 def _argv(name: str, value: object) -> tuple[str, ...]:
@@ -210,7 +214,7 @@ class ProcessAgent:
             "started_at": running.started_at,
         }
         # 0600: the argv may carry a credential.
-        with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_TRUNC), "w") as handle:
+        with os.fdopen(_open_private(tmp, os.O_WRONLY | os.O_TRUNC), "w") as handle:
             handle.write(json.dumps(data))
         tmp.replace(self.state_file)  # atomic: a crash leaves the old or the new file
 
@@ -289,7 +293,7 @@ class ProcessAgent:
         # it, not asyncio's subprocess, because the child must outlive this op and even us.
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         # The log is 0600 (the service may print what others must not read).
-        with os.fdopen(open_private(self.log_file, os.O_WRONLY | os.O_APPEND), "ab") as log:
+        with os.fdopen(_open_private(self.log_file, os.O_WRONLY | os.O_APPEND), "ab") as log:
             return subprocess.Popen(
                 self.config.argv,
                 cwd=self.config.cwd,
