@@ -125,7 +125,8 @@ async def test_a_control_character_is_never_written_to_the_agent(
     device = FenceDevice("stub", "fence_stub", params=params, host_map=host_map)
     result = await FenceAgentRunner([str(tmp_path)]).run(device, "off", "n1")
     assert not result.ok
-    assert "refused" in result.output_tail
+    assert result.refused
+    assert "refused" in result.describe()
     assert not record.exists()
 
 

@@ -56,7 +56,7 @@ def _private_file(path: Path, what: str, missing_fix: str) -> list[Finding]:
     if problem is None:
         return []
     if not stat.S_ISREG(st.st_mode):
-        fix = f"rm -r {quoted}  # then create it again as a file of mode 0600"
+        fix = "point the setting at a regular file of mode 0600 (this is not one)"
     elif st.st_mode & 0o077:
         fix = f"chmod 600 {quoted}"
     else:

@@ -105,8 +105,11 @@ class AttemptResult:
     exit_code: int | None  # None when killed for running past its timeout
     duration: float
     output_tail: str
+    refused: bool = False  # never sent: a parameter would not fit on one stdin line
 
     def describe(self) -> str:
+        if self.refused:
+            return f"{self.device}: {self.action} {self.target} refused ({self.output_tail})"
         code = "timed out" if self.exit_code is None else f"exit {self.exit_code}"
         verdict = "ok" if self.ok else "failed"
         return (

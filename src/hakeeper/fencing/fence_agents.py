@@ -127,8 +127,9 @@ class FenceAgentRunner:
             # controller must go on treating the node as not fenced.
             log.error("event=fence_refused device=%s error=%r", device.name, str(exc))
             shown = target if control_problem(target) is None else "(refused)"
+            duration = time.monotonic() - started
             return AttemptResult(
-                device.name, action, shown, False, None, time.monotonic() - started, str(exc)
+                device.name, action, shown, False, None, duration, str(exc), refused=True
             )
         code, out, err = await self._exec(path, lines, device.timeout)
         # An agent may echo its command line (passwords included) when it fails.
