@@ -4,6 +4,7 @@ runs as printed (the tests run it, then check again)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -162,3 +163,15 @@ def test_an_inline_fence_password_is_a_warning_pointing_at_passwd_script() -> No
 def test_a_fence_passwd_script_is_no_finding() -> None:
     device = '[fencing.devices.ipmi]\nagent = "fence_ipmilan"\nparams = { passwd_script = "/x" }\n'
     assert fence_password_findings(spec_from_text(NODES + device, "test")) == []
+
+
+def test_a_secret_of_another_owner_is_never_given_to_the_checking_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_secret_file(tmp_path / "secret")
+    owner = (tmp_path / "secret").stat().st_uid
+    monkeypatch.setattr(os, "geteuid", lambda: owner + 1000)  # check as another user
+    [found] = secret_findings(spec_with_secret(tmp_path / "secret"))
+    assert found.level == "warning"
+    assert f"belongs to uid {owner}" in found.what
+    assert "chown" not in found.fix

@@ -60,7 +60,16 @@ def _private_file(path: Path, what: str, missing_fix: str) -> list[Finding]:
     elif st.st_mode & 0o077:
         fix = f"chmod 600 {quoted}"
     else:
-        fix = f"chown {os.geteuid()} {quoted}"
+        # Another owner, mode fine: the agent's user (root) may well own it; this check
+        # simply runs as someone else. Never advise giving the secret to this user.
+        return [
+            Finding(
+                "warning",
+                f"{what} {path} belongs to uid {st.st_uid}; checked as uid {os.geteuid()}, "
+                "so it was not read here",
+                "sudo hakeeper check  # as the user the agent runs as",
+            )
+        ]
     return [Finding("error", f"{what}: {problem}", fix)]
 
 
