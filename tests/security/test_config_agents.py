@@ -102,10 +102,15 @@ ops.monitor = { interval = "2s", timeout = "10s" }
 resource = "web"
 """
 
+#: name: (the bytes written into the key space, what the refusal says)
 HOSTILE_CONFIGS = {
-    "not-utf8": b'\xff\xfe[cluster]\nname = "lab"\n\x80\x81',
-    "deep-brackets": b"[balancer]\nx = " + b"[" * 100_000 + b"]" * 100_000 + b"\n",
-    "deep-dotted-key": b"[balancer]\n" + b"x." * 20_000 + b"y = 1\n",
+    "not-utf8": (b'\xff\xfe[cluster]\nname = "lab"\n\x80\x81', "not UTF-8"),
+    "deep-brackets": (
+        b"[balancer]\nx = " + b"[" * 100_000 + b"]" * 100_000 + b"\n",
+        "nests deeper than",
+    ),
+    # Unbounded, this one would cost the parser about 1.5 GB on every node at once.
+    "deep-dotted-key": (b"[balancer]\n" + b"x." * 20_000 + b"y = 1\n", "nests deeper than"),
 }
 
 
@@ -128,17 +133,20 @@ async def lab(tmp_path: Path) -> AsyncIterator[LoopbackCluster]:
         await cluster.close()
 
 
-async def refusals(lab: LoopbackCluster, revision: int, timeout: float = 60.0) -> set[str]:
-    """The nodes that recorded a ``config.refused`` for ``revision`` (waits for all)."""
+async def refusals(
+    lab: LoopbackCluster, revision: int, timeout: float = 60.0
+) -> dict[str, ConfigRefused]:
+    """Each node's ``config.refused`` for ``revision`` (waits for every node's)."""
     store = await lab.store()
     log = EventLog(store.coord, lab.keys, "test")
     deadline = time.monotonic() + timeout
-    nodes: set[str] = set()
-    while time.monotonic() < deadline and nodes != set(lab.names):
-        events = await log.read()
-        nodes = {e.node for e in events if isinstance(e, ConfigRefused) and e.revision == revision}
+    found: dict[str, ConfigRefused] = {}
+    while time.monotonic() < deadline and set(found) != set(lab.names):
+        for event in await log.read():
+            if isinstance(event, ConfigRefused) and event.revision == revision:
+                found[event.node] = event
         await asyncio.sleep(0.5)
-    return nodes
+    return found
 
 
 @pytest.mark.slow
@@ -147,13 +155,17 @@ async def test_a_stored_config_that_cannot_load_is_refused_and_the_cluster_runs_
     lab: LoopbackCluster, payload: str
 ) -> None:
     store = await lab.store()
-    revision = await store.coord.put(store.config_key, HOSTILE_CONFIGS[payload])
+    hostile, why = HOSTILE_CONFIGS[payload]
+    revision = await store.coord.put(store.config_key, hostile)
 
     # The attack failed: every node refused it, with an event, and status warns.
-    assert await refusals(lab, revision) == set(lab.names), lab.tails(30)
+    refused = await refusals(lab, revision)
+    assert set(refused) == set(lab.names), lab.tails(30)
+    assert all(why in event.reason for event in refused.values()), refused
     report = await collect_status(store.coord, lab.spec, time.time())
     assert len(report.warnings) == 1
     assert f"revision {revision}) is refused" in report.warnings[0]
+    assert why in report.warnings[0]
     # Every agent is alive and keeps the last good config: web still runs everywhere,
     # also on a node restarted while the stored config is the hostile one.
     assert all(lab.running(n) for n in lab.names), lab.tails(30)
