@@ -26,7 +26,7 @@ def test_a_loose_dir_and_its_files_are_tightened_and_reported(tmp_path: Path) ->
     state.chmod(0o755)
     (state / "raft").chmod(0o755)
     journal.chmod(0o644)
-    tightened = private_dir(state)
+    tightened = private_dir(state, owned=("raft",))
     assert {e.path for e in tightened} == {state, state / "raft", journal}
     assert (mode(state), mode(state / "raft"), mode(journal)) == (0o700, 0o700, 0o600)
     assert open_entries(state) == []
@@ -39,7 +39,7 @@ def test_a_symlink_below_is_not_followed(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir(mode=0o700)
     (state / "link").symlink_to(outside)
-    private_dir(state)
+    private_dir(state, owned=("link",))
     assert mode(outside) == 0o644
 
 
@@ -50,3 +50,13 @@ def test_open_private_creates_0600_whatever_the_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert mode(tmp_path / "log") == 0o600
+
+
+def test_what_the_caller_does_not_own_is_left_alone(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o755)
+    neighbour = state / "someone-elses"
+    neighbour.write_text("x")
+    neighbour.chmod(0o644)
+    private_dir(state, owned=("raft",))
+    assert (mode(state), mode(neighbour)) == (0o700, 0o644)

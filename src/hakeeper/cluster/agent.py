@@ -50,6 +50,9 @@ HAND_OVER_TIMEOUT = 30.0
 EVENT_TIMEOUT = 10.0
 #: The last config this node adopted, in its state dir (read when the stored one is refused).
 LAST_GOOD_CONFIG = "cluster.toml"
+#: What the agent keeps in its state dir: the Raft journal and dump, the agents' state and
+#: logs, the last good config (tightened at start if an older version left them open).
+STATE_OWNED = ("raft", "agents", LAST_GOOD_CONFIG)
 
 
 class Agent:
@@ -79,7 +82,7 @@ class Agent:
 
     async def run(self) -> None:
         # The journal, the last good config and the resources' logs live here: owner only.
-        for entry in private_dir(self.state_dir):
+        for entry in private_dir(self.state_dir, owned=STATE_OWNED):
             log.warning("event=state_dir_tightened was=%r", entry.describe())
         # Before anything else: "required" means no resources at all without a watchdog.
         self.watchdog.arm()

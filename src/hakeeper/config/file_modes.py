@@ -2,15 +2,16 @@
 
 The state dir holds the Raft journal and dump (the whole key space, fence parameters
 included), the last good config and the resources' logs. The agent runs with umask 077 and
-makes its directories 0700; a directory left looser by an older version or by hand is
-tightened at start (with a log line), and ``hakeeper check`` names anything in it that
-others may read, with the command that fixes it.
+makes its directories 0700; a state dir left looser by an older version or by hand is
+tightened at start, with what the agent keeps in it (with a log line), and ``hakeeper
+check`` names anything in it that others may read, with the command that fixes it.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,11 +59,16 @@ def open_entries(root: Path, limit: int = WALK_LIMIT) -> list[OpenFile]:
     return found
 
 
-def private_dir(path: Path) -> list[OpenFile]:
-    """Make ``path`` (and parents) a 0700 directory; tighten it and everything below that
-    group or others could reach. Returns what was tightened, for the caller to log."""
+def private_dir(path: Path, owned: Iterable[str] = ()) -> list[OpenFile]:
+    """Make ``path`` (and parents) a 0700 directory; tighten it, and everything in the
+    subtrees named in ``owned`` (what the caller itself keeps there), when group or others
+    could reach them. Other entries are left as they are: the directory's own mode already
+    shuts others out, and a state dir pointed at a shared place must not have its
+    neighbours' modes changed. Returns what was tightened, for the caller to log."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    loose = open_entries(path)
+    loose = [e for e in open_entries(path, limit=1) if e.path == path]
+    for name in owned:
+        loose += open_entries(path / name)
     for entry in loose:
         try:
             os.chmod(entry.path, entry.mode & ~0o077)
