@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -21,17 +22,17 @@ REQ = OpRequest(timeout=30, node="n1", epoch=5)
 MONITOR = OpRequest(timeout=30, interval=5)
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(300)"]
-STUBBORN = [
-    sys.executable,
-    "-c",
+_STUBBORN_CODE = (
     "import signal, sys, time\n"
     "def on_term(*_):\n"
     "    print('got TERM, ignoring it', flush=True)\n"
     "signal.signal(signal.SIGTERM, on_term)\n"
     "print('ready', flush=True)\n"
     "while True:\n"
-    "    time.sleep(1)\n",
-]
+    "    time.sleep(1)\n"
+)
+# argv carries no control characters (a newline is refused): the program goes in escaped.
+STUBBORN = [sys.executable, "-c", f"exec({_STUBBORN_CODE!r})"]
 
 
 def _agent(tmp_path: Path, params: dict[str, object], name: str = "app") -> ProcessAgent:
@@ -221,3 +222,14 @@ def test_health_url_must_be_http(tmp_path: Path) -> None:
 def test_unbalanced_quotes_in_command(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot split"):
         _agent(tmp_path, {"command": "echo 'oops"})
+
+
+@pytest.mark.slow
+async def test_the_log_and_state_file_are_private(tmp_path: Path, kill_groups: list[int]) -> None:
+    agent = _agent(tmp_path, {"command": SLEEPER})
+    assert (await agent.start(REQ)).rc == OcfRc.SUCCESS
+    _track(agent, kill_groups)
+    assert stat.S_IMODE(agent.log_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(agent.state_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(agent.state_dir.stat().st_mode) == 0o700
+    assert (await agent.stop(REQ)).rc == OcfRc.SUCCESS

@@ -57,3 +57,14 @@ async def test_fake_systemctl_round_trip(tmp_path: Path) -> None:
     assert (await agent.monitor(req, probe=True)).rc == OcfRc.SUCCESS
     assert (await agent.stop(req)).rc == OcfRc.SUCCESS
     assert (await agent.monitor(req, probe=True)).rc == OcfRc.NOT_RUNNING
+
+
+@pytest.mark.slow
+async def test_a_unit_starting_with_a_dash_reaches_systemctl_after_double_dash(
+    tmp_path: Path,
+) -> None:
+    argv = tmp_path / "argv"
+    systemctl = write_script(tmp_path / "systemctl", f'printf "%s\\n" "$@" > {argv}; echo active')
+    agent = SystemdAgent("root", "-.mount", systemctl=str(systemctl))
+    assert (await agent.monitor(OpRequest(timeout=30), probe=True)).rc == OcfRc.SUCCESS
+    assert argv.read_text().splitlines() == ["is-active", "--", "-.mount"]

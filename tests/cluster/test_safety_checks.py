@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from hakeeper.cli.main import app
 from hakeeper.cluster.safety_checks import safety_findings
 from hakeeper.config.loader import spec_from_text
+from hakeeper.config.secret_file import write_secret_file
 
 NODES3 = """
 [nodes.n1]
@@ -90,8 +91,11 @@ def test_check_command_exits_1_on_an_error_and_prints_json(tmp_path: Path) -> No
 
 def test_check_command_exits_0_when_nothing_is_unsafe(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
-    path.write_text(NODES3 + SINGLETON + DEVICE)
-    result = CliRunner().invoke(app, ["check", "--config", str(path)])
+    write_secret_file(tmp_path / "secret")  # the security section wants a proper secret
+    secret = f'[coordination]\nsecret_file = "{tmp_path / "secret"}"\n'
+    path.write_text(secret + NODES3 + SINGLETON + DEVICE)
+    state = ["--state-dir", str(tmp_path / "state")]
+    result = CliRunner().invoke(app, ["check", "--config", str(path), *state])
     assert result.exit_code == 0
     assert "nothing unsafe found" in result.output
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from hakeeper.cluster.keys import KeySpace
 from hakeeper.cluster.store import ClusterStore, InstanceStatus
 from hakeeper.config.loader import spec_from_text
+from hakeeper.errors import ConfigError
 from tests.fakes import LocalCoordinator
 
 KEYS = KeySpace("c1")
@@ -52,3 +55,27 @@ async def test_a_leaving_node_counts_as_standby() -> None:
     store = ClusterStore(LocalCoordinator(), KEYS)
     await store.leaving("n2")
     assert (await store.observe(SPEC, time.time())).state.node("n2").standby
+
+
+async def test_stored_config_bytes_that_are_not_utf8_are_a_config_error() -> None:
+    store = ClusterStore(LocalCoordinator(), KEYS)
+    await store.coord.put(store.config_key, b"\xff\xfe")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        await store.stored_config()
+
+
+async def test_a_stored_config_that_does_not_load_is_a_status_warning() -> None:
+    store = ClusterStore(LocalCoordinator(), KEYS)
+    revision = await store.coord.put(store.config_key, b"x = " + b"[" * 5000 + b"]" * 5000)
+    problem = await store.stored_config_problem()
+    assert problem is not None
+    assert problem.revision == revision
+    assert "nests deeper than" in problem.reason
+    assert "keeps running its last good config" in problem.warning()
+
+
+async def test_a_stored_config_that_loads_gives_no_warning() -> None:
+    store = ClusterStore(LocalCoordinator(), KEYS)
+    assert await store.stored_config_problem() is None  # none stored yet
+    await store.coord.put(store.config_key, b'[cluster]\nname = "c1"\n[nodes.n1]\n')
+    assert await store.stored_config_problem() is None

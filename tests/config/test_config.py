@@ -253,3 +253,56 @@ def test_suspicion_without_a_power_fence_device_is_refused() -> None:
     assert "needs fencing = true and a power fence device" in error(
         with_suspicion("400ms", kind="fabric")
     )
+
+
+def fence_device(**fields: Any) -> dict[str, Any]:
+    return minimal(fencing={"devices": {"ipmi": {"agent": "fence_ipmilan", **fields}}})
+
+
+def test_a_newline_in_a_fence_parameter_names_the_key() -> None:
+    text = error(fence_device(params={"passwd": "p1\naction=on"}))
+    assert "cluster.toml: fencing.devices.ipmi.params.passwd: contains a newline" in text
+
+
+def test_a_carriage_return_in_a_host_map_value_names_the_node() -> None:
+    text = error(fence_device(hosts={"n1": "10.0.1.11\r"}))
+    assert "fencing.devices.ipmi.hosts.n1: contains a carriage return" in text
+
+
+def test_a_nul_in_a_resource_parameter_names_the_list_item() -> None:
+    doc = minimal(resources={"app": {"agent": "process", "params": {"command": ["a", "b\0"]}}})
+    assert "resources.app.params.command[1]: contains a NUL byte" in error(doc)
+
+
+@pytest.mark.parametrize("char", ["\t", "\x01", "\x1f", "\x7f"])
+def test_every_control_character_in_a_resource_parameter_is_refused(char: str) -> None:
+    doc = minimal(resources={"db": {"agent": "process", "params": {"command": f"x{char}y"}}})
+    assert "resources.db.params.command: contains" in error(doc)
+
+
+def test_a_control_character_in_a_parameter_name_is_refused_escaped() -> None:
+    text = error(fence_device(params={"a\nb": "x"}))
+    assert 'fencing.devices.ipmi.params."a\\nb": contains a newline' in text
+
+
+def test_a_list_as_fence_parameter_is_refused() -> None:
+    text = error(fence_device(params={"ipaddr": ["10.0.0.1"]}))
+    assert "fencing.devices.ipmi.params.ipaddr: a fence agent takes one string" in text
+
+
+def test_a_node_name_with_a_trailing_newline_is_refused() -> None:
+    assert "nodes.n1\n" in error({"nodes": {"n1\n": {}, "n2": {}, "n3": {}}})
+
+
+def test_a_resource_name_with_a_trailing_newline_is_refused() -> None:
+    assert "resources.web\n" in error(minimal(resources={"web\n": {"agent": "process"}}))
+
+
+def test_an_agent_with_a_trailing_newline_is_refused() -> None:
+    doc = minimal(resources={"web": {"agent": "systemd:nginx\n"}})
+    assert "is not an agent" in error(doc)
+
+
+def test_a_unit_starting_with_a_dash_is_a_valid_agent() -> None:
+    spec = to_spec(parse(minimal(resources={"root": {"agent": "systemd:-.mount"}})))
+    assert spec.primitives[0].agent == "systemd:-.mount"

@@ -8,8 +8,13 @@ from pathlib import Path
 import pytest
 
 from hakeeper.errors import ConfigError
-from hakeeper.fencing.device import FenceDevice, PowerState
-from hakeeper.fencing.fence_agents import FenceAgentRunner, parse_metadata_parameters
+from hakeeper.fencing.device import FenceDevice, PowerState, is_secret_param
+from hakeeper.fencing.fence_agents import (
+    FenceAgentRunner,
+    UnsafeFenceInput,
+    parse_metadata_parameters,
+    stdin_line,
+)
 from tests.conftest import require_binary
 
 STUB_METADATA = """<?xml version="1.0" ?>
@@ -106,3 +111,54 @@ def test_a_missing_agent_is_named_with_close_matches() -> None:
 
 def test_metadata_parameters_are_read_from_the_xml() -> None:
     assert parse_metadata_parameters(STUB_METADATA) == {"action", "port", "ipaddr"}
+
+
+@pytest.mark.parametrize(
+    ("params", "host_map"),
+    [({"ipaddr": "10.0.0.9\naction=on"}, {}), ({}, {"n1": "7\naction=on"}), ({"a\rb": "1"}, {})],
+)
+async def test_a_control_character_is_never_written_to_the_agent(
+    tmp_path: Path, params: dict[str, str], host_map: dict[str, str]
+) -> None:
+    record = tmp_path / "stdin"
+    stub_agent(tmp_path, f'printf "%s" "$input" > {record}; exit 0')
+    device = FenceDevice("stub", "fence_stub", params=params, host_map=host_map)
+    result = await FenceAgentRunner([str(tmp_path)]).run(device, "off", "n1")
+    assert not result.ok
+    assert result.refused
+    assert "refused" in result.describe()
+    assert not record.exists()
+
+
+def test_stdin_line_raises_on_a_newline() -> None:
+    with pytest.raises(UnsafeFenceInput, match="contains a newline"):
+        stdin_line("passwd", "p1\naction=on")
+
+
+async def test_a_password_the_agent_echoes_is_redacted(tmp_path: Path) -> None:
+    stub_agent(tmp_path, 'echo "login failed: ipmitool -P s3cret-pw"; exit 1')
+    device = FenceDevice("stub", "fence_stub", params={"passwd": "s3cret-pw"})
+    result = await FenceAgentRunner([str(tmp_path)]).run(device, "off", "n1")
+    assert "s3cret-pw" not in result.output_tail
+    assert "-P ***" in result.output_tail
+
+
+def test_secret_params_stay_out_of_the_device_repr() -> None:
+    device = FenceDevice("stub", "fence_stub", params={"passwd": "s3cret-pw"})
+    assert "s3cret-pw" not in repr(device)
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("passwd", True),
+        ("password", True),
+        ("snmp_priv_passwd", True),
+        ("ilo_password", True),
+        ("passwd_script", True),
+        ("username", False),
+        ("ipaddr", False),
+    ],
+)
+def test_secret_parameter_names_follow_fence_agents(name: str, secret: bool) -> None:
+    assert is_secret_param(name) is secret

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from hakeeper.errors import ConfigError
 from hakeeper.model.events import (
     EVENT_TYPES,
+    ConfigRefused,
     ControllerElected,
     Event,
     FailoverFinished,
@@ -41,6 +42,7 @@ ONE_OF_EACH: list[Event] = [
     QuorumLost(9.0, 1, 3),
     QuorumRegained(10.0, 2, 3),
     ControllerElected(11.0, "n2", 42),
+    ConfigRefused(12.0, "n3", 77, "stored config rev 77: not UTF-8"),
 ]
 
 

@@ -36,8 +36,9 @@ DEFAULT_OCF_ROOT = Path("/usr/lib/ocf")
 META_DATA_TIMEOUT = 10.0
 # Parameters every heartbeat agent understands through ocf-shellfuncs, never in meta-data.
 UNIVERSAL_PARAMS = frozenset({"trace_ra", "trace_file", "OCF_CHECK_LEVEL"})
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_PROVIDER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+# Matched with fullmatch: "$" would accept a trailing newline.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PROVIDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 
 ParamValue = str | int | float | bool
 
@@ -61,7 +62,7 @@ def agent_path(ocf_root: Path, provider: str, type_: str) -> Path:
 def check_agent(ocf_root: Path, provider: str, type_: str) -> Path:
     """The agent's path, or a ConfigError naming the path looked at and the fix."""
     for label, part in (("provider", provider), ("type", type_)):
-        if not _PROVIDER.match(part):
+        if not _PROVIDER.fullmatch(part):
             raise ConfigError(f"ocf:{provider}:{type_}: {label} {part!r} is not a valid name")
     path = agent_path(ocf_root, provider, type_)
     if path.is_file():
@@ -223,7 +224,7 @@ class OcfAgent:
         path = check_agent(root, provider, type_)
         texts = {name: param_text(name, value) for name, value in params.items()}
         for name in texts:
-            if not _NAME.match(name):
+            if not _NAME.fullmatch(name):
                 raise ConfigError(
                     f"ocf:{target} parameter {name!r}: names must be letters, digits and '_' "
                     "(they become the shell variable OCF_RESKEY_<name>)"

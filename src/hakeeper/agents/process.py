@@ -40,7 +40,7 @@ from hakeeper.agents.base import (
 )
 from hakeeper.agents.metadata import check_params, parse_duration
 from hakeeper.agents.procfs import process_start_time
-from hakeeper.agents.runner import kill_group, live_group_members, run_action
+from hakeeper.agents.runner import RESOURCE_UMASK, kill_group, live_group_members, run_action
 from hakeeper.errors import ConfigError
 
 # How long a fresh process must stay alive before start says SUCCESS (capped by the timeout).
@@ -58,6 +58,11 @@ PARAMS = (
     ParamSpec("stop_timeout", type="duration", default="10s", shortdesc="SIGTERM→SIGKILL"),
     ParamSpec("health_timeout", type="duration", default="5s", shortdesc="per health check"),
 )
+
+
+def _open_private(path: Path, flags: int) -> int:
+    """Create ``path`` 0600 whatever the umask (an existing file keeps its mode)."""
+    return os.open(path, flags | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
 
 def _argv(name: str, value: object) -> tuple[str, ...]:
@@ -200,7 +205,7 @@ class ProcessAgent:
             return None  # a torn or foreign file names nothing we can trust
 
     def _record(self, running: Running) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".json.tmp")
         data = {
             "pid": running.pid,
@@ -208,7 +213,9 @@ class ProcessAgent:
             "argv": list(running.argv),
             "started_at": running.started_at,
         }
-        tmp.write_text(json.dumps(data))
+        # 0600: the argv may carry a credential.
+        with os.fdopen(_open_private(tmp, os.O_WRONLY | os.O_TRUNC), "w") as handle:
+            handle.write(json.dumps(data))
         tmp.replace(self.state_file)  # atomic: a crash leaves the old or the new file
 
     def _forget(self) -> None:
@@ -284,8 +291,9 @@ class ProcessAgent:
     def _spawn(self, req: OpRequest) -> subprocess.Popen[bytes]:
         # Popen only forks and execs (no wait), so calling it from the event loop is fine;
         # it, not asyncio's subprocess, because the child must outlive this op and even us.
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("ab") as log:
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # The log is 0600 (the service may print what others must not read).
+        with os.fdopen(_open_private(self.log_file, os.O_WRONLY | os.O_APPEND), "ab") as log:
             return subprocess.Popen(
                 self.config.argv,
                 cwd=self.config.cwd,
@@ -294,6 +302,7 @@ class ProcessAgent:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                umask=RESOURCE_UMASK,
             )
 
     async def start(self, req: OpRequest) -> OpResult:

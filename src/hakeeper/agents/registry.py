@@ -17,6 +17,7 @@ from typing import Protocol, cast
 
 from hakeeper.agents.base import ResourceAgent
 from hakeeper.errors import ConfigError
+from hakeeper.model.text import control_paths
 
 AGENT_SCHEMES: dict[str, str] = {
     "process": "hakeeper.agents.process:ProcessAgent",
@@ -32,7 +33,7 @@ AGENT_SCHEMES: dict[str, str] = {
 TARGETLESS = frozenset({"process", "vip", "balancer", "sessions"})
 
 # Instance names become file names (state files) and environment values.
-_INSTANCE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:@-]*$")
+_INSTANCE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@-]*")  # fullmatch: "$" accepts "\n"
 
 
 class AgentFactory(Protocol):
@@ -92,12 +93,18 @@ def make_agent(
     ``ocf_root`` defaults to ``$OCF_ROOT`` or ``/usr/lib/ocf``; ``init_dir`` (LSB scripts)
     to ``/etc/init.d``. Both exist to point tests at fakes.
     """
-    if not _INSTANCE.match(instance):
+    if not _INSTANCE.fullmatch(instance):
         raise ConfigError(
             f"resource name {instance!r}: use letters, digits and _ . : @ - "
             "(it names state files and the agent's OCF_RESOURCE_INSTANCE)"
         )
     scheme, target = split_spec(spec)
+    # Again here, not only in the config: a value that bypassed validation must not reach
+    # an agent's environment, argv or a unit name as a line of its own.
+    for where, problem in control_paths("agent", spec):
+        raise ConfigError(f"resource {instance!r}: {where}: {problem}")
+    for where, problem in control_paths("params", dict(params)):
+        raise ConfigError(f"resource {instance!r}: {where}: {problem}")
     if target and scheme in TARGETLESS:
         raise ConfigError(f"agent {spec!r}: write just {scheme!r} (no ':' part)")
     factory = agent_factory(scheme)

@@ -26,6 +26,9 @@ TAIL_LINES = 20
 DRAIN_AFTER_EXIT = 1.0
 REAP_DEADLINE = 5.0
 EXIT_REASON_MAX = 256
+# The agent itself runs with umask 077 (its state is its own); the services it starts get
+# the usual 022, as systemd gives its services, so their files stay as they always were.
+RESOURCE_UMASK = 0o022
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +148,7 @@ async def run_action(
         env=dict(env),
         cwd=cwd,
         start_new_session=True,
+        umask=RESOURCE_UMASK,
     )
     pgid = proc.pid  # start_new_session: the child leads its own session and group
     out, err = _Tail(limit), _Tail(limit)

@@ -89,7 +89,10 @@ class SystemdAgent:
         started = time.monotonic()
         env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
         try:
-            done = await run_action([self.systemctl, verb, self.unit], env=env, timeout=req.timeout)
+            # "--": a unit name starting with "-" ("-.mount") is an operand, never an option.
+            done = await run_action(
+                [self.systemctl, verb, "--", self.unit], env=env, timeout=req.timeout
+            )
         except OSError as exc:
             return log_op(
                 make_result(

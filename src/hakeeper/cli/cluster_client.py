@@ -229,10 +229,10 @@ async def spec_in_force(coord: Coordinator, spec: ClusterSpec) -> ClusterSpec:
 
     So that names and plans match what the controller uses even when this machine's file
     is older than the last ``config apply``."""
-    text = await store_of(coord, spec).stored_config()
-    if text is None:
-        return spec
     try:
+        text = await store_of(coord, spec).stored_config()
+        if text is None:
+            return spec
         stored = spec_from_text(text, "stored config")
     except ConfigError as exc:
         print(

@@ -82,6 +82,7 @@ class StatusReport:
     decisions: tuple[Decision, ...] = ()
     transition: Transition = field(default_factory=Transition)
     failed: tuple[str, ...] = ()  # "web on n1: monitor rc=7 ..."
+    warnings: tuple[str, ...] = ()  # "the stored config (revision 9) is refused: ..."
 
     @property
     def problems(self) -> list[str]:
@@ -132,6 +133,7 @@ class StatusReport:
             ],
             "transition": self.transition.to_dict(),
             "problems": self.problems,
+            "warnings": list(self.warnings),
             "exit_code": self.exit_code,
         }
 
@@ -177,6 +179,7 @@ async def collect_status(coord: Coordinator, spec: ClusterSpec, now: float) -> S
         for s in observed.statuses
         if s.role == "failed" and s.node not in down
     )
+    refused = await cc.store_of(coord, spec).stored_config_problem()
     return StatusReport(
         spec.options.name,
         True,
@@ -187,6 +190,7 @@ async def collect_status(coord: Coordinator, spec: ClusterSpec, now: float) -> S
         transition.decisions,
         transition,
         failed,
+        () if refused is None else (refused.warning(),),
     )
 
 
@@ -330,6 +334,8 @@ def render(report: StatusReport, now: float | None = None) -> RenderableType:
         parts.append(Text.from_markup("\n".join(f"[red]{d}[/]" for d in others)))
     if report.failed:
         parts.append(Text.from_markup("\n".join(f"[red]failed[/]: {f}" for f in report.failed)))
+    for warning in report.warnings:
+        parts.append(Text.assemble(("warning", "yellow bold"), f": {warning}"))
     return Group(*parts)
 
 

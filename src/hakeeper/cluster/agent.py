@@ -32,19 +32,27 @@ from hakeeper.cluster.executor import Executor
 from hakeeper.cluster.fence_plan import fencer_of
 from hakeeper.cluster.keys import KeySpace
 from hakeeper.cluster.membership import MemberRecord, Membership
-from hakeeper.cluster.store import ClusterStore
+from hakeeper.cluster.store import ClusterStore, short_reason, stored_spec
 from hakeeper.cluster.suspicion import SuspicionWatch
-from hakeeper.config.loader import load_spec, spec_from_text
+from hakeeper.config.file_modes import PRIVATE_UMASK, open_private, private_dir
+from hakeeper.config.loader import load_spec
 from hakeeper.coord.base import Cmp, Coordinator, Put
 from hakeeper.errors import ConfigError, CoordError
 from hakeeper.fencing.topology import Fencer
 from hakeeper.fencing.watchdog import Watchdog
 from hakeeper.model.cluster import ClusterSpec
+from hakeeper.model.events import ConfigRefused
 from hakeeper.model.timing import profile
 
 log = logging.getLogger(__name__)
 
 HAND_OVER_TIMEOUT = 30.0
+EVENT_TIMEOUT = 10.0
+#: The last config this node adopted, in its state dir (read when the stored one is refused).
+LAST_GOOD_CONFIG = "cluster.toml"
+#: What the agent keeps in its state dir: the Raft journal and dump, the agents' state and
+#: logs, the last good config (tightened at start if an older version left them open).
+STATE_OWNED = ("raft", "agents", LAST_GOOD_CONFIG)
 
 
 class Agent:
@@ -73,7 +81,9 @@ class Agent:
         self._stop.set()
 
     async def run(self) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # The journal, the last good config and the resources' logs live here: owner only.
+        for entry in private_dir(self.state_dir, owned=STATE_OWNED):
+            log.warning("event=state_dir_tightened was=%r", entry.describe())
         # Before anything else: "required" means no resources at all without a watchdog.
         self.watchdog.arm()
         try:
@@ -91,8 +101,8 @@ class Agent:
     async def _run_with(self, coord: Coordinator) -> None:
         spec_now: Callable[[], ClusterSpec] = lambda: self.spec  # noqa: E731
         store = ClusterStore(coord, self.keys)
-        await self._adopt_stored_config(store)
         events = EventLog(coord, self.keys, self.node)
+        await self._adopt_stored_config(store, events)
         me = self.spec.node(self.node)
         assert me is not None
         membership = Membership(
@@ -117,7 +127,9 @@ class Agent:
             )
             feeding = tasks.create_task(self._feed(watchdog, membership, executor), name="watchdog")
             executing = tasks.create_task(executor.run(), name="executor")
-            configuring = tasks.create_task(self._follow_config(store, executor), name="config")
+            configuring = tasks.create_task(
+                self._follow_config(store, executor, events), name="config"
+            )
             campaigning = tasks.create_task(
                 self._campaign(coord, store, events, membership, spec_now), name="campaign"
             )
@@ -149,19 +161,29 @@ class Agent:
                 await membership.leave()
             log.info("event=shutdown phase=done node=%s", self.node)
 
-    async def _adopt_stored_config(self, store: ClusterStore) -> None:
+    async def _adopt_stored_config(self, store: ClusterStore, events: EventLog) -> None:
         """The cluster runs one config: the stored one (``config apply``); the first agent
-        of a new cluster publishes its own file."""
+        of a new cluster publishes its own file. A stored config that does not load is
+        refused (an event, a log line): this node runs its last good config instead, the
+        one it last adopted (kept in the state dir), else its own file."""
         text = self.config_text
         await store.coord.txn(
             [Cmp(store.config_key, "create_revision", "==", 0)],
             [Put(store.config_key, text.encode())],
         )
-        stored = await store.stored_config()
-        if stored is not None and stored != text:
-            self._use_config(stored, "stored config")
+        kv = await store.coord.get(store.config_key)
+        if kv is None or kv.value == text.encode():
+            self._keep_last_good(text)
+            return
+        if await self._use_config(kv.value, kv.mod_revision, events):
+            return
+        saved = self._last_good()
+        if saved is not None and saved != text:
+            await self._use_config(saved.encode(), 0, events, source="last good config")
 
-    async def _follow_config(self, store: ClusterStore, executor: Executor) -> None:
+    async def _follow_config(
+        self, store: ClusterStore, executor: Executor, events: EventLog
+    ) -> None:
         """Adopt every config ``config apply`` writes; an invalid one changes nothing."""
         while True:
             try:
@@ -169,31 +191,83 @@ class Agent:
                     async for change in changes:
                         if change.type == "put":
                             before = self.spec
-                            source = f"config rev {change.revision}"
-                            if self._use_config(change.kv.value.decode(), source, executor):
+                            value, revision = change.kv.value, change.revision
+                            if await self._use_config(value, revision, events, executor):
                                 executor.forget_agents(_changed_primitives(before, self.spec))
             except CoordError as exc:
                 log.warning("event=config_watch_failed error=%r", str(exc))
                 await asyncio.sleep(1.0)
 
-    def _use_config(self, text: str, source: str, executor: Executor | None = None) -> bool:
+    async def _use_config(
+        self,
+        raw: bytes,
+        revision: int,
+        events: EventLog,
+        executor: Executor | None = None,
+        *,
+        source: str = "",
+    ) -> bool:
+        """Adopt a config if it loads; otherwise refuse it and keep the one in force."""
+        source = source or f"stored config rev {revision}"
         try:
-            spec = spec_from_text(text, source)
+            spec = stored_spec(raw, source)
             if executor is not None:
                 executor.check_agents(spec, _changed_primitives(self.spec, spec))
+            if spec.options.name != self.spec.options.name:
+                raise ConfigError(
+                    f"{source}: cluster name changed from {self.spec.options.name!r} to "
+                    f"{spec.options.name!r}; a cluster cannot be renamed by config apply"
+                )
         except ConfigError as exc:
-            log.error("event=config_rejected source=%s error=%r", source, str(exc))
+            await self._refuse(events, revision, source, short_reason(exc))
+            return False
+        except (ValueError, RecursionError) as exc:
+            # Not a ConfigError: a reader's bug met a value it did not expect. Rule 5 holds
+            # all the same: the node keeps its config and keeps running.
+            await self._refuse(events, revision, source, f"{source}: {type(exc).__name__}")
             return False
         if spec.nodes != self.spec.nodes or spec.coordination != self.spec.coordination:
             log.warning(
                 "event=config_needs_restart source=%s reason=nodes_or_coordination_changed", source
             )
-        if spec.options.name != self.spec.options.name:
-            log.error("event=config_rejected source=%s error='cluster name changed'", source)
-            return False
         self.spec = spec
+        self._keep_last_good(raw.decode("utf-8"))
         log.info("event=config_adopted source=%s", source)
         return True
+
+    async def _refuse(self, events: EventLog, revision: int, source: str, reason: str) -> None:
+        log.error("event=config_rejected source=%s error=%r keeping=last_good", source, reason)
+        event = ConfigRefused(ts=time.time(), node=self.node, revision=revision, reason=reason)
+        try:
+            async with asyncio.timeout(EVENT_TIMEOUT):
+                await events.append(event)
+        except (CoordError, TimeoutError) as exc:
+            log.warning("event=config_refused_not_recorded error=%r", str(exc))
+
+    @property
+    def _last_good_path(self) -> Path:
+        return self.state_dir / LAST_GOOD_CONFIG
+
+    def _keep_last_good(self, text: str) -> None:
+        """Keep the config in force (mode 0600: it holds fence parameters), so that a
+        restart while the stored one is refused runs it rather than an older file."""
+        path = self._last_good_path
+        if not text or self._last_good() == text:
+            return
+        scratch = path.with_name(path.name + ".new")
+        try:
+            fd = open_private(scratch, os.O_WRONLY | os.O_TRUNC)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(scratch, path)
+        except OSError as exc:
+            log.warning("event=last_good_config_not_kept path=%s error=%r", path, exc.strerror)
+
+    def _last_good(self) -> str | None:
+        try:
+            return self._last_good_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
 
     async def _hand_over(self, store: ClusterStore, executor: Executor) -> None:
         """Ask the controller to move our resources away (Pacemaker's shutdown), bounded."""
@@ -335,6 +409,8 @@ def _changed_primitives(before: ClusterSpec, after: ClusterSpec) -> set[str]:
 
 def run_agent(config: Path, node: str, state_dir: Path) -> None:
     """Entry point of ``hakeeper agent``: one node until SIGTERM/SIGINT."""
+    # Everything this process creates (journal, dumps, copies, logs) is its owner's alone.
+    os.umask(PRIVATE_UMASK)
     spec = load_spec(config)
     agent = Agent(spec, node, state_dir, config.read_text(encoding="utf-8"))
     me = spec.node(node)

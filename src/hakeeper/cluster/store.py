@@ -20,6 +20,10 @@ key (under /hakeeper/<cluster>/)   written by
 ``config``                         ``hakeeper config apply`` (the cluster file's text)
 =================================  ========================================================
 
+The stored config is read through `stored_spec`: bytes that are not UTF-8, too large, nest
+too deep or do not validate are one `ConfigError` (rule 5: refused where it is read; every
+node keeps its last good config), never another exception that would stop the reader.
+
 A node is *online* while its member key exists; otherwise *lost* if any status of it still
 says something runs there (and *fenced* once confirmed off), else *offline*.
 """
@@ -32,7 +36,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from hakeeper.cluster.keys import KeySpace
+from hakeeper.config.loader import spec_from_text
 from hakeeper.coord.base import KV, Coordinator
+from hakeeper.errors import ConfigError
 from hakeeper.model.cluster import ClusterSpec, TargetRole
 from hakeeper.model.state import (
     ClusterState,
@@ -245,8 +251,58 @@ class ClusterStore:
         await self.coord.put(self.leaving_key(node), b"1")
 
     async def stored_config(self) -> str | None:
+        """The stored config's text; a ConfigError when its bytes are not UTF-8."""
         kv = await self.coord.get(self.config_key)
-        return kv.value.decode() if kv else None
+        return stored_text(kv.value, f"stored config rev {kv.mod_revision}") if kv else None
+
+    async def stored_config_problem(self) -> StoredConfigProblem | None:
+        """Why the stored config is refused (for ``status``), or None when it loads or is
+        absent."""
+        kv = await self.coord.get(self.config_key)
+        if kv is None:
+            return None
+        try:
+            stored_spec(kv.value, f"stored config rev {kv.mod_revision}")
+        except ConfigError as exc:
+            return StoredConfigProblem(kv.mod_revision, short_reason(exc))
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredConfigProblem:
+    revision: int
+    reason: str
+
+    def warning(self) -> str:
+        return (
+            f"the stored config (revision {self.revision}) is refused: {self.reason}; every "
+            "node keeps running its last good config. Fix: hakeeper config apply "
+            "<a valid cluster file>"
+        )
+
+
+REASON_LIMIT = 300
+
+
+def short_reason(exc: ConfigError) -> str:
+    """A refusal's first two lines, bounded, for events and ``status``."""
+    text = "; ".join(str(exc).splitlines()[:2])
+    return text if len(text) <= REASON_LIMIT else text[: REASON_LIMIT - 3] + "..."
+
+
+def stored_text(raw: bytes, source: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{source}: not UTF-8 (byte {exc.start}); write a cluster file with "
+            "hakeeper config apply"
+        ) from None
+
+
+def stored_spec(raw: bytes, source: str) -> ClusterSpec:
+    """The stored config's bytes to a validated spec; any failure is one ConfigError."""
+    return spec_from_text(stored_text(raw, source), source)
 
 
 def build_observed(

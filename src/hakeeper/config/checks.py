@@ -7,9 +7,12 @@ from collections.abc import Iterable, Mapping
 
 from hakeeper.config.schema import ClusterFile
 from hakeeper.errors import ConfigError
+from hakeeper.model.text import control_paths, key_text
 from hakeeper.model.timing import profile
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# Matched with fullmatch: "$" would accept a trailing newline.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_ONE_LINE = "; write it on one line without control characters"
 
 Problem = tuple[str, str]
 
@@ -52,7 +55,7 @@ def check(cf: ClusterFile) -> list[Problem]:
         ("clones", cf.clones),
     ):
         for name in names:
-            if not _NAME.match(name):
+            if not _NAME.fullmatch(name):
                 add(
                     (
                         f"{section}.{name}",
@@ -256,6 +259,39 @@ def check(cf: ClusterFile) -> list[Problem]:
                     )
                 )
     problems.extend(_suspicion_problems(cf))
+    problems.extend(control_problems(cf))
+    return problems
+
+
+def control_problems(cf: ClusterFile) -> list[Problem]:
+    """Control characters in anything that reaches a fence agent's stdin, a resource agent's
+    environment or argv, a unit name or a log line: refused, each with its key named."""
+    found: list[tuple[str, str]] = []
+    for name, node in cf.nodes.items():
+        found.extend(control_paths(f"nodes.{key_text(name)}.address", node.address or ""))
+        found.extend(control_paths(f"nodes.{key_text(name)}.attributes", node.attributes))
+    for rid, res in cf.resources.items():
+        found.extend(control_paths(f"resources.{key_text(rid)}.params", res.params))
+    fencing = cf.fencing
+    found.extend(control_paths("fencing.watchdog_device", fencing.watchdog_device))
+    found.extend(control_paths("fencing.levels", fencing.levels))
+    for dev, device in fencing.devices.items():
+        where = f"fencing.devices.{key_text(dev)}"
+        found.extend(control_paths(where, dev))
+        found.extend(control_paths(f"{where}.agent", device.agent))
+        found.extend(control_paths(f"{where}.params", device.params))
+        found.extend(control_paths(f"{where}.hosts", device.hosts))
+        found.extend(control_paths(f"{where}.host_list", device.host_list))
+    problems = [(where, f"{why}{_ONE_LINE}") for where, why in found]
+    for dev, device in fencing.devices.items():
+        for key, value in device.params.items():
+            if isinstance(value, dict | list):
+                problems.append(
+                    (
+                        f"fencing.devices.{key_text(dev)}.params.{key_text(key)}",
+                        "a fence agent takes one string, number or boolean per parameter",
+                    )
+                )
     return problems
 
 

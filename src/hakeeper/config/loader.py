@@ -18,6 +18,7 @@ from pydantic_core import ErrorDetails
 
 from hakeeper.config.checks import check
 from hakeeper.config.schema import ClusterFile
+from hakeeper.config.toml_bounds import text_problem
 from hakeeper.errors import ConfigError
 from hakeeper.model.cluster import (
     Clone,
@@ -39,20 +40,30 @@ from hakeeper.model.cluster import (
 
 def read_toml(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 (byte {exc.start}); save it as UTF-8") from exc
+    return _loads(text, str(path))
+
+
+def _loads(text: str, source: str) -> dict[str, Any]:
+    """TOML, within `toml_bounds` (size, nesting), every failure a ConfigError."""
+    problem = text_problem(text)
+    if problem is not None:
+        raise ConfigError(f"{source}: refused before parsing: {problem}")
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(f"{source}: nests too deep to parse") from None
 
 
 def spec_from_text(text: str, source: str) -> ClusterSpec:
     """A cluster file's text (as stored by ``config apply``) to a validated spec."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
-    return to_spec(parse(data, source=source))
+    return to_spec(parse(_loads(text, source), source=source))
 
 
 def load(path: Path | str) -> ClusterFile:

@@ -49,13 +49,15 @@ def _score(value: object) -> int:
         raise ValueError(str(exc)) from None
 
 
+# Matched with fullmatch: "$" would accept a trailing newline. A unit may start with "-"
+# ("-.mount"): systemctl gets it after "--".
 _AGENT = re.compile(
-    r"^(process|vip|balancer|sessions|ocf:[\w.-]+:[\w.-]+|systemd:[\w@.:-]+|lsb:[\w.-]+)$"
+    r"(process|vip|balancer|sessions|ocf:[\w.-]+:[\w.-]+|systemd:[\w@.:-]+|lsb:[\w.-]+)"
 )
 
 
 def _agent(value: object) -> object:
-    if isinstance(value, str) and not _AGENT.match(value):
+    if isinstance(value, str) and not _AGENT.fullmatch(value):
         raise ValueError(
             f'"{value}" is not an agent (use process, vip, balancer, sessions, '
             "ocf:<provider>:<type>, systemd:<unit> or lsb:<script>)"

@@ -27,11 +27,31 @@ class PowerState(Enum):
     UNKNOWN = "unknown"
 
 
+REDACTED = "***"
+
+
+def is_secret_param(name: str) -> bool:
+    """fence-agents' names for a password: ``passwd``, ``password``, ``*_passwd``,
+    ``*_password`` and their ``passwd*``/``password*`` kin (``snmp_priv_passwd``...). Their
+    values never appear in logs, events or output."""
+    key = name.lower().replace("-", "_")
+    return key.startswith(("passwd", "password")) or key.endswith(("_passwd", "_password"))
+
+
+def redact(text: str, params: Mapping[str, str]) -> str:
+    """``text`` with the value of every secret parameter replaced by ``***``."""
+    for key, value in params.items():
+        if value and is_secret_param(key):
+            text = text.replace(value, REDACTED)
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class FenceDevice:
     name: str
     agent: str  # fence_* name on PATH/sbin, or an absolute path
-    params: Mapping[str, str] = field(default_factory=dict)
+    # Out of repr: it holds the device's password (prefer fence-agents' passwd_script).
+    params: Mapping[str, str] = field(default_factory=dict, repr=False)
     host_map: Mapping[str, str] = field(default_factory=dict)
     host_list: tuple[str, ...] = ()
     host_argument: HostArgument = "auto"
@@ -85,8 +105,11 @@ class AttemptResult:
     exit_code: int | None  # None when killed for running past its timeout
     duration: float
     output_tail: str
+    refused: bool = False  # never sent: a parameter would not fit on one stdin line
 
     def describe(self) -> str:
+        if self.refused:
+            return f"{self.device}: {self.action} {self.target} refused ({self.output_tail})"
         code = "timed out" if self.exit_code is None else f"exit {self.exit_code}"
         verdict = "ok" if self.ok else "failed"
         return (

@@ -22,7 +22,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hakeeper.errors import ConfigError
-from hakeeper.fencing.device import AttemptResult, FenceAction, FenceDevice, PowerState
+from hakeeper.fencing.device import (
+    AttemptResult,
+    FenceAction,
+    FenceDevice,
+    PowerState,
+    redact,
+)
+from hakeeper.model.text import control_problem
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +43,28 @@ DEFAULT_SEARCH_PATH = (
     sysconfig.get_path("scripts"),
 )
 _OUTPUT_LIMIT = 2000
+
+
+class UnsafeFenceInput(ConfigError):
+    """A key or value that would not be one ``key=value`` line on the agent's stdin."""
+
+
+def stdin_line(key: str, value: str) -> str:
+    """One ``key=value`` line for a fence agent, or `UnsafeFenceInput`.
+
+    The config refuses control characters already; this is the last guard, at the point of
+    use: a newline in a value would add a line of its own (``p1\naction=on`` turns an
+    ``off`` into an ``on``, and the node is marked fenced while it runs)."""
+    for what, text in (("name", key), ("value", value)):
+        problem = control_problem(text)
+        if problem:
+            raise UnsafeFenceInput(
+                f"fence parameter {key!r}: its {what} {problem}; refused (nothing was sent "
+                "to the agent). Fix the device's params, hosts or host_list"
+            )
+    if not key or "=" in key:
+        raise UnsafeFenceInput(f"fence parameter {key!r}: a name is non-empty, without '='")
+    return f"{key}={value}"
 
 
 class FenceAgentRunner:
@@ -74,7 +103,7 @@ class FenceAgentRunner:
             if code != 0:
                 raise ConfigError(
                     f"fence agent {path} failed to print its metadata (exit {code}): "
-                    f"{_tail(out + err)}"
+                    f"{redact(_tail(out + err), device.params)}"
                 )
             self._parameters[path] = parse_metadata_parameters(out)
         return self._parameters[path]
@@ -84,17 +113,27 @@ class FenceAgentRunner:
     ) -> AttemptResult:
         """One run of ``action`` against ``node`` (None for device-wide actions)."""
         path = self.resolve(device.agent)
-        lines = [f"{key}={value}" for key, value in device.params.items()]
-        lines.append(f"action={action}")
-        target = ""
-        if node is not None:
-            target = device.target_of(node)
-            argument = await self._host_argument(device)
-            if argument is not None:
-                lines.append(f"{argument}={target}")
+        target = "" if node is None else device.target_of(node)
         started = time.monotonic()
+        try:
+            lines = [stdin_line(key, value) for key, value in device.params.items()]
+            lines.append(stdin_line("action", action))
+            if node is not None:
+                argument = await self._host_argument(device)
+                if argument is not None:
+                    lines.append(stdin_line(argument, target))
+        except UnsafeFenceInput as exc:
+            # A failed attempt, not an exception: the fence did not happen, and the
+            # controller must go on treating the node as not fenced.
+            log.error("event=fence_refused device=%s error=%r", device.name, str(exc))
+            shown = target if control_problem(target) is None else "(refused)"
+            duration = time.monotonic() - started
+            return AttemptResult(
+                device.name, action, shown, False, None, duration, str(exc), refused=True
+            )
         code, out, err = await self._exec(path, lines, device.timeout)
-        output = _tail(out + err)
+        # An agent may echo its command line (passwords included) when it fails.
+        output = redact(_tail(out + err), device.params)
         duration = time.monotonic() - started
         ok = code is not None and (code in (0, 2) if action == "status" else code == 0)
         result = AttemptResult(device.name, action, target, ok, code, duration, output)

@@ -160,7 +160,8 @@ class FenceDevice:
 
     name: str
     agent: str
-    params: Mapping[str, object] = field(default_factory=dict)
+    # Out of repr: it may hold the device's password (prefer fence-agents' passwd_script).
+    params: Mapping[str, object] = field(default_factory=dict, repr=False)
     hosts: Mapping[str, str] = field(default_factory=dict)  # pcmk_host_map
     host_list: tuple[str, ...] = ()  # pcmk_host_list
     host_argument: HostArgument = "auto"  # pcmk_host_argument

@@ -22,6 +22,8 @@ kind                   fields (besides ``kind`` and ``ts``)                     
 ``quorum.lost``        ``members_up``, ``members_total``                               ctl
 ``quorum.regained``    ``members_up``, ``members_total``                               ctl
 ``controller.elected`` ``node``, ``term`` (the controller lease's create revision)     ctl
+``config.refused``     ``node``, ``revision`` (of the stored config), ``reason``: the    node
+                       node keeps running its last good config
 =====================  ==============================================================  ====
 
 Rules the writers follow, and that ``hakeeper.availability.measure`` relies on:
@@ -158,6 +160,15 @@ class ControllerElected:
     term: int
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigRefused:
+    kind: ClassVar[str] = "config.refused"
+    ts: float
+    node: str
+    revision: int
+    reason: str
+
+
 Event = (
     NodeJoined
     | NodeLost
@@ -170,6 +181,7 @@ Event = (
     | QuorumLost
     | QuorumRegained
     | ControllerElected
+    | ConfigRefused
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -186,6 +198,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         QuorumLost,
         QuorumRegained,
         ControllerElected,
+        ConfigRefused,
     )
 }
 
