@@ -182,3 +182,16 @@ async def test_a_service_ignoring_sigterm_is_killed_before_the_lease_can_expire(
 
     assert gone_in_time, "the service outlived the lease it was started under"
     assert not executor.holds_exclusive()
+
+
+async def test_agents_are_built_with_the_cluster_secret_file_by_path(tmp_path: Path) -> None:
+    coord, membership = await assigned_here()
+    built: list[dict[str, Any]] = []
+
+    def factory(*args: Any, **kwargs: Any) -> RecordingAgent:
+        built.append(kwargs)
+        return RecordingAgent([], asyncio.Event())
+
+    executor = executor_for(tmp_path, coord, membership, agent_factory=factory)
+    executor.check_agents(SPEC, {"db"})
+    assert [k["secret_file"] for k in built] == [Path(SPEC.coordination.secret_file)]

@@ -117,9 +117,8 @@ def test_an_etcd_password_file_others_can_read_is_an_error(tmp_path: Path) -> No
 
 def test_the_shipped_example_with_a_proper_secret_reports_nothing_insecure(tmp_path: Path) -> None:
     write_secret_file(tmp_path / "secret")
-    text = EXAMPLE.read_text().replace(
-        "[coordination]\n", f'[coordination]\nsecret_file = "{tmp_path / "secret"}"\n', 1
-    )
+    text = EXAMPLE.read_text().replace('"/etc/hakeeper/secret"', f'"{tmp_path / "secret"}"', 1)
+    assert str(tmp_path / "secret") in text
     config = tmp_path / "cluster.toml"
     config.write_text(text)
     found = all_findings(str(config), tmp_path / "state")
@@ -175,3 +174,23 @@ def test_a_secret_of_another_owner_is_never_given_to_the_checking_user(
     assert found.level == "warning"
     assert f"belongs to uid {owner}" in found.what
     assert "chown" not in found.fix
+
+
+def test_a_balancer_api_without_a_token_is_named_with_its_fix(tmp_path: Path) -> None:
+    lb = tmp_path / "lb.toml"
+    lb.write_text(
+        '[[frontend]]\nname = "fe"\nbind = "127.0.0.1:8080"\nbackend = "be"\n'
+        '[[backend]]\nname = "be"\nservers = [{ name = "a", address = "127.0.0.1:8081" }]\n'
+        '[api]\nbind = "127.0.0.1:9900"\n'
+    )
+    write_secret_file(tmp_path / "secret")
+    config = tmp_path / "cluster.toml"
+    config.write_text(
+        f'[coordination]\nsecret_file = "{tmp_path / "secret"}"\n{NODES}'
+        f'[resources.lb]\nagent = "balancer"\nparams = {{ config = "{lb}" }}\n'
+    )
+    found = [s.finding for s in all_findings(str(config), tmp_path / "state")]
+    assert [f.level for f in found if f.what.startswith("balancer lb")] == ["warning"]
+    (finding,) = [f for f in found if f.what.startswith("balancer lb")]
+    assert "no token_hash" in finding.what
+    assert finding.fix.startswith("`hakeeper lb token --file")

@@ -14,7 +14,6 @@ from hakeeper.config.secret_file import write_secret_file
 from hakeeper.errors import ConfigError
 from hakeeper.lab.loopback import LoopbackCluster
 from hakeeper.lab.processes import free_port
-from hakeeper.model.cluster import ClusterSpec, Coordination
 from hakeeper.sessions.agent import SessionsAgent
 from hakeeper.sessions.client import SessionClient
 
@@ -48,10 +47,11 @@ def test_agent_passes_the_secret_file_by_path_never_its_contents(tmp_path: Path)
     assert not any(secret.current.decode() in arg for arg in argv)
 
 
-def test_agent_takes_the_secret_file_from_the_cluster_spec(tmp_path: Path) -> None:
-    spec = ClusterSpec(coordination=Coordination(secret_file="/srv/hakeeper/secret"))
+def test_agent_takes_the_cluster_secret_file_the_executor_passes(tmp_path: Path) -> None:
     params = {"port": 11311, "nodes": NODES}
-    agent = SessionsAgent.from_spec("", "store", params, {}, state_dir=tmp_path, spec=spec)
+    secret_file = Path("/srv/hakeeper/secret")
+    agent = make_agent("sessions", "store", params, {}, state_dir=tmp_path, secret_file=secret_file)
+    assert isinstance(agent, SessionsAgent)
     argv = agent.argv_for("n3")
     assert argv[argv.index("--secret-file") + 1] == "/srv/hakeeper/secret"
 

@@ -60,6 +60,7 @@ class LsbAgent:
         state_dir: Path,
         ocf_root: Path | None = None,
         init_dir: Path | None = None,
+        secret_file: Path | None = None,
     ) -> LsbAgent:
         del meta, state_dir, ocf_root
         if not target or "/" in target:

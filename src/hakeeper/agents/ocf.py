@@ -207,6 +207,7 @@ class OcfAgent:
         state_dir: Path,
         ocf_root: Path | None = None,
         init_dir: Path | None = None,
+        secret_file: Path | None = None,
     ) -> OcfAgent:
         """Resolve ``<provider>:<type>``, read meta-data, check the parameters."""
         del state_dir, init_dir  # OCF agents keep their own state

@@ -176,6 +176,7 @@ class ProcessAgent:
         state_dir: Path,
         ocf_root: Path | None = None,
         init_dir: Path | None = None,
+        secret_file: Path | None = None,
     ) -> ProcessAgent:
         del target, meta, ocf_root, init_dir
         return cls(instance, ProcessConfig.from_params(params), state_dir=state_dir)

@@ -49,6 +49,7 @@ class AgentFactory(Protocol):
         state_dir: Path,
         ocf_root: Path | None = None,
         init_dir: Path | None = None,
+        secret_file: Path | None = None,
     ) -> ResourceAgent: ...
 
 
@@ -87,11 +88,14 @@ def make_agent(
     state_dir: Path,
     ocf_root: Path | None = None,
     init_dir: Path | None = None,
+    secret_file: Path | None = None,
 ) -> ResourceAgent:
     """The agent for one resource instance on this node, validated; ConfigError otherwise.
 
     ``ocf_root`` defaults to ``$OCF_ROOT`` or ``/usr/lib/ocf``; ``init_dir`` (LSB scripts)
-    to ``/etc/init.d``. Both exist to point tests at fakes.
+    to ``/etc/init.d``. Both exist to point tests at fakes. ``secret_file`` is the cluster
+    secret's path (``[coordination] secret_file``), for agents whose processes prove it to
+    each other (the session store's peers); it is passed on by path, never read here.
     """
     if not _INSTANCE.fullmatch(instance):
         raise ConfigError(
@@ -116,4 +120,5 @@ def make_agent(
         state_dir=state_dir,
         ocf_root=ocf_root,
         init_dir=init_dir,
+        secret_file=secret_file,
     )

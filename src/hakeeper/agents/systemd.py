@@ -66,6 +66,7 @@ class SystemdAgent:
         state_dir: Path,
         ocf_root: Path | None = None,
         init_dir: Path | None = None,
+        secret_file: Path | None = None,
     ) -> SystemdAgent:
         del meta, state_dir, ocf_root, init_dir
         if not target or "/" in target:

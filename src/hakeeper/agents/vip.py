@@ -228,6 +228,7 @@ class VipAgent:
         state_dir: Path,
         ocf_root: Path | None = None,
         init_dir: Path | None = None,
+        secret_file: Path | None = None,
     ) -> VipAgent:
         del target, meta, state_dir, ocf_root, init_dir
         return cls(instance, VipConfig.from_params(params))

@@ -45,6 +45,7 @@ class BalancerAgent(ProcessAgent):
         state_dir: Path,
         ocf_root: Path | None = None,
         init_dir: Path | None = None,
+        secret_file: Path | None = None,
     ) -> BalancerAgent:
         del target, meta, ocf_root, init_dir
         check_params(f"balancer {instance}", params, PARAMS)

@@ -24,6 +24,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from hakeeper.balancer.config import insecure_settings
+from hakeeper.balancer.config import load_config as load_balancer_config
 from hakeeper.cli import cluster_client as cc
 from hakeeper.cli.cluster_client import ConfigOption, JsonOption
 from hakeeper.cluster.safety_checks import Finding, safety_findings
@@ -72,8 +74,32 @@ def _fence_passwords(ctx: CheckContext) -> list[Finding]:
     return fence_password_findings(ctx.spec)
 
 
+def _balancer_apis(ctx: CheckContext) -> list[Finding]:
+    """Each balancer resource's own file: its runtime API's bind and token."""
+    found: list[Finding] = []
+    for prim in ctx.spec.primitives:
+        if prim.agent != "balancer" or "config" not in prim.params:
+            continue
+        path = Path(str(prim.params["config"]))
+        try:
+            problems = insecure_settings(load_balancer_config(path))
+        except ConfigError as exc:
+            found.append(Finding("error", f"balancer {prim.id}: {exc}", "fix the balancer file"))
+            continue
+        for problem in problems:
+            what, _, fix = problem.partition(" (fix: ")
+            found.append(Finding("warning", f"balancer {prim.id} ({path}): {what}", fix[:-1]))
+    return found
+
+
 #: Every source of the security section, in the order they are shown.
-SECURITY_SOURCES: tuple[SecuritySource, ...] = (_secret, _state, _etcd_transport, _fence_passwords)
+SECURITY_SOURCES: tuple[SecuritySource, ...] = (
+    _secret,
+    _state,
+    _etcd_transport,
+    _fence_passwords,
+    _balancer_apis,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -227,6 +227,7 @@ class Executor:
                 self._make_agent(
                     primitive.agent, primitive.id, primitive.params, {},
                     state_dir=self._state_dir / "agents",
+                    secret_file=Path(spec.coordination.secret_file),
                 )  # fmt: skip
 
     def forget_agents(self, resources: set[str]) -> None:
@@ -499,8 +500,10 @@ class Executor:
         if key not in self._agents:
             name = primitive.id if instance == 0 else f"{primitive.id}:{instance}"
             self._agents[key] = self._make_agent(
-                primitive.agent, name, primitive.params, {}, state_dir=self._state_dir / "agents"
-            )
+                primitive.agent, name, primitive.params, {},
+                state_dir=self._state_dir / "agents",
+                secret_file=Path(self._spec().coordination.secret_file),
+            )  # fmt: skip
         return self._agents[key]
 
     def _interval(self, primitive: Primitive) -> float:

@@ -48,7 +48,7 @@ from hakeeper.agents.base import (
 from hakeeper.agents.metadata import check_params
 from hakeeper.agents.process import ProcessAgent, ProcessConfig
 from hakeeper.errors import ConfigError, SessionStoreError
-from hakeeper.model.cluster import ClusterSpec, Coordination
+from hakeeper.model.cluster import Coordination
 from hakeeper.sessions.client import SessionClient
 from hakeeper.sessions.position import Position, Role, most_up_to_date
 from hakeeper.sessions.tls import PeerTls, peer_tls
@@ -108,10 +108,10 @@ class SessionsAgent(ProcessAgent):
         state_dir: Path,
         ocf_root: Path | None = None,
         init_dir: Path | None = None,
-        spec: ClusterSpec | None = None,
+        secret_file: Path | None = None,
     ) -> SessionsAgent:
-        """``spec``, when the caller has the cluster's spec, gives the default secret file
-        (``[coordination] secret_file``); ``params.secret_file`` overrides it."""
+        """``secret_file`` (the cluster's ``[coordination] secret_file``, passed by the
+        executor) is the default of ``params.secret_file``."""
         del target, meta, ocf_root, init_dir
         check_params(f"sessions {instance}", params, PARAMS)
         port = params.get("port")
@@ -129,7 +129,7 @@ class SessionsAgent(ProcessAgent):
                 f"sessions {instance}: params.peer_port must be a TCP port number other than "
                 "params.port"
             )
-        default_secret = spec.coordination.secret_file if spec is not None else DEFAULT_SECRET_FILE
+        default_secret = secret_file if secret_file is not None else DEFAULT_SECRET_FILE
         secret_file = Path(str(params.get("secret_file", default_secret)))
         if not secret_file.is_absolute():
             raise ConfigError(
