@@ -1,0 +1,259 @@
+"""The HTTP side of one etcd client: the aiohttp session (with TLS), each member's API prefix,
+the auth token, and single requests to one endpoint.
+
+Failover, retries across members and what an answer means live in `hakeeper.coord.etcd`;
+this module only sends one request to one member and says how it failed.
+
+Authentication (etcd's RBAC through the JSON gateway): ``POST /v3/auth/authenticate``
+``{name, password}`` answers a token, sent as the ``Authorization`` header on every request.
+etcd forgets a simple token after ``--auth-token-ttl`` seconds unused (a JWT after its
+lifetime) and answers ``invalid auth token`` (gRPC Unauthenticated); a token minted before an
+RBAC change may be refused with ``auth: revision in header is old``. Both are refused before
+anything is applied, so the request is sent once more after one re-authentication; the lock
+makes concurrent requests that hit the same stale token authenticate only once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+
+from hakeeper.coord.etcd_json import Json, api_prefix, find_error
+from hakeeper.coord.etcd_security import EtcdSecurity, tls_failure
+from hakeeper.errors import ConfigError, CoordError
+
+LEADER_HEADER = {"Grpc-Metadata-hasleader": "true"}
+TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError, OSError, ValueError)
+
+_TOKEN_REFUSED = ("invalid auth token", "revision in header is old")
+_CN_REFUSED = b"CommonName of client"
+_MAX_ANSWER = 64 * 1024 * 1024
+"""A range over a cluster's whole prefix stays far below this; more is not a real answer."""
+
+
+def token_refused(message: str) -> bool:
+    """True if etcd refused the request only because the token expired or went stale."""
+    text = message.lower()
+    return any(s in text for s in _TOKEN_REFUSED)
+
+
+async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise ValueError(f"answered over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class EndpointFailed(Exception):
+    """One endpoint failed at the transport level; ``maybe_sent`` if the request left.
+
+    ``tls`` marks a failed TLS handshake: a configuration problem, never a lost request.
+    """
+
+    def __init__(self, endpoint: str, reason: str, *, maybe_sent: bool, tls: bool = False) -> None:
+        super().__init__(f"{endpoint}: {reason}")
+        self.endpoint = endpoint
+        self.reason = reason
+        self.maybe_sent = maybe_sent
+        self.tls = tls
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(
+        exc, aiohttp.ClientSSLError
+    ):
+        return f"cannot connect ({exc.os_error.strerror or exc.os_error})"
+    return str(exc) or type(exc).__name__
+
+
+class EtcdTransport:
+    """Owns the session and the token; see the module docstring."""
+
+    def __init__(
+        self, endpoints: list[str], security: EtcdSecurity, *, request_timeout: float
+    ) -> None:
+        self.security = security
+        self.https = security.check_endpoints(endpoints)
+        # Built now, so a bad certificate, key or CA file fails at construction.
+        self._ssl = security.ssl_context() if self.https else None
+        if security.user is not None:
+            security.password()  # an unreadable password file fails here too, not later
+        self._request_timeout = request_timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._api: dict[str, str] = {}
+        self._token: str | None = None
+        self._auth_lock = asyncio.Lock()
+
+    # --- session --------------------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        return self._session is not None
+
+    def start(self) -> None:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else True)
+            self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        self._token = None
+        if session is not None:
+            await session.close()
+
+    def _require_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise CoordError("etcd: the coordinator is closed or not connected")
+        return self._session
+
+    @property
+    def token(self) -> str | None:
+        """The current auth token (None without a user); never logged or formatted."""
+        return self._token
+
+    def headers(self) -> dict[str, str]:
+        if self._token is None:
+            return LEADER_HEADER
+        return {**LEADER_HEADER, "Authorization": self._token}
+
+    def _failed(self, endpoint: str, exc: BaseException, *, maybe_sent: bool) -> EndpointFailed:
+        tls = tls_failure(exc, self.security) if self.https else None
+        if tls is not None:
+            return EndpointFailed(endpoint, tls, maybe_sent=False, tls=True)
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            return EndpointFailed(endpoint, describe(exc), maybe_sent=False)
+        return EndpointFailed(endpoint, describe(exc), maybe_sent=maybe_sent)
+
+    # --- requests -------------------------------------------------------------------------
+
+    async def post(self, endpoint: str, path: str, payload: Json, *, stream: bool = False) -> Json:
+        """One POST to one endpoint: the parsed answer (errors included), or `EndpointFailed`.
+
+        For a streamed call only the first object is read and its ``result`` unwrapped.
+        An expired token is renewed once and the request sent again (it was not applied).
+        """
+        token = self._token
+        body = await self._post_once(endpoint, path, payload, stream=stream)
+        failure = find_error(body)
+        if self.security.user is not None and failure and token_refused(failure.message):
+            await self.renew_token(endpoint, token)
+            body = await self._post_once(endpoint, path, payload, stream=stream)
+        return body
+
+    async def _post_once(self, endpoint: str, path: str, payload: Json, *, stream: bool) -> Json:
+        timeout = aiohttp.ClientTimeout(total=self._request_timeout)
+        try:
+            url = endpoint + await self.api_prefix(endpoint) + path
+            async with self._require_session().post(
+                url, json=payload, headers=self.headers(), timeout=timeout
+            ) as response:
+                if stream:
+                    raw = await response.content.readline()
+                else:
+                    raw = await _read_bounded(response, _MAX_ANSWER)
+                status = response.status
+        except TRANSPORT_ERRORS as exc:
+            raise self._failed(endpoint, exc, maybe_sent=True) from exc
+        if status == 400 and raw.startswith(_CN_REFUSED):
+            raise ConfigError(
+                f"etcd {endpoint}: the JSON gateway refuses client certificates that carry a "
+                f"CommonName ({self.security.cert_file}): issue hakeeper's client "
+                "certificate without a CN (subject alternative names only) and name the etcd "
+                "user with user and password_file"
+            )
+        body = self.parse(endpoint, raw)
+        result = body.get("result")
+        return result if stream and isinstance(result, dict) else body
+
+    async def open_stream(self, endpoint: str, path: str, payload: Json) -> aiohttp.ClientResponse:
+        """A streamed POST (a watch); the caller reads and closes the response."""
+        timeout = aiohttp.ClientTimeout(total=None, connect=self._request_timeout, sock_read=None)
+        try:
+            url = endpoint + await self.api_prefix(endpoint) + path
+            return await self._require_session().post(
+                url, json=payload, headers=self.headers(), timeout=timeout
+            )
+        except TRANSPORT_ERRORS as exc:
+            raise self._failed(endpoint, exc, maybe_sent=True) from exc
+
+    async def api_prefix(self, endpoint: str) -> str:
+        """``/v3`` or ``/v3beta`` for this member, read once from ``GET /version``."""
+        if endpoint not in self._api:
+            timeout = aiohttp.ClientTimeout(total=self._request_timeout)
+            try:
+                async with self._require_session().get(
+                    endpoint + "/version", timeout=timeout
+                ) as response:
+                    doc: Any = json.loads(await _read_bounded(response, 64 * 1024))
+            except TRANSPORT_ERRORS as exc:
+                raise self._failed(endpoint, exc, maybe_sent=False) from exc
+            if not isinstance(doc, dict):
+                raise EndpointFailed(endpoint, "GET /version is not etcd's", maybe_sent=False)
+            try:
+                self._api[endpoint] = api_prefix(doc)
+            except CoordError as exc:
+                raise EndpointFailed(endpoint, str(exc), maybe_sent=False) from exc
+        return self._api[endpoint]
+
+    @staticmethod
+    def parse(endpoint: str, raw: bytes) -> Json:
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise EndpointFailed(
+                endpoint, f"answered non-JSON {raw[:80]!r}", maybe_sent=True
+            ) from exc
+        if not isinstance(body, dict):
+            raise EndpointFailed(endpoint, f"answered {raw[:80]!r}", maybe_sent=True)
+        return body
+
+    # --- authentication -------------------------------------------------------------------
+
+    async def renew_token(self, endpoint: str, stale: str | None) -> None:
+        """Authenticate again unless another request already replaced ``stale``."""
+        async with self._auth_lock:
+            if self._token == stale:
+                await self.authenticate(endpoint)
+
+    async def authenticate(self, endpoint: str) -> None:
+        """Trade user and password for a token at ``endpoint``.
+
+        `ConfigError` when etcd refuses the credentials or has auth disabled (a configured
+        user on an open etcd protects nothing); `EndpointFailed` on transport failure.
+        """
+        user = self.security.user
+        if user is None:
+            return
+        self._token = None
+        payload = {"name": user, "password": self.security.password()}
+        body = await self._post_once(endpoint, "/auth/authenticate", payload, stream=False)
+        failure = find_error(body)
+        if failure is not None:
+            text = failure.message.lower()
+            if "authentication failed" in text:
+                raise ConfigError(
+                    f"etcd {endpoint}: user {user!r} could not authenticate (wrong password "
+                    "or no such user; etcd does not say which): check the first line of "
+                    f"password_file {self.security.password_file} and that the user exists "
+                    f"(etcdctl user get {user})"
+                )
+            if "not enabled" in text:
+                raise ConfigError(
+                    f"etcd {endpoint}: user {user!r} is configured but etcd's authentication "
+                    "is disabled, so any client may change any key: run `etcdctl auth "
+                    "enable`, or remove user and password_file"
+                )
+            raise failure.kind(f"etcd {endpoint}: authenticating {user!r}: {failure.message}")
+        token = body.get("token")
+        if not isinstance(token, str) or not token or len(token) > 4096:
+            raise CoordError(f"etcd {endpoint}: authenticate answered no usable token")
+        self._token = token
