@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from hakeeper.cluster.keys import KeySpace
 from hakeeper.coord.base import Coordinator
 from hakeeper.errors import ConfigError
 from hakeeper.model.cluster import ClusterSpec
@@ -42,6 +43,12 @@ async def open_coordinator(
             list(coordination.endpoints),
             election_timeout=timing.election_max,
             heartbeat=timing.heartbeat,
+            ca_file=coordination.ca_file,
+            cert_file=coordination.cert_file,
+            key_file=coordination.key_file,
+            user=coordination.user,
+            password_file=coordination.password_file,
+            scope=KeySpace(spec.options.name).root,
         )
     from hakeeper.coord.raft import RaftCoordinator
 

@@ -267,6 +267,12 @@ class EtcdCoordinator:
         return self._endpoints[self._current]
 
     @property
+    def authentications(self) -> int:
+        """How many tokens this client obtained: 1 after connect with a user, one more per
+        renewal of an expired token (diagnostic)."""
+        return self._transport.authentications
+
+    @property
     def min_ttl(self) -> float:
         """etcd's own floor, ``ceil(1.5 × election timeout)``: it silently raises shorter TTLs."""
         return float(math.ceil(1.5 * self._election_timeout))

@@ -8,8 +8,8 @@ Authentication (etcd's RBAC through the JSON gateway): ``POST /v3/auth/authentic
 ``{name, password}`` answers a token, sent as the ``Authorization`` header on every request.
 etcd forgets a simple token after ``--auth-token-ttl`` seconds unused (a JWT after its
 lifetime) and answers ``invalid auth token`` (gRPC Unauthenticated); a token minted before an
-RBAC change may be refused with ``auth: revision in header is old``. Both are refused before
-anything is applied, so the request is sent once more after one re-authentication; the lock
+RBAC change may be refused with ``revision of auth store is old``. Both are refused with
+nothing applied, so the request is sent once more after one re-authentication; the lock
 makes concurrent requests that hit the same stale token authenticate only once.
 """
 
@@ -28,7 +28,7 @@ from hakeeper.errors import ConfigError, CoordError
 LEADER_HEADER = {"Grpc-Metadata-hasleader": "true"}
 TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError, OSError, ValueError)
 
-_TOKEN_REFUSED = ("invalid auth token", "revision in header is old")
+_TOKEN_REFUSED = ("invalid auth token", "revision of auth store is old")
 _CN_REFUSED = b"CommonName of client"
 _MAX_ANSWER = 64 * 1024 * 1024
 """A range over a cluster's whole prefix stays far below this; more is not a real answer."""
@@ -91,6 +91,7 @@ class EtcdTransport:
         self._session: aiohttp.ClientSession | None = None
         self._api: dict[str, str] = {}
         self._token: str | None = None
+        self.authentications = 0  # tokens obtained so far (diagnostic, and for tests)
         self._auth_lock = asyncio.Lock()
 
     # --- session --------------------------------------------------------------------------
@@ -257,3 +258,4 @@ class EtcdTransport:
         if not isinstance(token, str) or not token or len(token) > 4096:
             raise CoordError(f"etcd {endpoint}: authenticate answered no usable token")
         self._token = token
+        self.authentications += 1

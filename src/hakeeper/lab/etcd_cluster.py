@@ -31,7 +31,7 @@ import aiohttp
 from hakeeper.coord.etcd import EtcdCoordinator
 from hakeeper.coord.etcd_json import b64, prefix_end
 from hakeeper.errors import CoordError
-from hakeeper.lab.etcd_pki import LabCA
+from hakeeper.lab.etcd_pki import CertPair, LabCA
 from hakeeper.lab.processes import ManagedProcess, free_port
 
 _PROBE_TIMEOUT = aiohttp.ClientTimeout(total=1.0)
@@ -291,6 +291,12 @@ class EtcdCluster:
         context = ssl.create_default_context(cafile=str(ca.ca_file))
         context.load_cert_chain(str(client.cert_file), str(client.key_file))
         self._client_ssl = context
+
+    def issue_client_certificate(self, stem: str, common_name: str | None = None) -> CertPair:
+        """Another client certificate from this cluster's CA (``tls=True`` only)."""
+        if self._ca is None:
+            raise ValueError("this lab cluster has no CA: start it with tls=True")
+        return self._ca.client(stem, common_name)
 
     def _probe_session(self, timeout: aiohttp.ClientTimeout = _PROBE_TIMEOUT) -> Any:
         connector = aiohttp.TCPConnector(ssl=self._client_ssl or True)
