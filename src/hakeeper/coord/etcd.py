@@ -35,8 +35,6 @@ from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from hakeeper.coord.base import KV, Cmp, Get, Lease, Op, TxnResult, WatchEvent
 from hakeeper.coord.etcd_json import (
     EtcdFailure,
@@ -54,12 +52,12 @@ from hakeeper.coord.etcd_json import (
     key_range,
     validate_endpoints,
 )
-from hakeeper.coord.etcd_security import EtcdSecurity
+from hakeeper.coord.etcd_security import EtcdSecurity, access_fix, access_problem
 from hakeeper.coord.etcd_transport import (
-    TRANSPORT_ERRORS,
     EndpointFailed,
     EtcdTransport,
-    describe,
+    StreamBroken,
+    raise_tls_failures,
     token_refused,
 )
 from hakeeper.errors import (
@@ -75,14 +73,6 @@ from hakeeper.errors import (
 
 _FIX = "check that etcd runs and that --listen-client-urls includes these"
 _QUORUM_FIX = "a majority of members must be up and connected"
-
-
-class _StreamBroken(Exception):
-    """A watch stream ended or went silent; the watch resumes on another endpoint."""
-
-    def __init__(self, reason: str, *, no_leader: bool = False) -> None:
-        super().__init__(reason)
-        self.no_leader = no_leader
 
 
 class EtcdCoordinator:
@@ -158,7 +148,7 @@ class EtcdCoordinator:
             if isinstance(answer, EndpointFailed)
         ]
         if len(failures) == len(self._endpoints):
-            _raise_tls_failures(answers)
+            raise_tls_failures([a for a in answers if isinstance(a, EndpointFailed)])
             hint = ""
             if not self._transport.https and all("disconnected" in f for f in failures):
                 hint = " (an etcd serving TLS drops plain http: list https:// endpoints)"
@@ -213,30 +203,11 @@ class EtcdCoordinator:
         except EndpointFailed:
             return  # not a credentials problem; the first real request reports it
         failure = find_error(body)
-        if failure is not None and _access_problem(failure.message):
+        if failure is not None and access_problem(failure.message):
             raise ConfigError(
                 f"etcd {endpoint}: reading {self._scope or 'the key space'!r} was refused "
-                f"({failure.message}){self._access_fix(failure.message)}"
+                f"({failure.message}){access_fix(failure.message, self._user, self._scope)}"
             )
-
-    def _access_fix(self, message: str) -> str:
-        """How to fix a refusal for lack of credentials or of permission."""
-        text = message.lower()
-        if "user name is empty" in text or "invalid auth token" in text:
-            return (
-                ": etcd's authentication is enabled, so set [coordination] user and "
-                "password_file to an etcd user whose role grants readwrite on "
-                f"{self._scope or 'the cluster prefix /hakeeper/<cluster>/'}"
-            )
-        if "permission denied" in text:
-            who = f"etcd user {self._user!r}" if self._user else "this client"
-            scope = self._scope or "/hakeeper/<cluster>/"
-            return (
-                f": {who} may not access this key; hakeeper keeps everything under {scope}: "
-                f"grant the user's role readwrite on that prefix (etcdctl role "
-                f"grant-permission <role> --prefix=true readwrite {scope})"
-            )
-        return ""
 
     async def close(self) -> None:
         """Close the session (and with it every open watch stream). Idempotent."""
@@ -396,7 +367,7 @@ class EtcdCoordinator:
                             next_rev = fresh[-1].revision + 1
                         for event in fresh:
                             yield event
-            except _StreamBroken as exc:
+            except StreamBroken as exc:
                 now = loop.time()
                 give_up_at = give_up_at or now + self._watch_reconnect_timeout
                 if now >= give_up_at:
@@ -409,7 +380,7 @@ class EtcdCoordinator:
                 await asyncio.sleep(min(0.5, self._heartbeat * 2))
 
     async def _watch_once(self, request: Json, start: int) -> AsyncGenerator[WatchMessage]:
-        """One watch stream on the current endpoint; `_StreamBroken` when it fails."""
+        """One watch stream on the current endpoint; `StreamBroken` when it fails."""
         endpoint = self._endpoints[self._current]
         create = {**request, "start_revision": str(start), "progress_notify": True}
         token = self._transport.token
@@ -418,9 +389,11 @@ class EtcdCoordinator:
                 endpoint, "/watch", {"create_request": create}
             )
         except EndpointFailed as exc:
-            raise _StreamBroken(str(exc)) from exc
+            raise StreamBroken(str(exc)) from exc
         try:
-            async with contextlib.aclosing(self._stream_objects(endpoint, response)) as objs:
+            async with contextlib.aclosing(
+                self._transport.stream_objects(endpoint, response, self._watch_idle)
+            ) as objs:
                 async for obj in objs:
                     failure = find_error(obj)
                     if failure is not None:
@@ -446,51 +419,17 @@ class EtcdCoordinator:
         re-created; a refusal for lack of credentials or permission is final."""
         if self._user is not None and token_refused(reason):
             await self._transport.renew_token(endpoint, token)
-        elif _access_problem(reason):
-            raise CoordError(
-                f"etcd {endpoint} refused the watch ({reason}){self._access_fix(reason)}"
-            )
-        raise _StreamBroken(f"{endpoint}: watch canceled: {reason}")
+        elif access_problem(reason):
+            fix = access_fix(reason, self._user, self._scope)
+            raise CoordError(f"etcd {endpoint} refused the watch ({reason}){fix}")
+        raise StreamBroken(f"{endpoint}: watch canceled: {reason}")
 
     def _watch_failure(self, endpoint: str, failure: EtcdFailure) -> None:
         if failure.kind is Compacted:
             raise Compacted(f"etcd {endpoint}: {failure.message}: re-read, then watch again")
         if failure.kind is CoordError:
             raise CoordError(f"etcd {endpoint} refused the watch: {failure.message}")
-        raise _StreamBroken(f"{endpoint}: {failure.message}", no_leader=failure.kind is NoQuorum)
-
-    async def _stream_objects(
-        self, endpoint: str, response: aiohttp.ClientResponse
-    ) -> AsyncGenerator[Json]:
-        """Newline-delimited JSON objects; on ``watch_idle`` of silence, check the member is
-        alive (etcd's progress notifications come only every ~10 minutes)."""
-        buffer = b""
-        while True:
-            try:
-                async with asyncio.timeout(self._watch_idle):
-                    chunk = await response.content.readany()
-            except TimeoutError:
-                if not await self._alive(endpoint):
-                    raise _StreamBroken(f"{endpoint}: silent and not answering") from None
-                continue
-            except TRANSPORT_ERRORS as exc:
-                raise _StreamBroken(f"{endpoint}: {describe(exc)}") from exc
-            if not chunk:
-                if buffer.strip():  # an error answer may lack the final newline
-                    yield self._transport.parse(endpoint, buffer)
-                raise _StreamBroken(f"{endpoint}: stream closed (HTTP {response.status})")
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                if line.strip():
-                    yield self._transport.parse(endpoint, line)
-
-    async def _alive(self, endpoint: str) -> bool:
-        try:
-            body = await self._transport.post(endpoint, "/maintenance/status", {})
-        except EndpointFailed:
-            return False
-        return find_error(body) is None
+        raise StreamBroken(f"{endpoint}: {failure.message}", no_leader=failure.kind is NoQuorum)
 
     # --- transport ------------------------------------------------------------------------
 
@@ -536,7 +475,7 @@ class EtcdCoordinator:
                 self._rotate(index)
             raise failure.kind(
                 f"etcd {endpoint}{path}: {failure.message}{_hint(failure)}"
-                f"{self._access_fix(failure.message)}"
+                f"{access_fix(failure.message, self._user, self._scope)}"
             )
         self._rotate(self._current)
         if no_quorum is not None:
@@ -580,23 +519,3 @@ def _hint(failure: EtcdFailure) -> str:
 
 def _path(value: str | Path | None) -> Path | None:
     return Path(value) if value is not None else None
-
-
-def _access_problem(message: str) -> bool:
-    """True if etcd refused for lack of credentials or permission, not for its health."""
-    text = message.lower()
-    return any(s in text for s in ("permission denied", "user name is empty", "invalid auth token"))
-
-
-def _raise_tls_failures(answers: Sequence[Json | EndpointFailed]) -> None:
-    """A `ConfigError` if TLS failed with endpoints: each distinct reason once, with the
-    endpoints it holds for (the same wrong CA usually fails with every member)."""
-    by_reason: dict[str, list[str]] = {}
-    for answer in answers:
-        if isinstance(answer, EndpointFailed) and answer.tls:
-            by_reason.setdefault(answer.reason, []).append(answer.endpoint)
-    if by_reason:
-        raise ConfigError(
-            "etcd: no endpoint could be reached: "
-            + "; ".join(f"{', '.join(eps)}: {reason}" for reason, eps in by_reason.items())
-        )

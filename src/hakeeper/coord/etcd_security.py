@@ -227,6 +227,33 @@ def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
     return None
 
 
+def access_problem(message: str) -> bool:
+    """True if etcd refused for lack of credentials or permission, not for its health."""
+    text = message.lower()
+    return any(s in text for s in ("permission denied", "user name is empty", "invalid auth token"))
+
+
+def access_fix(message: str, user: str | None, scope: str) -> str:
+    """How to fix a refusal for lack of credentials or of permission ("" for other errors).
+
+    ``scope`` is the prefix hakeeper keeps its cluster under ("" if unknown)."""
+    text = message.lower()
+    prefix = scope or "/hakeeper/<cluster>/"
+    if "user name is empty" in text or "invalid auth token" in text:
+        return (
+            ": etcd's authentication is enabled, so set [coordination] user and "
+            f"password_file to an etcd user whose role grants readwrite on {prefix}"
+        )
+    if "permission denied" in text:
+        who = f"etcd user {user!r}" if user else "this client"
+        return (
+            f": {who} may not access this key; hakeeper keeps everything under {prefix}: "
+            "grant the user's role readwrite on that prefix (etcdctl role "
+            f"grant-permission <role> --prefix=true readwrite {prefix})"
+        )
+    return ""
+
+
 # --- hakeeper check ----------------------------------------------------------------------
 
 

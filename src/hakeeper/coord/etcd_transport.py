@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import aiohttp
@@ -73,6 +74,28 @@ def describe(exc: BaseException) -> str:
     ):
         return f"cannot connect ({exc.os_error.strerror or exc.os_error})"
     return str(exc) or type(exc).__name__
+
+
+class StreamBroken(Exception):
+    """A watch stream ended or went silent; the watch resumes on another endpoint."""
+
+    def __init__(self, reason: str, *, no_leader: bool = False) -> None:
+        super().__init__(reason)
+        self.no_leader = no_leader
+
+
+def raise_tls_failures(failures: Sequence[EndpointFailed]) -> None:
+    """A `ConfigError` if TLS failed with endpoints: each distinct reason once, with the
+    endpoints it holds for (the same wrong CA usually fails with every member)."""
+    by_reason: dict[str, list[str]] = {}
+    for failure in failures:
+        if failure.tls:
+            by_reason.setdefault(failure.reason, []).append(failure.endpoint)
+    if by_reason:
+        raise ConfigError(
+            "etcd: no endpoint could be reached: "
+            + "; ".join(f"{', '.join(eps)}: {reason}" for reason, eps in by_reason.items())
+        )
 
 
 class EtcdTransport:
@@ -204,6 +227,42 @@ class EtcdTransport:
             except CoordError as exc:
                 raise EndpointFailed(endpoint, str(exc), maybe_sent=False) from exc
         return self._api[endpoint]
+
+    async def stream_objects(
+        self, endpoint: str, response: aiohttp.ClientResponse, idle: float
+    ) -> AsyncGenerator[Json]:
+        """Newline-delimited JSON objects of a stream; after ``idle`` seconds of silence,
+        check the member is alive (etcd's progress notifications come only every ~10
+        minutes). `StreamBroken` when the stream ends or the member is gone."""
+        buffer = b""
+        while True:
+            try:
+                async with asyncio.timeout(idle):
+                    chunk = await response.content.readany()
+            except TimeoutError:
+                if not await self._alive(endpoint):
+                    raise StreamBroken(f"{endpoint}: silent and not answering") from None
+                continue
+            except TRANSPORT_ERRORS as exc:
+                raise StreamBroken(f"{endpoint}: {describe(exc)}") from exc
+            if not chunk:
+                if buffer.strip():  # an error answer may lack the final newline
+                    yield self.parse(endpoint, buffer)
+                raise StreamBroken(f"{endpoint}: stream closed (HTTP {response.status})")
+            buffer += chunk
+            if len(buffer) > _MAX_ANSWER:
+                raise StreamBroken(f"{endpoint}: a watch message over {_MAX_ANSWER} bytes")
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                if line.strip():
+                    yield self.parse(endpoint, line)
+
+    async def _alive(self, endpoint: str) -> bool:
+        try:
+            body = await self.post(endpoint, "/maintenance/status", {})
+        except EndpointFailed:
+            return False
+        return find_error(body) is None
 
     @staticmethod
     def parse(endpoint: str, raw: bytes) -> Json:
