@@ -192,6 +192,38 @@ async def test_a_watch_created_after_the_token_expired_still_starts(
     assert coord.authentications > before
 
 
+async def test_concurrent_requests_on_an_expired_token_authenticate_once(
+    coord: EtcdCoordinator,
+) -> None:
+    await coord.put(PREFIX + "shared", b"1")
+    before = coord.authentications
+    await asyncio.sleep(TOKEN_TTL * 2 + 1)
+
+    async with asyncio.timeout(30):
+        got = await asyncio.gather(*(coord.get(PREFIX + "shared") for _ in range(20)))
+    assert all(kv is not None and kv.value == b"1" for kv in got)
+    assert coord.authentications == before + 1
+
+
+async def test_a_password_that_stopped_working_is_a_coord_error_at_renewal(
+    cluster: EtcdCluster, tmp_path: Path
+) -> None:
+    password = write_password(tmp_path / "pw", password_of(cluster))
+    client = await EtcdCoordinator.open(
+        cluster.endpoints, **options(cluster, password_file=password)
+    )
+    try:
+        write_password(password, "a-password-etcd-does-not-know")
+        await asyncio.sleep(TOKEN_TTL * 2 + 1)
+        with pytest.raises(CoordError, match="could not authenticate") as caught:
+            await client.get(PREFIX + "x")
+    finally:
+        await client.close()
+    assert not isinstance(caught.value, ConfigError)
+    assert "a-password-etcd-does-not-know" not in str(caught.value)
+    assert str(password) in str(caught.value)
+
+
 # --- wrong credentials fail at start, clearly -----------------------------------------------
 
 

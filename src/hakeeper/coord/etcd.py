@@ -418,7 +418,10 @@ class EtcdCoordinator:
         """Raise what a canceled watch means: an expired token is renewed and the watch
         re-created; a refusal for lack of credentials or permission is final."""
         if self._user is not None and token_refused(reason):
-            await self._transport.renew_token(endpoint, token)
+            try:
+                await self._transport.renew_token(endpoint, token)
+            except EndpointFailed as exc:
+                raise StreamBroken(str(exc)) from exc
         elif access_problem(reason):
             fix = access_fix(reason, self._user, self._scope)
             raise CoordError(f"etcd {endpoint} refused the watch ({reason}){fix}")

@@ -173,12 +173,17 @@ class EtcdTransport:
             body = await self._post_once(endpoint, path, payload, stream=stream)
         return body
 
-    async def _post_once(self, endpoint: str, path: str, payload: Json, *, stream: bool) -> Json:
+    async def _post_once(
+        self, endpoint: str, path: str, payload: Json, *, stream: bool, token: bool = True
+    ) -> Json:
         timeout = aiohttp.ClientTimeout(total=self._request_timeout)
         try:
             url = endpoint + await self.api_prefix(endpoint) + path
             async with self._require_session().post(
-                url, json=payload, headers=self.headers(), timeout=timeout
+                url,
+                json=payload,
+                headers=self.headers() if token else LEADER_HEADER,
+                timeout=timeout,
             ) as response:
                 if stream:
                     raw = await response.content.readline()
@@ -279,10 +284,18 @@ class EtcdTransport:
     # --- authentication -------------------------------------------------------------------
 
     async def renew_token(self, endpoint: str, stale: str | None) -> None:
-        """Authenticate again unless another request already replaced ``stale``."""
+        """Authenticate again unless another request already replaced ``stale``.
+
+        Credentials that stopped working while running (a changed password, a deleted user)
+        raise `CoordError`, which every caller of a running coordinator handles, with the
+        same message `authenticate` gives at connect.
+        """
         async with self._auth_lock:
             if self._token == stale:
-                await self.authenticate(endpoint)
+                try:
+                    await self.authenticate(endpoint)
+                except ConfigError as exc:
+                    raise CoordError(str(exc)) from None
 
     async def authenticate(self, endpoint: str) -> None:
         """Trade user and password for a token at ``endpoint``.
@@ -293,9 +306,13 @@ class EtcdTransport:
         user = self.security.user
         if user is None:
             return
-        self._token = None
+        # The old token stays in use until the new one arrives: a request sent meanwhile with
+        # no token would be refused for good ("user name is empty"), not renewed. It is not
+        # sent with the authentication itself, which etcd would refuse for it.
         payload = {"name": user, "password": self.security.password()}
-        body = await self._post_once(endpoint, "/auth/authenticate", payload, stream=False)
+        body = await self._post_once(
+            endpoint, "/auth/authenticate", payload, stream=False, token=False
+        )
         failure = find_error(body)
         if failure is not None:
             text = failure.message.lower()
