@@ -18,11 +18,13 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from hakeeper.cluster.connect import open_coordinator
 from hakeeper.coord.base import Cmp, Put
 from hakeeper.coord.etcd import EtcdCoordinator
 from hakeeper.errors import ConfigError, CoordError
 from hakeeper.lab.etcd_cluster import EtcdCluster
 from hakeeper.lab.etcd_pki import LabCA
+from hakeeper.model.cluster import ClusterOptions, ClusterSpec, Coordination
 from tests.conftest import require_binary
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
@@ -128,6 +130,27 @@ async def test_a_watch_on_the_prefix_sees_a_write(coord: EtcdCoordinator) -> Non
         event = await anext(watch)
     await watch.aclose()
     assert (event.type, event.kv.key, event.kv.value) == ("put", PREFIX + "watched", b"w")
+
+
+async def test_open_coordinator_passes_the_clusters_tls_user_and_prefix(
+    cluster: EtcdCluster,
+) -> None:
+    coordination = Coordination(
+        backend="etcd",
+        endpoints=tuple(cluster.endpoints),
+        ca_file=str(cluster.ca_file),
+        cert_file=str(cluster.cert_file),
+        key_file=str(cluster.key_file),
+        user=cluster.user,
+        password_file=str(cluster.password_file),
+    )
+    spec = ClusterSpec(options=ClusterOptions(name="lab"), coordination=coordination)
+    coord = await open_coordinator(spec)
+    try:
+        assert await coord.put(PREFIX + "from-spec", b"1") > 0
+        assert await coord.has_quorum()  # reads the prefix, which the user may
+    finally:
+        await coord.close()
 
 
 # --- outside the prefix ---------------------------------------------------------------------
