@@ -8,6 +8,7 @@ still running, and that hakeeper's own client still writes and reads afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 from collections.abc import AsyncIterator
@@ -16,9 +17,11 @@ from typing import Any
 import aiohttp
 import pytest
 import pytest_asyncio
+from aiohttp import web
 
 from hakeeper.coord.etcd import EtcdCoordinator
 from hakeeper.coord.etcd_json import b64, prefix_end
+from hakeeper.errors import Unreachable
 from hakeeper.lab.etcd_cluster import EtcdCluster
 from tests.conftest import require_binary
 
@@ -185,3 +188,48 @@ async def test_hakeepers_own_user_cannot_read_beyond_its_prefix(cluster: EtcdClu
     assert b"permission denied" in answer
     assert_nothing_leaked(answer)
     await assert_cluster_serves(cluster)
+
+
+# --- a hostile server ------------------------------------------------------------------------
+
+
+async def test_a_server_streaming_garbage_breaks_no_watch_out_of_its_errors() -> None:
+    """An endpoint that answers like etcd but streams non-JSON on a watch (a hijacked or
+    broken member): the watch gives up with `Unreachable`, never an internal exception."""
+    header = {"cluster_id": "1", "member_id": "1", "revision": "5"}
+
+    async def version(_: web.Request) -> web.Response:
+        return web.json_response({"etcdserver": "3.4.23", "etcdcluster": "3.4.0"})
+
+    async def status(_: web.Request) -> web.Response:
+        return web.json_response({"header": header})
+
+    async def watch(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await response.write(b"<html>not etcd</html>\n")
+        return response
+
+    app = web.Application()
+    app.router.add_get("/version", version)
+    app.router.add_post("/v3/maintenance/status", status)
+    app.router.add_post("/v3/kv/range", status)
+    app.router.add_post("/v3/watch", watch)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        coord = await EtcdCoordinator.open(
+            [f"http://127.0.0.1:{port}"], watch_reconnect_timeout=1.0
+        )
+        try:
+            async with asyncio.timeout(30):
+                with pytest.raises(Unreachable, match="not etcd"):
+                    await anext(coord.watch("/p/", 1))
+            assert await coord.revision() == 5  # the client still works
+        finally:
+            await coord.close()
+    finally:
+        await runner.cleanup()

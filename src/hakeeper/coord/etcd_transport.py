@@ -252,7 +252,7 @@ class EtcdTransport:
                 raise StreamBroken(f"{endpoint}: {describe(exc)}") from exc
             if not chunk:
                 if buffer.strip():  # an error answer may lack the final newline
-                    yield self.parse(endpoint, buffer)
+                    yield self._parse_streamed(endpoint, buffer)
                 raise StreamBroken(f"{endpoint}: stream closed (HTTP {response.status})")
             buffer += chunk
             if len(buffer) > _MAX_ANSWER:
@@ -260,7 +260,14 @@ class EtcdTransport:
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
                 if line.strip():
-                    yield self.parse(endpoint, line)
+                    yield self._parse_streamed(endpoint, line)
+
+    def _parse_streamed(self, endpoint: str, raw: bytes) -> Json:
+        """A line that is no JSON object breaks the stream (the watch resumes elsewhere)."""
+        try:
+            return self.parse(endpoint, raw)
+        except EndpointFailed as exc:
+            raise StreamBroken(str(exc)) from exc
 
     async def _alive(self, endpoint: str) -> bool:
         try:
