@@ -3,6 +3,8 @@ what `insecure_settings` reports for `hakeeper check`."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 from pathlib import Path
 
@@ -140,6 +142,25 @@ def _kwargs(config: Coordination) -> dict[str, str | None]:
         "user": config.user,
         "password_file": config.password_file,
     }
+
+
+async def test_an_https_endpoint_that_speaks_plain_http_is_named(ca: LabCA) -> None:
+    async def plain_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            await reader.read(1024)
+            writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(plain_http, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with asyncio.timeout(30):
+            with pytest.raises(ConfigError, match="does not speak TLS"):
+                await EtcdCoordinator.open([f"https://127.0.0.1:{port}"], ca_file=ca.ca_file)
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 # --- tokens ------------------------------------------------------------------------------------

@@ -31,6 +31,18 @@ from hakeeper.config.secret_file import mode_problem
 from hakeeper.errors import ConfigError
 from hakeeper.model.cluster import Coordination
 
+# Alerts and errors of a handshake the two sides could not complete: the request never
+# reached etcd, so they are configuration problems. Other ssl errors (a connection cut
+# mid-answer) are transport failures whose request may have been applied.
+_HANDSHAKE_REFUSALS = (
+    "CERTIFICATE",
+    "UNKNOWN_CA",
+    "HANDSHAKE_FAILURE",
+    "PROTOCOL_VERSION",
+    "UNSUPPORTED_PROTOCOL",
+    "NO_SHARED_CIPHER",
+    "NO_CIPHERS",
+)
 _PASSWORD_MAX = 4096
 """etcd itself has no limit, but a password file larger than this is not a password file."""
 
@@ -194,13 +206,21 @@ def tls_failure(exc: BaseException, security: EtcdSecurity) -> str | None:
             "endpoints by a name or address their certificates hold"
         )
     reason = _reason(ssl_error)
+    upper = reason.upper()
+    if "WRONG_VERSION_NUMBER" in upper:
+        return (
+            f"TLS: the endpoint does not speak TLS ({reason}): list it as http://, or start "
+            "etcd with --cert-file and --key-file"
+        )
+    if not any(s in upper for s in _HANDSHAKE_REFUSALS):
+        return None  # not a refused handshake: a transport failure like any other
     if security.cert_file is None:
         return (
             f"TLS: etcd requires a client certificate (--client-cert-auth; {reason}) and none "
             "is configured: set cert_file and key_file to one signed by etcd's "
             "--trusted-ca-file"
         )
-    if any(s in reason.upper() for s in ("UNKNOWN_CA", "BAD_CERTIFICATE", "UNKNOWN")):
+    if "CERTIFICATE" in upper or "UNKNOWN_CA" in upper:
         return (
             f"TLS: etcd refused the client certificate {security.cert_file} ({reason}): use "
             "one signed by the CA etcd trusts (--trusted-ca-file), with client-auth usage, "
@@ -218,7 +238,9 @@ def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
         # aiohttp's wrappers subclass ssl's errors too, so they are unwrapped first.
         if isinstance(seen, aiohttp.ClientConnectorCertificateError):
             cause = seen.certificate_error
-            return cause if isinstance(cause, ssl.SSLError) else ssl.SSLError(str(cause))
+            if isinstance(cause, ssl.SSLError):
+                return cause
+            return ssl.SSLCertVerificationError(str(cause))
         if isinstance(seen, aiohttp.ClientSSLError) and isinstance(seen.os_error, ssl.SSLError):
             return seen.os_error
         if isinstance(seen, ssl.SSLError):
