@@ -298,7 +298,11 @@ class EtcdCluster:
             raise ValueError("this lab cluster has no CA: start it with tls=True")
         return self._ca.client(stem, common_name)
 
-    def _probe_session(self, timeout: aiohttp.ClientTimeout = _PROBE_TIMEOUT) -> Any:
+    def _probe_session(
+        self, timeout: aiohttp.ClientTimeout = _PROBE_TIMEOUT
+    ) -> aiohttp.ClientSession:
+        """A session for health probes and set-up: trusts the lab CA, shows the client
+        certificate (with ``tls=True``)."""
         connector = aiohttp.TCPConnector(ssl=self._client_ssl or True)
         return aiohttp.ClientSession(timeout=timeout, connector=connector)
 
