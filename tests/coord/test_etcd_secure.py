@@ -215,6 +215,20 @@ async def test_a_watch_created_after_the_token_expired_still_starts(
     assert coord.authentications > before
 
 
+async def test_an_expired_jwt_is_renewed_and_the_request_succeeds(tmp_path: Path) -> None:
+    """etcd's JWT tokens (its production choice) expire by age even when used, and are
+    refused the same way as an expired simple token."""
+    async with EtcdCluster(
+        1, base_dir=tmp_path / "jwt", auth=True, prefix=PREFIX, auth_token_ttl=TOKEN_TTL, jwt=True
+    ) as lab:
+        client = await lab.client()
+        await client.put(PREFIX + "jwt", b"1")
+        await asyncio.sleep(TOKEN_TTL * 2 + 1)
+
+        assert await client.put(PREFIX + "jwt", b"2") > 0
+        assert client.authentications == 2
+
+
 async def test_concurrent_requests_on_an_expired_token_authenticate_once(
     coord: EtcdCoordinator,
 ) -> None:

@@ -5,8 +5,9 @@ With ``tls=True`` every member serves client and peer traffic over TLS and requi
 certificate (``--client-cert-auth``, peer TLS too), from a throwaway CA under ``base_dir/pki``
 (`hakeeper.lab.etcd_pki`). With ``auth=True`` the cluster gets a root user and a user
 ``hakeeper`` whose role grants readwrite on ``prefix`` only, then ``auth enable``; the
-passwords are random, in files of mode 0600 under ``base_dir/auth``. `client()` connects with
-all of it, as a node would.
+passwords are random, in files of mode 0600 under ``base_dir/auth``; ``jwt=True`` makes etcd
+issue signed JWTs (ES256, a throwaway key) instead of its default simple tokens.
+`client()` connects with all of it, as a node would.
 
 Offers the same methods as `hakeeper.lab.raft_cluster.RaftCluster` (names, endpoints, start,
 leader, kill, stop, restart, pid, client, close) so the contract suite, the benchmark and the
@@ -31,7 +32,7 @@ import aiohttp
 from hakeeper.coord.etcd import EtcdCoordinator
 from hakeeper.coord.etcd_json import b64, prefix_end
 from hakeeper.errors import CoordError
-from hakeeper.lab.etcd_pki import CertPair, LabCA
+from hakeeper.lab.etcd_pki import CertPair, KeyPair, LabCA, write_signing_key
 from hakeeper.lab.processes import ManagedProcess, free_port
 
 _PROBE_TIMEOUT = aiohttp.ClientTimeout(total=1.0)
@@ -56,6 +57,7 @@ class EtcdCluster:
         auth: bool = False,
         prefix: str = "/hakeeper/lab/",
         auth_token_ttl: int | None = None,
+        jwt: bool = False,
     ) -> None:
         if not host.startswith("127."):
             raise ValueError(f"lab clusters stay on loopback; {host} is not 127.0.0.0/8")
@@ -75,6 +77,8 @@ class EtcdCluster:
         self.auth = auth
         self.prefix = prefix
         self.auth_token_ttl = auth_token_ttl
+        self.jwt = jwt
+        self._jwt_keys: KeyPair | None = None
         self.scheme = "https" if tls else "http"
         # Filled by start(): what a client of this cluster needs (None when not in use).
         self.ca_file: Path | None = None
@@ -271,7 +275,16 @@ class EtcdCluster:
                 "--peer-client-cert-auth", "--peer-trusted-ca-file", ca,
                 "--peer-cert-file", str(cert), "--peer-key-file", str(key),
             ]  # fmt: skip
-        if self.auth_token_ttl is not None:
+        if self.jwt:
+            if self._jwt_keys is None:
+                self._jwt_keys = write_signing_key(self.base_dir / "jwt")
+            ttl = self.auth_token_ttl if self.auth_token_ttl is not None else 300
+            argv += [
+                "--auth-token",
+                f"jwt,pub-key={self._jwt_keys.public_file},priv-key={self._jwt_keys.private_file},"
+                f"sign-method=ES256,ttl={ttl}s",
+            ]
+        elif self.auth_token_ttl is not None:
             argv += ["--auth-token-ttl", str(self.auth_token_ttl)]
         return argv
 

@@ -32,6 +32,14 @@ class CertPair:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyPair:
+    """A bare key pair as PEM files (no certificate), e.g. for signing tokens."""
+
+    public_file: Path
+    private_file: Path
+
+
+@dataclass(frozen=True, slots=True)
 class _Issuer:
     name: x509.Name
     key: ec.EllipticCurvePrivateKey
@@ -148,3 +156,20 @@ class LabCA:
             builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         cert = builder.sign(self._issuer.key, hashes.SHA256())
         return _write_pair(self.directory, stem, cert, key)
+
+
+def write_signing_key(directory: Path) -> KeyPair:
+    """An ES256 key pair for etcd's JWT tokens (the private key mode 0600)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    pair = KeyPair(directory / "jwt.pub", directory / "jwt.key")
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    _write(pair.public_file, public, 0o644)
+    _write(pair.private_file, private, 0o600)
+    return pair
