@@ -52,7 +52,12 @@ from hakeeper.coord.etcd_json import (
     key_range,
     validate_endpoints,
 )
-from hakeeper.coord.etcd_security import EtcdSecurity, access_fix, access_problem
+from hakeeper.coord.etcd_security import (
+    EtcdSecurity,
+    access_fix,
+    access_problem,
+    insecure_settings,
+)
 from hakeeper.coord.etcd_transport import (
     EndpointFailed,
     EtcdTransport,
@@ -70,6 +75,9 @@ from hakeeper.errors import (
     TTLTooShort,
     Unreachable,
 )
+
+# insecure_settings is for `hakeeper check`, which may import it next to the coordinator.
+__all__ = ["EtcdCoordinator", "insecure_settings"]
 
 _FIX = "check that etcd runs and that --listen-client-urls includes these"
 _QUORUM_FIX = "a majority of members must be up and connected"
