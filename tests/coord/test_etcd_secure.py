@@ -23,7 +23,7 @@ from hakeeper.coord.base import Cmp, Put
 from hakeeper.coord.etcd import EtcdCoordinator
 from hakeeper.errors import ConfigError, CoordError
 from hakeeper.lab.etcd_cluster import EtcdCluster
-from hakeeper.lab.etcd_pki import LabCA
+from hakeeper.lab.etcd_pki import CertPair, LabCA
 from hakeeper.model.cluster import ClusterOptions, ClusterSpec, Coordination
 from tests.conftest import require_binary
 
@@ -260,6 +260,80 @@ async def test_a_password_that_stopped_working_is_a_coord_error_at_renewal(
     assert not isinstance(caught.value, ConfigError)
     assert "a-password-etcd-does-not-know" not in str(caught.value)
     assert str(password) in str(caught.value)
+
+
+# --- certificate renewal ---------------------------------------------------------------------
+
+
+def install(pair: CertPair, cert: Path, key: Path) -> None:
+    """Put a certificate and key in place the way a renewal tool does: write, then rename."""
+    for source, target, mode in ((pair.cert_file, cert, 0o644), (pair.key_file, key, 0o600)):
+        staged = target.with_suffix(".new")
+        staged.write_bytes(source.read_bytes())
+        os.chmod(staged, mode)
+        os.replace(staged, target)
+
+
+async def until_get(coord: EtcdCoordinator, key: str, *, failing_with: str | None) -> None:
+    """Read ``key`` until it succeeds (``failing_with`` None) or fails with that text."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    last = ""
+    while loop.time() < deadline:
+        try:
+            await coord.get(key)
+        except CoordError as exc:
+            last = str(exc)
+            if failing_with is not None and failing_with in last:
+                return
+        else:
+            if failing_with is None:
+                return
+        await asyncio.sleep(0.2)
+    pytest.fail(f"no {'success' if failing_with is None else failing_with!r} in 30s: {last}")
+
+
+async def test_a_client_certificate_renewed_on_disk_is_used_without_a_restart(
+    tmp_path: Path, foreign_ca: LabCA
+) -> None:
+    async with EtcdCluster(1, base_dir=tmp_path / "renew", tls=True) as lab:
+        cert, key = tmp_path / "client.crt", tmp_path / "client.key"
+        install(lab.issue_client_certificate("first"), cert, key)
+        coord = await EtcdCoordinator.open(
+            lab.endpoints, ca_file=lab.ca_file, cert_file=cert, key_file=key
+        )
+        try:
+            await coord.put("/renew", b"1")
+            # A certificate etcd does not trust, so its use shows; the restart drops the
+            # pooled connection, so the next request makes a new handshake.
+            install(foreign_ca.client("untrusted"), cert, key)
+            await lab.restart(lab.names[0])
+            await until_get(coord, "/renew", failing_with="refused the client certificate")
+
+            install(lab.issue_client_certificate("renewed"), cert, key)
+            await until_get(coord, "/renew", failing_with=None)
+            assert coord.certificate_problem is None
+        finally:
+            await coord.close()
+
+
+async def test_a_renewed_pair_that_does_not_match_keeps_the_old_one(tmp_path: Path) -> None:
+    async with EtcdCluster(1, base_dir=tmp_path / "mismatch", tls=True) as lab:
+        cert, key = tmp_path / "client.crt", tmp_path / "client.key"
+        install(lab.issue_client_certificate("current"), cert, key)
+        coord = await EtcdCoordinator.open(
+            lab.endpoints, ca_file=lab.ca_file, cert_file=cert, key_file=key
+        )
+        try:
+            first, second = (lab.issue_client_certificate(n) for n in ("a", "b"))
+            install(CertPair(first.cert_file, second.key_file), cert, key)  # mid-renewal
+            await lab.restart(lab.names[0])  # the next request makes a new handshake
+            await until_get(coord, "/any", failing_with=None)  # with the previous pair
+
+            assert coord.certificate_problem is not None
+            assert "not a usable client certificate" in coord.certificate_problem
+        finally:
+            await coord.close()
 
 
 # --- wrong credentials fail at start, clearly -----------------------------------------------

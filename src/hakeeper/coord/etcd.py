@@ -252,6 +252,12 @@ class EtcdCoordinator:
         return self._transport.authentications
 
     @property
+    def certificate_problem(self) -> str | None:
+        """Why a renewed client certificate on disk is not in use yet, for status and logs;
+        None when the files in use are the ones on disk."""
+        return self._transport.certificate_problem
+
+    @property
     def min_ttl(self) -> float:
         """etcd's own floor, ``ceil(1.5 × election timeout)``: it silently raises shorter TTLs."""
         return float(math.ceil(1.5 * self._election_timeout))

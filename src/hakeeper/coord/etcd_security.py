@@ -21,6 +21,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -117,19 +118,24 @@ class EtcdSecurity:
                 "give the CA that signed the etcd members' server certificates"
             ) from None
         context.minimum_version = ssl.TLSVersion.TLSv1_2
-        if self.cert_file is not None and self.key_file is not None:
-            _check_key_mode(self.key_file)
-            try:
-                context.load_cert_chain(str(self.cert_file), str(self.key_file))
-            except FileNotFoundError as exc:
-                raise ConfigError(f"etcd: {exc.filename} does not exist") from None
-            except (ssl.SSLError, OSError) as exc:
-                raise ConfigError(
-                    f"etcd: cert_file {self.cert_file} with key_file {self.key_file} is not a "
-                    f"usable client certificate ({_reason(exc)}): give the PEM certificate and "
-                    "its own private key"
-                ) from None
+        self.load_client_certificate(context)
         return context
+
+    def load_client_certificate(self, context: ssl.SSLContext) -> None:
+        """Load ``cert_file`` and ``key_file`` into ``context`` (nothing if unset)."""
+        if self.cert_file is None or self.key_file is None:
+            return
+        _check_key_mode(self.key_file)
+        try:
+            context.load_cert_chain(str(self.cert_file), str(self.key_file))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"etcd: {exc.filename} does not exist") from None
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(
+                f"etcd: cert_file {self.cert_file} with key_file {self.key_file} is not a "
+                f"usable client certificate ({_reason(exc)}): give the PEM certificate and "
+                "its own private key"
+            ) from None
 
     def password(self) -> str:
         """The first line of ``password_file`` (re-read on every call, so a changed password
@@ -166,6 +172,51 @@ class EtcdSecurity:
                 "etcd user's password there"
             )
         return lines[0]
+
+
+class CertificateReloader:
+    """Keeps a live context's client certificate in step with its files, so a renewed
+    certificate is used from the next TLS handshake on, without a restart.
+
+    The files are looked at (two ``stat`` calls) at most every `RECHECK` seconds. A new pair
+    is first loaded into a scratch context: a pair caught half-written, with a key that does
+    not match yet, or with a key others can read, leaves the old one in use and is named in
+    ``problem`` until the files are mended.
+    """
+
+    RECHECK = 1.0
+
+    def __init__(self, security: EtcdSecurity, context: ssl.SSLContext) -> None:
+        self._security = security
+        self._context = context
+        self._stamp = self._read_stamp()
+        self._next_check = time.monotonic() + self.RECHECK
+        self.problem: str | None = None
+
+    def _read_stamp(self) -> tuple[int, ...] | None:
+        paths = (self._security.cert_file, self._security.key_file)
+        try:
+            stats = [os.stat(path) for path in paths if path is not None]
+        except OSError:
+            return None
+        return tuple(v for st in stats for v in (st.st_ino, st.st_size, st.st_mtime_ns))
+
+    def refresh(self) -> None:
+        now = time.monotonic()
+        if now < self._next_check:
+            return
+        self._next_check = now + self.RECHECK
+        stamp = self._read_stamp()
+        if stamp is None or stamp == self._stamp:
+            return
+        self._stamp = stamp
+        try:
+            self._security.load_client_certificate(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+            self._security.load_client_certificate(self._context)
+        except ConfigError as exc:
+            self.problem = f"{exc} (the previous certificate stays in use)"
+        else:
+            self.problem = None
 
 
 def _check_key_mode(path: Path) -> None:

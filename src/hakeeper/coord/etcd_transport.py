@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 
 from hakeeper.coord.etcd_json import Json, api_prefix, find_error
-from hakeeper.coord.etcd_security import EtcdSecurity, tls_failure
+from hakeeper.coord.etcd_security import CertificateReloader, EtcdSecurity, tls_failure
 from hakeeper.errors import ConfigError, CoordError
 
 LEADER_HEADER = {"Grpc-Metadata-hasleader": "true"}
@@ -108,6 +108,11 @@ class EtcdTransport:
         self.https = security.check_endpoints(endpoints)
         # Built now, so a bad certificate, key or CA file fails at construction.
         self._ssl = security.ssl_context() if self.https else None
+        self._certificate = (
+            CertificateReloader(security, self._ssl)
+            if self._ssl is not None and security.cert_file is not None
+            else None
+        )
         if security.user is not None:
             security.password()  # an unreadable password file fails here too, not later
         self._request_timeout = request_timeout
@@ -144,6 +149,11 @@ class EtcdTransport:
         """The current auth token (None without a user); never logged or formatted."""
         return self._token
 
+    @property
+    def certificate_problem(self) -> str | None:
+        """Why a renewed client certificate on disk is not in use (None when all is well)."""
+        return self._certificate.problem if self._certificate is not None else None
+
     def headers(self) -> dict[str, str]:
         if self._token is None:
             return LEADER_HEADER
@@ -177,6 +187,8 @@ class EtcdTransport:
         self, endpoint: str, path: str, payload: Json, *, stream: bool, token: bool = True
     ) -> Json:
         timeout = aiohttp.ClientTimeout(total=self._request_timeout)
+        if self._certificate is not None:
+            self._certificate.refresh()
         try:
             url = endpoint + await self.api_prefix(endpoint) + path
             async with self._require_session().post(
@@ -206,6 +218,8 @@ class EtcdTransport:
     async def open_stream(self, endpoint: str, path: str, payload: Json) -> aiohttp.ClientResponse:
         """A streamed POST (a watch); the caller reads and closes the response."""
         timeout = aiohttp.ClientTimeout(total=None, connect=self._request_timeout, sock_read=None)
+        if self._certificate is not None:
+            self._certificate.refresh()
         try:
             url = endpoint + await self.api_prefix(endpoint) + path
             return await self._require_session().post(
