@@ -216,15 +216,22 @@ class EtcdTransport:
         return result if stream and isinstance(result, dict) else body
 
     async def open_stream(self, endpoint: str, path: str, payload: Json) -> aiohttp.ClientResponse:
-        """A streamed POST (a watch); the caller reads and closes the response."""
+        """A streamed POST (a watch) once its response head arrived; the caller reads and
+        closes the response.
+
+        The stream itself has no read timeout (the watch checks silence itself), but its
+        head must come within ``request_timeout``: a hung member accepts the connection and
+        the request and never answers, and a watch must move on from it, not wait forever.
+        """
         timeout = aiohttp.ClientTimeout(total=None, connect=self._request_timeout, sock_read=None)
         if self._certificate is not None:
             self._certificate.refresh()
         try:
             url = endpoint + await self.api_prefix(endpoint) + path
-            return await self._require_session().post(
-                url, json=payload, headers=self.headers(), timeout=timeout
-            )
+            async with asyncio.timeout(self._request_timeout):
+                return await self._require_session().post(
+                    url, json=payload, headers=self.headers(), timeout=timeout
+                )
         except TRANSPORT_ERRORS as exc:
             raise self._failed(endpoint, exc, maybe_sent=True) from exc
 
