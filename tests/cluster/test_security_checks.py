@@ -96,14 +96,17 @@ def test_a_state_dir_not_made_yet_is_no_finding(tmp_path: Path) -> None:
 )
 def test_etcd_without_tls_beyond_loopback_is_an_error(endpoints: str, insecure: bool) -> None:
     spec = etcd(f'endpoints = {endpoints}\nuser = "hk"\npassword_file = "/nonexistent/pw"')
-    errors = [f for f in etcd_findings(spec) if "plain HTTP" in f.what]
+    errors = [f for f in etcd_findings(spec) if "use http (no TLS)" in f.what]
     assert bool(errors) is insecure
+    assert all(f.level == "error" for f in errors)
 
 
-def test_etcd_without_client_authentication_is_a_warning() -> None:
+def test_a_remote_etcd_without_client_certificate_and_user_is_an_error_for_each() -> None:
     found = etcd_findings(etcd('endpoints = ["https://10.0.0.5:2379"]'))
-    assert [f.level for f in found] == ["warning"]
-    assert "without a client certificate or an etcd user" in found[0].what
+    assert [f.level for f in found] == ["error", "error"]
+    assert "no client certificate" in found[0].what
+    assert "no user" in found[1].what
+    assert "etcdctl auth enable" in found[1].fix
 
 
 def test_an_etcd_password_file_others_can_read_is_an_error(tmp_path: Path) -> None:
@@ -111,8 +114,8 @@ def test_an_etcd_password_file_others_can_read_is_an_error(tmp_path: Path) -> No
     password.write_text("pw\n")
     password.chmod(0o640)
     spec = etcd(f'endpoints = ["https://10.0.0.5:2379"]\nuser = "hk"\npassword_file = "{password}"')
-    [found] = etcd_findings(spec)
-    assert found.fix == f"chmod 600 {password}"
+    found = [f for f in etcd_findings(spec) if "password_file" in f.what]
+    assert [f.fix for f in found] == [f"chmod 600 {password}"]
 
 
 def test_the_shipped_example_with_a_proper_secret_reports_nothing_insecure(tmp_path: Path) -> None:

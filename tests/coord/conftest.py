@@ -34,10 +34,14 @@ def make_cluster(backend: str, base_dir: Path) -> Any:
     require_binary("etcd")
     from hakeeper.lab.etcd_cluster import EtcdCluster
 
+    if backend == "etcd-secure":
+        # Client certificates on client and peer ports, and a non-root RBAC user with a
+        # token; its role covers "/" because the contract's keys are not under one cluster.
+        return EtcdCluster(3, base_dir=base_dir, tls=True, auth=True, prefix="/")
     return EtcdCluster(3, base_dir=base_dir)
 
 
-@pytest.fixture(params=["raft", "etcd"])
+@pytest.fixture(params=["raft", "etcd", "etcd-secure"])
 async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EngineCluster]:
     cluster = make_cluster(request.param, tmp_path)
     try:

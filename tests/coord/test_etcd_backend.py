@@ -396,3 +396,26 @@ async def test_watch_moves_off_a_member_that_hangs(cluster: EtcdCluster) -> None
         await watching.close()
 
     assert [e.kv.key for e in events] == [f"/h/{i}" for i in range(6)]
+
+
+async def test_a_watch_does_not_wait_for_a_member_that_hangs_before_answering(
+    cluster: EtcdCluster,
+) -> None:
+    """The member a new watch goes to first accepts the connection and the request but never
+    answers (SIGSTOP): the watch must give up on it and start on another member."""
+    writer = await cluster.client()
+    watching = await EtcdCoordinator.open(cluster.endpoints, watch_idle=1.0, request_timeout=1.0)
+    start = await writer.put("/hb/0", b"0")
+    hung = name_of(cluster, watching.current_endpoint)
+    cluster.pause(hung)
+    try:
+        await eventually(lambda: create_once(writer, "/hb/1"))
+        async with (
+            asyncio.timeout(30),
+            contextlib.aclosing(watching.watch("/hb/", start)) as stream,
+        ):
+            keys = [(await anext(stream)).kv.key for _ in range(2)]
+    finally:
+        cluster.resume(hung)
+        await watching.close()
+    assert keys == ["/hb/0", "/hb/1"]

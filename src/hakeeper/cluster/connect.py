@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hakeeper.cluster.keys import KeySpace
 from hakeeper.config.secret_file import read_secret_file
 from hakeeper.coord.base import Coordinator
 from hakeeper.errors import ConfigError
@@ -49,6 +50,12 @@ async def open_coordinator(
             list(coordination.endpoints),
             election_timeout=timing.election_max,
             heartbeat=timing.heartbeat,
+            ca_file=coordination.ca_file,
+            cert_file=coordination.cert_file,
+            key_file=coordination.key_file,
+            user=coordination.user,
+            password_file=coordination.password_file,
+            scope=KeySpace(spec.options.name).root,
         )
     from hakeeper.coord.raft import RaftCoordinator
 

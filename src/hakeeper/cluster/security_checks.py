@@ -10,16 +10,15 @@ These read local files only; they never contact the cluster.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import shlex
 import stat
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from hakeeper.cluster.safety_checks import Finding
 from hakeeper.config.file_modes import open_entries
 from hakeeper.config.secret_file import mode_problem, read_secret_file
+from hakeeper.coord.etcd_security import insecure_settings
 from hakeeper.errors import ConfigError
 from hakeeper.fencing.device import is_secret_param
 from hakeeper.model.cluster import ClusterSpec
@@ -105,50 +104,19 @@ def state_findings(state_root: Path) -> list[Finding]:
     ]
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def etcd_findings(spec: ClusterSpec) -> list[Finding]:
-    """etcd: TLS beyond loopback, some client authentication, private key and password."""
-    coord = spec.coordination
-    if coord.backend != "etcd":
-        return []
-    out: list[Finding] = []
-    for endpoint in coord.endpoints:
-        parts = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
-        if parts.scheme != "https" and not _loopback(parts.hostname or ""):
-            out.append(
-                Finding(
-                    "error",
-                    f"etcd endpoint {endpoint} is plain HTTP beyond loopback: anyone on the "
-                    "path reads the key space and can write assignments and fenced marks",
-                    'serve etcd over TLS, then in [coordination]: endpoints = ["https://'
-                    f'{parts.netloc}"], ca_file = "/etc/hakeeper/etcd-ca.pem"',
-                )
-            )
-    if coord.cert_file is None and coord.user is None:
-        out.append(
-            Finding(
-                "warning",
-                "etcd is used without a client certificate or an etcd user: anyone who can "
-                "reach etcd can change the cluster",
-                "in [coordination]: cert_file and key_file (etcd --client-cert-auth), or user "
-                "and password_file (etcd auth enable)",
-            )
-        )
-    for path, what in (
-        (coord.key_file, "the etcd client key"),
-        (coord.password_file, "the etcd password file"),
-    ):
-        if path is not None:
-            out += _private_file(Path(path), what, f"install -m 600 <the file> {shlex.quote(path)}")
-    return out
+    """The etcd backend's own judgement of its settings (`etcd_security.insecure_settings`:
+    plain HTTP beyond loopback, no client certificate or user for a remote etcd, a key or
+    password file others can read), each an error with the fix it names."""
+    return [Finding("error", *_what_and_fix(text)) for text in insecure_settings(spec.coordination)]
+
+
+def _what_and_fix(text: str) -> tuple[str, str]:
+    what, found, fix = text.partition(" (fix: ")
+    if found:
+        return what, fix.removesuffix(")")
+    what, _, fix = text.partition("; ")
+    return what, fix
 
 
 def fence_password_findings(spec: ClusterSpec) -> list[Finding]:

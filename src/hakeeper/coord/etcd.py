@@ -1,7 +1,9 @@
 """`hakeeper.coord.base.Coordinator` on a real etcd cluster (3.4+) through its JSON gateway.
 
 Plain HTTP/JSON with aiohttp: no grpc, no protobuf, no etcd client library. Wire encoding
-lives in `hakeeper.coord.etcd_json`; this module does I/O, failover and error translation.
+lives in `hakeeper.coord.etcd_json`, TLS and credentials in `hakeeper.coord.etcd_security`,
+single requests and the auth token in `hakeeper.coord.etcd_transport`; this module does
+failover, the watch and error translation.
 
 Usage::
 
@@ -18,25 +20,26 @@ Every request carries the gRPC metadata ``hasleader=true`` (as the gateway heade
 ``Grpc-Metadata-hasleader``): a member cut off from the majority then refuses at once with
 "no leader" instead of holding the request until its own 7 s timeout, and cancels watch
 streams it can no longer keep current, so they move to a member that can.
+
+A production etcd (TLS, client certificates, an RBAC user limited to the cluster's prefix)
+is reached with ``ca_file``, ``cert_file``/``key_file`` and ``user``/``password_file``;
+``scope`` names the prefix that user may read, which the revision and quorum probes read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 from collections.abc import AsyncGenerator, Sequence
+from pathlib import Path
 from typing import Any
-
-import aiohttp
 
 from hakeeper.coord.base import KV, Cmp, Get, Lease, Op, TxnResult, WatchEvent
 from hakeeper.coord.etcd_json import (
     EtcdFailure,
     Json,
     WatchMessage,
-    api_prefix,
     b64,
     decode_kvs,
     decode_txn,
@@ -49,8 +52,21 @@ from hakeeper.coord.etcd_json import (
     key_range,
     validate_endpoints,
 )
+from hakeeper.coord.etcd_security import (
+    EtcdSecurity,
+    access_fix,
+    access_problem,
+)
+from hakeeper.coord.etcd_transport import (
+    EndpointFailed,
+    EtcdTransport,
+    StreamBroken,
+    raise_tls_failures,
+    token_refused,
+)
 from hakeeper.errors import (
     Compacted,
+    ConfigError,
     CoordError,
     EngineMismatch,
     LeaseExpired,
@@ -59,36 +75,10 @@ from hakeeper.errors import (
     Unreachable,
 )
 
-_LEADER_HEADER = {"Grpc-Metadata-hasleader": "true"}
-_TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError, OSError, ValueError)
+__all__ = ["EtcdCoordinator"]
+
 _FIX = "check that etcd runs and that --listen-client-urls includes these"
 _QUORUM_FIX = "a majority of members must be up and connected"
-
-
-class _EndpointFailed(Exception):
-    """One endpoint failed at the transport level; ``maybe_sent`` if the request left."""
-
-    def __init__(self, endpoint: str, reason: str, *, maybe_sent: bool) -> None:
-        super().__init__(f"{endpoint}: {reason}")
-        self.endpoint = endpoint
-        self.reason = reason
-        self.maybe_sent = maybe_sent
-
-
-class _StreamBroken(Exception):
-    """A watch stream ended or went silent; the watch resumes on another endpoint."""
-
-    def __init__(self, reason: str, *, no_leader: bool = False) -> None:
-        super().__init__(reason)
-        self.no_leader = no_leader
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"cannot connect ({exc.os_error.strerror or exc.os_error})"
-    return str(exc) or type(exc).__name__
 
 
 class EtcdCoordinator:
@@ -103,15 +93,31 @@ class EtcdCoordinator:
         heartbeat: float = 0.1,
         watch_idle: float = 5.0,
         watch_reconnect_timeout: float = 15.0,
+        ca_file: str | Path | None = None,
+        cert_file: str | Path | None = None,
+        key_file: str | Path | None = None,
+        user: str | None = None,
+        password_file: str | Path | None = None,
+        scope: str = "",
     ) -> None:
         self._endpoints = validate_endpoints(endpoints)
+        security = EtcdSecurity(
+            ca_file=_path(ca_file),
+            cert_file=_path(cert_file),
+            key_file=_path(key_file),
+            user=user,
+            password_file=_path(password_file),
+        )
+        self._transport = EtcdTransport(self._endpoints, security, request_timeout=request_timeout)
+        self._user = user
+        self._scope = scope
+        # The revision and quorum probes read one key the user may read (count only).
+        self._cheap_range: Json = {"key": b64(scope or b"\x00"), "count_only": True}
         self._request_timeout = request_timeout
         self._election_timeout = election_timeout
         self._heartbeat = heartbeat
         self._watch_idle = watch_idle
         self._watch_reconnect_timeout = watch_reconnect_timeout
-        self._session: aiohttp.ClientSession | None = None
-        self._api: dict[str, str] = {}
         self._current = 0
         self._cluster: tuple[str, str] | None = None  # (cluster_id, endpoint that said so)
         self._closed = False
@@ -130,50 +136,92 @@ class EtcdCoordinator:
         return coord
 
     async def connect(self) -> None:
-        """Ask every endpoint for its version and cluster id, at once.
+        """Ask every endpoint for its version and cluster id, at once; then authenticate
+        (with a user) and check that the credentials may read ``scope``.
 
-        Raises `Unreachable` (naming every endpoint and its answer) if none answers within
-        ``request_timeout``, and `EngineMismatch` if two endpoints belong to different clusters.
+        Raises `ConfigError` if TLS failed with every endpoint or etcd refused the
+        credentials (naming what failed and the fix), `Unreachable` (naming every endpoint
+        and its answer) if none answers within ``request_timeout``, and `EngineMismatch` if
+        two endpoints belong to different clusters.
         """
         if self._closed:
             raise CoordError("etcd: this coordinator was closed; open a new one")
-        if self._session is None:
-            self._session = aiohttp.ClientSession(raise_for_status=False)
+        self._transport.start()
         answers = await asyncio.gather(*(self._probe(ep) for ep in self._endpoints))
         failures = [
-            f"{ep}: {answer}"
+            f"{ep}: {answer.reason}"
             for ep, answer in zip(self._endpoints, answers, strict=True)
-            if isinstance(answer, str)
+            if isinstance(answer, EndpointFailed)
         ]
         if len(failures) == len(self._endpoints):
+            raise_tls_failures([a for a in answers if isinstance(a, EndpointFailed)])
+            hint = ""
+            if not self._transport.https and all("disconnected" in f for f in failures):
+                hint = " (an etcd serving TLS drops plain http: list https:// endpoints)"
             raise Unreachable(
                 f"etcd: no endpoint answered within {self._request_timeout:g}s: "
-                f"{'; '.join(failures)} — {_FIX}"
+                f"{'; '.join(failures)} — {_FIX}{hint}"
             )
         # Checked only after every probe finished, so no probe outlives a failed connect.
         for endpoint, answer in zip(self._endpoints, answers, strict=True):
-            if not isinstance(answer, str):
+            if not isinstance(answer, EndpointFailed):
                 self._check_cluster(endpoint, answer)
-        self._current = next(i for i, answer in enumerate(answers) if not isinstance(answer, str))
+        self._current = next(
+            i for i, answer in enumerate(answers) if not isinstance(answer, EndpointFailed)
+        )
+        if self._user is not None:
+            await self._authenticate()
+        await self._check_access()
 
-    async def _probe(self, endpoint: str) -> Json | str:
-        """The member's status answer, or why it gave none."""
+    async def _probe(self, endpoint: str) -> Json | EndpointFailed:
+        """The member's status answer (which needs no token), or why it gave none."""
         try:
-            body = await self._post_one(endpoint, "/maintenance/status", {})
-        except _EndpointFailed as exc:
-            return exc.reason
+            body = await self._transport.post(endpoint, "/maintenance/status", {})
+        except EndpointFailed as exc:
+            return exc
         failure = find_error(body)
-        return body if failure is None else failure.message
+        if failure is None:
+            return body
+        return EndpointFailed(endpoint, failure.message, maybe_sent=False)
+
+    async def _authenticate(self) -> None:
+        """Authenticate at the first endpoint that answers; `ConfigError` on bad credentials."""
+        tried: list[str] = []
+        n = len(self._endpoints)
+        for step in range(n):
+            index = (self._current + step) % n
+            try:
+                await self._transport.authenticate(self._endpoints[index])
+            except (EndpointFailed, NoQuorum) as exc:
+                tried.append(str(exc))
+                continue
+            self._current = index
+            return
+        raise Unreachable(f"etcd: no endpoint answered authentication: {'; '.join(tried)} — {_FIX}")
+
+    async def _check_access(self) -> None:
+        """A serializable (no quorum needed) read of ``scope``, so that missing or too narrow
+        credentials fail at connect with their fix rather than at the first write."""
+        endpoint = self._endpoints[self._current]
+        probe = {**self._cheap_range, "serializable": True}
+        try:
+            body = await self._transport.post(endpoint, "/kv/range", probe)
+        except EndpointFailed:
+            return  # not a credentials problem; the first real request reports it
+        failure = find_error(body)
+        if failure is not None and access_problem(failure.message):
+            raise ConfigError(
+                f"etcd {endpoint}: reading {self._scope or 'the key space'!r} was refused "
+                f"({failure.message}){access_fix(failure.message, self._user, self._scope)}"
+            )
 
     async def close(self) -> None:
         """Close the session (and with it every open watch stream). Idempotent."""
         self._closed = True
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        await self._transport.close()
 
     async def __aenter__(self) -> EtcdCoordinator:
-        if self._session is None:
+        if not self._transport.started:
             await self.connect()
         return self
 
@@ -194,6 +242,18 @@ class EtcdCoordinator:
     def current_endpoint(self) -> str:
         """The endpoint the next request (or watch stream) goes to first (diagnostic)."""
         return self._endpoints[self._current]
+
+    @property
+    def authentications(self) -> int:
+        """How many tokens this client obtained: 1 after connect with a user, one more per
+        renewal of an expired token (diagnostic)."""
+        return self._transport.authentications
+
+    @property
+    def certificate_problem(self) -> str | None:
+        """Why a renewed client certificate on disk is not in use yet, for status and logs;
+        None when the files in use are the ones on disk."""
+        return self._transport.certificate_problem
 
     @property
     def min_ttl(self) -> float:
@@ -280,14 +340,14 @@ class EtcdCoordinator:
 
     async def revision(self) -> int:
         """The current revision, from a linearizable count-only range."""
-        return header_revision(await self._post("/kv/range", _CHEAP_RANGE, idempotent=True))
+        return header_revision(await self._post("/kv/range", self._cheap_range, idempotent=True))
 
     async def has_quorum(self) -> bool:
         """A linearizable read within 1.5 × election timeout. Never raises: False on any
         engine trouble or on the deadline, so it answers within ~2 × election timeout."""
         try:
             async with asyncio.timeout(1.5 * self._election_timeout):
-                await self._post("/kv/range", _CHEAP_RANGE, idempotent=True)
+                await self._post("/kv/range", self._cheap_range, idempotent=True)
         except (CoordError, TimeoutError):
             return False
         return True
@@ -319,7 +379,7 @@ class EtcdCoordinator:
                             next_rev = fresh[-1].revision + 1
                         for event in fresh:
                             yield event
-            except _StreamBroken as exc:
+            except StreamBroken as exc:
                 now = loop.time()
                 give_up_at = give_up_at or now + self._watch_reconnect_timeout
                 if now >= give_up_at:
@@ -332,19 +392,20 @@ class EtcdCoordinator:
                 await asyncio.sleep(min(0.5, self._heartbeat * 2))
 
     async def _watch_once(self, request: Json, start: int) -> AsyncGenerator[WatchMessage]:
-        """One watch stream on the current endpoint; `_StreamBroken` when it fails."""
+        """One watch stream on the current endpoint; `StreamBroken` when it fails."""
         endpoint = self._endpoints[self._current]
         create = {**request, "start_revision": str(start), "progress_notify": True}
-        timeout = aiohttp.ClientTimeout(total=None, connect=self._request_timeout, sock_read=None)
+        token = self._transport.token
         try:
-            url = endpoint + await self._api_prefix(endpoint) + "/watch"
-            response = await self._require_session().post(
-                url, json={"create_request": create}, headers=_LEADER_HEADER, timeout=timeout
+            response = await self._transport.open_stream(
+                endpoint, "/watch", {"create_request": create}
             )
-        except (_EndpointFailed, *_TRANSPORT_ERRORS) as exc:
-            raise _StreamBroken(f"{endpoint}: {_describe(exc)}") from exc
+        except EndpointFailed as exc:
+            raise StreamBroken(str(exc)) from exc
         try:
-            async with contextlib.aclosing(self._stream_objects(endpoint, response)) as objs:
+            async with contextlib.aclosing(
+                self._transport.stream_objects(endpoint, response, self._watch_idle)
+            ) as objs:
                 async for obj in objs:
                     failure = find_error(obj)
                     if failure is not None:
@@ -359,51 +420,31 @@ class EtcdCoordinator:
                             "current state, then watch from its revision + 1"
                         )
                     if message.canceled:
-                        raise _StreamBroken(f"{endpoint}: watch canceled: {message.cancel_reason}")
+                        await self._watch_canceled(endpoint, message.cancel_reason, token)
                     if message.events or message.created:
                         yield message  # created too: it proves the reconnect worked
         finally:
             response.close()
+
+    async def _watch_canceled(self, endpoint: str, reason: str, token: str | None) -> None:
+        """Raise what a canceled watch means: an expired token is renewed and the watch
+        re-created; a refusal for lack of credentials or permission is final."""
+        if self._user is not None and token_refused(reason):
+            try:
+                await self._transport.renew_token(endpoint, token)
+            except EndpointFailed as exc:
+                raise StreamBroken(str(exc)) from exc
+        elif access_problem(reason):
+            fix = access_fix(reason, self._user, self._scope)
+            raise CoordError(f"etcd {endpoint} refused the watch ({reason}){fix}")
+        raise StreamBroken(f"{endpoint}: watch canceled: {reason}")
 
     def _watch_failure(self, endpoint: str, failure: EtcdFailure) -> None:
         if failure.kind is Compacted:
             raise Compacted(f"etcd {endpoint}: {failure.message}: re-read, then watch again")
         if failure.kind is CoordError:
             raise CoordError(f"etcd {endpoint} refused the watch: {failure.message}")
-        raise _StreamBroken(f"{endpoint}: {failure.message}", no_leader=failure.kind is NoQuorum)
-
-    async def _stream_objects(
-        self, endpoint: str, response: aiohttp.ClientResponse
-    ) -> AsyncGenerator[Json]:
-        """Newline-delimited JSON objects; on ``watch_idle`` of silence, check the member is
-        alive (etcd's progress notifications come only every ~10 minutes)."""
-        buffer = b""
-        while True:
-            try:
-                async with asyncio.timeout(self._watch_idle):
-                    chunk = await response.content.readany()
-            except TimeoutError:
-                if not await self._alive(endpoint):
-                    raise _StreamBroken(f"{endpoint}: silent and not answering") from None
-                continue
-            except _TRANSPORT_ERRORS as exc:
-                raise _StreamBroken(f"{endpoint}: {_describe(exc)}") from exc
-            if not chunk:
-                if buffer.strip():  # an error answer may lack the final newline
-                    yield self._parse(endpoint, buffer)
-                raise _StreamBroken(f"{endpoint}: stream closed (HTTP {response.status})")
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                if line.strip():
-                    yield self._parse(endpoint, line)
-
-    async def _alive(self, endpoint: str) -> bool:
-        try:
-            body = await self._post_one(endpoint, "/maintenance/status", {})
-        except _EndpointFailed:
-            return False
-        return find_error(body) is None
+        raise StreamBroken(f"{endpoint}: {failure.message}", no_leader=failure.kind is NoQuorum)
 
     # --- transport ------------------------------------------------------------------------
 
@@ -415,7 +456,7 @@ class EtcdCoordinator:
         Each attempt is bounded by ``request_timeout``. See the module docstring for which
         failures move on to the next endpoint.
         """
-        if self._session is None:
+        if not self._transport.started:
             await self.connect()
         tried: list[str] = []
         no_quorum: EtcdFailure | None = None
@@ -425,8 +466,8 @@ class EtcdCoordinator:
             index = (self._current + step) % n
             endpoint = self._endpoints[index]
             try:
-                body = await self._post_one(endpoint, path, payload, stream=stream)
-            except _EndpointFailed as exc:
+                body = await self._transport.post(endpoint, path, payload, stream=stream)
+            except EndpointFailed as exc:
                 tried.append(str(exc))
                 last_exc = exc
                 if exc.maybe_sent and not idempotent:
@@ -447,7 +488,10 @@ class EtcdCoordinator:
                 continue
             if failure.kind is NoQuorum:
                 self._rotate(index)
-            raise failure.kind(f"etcd {endpoint}{path}: {failure.message}{_hint(failure)}")
+            raise failure.kind(
+                f"etcd {endpoint}{path}: {failure.message}{_hint(failure)}"
+                f"{access_fix(failure.message, self._user, self._scope)}"
+            )
         self._rotate(self._current)
         if no_quorum is not None:
             raise NoQuorum(
@@ -457,66 +501,6 @@ class EtcdCoordinator:
         raise Unreachable(
             f"etcd: no endpoint answered {path}: {'; '.join(tried)} — {_FIX}"
         ) from last_exc
-
-    async def _post_one(
-        self, endpoint: str, path: str, payload: Json, *, stream: bool = False
-    ) -> Json:
-        """One POST to one endpoint: the parsed answer (errors included), or `_EndpointFailed`.
-
-        For a streamed call only the first object is read and its ``result`` unwrapped.
-        """
-        timeout = aiohttp.ClientTimeout(total=self._request_timeout)
-        try:
-            url = endpoint + await self._api_prefix(endpoint) + path
-            async with self._require_session().post(
-                url, json=payload, headers=_LEADER_HEADER, timeout=timeout
-            ) as response:
-                raw = await (response.content.readline() if stream else response.read())
-        except aiohttp.ClientConnectorError as exc:
-            raise _EndpointFailed(endpoint, _describe(exc), maybe_sent=False) from exc
-        except _TRANSPORT_ERRORS as exc:
-            raise _EndpointFailed(endpoint, _describe(exc), maybe_sent=True) from exc
-        body = self._parse(endpoint, raw)
-        result = body.get("result")
-        return result if stream and isinstance(result, dict) else body
-
-    async def _api_prefix(self, endpoint: str) -> str:
-        """``/v3`` or ``/v3beta`` for this member, read once from ``GET /version``."""
-        if endpoint not in self._api:
-            timeout = aiohttp.ClientTimeout(total=self._request_timeout)
-            try:
-                async with self._require_session().get(
-                    endpoint + "/version", timeout=timeout
-                ) as response:
-                    doc = json.loads(await response.read())
-            except aiohttp.ClientConnectorError as exc:
-                raise _EndpointFailed(endpoint, _describe(exc), maybe_sent=False) from exc
-            except _TRANSPORT_ERRORS as exc:
-                raise _EndpointFailed(endpoint, _describe(exc), maybe_sent=False) from exc
-            if not isinstance(doc, dict):
-                raise _EndpointFailed(endpoint, "GET /version is not etcd's", maybe_sent=False)
-            try:
-                self._api[endpoint] = api_prefix(doc)
-            except CoordError as exc:
-                raise _EndpointFailed(endpoint, str(exc), maybe_sent=False) from exc
-        return self._api[endpoint]
-
-    @staticmethod
-    def _parse(endpoint: str, raw: bytes) -> Json:
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            raise _EndpointFailed(
-                endpoint, f"answered non-JSON {raw[:80]!r}", maybe_sent=True
-            ) from exc
-        if not isinstance(body, dict):
-            raise _EndpointFailed(endpoint, f"answered {raw[:80]!r}", maybe_sent=True)
-        return body
-
-    def _require_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise CoordError("etcd: the coordinator is closed or not connected")
-        return self._session
 
     def _rotate(self, failed_index: int) -> None:
         self._current = (failed_index + 1) % len(self._endpoints)
@@ -538,9 +522,6 @@ class EtcdCoordinator:
             )
 
 
-_CHEAP_RANGE: Json = {"key": b64(b"\x00"), "count_only": True}
-
-
 def _hint(failure: EtcdFailure) -> str:
     if failure.kind is LeaseExpired:
         return " (the lease expired or was revoked): grant a new lease"
@@ -549,3 +530,7 @@ def _hint(failure: EtcdFailure) -> str:
     if failure.kind is NoQuorum:
         return f": {_QUORUM_FIX}"
     return ""
+
+
+def _path(value: str | Path | None) -> Path | None:
+    return Path(value) if value is not None else None
