@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import secrets
 from pathlib import Path
 
-from hakeeper.config.secret_file import mode_problem
+from hakeeper.config.secret_file import create_private_file, read_private_file
 from hakeeper.errors import ConfigError
 
 PREFIX = "sha256:"
@@ -47,35 +46,21 @@ def token_matches(presented: str, token_hash: str) -> bool:
 
 def write_token_file(path: Path, token: str) -> None:
     """Create ``path`` (mode 0600) holding ``token``; an existing file is never overwritten."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    except FileExistsError:
-        raise ConfigError(
-            f"{path}: exists already; a token file is never overwritten (remove it first if "
-            "you mean to replace the token, or choose another --file)"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot create the token file ({exc.strerror})") from exc
-    with os.fdopen(fd, "w") as handle:
-        os.fchmod(handle.fileno(), 0o600)
-        handle.write(token + "\n")
+    create_private_file(
+        path,
+        token + "\n",
+        exists=f"{path}: exists already; a token file is never overwritten (remove it first "
+        "if you mean to replace the token, or choose another --file)",
+    )
 
 
 def read_token_file(path: Path) -> str:
     """The token in ``path``; a `ConfigError` naming the fix when missing, open or empty."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: no token file there (make one with `hakeeper lb token --file {path}`)"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot open the token file ({exc.strerror})") from exc
-    with os.fdopen(fd, "rb") as handle:
-        problem = mode_problem(path, os.fstat(handle.fileno()))
-        if problem is not None:
-            raise ConfigError(problem)
-        data = handle.read(4096)
+    data = read_private_file(
+        path,
+        4096,
+        missing=f"{path}: no token file there (make one with `hakeeper lb token --file {path}`)",
+    )
     lines = [line.strip() for line in data.decode("ascii", "replace").splitlines()]
     token = next((line for line in lines if line and not line.startswith("#")), "")
     if not _TOKEN.fullmatch(token):

@@ -9,14 +9,13 @@ run as printed.
 
 from __future__ import annotations
 
-import os
 import shlex
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from hakeeper.config.secret_file import write_secret_file
+from hakeeper.config.secret_file import create_private_file, write_secret_file
 from hakeeper.errors import ConfigError
 
 CONFIG_NAME = "cluster.toml"
@@ -82,14 +81,6 @@ def starter_config(secret_file: Path) -> str:
     return STARTER.format(secret=f"'{secret_file}'")
 
 
-def _write_new(path: Path, text: str) -> None:
-    """Create ``path`` with ``text`` (mode 0600: a cluster file may come to name fence
-    credentials); an existing file is never replaced."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-
-
 def next_steps(config: Path, secret: Path) -> str:
     c = shlex.quote(str(config))
     return f"""\
@@ -135,7 +126,8 @@ def init(
         target.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_secret_file(secret)
         try:
-            _write_new(config, text)
+            # Mode 0600 too: a cluster file may come to name fence credentials.
+            create_private_file(config, text, exists=f"{config}: exists already")
         except BaseException:
             secret.unlink()  # ours, just written: leave nothing half-done
             raise

@@ -82,22 +82,45 @@ def mode_problem(path: Path, st: os.stat_result) -> str | None:
     return None
 
 
-def read_secret_file(path: Path) -> ClusterSecret:
-    """The secrets in ``path``; a `ConfigError` naming the fix when it is missing or open."""
+def read_private_file(path: Path, limit: int, *, missing: str) -> bytes:
+    """At most ``limit`` bytes of a file only its owner may read (a secret, a password, a
+    token, credentials). Refuses a symbolic link and a file group or others may read or
+    write, each with the fix; ``missing`` is the whole message when there is no file."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: no cluster secret there (write one with `hakeeper init`, or copy the "
-            "secret file of another node there with mode 0600)"
-        ) from None
+        raise ConfigError(missing) from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot open the cluster secret ({exc.strerror})") from exc
+        raise ConfigError(f"{path}: cannot open ({exc.strerror})") from None
     with os.fdopen(fd, "rb") as handle:
         problem = mode_problem(path, os.fstat(handle.fileno()))
         if problem is not None:
             raise ConfigError(problem)
-        data = handle.read(64 * 1024)
+        return handle.read(limit)
+
+
+def create_private_file(path: Path, text: str, *, exists: str) -> None:
+    """Create ``path`` holding ``text``, mode 0600 whatever the umask; an existing file is
+    never replaced (``exists`` is the whole message then)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        raise ConfigError(exists) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot create ({exc.strerror})") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(text)
+
+
+def read_secret_file(path: Path) -> ClusterSecret:
+    """The secrets in ``path``; a `ConfigError` naming the fix when it is missing or open."""
+    data = read_private_file(
+        path,
+        64 * 1024,
+        missing=f"{path}: no cluster secret there (write one with `hakeeper init`, or copy "
+        "the secret file of another node there with mode 0600)",
+    )
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:
@@ -112,16 +135,12 @@ def write_secret_file(path: Path, secret: str | None = None) -> ClusterSecret:
     """Create ``path`` (mode 0600) with one secret; refuses to overwrite an existing file."""
     value = generate_secret() if secret is None else secret
     parsed = parse_secrets(value, str(path))
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    except FileExistsError:
-        raise ConfigError(
-            f"{path}: exists already; a cluster secret is never overwritten (remove it "
-            f"first if you mean to, or rotate: hakeeper secret rotate add --secret-file {path})"
-        ) from None
-    with os.fdopen(fd, "w") as handle:
-        os.fchmod(handle.fileno(), 0o600)
-        handle.write(value + "\n")
+    create_private_file(
+        path,
+        value + "\n",
+        exists=f"{path}: exists already; a cluster secret is never overwritten (remove it "
+        f"first if you mean to, or rotate: hakeeper secret rotate add --secret-file {path})",
+    )
     return parsed
 
 

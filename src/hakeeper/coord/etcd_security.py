@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from hakeeper.config.secret_file import mode_problem
+from hakeeper.config.secret_file import mode_problem, read_private_file
 from hakeeper.errors import ConfigError
 from hakeeper.model.cluster import Coordination
 
@@ -144,19 +144,14 @@ class EtcdSecurity:
         if path is None:
             raise ConfigError("etcd: no password_file is configured")
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise ConfigError(
-                f"etcd: password_file {path} does not exist: write the etcd user's password "
-                "into it as its first line, mode 0600"
-            ) from None
-        except OSError as exc:
-            raise ConfigError(f"etcd: cannot open password_file {path} ({exc.strerror})") from None
-        with os.fdopen(fd, "rb") as handle:
-            problem = mode_problem(path, os.fstat(handle.fileno()))
-            if problem is not None:
-                raise ConfigError(f"etcd: password_file {problem}")
-            data = handle.read(_PASSWORD_MAX + 1)
+            data = read_private_file(
+                path,
+                _PASSWORD_MAX + 1,
+                missing=f"{path} does not exist: write the etcd user's password into it as "
+                "its first line, mode 0600",
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"etcd: password_file {exc}") from None
         if len(data) > _PASSWORD_MAX:
             raise ConfigError(
                 f"etcd: password_file {path} is over {_PASSWORD_MAX} bytes: it must hold "

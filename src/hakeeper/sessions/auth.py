@@ -14,11 +14,10 @@ mode 0600 (or stricter) and owned by the server's user, like the cluster secret.
 from __future__ import annotations
 
 import hmac
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from hakeeper.config.secret_file import mode_problem
+from hakeeper.config.secret_file import read_private_file
 from hakeeper.errors import ConfigError
 
 MAX_AUTHFILE_BYTES = 1 << 20
@@ -50,18 +49,12 @@ class ClientAuth:
 
 def read_authfile(path: Path) -> ClientAuth:
     """The credentials in ``path``; a ConfigError naming the fix when it cannot be used."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError as exc:
-        raise ConfigError(
-            f"{path}: cannot open the client authfile ({exc.strerror}); write `user:password` "
-            f"lines there with mode 0600"
-        ) from exc
-    with os.fdopen(fd, "rb") as handle:
-        problem = mode_problem(path, os.fstat(handle.fileno()))
-        if problem is not None:
-            raise ConfigError(problem)
-        data = handle.read(MAX_AUTHFILE_BYTES + 1)
+    data = read_private_file(
+        path,
+        MAX_AUTHFILE_BYTES + 1,
+        missing=f"{path}: no client authfile there; write `user:password` lines there with "
+        "mode 0600",
+    )
     if len(data) > MAX_AUTHFILE_BYTES:
         raise ConfigError(f"{path}: larger than {MAX_AUTHFILE_BYTES} bytes; not an authfile")
     entries: list[tuple[bytes, bytes]] = []
