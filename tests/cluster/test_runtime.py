@@ -7,8 +7,10 @@ on two nodes at once.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from hakeeper.cluster.store import NodeFlags, Observed
+from hakeeper.errors import CoordError
 from hakeeper.lab.holders import describe, overlaps
 from hakeeper.lab.loopback import LoopbackCluster, Record, free_port_on, read_records
 
@@ -222,3 +225,57 @@ async def test_a_config_naming_a_missing_ocf_agent_is_rejected_and_changes_nothi
     assert where(after, "ghost") == []
     assert all(lab.running(n) for n in lab.names)
     assert "config_rejected" in lab.tails(200)
+
+
+async def rotate(secret_file: Path, step: str) -> None:
+    """One step of `hakeeper secret rotate`, as an operator runs it."""
+    argv = [sys.executable, "-m", "hakeeper", "secret", "rotate", step, "--secret-file"]
+    done = await asyncio.to_thread(
+        subprocess.run, [*argv, str(secret_file)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+
+
+async def test_a_secret_rotation_keeps_quorum_and_every_resource_running(
+    lab: LoopbackCluster,
+) -> None:
+    # The lab's nodes share one secret file, so every step reaches all of them at once; a
+    # group whose hosts step one by one is tests/coord/test_secret_rotation.py's.
+    before = await lab.observe()
+    agents = {n: lab.pid(n) for n in lab.names}
+    starts = [r for r in records(lab) if r.what == "start"]
+    store = await lab.store()
+    stop = asyncio.Event()
+
+    async def write_every_100ms() -> float:
+        """The longest time between two acknowledged writes while the secret rotates."""
+        longest, last = 0.0, time.monotonic()
+        for _ in range(1200):  # bounded: 2 minutes at most
+            if stop.is_set():
+                break
+            try:
+                await asyncio.wait_for(store.coord.put(f"{lab.keys.root}probe", b"x"), 10)
+            except (CoordError, TimeoutError):
+                pass
+            else:
+                longest, last = max(longest, time.monotonic() - last), time.monotonic()
+            await asyncio.sleep(0.1)
+        return longest
+
+    writer = asyncio.create_task(write_every_100ms())
+    try:
+        for step in ("add", "promote", "drop"):
+            await asyncio.sleep(2.0)
+            await rotate(lab.secret_file, step)
+        await asyncio.sleep(5.0)  # members close the links proved with the old secret, redial
+    finally:
+        stop.set()
+        longest = await writer
+
+    assert len(lab.secret_file.read_text().split()) == 1
+    assert longest < 5.0, f"writes stopped for {longest:.1f} s during the rotation"
+    assert {n: lab.pid(n) for n in lab.names} == agents
+    after = await lab.observe()
+    assert where(after, "singleton") == where(before, "singleton")
+    assert where(after, "web") == ["n1", "n2", "n3"]
+    assert [r for r in records(lab) if r.what == "start"] == starts
