@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import shlex
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
+
+from tests.conftest import require_binary
 
 
 @pytest.mark.slow
@@ -41,3 +47,49 @@ def test_cluster_demo_tour_fails_over_and_back_then_stops_everything() -> None:
     assert "failover: singleton now on n" in out
     assert "failback: singleton back on n1" in out
     assert "demo stopped" in out
+
+
+def _hints(log: Path, deadline: float) -> list[str]:
+    """The commands the live demo suggests, once it has printed them."""
+    while time.monotonic() < deadline:
+        text = log.read_text() if log.exists() else ""
+        if "hakeeper demo down" in text:
+            block = text.split("try, from another terminal:", 1)[1]
+            lines = [line.split("#", 1)[0].strip() for line in block.splitlines()]
+            return [line for line in lines[: lines.index("hakeeper demo down") + 1] if line]
+        time.sleep(0.5)
+    raise AssertionError(f"the demo printed no hints in time:\n{log.read_text()}")
+
+
+@pytest.mark.slow
+def test_every_command_the_live_demo_suggests_runs_as_printed(tmp_path: Path) -> None:
+    require_binary("curl")
+    # A demo directory of its own (demo_dir honours XDG_RUNTIME_DIR), a wide terminal.
+    env = {**os.environ, "COLUMNS": "200", "XDG_RUNTIME_DIR": str(tmp_path)}
+    log = tmp_path / "demo.out"
+    with log.open("w") as out:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "hakeeper", "demo"], stdout=out, stderr=subprocess.STDOUT,
+            env=env, start_new_session=True,
+        )  # fmt: skip
+    try:
+        hints = _hints(log, time.monotonic() + 180)
+        assert [h.split()[0] for h in hints] == ["curl", *["hakeeper"] * 5]
+        for hint in hints:
+            words = shlex.split(hint)
+            argv = words if words[0] == "curl" else [sys.executable, "-m", "hakeeper", *words[1:]]
+            if "--watch" in words:
+                watching = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env, text=True)
+                time.sleep(3.0)
+                assert watching.poll() is None, f"{hint} stopped at once"
+                watching.send_signal(signal.SIGINT)
+                shown, _ = watching.communicate(timeout=30)
+                assert "n1" in shown, hint
+                continue
+            done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+            assert done.returncode == 0, f"{hint}: {done.stdout}{done.stderr}"
+        assert up.wait(timeout=60) == 0  # `hakeeper demo down` ended it
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+            up.wait(timeout=30)

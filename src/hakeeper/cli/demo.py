@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -314,7 +315,7 @@ def _print_access(cluster: LoopbackCluster, web_port: int, singleton_port: int) 
         "  hakeeper demo kill n1      # power-cut n1; the singleton moves\n"
         "  hakeeper demo revive n1    # n1 comes back; the singleton returns to it\n"
         "  hakeeper demo status       # one status screen\n"
-        f"  hakeeper status --watch --config {cluster.config_path}\n"
+        f"  hakeeper status --watch --config {shlex.quote(str(cluster.config_path))}\n"
         "  hakeeper demo down         # stop everything"
     )
 
