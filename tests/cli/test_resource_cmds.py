@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from hakeeper.cli import config_apply, fence, node, resource
 from hakeeper.cli.main import app
 from hakeeper.cluster.store import ClusterStore, InstanceStatus
+from hakeeper.config import load_spec
 from hakeeper.errors import ConfigError
 from hakeeper.model.cluster import ClusterSpec
 from tests.cli.conftest import CLUSTER_TOML, KEYS, NOW, online, runs
@@ -197,6 +198,19 @@ async def test_config_apply_shows_the_plan_then_stores_the_text(
     assert await store.stored_config() == new.read_text()
     # The same file again: nothing to apply, nothing asked.
     assert await config_apply.apply_config(coord, spec, CLUSTER_TOML, new, lambda: False, NOW) == 0
+
+
+async def test_config_apply_never_shows_a_fence_password(
+    coord: LocalCoordinator, spec: ClusterSpec, tmp_path: Path
+) -> None:
+    device = '[fencing.devices.ipmi]\nagent = "fence_ipmilan"\nparams = {{ passwd = "{}" }}\n'
+    old, new = tmp_path / "old.toml", tmp_path / "new.toml"
+    old.write_text(CLUSTER_TOML + device.format("hunter2-old"))
+    new.write_text(CLUSTER_TOML + device.format("hunter2-new"))
+    current = load_spec(old)
+    plan = await config_apply.prepare(coord, current, old.read_text(), new, NOW)
+    assert any(line.startswith("+") and "passwd" in line for line in plan.diff)
+    assert not [line for line in plan.diff if "hunter2" in line]
 
 
 async def test_config_apply_loses_to_a_concurrent_apply(

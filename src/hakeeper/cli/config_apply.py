@@ -29,7 +29,8 @@ from hakeeper.cluster.scheduler import schedule
 from hakeeper.config import parse, to_spec, warnings
 from hakeeper.coord.base import Cmp, Coordinator, Put
 from hakeeper.errors import ConfigError
-from hakeeper.model.cluster import ClusterSpec
+from hakeeper.fencing.device import redact
+from hakeeper.model.cluster import ClusterSpec, FenceDevice
 from hakeeper.model.transition import Transition
 
 console = Console(soft_wrap=True)
@@ -95,14 +96,23 @@ async def prepare(
     store = cc.store_of(coord, current)
     kv = await coord.get(store.config_key)
     base_text, base_name = (kv.value.decode(), "stored config") if kv else (current_text, "current")
+    # A fence password written inline (hakeeper check warns about it) is never shown.
+    devices = current.fence_devices + new.fence_devices
     diff = tuple(
-        difflib.unified_diff(
+        _redacted(line, devices)
+        for line in difflib.unified_diff(
             base_text.splitlines(), text.splitlines(), base_name, str(path), lineterm=""
         )
     )
     observed = await store.observe(new, now)
     tr = schedule(apply_overrides(new, observed.target_roles), observed.state)
     return ApplyPlan(path, text, new, diff, kv.mod_revision if kv else 0, tr, tuple(notes))
+
+
+def _redacted(line: str, devices: tuple[FenceDevice, ...]) -> str:
+    for device in devices:
+        line = redact(line, {key: str(value) for key, value in device.params.items()})
+    return line
 
 
 async def write(coord: Coordinator, current: ClusterSpec, plan: ApplyPlan) -> bool:
