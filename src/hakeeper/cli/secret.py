@@ -26,6 +26,7 @@ from typing import Annotated
 
 import typer
 
+from hakeeper.cli import hints
 from hakeeper.config.secret_file import generate_secret, read_secret_file
 from hakeeper.errors import ConfigError
 
@@ -119,7 +120,7 @@ def add(
     typer.echo("Give every other host the same new secret: copy this file to the same path there")
     typer.echo("(mode 0600), or copy it anywhere and add its newest line there with --from.")
     typer.echo("Once every host holds it, run on each host:")
-    typer.echo(f"hakeeper secret rotate promote --secret-file {path}")
+    typer.echo(hints.hakeeper("secret", "rotate", "promote", "--secret-file", str(path)))
 
 
 @rotate_app.command("promote")
@@ -132,11 +133,11 @@ def promote(secret_file: SecretFileOption) -> None:
         raise _fail(exc) from exc
     if not changed:
         typer.echo(f"{path}: holds one secret only; add a new one first with:")
-        typer.echo(f"hakeeper secret rotate add --secret-file {path}")
+        typer.echo(hints.hakeeper("secret", "rotate", "add", "--secret-file", str(path)))
         return
     typer.echo(f"{path}: this host now proves the newest secret.")
     typer.echo("Once every host has promoted, run on each host:")
-    typer.echo(f"hakeeper secret rotate drop --secret-file {path}")
+    typer.echo(hints.hakeeper("secret", "rotate", "drop", "--secret-file", str(path)))
 
 
 @rotate_app.command("drop")
