@@ -11,7 +11,7 @@ import contextlib
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,6 @@ from hakeeper.sessions.client import SessionClient
 from hakeeper.sessions.position import Position, Role
 from tests.conftest import require_binary
 from tests.sessions.cluster import StoreCluster
-from tests.sessions.servers import start_memcached
 
 pytestmark = pytest.mark.slow
 
@@ -128,31 +127,20 @@ async def assert_alive_and_serving(cluster: StoreCluster, address: str) -> None:
     assert found.data == b"fine"
 
 
-@contextlib.contextmanager
-def memcached(tmp_path: Path) -> Iterator[str]:
-    require_binary("memcached")
-    proc, port = start_memcached(tmp_path)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.kill()
-
-
 async def test_every_hk_command_on_the_client_port_is_answered_as_memcached_does(
-    cluster: StoreCluster, tmp_path: Path
+    cluster: StoreCluster, memcached_address: str
 ) -> None:
     primary, replica, _ = cluster.addresses
     await store_value(primary, b"secret-session", b"alice's cart")
     before = await positions(cluster)
-    with memcached(tmp_path) as reference:
-        for command in HK_COMMANDS:
-            expected = exchange(reference, command)
-            assert expected.startswith(b"ERROR\r\n")
-            for address in (primary, replica):
-                reply = exchange(address, command)
-                # Byte for byte what memcached answers an unknown command: no dump, no STALE.
-                assert reply == expected, (command, reply)
-                assert b"alice's cart" not in reply
+    for command in HK_COMMANDS:
+        expected = exchange(memcached_address, command)
+        assert expected.startswith(b"ERROR\r\n")
+        for address in (primary, replica):
+            reply = exchange(address, command)
+            # Byte for byte what memcached answers an unknown command: no dump, no STALE.
+            assert reply == expected, (command, reply)
+            assert b"alice's cart" not in reply
     assert await positions(cluster) == before
     assert (await cluster.position(primary)).role is Role.PRIMARY
     await assert_alive_and_serving(cluster, primary)
