@@ -56,13 +56,8 @@ async def cluster(tmp_path: Path) -> AsyncIterator[StoreCluster]:
             str(REQUEST_TIMEOUT),
         ),
     )
-    try:
-        await asyncio.to_thread(store.start)
-        await store.promote_first()
-        await store.wait_replicated()
+    async with store.running():
         yield store
-    finally:
-        store.close()
 
 
 def exchange(address: str, data: bytes, wait: float = 0.5) -> bytes:

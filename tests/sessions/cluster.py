@@ -10,7 +10,9 @@ port (`control`) with the test directory's cluster secret, as the resource agent
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,6 +112,17 @@ class StoreCluster:
     async def position(self, address: str) -> Position:
         async with self.control(address) as client:
             return await client.position()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[StoreCluster]:
+        """Started, the first node promoted, every replica caught up; closed on the way out."""
+        try:
+            await asyncio.to_thread(self.start)
+            await self.promote_first()
+            await self.wait_replicated()
+            yield self
+        finally:
+            self.close()
 
     async def promote_first(self) -> None:
         self.epoch = 1

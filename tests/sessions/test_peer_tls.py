@@ -22,13 +22,8 @@ async def tls_cluster(tmp_path: Path) -> AsyncIterator[StoreCluster]:
     require_binary("openssl")
     cluster = StoreCluster(tmp_path, hosts=("127.0.0.71", "127.0.0.72", "127.0.0.73"))
     cluster.tls = peer_tls_files(tmp_path)
-    try:
-        await asyncio.to_thread(cluster.start)
-        await cluster.promote_first()
-        await cluster.wait_replicated()
+    async with cluster.running():
         yield cluster
-    finally:
-        cluster.close()
 
 
 async def test_store_replicates_and_forwards_over_peer_tls(tls_cluster: StoreCluster) -> None:
