@@ -25,7 +25,7 @@ from hakeeper.lab.loopback import LoopbackCluster, free_port_on, read_records
 from hakeeper.model.events import NodeFenced
 from hakeeper.model.timing import profile
 from tests.cluster.test_runtime import assert_never_two_holders as check_records
-from tests.cluster.test_runtime import runs_on, singleton_resources, where
+from tests.cluster.test_runtime import runs_on, singleton_resources
 from tests.conftest import require_binary
 
 pytestmark = pytest.mark.slow
@@ -54,7 +54,7 @@ async def cluster(
         await lab.start()
         await lab.wait_for(
             "the cluster to start everything",
-            lambda o: bool(where(o, "singleton")) and len(where(o, "web")) == 3,
+            lambda o: bool(o.running_on("singleton")) and len(o.running_on("web")) == 3,
         )
         yield lab
     finally:
@@ -101,7 +101,7 @@ def alive(pid: int | None, start_time: int | None) -> bool:
 
 def elsewhere(node: str) -> Callable[[Observed], bool]:
     def check(o: Observed) -> bool:
-        nodes = where(o, "singleton")
+        nodes = o.running_on("singleton")
         return len(nodes) == 1 and nodes != [node]
 
     return check
@@ -110,7 +110,7 @@ def elsewhere(node: str) -> Callable[[Observed], bool]:
 async def freeze_the_holder_until_the_singleton_moves(lab: LoopbackCluster) -> str:
     """Freeze the singleton's node, wait for the singleton elsewhere; the frozen agent must
     have been powered off by then. Returns the frozen node."""
-    holder = where(await lab.observe(), "singleton")[0]
+    holder = (await lab.observe()).running_on("singleton")[0]
     pid = lab.pid(holder)
     start_time = process_start_time(pid) if pid else None
     lab.freeze(holder)
@@ -165,7 +165,7 @@ async def test_a_holder_that_loses_quorum_stops_before_its_lease_can_expire_then
     tmp_path: Path,
 ) -> None:
     async with cluster(tmp_path) as lab:
-        holder = where(await lab.observe(), "singleton")[0]
+        holder = (await lab.observe()).running_on("singleton")[0]
         others = [n for n in lab.names if n != holder]
         ttl = profile(lab.spec.options.profile).member_ttl
         for node in others:
@@ -188,8 +188,8 @@ async def test_a_holder_that_loses_quorum_stops_before_its_lease_can_expire_then
             "every node back, web everywhere and the singleton running once",
             lambda o: (
                 len(o.members) == 3
-                and len(where(o, "singleton")) == 1
-                and len(where(o, "web")) == 3
+                and len(o.running_on("singleton")) == 1
+                and len(o.running_on("web")) == 3
             ),
             timeout=90,
         )
@@ -204,7 +204,7 @@ async def test_a_paused_agent_fenced_off_its_service_finds_itself_fenced_when_re
     tmp_path: Path,
 ) -> None:
     async with cluster(tmp_path, fence_scope="resources") as lab:
-        holder = where(await lab.observe(), "singleton")[0]
+        holder = (await lab.observe()).running_on("singleton")[0]
         frozen_at = time.monotonic()
         lab.freeze(holder)
         await lab.wait_for("the singleton to run elsewhere", elsewhere(holder), timeout=90)
@@ -216,7 +216,7 @@ async def test_a_paused_agent_fenced_off_its_service_finds_itself_fenced_when_re
             lambda o: (
                 holder in o.members
                 and not o.state.node(holder).fenced
-                and len(where(o, "web")) == 3
+                and len(o.running_on("web")) == 3
             ),
             timeout=90,
         )
@@ -233,7 +233,7 @@ async def test_killing_the_controller_mid_transition_still_converges_safely(
         kv = await store.coord.get(lab.keys.controller)
         assert kv is not None
         controller = kv.value.decode()
-        holder = where(await lab.observe(), "singleton")[0]
+        holder = (await lab.observe()).running_on("singleton")[0]
         target = next(n for n in lab.names if n not in (holder, controller))
         moved_at = time.monotonic()
 
@@ -269,7 +269,7 @@ async def test_the_real_fence_dummy_is_driven_through_the_protocol_before_recove
     status = tmp_path / "dummy.status"
     status.write_text("on")  # fence_dummy reads the word itself: no newline
     async with cluster(tmp_path, device=False, extra=DUMMY_DEVICE.format(status=status)) as lab:
-        holder = where(await lab.observe(), "singleton")[0]
+        holder = (await lab.observe()).running_on("singleton")[0]
         lab.crash(holder)
 
         await lab.wait_for("the singleton to run elsewhere", elsewhere(holder), timeout=90)
@@ -290,7 +290,7 @@ params = {{ targets_dir = "{tmp_path / "no-targets"}" }}
 retries = 0
 """
     async with cluster(tmp_path, device=False, extra=extra) as lab:
-        holder = where(await lab.observe(), "singleton")[0]
+        holder = (await lab.observe()).running_on("singleton")[0]
         lab.crash(holder)
 
         async def failed_attempts() -> int:
@@ -301,7 +301,7 @@ retries = 0
 
         await until_async(retried, "a failed fence to be retried", 60)
         blocked = await lab.observe()
-        assert where(blocked, "singleton") in ([], [holder])
+        assert blocked.running_on("singleton") in ([], [holder])
         # What `hakeeper status` shows: the scheduler still wants the fence first.
         decisions = schedule(lab.spec, blocked.state).decisions
         assert any(d.kind == "fence" and d.node == holder for d in decisions), decisions

@@ -45,19 +45,9 @@ resource = "web"
 """
 
 
-def where(observed: Observed, resource: str) -> list[str]:
-    return sorted(
-        s.node
-        for s in observed.statuses
-        if s.resource == resource
-        and s.role in ("started", "promoted")
-        and not observed.state.node(s.node).down
-    )
-
-
 def runs_on(resource: str, node: str | None = None) -> object:
     def check(observed: Observed) -> bool:
-        nodes = where(observed, resource)
+        nodes = observed.running_on(resource)
         return len(nodes) == 1 and (node is None or nodes == [node])
 
     return check
@@ -81,7 +71,7 @@ async def lab(tmp_path: Path) -> AsyncIterator[LoopbackCluster]:
         await cluster.start()
         await cluster.wait_for(
             "the cluster to start everything",
-            lambda o: bool(where(o, "singleton")) and len(where(o, "web")) == 3,
+            lambda o: bool(o.running_on("singleton")) and len(o.running_on("web")) == 3,
         )
         yield cluster
     finally:
@@ -93,24 +83,24 @@ def records(cluster: LoopbackCluster) -> list[Record]:
 
 
 async def test_a_crashed_nodes_singleton_waits_for_fencing_then_moves(lab: LoopbackCluster) -> None:
-    holder = where(await lab.observe(), "singleton")[0]
+    holder = (await lab.observe()).running_on("singleton")[0]
     lab.crash(holder)
 
     blocked = await lab.wait_for(
         f"{holder} to be seen lost", lambda o: o.state.node(holder).status == "lost"
     )
-    assert where(blocked, "singleton") in ([], [holder])
+    assert blocked.running_on("singleton") in ([], [holder])
     await lab.confirm_fenced(holder)
     moved = await lab.wait_for("the singleton to run elsewhere", runs_on("singleton"))
 
-    assert where(moved, "singleton") != [holder]
+    assert moved.running_on("singleton") != [holder]
     assert_never_two_holders(records(lab), lab)
 
 
 async def test_a_failed_monitor_restarts_in_place_then_moves_after_the_threshold(
     lab: LoopbackCluster,
 ) -> None:
-    holder = where(await lab.observe(), "singleton")[0]
+    holder = (await lab.observe()).running_on("singleton")[0]
 
     def kill_singleton_process() -> None:
         live = [r for r in records(lab) if r.what == "start"][-1]
@@ -129,32 +119,32 @@ async def test_a_failed_monitor_restarts_in_place_then_moves_after_the_threshold
     )
     kill_singleton_process()
     moved = await lab.wait_for(
-        "a move after two failures", lambda o: where(o, "singleton") not in ([], [holder])
+        "a move after two failures", lambda o: o.running_on("singleton") not in ([], [holder])
     )
 
-    assert len(where(moved, "singleton")) == 1
+    assert len(moved.running_on("singleton")) == 1
     assert_never_two_holders(records(lab), lab)
 
 
 async def test_standby_drains_a_node(lab: LoopbackCluster) -> None:
-    holder = where(await lab.observe(), "singleton")[0]
+    holder = (await lab.observe()).running_on("singleton")[0]
     store = await lab.store()
     await store.set_node_flags(holder, NodeFlags(standby=True))
 
     drained = await lab.wait_for(
         f"{holder} to run nothing",
         lambda o: (
-            holder not in where(o, "web")
+            holder not in o.running_on("web")
             and runs_on("singleton")(o)
-            and holder not in where(o, "singleton")
+            and holder not in o.running_on("singleton")
         ),
     )
-    assert len(where(drained, "web")) == 2
+    assert len(drained.running_on("web")) == 2
     assert_never_two_holders(records(lab), lab)
 
 
 async def test_a_move_from_the_cli_moves_the_singleton(lab: LoopbackCluster) -> None:
-    holder = where(await lab.observe(), "singleton")[0]
+    holder = (await lab.observe()).running_on("singleton")[0]
     target = next(n for n in lab.names if n != holder)
     store = await lab.store()
     await store.set_constraint("move", "singleton", target)
@@ -187,11 +177,11 @@ async def test_the_cluster_keeps_converging_after_the_controller_crashes(
 
 
 async def test_a_graceful_shutdown_hands_over_before_leaving(lab: LoopbackCluster) -> None:
-    holder = where(await lab.observe(), "singleton")[0]
+    holder = (await lab.observe()).running_on("singleton")[0]
     await lab.stop(holder)
 
     after = await lab.wait_for("the singleton elsewhere", runs_on("singleton"))
-    assert where(after, "singleton") != [holder]
+    assert after.running_on("singleton") != [holder]
     assert after.state.node(holder).status == "offline"
     assert_never_two_holders(records(lab), lab)
 
@@ -199,9 +189,11 @@ async def test_a_graceful_shutdown_hands_over_before_leaving(lab: LoopbackCluste
 async def test_a_revived_node_gets_its_clone_instance_back(lab: LoopbackCluster) -> None:
     lab.crash("n3")
     await lab.confirm_fenced("n3")
-    await lab.wait_for("n3's web instance gone", lambda o: "n3" not in where(o, "web"))
+    await lab.wait_for("n3's web instance gone", lambda o: "n3" not in o.running_on("web"))
     await lab.revive("n3")
-    await lab.wait_for("web on all three again", lambda o: where(o, "web") == ["n1", "n2", "n3"])
+    await lab.wait_for(
+        "web on all three again", lambda o: o.running_on("web") == ["n1", "n2", "n3"]
+    )
 
 
 async def test_an_applied_config_is_adopted_by_the_running_cluster(lab: LoopbackCluster) -> None:
@@ -222,7 +214,7 @@ async def test_a_config_naming_a_missing_ocf_agent_is_rejected_and_changes_nothi
     await store.coord.put(store.config_key, (lab.config_path.read_text() + good).encode())
 
     after = await lab.wait_for("the next good config to apply", runs_on("extra"))
-    assert where(after, "ghost") == []
+    assert after.running_on("ghost") == []
     assert all(lab.running(n) for n in lab.names)
     assert "config_rejected" in lab.tails(200)
 
@@ -276,6 +268,6 @@ async def test_a_secret_rotation_keeps_quorum_and_every_resource_running(
     assert longest < 5.0, f"writes stopped for {longest:.1f} s during the rotation"
     assert {n: lab.pid(n) for n in lab.names} == agents
     after = await lab.observe()
-    assert where(after, "singleton") == where(before, "singleton")
-    assert where(after, "web") == ["n1", "n2", "n3"]
+    assert after.running_on("singleton") == before.running_on("singleton")
+    assert after.running_on("web") == ["n1", "n2", "n3"]
     assert [r for r in records(lab) if r.what == "start"] == starts

@@ -41,6 +41,15 @@ async def test_a_fenced_node_is_down_and_its_statuses_are_not_instances() -> Non
     assert observed.state.instances == ()
 
 
+async def test_running_on_names_live_nodes_only() -> None:
+    store = await store_with_status("n1")
+    await store.report(InstanceStatus("db", "n2", 0, "stopped", 5, time.time()))
+    observed = await store.observe(SPEC, time.time())
+    assert observed.running_on("db") == ["n1"]
+    await store.confirm_fenced("n1", by="operator", now=time.time())
+    assert (await store.observe(SPEC, time.time())).running_on("db") == []
+
+
 async def test_a_fenced_node_that_rejoined_is_not_believed_until_it_clears_its_mark() -> None:
     store = await store_with_status("n1")
     await store.confirm_fenced("n1", by="operator", now=time.time())

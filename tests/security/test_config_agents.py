@@ -114,20 +114,12 @@ HOSTILE_CONFIGS = {
 }
 
 
-def web_on(observed: Observed) -> list[str]:
-    return sorted(
-        s.node
-        for s in observed.statuses
-        if s.resource == "web" and s.role == "started" and not observed.state.node(s.node).down
-    )
-
-
 @pytest.fixture
 async def lab(tmp_path: Path) -> AsyncIterator[LoopbackCluster]:
     cluster = LoopbackCluster(tmp_path, WEB_CLONE)
     try:
         await cluster.start()
-        await cluster.wait_for("web on every node", lambda o: web_on(o) == cluster.names)
+        await cluster.wait_for("web on every node", lambda o: o.running_on("web") == cluster.names)
         yield cluster
     finally:
         await cluster.close()
@@ -169,10 +161,10 @@ async def test_a_stored_config_that_cannot_load_is_refused_and_the_cluster_runs_
     # Every agent is alive and keeps the last good config: web still runs everywhere,
     # also on a node restarted while the stored config is the hostile one.
     assert all(lab.running(n) for n in lab.names), lab.tails(30)
-    assert web_on(await lab.observe()) == lab.names
+    assert (await lab.observe()).running_on("web") == lab.names
     await lab.stop("n2")
     await lab.start(["n2"])
-    await lab.wait_for("web back on n2", lambda o: web_on(o) == lab.names, timeout=90)
+    await lab.wait_for("web back on n2", lambda o: o.running_on("web") == lab.names, timeout=90)
     assert lab.running("n2")
     # A normal operation afterwards succeeds: a good config adds a resource.
     extra = '\n[resources.extra]\nagent = "ocf:heartbeat:Dummy"\n'

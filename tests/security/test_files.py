@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from hakeeper.cluster.store import Observed
 from hakeeper.config.file_modes import open_entries
 from hakeeper.lab.loopback import LoopbackCluster
 
@@ -33,14 +32,6 @@ resource = "app"
 """
 
 
-def running(observed: Observed, resource: str) -> list[str]:
-    return sorted(
-        s.node
-        for s in observed.statuses
-        if s.resource == resource and s.role == "started" and not observed.state.node(s.node).down
-    )
-
-
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.lstat().st_mode)
 
@@ -50,7 +41,7 @@ async def lab(tmp_path: Path) -> AsyncIterator[LoopbackCluster]:
     cluster = LoopbackCluster(tmp_path, RESOURCES)
     try:
         await cluster.start()
-        await cluster.wait_for("app on every node", lambda o: running(o, "app") == cluster.names)
+        await cluster.wait_for("app on every node", lambda o: o.running_on("app") == cluster.names)
         yield cluster
     finally:
         await cluster.close()
@@ -60,7 +51,7 @@ async def add_a_resource(lab: LoopbackCluster) -> None:
     store = await lab.store()
     extra = '\n[resources.extra]\nagent = "ocf:heartbeat:Dummy"\n'
     await store.coord.put(store.config_key, (lab.config_path.read_text() + extra).encode())
-    await lab.wait_for("the new resource to start", lambda o: len(running(o, "extra")) == 1)
+    await lab.wait_for("the new resource to start", lambda o: len(o.running_on("extra")) == 1)
 
 
 async def test_after_a_run_nothing_in_a_state_dir_is_readable_by_others(
@@ -90,7 +81,7 @@ async def test_a_state_dir_left_open_is_tightened_at_start(tmp_path: Path) -> No
     old.chmod(0o644)
     try:
         await cluster.start()
-        await cluster.wait_for("app on every node", lambda o: running(o, "app") == cluster.names)
+        await cluster.wait_for("app on every node", lambda o: o.running_on("app") == cluster.names)
         assert (mode(state), mode(state / "raft"), mode(old)) == (0o700, 0o700, 0o600)
         assert open_entries(state) == []
         assert "event=state_dir_tightened" in cluster.tails(400)

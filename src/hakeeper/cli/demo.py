@@ -38,7 +38,6 @@ from rich.table import Table
 
 from hakeeper.agents.procfs import process_start_time
 from hakeeper.cli.status import collect_status, render, watch_status
-from hakeeper.cluster.store import Observed
 from hakeeper.coord.base import Coordinator
 from hakeeper.errors import CoordError, HakeeperError
 from hakeeper.lab.fence_agent import read_offs, write_target
@@ -143,17 +142,6 @@ score = 100
 """
 
 
-def where(observed: Observed, resource: str) -> list[str]:
-    """The live nodes ``resource`` runs on."""
-    return sorted(
-        s.node
-        for s in observed.statuses
-        if s.resource == resource
-        and s.role in ("started", "promoted")
-        and not observed.state.node(s.node).down
-    )
-
-
 def _state_file(base: Path) -> Path:
     return base / "demo.json"
 
@@ -237,7 +225,7 @@ async def _up_async(base: Path, profile: str, *, watch: bool) -> None:
         _record_up(cluster, web_port, singleton_port)
         await cluster.wait_for(
             "web on all three nodes and the singleton on n1",
-            lambda o: where(o, "web") == list(NODES) and where(o, "singleton") == ["n1"],
+            lambda o: o.running_on("web") == list(NODES) and o.running_on("singleton") == ["n1"],
             timeout=STEP_TIMEOUT,
         )
         console.print(f"everything runs after {time.monotonic() - started:.1f} s\n")
@@ -335,7 +323,7 @@ async def _tour(cluster: LoopbackCluster, singleton_port: int) -> None:
     try:
         await probe.wait_served_after(time.monotonic(), STEP_TIMEOUT)
         await asyncio.sleep(1.0)
-        holder = where(await cluster.observe(), "singleton")[0]
+        holder = (await cluster.observe()).running_on("singleton")[0]
         console.rule(f"[bold red]{holder} hangs[/bold red]")
         console.print(
             f"SIGSTOP of {holder}'s agent (pid {cluster.pid(holder)}): it stops renewing its "
@@ -346,10 +334,10 @@ async def _tour(cluster: LoopbackCluster, singleton_port: int) -> None:
         cluster.freeze(holder)
         moved = await cluster.wait_for(
             "the singleton to run elsewhere",
-            lambda o: len(where(o, "singleton")) == 1 and where(o, "singleton") != [holder],
+            lambda o: len(o.running_on("singleton")) == 1 and o.running_on("singleton") != [holder],
             timeout=STEP_TIMEOUT,
         )
-        new_holder = where(moved, "singleton")[0]
+        new_holder = moved.running_on("singleton")[0]
         await probe.wait_served_after(time.monotonic(), STEP_TIMEOUT)
         # The hung node's singleton kept answering until the fence: the outage runs from its
         # last answer to the new holder's first.
@@ -372,14 +360,14 @@ async def _tour(cluster: LoopbackCluster, singleton_port: int) -> None:
         await cluster.revive(holder)
         back = await cluster.wait_for(
             f"the singleton back on {holder}",
-            lambda o: where(o, "singleton") == [holder] and holder in where(o, "web"),
+            lambda o: o.running_on("singleton") == [holder] and holder in o.running_on("web"),
             timeout=STEP_TIMEOUT,
         )
         await probe.wait_served_after(time.monotonic(), STEP_TIMEOUT)
         console.print(
             f"[bold green]failback:[/bold green] singleton back on {holder} "
             f"{time.monotonic() - revived:.2f} s after the revive (failback = auto, location "
-            f"prefers n1); web on {', '.join(where(back, 'web'))}"
+            f"prefers n1); web on {', '.join(back.running_on('web'))}"
         )
         await _show(cluster)
     finally:

@@ -143,6 +143,16 @@ class Observed:
     target_roles: Mapping[str, TargetRole]
     revision: int
 
+    def running_on(self, resource: str) -> list[str]:
+        """The nodes not down whose status shows ``resource`` started or promoted, sorted."""
+        return sorted(
+            s.node
+            for s in self.statuses
+            if s.resource == resource
+            and s.role in ("started", "promoted")
+            and not self.state.node(s.node).down
+        )
+
 
 class ClusterStore:
     """Reads and writes the cluster's records; every read of the whole is one revision."""
