@@ -31,11 +31,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from hakeeper.cluster.store import Observed
 from hakeeper.lab.loopback import HttpProbe, LoopbackCluster, free_port_on
+from hakeeper.runtime.store import Observed
 
 #: setting -> (profile, [fencing] suspect_after): "+suspect" fences a member whose renewals
-#: stopped that long, before its lease expires (hakeeper.cluster.suspicion).
+#: stopped that long, before its lease expires (hakeeper.runtime.suspicion).
 SETTINGS: dict[str, tuple[str, float | None]] = {
     "fast": ("fast", None),
     "fast+suspect": ("fast", 0.3),

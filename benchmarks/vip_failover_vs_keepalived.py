@@ -52,7 +52,7 @@ BEFORE_FAULT = 1.0
 AFTER_RECOVERY = 0.3
 DUAL_WINDOW = 6.0  # "process only": how long to watch both holders after the fault
 #: setting -> (profile, [fencing] suspect_after): "+suspect" fences a member whose renewals
-#: stopped that long, before its lease expires (hakeeper.cluster.suspicion).
+#: stopped that long, before its lease expires (hakeeper.runtime.suspicion).
 HAKEEPER: dict[str, tuple[str, float | None]] = {
     "hakeeper default": ("default", None),
     "hakeeper fast": ("fast", None),

@@ -10,8 +10,9 @@ from hakeeper.balancer.clone_backends import CloneFollower, live_servers
 from hakeeper.balancer.config import BackendSpec, ServerSpec, parse_config
 from hakeeper.balancer.servers import Backend
 from hakeeper.balancer.service import Balancer
-from hakeeper.cluster.keys import KeySpace
-from hakeeper.cluster.store import ClusterStore, InstanceStatus
+from hakeeper.model.records import InstanceStatus
+from hakeeper.runtime.keys import KeySpace
+from hakeeper.runtime.store import ClusterStore
 from tests.fakes import LocalCoordinator
 
 ADDRESSES = {"n1": "127.0.0.11", "n2": "127.0.0.12", "n3": "127.0.0.13"}

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 from hakeeper.cli import cluster_client
-from hakeeper.cluster.keys import KeySpace
-from hakeeper.cluster.store import Assignment, ClusterStore, InstanceStatus, Placement
 from hakeeper.config import load_spec
 from hakeeper.config.secret_file import write_secret_file
 from hakeeper.coord.base import Coordinator
 from hakeeper.model.cluster import ClusterSpec
+from hakeeper.model.records import Assignment, InstanceStatus, Placement
 from hakeeper.model.state import Role
+from hakeeper.runtime.keys import KeySpace
+from hakeeper.runtime.store import ClusterStore, encode_assignment
 from tests.fakes import LocalCoordinator
 
 CLUSTER_TOML = """\
@@ -111,4 +112,4 @@ async def runs(
 
 async def assign(coord: LocalCoordinator, resource: str, *nodes: str) -> None:
     placements = tuple(Placement(n, "started", i) for i, n in enumerate(nodes))
-    await coord.put(KEYS.assignment(resource), Assignment(resource, placements).encode())
+    await coord.put(KEYS.assignment(resource), encode_assignment(Assignment(resource, placements)))

@@ -8,14 +8,14 @@ import pytest
 from typer.testing import CliRunner
 
 from hakeeper.cli.main import app
-from hakeeper.cluster import agent as agent_module
-from hakeeper.cluster.agent import Agent
 from hakeeper.config.loader import spec_from_text
 from hakeeper.config.secret_file import write_secret_file
 from hakeeper.errors import Unreachable
 from hakeeper.fencing.watchdog import Watchdog
 from hakeeper.model.cluster import WatchdogSpec
 from hakeeper.model.timing import profile
+from hakeeper.runtime import daemon as daemon_module
+from hakeeper.runtime.daemon import NodeDaemon
 
 
 def test_a_required_watchdog_that_is_missing_stops_the_agent_before_it_joins(
@@ -70,8 +70,8 @@ async def test_an_agent_that_fails_to_start_disarms_its_watchdog(
     async def unreachable(*args: object, **kwargs: object) -> None:
         raise Unreachable("no engine in this test")
 
-    monkeypatch.setattr(agent_module, "open_coordinator", unreachable)
+    monkeypatch.setattr(daemon_module, "open_coordinator", unreachable)
     with pytest.raises(Unreachable):
-        await Agent(spec, "n1", tmp_path, watchdog=watchdog).run()
+        await NodeDaemon(spec, "n1", tmp_path, watchdog=watchdog).run()
 
     assert device.disarmed, "a start-up failure left the watchdog counting down"

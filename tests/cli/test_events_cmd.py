@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from hakeeper.cli.events import follow_events, read_events
 from hakeeper.cli.main import app
-from hakeeper.cluster.events_log import EventLog
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.events import Event, NodeJoined, NodeLost, ResourceStarted, from_json
+from hakeeper.runtime.events_log import EventLog
 from tests.cli.conftest import KEYS
 from tests.fakes import LocalCoordinator
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from hakeeper.cli import fence
-from hakeeper.cluster.events_log import EventLog
-from hakeeper.cluster.store import ClusterStore
 from hakeeper.config.loader import spec_from_text
 from hakeeper.model.events import NodeFenced
+from hakeeper.runtime.events_log import EventLog
+from hakeeper.runtime.store import ClusterStore
 from tests.cli.conftest import CLUSTER_TOML, KEYS, NOW
 from tests.conftest import require_binary
 from tests.fakes import LocalCoordinator

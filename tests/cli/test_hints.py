@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from hakeeper.cli import hints
 from hakeeper.cli.main import app
-from hakeeper.cluster.store import ClusterStore
 from hakeeper.model.cluster import ClusterSpec
+from hakeeper.runtime.store import ClusterStore
 from tests.cli.conftest import NOW, online
 from tests.fakes import LocalCoordinator
 

@@ -11,10 +11,11 @@ from typer.testing import CliRunner
 
 from hakeeper.cli import config_apply, fence, node, resource
 from hakeeper.cli.main import app
-from hakeeper.cluster.store import ClusterStore, InstanceStatus
 from hakeeper.config import load_spec
 from hakeeper.errors import ConfigError
 from hakeeper.model.cluster import ClusterSpec
+from hakeeper.model.records import InstanceStatus
+from hakeeper.runtime.store import ClusterStore
 from tests.cli.conftest import CLUSTER_TOML, KEYS, NOW, online, runs
 from tests.fakes import LocalCoordinator
 

@@ -14,12 +14,12 @@ from typer.testing import CliRunner
 
 from hakeeper.cli.main import app
 from hakeeper.cli.status import collect_status, render, watch_status
-from hakeeper.cluster.election import ControllerElection
-from hakeeper.cluster.events_log import EventLog
-from hakeeper.cluster.store import ClusterStore
 from hakeeper.errors import NoQuorum
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.events import NodeFenced
+from hakeeper.runtime.election import ControllerElection
+from hakeeper.runtime.events_log import EventLog
+from hakeeper.runtime.store import ClusterStore
 from tests.cli.conftest import KEYS, NOW, assign, online, runs
 from tests.fakes import LocalCoordinator
 

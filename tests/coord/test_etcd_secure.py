@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from hakeeper.cluster.connect import open_coordinator
 from hakeeper.coord.base import Cmp, Put
 from hakeeper.coord.etcd import EtcdCoordinator
 from hakeeper.errors import ConfigError, CoordError
 from hakeeper.lab.etcd_cluster import EtcdCluster
 from hakeeper.lab.etcd_pki import CertPair, LabCA
 from hakeeper.model.cluster import ClusterOptions, ClusterSpec, Coordination
+from hakeeper.runtime.connect import open_coordinator
 from tests.conftest import require_binary
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]

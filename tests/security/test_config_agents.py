@@ -16,8 +16,6 @@ from typing import Any
 import pytest
 
 from hakeeper.cli.status import collect_status
-from hakeeper.cluster.events_log import EventLog
-from hakeeper.cluster.store import Observed
 from hakeeper.config import parse
 from hakeeper.errors import ConfigError
 from hakeeper.fencing.device import FenceDevice, PowerState
@@ -25,6 +23,8 @@ from hakeeper.fencing.fence_agents import FenceAgentRunner
 from hakeeper.fencing.topology import Fencer, FencingPlan
 from hakeeper.lab.loopback import LoopbackCluster
 from hakeeper.model.events import ConfigRefused
+from hakeeper.runtime.events_log import EventLog
+from hakeeper.runtime.store import Observed
 from tests.conftest import require_binary
 
 INJECTED = "n1\naction=on"

@@ -17,10 +17,11 @@ from collections.abc import Iterable, Mapping
 
 from hakeeper.balancer.config import ServerSpec
 from hakeeper.balancer.servers import Backend
-from hakeeper.cluster.keys import KeySpace
-from hakeeper.cluster.store import InstanceStatus
 from hakeeper.coord.base import KV, Coordinator
 from hakeeper.errors import CoordError
+from hakeeper.model.records import InstanceStatus
+from hakeeper.runtime.keys import KeySpace
+from hakeeper.runtime.store import decode_status
 
 log = logging.getLogger("hakeeper.balancer")
 
@@ -73,7 +74,7 @@ class CloneFollower:
                 members.add(kv.key[len(self.keys.members) :])
             elif kv.key.startswith(self.keys.status):
                 try:
-                    statuses.append(InstanceStatus.decode(kv, self.keys))
+                    statuses.append(decode_status(kv, self.keys))
                 except (ValueError, KeyError, TypeError):
                     continue  # a torn or foreign record names no server
         return live_servers(statuses, members, self.addresses, self.resource, self.port)

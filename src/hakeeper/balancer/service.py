@@ -37,9 +37,9 @@ async def follow_clone(backend: Backend) -> None:
     """Keep ``backend``'s servers equal to its clone's live instances (a store client)."""
     # Imported here: a standalone balancer never loads the cluster runtime and its engines.
     from hakeeper.balancer.clone_backends import CloneFollower
-    from hakeeper.cluster.connect import open_coordinator
-    from hakeeper.cluster.keys import KeySpace
     from hakeeper.config.loader import load_spec
+    from hakeeper.runtime.connect import open_coordinator
+    from hakeeper.runtime.keys import KeySpace
 
     clone = backend.spec.clone
     assert clone is not None

@@ -28,19 +28,19 @@ from hakeeper.balancer.config import insecure_settings
 from hakeeper.balancer.config import load_config as load_balancer_config
 from hakeeper.cli import cluster_client as cc
 from hakeeper.cli.cluster_client import ConfigOption, JsonOption
-from hakeeper.cluster.safety_checks import Finding, safety_findings
-from hakeeper.cluster.security_checks import (
+from hakeeper.config import load, warnings
+from hakeeper.config.loader import to_spec
+from hakeeper.config.schema import ClusterFile
+from hakeeper.errors import ConfigError
+from hakeeper.model.cluster import ClusterSpec
+from hakeeper.runtime.safety_checks import Finding, safety_findings
+from hakeeper.runtime.security_checks import (
     DEFAULT_STATE_ROOT,
     etcd_findings,
     fence_password_findings,
     secret_findings,
     state_findings,
 )
-from hakeeper.config import load, warnings
-from hakeeper.config.loader import to_spec
-from hakeeper.config.schema import ClusterFile
-from hakeeper.errors import ConfigError
-from hakeeper.model.cluster import ClusterSpec
 
 console = Console(soft_wrap=True)
 

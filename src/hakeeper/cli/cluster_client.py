@@ -25,14 +25,14 @@ import typer
 
 from hakeeper.cli import hints
 from hakeeper.cli.hints import DEFAULT_CONFIG as DEFAULT_CONFIG  # the commands' default
-from hakeeper.cluster.connect import open_coordinator
-from hakeeper.cluster.keys import KeySpace
-from hakeeper.cluster.store import ClusterStore
 from hakeeper.config import load_spec
 from hakeeper.config.loader import spec_from_text
 from hakeeper.coord.base import KV, Cmp, Coordinator, Lease, Op, TxnResult, WatchEvent
 from hakeeper.errors import ConfigError, CoordError, HakeeperError, NoQuorum, Unreachable
 from hakeeper.model.cluster import ClusterSpec
+from hakeeper.runtime.connect import open_coordinator
+from hakeeper.runtime.keys import KeySpace
+from hakeeper.runtime.store import ClusterStore
 
 #: Deadline of one engine call. Generous against a leader change (a few election timeouts of
 #: the ``wan`` profile), short enough that a script learns "unreachable" within seconds.

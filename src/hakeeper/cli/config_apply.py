@@ -24,14 +24,14 @@ from rich.console import Console
 
 from hakeeper.cli import cluster_client as cc
 from hakeeper.cli.cluster_client import ConfigOption
-from hakeeper.cluster.overrides import apply_overrides
-from hakeeper.cluster.scheduler import schedule
 from hakeeper.config import parse, to_spec, warnings
 from hakeeper.coord.base import Cmp, Coordinator, Put
 from hakeeper.errors import ConfigError
 from hakeeper.fencing.device import redact
 from hakeeper.model.cluster import ClusterSpec, FenceDevice
 from hakeeper.model.transition import Transition
+from hakeeper.policy.scheduler import schedule
+from hakeeper.runtime.overrides import apply_overrides
 
 console = Console(soft_wrap=True)
 

@@ -1,7 +1,7 @@
 """`hakeeper fence NODE` (through the fence devices) and `hakeeper fence --confirm NODE`.
 
 ``fence NODE`` is Pacemaker's ``stonith_admin --fence``: the configured devices, levels,
-retries and delays, exactly as the controller uses them (`hakeeper.cluster.fence_plan`); on
+retries and delays, exactly as the controller uses them (`hakeeper.runtime.fence_plan`); on
 success the node is marked fenced and the controller may recover what it ran.
 
 ``--confirm`` is the manual path (``stonith_admin --confirm``): after checking by hand that a
@@ -20,14 +20,14 @@ from rich.console import Console
 from hakeeper.cli import cluster_client as cc
 from hakeeper.cli import hints
 from hakeeper.cli.cluster_client import ConfigOption
-from hakeeper.cluster.events_log import EventLog
-from hakeeper.cluster.fence_plan import devices_used, fencer_of
 from hakeeper.coord.base import Coordinator
 from hakeeper.errors import ConfigError, CoordError
 from hakeeper.fencing.device import FenceAction
 from hakeeper.fencing.topology import Fencer
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.events import NodeFenced
+from hakeeper.runtime.events_log import EventLog
+from hakeeper.runtime.fence_plan import devices_used, fencer_of
 
 console = Console(soft_wrap=True)
 

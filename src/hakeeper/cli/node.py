@@ -15,9 +15,9 @@ from rich.console import Console
 
 from hakeeper.cli import cluster_client as cc
 from hakeeper.cli.cluster_client import ConfigOption
-from hakeeper.cluster.store import NodeFlags
 from hakeeper.coord.base import Coordinator
 from hakeeper.model.cluster import ClusterSpec
+from hakeeper.model.records import NodeFlags
 
 app = typer.Typer(
     help="Put nodes in standby or maintenance, and back online.", no_args_is_help=True

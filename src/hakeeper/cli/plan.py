@@ -21,13 +21,13 @@ from rich.table import Table
 
 from hakeeper.cli import cluster_client
 from hakeeper.cli.status import observe_live
-from hakeeper.cluster.scheduler import schedule
-from hakeeper.cluster.simulate import questions, what_if
 from hakeeper.config import load, to_spec
 from hakeeper.errors import ConfigError, CoordError
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.state import ClusterState, NodeState, state_from_dict
 from hakeeper.model.transition import Transition
+from hakeeper.policy.scheduler import schedule
+from hakeeper.policy.simulate import questions, what_if
 
 console = Console(soft_wrap=True)
 

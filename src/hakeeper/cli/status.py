@@ -27,16 +27,16 @@ from rich.text import Text
 
 from hakeeper.cli import cluster_client as cc
 from hakeeper.cli.cluster_client import ConfigOption, JsonOption
-from hakeeper.cluster.election import Controller, ControllerElection
-from hakeeper.cluster.events_log import EventLog
-from hakeeper.cluster.overrides import apply_overrides
-from hakeeper.cluster.scheduler import schedule
-from hakeeper.cluster.store import Observed
 from hakeeper.coord.base import Coordinator
 from hakeeper.errors import CoordError
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.events import NodeFenced
 from hakeeper.model.transition import Decision, Transition
+from hakeeper.policy.scheduler import schedule
+from hakeeper.runtime.election import Controller, ControllerElection
+from hakeeper.runtime.events_log import EventLog
+from hakeeper.runtime.overrides import apply_overrides
+from hakeeper.runtime.store import Observed
 
 #: Decisions that explain why something does not run where it should.
 WHY = ("blocked", "cannot-run", "unmanaged", "frozen", "stop", "no-quorum", "self-fenced")

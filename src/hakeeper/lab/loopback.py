@@ -22,9 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hakeeper.agents.procfs import process_start_time
-from hakeeper.cluster.connect import open_coordinator
-from hakeeper.cluster.keys import KeySpace
-from hakeeper.cluster.store import ClusterStore, Observed
 from hakeeper.config.loader import load_spec
 from hakeeper.coord.base import Coordinator
 from hakeeper.errors import CoordError, HakeeperError
@@ -32,6 +29,9 @@ from hakeeper.lab.cluster_secret import lab_secret_file
 from hakeeper.lab.fence_agent import LoopbackTarget, ProcessRef, read_offs, write_target
 from hakeeper.lab.processes import ManagedProcess
 from hakeeper.model.cluster import ClusterSpec
+from hakeeper.runtime.connect import open_coordinator
+from hakeeper.runtime.keys import KeySpace
+from hakeeper.runtime.store import ClusterStore, Observed
 
 
 def node_address(index: int) -> str:

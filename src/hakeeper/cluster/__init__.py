@@ -1,1 +1,0 @@
-"""The cluster brain: the scheduler (pure) now; the controller and agent loops later."""

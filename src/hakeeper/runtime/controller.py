@@ -1,0 +1,456 @@
+"""The controller: snapshot → scheduler → one wave of actions → confirm → again.
+
+Runs only on the node holding the controller key, for as long as its term holds. Each cycle
+reads one snapshot, asks the pure scheduler for the transition, and dispatches only the
+actions that depend on nothing (the first *wave*): fences run here, resource actions become
+one assignment write guarded by the term (its revision is the new epoch). It then waits until
+every dispatched action is confirmed by the node that runs it (its status shows the result
+under an epoch at least as new), failed, or abandoned (the node went away, the op's timeout
+passed), and schedules again from a fresh snapshot. So cross-node order holds by
+construction (fence, then stop, then start) and every decision sees what really happened
+(Pacemaker recomputes after every event the same way).
+
+A change anywhere under the cluster prefix wakes the loop at once; a periodic recheck covers
+time-based rules (failure_timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from hakeeper.coord.base import Put
+from hakeeper.errors import CoordError, HakeeperError
+from hakeeper.fencing.topology import Fencer
+from hakeeper.model.cluster import ClusterSpec
+from hakeeper.model.events import (
+    ControllerElected,
+    Event,
+    FailoverFinished,
+    FailoverStarted,
+    NodeFenced,
+    NodeJoined,
+    NodeLost,
+)
+from hakeeper.model.records import Assignment, InstanceStatus, Placement
+from hakeeper.model.transition import Action, Decision
+from hakeeper.policy.scheduler import schedule
+from hakeeper.runtime.election import ControllerElection
+from hakeeper.runtime.events_log import EventLog
+from hakeeper.runtime.fence_plan import devices_used
+from hakeeper.runtime.overrides import apply_overrides
+from hakeeper.runtime.store import ClusterStore, Observed, encode_assignment
+
+log = logging.getLogger(__name__)
+
+Verdict = Literal["done", "failed", "pending"]
+RECHECK_INTERVAL = 5.0
+FENCE_RETRY_INTERVAL = 2.0
+ACTION_SLACK = 5.0
+
+
+class Deposed(HakeeperError):
+    """This node's controller term ended (another controller, or the key is gone)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    action: Action
+    epoch: int
+    deadline: float  # monotonic
+
+
+class Controller:
+    def __init__(
+        self,
+        *,
+        node: str,
+        term: int,
+        spec: Callable[[], ClusterSpec],
+        store: ClusterStore,
+        election: ControllerElection,
+        events: EventLog,
+        fencer: Callable[[ClusterSpec], Fencer | None],
+        wall: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._node = node
+        self._term = term
+        self._spec = spec
+        self._store = store
+        self._election = election
+        self._events = events
+        self._fencer = fencer
+        self._wall = wall
+        self._clock = clock
+        self._changed = asyncio.Event()
+        self._members: frozenset[str] | None = None
+        self._lost_since: dict[str, float] = {}
+        self._decisions: set[Decision] = set()
+
+    async def run(self) -> None:
+        """Control the cluster until deposed (raises `Deposed`)."""
+        log.info("event=controller_start node=%s term=%d", self._node, self._term)
+        await self._emit(ControllerElected(ts=self._wall(), node=self._node, term=self._term))
+        async with asyncio.TaskGroup() as tasks:
+            watcher = tasks.create_task(self._watch_changes(), name="controller-watch")
+            try:
+                while True:
+                    await self.cycle()
+            finally:
+                watcher.cancel()
+
+    async def cycle(self) -> None:
+        """One transition: run its DAG wave by wave, or wait for a change.
+
+        The whole graph runs, not only its first wave: a restart in place is a stop and a
+        start on the same node, and rescheduling after the stop would lose that intent.
+        The transition is abandoned (and the next cycle schedules afresh) when an action
+        fails or something unexpected happens: a node joins or leaves, an instance fails."""
+        self._changed.clear()
+        spec, observed = await self._observe()
+        await self._track_membership(observed)
+        transition = schedule(spec, observed.state)
+        self._log_decisions(transition.decisions)
+        actions = transition.actions
+        done = {i for i, a in enumerate(actions) if a.kind == "monitor"}
+        pruned = _pruned(observed)
+        if len(done) == len(actions) and not pruned:
+            await self._wait_for_change(RECHECK_INTERVAL)
+            return
+        first, current = observed, observed
+        while True:
+            ready = [
+                i for i in range(len(actions))
+                if i not in done and set(transition.needs(i)) <= done
+            ]  # fmt: skip
+            if not ready and not pruned:
+                return
+            wave = [actions[i] for i in ready]
+            retract = _retractions(spec, current, wave)
+            if retract:
+                # The node the assignment still names must answer under a new epoch that
+                # it runs nothing before the exclusive resource starts elsewhere.
+                log.info("event=retract actions=%r", [a.key for a in retract])
+                retracting = await self._dispatch(spec, current, retract, pruned)
+                pruned = {}
+                if any(v != "done" for v in (await self._confirm(first, retracting)).values()):
+                    log.info("event=transition_abandoned reason=retraction_unanswered")
+                    return
+                spec, current = await self._observe()
+            log.info("event=wave actions=%r", [a.key for a in wave])
+            fenced = await self._fence_all(spec, [a for a in wave if a.kind == "fence"])
+            in_flight = await self._dispatch(
+                spec, current, [a for a in wave if a.kind != "fence"], pruned
+            )
+            pruned = {}
+            verdicts = {**fenced, **await self._confirm(first, in_flight)}
+            done |= {i for i in ready if verdicts.get(actions[i].key) == "done"}
+            if any(verdicts.get(actions[i].key) != "done" for i in ready):
+                log.info("event=transition_abandoned reason=action_failed")
+                return
+            spec, current = await self._observe()
+            if _unexpected(first, current):
+                log.info("event=transition_abandoned reason=cluster_changed")
+                return
+
+    # --- observing ----------------------------------------------------------------------------
+
+    async def _observe(self) -> tuple[ClusterSpec, Observed]:
+        spec = self._spec()
+        observed = await self._store.observe(spec, self._wall())
+        spec = apply_overrides(spec, observed.target_roles)
+        return spec, observed
+
+    async def _watch_changes(self) -> None:
+        async with contextlib.aclosing(self._store.coord.watch(self._store.keys.root)) as changes:
+            async for _ in changes:
+                self._changed.set()
+
+    async def _wait_for_change(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout)
+
+    async def _track_membership(self, observed: Observed) -> None:
+        members = observed.members
+        previous, self._members = self._members, members
+        if previous is None:
+            return
+        now = self._wall()
+        for node in sorted(members - previous):
+            self._lost_since.pop(node, None)
+            await self._emit(NodeJoined(ts=now, node=node))
+        for node in sorted(previous - members):
+            state = observed.state.node(node)
+            self._lost_since[node] = self._clock()
+            reason = "lease_expired" if state.status == "lost" else "left"
+            if state.fenced:
+                reason = "suspected_and_fenced"  # `hakeeper.runtime.suspicion` removed it
+            await self._emit(NodeLost(ts=now, node=node, reason=reason))
+
+    def _log_decisions(self, decisions: Sequence[Decision]) -> None:
+        current = set(decisions)
+        for decision in sorted(current - self._decisions, key=str):
+            level = logging.WARNING if decision.kind == "blocked" else logging.INFO
+            log.log(level, "event=decision kind=%s message=%r", decision.kind, decision.message)
+        self._decisions = current
+
+    # --- acting -----------------------------------------------------------------------------
+
+    async def _fence_all(self, spec: ClusterSpec, fences: Sequence[Action]) -> dict[str, Verdict]:
+        if not fences:
+            return {}
+        fencer = self._fencer(spec)
+        if fencer is None:
+            log.warning(
+                "event=fence_impossible nodes=%r reason=no_devices", [a.node for a in fences]
+            )
+            await self._wait_for_change(RECHECK_INTERVAL)
+            return {a.key: "failed" for a in fences}
+        async with asyncio.TaskGroup() as tasks:
+            runs = {a.key: tasks.create_task(self._fence(fencer, a.node)) for a in fences}
+        verdicts: dict[str, Verdict] = {
+            key: "done" if run.result() else "failed" for key, run in runs.items()
+        }
+        if "failed" in verdicts.values():
+            # The resources stay blocked (status says why) and the next cycle fences again,
+            # after a pause so a device that fails at once is not hammered.
+            await asyncio.sleep(FENCE_RETRY_INTERVAL)
+        return verdicts
+
+    async def _fence(self, fencer: Fencer, node: str) -> bool:
+        started = self._clock()
+        outcome = await fencer.fence(node, "off")
+        duration = self._clock() - started
+        device = devices_used(outcome)
+        log.info("event=fence node=%s ok=%s reason=%r", node, outcome.fenced, outcome.reason)
+        await self._emit(
+            NodeFenced(
+                ts=self._wall(), node=node, device=device, duration=duration, ok=outcome.fenced
+            )
+        )
+        if outcome.fenced:
+            record = json.dumps({"by": device, "ts": self._wall()}).encode()
+            await self._guarded([Put(self._store.fenced_key(node), record)])
+        return outcome.fenced
+
+    async def _dispatch(
+        self,
+        spec: ClusterSpec,
+        observed: Observed,
+        actions: Sequence[Action],
+        pruned: Mapping[str, Assignment],
+    ) -> list[InFlight]:
+        changed = dict(pruned)
+        for action in actions:
+            assert action.resource is not None
+            base = changed.get(action.resource) or observed.assignments.get(action.resource)
+            changed[action.resource] = _apply(base, action)
+        if not changed:
+            return []
+        puts = [
+            Put(self._store.keys.assignment(r), encode_assignment(a))
+            for r, a in sorted(changed.items())
+        ]
+        epoch = await self._guarded(puts)
+        now = self._clock()
+        in_flight = [InFlight(a, epoch, now + _op_timeout(spec, a) + ACTION_SLACK) for a in actions]
+        for item in in_flight:
+            await self._note_failover(spec, observed, item.action)
+        return in_flight
+
+    async def _guarded(self, puts: list[Put]) -> int:
+        result = await self._election.guarded_txn(self._term, puts)
+        if not result.succeeded:
+            raise Deposed(f"controller term {self._term} of {self._node} ended: not writing")
+        return result.revision
+
+    async def _confirm(self, first: Observed, in_flight: list[InFlight]) -> dict[str, Verdict]:
+        """Wait until every dispatched action is done or failed; their verdicts by key."""
+        verdicts: dict[str, Verdict] = {}
+        pending = list(in_flight)
+        observed = first
+        while pending:
+            await self._wait_for_change(1.0)
+            self._changed.clear()
+            _, observed = await self._observe()
+            still: list[InFlight] = []
+            for item in pending:
+                verdict = _verdict(item, observed)
+                if verdict == "pending" and self._clock() > item.deadline:
+                    log.warning("event=action_timeout action=%r", item.action.key)
+                    verdict = "failed"
+                if verdict == "pending":
+                    still.append(item)
+                    continue
+                log.info("event=action_%s action=%r epoch=%d", verdict, item.action.key, item.epoch)
+                verdicts[item.action.key] = verdict
+                if verdict == "done":
+                    await self._finish_failover(first, item.action)
+            pending = still
+        return verdicts
+
+    # --- failover bookkeeping (for the event log and availability) -----------------------------
+
+    def _failed_from(self, observed: Observed, resource: str) -> str | None:
+        for status in observed.statuses:
+            node_state = observed.state.node(status.node)
+            if status.resource == resource and (
+                status.role == "failed"
+                or (node_state.status == "lost" and status.role != "stopped")
+            ):
+                return status.node
+        return None
+
+    async def _note_failover(self, spec: ClusterSpec, observed: Observed, action: Action) -> None:
+        primitive = spec.primitive(action.resource or "")
+        if action.kind != "start" or primitive is None or not primitive.meta.exclusive:
+            return
+        source = self._failed_from(observed, primitive.id)
+        if source is not None and source != action.node:
+            await self._emit(
+                FailoverStarted(
+                    ts=self._wall(),
+                    resource=primitive.id,
+                    from_node=source,
+                    reason="node or instance failed",
+                )
+            )
+
+    async def _finish_failover(self, before: Observed, action: Action) -> None:
+        if action.kind != "start" or action.resource is None:
+            return
+        source = self._failed_from(before, action.resource)
+        if source is None or source == action.node:
+            return
+        since = self._lost_since.get(source, self._clock())
+        await self._emit(
+            FailoverFinished(
+                ts=self._wall(), resource=action.resource, from_node=source,
+                to_node=action.node, duration=self._clock() - since,
+            )
+        )  # fmt: skip
+
+    async def _emit(self, event: Event) -> None:
+        try:
+            await self._events.append(event)
+        except CoordError as exc:
+            log.warning("event=event_log_write_failed kind=%s error=%r", event.kind, str(exc))
+
+
+def _apply(base: Assignment | None, action: Action) -> Assignment:
+    """The assignment after one action (level-triggered: nodes converge to it)."""
+    assert action.resource is not None
+    placements = list(base.placements) if base else []
+    mine = [p for p in placements if p.node == action.node and p.instance == action.instance]
+    rest = [p for p in placements if p not in mine]
+    if action.kind == "stop":
+        placements = rest
+    elif action.kind in ("start", "promote"):
+        role: Literal["started", "promoted"] = "promoted" if action.kind == "promote" else "started"
+        if action.kind == "start" and mine and mine[0].role == "promoted":
+            role = "promoted"
+        placements = [*rest, Placement(action.node, role, action.instance)]
+    elif action.kind == "demote":
+        placements = [*rest, Placement(action.node, "started", action.instance)]
+    return Assignment(
+        action.resource, tuple(sorted(placements, key=lambda p: (p.node, p.instance)))
+    )
+
+
+def _retractions(spec: ClusterSpec, observed: Observed, wave: Sequence[Action]) -> list[Action]:
+    """Stops to confirm before the wave's starts of exclusive singletons: the assignment
+    still places the resource on another online node that the scheduler believes idle
+    (its status may be stale, or a start may be in flight there)."""
+    in_clones = {c.child for c in spec.clones} | {
+        m for g in spec.groups if any(c.child == g.id for c in spec.clones) for m in g.members
+    }
+    stops = {(a.resource, a.node) for a in wave if a.kind == "stop"}
+    out: list[Action] = []
+    for action in wave:
+        primitive = spec.primitive(action.resource or "")
+        if action.kind != "start" or primitive is None or primitive.id in in_clones:
+            continue
+        if not primitive.meta.exclusive:
+            continue
+        assignment = observed.assignments.get(primitive.id)
+        for placement in assignment.placements if assignment else ():
+            node = placement.node
+            if node == action.node or (primitive.id, node) in stops:
+                continue
+            if observed.state.node(node).status == "online":
+                out.append(
+                    Action("stop", node, primitive.id, placement.instance, "retract before move")
+                )
+    return out
+
+
+def _pruned(observed: Observed) -> dict[str, Assignment]:
+    """Assignments that still place something on a node that is certainly down.
+
+    A node that comes back must not find its old placements and start them again."""
+    down = {n.name for n in observed.state.nodes if n.down}
+    out: dict[str, Assignment] = {}
+    for resource, assignment in observed.assignments.items():
+        kept = tuple(p for p in assignment.placements if p.node not in down)
+        if kept != assignment.placements:
+            out[resource] = Assignment(resource, kept)
+    return out
+
+
+def _unexpected(before: Observed, now: Observed) -> bool:
+    """A change the running transition did not plan for: membership, or a new failure."""
+    if now.members != before.members:
+        return True
+    failed_before = {
+        (s.node, s.resource, s.instance) for s in before.statuses if s.role == "failed"
+    }
+    return any(
+        s.role == "failed" and (s.node, s.resource, s.instance) not in failed_before
+        for s in now.statuses
+    )
+
+
+def _status(observed: Observed, action: Action) -> InstanceStatus | None:
+    for status in observed.statuses:
+        if (status.node, status.resource, status.instance) == (
+            action.node,
+            action.resource,
+            action.instance,
+        ):
+            return status
+    return None
+
+
+def _verdict(item: InFlight, observed: Observed) -> Verdict:
+    action = item.action
+    if observed.state.node(action.node).status != "online":
+        return "failed"
+    status = _status(observed, action)
+    fresh = status is not None and status.epoch >= item.epoch
+    if status is not None and fresh and status.role == "failed":
+        return "failed"
+    if action.kind == "stop":
+        # Only an answer under this epoch counts: an older "stopped" (or no status at all)
+        # may predate a start still in flight there under the previous assignment.
+        return "done" if fresh and status is not None and status.role == "stopped" else "pending"
+    want = {"start": ("started", "promoted"), "promote": ("promoted",), "demote": ("started",)}
+    if status is not None and fresh and status.role in want.get(action.kind, ()):
+        return "done"
+    return "pending"
+
+
+def _op_timeout(spec: ClusterSpec, action: Action) -> float:
+    primitive = spec.primitive(action.resource or "")
+    if primitive is None:
+        return 20.0
+    for op in primitive.ops:
+        if op.name == action.kind:
+            return op.timeout
+    return 20.0

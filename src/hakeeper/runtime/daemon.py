@@ -1,0 +1,428 @@
+"""``hakeeper agent``: everything one node runs, each part a task with one owner.
+
+    coordinator (embedded Raft member, or an etcd client)
+    ├── membership      renew the member lease; its deadline gates everything below;
+    │                   after losing it: self-fence, re-probe, rejoin, clear the fenced mark
+    ├── watchdog        fed only while safe (see `hakeeper.fencing.watchdog`)
+    ├── executor        probe, then converge local instances to the assignments
+    ├── suspicion       fence a silent member before its lease runs out (if configured)
+    └── campaign        become controller when there is none; run it while the term holds
+
+Shutdown is phased (SIGTERM/SIGINT): stop taking new work, stop the local resources, disarm
+the watchdog, give the member lease back (so the others need not wait for its TTL), then
+cancel what is left and close the coordinator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from hakeeper.config.file_modes import PRIVATE_UMASK, open_private, private_dir
+from hakeeper.config.loader import load_spec
+from hakeeper.coord.base import Cmp, Coordinator, Put
+from hakeeper.errors import ConfigError, CoordError
+from hakeeper.fencing.topology import Fencer
+from hakeeper.fencing.watchdog import Watchdog
+from hakeeper.model.cluster import ClusterSpec
+from hakeeper.model.events import ConfigRefused
+from hakeeper.model.timing import profile
+from hakeeper.runtime.connect import open_coordinator
+from hakeeper.runtime.controller import Controller, Deposed
+from hakeeper.runtime.election import ControllerElection
+from hakeeper.runtime.events_log import EventLog
+from hakeeper.runtime.executor import Executor
+from hakeeper.runtime.fence_plan import fencer_of
+from hakeeper.runtime.keys import KeySpace
+from hakeeper.runtime.membership import MemberRecord, Membership
+from hakeeper.runtime.store import ClusterStore, short_reason, stored_spec
+from hakeeper.runtime.suspicion import SuspicionWatch
+
+log = logging.getLogger(__name__)
+
+HAND_OVER_TIMEOUT = 30.0
+EVENT_TIMEOUT = 10.0
+#: The last config this node adopted, in its state dir (read when the stored one is refused).
+LAST_GOOD_CONFIG = "cluster.toml"
+#: What the agent keeps in its state dir: the Raft journal and dump, the agents' state and
+#: logs, the last good config (tightened at start if an older version left them open).
+STATE_OWNED = ("raft", "agents", LAST_GOOD_CONFIG)
+
+
+class NodeDaemon:
+    def __init__(
+        self,
+        spec: ClusterSpec,
+        node: str,
+        state_dir: Path,
+        config_text: str = "",
+        watchdog: Watchdog | None = None,
+    ) -> None:
+        if spec.node(node) is None:
+            known = ", ".join(n.name for n in spec.nodes)
+            raise ConfigError(f"node {node!r} is not in the cluster file (nodes: {known})")
+        self.spec = spec
+        self.node = node
+        self.state_dir = state_dir
+        self.config_text = config_text
+        self.timing = profile(spec.options.profile)
+        self.keys = KeySpace(spec.options.name)
+        self._stop = asyncio.Event()
+        self.watchdog = watchdog or self._watchdog()
+        self._executor: Executor | None = None
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        # The journal, the last good config and the resources' logs live here: owner only.
+        for entry in private_dir(self.state_dir, owned=STATE_OWNED):
+            log.warning("event=state_dir_tightened was=%r", entry.describe())
+        # Before anything else: "required" means no resources at all without a watchdog.
+        self.watchdog.arm()
+        try:
+            coord = await open_coordinator(self.spec, node=self.node, state_dir=self.state_dir)
+            try:
+                await self._run_with(coord)
+            finally:
+                await coord.close()
+        finally:
+            # An agent that ends holding nothing exclusive (a clean stop, a failed start-up)
+            # must not get its machine reset; one that dies holding something, must.
+            if self._executor is None or not self._executor.holds_exclusive():
+                self.watchdog.disarm()
+
+    async def _run_with(self, coord: Coordinator) -> None:
+        spec_now: Callable[[], ClusterSpec] = lambda: self.spec  # noqa: E731
+        store = ClusterStore(coord, self.keys)
+        events = EventLog(coord, self.keys, self.node)
+        await self._adopt_stored_config(store, events)
+        me = self.spec.node(self.node)
+        assert me is not None
+        membership = Membership(
+            coord, self.keys, MemberRecord(self.node, me.address), self.timing, time.monotonic
+        )
+        executor = Executor(
+            node=self.node, spec=spec_now, store=store, events=events,
+            membership=membership, state_dir=self.state_dir,
+        )  # fmt: skip
+        self._executor = executor
+        watchdog = self.watchdog
+        executor.watchdog_armed = watchdog.armed
+        # Probe before joining and before clearing a fenced mark, so that the controller
+        # never sees this node as a member with stale statuses (Pacemaker's probes).
+        await self._until_quorate(coord)
+        await executor.probe()
+        await self._until_joined(membership)
+        await store.rejoined(self.node)
+        async with asyncio.TaskGroup() as tasks:
+            renewing = tasks.create_task(
+                self._keep_membership(membership, executor, store), name="membership"
+            )
+            feeding = tasks.create_task(self._feed(watchdog, membership, executor), name="watchdog")
+            executing = tasks.create_task(executor.run(), name="executor")
+            configuring = tasks.create_task(
+                self._follow_config(store, executor, events), name="config"
+            )
+            campaigning = tasks.create_task(
+                self._campaign(coord, store, events, membership, spec_now), name="campaign"
+            )
+            suspecting = tasks.create_task(
+                SuspicionWatch(
+                    node=self.node, coord=coord, keys=self.keys, spec=spec_now, events=events,
+                    fencer=self._fencer, timing=self.timing,
+                ).run(),
+                name="suspicion",
+            )  # fmt: skip
+            await self._stop.wait()
+            log.info("event=shutdown phase=hand_over node=%s", self.node)
+            await self._hand_over(store, executor)
+            suspecting.cancel()
+            campaigning.cancel()
+            configuring.cancel()
+            executing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await executing
+            log.info("event=shutdown phase=stop_resources node=%s", self.node)
+            await executor.shutdown()
+            feeding.cancel()
+            if not executor.holds_exclusive():
+                # Now, not later: nothing feeds it any more, and closing the engine can take
+                # longer than its countdown.
+                watchdog.disarm()
+            renewing.cancel()
+            with contextlib.suppress(CoordError):
+                await membership.leave()
+            log.info("event=shutdown phase=done node=%s", self.node)
+
+    async def _adopt_stored_config(self, store: ClusterStore, events: EventLog) -> None:
+        """The cluster runs one config: the stored one (``config apply``); the first agent
+        of a new cluster publishes its own file. A stored config that does not load is
+        refused (an event, a log line): this node runs its last good config instead, the
+        one it last adopted (kept in the state dir), else its own file."""
+        text = self.config_text
+        await store.coord.txn(
+            [Cmp(store.config_key, "create_revision", "==", 0)],
+            [Put(store.config_key, text.encode())],
+        )
+        kv = await store.coord.get(store.config_key)
+        if kv is None or kv.value == text.encode():
+            self._keep_last_good(text)
+            return
+        if await self._use_config(kv.value, kv.mod_revision, events):
+            return
+        saved = self._last_good()
+        if saved is not None and saved != text:
+            await self._use_config(saved.encode(), 0, events, source="last good config")
+
+    async def _follow_config(
+        self, store: ClusterStore, executor: Executor, events: EventLog
+    ) -> None:
+        """Adopt every config ``config apply`` writes; an invalid one changes nothing."""
+        while True:
+            try:
+                async with contextlib.aclosing(store.coord.watch(store.config_key)) as changes:
+                    async for change in changes:
+                        if change.type == "put":
+                            before = self.spec
+                            value, revision = change.kv.value, change.revision
+                            if await self._use_config(value, revision, events, executor):
+                                executor.forget_agents(_changed_primitives(before, self.spec))
+            except CoordError as exc:
+                log.warning("event=config_watch_failed error=%r", str(exc))
+                await asyncio.sleep(1.0)
+
+    async def _use_config(
+        self,
+        raw: bytes,
+        revision: int,
+        events: EventLog,
+        executor: Executor | None = None,
+        *,
+        source: str = "",
+    ) -> bool:
+        """Adopt a config if it loads; otherwise refuse it and keep the one in force."""
+        source = source or f"stored config rev {revision}"
+        try:
+            spec = stored_spec(raw, source)
+            if executor is not None:
+                executor.check_agents(spec, _changed_primitives(self.spec, spec))
+            if spec.options.name != self.spec.options.name:
+                raise ConfigError(
+                    f"{source}: cluster name changed from {self.spec.options.name!r} to "
+                    f"{spec.options.name!r}; a cluster cannot be renamed by config apply"
+                )
+        except ConfigError as exc:
+            await self._refuse(events, revision, source, short_reason(exc))
+            return False
+        except (ValueError, RecursionError) as exc:
+            # Not a ConfigError: a reader's bug met a value it did not expect. Rule 5 holds
+            # all the same: the node keeps its config and keeps running.
+            await self._refuse(events, revision, source, f"{source}: {type(exc).__name__}")
+            return False
+        if spec.nodes != self.spec.nodes or spec.coordination != self.spec.coordination:
+            log.warning(
+                "event=config_needs_restart source=%s reason=nodes_or_coordination_changed", source
+            )
+        self.spec = spec
+        self._keep_last_good(raw.decode("utf-8"))
+        log.info("event=config_adopted source=%s", source)
+        return True
+
+    async def _refuse(self, events: EventLog, revision: int, source: str, reason: str) -> None:
+        log.error("event=config_rejected source=%s error=%r keeping=last_good", source, reason)
+        event = ConfigRefused(ts=time.time(), node=self.node, revision=revision, reason=reason)
+        try:
+            async with asyncio.timeout(EVENT_TIMEOUT):
+                await events.append(event)
+        except (CoordError, TimeoutError) as exc:
+            log.warning("event=config_refused_not_recorded error=%r", str(exc))
+
+    @property
+    def _last_good_path(self) -> Path:
+        return self.state_dir / LAST_GOOD_CONFIG
+
+    def _keep_last_good(self, text: str) -> None:
+        """Keep the config in force (mode 0600: it holds fence parameters), so that a
+        restart while the stored one is refused runs it rather than an older file."""
+        path = self._last_good_path
+        if not text or self._last_good() == text:
+            return
+        scratch = path.with_name(path.name + ".new")
+        try:
+            fd = open_private(scratch, os.O_WRONLY | os.O_TRUNC)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(scratch, path)
+        except OSError as exc:
+            log.warning("event=last_good_config_not_kept path=%s error=%r", path, exc.strerror)
+
+    def _last_good(self) -> str | None:
+        try:
+            return self._last_good_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    async def _hand_over(self, store: ClusterStore, executor: Executor) -> None:
+        """Ask the controller to move our resources away (Pacemaker's shutdown), bounded."""
+        try:
+            await store.leaving(self.node)
+        except CoordError as exc:
+            log.warning("event=hand_over_skipped reason=%r", str(exc))
+            return
+        if not await executor.wait_idle(HAND_OVER_TIMEOUT):
+            log.warning("event=hand_over_incomplete left=%r", sorted(executor.local))
+
+    def _watchdog(self) -> Watchdog:
+        me = self.spec.node(self.node)
+        required = me is not None and me.watchdog
+        mode = "required" if required else self.spec.watchdog_spec.mode
+        return Watchdog(self.spec.watchdog_spec, self.timing, mode=mode)
+
+    async def _feed(self, watchdog: Watchdog, membership: Membership, executor: Executor) -> None:
+        """Feed twice per renew interval while the rule allows it; a hung event loop (or a
+        lease that cannot be renewed while something exclusive runs) stops the feeding."""
+        if not watchdog.armed:
+            return
+        while True:
+            watchdog.feed(
+                lease_safe_until=membership.lease_safe_until,
+                now=time.monotonic(),
+                holds_exclusive=executor.holds_exclusive(),
+            )
+            await asyncio.sleep(self.timing.renew_interval / 2)
+
+    async def _keep_membership(
+        self, membership: Membership, executor: Executor, store: ClusterStore
+    ) -> None:
+        """Renew; once the lease is gone (expired while partitioned or paused), this node may
+        have been fenced: let the executor self-fence, re-probe what runs here, then join
+        with a new lease and clear the fenced mark, as after a restart."""
+        while True:
+            await membership.run()
+            log.warning("event=member_lease_lost node=%s action=reprobe_and_rejoin", self.node)
+            await executor.wait_self_fenced()
+            await self._until_quorate(store.coord)
+            await executor.probe()
+            await self._until_joined(membership)
+            with contextlib.suppress(CoordError):
+                await store.rejoined(self.node)
+            log.info("event=member_rejoined node=%s", self.node)
+
+    async def _until_quorate(self, coord: Coordinator) -> None:
+        while not self._stop.is_set() and not await coord.has_quorum():
+            log.info("event=waiting_for_quorum node=%s", self.node)
+
+    async def _until_joined(self, membership: Membership) -> None:
+        while not self._stop.is_set():
+            try:
+                await membership.join()
+                return
+            except CoordError as exc:
+                log.warning("event=join_waiting node=%s error=%r", self.node, str(exc))
+                await asyncio.sleep(self.timing.renew_interval)
+
+    async def _campaign(
+        self,
+        coord: Coordinator,
+        store: ClusterStore,
+        events: EventLog,
+        membership: Membership,
+        spec_now: Callable[[], ClusterSpec],
+    ) -> None:
+        election = ControllerElection(coord, self.keys, self.node)
+        while True:
+            lease = membership.lease
+            if lease is None or not membership.valid():
+                await asyncio.sleep(self.timing.renew_interval)
+                continue
+            try:
+                current = await election.campaign(lease)
+            except CoordError as exc:
+                log.warning("event=campaign_failed error=%r", str(exc))
+                await asyncio.sleep(self.timing.renew_interval)
+                continue
+            if current.node != self.node:
+                await self._until_controller_changes(coord)
+                continue
+            controller = Controller(
+                node=self.node, term=current.term, spec=spec_now, store=store,
+                election=election, events=events, fencer=self._fencer,
+            )  # fmt: skip
+            await self._lead(controller, membership)
+
+    async def _lead(self, controller: Controller, membership: Membership) -> None:
+        """Run the controller until deposed, the engine fails, or membership lapses."""
+        task = asyncio.create_task(controller.run(), name="controller")
+        lost = asyncio.create_task(self._membership_lapses(membership))
+        try:
+            await asyncio.wait({task, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (task, lost):
+                t.cancel()
+            results = await asyncio.gather(task, lost, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseExceptionGroup):
+                deposed = result.subgroup((Deposed, CoordError))
+                if deposed is None:
+                    raise result
+                log.warning("event=controller_stopped reason=%r", str(deposed.exceptions[0]))
+            elif isinstance(result, Deposed | CoordError):
+                log.warning("event=controller_stopped reason=%r", str(result))
+            elif isinstance(result, BaseException) and not isinstance(
+                result, asyncio.CancelledError
+            ):
+                raise result
+
+    async def _membership_lapses(self, membership: Membership) -> None:
+        """Return once the membership deadline passes (it moves forward on each renewal)."""
+        while True:
+            remaining = membership.deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            await asyncio.sleep(min(remaining, self.timing.renew_interval))
+        log.warning("event=controller_stopped reason=membership_lapsed node=%s", self.node)
+
+    async def _until_controller_changes(self, coord: Coordinator) -> None:
+        """Wait until the controller key is deleted (its holder is gone), or a while."""
+        with contextlib.suppress(TimeoutError, CoordError):
+            async with asyncio.timeout(self.timing.member_ttl * 2):
+                async with contextlib.aclosing(coord.watch(self.keys.controller)) as changes:
+                    async for change in changes:
+                        if change.type == "delete":
+                            return
+
+    def _fencer(self, spec: ClusterSpec) -> Fencer | None:
+        return fencer_of(spec)
+
+
+def _changed_primitives(before: ClusterSpec, after: ClusterSpec) -> set[str]:
+    old = {p.id: p for p in before.primitives}
+    return {p.id for p in after.primitives if old.get(p.id) != p}
+
+
+def run_daemon(config: Path, node: str, state_dir: Path) -> None:
+    """Entry point of ``hakeeper agent``: one node until SIGTERM/SIGINT."""
+    # Everything this process creates (journal, dumps, copies, logs) is its owner's alone.
+    os.umask(PRIVATE_UMASK)
+    spec = load_spec(config)
+    agent = NodeDaemon(spec, node, state_dir, config.read_text(encoding="utf-8"))
+    me = spec.node(node)
+    assert me is not None
+    # Resources inherit these, so one definition can bind or label per node.
+    os.environ["HAKEEPER_NODE"] = node
+    os.environ["HAKEEPER_NODE_ADDRESS"] = me.address
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, agent.request_stop)
+        await agent.run()
+
+    asyncio.run(main())

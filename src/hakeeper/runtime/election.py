@@ -1,0 +1,61 @@
+"""Controller election: one leased key, created only if absent; its revision is the term.
+
+The controller key is written under the winner's *member* lease, so it vanishes exactly when
+that node stops being a member (crash, partition, shutdown). Its ``create_revision`` is the
+controller's term: every write the controller makes is a txn guarded by
+``Cmp(controller, "create_revision", "==", term)``, so a deposed controller's writes fail even
+if it does not know yet that it was deposed (shared/DESIGN.md section 4, rule 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hakeeper.coord.base import Cmp, Coordinator, Get, Lease, Op, Put, TxnResult
+from hakeeper.runtime.keys import KeySpace
+
+
+@dataclass(frozen=True, slots=True)
+class Controller:
+    node: str
+    term: int
+
+
+class ControllerElection:
+    def __init__(self, coord: Coordinator, keys: KeySpace, node: str) -> None:
+        self._coord = coord
+        self._keys = keys
+        self._node = node
+
+    async def campaign(self, lease: Lease) -> Controller:
+        """Become controller if there is none; return whoever is controller afterwards."""
+        key = self._keys.controller
+        result = await self._coord.txn(
+            [Cmp(key, "create_revision", "==", 0)],
+            [Put(key, self._node.encode(), lease.id), Get(key)],
+            [Get(key)],
+        )
+        current = _controller(result)
+        # Both branches read the key inside the same atomic txn that found it or wrote it.
+        assert current is not None
+        return current
+
+    async def current(self) -> Controller | None:
+        kv = await self._coord.get(self._keys.controller)
+        return None if kv is None else Controller(kv.value.decode(), kv.create_revision)
+
+    async def guarded_txn(
+        self, term: int, success: Sequence[Op], compare: Sequence[Cmp] = ()
+    ) -> TxnResult:
+        """A write that only lands while ``term`` is still the controller's term."""
+        guard = Cmp(self._keys.controller, "create_revision", "==", term)
+        return await self._coord.txn([guard, *compare], success)
+
+
+def _controller(result: TxnResult) -> Controller | None:
+    read = result.responses[-1]
+    if not isinstance(read, tuple) or not read:
+        return None
+    kv = read[0]
+    return Controller(kv.value.decode(), kv.create_revision)

@@ -1,0 +1,55 @@
+"""The cluster's append-only event log, kept in the coordination key space.
+
+Each event is one key under ``events/``: ``<ts in µs, 16 digits>-<writer>-<seq>``, so a range
+read returns the log in time order and writers never collide. The value is the event's JSON
+line (`hakeeper.model.events`). Trimming drops the oldest keys past an age or a count.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncGenerator, Callable
+
+from hakeeper.coord.base import Coordinator, Delete
+from hakeeper.model.events import Event, from_json, to_json
+from hakeeper.runtime.keys import KeySpace
+
+WallClock = Callable[[], float]
+
+
+class EventLog:
+    def __init__(self, coord: Coordinator, keys: KeySpace, writer: str) -> None:
+        self._coord = coord
+        self._keys = keys
+        self._writer = writer
+        self._seq = itertools.count()
+
+    def key_for(self, event: Event) -> str:
+        return f"{self._keys.events}{int(event.ts * 1e6):016d}-{self._writer}-{next(self._seq)}"
+
+    async def append(self, event: Event) -> int:
+        """Write one event; returns its revision."""
+        return await self._coord.put(self.key_for(event), to_json(event).encode())
+
+    async def read(self) -> list[Event]:
+        """Every event still kept, oldest first."""
+        return [
+            from_json(kv.value.decode(), kv.key)
+            for kv in await self._coord.range(self._keys.events)
+        ]
+
+    async def follow(self, start_revision: int | None = None) -> AsyncGenerator[Event]:
+        """New events as they are appended (from ``start_revision`` if given)."""
+        async for change in self._coord.watch(self._keys.events, start_revision):
+            if change.type == "put":
+                yield from_json(change.kv.value.decode(), change.kv.key)
+
+    async def trim(self, *, now: float, max_age: float, max_count: int) -> int:
+        """Delete events older than ``max_age`` seconds and beyond the newest ``max_count``."""
+        kvs = await self._coord.range(self._keys.events)
+        cutoff = f"{self._keys.events}{int((now - max_age) * 1e6):016d}"
+        doomed = [kv.key for kv in kvs[: max(0, len(kvs) - max_count)]]
+        doomed += [kv.key for kv in kvs[len(doomed) :] if kv.key < cutoff]
+        if doomed:
+            await self._coord.txn([], [Delete(key) for key in doomed])
+        return len(doomed)

@@ -1,0 +1,554 @@
+"""A node's executor: make the local instances match the controller's assignments.
+
+Level-triggered: on every change of ``assignments/`` (and every few seconds) it compares what
+runs here with what is assigned here and starts, stops, promotes or demotes to match — only for
+resources that have an assignment; what a probe found running without one is left alone until
+the controller decides. Ops on one resource run one at a time; different resources in parallel.
+After each op it reports the instance's status (under the epoch it acted on) and appends the
+op's events. A failed instance is reported and left for the controller: it never restarts on
+its own (the scheduler applies on_fail and migration_threshold).
+
+Safety rule 1: while this node's membership deadline has passed it acts on no assignment, and
+it stops every exclusive resource (and, with ``no_quorum_policy = "stop"``, everything).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from hakeeper.agents.base import OpRequest, OpResult, ResourceAgent, Severity
+from hakeeper.agents.events import op_events
+from hakeeper.agents.registry import make_agent
+from hakeeper.errors import CoordError
+from hakeeper.model.cluster import ClusterSpec, Primitive
+from hakeeper.model.records import Assignment, InstanceStatus
+from hakeeper.model.timing import profile
+from hakeeper.runtime.events_log import EventLog
+from hakeeper.runtime.membership import Membership
+from hakeeper.runtime.store import ClusterStore, decode_assignment
+
+log = logging.getLogger(__name__)
+
+LocalRole = Literal["started", "promoted", "failed"]
+ReportedRole = Literal["started", "promoted", "failed", "stopped"]
+Key = tuple[str, int]  # (resource, instance)
+RECHECK_INTERVAL = 2.0
+REPORT_TIMEOUT = 2.0
+
+
+@dataclass(slots=True)
+class Local:
+    role: LocalRole
+    epoch: int
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        node: str,
+        spec: Callable[[], ClusterSpec],
+        store: ClusterStore,
+        events: EventLog,
+        membership: Membership,
+        state_dir: Path,
+        wall: Callable[[], float] = time.time,
+        agent_factory: Callable[..., ResourceAgent] = make_agent,
+    ) -> None:
+        self._node = node
+        self._spec = spec
+        self._store = store
+        self._events = events
+        self._membership = membership
+        self._state_dir = state_dir
+        self._wall = wall
+        self._make_agent = agent_factory
+        self._agents: dict[Key, ResourceAgent] = {}
+        self._local: dict[Key, Local] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._monitors: dict[Key, asyncio.Task[None]] = {}
+        self._epochs: dict[str, int] = {}
+        self._changed = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._fenced_self = False
+        self._starting: set[Key] = set()
+        self._converging: asyncio.Task[None] | None = None
+        #: Instances each resource had placed here in the last assignment converged.
+        self._placed: dict[str, set[int]] = {}
+        #: The newest epoch under which each instance was reported stopped here.
+        self._acked: dict[Key, int] = {}
+        #: Set by the agent when a watchdog is armed (a failed self-fence stop then ends
+        #: in a reset: the watchdog is not fed while something exclusive may run).
+        self.watchdog_armed = False
+
+    # --- public -------------------------------------------------------------------------------
+
+    @property
+    def local(self) -> dict[Key, str]:
+        return {k: v.role for k, v in self._local.items()}
+
+    async def wait_self_fenced(self) -> None:
+        """Until the run loop has stopped what rule 1 requires (after the lease was lost)."""
+        while not self._fenced_self:
+            self._changed.set()
+            await asyncio.sleep(0.05)
+
+    def holds_exclusive(self) -> bool:
+        """Whether anything exclusive may run here: a local instance (failed ones too, since
+        a failed stop may have left it running) or a start in flight."""
+        spec = self._spec()
+        for resource, _ in [*self._local, *self._starting]:
+            primitive = spec.primitive(resource)
+            if primitive is None or primitive.meta.exclusive:
+                return True
+        return False
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no instance runs here; False if some still do after ``timeout``."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        return not self._local
+
+    def _set_local(self, key: Key, local: Local | None) -> None:
+        if local is None:
+            self._local.pop(key, None)
+        else:
+            self._local[key] = local
+        if self._local:
+            self._idle.clear()
+        else:
+            self._idle.set()
+
+    async def probe(self) -> None:
+        """Find what already runs here (after a restart) and report it before acting.
+
+        Each resource is probed under its lock: a converge must never acknowledge a removal
+        (report "stopped") for an instance this probe is about to find running."""
+        spec = self._spec()
+        for primitive in spec.primitives:
+            async with self._locks.setdefault(primitive.id, asyncio.Lock()):
+                await self._probe_one(primitive)
+
+    async def _probe_one(self, primitive: Primitive) -> None:
+        key = (primitive.id, 0)
+        result = await self._agent(primitive, 0).monitor(
+            self._request(primitive, "monitor"), probe=True
+        )
+        if result.running:
+            role: LocalRole = "promoted" if result.promoted else "started"
+            self._set_local(key, Local(role, 0))
+            await self._report(primitive.id, 0, role, 0, result)
+            self._start_monitor(primitive, 0)
+            log.info("event=probe_found resource=%s role=%s", primitive.id, role)
+        else:
+            if key in self._local:  # e.g. a failed stop that the fence finished
+                self._set_local(key, None)
+            await self._store.forget_status(self._node, primitive.id, 0)
+
+    async def run(self) -> None:
+        """Converge on every change of the assignments, and every few seconds; the guard
+        self-fences at the membership deadline whatever the converging is waiting on."""
+        async with asyncio.TaskGroup() as tasks:
+            watcher = tasks.create_task(self._watch(), name="executor-watch")
+            guard = tasks.create_task(self._guard(), name="executor-guard")
+            try:
+                while True:
+                    self._changed.clear()
+                    if self._membership.valid():
+                        self._converging = asyncio.create_task(self.converge())
+                        # wait(), not await: the guard may cancel this converge, which must
+                        # not look like a cancellation of run() itself.
+                        await asyncio.wait({self._converging})
+                        if not self._converging.cancelled():
+                            self._converging.result()
+                        self._converging = None
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._changed.wait(), RECHECK_INTERVAL)
+            finally:
+                if self._converging is not None:
+                    self._converging.cancel()
+                watcher.cancel()
+                guard.cancel()
+
+    async def _guard(self) -> None:
+        """Rule 1, independent of everything else here: at the membership deadline (or the
+        moment the lease is reported lost) cancel any converging, which may be stuck on an
+        engine that lost quorum or in a start, and stop what is exclusive."""
+        membership = self._membership
+        while True:
+            if membership.valid():
+                self._fenced_self = False
+                # The deadline only moves later, so sleeping until it never oversleeps.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(membership.lost.wait(), membership.remaining())
+                continue
+            converging = self._converging
+            if converging is not None and not converging.done():
+                converging.cancel()
+                await asyncio.wait({converging})
+            await self._self_fence()
+            self._changed.set()
+            await asyncio.sleep(RECHECK_INTERVAL / 4)
+
+    async def converge(self) -> None:
+        try:
+            kvs = await self._store.coord.range(self._store.keys.assignments)
+        except CoordError as exc:
+            log.warning("event=assignments_unreadable error=%r", str(exc))
+            return
+        spec = self._spec()
+        work: dict[str, Assignment] = {}
+        for kv in kvs:
+            resource = kv.key[len(self._store.keys.assignments) :]
+            assignment = decode_assignment(kv, resource)
+            if assignment.epoch < self._epochs.get(resource, 0):
+                continue  # an older read than one already acted on
+            self._epochs[resource] = assignment.epoch
+            work[resource] = assignment
+        async with asyncio.TaskGroup() as tasks:
+            for resource, assignment in work.items():
+                primitive = spec.primitive(resource)
+                if primitive is not None:
+                    tasks.create_task(self._converge_one(primitive, assignment))
+
+    def check_agents(self, spec: ClusterSpec, resources: set[str]) -> None:
+        """Build the agents of ``resources`` from ``spec`` now: a ConfigError (an OCF agent
+        that does not exist, a missing required parameter) rejects the config before it
+        is used, instead of failing a start later."""
+        for primitive in spec.primitives:
+            if primitive.id in resources:
+                self._make_agent(
+                    primitive.agent, primitive.id, primitive.params, {},
+                    state_dir=self._state_dir / "agents",
+                    secret_file=Path(spec.coordination.secret_file),
+                )  # fmt: skip
+
+    def forget_agents(self, resources: set[str]) -> None:
+        """Drop cached agents of changed resources; the next op builds them anew."""
+        for key in [k for k in self._agents if k[0] in resources]:
+            del self._agents[key]
+
+    async def shutdown(self, reason: str = "shutdown") -> None:
+        """Stop every local instance (graceful leave); demote first where promoted."""
+        spec = self._spec()
+        for monitor in self._monitors.values():
+            monitor.cancel()
+        for (resource, instance), local in list(self._local.items()):
+            primitive = spec.primitive(resource)
+            if primitive is not None:
+                await self._stop(primitive, instance, local, reason)
+
+    # --- converging ---------------------------------------------------------------------------
+
+    async def _converge_one(self, primitive: Primitive, assignment: Assignment) -> None:
+        lock = self._locks.setdefault(primitive.id, asyncio.Lock())
+        async with lock:
+            wanted = {p.instance: p.role for p in assignment.on(self._node)}
+            here = {i: v for (r, i), v in self._local.items() if r == primitive.id}
+            for instance, local in here.items():
+                if instance not in wanted:
+                    await self._stop(primitive, instance, local, "assignment", assignment.epoch)
+            await self._acknowledge_removal(primitive, assignment.epoch, set(here), set(wanted))
+            for instance, role in sorted(wanted.items()):
+                local_now = self._local.get((primitive.id, instance))
+                if local_now is None:
+                    if (
+                        await self._start(primitive, instance, assignment.epoch)
+                        and role == "promoted"
+                    ):
+                        await self._promote(primitive, instance, assignment.epoch)
+                elif local_now.role == "started" and role == "promoted":
+                    await self._promote(primitive, instance, assignment.epoch)
+                elif local_now.role == "promoted" and role == "started":
+                    await self._demote(primitive, instance, assignment.epoch)
+
+    async def _acknowledge_removal(
+        self,
+        primitive: Primitive,
+        epoch: int,
+        running: set[int],
+        wanted: set[int],
+    ) -> None:
+        """Tell the controller, under the new epoch, that an instance placed here before is
+        not running here now. Done under the resource's lock, so a start still in flight
+        under the old assignment has finished and been stopped first: the controller starts
+        an exclusive resource elsewhere only after this answer (or a fence)."""
+        placed_before = self._placed.get(primitive.id, running | {0})
+        self._placed[primitive.id] = wanted
+        for instance in sorted(placed_before - wanted - running):
+            key = (primitive.id, instance)
+            if self._acked.get(key, -1) >= epoch or key in self._local:
+                continue
+            result = OpResult("stop", 0, Severity.OK, 0.0, resource=primitive.id)
+            await self._report(primitive.id, instance, "stopped", epoch, result)
+            self._acked[key] = epoch
+
+    async def _start(self, primitive: Primitive, instance: int, epoch: int) -> bool:
+        key = (primitive.id, instance)
+        self._starting.add(key)
+        try:
+            result = await self._agent(primitive, instance).start(
+                self._request(primitive, "start", epoch)
+            )
+            if result.ok:
+                self._set_local(key, Local("started", epoch))
+        except asyncio.CancelledError:
+            # Cut short (self-fencing): it may be running, so the self-fence must stop it.
+            self._set_local(key, Local("started", epoch))
+            raise
+        finally:
+            self._starting.discard(key)
+        await self._record(primitive, result, "started")
+        if not result.ok:
+            await self._failed(primitive, instance, epoch, result)
+            return False
+        await self._report(primitive.id, instance, "started", epoch, result)
+        self._start_monitor(primitive, instance)
+        return True
+
+    async def _stop(
+        self,
+        primitive: Primitive,
+        instance: int,
+        local: Local,
+        reason: str,
+        epoch: int | None = None,
+    ) -> None:
+        """Stop one instance; on success report it ``stopped`` under ``epoch`` (the
+        assignment that asked, so the controller can tell this answer from an older one)."""
+        key = (primitive.id, instance)
+        monitor = self._monitors.pop(key, None)
+        if monitor is not None:
+            monitor.cancel()
+        agent = self._agent(primitive, instance)
+        if local.role == "promoted":
+            await self._record(
+                primitive,
+                await agent.demote(self._request(primitive, "demote", local.epoch)),
+                "primary",
+            )
+        result = await agent.stop(self._request(primitive, "stop", local.epoch))
+        await self._record(primitive, result, self._event_role(primitive, "started"), reason)
+        if result.ok:
+            self._set_local(key, None)
+            acked = local.epoch if epoch is None else epoch
+            self._acked[key] = acked
+            await self._report(primitive.id, instance, "stopped", acked, result)
+        else:
+            self._set_local(key, Local("failed", local.epoch))
+            await self._report(primitive.id, instance, "failed", local.epoch, result)
+
+    async def _promote(self, primitive: Primitive, instance: int, epoch: int) -> None:
+        try:
+            result = await self._agent(primitive, instance).promote(
+                self._request(primitive, "promote", epoch)
+            )
+        except asyncio.CancelledError:
+            # Cut short (self-fencing): it may be primary now, so demote before the stop.
+            self._set_local((primitive.id, instance), Local("promoted", epoch))
+            raise
+        await self._record(primitive, result, "replica")
+        if result.ok:
+            self._set_local((primitive.id, instance), Local("promoted", epoch))
+            await self._report(primitive.id, instance, "promoted", epoch, result)
+        else:
+            await self._failed(primitive, instance, epoch, result)
+
+    async def _demote(self, primitive: Primitive, instance: int, epoch: int) -> None:
+        result = await self._agent(primitive, instance).demote(
+            self._request(primitive, "demote", epoch)
+        )
+        await self._record(primitive, result, "primary")
+        if result.ok:
+            self._set_local((primitive.id, instance), Local("started", epoch))
+            await self._report(primitive.id, instance, "started", epoch, result)
+        else:
+            await self._failed(primitive, instance, epoch, result)
+
+    async def _failed(
+        self, primitive: Primitive, instance: int, epoch: int, result: OpResult
+    ) -> None:
+        self._set_local((primitive.id, instance), Local("failed", epoch))
+        monitor = self._monitors.pop((primitive.id, instance), None)
+        if monitor is not None:
+            monitor.cancel()
+        await self._store.record_failure(self._node, primitive.id, self._wall())
+        await self._report(primitive.id, instance, "failed", epoch, result)
+
+    # --- monitoring and self-fencing --------------------------------------------------------------
+
+    def _start_monitor(self, primitive: Primitive, instance: int) -> None:
+        key = (primitive.id, instance)
+        old = self._monitors.pop(key, None)
+        if old is not None:
+            old.cancel()
+        self._monitors[key] = asyncio.create_task(
+            self._monitor(primitive, instance), name=f"monitor-{primitive.id}"
+        )
+
+    async def _monitor(self, primitive: Primitive, instance: int) -> None:
+        interval = self._interval(primitive)
+        while True:
+            await asyncio.sleep(interval)
+            local = self._local.get((primitive.id, instance))
+            if local is None or local.role == "failed":
+                return
+            request = self._request(primitive, "monitor", local.epoch, interval=interval)
+            result = await self._agent(primitive, instance).monitor(request)
+            expected_promoted = local.role == "promoted"
+            if result.ok and result.running and result.promoted == expected_promoted:
+                continue
+            log.warning(
+                "event=monitor_failed resource=%s result=%r", primitive.id, result.describe()
+            )
+            await self._record(primitive, result, self._event_role(primitive, local.role))
+            self._monitors.pop((primitive.id, instance), None)
+            await self._failed(primitive, instance, local.epoch, result)
+            return
+
+    async def _self_fence(self) -> None:
+        """The membership deadline passed: hold nothing exclusive (rule 1).
+
+        Every stop runs at once, bounded by the instant the engine may expire the lease
+        (a process agent escalates to SIGKILL of its process group within that bound), and
+        nothing waits on the engine, which is likely unreachable now: statuses and events
+        are written afterwards, best effort (a rejoin re-probes anyway). A stop that still
+        fails leaves the instance here as failed, so the watchdog, if armed, is no longer fed.
+        """
+        spec = self._spec()
+        stop_all = spec.options.no_quorum_policy == "stop"
+        work = []
+        for (resource, instance), local in list(self._local.items()):
+            primitive = spec.primitive(resource)
+            if primitive is None or not (primitive.meta.exclusive or stop_all):
+                continue
+            if local.role == "failed" and self._fenced_self:
+                continue  # tried already; the watchdog is the escalation now
+            work.append((primitive, instance, local))
+        if work:
+            bound = max(0.1, self._membership.lease_safe_until - time.monotonic())
+            async with asyncio.TaskGroup() as tasks:
+                stops = [
+                    (p, i, local.epoch, tasks.create_task(self._fence_stop(p, i, local, bound)))
+                    for p, i, local in work
+                ]
+            for primitive, instance, epoch, stop in stops:
+                await self._after_fence_stop(primitive, instance, epoch, stop.result())
+        self._fenced_self = True
+
+    async def _fence_stop(
+        self, primitive: Primitive, instance: int, local: Local, bound: float
+    ) -> list[OpResult]:
+        key = (primitive.id, instance)
+        monitor = self._monitors.pop(key, None)
+        if monitor is not None:
+            monitor.cancel()
+        log.warning(
+            "event=self_fence resource=%s instance=%d reason=membership_deadline_passed "
+            "bound_ms=%.0f",
+            primitive.id, instance, bound * 1000,
+        )  # fmt: skip
+        agent = self._agent(primitive, instance)
+        results = []
+        if local.role == "promoted":
+            demote = self._request(primitive, "demote", local.epoch, cap=bound / 2)
+            results.append(await agent.demote(demote))
+        results.append(await agent.stop(self._request(primitive, "stop", local.epoch, cap=bound)))
+        stopped = results[-1].ok
+        self._set_local(key, None if stopped else Local("failed", local.epoch))
+        if not stopped:
+            log.error(
+                "event=self_fence_failed resource=%s result=%r escalation=%s",
+                primitive.id, results[-1].describe(), "watchdog" if self.watchdog_armed else "none",
+            )  # fmt: skip
+        return results
+
+    async def _after_fence_stop(
+        self, primitive: Primitive, instance: int, epoch: int, results: list[OpResult]
+    ) -> None:
+        """Best effort, bounded: tell the engine what self-fencing did."""
+        with contextlib.suppress(CoordError, TimeoutError):
+            async with asyncio.timeout(REPORT_TIMEOUT):
+                for result in results:
+                    role = "primary" if result.op == "demote" else "started"
+                    await self._record(primitive, result, role, "quorum-lost")
+                if results[-1].ok:
+                    await self._report(primitive.id, instance, "stopped", epoch, results[-1])
+
+    async def _watch(self) -> None:
+        coord, keys = self._store.coord, self._store.keys
+        while True:
+            try:
+                async with contextlib.aclosing(coord.watch(keys.assignments)) as changes:
+                    async for _ in changes:
+                        self._changed.set()
+            except CoordError as exc:
+                log.warning("event=watch_failed error=%r", str(exc))
+                await asyncio.sleep(1.0)
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _agent(self, primitive: Primitive, instance: int) -> ResourceAgent:
+        key = (primitive.id, instance)
+        if key not in self._agents:
+            name = primitive.id if instance == 0 else f"{primitive.id}:{instance}"
+            self._agents[key] = self._make_agent(
+                primitive.agent, name, primitive.params, {},
+                state_dir=self._state_dir / "agents",
+                secret_file=Path(self._spec().coordination.secret_file),
+            )  # fmt: skip
+        return self._agents[key]
+
+    def _interval(self, primitive: Primitive) -> float:
+        for op in primitive.ops:
+            if op.name == "monitor" and op.interval > 0:
+                return op.interval
+        return profile(self._spec().options.profile).monitor_interval
+
+    def _request(
+        self,
+        primitive: Primitive,
+        op: str,
+        epoch: int = 0,
+        *,
+        interval: float = 0.0,
+        cap: float | None = None,
+    ) -> OpRequest:
+        timeout = next((o.timeout for o in primitive.ops if o.name == op), 20.0)
+        if cap is not None:
+            timeout = max(0.05, min(timeout, cap))
+        return OpRequest(timeout=timeout, node=self._node, interval=interval, epoch=epoch)
+
+    def _event_role(self, primitive: Primitive, role: str) -> str:
+        promotable = any(c.child == primitive.id and c.promotable for c in self._spec().clones)
+        if not promotable:
+            return "started"
+        return "primary" if role == "promoted" else "replica"
+
+    async def _record(
+        self, primitive: Primitive, result: OpResult, role: str, reason: str = ""
+    ) -> None:
+        role = role if role in ("primary", "replica") else self._event_role(primitive, role)
+        for event in op_events(result, node=self._node, role=role, reason=reason):
+            with contextlib.suppress(CoordError):
+                await self._events.append(event)
+
+    async def _report(
+        self, resource: str, instance: int, role: ReportedRole, epoch: int, result: OpResult
+    ) -> None:
+        status = InstanceStatus(
+            resource, self._node, instance, role, epoch, self._wall(),
+            result.op, int(result.rc), result.exit_reason or "",
+        )  # fmt: skip
+        try:
+            await self._store.report(status)
+        except CoordError as exc:
+            log.warning("event=status_report_failed resource=%s error=%r", resource, str(exc))

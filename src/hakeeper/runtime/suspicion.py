@@ -1,0 +1,230 @@
+"""Fence on suspicion: recover a crashed node's resources before its lease runs out.
+
+Lease expiry needs nothing but the engine: a member is lost one TTL after its last renewal.
+Corosync and keepalived detect a dead peer sooner, by missed heartbeats. hakeeper can do the
+same because it fences: a member whose renewals stopped ``suspect_after`` ago is powered off by
+its fence device, and once the device confirms it, nothing runs there any more (STONITH's
+premise), so its member key may go at once instead of one TTL later.
+
+What keeps this safe:
+
+* Only power fencing counts. Every device that may fence the node must be of kind ``power``
+  (its "off" stops the agent too). A fabric device leaves a live agent whose own lease
+  deadline is still ahead and which could act until it passes: such a node waits for its
+  lease, as without suspicion.
+* A suspicion is confirmed after a linearizable read. This member has then applied every
+  renewal committed before the read, so a slow apply cannot fake a silence, and a member cut
+  off from the majority cannot read at all and suspects no one.
+* The member key goes in one txn with the fenced mark, guarded by the suspect's lease being
+  the one suspected and by the controller's term: the scheduler sees the node lost and fenced
+  in the same revision, and a stale suspicion (the node rejoined, another controller took
+  over) changes nothing.
+
+Who acts: the controller, for any other member; for the controller's own node (a crashed
+controller cannot suspect itself) the first live member by name, the others only if the
+silence lasts twice as long. That txn also deletes the controller key, and the usual
+campaign elects the next controller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hakeeper.coord.base import Cmp, Coordinator, Delete, Get, Lease, Op, Put
+from hakeeper.errors import CoordError
+from hakeeper.fencing.topology import Fencer
+from hakeeper.model.cluster import ClusterSpec
+from hakeeper.model.events import NodeFenced
+from hakeeper.model.timing import TimingProfile
+from hakeeper.runtime.events_log import EventLog
+from hakeeper.runtime.fence_plan import devices_used, power_fences
+from hakeeper.runtime.keys import KeySpace
+
+log = logging.getLogger(__name__)
+
+#: How often the renewal ages are looked at, as a fraction of ``suspect_after``.
+TICK_FRACTION = 0.125
+#: How long a view of the members may serve before it is read again.
+REFRESH_INTERVAL = 1.0
+#: Pause before fencing the same node again after a failed attempt.
+RETRY_INTERVAL = 2.0
+REVOKE_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class MembersView:
+    """Members and their leases, and the controller (node, term), read in one revision."""
+
+    leases: dict[str, int]
+    controller: tuple[str, int] | None
+    read_at: float
+
+
+class SuspicionWatch:
+    """Runs on every node next to the membership; acts only as the module docstring says."""
+
+    def __init__(
+        self,
+        *,
+        node: str,
+        coord: Coordinator,
+        keys: KeySpace,
+        spec: Callable[[], ClusterSpec],
+        events: EventLog,
+        fencer: Callable[[ClusterSpec], Fencer | None],
+        timing: TimingProfile,
+        wall: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._node = node
+        self._coord = coord
+        self._keys = keys
+        self._spec = spec
+        self._events = events
+        self._fencer = fencer
+        self._timing = timing
+        self._wall = wall
+        self._clock = clock
+        self._view: MembersView | None = None
+        self._failed_at: dict[str, float] = {}
+        self._unfenceable: set[str] = set()
+
+    async def run(self) -> None:
+        while True:
+            after = self._spec().suspect_after
+            tick = self._timing.renew_interval if after is None else after * TICK_FRACTION
+            await asyncio.sleep(tick)
+            spec = self._spec()
+            if spec.suspect_after is None or not spec.options.fencing:
+                continue
+            try:
+                await self.check(spec, spec.suspect_after)
+            except (CoordError, TimeoutError) as exc:
+                log.info("event=suspicion_check_failed error=%r", str(exc) or type(exc).__name__)
+
+    async def check(self, spec: ClusterSpec, after: float) -> list[str]:
+        """One look at the renewal ages; returns the nodes fenced and removed."""
+        view = self._view
+        if view is None or self._clock() - view.read_at > REFRESH_INTERVAL:
+            view = await self._read()
+        silent = [n for n, age in (await self._ages(view)).items() if age > after]
+        if not silent:
+            return []
+        view = await self._read()  # the linearizable read that confirms (module docstring)
+        ages = await self._ages(view)
+        confirmed = [n for n in silent if ages.get(n, 0.0) > after]
+        removed = []
+        for node in confirmed:
+            if not self._may_act(view, node, confirmed, ages[node] > 2 * after):
+                continue
+            if await self._fence(spec, view, node):
+                removed.append(node)
+        if removed:
+            self._view = None
+        return removed
+
+    async def _read(self) -> MembersView:
+        result = await asyncio.wait_for(
+            self._coord.txn([], [Get(self._keys.members, prefix=True), Get(self._keys.controller)]),
+            self._timing.renew_interval * 5,
+        )
+        members, controller = result.responses
+        assert isinstance(members, tuple)
+        assert isinstance(controller, tuple)
+        prefix = len(self._keys.members)
+        view = MembersView(
+            {kv.key[prefix:]: kv.lease for kv in members},
+            (controller[0].value.decode(), controller[0].create_revision) if controller else None,
+            self._clock(),
+        )
+        self._view = view
+        return view
+
+    async def _ages(self, view: MembersView) -> dict[str, float]:
+        """Each other member's silence (seconds since its last renewal), where known."""
+        ages = {}
+        for node, lease in view.leases.items():
+            if node == self._node:
+                continue
+            age = await self._coord.lease_renewed_ago(lease)
+            if age is not None:
+                ages[node] = age
+        return ages
+
+    def _may_act(self, view: MembersView, node: str, silent: list[str], long_silent: bool) -> bool:
+        if view.controller is None or self._node not in view.leases:
+            # No controller: the next one sees the lease run out, or suspects. Not a member
+            # (this node's own lease lapsed): it rejoins before it judges anyone.
+            return False
+        controller = view.controller[0]
+        if controller != self._node and node != controller:
+            return False
+        if controller != self._node:
+            # One fence of a silent controller is enough: the first live member (by name)
+            # acts; the others step in only if it stays silent twice as long.
+            live = sorted(n for n in view.leases if n not in silent)
+            if live[:1] != [self._node] and not long_silent:
+                return False
+        return self._clock() - self._failed_at.get(node, float("-inf")) >= RETRY_INTERVAL
+
+    async def _fence(self, spec: ClusterSpec, view: MembersView, node: str) -> bool:
+        if not power_fences(spec, node):
+            if node not in self._unfenceable:
+                self._unfenceable.add(node)
+                log.warning(
+                    "event=suspect_waits_for_lease node=%s reason=not_every_device_is_power", node
+                )
+            return False
+        fencer = self._fencer(spec)
+        if fencer is None:
+            return False
+        lease = view.leases[node]
+        assert view.controller is not None
+        controller, term = view.controller
+        log.warning("event=node_suspected node=%s by=%s lease=%d", node, self._node, lease)
+        started = self._clock()
+        outcome = await fencer.fence(node, "off")
+        device = devices_used(outcome)
+        await self._emit(
+            NodeFenced(
+                ts=self._wall(), node=node, device=device, duration=self._clock() - started,
+                ok=outcome.fenced,
+            )
+        )  # fmt: skip
+        if not outcome.fenced:
+            self._failed_at[node] = self._clock()
+            log.warning("event=suspect_fence_failed node=%s reason=%r", node, outcome.reason)
+            return False
+        self._failed_at.pop(node, None)
+        record = json.dumps({"by": device, "ts": self._wall(), "suspected": True}).encode()
+        ops: list[Op] = [
+            Put(self._keys.fenced(node), record),
+            Delete(self._keys.member(node)),
+        ]
+        if node == controller:
+            ops.append(Delete(self._keys.controller))
+        guard = [
+            Cmp(self._keys.member(node), "lease", "==", lease),
+            Cmp(self._keys.controller, "create_revision", "==", term),
+        ]
+        result = await self._coord.txn(guard, ops)
+        log.info("event=suspect_removed node=%s ok=%s", node, result.succeeded)
+        if result.succeeded:
+            # The lease's other keys (a controller key, leased statuses) go with it; a node
+            # that was in fact alive learns from its next renewal that it must self-fence.
+            try:
+                await asyncio.wait_for(self._coord.revoke(Lease(lease, 0.0)), REVOKE_TIMEOUT)
+            except (CoordError, TimeoutError) as exc:
+                log.info("event=suspect_revoke_failed node=%s error=%r", node, str(exc))
+        return result.succeeded
+
+    async def _emit(self, event: NodeFenced) -> None:
+        try:
+            await self._events.append(event)
+        except CoordError as exc:
+            log.warning("event=event_log_write_failed kind=%s error=%r", event.kind, str(exc))

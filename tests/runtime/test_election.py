@@ -1,0 +1,45 @@
+"""Controller election and writes fenced by the controller's term."""
+
+from __future__ import annotations
+
+import time
+
+from hakeeper.coord.base import Put
+from hakeeper.runtime.election import Controller, ControllerElection
+from hakeeper.runtime.keys import KeySpace
+from tests.fakes import LocalCoordinator
+
+KEYS = KeySpace("c1")
+
+
+async def test_the_first_candidate_wins_and_the_term_is_its_create_revision() -> None:
+    coord = LocalCoordinator()
+    lease1, lease2 = await coord.grant(3), await coord.grant(3)
+    first = await ControllerElection(coord, KEYS, "n1").campaign(lease1)
+    second = await ControllerElection(coord, KEYS, "n2").campaign(lease2)
+    kv = await coord.get(KEYS.controller)
+    assert kv is not None
+    assert first == second == Controller("n1", kv.create_revision)
+
+
+async def test_a_new_controller_gets_a_higher_term_when_the_old_one_is_gone() -> None:
+    coord = LocalCoordinator()
+    old = await ControllerElection(coord, KEYS, "n1").campaign(await coord.grant(3))
+    coord.expire_leases(time.monotonic() + 10)
+    lease2 = await coord.grant(3)
+    new = await ControllerElection(coord, KEYS, "n2").campaign(lease2)
+    assert new.node == "n2"
+    assert new.term > old.term
+
+
+async def test_a_deposed_controller_cannot_write() -> None:
+    coord = LocalCoordinator()
+    election1 = ControllerElection(coord, KEYS, "n1")
+    old = await election1.campaign(await coord.grant(3))
+    coord.expire_leases(time.monotonic() + 10)
+    await ControllerElection(coord, KEYS, "n2").campaign(await coord.grant(3))
+
+    result = await election1.guarded_txn(old.term, [Put(KEYS.assignment("db"), b"n1")])
+
+    assert not result.succeeded
+    assert await coord.get(KEYS.assignment("db")) is None

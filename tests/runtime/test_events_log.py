@@ -1,0 +1,58 @@
+"""The event log in the key space: order, follow, trim."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from hakeeper.model.events import ControllerElected, Event, NodeJoined, NodeLost
+from hakeeper.runtime.events_log import EventLog
+from hakeeper.runtime.keys import KeySpace
+from tests.fakes import LocalCoordinator
+
+KEYS = KeySpace("c1")
+
+
+async def test_events_read_back_in_time_order_across_writers() -> None:
+    coord = LocalCoordinator()
+    a, b = EventLog(coord, KEYS, "n1"), EventLog(coord, KEYS, "n2")
+    await b.append(NodeJoined(ts=20.0, node="n2"))
+    await a.append(NodeJoined(ts=10.0, node="n1"))
+    await a.append(NodeLost(ts=30.0, node="n2"))
+    assert [e.ts for e in await a.read()] == [10.0, 20.0, 30.0]
+
+
+async def test_two_events_at_the_same_instant_are_both_kept() -> None:
+    coord = LocalCoordinator()
+    log = EventLog(coord, KEYS, "n1")
+    await log.append(NodeJoined(ts=5.0, node="n1"))
+    await log.append(NodeJoined(ts=5.0, node="n2"))
+    assert len(await log.read()) == 2
+
+
+async def test_follow_yields_new_events() -> None:
+    coord = LocalCoordinator()
+    log = EventLog(coord, KEYS, "n1")
+    seen: list[Event] = []
+
+    async def follow() -> None:
+        async with contextlib.aclosing(log.follow()) as events:
+            async for event in events:
+                seen.append(event)
+                return
+
+    task = asyncio.create_task(follow())
+    await asyncio.sleep(0)
+    await log.append(ControllerElected(ts=1.0, node="n1", term=7))
+    await asyncio.wait_for(task, 5)
+    assert seen == [ControllerElected(ts=1.0, node="n1", term=7)]
+
+
+async def test_trim_drops_old_and_excess_events() -> None:
+    coord = LocalCoordinator()
+    log = EventLog(coord, KEYS, "n1")
+    for ts in (100.0, 200.0, 300.0, 400.0, 500.0):
+        await log.append(NodeJoined(ts=ts, node="n1"))
+    assert await log.trim(now=500.0, max_age=250.0, max_count=10) == 2
+    assert await log.trim(now=500.0, max_age=1e9, max_count=2) == 1
+    assert [e.ts for e in await log.read()] == [400.0, 500.0]

@@ -1,0 +1,198 @@
+"""The executor's self-fencing (rule 1) on a fake engine, with fake and real resource agents."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from hakeeper.agents.base import OcfRc, OpRequest, OpResult, make_result
+from hakeeper.agents.procfs import process_start_time
+from hakeeper.config.loader import spec_from_text
+from hakeeper.errors import NoQuorum
+from hakeeper.model.cluster import ClusterSpec
+from hakeeper.model.records import Assignment, Placement
+from hakeeper.model.timing import PROFILES
+from hakeeper.runtime.events_log import EventLog
+from hakeeper.runtime.executor import RECHECK_INTERVAL, Executor
+from hakeeper.runtime.keys import KeySpace
+from hakeeper.runtime.membership import MemberRecord, Membership
+from hakeeper.runtime.store import ClusterStore, encode_assignment
+from tests.fakes import LocalCoordinator
+
+KEYS = KeySpace("c1")
+SPEC = spec_from_text(
+    '[cluster]\nname = "c1"\nprofile = "fast"\n[nodes.n1]\n'
+    '[resources.db]\nagent = "process"\nparams = { command = "sleep 1" }\n',
+    "test",
+)
+
+
+class RecordingAgent:
+    """Answers every op with success and records when it was asked."""
+
+    def __init__(self, calls: list[tuple[str, float]], started: asyncio.Event) -> None:
+        self.calls = calls
+        self.started = started
+
+    def _ok(self, op: str, rc: OcfRc = OcfRc.SUCCESS) -> OpResult:
+        self.calls.append((op, time.monotonic()))
+        return make_result(op, rc, started=time.monotonic(), resource="db")
+
+    async def start(self, req: OpRequest) -> OpResult:
+        self.started.set()
+        return self._ok("start")
+
+    async def stop(self, req: OpRequest) -> OpResult:
+        return self._ok("stop")
+
+    async def monitor(self, req: OpRequest, *, probe: bool = False) -> OpResult:
+        return self._ok(
+            "probe" if probe else "monitor", OcfRc.NOT_RUNNING if probe else OcfRc.SUCCESS
+        )
+
+    async def promote(self, req: OpRequest) -> OpResult:
+        return self._ok("promote")
+
+    async def demote(self, req: OpRequest) -> OpResult:
+        return self._ok("demote")
+
+    def meta_data(self) -> Any:
+        return None
+
+
+async def assigned_here() -> tuple[LocalCoordinator, Membership]:
+    """A fake engine where n1 holds a fast-profile lease and ``db`` is assigned to it."""
+    coord = LocalCoordinator()
+    membership = Membership(
+        coord, KEYS, MemberRecord("n1", "127.0.0.11"), PROFILES["fast"], time.monotonic
+    )
+    await membership.join()
+    await coord.put(KEYS.assignment("db"), encode_assignment(Assignment("db", (Placement("n1"),))))
+    return coord, membership
+
+
+def executor_for(
+    tmp_path: Path,
+    coord: LocalCoordinator,
+    membership: Membership,
+    spec: ClusterSpec = SPEC,
+    **kwargs: Any,
+) -> Executor:
+    return Executor(
+        node="n1", spec=lambda: spec, store=ClusterStore(coord, KEYS),
+        events=EventLog(coord, KEYS, "n1"), membership=membership, state_dir=tmp_path, **kwargs,
+    )  # fmt: skip
+
+
+async def cut_off_once_started(
+    executor: Executor, coord: LocalCoordinator, membership: Membership, started: asyncio.Event
+) -> tuple[float, float]:
+    """Run the executor; once its agent was asked to start, cut the engine off (no renewal,
+    no watch event: only the clock acts) and run past the lease's engine-side expiry.
+    Returns the membership deadline and that expiry as they stood at the cut."""
+    running = asyncio.create_task(executor.run())
+    try:
+        await asyncio.wait_for(started.wait(), 10)
+        coord.fail_with = NoQuorum("cut off")
+        deadline, safe_until = membership.deadline, membership.lease_safe_until
+        await asyncio.sleep(max(0.0, safe_until - time.monotonic()) + 0.5)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    return deadline, safe_until
+
+
+async def test_an_exclusive_resource_stops_at_the_membership_deadline_not_later(
+    tmp_path: Path,
+) -> None:
+    coord, membership = await assigned_here()
+    calls: list[tuple[str, float]] = []
+    started = asyncio.Event()
+    executor = executor_for(
+        tmp_path, coord, membership,
+        agent_factory=lambda *args, **kwargs: RecordingAgent(calls, started),
+    )  # fmt: skip
+    deadline, _ = await cut_off_once_started(executor, coord, membership, started)
+
+    stops = [at for op, at in calls if op == "stop"]
+    assert stops, "the exclusive resource was never stopped after the deadline"
+    assert stops[0] - deadline < RECHECK_INTERVAL / 2
+
+
+class HangingStartAgent(RecordingAgent):
+    """A start that never returns (a service stuck coming up)."""
+
+    async def start(self, req: OpRequest) -> OpResult:
+        self.started.set()
+        self.calls.append(("start", time.monotonic()))
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+
+async def test_a_start_still_running_at_the_deadline_is_cut_short_and_stopped(
+    tmp_path: Path,
+) -> None:
+    coord, membership = await assigned_here()
+    calls: list[tuple[str, float]] = []
+    started = asyncio.Event()
+    executor = executor_for(
+        tmp_path, coord, membership,
+        agent_factory=lambda *args, **kwargs: HangingStartAgent(calls, started),
+    )  # fmt: skip
+    _, safe_until = await cut_off_once_started(executor, coord, membership, started)
+
+    stops = [at for op, at in calls if op == "stop"]
+    assert stops, "the half-started exclusive resource was never stopped"
+    assert stops[0] < safe_until
+
+
+async def test_a_service_ignoring_sigterm_is_killed_before_the_lease_can_expire(
+    tmp_path: Path,
+) -> None:
+    pid_file = tmp_path / "pid"
+    script = tmp_path / "stubborn.sh"
+    script.write_text(f"trap '' TERM\necho $$ > {pid_file}\nexec sleep 1000\n")
+    spec = spec_from_text(
+        '[cluster]\nname = "c1"\nprofile = "fast"\n[nodes.n1]\n[resources.db]\n'
+        f'agent = "process"\nparams = {{ command = "sh {script}" }}\n',
+        "test",
+    )
+    coord, membership = await assigned_here()
+    executor = executor_for(tmp_path, coord, membership, spec=spec)
+    running = asyncio.create_task(executor.run())
+    try:
+        for _ in range(200):
+            if executor.local:
+                break
+            await asyncio.sleep(0.05)
+        pid = int(pid_file.read_text())
+        coord.fail_with = NoQuorum("cut off")
+        safe_until = membership.lease_safe_until
+        await asyncio.sleep(max(0.0, safe_until - time.monotonic()))
+        gone_in_time = process_start_time(pid) is None
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+    assert gone_in_time, "the service outlived the lease it was started under"
+    assert not executor.holds_exclusive()
+
+
+async def test_agents_are_built_with_the_cluster_secret_file_by_path(tmp_path: Path) -> None:
+    coord, membership = await assigned_here()
+    built: list[dict[str, Any]] = []
+
+    def factory(*args: Any, **kwargs: Any) -> RecordingAgent:
+        built.append(kwargs)
+        return RecordingAgent([], asyncio.Event())
+
+    executor = executor_for(tmp_path, coord, membership, agent_factory=factory)
+    executor.check_agents(SPEC, {"db"})
+    assert [k["secret_file"] for k in built] == [Path(SPEC.coordination.secret_file)]
