@@ -1,0 +1,192 @@
+"""A backup store in a local or mounted directory.
+
+Layout under the root (mode 0700, files 0600)::
+
+    .partial-<id>/objects/<name>     a backup being written (never listed as complete)
+    .partial-<id>/MANIFEST
+    <id>/objects/<name>, <id>/MANIFEST   a complete backup
+    .deleting-<id>/                      a backup being removed (already out of the listing)
+
+Every file is fsynced before the rename that publishes the backup, and the directories that
+hold it after, so after a crash a backup is either complete or not listed. File I/O runs in
+worker threads in bounded chunks; the event loop never waits on the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+from hakeeper.backup.errors import BackupNotFound, MissingObject, StoreUnavailable
+from hakeeper.backup.manifest import MAX_MANIFEST_BYTES
+from hakeeper.backup.names import check_backup_id, check_object_name, is_backup_id
+
+MANIFEST = "MANIFEST"
+OBJECTS = "objects"
+PARTIAL = ".partial-"
+DELETING = ".deleting-"
+READ_CHUNK = 1024 * 1024
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _create(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class DirectoryUpload:
+    """A backup being written into ``.partial-<id>`` under the store's root."""
+
+    def __init__(self, store: DirectoryStore, backup_id: str) -> None:
+        self._store = store
+        self._id = backup_id
+        self._dir = store.root / f"{PARTIAL}{backup_id}"
+        self._dirs: set[Path] = set()
+
+    @property
+    def backup_id(self) -> str:
+        return self._id
+
+    async def create(self) -> None:
+        await self._store.run(self._dir.joinpath(OBJECTS).mkdir, 0o700, True)
+        self._dirs = {self._dir, self._dir / OBJECTS}
+
+    async def write_object(self, name: str, chunks: AsyncIterator[bytes]) -> int:
+        path = self._dir / OBJECTS / check_object_name(name)
+        if path.parent not in self._dirs:
+            await self._store.run(path.parent.mkdir, 0o700, True, True)
+            self._dirs.update(p for p in path.parents if self._dir in p.parents)
+        fd = await self._store.run(_create, path)
+        written = 0
+        try:
+            async for chunk in chunks:
+                await self._store.run(_write_all, fd, chunk)
+                written += len(chunk)
+            await self._store.run(os.fsync, fd)
+        finally:
+            os.close(fd)
+        return written
+
+    async def commit(self, manifest: bytes) -> None:
+        await self._store.run(self._publish, manifest)
+
+    def _publish(self, manifest: bytes) -> None:
+        fd = _create(self._dir / MANIFEST)
+        try:
+            _write_all(fd, manifest)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        for directory in sorted(self._dirs, key=lambda p: len(p.parts), reverse=True):
+            _fsync_dir(directory)
+        os.rename(self._dir, self._store.root / self._id)
+        _fsync_dir(self._store.root)
+
+    async def abort(self) -> None:
+        await self._store.run(shutil.rmtree, self._dir, True)
+
+
+class DirectoryStore:
+    """Backups as directories under ``root`` (created 0700 when missing)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def description(self) -> str:
+        return str(self.root)
+
+    async def run(self, func: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """``func`` in a worker thread, an `OSError` told as `StoreUnavailable`."""
+        try:
+            return await asyncio.to_thread(func, *args, **kwargs)
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"backup directory {self.root}: {exc.strerror or exc} "
+                f"({exc.filename or self.root}); check that it is mounted and writable"
+            ) from exc
+
+    async def begin(self, backup_id: str) -> DirectoryUpload:
+        check_backup_id(backup_id)
+        await self.run(self.root.mkdir, 0o700, True, True)
+        upload = DirectoryUpload(self, backup_id)
+        await upload.create()
+        return upload
+
+    def _entries(self) -> list[str]:
+        try:
+            return os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+
+    async def backup_ids(self) -> tuple[str, ...]:
+        entries = await self.run(self._entries)
+        return tuple(e for e in entries if is_backup_id(e) and (self.root / e / MANIFEST).is_file())
+
+    async def in_progress(self) -> tuple[str, ...]:
+        entries = await self.run(self._entries)
+        return tuple(
+            e.removeprefix(PARTIAL)
+            for e in entries
+            if e.startswith(PARTIAL) and is_backup_id(e.removeprefix(PARTIAL))
+        )
+
+    def _complete(self, backup_id: str) -> Path:
+        path = self.root / check_backup_id(backup_id)
+        if not (path / MANIFEST).is_file():
+            raise BackupNotFound(
+                f"no complete backup {backup_id} in {self.root} (`hakeeper backup list` "
+                "shows those there are)"
+            )
+        return path
+
+    async def read_manifest(self, backup_id: str) -> bytes:
+        path = self._complete(backup_id) / MANIFEST
+        return await self.run(_read_bounded, path, MAX_MANIFEST_BYTES + 1)
+
+    async def read_object(self, backup_id: str, name: str) -> AsyncIterator[bytes]:
+        path = self._complete(backup_id) / OBJECTS / check_object_name(name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise MissingObject(
+                f"backup {backup_id}: object {name!r} is missing from {self.root} (the "
+                "backup is incomplete; use another one)"
+            ) from None
+        except OSError as exc:
+            raise StoreUnavailable(f"{path}: cannot open ({exc.strerror})") from exc
+        try:
+            while chunk := await self.run(os.read, fd, READ_CHUNK):
+                yield chunk
+        finally:
+            os.close(fd)
+
+    async def delete(self, backup_id: str) -> None:
+        path = self._complete(backup_id)
+        doomed = self.root / f"{DELETING}{backup_id}"
+        await self.run(os.rename, path, doomed)
+        await self.run(shutil.rmtree, doomed)
+
+
+def _read_bounded(path: Path, limit: int) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(limit)
