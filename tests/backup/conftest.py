@@ -118,8 +118,8 @@ S3_KEYS = {"AWS_ACCESS_KEY_ID": "testing-key-id", "AWS_SECRET_ACCESS_KEY": "test
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A moto S3 server on 127.0.0.1 (a real HTTP server process, not a mocked client),
     killed by its PID at teardown, whatever the tests did; the bucket made once."""
-    pytest.importorskip("moto.server", reason="moto[server] is a test dependency")
-    boto3 = pytest.importorskip("boto3")
+    import boto3  # a test dependency, as is moto[server]
+
     port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]

@@ -66,14 +66,24 @@ class DirectoryUpload:
         return self._id
 
     async def create(self) -> None:
-        await self._store.run(self._dir.joinpath(OBJECTS).mkdir, 0o700, True)
-        self._dirs = {self._dir, self._dir / OBJECTS}
+        await self._store.run(self._dir.mkdir, 0o700)
+        self._dirs = {self._dir}
+        await self._store.run(self._make_dirs, self._dir / OBJECTS)
+
+    def _make_dirs(self, path: Path) -> None:
+        """``path`` and any missing directory between it and the backup's, each 0700
+        (``mkdir(parents=True)`` would give the parents the umask's mode)."""
+        missing = [
+            p for p in (path, *path.parents) if p not in self._dirs and self._dir in p.parents
+        ]
+        for directory in reversed(missing):
+            directory.mkdir(0o700, exist_ok=True)
+            self._dirs.add(directory)
 
     async def write_object(self, name: str, chunks: AsyncIterator[bytes]) -> int:
         path = self._dir / OBJECTS / check_object_name(name)
         if path.parent not in self._dirs:
-            await self._store.run(path.parent.mkdir, 0o700, True, True)
-            self._dirs.update(p for p in path.parents if self._dir in p.parents)
+            await self._store.run(self._make_dirs, path.parent)
         fd = await self._store.run(_create, path)
         written = 0
         try:
