@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from hakeeper.backup.keys import (
     BackupKeyring,
     generate_key_text,
     load_keyring,
+    make_key_command,
     parse_keys,
     unwrap_data_key,
     wrap_data_key,
@@ -106,3 +108,10 @@ def test_a_wrapped_key_moved_to_another_backup_does_not_open(keyring: BackupKeyr
     wrapped = wrap_data_key(keyring.current, b"k" * 32, BACKUP_ID)
     with pytest.raises(ManifestTampered, match="changed or damaged"):
         unwrap_data_key(keyring, wrapped, "20261206T100000Z-00000002")
+
+
+def test_the_command_the_messages_give_makes_a_key_file_that_loads(tmp_path: Path) -> None:
+    path = tmp_path / "backup.key"
+    subprocess.run(["sh", "-c", make_key_command(path)], check=True, timeout=30)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert len(load_keyring(path).keys) == 1

@@ -147,9 +147,13 @@ class DirectoryStore:
         except FileNotFoundError:
             return []
 
+    def _complete_ids(self) -> tuple[str, ...]:
+        return tuple(
+            e for e in self._entries() if is_backup_id(e) and (self.root / e / MANIFEST).is_file()
+        )
+
     async def backup_ids(self) -> tuple[str, ...]:
-        entries = await self.run(self._entries)
-        return tuple(e for e in entries if is_backup_id(e) and (self.root / e / MANIFEST).is_file())
+        return await self.run(self._complete_ids)
 
     async def in_progress(self) -> tuple[str, ...]:
         entries = await self.run(self._entries)
@@ -159,30 +163,33 @@ class DirectoryStore:
             if e.startswith(PARTIAL) and is_backup_id(e.removeprefix(PARTIAL))
         )
 
-    def _complete(self, backup_id: str) -> Path:
+    def _not_found(self, backup_id: str) -> BackupNotFound:
+        return BackupNotFound(
+            f"no complete backup {backup_id} in {self.root} (`hakeeper backup list` "
+            "shows those there are)"
+        )
+
+    async def _complete(self, backup_id: str) -> Path:
         path = self.root / check_backup_id(backup_id)
-        if not (path / MANIFEST).is_file():
-            raise BackupNotFound(
-                f"no complete backup {backup_id} in {self.root} (`hakeeper backup list` "
-                "shows those there are)"
-            )
+        if not await self.run((path / MANIFEST).is_file):
+            raise self._not_found(backup_id)
         return path
 
     async def read_manifest(self, backup_id: str) -> bytes:
-        path = self._complete(backup_id) / MANIFEST
-        return await self.run(_read_bounded, path, MAX_MANIFEST_BYTES + 1)
+        path = await self._complete(backup_id) / MANIFEST
+        data = await self.run(_read_bounded, path, MAX_MANIFEST_BYTES + 1)
+        if data is None:  # deleted since it was found
+            raise self._not_found(backup_id)
+        return data
 
     async def read_object(self, backup_id: str, name: str) -> AsyncIterator[bytes]:
-        path = self._complete(backup_id) / OBJECTS / check_object_name(name)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except FileNotFoundError:
+        path = await self._complete(backup_id) / OBJECTS / check_object_name(name)
+        fd = await self.run(_open_existing, path)
+        if fd is None:
             raise MissingObject(
                 f"backup {backup_id}: object {name!r} is missing from {self.root} (the "
                 "backup is incomplete; use another one)"
-            ) from None
-        except OSError as exc:
-            raise StoreUnavailable(f"{path}: cannot open ({exc.strerror})") from exc
+            )
         try:
             while chunk := await self.run(os.read, fd, READ_CHUNK):
                 yield chunk
@@ -190,13 +197,23 @@ class DirectoryStore:
             os.close(fd)
 
     async def delete(self, backup_id: str) -> None:
-        path = self._complete(backup_id)
+        path = await self._complete(backup_id)
         doomed = self.root / f"{DELETING}{backup_id}"
         await self.run(os.rename, path, doomed)
         await self.run(shutil.rmtree, doomed)
 
 
-def _read_bounded(path: Path, limit: int) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+def _open_existing(path: Path) -> int | None:
+    """A read-only descriptor of ``path`` (never through a symbolic link), None if absent."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+
+
+def _read_bounded(path: Path, limit: int) -> bytes | None:
+    fd = _open_existing(path)
+    if fd is None:
+        return None
     with os.fdopen(fd, "rb") as handle:
         return handle.read(limit)

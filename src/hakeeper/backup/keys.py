@@ -40,6 +40,13 @@ KEY_BYTES = 32
 NONCE_BYTES = 12
 MAX_KEY_FILE_BYTES = 16 * 1024
 _KEY_ID_LABEL = b"hakeeper backup key id"
+
+
+def make_key_command(path: Path | str) -> str:
+    """A shell command that writes a new key file at ``path`` (mode 0600)."""
+    return f"(umask 077; head -c 32 /dev/urandom | base64 | tr '+/' '-_' > {path})"
+
+
 _WRAP_LABEL = b"hakeeper backup data key\x00"
 
 
@@ -93,15 +100,14 @@ def parse_keys(text: str, source: str) -> BackupKeyring:
         if len(secret) != KEY_BYTES:
             raise ConfigError(
                 f"{source}: line {number} is not a backup key ({KEY_BYTES} random bytes in "
-                "URL-safe base64, 44 characters; make one with "
-                "`python3 -c 'import base64,os; print(base64.urlsafe_b64encode(os.urandom(32))"
-                ".decode())'`)"
+                f"URL-safe base64, 44 characters; make a new file with: "
+                f"{make_key_command(source)})"
             )
         key = BackupKey(secret)
         if all(k.key_id != key.key_id for k in keys):
             keys.append(key)
     if not keys:
-        raise ConfigError(f"{source}: holds no backup key (write one with mode 0600)")
+        raise ConfigError(f"{source}: holds no backup key (make one: {make_key_command(source)})")
     return BackupKeyring(tuple(keys), source)
 
 
@@ -123,8 +129,8 @@ def load_keyring(path: Path, *, cluster_secret_path: Path | None = None) -> Back
     data = read_private_file(
         path,
         MAX_KEY_FILE_BYTES,
-        missing=f"{path}: no backup key there (create it with mode 0600 holding one line "
-        "made by `hakeeper.backup.keys.generate_key_text()`)",
+        missing=f"{path}: no backup key there (make one: {make_key_command(path)}; keep a "
+        "copy off the cluster, or the backups die with it)",
     )
     try:
         text = data.decode("ascii")
