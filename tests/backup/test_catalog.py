@@ -94,3 +94,21 @@ async def test_a_dry_run_deletes_nothing(dir_store: DirectoryStore, clock: Clock
     result = await prune(dir_store, RetentionPolicy(keep_last=1), now=clock, dry_run=True)
     assert result.deleted == (ids[1], ids[0])
     assert len(await dir_store.backup_ids()) == 3
+
+
+class _RacedStore(DirectoryStore):
+    """A store whose delete finds the backup gone: another pruner removed it first."""
+
+    async def delete(self, backup_id: str) -> None:
+        await super().delete(backup_id)
+        await super().delete(backup_id)
+
+
+async def test_prune_goes_on_when_another_pruner_was_first(
+    dir_store: DirectoryStore, clock: Clock
+) -> None:
+    ids = await hourly(dir_store, clock, 3)
+    raced = _RacedStore(dir_store.root)
+    result = await prune(raced, RetentionPolicy(keep_last=1), now=clock)
+    assert result.deleted == (ids[1], ids[0])
+    assert await dir_store.backup_ids() == (ids[2],)

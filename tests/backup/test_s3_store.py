@@ -191,6 +191,8 @@ async def test_an_endpoint_nobody_answers_is_store_unavailable(tmp_path: Path) -
         ("max_attempts", 50, "max_attempts"),
         ("read_timeout", 0.0, "timeouts"),
         ("part_size", 1024, "part_size"),
+        ("endpoint_url", "ftp://127.0.0.1", "http:// or https://"),
+        ("endpoint_url", "http://host\nX-Injected: 1", "http:// or https://"),
     ],
 )
 def test_settings_out_of_bounds_are_refused(field: str, value: object, says: str) -> None:

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import tracemalloc
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 
 import pytest
+from pydantic import ValidationError
 
 from hakeeper.backup.dir_store import DirectoryStore
 from hakeeper.backup.errors import BadObjectName
@@ -134,3 +136,21 @@ async def test_the_summary_counts_objects_and_bytes(
     assert summary.backup_id in text
     assert "encryption: none" in text
     assert len(summary.lines()) <= 24
+
+
+async def test_a_naive_clock_is_refused_before_anything_is_written(
+    dir_store: DirectoryStore, source: MemorySource
+) -> None:
+    with pytest.raises(ValidationError, match="timezone"):
+        await write_backup(
+            dir_store, source, cluster=CLUSTER, coord_revision=1, now=lambda: datetime(2026, 1, 1)
+        )
+    assert not dir_store.root.exists()
+
+
+async def test_a_negative_revision_is_refused_before_anything_is_written(
+    dir_store: DirectoryStore, source: MemorySource
+) -> None:
+    with pytest.raises(ValidationError, match="coord_revision"):
+        await write_backup(dir_store, source, cluster=CLUSTER, coord_revision=-1)
+    assert not dir_store.root.exists()

@@ -8,6 +8,7 @@ backups reach the retention decision.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -103,6 +104,7 @@ async def prune(
     doomed = to_prune(listing.backups, policy, now())
     if not dry_run:
         for backup_id in doomed:
-            await store.delete(backup_id)
+            with contextlib.suppress(BackupNotFound):  # another pruner was first
+                await store.delete(backup_id)
     kept = tuple(b.backup_id for b in listing.backups if b.backup_id not in doomed)
     return PruneResult(doomed, kept)

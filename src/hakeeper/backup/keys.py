@@ -94,7 +94,7 @@ def parse_keys(text: str, source: str) -> BackupKeyring:
         if not line or line.startswith("#"):
             continue
         try:
-            secret = base64.urlsafe_b64decode(line.encode("ascii"))
+            secret = base64.b64decode(line.encode("ascii"), altchars=b"-_", validate=True)
         except (binascii.Error, UnicodeEncodeError, ValueError):
             secret = b""
         if len(secret) != KEY_BYTES:

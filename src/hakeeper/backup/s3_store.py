@@ -116,6 +116,12 @@ class S3Settings:
                 f"S3 prefix {self.prefix[:64]!a}: letters, digits and . _ - / only, ending "
                 "with '/' (or empty)"
             )
+        if self.endpoint_url is not None and not re.fullmatch(
+            r"https?://[A-Za-z0-9.\[\]:_-]+(/[\x21-\x7e]*)?", self.endpoint_url
+        ):
+            raise ConfigError(
+                f"S3 endpoint {self.endpoint_url[:80]!a}: give an http:// or https:// URL"
+            )
         if not (0 < self.connect_timeout <= 300 and 0 < self.read_timeout <= 600):
             raise ConfigError("S3 timeouts: connect in (0, 300] s, read in (0, 600] s")
         if not 1 <= self.max_attempts <= 10:
@@ -238,7 +244,8 @@ class S3Upload:
 
 
 class S3Store:
-    """Backups in one bucket under one prefix."""
+    """Backups in one bucket under one prefix. Making one loads boto3's service model
+    (about half a second of CPU): make it before the event loop runs, or in a thread."""
 
     def __init__(
         self,

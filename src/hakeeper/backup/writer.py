@@ -20,6 +20,7 @@ from hakeeper.backup.chunks import DEFAULT_CHUNK_SIZE, seal
 from hakeeper.backup.errors import BadObjectName
 from hakeeper.backup.keys import BackupKeyring, DataKey, wrap_data_key
 from hakeeper.backup.manifest import (
+    MAX_OBJECTS,
     ClusterIdentity,
     Encryption,
     Manifest,
@@ -89,6 +90,8 @@ class _Tally:
 
 def _checked_names(source: ObjectSource) -> tuple[str, ...]:
     names = tuple(check_object_name(n) for n in source.object_names())
+    if len(names) > MAX_OBJECTS:
+        raise BadObjectName(f"{len(names)} objects; a backup holds at most {MAX_OBJECTS}")
     seen: set[str] = set()
     for name in names:
         if name in seen:
@@ -110,10 +113,10 @@ async def write_backup(
     progress: Progress | None = None,
 ) -> WriteSummary:
     """Write every object of ``source`` and the manifest to ``store``; encrypted with
-    ``keyring.current`` when a keyring is given. Names are checked before anything is
-    written; on any failure the partial backup is removed."""
+    ``keyring.current`` when a keyring is given. Names and every field of the manifest but
+    the objects' sizes and checksums are checked before anything is written; on any failure
+    the partial backup is removed."""
     names = _checked_names(source)
-    store_epochs = Manifest.epochs_from(epochs or {})
     started = time.monotonic()
     created_at = now()
     backup_id = new_backup_id(created_at)
@@ -123,6 +126,15 @@ async def write_backup(
         data_key, raw = DataKey.generate()
         wrapped = wrap_data_key(keyring.current, raw, backup_id)
         encryption = Encryption.of(wrapped, chunk_size)
+    draft = Manifest(
+        backup_id=backup_id,
+        cluster=cluster,
+        coord_revision=coord_revision,
+        epochs=Manifest.epochs_from(epochs or {}),
+        created_at=created_at,
+        objects=(),
+        encryption=encryption,
+    )
     counter = ProgressCounter("write", backup_id, len(names), None, progress)
     upload = await store.begin(backup_id)
     try:
@@ -136,14 +148,8 @@ async def write_backup(
             stored += await upload.write_object(name, stream)
             entries.append(tally.entry())
             counter.object_done(name)
-        manifest = Manifest(
-            backup_id=backup_id,
-            cluster=cluster,
-            coord_revision=coord_revision,
-            epochs=store_epochs,
-            created_at=created_at,
-            objects=tuple(entries),
-            encryption=encryption,
+        manifest = Manifest.model_validate(
+            draft.model_dump() | {"objects": [e.model_dump() for e in entries]}
         )
         await upload.commit(encode_manifest(manifest, data_key))
     except BaseException:
