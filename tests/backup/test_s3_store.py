@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import secrets
+import socket
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -180,6 +182,18 @@ async def test_an_endpoint_nobody_answers_is_store_unavailable(tmp_path: Path) -
     with pytest.raises(StoreUnavailable, match="check the endpoint") as caught:
         await store.backup_ids()
     assert S3_KEYS["AWS_SECRET_ACCESS_KEY"] not in str(caught.value)
+
+
+async def test_a_server_that_never_answers_times_out_as_store_unavailable() -> None:
+    with socket.socket() as silent:  # accepts connections (the kernel does), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        store = S3Store(settings(endpoint, read_timeout=1.0, max_attempts=2), environ=S3_KEYS)
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable, match="ReadTimeout"):
+            await store.backup_ids()
+    assert time.monotonic() - started < 60  # bounded: two attempts of a one-second read
 
 
 @pytest.mark.parametrize(
