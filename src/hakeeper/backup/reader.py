@@ -17,23 +17,34 @@ from hakeeper.backup.chunks import unseal
 from hakeeper.backup.errors import CorruptObject, MissingObject, TruncatedObject
 from hakeeper.backup.keys import BackupKeyring, DataKey
 from hakeeper.backup.manifest import ClusterIdentity, Manifest, decode_manifest
-from hakeeper.backup.progress import ProgressCounter
+from hakeeper.backup.progress import Progress, ProgressCounter
 from hakeeper.backup.store import BackupStore
 
 
 class BackupReader:
     """One backup whose manifest was checked; reads its objects."""
 
-    def __init__(self, store: BackupStore, manifest: Manifest, data_key: DataKey | None) -> None:
+    def __init__(
+        self,
+        store: BackupStore,
+        manifest: Manifest,
+        data_key: DataKey | None,
+        progress: Progress | None = None,
+    ) -> None:
         self._store = store
         self.manifest = manifest
         self._data_key = data_key
+        self.counter = ProgressCounter(
+            "read", manifest.backup_id, len(manifest.objects), manifest.total_size, progress
+        )
 
     async def read_object(
         self, name: str, counter: ProgressCounter | None = None
     ) -> AsyncIterator[bytes]:
         """The plaintext chunks of ``name``; `CorruptObject`/`TruncatedObject` when its bytes
-        differ from the manifest (raised at the latest when the stream ends)."""
+        differ from the manifest (raised at the latest when the stream ends). Progress goes
+        to ``counter``, or to the reader's own (action "read")."""
+        counter = counter or self.counter
         backup_id = self.manifest.backup_id
         entry = self.manifest.entry(name)
         if entry is None:
@@ -50,8 +61,7 @@ class BackupReader:
             if size > entry.size:
                 raise CorruptObject(f"{where}: longer than the {entry.size} bytes recorded")
             sha.update(chunk)
-            if counter is not None:
-                counter.add_bytes(name, len(chunk))
+            counter.add_bytes(name, len(chunk))
             yield chunk
         if size < entry.size:
             raise TruncatedObject(
@@ -63,8 +73,7 @@ class BackupReader:
                 f"{where}: its SHA-256 differs from the manifest's (changed after it was "
                 "written; use another backup)"
             )
-        if counter is not None:
-            counter.object_done(name)
+        counter.object_done(name)
 
 
 async def open_backup(
@@ -74,6 +83,7 @@ async def open_backup(
     *,
     expect: ClusterIdentity | None = None,
     allow_unencrypted: bool = False,
+    progress: Progress | None = None,
 ) -> BackupReader:
     """The backup ``backup_id`` of ``store``, its manifest read and trusted (see
     `hakeeper.backup.manifest.decode_manifest` for the refusals)."""
@@ -81,4 +91,4 @@ async def open_backup(
     trusted = decode_manifest(
         data, backup_id, keyring, expect=expect, allow_unencrypted=allow_unencrypted
     )
-    return BackupReader(store, trusted.manifest, trusted.data_key)
+    return BackupReader(store, trusted.manifest, trusted.data_key, progress)
