@@ -12,7 +12,7 @@ import pytest
 
 from hakeeper.backup.dir_store import OBJECTS, DirectoryStore
 from hakeeper.backup.keys import BackupKeyring, load_keyring, write_key_file
-from hakeeper.backup.manifest import ClusterIdentity
+from hakeeper.backup.manifest import ClusterIdentity, Trust
 from hakeeper.backup.reader import open_backup
 from hakeeper.backup.store import BackupStore
 from hakeeper.lab.processes import ManagedProcess, free_port
@@ -92,7 +92,7 @@ async def read_back(
     store: BackupStore, backup_id: str, keyring: BackupKeyring | None = None
 ) -> dict[str, bytes]:
     """Every object of a backup, read and checked through `open_backup`."""
-    reader = await open_backup(store, backup_id, keyring)
+    reader = await open_backup(store, backup_id, Trust(keyring))
     return {
         entry.name: b"".join([c async for c in reader.read_object(entry.name)])
         for entry in reader.manifest.objects

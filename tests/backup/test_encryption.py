@@ -12,6 +12,7 @@ from hakeeper.backup.errors import (
     WrongKey,
 )
 from hakeeper.backup.keys import BackupKeyring
+from hakeeper.backup.manifest import Trust
 from hakeeper.backup.reader import open_backup
 from hakeeper.backup.writer import write_backup
 from tests.backup.conftest import CLUSTER, MemorySource, flip_byte, read_back, stored_path
@@ -43,14 +44,14 @@ async def test_a_flipped_byte_in_the_manifest_is_refused(
     path = dir_store.root / backup_id / MANIFEST
     flip_byte(path, path.read_bytes().index(b'"coord_revision": 1') + len(b'"coord_revision": '))
     with pytest.raises(ManifestTampered, match="fails its authentication"):
-        await open_backup(dir_store, backup_id, keyring)
+        await open_backup(dir_store, backup_id, Trust(keyring))
 
 
 async def test_a_wrong_key_is_refused_as_a_wrong_key(
     dir_store: DirectoryStore, other_keyring: BackupKeyring, backup_id: str
 ) -> None:
     with pytest.raises(WrongKey, match="wrong key"):
-        await open_backup(dir_store, backup_id, other_keyring)
+        await open_backup(dir_store, backup_id, Trust(other_keyring))
 
 
 async def test_chunks_swapped_within_an_object_are_refused(

@@ -14,6 +14,7 @@ from hakeeper.backup.manifest import (
     Encryption,
     Manifest,
     ObjectEntry,
+    Trust,
     decode_manifest,
     encode_manifest,
     peek_manifest,
@@ -49,7 +50,7 @@ def flip_in_body(data: bytes, old: bytes, new: bytes) -> bytes:
 
 
 def test_a_manifest_records_what_the_issue_asks_for() -> None:
-    manifest = decode_manifest(encode_manifest(plain_manifest(), None), BACKUP, None).manifest
+    manifest = decode_manifest(encode_manifest(plain_manifest(), None), BACKUP, Trust()).manifest
     assert manifest.format_version == FORMAT_VERSION
     assert manifest.hakeeper_version == __version__
     assert manifest.cluster == CLUSTER
@@ -62,7 +63,7 @@ def test_a_manifest_records_what_the_issue_asks_for() -> None:
 
 def test_an_encrypted_manifest_round_trips_with_its_key(keyring: BackupKeyring) -> None:
     manifest, data_key = encrypted(keyring)
-    trusted = decode_manifest(encode_manifest(manifest, data_key), BACKUP, keyring)
+    trusted = decode_manifest(encode_manifest(manifest, data_key), BACKUP, Trust(keyring))
     assert trusted.manifest == manifest
     assert trusted.data_key is not None
 
@@ -72,14 +73,14 @@ def test_a_flipped_byte_in_a_plain_manifest_is_refused() -> None:
         encode_manifest(plain_manifest(), None), b'"coord_revision": 42', b'"coord_revision": 43'
     )
     with pytest.raises(ManifestTampered, match="checksum does not match"):
-        decode_manifest(data, BACKUP, None)
+        decode_manifest(data, BACKUP, Trust())
 
 
 def test_a_flipped_byte_in_an_encrypted_manifest_is_refused(keyring: BackupKeyring) -> None:
     manifest, data_key = encrypted(keyring)
     data = flip_in_body(encode_manifest(manifest, data_key), b'"size": 3', b'"size": 4')
     with pytest.raises(ManifestTampered, match="fails its authentication"):
-        decode_manifest(data, BACKUP, keyring)
+        decode_manifest(data, BACKUP, Trust(keyring))
 
 
 def test_an_encrypted_manifest_with_its_digest_recomputed_as_plain_is_refused(
@@ -91,21 +92,21 @@ def test_an_encrypted_manifest_with_its_digest_recomputed_as_plain_is_refused(
     header["mac"] = "sha256"
     forged = json.dumps(header).encode() + b"\n" + body
     with pytest.raises(ManifestTampered):
-        decode_manifest(forged, BACKUP, keyring)
+        decode_manifest(forged, BACKUP, Trust(keyring))
 
 
 def test_a_backup_of_another_cluster_is_refused_when_one_is_expected() -> None:
     data = encode_manifest(plain_manifest(), None)
     other = ClusterIdentity(name="prod", cluster_id="another-id")
     with pytest.raises(ForeignBackup, match=r"belongs to cluster prod \(id c0ffee-1\)"):
-        decode_manifest(data, BACKUP, None, expect=other)
+        decode_manifest(data, BACKUP, Trust(expect=other))
 
 
 def test_a_newer_format_is_refused_by_its_version_before_its_body_is_read() -> None:
     header = {"format": "hakeeper-backup", "format_version": FORMAT_VERSION + 1}
     data = json.dumps(header).encode() + b"\n{a body this version cannot parse}"
     with pytest.raises(NewerFormat, match="use a newer hakeeper"):
-        decode_manifest(data, BACKUP, None)
+        decode_manifest(data, BACKUP, Trust())
 
 
 def test_an_encrypted_manifest_under_another_key_is_a_wrong_key(
@@ -113,7 +114,7 @@ def test_an_encrypted_manifest_under_another_key_is_a_wrong_key(
 ) -> None:
     manifest, data_key = encrypted(keyring)
     with pytest.raises(WrongKey, match="wrong key"):
-        decode_manifest(encode_manifest(manifest, data_key), BACKUP, other_keyring)
+        decode_manifest(encode_manifest(manifest, data_key), BACKUP, Trust(other_keyring))
 
 
 def test_an_unencrypted_backup_is_refused_to_a_key_holder_unless_allowed(
@@ -121,27 +122,27 @@ def test_an_unencrypted_backup_is_refused_to_a_key_holder_unless_allowed(
 ) -> None:
     data = encode_manifest(plain_manifest(), None)
     with pytest.raises(WrongKey, match="not encrypted"):
-        decode_manifest(data, BACKUP, keyring)
-    assert decode_manifest(data, BACKUP, keyring, allow_unencrypted=True).data_key is None
+        decode_manifest(data, BACKUP, Trust(keyring))
+    assert decode_manifest(data, BACKUP, Trust(keyring, allow_unencrypted=True)).data_key is None
 
 
 def test_a_manifest_stored_under_another_id_is_refused() -> None:
     other = "20261206T100000Z-00000002"
     data = encode_manifest(plain_manifest(other), None)
     with pytest.raises(ManifestTampered, match="moved or swapped"):
-        decode_manifest(data, BACKUP, None)
+        decode_manifest(data, BACKUP, Trust())
 
 
 @pytest.mark.parametrize("data", [b"", b"no header", b"{}\n{}", b"[1]\n{}", b"\xff\n{}"])
 def test_bytes_that_are_no_manifest_are_refused(data: bytes) -> None:
     with pytest.raises(ManifestTampered):
-        decode_manifest(data, BACKUP, None)
+        decode_manifest(data, BACKUP, Trust())
 
 
 def test_a_manifest_with_a_bad_object_name_is_damaged() -> None:
     data = flip_in_body(encode_manifest(plain_manifest(), None), b'"config"', b'"../etc"')
     with pytest.raises(ManifestTampered, match="body is damaged"):
-        decode_manifest(data, BACKUP, None)
+        decode_manifest(data, BACKUP, Trust())
 
 
 def test_an_object_name_may_appear_only_once() -> None:

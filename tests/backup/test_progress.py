@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from hakeeper.backup.dir_store import DirectoryStore
+from hakeeper.backup.manifest import Trust
 from hakeeper.backup.progress import ProgressEvent
 from hakeeper.backup.reader import open_backup
 from hakeeper.backup.writer import write_backup
@@ -41,7 +42,7 @@ async def test_a_reader_reports_objects_and_bytes_read(
 ) -> None:
     summary = await write_backup(dir_store, source, cluster=CLUSTER, coord_revision=1)
     events: list[ProgressEvent] = []
-    reader = await open_backup(dir_store, summary.backup_id, None, progress=events.append)
+    reader = await open_backup(dir_store, summary.backup_id, Trust(), progress=events.append)
     for name in SAMPLE:
         async for _ in reader.read_object(name):
             pass

@@ -13,7 +13,7 @@ from hakeeper.backup.errors import (
     NewerFormat,
     TruncatedObject,
 )
-from hakeeper.backup.manifest import ClusterIdentity
+from hakeeper.backup.manifest import ClusterIdentity, Trust
 from hakeeper.backup.reader import open_backup
 from hakeeper.backup.writer import write_backup
 from tests.backup.conftest import CLUSTER, MemorySource, flip_byte, read_back, stored_path
@@ -63,25 +63,25 @@ async def test_a_backup_of_another_cluster_is_refused(
 ) -> None:
     ours = ClusterIdentity(name="staging", cluster_id="c0ffee-1")
     with pytest.raises(ForeignBackup, match="not to staging"):
-        await open_backup(dir_store, backup_id, None, expect=ours)
+        await open_backup(dir_store, backup_id, Trust(expect=ours))
 
 
 async def test_a_newer_format_is_refused(dir_store: DirectoryStore, backup_id: str) -> None:
     path = dir_store.root / backup_id / MANIFEST
     path.write_bytes(path.read_bytes().replace(b'"format_version": 1', b'"format_version": 2', 1))
     with pytest.raises(NewerFormat, match="format 2"):
-        await open_backup(dir_store, backup_id, None)
+        await open_backup(dir_store, backup_id, Trust())
 
 
 async def test_an_unknown_backup_is_not_found(dir_store: DirectoryStore, backup_id: str) -> None:
     with pytest.raises(BackupNotFound, match="backup list"):
-        await open_backup(dir_store, "20200101T000000Z-00000000", None)
+        await open_backup(dir_store, "20200101T000000Z-00000000", Trust())
 
 
 async def test_an_object_the_manifest_does_not_name_is_missing(
     dir_store: DirectoryStore, backup_id: str
 ) -> None:
-    reader = await open_backup(dir_store, backup_id, None)
+    reader = await open_backup(dir_store, backup_id, Trust())
     with pytest.raises(MissingObject, match="no object 'nope'"):
         async for _ in reader.read_object("nope"):
             pass

@@ -16,6 +16,7 @@ import pytest
 from hakeeper.backup.catalog import list_backups, prune
 from hakeeper.backup.errors import BackupNotFound, MissingObject, StoreUnavailable
 from hakeeper.backup.keys import BackupKeyring
+from hakeeper.backup.manifest import Trust
 from hakeeper.backup.retention import RetentionPolicy
 from hakeeper.backup.s3_store import (
     MIN_PART_SIZE,
@@ -69,7 +70,7 @@ async def test_an_encrypted_backup_round_trips_through_s3(
         s3_store, source, cluster=CLUSTER, coord_revision=3, keyring=keyring
     )
     assert await read_back(s3_store, summary.backup_id, keyring) == SAMPLE
-    assert (await verify_backup(s3_store, summary.backup_id, keyring, expect=CLUSTER)).ok
+    assert (await verify_backup(s3_store, summary.backup_id, Trust(keyring, expect=CLUSTER))).ok
 
 
 async def test_an_object_larger_than_a_part_goes_up_in_parts_and_comes_back(

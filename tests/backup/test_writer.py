@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from hakeeper.backup.dir_store import DirectoryStore
 from hakeeper.backup.errors import BadObjectName
 from hakeeper.backup.keys import BackupKeyring
+from hakeeper.backup.manifest import Trust
 from hakeeper.backup.reader import open_backup
 from hakeeper.backup.writer import write_backup
 from tests.backup.conftest import CLUSTER, SAMPLE, Clock, MemorySource, read_back
@@ -43,7 +44,7 @@ async def test_the_manifest_holds_the_callers_identity_revision_epochs_and_time(
         epochs={"sessions/web": 17},
         now=clock,
     )
-    manifest = (await open_backup(dir_store, summary.backup_id, None)).manifest
+    manifest = (await open_backup(dir_store, summary.backup_id, Trust())).manifest
     assert (manifest.cluster, manifest.coord_revision) == (CLUSTER, 1234)
     assert manifest.epoch_of("sessions/web") == 17
     assert manifest.created_at == clock.now

@@ -195,6 +195,18 @@ def encode_manifest(manifest: Manifest, data_key: DataKey | None) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
+class Trust:
+    """What a reader accepts: backups its ``keyring`` opens (none: only unencrypted ones),
+    of the cluster ``expect`` (None: of any cluster). A reader holding a key refuses an
+    unencrypted backup unless ``allow_unencrypted``: such a backup proves nothing about who
+    wrote it, so accepting it by default would let a forged plain backup replace a sealed one."""
+
+    keyring: BackupKeyring | None = None
+    expect: ClusterIdentity | None = None
+    allow_unencrypted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class TrustedManifest:
     """A manifest whose digest held, with the data key that opens its objects (if any)."""
 
@@ -241,32 +253,22 @@ def peek_manifest(data: bytes, backup_id: str) -> Manifest:
     return _parse_body(body, f"backup {backup_id}")
 
 
-def decode_manifest(
-    data: bytes,
-    backup_id: str,
-    keyring: BackupKeyring | None,
-    *,
-    expect: ClusterIdentity | None = None,
-    allow_unencrypted: bool = False,
-) -> TrustedManifest:
+def decode_manifest(data: bytes, backup_id: str, trust: Trust) -> TrustedManifest:
     """The manifest stored as ``data`` for ``backup_id``, checked in this order: size and
     header, format version (`NewerFormat`), body, key (`WrongKey`), digest
-    (`ManifestTampered`), then the cluster (`ForeignBackup` when ``expect`` differs).
-
-    A caller holding a key refuses an unencrypted backup unless ``allow_unencrypted``: such
-    a backup proves nothing about who wrote it."""
+    (`ManifestTampered`), then the cluster (`ForeignBackup` when ``trust.expect`` differs)."""
     where = f"backup {backup_id}"
     header, body = _split(data, where)
     manifest = _parse_body(body, where)
-    data_key = _check_digest(manifest, header, body, keyring, where, allow_unencrypted)
+    data_key = _check_digest(manifest, header, body, trust, where)
     if manifest.backup_id != backup_id or manifest.format_version != header.format_version:
         raise ManifestTampered(
             f"{where}: the manifest describes backup {manifest.backup_id} (moved or swapped)"
         )
-    if expect is not None and manifest.cluster != expect:
+    if trust.expect is not None and manifest.cluster != trust.expect:
         raise ForeignBackup(
             f"{where} belongs to cluster {manifest.cluster.describe()}, not to "
-            f"{expect.describe()} (pick a backup of this cluster, or give the identity it "
+            f"{trust.expect.describe()} (pick a backup of this cluster, or give the identity it "
             "was made under)"
         )
     return TrustedManifest(manifest, data_key)
@@ -276,14 +278,13 @@ def _check_digest(
     manifest: Manifest,
     header: _Header,
     body: bytes,
-    keyring: BackupKeyring | None,
+    trust: Trust,
     where: str,
-    allow_unencrypted: bool,
 ) -> DataKey | None:
     if manifest.encryption is None:
         if header.mac != "sha256":
             raise ManifestTampered(f"{where}: manifest digest kind {header.mac!r} is wrong")
-        if keyring is not None and not allow_unencrypted:
+        if trust.keyring is not None and not trust.allow_unencrypted:
             raise WrongKey(
                 f"{where} is not encrypted, but a backup key was given: an unencrypted "
                 "backup cannot prove who wrote it (allow unencrypted backups to read it)"
@@ -291,7 +292,7 @@ def _check_digest(
         if not hmac.compare_digest(hashlib.sha256(body).hexdigest(), header.digest):
             raise ManifestTampered(f"{where}: the manifest's checksum does not match its bytes")
         return None
-    data_key = unwrap_data_key(keyring, manifest.encryption.wrapped(), manifest.backup_id)
+    data_key = unwrap_data_key(trust.keyring, manifest.encryption.wrapped(), manifest.backup_id)
     if header.mac != "hmac-sha256" or not hmac.compare_digest(
         data_key.manifest_mac(body), header.digest
     ):

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 
 from hakeeper.backup.chunks import unseal
 from hakeeper.backup.errors import CorruptObject, MissingObject, TruncatedObject
-from hakeeper.backup.keys import BackupKeyring, DataKey
-from hakeeper.backup.manifest import ClusterIdentity, Manifest, decode_manifest
+from hakeeper.backup.keys import DataKey
+from hakeeper.backup.manifest import Manifest, Trust, decode_manifest
 from hakeeper.backup.progress import Progress, ProgressCounter
 from hakeeper.backup.store import BackupStore
 
@@ -79,16 +79,12 @@ class BackupReader:
 async def open_backup(
     store: BackupStore,
     backup_id: str,
-    keyring: BackupKeyring | None,
+    trust: Trust,
     *,
-    expect: ClusterIdentity | None = None,
-    allow_unencrypted: bool = False,
     progress: Progress | None = None,
 ) -> BackupReader:
     """The backup ``backup_id`` of ``store``, its manifest read and trusted (see
     `hakeeper.backup.manifest.decode_manifest` for the refusals)."""
     data = await store.read_manifest(backup_id)
-    trusted = decode_manifest(
-        data, backup_id, keyring, expect=expect, allow_unencrypted=allow_unencrypted
-    )
+    trusted = decode_manifest(data, backup_id, trust)
     return BackupReader(store, trusted.manifest, trusted.data_key, progress)

@@ -7,8 +7,7 @@ import time
 from dataclasses import dataclass
 
 from hakeeper.backup.errors import BackupError, BackupNotFound, StoreUnavailable
-from hakeeper.backup.keys import BackupKeyring
-from hakeeper.backup.manifest import ClusterIdentity, Manifest
+from hakeeper.backup.manifest import Manifest, Trust
 from hakeeper.backup.progress import Progress, ProgressCounter
 from hakeeper.backup.reader import open_backup
 from hakeeper.backup.store import BackupStore
@@ -43,10 +42,8 @@ class VerifyReport:
 async def verify_backup(
     store: BackupStore,
     backup_id: str,
-    keyring: BackupKeyring | None,
+    trust: Trust,
     *,
-    expect: ClusterIdentity | None = None,
-    allow_unencrypted: bool = False,
     progress: Progress | None = None,
 ) -> VerifyReport:
     """Check ``backup_id``: its manifest (format, key, authentication, cluster), then every
@@ -55,9 +52,7 @@ async def verify_backup(
     started = time.monotonic()
     problems: list[str] = []
     try:
-        reader = await open_backup(
-            store, backup_id, keyring, expect=expect, allow_unencrypted=allow_unencrypted
-        )
+        reader = await open_backup(store, backup_id, trust)
     except (BackupNotFound, StoreUnavailable):
         raise
     except BackupError as exc:
