@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hakeeper.config import load, parse, parse_duration, to_spec, warnings
+from hakeeper.config import load, parse, to_spec, warnings
 from hakeeper.errors import ConfigError
 from hakeeper.model.cluster import MANUAL_FAILBACK_STICKINESS
 from hakeeper.model.scores import INF
@@ -39,13 +39,6 @@ def test_a_bad_duration_names_file_key_and_fix() -> None:
     assert error(doc) == (
         'cluster.toml: resources.web.ops.monitor.interval: "5x" is not a duration (use 5s, 500ms)'
     )
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"), [("5s", 5.0), ("500ms", 0.5), ("2m", 120.0), ("1h", 3600.0), (3, 3.0)]
-)
-def test_durations(text: str | int, seconds: float) -> None:
-    assert parse_duration(text) == seconds
 
 
 def test_a_misspelt_key_suggests_the_right_one() -> None:
