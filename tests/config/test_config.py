@@ -9,7 +9,7 @@ import pytest
 
 from hakeeper.config import load, parse, to_spec, warnings
 from hakeeper.errors import ConfigError
-from hakeeper.model.cluster import MANUAL_FAILBACK_STICKINESS
+from hakeeper.model.cluster import DEFAULT_OP_TIMEOUT, MANUAL_FAILBACK_STICKINESS
 from hakeeper.model.scores import INF
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "cluster" / "cluster.toml"
@@ -39,6 +39,13 @@ def test_a_bad_duration_names_file_key_and_fix() -> None:
     assert error(doc) == (
         'cluster.toml: resources.web.ops.monitor.interval: "5x" is not a duration (use 5s, 500ms)'
     )
+
+
+def test_an_op_without_timeout_in_the_file_gets_the_model_default() -> None:
+    doc = minimal(resources={"web": {"agent": "process", "ops": {"monitor": {"interval": "5s"}}}})
+    web = to_spec(parse(doc)).primitive("web")
+    assert web is not None
+    assert web.op_timeout("monitor") == DEFAULT_OP_TIMEOUT
 
 
 def test_a_misspelt_key_suggests_the_right_one() -> None:

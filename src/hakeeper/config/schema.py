@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from hakeeper.errors import ConfigError
+from hakeeper.model.cluster import DEFAULT_OP_TIMEOUT
 from hakeeper.model.durations import parse_duration
 from hakeeper.model.scores import parse_score
 
@@ -141,7 +142,7 @@ class NodeSection(Section):
 
 class OpSection(Section):
     interval: Duration = 0.0
-    timeout: Duration = 20.0
+    timeout: Duration = DEFAULT_OP_TIMEOUT
 
 
 OpName = Literal["monitor", "start", "stop", "promote", "demote"]

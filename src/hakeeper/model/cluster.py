@@ -34,6 +34,9 @@ ON_FAIL: tuple[OnFail, ...] = ("restart", "stop", "fence", "standby", "ignore", 
 #: from the CLI, or a ban).
 MANUAL_FAILBACK_STICKINESS = 100_000
 
+#: An operation's timeout when the cluster file gives none (Pacemaker's default).
+DEFAULT_OP_TIMEOUT = 20.0
+
 
 @dataclass(frozen=True, slots=True)
 class Op:
@@ -41,7 +44,7 @@ class Op:
 
     name: str
     interval: float = 0.0
-    timeout: float = 20.0
+    timeout: float = DEFAULT_OP_TIMEOUT
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,11 @@ class Primitive:
 
     def op(self, name: str) -> Op | None:
         return next((op for op in self.ops if op.name == name), None)
+
+    def op_timeout(self, name: str) -> float:
+        """How long operation ``name`` may take: as configured, else the default."""
+        op = self.op(name)
+        return op.timeout if op is not None else DEFAULT_OP_TIMEOUT
 
 
 @dataclass(frozen=True, slots=True)

@@ -522,7 +522,7 @@ class Executor:
         interval: float = 0.0,
         cap: float | None = None,
     ) -> OpRequest:
-        timeout = next((o.timeout for o in primitive.ops if o.name == op), 20.0)
+        timeout = primitive.op_timeout(op)
         if cap is not None:
             timeout = max(0.05, min(timeout, cap))
         return OpRequest(timeout=timeout, node=self._node, interval=interval, epoch=epoch)
