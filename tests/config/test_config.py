@@ -48,6 +48,11 @@ def test_an_op_without_timeout_in_the_file_gets_the_model_default() -> None:
     assert web.op_timeout("monitor") == DEFAULT_OP_TIMEOUT
 
 
+def test_the_loaded_spec_carries_the_timing_of_its_profile() -> None:
+    spec = to_spec(parse(minimal(cluster={"profile": "wan"})))
+    assert (spec.timing.name, spec.timing.member_ttl) == ("wan", 10.0)
+
+
 def test_a_misspelt_key_suggests_the_right_one() -> None:
     doc = minimal(resources={"web": {"agent": "process", "stikiness": 10}})
     assert 'resources.web.stikiness: unknown key (did you mean "stickiness"?)' in error(doc)

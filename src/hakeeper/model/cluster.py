@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from hakeeper.model.timing import TimingProfile, profile
+
 OnFail = Literal["restart", "stop", "fence", "standby", "ignore", "block"]
 NoQuorumPolicy = Literal["stop", "freeze", "ignore"]
 TargetRole = Literal["started", "stopped", "unpromoted"]
@@ -238,6 +240,11 @@ class ClusterSpec:
     watchdog_spec: WatchdogSpec = WatchdogSpec()
     #: Fence a member whose renewals stopped this long, before its lease runs out (None: off).
     suspect_after: float | None = None
+    #: ``options.profile`` resolved, once, when the spec is built (so when the config loads).
+    timing: TimingProfile = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "timing", profile(self.options.profile))
 
     def node(self, name: str) -> NodeSpec | None:
         return next((n for n in self.nodes if n.name == name), None)

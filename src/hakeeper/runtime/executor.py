@@ -29,7 +29,6 @@ from hakeeper.agents.registry import make_agent
 from hakeeper.errors import CoordError
 from hakeeper.model.cluster import ClusterSpec, Primitive
 from hakeeper.model.records import Assignment, InstanceStatus
-from hakeeper.model.timing import profile
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.membership import Membership
 from hakeeper.runtime.store import ClusterStore, decode_assignment
@@ -511,7 +510,7 @@ class Executor:
         for op in primitive.ops:
             if op.name == "monitor" and op.interval > 0:
                 return op.interval
-        return profile(self._spec().options.profile).monitor_interval
+        return self._spec().timing.monitor_interval
 
     def _request(
         self,
