@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hakeeper.agents.metadata import parse_duration, parse_meta_data
+from hakeeper.agents.metadata import parse_meta_data
 from hakeeper.errors import ConfigError
 
 SAMPLE = """<?xml version="1.0"?>
@@ -98,16 +98,3 @@ def test_invalid_xml_is_a_config_error() -> None:
 def test_wrong_root_element_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="expected <resource-agent>"):
         parse_meta_data("<agent/>")
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("20s", 20.0), ("500ms", 0.5), ("2m", 120.0), ("1h", 3600.0), ("15", 15.0), ("PT1M5S", 65.0)],
-)
-def test_durations(text: str, seconds: float) -> None:
-    assert parse_duration(text) == pytest.approx(seconds)
-
-
-def test_bad_duration_names_the_setting() -> None:
-    with pytest.raises(ConfigError, match=r"stop_timeout.*not a duration"):
-        parse_duration("soon", what="stop_timeout")

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hakeeper.availability import calc
-from hakeeper.availability.units import HOUR, MINUTE, MONTH, YEAR
 from hakeeper.errors import ConfigError
+from hakeeper.model.durations import HOUR, MINUTE, MONTH, YEAR
 
 
 def test_single_component_availability() -> None:

@@ -26,8 +26,8 @@ from hakeeper.availability.simulate import (
     simulate,
     what_if,
 )
-from hakeeper.availability.units import HOUR, YEAR
 from hakeeper.errors import ConfigError
+from hakeeper.model.durations import HOUR, YEAR
 
 MTBF, MTTR = 100 * HOUR, 10 * HOUR
 A = calc.availability(MTBF, MTTR)

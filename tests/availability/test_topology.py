@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from hakeeper.availability import calc, topology
-from hakeeper.availability.units import HOUR
 from hakeeper.errors import ConfigError
+from hakeeper.model.durations import HOUR
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "availability" / "topology.toml"
 

@@ -99,3 +99,8 @@ async def test_reload_keeps_the_servers_a_clone_follower_found() -> None:
     kept = backend.servers["n1#0"]
     await lb.reload(parse_config(data, "t"))
     assert backend.servers["n1#0"] is kept
+
+
+def test_a_node_with_an_ipv6_address_serves_at_that_address_in_brackets() -> None:
+    servers = live_servers([status("n1", 0)], {"n1"}, {"n1": "fd00::11"}, "web", 8080)
+    assert [(s.address, s.host_port) for s in servers] == [("[fd00::11]:8080", ("fd00::11", 8080))]

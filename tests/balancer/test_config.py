@@ -68,3 +68,24 @@ def test_cookie_on_a_tcp_frontend_is_refused() -> None:
 def test_unreadable_file_says_so(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "missing.toml")
+
+
+def test_an_ipv6_server_and_bind_are_read_without_brackets() -> None:
+    data = {
+        "frontend": [{"name": "web", "bind": "[::1]:0", "backend": "app"}],
+        "backend": [{"name": "app", "servers": [{"name": "a", "address": "[::1]:9001"}]}],
+    }
+    cfg = parse_config(data, "f.toml")
+    assert (cfg.frontend[0].host_port, cfg.backend[0].servers[0].host_port) == (
+        ("::1", 0),
+        ("::1", 9001),
+    )
+
+
+def test_a_server_on_port_0_is_refused_naming_the_key() -> None:
+    data = {
+        "frontend": [{"name": "web", "bind": "127.0.0.1:1", "backend": "app"}],
+        "backend": [{"name": "app", "servers": [{"name": "a", "address": "127.0.0.1:0"}]}],
+    }
+    with pytest.raises(ConfigError, match=r"servers.0.address: .*port must be a number from 1"):
+        parse_config(data, "f.toml")

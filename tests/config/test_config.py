@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from hakeeper.config import load, parse, parse_duration, to_spec, warnings
+from hakeeper.config import load, parse, to_spec, warnings
 from hakeeper.errors import ConfigError
-from hakeeper.model.cluster import MANUAL_FAILBACK_STICKINESS
+from hakeeper.model.cluster import DEFAULT_OP_TIMEOUT, MANUAL_FAILBACK_STICKINESS
 from hakeeper.model.scores import INF
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "cluster" / "cluster.toml"
@@ -41,11 +41,16 @@ def test_a_bad_duration_names_file_key_and_fix() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("text", "seconds"), [("5s", 5.0), ("500ms", 0.5), ("2m", 120.0), ("1h", 3600.0), (3, 3.0)]
-)
-def test_durations(text: str | int, seconds: float) -> None:
-    assert parse_duration(text) == seconds
+def test_an_op_without_timeout_in_the_file_gets_the_model_default() -> None:
+    doc = minimal(resources={"web": {"agent": "process", "ops": {"monitor": {"interval": "5s"}}}})
+    web = to_spec(parse(doc)).primitive("web")
+    assert web is not None
+    assert web.op_timeout("monitor") == DEFAULT_OP_TIMEOUT
+
+
+def test_the_loaded_spec_carries_the_timing_of_its_profile() -> None:
+    spec = to_spec(parse(minimal(cluster={"profile": "wan"})))
+    assert (spec.timing.name, spec.timing.member_ttl) == ("wan", 10.0)
 
 
 def test_a_misspelt_key_suggests_the_right_one() -> None:

@@ -25,11 +25,11 @@ from hakeeper.runtime.store import ClusterStore, encode_assignment
 from tests.fakes import LocalCoordinator
 
 KEYS = KeySpace("c1")
-SPEC = spec_from_text(
+SPEC_TEXT = (
     '[cluster]\nname = "c1"\nprofile = "fast"\n[nodes.n1]\n'
-    '[resources.db]\nagent = "process"\nparams = { command = "sleep 1" }\n',
-    "test",
+    '[resources.db]\nagent = "process"\nparams = { command = "sleep 1" }\n'
 )
+SPEC = spec_from_text(SPEC_TEXT, "test")
 
 
 class RecordingAgent:
@@ -196,3 +196,21 @@ async def test_agents_are_built_with_the_cluster_secret_file_by_path(tmp_path: P
     executor = executor_for(tmp_path, coord, membership, agent_factory=factory)
     executor.check_agents(SPEC, {"db"})
     assert [k["secret_file"] for k in built] == [Path(SPEC.coordination.secret_file)]
+
+
+async def test_the_monitor_interval_follows_the_profile_of_the_spec_in_force(
+    tmp_path: Path,
+) -> None:
+    coord, membership = await assigned_here()
+    specs = [SPEC]
+    executor = Executor(
+        node="n1", spec=lambda: specs[-1], store=ClusterStore(coord, KEYS),
+        events=EventLog(coord, KEYS, "n1"), membership=membership, state_dir=tmp_path,
+    )  # fmt: skip
+    db = SPEC.primitive("db")
+    assert db is not None
+    fast = executor._interval(db)
+
+    specs.append(spec_from_text(SPEC_TEXT.replace('"fast"', '"wan"'), "test"))
+
+    assert (fast, executor._interval(db)) == (PROFILES["fast"].monitor_interval, 10.0)

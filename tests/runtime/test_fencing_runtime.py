@@ -20,7 +20,6 @@ import pytest
 from hakeeper.agents.procfs import process_start_time
 from hakeeper.lab.loopback import LoopbackCluster, free_port_on, read_records
 from hakeeper.model.events import NodeFenced
-from hakeeper.model.timing import profile
 from hakeeper.policy.scheduler import schedule
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.store import Observed
@@ -167,7 +166,7 @@ async def test_a_holder_that_loses_quorum_stops_before_its_lease_can_expire_then
     async with cluster(tmp_path) as lab:
         holder = (await lab.observe()).running_on("singleton")[0]
         others = [n for n in lab.names if n != holder]
-        ttl = profile(lab.spec.options.profile).member_ttl
+        ttl = lab.spec.timing.member_ttl
         for node in others:
             lab.freeze(node)
         cut_at = time.monotonic()

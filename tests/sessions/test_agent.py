@@ -152,3 +152,12 @@ async def test_promotable_store_keeps_acknowledged_writes_across_primary_crash(
             assert found is not None
             assert found.data == b"v%d" % index
         assert await client.set(b"after", b"x") == b"STORED"
+
+
+def test_agent_writes_ipv6_node_addresses_in_brackets(tmp_path: Path) -> None:
+    nodes = {"n1": "fd00::11", "n2": "fd00::12"}
+    agent = make_agent("sessions", "store", {"port": 11311, "nodes": nodes}, {}, state_dir=tmp_path)
+    assert isinstance(agent, SessionsAgent)
+    argv = agent.argv_for("n2")
+    assert argv[argv.index("--listen") + 1] == "[fd00::12]:11311"
+    assert argv[argv.index("--peers") + 1].split(",") == ["[fd00::11]:11312", "[fd00::12]:11312"]

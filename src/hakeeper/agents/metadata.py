@@ -1,4 +1,4 @@
-"""Parse an OCF agent's ``meta-data`` XML and the durations it (and configs) use.
+"""Parse an OCF agent's ``meta-data`` XML.
 
 The XML shape (OCF 1.1, ``ra-api-1.dtd``)::
 
@@ -19,29 +19,12 @@ The XML shape (OCF 1.1, ``ra-api-1.dtd``)::
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 
 from hakeeper.agents.base import ActionSpec, MetaData, ParamSpec
 from hakeeper.errors import ConfigError
-
-_UNITS = {
-    "ms": 0.001,
-    "msec": 0.001,
-    "us": 0.000001,
-    "usec": 0.000001,
-    "s": 1.0,
-    "sec": 1.0,
-    "m": 60.0,
-    "min": 60.0,
-    "h": 3600.0,
-    "hr": 3600.0,
-}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
-_ISO = re.compile(
-    r"^P(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)$", re.IGNORECASE
-)
+from hakeeper.model.durations import parse_duration
 
 
 def check_params(agent: str, params: Mapping[str, object], known: Sequence[ParamSpec]) -> None:
@@ -53,34 +36,6 @@ def check_params(agent: str, params: Mapping[str, object], known: Sequence[Param
             f"{agent} has no parameter(s) {', '.join(unknown)}; "
             f"its parameters are {', '.join(sorted(names))}"
         )
-
-
-def parse_duration(text: str | float | int, *, what: str = "duration") -> float:
-    """Seconds from ``"20s"``, ``"500ms"``, ``"1m"``, ``"2h"``, ``"PT20S"`` or a bare number.
-
-    A bare number means seconds, as in Pacemaker (``crm_get_msec``). Raises ConfigError
-    naming ``what`` and the accepted forms.
-    """
-    if isinstance(text, bool):
-        raise ConfigError(f"{what}: expected a duration like '20s', got {text!r}")
-    if isinstance(text, int | float):
-        if text < 0:
-            raise ConfigError(f"{what}: a duration cannot be negative ({text})")
-        return float(text)
-    match = _DURATION.match(text)
-    if match:
-        number, unit = match.groups()
-        factor = _UNITS.get(unit.lower() or "s")
-        if factor is not None:
-            return float(number) * factor
-    iso = _ISO.match(text.strip())
-    if iso and any(iso.groups()):
-        hours, minutes, seconds = (float(g) if g else 0.0 for g in iso.groups())
-        return hours * 3600 + minutes * 60 + seconds
-    raise ConfigError(
-        f"{what}: {text!r} is not a duration; write a number with a unit "
-        "(e.g. '500ms', '20s', '2m', '1h'; a bare number is seconds)"
-    )
 
 
 def _text(element: ET.Element | None) -> str:

@@ -38,10 +38,11 @@ from hakeeper.agents.base import (
     make_result,
     unimplemented,
 )
-from hakeeper.agents.metadata import check_params, parse_duration
+from hakeeper.agents.metadata import check_params
 from hakeeper.agents.procfs import process_start_time
 from hakeeper.agents.runner import RESOURCE_UMASK, kill_group, live_group_members, run_action
 from hakeeper.errors import ConfigError
+from hakeeper.model.durations import parse_duration
 
 # How long a fresh process must stay alive before start says SUCCESS (capped by the timeout).
 START_SETTLE = 0.5

@@ -39,10 +39,11 @@ from hakeeper.agents.base import (
     make_result,
     unimplemented,
 )
-from hakeeper.agents.metadata import check_params, parse_duration
+from hakeeper.agents.metadata import check_params
 from hakeeper.agents.netns import run_in
 from hakeeper.agents.vip_announce import send_announcement
 from hakeeper.errors import ConfigError
+from hakeeper.model.durations import parse_duration
 
 IFA_F_NODAD = 0x02
 CAP_NET_ADMIN = 12

@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from html import escape
 
 from hakeeper.availability.measure import Report, Stats, Timeline
-from hakeeper.availability.units import DAY, HOUR, format_duration, format_percent
+from hakeeper.availability.units import format_duration, format_percent
+from hakeeper.model.durations import DAY, HOUR
 
 GREEN, RED, GREY, BLUE, AMBER = "#3a9d5d", "#d64541", "#d5d8dc", "#2e6fb5", "#e49b0f"
 LABEL_WIDTH, PLOT_WIDTH, ROW = 170, 760, 22

@@ -32,8 +32,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from hakeeper.availability.units import YEAR, format_duration, parse_duration
+from hakeeper.availability.units import format_duration
 from hakeeper.errors import ConfigError
+from hakeeper.model.durations import YEAR, parse_duration
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +103,9 @@ def parse_distribution(text: str, what: str = "distribution", bare: str = "exp")
     if not value:
         kind, value = bare, kind
     if kind in ("exp", "exponential"):
-        return Exponential(parse_duration(value, what))
+        return Exponential(parse_duration(value, what=what, unit_required=True))
     if kind == "fixed":
-        return Fixed(parse_duration(value, what))
+        return Fixed(parse_duration(value, what=what, unit_required=True))
     raise ConfigError(f"{what}: unknown distribution {kind!r}; write exp:2000h or fixed:30s")
 
 

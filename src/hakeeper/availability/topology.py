@@ -32,25 +32,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hakeeper.availability import calc
-from hakeeper.availability.units import parse_availability, parse_duration
+from hakeeper.availability.units import parse_availability
 from hakeeper.config.loader import read_toml
 from hakeeper.errors import ConfigError
+from hakeeper.model.durations import parse_duration
 
 GroupKind = Literal["series", "parallel", "k-of-n"]
 
 
-def _read(parser: Callable[[str, str], float], value: Any) -> Any:
+def _read(parser: Callable[[str], float], value: Any) -> Any:
     """Parse a string with `parser`; pydantic only attaches the key path to a ValueError."""
     if not isinstance(value, str):
         return value
     try:
-        return parser(value, "value")
+        return parser(value)
     except ConfigError as exc:
         raise ValueError(str(exc).removeprefix("value: ")) from exc
 
@@ -65,12 +67,12 @@ class ComponentSpec(BaseModel):
     @field_validator("mtbf", "mttr", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        return _read(parse_duration, value)
+        return _read(partial(parse_duration, what="value", unit_required=True), value)
 
     @field_validator("availability", mode="before")
     @classmethod
     def _fraction(cls, value: Any) -> Any:
-        return _read(parse_availability, value)
+        return _read(partial(parse_availability, what="value"), value)
 
     def figures(self, where: str) -> calc.Figures:
         if self.availability is not None:
@@ -104,7 +106,7 @@ class GroupSpec(BaseModel):
     @field_validator("failover", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        return _read(parse_duration, value)
+        return _read(partial(parse_duration, what="value", unit_required=True), value)
 
     def member_names(self, where: str) -> list[str]:
         if self.members is not None and (self.member is not None or self.count is not None):

@@ -1,13 +1,8 @@
-"""Durations, availability figures and SLA periods as people write them.
+"""Availability figures, SLA periods and durations for people.
 
-Durations: a number with a unit, or several run together: ``"2000h"``, ``"30m"``,
-``"1h30m"``, ``"1.5d"``, ``"250ms"``, ``"1y"``. Units: ``ms``, ``s``, ``m``/``min``, ``h``,
-``d``, ``w``, ``mo`` (month), ``q`` (quarter), ``y`` (year). A bare number is refused: "30" could
-be seconds, minutes or hours, and a wrong guess is off by a factor of 60.
-
-Calendar periods use the Julian year of 365.25 days, so a month is 365.25/12 = 30.4375 days
-and a quarter 91.3125 days; this is the convention most cloud SLAs state ("99.95 % monthly"
-= 21 min 54 s).
+Durations are read by `hakeeper.model.durations` (the one grammar), always with a unit here:
+"30" could be seconds, minutes or hours, and a wrong guess is off by a factor of 60. Calendar
+periods use the Julian year of 365.25 days ("99.95 % monthly" = 21 min 54 s).
 
 Availability figures: ``"99.95%"``, ``"99.95"`` (a number above 1 is a percentage),
 ``"0.9995"`` (a fraction), or nines: ``"4 nines"`` / ``"4n"`` (99.99 %).
@@ -16,32 +11,19 @@ Availability figures: ``"99.95%"``, ``"99.95"`` (a number above 1 is a percentag
 from __future__ import annotations
 
 import math
-import re
 
 from hakeeper.errors import ConfigError
-
-SECOND = 1.0
-MINUTE = 60.0
-HOUR = 3600.0
-DAY = 86400.0
-WEEK = 7 * DAY
-YEAR = 365.25 * DAY
-QUARTER = YEAR / 4
-MONTH = YEAR / 12
-
-UNITS: dict[str, float] = {
-    "ms": 0.001,
-    "s": SECOND,
-    "sec": SECOND,
-    "m": MINUTE,
-    "min": MINUTE,
-    "h": HOUR,
-    "d": DAY,
-    "w": WEEK,
-    "mo": MONTH,
-    "q": QUARTER,
-    "y": YEAR,
-}
+from hakeeper.model.durations import (
+    DAY,
+    HOUR,
+    MINUTE,
+    MONTH,
+    QUARTER,
+    SECOND,
+    WEEK,
+    YEAR,
+    parse_duration,
+)
 
 # The periods an SLA or a downtime table is stated over, longest first.
 PERIODS: dict[str, float] = {
@@ -66,32 +48,6 @@ _PERIOD_WORDS = {
     "daily": "day",
     "day": "day",
 }
-
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([a-z]+)")
-
-
-def parse_duration(text: str, what: str = "duration") -> float:
-    """Seconds in a duration such as ``"2000h"`` or ``"1h30m"``; `what` names it in errors."""
-    cleaned = text.strip().lower().replace(" ", "")
-    if not cleaned:
-        raise ConfigError(f"{what}: empty; write a number with a unit, e.g. 30m or 2000h")
-    position = 0
-    total = 0.0
-    for match in _PART.finditer(cleaned):
-        if match.start() != position:
-            break
-        number, unit = match.groups()
-        if unit not in UNITS:
-            raise ConfigError(
-                f"{what}: unknown unit {unit!r} in {text!r}; use one of {', '.join(UNITS)}"
-            )
-        total += float(number) * UNITS[unit]
-        position = match.end()
-    if position != len(cleaned) or position == 0:
-        raise ConfigError(
-            f"{what}: cannot read {text!r}; write a number with a unit, e.g. 30m, 2000h, 1h30m"
-        )
-    return total
 
 
 def format_duration(seconds: float, parts: int = 3) -> str:
@@ -149,7 +105,7 @@ def parse_period(text: str, what: str = "period") -> float:
     word = text.strip().lower()
     if word in _PERIOD_WORDS:
         return PERIODS[_PERIOD_WORDS[word]]
-    return parse_duration(text, what)
+    return parse_duration(text, what=what, unit_required=True)
 
 
 def parse_sla(text: str, what: str = "SLA") -> tuple[float, float, str]:

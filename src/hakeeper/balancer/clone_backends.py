@@ -19,6 +19,7 @@ from hakeeper.balancer.config import ServerSpec
 from hakeeper.balancer.servers import Backend
 from hakeeper.coord.base import KV, Coordinator
 from hakeeper.errors import CoordError
+from hakeeper.model.address import HostPort
 from hakeeper.model.records import InstanceStatus
 from hakeeper.runtime.keys import KeySpace
 from hakeeper.runtime.store import decode_status
@@ -38,7 +39,7 @@ def live_servers(
 ) -> tuple[ServerSpec, ...]:
     """The servers a clone's live instances make, sorted by name (pure)."""
     servers = [
-        ServerSpec(name=f"{s.node}#{s.instance}", address=f"{addresses[s.node]}:{port}")
+        ServerSpec(name=f"{s.node}#{s.instance}", address=str(HostPort(addresses[s.node], port)))
         for s in statuses
         if s.resource == resource
         and s.role in LIVE_ROLES

@@ -42,16 +42,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hakeeper.errors import ConfigError
+from hakeeper.model.address import split_address
 
 Policy = Literal["roundrobin", "swrr", "leastconn", "source", "consistent"]
-
-
-def split_address(text: str) -> tuple[str, int]:
-    """``"127.0.0.1:80"`` or ``"[::1]:80"`` → host and port."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"{text!r} is not host:port (e.g. 127.0.0.1:8080)")
-    return host.strip("[]"), int(port)
 
 
 def is_loopback(host: str) -> bool:
@@ -164,12 +157,12 @@ class FrontendSpec(_Strict):
     @field_validator("bind")
     @classmethod
     def _bind(cls, value: str) -> str:
-        split_address(value)
+        split_address(value, listen=True)
         return value
 
     @property
     def host_port(self) -> tuple[str, int]:
-        return split_address(self.bind)
+        return split_address(self.bind, listen=True)
 
 
 class Timeouts(_Strict):
@@ -205,7 +198,7 @@ class ApiSpec(_Strict):
     @classmethod
     def _bind(cls, value: str | None) -> str | None:
         if value is not None:
-            split_address(value)
+            split_address(value, listen=True)
         return value
 
     @field_validator("token_hash")
@@ -228,7 +221,7 @@ class ApiSpec(_Strict):
     @model_validator(mode="after")
     def _token_beyond_loopback(self) -> ApiSpec:
         if self.bind is not None and self.token_hash is None:
-            host, _ = split_address(self.bind)
+            host, _ = split_address(self.bind, listen=True)
             if not is_loopback(host):
                 raise ValueError(
                     f"bind {self.bind!r} is beyond loopback: anyone who reaches it could change "
@@ -239,7 +232,7 @@ class ApiSpec(_Strict):
 
     @property
     def host_port(self) -> tuple[str, int] | None:
-        return split_address(self.bind) if self.bind is not None else None
+        return split_address(self.bind, listen=True) if self.bind is not None else None
 
 
 class BalancerConfig(_Strict):
@@ -274,7 +267,7 @@ def insecure_settings(cfg: BalancerConfig) -> list[str]:
     api = cfg.api
     if api.bind is None:
         return found
-    host, _ = split_address(api.bind)
+    host, _ = split_address(api.bind, listen=True)
     if not is_loopback(host):
         found.append(
             f"api: bind {api.bind} is beyond loopback: other hosts reach the runtime API and "

@@ -36,11 +36,12 @@ from aiohttp import hdrs, web
 from pydantic import ValidationError
 
 from hakeeper.balancer.api_token import token_matches
-from hakeeper.balancer.config import BalancerConfig, is_loopback, split_address
+from hakeeper.balancer.config import BalancerConfig, is_loopback
 from hakeeper.balancer.control import ServerCommand
 from hakeeper.balancer.metrics import render
 from hakeeper.balancer.servers import Server
 from hakeeper.errors import ConfigError
+from hakeeper.model.address import split_address
 
 # Commands are a few dozen bytes; nothing the API takes comes near this.
 MAX_BODY = 16 * 1024
@@ -70,7 +71,7 @@ def _own_names(request: web.Request, config: BalancerConfig) -> set[str]:
     """Every name this API may be called by (lowercase, IPv6 without brackets)."""
     names = {"localhost", "127.0.0.1", "::1", *config.api.host_names}
     if config.api.bind is not None:
-        names.add(split_address(config.api.bind)[0].lower())
+        names.add(split_address(config.api.bind, listen=True)[0].lower())
     sockname = request.transport.get_extra_info("sockname") if request.transport else None
     if sockname:
         names.add(str(sockname[0]).lower())  # the address the client connected to

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from hakeeper.balancer.config import BalancerConfig, FrontendSpec, load_config, split_address
+from hakeeper.balancer.config import BalancerConfig, FrontendSpec, load_config
 from hakeeper.balancer.control import ServerCommand, apply_command
 from hakeeper.balancer.control_api import start_api
 from hakeeper.balancer.health import HealthChecker
@@ -29,6 +29,7 @@ from hakeeper.balancer.runtime import FrontendRuntime
 from hakeeper.balancer.servers import Backend, Server
 from hakeeper.balancer.tcp_relay import TcpClient
 from hakeeper.errors import ConfigError
+from hakeeper.model.address import split_address
 
 log = logging.getLogger("hakeeper.balancer")
 
@@ -160,7 +161,7 @@ class Balancer:
         for spec in self.config.frontend if self.listen else ():
             await self._open_frontend(spec)
         if self.api and self.config.api.bind is not None:
-            host, port = split_address(self.config.api.bind)
+            host, port = split_address(self.config.api.bind, listen=True)
             self._api_runner = await start_api(self, host, port)
 
     async def _open_frontend(self, spec: FrontendSpec) -> None:

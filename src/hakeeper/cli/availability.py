@@ -26,10 +26,10 @@ from hakeeper.availability.units import (
     format_duration,
     format_percent,
     parse_availability,
-    parse_duration,
     parse_sla,
 )
 from hakeeper.errors import ConfigError
+from hakeeper.model.durations import parse_duration
 from hakeeper.model.events import parse_lines
 
 app = typer.Typer(
@@ -140,8 +140,14 @@ def calc_command(
         result["component"] = _figures_dict(member)
         system = member
         if n > 1 or k > 1:
-            system = calc.group(k, [member] * n, parse_duration(failover, "--failover"))
-            result["group"] = {"k": k, "n": n, "failover": parse_duration(failover)}
+            system = calc.group(
+                k, [member] * n, parse_duration(failover, what="--failover", unit_required=True)
+            )
+            result["group"] = {
+                "k": k,
+                "n": n,
+                "failover": parse_duration(failover, unit_required=True),
+            }
             result["group"].update(_figures_dict(system))
     result["system"] = _figures_dict(system)
     inverse = _inverse(member, k, n, failover, target) if target is not None else None
@@ -174,7 +180,10 @@ def _member(mtbf: str | None, mttr: str | None, availability: str | None) -> cal
             "give --mtbf and --mttr (e.g. --mtbf 2000h --mttr 30m), --availability 99.9%, "
             "or --topology FILE"
         )
-    return calc.component(parse_duration(mtbf, "--mtbf"), parse_duration(mttr, "--mttr"))
+    return calc.component(
+        parse_duration(mtbf, what="--mtbf", unit_required=True),
+        parse_duration(mttr, what="--mttr", unit_required=True),
+    )
 
 
 def _tree_dict(node: topology.Evaluated) -> dict[str, Any]:
@@ -236,7 +245,7 @@ def _print_component(
         )
     if system is not member:
         what = "parallel" if k == 1 else f"{k}-of-{n}"
-        fo = parse_duration(failover)
+        fo = parse_duration(failover, unit_required=True)
         name = f"{n} in {what}" + (f", failover {format_duration(fo)}" if fo else "")
         table.add_row(
             name,
@@ -255,7 +264,7 @@ def _inverse(
     out: dict[str, Any] = {"target": target}
     if member is None:
         return out
-    fo = parse_duration(failover, "--failover")
+    fo = parse_duration(failover, what="--failover", unit_required=True)
     if member.mtbf is not None and member.mttr is not None:
         out["mttr_needed"] = calc.mttr_for_target(member.mtbf, target)
         out["mtbf_needed"] = calc.mtbf_for_target(member.mttr, target)
@@ -366,7 +375,7 @@ def load_report(
     if window is not None:
         if lo is not None and hi is not None:
             raise ConfigError("give at most two of --start, --end and --window")
-        length = parse_duration(window, "--window")
+        length = parse_duration(window, what="--window", unit_required=True)
         if lo is not None:
             hi = lo + length
         else:
@@ -551,7 +560,7 @@ def _model_from_options(
         fencing=pick(fencing, "fencing", "fixed:0s", "--fencing", "fixed"),
         voters=voters,
         clone_required=clone_required,
-        horizon=parse_duration(horizon, "--horizon"),
+        horizon=parse_duration(horizon, what="--horizon", unit_required=True),
     ).check()
 
 

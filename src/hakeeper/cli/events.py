@@ -19,10 +19,10 @@ from rich.table import Table
 
 from hakeeper.cli import cluster_client as cc
 from hakeeper.cli.cluster_client import ConfigOption, JsonOption
-from hakeeper.config import parse_duration
 from hakeeper.coord.base import Coordinator, Get
-from hakeeper.errors import Compacted, CoordError
+from hakeeper.errors import Compacted, ConfigError, CoordError
 from hakeeper.model.cluster import ClusterSpec
+from hakeeper.model.durations import parse_duration
 from hakeeper.model.events import Event, from_json, sort_events, to_dict, to_json
 
 console = Console(soft_wrap=True)
@@ -122,9 +122,9 @@ def events(
 ) -> None:
     """Print the cluster's event log (JSON lines with --json, as availability reads them)."""
     try:
-        window = parse_duration(since) if since is not None else None
-    except ValueError as exc:
-        typer.echo(f"hakeeper events: --since: {exc}", err=True)
+        window = parse_duration(since, what="--since") if since is not None else None
+    except ConfigError as exc:
+        typer.echo(f"hakeeper events: {exc}", err=True)
         raise typer.Exit(2) from exc
 
     def emit(event: Event) -> None:

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from hakeeper.cli.logs import setup_logging
 from hakeeper.errors import HakeeperError
-from hakeeper.sessions.addresses import split_address
+from hakeeper.model.address import HostPort, split_address
 from hakeeper.sessions.client import SessionClient
 from hakeeper.sessions.node import NodeConfig
 from hakeeper.sessions.position import Position
@@ -47,10 +47,10 @@ def parse_size(text: str) -> int:
 
 def default_peer_address(listen: str) -> str:
     """The peer port's default: the client address's host, its port + 1."""
-    host, port = split_address(listen)
-    if port >= 65535:
+    host, port = split_address(listen, listen=True)
+    if not 0 < port < 65535:
         raise typer.BadParameter(f"--listen {listen}: no port + 1 for peers; give --peer-listen")
-    return f"{host}:{port + 1}"
+    return str(HostPort(host, port + 1))
 
 
 @app.command()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from hakeeper.config.checks import warnings
     from hakeeper.config.loader import load, load_spec, parse, read_toml, to_spec
-    from hakeeper.config.schema import ClusterFile, parse_duration
+    from hakeeper.config.schema import ClusterFile
 
 _HOMES = {
     "warnings": "hakeeper.config.checks",
@@ -28,7 +28,6 @@ _HOMES = {
     "read_toml": "hakeeper.config.loader",
     "to_spec": "hakeeper.config.loader",
     "ClusterFile": "hakeeper.config.schema",
-    "parse_duration": "hakeeper.config.schema",
 }
 
 __all__ = [
@@ -36,7 +35,6 @@ __all__ = [
     "load",
     "load_spec",
     "parse",
-    "parse_duration",
     "read_toml",
     "to_spec",
     "warnings",

@@ -20,26 +20,20 @@ from pydantic import (
 )
 
 from hakeeper.errors import ConfigError
+from hakeeper.model.cluster import DEFAULT_OP_TIMEOUT
+from hakeeper.model.durations import parse_duration
 from hakeeper.model.scores import parse_score
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
-
-def parse_duration(value: object) -> float:
-    """``"5s"``, ``"500ms"``, ``"2m"``, ``"1h"`` or a number of seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration (use 5s, 500ms)")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"{value} is negative (use 0 or more, e.g. 5s, 500ms)")
-        return float(value)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return float(match.group(1)) * _UNIT[match.group(2)]
-        raise ValueError(f'"{value}" is not a duration (use 5s, 500ms)')
-    raise ValueError(f"{value!r} is not a duration (use 5s, 500ms)")
+def _duration(value: object) -> float:
+    """A duration (`hakeeper.model.durations`), refused in the words of the other keys."""
+    try:
+        return parse_duration(value)
+    except ConfigError:
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            raise ValueError(f"{value} is negative (use 0 or more, e.g. 5s, 500ms)") from None
+        shown = f'"{value}"' if isinstance(value, str) else repr(value)
+        raise ValueError(f"{shown} is not a duration (use 5s, 500ms)") from None
 
 
 def _score(value: object) -> int:
@@ -65,7 +59,7 @@ def _agent(value: object) -> object:
     return value
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+Duration = Annotated[float, BeforeValidator(_duration)]
 Score = Annotated[int, BeforeValidator(_score)]
 Agent = Annotated[str, BeforeValidator(_agent)]
 TargetRole = Literal["started", "stopped", "unpromoted"]
@@ -148,7 +142,7 @@ class NodeSection(Section):
 
 class OpSection(Section):
     interval: Duration = 0.0
-    timeout: Duration = 20.0
+    timeout: Duration = DEFAULT_OP_TIMEOUT
 
 
 OpName = Literal["monitor", "start", "stop", "promote", "demote"]

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from hakeeper.model.timing import TimingProfile, profile
+
 OnFail = Literal["restart", "stop", "fence", "standby", "ignore", "block"]
 NoQuorumPolicy = Literal["stop", "freeze", "ignore"]
 TargetRole = Literal["started", "stopped", "unpromoted"]
@@ -34,6 +36,9 @@ ON_FAIL: tuple[OnFail, ...] = ("restart", "stop", "fence", "standby", "ignore", 
 #: from the CLI, or a ban).
 MANUAL_FAILBACK_STICKINESS = 100_000
 
+#: An operation's timeout when the cluster file gives none (Pacemaker's default).
+DEFAULT_OP_TIMEOUT = 20.0
+
 
 @dataclass(frozen=True, slots=True)
 class Op:
@@ -41,7 +46,7 @@ class Op:
 
     name: str
     interval: float = 0.0
-    timeout: float = 20.0
+    timeout: float = DEFAULT_OP_TIMEOUT
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,11 @@ class Primitive:
 
     def op(self, name: str) -> Op | None:
         return next((op for op in self.ops if op.name == name), None)
+
+    def op_timeout(self, name: str) -> float:
+        """How long operation ``name`` may take: as configured, else the default."""
+        op = self.op(name)
+        return op.timeout if op is not None else DEFAULT_OP_TIMEOUT
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +240,11 @@ class ClusterSpec:
     watchdog_spec: WatchdogSpec = WatchdogSpec()
     #: Fence a member whose renewals stopped this long, before its lease runs out (None: off).
     suspect_after: float | None = None
+    #: ``options.profile`` resolved, once, when the spec is built (so when the config loads).
+    timing: TimingProfile = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "timing", profile(self.options.profile))
 
     def node(self, name: str) -> NodeSpec | None:
         return next((n for n in self.nodes if n.name == name), None)

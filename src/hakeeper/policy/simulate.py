@@ -12,8 +12,8 @@ import re
 from collections import defaultdict
 from dataclasses import replace
 
-from hakeeper.config.schema import parse_duration
 from hakeeper.errors import ConfigError
+from hakeeper.model.durations import parse_duration
 from hakeeper.model.state import (
     ClusterState,
     FailCount,
@@ -155,9 +155,6 @@ def what_if(state: ClusterState, question: str, nodes: tuple[str, ...] = ()) -> 
         return replace(state, quorum=m.group(1) == "regained")
     m = re.fullmatch(r"wait (\S+)", text)
     if m:
-        try:
-            seconds = parse_duration(m.group(1))
-        except ValueError as exc:
-            raise ConfigError(f"--what-if {question!r}: {exc}") from None
+        seconds = parse_duration(m.group(1), what=f"--what-if {question!r}")
         return replace(state, now=state.now + seconds)
     raise ConfigError(f"--what-if {question!r}: not understood; use one of:\n{questions()}")

@@ -16,7 +16,6 @@ from hakeeper.config.secret_file import read_secret_file
 from hakeeper.coord.base import Coordinator
 from hakeeper.errors import ConfigError
 from hakeeper.model.cluster import ClusterSpec
-from hakeeper.model.timing import profile
 from hakeeper.runtime.keys import KeySpace
 
 
@@ -41,7 +40,7 @@ async def open_coordinator(
 ) -> Coordinator:
     """A started coordinator: a voting member for ``node`` (raft), else a client."""
     require_cluster_secret(spec)  # first: nothing starts without it
-    timing = profile(spec.options.profile)
+    timing = spec.timing
     coordination = spec.coordination
     if coordination.backend == "etcd":
         from hakeeper.coord.etcd import EtcdCoordinator

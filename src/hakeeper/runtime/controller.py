@@ -28,7 +28,7 @@ from typing import Literal
 from hakeeper.coord.base import Put
 from hakeeper.errors import CoordError, HakeeperError
 from hakeeper.fencing.topology import Fencer
-from hakeeper.model.cluster import ClusterSpec
+from hakeeper.model.cluster import DEFAULT_OP_TIMEOUT, ClusterSpec
 from hakeeper.model.events import (
     ControllerElected,
     Event,
@@ -448,9 +448,4 @@ def _verdict(item: InFlight, observed: Observed) -> Verdict:
 
 def _op_timeout(spec: ClusterSpec, action: Action) -> float:
     primitive = spec.primitive(action.resource or "")
-    if primitive is None:
-        return 20.0
-    for op in primitive.ops:
-        if op.name == action.kind:
-            return op.timeout
-    return 20.0
+    return primitive.op_timeout(action.kind) if primitive is not None else DEFAULT_OP_TIMEOUT

@@ -32,7 +32,6 @@ from hakeeper.fencing.topology import Fencer
 from hakeeper.fencing.watchdog import Watchdog
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.events import ConfigRefused
-from hakeeper.model.timing import profile
 from hakeeper.runtime.connect import open_coordinator
 from hakeeper.runtime.controller import Controller, Deposed
 from hakeeper.runtime.election import ControllerElection
@@ -71,7 +70,11 @@ class NodeDaemon:
         self.node = node
         self.state_dir = state_dir
         self.config_text = config_text
-        self.timing = profile(spec.options.profile)
+        # The member lease, the watchdog and the suspicion watch keep the timing they start
+        # with: a lease's TTL cannot change under it, and the watchdog counts down from it.
+        # Everything else reads the current spec's, so a config that switches the profile
+        # takes effect there at once, and for those three at the next start.
+        self.lease_timing = spec.timing
         self.keys = KeySpace(spec.options.name)
         self._stop = asyncio.Event()
         self.watchdog = watchdog or self._watchdog()
@@ -106,7 +109,7 @@ class NodeDaemon:
         me = self.spec.node(self.node)
         assert me is not None
         membership = Membership(
-            coord, self.keys, MemberRecord(self.node, me.address), self.timing, time.monotonic
+            coord, self.keys, MemberRecord(self.node, me.address), self.lease_timing, time.monotonic
         )
         executor = Executor(
             node=self.node, spec=spec_now, store=store, events=events,
@@ -136,7 +139,7 @@ class NodeDaemon:
             suspecting = tasks.create_task(
                 SuspicionWatch(
                     node=self.node, coord=coord, keys=self.keys, spec=spec_now, events=events,
-                    fencer=self._fencer, timing=self.timing,
+                    fencer=self._fencer, timing=self.lease_timing,
                 ).run(),
                 name="suspicion",
             )  # fmt: skip
@@ -230,6 +233,13 @@ class NodeDaemon:
             log.warning(
                 "event=config_needs_restart source=%s reason=nodes_or_coordination_changed", source
             )
+        if spec.timing != self.spec.timing:
+            log.warning(
+                "event=config_needs_restart source=%s reason=profile_changed profile=%s "
+                "waits_for_restart=member_lease,watchdog,suspicion",
+                source,
+                spec.timing.name,
+            )
         self.spec = spec
         self._keep_last_good(raw.decode("utf-8"))
         log.info("event=config_adopted source=%s", source)
@@ -283,7 +293,7 @@ class NodeDaemon:
         me = self.spec.node(self.node)
         required = me is not None and me.watchdog
         mode = "required" if required else self.spec.watchdog_spec.mode
-        return Watchdog(self.spec.watchdog_spec, self.timing, mode=mode)
+        return Watchdog(self.spec.watchdog_spec, self.lease_timing, mode=mode)
 
     async def _feed(self, watchdog: Watchdog, membership: Membership, executor: Executor) -> None:
         """Feed twice per renew interval while the rule allows it; a hung event loop (or a
@@ -296,7 +306,7 @@ class NodeDaemon:
                 now=time.monotonic(),
                 holds_exclusive=executor.holds_exclusive(),
             )
-            await asyncio.sleep(self.timing.renew_interval / 2)
+            await asyncio.sleep(self.lease_timing.renew_interval / 2)
 
     async def _keep_membership(
         self, membership: Membership, executor: Executor, store: ClusterStore
@@ -316,8 +326,21 @@ class NodeDaemon:
             log.info("event=member_rejoined node=%s", self.node)
 
     async def _until_quorate(self, coord: Coordinator) -> None:
+        """Ask again every renew interval until the engine has a majority (or a stop is
+        requested). Not at once: an etcd minority member refuses without waiting, so asking
+        in a loop would spin the event loop hot."""
+        waiting = False
         while not self._stop.is_set() and not await coord.has_quorum():
-            log.info("event=waiting_for_quorum node=%s", self.node)
+            if not waiting:
+                log.info("event=waiting_for_quorum node=%s", self.node)
+                waiting = True
+            await self._pause(self.spec.timing.renew_interval)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if a stop is requested meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stop.wait()
 
     async def _until_joined(self, membership: Membership) -> None:
         while not self._stop.is_set():
@@ -326,7 +349,7 @@ class NodeDaemon:
                 return
             except CoordError as exc:
                 log.warning("event=join_waiting node=%s error=%r", self.node, str(exc))
-                await asyncio.sleep(self.timing.renew_interval)
+                await asyncio.sleep(self.spec.timing.renew_interval)
 
     async def _campaign(
         self,
@@ -340,13 +363,13 @@ class NodeDaemon:
         while True:
             lease = membership.lease
             if lease is None or not membership.valid():
-                await asyncio.sleep(self.timing.renew_interval)
+                await asyncio.sleep(self.spec.timing.renew_interval)
                 continue
             try:
                 current = await election.campaign(lease)
             except CoordError as exc:
                 log.warning("event=campaign_failed error=%r", str(exc))
-                await asyncio.sleep(self.timing.renew_interval)
+                await asyncio.sleep(self.spec.timing.renew_interval)
                 continue
             if current.node != self.node:
                 await self._until_controller_changes(coord)
@@ -386,13 +409,13 @@ class NodeDaemon:
             remaining = membership.deadline - time.monotonic()
             if remaining <= 0:
                 break
-            await asyncio.sleep(min(remaining, self.timing.renew_interval))
+            await asyncio.sleep(min(remaining, self.lease_timing.renew_interval))
         log.warning("event=controller_stopped reason=membership_lapsed node=%s", self.node)
 
     async def _until_controller_changes(self, coord: Coordinator) -> None:
         """Wait until the controller key is deleted (its holder is gone), or a while."""
         with contextlib.suppress(TimeoutError, CoordError):
-            async with asyncio.timeout(self.timing.member_ttl * 2):
+            async with asyncio.timeout(self.spec.timing.member_ttl * 2):
                 async with contextlib.aclosing(coord.watch(self.keys.controller)) as changes:
                     async for change in changes:
                         if change.type == "delete":

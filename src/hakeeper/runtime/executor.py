@@ -29,7 +29,6 @@ from hakeeper.agents.registry import make_agent
 from hakeeper.errors import CoordError
 from hakeeper.model.cluster import ClusterSpec, Primitive
 from hakeeper.model.records import Assignment, InstanceStatus
-from hakeeper.model.timing import profile
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.membership import Membership
 from hakeeper.runtime.store import ClusterStore, decode_assignment
@@ -511,7 +510,7 @@ class Executor:
         for op in primitive.ops:
             if op.name == "monitor" and op.interval > 0:
                 return op.interval
-        return profile(self._spec().options.profile).monitor_interval
+        return self._spec().timing.monitor_interval
 
     def _request(
         self,
@@ -522,7 +521,7 @@ class Executor:
         interval: float = 0.0,
         cap: float | None = None,
     ) -> OpRequest:
-        timeout = next((o.timeout for o in primitive.ops if o.name == op), 20.0)
+        timeout = primitive.op_timeout(op)
         if cap is not None:
             timeout = max(0.05, min(timeout, cap))
         return OpRequest(timeout=timeout, node=self._node, interval=interval, epoch=epoch)

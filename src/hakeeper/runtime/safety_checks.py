@@ -17,7 +17,6 @@ from hakeeper.errors import ConfigError
 from hakeeper.fencing.fence_agents import FenceAgentRunner
 from hakeeper.fencing.watchdog import watchdog_timeout
 from hakeeper.model.cluster import ClusterSpec
-from hakeeper.model.timing import profile
 from hakeeper.runtime.fence_plan import device_of, power_fences
 
 Level = Literal["error", "warning"]
@@ -35,7 +34,7 @@ class Finding:
 
 
 def safety_findings(spec: ClusterSpec, runner: FenceAgentRunner | None = None) -> list[Finding]:
-    timing = profile(spec.options.profile)
+    timing = spec.timing
     out: list[Finding] = []
     exclusive = sorted(p.id for p in spec.primitives if p.meta.exclusive)
     watchdog_everywhere = spec.watchdog or all(n.watchdog for n in spec.nodes)

@@ -48,6 +48,7 @@ from hakeeper.agents.base import (
 from hakeeper.agents.metadata import check_params
 from hakeeper.agents.process import ProcessAgent, ProcessConfig
 from hakeeper.errors import ConfigError, SessionStoreError
+from hakeeper.model.address import HostPort
 from hakeeper.model.cluster import Coordination
 from hakeeper.sessions.client import SessionClient
 from hakeeper.sessions.position import Position, Role, most_up_to_date
@@ -179,14 +180,14 @@ class SessionsAgent(ProcessAgent):
     @property
     def addresses(self) -> list[str]:
         """Every node's peer address (the store's control and replication port)."""
-        return [f"{host}:{self.peer_port}" for host in self.nodes.values()]
+        return [str(HostPort(host, self.peer_port)) for host in self.nodes.values()]
 
     def address_of(self, node: str) -> str:
         """The node's peer address, where the control calls go."""
-        return f"{self._host(node)}:{self.peer_port}"
+        return str(HostPort(self._host(node), self.peer_port))
 
     def client_address_of(self, node: str) -> str:
-        return f"{self._host(node)}:{self.port}"
+        return str(HostPort(self._host(node), self.port))
 
     def _host(self, node: str) -> str:
         if node not in self.nodes:

@@ -20,7 +20,7 @@ from types import TracebackType
 
 from hakeeper.config.secret_file import read_secret_file
 from hakeeper.errors import SessionStoreError
-from hakeeper.sessions.addresses import split_address
+from hakeeper.model.address import split_address
 from hakeeper.sessions.peer_auth import handshake_stream
 from hakeeper.sessions.position import Position
 

@@ -32,7 +32,7 @@ from ssl import SSLContext
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from hakeeper.config.secret_file import ClusterSecret, SecretFile
-from hakeeper.sessions.addresses import split_address
+from hakeeper.model.address import split_address
 from hakeeper.sessions.protocol import MemcacheProtocol
 
 if TYPE_CHECKING:

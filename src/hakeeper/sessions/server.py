@@ -15,7 +15,7 @@ from collections.abc import Callable
 import uvloop
 
 from hakeeper.errors import ConfigError
-from hakeeper.sessions.addresses import split_address
+from hakeeper.model.address import split_address
 from hakeeper.sessions.node import Node, NodeConfig
 from hakeeper.sessions.peer_auth import HANDSHAKE_TIMEOUT, PeerGate
 from hakeeper.sessions.protocol import MemcacheProtocol
@@ -56,7 +56,7 @@ async def serve(
                 f"sessions: cannot listen for peers on {config.identity}: {exc.strerror}; "
                 "choose a free address with --peer-listen"
             ) from exc
-    host, port = split_address(config.address)
+    host, port = split_address(config.address, listen=True)
     try:
         server = await loop.create_server(
             lambda: MemcacheProtocol(node), host, port, reuse_address=True, backlog=BACKLOG

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from hakeeper.errors import SessionStoreError
-from hakeeper.sessions.addresses import split_address
+from hakeeper.model.address import split_address
 
 ERROR_PREFIXES = (b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")
 T = TypeVar("T")
