@@ -14,7 +14,7 @@ from hakeeper.cli.logs import setup_logging
 from hakeeper.errors import HakeeperError
 from hakeeper.sessions.addresses import split_address
 from hakeeper.sessions.client import SessionClient
-from hakeeper.sessions.node import NodeConfig
+from hakeeper.sessions.node_config import NodeConfig
 from hakeeper.sessions.position import Position
 from hakeeper.sessions.server import run
 from hakeeper.sessions.tls import PeerTls, peer_tls
