@@ -8,7 +8,8 @@ import contextlib
 from pathlib import Path
 
 from hakeeper.config.secret_file import write_secret_file
-from hakeeper.sessions.node import Node, NodeConfig
+from hakeeper.sessions.node import Node
+from hakeeper.sessions.node_config import NodeConfig
 from hakeeper.sessions.protocol import OUTPUT_LIMIT, MemcacheProtocol
 from tests.sessions.test_protocol import FakeTransport
 

@@ -14,7 +14,8 @@ import pytest
 
 from hakeeper.config.secret_file import ClusterSecret, write_secret_file
 from hakeeper.sessions import peer_auth
-from hakeeper.sessions.node import Node, NodeConfig
+from hakeeper.sessions.node import Node
+from hakeeper.sessions.node_config import NodeConfig
 from hakeeper.sessions.protocol import MemcacheProtocol
 from tests.sessions.test_protocol import FakeTransport
 

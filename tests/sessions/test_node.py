@@ -9,7 +9,8 @@ import pytest
 
 from hakeeper.sessions import entries
 from hakeeper.sessions import node as node_module
-from hakeeper.sessions.node import Node, NodeConfig
+from hakeeper.sessions.node import Node
+from hakeeper.sessions.node_config import NodeConfig
 from hakeeper.sessions.position import Position, Role, most_up_to_date
 from hakeeper.sessions.protocol import MemcacheProtocol
 from tests.sessions.test_protocol import FakeTransport

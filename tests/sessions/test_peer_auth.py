@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from hakeeper.config.secret_file import SecretFile, write_secret_file
-from hakeeper.sessions.node import Node, NodeConfig
-from hakeeper.sessions.peer_auth import PeerAuthError, PeerGate, open_peer
+from hakeeper.sessions.node import Node
+from hakeeper.sessions.node_config import NodeConfig
+from hakeeper.sessions.peer_auth import PeerAuthError, open_peer
+from hakeeper.sessions.peer_gate import PeerGate
 from hakeeper.sessions.position import Position
 
 PEERS = ("127.0.0.2:1", "127.0.0.3:1")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hakeeper.sessions.node import Node, NodeConfig
+from hakeeper.sessions.node import Node
+from hakeeper.sessions.node_config import NodeConfig
 from hakeeper.sessions.protocol import MemcacheProtocol
 
 

@@ -10,20 +10,16 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from hakeeper.cli.logs import setup_logging
 from hakeeper.errors import HakeeperError
-from hakeeper.model.address import HostPort, split_address
 from hakeeper.sessions.client import SessionClient
-from hakeeper.sessions.node import NodeConfig
+from hakeeper.sessions.command_line import DEFAULT_SECRET_FILE
+from hakeeper.sessions.command_line import main as serve_main
 from hakeeper.sessions.position import Position
-from hakeeper.sessions.server import run
 from hakeeper.sessions.tls import PeerTls, peer_tls
 
 app = typer.Typer(help="The replicated memcached-protocol session store.", no_args_is_help=True)
 console = Console()
 
-SIZE_UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-DEFAULT_SECRET_FILE = Path("/etc/hakeeper/secret")
 SecretOption = Annotated[
     Path,
     typer.Option(help="The cluster secret (mode 0600) the peer port's handshake proves."),
@@ -37,114 +33,15 @@ TlsCaOption = Annotated[
 ]
 
 
-def parse_size(text: str) -> int:
-    unit = SIZE_UNITS.get(text[-1:].lower())
-    number = text[:-1] if unit else text
-    if not number.isdigit():
-        raise typer.BadParameter(f"{text!r} is not a size like 64m, 512k or 1048576")
-    return int(number) * (unit or 1)
-
-
-def default_peer_address(listen: str) -> str:
-    """The peer port's default: the client address's host, its port + 1."""
-    host, port = split_address(listen, listen=True)
-    if not 0 < port < 65535:
-        raise typer.BadParameter(f"--listen {listen}: no port + 1 for peers; give --peer-listen")
-    return str(HostPort(host, port + 1))
-
-
-@app.command()
-def serve(
-    listen: Annotated[str, typer.Option(help="host:port for memcached clients.")] = (
-        "127.0.0.1:11211"
-    ),
-    peer_listen: Annotated[
-        str,
-        typer.Option(
-            help="host:port of the peer port (replication, forwarding, control; secret "
-            "proven first): the node's cluster address. Default: --listen's port + 1."
-        ),
-    ] = "",
-    peers: Annotated[
-        str,
-        typer.Option(
-            help="Every node's peer host:port (--peer-listen), comma-separated; this node's "
-            "own may be included; empty = standalone."
-        ),
-    ] = "",
-    secret_file: SecretOption = DEFAULT_SECRET_FILE,
-    peer_tls_cert: TlsCertOption = None,
-    peer_tls_key: TlsKeyOption = None,
-    peer_tls_ca: TlsCaOption = None,
-    authfile: Annotated[
-        Path | None,
-        typer.Option(
-            "--authfile",
-            "-Y",
-            help="memcached -Y file of user:password lines (mode 0600): clients must "
-            "authenticate (ASCII auth).",
-        ),
-    ] = None,
-    max_connections: Annotated[
-        int, typer.Option("--max-connections", "-c", help="Client connections at most.")
-    ] = 1024,
-    idle_timeout: Annotated[
-        float, typer.Option(help="Seconds a silent client connection stays open (0 = forever).")
-    ] = 300.0,
-    request_timeout: Annotated[
-        float, typer.Option(help="Seconds a started request may take to arrive whole.")
-    ] = 30.0,
-    epoch: Annotated[
-        int, typer.Option(help="Highest epoch known (fencing): older stream messages refused.")
-    ] = 0,
-    primary: Annotated[bool, typer.Option(help="Start as the primary of --epoch.")] = False,
-    stale_reads: Annotated[bool, typer.Option(help="Replicas answer reads locally.")] = False,
-    memory: Annotated[str, typer.Option(help="Memory bound (LRU eviction beyond).")] = "64m",
-    item_size_max: Annotated[str, typer.Option(help="Largest item.")] = "1m",
-    write_timeout: Annotated[
-        float,
-        typer.Option(help="Seconds a reply may wait for a majority before the connection drops."),
-    ] = 5.0,
-    log_level: Annotated[str, typer.Option(help="Log level.")] = "INFO",
-) -> None:
-    """Serve the memcached text protocol until SIGTERM or SIGINT."""
-    setup_logging(log_level)
-    identity = peer_listen or default_peer_address(listen)
-    peer_list = tuple(p for p in peers.split(",") if p and p != identity)
-    if max_connections < 1 or idle_timeout < 0 or request_timeout <= 0:
-        raise typer.BadParameter(
-            "--max-connections must be at least 1, --idle-timeout at least 0 and "
-            "--request-timeout more than 0"
-        )
-    try:
-        tls = peer_tls(peer_tls_cert, peer_tls_key, peer_tls_ca)
-    except HakeeperError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    config = NodeConfig(
-        address=listen,
-        peers=peer_list,
-        peer_address=identity,
-        secret_file=secret_file if peer_list else None,
-        peer_tls=tls,
-        authfile=authfile,
-        max_connections=max_connections,
-        idle_timeout=idle_timeout,
-        request_timeout=request_timeout,
-        replicated=bool(peer_list),
-        stale_reads=stale_reads,
-        start_epoch=epoch,
-        write_timeout=write_timeout,
-        forward_timeout=write_timeout,
-        memory_limit=parse_size(memory),
-        item_size_max=parse_size(item_size_max),
-    )
-    if primary and not peer_list:
-        raise typer.BadParameter("--primary needs --peers (a standalone node has no epochs)")
-    try:
-        run(config, promote_epoch=epoch if primary else None)
-    except HakeeperError as exc:
-        typer.echo(f"hakeeper sessions serve: {exc}", err=True)
-        raise typer.Exit(2) from exc
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def serve(ctx: typer.Context) -> None:
+    """Serve the memcached text protocol until SIGTERM or SIGINT (options: serve --help)."""
+    # The options are the store server's own (python -m hakeeper.sessions): one definition,
+    # which the resource agent uses too.
+    raise typer.Exit(serve_main(ctx.args, prog="hakeeper sessions serve"))
 
 
 def _show(position: Position, as_json: bool) -> None:

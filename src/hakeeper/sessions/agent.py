@@ -8,12 +8,13 @@
     resource = "store"
     promotable = true
 
-Each node runs ``hakeeper sessions serve`` on ``<its address>:<port>`` for clients and
-``<its address>:<peer_port>`` (default port + 1) for the other nodes, which prove the
-cluster secret there (``secret_file``, the path of ``[coordination] secret_file``; it is
-passed to the store by path, never by value); supervision is the ``process`` agent's. Every
-control call below goes to the peer port with the secret's handshake. ``monitor`` answers
-RUNNING_PROMOTED on the primary. ``promote`` with the assignment's epoch E (the fencing token):
+Each node runs the store server (``python -m hakeeper.sessions``) on
+``<its address>:<port>`` for clients and ``<its address>:<peer_port>`` (default port + 1)
+for the other nodes, which prove the cluster secret there (``secret_file``, the path of
+``[coordination] secret_file``; it is passed to the store by path, never by value);
+supervision is the ``process`` agent's. Every control call below goes to the peer port with
+the secret's handshake. ``monitor`` answers RUNNING_PROMOTED on the primary. ``promote``
+with the assignment's epoch E (the fencing token):
 
 1. fences every reachable node with E (from then on they refuse the old primary's stream)
    and reads their positions; without a majority it fails and nothing changes;
@@ -198,8 +199,7 @@ class SessionsAgent(ProcessAgent):
         return (
             sys.executable,
             "-m",
-            "hakeeper.cli.sessions",
-            "serve",
+            "hakeeper.sessions",
             "--listen",
             self.client_address_of(node),
             "--peer-listen",

@@ -1,6 +1,7 @@
 """A small asyncio client for the memcached text protocol (and the store's control commands).
 
-One connection, one request at a time, every call under a deadline. Used by the session
+One connection, one request at a time, every call under a deadline. The bytes of requests and
+replies are `client_codec`'s (shared with the blocking `sync_client`). Used by the session
 middleware, the CLI's control commands, the tests and the checker. Failures raise
 `SessionStoreError` naming the server and what to do.
 
@@ -13,25 +14,21 @@ requires memcached's ASCII auth.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Generator
 from pathlib import Path
 from ssl import SSLContext
 from types import TracebackType
+from typing import TypeVar
 
 from hakeeper.config.secret_file import read_secret_file
 from hakeeper.errors import SessionStoreError
 from hakeeper.model.address import split_address
+from hakeeper.sessions import client_codec as codec
+from hakeeper.sessions.client_codec import LINE, MalformedReply, Value
 from hakeeper.sessions.peer_auth import handshake_stream
 from hakeeper.sessions.position import Position
 
-ERROR_PREFIXES = (b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")
-
-
-@dataclass(frozen=True, slots=True)
-class Value:
-    data: bytes
-    flags: int
-    cas: int | None
+T = TypeVar("T")
 
 
 class SessionClient:
@@ -90,9 +87,8 @@ class SessionClient:
                 "sessions serve` running there?"
             ) from exc
         if self.credentials is not None:
-            data = self.credentials
             try:
-                await self._roundtrip(b"set auth 0 0 %d\r\n%s\r\n" % (len(data), data))
+                await self._roundtrip(codec.auth_request(self.credentials))
             except SessionStoreError:
                 await self.close()
                 raise
@@ -111,24 +107,30 @@ class SessionClient:
     # --- memcached commands ------------------------------------------------------------------
 
     async def get(self, key: bytes) -> Value | None:
-        values = await self._retrieve(b"get %s\r\n" % key)
+        values = await self._retrieve(codec.retrieval_request(b"get", key))
         return values.get(key)
 
     async def gets(self, key: bytes) -> Value | None:
-        values = await self._retrieve(b"gets %s\r\n" % key)
+        values = await self._retrieve(codec.retrieval_request(b"gets", key))
         return values.get(key)
 
     async def set(self, key: bytes, data: bytes, *, exptime: int = 0, flags: int = 0) -> bytes:
-        return await self._store(b"set", key, data, exptime, flags, b"")
+        return await self._roundtrip(
+            codec.storage_request(b"set", key, data, exptime=exptime, flags=flags)
+        )
 
     async def add(self, key: bytes, data: bytes, *, exptime: int = 0, flags: int = 0) -> bytes:
-        return await self._store(b"add", key, data, exptime, flags, b"")
+        return await self._roundtrip(
+            codec.storage_request(b"add", key, data, exptime=exptime, flags=flags)
+        )
 
     async def cas(
         self, key: bytes, data: bytes, unique: int, *, exptime: int = 0, flags: int = 0
     ) -> bytes:
         """STORED, EXISTS or NOT_FOUND."""
-        return await self._store(b"cas", key, data, exptime, flags, b" %d" % unique)
+        return await self._roundtrip(
+            codec.storage_request(b"cas", key, data, exptime=exptime, flags=flags, unique=unique)
+        )
 
     async def delete(self, key: bytes) -> bytes:
         return await self.command(b"delete %s" % key)
@@ -152,71 +154,64 @@ class SessionClient:
 
     async def dump(self) -> tuple[int, int, bytes]:
         """(log_epoch, seq, snapshot payload) of the node's copy."""
-        reader, writer = self._streams()
-        try:
-            async with asyncio.timeout(self.timeout):
-                writer.write(b"hk_dump\r\n")
-                parts = self._checked(await reader.readuntil(b"\n")).split(b" ")
-                if len(parts) != 4 or parts[0] != b"SNAP":
-                    raise SessionStoreError(f"session store {self.address}: bad dump {parts!r}")
-                payload = await reader.readexactly(int(parts[3]) + 2)
-        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
-            await self.close()
-            raise SessionStoreError(f"session store {self.address}: dump failed ({exc!r})") from exc
-        return int(parts[1]), int(parts[2]), payload[:-2]
+        return await self._exchange(
+            codec.command_request(b"hk_dump"),
+            codec.dump_reply(self.address),
+            ": dump failed ({exc!r})",
+        )
 
     async def adopt(self, log_epoch: int, seq: int, payload: bytes) -> None:
         """Install another node's dump (only if it is at least as up to date)."""
-        header = b"hk_adopt %d %d %d\r\n" % (log_epoch, seq, len(payload))
-        await self._roundtrip(header + payload + b"\r\n")
+        await self._roundtrip(codec.adopt_request(log_epoch, seq, payload))
 
     # --- plumbing ----------------------------------------------------------------------------
 
     async def command(self, line: bytes) -> bytes:
         """Send one command line; return its one-line reply (without CRLF)."""
-        return await self._roundtrip(line + b"\r\n")
-
-    async def _store(
-        self, cmd: bytes, key: bytes, data: bytes, exptime: int, flags: int, extra: bytes
-    ) -> bytes:
-        header = b"%s %s %d %d %d%s\r\n" % (cmd, key, flags, exptime, len(data), extra)
-        return await self._roundtrip(header + data + b"\r\n")
+        return await self._roundtrip(codec.command_request(line))
 
     async def _roundtrip(self, payload: bytes) -> bytes:
-        reader, writer = self._streams()
-        try:
-            async with asyncio.timeout(self.timeout):
-                writer.write(payload)
-                line = await reader.readuntil(b"\n")
-        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
-            await self.close()
-            raise SessionStoreError(
-                f"session store {self.address} did not answer ({exc!r}); the outcome of the "
-                "request is unknown: read the key again"
-            ) from exc
-        return self._checked(line)
+        return await self._exchange(
+            payload,
+            codec.line_reply(self.address),
+            " did not answer ({exc!r}); the outcome of the request is unknown: read the key again",
+        )
 
     async def _retrieve(self, payload: bytes) -> dict[bytes, Value]:
+        return await self._exchange(
+            payload, codec.values_reply(self.address), " did not answer ({exc!r}); retry the read"
+        )
+
+    async def _exchange(self, payload: bytes, parser: Generator[int, bytes, T], failure: str) -> T:
+        """Send ``payload``, feed ``parser`` the reply's lines and blocks, return its result.
+
+        ``failure`` (after the address, with ``{exc!r}``) says what a lost connection or a
+        timeout means for this request; a reply that is not one drops the connection (its
+        framing is lost).
+        """
         reader, writer = self._streams()
-        values: dict[bytes, Value] = {}
         try:
             async with asyncio.timeout(self.timeout):
                 writer.write(payload)
+                need = next(parser)
                 while True:
-                    line = self._checked(await reader.readuntil(b"\n"))
-                    if line == b"END":
-                        return values
-                    parts = line.split(b" ")
-                    if parts[0] != b"VALUE" or len(parts) not in (4, 5):
-                        raise SessionStoreError(f"session store {self.address}: bad reply {line!r}")
-                    data = await reader.readexactly(int(parts[3]) + 2)
-                    cas = int(parts[4]) if len(parts) == 5 else None
-                    values[parts[1]] = Value(data[:-2], int(parts[2]), cas)
+                    if need == LINE:
+                        chunk = await reader.readuntil(b"\n")
+                    else:
+                        chunk = await reader.readexactly(need)
+                    try:
+                        need = parser.send(chunk)
+                    except StopIteration as done:
+                        result: T = done.value
+                        return result
         except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
             await self.close()
             raise SessionStoreError(
-                f"session store {self.address} did not answer ({exc!r}); retry the read"
+                f"session store {self.address}" + failure.format(exc=exc)
             ) from exc
+        except MalformedReply:
+            await self.close()
+            raise
 
     def _streams(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self._reader is None or self._writer is None:
@@ -224,12 +219,6 @@ class SessionClient:
                 f"session store {self.address}: not connected (call connect() first)"
             )
         return self._reader, self._writer
-
-    def _checked(self, line: bytes) -> bytes:
-        line = line.rstrip(b"\r\n")
-        if line.startswith(ERROR_PREFIXES):
-            raise SessionStoreError(f"session store {self.address} answered {line.decode()!r}")
-        return line
 
     def _position(self, line: bytes) -> Position:
         try:

@@ -11,25 +11,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
+from hakeeper.sessions.boundary import Connection, Held, NodeSide, Slot
 from hakeeper.sessions.store import Outcome, Store
 from hakeeper.sessions.wire import (
     INT_MAX,
     KEY_MAX_LENGTH,
+    VERSION,
     parse_flags,
     parse_i64,
     parse_u64,
     split_tokens,
 )
 
-if TYPE_CHECKING:
-    from hakeeper.sessions.node import Node
-    from hakeeper.sessions.protocol import MemcacheProtocol
-
 log = logging.getLogger(__name__)
 
-VERSION = b"1.6.18"
 ERROR = b"ERROR\r\n"
 BAD_FORMAT = b"CLIENT_ERROR bad command line format\r\n"
 BAD_CHUNK = b"CLIENT_ERROR bad data chunk\r\n"
@@ -42,9 +39,6 @@ NOREPLY = b"noreply"
 STORED = Outcome.STORED
 STORED_REPLY = STORED.value
 BLOCK_TOO_LARGE = b"SERVER_ERROR stream block larger than this node accepts\r\n"
-
-# A reply held for a commit: (reply, seq that must be committed first, Node.now when held).
-Held = tuple[bytes, int, float]
 
 STORAGE = {b"set": 0, b"add": 1, b"replace": 2, b"append": 3, b"prepend": 4, b"cas": 5}
 
@@ -74,16 +68,6 @@ class Block:
         self.noreply = noreply
 
 
-class Slot:
-    """A reply waiting for the primary's answer (forwarded); filled in when it arrives."""
-
-    __slots__ = ("data", "since")
-
-    def __init__(self, data: bytes | None, since: float) -> None:
-        self.data = data
-        self.since = since
-
-
 class Commands:
     """The general command parser and handlers; the state slots, which `MemcacheProtocol`
     initialises and its fast paths use."""
@@ -110,7 +94,7 @@ class Commands:
         "store",
         "transport",
     )
-    node: Node
+    node: NodeSide
     store: Store
     transport: asyncio.Transport | None
     peer: bool
@@ -411,4 +395,4 @@ class Commands:
             self._out.clear()
         slot = Slot(None, self.node.now)
         self._held.append(slot)
-        self.node.forward(payload, multi, noreply, slot, cast("MemcacheProtocol", self))
+        self.node.forward(payload, multi, noreply, slot, cast(Connection, self))

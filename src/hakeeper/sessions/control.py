@@ -11,19 +11,16 @@ configured peer's address only, since a replica forwards to it), ``hk_snap <epoc
 from __future__ import annotations
 
 import logging
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from hakeeper.sessions import entries
-from hakeeper.sessions.commands import Slot
+from hakeeper.sessions.boundary import Connection, Slot
+from hakeeper.sessions.forwarding import Forwarder
+from hakeeper.sessions.node_config import NodeConfig
 from hakeeper.sessions.position import Position, Role
 from hakeeper.sessions.store import Store
 from hakeeper.sessions.wire import parse_i64, parse_u64
-
-if TYPE_CHECKING:
-    from hakeeper.sessions.node import NodeConfig
-    from hakeeper.sessions.protocol import MemcacheProtocol
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +35,7 @@ class PeerCommands:
     log_epoch: int
     seq: int
     primary_address: str | None
-    _orphans: deque[tuple[bytes, bool, bool, Slot, MemcacheProtocol]]
+    forwarder: Forwarder
     _peer_names: frozenset[bytes]
 
     if TYPE_CHECKING:
@@ -47,9 +44,8 @@ class PeerCommands:
         def observe_epoch(self, epoch: int) -> None: ...
         def promote(self, epoch: int) -> bytes: ...
         def step_down(self, reason: str) -> None: ...
-        def _drop_upstream(self, reason: str) -> None: ...
         def forward(
-            self, payload: bytes, multi: bool, noreply: bool, slot: Slot, conn: MemcacheProtocol
+            self, payload: bytes, multi: bool, noreply: bool, slot: Slot, conn: Connection
         ) -> None: ...
 
     def control(self, tokens: list[bytes]) -> bytes:
@@ -121,11 +117,9 @@ class PeerCommands:
         if self.role is Role.PRIMARY:
             return b"STALE %d\r\n" % self.seen_epoch
         if self.primary_address != address:
-            self._drop_upstream("new primary")
+            self.forwarder.drop("new primary")
             self.primary_address = address
-        orphans = list(self._orphans)
-        self._orphans.clear()
-        for orphan in orphans:
+        for orphan in self.forwarder.take_orphans():
             self.forward(*orphan)
         return self.position().line()
 

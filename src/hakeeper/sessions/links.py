@@ -20,20 +20,41 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, cast
+from ssl import SSLContext
+from typing import Protocol, cast
 
+from hakeeper.config.secret_file import SecretFile
 from hakeeper.errors import ConfigError
 from hakeeper.sessions import entries
+from hakeeper.sessions.node_config import NodeConfig
 from hakeeper.sessions.peer_auth import open_peer
 from hakeeper.sessions.position import Position
-
-if TYPE_CHECKING:
-    from hakeeper.sessions.node import Node
+from hakeeper.sessions.store import Store
 
 log = logging.getLogger(__name__)
 
 RETRY_DELAY = 0.2
 WINDOW = 4  # batches in flight per replica
+
+
+class Primary(Protocol):
+    """The primary node, as its streams use it (`node.Node`; the node imports this module)."""
+
+    config: NodeConfig
+    store: Store
+    now: float  # the node's coarse monotonic clock
+    seq: int  # the last entry logged
+    peer_ssl: SSLContext | None
+
+    def secret_source(self) -> SecretFile: ...
+    def is_primary_of(self, epoch: int) -> bool: ...
+    def observe_epoch(self, epoch: int) -> None: ...
+    def entries_after(self, seq: int, limit_bytes: int) -> tuple[int, bytes] | None: ...
+    def note_sent(self, last: int) -> None: ...
+    def note_acked(self, peer: str, seq: int) -> None: ...
+    def schedule_flush(self) -> None: ...
+    def attach_link(self, link: StreamLink) -> None: ...
+    def detach_link(self, link: StreamLink) -> None: ...
 
 
 class StreamRefused(Exception):
@@ -43,7 +64,7 @@ class StreamRefused(Exception):
 class StreamLink(asyncio.Protocol):
     """One connection from the primary to a replica."""
 
-    def __init__(self, node: Node, peer: str, epoch: int) -> None:
+    def __init__(self, node: Primary, peer: str, epoch: int) -> None:
         self.node = node
         self.peer = peer
         self.epoch = epoch
@@ -190,7 +211,7 @@ class StreamLink(asyncio.Protocol):
             self.close()
 
 
-async def run_link(node: Node, peer: str, epoch: int) -> None:
+async def run_link(node: Primary, peer: str, epoch: int) -> None:
     """Keep ``peer`` in sync while this node is the primary of ``epoch``."""
     while node.is_primary_of(epoch):
         try:
@@ -204,7 +225,7 @@ async def run_link(node: Node, peer: str, epoch: int) -> None:
         await asyncio.sleep(RETRY_DELAY)
 
 
-async def _stream(node: Node, peer: str, epoch: int) -> None:
+async def _stream(node: Primary, peer: str, epoch: int) -> None:
     """One connection: hand-shake, then stream until the connection ends."""
     timeout = node.config.write_timeout
     link = await open_peer(

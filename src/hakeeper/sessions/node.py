@@ -28,23 +28,21 @@ import asyncio
 import logging
 import os
 import time
-from collections import deque
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Coroutine
+from typing import Any
 
 from hakeeper.config.secret_file import ClusterSecret, SecretFile
 from hakeeper.errors import ConfigError
 from hakeeper.sessions import entries
 from hakeeper.sessions.auth import ClientAuth, read_authfile
-from hakeeper.sessions.commands import VERSION, Slot
+from hakeeper.sessions.boundary import Connection, Slot
 from hakeeper.sessions.control import PeerCommands
+from hakeeper.sessions.forwarding import Forwarder
 from hakeeper.sessions.links import StreamLink, run_link
-from hakeeper.sessions.peer_auth import open_peer
+from hakeeper.sessions.node_config import NodeConfig
 from hakeeper.sessions.position import Position, Role
-from hakeeper.sessions.protocol import MemcacheProtocol
 from hakeeper.sessions.store import Store
-from hakeeper.sessions.tls import PeerTls
-from hakeeper.sessions.upstream import Upstream
+from hakeeper.sessions.wire import VERSION
 
 log = logging.getLogger(__name__)
 
@@ -65,37 +63,6 @@ SWEEP_TICKS = 10
 BLOCK_SLACK = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
-class NodeConfig:
-    address: str  # host:port this node serves clients on
-    peers: tuple[str, ...] = ()  # the other nodes' peer host:port
-    # host:port of this node's peer listener (stream, forwarding, control); "" = address.
-    peer_address: str = ""
-    secret_file: Path | None = None  # the cluster secret peers prove (required with peers)
-    peer_tls: PeerTls | None = None  # TLS on the peer link (mutual, the cluster's CA)
-    authfile: Path | None = None  # memcached -Y credentials clients must give, or None
-    max_connections: int = 1024  # client connections (memcached's -c)
-    idle_timeout: float = 300.0  # a client connection silent this long is closed
-    request_timeout: float = 30.0  # a started request must complete within this
-    replicated: bool = False
-    stale_reads: bool = False
-    start_epoch: int = 0  # fencing: refuse anything older (the assignment's epoch)
-    write_timeout: float = 5.0  # a held reply older than this drops its connection
-    forward_timeout: float = 5.0
-    batch_bytes: int = 1 << 20
-    memory_limit: int = 64 << 20
-    item_size_max: int = 1 << 20
-
-    @property
-    def majority(self) -> int:
-        return (len(self.peers) + 1) // 2 + 1
-
-    @property
-    def identity(self) -> str:
-        """The address the other nodes know this one by (its peer address)."""
-        return self.peer_address or self.address
-
-
 class Node(PeerCommands):
     def __init__(self, config: NodeConfig, store: Store | None = None) -> None:
         self.config = config
@@ -114,7 +81,7 @@ class Node(PeerCommands):
         self.now = time.monotonic()
         self.total_connections = 0
         self.rejected_connections = 0
-        self.connections: set[MemcacheProtocol] = set()
+        self.connections: set[Connection] = set()
         self.clients = 0  # connections in `connections` that are not peers
         self.pending_peers = 0  # peer-port connections still in the handshake
         self._secret_file = SecretFile(config.secret_file) if config.secret_file else None
@@ -139,10 +106,11 @@ class Node(PeerCommands):
         self._link_tasks: list[asyncio.Task[None]] = []
         # Connections with replies held for a commit or a forwarded answer; a commit pass
         # takes the whole set and each connection still holding something re-enters.
-        self.waiting: set[MemcacheProtocol] = set()
-        self._upstream: Upstream | None = None
-        self._orphans: deque[tuple[bytes, bool, bool, Slot, MemcacheProtocol]] = deque()
+        self.waiting: set[Connection] = set()
         self._tg: asyncio.TaskGroup | None = None
+        self.forwarder = Forwarder(
+            config.identity, config.forward_timeout, self.secret_source, self.peer_ssl, self._spawn
+        )
         self._set_flags()
 
     # --- role flags read by the protocol on every command --------------------------------------
@@ -191,23 +159,18 @@ class Node(PeerCommands):
                 if since is not None and now - since > self.config.write_timeout:
                     self.waiting.discard(conn)
                     conn.abort("reply not committed by a majority in time")
-            upstream = self._upstream
-            if upstream is not None:
-                since = upstream.oldest_since()
-                if since is not None and now - since > self.config.forward_timeout:
-                    upstream.fail("timeout")
-            self._fail_orphans(now - self.config.forward_timeout)
+            self.forwarder.expire(now)
 
-    def _fail_orphans(self, older_than: float) -> None:
-        """Answer requests that waited too long for a primary to be known."""
-        while self._orphans and self._orphans[0][3].since <= older_than:
-            _, _, noreply, slot, conn = self._orphans.popleft()
-            slot.data = b"" if noreply else b"SERVER_ERROR no primary known to this replica\r\n"
-            conn.release()
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as a task of the running node; a node not running drops it."""
+        if self._tg is None:
+            coro.close()
+            return
+        self._tg.create_task(coro)
 
     # --- connections -------------------------------------------------------------------------
 
-    def connection_opened(self, conn: MemcacheProtocol) -> bool:
+    def connection_opened(self, conn: Connection) -> bool:
         """Count a new connection; False (refuse it) for a client beyond max_connections."""
         if not conn.peer:
             if self.clients >= self.config.max_connections:
@@ -218,7 +181,7 @@ class Node(PeerCommands):
         self.total_connections += 1
         return True
 
-    def connection_closed(self, conn: MemcacheProtocol) -> None:
+    def connection_closed(self, conn: Connection) -> None:
         if conn in self.connections:
             self.connections.discard(conn)
             if not conn.peer:
@@ -402,8 +365,8 @@ class Node(PeerCommands):
                 epoch,
                 max(self.seen_epoch, self.log_epoch),
             )
-        self._drop_upstream("promoted")
-        self._fail_orphans(float("inf"))
+        self.forwarder.drop("promoted")
+        self.forwarder.fail_orphans(float("inf"))
         # Streams of the previous epoch must not count toward this one's majority.
         self.step_down(f"re-promoted with epoch {epoch}")
         self.seen_epoch = epoch
@@ -461,56 +424,9 @@ class Node(PeerCommands):
     # --- replica: forwarding -----------------------------------------------------------------
 
     def forward(
-        self, payload: bytes, multi: bool, noreply: bool, slot: Slot, conn: MemcacheProtocol
+        self, payload: bytes, multi: bool, noreply: bool, slot: Slot, conn: Connection
     ) -> None:
-        address = self.primary_address
-        if address is None or address == self.config.identity:
-            # Right after a promotion the new primary's hello may still be on its way.
-            self._orphans.append((payload, multi, noreply, slot, conn))
-            return
-        upstream = self._upstream
-        if upstream is None or upstream.closed or upstream.address != address:
-            upstream = self._connect_upstream(address)
-        upstream.send(payload, multi, noreply, slot, conn)
-
-    def _connect_upstream(self, address: str) -> Upstream:
-        self._drop_upstream("primary changed")
-        upstream = Upstream(address, self._upstream_closed)
-        self._upstream = upstream
-
-        async def connect() -> None:
-            try:
-                await open_peer(
-                    address,
-                    self.secret_source(),
-                    lambda: upstream,
-                    self.config.forward_timeout,
-                    ssl=self.peer_ssl,
-                )
-            except (
-                # socket.gaierror and PeerAuthError are OSErrors; a bad address raises
-                # ValueError (UnicodeError for an unencodable host name), a port out of
-                # range OverflowError, a missing secret ConfigError.
-                OSError,
-                TimeoutError,
-                ValueError,
-                OverflowError,
-                ConfigError,
-            ) as exc:
-                upstream.fail(f"connect failed: {exc!r}")
-
-        if self._tg is not None:
-            self._tg.create_task(connect())
-        return upstream
-
-    def _upstream_closed(self, upstream: Upstream) -> None:
-        if self._upstream is upstream:
-            self._upstream = None
-
-    def _drop_upstream(self, reason: str) -> None:
-        if self._upstream is not None:
-            self._upstream.fail(reason)
-            self._upstream = None
+        self.forwarder.forward(self.primary_address, payload, multi, noreply, slot, conn)
 
     # --- stats -------------------------------------------------------------------------------
 

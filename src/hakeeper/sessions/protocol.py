@@ -12,6 +12,8 @@ value a later primary could lose. On a replica, valid commands are forwarded to 
 and their replies come back in order with the local ones.
 
 The general command parser and handlers are `commands.Commands`, a mixin of this class.
+The connection knows the node only as `boundary.NodeSide` (the replication side is not
+imported here).
 A connection is a client's (the client port: every ``hk_*`` command is an unknown command,
 ``ERROR``, as memcached answers it) or a peer's (the peer port, after `peer_auth`'s
 handshake proved the cluster secret: the replication and control commands too). Bounds:
@@ -26,9 +28,10 @@ import asyncio
 import logging
 import re
 from collections import deque
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from hakeeper.sessions.auth import MAX_TOKEN_BYTES
+from hakeeper.sessions.boundary import Held, NodeSide, Slot
 from hakeeper.sessions.commands import (
     BAD_CHUNK,
     END,
@@ -36,14 +39,9 @@ from hakeeper.sessions.commands import (
     STORED_REPLY,
     Block,
     Commands,
-    Held,
-    Slot,
 )
 from hakeeper.sessions.store import ITEM_OVERHEAD, Store
 from hakeeper.sessions.wire import KEY_MAX_LENGTH, parse_i64, split_tokens
-
-if TYPE_CHECKING:
-    from hakeeper.sessions.node import Node
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +79,7 @@ class MemcacheProtocol(Commands, asyncio.Protocol):
     # The connection's state is in Commands' __slots__ (fixed offsets instead of a dict).
     __slots__ = ()
 
-    def __init__(self, node: Node, *, peer: bool = False) -> None:
+    def __init__(self, node: NodeSide, *, peer: bool = False) -> None:
         self.node = node
         # A peer proved the cluster secret (peer port); a client may not use hk_* commands.
         self.peer = peer

@@ -2,7 +2,8 @@
 
 The client port speaks memcached to anyone who can reach it (and asks for credentials when
 an authfile is given); the peer port, opened only by a replicated node and bound to its
-cluster address, runs `peer_auth`'s handshake before a single command is parsed.
+cluster address, runs `peer_auth`'s handshake (`peer_gate`) before a single command is parsed.
+This is the one module that builds both the connections (`protocol`) and the node.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import uvloop
 
 from hakeeper.errors import ConfigError
 from hakeeper.model.address import split_address
-from hakeeper.sessions.node import Node, NodeConfig
-from hakeeper.sessions.peer_auth import HANDSHAKE_TIMEOUT, PeerGate
+from hakeeper.sessions.node import Node
+from hakeeper.sessions.node_config import NodeConfig
+from hakeeper.sessions.peer_gate import HANDSHAKE_TIMEOUT, PeerGate
 from hakeeper.sessions.protocol import MemcacheProtocol
 
 log = logging.getLogger(__name__)

@@ -1,20 +1,23 @@
 """A blocking memcached-protocol client for WSGI apps: get, set, touch, delete.
 
 One socket per thread (WSGI servers run a request per thread); every call has a timeout;
-failures raise `SessionStoreError` and drop the socket so the next call reconnects.
+failures raise `SessionStoreError` and drop the socket so the next call reconnects. The
+bytes of requests and replies are `client_codec`'s (shared with the asyncio `client`); this
+module only moves them over a blocking socket.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Generator
 from typing import TypeVar
 
 from hakeeper.errors import SessionStoreError
 from hakeeper.model.address import split_address
+from hakeeper.sessions import client_codec as codec
+from hakeeper.sessions.client_codec import LINE, MalformedReply
 
-ERROR_PREFIXES = (b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")
 T = TypeVar("T")
 
 
@@ -30,67 +33,67 @@ class SyncClient:
         self._local = threading.local()
 
     def get(self, key: bytes) -> bytes | None:
-        def exchange(sock: socket.socket, reader: _Reader) -> bytes | None:
-            sock.sendall(b"get %s\r\n" % key)
-            value = None
-            while True:
-                line = self._checked(reader.line())
-                if line == b"END":
-                    return value
-                parts = line.split(b" ")
-                if parts[0] != b"VALUE" or len(parts) < 4:
-                    raise SessionStoreError(f"session store {self.address}: bad reply {line!r}")
-                value = reader.exactly(int(parts[3]) + 2)[:-2]
-
-        return self._call(exchange)
+        values = self._call(codec.retrieval_request(b"get", key), codec.values_reply(self.address))
+        value = values.get(key)
+        return value.data if value is not None else None
 
     def set(self, key: bytes, data: bytes, exptime: int) -> bytes:
-        return self._line(b"set %s 0 %d %d\r\n%s\r\n" % (key, exptime, len(data), data))
+        return self._line(codec.storage_request(b"set", key, data, exptime=exptime))
 
     def touch(self, key: bytes, exptime: int) -> bytes:
-        return self._line(b"touch %s %d\r\n" % (key, exptime))
+        return self._line(codec.command_request(b"touch %s %d" % (key, exptime)))
 
     def delete(self, key: bytes) -> bytes:
-        return self._line(b"delete %s\r\n" % key)
+        return self._line(codec.command_request(b"delete %s" % key))
 
     def _line(self, payload: bytes) -> bytes:
-        def exchange(sock: socket.socket, reader: _Reader) -> bytes:
-            sock.sendall(payload)
-            return self._checked(reader.line())
+        return self._call(payload, codec.line_reply(self.address))
 
-        return self._call(exchange)
-
-    def _call(self, exchange: Callable[[socket.socket, _Reader], T]) -> T:
-        conn = getattr(self._local, "conn", None)
+    def _call(self, payload: bytes, parser: Generator[int, bytes, T]) -> T:
+        """Send ``payload`` on this thread's connection (opened and authenticated first if
+        needed); the reply as ``parser`` reads it."""
+        conn: _Connection | None = getattr(self._local, "conn", None)
         try:
             if conn is None:
-                sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
-                conn = (sock, _Reader(sock))
+                conn = _Connection(socket.create_connection((self.host, self.port), self.timeout))
                 self._local.conn = conn
                 if self.credentials is not None:
-                    data = self.credentials
-                    sock.sendall(b"set auth 0 0 %d\r\n%s\r\n" % (len(data), data))
-                    self._checked(conn[1].line())
-            return exchange(*conn)
+                    request = codec.auth_request(self.credentials)
+                    conn.exchange(request, codec.line_reply(self.address))
+            return conn.exchange(payload, parser)
         except (OSError, ValueError) as exc:
-            if conn is not None:
-                conn[0].close()
-            self._local.conn = None
+            self._drop(conn)
             raise SessionStoreError(
                 f"session store {self.address} failed ({exc!r}); check that it runs and "
                 "that a primary is promoted"
             ) from exc
+        except MalformedReply:
+            self._drop(conn)
+            raise
 
-    def _checked(self, line: bytes) -> bytes:
-        if line.startswith(ERROR_PREFIXES):
-            raise SessionStoreError(f"session store {self.address} answered {line.decode()!r}")
-        return line
+    def _drop(self, conn: _Connection | None) -> None:
+        if conn is not None:
+            conn.sock.close()
+        self._local.conn = None
 
 
-class _Reader:
+class _Connection:
+    """A blocking socket and what has been read from it but not yet used."""
+
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buf = bytearray()
+
+    def exchange(self, payload: bytes, parser: Generator[int, bytes, T]) -> T:
+        self.sock.sendall(payload)
+        need = next(parser)
+        while True:
+            chunk = self._line() if need == LINE else self._exactly(need)
+            try:
+                need = parser.send(chunk)
+            except StopIteration as done:
+                result: T = done.value
+                return result
 
     def _fill(self) -> None:
         chunk = self.sock.recv(65536)
@@ -98,14 +101,14 @@ class _Reader:
             raise ConnectionError("connection closed by the session store")
         self.buf += chunk
 
-    def line(self) -> bytes:
-        while (nl := self.buf.find(b"\r\n")) < 0:
+    def _line(self) -> bytes:
+        while (nl := self.buf.find(b"\n")) < 0:
             self._fill()
-        line = bytes(self.buf[:nl])
-        del self.buf[: nl + 2]
+        line = bytes(self.buf[: nl + 1])
+        del self.buf[: nl + 1]
         return line
 
-    def exactly(self, size: int) -> bytes:
+    def _exactly(self, size: int) -> bytes:
         while len(self.buf) < size:
             self._fill()
         data = bytes(self.buf[:size])

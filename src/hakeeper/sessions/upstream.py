@@ -14,8 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import cast
 
-from hakeeper.sessions.commands import Slot
-from hakeeper.sessions.protocol import MemcacheProtocol
+from hakeeper.sessions.boundary import Connection, Slot
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +24,7 @@ ERROR_PREFIXES = (b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")
 class _Request:
     __slots__ = ("conn", "multi", "noreply", "slot")
 
-    def __init__(self, slot: Slot, conn: MemcacheProtocol, multi: bool, noreply: bool) -> None:
+    def __init__(self, slot: Slot, conn: Connection, multi: bool, noreply: bool) -> None:
         self.slot = slot
         self.conn = conn
         self.multi = multi
@@ -33,7 +32,7 @@ class _Request:
 
 
 class Upstream(asyncio.Protocol):
-    """One connection to the primary's peer port (secret proven); owned by the replica's `Node`."""
+    """One connection to the primary's peer port (secret proven); owned by a `Forwarder`."""
 
     def __init__(self, address: str, on_closed: Callable[[Upstream], None]) -> None:
         self.address = address
@@ -47,7 +46,7 @@ class Upstream(asyncio.Protocol):
     # --- used by the node ---------------------------------------------------------------------
 
     def send(
-        self, payload: bytes, multi: bool, noreply: bool, slot: Slot, conn: MemcacheProtocol
+        self, payload: bytes, multi: bool, noreply: bool, slot: Slot, conn: Connection
     ) -> None:
         self._queue.append(_Request(slot, conn, multi, noreply))
         if self.transport is None:

@@ -6,6 +6,8 @@ Python's ``int()`` would also take ``1_000`` and non-ASCII digits, hence these f
 
 from __future__ import annotations
 
+# The memcached version this store answers as (`version`, `stats`).
+VERSION = b"1.6.18"
 KEY_MAX_LENGTH = 250
 U32 = 0xFFFFFFFF
 U64 = (1 << 64) - 1
