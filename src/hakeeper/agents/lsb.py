@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
 from pathlib import Path
 
 from hakeeper.agents.base import (
@@ -21,6 +20,7 @@ from hakeeper.agents.base import (
     make_result,
     unimplemented,
 )
+from hakeeper.agents.factory import AgentContext
 from hakeeper.agents.runner import run_action
 from hakeeper.errors import ConfigError
 
@@ -50,19 +50,8 @@ class LsbAgent:
         self.script = script
 
     @classmethod
-    def from_spec(
-        cls,
-        target: str,
-        instance: str,
-        params: Mapping[str, object],
-        meta: Mapping[str, object],
-        *,
-        state_dir: Path,
-        ocf_root: Path | None = None,
-        init_dir: Path | None = None,
-        secret_file: Path | None = None,
-    ) -> LsbAgent:
-        del meta, state_dir, ocf_root
+    def from_spec(cls, target: str, context: AgentContext) -> LsbAgent:
+        instance, params = context.instance, context.params
         if not target or "/" in target:
             raise ConfigError(f"agent 'lsb:{target}': write lsb:<script>, e.g. lsb:nginx")
         if params:
@@ -70,7 +59,7 @@ class LsbAgent:
                 f"resource {instance!r}: lsb agents take no parameters "
                 f"(got {', '.join(sorted(params))}); configure the service itself"
             )
-        script = (init_dir or DEFAULT_INIT_DIR) / target
+        script = (context.init_dir or DEFAULT_INIT_DIR) / target
         if not script.is_file():
             raise ConfigError(
                 f"init script {script} not found; install the service's package or check "

@@ -28,6 +28,7 @@ from hakeeper.agents.base import (
     log_op,
     make_result,
 )
+from hakeeper.agents.factory import AgentContext
 from hakeeper.agents.metadata import parse_meta_data
 from hakeeper.agents.runner import EXIT_REASON_PREFIX, Completed, kill_group, run_action
 from hakeeper.errors import ConfigError
@@ -197,31 +198,16 @@ class OcfAgent:
         self._metadata = metadata
 
     @classmethod
-    def from_spec(
-        cls,
-        target: str,
-        instance: str,
-        params: Mapping[str, object],
-        meta: Mapping[str, object],
-        *,
-        state_dir: Path,
-        ocf_root: Path | None = None,
-        init_dir: Path | None = None,
-        secret_file: Path | None = None,
-    ) -> OcfAgent:
+    def from_spec(cls, target: str, context: AgentContext) -> OcfAgent:
         """Resolve ``<provider>:<type>``, read meta-data, check the parameters."""
-        del state_dir, init_dir  # OCF agents keep their own state
+        instance, params, meta = context.instance, context.params, context.meta
         parts = target.split(":")
         if len(parts) != 2 or not all(parts):
             raise ConfigError(
                 f"agent 'ocf:{target}': write ocf:<provider>:<type>, e.g. ocf:heartbeat:Dummy"
             )
         provider, type_ = parts
-        root = (
-            ocf_root
-            if ocf_root is not None
-            else Path(os.environ.get("OCF_ROOT") or DEFAULT_OCF_ROOT)
-        )
+        root = context.ocf_root or Path(os.environ.get("OCF_ROOT") or DEFAULT_OCF_ROOT)
         path = check_agent(root, provider, type_)
         texts = {name: param_text(name, value) for name, value in params.items()}
         for name in texts:

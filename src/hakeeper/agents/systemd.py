@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Mapping
 from pathlib import Path
 
 from hakeeper.agents.base import (
@@ -23,6 +22,7 @@ from hakeeper.agents.base import (
     make_result,
     unimplemented,
 )
+from hakeeper.agents.factory import AgentContext
 from hakeeper.agents.runner import run_action
 from hakeeper.errors import ConfigError
 
@@ -56,19 +56,8 @@ class SystemdAgent:
         self.systemctl = systemctl
 
     @classmethod
-    def from_spec(
-        cls,
-        target: str,
-        instance: str,
-        params: Mapping[str, object],
-        meta: Mapping[str, object],
-        *,
-        state_dir: Path,
-        ocf_root: Path | None = None,
-        init_dir: Path | None = None,
-        secret_file: Path | None = None,
-    ) -> SystemdAgent:
-        del meta, state_dir, ocf_root, init_dir
+    def from_spec(cls, target: str, context: AgentContext) -> SystemdAgent:
+        instance, params = context.instance, context.params
         if not target or "/" in target:
             raise ConfigError(f"agent 'systemd:{target}': write systemd:<unit>, e.g. systemd:nginx")
         if params:
