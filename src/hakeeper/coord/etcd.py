@@ -35,7 +35,7 @@ from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 from typing import Any
 
-from hakeeper.coord.base import KV, Cmp, Get, Lease, Op, TxnResult, WatchEvent
+from hakeeper.coord.base import KV, Cmp, CoordinatorContext, Get, Lease, Op, TxnResult, WatchEvent
 from hakeeper.coord.etcd_json import (
     EtcdFailure,
     Json,
@@ -134,6 +134,23 @@ class EtcdCoordinator:
             await coord.close()
             raise
         return coord
+
+    @classmethod
+    async def open_for(cls, context: CoordinatorContext) -> EtcdCoordinator:
+        """A client of the cluster file's etcd endpoints, with its TLS files and user, whose
+        credentials must reach ``context.scope`` (a member or a tool: the same client)."""
+        coordination = context.spec.coordination
+        return await cls.open(
+            list(coordination.endpoints),
+            election_timeout=context.timing.election_max,
+            heartbeat=context.timing.heartbeat,
+            ca_file=coordination.ca_file,
+            cert_file=coordination.cert_file,
+            key_file=coordination.key_file,
+            user=coordination.user,
+            password_file=coordination.password_file,
+            scope=context.scope,
+        )
 
     async def connect(self) -> None:
         """Ask every endpoint for its version and cluster id, at once; then authenticate

@@ -28,6 +28,7 @@ from hakeeper.config.secret_file import SecretFile
 from hakeeper.coord.base import (
     KV,
     Cmp,
+    CoordinatorContext,
     Delete,
     Get,
     Lease,
@@ -56,6 +57,7 @@ from hakeeper.errors import (
     TTLTooShort,
     Unreachable,
 )
+from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.timing import PROFILES, TimingProfile
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,11 @@ def parse_peer(address: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"raft peer {address!r} is not host:port (e.g. 127.0.0.11:7480)")
     return host, int(port)
+
+
+def raft_peers(spec: ClusterSpec) -> list[str]:
+    """The voters of a ``raft`` cluster: every node's ``address:raft_port``."""
+    return [f"{n.address}:{n.raft_port}" for n in spec.nodes]
 
 
 def membership_fingerprint(peers: Sequence[str]) -> str:
@@ -154,6 +161,36 @@ class RaftCoordinator:
         except BaseException:
             await coord.close()
             raise
+        return coord
+
+    @classmethod
+    async def open_for(cls, context: CoordinatorContext) -> RaftCoordinator:
+        """A voting member for ``context.node`` (its log under ``state_dir``), else a client
+        that waits up to ``ready_timeout`` for the group; peers prove the cluster secret."""
+        spec = context.spec
+        peers = raft_peers(spec)
+        secret_file = Path(spec.coordination.secret_file)
+        if context.node is None:
+            return await cls.open(
+                peers,
+                timing=context.timing,
+                secret_file=secret_file,
+                ready_timeout=context.ready_timeout,
+            )
+        me = spec.node(context.node)
+        if me is None:
+            known = ", ".join(n.name for n in spec.nodes)
+            raise ConfigError(f"node {context.node!r} is not in the cluster file (nodes: {known})")
+        if context.state_dir is None:
+            raise ConfigError("a raft member needs a state directory for its log (--state-dir)")
+        coord = cls(
+            peers,
+            self_address=f"{me.address}:{me.raft_port}",
+            data_dir=context.state_dir / "raft",
+            secret_file=secret_file,
+            timing=context.timing,
+        )
+        await coord.start()
         return coord
 
     async def start(self) -> None:
