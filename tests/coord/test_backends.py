@@ -12,7 +12,8 @@ from hakeeper.config.loader import spec_from_text
 from hakeeper.coord import BACKENDS, backend_class
 from hakeeper.coord.base import CoordinatorContext
 from hakeeper.coord.etcd import EtcdCoordinator
-from hakeeper.coord.raft import RaftCoordinator, raft_peers
+from hakeeper.coord.raft import RaftCoordinator
+from hakeeper.coord.raft_peers import raft_peers
 from hakeeper.errors import ConfigError
 from hakeeper.model.timing import PROFILES
 

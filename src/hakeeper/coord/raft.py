@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
 import logging
 import time
 import uuid
@@ -38,6 +37,7 @@ from hakeeper.coord.base import (
     WatchEvent,
 )
 from hakeeper.coord.pysyncobj_compat import FAIL_REASON, GuardedSyncObj, Skipped, SyncObjConf
+from hakeeper.coord.raft_peers import membership_fingerprint, parse_peer, raft_peers
 from hakeeper.coord.raft_state import (
     CmpWire,
     KVStateMachine,
@@ -57,7 +57,6 @@ from hakeeper.errors import (
     TTLTooShort,
     Unreachable,
 )
-from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.timing import PROFILES, TimingProfile
 
 log = logging.getLogger(__name__)
@@ -69,24 +68,6 @@ _RETRYABLE = {
     FAIL_REASON.NOT_LEADER,
     FAIL_REASON.LEADER_CHANGED,
 }
-
-
-def parse_peer(address: str) -> tuple[str, int]:
-    """Split ``host:port``; a ConfigError that says what is wrong otherwise."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"raft peer {address!r} is not host:port (e.g. 127.0.0.11:7480)")
-    return host, int(port)
-
-
-def raft_peers(spec: ClusterSpec) -> list[str]:
-    """The voters of a ``raft`` cluster: every node's ``address:raft_port``."""
-    return [f"{n.address}:{n.raft_port}" for n in spec.nodes]
-
-
-def membership_fingerprint(peers: Sequence[str]) -> str:
-    """Identity of a cluster: its sorted voter list. Members with different lists disagree."""
-    return hashlib.sha256("\n".join(sorted(peers)).encode()).hexdigest()[:16]
 
 
 class RaftCoordinator:
