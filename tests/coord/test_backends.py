@@ -68,3 +68,8 @@ async def test_a_raft_member_for_a_node_outside_the_cluster_file_is_refused(
 async def test_a_raft_member_without_a_state_directory_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"needs a state directory for its log \(--state-dir\)"):
         await RaftCoordinator.open_for(context(None))
+
+
+def test_only_the_raft_backend_needs_the_cluster_secret() -> None:
+    assert backend_class("raft").needs_cluster_secret
+    assert not backend_class("etcd").needs_cluster_secret

@@ -235,6 +235,12 @@ class CoordinatorContext:
 class CoordinatorBackend(Protocol):
     """What each backend class registered in `hakeeper.coord.BACKENDS` offers."""
 
+    @property
+    def needs_cluster_secret(self) -> bool:
+        """Whether its peers prove themselves with ``[coordination] secret_file`` (raft),
+        so that nothing may open it without a usable secret file."""
+        ...
+
     async def open_for(self, context: CoordinatorContext) -> Coordinator:
         """A started coordinator for ``context``; `ConfigError` naming the fix when the
         cluster file does not say enough to open it."""

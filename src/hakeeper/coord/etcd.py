@@ -33,7 +33,7 @@ import contextlib
 import math
 from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from hakeeper.coord.base import KV, Cmp, CoordinatorContext, Get, Lease, Op, TxnResult, WatchEvent
 from hakeeper.coord.etcd_json import (
@@ -83,6 +83,9 @@ _QUORUM_FIX = "a majority of members must be up and connected"
 
 class EtcdCoordinator:
     """A client of one etcd cluster; owns its aiohttp session. See the module docstring."""
+
+    #: etcd guards itself with its own TLS and users, not the cluster secret.
+    needs_cluster_secret: ClassVar[bool] = False
 
     def __init__(
         self,

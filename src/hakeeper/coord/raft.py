@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from hakeeper.config.secret_file import SecretFile
 from hakeeper.coord.base import (
@@ -72,6 +72,9 @@ _RETRYABLE = {
 
 class RaftCoordinator:
     """`hakeeper.coord.base.Coordinator` on an embedded Raft group."""
+
+    #: Members and clients prove the cluster secret to each other (`CoordinatorBackend`).
+    needs_cluster_secret: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -24,7 +24,7 @@ def require_cluster_secret(spec: ClusterSpec) -> None:
     """Read the secret file a ``raft`` cluster's peers prove themselves with, to check it:
     a `ConfigError` naming the fix when it is missing, unreadable, empty or open to group
     or others. (An ``etcd`` cluster is guarded by etcd's own TLS and users.)"""
-    if spec.coordination.backend == "raft":
+    if backend_class(spec.coordination.backend).needs_cluster_secret:
         read_secret_file(Path(spec.coordination.secret_file))
 
 
