@@ -50,7 +50,7 @@ def test_a_backend_whose_module_cannot_be_imported_says_to_reinstall(
 ) -> None:
     # None in sys.modules makes the import fail as a missing dependency would.
     monkeypatch.setitem(sys.modules, "hakeeper.coord.etcd", None)
-    with pytest.raises(ConfigError, match=r"backend 'etcd' needs a module.*reinstall hakeeper"):
+    with pytest.raises(ConfigError, match=r"backend 'etcd' needs hakeeper\.coord\.etcd.*reinstall"):
         backend_class("etcd")
 
 

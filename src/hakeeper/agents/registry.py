@@ -13,7 +13,6 @@ by injection: nothing here knows what lives above.
 
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass
 from typing import cast
@@ -21,6 +20,7 @@ from typing import cast
 from hakeeper.agents.base import ResourceAgent
 from hakeeper.agents.factory import AgentContext, AgentFactory
 from hakeeper.errors import ConfigError
+from hakeeper.model.plugin import load_plugin
 from hakeeper.model.text import control_paths
 
 # Instance names become file names (state files) and environment values.
@@ -82,15 +82,7 @@ class AgentTable:
     def factory(self, name: str) -> AgentFactory:
         """The class registered as ``name``, imported now; ConfigError if it cannot be."""
         scheme, _ = self.scheme(name)
-        module_name, _, attr = scheme.factory.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ConfigError(
-                f"resource agent scheme {name!r} needs {exc.name or module_name}, which is not "
-                "installed; install hakeeper with its dependencies"
-            ) from exc
-        return cast(AgentFactory, getattr(module, attr))
+        return cast(AgentFactory, load_plugin(scheme.factory, f"resource agent scheme {name!r}"))
 
     def make(self, spec: str, context: AgentContext) -> ResourceAgent:
         """The agent for one resource instance on this node, validated; ConfigError otherwise."""

@@ -8,13 +8,13 @@ Import the contract from `hakeeper.coord.base`.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import cast
 
 from hakeeper.coord.base import CoordinatorBackend
 from hakeeper.errors import ConfigError
+from hakeeper.model.plugin import load_plugin
 
 BACKENDS: Mapping[str, str] = MappingProxyType(
     {
@@ -32,12 +32,4 @@ def backend_class(name: str) -> CoordinatorBackend:
         raise ConfigError(
             f"unknown coordination backend {name!r}: use one of {', '.join(BACKENDS)}"
         ) from None
-    module_name, _, attr = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(
-            f"coordination backend {name!r} needs a module that is not installed ({exc.name}): "
-            "reinstall hakeeper with its dependencies"
-        ) from exc
-    return cast(CoordinatorBackend, getattr(module, attr))
+    return cast(CoordinatorBackend, load_plugin(target, f"coordination backend {name!r}"))
