@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from hakeeper.agents.base import OcfRc, OpRequest, Severity
+from hakeeper.agents.factory import AgentContext
 from hakeeper.agents.lsb import lsb_to_ocf
-from hakeeper.agents.registry import make_agent
+from hakeeper.agents.registry import BUILTIN_AGENTS
 from hakeeper.errors import ConfigError
 from tests.agents.conftest import write_script
 
@@ -36,7 +37,9 @@ def init_dir(tmp_path: Path) -> Path:
 
 @pytest.mark.slow
 async def test_lsb_start_status_stop(tmp_path: Path, init_dir: Path) -> None:
-    agent = make_agent("lsb:toy", "toy", {}, {}, state_dir=tmp_path, init_dir=init_dir)
+    agent = BUILTIN_AGENTS.make(
+        "lsb:toy", AgentContext(instance="toy", state_dir=tmp_path, init_dir=init_dir)
+    )
     assert (await agent.monitor(REQ, probe=True)).rc == OcfRc.NOT_RUNNING
     assert (await agent.start(REQ)).rc == OcfRc.SUCCESS
     assert (await agent.monitor(MONITOR)).rc == OcfRc.SUCCESS
@@ -67,4 +70,6 @@ def test_lsb_start_codes_share_ocf_meaning_up_to_seven() -> None:
 
 def test_missing_init_script_is_a_config_error(tmp_path: Path, init_dir: Path) -> None:
     with pytest.raises(ConfigError, match=str(init_dir / "nginx")):
-        make_agent("lsb:nginx", "web", {}, {}, state_dir=tmp_path, init_dir=init_dir)
+        BUILTIN_AGENTS.make(
+            "lsb:nginx", AgentContext(instance="web", state_dir=tmp_path, init_dir=init_dir)
+        )

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from hakeeper.agents.base import OcfRc, OpRequest, Severity
+from hakeeper.agents.factory import AgentContext
 from hakeeper.agents.ocf import OcfAgent
-from hakeeper.agents.registry import make_agent
+from hakeeper.agents.registry import BUILTIN_AGENTS
 from hakeeper.errors import ConfigError
 from tests.agents.conftest import group_gone, require_ocf_agent
 
@@ -21,12 +22,11 @@ pytestmark = pytest.mark.slow  # every test here runs agent processes
 
 async def test_real_dummy_start_monitor_stop_monitor(tmp_path: Path) -> None:
     require_ocf_agent("heartbeat", "Dummy")
-    agent = make_agent(
+    agent = BUILTIN_AGENTS.make(
         "ocf:heartbeat:Dummy",
-        "dummy1",
-        {"state": str(tmp_path / "dummy.state")},
-        {},
-        state_dir=tmp_path,
+        AgentContext(
+            instance="dummy1", params={"state": str(tmp_path / "dummy.state")}, state_dir=tmp_path
+        ),
     )
     try:
         rcs = [
@@ -42,8 +42,9 @@ async def test_real_dummy_start_monitor_stop_monitor(tmp_path: Path) -> None:
 
 async def test_real_dummy_probe_before_start_finds_nothing(tmp_path: Path) -> None:
     require_ocf_agent("heartbeat", "Dummy")
-    agent = make_agent(
-        "ocf:heartbeat:Dummy", "dummy2", {"state": str(tmp_path / "s")}, {}, state_dir=tmp_path
+    agent = BUILTIN_AGENTS.make(
+        "ocf:heartbeat:Dummy",
+        AgentContext(instance="dummy2", params={"state": str(tmp_path / "s")}, state_dir=tmp_path),
     )
     result = await agent.monitor(REQ, probe=True)
     assert (result.op, result.rc, result.severity) == ("probe", OcfRc.NOT_RUNNING, Severity.OK)
@@ -51,7 +52,9 @@ async def test_real_dummy_probe_before_start_finds_nothing(tmp_path: Path) -> No
 
 async def test_real_dummy_meta_data_is_parsed(tmp_path: Path) -> None:
     require_ocf_agent("heartbeat", "Dummy")
-    agent = make_agent("ocf:heartbeat:Dummy", "dummy3", {}, {}, state_dir=tmp_path)
+    agent = BUILTIN_AGENTS.make(
+        "ocf:heartbeat:Dummy", AgentContext(instance="dummy3", state_dir=tmp_path)
+    )
     meta = agent.meta_data()
     assert meta.name == "Dummy"
     assert meta.param("state") is not None
@@ -60,8 +63,9 @@ async def test_real_dummy_meta_data_is_parsed(tmp_path: Path) -> None:
 
 async def test_real_dummy_validate_all_succeeds(tmp_path: Path) -> None:
     require_ocf_agent("heartbeat", "Dummy")
-    agent = make_agent(
-        "ocf:heartbeat:Dummy", "dummy4", {"state": str(tmp_path / "s")}, {}, state_dir=tmp_path
+    agent = BUILTIN_AGENTS.make(
+        "ocf:heartbeat:Dummy",
+        AgentContext(instance="dummy4", params={"state": str(tmp_path / "s")}, state_dir=tmp_path),
     )
     assert isinstance(agent, OcfAgent)
     assert (await agent.validate_all(REQ)).rc == OcfRc.SUCCESS
@@ -69,12 +73,13 @@ async def test_real_dummy_validate_all_succeeds(tmp_path: Path) -> None:
 
 async def test_real_stateful_promote_then_monitor_says_promoted(tmp_path: Path) -> None:
     require_ocf_agent("heartbeat", "Stateful")
-    agent = make_agent(
+    agent = BUILTIN_AGENTS.make(
         "ocf:heartbeat:Stateful",
-        "stateful1",
-        {"state": str(tmp_path / "stateful.state")},
-        {},
-        state_dir=tmp_path,
+        AgentContext(
+            instance="stateful1",
+            params={"state": str(tmp_path / "stateful.state")},
+            state_dir=tmp_path,
+        ),
     )
     try:
         assert (await agent.start(REQ)).rc == OcfRc.SUCCESS
@@ -97,8 +102,9 @@ async def test_real_stateful_promote_then_monitor_says_promoted(tmp_path: Path) 
 
 def test_missing_agent_names_path_and_fix(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
-        make_agent(
-            "ocf:heartbeat:NoSuchAgent", "x", {}, {}, state_dir=tmp_path, ocf_root=tmp_path / "ocf"
+        BUILTIN_AGENTS.make(
+            "ocf:heartbeat:NoSuchAgent",
+            AgentContext(instance="x", state_dir=tmp_path, ocf_root=tmp_path / "ocf"),
         )
     message = str(info.value)
     assert str(tmp_path / "ocf" / "resource.d" / "heartbeat" / "NoSuchAgent") in message
@@ -110,12 +116,14 @@ def test_misspelt_agent_lists_close_matches(
 ) -> None:
     ocf_script("Dummy", "exit 0\n")
     with pytest.raises(ConfigError, match=r"close matches .*: Dummy"):
-        make_agent("ocf:test:Dumy", "x", {}, {}, state_dir=tmp_path, ocf_root=fake_ocf_root)
+        BUILTIN_AGENTS.make(
+            "ocf:test:Dumy", AgentContext(instance="x", state_dir=tmp_path, ocf_root=fake_ocf_root)
+        )
 
 
 def test_malformed_ocf_spec(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="ocf:<provider>:<type>"):
-        make_agent("ocf:Dummy", "x", {}, {}, state_dir=tmp_path)
+        BUILTIN_AGENTS.make("ocf:Dummy", AgentContext(instance="x", state_dir=tmp_path))
 
 
 def test_required_param_missing_is_named(tmp_path: Path, fake_ocf_root: Path) -> None:
@@ -133,8 +141,11 @@ def test_required_param_missing_is_named(tmp_path: Path, fake_ocf_root: Path) ->
         """,
     )
     with pytest.raises(ConfigError, match=r"lacks required parameter.*config"):
-        make_agent(
-            "ocf:test:Needy", "x", {"port": 1}, {}, state_dir=tmp_path, ocf_root=fake_ocf_root
+        BUILTIN_AGENTS.make(
+            "ocf:test:Needy",
+            AgentContext(
+                instance="x", params={"port": 1}, state_dir=tmp_path, ocf_root=fake_ocf_root
+            ),
         )
 
 
@@ -143,7 +154,10 @@ def test_unknown_param_suggests_the_close_one(
 ) -> None:
     require_ocf_agent("heartbeat", "Dummy")
     with pytest.raises(ConfigError, match=r"no parameter 'stat'.*did you mean 'state'"):
-        make_agent("ocf:heartbeat:Dummy", "x", {"stat": "/tmp/x"}, {}, state_dir=tmp_path)
+        BUILTIN_AGENTS.make(
+            "ocf:heartbeat:Dummy",
+            AgentContext(instance="x", params={"stat": "/tmp/x"}, state_dir=tmp_path),
+        )
 
 
 async def test_timeout_kills_the_agents_process_group(
@@ -160,7 +174,9 @@ async def test_timeout_kills_the_agents_process_group(
         sleep 300
         """,
     )
-    agent = make_agent("ocf:test:Slow", "slow", {}, {}, state_dir=tmp_path, ocf_root=fake_ocf_root)
+    agent = BUILTIN_AGENTS.make(
+        "ocf:test:Slow", AgentContext(instance="slow", state_dir=tmp_path, ocf_root=fake_ocf_root)
+    )
     result = await agent.start(OpRequest(timeout=1.5))
     pgid = int((tmp_path / "pgid").read_text())
     kill_groups.append(pgid)
@@ -179,7 +195,9 @@ async def test_exit_reason_and_installed_error_is_hard(
         exit 5
         """,
     )
-    agent = make_agent("ocf:test:Broken", "b", {}, {}, state_dir=tmp_path, ocf_root=fake_ocf_root)
+    agent = BUILTIN_AGENTS.make(
+        "ocf:test:Broken", AgentContext(instance="b", state_dir=tmp_path, ocf_root=fake_ocf_root)
+    )
     result = await agent.start(REQ)
     assert (result.rc, result.severity) == (OcfRc.ERR_INSTALLED, Severity.HARD)
     assert result.exit_reason == "binary /usr/sbin/thing is missing"
@@ -190,13 +208,14 @@ async def test_agent_sees_its_environment(
     tmp_path: Path, fake_ocf_root: Path, ocf_script: Callable[[str, str], Path]
 ) -> None:
     ocf_script("Env", f"env | grep -E '^(OCF_|HAKEEPER_)' | sort > {tmp_path}/env\nexit 0\n")
-    agent = make_agent(
+    agent = BUILTIN_AGENTS.make(
         "ocf:test:Env",
-        "e1",
-        {},
-        {"target-role": "Started"},
-        state_dir=tmp_path,
-        ocf_root=fake_ocf_root,
+        AgentContext(
+            instance="e1",
+            meta={"target-role": "Started"},
+            state_dir=tmp_path,
+            ocf_root=fake_ocf_root,
+        ),
     )
     await agent.monitor(OpRequest(timeout=10, node="n2", epoch=77), probe=True)
     lines = set((tmp_path / "env").read_text().splitlines())
@@ -216,7 +235,9 @@ async def test_agent_removed_after_load_is_not_installed(
     tmp_path: Path, fake_ocf_root: Path, ocf_script: Callable[[str, str], Path]
 ) -> None:
     path = ocf_script("Gone", "exit 0\n")
-    agent = make_agent("ocf:test:Gone", "g", {}, {}, state_dir=tmp_path, ocf_root=fake_ocf_root)
+    agent = BUILTIN_AGENTS.make(
+        "ocf:test:Gone", AgentContext(instance="g", state_dir=tmp_path, ocf_root=fake_ocf_root)
+    )
     path.unlink()
     result = await agent.start(REQ)
     assert (result.rc, result.severity) == (OcfRc.ERR_INSTALLED, Severity.HARD)

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from hakeeper.agents.base import OcfRc, OpRequest, Severity
+from hakeeper.agents.factory import AgentContext
 from hakeeper.agents.process import ProcessAgent
 from hakeeper.agents.procfs import process_start_time
-from hakeeper.agents.registry import make_agent
+from hakeeper.agents.registry import BUILTIN_AGENTS
 from hakeeper.errors import ConfigError
 from hakeeper.lab.processes import free_port
 from tests.agents.conftest import group_gone, wait_until
@@ -36,7 +37,9 @@ STUBBORN = [sys.executable, "-c", f"exec({_STUBBORN_CODE!r})"]
 
 
 def _agent(tmp_path: Path, params: dict[str, object], name: str = "app") -> ProcessAgent:
-    agent = make_agent("process", name, params, {}, state_dir=tmp_path / "state")
+    agent = BUILTIN_AGENTS.make(
+        "process", AgentContext(instance=name, params=params, state_dir=tmp_path / "state")
+    )
     assert isinstance(agent, ProcessAgent)
     return agent
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from hakeeper.agents.base import OcfRc, OpRequest
-from hakeeper.agents.registry import make_agent
+from hakeeper.agents.factory import AgentContext
+from hakeeper.agents.registry import BUILTIN_AGENTS
 from hakeeper.agents.systemd import SystemdAgent, is_active_to_ocf, systemd_running, unit_name
 from hakeeper.errors import ConfigError
 from tests.agents.conftest import write_script
@@ -17,7 +18,7 @@ def test_refused_where_systemd_is_not_running(tmp_path: Path) -> None:
     if systemd_running():
         pytest.skip("systemd runs here")
     with pytest.raises(ConfigError, match="systemd is not running"):
-        make_agent("systemd:nginx", "web", {}, {}, state_dir=tmp_path)
+        BUILTIN_AGENTS.make("systemd:nginx", AgentContext(instance="web", state_dir=tmp_path))
 
 
 def test_unit_gets_service_suffix() -> None:

@@ -21,8 +21,9 @@ import pytest
 from pyroute2 import IPRoute, netns
 
 from hakeeper.agents.base import OcfRc, OpRequest, ResourceAgent
+from hakeeper.agents.factory import AgentContext
 from hakeeper.agents.netns import call_in
-from hakeeper.agents.registry import make_agent
+from hakeeper.agents.registry import BUILTIN_AGENTS
 from hakeeper.agents.vip import VipAgent, VipConfig, missing_capabilities
 from hakeeper.agents.vip_announce import ETH_P_ARP, ICMPV6_NA, garp_frame, unsolicited_na
 from hakeeper.errors import ConfigError
@@ -101,7 +102,12 @@ def frames(
 
 
 def test_registry_builds_a_vip_agent(tmp_path: Path) -> None:
-    agent = make_agent("vip", "ip", {"ip": "10.0.0.1", "interface": "eth0"}, {}, state_dir=tmp_path)
+    agent = BUILTIN_AGENTS.make(
+        "vip",
+        AgentContext(
+            instance="ip", params={"ip": "10.0.0.1", "interface": "eth0"}, state_dir=tmp_path
+        ),
+    )
     assert isinstance(agent, VipAgent)
     assert isinstance(agent, ResourceAgent)
 

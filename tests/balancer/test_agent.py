@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from hakeeper.agents.base import OcfRc, OpRequest
-from hakeeper.agents.registry import make_agent
+from hakeeper.agents.factory import AgentContext
+from hakeeper.cli.plugins import RESOURCE_AGENTS
 from hakeeper.errors import ConfigError
 from hakeeper.lab.processes import free_port
 from tests.balancer.backends import HttpBackend
@@ -35,13 +36,20 @@ def test_a_broken_balancer_file_is_refused_at_config_load(tmp_path: Path) -> Non
     bad = tmp_path / "bad.toml"
     bad.write_text("[[frontend]]\nname = 'x'\n")
     with pytest.raises(ConfigError, match=r"bad\.toml"):
-        make_agent("balancer", "lb", {"config": str(bad)}, {}, state_dir=tmp_path)
+        RESOURCE_AGENTS.make(
+            "balancer", AgentContext(instance="lb", params={"config": str(bad)}, state_dir=tmp_path)
+        )
 
 
 def test_unknown_parameter_is_named(tmp_path: Path) -> None:
     path = write_config(tmp_path / "b.toml", 1, "127.0.0.1:2")
     with pytest.raises(ConfigError, match="has no parameter"):
-        make_agent("balancer", "lb", {"config": str(path), "cfg": "x"}, {}, state_dir=tmp_path)
+        RESOURCE_AGENTS.make(
+            "balancer",
+            AgentContext(
+                instance="lb", params={"config": str(path), "cfg": "x"}, state_dir=tmp_path
+            ),
+        )
 
 
 @pytest.mark.slow
@@ -49,7 +57,9 @@ async def test_agent_starts_monitors_and_stops_a_balancer(tmp_path: Path) -> Non
     backend = await HttpBackend("a").start()
     port = free_port()
     path = write_config(tmp_path / "b.toml", port, backend.address)
-    agent = make_agent("balancer", "lb", {"config": str(path)}, {}, state_dir=tmp_path)
+    agent = RESOURCE_AGENTS.make(
+        "balancer", AgentContext(instance="lb", params={"config": str(path)}, state_dir=tmp_path)
+    )
     request = OpRequest(timeout=20.0)
     try:
         assert (await agent.start(request)).rc == OcfRc.SUCCESS

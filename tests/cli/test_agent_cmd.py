@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hakeeper.cli.main import app
+from hakeeper.cli.plugins import RESOURCE_AGENTS
 from hakeeper.config.loader import spec_from_text
 from hakeeper.config.secret_file import write_secret_file
 from hakeeper.errors import Unreachable
@@ -72,6 +73,6 @@ async def test_an_agent_that_fails_to_start_disarms_its_watchdog(
 
     monkeypatch.setattr(daemon_module, "open_coordinator", unreachable)
     with pytest.raises(Unreachable):
-        await NodeDaemon(spec, "n1", tmp_path, watchdog=watchdog).run()
+        await NodeDaemon(spec, "n1", tmp_path, watchdog=watchdog, agents=RESOURCE_AGENTS).run()
 
     assert device.disarmed, "a start-up failure left the watchdog counting down"

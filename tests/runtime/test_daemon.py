@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from hakeeper.agents.registry import BUILTIN_AGENTS
 from hakeeper.config.loader import spec_from_text
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.timing import PROFILES
@@ -53,7 +54,7 @@ class QuorumAfterCalls:
 async def test_waiting_for_quorum_asks_at_the_renew_interval_not_in_a_hot_loop(
     tmp_path: Path,
 ) -> None:
-    daemon = NodeDaemon(spec_with("fast"), "n1", tmp_path)
+    daemon = NodeDaemon(spec_with("fast"), "n1", tmp_path, agents=BUILTIN_AGENTS)
     engine = QuorumAfter(1.0)
 
     await asyncio.wait_for(daemon._until_quorate(engine), timeout=30)  # type: ignore[arg-type]
@@ -64,7 +65,7 @@ async def test_waiting_for_quorum_asks_at_the_renew_interval_not_in_a_hot_loop(
 
 
 async def test_a_stop_request_ends_the_wait_for_quorum(tmp_path: Path) -> None:
-    daemon = NodeDaemon(spec_with("wan"), "n1", tmp_path)
+    daemon = NodeDaemon(spec_with("wan"), "n1", tmp_path, agents=BUILTIN_AGENTS)
     engine = QuorumAfter(3600.0)
     waiting = asyncio.create_task(daemon._until_quorate(engine))  # type: ignore[arg-type]
     await asyncio.sleep(0.1)
@@ -78,7 +79,7 @@ async def test_a_stop_request_ends_the_wait_for_quorum(tmp_path: Path) -> None:
 async def test_a_config_that_switches_the_profile_paces_the_quorum_wait_by_the_new_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    daemon = NodeDaemon(spec_with("default"), "n1", tmp_path)
+    daemon = NodeDaemon(spec_with("default"), "n1", tmp_path, agents=BUILTIN_AGENTS)
     events = EventLog(LocalCoordinator(), KeySpace("c1"), "n1")
     assert await daemon._use_config(config_text("fast").encode(), 7, events)
     pauses: list[float] = []
@@ -94,7 +95,7 @@ async def test_a_config_that_switches_the_profile_paces_the_quorum_wait_by_the_n
 
 
 async def test_the_member_lease_keeps_the_timing_it_started_with(tmp_path: Path) -> None:
-    daemon = NodeDaemon(spec_with("default"), "n1", tmp_path)
+    daemon = NodeDaemon(spec_with("default"), "n1", tmp_path, agents=BUILTIN_AGENTS)
     events = EventLog(LocalCoordinator(), KeySpace("c1"), "n1")
 
     assert await daemon._use_config(config_text("wan").encode(), 7, events)

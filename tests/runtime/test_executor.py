@@ -7,11 +7,15 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hakeeper.agents.base import OcfRc, OpRequest, OpResult, make_result
+from hakeeper.agents.base import OcfRc, OpRequest, OpResult, ResourceAgent, make_result
+from hakeeper.agents.factory import AgentContext
 from hakeeper.agents.procfs import process_start_time
+from hakeeper.agents.registry import BUILTIN_AGENTS
 from hakeeper.config.loader import spec_from_text
 from hakeeper.errors import NoQuorum
 from hakeeper.model.cluster import ClusterSpec
@@ -65,6 +69,16 @@ class RecordingAgent:
         return None
 
 
+@dataclass
+class FakeAgents:
+    """An agent table that answers every spec with what ``build`` makes of its context."""
+
+    build: Callable[[AgentContext], ResourceAgent]
+
+    def make(self, spec: str, context: AgentContext) -> ResourceAgent:
+        return self.build(context)
+
+
 async def assigned_here() -> tuple[LocalCoordinator, Membership]:
     """A fake engine where n1 holds a fast-profile lease and ``db`` is assigned to it."""
     coord = LocalCoordinator()
@@ -81,11 +95,13 @@ def executor_for(
     coord: LocalCoordinator,
     membership: Membership,
     spec: ClusterSpec = SPEC,
-    **kwargs: Any,
+    agents: FakeAgents | None = None,
 ) -> Executor:
+    """An executor of node n1; real process agents unless ``agents`` fakes them."""
     return Executor(
         node="n1", spec=lambda: spec, store=ClusterStore(coord, KEYS),
-        events=EventLog(coord, KEYS, "n1"), membership=membership, state_dir=tmp_path, **kwargs,
+        events=EventLog(coord, KEYS, "n1"), membership=membership, state_dir=tmp_path,
+        agents=agents or BUILTIN_AGENTS,
     )  # fmt: skip
 
 
@@ -115,7 +131,7 @@ async def test_an_exclusive_resource_stops_at_the_membership_deadline_not_later(
     started = asyncio.Event()
     executor = executor_for(
         tmp_path, coord, membership,
-        agent_factory=lambda *args, **kwargs: RecordingAgent(calls, started),
+        agents=FakeAgents(lambda context: RecordingAgent(calls, started)),
     )  # fmt: skip
     deadline, _ = await cut_off_once_started(executor, coord, membership, started)
 
@@ -142,7 +158,7 @@ async def test_a_start_still_running_at_the_deadline_is_cut_short_and_stopped(
     started = asyncio.Event()
     executor = executor_for(
         tmp_path, coord, membership,
-        agent_factory=lambda *args, **kwargs: HangingStartAgent(calls, started),
+        agents=FakeAgents(lambda context: HangingStartAgent(calls, started)),
     )  # fmt: skip
     _, safe_until = await cut_off_once_started(executor, coord, membership, started)
 
@@ -187,15 +203,15 @@ async def test_a_service_ignoring_sigterm_is_killed_before_the_lease_can_expire(
 
 async def test_agents_are_built_with_the_cluster_secret_file_by_path(tmp_path: Path) -> None:
     coord, membership = await assigned_here()
-    built: list[dict[str, Any]] = []
+    built: list[AgentContext] = []
 
-    def factory(*args: Any, **kwargs: Any) -> RecordingAgent:
-        built.append(kwargs)
+    def build(context: AgentContext) -> RecordingAgent:
+        built.append(context)
         return RecordingAgent([], asyncio.Event())
 
-    executor = executor_for(tmp_path, coord, membership, agent_factory=factory)
+    executor = executor_for(tmp_path, coord, membership, agents=FakeAgents(build))
     executor.check_agents(SPEC, {"db"})
-    assert [k["secret_file"] for k in built] == [Path(SPEC.coordination.secret_file)]
+    assert [c.secret_file for c in built] == [Path(SPEC.coordination.secret_file)]
 
 
 async def test_the_monitor_interval_follows_the_profile_of_the_spec_in_force(
@@ -206,6 +222,7 @@ async def test_the_monitor_interval_follows_the_profile_of_the_spec_in_force(
     executor = Executor(
         node="n1", spec=lambda: specs[-1], store=ClusterStore(coord, KEYS),
         events=EventLog(coord, KEYS, "n1"), membership=membership, state_dir=tmp_path,
+        agents=BUILTIN_AGENTS,
     )  # fmt: skip
     db = SPEC.primitive("db")
     assert db is not None

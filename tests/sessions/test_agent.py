@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hakeeper.agents.registry import make_agent
+from hakeeper.agents.factory import AgentContext
+from hakeeper.cli.plugins import RESOURCE_AGENTS
 from hakeeper.config.secret_file import write_secret_file
 from hakeeper.errors import ConfigError
 from hakeeper.lab.loopback import LoopbackCluster
@@ -21,7 +22,10 @@ NODES = {"n1": "127.0.0.11", "n2": "127.0.0.12", "n3": "127.0.0.13"}
 
 
 def test_agent_serves_on_its_nodes_address_with_the_others_as_peers(tmp_path: Path) -> None:
-    agent = make_agent("sessions", "store", {"port": 11311, "nodes": NODES}, {}, state_dir=tmp_path)
+    agent = RESOURCE_AGENTS.make(
+        "sessions",
+        AgentContext(instance="store", params={"port": 11311, "nodes": NODES}, state_dir=tmp_path),
+    )
     assert isinstance(agent, SessionsAgent)
     argv = agent.argv_for("n2")
     assert argv[argv.index("--listen") + 1] == "127.0.0.12:11311"
@@ -39,7 +43,9 @@ def test_agent_passes_the_secret_file_by_path_never_its_contents(tmp_path: Path)
     secret_file = tmp_path / "secret"
     secret = write_secret_file(secret_file)
     params = {"port": 11311, "peer_port": 12000, "nodes": NODES, "secret_file": str(secret_file)}
-    agent = make_agent("sessions", "store", params, {}, state_dir=tmp_path)
+    agent = RESOURCE_AGENTS.make(
+        "sessions", AgentContext(instance="store", params=params, state_dir=tmp_path)
+    )
     assert isinstance(agent, SessionsAgent)
     argv = agent.argv_for("n1")
     assert argv[argv.index("--secret-file") + 1] == str(secret_file)
@@ -50,7 +56,10 @@ def test_agent_passes_the_secret_file_by_path_never_its_contents(tmp_path: Path)
 def test_agent_takes_the_cluster_secret_file_the_executor_passes(tmp_path: Path) -> None:
     params = {"port": 11311, "nodes": NODES}
     secret_file = Path("/srv/hakeeper/secret")
-    agent = make_agent("sessions", "store", params, {}, state_dir=tmp_path, secret_file=secret_file)
+    agent = RESOURCE_AGENTS.make(
+        "sessions",
+        AgentContext(instance="store", params=params, state_dir=tmp_path, secret_file=secret_file),
+    )
     assert isinstance(agent, SessionsAgent)
     argv = agent.argv_for("n3")
     assert argv[argv.index("--secret-file") + 1] == "/srv/hakeeper/secret"
@@ -69,7 +78,9 @@ def test_agent_takes_the_cluster_secret_file_the_executor_passes(tmp_path: Path)
 )
 def test_bad_params_are_refused_at_config_load(tmp_path: Path, params: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
-        make_agent("sessions", "store", params, {}, state_dir=tmp_path)
+        RESOURCE_AGENTS.make(
+            "sessions", AgentContext(instance="store", params=params, state_dir=tmp_path)
+        )
 
 
 def roles(observed: Observed, resource: str) -> dict[str, str]:
@@ -99,7 +110,9 @@ resource = "store"
 promotable = true
 """
     params = {"port": port, "peer_port": peer_port, "secret_file": str(secret_file), "nodes": NODES}
-    agent = make_agent("sessions", "store", params, {}, state_dir=tmp_path / "control")
+    agent = RESOURCE_AGENTS.make(
+        "sessions", AgentContext(instance="store", params=params, state_dir=tmp_path / "control")
+    )
     assert isinstance(agent, SessionsAgent)
     cluster = LoopbackCluster(tmp_path, resources)
     try:
@@ -156,7 +169,10 @@ async def test_promotable_store_keeps_acknowledged_writes_across_primary_crash(
 
 def test_agent_writes_ipv6_node_addresses_in_brackets(tmp_path: Path) -> None:
     nodes = {"n1": "fd00::11", "n2": "fd00::12"}
-    agent = make_agent("sessions", "store", {"port": 11311, "nodes": nodes}, {}, state_dir=tmp_path)
+    agent = RESOURCE_AGENTS.make(
+        "sessions",
+        AgentContext(instance="store", params={"port": 11311, "nodes": nodes}, state_dir=tmp_path),
+    )
     assert isinstance(agent, SessionsAgent)
     argv = agent.argv_for("n2")
     assert argv[argv.index("--listen") + 1] == "[fd00::12]:11311"

@@ -16,20 +16,14 @@ import os
 import re
 import signal
 import subprocess
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from hakeeper.agents.base import (
-    MetaData,
-    OcfRc,
-    OpRequest,
-    OpResult,
-    log_op,
-    make_result,
-)
+from hakeeper.agents.base import MetaData, OpRequest, OpResult
+from hakeeper.agents.command import Answer, CommandAgent
+from hakeeper.agents.factory import AgentContext
 from hakeeper.agents.metadata import parse_meta_data
-from hakeeper.agents.runner import EXIT_REASON_PREFIX, Completed, kill_group, run_action
+from hakeeper.agents.runner import EXIT_REASON_PREFIX, Completed, kill_group
 from hakeeper.errors import ConfigError
 
 DEFAULT_OCF_ROOT = Path("/usr/lib/ocf")
@@ -173,8 +167,8 @@ def read_meta_data(path: Path, env: Mapping[str, str], timeout: float = META_DAT
     return out.decode(errors="replace")
 
 
-class OcfAgent:
-    """One OCF resource instance on this node."""
+class OcfAgent(CommandAgent):
+    """One OCF resource instance on this node; ``run`` runs any action (``notify``…)."""
 
     def __init__(
         self,
@@ -197,31 +191,16 @@ class OcfAgent:
         self._metadata = metadata
 
     @classmethod
-    def from_spec(
-        cls,
-        target: str,
-        instance: str,
-        params: Mapping[str, object],
-        meta: Mapping[str, object],
-        *,
-        state_dir: Path,
-        ocf_root: Path | None = None,
-        init_dir: Path | None = None,
-        secret_file: Path | None = None,
-    ) -> OcfAgent:
+    def from_spec(cls, target: str, context: AgentContext) -> OcfAgent:
         """Resolve ``<provider>:<type>``, read meta-data, check the parameters."""
-        del state_dir, init_dir  # OCF agents keep their own state
+        instance, params, meta = context.instance, context.params, context.meta
         parts = target.split(":")
         if len(parts) != 2 or not all(parts):
             raise ConfigError(
                 f"agent 'ocf:{target}': write ocf:<provider>:<type>, e.g. ocf:heartbeat:Dummy"
             )
         provider, type_ = parts
-        root = (
-            ocf_root
-            if ocf_root is not None
-            else Path(os.environ.get("OCF_ROOT") or DEFAULT_OCF_ROOT)
-        )
+        root = context.ocf_root or Path(os.environ.get("OCF_ROOT") or DEFAULT_OCF_ROOT)
         path = check_agent(root, provider, type_)
         texts = {name: param_text(name, value) for name, value in params.items()}
         for name in texts:
@@ -288,72 +267,15 @@ class OcfAgent:
             base=_base_env(),
         )
 
-    async def start(self, req: OpRequest) -> OpResult:
-        return await self.run("start", req)
-
-    async def stop(self, req: OpRequest) -> OpResult:
-        return await self.run("stop", req)
-
-    async def monitor(self, req: OpRequest, *, probe: bool = False) -> OpResult:
-        if probe:
-            return await self.run(
-                "monitor",
-                OpRequest(
-                    timeout=req.timeout,
-                    node=req.node,
-                    interval=0.0,
-                    epoch=req.epoch,
-                    check_level=req.check_level,
-                ),
-                op="probe",
-            )
-        return await self.run("monitor", req)
-
-    async def promote(self, req: OpRequest) -> OpResult:
-        return await self.run("promote", req)
-
-    async def demote(self, req: OpRequest) -> OpResult:
-        return await self.run("demote", req)
-
     async def validate_all(self, req: OpRequest) -> OpResult:
         return await self.run("validate-all", req)
 
-    async def run(self, action: str, req: OpRequest, *, op: str | None = None) -> OpResult:
-        """Run any OCF action (``notify``, ``reload``… too) and classify the answer."""
-        op = op or action
-        started = time.monotonic()
-        try:
-            done = await run_action(
-                [str(self.path), action], env=self.environment(action, req), timeout=req.timeout
-            )
-        except OSError as exc:
-            # The agent vanished or lost its x bit since config load: this node cannot run it.
-            rc = OcfRc.ERR_PERM if isinstance(exc, PermissionError) else OcfRc.ERR_INSTALLED
-            return log_op(
-                make_result(
-                    op,
-                    rc,
-                    started=started,
-                    resource=self.instance,
-                    interval=req.interval,
-                    exit_reason=f"cannot run {self.path}: {exc.strerror}",
-                ),
-                node=req.node,
-                epoch=req.epoch,
-            )
-        return log_op(self._result(op, done, started, req), node=req.node, epoch=req.epoch)
+    def argv(self, action: str) -> list[str]:
+        return [str(self.path), action]
 
-    def _result(self, op: str, done: Completed, started: float, req: OpRequest) -> OpResult:
+    def answer(self, action: str, op: str, done: Completed, req: OpRequest) -> Answer:
+        # OCF agents answer OCF codes; the reason is the one they gave on stderr.
         reason = done.exit_reason
         if done.timed_out and not reason:
             reason = f"{self.path.name} {op} did not finish within {req.timeout:g}s"
-        return make_result(
-            op,
-            done.rc,
-            started=started,
-            resource=self.instance,
-            interval=req.interval,
-            exit_reason=reason,
-            output_tail=done.output_tail(),
-            timed_out=done.timed_out,
-        )
+        return Answer(done.rc, reason)

@@ -38,6 +38,7 @@ from hakeeper.agents.base import (
     make_result,
     unimplemented,
 )
+from hakeeper.agents.factory import AgentContext
 from hakeeper.agents.metadata import check_params
 from hakeeper.agents.procfs import process_start_time
 from hakeeper.agents.runner import RESOURCE_UMASK, kill_group, live_group_members, run_action
@@ -167,20 +168,12 @@ class ProcessAgent:
         self._lock = asyncio.Lock()
 
     @classmethod
-    def from_spec(
-        cls,
-        target: str,
-        instance: str,
-        params: Mapping[str, object],
-        meta: Mapping[str, object],
-        *,
-        state_dir: Path,
-        ocf_root: Path | None = None,
-        init_dir: Path | None = None,
-        secret_file: Path | None = None,
-    ) -> ProcessAgent:
-        del target, meta, ocf_root, init_dir
-        return cls(instance, ProcessConfig.from_params(params), state_dir=state_dir)
+    def from_spec(cls, target: str, context: AgentContext) -> ProcessAgent:
+        return cls(
+            context.instance,
+            ProcessConfig.from_params(context.params),
+            state_dir=context.state_dir,
+        )
 
     def meta_data(self) -> MetaData:
         return MetaData(

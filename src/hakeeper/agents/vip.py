@@ -39,6 +39,7 @@ from hakeeper.agents.base import (
     make_result,
     unimplemented,
 )
+from hakeeper.agents.factory import AgentContext
 from hakeeper.agents.metadata import check_params
 from hakeeper.agents.netns import run_in
 from hakeeper.agents.vip_announce import send_announcement
@@ -219,20 +220,8 @@ class VipAgent:
         self.config = config
 
     @classmethod
-    def from_spec(
-        cls,
-        target: str,
-        instance: str,
-        params: Mapping[str, object],
-        meta: Mapping[str, object],
-        *,
-        state_dir: Path,
-        ocf_root: Path | None = None,
-        init_dir: Path | None = None,
-        secret_file: Path | None = None,
-    ) -> VipAgent:
-        del target, meta, state_dir, ocf_root, init_dir
-        return cls(instance, VipConfig.from_params(params))
+    def from_spec(cls, target: str, context: AgentContext) -> VipAgent:
+        return cls(context.instance, VipConfig.from_params(context.params))
 
     def meta_data(self) -> MetaData:
         return MetaData(name="vip", shortdesc="A virtual IP address", parameters=PARAMS)

@@ -17,10 +17,10 @@ clients over the live instances wherever they run.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
 from hakeeper.agents.base import MetaData, ParamSpec
+from hakeeper.agents.factory import AgentContext
 from hakeeper.agents.metadata import check_params
 from hakeeper.agents.process import ProcessAgent, ProcessConfig
 from hakeeper.balancer.config import load_config
@@ -35,19 +35,8 @@ PARAMS = (
 
 class BalancerAgent(ProcessAgent):
     @classmethod
-    def from_spec(
-        cls,
-        target: str,
-        instance: str,
-        params: Mapping[str, object],
-        meta: Mapping[str, object],
-        *,
-        state_dir: Path,
-        ocf_root: Path | None = None,
-        init_dir: Path | None = None,
-        secret_file: Path | None = None,
-    ) -> BalancerAgent:
-        del target, meta, ocf_root, init_dir
+    def from_spec(cls, target: str, context: AgentContext) -> BalancerAgent:
+        instance, params = context.instance, context.params
         check_params(f"balancer {instance}", params, PARAMS)
         if "config" not in params:
             raise ConfigError(f"balancer {instance}: give params.config, the balancer file")
@@ -61,7 +50,7 @@ class BalancerAgent(ProcessAgent):
         process_params: dict[str, object] = {"command": command}
         if "stop_timeout" in params:
             process_params["stop_timeout"] = params["stop_timeout"]
-        return cls(instance, ProcessConfig.from_params(process_params), state_dir=state_dir)
+        return cls(instance, ProcessConfig.from_params(process_params), state_dir=context.state_dir)
 
     def meta_data(self) -> MetaData:
         return MetaData(

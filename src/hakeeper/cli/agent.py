@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from hakeeper.cli.logs import setup_logging
+from hakeeper.cli.plugins import RESOURCE_AGENTS
 from hakeeper.config.loader import load_spec
 from hakeeper.errors import HakeeperError
 from hakeeper.runtime.connect import require_cluster_secret
@@ -29,7 +30,8 @@ def agent(
         # Checked before the agent makes its state dir or arms a watchdog (a "nowayout"
         # driver cannot be disarmed): a node without its cluster secret starts nothing.
         require_cluster_secret(load_spec(config))
-        run_daemon(config, node, state_dir or Path("/var/lib/hakeeper") / node)
+        state_dir = state_dir or Path("/var/lib/hakeeper") / node
+        run_daemon(config, node, state_dir, agents=RESOURCE_AGENTS)
     except HakeeperError as exc:
         typer.echo(f"hakeeper agent: {exc}", err=True)
         raise typer.Exit(2) from exc

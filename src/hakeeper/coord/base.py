@@ -32,9 +32,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
 from hakeeper.errors import CompareFailed
+from hakeeper.model.cluster import ClusterSpec
 
 CmpTarget = Literal["value", "create_revision", "mod_revision", "version", "lease"]
 CmpOp = Literal["==", "!=", "<", ">"]
@@ -208,4 +210,36 @@ class Coordinator(Protocol):
 
     async def close(self) -> None:
         """Release connections and background tasks. Idempotent."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CoordinatorContext:
+    """What opening the engine a cluster file names takes; each backend reads its own part.
+
+    ``node`` set: open as that node's voting member (a ``raft`` member keeps its log under
+    ``state_dir``); None: as a client. ``ready_timeout`` bounds how long a client waits for
+    the engine to be usable (the timing profile is ``spec.timing``); ``scope`` is the key
+    prefix the cluster lives under (an ``etcd`` user's credentials are checked against it).
+    """
+
+    spec: ClusterSpec
+    scope: str
+    node: str | None = None
+    state_dir: Path | None = None
+    ready_timeout: float = 30.0
+
+
+class CoordinatorBackend(Protocol):
+    """What each backend class registered in `hakeeper.coord.BACKENDS` offers."""
+
+    @property
+    def needs_cluster_secret(self) -> bool:
+        """Whether its peers prove themselves with ``[coordination] secret_file`` (raft),
+        so that nothing may open it without a usable secret file."""
+        ...
+
+    async def open_for(self, context: CoordinatorContext) -> Coordinator:
+        """A started coordinator for ``context``; `ConfigError` naming the fix when the
+        cluster file does not say enough to open it."""
         ...

@@ -33,9 +33,9 @@ import contextlib
 import math
 from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from hakeeper.coord.base import KV, Cmp, Get, Lease, Op, TxnResult, WatchEvent
+from hakeeper.coord.base import KV, Cmp, CoordinatorContext, Get, Lease, Op, TxnResult, WatchEvent
 from hakeeper.coord.etcd_json import (
     EtcdFailure,
     Json,
@@ -83,6 +83,9 @@ _QUORUM_FIX = "a majority of members must be up and connected"
 
 class EtcdCoordinator:
     """A client of one etcd cluster; owns its aiohttp session. See the module docstring."""
+
+    #: etcd guards itself with its own TLS and users, not the cluster secret.
+    needs_cluster_secret: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -134,6 +137,23 @@ class EtcdCoordinator:
             await coord.close()
             raise
         return coord
+
+    @classmethod
+    async def open_for(cls, context: CoordinatorContext) -> EtcdCoordinator:
+        """A client of the cluster file's etcd endpoints, with its TLS files and user, whose
+        credentials must reach ``context.scope`` (a member or a tool: the same client)."""
+        coordination = context.spec.coordination
+        return await cls.open(
+            list(coordination.endpoints),
+            election_timeout=context.spec.timing.election_max,
+            heartbeat=context.spec.timing.heartbeat,
+            ca_file=coordination.ca_file,
+            cert_file=coordination.cert_file,
+            key_file=coordination.key_file,
+            user=coordination.user,
+            password_file=coordination.password_file,
+            scope=context.scope,
+        )
 
     async def connect(self) -> None:
         """Ask every endpoint for its version and cluster id, at once; then authenticate

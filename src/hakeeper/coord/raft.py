@@ -16,18 +16,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
 import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from hakeeper.config.secret_file import SecretFile
 from hakeeper.coord.base import (
     KV,
     Cmp,
+    CoordinatorContext,
     Delete,
     Get,
     Lease,
@@ -37,6 +37,7 @@ from hakeeper.coord.base import (
     WatchEvent,
 )
 from hakeeper.coord.pysyncobj_compat import FAIL_REASON, GuardedSyncObj, Skipped, SyncObjConf
+from hakeeper.coord.raft_peers import membership_fingerprint, parse_peer, raft_peers
 from hakeeper.coord.raft_state import (
     CmpWire,
     KVStateMachine,
@@ -69,21 +70,11 @@ _RETRYABLE = {
 }
 
 
-def parse_peer(address: str) -> tuple[str, int]:
-    """Split ``host:port``; a ConfigError that says what is wrong otherwise."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"raft peer {address!r} is not host:port (e.g. 127.0.0.11:7480)")
-    return host, int(port)
-
-
-def membership_fingerprint(peers: Sequence[str]) -> str:
-    """Identity of a cluster: its sorted voter list. Members with different lists disagree."""
-    return hashlib.sha256("\n".join(sorted(peers)).encode()).hexdigest()[:16]
-
-
 class RaftCoordinator:
     """`hakeeper.coord.base.Coordinator` on an embedded Raft group."""
+
+    #: Members and clients prove the cluster secret to each other (`CoordinatorBackend`).
+    needs_cluster_secret: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -154,6 +145,36 @@ class RaftCoordinator:
         except BaseException:
             await coord.close()
             raise
+        return coord
+
+    @classmethod
+    async def open_for(cls, context: CoordinatorContext) -> RaftCoordinator:
+        """A voting member for ``context.node`` (its log under ``state_dir``), else a client
+        that waits up to ``ready_timeout`` for the group; peers prove the cluster secret."""
+        spec = context.spec
+        peers = raft_peers(spec)
+        secret_file = Path(spec.coordination.secret_file)
+        if context.node is None:
+            return await cls.open(
+                peers,
+                timing=context.spec.timing,
+                secret_file=secret_file,
+                ready_timeout=context.ready_timeout,
+            )
+        me = spec.node(context.node)
+        if me is None:
+            known = ", ".join(n.name for n in spec.nodes)
+            raise ConfigError(f"node {context.node!r} is not in the cluster file (nodes: {known})")
+        if context.state_dir is None:
+            raise ConfigError("a raft member needs a state directory for its log (--state-dir)")
+        coord = cls(
+            peers,
+            self_address=f"{me.address}:{me.raft_port}",
+            data_dir=context.state_dir / "raft",
+            secret_file=secret_file,
+            timing=context.spec.timing,
+        )
+        await coord.start()
         return coord
 
     async def start(self) -> None:

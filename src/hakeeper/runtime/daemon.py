@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from hakeeper.agents.factory import AgentMaker
 from hakeeper.config.file_modes import PRIVATE_UMASK, open_private, private_dir
 from hakeeper.config.loader import load_spec
 from hakeeper.coord.base import Cmp, Coordinator, Put
@@ -62,6 +63,8 @@ class NodeDaemon:
         state_dir: Path,
         config_text: str = "",
         watchdog: Watchdog | None = None,
+        *,
+        agents: AgentMaker,
     ) -> None:
         if spec.node(node) is None:
             known = ", ".join(n.name for n in spec.nodes)
@@ -70,6 +73,8 @@ class NodeDaemon:
         self.node = node
         self.state_dir = state_dir
         self.config_text = config_text
+        #: The resource-agent plug-in table, assembled by the face that starts the daemon.
+        self.agents = agents
         # The member lease, the watchdog and the suspicion watch keep the timing they start
         # with: a lease's TTL cannot change under it, and the watchdog counts down from it.
         # Everything else reads the current spec's, so a config that switches the profile
@@ -113,7 +118,7 @@ class NodeDaemon:
         )
         executor = Executor(
             node=self.node, spec=spec_now, store=store, events=events,
-            membership=membership, state_dir=self.state_dir,
+            membership=membership, state_dir=self.state_dir, agents=self.agents,
         )  # fmt: skip
         self._executor = executor
         watchdog = self.watchdog
@@ -430,12 +435,13 @@ def _changed_primitives(before: ClusterSpec, after: ClusterSpec) -> set[str]:
     return {p.id for p in after.primitives if old.get(p.id) != p}
 
 
-def run_daemon(config: Path, node: str, state_dir: Path) -> None:
-    """Entry point of ``hakeeper agent``: one node until SIGTERM/SIGINT."""
+def run_daemon(config: Path, node: str, state_dir: Path, *, agents: AgentMaker) -> None:
+    """Entry point of ``hakeeper agent``: one node until SIGTERM/SIGINT, building its
+    resources' agents with ``agents`` (the whole program's plug-in table)."""
     # Everything this process creates (journal, dumps, copies, logs) is its owner's alone.
     os.umask(PRIVATE_UMASK)
     spec = load_spec(config)
-    agent = NodeDaemon(spec, node, state_dir, config.read_text(encoding="utf-8"))
+    agent = NodeDaemon(spec, node, state_dir, config.read_text(encoding="utf-8"), agents=agents)
     me = spec.node(node)
     assert me is not None
     # Resources inherit these, so one definition can bind or label per node.

@@ -25,7 +25,7 @@ from typing import Literal
 
 from hakeeper.agents.base import OpRequest, OpResult, ResourceAgent, Severity
 from hakeeper.agents.events import op_events
-from hakeeper.agents.registry import make_agent
+from hakeeper.agents.factory import AgentContext, AgentMaker
 from hakeeper.errors import CoordError
 from hakeeper.model.cluster import ClusterSpec, Primitive
 from hakeeper.model.records import Assignment, InstanceStatus
@@ -58,8 +58,8 @@ class Executor:
         events: EventLog,
         membership: Membership,
         state_dir: Path,
+        agents: AgentMaker,
         wall: Callable[[], float] = time.time,
-        agent_factory: Callable[..., ResourceAgent] = make_agent,
     ) -> None:
         self._node = node
         self._spec = spec
@@ -68,7 +68,7 @@ class Executor:
         self._membership = membership
         self._state_dir = state_dir
         self._wall = wall
-        self._make_agent = agent_factory
+        self._agent_table = agents
         self._agents: dict[Key, ResourceAgent] = {}
         self._local: dict[Key, Local] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -224,11 +224,7 @@ class Executor:
         is used, instead of failing a start later."""
         for primitive in spec.primitives:
             if primitive.id in resources:
-                self._make_agent(
-                    primitive.agent, primitive.id, primitive.params, {},
-                    state_dir=self._state_dir / "agents",
-                    secret_file=Path(spec.coordination.secret_file),
-                )  # fmt: skip
+                self._agent_table.make(primitive.agent, self._agent_context(spec, primitive))
 
     def forget_agents(self, resources: set[str]) -> None:
         """Drop cached agents of changed resources; the next op builds them anew."""
@@ -499,12 +495,21 @@ class Executor:
         key = (primitive.id, instance)
         if key not in self._agents:
             name = primitive.id if instance == 0 else f"{primitive.id}:{instance}"
-            self._agents[key] = self._make_agent(
-                primitive.agent, name, primitive.params, {},
-                state_dir=self._state_dir / "agents",
-                secret_file=Path(self._spec().coordination.secret_file),
-            )  # fmt: skip
+            context = self._agent_context(self._spec(), primitive, name)
+            self._agents[key] = self._agent_table.make(primitive.agent, context)
         return self._agents[key]
+
+    def _agent_context(
+        self, spec: ClusterSpec, primitive: Primitive, name: str = ""
+    ) -> AgentContext:
+        """What building the agent of instance ``name`` of ``primitive`` (default: the
+        resource's own name) takes from the config and this node."""
+        return AgentContext(
+            instance=name or primitive.id,
+            params=primitive.params,
+            state_dir=self._state_dir / "agents",
+            secret_file=Path(spec.coordination.secret_file),
+        )
 
     def _interval(self, primitive: Primitive) -> float:
         for op in primitive.ops:

@@ -46,6 +46,7 @@ from hakeeper.agents.base import (
     log_op,
     make_result,
 )
+from hakeeper.agents.factory import AgentContext
 from hakeeper.agents.metadata import check_params
 from hakeeper.agents.process import ProcessAgent, ProcessConfig
 from hakeeper.errors import ConfigError, SessionStoreError
@@ -100,21 +101,10 @@ class SessionsAgent(ProcessAgent):
         self.tls = tls
 
     @classmethod
-    def from_spec(
-        cls,
-        target: str,
-        instance: str,
-        params: Mapping[str, object],
-        meta: Mapping[str, object],
-        *,
-        state_dir: Path,
-        ocf_root: Path | None = None,
-        init_dir: Path | None = None,
-        secret_file: Path | None = None,
-    ) -> SessionsAgent:
-        """``secret_file`` (the cluster's ``[coordination] secret_file``, passed by the
-        executor) is the default of ``params.secret_file``."""
-        del target, meta, ocf_root, init_dir
+    def from_spec(cls, target: str, context: AgentContext) -> SessionsAgent:
+        """``context.secret_file`` (the cluster's ``[coordination] secret_file``, passed by
+        the executor) is the default of ``params.secret_file``."""
+        instance, params = context.instance, context.params
         check_params(f"sessions {instance}", params, PARAMS)
         port = params.get("port")
         if not isinstance(port, int) or not 0 < port < 65536:
@@ -131,7 +121,7 @@ class SessionsAgent(ProcessAgent):
                 f"sessions {instance}: params.peer_port must be a TCP port number other than "
                 "params.port"
             )
-        default_secret = secret_file if secret_file is not None else DEFAULT_SECRET_FILE
+        default_secret = context.secret_file or DEFAULT_SECRET_FILE
         secret_file = Path(str(params.get("secret_file", default_secret)))
         if not secret_file.is_absolute():
             raise ConfigError(
@@ -160,7 +150,7 @@ class SessionsAgent(ProcessAgent):
         return cls(
             instance,
             ProcessConfig.from_params(process_params),
-            state_dir=state_dir,
+            state_dir=context.state_dir,
             port=port,
             nodes={str(k): str(v) for k, v in nodes.items()},
             serve_args=serve_args,
