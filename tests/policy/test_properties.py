@@ -25,7 +25,9 @@ ROLES = ["started", "started", "failed", "unknown", "stopped"]
 
 
 @st.composite
-def clusters(draw: st.DrawFn) -> tuple[ClusterSpec, ClusterState]:
+def clusters(draw: st.DrawFn, assigned: bool = False) -> tuple[ClusterSpec, ClusterState]:
+    """A generated cluster and snapshot; ``assigned``: with the controller's assignments
+    too, stale ones included (on nodes where nothing runs, on nodes that are down)."""
     n = draw(st.integers(2, 4))
     nodes = [f"n{i}" for i in range(1, n + 1)]
     watchdog = draw(st.booleans())
@@ -143,6 +145,18 @@ def clusters(draw: st.DrawFn) -> tuple[ClusterSpec, ClusterState]:
                 "node": draw(st.sampled_from(nodes)),
             }
         )
+    if assigned:
+        state["assignments"] = [
+            {
+                "resource": prim,
+                "placements": [
+                    {"node": node, "role": "promoted" if prim == "p" and not i else "started"}
+                    for i, node in enumerate(draw(st.lists(st.sampled_from(nodes), unique=True)))
+                ],
+            }
+            for prim in prims
+            if draw(st.booleans())
+        ]
     return spec, state_from_dict(state)
 
 
@@ -259,3 +273,46 @@ def test_every_dependency_comes_before_its_action(case: tuple[ClusterSpec, Clust
 def test_same_input_same_output(case: tuple[ClusterSpec, ClusterState]) -> None:
     spec, state = case
     assert schedule(spec, state) == schedule(spec, state)
+
+
+@SETTINGS
+@given(clusters(assigned=True))
+def test_with_stale_assignments_the_next_transition_only_prunes_what_the_fences_left(
+    case: tuple[ClusterSpec, ClusterState],
+) -> None:
+    spec, state = case
+    tr = schedule(spec, state)
+    for _ in range(3):  # probes come first; what they find is acted on in the next cycle
+        if not any(d.kind == "probe" for d in tr.decisions):
+            break
+        state = apply(state, tr)
+        tr = schedule(spec, state)
+    after = apply(state, tr)
+    again = schedule(spec, after)
+    # A node this transition fences is down only afterwards: the next one prunes it.
+    fenced = {a.node for a in tr if a.kind == "fence"}
+    assert all(a.kind == "prune" and a.node in fenced for a in again), again.lines()
+    assert schedule(spec, apply(after, again)).lines() == []
+
+
+@SETTINGS
+@given(clusters(assigned=True))
+def test_a_started_singleton_is_assigned_to_one_online_node_afterwards(
+    case: tuple[ClusterSpec, ClusterState],
+) -> None:
+    spec, state = case
+    tr = schedule(spec, state)
+    after = apply(state, tr)
+    exclusive = {p.id for p in spec.primitives if p.meta.exclusive}
+    cloned = {c.child for c in spec.clones} | {
+        m for g in spec.groups for c in spec.clones if c.child == g.id for m in g.members
+    }
+    for action in tr:
+        if action.kind != "start" or action.resource not in exclusive - cloned:
+            continue
+        assignment = after.assignment(action.resource)
+        assert assignment is not None
+        online = [p.node for p in assignment.placements if after.node(p.node).status == "online"]
+        assert online == [action.node], (action.key, assignment, tr.lines())
+        for retract in (a for a in tr if a.kind == "retract" and a.resource == action.resource):
+            assert tr.comes_before(retract.key, action.key), tr.edge_lines()
