@@ -44,9 +44,9 @@ def retractions(view: View, start: Action, stopping: Iterable[Action]) -> list[A
     resource = start.resource
     if resource is None or start.kind != "start":
         return []
+    primitive = view.spec.primitive(resource)
     unit = view.units.get(view.unit_of.get(resource, ""))
-    primitive = next((m for m in unit.members if m.id == resource), None) if unit else None
-    if unit is None or unit.clone is not None or primitive is None:
+    if primitive is None or unit is None or unit.clone is not None:
         return []
     if not primitive.meta.exclusive:
         return []
