@@ -104,6 +104,20 @@ def test_plan_rejects_a_bad_state_file(tmp_path: Path) -> None:
     assert "nodes.n1.status: 'sleeping' is not one of online, offline, lost" in out
 
 
+def test_plan_shows_the_retraction_the_states_assignment_calls_for(tmp_path: Path) -> None:
+    state = json.loads(Path(STATE).read_text())
+    state["instances"] = [i for i in state["instances"] if i["resource"] != "vip"]
+    state["assignments"] = [{"resource": "vip", "placements": [{"node": "n2"}]}]
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(state))
+    code, out = run("plan", CONFIG, "--state", str(path), "--json")
+    assert code == 0
+    actions = json.loads(out)["actions"]
+    lines = [a["action"] for a in actions]
+    assert lines[:2] == ["retract vip on n2", "start vip on n1"]
+    assert actions[1]["needs"] == [0]
+
+
 def test_config_validate_accepts_the_example() -> None:
     code, out = run("config", "validate", CONFIG)
     assert code == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hakeeper.errors import ConfigError
+from hakeeper.model.records import Assignment, Placement
 from hakeeper.model.state import (
     ClusterState,
     FailCount,
@@ -55,9 +56,43 @@ def test_fail_count_expiry() -> None:
         ({"constraints": [{"kind": "pin", "resource": "w", "node": "n1"}]}, "constraints[0].kind"),
         ({"colour": "red"}, "colour: unknown key"),
         ({"now": "noon"}, "now: 'noon' is not a number"),
+        ({"assignments": [{"placements": []}]}, "assignments[0].resource: required"),
+        (
+            {"assignments": [{"resource": "w"}, {"resource": "w"}]},
+            "assignments[1].resource: 'w' has an assignment already",
+        ),
+        (
+            {"assignments": [{"resource": "w", "placements": [{"node": "n1", "role": "failed"}]}]},
+            "assignments[0].placements[0].role: 'failed' is not one of started, promoted",
+        ),
+        (
+            {"assignments": [{"resource": "w", "placements": [{"node": "n1", "instance": -1}]}]},
+            "assignments[0].placements[0].instance: must be 0 or more",
+        ),
+        ({"assignments": [{"resource": "w", "epoch": 1.5}]}, "assignments[0].epoch"),
+        ({"assignments": [{"resource": "w", "owner": "n1"}]}, "assignments[0].owner: unknown"),
     ],
 )
 def test_bad_input_names_the_key(doc: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=r"state\.json: ") as info:
         state_from_dict(doc, source="state.json")
     assert message in str(info.value)
+
+
+WITH_ASSIGNMENTS = ClusterState(
+    nodes=(NodeState("n1"), NodeState("n2")),
+    assignments=(
+        Assignment("db", (Placement("n1", "promoted"), Placement("n2", instance=1)), epoch=7),
+        Assignment("web", ()),
+    ),
+)
+
+
+def test_assignments_round_trip() -> None:
+    assert state_from_dict(WITH_ASSIGNMENTS.to_dict()) == WITH_ASSIGNMENTS
+
+
+def test_a_placement_defaults_to_started_instance_zero_and_epoch_zero() -> None:
+    state = state_from_dict({"assignments": [{"resource": "web", "placements": [{"node": "n1"}]}]})
+    assert state.assignment("web") == Assignment("web", (Placement("n1", "started", 0),), 0)
+    assert state.assignment("db") is None

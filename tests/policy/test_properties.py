@@ -17,6 +17,7 @@ from hakeeper.config import parse, to_spec
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.scores import INF
 from hakeeper.model.state import ClusterState, state_from_dict
+from hakeeper.model.transition import Action, Transition
 from hakeeper.policy.scheduler import schedule
 from hakeeper.policy.simulate import apply
 
@@ -25,7 +26,9 @@ ROLES = ["started", "started", "failed", "unknown", "stopped"]
 
 
 @st.composite
-def clusters(draw: st.DrawFn) -> tuple[ClusterSpec, ClusterState]:
+def clusters(draw: st.DrawFn, assigned: bool = False) -> tuple[ClusterSpec, ClusterState]:
+    """A generated cluster and snapshot; ``assigned``: with the controller's assignments
+    too, stale ones included (on nodes where nothing runs, on nodes that are down)."""
     n = draw(st.integers(2, 4))
     nodes = [f"n{i}" for i in range(1, n + 1)]
     watchdog = draw(st.booleans())
@@ -143,6 +146,18 @@ def clusters(draw: st.DrawFn) -> tuple[ClusterSpec, ClusterState]:
                 "node": draw(st.sampled_from(nodes)),
             }
         )
+    if assigned:
+        state["assignments"] = [
+            {
+                "resource": prim,
+                "placements": [
+                    {"node": node, "role": "promoted" if prim == "p" and not i else "started"}
+                    for i, node in enumerate(draw(st.lists(st.sampled_from(nodes), unique=True)))
+                ],
+            }
+            for prim in prims
+            if draw(st.booleans())
+        ]
     return spec, state_from_dict(state)
 
 
@@ -156,6 +171,27 @@ def _may_run(spec: ClusterSpec, state: ClusterState, node: str) -> bool:
     return ns.status == "online" or (ns.unclean and not watchdog)
 
 
+def _singleton_starts(spec: ClusterSpec, tr: Transition) -> list[Action]:
+    """The starts of exclusive primitives outside any clone."""
+    exclusive = {p.id for p in spec.primitives if p.meta.exclusive}
+    cloned = {c.child for c in spec.clones} | {
+        m for g in spec.groups for c in spec.clones if c.child == g.id for m in g.members
+    }
+    return [a for a in tr if a.kind == "start" and a.resource in exclusive - cloned]
+
+
+def _after_probes(spec: ClusterSpec, state: ClusterState) -> tuple[ClusterState, Transition]:
+    """The snapshot and transition once what the probes found is acted on: probes come
+    first, and what they find is acted on in the next cycle."""
+    tr = schedule(spec, state)
+    for _ in range(3):
+        if not any(d.kind == "probe" for d in tr.decisions):
+            break
+        state = apply(state, tr)
+        tr = schedule(spec, state)
+    return state, tr
+
+
 @SETTINGS
 @given(clusters())
 def test_a_started_exclusive_resource_runs_exactly_once_afterwards(
@@ -164,15 +200,7 @@ def test_a_started_exclusive_resource_runs_exactly_once_afterwards(
     spec, state = case
     tr = schedule(spec, state)
     after = apply(state, tr)
-    exclusive = {p.id for p in spec.primitives if p.meta.exclusive}
-    cloned = {c.child for c in spec.clones} | {
-        m for g in spec.groups for c in spec.clones if c.child == g.id for m in g.members
-    }
-    for action in tr:
-        if action.kind != "start" or action.resource in cloned:
-            continue
-        if action.resource not in exclusive:
-            continue
+    for action in _singleton_starts(spec, tr):
         copies = [
             i
             for i in after.instances
@@ -234,12 +262,7 @@ def test_scheduling_again_after_the_transition_does_nothing(
     case: tuple[ClusterSpec, ClusterState],
 ) -> None:
     spec, state = case
-    tr = schedule(spec, state)
-    for _ in range(3):  # probes come first; what they find is acted on in the next cycle
-        if not any(d.kind == "probe" for d in tr.decisions):
-            break
-        state = apply(state, tr)
-        tr = schedule(spec, state)
+    state, tr = _after_probes(spec, state)
     again = schedule(spec, apply(state, tr))
     assert again.lines() == [], (tr.lines(), again.lines(), [str(d) for d in again.decisions])
 
@@ -259,3 +282,35 @@ def test_every_dependency_comes_before_its_action(case: tuple[ClusterSpec, Clust
 def test_same_input_same_output(case: tuple[ClusterSpec, ClusterState]) -> None:
     spec, state = case
     assert schedule(spec, state) == schedule(spec, state)
+
+
+@SETTINGS
+@given(clusters(assigned=True))
+def test_with_stale_assignments_the_next_transition_only_prunes_what_the_fences_left(
+    case: tuple[ClusterSpec, ClusterState],
+) -> None:
+    spec, state = case
+    state, tr = _after_probes(spec, state)
+    after = apply(state, tr)
+    again = schedule(spec, after)
+    # A node this transition fences is down only afterwards: the next one prunes it.
+    fenced = {a.node for a in tr if a.kind == "fence"}
+    assert all(a.kind == "prune" and a.node in fenced for a in again), again.lines()
+    assert schedule(spec, apply(after, again)).lines() == []
+
+
+@SETTINGS
+@given(clusters(assigned=True))
+def test_a_started_singleton_is_assigned_to_one_online_node_afterwards(
+    case: tuple[ClusterSpec, ClusterState],
+) -> None:
+    spec, state = case
+    tr = schedule(spec, state)
+    after = apply(state, tr)
+    for action in _singleton_starts(spec, tr):
+        assignment = after.assignment(action.resource)
+        assert assignment is not None
+        online = [p.node for p in assignment.placements if after.node(p.node).status == "online"]
+        assert online == [action.node], (action.key, assignment, tr.lines())
+        for retract in (a for a in tr if a.kind == "retract" and a.resource == action.resource):
+            assert tr.comes_before(retract.key, action.key), tr.edge_lines()

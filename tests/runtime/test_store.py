@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 
 from hakeeper.config.loader import spec_from_text
 from hakeeper.errors import ConfigError
-from hakeeper.model.records import InstanceStatus
+from hakeeper.model.records import Assignment, InstanceStatus, Placement
 from hakeeper.runtime.keys import KeySpace
-from hakeeper.runtime.store import ClusterStore
+from hakeeper.runtime.store import ClusterStore, encode_assignment
 from tests.fakes import LocalCoordinator
 
 KEYS = KeySpace("c1")
@@ -65,6 +66,14 @@ async def test_a_leaving_node_counts_as_standby() -> None:
     store = ClusterStore(LocalCoordinator(), KEYS)
     await store.leaving("n2")
     assert (await store.observe(SPEC, time.time())).state.node("n2").standby
+
+
+async def test_the_snapshot_states_the_assignments_as_written() -> None:
+    store = await store_with_status("n1")
+    db = Assignment("db", (Placement("n1"), Placement("n2", "promoted")))
+    revision = await store.coord.put(KEYS.assignment("db"), encode_assignment(db))
+    observed = await store.observe(SPEC, time.time())
+    assert observed.state.assignments == (replace(db, epoch=revision),)
 
 
 async def test_stored_config_bytes_that_are_not_utf8_are_a_config_error() -> None:

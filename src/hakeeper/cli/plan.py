@@ -51,7 +51,14 @@ def print_transition(tr: Transition) -> None:
         table.add_column("action")
         table.add_column("after", justify="right")
         table.add_column("why")
-        colours = {"fence": "red", "stop": "yellow", "demote": "yellow", "start": "green"}
+        colours = {
+            "fence": "red",
+            "stop": "yellow",
+            "retract": "yellow",
+            "demote": "yellow",
+            "start": "green",
+            "prune": "dim",
+        }
         for i, action in enumerate(tr.actions):
             colour = colours.get(action.kind, "cyan")
             needs = ",".join(str(n) for n in tr.needs(i)) or "—"

@@ -8,9 +8,11 @@ What the controller wants (`Assignment` of `Placement`s), what a node's executor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from hakeeper.model.state import Role
+if TYPE_CHECKING:
+    # Only a type here: `hakeeper.model.state` holds assignments, so it imports this module.
+    from hakeeper.model.state import Role
 
 PlacedRole = Literal["started", "promoted"]
 

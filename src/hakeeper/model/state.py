@@ -12,7 +12,9 @@ The JSON form (``hakeeper plan --state FILE``, the ``[state]`` table of a scenar
                       "last_failure": 1699999990.0}],
       "promotion_scores": {"db": {"n1": 10, "n2": 5}},
       "constraints": [{"kind": "ban", "resource": "web", "node": "n1"},
-                      {"kind": "move", "resource": "web", "node": "n2"}]
+                      {"kind": "move", "resource": "web", "node": "n2"}],
+      "assignments": [{"resource": "web", "epoch": 42,
+                       "placements": [{"node": "n1", "role": "started", "instance": 0}]}]
     }
 
 Node ``status``: ``online`` (a live member), ``offline`` (cleanly down: nothing runs there),
@@ -25,6 +27,12 @@ Instance ``role``: ``started``, ``promoted`` (primary of a promotable clone), ``
 ``failed`` (a monitor or start failed; the fail count already includes it), ``unknown``
 (not probed yet). ``resource`` is always a primitive id; a clone instance names the
 clone's primitive, and two entries for the same resource and node are two instances.
+
+``assignments``: what the controller last wrote for each primitive — where its instances
+should run (``role`` ``started`` or ``promoted``, default ``started``; ``instance`` default 0)
+and the write's ``epoch`` (optional, default 0). They can differ from ``instances`` while a
+node has not answered yet; the scheduler retracts and prunes from them. At most one
+assignment per resource.
 """
 
 from __future__ import annotations
@@ -32,9 +40,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 
 from hakeeper.errors import ConfigError
+from hakeeper.model.records import Assignment, PlacedRole, Placement
 
 NodeStatus = Literal["online", "offline", "lost"]
 Role = Literal["started", "promoted", "stopped", "failed", "unknown"]
@@ -100,11 +109,16 @@ class ClusterState:
     failcounts: tuple[FailCount, ...] = ()
     promotion_scores: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     constraints: tuple[RuntimeConstraint, ...] = ()
+    assignments: tuple[Assignment, ...] = ()
 
     def node(self, name: str) -> NodeState:
         """The node's state; a node the snapshot does not mention is offline."""
         found = next((n for n in self.nodes if n.name == name), None)
         return found if found is not None else NodeState(name, status="offline")
+
+    def assignment(self, resource: str) -> Assignment | None:
+        """The controller's last assignment of ``resource``; None if it never wrote one."""
+        return next((a for a in self.assignments if a.resource == resource), None)
 
     def with_node(self, node: NodeState) -> ClusterState:
         others = tuple(n for n in self.nodes if n.name != node.name)
@@ -139,6 +153,17 @@ class ClusterState:
             "promotion_scores": {r: dict(s) for r, s in self.promotion_scores.items()},
             "constraints": [
                 {"kind": c.kind, "resource": c.resource, "node": c.node} for c in self.constraints
+            ],
+            "assignments": [
+                {
+                    "resource": a.resource,
+                    "epoch": a.epoch,
+                    "placements": [
+                        {"node": p.node, "role": p.role, "instance": p.instance}
+                        for p in a.placements
+                    ],
+                }
+                for a in self.assignments
             ],
         }
 
@@ -210,7 +235,16 @@ def state_from_dict(data: object, source: str = "state") -> ClusterState:
     r.keys(
         doc,
         "",
-        ("now", "quorum", "nodes", "instances", "failcounts", "promotion_scores", "constraints"),
+        (
+            "now",
+            "quorum",
+            "nodes",
+            "instances",
+            "failcounts",
+            "promotion_scores",
+            "constraints",
+            "assignments",
+        ),
     )
     now = r.number(doc.get("now", 0.0), "now")
     quorum = r.boolean(doc, "quorum", "(top level)", True)
@@ -284,4 +318,36 @@ def state_from_dict(data: object, source: str = "state") -> ClusterState:
         failcounts=tuple(failcounts),
         promotion_scores=scores,
         constraints=tuple(constraints),
+        assignments=_assignments(r, doc.get("assignments", [])),
     )
+
+
+_PLACED_ROLES: tuple[str, ...] = get_args(PlacedRole)
+
+
+def _assignments(r: _Reader, raw: object) -> tuple[Assignment, ...]:
+    out: dict[str, Assignment] = {}
+    for i, entry in enumerate(r.array(raw, "assignments")):
+        where = f"assignments[{i}]"
+        doc = r.table(entry, where)
+        r.keys(doc, where, ("resource", "epoch", "placements"))
+        resource = r.string(doc, "resource", where)
+        if resource in out:
+            raise r.fail(f"{where}.resource", f"{resource!r} has an assignment already: merge them")
+        epoch = r.integer(doc.get("epoch", 0), f"{where}.epoch")
+        if epoch < 0:
+            raise r.fail(f"{where}.epoch", "must be 0 or more")
+        placements: list[Placement] = []
+        for j, item in enumerate(r.array(doc.get("placements", []), f"{where}.placements")):
+            at = f"{where}.placements[{j}]"
+            pl = r.table(item, at)
+            r.keys(pl, at, ("node", "role", "instance"))
+            role = cast(
+                PlacedRole, r.choice(pl.get("role", "started"), f"{at}.role", _PLACED_ROLES)
+            )
+            instance = r.integer(pl.get("instance", 0), f"{at}.instance")
+            if instance < 0:
+                raise r.fail(f"{at}.instance", "must be 0 or more")
+            placements.append(Placement(r.string(pl, "node", at), role, instance))
+        out[resource] = Assignment(resource, tuple(placements), epoch)
+    return tuple(out[name] for name in sorted(out))

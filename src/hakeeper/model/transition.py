@@ -5,6 +5,9 @@ An action prints as one line an operator can read and a scenario file can list::
     fence n2
     stop web on n1          start web#1 on n2        (the second instance of a clone on n2)
     demote db on n1         promote db on n3         monitor db on n3
+    retract vip on n1       (the assignment still names n1: it must answer that it runs
+                             nothing before vip starts elsewhere)
+    prune vip on n2         (n2 is certainly down: its placement is written out)
 
 ``Transition.actions`` is in an order that respects every dependency (``edges`` holds pairs
 of indices ``(before, after)``), so executing them one by one in list order is always safe;
@@ -17,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-ActionKind = Literal["fence", "demote", "stop", "start", "promote", "monitor"]
+ActionKind = Literal["fence", "prune", "demote", "stop", "retract", "start", "promote", "monitor"]
 DecisionKind = Literal[
     "start",
     "move",
@@ -39,11 +42,13 @@ DecisionKind = Literal[
 #: Execution phase of each kind; the order actions are listed in when nothing else decides.
 PHASE: dict[ActionKind, int] = {
     "fence": 0,
-    "demote": 1,
-    "stop": 2,
-    "start": 3,
-    "promote": 4,
-    "monitor": 5,
+    "prune": 1,
+    "demote": 2,
+    "stop": 3,
+    "retract": 4,
+    "start": 5,
+    "promote": 6,
+    "monitor": 7,
 }
 
 
@@ -64,6 +69,14 @@ class Action:
             return f"{self.kind} {self.node}"
         suffix = f"#{self.instance}" if self.instance else ""
         return f"{self.kind} {self.resource}{suffix} on {self.node}"
+
+    @property
+    def operation(self) -> str | None:
+        """The resource-agent operation a node runs for it (a retraction is a stop); None for
+        a fence (the controller runs it) and a prune (no node is there to run anything)."""
+        if self.kind in ("fence", "prune"):
+            return None
+        return "stop" if self.kind == "retract" else self.kind
 
     def __str__(self) -> str:
         return self.key
@@ -161,8 +174,10 @@ class Transition:
         """Graphviz: one box per action, an arrow per dependency (``dot -Tsvg``)."""
         colours = {
             "fence": "red",
+            "prune": "grey",
             "demote": "orange",
             "stop": "orange",
+            "retract": "orange",
             "start": "darkgreen",
             "promote": "blue",
             "monitor": "grey",

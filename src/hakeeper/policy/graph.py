@@ -15,7 +15,9 @@ too, as the group's order requires. Dependencies:
   (and stop of a failed or former primary) before any promote;
 - an order constraint ``first then``: starts (or promotes) of first before those of then,
   stops of then before stops (or demotes) of first;
-- a recurring monitor after the start, promote or demote it follows.
+- a recurring monitor after the start, promote or demote it follows;
+- from the assignments (`hakeeper.policy.assignments`): a retraction between a start and
+  everything the start waits for; a prune on its own (it goes out with the first write).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections import defaultdict
 from itertools import pairwise
 
 from hakeeper.model.transition import Action, ActionKind, Transition
+from hakeeper.policy.assignments import prunes, retractions
 from hakeeper.policy.placement import Target
 from hakeeper.policy.view import Unit, View
 
@@ -204,6 +207,19 @@ class _Builder:
                     if not self._reaches(stop, need):
                         self.edges.add((need, stop))
 
+    def retract(self) -> None:
+        """Each retraction goes between its start and what the start waits for, so it is
+        dispatched in the start's place and the start waits for its answer."""
+        before: dict[str, set[str]] = defaultdict(set)
+        for b, a in self.edges:
+            before[a].add(b)
+        stops = [a for a in self.actions.values() if a.kind == "stop"]
+        for key, action in list(self.actions.items()):
+            for r in retractions(self.view, action, stops):
+                retract = self.add(r.kind, r.node, r.resource, r.instance, r.reason)
+                self.edge(sorted(before[key]), [retract])
+                self.edge([retract], [key])
+
     def _reaches(self, start: str, goal: str) -> bool:
         after: dict[str, list[str]] = defaultdict(list)
         for b, a in self.edges:
@@ -250,7 +266,10 @@ def build(view: View, targets: dict[str, Target]) -> Transition:
     builder = _Builder(view)
     for node, why in sorted(view.fence.items()):
         builder.add("fence", node, None, 0, why)
+    for p in prunes(view):
+        builder.add(p.kind, p.node, p.resource, p.instance, p.reason)
     for uid in sorted(targets):
         builder.unit(view.units[uid], targets[uid])
     builder.dependencies(targets)
+    builder.retract()
     return builder.finish()

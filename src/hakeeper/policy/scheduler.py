@@ -9,7 +9,9 @@ A pure function of the cluster config and one observed-state snapshot: no I/O, n
   in this transition or its watchdog has reset it);
 - `hakeeper.policy.placement` scores nodes and places every unit (`promotion` elects
   the primary of a promotable clone);
-- `hakeeper.policy.graph` turns the placement into actions and their dependencies.
+- `hakeeper.policy.graph` turns the placement into actions and their dependencies, with
+  the retractions and prunes that `hakeeper.policy.assignments` reads off the controller's
+  last assignments.
 
 `docs/scheduler.md` describes the rules and where they differ from Pacemaker.
 """

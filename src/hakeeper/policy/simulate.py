@@ -1,9 +1,10 @@
 """Pure what-ifs: apply a transition to a snapshot, or an event an operator asks about.
 
-`apply` assumes every action succeeds (a probe of an unknown instance finds it stopped);
-it is what the convergence property schedules again, and what ``hakeeper plan`` shows as
-"after". `what_if` turns an operator's question ("node n1 down", "resource web fails on
-n2") into the snapshot in which it happened.
+`apply` assumes every action succeeds (a probe of an unknown instance finds it stopped)
+and rewrites the assignments as the controller would; it is what the convergence property
+schedules again, and what ``hakeeper plan`` shows as "after". `what_if` turns an
+operator's question ("node n1 down", "resource web fails on n2") into the snapshot in which
+it happened.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import replace
 
 from hakeeper.errors import ConfigError
 from hakeeper.model.durations import parse_duration
+from hakeeper.model.records import Assignment
 from hakeeper.model.state import (
     ClusterState,
     FailCount,
@@ -24,6 +26,7 @@ from hakeeper.model.state import (
     RuntimeKind,
 )
 from hakeeper.model.transition import Transition
+from hakeeper.policy.assignments import assignment_after
 
 _ORDER = {"promoted": 0, "started": 1, "unknown": 2, "failed": 3, "stopped": 4}
 
@@ -48,7 +51,7 @@ def apply(state: ClusterState, transition: Transition) -> ClusterState:
         if a.kind == "demote" and a.instance < len(here):
             here[a.instance] = "started"
         elif a.instance < len(here) and (
-            a.kind == "stop" or (a.kind == "monitor" and here[a.instance] == "unknown")
+            a.kind in ("stop", "retract") or (a.kind == "monitor" and here[a.instance] == "unknown")
         ):
             here[a.instance] = None
     final: dict[tuple[str, str], list[Role]] = {
@@ -67,7 +70,21 @@ def apply(state: ClusterState, transition: Transition) -> ClusterState:
         for (res, node), rs in sorted(final.items())
         for role in sorted(rs, key=lambda r: _ORDER[r])
     )
-    return replace(state, nodes=tuple(nodes), instances=instances)
+    return replace(
+        state,
+        nodes=tuple(nodes),
+        instances=instances,
+        assignments=_assignments_after(state, transition),
+    )
+
+
+def _assignments_after(state: ClusterState, transition: Transition) -> tuple[Assignment, ...]:
+    """What the controller has written once every action of ``transition`` is done."""
+    out = {a.resource: a for a in state.assignments}
+    for action in transition:
+        if action.resource is not None and action.kind not in ("fence", "monitor"):
+            out[action.resource] = assignment_after(out.get(action.resource), action)
+    return tuple(out[name] for name in sorted(out))
 
 
 _QUESTIONS = (

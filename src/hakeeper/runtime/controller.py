@@ -1,14 +1,16 @@
-"""The controller: snapshot → scheduler → one wave of actions → confirm → again.
+"""The controller: snapshot → scheduler → the transition's graph, wave by wave → again.
 
 Runs only on the node holding the controller key, for as long as its term holds. Each cycle
-reads one snapshot, asks the pure scheduler for the transition, and dispatches only the
-actions that depend on nothing (the first *wave*): fences run here, resource actions become
-one assignment write guarded by the term (its revision is the new epoch). It then waits until
-every dispatched action is confirmed by the node that runs it (its status shows the result
-under an epoch at least as new), failed, or abandoned (the node went away, the op's timeout
-passed), and schedules again from a fresh snapshot. So cross-node order holds by
-construction (fence, then stop, then start) and every decision sees what really happened
-(Pacemaker recomputes after every event the same way).
+reads one snapshot, asks the pure scheduler for the transition, and walks its graph: each
+*wave* is the actions whose dependencies are done. Fences run here; every other action
+becomes part of one assignment write guarded by the term (its revision is the new epoch).
+It then waits until every dispatched action is confirmed by the node that runs it (its
+status shows the result under an epoch at least as new), failed, or abandoned (the node went
+away, the op's timeout passed). A retraction is confirmed like a stop; a prune needs no
+answer (its node is down). So cross-node order holds by construction (fence, then stop,
+then start) and every decision sees what really happened (Pacemaker recomputes after every
+event the same way). The controller decides nothing itself: what to retract and what to
+prune is the scheduler's (`hakeeper.policy.assignments`).
 
 A change anywhere under the cluster prefix wakes the loop at once; a periodic recheck covers
 time-based rules (failure_timeout).
@@ -21,7 +23,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,8 +40,9 @@ from hakeeper.model.events import (
     NodeJoined,
     NodeLost,
 )
-from hakeeper.model.records import Assignment, InstanceStatus, Placement
+from hakeeper.model.records import Assignment, InstanceStatus
 from hakeeper.model.transition import Action, Decision
+from hakeeper.policy.assignments import assignment_after
 from hakeeper.policy.scheduler import schedule
 from hakeeper.runtime.election import ControllerElection
 from hakeeper.runtime.events_log import EventLog
@@ -119,9 +122,9 @@ class Controller:
         transition = schedule(spec, observed.state)
         self._log_decisions(transition.decisions)
         actions = transition.actions
+        # Nodes run their monitors themselves: nothing to dispatch.
         done = {i for i, a in enumerate(actions) if a.kind == "monitor"}
-        pruned = _pruned(observed)
-        if len(done) == len(actions) and not pruned:
+        if len(done) == len(actions):
             await self._wait_for_change(RECHECK_INTERVAL)
             return
         first, current = observed, observed
@@ -130,30 +133,18 @@ class Controller:
                 i for i in range(len(actions))
                 if i not in done and set(transition.needs(i)) <= done
             ]  # fmt: skip
-            if not ready and not pruned:
+            if not ready:
                 return
             wave = [actions[i] for i in ready]
-            retract = _retractions(spec, current, wave)
-            if retract:
-                # The node the assignment still names must answer under a new epoch that
-                # it runs nothing before the exclusive resource starts elsewhere.
-                log.info("event=retract actions=%r", [a.key for a in retract])
-                retracting = await self._dispatch(spec, current, retract, pruned)
-                pruned = {}
-                if any(v != "done" for v in (await self._confirm(first, retracting)).values()):
-                    log.info("event=transition_abandoned reason=retraction_unanswered")
-                    return
-                spec, current = await self._observe()
             log.info("event=wave actions=%r", [a.key for a in wave])
-            fenced = await self._fence_all(spec, [a for a in wave if a.kind == "fence"])
-            in_flight = await self._dispatch(
-                spec, current, [a for a in wave if a.kind != "fence"], pruned
-            )
-            pruned = {}
-            verdicts = {**fenced, **await self._confirm(first, in_flight)}
+            verdicts = await self._run_wave(spec, first, current, wave)
             done |= {i for i in ready if verdicts.get(actions[i].key) == "done"}
-            if any(verdicts.get(actions[i].key) != "done" for i in ready):
-                log.info("event=transition_abandoned reason=action_failed")
+            failed = [a for a in wave if verdicts.get(a.key) != "done"]
+            if failed:
+                # A retraction nobody answered: the move must not happen (two copies).
+                unanswered = any(a.kind == "retract" for a in failed)
+                reason = "retraction_unanswered" if unanswered else "action_failed"
+                log.info("event=transition_abandoned reason=%s", reason)
                 return
             spec, current = await self._observe()
             if _unexpected(first, current):
@@ -240,18 +231,26 @@ class Controller:
             await self._guarded([Put(self._store.fenced_key(node), record)])
         return outcome.fenced
 
+    async def _run_wave(
+        self, spec: ClusterSpec, first: Observed, current: Observed, wave: Sequence[Action]
+    ) -> dict[str, Verdict]:
+        """Every action of one wave, each to its verdict: fences here, the rest one write."""
+        fenced = await self._fence_all(spec, [a for a in wave if a.kind == "fence"])
+        written = [a for a in wave if a.kind != "fence"]
+        in_flight = await self._dispatch(spec, current, written)
+        # A prune is done once written: its node is down, nobody is there to answer.
+        pruned: dict[str, Verdict] = {a.key: "done" for a in written if a.kind == "prune"}
+        return {**fenced, **pruned, **await self._confirm(first, in_flight)}
+
     async def _dispatch(
-        self,
-        spec: ClusterSpec,
-        observed: Observed,
-        actions: Sequence[Action],
-        pruned: Mapping[str, Assignment],
+        self, spec: ClusterSpec, observed: Observed, actions: Sequence[Action]
     ) -> list[InFlight]:
-        changed = dict(pruned)
+        """One assignment write for ``actions``; those a node must answer, in flight."""
+        changed: dict[str, Assignment] = {}
         for action in actions:
             assert action.resource is not None
-            base = changed.get(action.resource) or observed.assignments.get(action.resource)
-            changed[action.resource] = _apply(base, action)
+            base = changed.get(action.resource) or observed.state.assignment(action.resource)
+            changed[action.resource] = assignment_after(base, action)
         if not changed:
             return []
         puts = [
@@ -260,7 +259,11 @@ class Controller:
         ]
         epoch = await self._guarded(puts)
         now = self._clock()
-        in_flight = [InFlight(a, epoch, now + _op_timeout(spec, a) + ACTION_SLACK) for a in actions]
+        in_flight = [
+            InFlight(a, epoch, now + _op_timeout(spec, a) + ACTION_SLACK)
+            for a in actions
+            if a.kind != "prune"
+        ]
         for item in in_flight:
             await self._note_failover(spec, observed, item.action)
         return in_flight
@@ -344,66 +347,6 @@ class Controller:
             log.warning("event=event_log_write_failed kind=%s error=%r", event.kind, str(exc))
 
 
-def _apply(base: Assignment | None, action: Action) -> Assignment:
-    """The assignment after one action (level-triggered: nodes converge to it)."""
-    assert action.resource is not None
-    placements = list(base.placements) if base else []
-    mine = [p for p in placements if p.node == action.node and p.instance == action.instance]
-    rest = [p for p in placements if p not in mine]
-    if action.kind == "stop":
-        placements = rest
-    elif action.kind in ("start", "promote"):
-        role: Literal["started", "promoted"] = "promoted" if action.kind == "promote" else "started"
-        if action.kind == "start" and mine and mine[0].role == "promoted":
-            role = "promoted"
-        placements = [*rest, Placement(action.node, role, action.instance)]
-    elif action.kind == "demote":
-        placements = [*rest, Placement(action.node, "started", action.instance)]
-    return Assignment(
-        action.resource, tuple(sorted(placements, key=lambda p: (p.node, p.instance)))
-    )
-
-
-def _retractions(spec: ClusterSpec, observed: Observed, wave: Sequence[Action]) -> list[Action]:
-    """Stops to confirm before the wave's starts of exclusive singletons: the assignment
-    still places the resource on another online node that the scheduler believes idle
-    (its status may be stale, or a start may be in flight there)."""
-    in_clones = {c.child for c in spec.clones} | {
-        m for g in spec.groups if any(c.child == g.id for c in spec.clones) for m in g.members
-    }
-    stops = {(a.resource, a.node) for a in wave if a.kind == "stop"}
-    out: list[Action] = []
-    for action in wave:
-        primitive = spec.primitive(action.resource or "")
-        if action.kind != "start" or primitive is None or primitive.id in in_clones:
-            continue
-        if not primitive.meta.exclusive:
-            continue
-        assignment = observed.assignments.get(primitive.id)
-        for placement in assignment.placements if assignment else ():
-            node = placement.node
-            if node == action.node or (primitive.id, node) in stops:
-                continue
-            if observed.state.node(node).status == "online":
-                out.append(
-                    Action("stop", node, primitive.id, placement.instance, "retract before move")
-                )
-    return out
-
-
-def _pruned(observed: Observed) -> dict[str, Assignment]:
-    """Assignments that still place something on a node that is certainly down.
-
-    A node that comes back must not find its old placements and start them again."""
-    down = {n.name for n in observed.state.nodes if n.down}
-    out: dict[str, Assignment] = {}
-    for resource, assignment in observed.assignments.items():
-        kept = tuple(p for p in assignment.placements if p.node not in down)
-        if kept != assignment.placements:
-            out[resource] = Assignment(resource, kept)
-    return out
-
-
 def _unexpected(before: Observed, now: Observed) -> bool:
     """A change the running transition did not plan for: membership, or a new failure."""
     if now.members != before.members:
@@ -436,7 +379,7 @@ def _verdict(item: InFlight, observed: Observed) -> Verdict:
     fresh = status is not None and status.epoch >= item.epoch
     if status is not None and fresh and status.role == "failed":
         return "failed"
-    if action.kind == "stop":
+    if action.kind in ("stop", "retract"):
         # Only an answer under this epoch counts: an older "stopped" (or no status at all)
         # may predate a start still in flight there under the previous assignment.
         return "done" if fresh and status is not None and status.role == "stopped" else "pending"
@@ -448,4 +391,7 @@ def _verdict(item: InFlight, observed: Observed) -> Verdict:
 
 def _op_timeout(spec: ClusterSpec, action: Action) -> float:
     primitive = spec.primitive(action.resource or "")
-    return primitive.op_timeout(action.kind) if primitive is not None else DEFAULT_OP_TIMEOUT
+    operation = action.operation
+    if primitive is None or operation is None:
+        return DEFAULT_OP_TIMEOUT
+    return primitive.op_timeout(operation)

@@ -335,6 +335,7 @@ def build_observed(
         instances=instances,
         failcounts=tuple(sorted(failcounts, key=lambda f: (f.resource, f.node))),
         constraints=tuple(sorted(constraints, key=lambda c: (c.resource, c.node))),
+        assignments=tuple(assignments[r] for r in sorted(assignments)),
     )
     return Observed(state, assignments, tuple(statuses), frozenset(members), roles, revision)
 

@@ -1,0 +1,292 @@
+"""The controller on an in-memory engine: it dispatches, confirms and records, deciding nothing.
+
+Each test builds a named situation in the key space (`two_nodes_one_lost()`,
+`singleton_moving_from_online_node()`, …), runs one `Controller.cycle()` (one transition of
+the scheduler's) while `Nodes` plays the nodes' executors, and checks what was written. The
+scheduler's decisions themselves are covered by tests/policy/scenarios.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+import pytest
+
+from hakeeper.config.loader import spec_from_text
+from hakeeper.model.cluster import ClusterSpec
+from hakeeper.model.events import FailoverFinished, FailoverStarted
+from hakeeper.model.records import Assignment, InstanceStatus, NodeFlags, Placement
+from hakeeper.model.state import Role
+from hakeeper.runtime.controller import Controller, Deposed
+from hakeeper.runtime.election import ControllerElection
+from hakeeper.runtime.events_log import EventLog
+from hakeeper.runtime.keys import KeySpace
+from hakeeper.runtime.store import ClusterStore, decode_assignment, encode_assignment
+from tests.fakes import LocalCoordinator
+
+KEYS = KeySpace("c1")
+#: A whole cycle takes a few confirmation polls of a second each; this bounds a hung one.
+CYCLE_TIMEOUT = 30.0
+
+
+def spec_of(body: str) -> ClusterSpec:
+    return spec_from_text(f'[cluster]\nname = "c1"\n{body}', "test_controller")
+
+
+def resource(name: str) -> str:
+    return f'[resources.{name}]\nagent = "process"\nparams = {{ command = "sleep 1" }}\n'
+
+
+TWO_NODES = "[nodes.n1]\n[nodes.n2]\n"
+
+
+@dataclass
+class Cluster:
+    """An in-memory engine holding one situation, and a controller elected on it."""
+
+    coord: LocalCoordinator
+    store: ClusterStore
+    spec: ClusterSpec
+    controller: Controller
+
+    async def assignment(self, name: str) -> Assignment:
+        """The assignment of ``name`` as written; placing nothing if it never was."""
+        kv = await self.coord.get(KEYS.assignment(name))
+        return Assignment(name, ()) if kv is None else decode_assignment(kv, name)
+
+    async def status_revision(self, node: str, name: str) -> int:
+        kv = await self.coord.get(self.store.status_key(node, name, 0))
+        assert kv is not None, f"{node} never answered for {name}"
+        return kv.mod_revision
+
+    async def cycle(self) -> None:
+        await asyncio.wait_for(self.controller.cycle(), CYCLE_TIMEOUT)
+
+    async def written(self, name: str, placements: tuple[Placement, ...], since: int) -> None:
+        """Until a write since revision ``since`` places ``name`` at ``placements``."""
+
+        async def watch() -> None:
+            changes = self.coord.watch(KEYS.assignment(name), start_revision=since)
+            async with contextlib.aclosing(changes) as events:
+                async for event in events:
+                    if decode_assignment(event.kv, name).placements == placements:
+                        return
+
+        await asyncio.wait_for(watch(), CYCLE_TIMEOUT)
+
+
+async def cluster(spec: ClusterSpec, online: Iterable[str]) -> Cluster:
+    """``online`` hold their member keys; the controller runs on the first of them."""
+    coord = LocalCoordinator()
+    store = ClusterStore(coord, KEYS)
+    nodes = sorted(online)
+    for node in nodes:
+        await coord.put(KEYS.member(node), b"{}")
+    election = ControllerElection(coord, KEYS, nodes[0])
+    term = (await election.campaign(await coord.grant(30.0))).term
+    controller = Controller(
+        node=nodes[0],
+        term=term,
+        spec=lambda: spec,
+        store=store,
+        election=election,
+        events=EventLog(coord, KEYS, nodes[0]),
+        fencer=lambda _: None,
+    )
+    return Cluster(coord, store, spec, controller)
+
+
+async def assign(c: Cluster, name: str, *nodes: str) -> None:
+    placements = tuple(Placement(n) for n in nodes)
+    await c.coord.put(KEYS.assignment(name), encode_assignment(Assignment(name, placements)))
+
+
+async def report(c: Cluster, node: str, name: str) -> None:
+    await c.store.report(InstanceStatus(name, node, 0, "started", 1, time.time()))
+
+
+# --- named situations ---------------------------------------------------------------------
+
+
+async def two_nodes_nothing_running() -> Cluster:
+    return await cluster(spec_of(TWO_NODES + resource("vip")), ["n1", "n2"])
+
+
+async def two_nodes_one_lost() -> Cluster:
+    """n1 vanished while it ran vip; its watchdog has reset it by now (no fence needed)."""
+    body = "fencing = false\n[fencing]\nwatchdog = true\n" + TWO_NODES + resource("vip")
+    c = await cluster(spec_of(body), ["n2"])
+    await assign(c, "vip", "n1")
+    await report(c, "n1", "vip")
+    return c
+
+
+async def singleton_moving_from_online_node() -> Cluster:
+    """n1 went to standby while a start of vip was in flight there: the assignment names n1,
+    no status does, so vip moves to n2 behind a retraction."""
+    c = await two_nodes_nothing_running()
+    await assign(c, "vip", "n1")
+    await c.store.set_node_flags("n1", NodeFlags(standby=True))
+    return c
+
+
+async def ordered_pair(*, joining: str | None = None) -> Cluster:
+    """``first`` then ``second`` (an order constraint): two waves. ``joining``, a third node
+    of the config that is not a member yet."""
+    nodes = TWO_NODES + (f"[nodes.{joining}]\n" if joining else "")
+    order = '[[constraints.order]]\nfirst = "first"\nthen = "second"\n'
+    body = nodes + resource("first") + resource("second") + order
+    return await cluster(spec_of(body), ["n1", "n2"])
+
+
+async def stale_placement_on_fenced_node() -> Cluster:
+    """vip failed over from n1 to n2; n1 is confirmed fenced but the assignment names both."""
+    c = await cluster(spec_of(TWO_NODES + resource("vip")), ["n2"])
+    await assign(c, "vip", "n1", "n2")
+    await report(c, "n2", "vip")
+    await c.store.confirm_fenced("n1", by="operator", now=time.time())
+    return c
+
+
+# --- the nodes ----------------------------------------------------------------------------
+
+
+class Nodes:
+    """Plays the executors of ``nodes`` as `hakeeper.runtime.executor` answers: on every
+    assignment write, each reports its placements started or promoted (``failed`` for a
+    (resource, node) in ``failing``) and ``stopped`` for a placement the write took away,
+    under the write's epoch. A node in ``held`` answers only once its event is set;
+    ``before_answer`` runs before each answer (to change the cluster meanwhile)."""
+
+    def __init__(
+        self,
+        c: Cluster,
+        nodes: Iterable[str],
+        *,
+        failing: Iterable[tuple[str, str]] = (),
+        held: dict[str, asyncio.Event] | None = None,
+        before_answer: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._c = c
+        self._nodes = sorted(nodes)
+        self._failing = set(failing)
+        self._held = held or {}
+        self._before_answer = before_answer
+
+    @contextlib.asynccontextmanager
+    async def answering(self) -> AsyncIterator[None]:
+        placed = {
+            kv.key[len(KEYS.assignments) :]: decode_assignment(kv, kv.key[len(KEYS.assignments) :])
+            for kv in await self._c.coord.range(KEYS.assignments)
+        }
+        since = await self._c.coord.revision() + 1
+        task = asyncio.create_task(self._answer_all(placed, since))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _answer_all(self, placed: dict[str, Assignment], since: int) -> None:
+        changes = self._c.coord.watch(KEYS.assignments, start_revision=since)
+        async with contextlib.aclosing(changes) as events:
+            async for event in events:
+                name = event.kv.key[len(KEYS.assignments) :]
+                new = decode_assignment(event.kv, name)
+                old = placed.get(name, Assignment(name, ()))
+                placed[name] = new
+                for node in self._nodes:
+                    await self._answer(node, old, new)
+
+    async def _answer(self, node: str, old: Assignment, new: Assignment) -> None:
+        gone = {p.instance for p in old.on(node)} - {p.instance for p in new.on(node)}
+        answers: list[tuple[int, Role]] = [(p.instance, p.role) for p in new.on(node)]
+        answers += [(i, "stopped") for i in sorted(gone)]
+        if not answers:
+            return
+        if node in self._held:
+            await self._held[node].wait()
+        if self._before_answer is not None:
+            await self._before_answer()
+        for instance, role in answers:
+            if role != "stopped" and (new.resource, node) in self._failing:
+                role = "failed"
+            status = InstanceStatus(new.resource, node, instance, role, new.epoch, time.time())
+            await self._c.store.report(status)
+
+
+# --- tests --------------------------------------------------------------------------------
+
+
+async def test_it_writes_the_first_waves_assignment() -> None:
+    c = await two_nodes_nothing_running()
+    async with Nodes(c, ["n1", "n2"]).answering():
+        await c.cycle()
+    assert (await c.assignment("vip")).placements == (Placement("n1"),)
+
+
+async def test_a_deposed_controller_writes_nothing() -> None:
+    c = await two_nodes_nothing_running()
+    await c.coord.delete(KEYS.controller)  # its term ends; another node is elected
+    await ControllerElection(c.coord, KEYS, "n2").campaign(await c.coord.grant(30.0))
+    with pytest.raises(Deposed, match="term"):
+        await c.cycle()
+    assert not (await c.assignment("vip")).placements
+
+
+async def test_it_waits_for_the_retractions_answer_before_the_start() -> None:
+    c = await singleton_moving_from_online_node()
+    n1_may_answer = asyncio.Event()
+    async with Nodes(c, ["n1", "n2"], held={"n1": n1_may_answer}).answering():
+        since = await c.coord.revision() + 1
+        running = asyncio.create_task(c.cycle())
+        await c.written("vip", (), since)  # the retraction
+        await asyncio.sleep(1.5)  # time enough to start vip on n2 if it did not wait
+        n1_may_answer.set()
+        await running
+    vip = await c.assignment("vip")
+    assert vip.placements == (Placement("n2"),)
+    assert await c.status_revision("n1", "vip") < vip.epoch
+
+
+async def test_it_abandons_the_transition_when_an_action_fails() -> None:
+    c = await ordered_pair()
+    async with Nodes(c, ["n1", "n2"], failing=[("first", "n1")]).answering():
+        await c.cycle()
+    assert (await c.assignment("first")).placements
+    assert not (await c.assignment("second")).placements
+
+
+async def test_it_abandons_the_transition_when_membership_changes() -> None:
+    c = await ordered_pair(joining="n3")
+
+    async def n3_joins() -> None:
+        await c.coord.put(KEYS.member("n3"), b"{}")
+
+    async with Nodes(c, ["n1", "n2"], before_answer=n3_joins).answering():
+        await c.cycle()
+    assert (await c.assignment("first")).placements
+    assert not (await c.assignment("second")).placements
+
+
+async def test_it_writes_the_pruned_assignment() -> None:
+    c = await stale_placement_on_fenced_node()
+    async with Nodes(c, ["n2"]).answering():
+        await c.cycle()
+    assert (await c.assignment("vip")).placements == (Placement("n2"),)
+
+
+async def test_it_records_the_failover_from_the_lost_node() -> None:
+    c = await two_nodes_one_lost()
+    async with Nodes(c, ["n2"]).answering():
+        await c.cycle()
+    events = await EventLog(c.coord, KEYS, "test").read()
+    started = [e for e in events if isinstance(e, FailoverStarted)]
+    finished = [e for e in events if isinstance(e, FailoverFinished)]
+    assert [(e.resource, e.from_node) for e in started] == [("vip", "n1")]
+    assert [(e.resource, e.from_node, e.to_node) for e in finished] == [("vip", "n1", "n2")]
