@@ -10,6 +10,10 @@ PySyncObj retries an entry whose apply raised on every tick, forever: one malfor
 would wedge every member at the same index. `GuardedSyncObj` applies such an entry as a
 no-op instead, logs why, and answers its submitter with `Skipped`. Every member meets the same
 entry with the same code, so every member skips it alike and the replicas stay identical.
+
+PySyncObj's membership entries (``dynamicMembershipChange``) change its node list and apply
+as no-ops to the state machine; `GuardedSyncObj` also hands each one, in log order, to its
+``on_member_entry`` so that the replicated record of the voter list follows the log.
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ from __future__ import annotations
 import _socket
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj import pickle as pysyncobj_pickle
 from pysyncobj.dns_resolver import globalDnsResolver
 from pysyncobj.poller import POLL_EVENT_TYPE
 from pysyncobj.syncobj import SyncObjExceptionWrongVer
@@ -28,6 +34,8 @@ from pysyncobj.tcp_connection import CONNECTION_STATE, set_keepalive
 from pysyncobj.transport import TCPTransport
 
 socket.inet_ntop = _socket.inet_ntop
+
+MEMBERSHIP_ENTRY = b"\x02"  # PySyncObj's _COMMAND_TYPE.MEMBERSHIP, the entry's first byte
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +66,18 @@ class GuardedSyncObj(SyncObj):  # type: ignore[misc]
     """`SyncObj` whose apply of one log entry never raises."""
 
     skipped = 0  # entries this member applied as no-ops (diagnostics)
+    # Called with ("add" | "rem", address) for each membership entry applied, in log order.
+    on_member_entry: Callable[[str, str], None] | None = None
 
     # SyncObj calls ``self.__doApplyCommand``, which Python names ``_SyncObj__doApplyCommand``;
     # defining that name here is how a subclass wraps it.
     def _SyncObj__doApplyCommand(self, command: Any) -> Any:
         try:
-            return SyncObj._SyncObj__doApplyCommand(self, command)
+            result = SyncObj._SyncObj__doApplyCommand(self, command)
+            if command[:1] == MEMBERSHIP_ENTRY and self.on_member_entry is not None:
+                kind, address = pysyncobj_pickle.loads(command[1:])[:2]
+                self.on_member_entry(str(kind), str(address))
+            return result
         except SyncObjExceptionWrongVer:
             raise  # PySyncObj's own upgrade protocol (unused by hakeeper): it logs and waits
         except Exception as exc:  # noqa: BLE001 - any failure of one entry is that entry's

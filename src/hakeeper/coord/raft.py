@@ -9,6 +9,28 @@ Every command goes through the Raft log, reads included, so every answer is line
 A command is retried until its deadline when the leader changes or does not answer; each
 carries a request id and the state machine answers a repeated id from its cache, so a retried
 write applies once. PySyncObj's untyped camelCase API stays inside this module.
+
+Membership changes (`hakeeper.coord.base.MembershipChanges`), on PySyncObj's single-server
+changes (``dynamicMembershipChange``): the leader appends an ``add``/``rem`` entry and every
+node switches to the new voter list when the entry reaches its log, not when it commits, as in
+the Raft dissertation (section 4.1). From then the leader counts commits and candidates count
+votes over the new list, so a 3→4 change needs 3 of 4 at once and never lets 2 decide. That is
+safe only one change at a time: PySyncObj refuses a change until its leader has committed an
+entry of its own term, but its check for a change still in flight is never armed (0.3.17), so
+hakeeper holds the slot itself: `cmd_member_propose` takes it through the log before the
+entry is proposed, and the apply of the entry (or `cmd_member_abort`) frees it. The
+replicated record (the membership fields of `raft_state.KVStateMachine`) follows the entries
+as they apply, so the committed voter list is the one PySyncObj applied, never half a change.
+
+Learner first: a new member starts with `join()`, not `start()`. It runs as a PySyncObj
+read-only node — the leader streams it the log and snapshots, it never votes and is never
+counted — writing its journal where it will vote from. Once a barrier it sent has been applied
+locally (so it holds everything the leader had committed when the barrier was proposed) it
+commits `cmd_learner_caught_up`; `add_member` waits for that before proposing the entry. When
+the entry has applied, the learner reopens its journal as a voter. A removed address is retired
+in the record; its old data cannot bring it back: the other members drop it from their node
+list, and PySyncObj's transport refuses a connection from an address not in that list, so it
+can neither vote nor ask for votes, and `verify_membership` names what to do.
 """
 
 from __future__ import annotations
@@ -16,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
 import logging
 import time
 import uuid
@@ -27,10 +48,12 @@ from typing import Any
 from hakeeper.config.secret_file import SecretFile
 from hakeeper.coord.base import (
     KV,
+    ChangeInProgress,
     Cmp,
     Delete,
     Get,
     Lease,
+    Members,
     Op,
     Put,
     TxnResult,
@@ -44,6 +67,7 @@ from hakeeper.coord.raft_state import (
     check_lease_id,
     check_ttl,
     check_txn,
+    membership_fingerprint,
 )
 from hakeeper.coord.raft_transport import AuthTransport
 from hakeeper.errors import (
@@ -75,11 +99,6 @@ def parse_peer(address: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError(f"raft peer {address!r} is not host:port (e.g. 127.0.0.11:7480)")
     return host, int(port)
-
-
-def membership_fingerprint(peers: Sequence[str]) -> str:
-    """Identity of a cluster: its sorted voter list. Members with different lists disagree."""
-    return hashlib.sha256("\n".join(sorted(peers)).encode()).hexdigest()[:16]
 
 
 class RaftCoordinator:
@@ -158,6 +177,48 @@ class RaftCoordinator:
 
     async def start(self) -> None:
         """Start the Raft thread (and, on a member, the lease-expiry ticker). Returns at once."""
+        self._sync = self._make_sync(self._self, [p for p in self._peers if p != self._self])
+        if self._self is not None:
+            self._ticker = asyncio.create_task(self._expire_leases(), name="raft-lease-expiry")
+
+    async def join(self, timeout: float = 120.0) -> None:
+        """Start a new member as a learner and return once the group has made it a voter.
+
+        The learner receives the log without voting, reports when it has caught up, and
+        waits for `add_member` (run anywhere) to commit its addition; then it reopens its
+        journal as a voter. Raises EngineMismatch for a retired address, NoQuorum or
+        Unreachable when it was not made a voter within ``timeout``."""
+        if self._self is None or self._data_dir is None:
+            raise ConfigError("raft: only a member with an address and a data_dir can join")
+        address = self._self
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self._sync = self._make_sync(None, [p for p in self._peers if p != address])
+        await self.verify_membership(timeout)
+        reported = False
+        while True:
+            revision = await self._submit(self._state.cmd_barrier, timeout=_left(loop, deadline))
+            # The barrier has applied here: this learner holds everything committed before it.
+            with self._state.lock:
+                members = self._state.members()
+            if address in members.voters:
+                break
+            if not reported:
+                await self._submit(self._state.cmd_learner_caught_up, address, revision,
+                                   timeout=_left(loop, deadline))  # fmt: skip
+                log.info("event=raft_learner_caught_up address=%s revision=%d", address, revision)
+                reported = True
+            await asyncio.sleep(self._timing.heartbeat)
+        learner = self._sync
+        self._sync = None
+        await asyncio.to_thread(learner.destroy_synchronous)
+        # The voter replays the journal the learner wrote into a fresh state machine.
+        self._state = KVStateMachine()
+        self._sync = self._make_sync(address, [v for v in members.voters if v != address])
+        self._ticker = asyncio.create_task(self._expire_leases(), name="raft-lease-expiry")
+        log.info("event=raft_learner_promoted address=%s version=%d", address, members.version)
+
+    def _make_sync(self, self_node: str | None, others: list[str]) -> Any:
         timing = self._timing
         journal = dump = None
         if self._data_dir is not None:
@@ -167,6 +228,7 @@ class RaftCoordinator:
             self._data_dir.chmod(0o700)
             journal = str(self._data_dir / "raft.journal")
             dump = str(self._data_dir / "raft.dump")
+        learner = self_node is None and self._self is not None
         conf = SyncObjConf(
             autoTick=True,
             autoTickPeriod=min(0.02, timing.heartbeat / 2),
@@ -184,35 +246,76 @@ class RaftCoordinator:
             journalFile=journal,
             fullDumpFile=dump,
             useFork=False,
-            logCompactionMinEntries=5000,
-            logCompactionMinTime=60,
+            # A learner never compacts: its snapshot would name no member for itself, and
+            # the voter it becomes reads what it wrote. Snapshots sent by the leader still land.
+            logCompactionMinEntries=10**9 if learner else 5000,
+            logCompactionMinTime=10**9 if learner else 60,
+            dynamicMembershipChange=True,
             # PySyncObj listens on every address unless told; a member listens on its own only.
-            bindAddress=self._self,
+            bindAddress=self_node,
             onStateChanged=_log_state_change,
         )
-        others = [p for p in self._peers if p != self._self]
         # No `password`: PySyncObj's own Fernet layer would parse frames before checking them;
         # AuthTransport authenticates each peer, then each frame, before anything is unpickled.
-        self._sync = GuardedSyncObj(
-            self._self,
+        sync = GuardedSyncObj(
+            self_node,
             others,
             conf,
             consumers=[self._state],
             transportClass=functools.partial(AuthTransport, secret_file=self._secret_file),
         )
-        if self._self is not None:
-            self._ticker = asyncio.create_task(self._expire_leases(), name="raft-lease-expiry")
+        sync.on_member_entry = self._state.apply_member_entry
+        if self_node is not None:
+            sync.addOnTickCallback(_Handover(sync, self._state, self_node))
+        return sync
 
     async def verify_membership(self, timeout: float) -> None:
-        """Wait for a commit and check every member was started with the same peer list."""
+        """Check this node's peer list against the group's committed membership.
+
+        Accepted: any committed version of the voter list, or the one the change in flight
+        makes. Refused (EngineMismatch): a retired address, or a list of another group."""
         mine = membership_fingerprint(self._peers)
-        theirs = await self._submit(self._state.cmd_identify, mine, timeout=timeout)
-        if theirs != mine:
+        try:
+            verdict, version = await self._submit(
+                self._state.cmd_identify, mine, list(self._peers), self._self or "",
+                timeout=timeout,
+            )  # fmt: skip
+        except (NoQuorum, Unreachable):
+            if self._self is None or self._sync is None or not self._sync.selfNode:
+                raise
+            # A removed member is cut off by the others, so its own log cannot answer:
+            # ask the group as a client would, to tell "retired" from "no majority".
+            verdict, version = await self._probe_identity(mine, timeout)
+        if verdict == "retired":
+            raise EngineMismatch(
+                f"raft: {self._self} was removed from this group (membership version "
+                f"{version}) and a removed address never votes again: delete its data "
+                f"directory {self._data_dir} and add it back with a new address (or join it "
+                "afresh with `join` and `add_member` under another address)"
+            )
+        if verdict != "ok":
             raise EngineMismatch(
                 f"raft: this node's peer list {sorted(self._peers)} (fingerprint {mine}) "
-                f"disagrees with the one the cluster was formed with (fingerprint {theirs}): "
-                "give every member and client the same peers"
+                "disagrees with every version of the group's committed membership (now "
+                f"version {version}): give this node the peers of the group it belongs to"
             )
+
+    async def _probe_identity(self, fingerprint: str, timeout: float) -> tuple[str, int]:
+        probe = RaftCoordinator(
+            self._peers,
+            secret_file=self._secret_file.path,
+            timing=self._timing,
+            request_timeout=self._request_timeout,
+        )
+        await probe.start()
+        try:
+            answer: tuple[str, int] = await probe._submit(
+                probe._state.cmd_identify, fingerprint, list(self._peers), self._self,
+                timeout=timeout,
+            )  # fmt: skip
+            return answer
+        finally:
+            await probe.close()
 
     async def close(self) -> None:
         if self._closed:
@@ -366,6 +469,87 @@ class RaftCoordinator:
         finally:
             self._state.unsubscribe(deliver)
 
+    # --- membership (hakeeper.coord.base.MembershipChanges) -----------------------------
+
+    async def members(self, timeout: float = 10.0) -> Members:
+        result: Members = await self._submit(self._state.cmd_members, timeout=timeout)
+        return result
+
+    async def add_member(self, address: str, timeout: float = 60.0) -> Members:
+        return await self._change("add", address, timeout)
+
+    async def remove_member(self, address: str, timeout: float = 60.0) -> Members:
+        return await self._change("remove", address, timeout)
+
+    async def _change(self, kind: str, address: str, timeout: float) -> Members:
+        parse_peer(address)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        before = await self.members(_left(loop, deadline))
+        verdict = await self._submit(
+            self._state.cmd_member_propose, _req_id(), kind, address, before.version,
+            timeout=_left(loop, deadline),
+        )  # fmt: skip
+        if verdict == "noop":
+            return before
+        if verdict != "ok":
+            raise _refusal(verdict, kind, address, before)
+        log.info("event=raft_member_change kind=%s address=%s version=%d", kind, address,
+                 before.version)  # fmt: skip
+        try:
+            if kind == "add":
+                await self._await_caught_up(address, deadline)
+            await self._propose_entry(kind, address, deadline)
+            return await self.members(_left(loop, deadline))
+        except BaseException:
+            # Free the slot unless the entry applied meanwhile (then the apply freed it).
+            with contextlib.suppress(CoordError):
+                await self._submit(self._state.cmd_member_abort, kind, address,
+                                   timeout=self._request_timeout)  # fmt: skip
+            raise
+
+    async def _await_caught_up(self, address: str, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            members = await self.members(_left(loop, deadline))
+            if address in members.caught_up or address in members.voters:
+                return
+            if deadline - loop.time() <= self._timing.heartbeat:
+                raise NoQuorum(
+                    f"raft: the learner {address} did not report catching up in time: start it "
+                    "with `hakeeper coord member --join` (fresh data directory, the group's "
+                    "peers) and check its log, then add it again"
+                )
+            await asyncio.sleep(self._timing.heartbeat)
+
+    async def _propose_entry(self, kind: str, address: str, deadline: float) -> None:
+        """Propose PySyncObj's membership entry until it applied here, or the deadline."""
+        loop = asyncio.get_running_loop()
+        propose = self._sync.addNodeToCluster if kind == "add" else self._sync.removeNodeFromCluster
+        while loop.time() < deadline:
+            members = await self.members(_left(loop, deadline))
+            if (address in members.voters) == (kind == "add"):
+                return
+            done: asyncio.Future[tuple[Any, int]] = loop.create_future()
+
+            def resolve(
+                result: Any, error: int, done: asyncio.Future[tuple[Any, int]] = done
+            ) -> None:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_settle, done, (result, error))
+
+            propose(address, callback=resolve)
+            with contextlib.suppress(TimeoutError):
+                # Denied while the leader's own term has nothing committed yet, or while the
+                # leader is the one leaving (it hands over first): ask again shortly.
+                attempt = min(_left(loop, deadline), 2 * self._timing.election_max)
+                await asyncio.wait_for(done, attempt)
+            await asyncio.sleep(self._timing.heartbeat)
+        raise NoQuorum(
+            f"raft: the {kind} of {address} did not commit in time: check that a majority of "
+            "the voters runs; the change slot is freed, run it again"
+        )
+
     # --- machinery ------------------------------------------------------------------------
 
     async def _submit(
@@ -454,6 +638,51 @@ def _settle(future: asyncio.Future[tuple[Any, int]], value: tuple[Any, int]) -> 
 
 def _ignore(_result: Any, _error: int) -> None:
     """Callback for fire-and-forget commands: the next tick decides again if needed."""
+
+
+def _left(loop: asyncio.AbstractEventLoop, deadline: float) -> float:
+    return max(0.0, deadline - loop.time())
+
+
+def _refusal(verdict: str, kind: str, address: str, members: Members) -> CoordError:
+    if verdict == "busy":
+        return ChangeInProgress(
+            f"raft: cannot {kind} {address}: the change {members.pending} is in flight and the "
+            "group makes one membership change at a time; wait for it, then retry"
+        )
+    if verdict == "retired":
+        return EngineMismatch(
+            f"raft: {address} was removed from this group and never votes again: add the new "
+            "machine under another address"
+        )
+    if verdict == "last":
+        return CoordError(f"raft: {address} is the last voter: a group cannot remove it")
+    return ChangeInProgress(
+        f"raft: the membership changed while {kind} {address} was asked (now version "
+        f"{members.version}): read members() and retry"
+    )
+
+
+class _Handover:
+    """Runs on PySyncObj's tick thread: a leader whose removal is in flight hands leadership
+    to a caught-up voter (a leader cannot append its own removal; PySyncObj denies it)."""
+
+    EVERY = 0.5  # seconds between attempts
+
+    def __init__(self, sync: Any, state: KVStateMachine, address: str) -> None:
+        self._sync = sync
+        self._state = state
+        self._address = address
+        self._last = 0.0
+
+    def __call__(self) -> None:
+        if self._state.pending != ("remove", self._address) or not self._sync._isLeader():
+            return
+        now = time.monotonic()
+        if now - self._last >= self.EVERY:
+            self._last = now
+            log.info("event=raft_leader_hand_over reason=removal address=%s", self._address)
+            self._sync.transferLeadership(callback=_ignore)
 
 
 def _node(sync: Any, address: str) -> Any:
