@@ -19,6 +19,7 @@ as no-ops to the state machine; `GuardedSyncObj` also hands each one, in log ord
 from __future__ import annotations
 
 import _socket
+import asyncio
 import logging
 import socket
 from collections.abc import Callable
@@ -50,8 +51,10 @@ __all__ = [
     "SyncObjConsumer",
     "TCPTransport",
     "globalDnsResolver",
+    "ignore_result",
     "replicated",
     "set_keepalive",
+    "settle",
 ]
 
 
@@ -60,6 +63,16 @@ class Skipped:
     """What a submitter receives for an entry that was applied as a no-op, and why."""
 
     reason: str
+
+
+def settle(future: asyncio.Future[tuple[Any, int]], value: tuple[Any, int]) -> None:
+    """Resolve the future of a PySyncObj callback once (called on the event loop)."""
+    if not future.done():
+        future.set_result(value)
+
+
+def ignore_result(_result: Any, _error: int) -> None:
+    """Callback for fire-and-forget commands: the next tick decides again if needed."""
 
 
 class GuardedSyncObj(SyncObj):  # type: ignore[misc]

@@ -10,27 +10,8 @@ A command is retried until its deadline when the leader changes or does not answ
 carries a request id and the state machine answers a repeated id from its cache, so a retried
 write applies once. PySyncObj's untyped camelCase API stays inside this module.
 
-Membership changes (`hakeeper.coord.base.MembershipChanges`), on PySyncObj's single-server
-changes (``dynamicMembershipChange``): the leader appends an ``add``/``rem`` entry and every
-node switches to the new voter list when the entry reaches its log, not when it commits, as in
-the Raft dissertation (section 4.1). From then the leader counts commits and candidates count
-votes over the new list, so a 3→4 change needs 3 of 4 at once and never lets 2 decide. That is
-safe only one change at a time: PySyncObj refuses a change until its leader has committed an
-entry of its own term, but its check for a change still in flight is never armed (0.3.17), so
-hakeeper holds the slot itself: `cmd_member_propose` takes it through the log before the
-entry is proposed, and the apply of the entry (or `cmd_member_abort`) frees it. The
-replicated record (the membership fields of `raft_state.KVStateMachine`) follows the entries
-as they apply, so the committed voter list is the one PySyncObj applied, never half a change.
-
-Learner first: a new member starts with `join()`, not `start()`. It runs as a PySyncObj
-read-only node — the leader streams it the log and snapshots, it never votes and is never
-counted — writing its journal where it will vote from. Once a barrier it sent has been applied
-locally (so it holds everything the leader had committed when the barrier was proposed) it
-commits `cmd_learner_caught_up`; `add_member` waits for that before proposing the entry. When
-the entry has applied, the learner reopens its journal as a voter. A removed address is retired
-in the record; its old data cannot bring it back: the other members drop it from their node
-list, and PySyncObj's transport refuses a connection from an address not in that list, so it
-can neither vote nor ask for votes, and `verify_membership` names what to do.
+A member also grows and shrinks the group (`hakeeper.coord.base.MembershipChanges`, built in
+`hakeeper.coord.raft_membership`); a new member starts with `join()`, as a learner.
 """
 
 from __future__ import annotations
@@ -48,7 +29,6 @@ from typing import Any
 from hakeeper.config.secret_file import SecretFile
 from hakeeper.coord.base import (
     KV,
-    ChangeInProgress,
     Cmp,
     Delete,
     Get,
@@ -59,7 +39,16 @@ from hakeeper.coord.base import (
     TxnResult,
     WatchEvent,
 )
-from hakeeper.coord.pysyncobj_compat import FAIL_REASON, GuardedSyncObj, Skipped, SyncObjConf
+from hakeeper.coord.pysyncobj_compat import (
+    FAIL_REASON,
+    GuardedSyncObj,
+    Skipped,
+    SyncObjConf,
+    ignore_result,
+    settle,
+)
+from hakeeper.coord.raft_member_record import MemberRecord, membership_fingerprint, parse_peer
+from hakeeper.coord.raft_membership import Handover, RaftMembership, left
 from hakeeper.coord.raft_state import (
     CmpWire,
     KVStateMachine,
@@ -67,7 +56,6 @@ from hakeeper.coord.raft_state import (
     check_lease_id,
     check_ttl,
     check_txn,
-    membership_fingerprint,
 )
 from hakeeper.coord.raft_transport import AuthTransport
 from hakeeper.errors import (
@@ -91,14 +79,6 @@ _RETRYABLE = {
     FAIL_REASON.NOT_LEADER,
     FAIL_REASON.LEADER_CHANGED,
 }
-
-
-def parse_peer(address: str) -> tuple[str, int]:
-    """Split ``host:port``; a ConfigError that says what is wrong otherwise."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"raft peer {address!r} is not host:port (e.g. 127.0.0.11:7480)")
-    return host, int(port)
 
 
 class RaftCoordinator:
@@ -131,7 +111,11 @@ class RaftCoordinator:
         # transport re-reads it at every handshake (rotation).
         self._secret_file = SecretFile(secret_file)
         self._state = KVStateMachine()
+        self._record = MemberRecord()
         self._sync: Any = None
+        self._membership = RaftMembership(
+            self._submit, lambda: self._sync, lambda: self._record, timing, request_timeout
+        )
         self._ticker: asyncio.Task[None] | None = None
         self._closed = False
         # The Raft leader as last seen, and since when (local clock): during an election no
@@ -197,23 +181,24 @@ class RaftCoordinator:
         await self.verify_membership(timeout)
         reported = False
         while True:
-            revision = await self._submit(self._state.cmd_barrier, timeout=_left(loop, deadline))
+            revision = await self._submit(self._state.cmd_barrier, timeout=left(loop, deadline))
             # The barrier has applied here: this learner holds everything committed before it.
-            with self._state.lock:
-                members = self._state.members()
+            with self._record.lock:
+                members = self._record.members()
             if address in members.voters:
                 break
             if not reported:
-                await self._submit(self._state.cmd_learner_caught_up, address, revision,
-                                   timeout=_left(loop, deadline))  # fmt: skip
+                await self._submit(self._record.cmd_learner_caught_up, address, revision,
+                                   timeout=left(loop, deadline))  # fmt: skip
                 log.info("event=raft_learner_caught_up address=%s revision=%d", address, revision)
                 reported = True
             await asyncio.sleep(self._timing.heartbeat)
         learner = self._sync
         self._sync = None
         await asyncio.to_thread(learner.destroy_synchronous)
-        # The voter replays the journal the learner wrote into a fresh state machine.
+        # The voter replays the journal the learner wrote into fresh state machines.
         self._state = KVStateMachine()
+        self._record = MemberRecord()
         self._sync = self._make_sync(address, [v for v in members.voters if v != address])
         self._ticker = asyncio.create_task(self._expire_leases(), name="raft-lease-expiry")
         log.info("event=raft_learner_promoted address=%s version=%d", address, members.version)
@@ -261,12 +246,12 @@ class RaftCoordinator:
             self_node,
             others,
             conf,
-            consumers=[self._state],
+            consumers=[self._state, self._record],
             transportClass=functools.partial(AuthTransport, secret_file=self._secret_file),
         )
-        sync.on_member_entry = self._state.apply_member_entry
+        sync.on_member_entry = self._record.apply_member_entry
         if self_node is not None:
-            sync.addOnTickCallback(_Handover(sync, self._state, self_node))
+            sync.addOnTickCallback(Handover(sync, self._record, self_node))
         return sync
 
     async def verify_membership(self, timeout: float) -> None:
@@ -277,7 +262,7 @@ class RaftCoordinator:
         mine = membership_fingerprint(self._peers)
         try:
             verdict, version = await self._submit(
-                self._state.cmd_identify, mine, list(self._peers), self._self or "",
+                self._record.cmd_identify, mine, list(self._peers), self._self or "",
                 timeout=timeout,
             )  # fmt: skip
         except (NoQuorum, Unreachable):
@@ -310,7 +295,7 @@ class RaftCoordinator:
         await probe.start()
         try:
             answer: tuple[str, int] = await probe._submit(
-                probe._state.cmd_identify, fingerprint, list(self._peers), self._self,
+                probe._record.cmd_identify, fingerprint, list(self._peers), self._self,
                 timeout=timeout,
             )  # fmt: skip
             return answer
@@ -472,83 +457,13 @@ class RaftCoordinator:
     # --- membership (hakeeper.coord.base.MembershipChanges) -----------------------------
 
     async def members(self, timeout: float = 10.0) -> Members:
-        result: Members = await self._submit(self._state.cmd_members, timeout=timeout)
-        return result
+        return await self._membership.members(timeout)
 
     async def add_member(self, address: str, timeout: float = 60.0) -> Members:
-        return await self._change("add", address, timeout)
+        return await self._membership.change("add", address, timeout)
 
     async def remove_member(self, address: str, timeout: float = 60.0) -> Members:
-        return await self._change("remove", address, timeout)
-
-    async def _change(self, kind: str, address: str, timeout: float) -> Members:
-        parse_peer(address)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        before = await self.members(_left(loop, deadline))
-        verdict = await self._submit(
-            self._state.cmd_member_propose, _req_id(), kind, address, before.version,
-            timeout=_left(loop, deadline),
-        )  # fmt: skip
-        if verdict == "noop":
-            return before
-        if verdict != "ok":
-            raise _refusal(verdict, kind, address, before)
-        log.info("event=raft_member_change kind=%s address=%s version=%d", kind, address,
-                 before.version)  # fmt: skip
-        try:
-            if kind == "add":
-                await self._await_caught_up(address, deadline)
-            await self._propose_entry(kind, address, deadline)
-            return await self.members(_left(loop, deadline))
-        except BaseException:
-            # Free the slot unless the entry applied meanwhile (then the apply freed it).
-            with contextlib.suppress(CoordError):
-                await self._submit(self._state.cmd_member_abort, kind, address,
-                                   timeout=self._request_timeout)  # fmt: skip
-            raise
-
-    async def _await_caught_up(self, address: str, deadline: float) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            members = await self.members(_left(loop, deadline))
-            if address in members.caught_up or address in members.voters:
-                return
-            if deadline - loop.time() <= self._timing.heartbeat:
-                raise NoQuorum(
-                    f"raft: the learner {address} did not report catching up in time: start it "
-                    "with `hakeeper coord member --join` (fresh data directory, the group's "
-                    "peers) and check its log, then add it again"
-                )
-            await asyncio.sleep(self._timing.heartbeat)
-
-    async def _propose_entry(self, kind: str, address: str, deadline: float) -> None:
-        """Propose PySyncObj's membership entry until it applied here, or the deadline."""
-        loop = asyncio.get_running_loop()
-        propose = self._sync.addNodeToCluster if kind == "add" else self._sync.removeNodeFromCluster
-        while loop.time() < deadline:
-            members = await self.members(_left(loop, deadline))
-            if (address in members.voters) == (kind == "add"):
-                return
-            done: asyncio.Future[tuple[Any, int]] = loop.create_future()
-
-            def resolve(
-                result: Any, error: int, done: asyncio.Future[tuple[Any, int]] = done
-            ) -> None:
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(_settle, done, (result, error))
-
-            propose(address, callback=resolve)
-            with contextlib.suppress(TimeoutError):
-                # Denied while the leader's own term has nothing committed yet, or while the
-                # leader is the one leaving (it hands over first): ask again shortly.
-                attempt = min(_left(loop, deadline), 2 * self._timing.election_max)
-                await asyncio.wait_for(done, attempt)
-            await asyncio.sleep(self._timing.heartbeat)
-        raise NoQuorum(
-            f"raft: the {kind} of {address} did not commit in time: check that a majority of "
-            "the voters runs; the change slot is freed, run it again"
-        )
+        return await self._membership.change("remove", address, timeout)
 
     # --- machinery ------------------------------------------------------------------------
 
@@ -571,7 +486,7 @@ class RaftCoordinator:
                 result: Any, error: int, done: asyncio.Future[tuple[Any, int]] = done
             ) -> None:
                 with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(_settle, done, (result, error))
+                    loop.call_soon_threadsafe(settle, done, (result, error))
 
             command(*args, callback=resolve)
             try:
@@ -616,7 +531,7 @@ class RaftCoordinator:
                 if now - pending.get(due, -1e9) > self._timing.election_max:
                     pending[due] = now
                     log.info("event=lease_expire lease=%d seq=%d", *due)
-                    self._state.cmd_expire(*due, callback=_ignore)
+                    self._state.cmd_expire(*due, callback=ignore_result)
             live = set(self._state.leases)
             for key in [k for k in pending if k[0] not in live]:
                 del pending[key]
@@ -629,60 +544,6 @@ def _log_state_change(old: int, new: int) -> None:
     log.info(
         "event=raft_state from=%s to=%s", _RAFT_STATES.get(old, old), _RAFT_STATES.get(new, new)
     )
-
-
-def _settle(future: asyncio.Future[tuple[Any, int]], value: tuple[Any, int]) -> None:
-    if not future.done():
-        future.set_result(value)
-
-
-def _ignore(_result: Any, _error: int) -> None:
-    """Callback for fire-and-forget commands: the next tick decides again if needed."""
-
-
-def _left(loop: asyncio.AbstractEventLoop, deadline: float) -> float:
-    return max(0.0, deadline - loop.time())
-
-
-def _refusal(verdict: str, kind: str, address: str, members: Members) -> CoordError:
-    if verdict == "busy":
-        return ChangeInProgress(
-            f"raft: cannot {kind} {address}: the change {members.pending} is in flight and the "
-            "group makes one membership change at a time; wait for it, then retry"
-        )
-    if verdict == "retired":
-        return EngineMismatch(
-            f"raft: {address} was removed from this group and never votes again: add the new "
-            "machine under another address"
-        )
-    if verdict == "last":
-        return CoordError(f"raft: {address} is the last voter: a group cannot remove it")
-    return ChangeInProgress(
-        f"raft: the membership changed while {kind} {address} was asked (now version "
-        f"{members.version}): read members() and retry"
-    )
-
-
-class _Handover:
-    """Runs on PySyncObj's tick thread: a leader whose removal is in flight hands leadership
-    to a caught-up voter (a leader cannot append its own removal; PySyncObj denies it)."""
-
-    EVERY = 0.5  # seconds between attempts
-
-    def __init__(self, sync: Any, state: KVStateMachine, address: str) -> None:
-        self._sync = sync
-        self._state = state
-        self._address = address
-        self._last = 0.0
-
-    def __call__(self) -> None:
-        if self._state.pending != ("remove", self._address) or not self._sync._isLeader():
-            return
-        now = time.monotonic()
-        if now - self._last >= self.EVERY:
-            self._last = now
-            log.info("event=raft_leader_hand_over reason=removal address=%s", self._address)
-            self._sync.transferLeadership(callback=_ignore)
 
 
 def _node(sync: Any, address: str) -> Any:

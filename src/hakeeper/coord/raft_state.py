@@ -12,26 +12,20 @@ each member and never replicated:
   whichever member leads (shared/DESIGN.md section 3).
 * watch subscribers — callbacks fed with each revision's events as they are applied.
 
-The replicated part also holds the group's committed membership (`Members`): the voter
-list, its version, the addresses retired for good, the one change in flight, and the learners
-that reported they caught up. PySyncObj's own membership entries change it, applied in log
-order like every command (`apply_member_entry`); see `hakeeper.coord.raft` for the protocol.
-
 Apply runs on PySyncObj's thread; readers on the event loop's thread take ``lock``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hakeeper.coord.base import KV, Members, WatchEvent
+from hakeeper.coord.base import KV, WatchEvent
 from hakeeper.coord.pysyncobj_compat import SyncObjConsumer, replicated
 from hakeeper.errors import CoordError
 
@@ -51,8 +45,6 @@ MAX_COMMAND_BYTES = 2 * 1024 * 1024
 MAX_TXN_OPS = 128
 MAX_ID_CHARS = 64
 MAX_TTL = 7 * 24 * 3600.0
-MAX_MEMBERS = 64  # voters in a peer list, and learners remembered as caught up
-MAX_ADDRESS_CHARS = 261  # "[" + 255-character host + "]:" + port
 _TARGETS = {"value": 0, "create_revision": 1, "mod_revision": 2, "version": 3, "lease": 4}
 _CMP_OPS = frozenset({"==", "!=", "<", ">"})
 
@@ -79,84 +71,67 @@ class MalformedCommand(CoordError):
     applied as a no-op should one reach the log anyway."""
 
 
-def _fail(what: str) -> MalformedCommand:
+def fail(what: str) -> MalformedCommand:
     return MalformedCommand(f"raft command refused: {what}")
 
 
-def _is_int(value: object) -> bool:
+def is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def membership_fingerprint(peers: Sequence[str]) -> str:
-    """Identity of one version of a group: its sorted voter list."""
-    return hashlib.sha256("\n".join(sorted(peers)).encode()).hexdigest()[:16]
-
-
-def check_address(value: object) -> None:
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_ADDRESS_CHARS:
-        raise _fail(f"member address {value!r} is not a host:port string")
-
-
-def check_peers(value: object) -> None:
-    if not isinstance(value, list | tuple) or not 0 < len(value) <= MAX_MEMBERS:
-        raise _fail(f"a peer list must hold 1 to {MAX_MEMBERS} addresses")
-    for address in value:
-        check_address(address)
 
 
 def check_id(value: object, what: str = "request id") -> None:
     if not isinstance(value, str) or len(value) > MAX_ID_CHARS:
-        raise _fail(f"{what} must be a string of at most {MAX_ID_CHARS} characters")
+        raise fail(f"{what} must be a string of at most {MAX_ID_CHARS} characters")
 
 
 def check_lease_id(value: object) -> None:
-    if not _is_int(value) or not 0 <= value < 2**63:  # type: ignore[operator]
-        raise _fail(f"lease id {value!r} is not a non-negative integer")
+    if not is_int(value) or not 0 <= value < 2**63:  # type: ignore[operator]
+        raise fail(f"lease id {value!r} is not a non-negative integer")
 
 
 def check_ttl(value: object) -> None:
     if not isinstance(value, int | float) or not (math.isfinite(value) and 0 < value <= MAX_TTL):
-        raise _fail(f"lease TTL {value!r} is not a number in (0, {MAX_TTL:g}] seconds")
+        raise fail(f"lease TTL {value!r} is not a number in (0, {MAX_TTL:g}] seconds")
 
 
 def _key_size(key: object) -> int:
     if not isinstance(key, str):
-        raise _fail(f"key {key!r} is not a string")
+        raise fail(f"key {key!r} is not a string")
     size = len(key.encode("utf-8", "surrogatepass"))
     if size > MAX_KEY_BYTES:
-        raise _fail(f"a key of {size} bytes exceeds {MAX_KEY_BYTES}")
+        raise fail(f"a key of {size} bytes exceeds {MAX_KEY_BYTES}")
     return size
 
 
 def _cmp_size(cmp: object) -> int:
     if not isinstance(cmp, tuple | list) or len(cmp) != 4:
-        raise _fail("a compare is not (key, target, op, operand)")
+        raise fail("a compare is not (key, target, op, operand)")
     key, target, op, operand = cmp
     if target not in _TARGETS or op not in _CMP_OPS:
-        raise _fail(f"compare target {target!r} or operator {op!r} is unknown")
+        raise fail(f"compare target {target!r} or operator {op!r} is unknown")
     if target == "value":
         if not isinstance(operand, bytes) or len(operand) > MAX_VALUE_BYTES:
-            raise _fail(f"a value compare needs bytes of at most {MAX_VALUE_BYTES}")
+            raise fail(f"a value compare needs bytes of at most {MAX_VALUE_BYTES}")
         return _key_size(key) + len(operand)
-    if not _is_int(operand):
-        raise _fail(f"a {target} compare needs an integer, not {type(operand).__name__}")
+    if not is_int(operand):
+        raise fail(f"a {target} compare needs an integer, not {type(operand).__name__}")
     return _key_size(key) + 8
 
 
 def _op_size(op: object) -> int:
     if not isinstance(op, tuple | list) or len(op) != 4:
-        raise _fail("an operation is not (kind, key, argument, lease)")
+        raise fail("an operation is not (kind, key, argument, lease)")
     kind, key, arg, lease = op
     if kind == "put":
         if not isinstance(arg, bytes) or len(arg) > MAX_VALUE_BYTES:
-            raise _fail(f"a put value must be bytes of at most {MAX_VALUE_BYTES}")
+            raise fail(f"a put value must be bytes of at most {MAX_VALUE_BYTES}")
         check_lease_id(lease)
         return _key_size(key) + len(arg)
     if kind in ("del", "get"):
         if not isinstance(arg, bool) or lease is not None:
-            raise _fail(f"a {kind} takes (key, prefix flag)")
+            raise fail(f"a {kind} takes (key, prefix flag)")
         return _key_size(key)
-    raise _fail(f"operation kind {kind!r} is unknown")
+    raise fail(f"operation kind {kind!r} is unknown")
 
 
 def check_txn(req_id: object, compare: object, success: object, failure: object) -> None:
@@ -167,14 +142,14 @@ def check_txn(req_id: object, compare: object, success: object, failure: object)
         and isinstance(success, list | tuple)
         and isinstance(failure, list | tuple)
     ):
-        raise _fail("compare, success and failure must be lists")
+        raise fail("compare, success and failure must be lists")
     count = len(compare) + len(success) + len(failure)
     if count > MAX_TXN_OPS:
-        raise _fail(f"{count} compares and operations exceed {MAX_TXN_OPS} per txn")
+        raise fail(f"{count} compares and operations exceed {MAX_TXN_OPS} per txn")
     size = sum(_cmp_size(c) for c in compare)
     size += sum(_op_size(o) for o in (*success, *failure))
     if size > MAX_COMMAND_BYTES:
-        raise _fail(f"a txn of {size} bytes exceeds {MAX_COMMAND_BYTES}")
+        raise fail(f"a txn of {size} bytes exceeds {MAX_COMMAND_BYTES}")
 
 
 class KVStateMachine(SyncObjConsumer):  # type: ignore[misc]
@@ -189,13 +164,6 @@ class KVStateMachine(SyncObjConsumer):  # type: ignore[misc]
         self.revision = 0
         self.compacted_revision = 0
         self.next_lease = 1
-        # Committed membership; empty until the first identify forms the group.
-        self.voters: list[str] = []
-        self.member_version = 0
-        self.known_lists: dict[str, int] = {}  # fingerprint of each committed list -> version
-        self.retired: list[str] = []
-        self.pending: tuple[str, str] | None = None  # ("add"|"remove", address)
-        self.caught_up: dict[str, int] = {}  # learner -> revision it had applied
         self.kvs: dict[str, tuple[bytes, int, int, int, int]] = {}
         self.leases: dict[int, LeaseRecord] = {}
         self.history: list[WatchEvent] = []
@@ -215,78 +183,6 @@ class KVStateMachine(SyncObjConsumer):  # type: ignore[misc]
             self.renewed_at = dict.fromkeys(self.leases, now)
 
     # --- commands (applied on every member, in log order) ---------------------------------
-
-    @replicated  # type: ignore[untyped-decorator]
-    def cmd_identify(self, fingerprint: str, peers: list[str], address: str) -> tuple[str, int]:
-        """Check a starting node's peer list against the committed membership.
-
-        The first identify forms the group with its list. Later, a list is accepted when it
-        is any committed version of the group, or the version the change in flight (or the
-        node's own addition) would commit; an address removed before is refused for good.
-        Answers (verdict, version): "ok", "retired" or "unknown"."""
-        check_id(fingerprint, "fingerprint")
-        check_peers(peers)
-        if address:
-            check_address(address)
-        with self.lock:
-            if not self.voters:
-                self._commit_voters(sorted(peers))
-            if address and address in self.retired:
-                return "retired", self.member_version
-            if fingerprint in self.known_lists or fingerprint in self._next_lists(address):
-                return "ok", self.member_version
-            return "unknown", self.member_version
-
-    @replicated  # type: ignore[untyped-decorator]
-    def cmd_members(self) -> Members:
-        with self.lock:
-            return self.members()
-
-    @replicated  # type: ignore[untyped-decorator]
-    def cmd_member_propose(self, req_id: str, kind: str, address: str, version: int) -> str:
-        """Take the group's one membership-change slot for (kind, address), or say why not:
-        "ok", "busy", "stale", "retired", "noop" (already so), "last" (last voter)."""
-        check_id(req_id)
-        check_address(address)
-        if kind not in ("add", "remove") or not _is_int(version):
-            raise _fail(f"membership change {kind!r} at version {version!r} is unknown")
-        with self.lock:
-            if req_id in self.requests:
-                return self.requests[req_id]  # type: ignore[no-any-return]
-            if self.pending is not None:
-                verdict = "busy"
-            elif version != self.member_version:
-                verdict = "stale"
-            elif kind == "add" and address in self.retired:
-                verdict = "retired"
-            elif (address in self.voters) == (kind == "add"):
-                verdict = "noop"
-            elif kind == "remove" and len(self.voters) == 1:
-                verdict = "last"
-            else:
-                self.pending = (kind, address)
-                verdict = "ok"
-            self._remember(req_id, verdict)
-            return verdict
-
-    @replicated  # type: ignore[untyped-decorator]
-    def cmd_member_abort(self, kind: str, address: str) -> bool:
-        """Free the slot of a change whose membership entry was not committed."""
-        with self.lock:
-            if self.pending != (kind, address):
-                return False
-            self.pending = None
-            return True
-
-    @replicated  # type: ignore[untyped-decorator]
-    def cmd_learner_caught_up(self, address: str, revision: int) -> None:
-        check_address(address)
-        check_lease_id(revision)
-        with self.lock:
-            self.caught_up.pop(address, None)
-            self.caught_up[address] = revision
-            while len(self.caught_up) > MAX_MEMBERS:
-                del self.caught_up[next(iter(self.caught_up))]
 
     @replicated  # type: ignore[untyped-decorator]
     def cmd_barrier(self) -> int:
@@ -352,52 +248,6 @@ class KVStateMachine(SyncObjConsumer):  # type: ignore[misc]
                 return False  # renewed (or gone) since the leader decided: keep it
             self._drop_lease(lease_id)
             return True
-
-    def apply_member_entry(self, kind: str, address: str) -> None:
-        """PySyncObj applied one of its membership entries: the committed list follows it."""
-        with self.lock:
-            if not self.voters:
-                return  # not formed: the first identify seeds the list
-            voters = set(self.voters)
-            if kind == "add":
-                voters.add(address)
-            elif kind == "rem":
-                voters.discard(address)
-                if address not in self.retired:
-                    self.retired.append(address)
-            else:
-                return
-            if self.pending is not None and self.pending[1] == address:
-                self.pending = None
-            self.caught_up.pop(address, None)
-            if voters != set(self.voters):
-                self._commit_voters(sorted(voters))
-
-    def _commit_voters(self, voters: list[str]) -> None:
-        self.voters = voters
-        self.member_version += 1
-        self.known_lists[membership_fingerprint(voters)] = self.member_version
-
-    def _next_lists(self, address: str) -> set[str]:
-        """Fingerprints of the lists a change in flight, or this node's own addition, makes."""
-        after: list[set[str]] = []
-        if self.pending is not None:
-            kind, other = self.pending
-            voters = set(self.voters)
-            after.append(voters | {other} if kind == "add" else voters - {other})
-        if address and address not in self.voters:
-            after.append({*self.voters, address})
-        return {membership_fingerprint(sorted(v)) for v in after}
-
-    def members(self) -> Members:
-        """The committed membership (call with the lock held, or from apply)."""
-        return Members(
-            voters=tuple(self.voters),
-            version=self.member_version,
-            retired=tuple(self.retired),
-            pending=self.pending,
-            caught_up=tuple(self.caught_up),
-        )
 
     # --- queries from the event loop thread ------------------------------------------------
 

@@ -1,20 +1,20 @@
-"""The replicated membership record: which peer lists are accepted, and one change at a time."""
+"""MemberRecord: which peer lists are accepted, and one membership change at a time."""
 
 from __future__ import annotations
 
-from hakeeper.coord.raft_state import KVStateMachine, membership_fingerprint
+from hakeeper.coord.raft_member_record import MemberRecord, membership_fingerprint
 
 A, B, C, D = "10.0.0.1:7480", "10.0.0.2:7480", "10.0.0.3:7480", "10.0.0.4:7480"
 
 
-def _formed() -> KVStateMachine:
-    state = KVStateMachine()
+def _formed() -> MemberRecord:
+    state = MemberRecord()
     peers = [A, B, C]
     assert state.cmd_identify(membership_fingerprint(peers), peers, A, _doApply=True)[0] == "ok"
     return state
 
 
-def _identify(state: KVStateMachine, peers: list[str], address: str = "") -> str:
+def _identify(state: MemberRecord, peers: list[str], address: str = "") -> str:
     verdict: str = state.cmd_identify(membership_fingerprint(peers), peers, address, _doApply=True)[
         0
     ]
