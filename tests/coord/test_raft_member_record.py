@@ -37,7 +37,7 @@ def test_a_new_member_listing_itself_is_accepted_before_its_addition() -> None:
 
 def test_an_earlier_committed_list_is_accepted_after_a_change() -> None:
     state = _formed()
-    assert state.cmd_member_propose("r1", "add", D, 1, _doApply=True) == "ok"
+    assert state.cmd_member_propose("r1", "add", D, 1, 0.0, _doApply=True) == "ok"
     state.apply_member_entry("add", D)
     assert state.members().voters == (A, B, C, D)
     assert _identify(state, [A, B, C]) == "ok"
@@ -46,13 +46,13 @@ def test_an_earlier_committed_list_is_accepted_after_a_change() -> None:
 
 def test_a_second_change_is_refused_while_one_is_pending() -> None:
     state = _formed()
-    assert state.cmd_member_propose("r1", "add", D, 1, _doApply=True) == "ok"
-    assert state.cmd_member_propose("r2", "remove", A, 1, _doApply=True) == "busy"
+    assert state.cmd_member_propose("r1", "add", D, 1, 0.0, _doApply=True) == "ok"
+    assert state.cmd_member_propose("r2", "remove", A, 1, 0.0, _doApply=True) == "busy"
 
 
 def test_an_aborted_change_frees_the_slot_and_changes_nothing() -> None:
     state = _formed()
-    state.cmd_member_propose("r1", "add", D, 1, _doApply=True)
+    state.cmd_member_propose("r1", "add", D, 1, 0.0, _doApply=True)
     assert state.cmd_member_abort("add", D, _doApply=True) is True
     assert state.members().pending is None
     assert state.members().voters == (A, B, C)
@@ -60,15 +60,22 @@ def test_an_aborted_change_frees_the_slot_and_changes_nothing() -> None:
 
 def test_a_removed_address_is_retired_for_good() -> None:
     state = _formed()
-    state.cmd_member_propose("r1", "remove", C, 1, _doApply=True)
+    state.cmd_member_propose("r1", "remove", C, 1, 0.0, _doApply=True)
     state.apply_member_entry("rem", C)
     assert state.members().retired == (C,)
     assert _identify(state, [A, B, C], C) == "retired"
-    assert state.cmd_member_propose("r2", "add", C, 2, _doApply=True) == "retired"
+    assert state.cmd_member_propose("r2", "add", C, 2, 0.0, _doApply=True) == "retired"
 
 
 def test_a_proposal_from_an_older_version_is_stale() -> None:
     state = _formed()
-    state.cmd_member_propose("r1", "add", D, 1, _doApply=True)
+    state.cmd_member_propose("r1", "add", D, 1, 0.0, _doApply=True)
     state.apply_member_entry("add", D)
-    assert state.cmd_member_propose("r2", "remove", A, 1, _doApply=True) == "stale"
+    assert state.cmd_member_propose("r2", "remove", A, 1, 0.0, _doApply=True) == "stale"
+
+
+def test_the_pending_change_carries_its_proposers_deadline() -> None:
+    state = _formed()
+    state.cmd_member_propose("r1", "add", D, 1, 1234.5, _doApply=True)
+    assert state.members().pending == ("add", D)
+    assert state.members().pending_until == 1234.5

@@ -133,3 +133,58 @@ async def test_a_removed_member_restarted_with_its_old_data_is_refused(tmp_path:
         await _commits_within(client, "/still/working")
         with pytest.raises(EngineMismatch, match="never votes again"):
             await client.add_member(cluster.address(leaving), CHANGE_TIMEOUT)
+
+
+async def _fill(client: RaftCoordinator, count: int) -> None:
+    for n in range(count):
+        await client.put(f"/fill/{n:05d}", b"v" * 512)
+
+
+async def test_a_new_member_catches_up_as_a_learner_then_votes(tmp_path: Path) -> None:
+    async with RaftCluster(3, base_dir=tmp_path) as cluster:
+        client = await cluster.client()
+        await _fill(client, 300)
+        name = cluster.start_learner()
+        await client.add_member(cluster.address(name), CHANGE_TIMEOUT)
+        log_text = (tmp_path / f"{name}.log").read_text()
+        caught_up = log_text.index("event=raft_learner_caught_up")
+        assert caught_up < log_text.index("event=raft_learner_promoted")
+        # Four voters need three: with the leader gone, the new member's vote decides.
+        cluster.kill(await cluster.leader())
+        await _commits_within(client, "/after/leader-killed", bound=60.0)
+        assert len(await client.range("/fill/")) == 300
+
+
+async def test_killing_the_learner_mid_change_leaves_the_group_whole(tmp_path: Path) -> None:
+    async with RaftCluster(3, base_dir=tmp_path) as cluster:
+        client = await cluster.client()
+        await _fill(client, 300)
+        name = cluster.start_learner()
+        adding = asyncio.create_task(client.add_member(cluster.address(name), 20.0))
+        await asyncio.sleep(0.5)
+        cluster.kill(name)
+        try:
+            members = await asyncio.wait_for(adding, CHANGE_TIMEOUT)
+            completed = True
+        except CoordError:
+            members = await client.members()
+            completed = False
+        assert members.pending is None
+        assert (cluster.address(name) in members.voters) == completed
+        await _commits_within(client, "/after/interrupted")
+        print("interrupted addition", "completed" if completed else "not applied")
+
+
+async def test_a_change_abandoned_by_its_proposer_is_freed_by_the_next(tmp_path: Path) -> None:
+    async with RaftCluster(3, base_dir=tmp_path) as cluster:
+        client = await cluster.client()
+        name = cluster.start_learner()
+        # A proposer that took the slot and died long ago (its deadline is an hour past).
+        verdict = await client._submit(
+            client._record.cmd_member_propose, "dead-proposer", "add", "127.0.0.1:1", 1,
+            time.time() - 3600.0,
+        )  # fmt: skip
+        assert verdict == "ok"
+        members = await client.add_member(cluster.address(name), CHANGE_TIMEOUT)
+        assert cluster.address(name) in members.voters
+        assert "127.0.0.1:1" not in members.voters

@@ -221,13 +221,15 @@ class Members:
 
     ``voters`` is the sorted voter list and ``version`` counts its committed versions;
     ``retired`` holds every address removed, which can never vote again; ``pending`` is the
-    one change in flight, ``("add" | "remove", address)``; ``caught_up`` lists the learners
+    one change in flight, ``("add" | "remove", address)``, and ``pending_until`` its
+    proposer's deadline (wall clock, seconds since the epoch); ``caught_up`` lists the learners
     that have reported applying the log up to the leader's commit index."""
 
     voters: tuple[str, ...]
     version: int
     retired: tuple[str, ...] = ()
     pending: tuple[str, str] | None = None
+    pending_until: float | None = None
     caught_up: tuple[str, ...] = ()
 
 

@@ -11,6 +11,7 @@ described in `hakeeper.coord.raft_membership`.
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -61,6 +62,7 @@ class MemberRecord(SyncObjConsumer):  # type: ignore[misc]
         self.known_lists: dict[str, int] = {}  # fingerprint of each committed list -> version
         self.retired: list[str] = []
         self.pending: tuple[str, str] | None = None  # ("add"|"remove", address)
+        self.pending_until = 0.0  # the proposer's wall-clock deadline for it
         self.caught_up: dict[str, int] = {}  # learner -> revision it had applied
         self.proposals: OrderedDict[str, str] = OrderedDict()  # request id -> verdict
 
@@ -99,13 +101,18 @@ class MemberRecord(SyncObjConsumer):  # type: ignore[misc]
             return self.members()
 
     @replicated  # type: ignore[untyped-decorator]
-    def cmd_member_propose(self, req_id: str, kind: str, address: str, version: int) -> str:
-        """Take the group's one membership-change slot for (kind, address), or say why not:
-        "ok", "busy", "stale", "retired", "noop" (already so), "last" (last voter)."""
+    def cmd_member_propose(
+        self, req_id: str, kind: str, address: str, version: int, until: float
+    ) -> str:
+        """Take the group's one membership-change slot for (kind, address) until the
+        proposer's deadline ``until`` (wall clock), or say why not: "ok", "busy", "stale",
+        "retired", "noop" (already so), "last" (last voter)."""
         check_id(req_id)
         check_address(address)
         if kind not in ("add", "remove") or not is_int(version):
             raise fail(f"membership change {kind!r} at version {version!r} is unknown")
+        if not isinstance(until, float) or not math.isfinite(until):
+            raise fail(f"membership change deadline {until!r} is not a time")
         with self.lock:
             if req_id in self.proposals:
                 return self.proposals[req_id]
@@ -120,7 +127,7 @@ class MemberRecord(SyncObjConsumer):  # type: ignore[misc]
             elif kind == "remove" and len(self.voters) == 1:
                 verdict = "last"
             else:
-                self.pending = (kind, address)
+                self.pending, self.pending_until = (kind, address), until
                 verdict = "ok"
             self.proposals[req_id] = verdict
             while len(self.proposals) > MAX_MEMBERS:
@@ -189,5 +196,6 @@ class MemberRecord(SyncObjConsumer):  # type: ignore[misc]
             version=self.member_version,
             retired=tuple(self.retired),
             pending=self.pending,
+            pending_until=self.pending_until if self.pending is not None else None,
             caught_up=tuple(self.caught_up),
         )

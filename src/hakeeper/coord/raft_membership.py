@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 
 Submit = Callable[..., Awaitable[Any]]
 
+ABANDON_GRACE = 30.0
+"""Seconds past a change's deadline before another caller may free its slot: the clocks of
+the callers' hosts may disagree by that much."""
+
 
 class RaftMembership:
     """Grows and shrinks the group through ``submit`` (the coordinator's replicated-command
@@ -72,14 +76,21 @@ class RaftMembership:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         before = await self.members(left(loop, deadline))
-        verdict = await self._submit(
-            self._record().cmd_member_propose, uuid.uuid4().hex, kind, address, before.version,
-            timeout=left(loop, deadline),
-        )  # fmt: skip
+        verdict = await self._propose(kind, address, before.version, timeout)
+        if verdict == "busy" and self._abandoned(before):
+            # Its proposer died or gave up long ago: any entry it proposed has committed or
+            # been dropped by now (the apply would have freed the slot), so free it.
+            assert before.pending is not None
+            log.warning("event=raft_member_change_abandoned kind=%s address=%s",
+                        *before.pending)  # fmt: skip
+            await self._submit(self._record().cmd_member_abort, *before.pending,
+                               timeout=left(loop, deadline))  # fmt: skip
+            before = await self.members(left(loop, deadline))
+            verdict = await self._propose(kind, address, before.version, timeout)
         if verdict == "noop":
             return before
         if verdict != "ok":
-            raise _refusal(verdict, kind, address, before)
+            raise _refusal(verdict, kind, address, await self.members(left(loop, deadline)))
         log.info("event=raft_member_change kind=%s address=%s version=%d", kind, address,
                  before.version)  # fmt: skip
         try:
@@ -93,6 +104,21 @@ class RaftMembership:
                 await self._submit(self._record().cmd_member_abort, kind, address,
                                    timeout=self._request_timeout)  # fmt: skip
             raise
+
+    async def _propose(self, kind: str, address: str, version: int, timeout: float) -> str:
+        verdict: str = await self._submit(
+            self._record().cmd_member_propose, uuid.uuid4().hex, kind, address, version,
+            time.time() + timeout, timeout=timeout,
+        )  # fmt: skip
+        return verdict
+
+    def _abandoned(self, members: Members) -> bool:
+        """True when the change in flight is past its proposer's deadline by more than any
+        entry it proposed can stay uncommitted, with room for clocks that disagree."""
+        if members.pending_until is None:
+            return False
+        grace = ABANDON_GRACE + 4 * self._timing.election_max
+        return time.time() > members.pending_until + grace
 
     async def _await_caught_up(self, address: str, deadline: float) -> None:
         loop = asyncio.get_running_loop()
