@@ -69,10 +69,14 @@ async def _serve(coord: RaftCoordinator, *, join: bool) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    if join:
-        await coord.join(JOIN_TIMEOUT)
-    else:
-        await coord.start()
+    try:
+        if join:
+            await coord.join(JOIN_TIMEOUT)
+        else:
+            await coord.start()
+    except BaseException:
+        await coord.close()
+        raise
     log.info("event=member_started address=%s", coord.address)
     try:
         async with asyncio.TaskGroup() as tasks:

@@ -274,9 +274,9 @@ class RaftCoordinator:
         if verdict == "retired":
             raise EngineMismatch(
                 f"raft: {self._self} was removed from this group (membership version "
-                f"{version}) and a removed address never votes again: delete its data "
-                f"directory {self._data_dir} and add it back with a new address (or join it "
-                "afresh with `join` and `add_member` under another address)"
+                f"{version}) and a removed address never votes again: stop this member; to "
+                f"bring the machine back, delete its data directory {self._data_dir} and "
+                "join it under a new address (`hakeeper coord member --join`, then add_member)"
             )
         if verdict != "ok":
             raise EngineMismatch(
