@@ -188,3 +188,19 @@ async def test_a_change_abandoned_by_its_proposer_is_freed_by_the_next(tmp_path:
         members = await client.add_member(cluster.address(name), CHANGE_TIMEOUT)
         assert cluster.address(name) in members.voters
         assert "127.0.0.1:1" not in members.voters
+
+
+async def test_a_learner_joining_after_compaction_votes_from_the_snapshot(tmp_path: Path) -> None:
+    async with RaftCluster(3, base_dir=tmp_path) as cluster:
+        client = await cluster.client()
+        await _fill(client, 5200)  # past the members' 5,000-entry compaction threshold
+        deadline = time.monotonic() + 120
+        while not all((tmp_path / n / "raft.dump").exists() for n in cluster.names):
+            assert time.monotonic() < deadline, "the members never compacted their logs"
+            await client.put("/tick", b"1")
+            await asyncio.sleep(0.2)
+        name = cluster.start_learner()
+        await client.add_member(cluster.address(name), CHANGE_TIMEOUT)
+        cluster.kill(await cluster.leader())
+        await _commits_within(client, "/after/leader-killed", bound=60.0)
+        assert len(await client.range("/fill/")) == 5200

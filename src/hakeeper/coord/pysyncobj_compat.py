@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import _socket
 import asyncio
+import contextlib
 import logging
 import socket
 from collections.abc import Callable
@@ -50,11 +51,11 @@ __all__ = [
     "SyncObjConf",
     "SyncObjConsumer",
     "TCPTransport",
+    "called_back",
     "globalDnsResolver",
     "ignore_result",
     "replicated",
     "set_keepalive",
-    "settle",
 ]
 
 
@@ -65,9 +66,22 @@ class Skipped:
     reason: str
 
 
-def settle(future: asyncio.Future[tuple[Any, int]], value: tuple[Any, int]) -> None:
-    """Resolve the future of a PySyncObj callback once (called on the event loop)."""
-    if not future.done():
+async def called_back(start: Callable[..., None], *args: Any, timeout: float) -> tuple[Any, int]:
+    """Call ``start(*args, callback=...)`` and wait, at most ``timeout``, for PySyncObj to
+    call back from its thread; return its (result, error). TimeoutError otherwise."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[tuple[Any, int]] = loop.create_future()
+
+    def resolve(result: Any, error: int) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closing: nobody waits
+            loop.call_soon_threadsafe(_settle, done, (result, error))
+
+    start(*args, callback=resolve)
+    return await asyncio.wait_for(done, timeout)
+
+
+def _settle(future: asyncio.Future[tuple[Any, int]], value: tuple[Any, int]) -> None:
+    if not future.done():  # a late second answer after a timeout is dropped
         future.set_result(value)
 
 
@@ -79,8 +93,15 @@ class GuardedSyncObj(SyncObj):  # type: ignore[misc]
     """`SyncObj` whose apply of one log entry never raises."""
 
     skipped = 0  # entries this member applied as no-ops (diagnostics)
-    # Called with ("add" | "rem", address) for each membership entry applied, in log order.
-    on_member_entry: Callable[[str, str], None] | None = None
+
+    def __init__(
+        self, *args: Any, on_member_entry: Callable[[str, str], None] | None = None, **kw: Any
+    ) -> None:
+        # Called with ("add" | "rem", address) for each membership entry applied, in log
+        # order. Set before SyncObj.__init__, which counts every attribute that exists by
+        # then as its own: one set later would be pickled into each snapshot.
+        self.on_member_entry = on_member_entry
+        super().__init__(*args, **kw)
 
     # SyncObj calls ``self.__doApplyCommand``, which Python names ``_SyncObj__doApplyCommand``;
     # defining that name here is how a subclass wraps it.

@@ -44,8 +44,8 @@ from hakeeper.coord.pysyncobj_compat import (
     GuardedSyncObj,
     Skipped,
     SyncObjConf,
+    called_back,
     ignore_result,
-    settle,
 )
 from hakeeper.coord.raft_member_record import MemberRecord, membership_fingerprint, parse_peer
 from hakeeper.coord.raft_membership import Handover, RaftMembership, left
@@ -248,8 +248,8 @@ class RaftCoordinator:
             conf,
             consumers=[self._state, self._record],
             transportClass=functools.partial(AuthTransport, secret_file=self._secret_file),
+            on_member_entry=self._record.apply_member_entry,
         )
-        sync.on_member_entry = self._record.apply_member_entry
         if self_node is not None:
             sync.addOnTickCallback(Handover(sync, self._record, self_node))
         return sync
@@ -480,17 +480,9 @@ class RaftCoordinator:
         deadline = loop.time() + (self._request_timeout if timeout is None else timeout)
         attempt_limit = 2 * self._timing.election_max
         while (remaining := deadline - loop.time()) > 0:
-            done: asyncio.Future[tuple[Any, int]] = loop.create_future()
-
-            def resolve(
-                result: Any, error: int, done: asyncio.Future[tuple[Any, int]] = done
-            ) -> None:
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(settle, done, (result, error))
-
-            command(*args, callback=resolve)
             try:
-                result, error = await asyncio.wait_for(done, min(remaining, attempt_limit))
+                attempt = min(remaining, attempt_limit)
+                result, error = await called_back(command, *args, timeout=attempt)
             except TimeoutError:
                 continue
             if error == FAIL_REASON.SUCCESS:

@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hakeeper.coord.base import ChangeInProgress, Members
-from hakeeper.coord.pysyncobj_compat import ignore_result, settle
+from hakeeper.coord.pysyncobj_compat import called_back, ignore_result
 from hakeeper.coord.raft_member_record import MemberRecord, parse_peer
 from hakeeper.errors import CoordError, EngineMismatch, NoQuorum
 from hakeeper.model.timing import TimingProfile
@@ -143,20 +143,11 @@ class RaftMembership:
             members = await self.members(left(loop, deadline))
             if (address in members.voters) == (kind == "add"):
                 return
-            done: asyncio.Future[tuple[Any, int]] = loop.create_future()
-
-            def resolve(
-                result: Any, error: int, done: asyncio.Future[tuple[Any, int]] = done
-            ) -> None:
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(settle, done, (result, error))
-
-            propose(address, callback=resolve)
             with contextlib.suppress(TimeoutError):
                 # Denied while the leader's own term has nothing committed yet, or while the
                 # leader is the one leaving (it hands over first): ask again shortly.
                 attempt = min(left(loop, deadline), 2 * self._timing.election_max)
-                await asyncio.wait_for(done, attempt)
+                await called_back(propose, address, timeout=attempt)
             await asyncio.sleep(self._timing.heartbeat)
         raise NoQuorum(
             f"raft: the {kind} of {address} did not commit in time: check that a majority of "
