@@ -29,6 +29,13 @@ def member(
         Path | None,
         typer.Option(help="The cluster secret file (mode 0600) every member holds. Required."),
     ] = None,
+    join: Annotated[
+        bool,
+        typer.Option(
+            help="A new member of a running group: catch up as a non-voting learner and vote "
+            "once the group adds it (fresh --data-dir; --peers the group's voters and this one)."
+        ),
+    ] = False,
 ) -> None:
     """Run one voting member of an embedded Raft group until SIGTERM or SIGINT."""
     setup_logging()
@@ -48,18 +55,28 @@ def member(
             secret_file=secret_file,
             timing=timing_profile(profile),
         )
-        asyncio.run(_serve(coord))
+        asyncio.run(_serve(coord, join=join))
     except (HakeeperError, OSError) as exc:
         typer.echo(f"hakeeper coord member: {exc}", err=True)
         raise typer.Exit(2) from exc
 
 
-async def _serve(coord: RaftCoordinator) -> None:
+JOIN_TIMEOUT = 3600.0  # how long a learner waits for the group to add it
+
+
+async def _serve(coord: RaftCoordinator, *, join: bool) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await coord.start()
+    try:
+        if join:
+            await coord.join(JOIN_TIMEOUT)
+        else:
+            await coord.start()
+    except BaseException:
+        await coord.close()
+        raise
     log.info("event=member_started address=%s", coord.address)
     try:
         async with asyncio.TaskGroup() as tasks:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
-from hakeeper.errors import CompareFailed
+from hakeeper.errors import CompareFailed, CoordError
 from hakeeper.model.cluster import ClusterSpec
 
 CmpTarget = Literal["value", "create_revision", "mod_revision", "version", "lease"]
@@ -242,4 +242,48 @@ class CoordinatorBackend(Protocol):
     async def open_for(self, context: CoordinatorContext) -> Coordinator:
         """A started coordinator for ``context``; `ConfigError` naming the fix when the
         cluster file does not say enough to open it."""
+
+
+class ChangeInProgress(CoordError):
+    """Another membership change is in flight: the group makes one at a time."""
+
+
+@dataclass(frozen=True, slots=True)
+class Members:
+    """A group's committed membership.
+
+    ``voters`` is the sorted voter list and ``version`` counts its committed versions;
+    ``retired`` holds every address removed, which can never vote again; ``pending`` is the
+    one change in flight, ``("add" | "remove", address)``, and ``pending_until`` its
+    proposer's deadline (wall clock, seconds since the epoch); ``caught_up`` lists the learners
+    that have reported applying the log up to the leader's commit index."""
+
+    voters: tuple[str, ...]
+    version: int
+    retired: tuple[str, ...] = ()
+    pending: tuple[str, str] | None = None
+    pending_until: float | None = None
+    caught_up: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class MembershipChanges(Protocol):
+    """The optional capability of a backend whose hakeeper nodes are its voters (``raft``):
+    grow and shrink the voter group one change at a time, each committed through its log.
+
+    Ask for it with ``isinstance(coord, MembershipChanges)``; on etcd, hakeeper nodes are
+    clients, so adding one is configuration plus start and etcd's own tools change etcd."""
+
+    async def members(self, timeout: float = 10.0) -> Members:
+        """The committed membership (linearizable)."""
+        ...
+
+    async def add_member(self, address: str, timeout: float = 60.0) -> Members:
+        """Make the learner at ``address`` a voter once it has caught up. Raises
+        `ChangeInProgress` while another change is in flight, `EngineMismatch` for a retired
+        address, `NoQuorum`/`Unreachable` when the change could not commit in ``timeout``."""
+        ...
+
+    async def remove_member(self, address: str, timeout: float = 60.0) -> Members:
+        """Remove the voter at ``address`` and retire its address for good."""
         ...

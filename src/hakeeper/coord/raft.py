@@ -9,6 +9,9 @@ Every command goes through the Raft log, reads included, so every answer is line
 A command is retried until its deadline when the leader changes or does not answer; each
 carries a request id and the state machine answers a repeated id from its cache, so a retried
 write applies once. PySyncObj's untyped camelCase API stays inside this module.
+
+A member also grows and shrinks the group (`hakeeper.coord.base.MembershipChanges`, built in
+`hakeeper.coord.raft_membership`); a new member starts with `join()`, as a learner.
 """
 
 from __future__ import annotations
@@ -31,12 +34,22 @@ from hakeeper.coord.base import (
     Delete,
     Get,
     Lease,
+    Members,
     Op,
     Put,
     TxnResult,
     WatchEvent,
 )
-from hakeeper.coord.pysyncobj_compat import FAIL_REASON, GuardedSyncObj, Skipped, SyncObjConf
+from hakeeper.coord.pysyncobj_compat import (
+    FAIL_REASON,
+    GuardedSyncObj,
+    Skipped,
+    SyncObjConf,
+    called_back,
+    ignore_result,
+)
+from hakeeper.coord.raft_member_record import MemberRecord
+from hakeeper.coord.raft_membership import Handover, RaftMembership, left
 from hakeeper.coord.raft_peers import membership_fingerprint, parse_peer, raft_peers
 from hakeeper.coord.raft_state import (
     CmpWire,
@@ -103,7 +116,11 @@ class RaftCoordinator:
         # transport re-reads it at every handshake (rotation).
         self._secret_file = SecretFile(secret_file)
         self._state = KVStateMachine()
+        self._record = MemberRecord()
         self._sync: Any = None
+        self._membership = RaftMembership(
+            self._submit, lambda: self._sync, lambda: self._record, timing, request_timeout
+        )
         self._ticker: asyncio.Task[None] | None = None
         self._closed = False
         # The Raft leader as last seen, and since when (local clock): during an election no
@@ -179,6 +196,49 @@ class RaftCoordinator:
 
     async def start(self) -> None:
         """Start the Raft thread (and, on a member, the lease-expiry ticker). Returns at once."""
+        self._sync = self._make_sync(self._self, [p for p in self._peers if p != self._self])
+        if self._self is not None:
+            self._ticker = asyncio.create_task(self._expire_leases(), name="raft-lease-expiry")
+
+    async def join(self, timeout: float = 120.0) -> None:
+        """Start a new member as a learner and return once the group has made it a voter.
+
+        The learner receives the log without voting, reports when it has caught up, and
+        waits for `add_member` (run anywhere) to commit its addition; then it reopens its
+        journal as a voter. Raises EngineMismatch for a retired address, NoQuorum or
+        Unreachable when it was not made a voter within ``timeout``."""
+        if self._self is None or self._data_dir is None:
+            raise ConfigError("raft: only a member with an address and a data_dir can join")
+        address = self._self
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self._sync = self._make_sync(None, [p for p in self._peers if p != address])
+        await self.verify_membership(timeout)
+        reported = False
+        while True:
+            revision = await self._submit(self._state.cmd_barrier, timeout=left(loop, deadline))
+            # The barrier has applied here: this learner holds everything committed before it.
+            with self._record.lock:
+                members = self._record.members()
+            if address in members.voters:
+                break
+            if not reported:
+                await self._submit(self._record.cmd_learner_caught_up, address, revision,
+                                   timeout=left(loop, deadline))  # fmt: skip
+                log.info("event=raft_learner_caught_up address=%s revision=%d", address, revision)
+                reported = True
+            await asyncio.sleep(self._timing.heartbeat)
+        learner = self._sync
+        self._sync = None
+        await asyncio.to_thread(learner.destroy_synchronous)
+        # The voter replays the journal the learner wrote into fresh state machines.
+        self._state = KVStateMachine()
+        self._record = MemberRecord()
+        self._sync = self._make_sync(address, [v for v in members.voters if v != address])
+        self._ticker = asyncio.create_task(self._expire_leases(), name="raft-lease-expiry")
+        log.info("event=raft_learner_promoted address=%s version=%d", address, members.version)
+
+    def _make_sync(self, self_node: str | None, others: list[str]) -> Any:
         timing = self._timing
         journal = dump = None
         if self._data_dir is not None:
@@ -188,6 +248,7 @@ class RaftCoordinator:
             self._data_dir.chmod(0o700)
             journal = str(self._data_dir / "raft.journal")
             dump = str(self._data_dir / "raft.dump")
+        learner = self_node is None and self._self is not None
         conf = SyncObjConf(
             autoTick=True,
             autoTickPeriod=min(0.02, timing.heartbeat / 2),
@@ -205,35 +266,76 @@ class RaftCoordinator:
             journalFile=journal,
             fullDumpFile=dump,
             useFork=False,
-            logCompactionMinEntries=5000,
-            logCompactionMinTime=60,
+            # A learner never compacts: its snapshot would name no member for itself, and
+            # the voter it becomes reads what it wrote. Snapshots sent by the leader still land.
+            logCompactionMinEntries=10**9 if learner else 5000,
+            logCompactionMinTime=10**9 if learner else 60,
+            dynamicMembershipChange=True,
             # PySyncObj listens on every address unless told; a member listens on its own only.
-            bindAddress=self._self,
+            bindAddress=self_node,
             onStateChanged=_log_state_change,
         )
-        others = [p for p in self._peers if p != self._self]
         # No `password`: PySyncObj's own Fernet layer would parse frames before checking them;
         # AuthTransport authenticates each peer, then each frame, before anything is unpickled.
-        self._sync = GuardedSyncObj(
-            self._self,
+        sync = GuardedSyncObj(
+            self_node,
             others,
             conf,
-            consumers=[self._state],
+            consumers=[self._state, self._record],
             transportClass=functools.partial(AuthTransport, secret_file=self._secret_file),
+            on_member_entry=self._record.apply_member_entry,
         )
-        if self._self is not None:
-            self._ticker = asyncio.create_task(self._expire_leases(), name="raft-lease-expiry")
+        if self_node is not None:
+            sync.addOnTickCallback(Handover(sync, self._record, self_node))
+        return sync
 
     async def verify_membership(self, timeout: float) -> None:
-        """Wait for a commit and check every member was started with the same peer list."""
+        """Check this node's peer list against the group's committed membership.
+
+        Accepted: any committed version of the voter list, or the one the change in flight
+        makes. Refused (EngineMismatch): a retired address, or a list of another group."""
         mine = membership_fingerprint(self._peers)
-        theirs = await self._submit(self._state.cmd_identify, mine, timeout=timeout)
-        if theirs != mine:
+        try:
+            verdict, version = await self._submit(
+                self._record.cmd_identify, mine, list(self._peers), self._self or "",
+                timeout=timeout,
+            )  # fmt: skip
+        except (NoQuorum, Unreachable):
+            if self._self is None or self._sync is None or not self._sync.selfNode:
+                raise
+            # A removed member is cut off by the others, so its own log cannot answer:
+            # ask the group as a client would, to tell "retired" from "no majority".
+            verdict, version = await self._probe_identity(mine, timeout)
+        if verdict == "retired":
+            raise EngineMismatch(
+                f"raft: {self._self} was removed from this group (membership version "
+                f"{version}) and a removed address never votes again: stop this member; to "
+                f"bring the machine back, delete its data directory {self._data_dir} and "
+                "join it under a new address (`hakeeper coord member --join`, then add_member)"
+            )
+        if verdict != "ok":
             raise EngineMismatch(
                 f"raft: this node's peer list {sorted(self._peers)} (fingerprint {mine}) "
-                f"disagrees with the one the cluster was formed with (fingerprint {theirs}): "
-                "give every member and client the same peers"
+                "disagrees with every version of the group's committed membership (now "
+                f"version {version}): give this node the peers of the group it belongs to"
             )
+
+    async def _probe_identity(self, fingerprint: str, timeout: float) -> tuple[str, int]:
+        probe = RaftCoordinator(
+            self._peers,
+            secret_file=self._secret_file.path,
+            timing=self._timing,
+            request_timeout=self._request_timeout,
+        )
+        await probe.start()
+        try:
+            answer: tuple[str, int] = await probe._submit(
+                probe._record.cmd_identify, fingerprint, list(self._peers), self._self,
+                timeout=timeout,
+            )  # fmt: skip
+            return answer
+        finally:
+            await probe.close()
 
     async def close(self) -> None:
         if self._closed:
@@ -387,6 +489,17 @@ class RaftCoordinator:
         finally:
             self._state.unsubscribe(deliver)
 
+    # --- membership (hakeeper.coord.base.MembershipChanges) -----------------------------
+
+    async def members(self, timeout: float = 10.0) -> Members:
+        return await self._membership.members(timeout)
+
+    async def add_member(self, address: str, timeout: float = 60.0) -> Members:
+        return await self._membership.change("add", address, timeout)
+
+    async def remove_member(self, address: str, timeout: float = 60.0) -> Members:
+        return await self._membership.change("remove", address, timeout)
+
     # --- machinery ------------------------------------------------------------------------
 
     async def _submit(
@@ -402,17 +515,9 @@ class RaftCoordinator:
         deadline = loop.time() + (self._request_timeout if timeout is None else timeout)
         attempt_limit = 2 * self._timing.election_max
         while (remaining := deadline - loop.time()) > 0:
-            done: asyncio.Future[tuple[Any, int]] = loop.create_future()
-
-            def resolve(
-                result: Any, error: int, done: asyncio.Future[tuple[Any, int]] = done
-            ) -> None:
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(_settle, done, (result, error))
-
-            command(*args, callback=resolve)
             try:
-                result, error = await asyncio.wait_for(done, min(remaining, attempt_limit))
+                attempt = min(remaining, attempt_limit)
+                result, error = await called_back(command, *args, timeout=attempt)
             except TimeoutError:
                 continue
             if error == FAIL_REASON.SUCCESS:
@@ -453,7 +558,7 @@ class RaftCoordinator:
                 if now - pending.get(due, -1e9) > self._timing.election_max:
                     pending[due] = now
                     log.info("event=lease_expire lease=%d seq=%d", *due)
-                    self._state.cmd_expire(*due, callback=_ignore)
+                    self._state.cmd_expire(*due, callback=ignore_result)
             live = set(self._state.leases)
             for key in [k for k in pending if k[0] not in live]:
                 del pending[key]
@@ -466,15 +571,6 @@ def _log_state_change(old: int, new: int) -> None:
     log.info(
         "event=raft_state from=%s to=%s", _RAFT_STATES.get(old, old), _RAFT_STATES.get(new, new)
     )
-
-
-def _settle(future: asyncio.Future[tuple[Any, int]], value: tuple[Any, int]) -> None:
-    if not future.done():
-        future.set_result(value)
-
-
-def _ignore(_result: Any, _error: int) -> None:
-    """Callback for fire-and-forget commands: the next tick decides again if needed."""
 
 
 def _node(sync: Any, address: str) -> Any:

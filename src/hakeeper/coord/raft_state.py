@@ -71,67 +71,67 @@ class MalformedCommand(CoordError):
     applied as a no-op should one reach the log anyway."""
 
 
-def _fail(what: str) -> MalformedCommand:
+def fail(what: str) -> MalformedCommand:
     return MalformedCommand(f"raft command refused: {what}")
 
 
-def _is_int(value: object) -> bool:
+def is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def check_id(value: object, what: str = "request id") -> None:
     if not isinstance(value, str) or len(value) > MAX_ID_CHARS:
-        raise _fail(f"{what} must be a string of at most {MAX_ID_CHARS} characters")
+        raise fail(f"{what} must be a string of at most {MAX_ID_CHARS} characters")
 
 
 def check_lease_id(value: object) -> None:
-    if not _is_int(value) or not 0 <= value < 2**63:  # type: ignore[operator]
-        raise _fail(f"lease id {value!r} is not a non-negative integer")
+    if not is_int(value) or not 0 <= value < 2**63:  # type: ignore[operator]
+        raise fail(f"lease id {value!r} is not a non-negative integer")
 
 
 def check_ttl(value: object) -> None:
     if not isinstance(value, int | float) or not (math.isfinite(value) and 0 < value <= MAX_TTL):
-        raise _fail(f"lease TTL {value!r} is not a number in (0, {MAX_TTL:g}] seconds")
+        raise fail(f"lease TTL {value!r} is not a number in (0, {MAX_TTL:g}] seconds")
 
 
 def _key_size(key: object) -> int:
     if not isinstance(key, str):
-        raise _fail(f"key {key!r} is not a string")
+        raise fail(f"key {key!r} is not a string")
     size = len(key.encode("utf-8", "surrogatepass"))
     if size > MAX_KEY_BYTES:
-        raise _fail(f"a key of {size} bytes exceeds {MAX_KEY_BYTES}")
+        raise fail(f"a key of {size} bytes exceeds {MAX_KEY_BYTES}")
     return size
 
 
 def _cmp_size(cmp: object) -> int:
     if not isinstance(cmp, tuple | list) or len(cmp) != 4:
-        raise _fail("a compare is not (key, target, op, operand)")
+        raise fail("a compare is not (key, target, op, operand)")
     key, target, op, operand = cmp
     if target not in _TARGETS or op not in _CMP_OPS:
-        raise _fail(f"compare target {target!r} or operator {op!r} is unknown")
+        raise fail(f"compare target {target!r} or operator {op!r} is unknown")
     if target == "value":
         if not isinstance(operand, bytes) or len(operand) > MAX_VALUE_BYTES:
-            raise _fail(f"a value compare needs bytes of at most {MAX_VALUE_BYTES}")
+            raise fail(f"a value compare needs bytes of at most {MAX_VALUE_BYTES}")
         return _key_size(key) + len(operand)
-    if not _is_int(operand):
-        raise _fail(f"a {target} compare needs an integer, not {type(operand).__name__}")
+    if not is_int(operand):
+        raise fail(f"a {target} compare needs an integer, not {type(operand).__name__}")
     return _key_size(key) + 8
 
 
 def _op_size(op: object) -> int:
     if not isinstance(op, tuple | list) or len(op) != 4:
-        raise _fail("an operation is not (kind, key, argument, lease)")
+        raise fail("an operation is not (kind, key, argument, lease)")
     kind, key, arg, lease = op
     if kind == "put":
         if not isinstance(arg, bytes) or len(arg) > MAX_VALUE_BYTES:
-            raise _fail(f"a put value must be bytes of at most {MAX_VALUE_BYTES}")
+            raise fail(f"a put value must be bytes of at most {MAX_VALUE_BYTES}")
         check_lease_id(lease)
         return _key_size(key) + len(arg)
     if kind in ("del", "get"):
         if not isinstance(arg, bool) or lease is not None:
-            raise _fail(f"a {kind} takes (key, prefix flag)")
+            raise fail(f"a {kind} takes (key, prefix flag)")
         return _key_size(key)
-    raise _fail(f"operation kind {kind!r} is unknown")
+    raise fail(f"operation kind {kind!r} is unknown")
 
 
 def check_txn(req_id: object, compare: object, success: object, failure: object) -> None:
@@ -142,14 +142,14 @@ def check_txn(req_id: object, compare: object, success: object, failure: object)
         and isinstance(success, list | tuple)
         and isinstance(failure, list | tuple)
     ):
-        raise _fail("compare, success and failure must be lists")
+        raise fail("compare, success and failure must be lists")
     count = len(compare) + len(success) + len(failure)
     if count > MAX_TXN_OPS:
-        raise _fail(f"{count} compares and operations exceed {MAX_TXN_OPS} per txn")
+        raise fail(f"{count} compares and operations exceed {MAX_TXN_OPS} per txn")
     size = sum(_cmp_size(c) for c in compare)
     size += sum(_op_size(o) for o in (*success, *failure))
     if size > MAX_COMMAND_BYTES:
-        raise _fail(f"a txn of {size} bytes exceeds {MAX_COMMAND_BYTES}")
+        raise fail(f"a txn of {size} bytes exceeds {MAX_COMMAND_BYTES}")
 
 
 class KVStateMachine(SyncObjConsumer):  # type: ignore[misc]
@@ -164,7 +164,6 @@ class KVStateMachine(SyncObjConsumer):  # type: ignore[misc]
         self.revision = 0
         self.compacted_revision = 0
         self.next_lease = 1
-        self.cluster_fingerprint: str | None = None
         self.kvs: dict[str, tuple[bytes, int, int, int, int]] = {}
         self.leases: dict[int, LeaseRecord] = {}
         self.history: list[WatchEvent] = []
@@ -184,14 +183,6 @@ class KVStateMachine(SyncObjConsumer):  # type: ignore[misc]
             self.renewed_at = dict.fromkeys(self.leases, now)
 
     # --- commands (applied on every member, in log order) ---------------------------------
-
-    @replicated  # type: ignore[untyped-decorator]
-    def cmd_identify(self, fingerprint: str) -> str:
-        check_id(fingerprint, "fingerprint")
-        with self.lock:
-            if self.cluster_fingerprint is None:
-                self.cluster_fingerprint = fingerprint
-            return self.cluster_fingerprint
 
     @replicated  # type: ignore[untyped-decorator]
     def cmd_barrier(self) -> int:

@@ -4,7 +4,9 @@ Each member is ``python -m hakeeper coord member`` with its own data dir and log
 contract suite, the failover benchmark and the demo; offers the same methods as
 `hakeeper.lab.etcd_cluster.EtcdCluster` so callers need not know which engine runs.
 Members authenticate each other with a cluster secret: the one given, else one of the
-cluster's own in ``base_dir``.
+cluster's own in ``base_dir``. The group can grow and shrink: `start_learner` starts a new
+member that joins as a learner (``coord member --join``) for a client's ``add_member``, and
+`forget` drops a removed member from the peer list later clients are given.
 """
 
 from __future__ import annotations
@@ -38,17 +40,23 @@ class RaftCluster:
         self.secret_file = secret_file if secret_file is not None else lab_secret_file(base_dir)
         self.names = [f"m{i + 1}" for i in range(size)]
         # Each member holds its own copy, as on real hosts (rotation edits them one by one).
-        self.member_secret_files = {n: base_dir / f"{n}.secret" for n in self.names}
-        for copy in self.member_secret_files.values():
-            copy.touch(mode=0o600)  # private before the secret is in it
-            copy.chmod(0o600)
-            shutil.copyfile(self.secret_file, copy)
+        self._host = host
+        self.member_secret_files: dict[str, Path] = {}
+        for name in self.names:
+            self._copy_secret(name)
         self.endpoints = [f"{host}:{free_port(host)}" for _ in self.names]
         self._address = dict(zip(self.names, self.endpoints, strict=True))
         self._procs = {name: self._member(name) for name in self.names}
         self._clients: list[RaftCoordinator] = []
 
-    def _member(self, name: str) -> ManagedProcess:
+    def _copy_secret(self, name: str) -> None:
+        # Each member holds its own copy, as on real hosts (rotation edits them one by one).
+        copy = self.member_secret_files[name] = self.base_dir / f"{name}.secret"
+        copy.touch(mode=0o600)  # private before the secret is in it
+        copy.chmod(0o600)
+        shutil.copyfile(self.secret_file, copy)
+
+    def _member(self, name: str, *, join: bool = False) -> ManagedProcess:
         argv = [
             sys.executable, "-m", "hakeeper", "coord", "member",
             "--address", self._address[name],
@@ -56,8 +64,31 @@ class RaftCluster:
             "--data-dir", str(self.base_dir / name),
             "--profile", self.timing.name,
             "--secret-file", str(self.member_secret_files[name]),
+            *(["--join"] if join else []),
         ]  # fmt: skip
         return ManagedProcess(name, argv, self.base_dir / f"{name}.log")
+
+    def address(self, name: str) -> str:
+        return self._address[name]
+
+    def start_learner(self) -> str:
+        """Start a new member with a fresh data directory as a learner; return its name.
+        It votes once a client's ``add_member(cluster.address(name))`` has committed."""
+        name = f"m{len(self._address) + 1}"
+        self._copy_secret(name)
+        self._address[name] = f"{self._host}:{free_port(self._host)}"
+        self.names.append(name)
+        self.endpoints.append(self._address[name])
+        self._procs[name] = self._member(name, join=True)
+        self._procs[name].start()
+        return name
+
+    def forget(self, name: str) -> None:
+        """Leave a removed member out of the peer list given to later clients (its process,
+        data and restart command stay, to test what a removed member can do)."""
+        if name in self.names:
+            self.names.remove(name)
+            self.endpoints.remove(self._address[name])
 
     async def start(self, ready_timeout: float = 30.0) -> None:
         for proc in self._procs.values():
