@@ -13,6 +13,7 @@ boundary with ``raise ... from exc``; nothing above a backend sees a foreign exc
         ├── CompareFailed        a guarded write lost its race (only from TxnResult.check())
         ├── Compacted            a watch asked for history the engine no longer keeps
         ├── EngineMismatch       the members disagree about who the cluster is
+        ├── DataDirFormat        a member's data directory holds a format this version cannot read
         └── TTLTooShort          a lease TTL below what the engine can honour
     SessionStoreError            the session store refused or could not answer a request
 
@@ -57,6 +58,10 @@ class Compacted(CoordError):
 
 class EngineMismatch(CoordError):
     """The members of the coordination cluster disagree about its membership or identity."""
+
+
+class DataDirFormat(CoordError):
+    """A member's data directory was written in a format this version does not read."""
 
 
 class TTLTooShort(CoordError):

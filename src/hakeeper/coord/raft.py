@@ -48,6 +48,7 @@ from hakeeper.coord.pysyncobj_compat import (
     called_back,
     ignore_result,
 )
+from hakeeper.coord.raft_data_dir import open_data_dir
 from hakeeper.coord.raft_member_record import MemberRecord
 from hakeeper.coord.raft_membership import Handover, RaftMembership, left
 from hakeeper.coord.raft_peers import membership_fingerprint, parse_peer, raft_peers
@@ -242,12 +243,8 @@ class RaftCoordinator:
         timing = self._timing
         journal = dump = None
         if self._data_dir is not None:
-            # The journal and snapshot hold the whole key space (fence passwords among it),
-            # and PySyncObj writes them with the process umask: the directory keeps them private.
-            self._data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._data_dir.chmod(0o700)
-            journal = str(self._data_dir / "raft.journal")
-            dump = str(self._data_dir / "raft.dump")
+            files = open_data_dir(self._data_dir)
+            journal, dump = str(files.journal), str(files.dump)
         learner = self_node is None and self._self is not None
         conf = SyncObjConf(
             autoTick=True,

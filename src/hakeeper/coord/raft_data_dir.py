@@ -1,0 +1,55 @@
+"""A raft member's data directory: private, and marked with the format of what it holds.
+
+PySyncObj numbers replicated methods by their sorted names and pickles its consumers into
+snapshots, so a journal or snapshot written by another layout of the state machines would
+replay as the wrong commands. The directory therefore carries a format mark, written before
+the first journal entry; a directory that holds a journal or snapshot under another mark, or
+under none (written before marks existed), is refused and never replayed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hakeeper.errors import DataDirFormat
+
+#: 2: the key-value state machine beside the member record (membership changes). Format 1
+#: (one state machine, no mark) is what every earlier version wrote.
+FORMAT = 2
+MARK_NAME = "format"
+_MARK = f"hakeeper-raft {FORMAT}\n"
+
+
+@dataclass(frozen=True, slots=True)
+class RaftFiles:
+    journal: Path
+    dump: Path
+
+
+def open_data_dir(path: Path) -> RaftFiles:
+    """The journal and snapshot paths in ``path``, made private and checked for format.
+
+    DataDirFormat when the directory holds a log of another format."""
+    # The journal and snapshot hold the whole key space (fence passwords among it), and
+    # PySyncObj writes them with the process umask: the directory keeps them private.
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    files = RaftFiles(path / "raft.journal", path / "raft.dump")
+    mark = path / MARK_NAME
+    found = mark.read_text(encoding="utf-8", errors="replace") if mark.exists() else None
+    if found == _MARK:
+        return files
+    holds_log = any(p.name.startswith(("raft.journal", "raft.dump")) for p in path.iterdir())
+    if found is not None or holds_log:
+        written = (found or "").strip() or "hakeeper-raft 1 (no mark)"
+        raise DataDirFormat(
+            f"raft data directory {path} holds a log in format {written!r}; this version "
+            f"reads format {FORMAT} only and will not replay it. Fix: run the version that "
+            "wrote it, or start the cluster's coordination state afresh — stop every node, "
+            f"move each node's {path.name} directory aside and start them again (runtime "
+            "flags, fail counts and the event log are not carried over; the cluster file is)"
+        )
+    mark.write_text(_MARK, encoding="utf-8")
+    mark.chmod(0o600)
+    return files
