@@ -497,6 +497,11 @@ class HttpClient(asyncio.Protocol):
         upstream.client = None
         self._write_error(status)
 
+    def response_broken(self, upstream: HttpUpstream) -> None:
+        upstream.server.active -= 1
+        self.upstream = None
+        self.abort()
+
     def abort(self) -> None:
         """A response broke off half-way: nothing sensible can follow on this connection."""
         self.transport.abort()
