@@ -12,7 +12,7 @@ from typing import Any
 import httptools
 
 from hakeeper.balancer.config import BalancerConfig, parse_config
-from hakeeper.balancer.http_client import HttpClient
+from hakeeper.balancer.http_downstream import HttpDownstream
 from hakeeper.balancer.http_upstream import HttpUpstream
 from hakeeper.balancer.runtime import FrontendRuntime
 from hakeeper.balancer.servers import Backend
@@ -191,7 +191,7 @@ class FakeLoop:
     def call_soon(self, callback: object) -> None: ...
 
 
-def wire() -> tuple[HttpClient, FakeTransport, FakeTransport, FrontendRuntime]:
+def wire() -> tuple[HttpDownstream, FakeTransport, FakeTransport, FrontendRuntime]:
     """A client connection of a one-server frontend whose server has one idle upstream
     connection: the client side, its transport, the upstream's transport, the runtime."""
     cfg = config([{"name": "a", "address": "127.0.0.1:1"}])
@@ -202,7 +202,7 @@ def wire() -> tuple[HttpClient, FakeTransport, FakeTransport, FrontendRuntime]:
     up_transport = FakeTransport()
     upstream.connection_made(up_transport)  # type: ignore[arg-type]
     server.idle.append(upstream)
-    client = HttpClient(rt)
+    client = HttpDownstream(rt)
     client_transport = FakeTransport()
     client.connection_made(client_transport)  # type: ignore[arg-type]
     return client, client_transport, up_transport, rt

@@ -53,11 +53,13 @@ def quiet_seconds(transport: asyncio.BaseTransport | None) -> float:
 
 
 class TcpUpstream(asyncio.Protocol):
+    """The connection to the server, relaying to one client connection."""
+
     __slots__ = ("client", "data_received", "transport")
     # An instance slot set to the other side's write, where asyncio.Protocol has a method.
     data_received: Callable[[bytes], None]  # type: ignore[assignment]
 
-    def __init__(self, client: TcpClient) -> None:
+    def __init__(self, client: TcpDownstream) -> None:
         self.client = client
         self.transport: asyncio.Transport | None = None
         # The event loop calls the client's write itself: no Python frame per chunk.
@@ -81,7 +83,9 @@ class TcpUpstream(asyncio.Protocol):
         self.client.transport.resume_reading()
 
 
-class TcpClient(asyncio.Protocol):
+class TcpDownstream(asyncio.Protocol):
+    """One accepted client connection (the downstream side) and its relay to a server."""
+
     __slots__ = (
         "client_eof",
         "connect_task",

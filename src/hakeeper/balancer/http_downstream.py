@@ -1,9 +1,10 @@
 """Mode ``http`` (L7): HTTP/1.1 relay with keep-alive on both sides.
 
-One `HttpClient` per client connection parses requests with httptools and queues them;
-requests are sent upstream one at a time, so pipelined requests are answered in order. Each
-request borrows an `HttpUpstream` connection from its server's idle pool (or opens one) and
-gives it back when the response ends, if both sides allow it.
+The client-facing side (downstream, as `http_upstream` is the server-facing side): one
+`HttpDownstream` per accepted client connection parses requests with httptools and queues
+them; requests are sent upstream one at a time, so pipelined requests are answered in
+order. Each request borrows an `HttpUpstream` connection from its server's idle pool (or
+opens one) and gives it back when the response ends, if both sides allow it.
 
 On the way: hop-by-hop headers are removed both ways (and the ones a ``Connection`` header
 names), ``X-Forwarded-For`` and ``Forwarded`` get the client's address, chunked bodies are
@@ -62,8 +63,8 @@ log = logging.getLogger("hakeeper.balancer")
 IDLE, HEAD, CONNECTING, WAITING, QUEUED = 0, 1, 2, 3, 4
 
 
-class HttpClient(asyncio.Protocol):
-    """One client connection: parse, queue, dispatch, relay responses in order."""
+class HttpDownstream(asyncio.Protocol):
+    """One accepted client connection: parse, queue, dispatch, relay responses in order."""
 
     def __init__(self, rt: FrontendRuntime) -> None:
         self.rt = rt
