@@ -191,13 +191,17 @@ class FakeLoop:
     def call_soon(self, callback: object) -> None: ...
 
 
+def fake_runtime(cfg: BalancerConfig) -> FrontendRuntime:
+    """The runtime of ``cfg``'s first frontend and backend, on a loop that never runs."""
+    backend = Backend(cfg.backend[0])
+    return FrontendRuntime(cfg.frontend[0], backend, cfg.timeouts, cfg.limits, FakeLoop())  # type: ignore[arg-type]
+
+
 def wire() -> tuple[HttpDownstream, FakeTransport, FakeTransport, FrontendRuntime]:
     """A client connection of a one-server frontend whose server has one idle upstream
     connection: the client side, its transport, the upstream's transport, the runtime."""
-    cfg = config([{"name": "a", "address": "127.0.0.1:1"}])
-    backend = Backend(cfg.backend[0])
-    rt = FrontendRuntime(cfg.frontend[0], backend, cfg.timeouts, cfg.limits, FakeLoop())  # type: ignore[arg-type]
-    server = backend.servers["a"]
+    rt = fake_runtime(config([{"name": "a", "address": "127.0.0.1:1"}]))
+    server = rt.backend.servers["a"]
     upstream = HttpUpstream(server, rt)
     up_transport = FakeTransport()
     upstream.connection_made(up_transport)  # type: ignore[arg-type]

@@ -115,8 +115,14 @@ class HttpDownstream(asyncio.Protocol):
             if self.phase == QUEUED:
                 self.early.append(data)  # one read at most: reading was paused at once
             return
-        if not self.mid and self._simple(data):
-            return
+        if not self.mid:
+            # A plain request needs no parser (see `plain_request`).
+            rt = self.rt
+            cookie, limit = rt.backend.spec.cookie, rt.limits.max_header_bytes
+            req = plain_request(data, self.forwarding.tail, cookie, limit)
+            if req is not None:
+                self._enqueue(req)
+                return
         try:
             self.parser.feed_data(data)
         except HeaderTooLarge:
@@ -152,12 +158,7 @@ class HttpDownstream(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        rt = self.rt
-        rt.conns.discard(self)
-        if self.slot:
-            rt.release()
-        elif self.phase == QUEUED:
-            rt.drop_waiting(self)
+        self.rt.leave(self, self.slot, self.phase == QUEUED)
         if self.connect_task is not None:
             self.connect_task.cancel()
             self.connect_task = None
@@ -174,22 +175,6 @@ class HttpDownstream(asyncio.Protocol):
     def resume_writing(self) -> None:
         if self.upstream is not None:
             self.upstream.transport.resume_reading()
-
-    def _simple(self, data: bytes) -> bool:
-        """Take a plain request without the parser (see `plain_request`); False if not one."""
-        rt = self.rt
-        req = plain_request(
-            data, self.forwarding.tail, rt.backend.spec.cookie, rt.limits.max_header_bytes
-        )
-        if req is None:
-            return False
-        queue = self.queue
-        queue.append(req)
-        if len(queue) == 1:
-            self._dispatch(req)
-        elif len(queue) >= rt.limits.max_pipeline:
-            self._pause()
-        return True
 
     # -- maxconn ---------------------------------------------------------------------------
 
@@ -249,11 +234,15 @@ class HttpDownstream(asyncio.Protocol):
         forward_head(req, self.url, self.headers, self.forwarding, cookie, limit)
         self.headers = []
         self.building = req
+        self._enqueue(req)
+
+    def _enqueue(self, req: Request) -> None:
+        """Queue ``req``: sent at once when it is first, else after the ones before it."""
         queue = self.queue
         queue.append(req)
         if len(queue) == 1:
             self._dispatch(req)
-        elif len(queue) >= rt.limits.max_pipeline:
+        elif len(queue) >= self.rt.limits.max_pipeline:
             self._pause()
 
     def on_body(self, body: bytes) -> None:
@@ -350,13 +339,7 @@ class HttpDownstream(asyncio.Protocol):
         self.tried.append(server)
         if self.closed:
             return
-        if len(self.tried) > rt.backend.spec.retries:
-            log.warning(
-                "event=connect_failed frontend=%s server=%s reason=%s retries=exhausted",
-                rt.spec.name,
-                server.name,
-                why.replace(" ", "_"),
-            )
+        if rt.retries_spent(server, self.tried, why):
             self._write_error(503)
             return
         self._dispatch(self.queue[0])

@@ -199,13 +199,7 @@ class TcpDownstream(asyncio.Protocol):
         self.server = None
         if self.transport.is_closing():
             return
-        if len(self.tried) > rt.backend.spec.retries:
-            log.warning(
-                "event=connect_failed frontend=%s server=%s reason=%s retries=exhausted",
-                rt.spec.name,
-                server.name,
-                why.replace(" ", "_"),
-            )
+        if rt.retries_spent(server, self.tried, why):
             self.transport.close()
             return
         self._connect()
@@ -245,12 +239,7 @@ class TcpDownstream(asyncio.Protocol):
             upstream.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        rt = self.rt
-        rt.conns.discard(self)
-        if self.slot:
-            rt.release()
-        elif self.queued:
-            rt.drop_waiting(self)
+        self.rt.leave(self, self.slot, self.queued)
         if self.connect_task is not None:
             self.connect_task.cancel()
             self.connect_task = None
