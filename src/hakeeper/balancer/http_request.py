@@ -10,7 +10,7 @@ the ones a ``Connection`` header names), with the client's address appended to
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from hakeeper.balancer.http_wire import HOP_BY_HOP, forwarded_lines
 
@@ -97,9 +97,12 @@ def cookie_value(header: bytes, name: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class Forwarding:
-    """What one client connection adds to every request head it sends upstream."""
+class Forwarding(NamedTuple):
+    """What one client connection adds to every request head it sends upstream.
+
+    A NamedTuple rather than a frozen dataclass: one is built per accepted connection, and
+    a frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``.
+    """
 
     xff: bytes = b""  # its X-Forwarded-For element; empty: the frontend adds nothing
     fwd: bytes = b""  # its Forwarded element
