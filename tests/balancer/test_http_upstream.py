@@ -10,16 +10,25 @@ import ast
 from pathlib import Path
 
 import hakeeper.balancer
-from tests.balancer.conftest import wire
+from hakeeper.balancer.http_downstream import HttpDownstream
+from hakeeper.balancer.http_upstream import HttpUpstream
+from hakeeper.balancer.runtime import FrontendRuntime
+from tests.balancer.conftest import FakeTransport, wire
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
 
 
-def test_server_dropping_a_started_response_aborts_the_client_and_frees_the_server() -> None:
-    client, client_transport, _, _ = wire()
+def asked() -> tuple[HttpDownstream, FakeTransport, HttpUpstream, FrontendRuntime]:
+    """A client connection that sent one GET, and the upstream connection serving it."""
+    client, client_transport, _, rt = wire()
     client.data_received(REQUEST)
     upstream = client.upstream
     assert upstream is not None
+    return client, client_transport, upstream, rt
+
+
+def test_server_dropping_a_started_response_aborts_the_client_and_frees_the_server() -> None:
+    client, client_transport, upstream, _ = asked()
     upstream.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part")
     upstream.connection_lost(None)
     assert client_transport.closing
@@ -29,10 +38,7 @@ def test_server_dropping_a_started_response_aborts_the_client_and_frees_the_serv
 
 
 def test_server_closing_before_the_head_has_the_request_tried_elsewhere_then_503() -> None:
-    client, client_transport, _, rt = wire()  # one server: "elsewhere" is nowhere
-    client.data_received(REQUEST)
-    upstream = client.upstream
-    assert upstream is not None
+    client, client_transport, upstream, rt = asked()  # one server: "elsewhere" is nowhere
     upstream.connection_lost(None)
     assert client.upstream is None
     assert upstream.server.active == 0
@@ -42,10 +48,7 @@ def test_server_closing_before_the_head_has_the_request_tried_elsewhere_then_503
 
 
 def test_garbage_before_the_head_answers_the_client_502() -> None:
-    client, client_transport, _, rt = wire()
-    client.data_received(REQUEST)
-    upstream = client.upstream
-    assert upstream is not None
+    _, client_transport, upstream, rt = asked()
     upstream.data_received(b"NOT HTTP\r\n\r\n")
     rt.batch.flush()
     assert b"".join(client_transport.written).startswith(b"HTTP/1.1 502 ")
