@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from hakeeper.balancer.runtime import FrontendRuntime
+from hakeeper.balancer.servers import Backend
 from tests.balancer.conftest import config, fake_runtime
 
 
@@ -64,3 +65,11 @@ def test_retries_are_spent_after_one_try_more_than_retries(
     with caplog.at_level(logging.WARNING, logger="hakeeper.balancer"):
         assert rt.retries_spent(b, [a, b], "connection refused")
     assert "server=b reason=connection_refused retries=exhausted" in caplog.text
+
+
+def test_a_new_backend_brings_its_stickiness_cookie() -> None:
+    rt = fake_runtime(config([{"name": "a", "address": "127.0.0.1:1"}]))
+    assert rt.cookie is None
+    sticky = config([{"name": "a", "address": "127.0.0.1:1"}], backend={"cookie": "srv"})
+    rt.backend = Backend(sticky.backend[0])
+    assert rt.cookie == "srv"

@@ -118,7 +118,7 @@ class HttpDownstream(asyncio.Protocol):
         if not self.mid:
             # A plain request needs no parser (see `plain_request`).
             rt = self.rt
-            cookie, limit = rt.backend.spec.cookie, rt.limits.max_header_bytes
+            cookie, limit = rt.cookie, rt.limits.max_header_bytes
             req = plain_request(data, self.forwarding.tail, cookie, limit)
             if req is not None:
                 self._enqueue(req)
@@ -230,7 +230,7 @@ class HttpDownstream(asyncio.Protocol):
         req.http10 = parser.get_http_version() == "1.0"
         req.keep_alive = parser.should_keep_alive()
         rt = self.rt
-        limit, cookie = rt.limits.max_header_bytes, rt.backend.spec.cookie
+        limit, cookie = rt.limits.max_header_bytes, rt.cookie
         forward_head(req, self.url, self.headers, self.forwarding, cookie, limit)
         self.headers = []
         self.building = req

@@ -239,7 +239,7 @@ class HttpUpstream(asyncio.Protocol):
         server.observe_response(perf_counter() - self.sent_at, code)
         if code >= 500 and self.rt.backend.spec.passive.observe_5xx:
             self.rt.backend.observe_error(server, self.rt.now, f"status {code}")
-        if sized and req.keep_alive and not req.http10 and self.rt.backend.spec.cookie is None:
+        if sized and req.keep_alive and not req.http10 and self.rt.cookie is None:
             return head + b"\r\n"  # the common case: nothing to add
         out = [head]
         if not bodyless and not sized:
@@ -252,7 +252,7 @@ class HttpUpstream(asyncio.Protocol):
             out.append(b"Connection: close\r\n")
         elif req.http10:
             out.append(b"Connection: keep-alive\r\n")
-        cookie = self.rt.backend.spec.cookie
+        cookie = self.rt.cookie
         if cookie is not None and req.sticky != server.name:
             out.append(b"Set-Cookie: %s=%s; Path=/\r\n" % (cookie.encode(), server.name.encode()))
         out.append(b"\r\n")

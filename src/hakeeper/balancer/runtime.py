@@ -96,6 +96,10 @@ class FrontendRuntime:
     @backend.setter
     def backend(self, backend: Backend) -> None:
         self._backend = backend
+        # The stickiness cookie is read for every http request and response: an attribute
+        # load, not this property's call. A reload sets the backend again, so it is never
+        # stale (a clone's updates change servers only).
+        self.cookie = backend.spec.cookie
         self.refresh_keyed()
 
     def refresh_keyed(self) -> None:
