@@ -1,4 +1,5 @@
-"""Helpers for the balancer tests: configs in a few words and a raw HTTP/1.1 client."""
+"""Helpers for the balancer tests: configs in a few words, a raw HTTP/1.1 client, and the
+L7 relay's two protocol objects wired to fake transports (no sockets)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ from typing import Any
 import httptools
 
 from hakeeper.balancer.config import BalancerConfig, parse_config
+from hakeeper.balancer.http_downstream import HttpDownstream
+from hakeeper.balancer.http_upstream import HttpUpstream
+from hakeeper.balancer.runtime import FrontendRuntime
+from hakeeper.balancer.servers import Backend
 
 
 def config(
@@ -151,3 +156,57 @@ async def until(condition: Callable[[], bool]) -> None:
     async with asyncio.timeout(10):
         while not condition():  # noqa: ASYNC110
             await asyncio.sleep(0.02)
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    abort = close
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+
+class FakeLoop:
+    """What the relay asks of its loop: the clock and call_soon (the write batch's flush)."""
+
+    def time(self) -> float:
+        return 0.0
+
+    def call_soon(self, callback: object) -> None: ...
+
+
+def fake_runtime(cfg: BalancerConfig) -> FrontendRuntime:
+    """The runtime of ``cfg``'s first frontend and backend, on a loop that never runs."""
+    backend = Backend(cfg.backend[0])
+    return FrontendRuntime(cfg.frontend[0], backend, cfg.timeouts, cfg.limits, FakeLoop())  # type: ignore[arg-type]
+
+
+def wire() -> tuple[HttpDownstream, FakeTransport, FakeTransport, FrontendRuntime]:
+    """A client connection of a one-server frontend whose server has one idle upstream
+    connection: the client side, its transport, the upstream's transport, the runtime."""
+    rt = fake_runtime(config([{"name": "a", "address": "127.0.0.1:1"}]))
+    server = rt.backend.servers["a"]
+    upstream = HttpUpstream(server, rt)
+    up_transport = FakeTransport()
+    upstream.connection_made(up_transport)  # type: ignore[arg-type]
+    server.idle.append(upstream)
+    client = HttpDownstream(rt)
+    client_transport = FakeTransport()
+    client.connection_made(client_transport)  # type: ignore[arg-type]
+    return client, client_transport, up_transport, rt

@@ -11,60 +11,7 @@ import httptools
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hakeeper.balancer.http_client import HttpClient
-from hakeeper.balancer.http_upstream import HttpUpstream
-from hakeeper.balancer.runtime import FrontendRuntime
-from hakeeper.balancer.servers import Backend
-from tests.balancer.conftest import config
-
-
-class FakeTransport:
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-        self.closing = False
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return ("127.0.0.1", 40000) if name == "peername" else default
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
-    abort = close
-
-    def pause_reading(self) -> None: ...
-
-    def resume_reading(self) -> None: ...
-
-
-class FakeLoop:
-    """What the relay asks of its loop: the clock and call_soon (the write batch's flush)."""
-
-    def time(self) -> float:
-        return 0.0
-
-    def call_soon(self, callback: object) -> None: ...
-
-
-def wire() -> tuple[HttpClient, FakeTransport, FakeTransport, FrontendRuntime]:
-    cfg = config([{"name": "a", "address": "127.0.0.1:1"}])
-    backend = Backend(cfg.backend[0])
-    rt = FrontendRuntime(cfg.frontend[0], backend, cfg.timeouts, cfg.limits, FakeLoop())  # type: ignore[arg-type]
-    server = backend.servers["a"]
-    upstream = HttpUpstream(server, rt)
-    up_transport = FakeTransport()
-    upstream.connection_made(up_transport)  # type: ignore[arg-type]
-    server.idle.append(upstream)
-    client = HttpClient(rt)
-    client_transport = FakeTransport()
-    client.connection_made(client_transport)  # type: ignore[arg-type]
-    return client, client_transport, up_transport, rt
-
+from tests.balancer.conftest import wire
 
 REQUEST_PARTS = st.sampled_from(
     [

@@ -5,23 +5,12 @@ from __future__ import annotations
 import asyncio
 
 from hakeeper.balancer.write_batch import WriteBatch
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-        self.closing = False
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def is_closing(self) -> bool:
-        return self.closing
+from tests.balancer.conftest import FakeTransport
 
 
 async def test_batched_writes_go_out_in_order_after_the_loop_pass() -> None:
     batch = WriteBatch(asyncio.get_running_loop())
-    transport = Recorder()
+    transport = FakeTransport()
     batch.write(transport, b"a")  # type: ignore[arg-type]
     batch.write(transport, b"b")  # type: ignore[arg-type]
     assert transport.written == []
@@ -31,7 +20,7 @@ async def test_batched_writes_go_out_in_order_after_the_loop_pass() -> None:
 
 async def test_batched_data_for_a_transport_closed_meanwhile_is_dropped() -> None:
     batch = WriteBatch(asyncio.get_running_loop())
-    transport = Recorder()
+    transport = FakeTransport()
     batch.write(transport, b"a")  # type: ignore[arg-type]
     transport.closing = True
     batch.flush()

@@ -10,6 +10,9 @@ it is refused with a 502, and it must be complete within ``timeouts.response`` o
 request being sent (a 504): the deadline moves with each chunk of a body, never with a
 piece of a head, so a server trickling an endless head cannot hold the client. Either way
 that upstream connection is closed.
+
+The client connection a response goes to is seen only through `Downstream`, the few calls
+an upstream connection makes on it; the client side imports this module, never the reverse.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from time import perf_counter
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
 import httptools
 
@@ -26,10 +29,33 @@ from hakeeper.balancer.http_wire import LAST_CHUNK, chunk, clean_head
 from hakeeper.balancer.runtime import FrontendRuntime
 from hakeeper.balancer.servers import Server
 
-if TYPE_CHECKING:
-    from hakeeper.balancer.http_client import HttpClient
-
 log = logging.getLogger("hakeeper.balancer")
+
+
+class Downstream(Protocol):
+    """The client connection an upstream connection is answering, as the upstream sees it.
+
+    Typing only: the calls go straight to the client connection's methods, so the hot path
+    pays nothing for the interface.
+    """
+
+    transport: asyncio.Transport  # where the response is written
+    deadline: float  # moved while a response body flows
+
+    def response_done(self, upstream: HttpUpstream, reusable: bool) -> None:
+        """The response ended; ``reusable``: the connection may serve another request."""
+
+    def upstream_failed(self, upstream: HttpUpstream, why: str) -> None:
+        """The connection ended before a response head arrived (the request may be replayed)."""
+
+    def fail_request(self, upstream: HttpUpstream, status: int) -> None:
+        """The response cannot be relayed: answer ``status`` instead, then close."""
+
+    def response_broken(self, upstream: HttpUpstream) -> None:
+        """The connection ended part-way through a response the client has begun to get."""
+
+    def abort(self) -> None:
+        """A response broke off half-way: close the client connection at once."""
 
 
 class HttpUpstream(asyncio.Protocol):
@@ -40,7 +66,7 @@ class HttpUpstream(asyncio.Protocol):
         self.rt = rt
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.parser = httptools.HttpResponseParser(self)
-        self.client: HttpClient | None = None
+        self.client: Downstream | None = None
         self.req: Request | None = None
         self.out: list[bytes] = []
         self.chunk = b""  # the data being fed (response heads are cut from it)
@@ -112,10 +138,8 @@ class HttpUpstream(asyncio.Protocol):
             self._complete()
         elif self.started:
             # Part of the response is already with the client: it cannot be replayed.
-            self.server.active -= 1
             self.client = None
-            client.upstream = None
-            client.abort()
+            client.response_broken(self)
         else:
             client.upstream_failed(self, "connection closed before the response ended")
 
@@ -129,7 +153,7 @@ class HttpUpstream(asyncio.Protocol):
 
     # -- serving one request ---------------------------------------------------------------
 
-    def send(self, client: HttpClient, req: Request) -> None:
+    def send(self, client: Downstream, req: Request) -> None:
         self.client = client
         self.req = req
         self.started = self.finished = self.chunked_out = self.until_eof = False
@@ -215,7 +239,7 @@ class HttpUpstream(asyncio.Protocol):
         server.observe_response(perf_counter() - self.sent_at, code)
         if code >= 500 and self.rt.backend.spec.passive.observe_5xx:
             self.rt.backend.observe_error(server, self.rt.now, f"status {code}")
-        if sized and req.keep_alive and not req.http10 and self.rt.backend.spec.cookie is None:
+        if sized and req.keep_alive and not req.http10 and self.rt.cookie is None:
             return head + b"\r\n"  # the common case: nothing to add
         out = [head]
         if not bodyless and not sized:
@@ -228,13 +252,13 @@ class HttpUpstream(asyncio.Protocol):
             out.append(b"Connection: close\r\n")
         elif req.http10:
             out.append(b"Connection: keep-alive\r\n")
-        cookie = self.rt.backend.spec.cookie
+        cookie = self.rt.cookie
         if cookie is not None and req.sticky != server.name:
             out.append(b"Set-Cookie: %s=%s; Path=/\r\n" % (cookie.encode(), server.name.encode()))
         out.append(b"\r\n")
         return b"".join(out)
 
-    def _whole(self, client: HttpClient, data: bytes) -> bool:
+    def _whole(self, client: Downstream, data: bytes) -> bool:
         """Fast path: ``data`` is exactly one complete ``HTTP/1.1`` response with a length.
 
         The common case on a keep-alive backend; it skips the parser and its callbacks.

@@ -26,7 +26,7 @@ from typing import Protocol
 
 from hakeeper.balancer.config import FrontendSpec, Limits, Timeouts
 from hakeeper.balancer.policies import key_of
-from hakeeper.balancer.servers import Backend
+from hakeeper.balancer.servers import Backend, Server
 from hakeeper.balancer.write_batch import WriteBatch
 
 log = logging.getLogger("hakeeper.balancer")
@@ -96,6 +96,10 @@ class FrontendRuntime:
     @backend.setter
     def backend(self, backend: Backend) -> None:
         self._backend = backend
+        # The stickiness cookie is read for every http request and response: an attribute
+        # load, not this property's call. A reload sets the backend again, so it is never
+        # stale (a clone's updates change servers only).
+        self.cookie = backend.spec.cookie
         self.refresh_keyed()
 
     def refresh_keyed(self) -> None:
@@ -104,6 +108,19 @@ class FrontendRuntime:
 
     def client_key(self, peer_host: str) -> int:
         return key_of(peer_host) if self.keyed else 0
+
+    def retries_spent(self, server: Server, tried: list[Server], why: str) -> bool:
+        """Whether a connection whose connect to ``server`` (the last of ``tried``) failed
+        for ``why`` may try no other server; logged when so."""
+        if len(tried) <= self._backend.spec.retries:
+            return False
+        log.warning(
+            "event=connect_failed frontend=%s server=%s reason=%s retries=exhausted",
+            self.spec.name,
+            server.name,
+            why.replace(" ", "_"),
+        )
+        return True
 
     # -- maxconn ---------------------------------------------------------------------------
 
@@ -128,6 +145,15 @@ class FrontendRuntime:
         self.served -= 1
         if self.waiting:
             self.admit_waiting()
+
+    def leave(self, conn: Holdable, slot: bool, queued: bool) -> None:
+        """``conn`` closed: off the deadline sweep, and its maxconn ``slot`` handed to the
+        oldest waiting connection, or its place in the queue (``queued``) given up."""
+        self.conns.discard(conn)
+        if slot:
+            self.release()
+        elif queued:
+            self.drop_waiting(conn)
 
     def admit_waiting(self) -> None:
         waiting = self.waiting

@@ -24,10 +24,10 @@ from hakeeper.balancer.config import BalancerConfig, FrontendSpec, load_config
 from hakeeper.balancer.control import ServerCommand, apply_command
 from hakeeper.balancer.control_api import start_api
 from hakeeper.balancer.health import HealthChecker
-from hakeeper.balancer.http_client import HttpClient
+from hakeeper.balancer.http_downstream import HttpDownstream
 from hakeeper.balancer.runtime import FrontendRuntime
 from hakeeper.balancer.servers import Backend, Server
-from hakeeper.balancer.tcp_relay import TcpClient
+from hakeeper.balancer.tcp_relay import TcpDownstream
 from hakeeper.errors import ConfigError
 from hakeeper.model.address import split_address
 
@@ -173,7 +173,9 @@ class Balancer:
             self.loop,
         )
         host, port = spec.host_port
-        factory = (lambda: HttpClient(rt)) if spec.mode == "http" else (lambda: TcpClient(rt))
+        factory = (
+            (lambda: HttpDownstream(rt)) if spec.mode == "http" else (lambda: TcpDownstream(rt))
+        )
         try:
             listener = await self.loop.create_server(
                 factory, host, port, reuse_port=True, backlog=1024

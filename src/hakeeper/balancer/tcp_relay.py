@@ -53,11 +53,13 @@ def quiet_seconds(transport: asyncio.BaseTransport | None) -> float:
 
 
 class TcpUpstream(asyncio.Protocol):
+    """The connection to the server, relaying to one client connection."""
+
     __slots__ = ("client", "data_received", "transport")
     # An instance slot set to the other side's write, where asyncio.Protocol has a method.
     data_received: Callable[[bytes], None]  # type: ignore[assignment]
 
-    def __init__(self, client: TcpClient) -> None:
+    def __init__(self, client: TcpDownstream) -> None:
         self.client = client
         self.transport: asyncio.Transport | None = None
         # The event loop calls the client's write itself: no Python frame per chunk.
@@ -81,7 +83,9 @@ class TcpUpstream(asyncio.Protocol):
         self.client.transport.resume_reading()
 
 
-class TcpClient(asyncio.Protocol):
+class TcpDownstream(asyncio.Protocol):
+    """One accepted client connection (the downstream side) and its relay to a server."""
+
     __slots__ = (
         "client_eof",
         "connect_task",
@@ -195,13 +199,7 @@ class TcpClient(asyncio.Protocol):
         self.server = None
         if self.transport.is_closing():
             return
-        if len(self.tried) > rt.backend.spec.retries:
-            log.warning(
-                "event=connect_failed frontend=%s server=%s reason=%s retries=exhausted",
-                rt.spec.name,
-                server.name,
-                why.replace(" ", "_"),
-            )
+        if rt.retries_spent(server, self.tried, why):
             self.transport.close()
             return
         self._connect()
@@ -241,12 +239,7 @@ class TcpClient(asyncio.Protocol):
             upstream.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        rt = self.rt
-        rt.conns.discard(self)
-        if self.slot:
-            rt.release()
-        elif self.queued:
-            rt.drop_waiting(self)
+        self.rt.leave(self, self.slot, self.queued)
         if self.connect_task is not None:
             self.connect_task.cancel()
             self.connect_task = None

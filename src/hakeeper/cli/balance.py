@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from hakeeper.balancer.main_loop import run_file
-from hakeeper.balancer.workers import run_workers
+from hakeeper.balancer.worker_supervisor import run_workers
 from hakeeper.cli.logs import setup_logging
 from hakeeper.errors import HakeeperError
 

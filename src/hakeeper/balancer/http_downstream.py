@@ -1,15 +1,16 @@
 """Mode ``http`` (L7): HTTP/1.1 relay with keep-alive on both sides.
 
-One `HttpClient` per client connection parses requests with httptools and queues them;
-requests are sent upstream one at a time, so pipelined requests are answered in order. Each
-request borrows an `HttpUpstream` connection from its server's idle pool (or opens one) and
-gives it back when the response ends, if both sides allow it.
+The client-facing side (downstream, as `http_upstream` is the server-facing side): one
+`HttpDownstream` per accepted client connection parses requests with httptools and queues
+them; requests are sent upstream one at a time, so pipelined requests are answered in
+order. Each request borrows an `HttpUpstream` connection from its server's idle pool (or
+opens one) and gives it back when the response ends, if both sides allow it.
 
-On the way: hop-by-hop headers are removed both ways (and the ones a ``Connection`` header
-names), ``X-Forwarded-For`` and ``Forwarded`` get the client's address, chunked bodies are
-decoded and re-chunked (trailers are dropped), a response without a length reaches an
-HTTP/1.1 client chunked. A request whose upstream connect failed goes to another server; an
-idempotent one whose server vanished before answering is replayed on another server.
+On the way: the request head is rebuilt (`http_request`: hop-by-hop headers out, forwarded
+headers in), chunked bodies are decoded and re-chunked (trailers are dropped), a response
+without a length reaches an HTTP/1.1 client chunked. A request whose upstream connect
+failed goes to another server; an idempotent one whose server vanished before answering
+is replayed on another server.
 
 Bad input: unparsable request → 400, header block over ``max_header_bytes`` → 431, head not
 complete within ``client_header`` of its first byte → 408, unparsable or missing response,
@@ -33,26 +34,16 @@ from typing import cast
 import httptools
 
 from hakeeper.balancer.http_request import (
-    SIMPLE_REQUEST,
-    SPECIAL,
-    SPECIAL_FIELD,
-    SPECIAL_FIELD_NO_COOKIE,
+    NOT_FORWARDED,
+    Forwarding,
     HeaderTooLarge,
     Request,
-    connection_tokens,
-    cookie_value,
-    drop_named,
     error_request,
+    forward_head,
+    plain_request,
 )
 from hakeeper.balancer.http_upstream import HttpUpstream
-from hakeeper.balancer.http_wire import (
-    ERRORS,
-    IDEMPOTENT,
-    LAST_CHUNK,
-    REPLAY_LIMIT,
-    chunk,
-    forwarded_lines,
-)
+from hakeeper.balancer.http_wire import ERRORS, IDEMPOTENT, LAST_CHUNK, REPLAY_LIMIT, chunk
 from hakeeper.balancer.runtime import FrontendRuntime
 from hakeeper.balancer.servers import Server
 
@@ -62,8 +53,8 @@ log = logging.getLogger("hakeeper.balancer")
 IDLE, HEAD, CONNECTING, WAITING, QUEUED = 0, 1, 2, 3, 4
 
 
-class HttpClient(asyncio.Protocol):
-    """One client connection: parse, queue, dispatch, relay responses in order."""
+class HttpDownstream(asyncio.Protocol):
+    """One accepted client connection: parse, queue, dispatch, relay responses in order."""
 
     def __init__(self, rt: FrontendRuntime) -> None:
         self.rt = rt
@@ -83,10 +74,7 @@ class HttpClient(asyncio.Protocol):
         self.phase = IDLE
         self.deadline = 0.0
         self.key = 0
-        self.xff = b""
-        self.fwd = b""
-        self.tail = b"\r\n"  # the end of every request head: forwarded lines, blank line
-        self.chain: dict[bytes, bytes] = {}  # a client's own X-Forwarded-For / Forwarded
+        self.forwarding = NOT_FORWARDED
         self.paused = False
         self.stopped = False  # takes no more requests (bad input, upgrade, closing)
         self.half_closed = False  # the client sent EOF after requests still being answered
@@ -116,8 +104,7 @@ class HttpClient(asyncio.Protocol):
         host = peer[0] if peer else "unknown"
         self.key = rt.client_key(host)
         if rt.spec.forwarded:
-            self.xff, self.fwd = forwarded_lines(host)
-            self.tail = b"X-Forwarded-For: %s\r\nForwarded: %s\r\n\r\n" % (self.xff, self.fwd)
+            self.forwarding = Forwarding.of(host)
         # A new connection owes its first request head within client_header (HAProxy's
         # `timeout http-request`), so connections that say nothing cannot fill maxconn for
         # the longer keep-alive idle time.
@@ -128,8 +115,14 @@ class HttpClient(asyncio.Protocol):
             if self.phase == QUEUED:
                 self.early.append(data)  # one read at most: reading was paused at once
             return
-        if not self.mid and self._simple(data):
-            return
+        if not self.mid:
+            # A plain request needs no parser (see `plain_request`).
+            rt = self.rt
+            cookie, limit = rt.cookie, rt.limits.max_header_bytes
+            req = plain_request(data, self.forwarding.tail, cookie, limit)
+            if req is not None:
+                self._enqueue(req)
+                return
         try:
             self.parser.feed_data(data)
         except HeaderTooLarge:
@@ -165,12 +158,7 @@ class HttpClient(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        rt = self.rt
-        rt.conns.discard(self)
-        if self.slot:
-            rt.release()
-        elif self.phase == QUEUED:
-            rt.drop_waiting(self)
+        self.rt.leave(self, self.slot, self.phase == QUEUED)
         if self.connect_task is not None:
             self.connect_task.cancel()
             self.connect_task = None
@@ -187,35 +175,6 @@ class HttpClient(asyncio.Protocol):
     def resume_writing(self) -> None:
         if self.upstream is not None:
             self.upstream.transport.resume_reading()
-
-    def _simple(self, data: bytes) -> bool:
-        """Take a plain request (see `SIMPLE_REQUEST`) without the parser; False if not one.
-
-        The parser path costs a callback per field and a Python loop over the fields; here
-        one regex match checks the whole head and the field lines are forwarded as they came.
-        """
-        match = SIMPLE_REQUEST.fullmatch(data)
-        if match is None:
-            return False
-        rt = self.rt
-        method, target, minor, fields = match.groups()
-        special = SPECIAL_FIELD_NO_COOKIE if rt.backend.spec.cookie is None else SPECIAL_FIELD
-        if special.search(fields.lower()) or len(data) > rt.limits.max_header_bytes:
-            return False
-        req = Request()
-        req.method = method
-        req.idempotent = req.complete = True
-        if minor == b"0":
-            req.http10 = True
-            req.keep_alive = False  # HTTP/1.0 without "Connection: keep-alive"
-        req.head = b"%s %s HTTP/1.1\r\n%s%s" % (method, target, fields, self.tail)
-        queue = self.queue
-        queue.append(req)
-        if len(queue) == 1:
-            self._dispatch(req)
-        elif len(queue) >= rt.limits.max_pipeline:
-            self._pause()
-        return True
 
     # -- maxconn ---------------------------------------------------------------------------
 
@@ -270,58 +229,20 @@ class HttpClient(asyncio.Protocol):
         req.idempotent = method in IDEMPOTENT
         req.http10 = parser.get_http_version() == "1.0"
         req.keep_alive = parser.should_keep_alive()
-        out = [method, b" ", self.url, b" HTTP/1.1\r\n"]
-        tail: bytes | None = self.tail
-        size = len(self.url)
-        extra_hop: set[bytes] | None = None
-        has_body = False
-        for name, value in self.headers:
-            size += len(name) + len(value)
-            lname = name.lower()
-            if lname not in SPECIAL:  # one set lookup for an ordinary header
-                out += (name, b": ", value, b"\r\n")
-            elif lname == b"content-length":
-                has_body = value.strip() not in (b"0", b"")
-                out += (name, b": ", value, b"\r\n")
-            elif lname == b"transfer-encoding":
-                req.chunked = has_body = True
-            elif lname == b"connection":
-                extra_hop = connection_tokens(value, extra_hop)
-            elif lname == b"cookie":
-                cookie = self.rt.backend.spec.cookie
-                if cookie is not None:
-                    req.sticky = cookie_value(value, cookie)
-                out += (name, b": ", value, b"\r\n")
-            elif lname in (b"x-forwarded-for", b"forwarded") and self.xff:
-                # The client's own chain: ours is appended to it (once, at the end).
-                tail = None
-                self.chain[lname] = self.chain.get(lname, b"") + value + b", "
-            elif lname in (b"x-forwarded-for", b"forwarded"):
-                out += (name, b": ", value, b"\r\n")
-        if size > self.rt.limits.max_header_bytes:
-            raise HeaderTooLarge
-        if extra_hop:
-            out = drop_named(out, extra_hop, 4)
-        if req.chunked:
-            out.append(b"Transfer-Encoding: chunked\r\n")
-        if tail is None:
-            chain = self.chain
-            self.chain = {}
-            tail = b"X-Forwarded-For: %s%s\r\nForwarded: %s%s\r\n\r\n" % (
-                chain.get(b"x-forwarded-for", b""),
-                self.xff,
-                chain.get(b"forwarded", b""),
-                self.fwd,
-            )
-        out.append(tail)
-        req.head = b"".join(out)
+        rt = self.rt
+        limit, cookie = rt.limits.max_header_bytes, rt.cookie
+        forward_head(req, self.url, self.headers, self.forwarding, cookie, limit)
         self.headers = []
-        req.complete = not has_body
         self.building = req
-        self.queue.append(req)
-        if len(self.queue) == 1:
+        self._enqueue(req)
+
+    def _enqueue(self, req: Request) -> None:
+        """Queue ``req``: sent at once when it is first, else after the ones before it."""
+        queue = self.queue
+        queue.append(req)
+        if len(queue) == 1:
             self._dispatch(req)
-        elif len(self.queue) >= self.rt.limits.max_pipeline:
+        elif len(queue) >= self.rt.limits.max_pipeline:
             self._pause()
 
     def on_body(self, body: bytes) -> None:
@@ -418,13 +339,7 @@ class HttpClient(asyncio.Protocol):
         self.tried.append(server)
         if self.closed:
             return
-        if len(self.tried) > rt.backend.spec.retries:
-            log.warning(
-                "event=connect_failed frontend=%s server=%s reason=%s retries=exhausted",
-                rt.spec.name,
-                server.name,
-                why.replace(" ", "_"),
-            )
+        if rt.retries_spent(server, self.tried, why):
             self._write_error(503)
             return
         self._dispatch(self.queue[0])
@@ -496,6 +411,11 @@ class HttpClient(asyncio.Protocol):
         self.upstream = None
         upstream.client = None
         self._write_error(status)
+
+    def response_broken(self, upstream: HttpUpstream) -> None:
+        upstream.server.active -= 1
+        self.upstream = None
+        self.abort()
 
     def abort(self) -> None:
         """A response broke off half-way: nothing sensible can follow on this connection."""

@@ -1,10 +1,10 @@
-"""Several worker processes on one port (SO_REUSEPORT), sharing one view of server health.
+"""The parent of several worker processes on one port (SO_REUSEPORT): one view of health.
 
 The parent process runs the health checks and the runtime API once, for all workers, and
-owns the truth about every server; each worker (`hakeeper.balancer.worker`) serves traffic.
-Why the parent checks rather than each worker: N workers checking would multiply the
-probes a backend sees by N and let workers disagree about which servers are up for up to
-``fall × inter`` seconds. So:
+owns the truth about every server; each worker (`hakeeper.balancer.worker_process`) serves
+traffic. Why the parent checks rather than each worker: N workers checking would multiply
+the probes a backend sees by N and let workers disagree about which servers are up for up
+to ``fall × inter`` seconds. So:
 
 - after every check round the parent sends each worker the up/down verdict of every server
   (a worker may have marked one down early from its own traffic — passive observation — and
@@ -102,7 +102,7 @@ class Supervisor:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "hakeeper.balancer.worker",
+                "hakeeper.balancer.worker_process",
                 str(self.path),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,

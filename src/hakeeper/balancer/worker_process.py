@@ -1,8 +1,9 @@
-"""One worker of a multi-process balancer: serves traffic, takes orders on stdin.
+"""One worker process of a multi-process balancer: serves traffic, takes orders on stdin.
 
-Started by `hakeeper.balancer.workers.Supervisor` as
-``python -m hakeeper.balancer.worker CONFIG``. It binds the frontends with SO_REUSEPORT (the
-kernel spreads connections over the workers), runs no health checks and no API, and:
+Started by `hakeeper.balancer.worker_supervisor.Supervisor` as
+``python -m hakeeper.balancer.worker_process CONFIG``. It binds the frontends with
+SO_REUSEPORT (the kernel spreads connections over the workers), runs no health checks and no
+API, and:
 
 - reads JSON lines on stdin: a `ServerCommand` (health verdicts from the parent's checks,
   admin states and weights from its API) or ``{"reload": true}``;
