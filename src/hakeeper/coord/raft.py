@@ -44,7 +44,6 @@ from hakeeper.coord.pysyncobj_compat import (
     FAIL_REASON,
     GuardedSyncObj,
     Skipped,
-    SyncObjConf,
     called_back,
     ignore_result,
 )
@@ -53,13 +52,14 @@ from hakeeper.coord.raft_member_record import MemberRecord
 from hakeeper.coord.raft_membership import Handover, RaftMembership, left
 from hakeeper.coord.raft_peers import membership_fingerprint, parse_peer, raft_peers
 from hakeeper.coord.raft_state import (
-    CmpWire,
     KVStateMachine,
-    OpWire,
     check_lease_id,
     check_ttl,
     check_txn,
+    cmp_wire,
+    op_wire,
 )
+from hakeeper.coord.raft_sync import sync_conf
 from hakeeper.coord.raft_transport import AuthTransport
 from hakeeper.errors import (
     Compacted,
@@ -240,38 +240,12 @@ class RaftCoordinator:
         log.info("event=raft_learner_promoted address=%s version=%d", address, members.version)
 
     def _make_sync(self, self_node: str | None, others: list[str]) -> Any:
-        timing = self._timing
         journal = dump = None
         if self._data_dir is not None:
             files = open_data_dir(self._data_dir)
             journal, dump = str(files.journal), str(files.dump)
         learner = self_node is None and self._self is not None
-        conf = SyncObjConf(
-            autoTick=True,
-            autoTickPeriod=min(0.02, timing.heartbeat / 2),
-            appendEntriesPeriod=timing.heartbeat,
-            appendEntriesUseBatch=False,
-            raftMinTimeout=timing.election_min,
-            raftMaxTimeout=timing.election_max,
-            leaderFallbackTimeout=timing.election_max,
-            # Followers exchange nothing in steady state; PySyncObj drops a link that reads
-            # nothing for connectionTimeout, and a vote request sent while it is down is
-            # lost, which turned one election into two. Keep links up, redial fast.
-            connectionTimeout=max(60.0, 20 * timing.election_max),
-            connectionRetryTime=max(timing.heartbeat, 0.05),
-            commandsWaitLeader=True,
-            journalFile=journal,
-            fullDumpFile=dump,
-            useFork=False,
-            # A learner never compacts: its snapshot would name no member for itself, and
-            # the voter it becomes reads what it wrote. Snapshots sent by the leader still land.
-            logCompactionMinEntries=10**9 if learner else 5000,
-            logCompactionMinTime=10**9 if learner else 60,
-            dynamicMembershipChange=True,
-            # PySyncObj listens on every address unless told; a member listens on its own only.
-            bindAddress=self_node,
-            onStateChanged=_log_state_change,
-        )
+        conf = sync_conf(self._timing, journal, dump, bind=self_node, learner=learner)
         # No `password`: PySyncObj's own Fernet layer would parse frames before checking them;
         # AuthTransport authenticates each peer, then each frame, before anything is unpickled.
         sync = GuardedSyncObj(
@@ -434,9 +408,9 @@ class RaftCoordinator:
         writes = any(not isinstance(op, Get) for op in (*success, *failure))
         wire = (
             _req_id() if writes else "",
-            [_cmp_wire(c) for c in compare],
-            [_op_wire(o) for o in success],
-            [_op_wire(o) for o in failure],
+            [cmp_wire(c) for c in compare],
+            [op_wire(o) for o in success],
+            [op_wire(o) for o in failure],
         )
         check_txn(*wire)  # a malformed command never reaches the log from here
         outcome = await self._submit(self._state.cmd_txn, *wire)
@@ -561,15 +535,6 @@ class RaftCoordinator:
                 del pending[key]
 
 
-_RAFT_STATES = {0: "follower", 1: "candidate", 2: "leader"}
-
-
-def _log_state_change(old: int, new: int) -> None:
-    log.info(
-        "event=raft_state from=%s to=%s", _RAFT_STATES.get(old, old), _RAFT_STATES.get(new, new)
-    )
-
-
 def _node(sync: Any, address: str) -> Any:
     for node in sync.otherNodes:
         if node.address == address:
@@ -584,15 +549,3 @@ def _reason(error: int) -> str:
 
 def _req_id() -> str:
     return uuid.uuid4().hex
-
-
-def _cmp_wire(cmp: Cmp) -> CmpWire:
-    return (cmp.key, cmp.target, cmp.op, cmp.operand)
-
-
-def _op_wire(op: Op) -> OpWire:
-    if isinstance(op, Put):
-        return ("put", op.key, op.value, op.lease)
-    if isinstance(op, Delete):
-        return ("del", op.key, op.prefix, None)
-    return ("get", op.key, op.prefix, None)

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hakeeper.coord.base import KV, WatchEvent
+from hakeeper.coord.base import KV, Cmp, Delete, Op, Put, WatchEvent
 from hakeeper.coord.pysyncobj_compat import SyncObjConsumer, replicated
 from hakeeper.errors import CoordError
 
@@ -379,3 +379,15 @@ class KVStateMachine(SyncObjConsumer):  # type: ignore[misc]
             del self.history[:cut]
         for callback in list(self.subscribers):
             callback(events)
+
+
+def cmp_wire(cmp: Cmp) -> CmpWire:
+    return (cmp.key, cmp.target, cmp.op, cmp.operand)
+
+
+def op_wire(op: Op) -> OpWire:
+    if isinstance(op, Put):
+        return ("put", op.key, op.value, op.lease)
+    if isinstance(op, Delete):
+        return ("del", op.key, op.prefix, None)
+    return ("get", op.key, op.prefix, None)
