@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
-from hakeeper.coord.base import Put
+from hakeeper.model.records import Assignment, Placement
 from hakeeper.runtime.election import Controller, ControllerElection
 from hakeeper.runtime.keys import KeySpace
+from hakeeper.runtime.store import ClusterStore
 from tests.fakes import LocalCoordinator
 
 KEYS = KeySpace("c1")
@@ -39,7 +40,8 @@ async def test_a_deposed_controller_cannot_write() -> None:
     coord.expire_leases(time.monotonic() + 10)
     await ControllerElection(coord, KEYS, "n2").campaign(await coord.grant(3))
 
-    result = await election1.guarded_txn(old.term, [Put(KEYS.assignment("db"), b"n1")])
+    store = ClusterStore(coord, KEYS)
+    written = await store.write_assignments(old.term, {"db": Assignment("db", (Placement("n1"),))})
 
-    assert not result.succeeded
+    assert written is None
     assert await coord.get(KEYS.assignment("db")) is None

@@ -37,7 +37,7 @@ async def test_follow_yields_new_events() -> None:
 
     async def follow() -> None:
         async with contextlib.aclosing(log.follow()) as events:
-            async for event in events:
+            async for _, event in events:
                 seen.append(event)
                 return
 

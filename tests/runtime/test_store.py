@@ -8,7 +8,7 @@ import pytest
 
 from hakeeper.config.loader import spec_from_text
 from hakeeper.errors import ConfigError
-from hakeeper.model.records import InstanceStatus
+from hakeeper.model.records import FencedMark, InstanceStatus
 from hakeeper.runtime.keys import KeySpace
 from hakeeper.runtime.store import ClusterStore
 from tests.fakes import LocalCoordinator
@@ -21,8 +21,8 @@ SPEC = spec_from_text(
 )
 
 
-async def store_with_status(node: str) -> ClusterStore:
-    store = ClusterStore(LocalCoordinator(), KEYS)
+async def store_with_status(node: str, coord: LocalCoordinator | None = None) -> ClusterStore:
+    store = ClusterStore(coord or LocalCoordinator(), KEYS)
     await store.report(InstanceStatus("db", node, 0, "started", 5, time.time()))
     return store
 
@@ -36,7 +36,7 @@ async def test_a_node_without_member_key_but_running_statuses_is_lost() -> None:
 
 async def test_a_fenced_node_is_down_and_its_statuses_are_not_instances() -> None:
     store = await store_with_status("n1")
-    await store.confirm_fenced("n1", by="operator", now=time.time())
+    await store.mark_fenced("n1", FencedMark(by="operator", ts=time.time()))
     observed = await store.observe(SPEC, time.time())
     assert observed.state.node("n1").down
     assert observed.state.instances == ()
@@ -47,15 +47,16 @@ async def test_running_on_names_live_nodes_only() -> None:
     await store.report(InstanceStatus("db", "n2", 0, "stopped", 5, time.time()))
     observed = await store.observe(SPEC, time.time())
     assert observed.running_on("db") == ["n1"]
-    await store.confirm_fenced("n1", by="operator", now=time.time())
+    await store.mark_fenced("n1", FencedMark(by="operator", ts=time.time()))
     assert (await store.observe(SPEC, time.time())).running_on("db") == []
 
 
 async def test_a_fenced_node_that_rejoined_is_not_believed_until_it_clears_its_mark() -> None:
-    store = await store_with_status("n1")
-    await store.confirm_fenced("n1", by="operator", now=time.time())
-    lease = await store.coord.grant(3)
-    await store.coord.put(KEYS.member("n1"), b"{}", lease)
+    coord = LocalCoordinator()
+    store = await store_with_status("n1", coord)
+    await store.mark_fenced("n1", FencedMark(by="operator", ts=time.time()))
+    lease = await coord.grant(3)
+    await coord.put(KEYS.member("n1"), b"{}", lease)
     assert (await store.observe(SPEC, time.time())).state.instances == ()
     await store.rejoined("n1")
     assert len((await store.observe(SPEC, time.time())).state.instances) == 1
@@ -68,15 +69,17 @@ async def test_a_leaving_node_counts_as_standby() -> None:
 
 
 async def test_stored_config_bytes_that_are_not_utf8_are_a_config_error() -> None:
-    store = ClusterStore(LocalCoordinator(), KEYS)
-    await store.coord.put(store.config_key, b"\xff\xfe")
+    coord = LocalCoordinator()
+    store = ClusterStore(coord, KEYS)
+    await coord.put(KEYS.config, b"\xff\xfe")
     with pytest.raises(ConfigError, match="not UTF-8"):
         await store.stored_config()
 
 
 async def test_a_stored_config_that_does_not_load_is_a_status_warning() -> None:
-    store = ClusterStore(LocalCoordinator(), KEYS)
-    revision = await store.coord.put(store.config_key, b"x = " + b"[" * 5000 + b"]" * 5000)
+    coord = LocalCoordinator()
+    store = ClusterStore(coord, KEYS)
+    revision = await coord.put(KEYS.config, b"x = " + b"[" * 5000 + b"]" * 5000)
     problem = await store.stored_config_problem()
     assert problem is not None
     assert problem.revision == revision
@@ -85,7 +88,8 @@ async def test_a_stored_config_that_does_not_load_is_a_status_warning() -> None:
 
 
 async def test_a_stored_config_that_loads_gives_no_warning() -> None:
-    store = ClusterStore(LocalCoordinator(), KEYS)
+    coord = LocalCoordinator()
+    store = ClusterStore(coord, KEYS)
     assert await store.stored_config_problem() is None  # none stored yet
-    await store.coord.put(store.config_key, b'[cluster]\nname = "c1"\n[nodes.n1]\n')
+    await coord.put(KEYS.config, b'[cluster]\nname = "c1"\n[nodes.n1]\n')
     assert await store.stored_config_problem() is None
