@@ -1,14 +1,17 @@
-"""The scheduler's snapshot built from raw keys."""
+"""The cluster store: the scheduler's snapshot built from raw keys, and one typed method per
+thing its callers do."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 
 import pytest
 
 from hakeeper.config.loader import spec_from_text
 from hakeeper.errors import ConfigError
-from hakeeper.model.records import FencedMark, InstanceStatus
+from hakeeper.model.records import Assignment, FencedMark, InstanceStatus, Placement
 from hakeeper.runtime.keys import KeySpace
 from hakeeper.runtime.store import ClusterStore
 from tests.fakes import LocalCoordinator
@@ -93,3 +96,80 @@ async def test_a_stored_config_that_loads_gives_no_warning() -> None:
     assert await store.stored_config_problem() is None  # none stored yet
     await coord.put(KEYS.config, b'[cluster]\nname = "c1"\n[nodes.n1]\n')
     assert await store.stored_config_problem() is None
+
+
+async def test_a_guarded_assignment_write_returns_its_epoch() -> None:
+    coord = LocalCoordinator()
+    store = ClusterStore(coord, KEYS)
+    term = (await store.election("n1").campaign(await coord.grant(3))).term
+    epoch = await store.write_assignments(term, {"db": Assignment("db", (Placement("n1"),))})
+    assert epoch is not None
+    assert await store.assignments() == {"db": Assignment("db", (Placement("n1"),), epoch)}
+
+
+async def test_a_fenced_mark_guarded_by_an_ended_term_is_not_written() -> None:
+    coord = LocalCoordinator()
+    store = ClusterStore(coord, KEYS)
+    term = (await store.election("n1").campaign(await coord.grant(3))).term
+    assert await store.mark_fenced("n2", FencedMark("ipmi", 1.0), term=term + 1) is None
+    assert await coord.get(KEYS.fenced("n2")) is None
+    assert await store.mark_fenced("n2", FencedMark("ipmi", 1.0), term=term) is not None
+    assert await coord.get(KEYS.fenced("n2")) is not None
+
+
+async def test_rejoining_clears_the_fenced_mark_and_the_leaving_mark() -> None:
+    coord = LocalCoordinator()
+    store = ClusterStore(coord, KEYS)
+    await store.mark_fenced("n1", FencedMark("operator", 1.0))
+    await store.leaving("n1")
+    await store.rejoined("n1")
+    assert await coord.range(KEYS.runtime) == []
+
+
+async def test_the_assignment_watch_wakes_on_a_write() -> None:
+    coord = LocalCoordinator()
+    store = ClusterStore(coord, KEYS)
+    term = (await store.election("n1").campaign(await coord.grant(3))).term
+
+    async def first_change() -> int:
+        async with contextlib.aclosing(store.assignment_changes()) as changes:
+            async for revision in changes:
+                return revision
+        raise AssertionError("the watch ended")
+
+    waiting = asyncio.create_task(first_change())
+    await asyncio.sleep(0)
+    epoch = await store.write_assignments(term, {"db": Assignment("db", (Placement("n1"),))})
+    assert await asyncio.wait_for(waiting, 5) == epoch
+
+
+async def test_a_config_is_published_only_over_the_revision_it_was_reviewed_against() -> None:
+    store = ClusterStore(LocalCoordinator(), KEYS)
+    first = await store.publish_first_config("# first")
+    assert first is not None
+    assert first.raw == b"# first"
+    assert await store.publish_first_config("# not over the first") == first
+    assert not await store.publish_config("# stale review", base_revision=0)
+    assert await store.publish_config("# reviewed", base_revision=first.revision)
+    assert await store.stored_config() == "# reviewed"
+
+
+async def test_constraints_and_target_roles_read_back_as_written() -> None:
+    store = ClusterStore(LocalCoordinator(), KEYS)
+    await store.set_constraint("move", "db", "n1")
+    await store.set_constraint("ban", "db", "n2")
+    assert await store.constraints_of("db") == {"n1": "move", "n2": "ban"}
+    assert await store.target_role("db") is None
+    await store.set_target_role("db", "stopped")
+    assert await store.target_role("db") == "stopped"
+
+
+async def test_live_instances_skip_a_torn_status() -> None:
+    coord = LocalCoordinator()
+    store = await store_with_status("n1", coord)
+    await coord.put(KEYS.member("n1"), b"{}")
+    await coord.put(KEYS.instance_status("n2", "db", 0), b"{torn")
+    live = await store.live_instances()
+    assert live.members == {"n1"}
+    assert [(s.node, s.resource) for s in live.statuses] == [("n1", "db")]
+    assert live.revision > 0

@@ -24,6 +24,7 @@ from rich.console import Console
 
 from hakeeper.cli import cluster_client as cc
 from hakeeper.cli.cluster_client import ConfigOption
+from hakeeper.cli.plan import print_transition
 from hakeeper.config import parse, to_spec, warnings
 from hakeeper.coord.base import Coordinator
 from hakeeper.errors import ConfigError
@@ -122,8 +123,6 @@ async def write(coord: Coordinator, current: ClusterSpec, plan: ApplyPlan) -> bo
 
 
 def show(plan: ApplyPlan) -> None:
-    from hakeeper.cli.plan import print_transition
-
     for note in plan.notes:
         console.print(f"[yellow]{note}[/]", highlight=False)
     if not plan.changed:

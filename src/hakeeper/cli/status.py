@@ -25,6 +25,7 @@ from rich.text import Text
 
 from hakeeper.cli import cluster_client as cc
 from hakeeper.cli.cluster_client import ConfigOption, JsonOption
+from hakeeper.cli.plan import print_transition
 from hakeeper.coord.base import Coordinator
 from hakeeper.errors import CoordError
 from hakeeper.model.cluster import ClusterSpec
@@ -184,8 +185,6 @@ def status(
 
 def print_live_plan(report: StatusReport) -> None:
     """The transition the controller is working through, in `hakeeper plan`'s table."""
-    from hakeeper.cli.plan import print_transition
-
     if not report.quorum:
         console.print(render(report))
         return

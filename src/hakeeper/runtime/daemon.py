@@ -42,7 +42,8 @@ from hakeeper.runtime.executor import Executor
 from hakeeper.runtime.fence_plan import fencer_of
 from hakeeper.runtime.keys import KeySpace
 from hakeeper.runtime.membership import Membership
-from hakeeper.runtime.store import ClusterStore, short_reason, stored_spec
+from hakeeper.runtime.store import ClusterStore
+from hakeeper.runtime.stored_config import short_reason, stored_spec
 from hakeeper.runtime.suspicion import SuspicionWatch
 
 log = logging.getLogger(__name__)

@@ -28,9 +28,7 @@ Every path comes from `hakeeper.runtime.keys` and every value's bytes from
 event-log modules it hands out) holds the coordinator or builds a key: callers get one typed
 method per thing they do, and one writer per record.
 
-The stored config is read through `stored_spec`: bytes that are not UTF-8, too large, nest
-too deep or do not validate are one `ConfigError` (rule 5: refused where it is read; every
-node keeps its last good config), never another exception that would stop the reader.
+The stored config is read through `hakeeper.runtime.stored_config.stored_spec` (rule 5).
 
 A node is *online* while its member key exists; otherwise *lost* if any status of it still
 says something runs there (and *fenced* once confirmed off), else *offline*.
@@ -42,7 +40,6 @@ import contextlib
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from hakeeper.config.loader import spec_from_text
 from hakeeper.coord.base import KV, Cmp, Coordinator, Delete, Get, Lease, Op, Put
 from hakeeper.errors import ConfigError
 from hakeeper.model.cluster import ClusterSpec
@@ -81,6 +78,12 @@ from hakeeper.runtime.record_codec import (
     encode_flags,
     encode_status,
     encode_target_role,
+)
+from hakeeper.runtime.stored_config import (
+    StoredConfigProblem,
+    short_reason,
+    stored_spec,
+    stored_text,
 )
 
 
@@ -412,43 +415,6 @@ class ClusterStore:
         except ConfigError as exc:
             return StoredConfigProblem(record.revision, short_reason(exc))
         return None
-
-
-@dataclass(frozen=True, slots=True)
-class StoredConfigProblem:
-    revision: int
-    reason: str
-
-    def warning(self) -> str:
-        return (
-            f"the stored config (revision {self.revision}) is refused: {self.reason}; every "
-            "node keeps running its last good config. Fix: hakeeper config apply "
-            "<a valid cluster file>"
-        )
-
-
-REASON_LIMIT = 300
-
-
-def short_reason(exc: ConfigError) -> str:
-    """A refusal's first two lines, bounded, for events and ``status``."""
-    text = "; ".join(str(exc).splitlines()[:2])
-    return text if len(text) <= REASON_LIMIT else text[: REASON_LIMIT - 3] + "..."
-
-
-def stored_text(raw: bytes, source: str) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{source}: not UTF-8 (byte {exc.start}); write a cluster file with "
-            "hakeeper config apply"
-        ) from None
-
-
-def stored_spec(raw: bytes, source: str) -> ClusterSpec:
-    """The stored config's bytes to a validated spec; any failure is one ConfigError."""
-    return spec_from_text(stored_text(raw, source), source)
 
 
 def build_observed(
