@@ -58,6 +58,8 @@ async def follow_events(
             async with contextlib.aclosing(log.follow(start)) as changes:
                 async for revision, event in changes:
                     start = revision + 1
+                    if event is None:
+                        continue  # trimming
                     emit(event)
                     seen += 1
                     if limit is not None and seen >= limit:

@@ -47,15 +47,19 @@ class EventLog:
         kvs = found if isinstance(found, tuple) else ()
         return [from_json(kv.value.decode(), kv.key) for kv in kvs], result.revision
 
-    async def follow(self, start_revision: int | None = None) -> AsyncGenerator[tuple[int, Event]]:
-        """New events as they are appended (from ``start_revision`` if given), each with its
-        revision, so that a broken stream can resume exactly where it stopped. `Compacted`
-        when ``start_revision`` was trimmed away: resume from `revision` + 1."""
+    async def follow(
+        self, start_revision: int | None = None
+    ) -> AsyncGenerator[tuple[int, Event | None]]:
+        """Every change of the log from ``start_revision`` (if given) with its revision: the
+        event appended, or None where trimming deleted one. The revisions let a broken stream
+        resume exactly where it stopped; `Compacted` when ``start_revision`` is gone."""
         watch = self._coord.watch(self._keys.events, start_revision)
         async with contextlib.aclosing(watch) as changes:
             async for change in changes:
                 if change.type == "put":
                     yield change.revision, from_json(change.kv.value.decode(), change.kv.key)
+                else:
+                    yield change.revision, None
 
     async def revision(self) -> int:
         """The engine's current revision (to follow from, after a gap)."""
