@@ -176,6 +176,7 @@ class ClusterStore:
                 yield event.revision
 
     async def controller(self) -> Controller | None:
+        """Who is controller now, under which term (None while there is none)."""
         return await self.election("reader").current()
 
     # --- assignments (the controller writes, every executor reads) ----------------------------
@@ -183,12 +184,11 @@ class ClusterStore:
     async def assignments(self) -> dict[str, Assignment]:
         """Every assignment, each with its epoch (the key's ``mod_revision``)."""
         prefix = self._keys.assignments
-        return {
-            kv.key[len(prefix) :]: decode_assignment(
-                kv.value, kv.key[len(prefix) :], kv.mod_revision
-            )
-            for kv in await self._coord.range(prefix)
-        }
+        found: dict[str, Assignment] = {}
+        for kv in await self._coord.range(prefix):
+            resource = kv.key[len(prefix) :]
+            found[resource] = decode_assignment(kv.value, resource, kv.mod_revision)
+        return found
 
     async def assignment_changes(self) -> AsyncGenerator[int]:
         """The revision of every change of an assignment."""
