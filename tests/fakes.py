@@ -16,8 +16,7 @@ from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 from hakeeper.coord.base import KV, Cmp, Delete, Get, Lease, Op, Put, TxnResult, WatchEvent
-from hakeeper.coord.raft import _cmp_wire, _op_wire
-from hakeeper.coord.raft_state import KVStateMachine
+from hakeeper.coord.raft_state import KVStateMachine, cmp_wire, op_wire
 from hakeeper.errors import CoordError, LeaseExpired, TTLTooShort
 
 
@@ -62,9 +61,9 @@ class LocalCoordinator:
         outcome = self._apply(
             "cmd_txn",
             f"t{next(self._ids)}",
-            [_cmp_wire(c) for c in compare],
-            [_op_wire(o) for o in success],
-            [_op_wire(o) for o in failure],
+            [cmp_wire(c) for c in compare],
+            [op_wire(o) for o in success],
+            [op_wire(o) for o in failure],
         )
         if outcome[0] == "lease_not_found":
             raise LeaseExpired(f"lease {outcome[1]} not found")

@@ -65,7 +65,7 @@ async def test_follower_tracks_instances_and_members() -> None:
         await coord.put(keys.member(node), b"{}")
     await store.report(status("n1", 0))
     await store.report(status("n2", 1))
-    follower = CloneFollower(coord, keys, ADDRESSES, backend)
+    follower = CloneFollower(store, ADDRESSES, backend)
     task = asyncio.create_task(follower.run())
     try:
         await until(lambda: set(backend.servers) == {"n1#0", "n2#1"})

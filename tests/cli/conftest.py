@@ -14,9 +14,10 @@ from hakeeper.config.secret_file import write_secret_file
 from hakeeper.coord.base import Coordinator
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.records import Assignment, InstanceStatus, Placement
-from hakeeper.model.state import Role
+from hakeeper.model.roles import InstanceRole
 from hakeeper.runtime.keys import KeySpace
-from hakeeper.runtime.store import ClusterStore, encode_assignment
+from hakeeper.runtime.record_codec import encode_assignment
+from hakeeper.runtime.store import ClusterStore
 from tests.fakes import LocalCoordinator
 
 CLUSTER_TOML = """\
@@ -105,7 +106,7 @@ async def online(coord: LocalCoordinator, *nodes: str) -> None:
 
 
 async def runs(
-    store: ClusterStore, resource: str, node: str, role: Role = "started", instance: int = 0
+    store: ClusterStore, resource: str, node: str, role: InstanceRole = "started", instance: int = 0
 ) -> None:
     await store.report(InstanceStatus(resource, node, instance, role, epoch=1, ts=NOW))
 

@@ -35,7 +35,7 @@ async def test_fence_powers_the_node_off_marks_it_and_logs_the_event(
 
     assert fenced, lines
     assert status.read_text().strip() == "off"
-    assert await coord.get(store.fenced_key("n3")) is not None
+    assert await coord.get(KEYS.fenced("n3")) is not None
     events = [e for e in await EventLog(coord, KEYS, "t").read() if isinstance(e, NodeFenced)]
     assert [(e.node, e.device, e.ok) for e in events] == [("n3", "dummy", True)]
 
@@ -56,4 +56,4 @@ async def test_a_failed_fence_marks_nothing_and_says_why(
     assert not fenced
     assert lines[-1].startswith("n3 NOT fenced: every level failed")
     assert len(lines) == 3  # two attempts (1 + retries), then the verdict
-    assert await coord.get(store.fenced_key("n3")) is None
+    assert await coord.get(KEYS.fenced("n3")) is None

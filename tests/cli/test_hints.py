@@ -15,7 +15,7 @@ from hakeeper.cli import hints
 from hakeeper.cli.main import app
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.runtime.store import ClusterStore
-from tests.cli.conftest import NOW, online
+from tests.cli.conftest import KEYS, NOW, online
 from tests.fakes import LocalCoordinator
 
 runner = CliRunner()
@@ -51,7 +51,7 @@ def test_the_undo_of_a_stop_runs_as_printed(
 ) -> None:
     printed = run(["resource", "stop", "web-clone", "--config", str(config_file)])
     run(hint_after("undo with:", printed))
-    assert asyncio.run(coord.get(store.target_role_key("web-clone"))) is None
+    assert asyncio.run(coord.get(KEYS.target_role("web-clone"))) is None
 
 
 def test_the_manual_fence_hint_without_devices_runs_as_printed(

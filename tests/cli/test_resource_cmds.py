@@ -111,7 +111,7 @@ async def test_restart_waits_for_the_stop_then_starts(
     await runs(store, "vip", "n1")
 
     async def executor() -> None:  # plays the node: stops vip once the target role says so
-        async with contextlib.aclosing(coord.watch(store.target_role_key("vip"))) as changes:
+        async with contextlib.aclosing(coord.watch(KEYS.target_role("vip"))) as changes:
             async for _ in changes:
                 await store.report(InstanceStatus("vip", "n1", 0, "stopped", 2, NOW))
                 return
@@ -156,14 +156,14 @@ async def test_fence_confirm_refuses_an_online_node_unless_forced(
     await online(coord, "n2")
     with pytest.raises(ConfigError, match="split brain"):
         await fence.confirm(coord, spec, "n2", force=False, now=NOW)
-    assert await coord.get(store.fenced_key("n2")) is None
+    assert await coord.get(KEYS.fenced("n2")) is None
     assert "nothing to confirm" in (await fence.confirm(coord, spec, "n3", force=False, now=NOW))[0]
-    assert await coord.get(store.fenced_key("n3")) is None
+    assert await coord.get(KEYS.fenced("n3")) is None
     await runs(store, "vip", "n3")
     await fence.confirm(coord, spec, "n3", force=False, now=NOW)
     assert {n.name: n.fenced for n in (await store.observe(spec, NOW)).state.nodes}["n3"]
     await fence.confirm(coord, spec, "n2", force=True, now=NOW)
-    assert await coord.get(store.fenced_key("n2")) is not None
+    assert await coord.get(KEYS.fenced("n2")) is not None
 
 
 async def test_config_apply_refuses_an_invalid_file_and_writes_nothing(
@@ -220,7 +220,7 @@ async def test_config_apply_loses_to_a_concurrent_apply(
     new = tmp_path / "new.toml"
     new.write_text(CLUSTER_TOML.replace("score = 100", "score = 50"))
     plan = await config_apply.prepare(coord, spec, CLUSTER_TOML, new, NOW)
-    await coord.put(store.config_key, b"# someone else's")
+    await coord.put(KEYS.config, b"# someone else's")
     assert not await config_apply.write(coord, spec, plan)
 
 

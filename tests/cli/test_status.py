@@ -13,12 +13,14 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from hakeeper.cli.main import app
-from hakeeper.cli.status import collect_status, render, watch_status
+from hakeeper.cli.status import render, watch_status
 from hakeeper.errors import NoQuorum
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.events import NodeFenced
+from hakeeper.model.records import FencedMark
 from hakeeper.runtime.election import ControllerElection
 from hakeeper.runtime.events_log import EventLog
+from hakeeper.runtime.status_report import collect_status
 from hakeeper.runtime.store import ClusterStore
 from tests.cli.conftest import KEYS, NOW, assign, online, runs
 from tests.fakes import LocalCoordinator
@@ -48,7 +50,7 @@ async def test_a_healthy_cluster_exits_0_and_shows_where_things_run(
     for i, node in enumerate(("n1", "n2", "n3")):
         await runs(store, "web", node, instance=i)
     await assign(coord, "web", "n1", "n2", "n3")
-    report = await collect_status(coord, spec, NOW)
+    report = await collect_status(store, spec, NOW)
     assert report.quorum
     assert report.controller is not None
     assert report.controller.node == "n1"
@@ -70,7 +72,7 @@ async def test_a_lost_node_and_the_blocked_resource_with_the_schedulers_reason(
     await online(coord, "n1", "n3")
     await runs(store, "vip", "n2")
     await assign(coord, "vip", "n2")
-    report = await collect_status(coord, spec, NOW)
+    report = await collect_status(store, spec, NOW)
     assert {n.name: n.state for n in report.nodes}["n2"] == "lost"
     vip = next(r for r in report.resources if r.id == "vip")
     assert vip.running == ("n2 started (node lost: may still run)",)
@@ -91,20 +93,20 @@ async def test_a_failed_fence_shows_on_the_node_until_it_succeeds(
     await assign(coord, "vip", "n2")
     events = EventLog(coord, KEYS, "n1")
     await events.append(NodeFenced(ts=NOW - 5, node="n2", device="ipmi", duration=1.0, ok=False))
-    report = await collect_status(coord, fencing_on, NOW)
+    report = await collect_status(store, fencing_on, NOW)
     note = {n.name: n.note for n in report.nodes}["n2"]
     assert "last fence attempt failed (ipmi, 5 s ago); retrying" in note
 
-    await store.confirm_fenced("n2", by="ipmi", now=NOW)
-    fenced = await collect_status(coord, fencing_on, NOW)
+    await store.mark_fenced("n2", FencedMark(by="ipmi", ts=NOW))
+    fenced = await collect_status(store, fencing_on, NOW)
     assert "failed" not in {n.name: n.note for n in fenced.nodes}["n2"]
 
 
 async def test_pending_actions_show_as_in_progress_with_their_order(
-    coord: LocalCoordinator, spec: ClusterSpec
+    coord: LocalCoordinator, store: ClusterStore, spec: ClusterSpec
 ) -> None:
     await online(coord, "n1", "n2", "n3")
-    report = await collect_status(coord, spec, NOW)
+    report = await collect_status(store, spec, NOW)
     job = next(r for r in report.resources if r.id == "job")
     assert job.pending
     assert job.pending[0].startswith("start job on")
@@ -117,7 +119,7 @@ async def test_fail_counts_and_a_failed_instance_make_status_exit_1(
     await online(coord, "n1", "n2", "n3")
     await runs(store, "vip", "n1", role="failed")
     await store.record_failure("n1", "vip", NOW)
-    report = await collect_status(coord, spec, NOW)
+    report = await collect_status(store, spec, NOW)
     vip = next(r for r in report.resources if r.id == "vip")
     assert vip.failcounts == ("n1: 1",)
     assert report.failed
@@ -130,7 +132,7 @@ async def test_a_cli_stop_shows_as_an_override_and_explains_itself(
     await online(coord, "n1", "n2", "n3")
     await runs(store, "vip", "n1")
     await store.set_target_role("vip", "stopped")
-    report = await collect_status(coord, spec, NOW)
+    report = await collect_status(store, spec, NOW)
     vip = next(r for r in report.resources if r.id == "vip")
     assert (vip.target, vip.override) == ("stopped", True)
     assert "stop vip on n1" in vip.pending
@@ -138,19 +140,21 @@ async def test_a_cli_stop_shows_as_an_override_and_explains_itself(
 
 
 async def test_no_quorum_is_exit_2_and_reads_nothing(
-    coord: LocalCoordinator, spec: ClusterSpec
+    coord: LocalCoordinator, store: ClusterStore, spec: ClusterSpec
 ) -> None:
     coord.fail_with = NoQuorum("no majority")
-    report = await collect_status(coord, spec, NOW)
+    report = await collect_status(store, spec, NOW)
     assert not report.quorum
     assert report.exit_code == 2
     assert "NO QUORUM" in text(render(report))
 
 
-async def test_watch_redraws_on_changes(coord: LocalCoordinator, spec: ClusterSpec) -> None:
+async def test_watch_redraws_on_changes(
+    coord: LocalCoordinator, store: ClusterStore, spec: ClusterSpec
+) -> None:
     await online(coord, "n1", "n2", "n3")
     console = recorder()
-    task = asyncio.create_task(watch_status(coord, spec, console, refresh=5.0, frames=2))
+    task = asyncio.create_task(watch_status(store, spec, console, refresh=5.0, frames=2))
     await asyncio.sleep(0.05)
     await ClusterStore(coord, KEYS).set_target_role("vip", "stopped")
     code = await asyncio.wait_for(task, 3.0)  # woken by the watch, long before the refresh

@@ -19,13 +19,13 @@ import pytest
 from hakeeper.config.loader import spec_from_text
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.events import FailoverFinished, FailoverStarted
-from hakeeper.model.records import Assignment, InstanceStatus, NodeFlags, Placement
-from hakeeper.model.state import Role
+from hakeeper.model.records import Assignment, FencedMark, InstanceStatus, NodeFlags, Placement
+from hakeeper.model.roles import InstanceRole
 from hakeeper.runtime.controller import Controller, Deposed
-from hakeeper.runtime.election import ControllerElection
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.keys import KeySpace
-from hakeeper.runtime.store import ClusterStore, decode_assignment, encode_assignment
+from hakeeper.runtime.record_codec import decode_assignment, encode_assignment
+from hakeeper.runtime.store import ClusterStore
 from tests.fakes import LocalCoordinator
 
 KEYS = KeySpace("c1")
@@ -56,10 +56,14 @@ class Cluster:
     async def assignment(self, name: str) -> Assignment:
         """The assignment of ``name`` as written; placing nothing if it never was."""
         kv = await self.coord.get(KEYS.assignment(name))
-        return Assignment(name, ()) if kv is None else decode_assignment(kv, name)
+        return (
+            Assignment(name, ())
+            if kv is None
+            else decode_assignment(kv.value, name, kv.mod_revision)
+        )
 
     async def status_revision(self, node: str, name: str) -> int:
-        kv = await self.coord.get(self.store.status_key(node, name, 0))
+        kv = await self.coord.get(KEYS.instance_status(node, name, 0))
         assert kv is not None, f"{node} never answered for {name}"
         return kv.mod_revision
 
@@ -73,7 +77,8 @@ class Cluster:
             changes = self.coord.watch(KEYS.assignment(name), start_revision=since)
             async with contextlib.aclosing(changes) as events:
                 async for event in events:
-                    if decode_assignment(event.kv, name).placements == placements:
+                    written = decode_assignment(event.kv.value, name, event.kv.mod_revision)
+                    if written.placements == placements:
                         return
 
         await asyncio.wait_for(watch(), CYCLE_TIMEOUT)
@@ -86,14 +91,13 @@ async def cluster(spec: ClusterSpec, online: Iterable[str]) -> Cluster:
     nodes = sorted(online)
     for node in nodes:
         await coord.put(KEYS.member(node), b"{}")
-    election = ControllerElection(coord, KEYS, nodes[0])
+    election = store.election(nodes[0])
     term = (await election.campaign(await coord.grant(30.0))).term
     controller = Controller(
         node=nodes[0],
         term=term,
         spec=lambda: spec,
         store=store,
-        election=election,
         events=EventLog(coord, KEYS, nodes[0]),
         fencer=lambda _: None,
     )
@@ -148,7 +152,7 @@ async def stale_placement_on_fenced_node() -> Cluster:
     c = await cluster(spec_of(TWO_NODES + resource("vip")), ["n2"])
     await assign(c, "vip", "n1", "n2")
     await report(c, "n2", "vip")
-    await c.store.confirm_fenced("n1", by="operator", now=time.time())
+    await c.store.mark_fenced("n1", FencedMark(by="operator", ts=time.time()))
     return c
 
 
@@ -180,7 +184,9 @@ class Nodes:
     @contextlib.asynccontextmanager
     async def answering(self) -> AsyncIterator[None]:
         placed = {
-            kv.key[len(KEYS.assignments) :]: decode_assignment(kv, kv.key[len(KEYS.assignments) :])
+            kv.key[len(KEYS.assignments) :]: decode_assignment(
+                kv.value, kv.key[len(KEYS.assignments) :], kv.mod_revision
+            )
             for kv in await self._c.coord.range(KEYS.assignments)
         }
         since = await self._c.coord.revision() + 1
@@ -197,7 +203,7 @@ class Nodes:
         async with contextlib.aclosing(changes) as events:
             async for event in events:
                 name = event.kv.key[len(KEYS.assignments) :]
-                new = decode_assignment(event.kv, name)
+                new = decode_assignment(event.kv.value, name, event.kv.mod_revision)
                 old = placed.get(name, Assignment(name, ()))
                 placed[name] = new
                 for node in self._nodes:
@@ -205,7 +211,7 @@ class Nodes:
 
     async def _answer(self, node: str, old: Assignment, new: Assignment) -> None:
         gone = {p.instance for p in old.on(node)} - {p.instance for p in new.on(node)}
-        answers: list[tuple[int, Role]] = [(p.instance, p.role) for p in new.on(node)]
+        answers: list[tuple[int, InstanceRole]] = [(p.instance, p.role) for p in new.on(node)]
         answers += [(i, "stopped") for i in sorted(gone)]
         if not answers:
             return
@@ -233,7 +239,7 @@ async def test_it_writes_the_first_waves_assignment() -> None:
 async def test_a_deposed_controller_writes_nothing() -> None:
     c = await two_nodes_nothing_running()
     await c.coord.delete(KEYS.controller)  # its term ends; another node is elected
-    await ControllerElection(c.coord, KEYS, "n2").campaign(await c.coord.grant(30.0))
+    await c.store.election("n2").campaign(await c.coord.grant(30.0))
     with pytest.raises(Deposed, match="term"):
         await c.cycle()
     assert not (await c.assignment("vip")).placements

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
-from hakeeper.coord.base import Put
+from hakeeper.model.records import Assignment, Placement
 from hakeeper.runtime.election import Controller, ControllerElection
 from hakeeper.runtime.keys import KeySpace
+from hakeeper.runtime.store import ClusterStore
 from tests.fakes import LocalCoordinator
 
 KEYS = KeySpace("c1")
@@ -39,7 +41,26 @@ async def test_a_deposed_controller_cannot_write() -> None:
     coord.expire_leases(time.monotonic() + 10)
     await ControllerElection(coord, KEYS, "n2").campaign(await coord.grant(3))
 
-    result = await election1.guarded_txn(old.term, [Put(KEYS.assignment("db"), b"n1")])
+    store = ClusterStore(coord, KEYS)
+    written = await store.write_assignments(old.term, {"db": Assignment("db", (Placement("n1"),))})
 
-    assert not result.succeeded
+    assert written is None
     assert await coord.get(KEYS.assignment("db")) is None
+
+
+async def test_vacated_returns_once_the_controller_key_is_gone() -> None:
+    coord = LocalCoordinator()
+    election = ControllerElection(coord, KEYS, "n2")
+    await ControllerElection(coord, KEYS, "n1").campaign(await coord.grant(3))
+    waiting = asyncio.create_task(election.vacated(timeout=30.0))
+    await asyncio.sleep(0)
+    await coord.delete(KEYS.controller)
+    await asyncio.wait_for(waiting, 5)
+    assert await election.current() is None
+
+
+async def test_vacated_gives_up_after_its_timeout_while_the_controller_stays() -> None:
+    coord = LocalCoordinator()
+    await ControllerElection(coord, KEYS, "n1").campaign(await coord.grant(3))
+    await asyncio.wait_for(ControllerElection(coord, KEYS, "n2").vacated(timeout=0.05), 5)
+    assert await ControllerElection(coord, KEYS, "n2").current() is not None

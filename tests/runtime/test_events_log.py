@@ -37,7 +37,7 @@ async def test_follow_yields_new_events() -> None:
 
     async def follow() -> None:
         async with contextlib.aclosing(log.follow()) as events:
-            async for event in events:
+            async for _, event in events:
                 seen.append(event)
                 return
 
@@ -56,3 +56,15 @@ async def test_trim_drops_old_and_excess_events() -> None:
     assert await log.trim(now=500.0, max_age=250.0, max_count=10) == 2
     assert await log.trim(now=500.0, max_age=1e9, max_count=2) == 1
     assert [e.ts for e in await log.read()] == [400.0, 500.0]
+
+
+async def test_follow_reports_a_trim_as_a_change_without_an_event() -> None:
+    coord = LocalCoordinator()
+    log = EventLog(coord, KEYS, "n1")
+    await log.append(NodeJoined(ts=100.0, node="n1"))
+    _, after = await log.read_at()
+    await log.trim(now=500.0, max_age=1.0, max_count=10)
+    async with contextlib.aclosing(log.follow(after + 1)) as changes:
+        revision, event = await asyncio.wait_for(anext(changes), 5)
+    assert event is None
+    assert revision > after

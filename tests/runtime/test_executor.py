@@ -19,13 +19,14 @@ from hakeeper.agents.registry import BUILTIN_AGENTS
 from hakeeper.config.loader import spec_from_text
 from hakeeper.errors import NoQuorum
 from hakeeper.model.cluster import ClusterSpec
-from hakeeper.model.records import Assignment, Placement
+from hakeeper.model.records import Assignment, MemberRecord, Placement
 from hakeeper.model.timing import PROFILES
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.executor import RECHECK_INTERVAL, Executor
 from hakeeper.runtime.keys import KeySpace
-from hakeeper.runtime.membership import MemberRecord, Membership
-from hakeeper.runtime.store import ClusterStore, encode_assignment
+from hakeeper.runtime.membership import Membership
+from hakeeper.runtime.record_codec import encode_assignment
+from hakeeper.runtime.store import ClusterStore
 from tests.fakes import LocalCoordinator
 
 KEYS = KeySpace("c1")

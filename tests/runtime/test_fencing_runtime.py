@@ -21,7 +21,6 @@ from hakeeper.agents.procfs import process_start_time
 from hakeeper.lab.loopback import LoopbackCluster, free_port_on, read_records
 from hakeeper.model.events import NodeFenced
 from hakeeper.policy.scheduler import schedule
-from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.store import Observed
 from tests.conftest import require_binary
 from tests.runtime.test_runtime import assert_never_two_holders as check_records
@@ -71,7 +70,7 @@ def starts_on(lab: LoopbackCluster, node: str, after: float) -> list[float]:
 
 async def fence_events(lab: LoopbackCluster, node: str) -> list[NodeFenced]:
     store = await lab.store()
-    events = await EventLog(store.coord, lab.keys, "test").read()
+    events = await store.event_log("test").read()
     return [e for e in events if isinstance(e, NodeFenced) and e.node == node]
 
 
@@ -140,8 +139,8 @@ async def test_a_silent_holder_is_fenced_on_suspicion_and_removed_before_its_lea
     async with cluster(tmp_path, suspect_after=3.0, timing="wan") as lab:
         holder = await freeze_the_holder_until_the_singleton_moves(lab)
 
-        store = await lab.store()
-        mark = await store.coord.get(store.fenced_key(holder))
+        coord = await lab.coordinator()
+        mark = await coord.get(lab.keys.fenced(holder))
         assert mark is not None
         assert json.loads(mark.value).get("suspected") is True, mark
         assert_never_two_holders(lab)
@@ -229,9 +228,9 @@ async def test_killing_the_controller_mid_transition_still_converges_safely(
 ) -> None:
     async with cluster(tmp_path) as lab:
         store = await lab.store()
-        kv = await store.coord.get(lab.keys.controller)
-        assert kv is not None
-        controller = kv.value.decode()
+        elected = await store.controller()
+        assert elected is not None
+        controller = elected.node
         holder = (await lab.observe()).running_on("singleton")[0]
         target = next(n for n in lab.names if n not in (holder, controller))
         moved_at = time.monotonic()
@@ -244,8 +243,8 @@ async def test_killing_the_controller_mid_transition_still_converges_safely(
         await lab.wait_for(f"the singleton on {target}", runs_on("singleton", target), timeout=90)
 
         async def new_controller() -> bool:
-            kv = await store.coord.get(lab.keys.controller)
-            return kv is not None and kv.value.decode() != controller
+            now = await store.controller()
+            return now is not None and now.node != controller
 
         await until_async(new_controller, "a new controller", 60)
         assert starts_on(lab, target, moved_at)

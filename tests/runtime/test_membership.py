@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 
 from hakeeper.errors import NoQuorum
+from hakeeper.model.records import MemberRecord
 from hakeeper.model.timing import PROFILES
 from hakeeper.runtime.keys import KeySpace
-from hakeeper.runtime.membership import MemberRecord, Membership
+from hakeeper.runtime.membership import Membership
+from hakeeper.runtime.record_codec import decode_member
 from tests.fakes import LocalCoordinator, VirtualClock
 
 TIMING = PROFILES["default"]
@@ -25,7 +27,7 @@ async def test_joining_publishes_the_member_under_its_lease() -> None:
     kv = await coord.get(KEYS.member("n1"))
     assert kv is not None
     assert kv.lease == lease.id
-    assert MemberRecord.decode(kv.value) == MemberRecord("n1", "127.0.0.11")
+    assert decode_member(kv.value) == MemberRecord("n1", "127.0.0.11")
 
 
 async def test_the_deadline_counts_from_before_the_renewal_was_sent() -> None:

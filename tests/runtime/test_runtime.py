@@ -158,9 +158,9 @@ async def test_the_cluster_keeps_converging_after_the_controller_crashes(
     lab: LoopbackCluster,
 ) -> None:
     store = await lab.store()
-    kv = await store.coord.get(lab.keys.controller)
-    assert kv is not None
-    controller = kv.value.decode()
+    elected = await store.controller()
+    assert elected is not None
+    controller = elected.node
     lab.crash(controller)
     await lab.confirm_fenced(controller)
 
@@ -171,9 +171,9 @@ async def test_the_cluster_keeps_converging_after_the_controller_crashes(
     survivor = next(n for n in lab.names if n != controller)
     await store.set_constraint("move", "singleton", survivor)
     await lab.wait_for(f"the singleton on {survivor}", runs_on("singleton", survivor))
-    kv = await store.coord.get(lab.keys.controller)
-    assert kv is not None
-    assert kv.value.decode() != controller
+    elected = await store.controller()
+    assert elected is not None
+    assert elected.node != controller
     assert_never_two_holders(records(lab), lab)
 
 
@@ -198,9 +198,9 @@ async def test_a_revived_node_gets_its_clone_instance_back(lab: LoopbackCluster)
 
 
 async def test_an_applied_config_is_adopted_by_the_running_cluster(lab: LoopbackCluster) -> None:
-    store = await lab.store()
+    coord = await lab.coordinator()
     extra = '\n[resources.extra]\nagent = "ocf:heartbeat:Dummy"\n'
-    await store.coord.put(store.config_key, (lab.config_path.read_text() + extra).encode())
+    await coord.put(lab.keys.config, (lab.config_path.read_text() + extra).encode())
 
     await lab.wait_for("the new resource to start", runs_on("extra"))
 
@@ -208,11 +208,11 @@ async def test_an_applied_config_is_adopted_by_the_running_cluster(lab: Loopback
 async def test_a_config_naming_a_missing_ocf_agent_is_rejected_and_changes_nothing(
     lab: LoopbackCluster,
 ) -> None:
-    store = await lab.store()
+    coord = await lab.coordinator()
     bad = '\n[resources.ghost]\nagent = "ocf:heartbeat:NoSuchAgent"\n'
-    await store.coord.put(store.config_key, (lab.config_path.read_text() + bad).encode())
+    await coord.put(lab.keys.config, (lab.config_path.read_text() + bad).encode())
     good = '\n[resources.extra]\nagent = "ocf:heartbeat:Dummy"\n'
-    await store.coord.put(store.config_key, (lab.config_path.read_text() + good).encode())
+    await coord.put(lab.keys.config, (lab.config_path.read_text() + good).encode())
 
     after = await lab.wait_for("the next good config to apply", runs_on("extra"))
     assert after.running_on("ghost") == []
@@ -237,7 +237,7 @@ async def test_a_secret_rotation_keeps_quorum_and_every_resource_running(
     before = await lab.observe()
     agents = {n: lab.pid(n) for n in lab.names}
     starts = [r for r in records(lab) if r.what == "start"]
-    store = await lab.store()
+    coord = await lab.coordinator()
     stop = asyncio.Event()
 
     async def write_every_100ms() -> float:
@@ -247,7 +247,7 @@ async def test_a_secret_rotation_keeps_quorum_and_every_resource_running(
             if stop.is_set():
                 break
             try:
-                await asyncio.wait_for(store.coord.put(f"{lab.keys.root}probe", b"x"), 10)
+                await asyncio.wait_for(coord.put(f"{lab.keys.root}probe", b"x"), 10)
             except (CoordError, TimeoutError):
                 pass
             else:

@@ -16,6 +16,7 @@ from hakeeper.model.timing import profile
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.fence_plan import fencer_of
 from hakeeper.runtime.keys import KeySpace
+from hakeeper.runtime.store import ClusterStore
 from hakeeper.runtime.suspicion import SuspicionWatch
 from tests.fakes import LocalCoordinator
 
@@ -72,7 +73,7 @@ class Cluster:
             return fencer_of(spec, runner=self.runner, rng=random.Random(1), sleep=no_sleep)
 
         return SuspicionWatch(
-            node=node, coord=self.coord, keys=self.keys, spec=cluster_spec,
+            node=node, store=ClusterStore(self.coord, self.keys), spec=cluster_spec,
             events=EventLog(self.coord, self.keys, node), fencer=fencer, timing=profile("fast"),
         )  # fmt: skip
 

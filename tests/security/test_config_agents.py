@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from hakeeper.cli.status import collect_status
 from hakeeper.config import parse
 from hakeeper.errors import ConfigError
 from hakeeper.fencing.device import FenceDevice, PowerState
@@ -23,7 +22,7 @@ from hakeeper.fencing.fence_agents import FenceAgentRunner
 from hakeeper.fencing.topology import Fencer, FencingPlan
 from hakeeper.lab.loopback import LoopbackCluster
 from hakeeper.model.events import ConfigRefused
-from hakeeper.runtime.events_log import EventLog
+from hakeeper.runtime.status_report import collect_status
 from hakeeper.runtime.store import Observed
 from tests.conftest import require_binary
 
@@ -130,7 +129,7 @@ async def refusals(
 ) -> dict[str, ConfigRefused]:
     """Each node's ``config.refused`` for ``revision`` (waits for every node's)."""
     store = await lab.store()
-    log = EventLog(store.coord, lab.keys, "test")
+    log = store.event_log("test")
     deadline = time.monotonic() + timeout
     found: dict[str, ConfigRefused] = {}
     while time.monotonic() < deadline and set(found) != set(lab.names):
@@ -147,14 +146,15 @@ async def test_a_stored_config_that_cannot_load_is_refused_and_the_cluster_runs_
     lab: LoopbackCluster, payload: str
 ) -> None:
     store = await lab.store()
+    coord = await lab.coordinator()
     hostile, why = HOSTILE_CONFIGS[payload]
-    revision = await store.coord.put(store.config_key, hostile)
+    revision = await coord.put(lab.keys.config, hostile)
 
     # The attack failed: every node refused it, with an event, and status warns.
     refused = await refusals(lab, revision)
     assert set(refused) == set(lab.names), lab.tails(30)
     assert all(why in event.reason for event in refused.values()), refused
-    report = await collect_status(store.coord, lab.spec, time.time())
+    report = await collect_status(store, lab.spec, time.time())
     assert len(report.warnings) == 1
     assert f"revision {revision}) is refused" in report.warnings[0]
     assert why in report.warnings[0]
@@ -168,9 +168,9 @@ async def test_a_stored_config_that_cannot_load_is_refused_and_the_cluster_runs_
     assert lab.running("n2")
     # A normal operation afterwards succeeds: a good config adds a resource.
     extra = '\n[resources.extra]\nagent = "ocf:heartbeat:Dummy"\n'
-    await store.coord.put(store.config_key, (lab.config_path.read_text() + extra).encode())
+    await coord.put(lab.keys.config, (lab.config_path.read_text() + extra).encode())
     await lab.wait_for("the new resource to start", lambda o: _runs(o, "extra"))
-    assert (await collect_status(store.coord, lab.spec, time.time())).warnings == ()
+    assert (await collect_status(store, lab.spec, time.time())).warnings == ()
 
 
 def _runs(observed: Observed, resource: str) -> bool:

@@ -48,9 +48,9 @@ async def lab(tmp_path: Path) -> AsyncIterator[LoopbackCluster]:
 
 
 async def add_a_resource(lab: LoopbackCluster) -> None:
-    store = await lab.store()
+    coord = await lab.coordinator()
     extra = '\n[resources.extra]\nagent = "ocf:heartbeat:Dummy"\n'
-    await store.coord.put(store.config_key, (lab.config_path.read_text() + extra).encode())
+    await coord.put(lab.keys.config, (lab.config_path.read_text() + extra).encode())
     await lab.wait_for("the new resource to start", lambda o: len(o.running_on("extra")) == 1)
 
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from hakeeper.agents.base import OpResult
 from hakeeper.model.events import Event, ResourceFailed, ResourceStarted, ResourceStopped
+from hakeeper.model.roles import EventRole
 
-_AFTER = {"promote": "primary", "demote": "replica"}
+_AFTER: dict[str, EventRole] = {"promote": "primary", "demote": "replica"}
 
 
 def op_events(
-    result: OpResult, *, node: str, role: str = "started", reason: str = ""
+    result: OpResult, *, node: str, role: EventRole = "started", reason: str = ""
 ) -> list[Event]:
     """Events for ``result`` of the instance on ``node`` that had (or, for start, takes) ``role``.
 

@@ -12,27 +12,26 @@ pooled connections; a removed server's running requests finish on their own conn
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 
 from hakeeper.balancer.config import ServerSpec
 from hakeeper.balancer.servers import Backend
-from hakeeper.coord.base import KV, Coordinator
 from hakeeper.errors import CoordError
 from hakeeper.model.address import HostPort
 from hakeeper.model.records import InstanceStatus
-from hakeeper.runtime.keys import KeySpace
-from hakeeper.runtime.store import decode_status
+from hakeeper.model.roles import RUNNING_ROLES
+from hakeeper.runtime.store import ClusterStore
 
 log = logging.getLogger("hakeeper.balancer")
 
-LIVE_ROLES = frozenset({"started", "promoted"})
 RETRY_PAUSE = 1.0
 
 
 def live_servers(
     statuses: Iterable[InstanceStatus],
-    members: set[str],
+    members: Set[str],
     addresses: Mapping[str, str],
     resource: str,
     port: int,
@@ -42,7 +41,7 @@ def live_servers(
         ServerSpec(name=f"{s.node}#{s.instance}", address=str(HostPort(addresses[s.node], port)))
         for s in statuses
         if s.resource == resource
-        and s.role in LIVE_ROLES
+        and s.role in RUNNING_ROLES
         and s.node in members
         and s.node in addresses
     ]
@@ -52,38 +51,25 @@ def live_servers(
 class CloneFollower:
     def __init__(
         self,
-        coord: Coordinator,
-        keys: KeySpace,
+        store: ClusterStore,
         addresses: Mapping[str, str],
         backend: Backend,
     ) -> None:
         clone = backend.spec.clone
         if clone is None:
             raise ValueError(f"backend {backend.name} follows no clone")
-        self.coord = coord
-        self.keys = keys
+        self.store = store
         self.addresses = addresses
         self.backend = backend
         self.resource = clone.resource
         self.port = clone.port
 
-    def compute(self, kvs: Iterable[KV]) -> tuple[ServerSpec, ...]:
-        members: set[str] = set()
-        statuses: list[InstanceStatus] = []
-        for kv in kvs:
-            if kv.key.startswith(self.keys.members):
-                members.add(kv.key[len(self.keys.members) :])
-            elif kv.key.startswith(self.keys.status):
-                try:
-                    statuses.append(decode_status(kv, self.keys))
-                except (ValueError, KeyError, TypeError):
-                    continue  # a torn or foreign record names no server
-        return live_servers(statuses, members, self.addresses, self.resource, self.port)
-
     async def refresh(self) -> int:
         """Read the store once and apply; returns the revision read."""
-        kvs = await self.coord.range(self.keys.root)
-        servers = self.compute(kvs)
+        live = await self.store.live_instances()
+        servers = live_servers(
+            live.statuses, live.members, self.addresses, self.resource, self.port
+        )
         current = tuple((s.name, s.address) for s in self.backend.spec.servers)
         if tuple((s.name, s.address) for s in servers) != current:
             self.backend.reconfigure(self.backend.spec.model_copy(update={"servers": servers}))
@@ -93,16 +79,16 @@ class CloneFollower:
                 self.resource,
                 ",".join(s.name for s in servers) or "-",
             )
-        return max((kv.mod_revision for kv in kvs), default=0)
+        return live.revision
 
     async def run(self) -> None:
         """Refresh, then follow the store; on an engine error, retry after a pause."""
         while True:
             try:
                 revision = await self.refresh()
-                async for event in self.coord.watch(self.keys.root, revision + 1):
-                    key = event.kv.key
-                    if key.startswith((self.keys.members, self.keys.status)):
+                changes = self.store.instance_changes(revision)
+                async with contextlib.aclosing(changes) as instances:
+                    async for _ in instances:
                         await self.refresh()
             except CoordError as exc:
                 log.warning(

@@ -41,6 +41,7 @@ async def follow_clone(backend: Backend) -> None:
     from hakeeper.config.loader import load_spec
     from hakeeper.runtime.connect import open_coordinator
     from hakeeper.runtime.keys import KeySpace
+    from hakeeper.runtime.store import ClusterStore
 
     clone = backend.spec.clone
     assert clone is not None
@@ -48,7 +49,8 @@ async def follow_clone(backend: Backend) -> None:
     coord = await open_coordinator(spec)
     try:
         addresses = {n.name: n.address for n in spec.nodes}
-        await CloneFollower(coord, KeySpace(spec.options.name), addresses, backend).run()
+        store = ClusterStore(coord, KeySpace(spec.options.name))
+        await CloneFollower(store, addresses, backend).run()
     finally:
         await coord.close()
 

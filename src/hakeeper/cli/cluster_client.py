@@ -59,12 +59,9 @@ def wall() -> float:
     return time.time()
 
 
-def keyspace(spec: ClusterSpec) -> KeySpace:
-    return KeySpace(spec.options.name)
-
-
 def store_of(coord: Coordinator, spec: ClusterSpec) -> ClusterStore:
-    return ClusterStore(coord, keyspace(spec))
+    """The cluster's records, read and written through ``coord``."""
+    return ClusterStore(coord, KeySpace(spec.options.name))
 
 
 # --- names the operator typed ----------------------------------------------------------------

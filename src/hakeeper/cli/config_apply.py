@@ -24,14 +24,14 @@ from rich.console import Console
 
 from hakeeper.cli import cluster_client as cc
 from hakeeper.cli.cluster_client import ConfigOption
+from hakeeper.cli.plan import print_transition
 from hakeeper.config import parse, to_spec, warnings
-from hakeeper.coord.base import Cmp, Coordinator, Put
+from hakeeper.coord.base import Coordinator
 from hakeeper.errors import ConfigError
 from hakeeper.fencing.device import redact
 from hakeeper.model.cluster import ClusterSpec, FenceDevice
 from hakeeper.model.transition import Transition
-from hakeeper.policy.scheduler import schedule
-from hakeeper.runtime.overrides import apply_overrides
+from hakeeper.runtime.snapshot import observe_cluster
 
 console = Console(soft_wrap=True)
 
@@ -94,8 +94,10 @@ async def prepare(
     text, new, notes = load_new(path)
     notes += _compatible(current, new, path)
     store = cc.store_of(coord, current)
-    kv = await coord.get(store.config_key)
-    base_text, base_name = (kv.value.decode(), "stored config") if kv else (current_text, "current")
+    stored = await store.config_record()
+    base_text, base_name = (
+        (stored.raw.decode(), "stored config") if stored else (current_text, "current")
+    )
     # A fence password written inline (hakeeper check warns about it) is never shown.
     devices = current.fence_devices + new.fence_devices
     diff = tuple(
@@ -104,9 +106,9 @@ async def prepare(
             base_text.splitlines(), text.splitlines(), base_name, str(path), lineterm=""
         )
     )
-    observed = await store.observe(new, now)
-    tr = schedule(apply_overrides(new, observed.target_roles), observed.state)
-    return ApplyPlan(path, text, new, diff, kv.mod_revision if kv else 0, tr, tuple(notes))
+    tr = (await observe_cluster(store, new, now)).transition()
+    base_revision = stored.revision if stored else 0
+    return ApplyPlan(path, text, new, diff, base_revision, tr, tuple(notes))
 
 
 def _redacted(line: str, devices: tuple[FenceDevice, ...]) -> str:
@@ -117,16 +119,10 @@ def _redacted(line: str, devices: tuple[FenceDevice, ...]) -> str:
 
 async def write(coord: Coordinator, current: ClusterSpec, plan: ApplyPlan) -> bool:
     """Store the text unless another config was applied since `prepare` read it."""
-    key = cc.store_of(coord, current).config_key
-    result = await coord.txn(
-        [Cmp(key, "mod_revision", "==", plan.base_revision)], [Put(key, plan.text.encode())]
-    )
-    return result.succeeded
+    return await cc.store_of(coord, current).publish_config(plan.text, plan.base_revision)
 
 
 def show(plan: ApplyPlan) -> None:
-    from hakeeper.cli.plan import print_transition
-
     for note in plan.notes:
         console.print(f"[yellow]{note}[/]", highlight=False)
     if not plan.changed:

@@ -37,7 +37,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hakeeper.agents.procfs import process_start_time
-from hakeeper.cli.status import collect_status, render, watch_status
+from hakeeper.cli.status import render, watch_status
 from hakeeper.coord.base import Coordinator
 from hakeeper.errors import CoordError, HakeeperError
 from hakeeper.lab.fence_agent import read_offs, write_target
@@ -51,6 +51,7 @@ from hakeeper.lab.loopback import (
 )
 from hakeeper.lab.raft_cluster import RaftCluster
 from hakeeper.model.timing import profile as timing_profile
+from hakeeper.runtime.status_report import collect_status
 
 console = Console()
 
@@ -235,7 +236,7 @@ async def _up_async(base: Path, profile: str, *, watch: bool) -> None:
                 "\n[dim]live status below; Ctrl-C stops the demo and all its processes[/dim]"
             )
             store = await cluster.store()
-            await watch_status(store.coord, cluster.spec, console)
+            await watch_status(store, cluster.spec, console)
         else:
             await _tour(cluster, singleton_port)
     finally:
@@ -310,7 +311,7 @@ def _print_access(cluster: LoopbackCluster, web_port: int, singleton_port: int) 
 
 async def _show(cluster: LoopbackCluster) -> None:
     store = await cluster.store()
-    report = await collect_status(store.coord, cluster.spec, time.time())
+    report = await collect_status(store, cluster.spec, time.time())
     console.print(render(report))
 
 

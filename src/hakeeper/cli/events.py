@@ -19,11 +19,11 @@ from rich.table import Table
 
 from hakeeper.cli import cluster_client as cc
 from hakeeper.cli.cluster_client import ConfigOption, JsonOption
-from hakeeper.coord.base import Coordinator, Get
+from hakeeper.coord.base import Coordinator
 from hakeeper.errors import Compacted, ConfigError, CoordError
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.durations import parse_duration
-from hakeeper.model.events import Event, from_json, sort_events, to_dict, to_json
+from hakeeper.model.events import Event, sort_events, to_dict, to_json
 
 console = Console(soft_wrap=True)
 RETRY = 1.0
@@ -33,16 +33,10 @@ async def read_events(
     coord: Coordinator, spec: ClusterSpec, *, since: float | None = None, now: float = 0.0
 ) -> tuple[list[Event], int]:
     """The kept events in time order, and the revision they were read at (to follow from)."""
-    prefix = cc.keyspace(spec).events
-    # One txn: the read and its revision are atomic, so following from revision + 1 neither
-    # misses nor repeats an event.
-    result = await coord.txn([], [Get(prefix, prefix=True)])
-    found = result.responses[0]
-    kvs = found if isinstance(found, tuple) else ()
-    events = [from_json(kv.value.decode(), kv.key) for kv in kvs]
+    events, revision = await cc.store_of(coord, spec).event_log("cli").read_at()
     if since is not None:
         events = [e for e in events if e.ts >= now - since]
-    return sort_events(events), result.revision
+    return sort_events(events), revision
 
 
 async def follow_events(
@@ -55,24 +49,24 @@ async def follow_events(
 ) -> None:
     """Emit events appended after revision ``after``; survive engine trouble by resuming.
 
-    The watch is used directly (not `EventLog.follow`) to know each event's revision, so a
-    broken stream resumes exactly where it stopped. ``limit`` stops after that many (tests)."""
-    prefix = cc.keyspace(spec).events
+    Each event comes with its revision, so a broken stream resumes exactly where it stopped.
+    ``limit`` stops after that many (tests)."""
+    log = cc.store_of(coord, spec).event_log("cli")
     start, seen = after + 1, 0
     while limit is None or seen < limit:
         try:
-            async with contextlib.aclosing(coord.watch(prefix, start)) as changes:
-                async for change in changes:
-                    start = change.revision + 1
-                    if change.type != "put":
+            async with contextlib.aclosing(log.follow(start)) as changes:
+                async for revision, event in changes:
+                    start = revision + 1
+                    if event is None:
                         continue  # trimming
-                    emit(from_json(change.kv.value.decode(), change.kv.key))
+                    emit(event)
                     seen += 1
                     if limit is not None and seen >= limit:
                         return
         except Compacted:
             _warn("events were trimmed while disconnected; following from now")
-            start = await coord.revision() + 1
+            start = await log.revision() + 1
         except CoordError as exc:
             _warn(f"{cc.describe(exc)}; retrying")
             await asyncio.sleep(RETRY)

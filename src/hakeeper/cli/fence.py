@@ -26,7 +26,7 @@ from hakeeper.fencing.device import FenceAction
 from hakeeper.fencing.topology import Fencer
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.events import NodeFenced
-from hakeeper.runtime.events_log import EventLog
+from hakeeper.model.records import FencedMark
 from hakeeper.runtime.fence_plan import devices_used, fencer_of
 
 console = Console(soft_wrap=True)
@@ -36,8 +36,8 @@ async def confirm(
     coord: Coordinator, spec: ClusterSpec, node: str, *, force: bool, now: float
 ) -> list[str]:
     cc.require_node(spec, node)
-    keys = cc.keyspace(spec)
-    alive = await coord.get(keys.member(node)) is not None
+    store = cc.store_of(coord, spec)
+    alive = await store.is_member(node)
     if alive and not force:
         raise ConfigError(
             f"{node} is online: its member lease is live, so it is running and may hold "
@@ -45,16 +45,15 @@ async def confirm(
             "while they still run here (split brain, data corruption). Power it off or wait "
             "until its lease expires; --force only if you are certain it is off"
         )
-    store = cc.store_of(coord, spec)
     if not alive and (await store.observe(spec, now)).state.node(node).status == "offline":
         # No status says anything runs there: a fenced mark would only show it as lost.
         return [f"{node} is offline and nothing runs there: nothing to confirm, nothing written"]
-    await store.confirm_fenced(node, by="operator", now=now)
+    await store.mark_fenced(node, FencedMark(by="operator", ts=now))
     lines = [f"{node} confirmed off by the operator; the controller may now recover what it ran"]
     if alive:
         lines.insert(0, f"warning: {node} still holds its member lease (--force)")
     try:
-        await EventLog(coord, keys, "cli").append(
+        await store.event_log("cli").append(
             NodeFenced(ts=now, node=node, device="operator", duration=0.0)
         )
     except CoordError as exc:
@@ -85,13 +84,14 @@ async def through_devices(
     duration = time.monotonic() - started
     device = devices_used(outcome)
     lines = [attempt.describe() for attempt in outcome.attempts]
+    store = cc.store_of(coord, spec)
     if outcome.fenced:
-        await cc.store_of(coord, spec).confirm_fenced(node, by=device, now=now())
+        await store.mark_fenced(node, FencedMark(by=device, ts=now()))
         lines.append(f"{node} fenced ({action}) {outcome.reason}; marked fenced")
     else:
         lines.append(f"{node} NOT fenced: {outcome.reason}")
     try:
-        await EventLog(coord, cc.keyspace(spec), "cli").append(
+        await store.event_log("cli").append(
             NodeFenced(ts=now(), node=node, device=device, duration=duration, ok=outcome.fenced)
         )
     except CoordError as exc:

@@ -20,7 +20,6 @@ from rich.console import Console
 from rich.table import Table
 
 from hakeeper.cli import cluster_client
-from hakeeper.cli.status import observe_live
 from hakeeper.config import load, to_spec
 from hakeeper.errors import ConfigError, CoordError
 from hakeeper.model.cluster import ClusterSpec
@@ -28,6 +27,7 @@ from hakeeper.model.state import ClusterState, NodeState, state_from_dict
 from hakeeper.model.transition import Transition
 from hakeeper.policy.scheduler import schedule
 from hakeeper.policy.simulate import questions, what_if
+from hakeeper.runtime.snapshot import observe_cluster
 
 console = Console(soft_wrap=True)
 
@@ -123,5 +123,6 @@ async def _live(spec: ClusterSpec) -> tuple[ClusterSpec, ClusterState]:
     """The config the cluster runs (with run-time overrides) and its observed state."""
     async with cluster_client.connected(spec) as coord:
         in_force = await cluster_client.spec_in_force(coord, spec)
-        effective, observed, _ = await observe_live(coord, in_force, cluster_client.wall())
-    return effective, observed.state
+        store = cluster_client.store_of(coord, in_force)
+        snapshot = await observe_cluster(store, in_force, cluster_client.wall())
+    return snapshot.spec, snapshot.observed.state

@@ -11,8 +11,7 @@ is what the scheduler places; the command says so when it differs from the name 
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -20,10 +19,12 @@ from rich.console import Console
 from hakeeper.cli import cluster_client as cc
 from hakeeper.cli import hints
 from hakeeper.cli.cluster_client import ConfigOption
-from hakeeper.cli.status import observe_live
 from hakeeper.coord.base import Coordinator
 from hakeeper.errors import ConfigError
 from hakeeper.model.cluster import ClusterSpec
+from hakeeper.model.roles import RUNNING_ROLES
+from hakeeper.model.state import RuntimeKind
+from hakeeper.runtime.snapshot import observe_cluster
 
 app = typer.Typer(
     help="Move, ban, stop, start, restart resources and clean up their failures.",
@@ -43,7 +44,7 @@ RESTART_POLL = 0.5
 
 
 async def constrain(
-    coord: Coordinator, spec: ClusterSpec, kind: Literal["move", "ban"], rid: str, node: str
+    coord: Coordinator, spec: ClusterSpec, kind: RuntimeKind, rid: str, node: str
 ) -> list[str]:
     """Write a move or ban; return lines saying what the scheduler will now do."""
     cc.require_resource(spec, rid)
@@ -51,10 +52,7 @@ async def constrain(
     store = cc.store_of(coord, spec)
     unit = spec.top_level(rid)
     lines = [f"{rid} is part of {unit}: constraining {unit}"] if unit != rid else []
-    existing = {
-        kv.key.rpartition("/")[2]: json.loads(kv.value)["kind"]
-        for kv in await coord.range(store.constraint_key(unit, ""))
-    }
+    existing = await store.constraints_of(unit)
     if existing.get(node) not in (None, kind):
         lines.append(f"replaces the {existing[node]} of {unit} on {node}")
     if kind == "move":
@@ -73,7 +71,7 @@ async def constrain(
 
 async def _consequences(coord: Coordinator, spec: ClusterSpec, unit: str) -> list[str]:
     """The scheduler's actions and reasons for ``unit`` on the live state, after the write."""
-    _, _, tr = await observe_live(coord, spec, cc.wall())
+    tr = (await observe_cluster(cc.store_of(coord, spec), spec, cc.wall())).transition()
     prims = set(cc.primitives_of(spec, unit))
     actions = [a.key for a in tr.actions if a.resource in prims and a.kind != "monitor"]
     lines = [f"scheduler: {a}" for a in actions] or ["scheduler: nothing to do for " + unit]
@@ -131,13 +129,13 @@ async def set_role(coord: Coordinator, spec: ClusterSpec, rid: str, stopped: boo
 
 async def running_on(coord: Coordinator, spec: ClusterSpec, rid: str) -> list[str]:
     """Nodes (with instance) where a status shows ``rid`` running, on nodes not down."""
-    _, observed, _ = await observe_live(coord, spec, cc.wall())
+    observed = (await observe_cluster(cc.store_of(coord, spec), spec, cc.wall())).observed
     prims = set(cc.primitives_of(spec, rid))
     down = {n.name for n in observed.state.nodes if n.down}
     return sorted(
         f"{s.resource} on {s.node}"
         for s in observed.statuses
-        if s.resource in prims and s.role in ("started", "promoted") and s.node not in down
+        if s.resource in prims and s.role in RUNNING_ROLES and s.node not in down
     )
 
 
@@ -151,7 +149,7 @@ async def restart(
     """Stop (target role), wait until nothing runs, start. On timeout the stop is undone."""
     _require_top_level(spec, rid)
     store = cc.store_of(coord, spec)
-    if await coord.get(store.target_role_key(rid)) is not None:
+    if await store.target_role(rid) is not None:
         raise ConfigError(
             f"{rid} has a run-time target role (resource stop); "
             f"start it with: {hints.hakeeper('resource', 'start', rid)}"

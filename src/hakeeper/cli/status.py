@@ -1,10 +1,9 @@
 """`hakeeper status`: one screen of the live cluster, like crm_mon.
 
-Quorum, the controller, every node, and every resource: where it runs and in which role,
-what the controller assigned (and under which epoch), fail counts, and *why* something does
-not run — the pure scheduler is run on the same snapshot the controller reads (with the
-CLI's target-role overrides applied), so its decisions (blocked, cannot-run, unmanaged…) and
-its pending actions ("start web on n2") are the controller's own reasons.
+Renders the status read-model (`hakeeper.runtime.status_report`): quorum, the controller,
+every node, and every resource: where it runs and in which role, what the controller
+assigned (and under which epoch), fail counts, and *why* something does not run, in the
+controller's own words. ``--json`` prints the report's document as it is.
 
 Exit status: 0 quorate and nothing blocked or failed; 1 something is blocked, cannot run or
 failed; 2 no quorum or the engine is unreachable.
@@ -16,8 +15,7 @@ import asyncio
 import contextlib
 import json
 import time
-from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console, Group, RenderableType
@@ -27,265 +25,16 @@ from rich.text import Text
 
 from hakeeper.cli import cluster_client as cc
 from hakeeper.cli.cluster_client import ConfigOption, JsonOption
+from hakeeper.cli.plan import print_transition
 from hakeeper.coord.base import Coordinator
 from hakeeper.errors import CoordError
 from hakeeper.model.cluster import ClusterSpec
-from hakeeper.model.events import NodeFenced
-from hakeeper.model.transition import Decision, Transition
-from hakeeper.policy.scheduler import schedule
-from hakeeper.runtime.election import Controller, ControllerElection
-from hakeeper.runtime.events_log import EventLog
-from hakeeper.runtime.overrides import apply_overrides
-from hakeeper.runtime.store import Observed
+from hakeeper.runtime.status_report import WHY, StatusReport, collect_status
+from hakeeper.runtime.store import ClusterStore
 
-#: Decisions that explain why something does not run where it should.
-WHY = ("blocked", "cannot-run", "unmanaged", "frozen", "stop", "no-quorum", "self-fenced")
-#: Decisions that make ``status`` exit 1.
-PROBLEMS = ("blocked", "cannot-run")
 REFRESH = 2.0
 
 console = Console(soft_wrap=True)
-
-
-@dataclass(frozen=True, slots=True)
-class NodeRow:
-    name: str
-    state: str  # online | offline | lost | fenced
-    standby: bool
-    maintenance: bool
-    controller: bool
-    note: str = ""  # the scheduler about this node: fence pending, self-fenced
-
-
-@dataclass(frozen=True, slots=True)
-class ResourceRow:
-    id: str
-    unit: str  # the top-level id the scheduler places (itself, its group or its clone)
-    target: str  # the unit's effective target role
-    override: bool  # target role set from the CLI (resource stop), not the file
-    running: tuple[str, ...]  # "n1 started", "n2 promoted", "n3 failed (reason)"
-    assigned: tuple[str, ...]  # "n1 started"
-    epoch: int
-    failcounts: tuple[str, ...]  # "n1: 2"
-    why: tuple[str, ...]
-    pending: tuple[str, ...]  # action lines of the scheduler for this resource
-
-
-@dataclass(frozen=True, slots=True)
-class StatusReport:
-    cluster: str
-    quorum: bool
-    controller: Controller | None = None
-    revision: int = 0
-    nodes: tuple[NodeRow, ...] = ()
-    resources: tuple[ResourceRow, ...] = ()
-    decisions: tuple[Decision, ...] = ()
-    transition: Transition = field(default_factory=Transition)
-    failed: tuple[str, ...] = ()  # "web on n1: monitor rc=7 ..."
-    warnings: tuple[str, ...] = ()  # "the stored config (revision 9) is refused: ..."
-
-    @property
-    def problems(self) -> list[str]:
-        out = [str(d) for d in self.decisions if d.kind in PROBLEMS]
-        return out + [f"failed: {f}" for f in self.failed]
-
-    @property
-    def exit_code(self) -> int:
-        if not self.quorum:
-            return 2
-        return 1 if self.problems else 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "cluster": self.cluster,
-            "quorum": self.quorum,
-            "controller": (
-                None
-                if self.controller is None
-                else {"node": self.controller.node, "term": self.controller.term}
-            ),
-            "revision": self.revision,
-            "nodes": [
-                {
-                    "name": n.name,
-                    "state": n.state,
-                    "standby": n.standby,
-                    "maintenance": n.maintenance,
-                    "controller": n.controller,
-                    "note": n.note,
-                }
-                for n in self.nodes
-            ],
-            "resources": [
-                {
-                    "id": r.id,
-                    "unit": r.unit,
-                    "target_role": r.target,
-                    "target_role_override": r.override,
-                    "running": list(r.running),
-                    "assigned": list(r.assigned),
-                    "epoch": r.epoch,
-                    "failcounts": list(r.failcounts),
-                    "why": list(r.why),
-                    "pending": list(r.pending),
-                }
-                for r in self.resources
-            ],
-            "transition": self.transition.to_dict(),
-            "problems": self.problems,
-            "warnings": list(self.warnings),
-            "exit_code": self.exit_code,
-        }
-
-
-# --- collecting --------------------------------------------------------------------------------
-
-
-async def observe_live(
-    coord: Coordinator, spec: ClusterSpec, now: float
-) -> tuple[ClusterSpec, Observed, Transition]:
-    """The controller's view: snapshot, overrides applied, the scheduler's transition."""
-    observed = await cc.store_of(coord, spec).observe(spec, now)
-    effective = apply_overrides(spec, observed.target_roles)
-    return effective, observed, schedule(effective, observed.state)
-
-
-async def collect_status(coord: Coordinator, spec: ClusterSpec, now: float) -> StatusReport:
-    if not await coord.has_quorum():
-        # Reads go through the consensus log: without a majority they cannot be answered.
-        return StatusReport(spec.options.name, quorum=False)
-    controller = await ControllerElection(coord, cc.keyspace(spec), "cli").current()
-    effective, observed, transition = await observe_live(coord, spec, now)
-    failed_fences = await _failed_fences(coord, spec, transition, now)
-    nodes = tuple(
-        NodeRow(
-            n.name,
-            "fenced" if n.status == "lost" and n.fenced else n.status,
-            n.standby or _spec_flag(spec, n.name, "standby"),
-            n.maintenance or _spec_flag(spec, n.name, "maintenance"),
-            controller is not None and controller.node == n.name,
-            "; ".join(filter(None, (_node_note(transition, n.name), failed_fences.get(n.name)))),
-        )
-        for n in observed.state.nodes
-    )
-    down = {n.name for n in observed.state.nodes if n.down}
-    lost = {n.name for n in observed.state.nodes if n.unclean}
-    rows = tuple(
-        _resource_row(effective, observed, transition, p.id, down, lost) for p in spec.primitives
-    )
-    failed = tuple(
-        f"{s.resource} on {s.node}: {s.op or 'monitor'} rc={s.rc}"
-        + (f" ({s.reason})" if s.reason else "")
-        for s in observed.statuses
-        if s.role == "failed" and s.node not in down
-    )
-    refused = await cc.store_of(coord, spec).stored_config_problem()
-    return StatusReport(
-        spec.options.name,
-        True,
-        controller,
-        observed.revision,
-        nodes,
-        rows,
-        transition.decisions,
-        transition,
-        failed,
-        () if refused is None else (refused.warning(),),
-    )
-
-
-async def _failed_fences(
-    coord: Coordinator, spec: ClusterSpec, tr: Transition, now: float
-) -> dict[str, str]:
-    """For nodes still waiting to be fenced: the last attempt, if it failed (from the log)."""
-    pending = {a.node for a in tr.actions if a.kind == "fence"}
-    if not pending:
-        return {}
-    last: dict[str, NodeFenced] = {}
-    for event in await EventLog(coord, cc.keyspace(spec), "cli").read():
-        if isinstance(event, NodeFenced) and event.node in pending:
-            last[event.node] = event
-    return {
-        node: f"last fence attempt failed ({e.device}, {now - e.ts:.0f} s ago); retrying"
-        for node, e in last.items()
-        if not e.ok
-    }
-
-
-def _node_note(tr: Transition, node: str) -> str:
-    notes = [
-        d.message
-        for d in tr.decisions
-        if d.node == node and d.resource is None and d.kind in ("fence", "self-fenced")
-    ]
-    if any(a.kind == "fence" and a.node == node for a in tr.actions):
-        notes.append(f"in progress: fence {node}")
-    return "; ".join(notes)
-
-
-def _spec_flag(spec: ClusterSpec, node: str, flag: str) -> bool:
-    ns = spec.node(node)
-    return bool(ns is not None and getattr(ns, flag))
-
-
-def _target(spec: ClusterSpec, unit: str) -> str:
-    for clone in spec.clones:
-        if clone.id == unit:
-            return clone.target_role
-    for group in spec.groups:
-        if group.id == unit:
-            return group.target_role
-    primitive = spec.primitive(unit)
-    return primitive.meta.target_role if primitive else "started"
-
-
-def _resource_row(
-    spec: ClusterSpec,
-    observed: Observed,
-    tr: Transition,
-    rid: str,
-    down: set[str],
-    lost: set[str],
-) -> ResourceRow:
-    unit = spec.top_level(rid)
-    running = []
-    for s in sorted(observed.statuses, key=lambda s: (s.node, s.instance)):
-        if s.resource != rid or s.role == "stopped":
-            continue
-        inst = f"#{s.instance}" if s.instance else ""
-        note = " (node down: stale)" if s.node in down else ""
-        note = " (node lost: may still run)" if s.node in lost else note
-        reason = f" ({s.reason})" if s.role == "failed" and s.reason else ""
-        running.append(f"{s.node}{inst} {s.role}{reason}{note}")
-    assignment = observed.assignments.get(rid)
-    assigned = tuple(
-        f"{p.node}{'#' + str(p.instance) if p.instance else ''} {p.role}"
-        for p in (assignment.placements if assignment else ())
-    )
-    related = {rid, unit, *(g.id for g in spec.groups if rid in g.members)}
-    why = tuple(d.message for d in tr.decisions if d.kind in WHY and d.resource in related)
-    pending = tuple(
-        a.key + _after(tr, i)
-        for i, a in enumerate(tr.actions)
-        if a.resource == rid and a.kind != "monitor"
-    )
-    return ResourceRow(
-        rid,
-        unit,
-        _target(spec, unit),
-        bool(related & set(observed.target_roles)),
-        tuple(running),
-        assigned,
-        assignment.epoch if assignment else 0,
-        tuple(f"{f.node}: {f.count}" for f in observed.state.failcounts if f.resource == rid),
-        why,
-        pending,
-    )
-
-
-def _after(tr: Transition, i: int) -> str:
-    needs = [tr.actions[j].key for j in tr.needs(i)]
-    return f" (after {', '.join(needs)})" if needs else ""
 
 
 # --- rendering ------------------------------------------------------------------------------
@@ -350,7 +99,7 @@ def _colour_role(text: str) -> str:
 
 
 async def watch_status(
-    coord: Coordinator,
+    store: ClusterStore,
     spec: ClusterSpec,
     out: Console,
     *,
@@ -365,10 +114,9 @@ async def watch_status(
     changed = asyncio.Event()
 
     async def pump() -> None:
-        keys = cc.keyspace(spec)
         while True:
             try:
-                async with contextlib.aclosing(coord.watch(keys.root)) as changes:
+                async with contextlib.aclosing(store.changes()) as changes:
                     async for _ in changes:
                         changed.set()
             except CoordError:
@@ -382,7 +130,7 @@ async def watch_status(
             while frames is None or drawn < frames:
                 changed.clear()
                 try:
-                    report = await collect_status(coord, spec, cc.wall())
+                    report = await collect_status(store, spec, cc.wall())
                     live.update(render(report), refresh=True)
                     code = report.exit_code
                 except CoordError as exc:
@@ -420,9 +168,10 @@ def status(
     quorum or an unreachable engine."""
 
     async def body(coord: Coordinator, spec: ClusterSpec) -> int:
+        store = cc.store_of(coord, spec)
         if watch:
-            return await watch_status(coord, spec, console)
-        report = await collect_status(coord, spec, cc.wall())
+            return await watch_status(store, spec, console)
+        report = await collect_status(store, spec, cc.wall())
         if as_json:
             typer.echo(json.dumps(report.to_dict(), indent=2))
         elif plan:
@@ -436,8 +185,6 @@ def status(
 
 def print_live_plan(report: StatusReport) -> None:
     """The transition the controller is working through, in `hakeeper plan`'s table."""
-    from hakeeper.cli.plan import print_transition
-
     if not report.quorum:
         console.print(render(report))
         return

@@ -22,6 +22,7 @@ from pydantic import (
 from hakeeper.errors import ConfigError
 from hakeeper.model.cluster import DEFAULT_OP_TIMEOUT
 from hakeeper.model.durations import parse_duration
+from hakeeper.model.roles import RoleFilter, TargetRole
 from hakeeper.model.scores import parse_score
 
 
@@ -62,7 +63,6 @@ def _agent(value: object) -> object:
 Duration = Annotated[float, BeforeValidator(_duration)]
 Score = Annotated[int, BeforeValidator(_score)]
 Agent = Annotated[str, BeforeValidator(_agent)]
-TargetRole = Literal["started", "stopped", "unpromoted"]
 
 
 class Section(BaseModel):
@@ -184,7 +184,7 @@ class LocationSection(Section):
     node: str | None = None
     attribute: str | None = None
     value: str | None = None
-    role: Literal["any", "primary"] = "any"
+    role: RoleFilter = "any"
 
     @model_validator(mode="after")
     def _one_target(self) -> LocationSection:
@@ -202,7 +202,7 @@ class ColocationSection(Section):
     resource: str
     with_resource: str = Field(alias="with")
     score: Score = 1_000_000
-    with_role: Literal["any", "primary"] = "any"
+    with_role: RoleFilter = "any"
 
 
 class OrderSection(Section):

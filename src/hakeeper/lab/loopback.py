@@ -29,6 +29,7 @@ from hakeeper.lab.cluster_secret import lab_secret_file
 from hakeeper.lab.fence_agent import LoopbackTarget, ProcessRef, read_offs, write_target
 from hakeeper.lab.processes import ManagedProcess
 from hakeeper.model.cluster import ClusterSpec
+from hakeeper.model.records import FencedMark
 from hakeeper.runtime.connect import open_coordinator
 from hakeeper.runtime.keys import KeySpace
 from hakeeper.runtime.store import ClusterStore, Observed
@@ -246,10 +247,14 @@ class LoopbackCluster:
             ),
         )
 
-    async def store(self) -> ClusterStore:
+    async def coordinator(self) -> Coordinator:
+        """A client of the cluster's engine, for tests that look at the raw key space."""
         if self._coord is None:
             self._coord = await open_coordinator(self.spec, ready_timeout=60.0)
-        return ClusterStore(self._coord, self.keys)
+        return self._coord
+
+    async def store(self) -> ClusterStore:
+        return ClusterStore(await self.coordinator(), self.keys)
 
     async def observe(self) -> Observed:
         store = await self.store()
@@ -310,7 +315,7 @@ class LoopbackCluster:
 
     async def confirm_fenced(self, node: str) -> None:
         store = await self.store()
-        await store.confirm_fenced(node, by="operator", now=time.time())
+        await store.mark_fenced(node, FencedMark(by="operator", ts=time.time()))
 
     async def close(self) -> None:
         if self._coord is not None:

@@ -14,15 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from hakeeper.model.roles import RoleFilter, TargetRole
 from hakeeper.model.timing import TimingProfile, profile
 
 OnFail = Literal["restart", "stop", "fence", "standby", "ignore", "block"]
 NoQuorumPolicy = Literal["stop", "freeze", "ignore"]
-TargetRole = Literal["started", "stopped", "unpromoted"]
 Failback = Literal["auto", "manual"]
 CoordBackend = Literal["raft", "etcd"]
 OrderAction = Literal["start", "promote"]
-RoleFilter = Literal["any", "primary"]
 WatchdogMode = Literal["off", "automatic", "required"]
 HostArgument = Literal["auto", "port", "plug", "none"]
 #: ``power``: "off" stops the whole node, its agent included (IPMI, a PDU, a hypervisor);

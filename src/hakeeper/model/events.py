@@ -59,8 +59,7 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any, ClassVar
 
 from hakeeper.errors import ConfigError
-
-ROLES = ("started", "primary", "replica")
+from hakeeper.model.roles import EVENT_ROLES, EventRole
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +93,7 @@ class ResourceStarted:
     ts: float
     resource: str
     node: str
-    role: str = "started"
+    role: EventRole = "started"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +102,7 @@ class ResourceStopped:
     ts: float
     resource: str
     node: str
-    role: str = "started"
+    role: EventRole = "started"
     reason: str = ""
 
 
@@ -113,7 +112,7 @@ class ResourceFailed:
     ts: float
     resource: str
     node: str
-    role: str = "started"
+    role: EventRole = "started"
     reason: str = ""
 
 
@@ -208,6 +207,7 @@ _ACCEPTS: dict[str, tuple[type, ...]] = {
     "int": (int,),
     "str": (str,),
     "bool": (bool,),
+    "EventRole": (str,),
 }
 
 
@@ -252,8 +252,10 @@ def from_dict(data: dict[str, Any], where: str = "event") -> Event:
             raise ConfigError(f"{where}: {kind}.{name} must be a finite number")
         # An integer timestamp in JSON is still a float field: normalise it.
         values[name] = float(value) if isinstance(value, int) and field.type == "float" else value
-    if "role" in values and values["role"] not in ROLES:
-        raise ConfigError(f"{where}: role {values['role']!r} is not one of {', '.join(ROLES)}")
+    if "role" in values and values["role"] not in EVENT_ROLES:
+        raise ConfigError(
+            f"{where}: role {values['role']!r} is not one of {', '.join(EVENT_ROLES)}"
+        )
     return cls(**values)
 
 

@@ -1,20 +1,17 @@
 """The records of cluster state that cross the boundary between the runtime and its readers.
 
 What the controller wants (`Assignment` of `Placement`s), what a node's executor last saw
-(`InstanceStatus`) and the run-time flags of a node (`NodeFlags`). Plain data: the cluster store
-(`hakeeper.runtime.store`) is the only place that turns them into keys and bytes and back.
+(`InstanceStatus`), the run-time flags of a node (`NodeFlags`), the mark that a node is
+certainly off (`FencedMark`) and what a live node publishes about itself (`MemberRecord`).
+Plain data: the cluster store (`hakeeper.runtime.store`, with `hakeeper.runtime.record_codec`
+for the bytes) is the only place that turns them into keys and bytes and back.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
 
-if TYPE_CHECKING:
-    # Only a type here: `hakeeper.model.state` holds assignments, so it imports this module.
-    from hakeeper.model.state import Role
-
-PlacedRole = Literal["started", "promoted"]
+from hakeeper.model.roles import InstanceRole, PlacedRole
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +40,7 @@ class InstanceStatus:
     resource: str
     node: str
     instance: int
-    role: Role
+    role: InstanceRole
     epoch: int  # of the assignment the executor acted on
     ts: float  # wall clock of the report
     op: str = ""
@@ -55,3 +52,20 @@ class InstanceStatus:
 class NodeFlags:
     standby: bool = False
     maintenance: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FencedMark:
+    """``node`` is certainly off: what it ran runs no more (rule 2 of shared/DESIGN.md §4)."""
+
+    by: str  # the fence device(s) that confirmed it, or "operator"
+    ts: float  # wall clock of the confirmation
+    suspected: bool = False  # fenced on suspicion, before its lease ran out
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    """What a live node publishes under its (leased) member key."""
+
+    node: str
+    address: str

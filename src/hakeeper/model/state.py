@@ -43,14 +43,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast, get_args
 
 from hakeeper.errors import ConfigError
-from hakeeper.model.records import Assignment, PlacedRole, Placement
+from hakeeper.model.records import Assignment, Placement
+from hakeeper.model.roles import INSTANCE_ROLES, InstanceRole, PlacedRole
 
 NodeStatus = Literal["online", "offline", "lost"]
-Role = Literal["started", "promoted", "stopped", "failed", "unknown"]
 RuntimeKind = Literal["move", "ban"]
 
 NODE_STATUSES: tuple[NodeStatus, ...] = ("online", "offline", "lost")
-ROLES: tuple[Role, ...] = ("started", "promoted", "stopped", "failed", "unknown")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +76,7 @@ class NodeState:
 class Instance:
     resource: str
     node: str
-    role: Role = "started"
+    role: InstanceRole = "started"
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +274,9 @@ def state_from_dict(data: object, source: str = "state") -> ClusterState:
         where = f"instances[{i}]"
         it = r.table(raw, where)
         r.keys(it, where, ("resource", "node", "role"))
-        role = cast(Role, r.choice(it.get("role", "started"), f"{where}.role", ROLES))
+        role = cast(
+            InstanceRole, r.choice(it.get("role", "started"), f"{where}.role", INSTANCE_ROLES)
+        )
         instances.append(
             Instance(r.string(it, "resource", where), r.string(it, "node", where), role)
         )

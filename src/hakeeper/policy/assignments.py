@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from hakeeper.model.records import Assignment, PlacedRole, Placement
+from hakeeper.model.records import Assignment, Placement
+from hakeeper.model.roles import PlacedRole
 from hakeeper.model.transition import Action
 from hakeeper.policy.view import View
 

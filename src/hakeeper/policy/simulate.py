@@ -16,12 +16,12 @@ from dataclasses import replace
 from hakeeper.errors import ConfigError
 from hakeeper.model.durations import parse_duration
 from hakeeper.model.records import Assignment
+from hakeeper.model.roles import InstanceRole
 from hakeeper.model.state import (
     ClusterState,
     FailCount,
     Instance,
     NodeState,
-    Role,
     RuntimeConstraint,
     RuntimeKind,
 )
@@ -38,7 +38,7 @@ def apply(state: ClusterState, transition: Transition) -> ClusterState:
         if ns.name in fenced:
             ns = replace(ns, status="lost", fenced=True)
         nodes.append(ns)
-    roles: dict[tuple[str, str], list[Role | None]] = defaultdict(list)
+    roles: dict[tuple[str, str], list[InstanceRole | None]] = defaultdict(list)
     for inst in state.instances:
         if inst.role != "stopped" and inst.node not in fenced:
             roles[(inst.resource, inst.node)].append(inst.role)
@@ -54,7 +54,7 @@ def apply(state: ClusterState, transition: Transition) -> ClusterState:
             a.kind in ("stop", "retract") or (a.kind == "monitor" and here[a.instance] == "unknown")
         ):
             here[a.instance] = None
-    final: dict[tuple[str, str], list[Role]] = {
+    final: dict[tuple[str, str], list[InstanceRole]] = {
         k: [r for r in v if r is not None] for k, v in roles.items()
     }
     for a in transition:

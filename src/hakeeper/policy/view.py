@@ -11,15 +11,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from hakeeper.model.cluster import Clone, ClusterSpec, NodeSpec, Primitive, TargetRole
+from hakeeper.model.cluster import Clone, ClusterSpec, NodeSpec, Primitive
+from hakeeper.model.roles import InstanceRole, TargetRole
 from hakeeper.model.scores import INF
-from hakeeper.model.state import ClusterState, FailCount, NodeState, Role
+from hakeeper.model.state import ClusterState, FailCount, NodeState
 from hakeeper.model.transition import Decision
 
 UnitKind = Literal["primitive", "group", "clone"]
 
 #: Instance roles that mean "may be running".
-ACTIVE: frozenset[Role] = frozenset({"started", "promoted", "failed", "unknown"})
+ACTIVE: frozenset[InstanceRole] = frozenset({"started", "promoted", "failed", "unknown"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,7 @@ class View:
     units: dict[str, Unit]
     unit_of: dict[str, str]
     #: (resource, node) → roles of the instances there, on nodes where they count.
-    instances: dict[tuple[str, str], list[Role]] = field(default_factory=dict)
+    instances: dict[tuple[str, str], list[InstanceRole]] = field(default_factory=dict)
     #: (resource, node) → fail count that has not expired.
     failcounts: dict[tuple[str, str], FailCount] = field(default_factory=dict)
     standby: set[str] = field(default_factory=set)
@@ -116,7 +117,7 @@ class View:
                 out[node] = count
         return out
 
-    def roles(self, resource: str, node: str) -> list[Role]:
+    def roles(self, resource: str, node: str) -> list[InstanceRole]:
         return self.instances.get((resource, node), [])
 
     def failcount(self, resource: str, node: str) -> int:

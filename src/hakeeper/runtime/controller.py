@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from hakeeper.coord.base import Put
 from hakeeper.errors import CoordError, HakeeperError
 from hakeeper.fencing.topology import Fencer
 from hakeeper.model.cluster import DEFAULT_OP_TIMEOUT, ClusterSpec
@@ -40,15 +38,14 @@ from hakeeper.model.events import (
     NodeJoined,
     NodeLost,
 )
-from hakeeper.model.records import Assignment, InstanceStatus
+from hakeeper.model.records import Assignment, FencedMark, InstanceStatus
 from hakeeper.model.transition import Action, Decision
 from hakeeper.policy.assignments import assignment_after
 from hakeeper.policy.scheduler import schedule
-from hakeeper.runtime.election import ControllerElection
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.fence_plan import devices_used
-from hakeeper.runtime.overrides import apply_overrides
-from hakeeper.runtime.store import ClusterStore, Observed, encode_assignment
+from hakeeper.runtime.snapshot import observe_cluster
+from hakeeper.runtime.store import ClusterStore, Observed
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +74,6 @@ class Controller:
         term: int,
         spec: Callable[[], ClusterSpec],
         store: ClusterStore,
-        election: ControllerElection,
         events: EventLog,
         fencer: Callable[[ClusterSpec], Fencer | None],
         wall: Callable[[], float] = time.time,
@@ -87,7 +83,6 @@ class Controller:
         self._term = term
         self._spec = spec
         self._store = store
-        self._election = election
         self._events = events
         self._fencer = fencer
         self._wall = wall
@@ -154,13 +149,11 @@ class Controller:
     # --- observing ----------------------------------------------------------------------------
 
     async def _observe(self) -> tuple[ClusterSpec, Observed]:
-        spec = self._spec()
-        observed = await self._store.observe(spec, self._wall())
-        spec = apply_overrides(spec, observed.target_roles)
-        return spec, observed
+        snapshot = await observe_cluster(self._store, self._spec(), self._wall())
+        return snapshot.spec, snapshot.observed
 
     async def _watch_changes(self) -> None:
-        async with contextlib.aclosing(self._store.coord.watch(self._store.keys.root)) as changes:
+        async with contextlib.aclosing(self._store.changes()) as changes:
             async for _ in changes:
                 self._changed.set()
 
@@ -227,8 +220,8 @@ class Controller:
             )
         )
         if outcome.fenced:
-            record = json.dumps({"by": device, "ts": self._wall()}).encode()
-            await self._guarded([Put(self._store.fenced_key(node), record)])
+            mark = FencedMark(by=device, ts=self._wall())
+            self._guarded(await self._store.mark_fenced(node, mark, term=self._term))
         return outcome.fenced
 
     async def _run_wave(
@@ -253,11 +246,7 @@ class Controller:
             changed[action.resource] = assignment_after(base, action)
         if not changed:
             return []
-        puts = [
-            Put(self._store.keys.assignment(r), encode_assignment(a))
-            for r, a in sorted(changed.items())
-        ]
-        epoch = await self._guarded(puts)
+        epoch = self._guarded(await self._store.write_assignments(self._term, changed))
         now = self._clock()
         in_flight = [
             InFlight(a, epoch, now + _op_timeout(spec, a) + ACTION_SLACK)
@@ -268,11 +257,12 @@ class Controller:
             await self._note_failover(spec, observed, item.action)
         return in_flight
 
-    async def _guarded(self, puts: list[Put]) -> int:
-        result = await self._election.guarded_txn(self._term, puts)
-        if not result.succeeded:
+    def _guarded(self, revision: int | None) -> int:
+        """The revision of a write guarded by this term; `Deposed` when it did not land
+        (None: another controller's term, or the key is gone)."""
+        if revision is None:
             raise Deposed(f"controller term {self._term} of {self._node} ended: not writing")
-        return result.revision
+        return revision
 
     async def _confirm(self, first: Observed, in_flight: list[InFlight]) -> dict[str, Verdict]:
         """Wait until every dispatched action is done or failed; their verdicts by key."""

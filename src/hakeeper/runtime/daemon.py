@@ -27,12 +27,13 @@ from pathlib import Path
 from hakeeper.agents.factory import AgentMaker
 from hakeeper.config.file_modes import PRIVATE_UMASK, open_private, private_dir
 from hakeeper.config.loader import load_spec
-from hakeeper.coord.base import Cmp, Coordinator, Put
+from hakeeper.coord.base import Coordinator
 from hakeeper.errors import ConfigError, CoordError
 from hakeeper.fencing.topology import Fencer
 from hakeeper.fencing.watchdog import Watchdog
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.events import ConfigRefused
+from hakeeper.model.records import MemberRecord
 from hakeeper.runtime.connect import open_coordinator
 from hakeeper.runtime.controller import Controller, Deposed
 from hakeeper.runtime.election import ControllerElection
@@ -40,8 +41,9 @@ from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.executor import Executor
 from hakeeper.runtime.fence_plan import fencer_of
 from hakeeper.runtime.keys import KeySpace
-from hakeeper.runtime.membership import MemberRecord, Membership
-from hakeeper.runtime.store import ClusterStore, short_reason, stored_spec
+from hakeeper.runtime.membership import Membership
+from hakeeper.runtime.store import ClusterStore
+from hakeeper.runtime.stored_config import short_reason, stored_spec
 from hakeeper.runtime.suspicion import SuspicionWatch
 
 log = logging.getLogger(__name__)
@@ -80,7 +82,6 @@ class NodeDaemon:
         # Everything else reads the current spec's, so a config that switches the profile
         # takes effect there at once, and for those three at the next start.
         self.lease_timing = spec.timing
-        self.keys = KeySpace(spec.options.name)
         self._stop = asyncio.Event()
         self.watchdog = watchdog or self._watchdog()
         self._executor: Executor | None = None
@@ -108,13 +109,13 @@ class NodeDaemon:
 
     async def _run_with(self, coord: Coordinator) -> None:
         spec_now: Callable[[], ClusterSpec] = lambda: self.spec  # noqa: E731
-        store = ClusterStore(coord, self.keys)
-        events = EventLog(coord, self.keys, self.node)
+        store = ClusterStore(coord, KeySpace(self.spec.options.name))
+        events = store.event_log(self.node)
         await self._adopt_stored_config(store, events)
         me = self.spec.node(self.node)
         assert me is not None
-        membership = Membership(
-            coord, self.keys, MemberRecord(self.node, me.address), self.lease_timing, time.monotonic
+        membership = store.membership(
+            MemberRecord(self.node, me.address), self.lease_timing, time.monotonic
         )
         executor = Executor(
             node=self.node, spec=spec_now, store=store, events=events,
@@ -131,7 +132,7 @@ class NodeDaemon:
         await store.rejoined(self.node)
         async with asyncio.TaskGroup() as tasks:
             renewing = tasks.create_task(
-                self._keep_membership(membership, executor, store), name="membership"
+                self._keep_membership(coord, membership, executor, store), name="membership"
             )
             feeding = tasks.create_task(self._feed(watchdog, membership, executor), name="watchdog")
             executing = tasks.create_task(executor.run(), name="executor")
@@ -139,11 +140,11 @@ class NodeDaemon:
                 self._follow_config(store, executor, events), name="config"
             )
             campaigning = tasks.create_task(
-                self._campaign(coord, store, events, membership, spec_now), name="campaign"
+                self._campaign(store, events, membership, spec_now), name="campaign"
             )
             suspecting = tasks.create_task(
                 SuspicionWatch(
-                    node=self.node, coord=coord, keys=self.keys, spec=spec_now, events=events,
+                    node=self.node, store=store, spec=spec_now, events=events,
                     fencer=self._fencer, timing=self.lease_timing,
                 ).run(),
                 name="suspicion",
@@ -175,15 +176,11 @@ class NodeDaemon:
         refused (an event, a log line): this node runs its last good config instead, the
         one it last adopted (kept in the state dir), else its own file."""
         text = self.config_text
-        await store.coord.txn(
-            [Cmp(store.config_key, "create_revision", "==", 0)],
-            [Put(store.config_key, text.encode())],
-        )
-        kv = await store.coord.get(store.config_key)
-        if kv is None or kv.value == text.encode():
+        stored = await store.publish_first_config(text)
+        if stored is None or stored.raw == text.encode():
             self._keep_last_good(text)
             return
-        if await self._use_config(kv.value, kv.mod_revision, events):
+        if await self._use_config(stored.raw, stored.revision, events):
             return
         saved = self._last_good()
         if saved is not None and saved != text:
@@ -195,13 +192,11 @@ class NodeDaemon:
         """Adopt every config ``config apply`` writes; an invalid one changes nothing."""
         while True:
             try:
-                async with contextlib.aclosing(store.coord.watch(store.config_key)) as changes:
-                    async for change in changes:
-                        if change.type == "put":
-                            before = self.spec
-                            value, revision = change.kv.value, change.revision
-                            if await self._use_config(value, revision, events, executor):
-                                executor.forget_agents(_changed_primitives(before, self.spec))
+                async with contextlib.aclosing(store.config_changes()) as changes:
+                    async for stored in changes:
+                        before = self.spec
+                        if await self._use_config(stored.raw, stored.revision, events, executor):
+                            executor.forget_agents(_changed_primitives(before, self.spec))
             except CoordError as exc:
                 log.warning("event=config_watch_failed error=%r", str(exc))
                 await asyncio.sleep(1.0)
@@ -314,7 +309,7 @@ class NodeDaemon:
             await asyncio.sleep(self.lease_timing.renew_interval / 2)
 
     async def _keep_membership(
-        self, membership: Membership, executor: Executor, store: ClusterStore
+        self, coord: Coordinator, membership: Membership, executor: Executor, store: ClusterStore
     ) -> None:
         """Renew; once the lease is gone (expired while partitioned or paused), this node may
         have been fenced: let the executor self-fence, re-probe what runs here, then join
@@ -323,7 +318,7 @@ class NodeDaemon:
             await membership.run()
             log.warning("event=member_lease_lost node=%s action=reprobe_and_rejoin", self.node)
             await executor.wait_self_fenced()
-            await self._until_quorate(store.coord)
+            await self._until_quorate(coord)
             await executor.probe()
             await self._until_joined(membership)
             with contextlib.suppress(CoordError):
@@ -358,13 +353,12 @@ class NodeDaemon:
 
     async def _campaign(
         self,
-        coord: Coordinator,
         store: ClusterStore,
         events: EventLog,
         membership: Membership,
         spec_now: Callable[[], ClusterSpec],
     ) -> None:
-        election = ControllerElection(coord, self.keys, self.node)
+        election = store.election(self.node)
         while True:
             lease = membership.lease
             if lease is None or not membership.valid():
@@ -377,11 +371,11 @@ class NodeDaemon:
                 await asyncio.sleep(self.spec.timing.renew_interval)
                 continue
             if current.node != self.node:
-                await self._until_controller_changes(coord)
+                await self._until_controller_changes(election)
                 continue
             controller = Controller(
                 node=self.node, term=current.term, spec=spec_now, store=store,
-                election=election, events=events, fencer=self._fencer,
+                events=events, fencer=self._fencer,
             )  # fmt: skip
             await self._lead(controller, membership)
 
@@ -417,14 +411,9 @@ class NodeDaemon:
             await asyncio.sleep(min(remaining, self.lease_timing.renew_interval))
         log.warning("event=controller_stopped reason=membership_lapsed node=%s", self.node)
 
-    async def _until_controller_changes(self, coord: Coordinator) -> None:
+    async def _until_controller_changes(self, election: ControllerElection) -> None:
         """Wait until the controller key is deleted (its holder is gone), or a while."""
-        with contextlib.suppress(TimeoutError, CoordError):
-            async with asyncio.timeout(self.spec.timing.member_ttl * 2):
-                async with contextlib.aclosing(coord.watch(self.keys.controller)) as changes:
-                    async for change in changes:
-                        if change.type == "delete":
-                            return
+        await election.vacated(self.spec.timing.member_ttl * 2)
 
     def _fencer(self, spec: ClusterSpec) -> Fencer | None:
         return fencer_of(spec)

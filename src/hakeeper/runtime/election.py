@@ -9,10 +9,12 @@ if it does not know yet that it was deposed (shared/DESIGN.md section 4, rule 3)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextlib
 from dataclasses import dataclass
 
-from hakeeper.coord.base import Cmp, Coordinator, Get, Lease, Op, Put, TxnResult
+from hakeeper.coord.base import Cmp, Coordinator, Get, Lease, Put, TxnResult
+from hakeeper.errors import CoordError
 from hakeeper.runtime.keys import KeySpace
 
 
@@ -45,12 +47,21 @@ class ControllerElection:
         kv = await self._coord.get(self._keys.controller)
         return None if kv is None else Controller(kv.value.decode(), kv.create_revision)
 
-    async def guarded_txn(
-        self, term: int, success: Sequence[Op], compare: Sequence[Cmp] = ()
-    ) -> TxnResult:
-        """A write that only lands while ``term`` is still the controller's term."""
-        guard = Cmp(self._keys.controller, "create_revision", "==", term)
-        return await self._coord.txn([guard, *compare], success)
+    async def vacated(self, timeout: float) -> None:
+        """Until the controller key is deleted (its holder is gone), or ``timeout`` passed,
+        or the engine failed: the caller campaigns again in every case."""
+        with contextlib.suppress(TimeoutError, CoordError):
+            async with asyncio.timeout(timeout):
+                watch = self._coord.watch(self._keys.controller)
+                async with contextlib.aclosing(watch) as changes:
+                    async for change in changes:
+                        if change.type == "delete":
+                            return
+
+
+def term_guard(keys: KeySpace, term: int) -> Cmp:
+    """The compare that lets a write land only while ``term`` is still the controller's."""
+    return Cmp(keys.controller, "create_revision", "==", term)
 
 
 def _controller(result: TxnResult) -> Controller | None:

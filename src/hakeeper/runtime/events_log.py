@@ -7,10 +7,11 @@ line (`hakeeper.model.events`). Trimming drops the oldest keys past an age or a 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import AsyncGenerator, Callable
 
-from hakeeper.coord.base import Coordinator, Delete
+from hakeeper.coord.base import Coordinator, Delete, Get
 from hakeeper.model.events import Event, from_json, to_json
 from hakeeper.runtime.keys import KeySpace
 
@@ -38,11 +39,31 @@ class EventLog:
             for kv in await self._coord.range(self._keys.events)
         ]
 
-    async def follow(self, start_revision: int | None = None) -> AsyncGenerator[Event]:
-        """New events as they are appended (from ``start_revision`` if given)."""
-        async for change in self._coord.watch(self._keys.events, start_revision):
-            if change.type == "put":
-                yield from_json(change.kv.value.decode(), change.kv.key)
+    async def read_at(self) -> tuple[list[Event], int]:
+        """Every event still kept, oldest first, and the revision of that read: one txn, so
+        following from revision + 1 neither misses nor repeats an event."""
+        result = await self._coord.txn([], [Get(self._keys.events, prefix=True)])
+        found = result.responses[0]
+        kvs = found if isinstance(found, tuple) else ()
+        return [from_json(kv.value.decode(), kv.key) for kv in kvs], result.revision
+
+    async def follow(
+        self, start_revision: int | None = None
+    ) -> AsyncGenerator[tuple[int, Event | None]]:
+        """Every change of the log from ``start_revision`` (if given) with its revision: the
+        event appended, or None where trimming deleted one. The revisions let a broken stream
+        resume exactly where it stopped; `Compacted` when ``start_revision`` is gone."""
+        watch = self._coord.watch(self._keys.events, start_revision)
+        async with contextlib.aclosing(watch) as changes:
+            async for change in changes:
+                if change.type == "put":
+                    yield change.revision, from_json(change.kv.value.decode(), change.kv.key)
+                else:
+                    yield change.revision, None
+
+    async def revision(self) -> int:
+        """The engine's current revision (to follow from, after a gap)."""
+        return await self._coord.revision()
 
     async def trim(self, *, now: float, max_age: float, max_count: int) -> int:
         """Delete events older than ``max_age`` seconds and beyond the newest ``max_count``."""

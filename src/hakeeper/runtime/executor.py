@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from hakeeper.agents.base import OpRequest, OpResult, ResourceAgent, Severity
 from hakeeper.agents.events import op_events
@@ -29,14 +28,13 @@ from hakeeper.agents.factory import AgentContext, AgentMaker
 from hakeeper.errors import CoordError
 from hakeeper.model.cluster import ClusterSpec, Primitive
 from hakeeper.model.records import Assignment, InstanceStatus
+from hakeeper.model.roles import InstanceRole, LocalRole, ReportedRole, event_role
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.membership import Membership
-from hakeeper.runtime.store import ClusterStore, decode_assignment
+from hakeeper.runtime.store import ClusterStore
 
 log = logging.getLogger(__name__)
 
-LocalRole = Literal["started", "promoted", "failed"]
-ReportedRole = Literal["started", "promoted", "failed", "stopped"]
 Key = tuple[str, int]  # (resource, instance)
 RECHECK_INTERVAL = 2.0
 REPORT_TIMEOUT = 2.0
@@ -199,15 +197,13 @@ class Executor:
 
     async def converge(self) -> None:
         try:
-            kvs = await self._store.coord.range(self._store.keys.assignments)
+            assignments = await self._store.assignments()
         except CoordError as exc:
             log.warning("event=assignments_unreadable error=%r", str(exc))
             return
         spec = self._spec()
         work: dict[str, Assignment] = {}
-        for kv in kvs:
-            resource = kv.key[len(self._store.keys.assignments) :]
-            assignment = decode_assignment(kv, resource)
+        for resource, assignment in assignments.items():
             if assignment.epoch < self._epochs.get(resource, 0):
                 continue  # an older read than one already acted on
             self._epochs[resource] = assignment.epoch
@@ -328,10 +324,10 @@ class Executor:
             await self._record(
                 primitive,
                 await agent.demote(self._request(primitive, "demote", local.epoch)),
-                "primary",
+                "promoted",
             )
         result = await agent.stop(self._request(primitive, "stop", local.epoch))
-        await self._record(primitive, result, self._event_role(primitive, "started"), reason)
+        await self._record(primitive, result, "started", reason)
         if result.ok:
             self._set_local(key, None)
             acked = local.epoch if epoch is None else epoch
@@ -350,7 +346,7 @@ class Executor:
             # Cut short (self-fencing): it may be primary now, so demote before the stop.
             self._set_local((primitive.id, instance), Local("promoted", epoch))
             raise
-        await self._record(primitive, result, "replica")
+        await self._record(primitive, result, "started")
         if result.ok:
             self._set_local((primitive.id, instance), Local("promoted", epoch))
             await self._report(primitive.id, instance, "promoted", epoch, result)
@@ -361,7 +357,7 @@ class Executor:
         result = await self._agent(primitive, instance).demote(
             self._request(primitive, "demote", epoch)
         )
-        await self._record(primitive, result, "primary")
+        await self._record(primitive, result, "promoted")
         if result.ok:
             self._set_local((primitive.id, instance), Local("started", epoch))
             await self._report(primitive.id, instance, "started", epoch, result)
@@ -404,7 +400,7 @@ class Executor:
             log.warning(
                 "event=monitor_failed resource=%s result=%r", primitive.id, result.describe()
             )
-            await self._record(primitive, result, self._event_role(primitive, local.role))
+            await self._record(primitive, result, local.role)
             self._monitors.pop((primitive.id, instance), None)
             await self._failed(primitive, instance, local.epoch, result)
             return
@@ -473,16 +469,15 @@ class Executor:
         with contextlib.suppress(CoordError, TimeoutError):
             async with asyncio.timeout(REPORT_TIMEOUT):
                 for result in results:
-                    role = "primary" if result.op == "demote" else "started"
+                    role: InstanceRole = "promoted" if result.op == "demote" else "started"
                     await self._record(primitive, result, role, "quorum-lost")
                 if results[-1].ok:
                     await self._report(primitive.id, instance, "stopped", epoch, results[-1])
 
     async def _watch(self) -> None:
-        coord, keys = self._store.coord, self._store.keys
         while True:
             try:
-                async with contextlib.aclosing(coord.watch(keys.assignments)) as changes:
+                async with contextlib.aclosing(self._store.assignment_changes()) as changes:
                     async for _ in changes:
                         self._changed.set()
             except CoordError as exc:
@@ -531,17 +526,14 @@ class Executor:
             timeout = max(0.05, min(timeout, cap))
         return OpRequest(timeout=timeout, node=self._node, interval=interval, epoch=epoch)
 
-    def _event_role(self, primitive: Primitive, role: str) -> str:
-        promotable = any(c.child == primitive.id and c.promotable for c in self._spec().clones)
-        if not promotable:
-            return "started"
-        return "primary" if role == "promoted" else "replica"
-
     async def _record(
-        self, primitive: Primitive, result: OpResult, role: str, reason: str = ""
+        self, primitive: Primitive, result: OpResult, role: InstanceRole, reason: str = ""
     ) -> None:
-        role = role if role in ("primary", "replica") else self._event_role(primitive, role)
-        for event in op_events(result, node=self._node, role=role, reason=reason):
+        """Append the op's events; ``role`` is the instance's role before the op (for a
+        start, the one it takes), translated here, at the edge, into the event log's word."""
+        promotable = any(c.child == primitive.id and c.promotable for c in self._spec().clones)
+        said = event_role(role, promotable=promotable)
+        for event in op_events(result, node=self._node, role=said, reason=reason):
             with contextlib.suppress(CoordError):
                 await self._events.append(event)
 

@@ -1,6 +1,9 @@
 """Where each piece of cluster state lives in the coordination key space.
 
 Everything of one cluster sits under ``/hakeeper/<cluster>/`` (shared/DESIGN.md section 3).
+This is the whole layout: the cluster store (`hakeeper.runtime.store`) and the low-level
+modules it uses (membership, election, event log) build keys only from here, and a running
+cluster's keys must keep reading the same, so a path changes only with a migration.
 """
 
 from __future__ import annotations
@@ -46,8 +49,8 @@ class KeySpace:
     def status(self) -> str:
         return f"{self.root}status/"
 
-    def node_status(self, node: str, resource: str) -> str:
-        return f"{self.status}{node}/{resource}"
+    def instance_status(self, node: str, resource: str, instance: int) -> str:
+        return f"{self.status}{node}/{resource}#{instance}"
 
     @property
     def failcounts(self) -> str:
@@ -60,9 +63,46 @@ class KeySpace:
     def runtime(self) -> str:
         return f"{self.root}runtime/"
 
+    @property
+    def constraints(self) -> str:
+        return f"{self.runtime}constraints/"
+
+    def constraint(self, resource: str, node: str) -> str:
+        """A move or ban of ``resource`` on ``node`` (``node`` empty: all of the resource's)."""
+        return f"{self.constraints}{resource}/{node}"
+
+    @property
+    def node_flags(self) -> str:
+        return f"{self.runtime}nodes/"
+
+    def node_flag(self, node: str) -> str:
+        return f"{self.node_flags}{node}"
+
+    @property
+    def fenced_marks(self) -> str:
+        return f"{self.runtime}fenced/"
+
     def fenced(self, node: str) -> str:
-        """The controller's mark that a fence device confirmed ``node`` off."""
-        return f"{self.runtime}fenced/{node}"
+        """The mark that ``node`` is certainly off (a fence device or the operator said so)."""
+        return f"{self.fenced_marks}{node}"
+
+    @property
+    def leaving_nodes(self) -> str:
+        return f"{self.runtime}leaving/"
+
+    def leaving(self, node: str) -> str:
+        return f"{self.leaving_nodes}{node}"
+
+    @property
+    def target_roles(self) -> str:
+        return f"{self.runtime}roles/"
+
+    def target_role(self, resource: str) -> str:
+        return f"{self.target_roles}{resource}"
+
+    @property
+    def config(self) -> str:
+        return f"{self.root}config"
 
     @property
     def events(self) -> str:

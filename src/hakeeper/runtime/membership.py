@@ -11,35 +11,19 @@ margin: past it the node no longer holds its membership and must act as if fence
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from hakeeper.coord.base import Coordinator, Lease
 from hakeeper.errors import CoordError
+from hakeeper.model.records import MemberRecord
 from hakeeper.model.timing import TimingProfile
 from hakeeper.runtime.keys import KeySpace
+from hakeeper.runtime.record_codec import encode_member
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-
-
-@dataclass(frozen=True, slots=True)
-class MemberRecord:
-    """What a node publishes under ``members/<node>`` (leased)."""
-
-    node: str
-    address: str
-
-    def encode(self) -> bytes:
-        return json.dumps({"node": self.node, "address": self.address}).encode()
-
-    @staticmethod
-    def decode(raw: bytes) -> MemberRecord:
-        data = json.loads(raw)
-        return MemberRecord(str(data["node"]), str(data["address"]))
 
 
 class Membership:
@@ -88,7 +72,8 @@ class Membership:
         """Take a fresh lease and publish the member key under it."""
         sent = self._clock()
         lease = await self._coord.grant(self._timing.member_ttl)
-        await self._coord.put(self._keys.member(self._record.node), self._record.encode(), lease)
+        key = self._keys.member(self._record.node)
+        await self._coord.put(key, encode_member(self._record), lease)
         self._lease = lease
         self._confirmed(sent, lease.ttl)
         self.lost.clear()

@@ -14,15 +14,21 @@ key (under /hakeeper/<cluster>/)   written by
 ``failcounts/<node>/<resource>``   the node's executor; the CLI's ``resource cleanup``
 ``runtime/constraints/<r>/<node>`` the CLI (``resource move|ban|clear``)
 ``runtime/nodes/<node>``           the CLI (``node standby|online|maintenance``)
-``runtime/fenced/<node>``          the controller after a fence device confirmed the node off,
-                                   or the operator (``hakeeper fence --confirm``)
+``runtime/roles/<r>``              the CLI (``resource stop|start``): a run-time target role
+``runtime/fenced/<node>``          the controller after a fence device confirmed the node off
+                                   (or after fencing it on suspicion), or the operator
+                                   (``hakeeper fence --confirm``)
 ``runtime/leaving/<node>``         the node itself while it shuts down (counts as standby)
 ``config``                         ``hakeeper config apply`` (the cluster file's text)
+``events/<ts>-<writer>-<seq>``     anyone, through `hakeeper.runtime.events_log`
 =================================  ========================================================
 
-The stored config is read through `stored_spec`: bytes that are not UTF-8, too large, nest
-too deep or do not validate are one `ConfigError` (rule 5: refused where it is read; every
-node keeps its last good config), never another exception that would stop the reader.
+Every path comes from `hakeeper.runtime.keys` and every value's bytes from
+`hakeeper.runtime.record_codec`. Nothing outside this module (and the membership, election and
+event-log modules it hands out) holds the coordinator or builds a key: callers get one typed
+method per thing they do, and one writer per record.
+
+The stored config is read through `hakeeper.runtime.stored_config.stored_spec` (rule 5).
 
 A node is *online* while its member key exists; otherwise *lost* if any status of it still
 says something runs there (and *fenced* once confirmed off), else *offline*.
@@ -30,66 +36,55 @@ says something runs there (and *fenced* once confirmed off), else *offline*.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
 
-from hakeeper.config.loader import spec_from_text
-from hakeeper.coord.base import KV, Coordinator
+from hakeeper.coord.base import KV, Cmp, Coordinator, Delete, Get, Lease, Op, Put
 from hakeeper.errors import ConfigError
-from hakeeper.model.cluster import ClusterSpec, TargetRole
-from hakeeper.model.records import Assignment, InstanceStatus, NodeFlags, Placement
+from hakeeper.model.cluster import ClusterSpec
+from hakeeper.model.records import (
+    Assignment,
+    FencedMark,
+    InstanceStatus,
+    MemberRecord,
+    NodeFlags,
+)
+from hakeeper.model.roles import RUNNING_ROLES, TargetRole
 from hakeeper.model.state import (
     ClusterState,
     FailCount,
     Instance,
     NodeState,
     RuntimeConstraint,
+    RuntimeKind,
 )
+from hakeeper.model.timing import TimingProfile
+from hakeeper.runtime.election import Controller, ControllerElection, term_guard
+from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.keys import KeySpace
-
-
-def encode_assignment(assignment: Assignment) -> bytes:
-    return json.dumps(
-        {"placements": [[p.node, p.role, p.instance] for p in assignment.placements]}
-    ).encode()
-
-
-def decode_assignment(kv: KV, resource: str) -> Assignment:
-    data = json.loads(kv.value)
-    placements = tuple(Placement(n, r, int(i)) for n, r, i in data["placements"])
-    return Assignment(resource, placements, kv.mod_revision)
-
-
-def encode_status(status: InstanceStatus) -> bytes:
-    return json.dumps(
-        {
-            "role": status.role,
-            "epoch": status.epoch,
-            "ts": status.ts,
-            "op": status.op,
-            "rc": status.rc,
-            "reason": status.reason,
-        }
-    ).encode()
-
-
-def decode_status(kv: KV, keys: KeySpace) -> InstanceStatus:
-    node, _, name = kv.key[len(keys.status) :].partition("/")
-    resource, _, instance = name.rpartition("#")
-    data = json.loads(kv.value)
-    return InstanceStatus(
-        resource,
-        node,
-        int(instance),
-        data["role"],
-        int(data["epoch"]),
-        float(data["ts"]),
-        str(data.get("op", "")),
-        int(data.get("rc", 0)),
-        str(data.get("reason", "")),
-    )
+from hakeeper.runtime.membership import Membership
+from hakeeper.runtime.record_codec import (
+    decode_assignment,
+    decode_constraint,
+    decode_failcount,
+    decode_flags,
+    decode_status,
+    decode_target_role,
+    encode_assignment,
+    encode_constraint,
+    encode_failcount,
+    encode_fenced,
+    encode_flags,
+    encode_status,
+    encode_target_role,
+)
+from hakeeper.runtime.stored_config import (
+    StoredConfigProblem,
+    short_reason,
+    stored_spec,
+    stored_text,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,170 +104,317 @@ class Observed:
             s.node
             for s in self.statuses
             if s.resource == resource
-            and s.role in ("started", "promoted")
+            and s.role in RUNNING_ROLES
             and not self.state.node(s.node).down
         )
 
 
+@dataclass(frozen=True, slots=True)
+class LiveInstances:
+    """The members and every instance status, read in one revision (for clone followers)."""
+
+    members: frozenset[str]
+    statuses: tuple[InstanceStatus, ...]
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberLeases:
+    """Each member's lease id and the controller, read in one revision."""
+
+    leases: Mapping[str, int]
+    controller: Controller | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredConfig:
+    """The cluster file's bytes as ``config apply`` stored them, and their revision."""
+
+    raw: bytes
+    revision: int
+
+
 class ClusterStore:
-    """Reads and writes the cluster's records; every read of the whole is one revision."""
+    """Reads and writes the cluster's records; every read of the whole is one revision.
+
+    The only owner of the coordinator's key space: callers get typed records and never a key.
+    Outcomes follow shared/DESIGN.md section 11.1: a guarded write that lost its race returns
+    None or False; an engine that is unreachable or has no quorum raises `CoordError`."""
 
     def __init__(self, coord: Coordinator, keys: KeySpace) -> None:
-        self.coord = coord
-        self.keys = keys
+        self._coord = coord
+        self._keys = keys
 
-    # --- keys ------------------------------------------------------------------------------
+    # --- the low-level parts that live in the same key space ----------------------------------
 
-    def status_key(self, node: str, resource: str, instance: int) -> str:
-        return f"{self.keys.status}{node}/{resource}#{instance}"
+    def event_log(self, writer: str) -> EventLog:
+        return EventLog(self._coord, self._keys, writer)
 
-    def constraint_key(self, resource: str, node: str) -> str:
-        return f"{self.keys.runtime}constraints/{resource}/{node}"
+    def election(self, node: str) -> ControllerElection:
+        return ControllerElection(self._coord, self._keys, node)
 
-    def node_flags_key(self, node: str) -> str:
-        return f"{self.keys.runtime}nodes/{node}"
-
-    def fenced_key(self, node: str) -> str:
-        return self.keys.fenced(node)
-
-    def leaving_key(self, node: str) -> str:
-        return f"{self.keys.runtime}leaving/{node}"
-
-    def target_role_key(self, resource: str) -> str:
-        return f"{self.keys.runtime}roles/{resource}"
-
-    @property
-    def config_key(self) -> str:
-        return f"{self.keys.root}config"
+    def membership(
+        self, record: MemberRecord, timing: TimingProfile, clock: Callable[[], float]
+    ) -> Membership:
+        return Membership(self._coord, self._keys, record, timing, clock)
 
     # --- the snapshot ------------------------------------------------------------------------
 
-    async def observe(self, spec: ClusterSpec, now: float) -> Observed:
-        kvs = await self.coord.range(self.keys.root)
-        revision = max((kv.mod_revision for kv in kvs), default=0)
-        return build_observed(self.keys, spec, kvs, now, revision)
+    async def has_quorum(self) -> bool:
+        """Whether the engine can commit (reads go through its log: none without quorum)."""
+        return await self._coord.has_quorum()
 
-    # --- writers -------------------------------------------------------------------------------
+    async def observe(self, spec: ClusterSpec, now: float) -> Observed:
+        kvs = await self._coord.range(self._keys.root)
+        revision = max((kv.mod_revision for kv in kvs), default=0)
+        return build_observed(self._keys, spec, kvs, now, revision)
+
+    async def changes(self) -> AsyncGenerator[int]:
+        """The revision of every change of the cluster's records, as it happens."""
+        async with contextlib.aclosing(self._coord.watch(self._keys.root)) as events:
+            async for event in events:
+                yield event.revision
+
+    async def controller(self) -> Controller | None:
+        """Who is controller now, under which term (None while there is none)."""
+        return await self.election("reader").current()
+
+    # --- assignments (the controller writes, every executor reads) ----------------------------
+
+    async def assignments(self) -> dict[str, Assignment]:
+        """Every assignment, each with its epoch (the key's ``mod_revision``)."""
+        prefix = self._keys.assignments
+        found: dict[str, Assignment] = {}
+        for kv in await self._coord.range(prefix):
+            resource = kv.key[len(prefix) :]
+            found[resource] = decode_assignment(kv.value, resource, kv.mod_revision)
+        return found
+
+    async def assignment_changes(self) -> AsyncGenerator[int]:
+        """The revision of every change of an assignment."""
+        async with contextlib.aclosing(self._coord.watch(self._keys.assignments)) as events:
+            async for event in events:
+                yield event.revision
+
+    async def write_assignments(
+        self, term: int, assignments: Mapping[str, Assignment]
+    ) -> int | None:
+        """Write ``assignments`` in one txn guarded by the controller ``term``; the revision
+        written is their new epoch. None when the term has ended (nothing written)."""
+        puts = [
+            Put(self._keys.assignment(r), encode_assignment(a))
+            for r, a in sorted(assignments.items())
+        ]
+        return await self._guarded(term, puts)
+
+    async def _guarded(
+        self, term: int, ops: Sequence[Op], compare: Sequence[Cmp] = ()
+    ) -> int | None:
+        result = await self._coord.txn([term_guard(self._keys, term), *compare], ops)
+        return result.revision if result.succeeded else None
+
+    # --- instance statuses (each node's executor writes its own) ------------------------------
 
     async def report(self, status: InstanceStatus) -> None:
-        key = self.status_key(status.node, status.resource, status.instance)
-        await self.coord.put(key, encode_status(status))
+        key = self._keys.instance_status(status.node, status.resource, status.instance)
+        await self._coord.put(key, encode_status(status))
 
     async def forget_status(self, node: str, resource: str, instance: int) -> None:
-        await self.coord.delete(self.status_key(node, resource, instance))
+        await self._coord.delete(self._keys.instance_status(node, resource, instance))
+
+    async def live_instances(self) -> LiveInstances:
+        """Members and statuses in one read; a torn or foreign status is skipped."""
+        kvs = await self._coord.range(self._keys.root)
+        members: set[str] = set()
+        statuses: list[InstanceStatus] = []
+        for kv in kvs:
+            if kv.key.startswith(self._keys.members):
+                members.add(kv.key[len(self._keys.members) :])
+            elif kv.key.startswith(self._keys.status):
+                try:
+                    statuses.append(_status(self._keys, kv))
+                except (ValueError, KeyError, TypeError):
+                    continue
+        revision = max((kv.mod_revision for kv in kvs), default=0)
+        return LiveInstances(frozenset(members), tuple(statuses), revision)
+
+    async def instance_changes(self, after: int) -> AsyncGenerator[int]:
+        """The revision of every change of a member or a status after revision ``after``."""
+        watched = (self._keys.members, self._keys.status)
+        async with contextlib.aclosing(self._coord.watch(self._keys.root, after + 1)) as events:
+            async for event in events:
+                if event.kv.key.startswith(watched):
+                    yield event.revision
+
+    # --- fail counts ---------------------------------------------------------------------------
 
     async def record_failure(self, node: str, resource: str, now: float) -> FailCount:
-        key = self.keys.failcount(node, resource)
-        kv = await self.coord.get(key)
-        count = (json.loads(kv.value)["count"] if kv else 0) + 1
-        await self.coord.put(key, json.dumps({"count": count, "last_failure": now}).encode())
-        return FailCount(resource, node, count, now)
+        key = self._keys.failcount(node, resource)
+        kv = await self._coord.get(key)
+        count = (decode_failcount(kv.value, resource, node).count if kv else 0) + 1
+        failure = FailCount(resource, node, count, now)
+        await self._coord.put(key, encode_failcount(failure))
+        return failure
 
     async def clear_failcounts(self, resource: str, node: str | None = None) -> int:
-        kvs = await self.coord.range(self.keys.failcounts)
+        kvs = await self._coord.range(self._keys.failcounts)
         doomed = [
             kv.key
             for kv in kvs
             if kv.key.endswith(f"/{resource}")
-            and (node is None or kv.key == self.keys.failcount(node, resource))
+            and (node is None or kv.key == self._keys.failcount(node, resource))
         ]
         for key in doomed:
-            await self.coord.delete(key)
+            await self._coord.delete(key)
         return len(doomed)
 
-    async def set_constraint(self, kind: Literal["move", "ban"], resource: str, node: str) -> None:
-        await self.coord.put(
-            self.constraint_key(resource, node), json.dumps({"kind": kind}).encode()
-        )
+    # --- the CLI's run-time overrides ---------------------------------------------------------
+
+    async def set_constraint(self, kind: RuntimeKind, resource: str, node: str) -> None:
+        await self._coord.put(self._keys.constraint(resource, node), encode_constraint(kind))
+
+    async def constraints_of(self, resource: str) -> dict[str, RuntimeKind]:
+        """The moves and bans of ``resource``, by node."""
+        prefix = self._keys.constraint(resource, "")
+        return {
+            kv.key[len(prefix) :]: decode_constraint(kv.value)
+            for kv in await self._coord.range(prefix)
+        }
 
     async def clear_constraints(self, resource: str, node: str | None = None) -> int:
-        prefix = self.constraint_key(resource, node or "")
-        return await self.coord.delete(prefix, prefix=node is None)
+        key = self._keys.constraint(resource, node or "")
+        return await self._coord.delete(key, prefix=node is None)
 
     async def set_node_flags(self, node: str, flags: NodeFlags) -> None:
-        await self.coord.put(
-            self.node_flags_key(node),
-            json.dumps({"standby": flags.standby, "maintenance": flags.maintenance}).encode(),
-        )
+        await self._coord.put(self._keys.node_flag(node), encode_flags(flags))
 
     async def node_flags(self, node: str) -> NodeFlags:
-        kv = await self.coord.get(self.node_flags_key(node))
-        return _flags(kv.value) if kv else NodeFlags()
+        kv = await self._coord.get(self._keys.node_flag(node))
+        return decode_flags(kv.value) if kv else NodeFlags()
 
     async def set_target_role(self, resource: str, role: TargetRole | None) -> None:
         """``resource stop|start`` from the CLI: overrides the file's target_role; None clears."""
-        key = self.target_role_key(resource)
+        key = self._keys.target_role(resource)
         if role is None:
-            await self.coord.delete(key)
+            await self._coord.delete(key)
         else:
-            await self.coord.put(key, role.encode())
+            await self._coord.put(key, encode_target_role(role))
 
-    async def confirm_fenced(self, node: str, by: str, now: float) -> None:
-        """Record that ``node`` is certainly off: what it ran runs no more."""
-        await self.coord.put(self.fenced_key(node), json.dumps({"by": by, "ts": now}).encode())
+    async def target_role(self, resource: str) -> TargetRole | None:
+        """The run-time target role of ``resource``, if the CLI set one."""
+        kv = await self._coord.get(self._keys.target_role(resource))
+        return decode_target_role(kv.value) if kv else None
+
+    # --- members and fenced marks ---------------------------------------------------------------
+
+    async def is_member(self, node: str) -> bool:
+        """Whether ``node`` holds a live member lease."""
+        return await self._coord.get(self._keys.member(node)) is not None
+
+    async def member_leases(self) -> MemberLeases:
+        """Every member's lease and the controller, in one linearizable read."""
+        result = await self._coord.txn(
+            [], [Get(self._keys.members, prefix=True), Get(self._keys.controller)]
+        )
+        members, controller = result.responses
+        assert isinstance(members, tuple)
+        assert isinstance(controller, tuple)
+        prefix = len(self._keys.members)
+        return MemberLeases(
+            {kv.key[prefix:]: kv.lease for kv in members},
+            Controller(controller[0].value.decode(), controller[0].create_revision)
+            if controller
+            else None,
+        )
+
+    async def mark_fenced(
+        self, node: str, mark: FencedMark, *, term: int | None = None
+    ) -> int | None:
+        """Record that ``node`` is certainly off: what it ran runs no more; the revision.
+
+        With ``term`` (the controller) the write is guarded by it: None when the term has
+        ended and nothing was written. Without (the operator, ``hakeeper fence``) it is not."""
+        key = self._keys.fenced(node)
+        if term is None:
+            return await self._coord.put(key, encode_fenced(mark))
+        return await self._guarded(term, [Put(key, encode_fenced(mark))])
+
+    async def fence_out_suspect(
+        self, node: str, lease: int, term: int, mark: FencedMark, *, was_controller: bool
+    ) -> bool:
+        """Mark a suspect fenced and remove its member key (and controller key) in one txn,
+        guarded by its lease being ``lease`` and by the controller ``term``: the scheduler
+        sees it lost and fenced in the same revision. False when either guard failed."""
+        ops: list[Op] = [Put(self._keys.fenced(node), encode_fenced(mark))]
+        ops.append(Delete(self._keys.member(node)))
+        if was_controller:
+            ops.append(Delete(self._keys.controller))
+        same_lease = Cmp(self._keys.member(node), "lease", "==", lease)
+        return await self._guarded(term, ops, [same_lease]) is not None
+
+    async def revoke(self, lease: int) -> None:
+        """End a lease at once, and every key written under it."""
+        await self._coord.revoke(Lease(lease, 0.0))
+
+    async def lease_renewed_ago(self, lease: int) -> float | None:
+        """Seconds since the lease's last renewal, where this member knows it."""
+        return await self._coord.lease_renewed_ago(lease)
 
     async def rejoined(self, node: str) -> None:
         """A node that comes back clears its fenced and leaving marks (after re-probing)."""
-        await self.coord.delete(self.fenced_key(node))
-        await self.coord.delete(self.leaving_key(node))
+        await self._coord.delete(self._keys.fenced(node))
+        await self._coord.delete(self._keys.leaving(node))
 
     async def leaving(self, node: str) -> None:
         """A node shutting down: the scheduler treats it as standby and moves its resources."""
-        await self.coord.put(self.leaving_key(node), b"1")
+        await self._coord.put(self._keys.leaving(node), b"1")
+
+    # --- the stored config ----------------------------------------------------------------------
+
+    async def config_record(self) -> StoredConfig | None:
+        kv = await self._coord.get(self._keys.config)
+        return None if kv is None else StoredConfig(kv.value, kv.mod_revision)
+
+    async def publish_first_config(self, text: str) -> StoredConfig | None:
+        """Store ``text`` unless a config is stored already; the one stored afterwards."""
+        key = self._keys.config
+        await self._coord.txn([Cmp(key, "create_revision", "==", 0)], [Put(key, text.encode())])
+        return await self.config_record()
+
+    async def publish_config(self, text: str, base_revision: int) -> bool:
+        """Store ``text`` unless the stored config changed since ``base_revision`` (0: none
+        was stored); False when another one was applied meanwhile (nothing written)."""
+        key = self._keys.config
+        result = await self._coord.txn(
+            [Cmp(key, "mod_revision", "==", base_revision)], [Put(key, text.encode())]
+        )
+        return result.succeeded
+
+    async def config_changes(self) -> AsyncGenerator[StoredConfig]:
+        """Every config stored from now on, as it is written."""
+        async with contextlib.aclosing(self._coord.watch(self._keys.config)) as events:
+            async for event in events:
+                if event.type == "put":
+                    yield StoredConfig(event.kv.value, event.revision)
 
     async def stored_config(self) -> str | None:
         """The stored config's text; a ConfigError when its bytes are not UTF-8."""
-        kv = await self.coord.get(self.config_key)
-        return stored_text(kv.value, f"stored config rev {kv.mod_revision}") if kv else None
+        record = await self.config_record()
+        if record is None:
+            return None
+        return stored_text(record.raw, f"stored config rev {record.revision}")
 
     async def stored_config_problem(self) -> StoredConfigProblem | None:
         """Why the stored config is refused (for ``status``), or None when it loads or is
         absent."""
-        kv = await self.coord.get(self.config_key)
-        if kv is None:
+        record = await self.config_record()
+        if record is None:
             return None
         try:
-            stored_spec(kv.value, f"stored config rev {kv.mod_revision}")
+            stored_spec(record.raw, f"stored config rev {record.revision}")
         except ConfigError as exc:
-            return StoredConfigProblem(kv.mod_revision, short_reason(exc))
+            return StoredConfigProblem(record.revision, short_reason(exc))
         return None
-
-
-@dataclass(frozen=True, slots=True)
-class StoredConfigProblem:
-    revision: int
-    reason: str
-
-    def warning(self) -> str:
-        return (
-            f"the stored config (revision {self.revision}) is refused: {self.reason}; every "
-            "node keeps running its last good config. Fix: hakeeper config apply "
-            "<a valid cluster file>"
-        )
-
-
-REASON_LIMIT = 300
-
-
-def short_reason(exc: ConfigError) -> str:
-    """A refusal's first two lines, bounded, for events and ``status``."""
-    text = "; ".join(str(exc).splitlines()[:2])
-    return text if len(text) <= REASON_LIMIT else text[: REASON_LIMIT - 3] + "..."
-
-
-def stored_text(raw: bytes, source: str) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{source}: not UTF-8 (byte {exc.start}); write a cluster file with "
-            "hakeeper config apply"
-        ) from None
-
-
-def stored_spec(raw: bytes, source: str) -> ClusterSpec:
-    """The stored config's bytes to a validated spec; any failure is one ConfigError."""
-    return spec_from_text(stored_text(raw, source), source)
 
 
 def build_observed(
@@ -294,26 +436,23 @@ def build_observed(
             members.add(key[len(keys.members) :])
         elif key.startswith(keys.assignments):
             resource = key[len(keys.assignments) :]
-            assignments[resource] = decode_assignment(kv, resource)
+            assignments[resource] = decode_assignment(kv.value, resource, kv.mod_revision)
         elif key.startswith(keys.status):
-            statuses.append(decode_status(kv, keys))
+            statuses.append(_status(keys, kv))
         elif key.startswith(keys.failcounts):
             node, _, resource = key[len(keys.failcounts) :].partition("/")
-            data = json.loads(kv.value)
-            failcounts.append(
-                FailCount(resource, node, int(data["count"]), float(data["last_failure"]))
-            )
-        elif key.startswith(f"{keys.runtime}constraints/"):
-            resource, _, node = key[len(f"{keys.runtime}constraints/") :].partition("/")
-            constraints.append(RuntimeConstraint(json.loads(kv.value)["kind"], resource, node))
-        elif key.startswith(f"{keys.runtime}nodes/"):
-            flags[key[len(f"{keys.runtime}nodes/") :]] = _flags(kv.value)
-        elif key.startswith(f"{keys.runtime}fenced/"):
-            fenced.add(key[len(f"{keys.runtime}fenced/") :])
-        elif key.startswith(f"{keys.runtime}leaving/"):
-            leaving.add(key[len(f"{keys.runtime}leaving/") :])
-        elif key.startswith(f"{keys.runtime}roles/"):
-            roles[key[len(f"{keys.runtime}roles/") :]] = _target_role(kv.value)
+            failcounts.append(decode_failcount(kv.value, resource, node))
+        elif key.startswith(keys.constraints):
+            resource, _, node = key[len(keys.constraints) :].partition("/")
+            constraints.append(RuntimeConstraint(decode_constraint(kv.value), resource, node))
+        elif key.startswith(keys.node_flags):
+            flags[key[len(keys.node_flags) :]] = decode_flags(kv.value)
+        elif key.startswith(keys.fenced_marks):
+            fenced.add(key[len(keys.fenced_marks) :])
+        elif key.startswith(keys.leaving_nodes):
+            leaving.add(key[len(keys.leaving_nodes) :])
+        elif key.startswith(keys.target_roles):
+            roles[key[len(keys.target_roles) :]] = decode_target_role(kv.value)
 
     # A fenced node's statuses are history until it has re-probed and cleared its mark.
     live_statuses = [s for s in statuses if s.node not in fenced]
@@ -355,13 +494,8 @@ def _node_state(
     return NodeState(name, "lost" if runs else "offline", standby=flags.standby)
 
 
-def _target_role(raw: bytes) -> TargetRole:
-    role = raw.decode()
-    if role not in ("started", "stopped", "unpromoted"):
-        raise ValueError(f"stored target role {role!r} is not started, stopped or unpromoted")
-    return role  # type: ignore[return-value]
-
-
-def _flags(raw: bytes) -> NodeFlags:
-    data: dict[str, Any] = json.loads(raw)
-    return NodeFlags(bool(data.get("standby")), bool(data.get("maintenance")))
+def _status(keys: KeySpace, kv: KV) -> InstanceStatus:
+    """A status from its key (``status/<node>/<resource>#<instance>``) and value."""
+    node, _, name = kv.key[len(keys.status) :].partition("/")
+    resource, _, instance = name.rpartition("#")
+    return decode_status(kv.value, resource, node, int(instance))

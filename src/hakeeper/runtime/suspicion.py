@@ -29,21 +29,20 @@ campaign elects the next controller.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hakeeper.coord.base import Cmp, Coordinator, Delete, Get, Lease, Op, Put
 from hakeeper.errors import CoordError
 from hakeeper.fencing.topology import Fencer
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.events import NodeFenced
+from hakeeper.model.records import FencedMark
 from hakeeper.model.timing import TimingProfile
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.fence_plan import devices_used, power_fences
-from hakeeper.runtime.keys import KeySpace
+from hakeeper.runtime.store import ClusterStore
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +71,7 @@ class SuspicionWatch:
         self,
         *,
         node: str,
-        coord: Coordinator,
-        keys: KeySpace,
+        store: ClusterStore,
         spec: Callable[[], ClusterSpec],
         events: EventLog,
         fencer: Callable[[ClusterSpec], Fencer | None],
@@ -82,8 +80,7 @@ class SuspicionWatch:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._node = node
-        self._coord = coord
-        self._keys = keys
+        self._store = store
         self._spec = spec
         self._events = events
         self._fencer = fencer
@@ -129,17 +126,11 @@ class SuspicionWatch:
         return removed
 
     async def _read(self) -> MembersView:
-        result = await asyncio.wait_for(
-            self._coord.txn([], [Get(self._keys.members, prefix=True), Get(self._keys.controller)]),
-            self._timing.renew_interval * 5,
-        )
-        members, controller = result.responses
-        assert isinstance(members, tuple)
-        assert isinstance(controller, tuple)
-        prefix = len(self._keys.members)
+        read = await asyncio.wait_for(self._store.member_leases(), self._timing.renew_interval * 5)
+        controller = read.controller
         view = MembersView(
-            {kv.key[prefix:]: kv.lease for kv in members},
-            (controller[0].value.decode(), controller[0].create_revision) if controller else None,
+            dict(read.leases),
+            (controller.node, controller.term) if controller else None,
             self._clock(),
         )
         self._view = view
@@ -151,7 +142,7 @@ class SuspicionWatch:
         for node, lease in view.leases.items():
             if node == self._node:
                 continue
-            age = await self._coord.lease_renewed_ago(lease)
+            age = await self._store.lease_renewed_ago(lease)
             if age is not None:
                 ages[node] = age
         return ages
@@ -201,27 +192,19 @@ class SuspicionWatch:
             log.warning("event=suspect_fence_failed node=%s reason=%r", node, outcome.reason)
             return False
         self._failed_at.pop(node, None)
-        record = json.dumps({"by": device, "ts": self._wall(), "suspected": True}).encode()
-        ops: list[Op] = [
-            Put(self._keys.fenced(node), record),
-            Delete(self._keys.member(node)),
-        ]
-        if node == controller:
-            ops.append(Delete(self._keys.controller))
-        guard = [
-            Cmp(self._keys.member(node), "lease", "==", lease),
-            Cmp(self._keys.controller, "create_revision", "==", term),
-        ]
-        result = await self._coord.txn(guard, ops)
-        log.info("event=suspect_removed node=%s ok=%s", node, result.succeeded)
-        if result.succeeded:
+        mark = FencedMark(by=device, ts=self._wall(), suspected=True)
+        removed = await self._store.fence_out_suspect(
+            node, lease, term, mark, was_controller=node == controller
+        )
+        log.info("event=suspect_removed node=%s ok=%s", node, removed)
+        if removed:
             # The lease's other keys (a controller key, leased statuses) go with it; a node
             # that was in fact alive learns from its next renewal that it must self-fence.
             try:
-                await asyncio.wait_for(self._coord.revoke(Lease(lease, 0.0)), REVOKE_TIMEOUT)
+                await asyncio.wait_for(self._store.revoke(lease), REVOKE_TIMEOUT)
             except (CoordError, TimeoutError) as exc:
                 log.info("event=suspect_revoke_failed node=%s error=%r", node, str(exc))
-        return result.succeeded
+        return removed
 
     async def _emit(self, event: NodeFenced) -> None:
         try:

@@ -1,0 +1,122 @@
+"""The stored bytes of each record (`hakeeper.model.records`), and back.
+
+Byte for byte what running clusters already hold: a refactor may rename the Python side, never
+the JSON. Decoders raise `ValueError`, `KeyError` or `TypeError` on a torn or foreign value; the
+store decides what such a value means where it reads it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+from hakeeper.model.records import (
+    Assignment,
+    FencedMark,
+    InstanceStatus,
+    MemberRecord,
+    NodeFlags,
+    Placement,
+)
+from hakeeper.model.roles import TARGET_ROLES, TargetRole
+from hakeeper.model.state import FailCount, RuntimeKind
+
+
+def encode_assignment(assignment: Assignment) -> bytes:
+    return json.dumps(
+        {"placements": [[p.node, p.role, p.instance] for p in assignment.placements]}
+    ).encode()
+
+
+def decode_assignment(raw: bytes, resource: str, epoch: int) -> Assignment:
+    data = json.loads(raw)
+    placements = tuple(Placement(n, r, int(i)) for n, r, i in data["placements"])
+    return Assignment(resource, placements, epoch)
+
+
+def encode_status(status: InstanceStatus) -> bytes:
+    return json.dumps(
+        {
+            "role": status.role,
+            "epoch": status.epoch,
+            "ts": status.ts,
+            "op": status.op,
+            "rc": status.rc,
+            "reason": status.reason,
+        }
+    ).encode()
+
+
+def decode_status(raw: bytes, resource: str, node: str, instance: int) -> InstanceStatus:
+    data = json.loads(raw)
+    return InstanceStatus(
+        resource,
+        node,
+        instance,
+        data["role"],
+        int(data["epoch"]),
+        float(data["ts"]),
+        str(data.get("op", "")),
+        int(data.get("rc", 0)),
+        str(data.get("reason", "")),
+    )
+
+
+def encode_failcount(count: FailCount) -> bytes:
+    return json.dumps({"count": count.count, "last_failure": count.last_failure}).encode()
+
+
+def decode_failcount(raw: bytes, resource: str, node: str) -> FailCount:
+    data = json.loads(raw)
+    return FailCount(resource, node, int(data["count"]), float(data["last_failure"]))
+
+
+def encode_constraint(kind: RuntimeKind) -> bytes:
+    return json.dumps({"kind": kind}).encode()
+
+
+def decode_constraint(raw: bytes) -> RuntimeKind:
+    return cast(RuntimeKind, json.loads(raw)["kind"])
+
+
+def encode_flags(flags: NodeFlags) -> bytes:
+    return json.dumps({"standby": flags.standby, "maintenance": flags.maintenance}).encode()
+
+
+def decode_flags(raw: bytes) -> NodeFlags:
+    data: dict[str, Any] = json.loads(raw)
+    return NodeFlags(bool(data.get("standby")), bool(data.get("maintenance")))
+
+
+def encode_fenced(mark: FencedMark) -> bytes:
+    # "suspected" only when true: marks written before it existed read the same.
+    data: dict[str, object] = {"by": mark.by, "ts": mark.ts}
+    if mark.suspected:
+        data["suspected"] = True
+    return json.dumps(data).encode()
+
+
+def decode_fenced(raw: bytes) -> FencedMark:
+    data = json.loads(raw)
+    return FencedMark(str(data["by"]), float(data["ts"]), bool(data.get("suspected", False)))
+
+
+def encode_member(record: MemberRecord) -> bytes:
+    return json.dumps({"node": record.node, "address": record.address}).encode()
+
+
+def decode_member(raw: bytes) -> MemberRecord:
+    data = json.loads(raw)
+    return MemberRecord(str(data["node"]), str(data["address"]))
+
+
+def encode_target_role(role: TargetRole) -> bytes:
+    return role.encode()
+
+
+def decode_target_role(raw: bytes) -> TargetRole:
+    role = raw.decode()
+    for known in TARGET_ROLES:
+        if role == known:
+            return known
+    raise ValueError(f"stored target role {role!r} is not started, stopped or unpromoted")
