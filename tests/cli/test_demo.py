@@ -49,18 +49,6 @@ def test_cluster_demo_tour_fails_over_and_back_then_stops_everything() -> None:
     assert "demo stopped" in out
 
 
-def _until_line_with(process: subprocess.Popen[str], text: str, deadline: float) -> str:
-    """What ``process`` printed up to the first line holding ``text`` (or until it ended)."""
-    assert process.stdout is not None
-    seen = ""
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        seen += line
-        if not line or text in line:
-            return seen
-    raise AssertionError(f"no line with {text!r} in time:\n{seen}")
-
-
 def _hints(log: Path, deadline: float) -> list[str]:
     """The commands the live demo suggests, once it has printed them."""
     while time.monotonic() < deadline:
@@ -92,12 +80,12 @@ def test_every_command_the_live_demo_suggests_runs_as_printed(tmp_path: Path) ->
             argv = words if words[0] == "curl" else [sys.executable, "-m", "hakeeper", *words[1:]]
             if "--watch" in words:
                 watching = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env, text=True)
-                # A first screen shows the nodes (however long the import takes under load);
-                # the watch must still run then, and stop on Ctrl-C.
-                shown = _until_line_with(watching, "n1", time.monotonic() + 120)
-                assert watching.poll() is None, f"{hint} stopped after its first screen"
+                # Rich draws a watch to a pipe only when it stops: give it time to start (an
+                # import takes seconds on a loaded machine), then Ctrl-C, then read its screen.
+                time.sleep(10.0)
+                assert watching.poll() is None, f"{hint} stopped at once"
                 watching.send_signal(signal.SIGINT)
-                shown += watching.communicate(timeout=30)[0]
+                shown, _ = watching.communicate(timeout=30)
                 assert "n1" in shown, hint
                 continue
             done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
