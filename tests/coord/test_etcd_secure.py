@@ -293,6 +293,18 @@ async def until_get(coord: EtcdCoordinator, key: str, *, failing_with: str | Non
     pytest.fail(f"no {'success' if failing_with is None else failing_with!r} in 30s: {last}")
 
 
+async def until_certificate_problem(coord: EtcdCoordinator, key: str) -> str:
+    """Read ``key`` (every read must succeed) until the coordinator names a certificate problem."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while loop.time() < deadline:
+        await coord.get(key)
+        if coord.certificate_problem is not None:
+            return coord.certificate_problem
+        await asyncio.sleep(0.2)
+    pytest.fail("the mismatched pair on disk was never named a problem in 30s")
+
+
 async def test_a_client_certificate_renewed_on_disk_is_used_without_a_restart(
     tmp_path: Path, foreign_ca: LabCA
 ) -> None:
@@ -330,8 +342,10 @@ async def test_a_renewed_pair_that_does_not_match_keeps_the_old_one(tmp_path: Pa
             await lab.restart(lab.names[0])  # the next request makes a new handshake
             await until_get(coord, "/any", failing_with=None)  # with the previous pair
 
-            assert coord.certificate_problem is not None
-            assert "not a usable client certificate" in coord.certificate_problem
+            # The files are looked at once a second at most, so the restart may be over
+            # before the first look: read on (each read succeeds) until the pair is judged.
+            problem = await until_certificate_problem(coord, "/any")
+            assert "not a usable client certificate" in problem
         finally:
             await coord.close()
 
