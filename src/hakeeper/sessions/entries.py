@@ -66,6 +66,32 @@ def decode(payload: bytes) -> list[Entry]:
     return decoded
 
 
+def decode_prefix(payload: bytes) -> tuple[list[Entry], int]:
+    """The whole entries at the start of ``payload`` and the bytes they take.
+
+    For a stream cut anywhere (a snapshot arriving in pieces): a partial last entry is left
+    for the next piece, an unknown op raises `CorruptEntry`.
+    """
+    unpack = HEADER.unpack_from
+    header = HEADER.size
+    size = len(payload)
+    decoded: list[Entry] = []
+    add = decoded.append
+    pos = 0
+    while size - pos >= header:
+        op, klen, flags, exptime, cas, vlen = unpack(payload, pos)
+        if op > OP_FLUSH:
+            raise CorruptEntry(f"entry at byte {pos} has op {op}")
+        start = pos + header
+        split = start + klen
+        end = split + vlen
+        if end > size:
+            break
+        add((op, payload[start:split], flags, exptime, cas, payload[split:end]))
+        pos = end
+    return decoded, pos
+
+
 def apply_all(store: Store, payload: bytes, expected: int | None = None) -> int:
     """Apply every entry of a payload in order (the replica's hot path); returns the count.
 

@@ -41,6 +41,7 @@ from hakeeper.sessions.forwarding import Forwarder
 from hakeeper.sessions.links import StreamLink, run_link
 from hakeeper.sessions.node_config import NodeConfig
 from hakeeper.sessions.position import Position, Role
+from hakeeper.sessions.snapshot import MAX_CHUNK, FrozenView, SeedLoad
 from hakeeper.sessions.store import Store
 from hakeeper.sessions.wire import VERSION
 
@@ -108,6 +109,8 @@ class Node(PeerCommands):
         # takes the whole set and each connection still holding something re-enters.
         self.waiting: set[Connection] = set()
         self._tg: asyncio.TaskGroup | None = None
+        self.open_snapshot: FrozenView | None = None
+        self.open_seed: SeedLoad | None = None
         self.forwarder = Forwarder(
             config.identity, config.forward_timeout, self.secret_source, self.peer_ssl, self._spawn
         )
@@ -160,6 +163,8 @@ class Node(PeerCommands):
                     self.waiting.discard(conn)
                     conn.abort("reply not committed by a majority in time")
             self.forwarder.expire(now)
+            if self.open_snapshot is not None or self.open_seed is not None:
+                self.expire_transfers(now)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` as a task of the running node; a node not running drops it."""
@@ -206,6 +211,8 @@ class Node(PeerCommands):
         config = self.config
         if cmd == b"hk_batch":
             return config.batch_bytes + config.item_size_max + BLOCK_SLACK
+        if cmd == b"hk_seed":
+            return MAX_CHUNK + config.item_size_max + BLOCK_SLACK
         return config.memory_limit + BLOCK_SLACK
 
     # --- primary: the log and commits --------------------------------------------------------
@@ -351,6 +358,18 @@ class Node(PeerCommands):
             self._links.remove(link)
             # A lazy replica may be the one the commit needs now.
             self._flush_streams(everyone=True)
+
+    def restart_log(self, reason: str) -> None:
+        """The store was replaced whole (a reseed): one new log position, and every replica
+        copies the store whole from there (its stream closes; the next one starts with a
+        snapshot, since the log now begins after any position it holds)."""
+        self.seq += 1
+        self._log = []
+        self._log_bytes = 0
+        self._log_base = self.seq + 1
+        self.sent_max = self.seq
+        for link in list(self._links):
+            link.close(reason)
 
     def is_primary_of(self, epoch: int) -> bool:
         return self.role is Role.PRIMARY and self.log_epoch == epoch

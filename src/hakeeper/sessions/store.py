@@ -366,6 +366,22 @@ class Store:
                 continue
             yield key, _item(record)
 
+    def frozen_items(self) -> dict[bytes, Record]:
+        """Every live record at this moment, in a dict no later write reaches.
+
+        Records are immutable tuples, so the copy shares them with the store (it costs a dict
+        entry per item, not the items): a snapshot read from it over many event-loop turns
+        is the store at one instant, whatever is written meanwhile.
+        """
+        now = self.clock()
+        flush_at = self._flush_at
+        flushed = bool(flush_at) and flush_at <= now
+        return {
+            key: record
+            for key, record in self._items.items()
+            if not (record[2] and record[2] <= now) and not (flushed and record[4] <= flush_at)
+        }
+
     def replace_contents(self, other: Store) -> None:
         """Take over another store's items (a replica installing a snapshot built aside)."""
         self._items = other._items
