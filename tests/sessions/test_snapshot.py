@@ -44,14 +44,29 @@ def test_frozen_view_holds_the_store_at_the_freeze_not_later_writes() -> None:
     assert values == {b"k%d" % i: b"v%d" % i for i in range(100)}
 
 
-def test_frozen_view_leaves_out_expired_and_flushed_items() -> None:
+def test_expired_items_travel_with_their_expiry_and_stay_hidden() -> None:
     store, clock = make_store()
     store.set(b"short", b"v", 0, 5)
     store.set(b"kept", b"v", 0, 0)
     clock.now += 10
     view = FrozenView(store, 1, 1, 1, 0.0)
+    load = SeedLoad(Store(clock=clock), 1, 1, 0.0)
+    load.feed(b"".join(read_all(view, 1 << 20)), 0.0)
+    assert view.keys == 2
+    assert list(contents(load.finish(2))) == [b"kept"]
+
+
+def test_items_a_passed_delayed_flush_hid_are_left_out() -> None:
+    store, clock = make_store()
+    store.set(b"before", b"v", 0, 0)
+    store.flush_all(5)
+    clock.now += 10
+    store.set(b"after", b"v", 0, 0)
+    view = FrozenView(store, 1, 1, 1, 0.0)
+    load = SeedLoad(Store(clock=clock), 1, 1, 0.0)
+    load.feed(b"".join(read_all(view, 1 << 20)), 0.0)
     assert view.keys == 1
-    assert [entry[1] for entry in entries.decode(b"".join(read_all(view, 1 << 20)))] == [b"kept"]
+    assert list(contents(load.finish(1))) == [b"after"]
 
 
 def test_chunks_stay_near_their_size_and_hold_whole_entries() -> None:

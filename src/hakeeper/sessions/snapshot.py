@@ -1,14 +1,16 @@
 """A session store's consistent snapshot and its reload into a fresh store (pure: no I/O).
 
-**Snapshot.** The primary freezes its live items at one replication position (epoch, seq):
-`FrozenView` holds a copy of the store's dict, taken in one event-loop step, whose records
-are the store's immutable tuples, so no write after the freeze reaches it and it costs a dict
-entry per item, not the items. It is then read in bounded chunks of replication entries
-(`entries.encode_put`, the stream's own format) over as many requests as it takes; writes
-go on meanwhile. The bytes a backup keeps are a `SnapshotHeader` line, then the chunks:
+**Snapshot.** The primary freezes its items at one replication position (epoch, seq):
+`FrozenView` holds a copy of the store's dict (`Store.frozen_items`), taken in one
+event-loop step, whose records are the store's immutable tuples, so no write after the
+freeze reaches it and it costs a dict entry per item, not the items. Its key count is the
+records it holds (expired ones travel with their absolute expiry and stay hidden). It is
+then read in bounded chunks of replication entries (`entries.encode_put`, the stream's own
+format) over as many requests as it takes; writes go on meanwhile. The bytes a backup
+keeps are a `SnapshotHeader` line, then the chunks:
 
     hakeeper-sessions-snapshot 1 <epoch> <seq> <keys>\\n
-    <PUT entry> ... [<FLUSH entry> when a delayed flush_all was pending]
+    <PUT entry> ... [<FLUSH entry> when a delayed flush_all is still to come]
 
 **Reseed.** `SeedLoad` rebuilds a store from such entries, fed in pieces cut anywhere (a
 piece may end inside an entry: the rest waits for the next piece, up to one entry's bound).
@@ -74,7 +76,7 @@ class SnapshotHeader:
 
 
 class FrozenView:
-    """The live items of a store at one (epoch, seq), read chunk by chunk."""
+    """The items of a store at one (epoch, seq), read chunk by chunk."""
 
     __slots__ = ("_flush_at", "_items", "epoch", "keys", "last_used", "seq", "token")
 
@@ -85,7 +87,10 @@ class FrozenView:
         frozen = store.frozen_items()
         self.keys = len(frozen)
         self._items: Iterator[tuple[bytes, Record]] | None = iter(frozen.items())
-        self._flush_at = store.flush_at
+        # A delayed flush_all still to come travels with the items; one that has passed
+        # already left its items out of the copy.
+        flush_at = store.flush_at
+        self._flush_at = flush_at if flush_at > store.clock() else 0.0
         self.last_used = now
 
     @property
