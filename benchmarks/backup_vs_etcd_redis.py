@@ -8,8 +8,8 @@ started here on loopback, and each is backed up to a file and restored from it:
   Backup = a consistent snapshot of the primary (`sessions.snapshot_transfer`) written
   through `hakeeper.backup`'s writer, AES-256-GCM encrypted with SHA-256 per object, to a
   directory store (fsynced). Restore = the backup reader (decrypt, check the checksum) fed
-  into a fresh, running, empty 3-node store (`reseed`), until the primary answers that a
-  majority holds the data.
+  into a fresh, running, empty 3-node store (`reseed`), until a majority of its nodes hold
+  the data.
 - ``etcd`` 3.4 (one member): ``etcdctl snapshot save``; restore = ``etcdctl snapshot
   restore`` into a new data directory + the new etcd started until it answers a read.
 - ``redis`` 7 (one server, no persistence, ``repl-diskless-sync-delay 0``): ``redis-cli
@@ -166,8 +166,12 @@ def start_store(procs: Children, name: str, hosts: Sequence[str], secret: Path) 
     return Store(clients, peers, secret)
 
 
+def peer_client(store: Store, address: str) -> SessionClient:
+    return SessionClient(address, timeout=CALL_TIMEOUT, secret_file=store.secret)
+
+
 def control(store: Store, index: int = 0) -> SessionClient:
-    return SessionClient(store.peers[index], timeout=CALL_TIMEOUT, secret_file=store.secret)
+    return peer_client(store, store.peers[index])
 
 
 async def wait_replicated(store: Store) -> None:
@@ -261,7 +265,14 @@ async def run_hakeeper(count: int, workdir: Path) -> Row:
         started = time.monotonic()
         reader = await open_backup(backups, summary.backup_id, Trust(keyring=keyring))
         epoch = dict((e.name, e.epoch) for e in reader.manifest.epochs)[OBJECT]
-        result = await reseed(control(fresh), epoch, reader.read_object(OBJECT))
+        result = await reseed(
+            fresh.peers[0],
+            epoch,
+            reader.read_object(OBJECT),
+            nodes=fresh.peers,
+            client_for=lambda address: peer_client(fresh, address),
+            timeout=CALL_TIMEOUT,
+        )
         restored = time.monotonic() - started
         if result.keys != count or await curr_items(fresh.clients[0]) != count:
             raise RuntimeError(f"hakeeper restore holds {result.keys} keys, not {count}")

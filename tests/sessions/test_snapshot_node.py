@@ -52,13 +52,11 @@ def test_seed_replaces_the_store_as_one_new_log_position() -> None:
     conn.data_received(
         b"hk_seed %d %d\r\n%s\r\nhk_seed_end %d 1\r\n" % (token, len(piece), piece, token)
     )
-    node.note_acked(PEERS[0], before)
-    assert b"SEEDED" not in bytes(transport.written)  # held: no replica holds the seed yet
+    node.note_acked(PEERS[0], node.seq)
+    assert bytes(transport.written) == b"OK 1\r\nSEEDED 1 %d 1\r\n" % (before + 1)
     assert node.store.peek(b"old") is None
     assert node.store.peek(b"new") is not None
     assert node.entries_after(before, 0) is None  # replicas copy the store whole
-    node.note_acked(PEERS[0], node.seq)
-    assert bytes(transport.written).endswith(b"SEEDED 1 %d 1\r\n" % (before + 1))
 
 
 def test_an_abandoned_snapshot_expires_and_frees_the_slot() -> None:
@@ -68,3 +66,14 @@ def test_an_abandoned_snapshot_expires_and_frees_the_slot() -> None:
     assert node.open_snapshot is not None
     node.expire_transfers(node.now + IDLE_TIMEOUT + 1)
     assert node.open_snapshot is None
+
+
+def test_replicas_catching_up_at_one_position_share_one_snapshot_build() -> None:
+    node = primary_node()
+    node.store.set(b"k", b"v", 0, 0)
+    node.log_key(b"k")
+    first = node.catch_up_snapshot()
+    assert node.catch_up_snapshot() is first
+    node.store.set(b"k", b"w", 0, 0)
+    node.log_key(b"k")
+    assert [e[5] for e in entries.decode(node.catch_up_snapshot())] == [b"w"]

@@ -29,7 +29,7 @@ from hakeeper.sessions.snapshot_transfer import (
 
 AGENT = "sessions"
 # Control calls, the snapshot's freeze and each chunk: a store of a million keys freezes in
-# well under a second; a seed's end waits for every replica to copy the store whole.
+# well under a second; after a seed, a majority must copy the store whole within it.
 CALL_TIMEOUT = 60.0
 FIND_TIMEOUT = 30.0
 # A directory the agent objects are given but never touch (they only make control calls).
@@ -72,11 +72,24 @@ class SessionStores:
 
     async def reseed(self, store: str, epoch: int, chunks: AsyncIterator[bytes]) -> int:
         """Replace the store's data with a snapshot taken at ``epoch``; the keys loaded."""
-        client = await self._primary_client(store)
-        result = await reseed(client, epoch, chunks, self.chunk_bytes)
+        agent = self._agent(store)
+        primary = await find_primary(agent.addresses, agent.control_client, self.find_timeout)
+
+        def client_for(address: str) -> SessionClient:
+            return agent.control_client(address, self.call_timeout)
+
+        result = await reseed(
+            primary,
+            epoch,
+            chunks,
+            nodes=agent.addresses,
+            client_for=client_for,
+            timeout=self.call_timeout,
+            chunk_bytes=self.chunk_bytes,
+        )
         return result.keys
 
-    async def _primary_client(self, store: str) -> SessionClient:
+    def _agent(self, store: str) -> SessionsAgent:
         agent = self._agents.get(store)
         if agent is None:
             known = ", ".join(self._agents) or "none"
@@ -84,6 +97,10 @@ class SessionStores:
                 f"no session store {store!r} in the config (stores: {known}); a store is a "
                 f'resource with agent = "{AGENT}"'
             )
+        return agent
+
+    async def _primary_client(self, store: str) -> SessionClient:
+        agent = self._agent(store)
         # Positions with the agent's short control timeout: a frozen node costs seconds.
         primary = await find_primary(agent.addresses, agent.control_client, self.find_timeout)
         return agent.control_client(primary, self.call_timeout)

@@ -195,8 +195,8 @@ class SessionClient:
         return puts
 
     async def seed_end(self, token: int, keys: int) -> tuple[int, int]:
-        """Replace the store with the loaded snapshot of ``keys`` keys; (epoch, seq) it is at,
-        once a majority holds it."""
+        """Replace the store with the loaded snapshot of ``keys`` keys; the (epoch, seq) the
+        replicas copy it at."""
         epoch, seq, _ = await self._numbers(b"hk_seed_end %d %d" % (token, keys), b"SEEDED", 3)
         return epoch, seq
 

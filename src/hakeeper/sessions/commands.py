@@ -41,8 +41,8 @@ STORED_REPLY = STORED.value
 BLOCK_TOO_LARGE = b"SERVER_ERROR stream block larger than this node accepts\r\n"
 
 # Control commands whose reply waits, like a client's, until the primary's position at their
-# arrival is committed: a snapshot is handed out, and a seed declared done, only then.
-BARRIER_CONTROL = frozenset((b"hk_snapshot", b"hk_seed_end"))
+# arrival is committed: a snapshot is handed out only then.
+BARRIER_CONTROL = frozenset((b"hk_snapshot",))
 STORAGE = {b"set": 0, b"add": 1, b"replace": 2, b"append": 3, b"prepend": 4, b"cas": 5}
 
 

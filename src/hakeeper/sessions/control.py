@@ -7,9 +7,9 @@ configured peer's address only, since a replica forwards to it), ``hk_snap <epoc
 <bytes>`` and ``hk_batch <epoch> <first> <last> <bytes>``. A backup's and a restore's
 (`snapshot`): ``hk_snapshot`` (on the primary; its reply waits until the snapshot's seq is
 committed), ``hk_snapchunk <token> <bytes>``, ``hk_seed_begin <source epoch>``, ``hk_seed
-<token> <bytes>`` (a block) and ``hk_seed_end <token> <keys>`` (its reply waits until a
-majority holds the seeded store). `PeerCommands` is a mixin of `Node`, which holds the state
-they read and change.
+<token> <bytes>`` (a block) and ``hk_seed_end <token> <keys>`` (answered at once with the
+new position, which the replicas then copy whole). `PeerCommands` is a mixin of `Node`,
+which holds the state they read and change.
 """
 
 from __future__ import annotations
@@ -238,8 +238,10 @@ class PeerCommands:
         return b"OK %d\r\n" % puts
 
     def _seed_end(self, token: int | None, keys: int | None) -> bytes:
-        """Replace the store with the seed, as one new log position every replica must copy
-        whole; the reply is held until a majority holds it."""
+        """Replace the store with the seed, as one new log position every replica copies
+        whole. The reply names that position at once: a copy to the replicas can take
+        longer than a held reply may wait (``--write-timeout``), so the caller watches the
+        nodes' positions instead (`snapshot_transfer.reseed`)."""
         load = self.open_seed
         if load is None or token is None or token != load.token or keys is None:
             return b"CLIENT_ERROR no seed with that token (expired?): start again\r\n"

@@ -62,6 +62,10 @@ LAZY_BACKLOG = 512
 SWEEP_TICKS = 10
 # Slack over the largest entry or snapshot a peer can legitimately send (entry headers).
 BLOCK_SLACK = 1 << 20
+# A catch-up snapshot built for one replica serves the others at the same position for this
+# long (after a reseed every replica needs one at once; each build holds the loop ~1 s per
+# 100 MB of items), then its memory is let go.
+CATCH_UP_REUSE = 1.0
 
 
 class Node(PeerCommands):
@@ -110,6 +114,8 @@ class Node(PeerCommands):
         self.waiting: set[Connection] = set()
         self._tg: asyncio.TaskGroup | None = None
         self.open_snapshot: FrozenView | None = None
+        # (log_epoch, seq, monotonic time built, payload) of the last catch-up snapshot.
+        self._catch_up: tuple[int, int, float, bytes] | None = None
         self.open_seed: SeedLoad | None = None
         self.forwarder = Forwarder(
             config.identity, config.forward_timeout, self.secret_source, self.peer_ssl, self._spawn
@@ -165,6 +171,8 @@ class Node(PeerCommands):
             self.forwarder.expire(now)
             if self.open_snapshot is not None or self.open_seed is not None:
                 self.expire_transfers(now)
+            if self._catch_up is not None and now - self._catch_up[2] > CATCH_UP_REUSE:
+                self._catch_up = None
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` as a task of the running node; a node not running drops it."""
@@ -333,6 +341,16 @@ class Node(PeerCommands):
             size += len(self._log[index])
             index += 1
         return seq + len(parts), b"".join(parts)
+
+    def catch_up_snapshot(self) -> bytes:
+        """The whole store as one snapshot payload at this position, for a replica that
+        cannot resume from the log; replicas asking at the same position share one build."""
+        cached = self._catch_up
+        if cached is not None and cached[:2] == (self.log_epoch, self.seq):
+            return cached[3]
+        payload = entries.snapshot(self.store)
+        self._catch_up = (self.log_epoch, self.seq, time.monotonic(), payload)
+        return payload
 
     def note_sent(self, last: int) -> None:
         if last > self.sent_max:

@@ -12,8 +12,8 @@ through `client.SessionClient`:
   read it in bounded pieces (``hk_snapchunk``) on the same connection.
 - `reseed` streams a snapshot's bytes into a store's primary (``hk_seed_begin``, pieces of
   ``hk_seed``, ``hk_seed_end``): the primary swaps its contents only when the whole snapshot
-  arrived and its key count matched, and answers once a majority of nodes hold the result,
-  all at one epoch and seq.
+  arrived and its key count matched, at one new position (epoch, seq) that every replica
+  then copies whole; `reseed` returns once a majority of the nodes hold that position.
 """
 
 from __future__ import annotations
@@ -134,13 +134,19 @@ async def take_snapshot(
 
 
 async def reseed(
-    client: SessionClient,
+    primary: str,
     source_epoch: int,
     chunks: AsyncIterator[bytes],
+    *,
+    nodes: Sequence[str],
+    client_for: ClientFactory,
+    timeout: float,
     chunk_bytes: int = DEFAULT_CHUNK,
 ) -> SeedResult:
     """Load a snapshot's bytes (as `StoreSnapshotStream.chunks` gave them, cut anywhere) into
-    the store on ``client``'s node (its primary; connected here)."""
+    the store whose primary is ``primary`` (one of ``nodes``, every node's address as
+    ``client_for`` takes it); return once a majority of ``nodes`` hold it, within ``timeout``
+    seconds of the load's end."""
     if not 0 < chunk_bytes <= MAX_CHUNK:
         raise ValueError(f"chunk_bytes must be 1 to {MAX_CHUNK}")
     header, rest = await _read_header(chunks)
@@ -149,7 +155,7 @@ async def reseed(
             f"the snapshot was taken at epoch {header.epoch}, not {source_epoch} as its backup "
             "says: the backup is inconsistent"
         )
-    async with client:
+    async with client_for(primary) as client:
         token = await client.seed_begin(source_epoch)
         pending = bytearray(rest)
         async for piece in chunks:
@@ -160,7 +166,35 @@ async def reseed(
         if pending:
             await client.seed(token, bytes(pending))
         epoch, seq = await client.seed_end(token, header.keys)
+    await wait_majority(nodes, client_for, epoch, seq, timeout)
     return SeedResult(epoch, seq, header.keys)
+
+
+async def wait_majority(
+    nodes: Sequence[str], client_for: ClientFactory, epoch: int, seq: int, timeout: float
+) -> None:
+    """Until a majority of ``nodes`` hold position (``epoch``, at least ``seq``)."""
+    needed = len(nodes) // 2 + 1
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        holding = 0
+        for address in nodes:
+            try:
+                async with client_for(address) as client:
+                    position = await client.position()
+            except SessionStoreError:
+                continue
+            if position.log_epoch == epoch and position.seq >= seq:
+                holding += 1
+        if holding >= needed:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise SessionStoreError(
+                f"the reseeded store (epoch {epoch}, seq {seq}) reached {holding} of "
+                f"{len(nodes)} nodes within {timeout:g}s, not a majority: its primary holds "
+                "it; check the nodes' logs and `hakeeper sessions position`, then seed again"
+            )
+        await asyncio.sleep(FIND_RETRY)
 
 
 async def _read_header(chunks: AsyncIterator[bytes]) -> tuple[SnapshotHeader, bytes]:
