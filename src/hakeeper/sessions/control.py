@@ -24,7 +24,13 @@ from hakeeper.sessions.boundary import Connection, Slot
 from hakeeper.sessions.forwarding import Forwarder
 from hakeeper.sessions.node_config import NodeConfig
 from hakeeper.sessions.position import Position, Role
-from hakeeper.sessions.snapshot import IDLE_TIMEOUT, MAX_CHUNK, FrozenView, SeedLoad
+from hakeeper.sessions.snapshot import (
+    IDLE_TIMEOUT,
+    MAX_CHUNK,
+    FrozenView,
+    SeedLoad,
+    whole_store,
+)
 from hakeeper.sessions.store import Store
 from hakeeper.sessions.wire import parse_i64, parse_u64
 
@@ -79,7 +85,7 @@ class PeerCommands:
             self.step_down("demoted")
             return b"OK\r\n"
         if cmd == b"hk_dump" and len(tokens) == 1:
-            payload = entries.snapshot(self.store)
+            payload = whole_store(self.store)
             header = b"SNAP %d %d %d\r\n" % (self.log_epoch, self.seq, len(payload))
             return header + payload + b"\r\n"
         if cmd == b"hk_snapshot" and len(tokens) == 1:

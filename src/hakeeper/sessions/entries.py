@@ -114,14 +114,3 @@ def apply_all(store: Store, payload: bytes, expected: int | None = None) -> int:
         elif op == OP_FLUSH:
             store.set_flush_at(entry[3])
     return len(decoded)
-
-
-def snapshot(store: Store) -> bytes:
-    """Every live item as PUT entries, then the pending delayed flush if any."""
-    parts = [
-        encode_put(key, item.value, item.flags, item.exptime, item.cas)
-        for key, item in store.items()
-    ]
-    if store.flush_at:
-        parts.append(encode_flush(store.flush_at))
-    return b"".join(parts)

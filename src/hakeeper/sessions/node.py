@@ -41,7 +41,7 @@ from hakeeper.sessions.forwarding import Forwarder
 from hakeeper.sessions.links import StreamLink, run_link
 from hakeeper.sessions.node_config import NodeConfig
 from hakeeper.sessions.position import Position, Role
-from hakeeper.sessions.snapshot import MAX_CHUNK, FrozenView, SeedLoad
+from hakeeper.sessions.snapshot import MAX_CHUNK, FrozenView, SeedLoad, whole_store
 from hakeeper.sessions.store import Store
 from hakeeper.sessions.wire import VERSION
 
@@ -348,7 +348,7 @@ class Node(PeerCommands):
         cached = self._catch_up
         if cached is not None and cached[:2] == (self.log_epoch, self.seq):
             return cached[3]
-        payload = entries.snapshot(self.store)
+        payload = whole_store(self.store)
         self._catch_up = (self.log_epoch, self.seq, time.monotonic(), payload)
         return payload
 

