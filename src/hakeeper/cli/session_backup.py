@@ -31,7 +31,9 @@ AGENT = "sessions"
 # Control calls, the snapshot's freeze and each chunk: a store of a million keys freezes in
 # well under a second; after a seed, a majority must copy the store whole within it.
 CALL_TIMEOUT = 60.0
-FIND_TIMEOUT = 30.0
+# A restore reseeds right after writing the cluster's records: the controller has yet to
+# start the store's clone and promote a primary.
+FIND_TIMEOUT = 120.0
 # A directory the agent objects are given but never touch (they only make control calls).
 UNUSED_STATE_DIR = Path("/var/lib/hakeeper")
 
