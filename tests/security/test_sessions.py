@@ -39,6 +39,11 @@ HK_COMMANDS = [
     b"hk_snap 99 0 5\r\nxxxxx\r\n",
     b"hk_batch 99 1 1 5\r\nxxxxx\r\n",
     b"hk_adopt 99 1000 5\r\nxxxxx\r\n",
+    b"hk_snapshot\r\n",
+    b"hk_snapchunk 1 1024\r\n",
+    b"hk_seed_begin 1\r\n",
+    b"hk_seed 1 5\r\nxxxxx\r\n",
+    b"hk_seed_end 1 0\r\n",
 ]
 
 

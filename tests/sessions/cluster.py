@@ -39,13 +39,20 @@ class StoreCluster:
     primary: str | None = None
     restarts: int = 0
     tls: PeerTls | None = None  # TLS on the peer link; the nodes get its files too
+    # One client port and one peer port on every host, as the resource agent lays them out.
+    same_ports: bool = False
 
     def start(self) -> None:
-        self.addresses = [f"{host}:{free_port(host)}" for host in self.hosts]
-        self.peer_addresses = {
-            address: f"{host}:{free_port(host)}"
-            for host, address in zip(self.hosts, self.addresses, strict=True)
-        }
+        if self.same_ports:
+            port, peer_port = free_port(self.hosts[0]), free_port(self.hosts[0])
+            self.addresses = [f"{host}:{port}" for host in self.hosts]
+            self.peer_addresses = {f"{host}:{port}": f"{host}:{peer_port}" for host in self.hosts}
+        else:
+            self.addresses = [f"{host}:{free_port(host)}" for host in self.hosts]
+            self.peer_addresses = {
+                address: f"{host}:{free_port(host)}"
+                for host, address in zip(self.hosts, self.addresses, strict=True)
+            }
         for address in self.addresses:
             self._launch(address, wait=False)
         for address in self.addresses:

@@ -126,10 +126,10 @@ async def replica_follows_primary(
 ) -> None:
     """Promoted is what the cluster reports; the replica learns it from the stream's hello.
     Positions are read on the peer ports, with the secret, as the agent reads them."""
-    async with agent._client(agent.address_of(primary)) as client:
+    async with agent.control_client(agent.address_of(primary)) as client:
         epoch = (await client.position()).log_epoch
     deadline = asyncio.get_running_loop().time() + timeout
-    async with agent._client(agent.address_of(replica)) as client:
+    async with agent.control_client(agent.address_of(replica)) as client:
         while (await client.position()).log_epoch != epoch:
             assert asyncio.get_running_loop().time() < deadline, "replica never synced"
             await asyncio.sleep(0.1)

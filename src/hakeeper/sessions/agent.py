@@ -199,7 +199,8 @@ class SessionsAgent(ProcessAgent):
             *self.serve_args,
         )
 
-    def _client(self, address: str, timeout: float = CONTROL_TIMEOUT) -> SessionClient:
+    def control_client(self, address: str, timeout: float = CONTROL_TIMEOUT) -> SessionClient:
+        """A client for a node's peer port, proving the cluster secret (TLS if configured)."""
         ssl = self.tls.client_context() if self.tls is not None else None
         return SessionClient(address, timeout=timeout, secret_file=self.secret_file, ssl=ssl)
 
@@ -264,7 +265,7 @@ class SessionsAgent(ProcessAgent):
         positions: dict[str, Position] = {}
         for address in self.addresses:
             try:
-                async with self._client(address) as client:
+                async with self.control_client(address) as client:
                     positions[address] = await client.fence(req.epoch)
             except SessionStoreError:
                 continue
@@ -278,18 +279,18 @@ class SessionsAgent(ProcessAgent):
         best = most_up_to_date(positions)
         rank = (positions[best].log_epoch, positions[best].seq)
         if rank > (positions[me].log_epoch, positions[me].seq):
-            async with self._client(best, CONTROL_TIMEOUT * 5) as source:
+            async with self.control_client(best, CONTROL_TIMEOUT * 5) as source:
                 log_epoch, seq, payload = await source.dump()
-            async with self._client(me, CONTROL_TIMEOUT * 5) as target:
+            async with self.control_client(me, CONTROL_TIMEOUT * 5) as target:
                 await target.adopt(log_epoch, seq, payload)
-        async with self._client(me) as client:
+        async with self.control_client(me) as client:
             await client.promote(req.epoch)
         return ""
 
     async def demote(self, req: OpRequest) -> OpResult:
         started = time.monotonic()
         try:
-            async with self._client(self.address_of(req.node)) as c:
+            async with self.control_client(self.address_of(req.node)) as c:
                 await c.demote()
             reason = ""
         except (SessionStoreError, ConfigError) as exc:
@@ -301,7 +302,7 @@ class SessionsAgent(ProcessAgent):
         return log_op(result, node=req.node, epoch=req.epoch)
 
     async def _position(self, address: str) -> Position:
-        async with self._client(address) as client:
+        async with self.control_client(address) as client:
             return await client.position()
 
     def _result(self, op: str, rc: int, reason: str = "", interval: float = 0.0) -> OpResult:

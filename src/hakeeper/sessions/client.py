@@ -164,6 +164,49 @@ class SessionClient:
         """Install another node's dump (only if it is at least as up to date)."""
         await self._roundtrip(codec.adopt_request(log_epoch, seq, payload))
 
+    # --- a backup's snapshot and a restore's seed (`snapshot_transfer`) -----------------------
+
+    async def snapshot_open(self) -> tuple[int, int, int, int]:
+        """Freeze the primary's store: (token, epoch, seq, keys), once that seq is committed."""
+        token, epoch, seq, keys = await self._numbers(b"hk_snapshot", b"SNAPSHOT", 4)
+        return token, epoch, seq, keys
+
+    async def snapshot_chunk(self, token: int, size: int, limit: int) -> tuple[bytes, bool]:
+        """The next ~``size`` bytes of the open snapshot (refused past ``limit``), and whether
+        more follow."""
+        return await self._exchange(
+            codec.command_request(b"hk_snapchunk %d %d" % (token, size)),
+            codec.chunk_reply(self.address, limit),
+            " did not answer ({exc!r}); take the snapshot again",
+        )
+
+    async def seed_begin(self, source_epoch: int) -> int:
+        """Start loading a snapshot taken at ``source_epoch`` into the primary: its token."""
+        (token,) = await self._numbers(b"hk_seed_begin %d" % source_epoch, b"SEED", 1)
+        return token
+
+    async def seed(self, token: int, piece: bytes) -> int:
+        """Feed one piece of the snapshot's entries; the keys loaded so far."""
+        (puts,) = await self._exchange(
+            codec.seed_request(token, piece),
+            codec.numbers_reply(self.address, b"OK", 1),
+            " did not answer ({exc!r}); the store is unchanged: seed it again",
+        )
+        return puts
+
+    async def seed_end(self, token: int, keys: int) -> tuple[int, int]:
+        """Replace the store with the loaded snapshot of ``keys`` keys; the (epoch, seq) the
+        replicas copy it at."""
+        epoch, seq, _ = await self._numbers(b"hk_seed_end %d %d" % (token, keys), b"SEEDED", 3)
+        return epoch, seq
+
+    async def _numbers(self, line: bytes, word: bytes, count: int) -> list[int]:
+        return await self._exchange(
+            codec.command_request(line),
+            codec.numbers_reply(self.address, word, count),
+            " did not answer ({exc!r}); the outcome is unknown: ask its position",
+        )
+
     # --- plumbing ----------------------------------------------------------------------------
 
     async def command(self, line: bytes) -> bytes:

@@ -83,6 +83,11 @@ def adopt_request(log_epoch: int, seq: int, payload: bytes) -> bytes:
     return b"hk_adopt %d %d %d\r\n%s\r\n" % (log_epoch, seq, len(payload), payload)
 
 
+def seed_request(token: int, piece: bytes) -> bytes:
+    """``hk_seed``: one piece of a snapshot being loaded."""
+    return b"hk_seed %d %d\r\n%s\r\n" % (token, len(piece), piece)
+
+
 # --- replies ----------------------------------------------------------------------------------
 
 
@@ -133,3 +138,29 @@ def dump_reply(address: str) -> Generator[int, bytes, tuple[int, int, bytes]]:
     log_epoch, seq, size = (_number(address, part, line) for part in parts[1:])
     block = yield size + 2
     return log_epoch, seq, block[:size]
+
+
+def numbers_reply(address: str, word: bytes, count: int) -> Generator[int, bytes, list[int]]:
+    """``<word> n1 .. n<count>`` (``SNAPSHOT``, ``SEED``, ``SEEDED``, ``OK``): the numbers."""
+    line = checked(address, (yield LINE))
+    parts = line.split(b" ")
+    if len(parts) != count + 1 or parts[0] != word:
+        raise MalformedReply(f"session store {address}: expected {word!r}, got {line[:80]!r}")
+    return [_number(address, part, line) for part in parts[1:]]
+
+
+def chunk_reply(address: str, limit: int) -> Generator[int, bytes, tuple[bytes, bool]]:
+    """``CHUNK <bytes> <more>`` and at most ``limit`` bytes: (the chunk, whether more follow)."""
+    line = checked(address, (yield LINE))
+    parts = line.split(b" ")
+    if len(parts) != 3 or parts[0] != b"CHUNK" or parts[2] not in (b"0", b"1"):
+        raise MalformedReply(f"session store {address}: bad snapshot chunk {line[:80]!r}")
+    size = _number(address, parts[1], line)
+    if size > limit:
+        raise MalformedReply(
+            f"session store {address}: snapshot chunk of {size} bytes, more than {limit}"
+        )
+    block = yield size + 2
+    if block[size:] != b"\r\n":
+        raise MalformedReply(f"session store {address}: snapshot chunk not framed")
+    return block[:size], parts[2] == b"1"

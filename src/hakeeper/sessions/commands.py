@@ -40,6 +40,9 @@ STORED = Outcome.STORED
 STORED_REPLY = STORED.value
 BLOCK_TOO_LARGE = b"SERVER_ERROR stream block larger than this node accepts\r\n"
 
+# Control commands whose reply waits, like a client's, until the primary's position at their
+# arrival is committed: a snapshot is handed out only then.
+BARRIER_CONTROL = frozenset((b"hk_snapshot",))
 STORAGE = {b"set": 0, b"add": 1, b"replace": 2, b"append": 3, b"prepend": 4, b"cas": 5}
 
 
@@ -130,7 +133,7 @@ class Commands:
             return
         cmd = tokens[0]
         n = len(tokens)
-        if not cmd.startswith(b"hk_"):
+        if not cmd.startswith(b"hk_") or cmd in BARRIER_CONTROL:
             self._barrier = True
         code = STORAGE.get(cmd)
         if code is not None:
@@ -166,7 +169,7 @@ class Commands:
         elif not self.peer:
             # hk_* included: a client cannot tell the replication commands exist.
             self._out.append(ERROR)
-        elif cmd == b"hk_snap" or cmd == b"hk_batch" or cmd == b"hk_adopt":
+        elif cmd == b"hk_snap" or cmd == b"hk_batch" or cmd == b"hk_adopt" or cmd == b"hk_seed":
             nbytes = parse_i64(tokens[-1]) if n >= 2 else None
             if nbytes is None or nbytes < 0:
                 self._out.append(ERROR)
@@ -178,7 +181,10 @@ class Commands:
             else:
                 self._block = Block(6, tokens, nbytes, 0, 0, 0, False)
         elif cmd.startswith(b"hk_"):
-            self._out.append(self.node.control(tokens))
+            reply = self.node.control(tokens)
+            self._out.append(reply)
+            # A snapshot's chunks are large: count them against the output bound.
+            self._outsize += len(reply)
         else:
             self._out.append(ERROR)
 

@@ -66,6 +66,32 @@ def decode(payload: bytes) -> list[Entry]:
     return decoded
 
 
+def decode_prefix(payload: bytes) -> tuple[list[Entry], int]:
+    """The whole entries at the start of ``payload`` and the bytes they take.
+
+    For a stream cut anywhere (a snapshot arriving in pieces): a partial last entry is left
+    for the next piece, an unknown op raises `CorruptEntry`.
+    """
+    unpack = HEADER.unpack_from
+    header = HEADER.size
+    size = len(payload)
+    decoded: list[Entry] = []
+    add = decoded.append
+    pos = 0
+    while size - pos >= header:
+        op, klen, flags, exptime, cas, vlen = unpack(payload, pos)
+        if op > OP_FLUSH:
+            raise CorruptEntry(f"entry at byte {pos} has op {op}")
+        start = pos + header
+        split = start + klen
+        end = split + vlen
+        if end > size:
+            break
+        add((op, payload[start:split], flags, exptime, cas, payload[split:end]))
+        pos = end
+    return decoded, pos
+
+
 def apply_all(store: Store, payload: bytes, expected: int | None = None) -> int:
     """Apply every entry of a payload in order (the replica's hot path); returns the count.
 
@@ -88,14 +114,3 @@ def apply_all(store: Store, payload: bytes, expected: int | None = None) -> int:
         elif op == OP_FLUSH:
             store.set_flush_at(entry[3])
     return len(decoded)
-
-
-def snapshot(store: Store) -> bytes:
-    """Every live item as PUT entries, then the pending delayed flush if any."""
-    parts = [
-        encode_put(key, item.value, item.flags, item.exptime, item.cas)
-        for key, item in store.items()
-    ]
-    if store.flush_at:
-        parts.append(encode_flush(store.flush_at))
-    return b"".join(parts)

@@ -25,23 +25,24 @@ from typing import Protocol, cast
 
 from hakeeper.config.secret_file import SecretFile
 from hakeeper.errors import ConfigError
-from hakeeper.sessions import entries
 from hakeeper.sessions.node_config import NodeConfig
 from hakeeper.sessions.peer_auth import open_peer
 from hakeeper.sessions.position import Position
-from hakeeper.sessions.store import Store
 
 log = logging.getLogger(__name__)
 
 RETRY_DELAY = 0.2
 WINDOW = 4  # batches in flight per replica
+# A replica decodes and installs a snapshot at well over this (a million 100-byte items,
+# ~140 MB, in ~3 s on a loaded 2-core machine): its ACK may take this much longer than a
+# batch's, or a large store's laggard would time out, reconnect and be sent it again forever.
+SNAPSHOT_BYTES_PER_S = 10e6
 
 
 class Primary(Protocol):
     """The primary node, as its streams use it (`node.Node`; the node imports this module)."""
 
     config: NodeConfig
-    store: Store
     now: float  # the node's coarse monotonic clock
     seq: int  # the last entry logged
     peer_ssl: SSLContext | None
@@ -50,6 +51,7 @@ class Primary(Protocol):
     def is_primary_of(self, epoch: int) -> bool: ...
     def observe_epoch(self, epoch: int) -> None: ...
     def entries_after(self, seq: int, limit_bytes: int) -> tuple[int, bytes] | None: ...
+    def catch_up_snapshot(self) -> bytes: ...
     def note_sent(self, last: int) -> None: ...
     def note_acked(self, peer: str, seq: int) -> None: ...
     def schedule_flush(self) -> None: ...
@@ -252,10 +254,10 @@ async def _stream(node: Primary, peer: str, epoch: int) -> None:
             sent = position.seq
         else:
             sent = node.seq
-            payload = entries.snapshot(node.store)
+            payload = node.catch_up_snapshot()
             node.note_sent(sent)
             link.write(b"hk_snap %d %d %d\r\n%s\r\n" % (epoch, sent, len(payload), payload))
-            reply = await link.reply(timeout)
+            reply = await link.reply(timeout + len(payload) / SNAPSHOT_BYTES_PER_S)
             if reply is None or reply.startswith(b"RESYNC"):
                 return
             if reply.strip() != b"ACK %d" % sent:

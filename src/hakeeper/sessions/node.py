@@ -41,6 +41,7 @@ from hakeeper.sessions.forwarding import Forwarder
 from hakeeper.sessions.links import StreamLink, run_link
 from hakeeper.sessions.node_config import NodeConfig
 from hakeeper.sessions.position import Position, Role
+from hakeeper.sessions.snapshot import MAX_CHUNK, FrozenView, SeedLoad, whole_store
 from hakeeper.sessions.store import Store
 from hakeeper.sessions.wire import VERSION
 
@@ -61,6 +62,10 @@ LAZY_BACKLOG = 512
 SWEEP_TICKS = 10
 # Slack over the largest entry or snapshot a peer can legitimately send (entry headers).
 BLOCK_SLACK = 1 << 20
+# A catch-up snapshot built for one replica serves the others at the same position for this
+# long (after a reseed every replica needs one at once; each build holds the loop ~1 s per
+# 100 MB of items), then its memory is let go.
+CATCH_UP_REUSE = 1.0
 
 
 class Node(PeerCommands):
@@ -108,6 +113,10 @@ class Node(PeerCommands):
         # takes the whole set and each connection still holding something re-enters.
         self.waiting: set[Connection] = set()
         self._tg: asyncio.TaskGroup | None = None
+        self.open_snapshot: FrozenView | None = None
+        # (log_epoch, seq, monotonic time built, payload) of the last catch-up snapshot.
+        self._catch_up: tuple[int, int, float, bytes] | None = None
+        self.open_seed: SeedLoad | None = None
         self.forwarder = Forwarder(
             config.identity, config.forward_timeout, self.secret_source, self.peer_ssl, self._spawn
         )
@@ -160,6 +169,10 @@ class Node(PeerCommands):
                     self.waiting.discard(conn)
                     conn.abort("reply not committed by a majority in time")
             self.forwarder.expire(now)
+            if self.open_snapshot is not None or self.open_seed is not None:
+                self.expire_transfers(now)
+            if self._catch_up is not None and now - self._catch_up[2] > CATCH_UP_REUSE:
+                self._catch_up = None
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` as a task of the running node; a node not running drops it."""
@@ -206,6 +219,8 @@ class Node(PeerCommands):
         config = self.config
         if cmd == b"hk_batch":
             return config.batch_bytes + config.item_size_max + BLOCK_SLACK
+        if cmd == b"hk_seed":
+            return MAX_CHUNK + config.item_size_max + BLOCK_SLACK
         return config.memory_limit + BLOCK_SLACK
 
     # --- primary: the log and commits --------------------------------------------------------
@@ -327,6 +342,16 @@ class Node(PeerCommands):
             index += 1
         return seq + len(parts), b"".join(parts)
 
+    def catch_up_snapshot(self) -> bytes:
+        """The whole store as one snapshot payload at this position, for a replica that
+        cannot resume from the log; replicas asking at the same position share one build."""
+        cached = self._catch_up
+        if cached is not None and cached[:2] == (self.log_epoch, self.seq):
+            return cached[3]
+        payload = whole_store(self.store)
+        self._catch_up = (self.log_epoch, self.seq, time.monotonic(), payload)
+        return payload
+
     def note_sent(self, last: int) -> None:
         if last > self.sent_max:
             self.sent_max = last
@@ -351,6 +376,18 @@ class Node(PeerCommands):
             self._links.remove(link)
             # A lazy replica may be the one the commit needs now.
             self._flush_streams(everyone=True)
+
+    def restart_log(self, reason: str) -> None:
+        """The store was replaced whole (a reseed): one new log position, and every replica
+        copies the store whole from there (its stream closes; the next one starts with a
+        snapshot, since the log now begins after any position it holds)."""
+        self.seq += 1
+        self._log = []
+        self._log_bytes = 0
+        self._log_base = self.seq + 1
+        self.sent_max = self.seq
+        for link in list(self._links):
+            link.close(reason)
 
     def is_primary_of(self, epoch: int) -> bool:
         return self.role is Role.PRIMARY and self.log_epoch == epoch
