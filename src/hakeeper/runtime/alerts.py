@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 
 #: The cursor is saved at most this often (seconds): the window a controller change repeats.
 CURSOR_INTERVAL = 1.0
+#: ... and this often while no alert is configured (each save wakes the controller's watch;
+#: alerts configured later start at most this far back).
+IDLE_CURSOR_INTERVAL = 30.0
 RETRY_PAUSE = 1.0
 RECORD_TIMEOUT = 10.0
 
@@ -247,7 +250,7 @@ class AlertDispatcher:
                     await self._write(value)
                 except CoordError as exc:
                     log.warning("event=alert_cursor_not_saved error=%r", str(exc))
-            await asyncio.sleep(CURSOR_INTERVAL)
+            await asyncio.sleep(CURSOR_INTERVAL if self._spec().alerts else IDLE_CURSOR_INTERVAL)
 
     async def _write(self, value: int) -> None:
         if not await self._store.save_alert_cursor(self._term, value):
