@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from hakeeper.config.loader import spec_from_text
+from hakeeper.coord.base import WatchEvent
+from hakeeper.errors import Compacted
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.events import (
     AlertDelivered,
@@ -221,3 +223,38 @@ params = {{ colour = "red" }}
 
     assert a.read_text() == b.read_text() == "node n2 red\n"
     assert {r.recipient for r in await recorded(coord)} == {str(a), str(b)}
+
+
+class CompactedBelow(LocalCoordinator):
+    """An engine that no longer holds history up to ``compacted`` (as after a compaction)."""
+
+    compacted = 0
+
+    async def watch(  # type: ignore[override]
+        self, prefix: str, start_revision: int | None = None
+    ) -> AsyncIterator[WatchEvent]:
+        if start_revision is not None and start_revision <= self.compacted:
+            raise Compacted(f"revision {start_revision} is compacted")
+        async for change in super().watch(prefix, start_revision):
+            yield change
+
+
+async def test_events_the_engine_no_longer_holds_are_skipped_and_alerting_goes_on(
+    tmp_path: Path,
+) -> None:
+    coord = CompactedBelow()
+    secret = secret_file(tmp_path)
+    async with webhook_receiver(KEY) as hook:
+        spec = hook_spec(hook.url, secret)
+        async with dispatching(coord, spec, "n1") as first:
+            delivered = await append(coord, NodeLost(time.time(), "n2"))
+            await until("the first delivery", lambda: len(hook.bodies) == 1)
+            await until("the cursor saved", lambda: first._saved >= delivered)
+        await append(coord, NodeLost(time.time(), "n3"))  # then compacted away
+        coord.compacted = await coord.revision()
+        async with dispatching(coord, spec, "n2") as second:
+            await until("the gap skipped", lambda: second.cursor() >= coord.compacted)
+            later = await append(coord, NodeLost(time.time(), "n1"))
+            await until("the later event", lambda: len(hook.bodies) == 2)
+
+    assert [b["revision"] for b in hook.bodies] == [delivered, later]

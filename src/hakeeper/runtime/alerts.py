@@ -114,24 +114,30 @@ class AlertDispatcher:
 
     async def _follow(self, session: aiohttp.ClientSession, tasks: asyncio.TaskGroup) -> None:
         start: int | None = None
+        gap = False
         while True:
             try:
                 if start is None:
                     start = await self._start()
+                if gap:
+                    now = await self._events.revision()
+                    log.error(
+                        "event=alerts_gap from_revision=%d to_revision=%d action=resume_from_now",
+                        start + 1, now,
+                    )  # fmt: skip
+                    self._seen = start = now
+                    self._moved.set()
+                    gap = False
                 async with contextlib.aclosing(self._events.follow(start + 1)) as changes:
                     async for revision, event in changes:
                         self._seen = start = revision
                         if event is not None:
                             self._offer(event, revision, session, tasks)
                         self._moved.set()
-            except Compacted as exc:
-                now = await self._events.revision()
-                log.error(
-                    "event=alerts_gap from_revision=%d to_revision=%d error=%r "
-                    "action=resume_from_now", start + 1 if start else 0, now, str(exc),
-                )  # fmt: skip
-                self._seen = start = now
-                self._moved.set()
+            except Compacted:
+                # The engine no longer holds what follows the cursor: those events are lost
+                # to alerts (logged above); what comes next is not.
+                gap = True
             except CoordError as exc:
                 log.warning("event=alerts_follow_failed error=%r", str(exc))
                 await asyncio.sleep(RETRY_PAUSE)
