@@ -2,8 +2,8 @@
 
 An alert is either an *agent* (an executable run with Pacemaker's alert-agent environment,
 once per recipient, so Pacemaker's sample agents work unchanged) or a *webhook* (an HTTPS or
-HTTP URL that gets the event as JSON, signed with HMAC-SHA256). The runtime delivers them
-(`hakeeper.runtime.alerts`); this module only holds what the config says.
+HTTP URL that gets the event as JSON, signed with HMAC-SHA256). The controller delivers
+them; this module only holds what the config says, and which event kinds are alerted on.
 """
 
 from __future__ import annotations
