@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import os
 import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
 
 # Every external program the tests or the demo start, with the Debian package that ships it.
 # `tests/test_system_packages.py` fails when a test starts a program missing here, or when a
@@ -27,6 +34,9 @@ SYSTEM_PROGRAMS: dict[str, str] = {
     "dpkg-query": "dpkg",
     "/usr/lib/ocf/resource.d/heartbeat/Dummy": "resource-agents",
     "/usr/lib/ocf/resource.d/heartbeat/Stateful": "resource-agents",
+    "/usr/share/pacemaker/alerts/alert_file.sh.sample": "pacemaker-common",
+    "/usr/share/pacemaker/alerts/alert_snmp.sh.sample": "pacemaker-common",
+    "systemd-analyze": "systemd",
 }
 
 # Packages every Debian system has (Essential: yes): nothing to install.
@@ -56,3 +66,53 @@ def require_file(path: Path) -> None:
     package = SYSTEM_PROGRAMS[str(path)]
     if not path.is_file():
         _missing(f"{path} missing (Debian package {package}; `make test` installs it as root)")
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class WebhookReceiver:
+    """What a real webhook receiver on loopback got: the bodies whose HMAC-SHA256 signature
+    (``X-Hakeeper-Signature-256``) checked out with ``key``, and how many did not."""
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self.bodies: list[dict[str, Any]] = []
+        self.bad_signatures = 0
+        self.url = ""
+
+    async def accept(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        expected = "sha256=" + hmac.new(self.key, raw, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(request.headers.get("X-Hakeeper-Signature-256", ""), expected):
+            self.bad_signatures += 1
+            return web.Response(status=401)
+        self.bodies.append(json.loads(raw))
+        return web.Response(text="ok")
+
+    def kinds(self) -> list[str]:
+        return [body["event"]["kind"] for body in self.bodies]
+
+
+@asynccontextmanager
+async def serve_webhook(handler: Handler, host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """Serve ``handler`` on a free loopback port; yields its URL; stops it afterwards."""
+    app = web.Application()
+    app.router.add_post("/hook", handler)
+    runner = web.AppRunner(app, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://{host}:{port}/hook"
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def webhook_receiver(key: bytes) -> AsyncIterator[WebhookReceiver]:
+    receiver = WebhookReceiver(key)
+    async with serve_webhook(receiver.accept) as url:
+        receiver.url = url
+        yield receiver

@@ -4,11 +4,15 @@ overwrite, and next steps that run as printed."""
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
+from typer.testing import CliRunner, Result
+
+from hakeeper.cli.main import app
 from hakeeper.config import load
 from hakeeper.config.secret_file import read_secret_file
 
@@ -111,3 +115,51 @@ def test_every_next_step_command_runs_as_printed(tmp_path: Path) -> None:
             cwd=tmp_path,
         )
         assert ran.returncode == 0, f"{command}\n{ran.stdout}{ran.stderr}"
+
+
+def in_process(*args: str) -> Result:
+    """The same command, run in this process (no interpreter start-up: seconds here)."""
+    return CliRunner().invoke(app, list(args))
+
+
+def test_init_with_nodes_writes_their_files_and_each_nodes_commands(tmp_path: Path) -> None:
+    nodes = ["--node", "a=10.0.0.1", "--node", "b=10.0.0.2", "--node", "c=10.0.0.3"]
+    result = in_process("init", str(tmp_path / "d"), *nodes)
+
+    assert result.exit_code == 0, result.output
+    cf = load(tmp_path / "d" / "cluster.toml")
+    assert {n: cf.nodes[n].address for n in cf.nodes} == {
+        "a": "10.0.0.1", "b": "10.0.0.2", "c": "10.0.0.3",
+    }  # fmt: skip
+    # Where every node keeps it, not where init wrote it.
+    assert cf.coordination.secret_file == "/etc/hakeeper/secret"
+    assert (tmp_path / "d" / "nodes" / "b.env").read_text().endswith("HAKEEPER_NODE=b\n")
+    commands = [line.strip() for line in result.output.splitlines() if "root@" in line]
+    assert f"scp -p {tmp_path}/d/nodes/c.env root@10.0.0.3:/etc/hakeeper/node.env" in commands
+    assert "ssh root@10.0.0.2 systemctl enable --now hakeeper.service" in commands
+    # Every file a command copies exists, by the path printed.
+    for line in commands:
+        if line.startswith("scp"):
+            for word in shlex.split(line)[2:-1]:
+                assert Path(word).is_file(), word
+
+
+def test_init_refuses_a_node_it_cannot_name_and_writes_nothing(tmp_path: Path) -> None:
+    result = in_process("init", str(tmp_path / "d"), "--node", "a=10.0.0.1; rm -rf /")
+
+    assert result.exit_code == 2
+    assert "NAME=ADDRESS" in result.output
+    assert not (tmp_path / "d").exists()
+
+
+def test_install_unit_writes_the_unit_naming_this_hakeeper_once(tmp_path: Path) -> None:
+    first = in_process("init", "--install-unit", "--unit-dir", str(tmp_path))
+    again = in_process("init", "--install-unit", "--unit-dir", str(tmp_path))
+
+    assert first.exit_code == 0, first.output
+    unit = tmp_path / "hakeeper.service"
+    assert stat.S_IMODE(unit.stat().st_mode) == 0o644
+    assert f"ExecStart={Path(sys.executable).parent / 'hakeeper'} agent" in unit.read_text()
+    assert "unchanged" in again.output
+    # Nothing else written: no cluster file in the working directory.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hakeeper.service"]

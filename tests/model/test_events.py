@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from hakeeper.errors import ConfigError
 from hakeeper.model.events import (
     EVENT_TYPES,
+    AlertDelivered,
+    AlertFailed,
     ConfigRefused,
     ControllerElected,
     Event,
@@ -43,6 +45,8 @@ ONE_OF_EACH: list[Event] = [
     QuorumRegained(10.0, 2, 3),
     ControllerElected(11.0, "n2", 42),
     ConfigRefused(12.0, "n3", 77, "stored config rev 77: not UTF-8"),
+    AlertDelivered(13.0, "mail", "node.lost", 80, "root@example.org", 1),
+    AlertFailed(14.0, "hook", "node.lost", 80, "HTTP 500", "", 4),
 ]
 
 

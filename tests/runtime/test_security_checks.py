@@ -18,6 +18,7 @@ from hakeeper.config.secret_file import write_secret_file
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.runtime.safety_checks import Finding
 from hakeeper.runtime.security_checks import (
+    alert_findings,
     etcd_findings,
     fence_password_findings,
     secret_findings,
@@ -197,3 +198,37 @@ def test_a_balancer_api_without_a_token_is_named_with_its_fix(tmp_path: Path) ->
     (finding,) = [f for f in found if f.what.startswith("balancer lb")]
     assert "no token_hash" in finding.what
     assert finding.fix.startswith("`hakeeper lb token --file")
+
+
+def alerts_spec(entry: str) -> ClusterSpec:
+    return spec_from_text(f'{NODES}\n[[alerts]]\nid = "a"\n{entry}\n', "test")
+
+
+def test_an_alert_agent_that_is_not_executable_here_is_an_error(tmp_path: Path) -> None:
+    (found,) = alert_findings(alerts_spec(f'agent = "{tmp_path}/missing.sh"'))
+
+    assert found.level == "error"
+    assert "not an executable file" in found.what
+
+
+def test_an_open_webhook_key_is_an_error_whose_fix_runs(tmp_path: Path) -> None:
+    key = tmp_path / "hook.key"
+    key.write_text("0123456789abcdef0123456789abcdef\n")
+    key.chmod(0o644)
+    spec = alerts_spec(f'webhook = "https://hooks.example.org/x"\nsecret_file = "{key}"')
+
+    (found,) = alert_findings(spec)
+    run_fix(found)
+
+    assert found.level == "error"
+    assert alert_findings(spec) == []
+
+
+def test_a_webhook_over_plain_http_beyond_loopback_is_a_warning(tmp_path: Path) -> None:
+    key = tmp_path / "hook.key"
+    write_secret_file(key)
+    remote = alerts_spec(f'webhook = "http://10.0.0.9/x"\nsecret_file = "{key}"')
+    local = alerts_spec(f'webhook = "http://127.0.0.1:8000/x"\nsecret_file = "{key}"')
+
+    assert [f.level for f in alert_findings(remote)] == ["warning"]
+    assert alert_findings(local) == []

@@ -36,6 +36,7 @@ from hakeeper.model.cluster import ClusterSpec
 from hakeeper.runtime.safety_checks import Finding, safety_findings
 from hakeeper.runtime.security_checks import (
     DEFAULT_STATE_ROOT,
+    alert_findings,
     etcd_findings,
     fence_password_findings,
     secret_findings,
@@ -74,6 +75,10 @@ def _fence_passwords(ctx: CheckContext) -> list[Finding]:
     return fence_password_findings(ctx.spec)
 
 
+def _alerts(ctx: CheckContext) -> list[Finding]:
+    return alert_findings(ctx.spec)
+
+
 def _balancer_apis(ctx: CheckContext) -> list[Finding]:
     """Each balancer resource's own file: its runtime API's bind and token."""
     found: list[Finding] = []
@@ -99,6 +104,7 @@ SECURITY_SOURCES: tuple[SecuritySource, ...] = (
     _etcd_transport,
     _fence_passwords,
     _balancer_apis,
+    _alerts,
 )
 
 

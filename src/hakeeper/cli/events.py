@@ -95,7 +95,7 @@ def table(events: list[Event]) -> Table:
 
 
 def _styled(event: Event) -> str:
-    bad = ("node.lost", "resource.failed", "quorum.lost", "failover.started")
+    bad = ("node.lost", "resource.failed", "quorum.lost", "failover.started", "alert.failed")
     colour = "red" if event.kind in bad else "green" if event.kind != "node.fenced" else "yellow"
     return f"[{colour}]{event.kind}[/]"
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 
 from hakeeper.config.schema import ClusterFile
 from hakeeper.errors import ConfigError
+from hakeeper.model.alerts import ALERT_KINDS
 from hakeeper.model.text import control_paths, key_text
 from hakeeper.model.timing import profile
 
@@ -260,6 +261,29 @@ def check(cf: ClusterFile) -> list[Problem]:
                 )
     problems.extend(_suspicion_problems(cf))
     problems.extend(control_problems(cf))
+    problems += _alert_problems(cf)
+    return problems
+
+
+def _alert_problems(cf: ClusterFile) -> list[Problem]:
+    problems: list[Problem] = []
+    ids: set[str] = set()
+    named = set(cf.resources) | set(cf.groups) | set(cf.clones)
+    for i, alert in enumerate(cf.alerts):
+        where = f"alerts[{i}]"
+        if alert.id in ids:
+            problems.append((f"{where}.id", f'"{alert.id}" is used by another alert; rename one'))
+        ids.add(alert.id)
+        for kind in alert.kinds:
+            if kind not in ALERT_KINDS:
+                problems.append(
+                    (f"{where}.kinds", f'"{kind}" is not alerted on; use {", ".join(ALERT_KINDS)}')
+                )
+        for rid in alert.resources:
+            if rid not in named:
+                problems.append(
+                    (f"{where}.resources", f'"{rid}" is not a resource, group or clone')
+                )
     return problems
 
 

@@ -20,6 +20,7 @@ from hakeeper.config.checks import check
 from hakeeper.config.schema import ClusterFile
 from hakeeper.config.toml_bounds import text_problem
 from hakeeper.errors import ConfigError
+from hakeeper.model.alerts import AlertSpec
 from hakeeper.model.cluster import (
     Clone,
     ClusterOptions,
@@ -276,4 +277,21 @@ def to_spec(cf: ClusterFile) -> ClusterSpec:
             cf.fencing.watchdog, cf.fencing.watchdog_device, cf.fencing.watchdog_timeout
         ),
         suspect_after=cf.fencing.suspect_after,
+        alerts=tuple(
+            AlertSpec(
+                id=a.id,
+                via="agent" if a.agent is not None else "webhook",
+                target=a.agent if a.agent is not None else str(a.webhook),
+                recipients=tuple(a.recipients),
+                params=dict(a.params),
+                kinds=tuple(a.kinds),
+                resources=tuple(a.resources),
+                timeout=a.timeout,
+                timestamp_format=a.timestamp_format,
+                secret_file=a.secret_file,
+                retries=a.retries,
+                queue=a.queue,
+            )
+            for a in cf.alerts
+        ),
     )

@@ -251,6 +251,92 @@ class FencingSection(Section):
     levels: dict[str, list[list[str]]] = {}
 
 
+def _no_control(value: str, what: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"{what} must not hold control characters (newlines, tabs, ...)")
+    return value
+
+
+class AlertSection(Section):
+    """One ``[[alerts]]`` entry: an alert agent (Pacemaker's interface) or a webhook."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][\w.-]{0,63}$")
+    agent: str | None = None
+    webhook: str | None = None
+    recipients: list[str] = Field(default=[], max_length=32)
+    params: dict[str, str] = Field(default={}, max_length=64)
+    kinds: list[str] = []
+    resources: list[str] = []
+    timeout: Duration = 30.0
+    timestamp_format: str = Field(default="%H:%M:%S.%06N", max_length=128)
+    secret_file: str | None = None
+    retries: int = Field(default=3, ge=0, le=10)
+    queue: int = Field(default=100, ge=1, le=10_000)
+
+    @field_validator("agent", "secret_file")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith("/") or not value.isprintable()):
+            raise ValueError(
+                "give an absolute path without control characters, e.g. "
+                '"/usr/share/pacemaker/alerts/alert_file.sh.sample"'
+            )
+        return value
+
+    @field_validator("recipients", "resources", "kinds")
+    @classmethod
+    def _printable(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not value or len(value) > 1024:
+                raise ValueError("each entry is 1 to 1024 characters")
+            _no_control(value, "an entry")
+        return values
+
+    @field_validator("params")
+    @classmethod
+    def _environment(cls, params: dict[str, str]) -> dict[str, str]:
+        for name, value in params.items():
+            # They become environment variables of the agent: a name the shell can read,
+            # never one of Pacemaker's own (an agent must be able to trust those).
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name) or name.startswith(
+                ("CRM_", "PATH", "LD_")
+            ):
+                raise ValueError(
+                    f"params: {name!r} is not usable as an environment variable (letters, "
+                    "digits and _; not CRM_*, PATH or LD_*)"
+                )
+            _no_control(value, f"params.{name}")
+        return params
+
+    @field_validator("timestamp_format")
+    @classmethod
+    def _format(cls, value: str) -> str:
+        return _no_control(value, "timestamp_format")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> AlertSection:
+        if (self.agent is None) == (self.webhook is None):
+            raise ValueError(
+                'give either agent = "/path/to/alert_agent" or webhook = "https://...", not both'
+            )
+        if self.webhook is not None:
+            if not re.fullmatch(r"https?://[^\s@/]+(/\S*)?", self.webhook):
+                raise ValueError(
+                    "webhook: an http:// or https:// URL without spaces or user:password@ "
+                    "(the config is replicated: name a secret_file for the signature instead)"
+                )
+            if self.secret_file is None:
+                raise ValueError(
+                    "a webhook needs secret_file (a 0600 file whose first line signs each "
+                    "body; `hakeeper secret` or `openssl rand -hex 32 > FILE` writes one)"
+                )
+            if self.recipients or self.params:
+                raise ValueError("recipients and params are for alert agents, not webhooks")
+        if self.timeout <= 0 or self.timeout > 600:
+            raise ValueError("timeout must be more than 0 and at most 600s")
+        return self
+
+
 class ClusterFile(Section):
     """The whole file. ``balancer`` and ``sessions`` are reserved: accepted, not yet read."""
 
@@ -262,5 +348,6 @@ class ClusterFile(Section):
     clones: dict[str, CloneSection] = {}
     constraints: ConstraintsSection = ConstraintsSection()
     fencing: FencingSection = FencingSection()
+    alerts: list[AlertSection] = Field(default=[], max_length=32)
     balancer: dict[str, Any] | None = None
     sessions: dict[str, Any] | None = None

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from hakeeper.model.alerts import AlertSpec
 from hakeeper.model.roles import RoleFilter, TargetRole
 from hakeeper.model.timing import TimingProfile, profile
 
@@ -239,6 +240,8 @@ class ClusterSpec:
     watchdog_spec: WatchdogSpec = WatchdogSpec()
     #: Fence a member whose renewals stopped this long, before its lease runs out (None: off).
     suspect_after: float | None = None
+    #: Who is told about events, and how (``[[alerts]]``).
+    alerts: tuple[AlertSpec, ...] = ()
     #: ``options.profile`` resolved, once, when the spec is built (so when the config loads).
     timing: TimingProfile = field(init=False, repr=False, compare=False)
 

@@ -24,6 +24,9 @@ kind                   fields (besides ``kind`` and ``ts``)                     
 ``controller.elected`` ``node``, ``term`` (the controller lease's create revision)     ctl
 ``config.refused``     ``node``, ``revision`` (of the stored config), ``reason``: the    node
                        node keeps running its last good config
+``alert.delivered``    ``alert`` (its id), ``event_kind``, ``revision`` (of the event), ctl
+                       ``recipient``, ``attempts``
+``alert.failed``       the same and ``reason``; neither is itself alerted on            ctl
 =====================  ==============================================================  ====
 
 Rules the writers follow, and that ``hakeeper.availability.measure`` relies on:
@@ -168,6 +171,29 @@ class ConfigRefused:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class AlertDelivered:
+    kind: ClassVar[str] = "alert.delivered"
+    ts: float
+    alert: str
+    event_kind: str
+    revision: int
+    recipient: str = ""
+    attempts: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFailed:
+    kind: ClassVar[str] = "alert.failed"
+    ts: float
+    alert: str
+    event_kind: str
+    revision: int
+    reason: str
+    recipient: str = ""
+    attempts: int = 1
+
+
 Event = (
     NodeJoined
     | NodeLost
@@ -181,6 +207,8 @@ Event = (
     | QuorumRegained
     | ControllerElected
     | ConfigRefused
+    | AlertDelivered
+    | AlertFailed
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -198,6 +226,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         QuorumRegained,
         ControllerElected,
         ConfigRefused,
+        AlertDelivered,
+        AlertFailed,
     )
 }
 

@@ -34,6 +34,7 @@ from hakeeper.fencing.watchdog import Watchdog
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.events import ConfigRefused
 from hakeeper.model.records import MemberRecord
+from hakeeper.runtime.alerts import AlertDispatcher
 from hakeeper.runtime.connect import open_coordinator
 from hakeeper.runtime.controller import Controller, Deposed
 from hakeeper.runtime.election import ControllerElection
@@ -377,18 +378,28 @@ class NodeDaemon:
                 node=self.node, term=current.term, spec=spec_now, store=store,
                 events=events, fencer=self._fencer,
             )  # fmt: skip
-            await self._lead(controller, membership)
+            alerts = AlertDispatcher(
+                node=self.node, term=current.term, spec=spec_now, store=store, events=events
+            )
+            await self._lead(controller, membership, alerts)
 
-    async def _lead(self, controller: Controller, membership: Membership) -> None:
-        """Run the controller until deposed, the engine fails, or membership lapses."""
+    async def _lead(
+        self, controller: Controller, membership: Membership, alerts: AlertDispatcher
+    ) -> None:
+        """Run the controller until deposed, the engine fails, or membership lapses; deliver
+        alerts meanwhile (they never end the term: their own trouble is only logged)."""
         task = asyncio.create_task(controller.run(), name="controller")
         lost = asyncio.create_task(self._membership_lapses(membership))
+        alerting = asyncio.create_task(alerts.run(), name="alerts")
         try:
             await asyncio.wait({task, lost}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for t in (task, lost):
+            for t in (task, lost, alerting):
                 t.cancel()
             results = await asyncio.gather(task, lost, return_exceptions=True)
+            (alerted,) = await asyncio.gather(alerting, return_exceptions=True)
+        if isinstance(alerted, Exception):
+            log.error("event=alerts_failed error=%r", repr(alerted))
         for result in results:
             if isinstance(result, BaseExceptionGroup):
                 deposed = result.subgroup((Deposed, CoordError))

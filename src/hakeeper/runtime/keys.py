@@ -107,3 +107,8 @@ class KeySpace:
     @property
     def events(self) -> str:
         return f"{self.root}events/"
+
+    @property
+    def alert_cursor(self) -> str:
+        """The revision of the event log up to which every alert has been delivered."""
+        return f"{self.root}alerts/cursor"

@@ -120,3 +120,14 @@ def decode_target_role(raw: bytes) -> TargetRole:
         if role == known:
             return known
     raise ValueError(f"stored target role {role!r} is not started, stopped or unpromoted")
+
+
+def encode_alert_cursor(revision: int) -> bytes:
+    return str(revision).encode("ascii")
+
+
+def decode_alert_cursor(raw: bytes) -> int:
+    text = raw.decode("ascii", "replace")
+    if not text.isdigit() or len(text) > 20:
+        raise ValueError(f"alert cursor {text[:40]!r} is not a revision")
+    return int(text)

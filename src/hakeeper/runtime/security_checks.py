@@ -1,4 +1,5 @@
-"""What `hakeeper check` finds insecure on this host: the secret, the state, etcd's transport.
+"""What `hakeeper check` finds insecure on this host: the secret, the state, etcd's transport,
+the alerts' agents and webhook keys.
 
 Rule 6 of shared/DESIGN.md section 4: secrets live in files of mode 0600, nothing others can
 read holds cluster state, and the engine's traffic is authenticated. Each finding names the
@@ -136,6 +137,48 @@ def fence_password_findings(spec: ClusterSpec) -> list[Finding]:
                     "file is replicated to every node and into the key space",
                     f'params: passwd_script = "/etc/hakeeper/{device.name}-pass" (a 0700 '
                     "script that prints it), instead of " + key,
+                )
+            )
+    return out
+
+
+def alert_findings(spec: ClusterSpec) -> list[Finding]:
+    """Each ``[[alerts]]`` entry as this node would run it: an agent that is not an
+    executable file here, a webhook key that is missing or open, a webhook over plain HTTP
+    beyond loopback (every node may be the controller that delivers)."""
+    out: list[Finding] = []
+    for alert in spec.alerts:
+        where = f"alert {alert.id}"
+        if alert.via == "agent":
+            path = Path(alert.target)
+            if not path.is_file() or not os.access(path, os.X_OK):
+                sample = path.parent == Path("/usr/share/pacemaker/alerts")
+                fix = (
+                    "apt-get install pacemaker-common"
+                    if sample
+                    else f"install the agent at {path} (mode 0755) on every node"
+                )
+                out.append(Finding("error", f"{where}: {path} is not an executable file", fix))
+            continue
+        assert alert.secret_file is not None  # the schema requires one for a webhook
+        key = Path(alert.secret_file)
+        quoted = shlex.quote(str(key))
+        new_key = f"(umask 077 && openssl rand -hex 32 > {quoted})  # then copy it to every node"
+        found = _private_file(key, f"the webhook key of {where}", new_key)
+        if not found:
+            try:
+                read_secret_file(key)
+            except ConfigError as exc:
+                found = [Finding("error", f"the webhook key of {where}: {exc}", new_key)]
+        out += found
+        host = alert.target.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+        if alert.target.startswith("http://") and host not in ("localhost", "127.0.0.1", "::1"):
+            out.append(
+                Finding(
+                    "warning",
+                    f"{where}: {alert.target} is plain HTTP: the cluster's events cross the "
+                    "network unencrypted (the signature proves the sender, it hides nothing)",
+                    "use an https:// URL",
                 )
             )
     return out

@@ -21,6 +21,8 @@ key (under /hakeeper/<cluster>/)   written by
 ``runtime/leaving/<node>``         the node itself while it shuts down (counts as standby)
 ``config``                         ``hakeeper config apply`` (the cluster file's text)
 ``events/<ts>-<writer>-<seq>``     anyone, through `hakeeper.runtime.events_log`
+``alerts/cursor``                  the controller, guarded by its term: the event revision
+                                   every alert has been delivered up to
 =================================  ========================================================
 
 Every path comes from `hakeeper.runtime.keys` and every value's bytes from
@@ -65,12 +67,14 @@ from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.keys import KeySpace
 from hakeeper.runtime.membership import Membership
 from hakeeper.runtime.record_codec import (
+    decode_alert_cursor,
     decode_assignment,
     decode_constraint,
     decode_failcount,
     decode_flags,
     decode_status,
     decode_target_role,
+    encode_alert_cursor,
     encode_assignment,
     encode_constraint,
     encode_failcount,
@@ -212,6 +216,20 @@ class ClusterStore:
     ) -> int | None:
         result = await self._coord.txn([term_guard(self._keys, term), *compare], ops)
         return result.revision if result.succeeded else None
+
+    # --- alerts (the controller delivers them) ------------------------------------------------
+
+    async def alert_cursor(self) -> int | None:
+        """The event revision alerts were delivered up to (None: never, a new cluster)."""
+        key = self._keys.alert_cursor
+        found = [kv for kv in await self._coord.range(key) if kv.key == key]
+        return decode_alert_cursor(found[0].value) if found else None
+
+    async def save_alert_cursor(self, term: int, revision: int) -> bool:
+        """Record ``revision`` as delivered, guarded by the controller ``term`` (False: the
+        term ended, nothing written)."""
+        put = Put(self._keys.alert_cursor, encode_alert_cursor(revision))
+        return await self._guarded(term, [put]) is not None
 
     # --- instance statuses (each node's executor writes its own) ------------------------------
 
