@@ -166,6 +166,7 @@ async def test_an_older_daemon_refuses_a_store_a_newer_release_marked_and_says_u
         assert exited, "the agent ran on a store in a format it cannot read"
         said = lab.log_path(node).read_bytes()[log_before:].decode(errors="replace")
         assert "cluster store format 99, written by a newer hakeeper" in said
+        assert "hakeeper agent: the store of cluster" in said
         assert "upgrade this node" in said
     finally:
         await coord.put(store_key, encode_store_format(1))

@@ -136,9 +136,15 @@ async def _one_node(
 ) -> None:
     before = await store.observe(spec, time.time())
     ran_here = [r for r in _resources(before) if node in before.running_on(r)]
-    old_lease = (await store.member_leases()).leases.get(node)
-    if old_lease is None:
-        raise GateFailed(f"{node}: not online before its drain. Check: hakeeper status")
+    leases = (await store.member_leases()).leases
+    missing = [n.name for n in spec.nodes if n.name not in leases]
+    if missing:
+        # One node out at a time: draining another now could cost the quorum or a resource.
+        raise GateFailed(
+            f"{node}: not drained, because {', '.join(missing)} is not online. Check: "
+            "hakeeper status; start it, then run `hakeeper upgrade --rolling` again"
+        )
+    old_lease = leases[node]
 
     started = time.monotonic()
     flags = await store.node_flags(node)

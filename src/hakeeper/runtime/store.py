@@ -335,7 +335,7 @@ class ClusterStore:
         mine = encode_store_format(SUPPORTED[Format.CLUSTER_STORE].newest)
         await self._coord.txn([Cmp(key, "create_revision", "==", 0)], [Put(key, mine)])
         kv = await self._coord.get(key)
-        where = f"cluster {self._keys.cluster!r}'s store (key {key})"
+        where = f"the store of cluster {self._keys.cluster!r} (key {key})"
         try:
             found = decode_store_format(mine if kv is None else kv.value)
         except (ValueError, KeyError, TypeError) as exc:
