@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-import pytest
+import contextlib
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import pytest
+from pysyncobj.poller import createPoller
+
+from hakeeper.config.secret_file import SecretFile, read_secret_file, write_secret_file
 from hakeeper.coord import peer_auth
-from hakeeper.coord.raft_connection import WIRE_MAX_ENV, wire_versions
+from hakeeper.coord.pysyncobj_compat import CONNECTION_STATE
+from hakeeper.coord.raft_connection import WIRE_MAX_ENV, AuthConnection, PeerGuard, wire_versions
 from hakeeper.errors import ConfigError, VersionMismatch
 from hakeeper.model.wire_version import VersionRange
 from tests.coord.conftest import NEW, WIRE, handshake
@@ -86,3 +96,61 @@ def test_the_wire_cap_setting_lowers_the_offer_and_refuses_what_this_release_can
     assert wire_versions({WIRE_MAX_ENV: "1"}) == V1_ONLY
     with pytest.raises(ConfigError, match=f"{WIRE_MAX_ENV}='9'.*speaks Raft peer-wire versions"):
         wire_versions({WIRE_MAX_ENV: "9"})
+
+
+def _pump(poller: Any, until: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10.0
+    while not until():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        poller.poll(0.02)
+
+
+def _recv_exactly(sock: socket.socket, size: int, poller: Any) -> bytes:
+    data = b""
+    deadline = time.monotonic() + 10.0
+    while len(data) < size:
+        assert time.monotonic() < deadline, "the dialler sent no hello"
+        poller.poll(0.02)  # the dialler's side writes from its poll callbacks
+        with contextlib.suppress(BlockingIOError):
+            data += sock.recv(size - len(data))
+    return data
+
+
+def test_a_dialler_falls_back_to_version_one_for_a_peer_of_a_release_before_versions(
+    tmp_path: Path,
+) -> None:
+    write_secret_file(tmp_path / "secret")
+    secret = read_secret_file(tmp_path / "secret").current
+    guard = PeerGuard(SecretFile(tmp_path / "secret"), WIRE)
+    poller = createPoller("auto")
+    options: dict[str, Any] = {
+        "timeout": 60.0, "send_buffer": 2**16, "recv_buffer": 2**16, "keepalive": None,
+    }  # fmt: skip
+    conn = AuthConnection(poller, guard, **options)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        host, port = listener.getsockname()
+        # 1. The old release reads a hello that is not its magic, and closes without a word.
+        conn.connect(host, port)
+        old, _ = listener.accept()
+        old.setblocking(False)
+        first = _recv_exactly(old, peer_auth.HELLO_BYTES, poller)
+        assert first[:8] == b"HKRAFT\x02\x01"
+        old.close()
+        _pump(poller, lambda: conn.state == CONNECTION_STATE.DISCONNECTED, "the close")
+        # 2. The next dial offers version 1 alone: the old release's own handshake.
+        conn.connect(host, port)
+        old, _ = listener.accept()
+        old.setblocking(False)
+        try:
+            second = _recv_exactly(old, peer_auth.HELLO_BYTES, poller)
+            assert second[:8] == peer_auth.MAGIC
+            n_i, n_a = second[8:], peer_auth.new_nonce()
+            old.sendall(peer_auth.reply(secret, n_i, n_a))
+            proof = _recv_exactly(old, peer_auth.FINISH_BYTES, poller)
+            assert peer_auth.check_finish(proof, (secret,), n_i, n_a) == secret
+            _pump(poller, lambda: conn.state == CONNECTION_STATE.CONNECTED, "the link")
+        finally:
+            old.close()
+            conn.disconnect()
+    # 3. Once that link ends, the peer may have been upgraded: the full range again.
+    assert guard.offer(f"{host}:{port}") == WIRE
