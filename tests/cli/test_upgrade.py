@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 from pathlib import Path
 
@@ -36,7 +37,9 @@ async def controller(coord: LocalCoordinator, node: str) -> None:
 
 
 def upgrade(config_file: Path, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(app, ["upgrade", "--config", str(config_file), *args])
+    # In a copy of the context: the hints' config (a ContextVar) must not leak into later tests.
+    argv = ["upgrade", "--config", str(config_file), *args]
+    result = contextvars.copy_context().run(CliRunner().invoke, app, argv)
     return result.exit_code, result.output
 
 
