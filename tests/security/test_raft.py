@@ -78,6 +78,18 @@ def _dial(address: tuple[str, int], timeout: float = 5.0) -> socket.socket:
     return socket.create_connection(address, timeout=timeout)
 
 
+async def _dial_when_listening(address: tuple[str, int], within: float = 30.0) -> socket.socket:
+    """Dial a member that may still be starting (the group has quorum with two of three)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return _dial(address)
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
 def _closed_by_peer(sock: socket.socket, within: float) -> bool:
     """True once the other side closed (EOF or reset) within ``within`` seconds."""
     sock.settimeout(within)
@@ -306,7 +318,7 @@ async def test_a_stranger_offering_wire_versions_no_member_speaks_is_refused_and
     # upgrade) and carries no proof: nothing about the secret is given away.
     far_future = peer_auth.hello(peer_auth.new_nonce(), VersionRange(200, 255))
     for address in group.ports():
-        with _dial(address) as sock:
+        with await _dial_when_listening(address) as sock:
             sock.sendall(far_future)
             answer = sock.recv(peer_auth.REPLY_BYTES, socket.MSG_WAITALL)
             assert answer[:8] == b"HKRAFT\x00\x00"
