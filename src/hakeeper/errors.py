@@ -16,6 +16,8 @@ boundary with ``raise ... from exc``; nothing above a backend sees a foreign exc
         ├── DataDirFormat        a member's data directory holds a format this version cannot read
         └── TTLTooShort          a lease TTL below what the engine can honour
     SessionStoreError            the session store refused or could not answer a request
+    UnreadableFormat             stored data in a format version this release does not read
+    VersionMismatch              two ends share no version of a wire format
 
 A lost race is not an exception: ``txn`` returns ``TxnResult(succeeded=False)``. Callers that
 want an exception call ``result.check()``.
@@ -70,3 +72,12 @@ class TTLTooShort(CoordError):
 
 class SessionStoreError(HakeeperError):
     """The session store answered with an error, or did not answer in time."""
+
+
+class UnreadableFormat(HakeeperError):
+    """Stored data is in a format version this release does not read; the message names both
+    versions and the fix (usually: upgrade this node)."""
+
+
+class VersionMismatch(HakeeperError):
+    """Two ends of a wire share no protocol version; the message names both ranges."""

@@ -8,7 +8,10 @@ from typing import Any, Protocol
 
 import pytest
 
+from hakeeper.coord import peer_auth
 from hakeeper.coord.base import Coordinator
+from hakeeper.coord.peer_auth import SessionKeys
+from hakeeper.model.wire_version import SUPPORTED, Format, VersionRange
 from tests.conftest import require_binary
 
 
@@ -55,3 +58,33 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 async def coord(engine: EngineCluster) -> Coordinator:
     client: Coordinator = await engine.client()
     return client
+
+
+# --- the Raft peer handshake without sockets (test_peer_auth, test_peer_wire_versions) --------
+
+WIRE = SUPPORTED[Format.RAFT_PEER_WIRE]
+OLD = b"o" * 32
+NEW = b"n" * 32
+STRANGER = b"s" * 32
+
+
+def handshake(
+    initiator: tuple[bytes, ...],
+    acceptor: tuple[bytes, ...],
+    offer: VersionRange = WIRE,
+    acceptor_speaks: VersionRange = WIRE,
+) -> tuple[SessionKeys, SessionKeys]:
+    """Run the three messages; each side proves with its first secret, accepts all of them."""
+    n_i = peer_auth.new_nonce()
+    hello = peer_auth.parse_hello(peer_auth.hello(n_i, offer))
+    n_a = hello.nonce
+    agreed = peer_auth.choose(acceptor_speaks, hello)
+    n_acc = peer_auth.new_nonce()
+    reply = peer_auth.reply(acceptor[0], n_a, n_acc, agreed)
+    got_n_acc, acceptor_proved, seen = peer_auth.check_reply(reply, initiator, n_i, offer)
+    assert seen == agreed
+    finish = peer_auth.finish(initiator[0], n_i, got_n_acc, seen)
+    initiator_proved = peer_auth.check_finish(finish, acceptor, n_i, n_acc, agreed)
+    mine = peer_auth.session_keys(acceptor_proved, initiator[0], n_i, got_n_acc, seen)
+    theirs = peer_auth.session_keys(acceptor[0], initiator_proved, n_i, n_acc, agreed)
+    return mine, theirs

@@ -14,28 +14,8 @@ from hakeeper.coord.peer_auth import (
     FrameRejected,
     FrameSealer,
     HandshakeFailed,
-    SessionKeys,
 )
-
-OLD = b"o" * 32
-NEW = b"n" * 32
-STRANGER = b"s" * 32
-
-
-def handshake(
-    initiator: tuple[bytes, ...], acceptor: tuple[bytes, ...]
-) -> tuple[SessionKeys, SessionKeys]:
-    """Run the three messages; each side proves with its first secret, accepts all of them."""
-    n_i = peer_auth.new_nonce()
-    n_a = peer_auth.parse_hello(peer_auth.hello(n_i))
-    n_acc = peer_auth.new_nonce()
-    reply = peer_auth.reply(acceptor[0], n_a, n_acc)
-    got_n_acc, acceptor_proved = peer_auth.check_reply(reply, initiator, n_i)
-    finish = peer_auth.finish(initiator[0], n_i, got_n_acc)
-    initiator_proved = peer_auth.check_finish(finish, acceptor, n_i, n_acc)
-    mine = peer_auth.session_keys(acceptor_proved, initiator[0], n_i, got_n_acc)
-    theirs = peer_auth.session_keys(acceptor[0], initiator_proved, n_i, n_acc)
-    return mine, theirs
+from tests.coord.conftest import NEW, OLD, STRANGER, handshake
 
 
 def pair() -> tuple[FrameSealer, FrameOpener]:

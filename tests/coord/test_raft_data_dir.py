@@ -35,3 +35,13 @@ def test_a_directory_of_another_format_is_refused(tmp_path: Path) -> None:
     (tmp_path / MARK_NAME).write_text("hakeeper-raft 3\n")
     with pytest.raises(DataDirFormat, match="hakeeper-raft 3"):
         open_data_dir(tmp_path)
+
+
+def test_a_directory_of_a_newer_format_is_refused_with_upgrade_this_node(tmp_path: Path) -> None:
+    (tmp_path / MARK_NAME).write_text(f"hakeeper-raft {FORMAT + 1}\n")
+    with pytest.raises(DataDirFormat) as refused:
+        open_data_dir(tmp_path)
+    text = str(refused.value)
+    assert f"format {FORMAT + 1}, written by a newer hakeeper" in text
+    assert f"reads {FORMAT} only" in text
+    assert "upgrade this node" in text

@@ -29,6 +29,7 @@ from hakeeper.coord.raft_connection import HANDSHAKE_DEADLINE
 from hakeeper.coord.raft_transport import MAX_PENDING
 from hakeeper.lab.processes import ManagedProcess, free_port
 from hakeeper.lab.raft_cluster import RaftCluster
+from hakeeper.model.wire_version import SUPPORTED, Format, VersionRange
 
 pytestmark = pytest.mark.slow
 
@@ -75,6 +76,18 @@ async def group(tmp_path: Path) -> AsyncIterator[Group]:
 
 def _dial(address: tuple[str, int], timeout: float = 5.0) -> socket.socket:
     return socket.create_connection(address, timeout=timeout)
+
+
+async def _dial_when_listening(address: tuple[str, int], within: float = 30.0) -> socket.socket:
+    """Dial a member that may still be starting (the group has quorum with two of three)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return _dial(address)
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 def _closed_by_peer(sock: socket.socket, within: float) -> bool:
@@ -295,4 +308,22 @@ async def test_a_flood_from_elsewhere_does_not_lock_out_a_member_host(
     assert dials > 3 * MAX_PENDING
     logs = "".join((tmp_path / "raft" / f"{n}.log").read_text() for n in group.cluster.names)
     assert "too_many_unauthenticated" in logs  # the cap was reached: the flood was real
+    await group.assert_healthy()
+
+
+async def test_a_stranger_offering_wire_versions_no_member_speaks_is_refused_and_closed(
+    group: Group,
+) -> None:
+    # The refusal names the member's own range (so a real peer can say which side to
+    # upgrade) and carries no proof: nothing about the secret is given away.
+    far_future = peer_auth.hello(peer_auth.new_nonce(), VersionRange(200, 255))
+    for address in group.ports():
+        with await _dial_when_listening(address) as sock:
+            sock.sendall(far_future)
+            answer = sock.recv(peer_auth.REPLY_BYTES, socket.MSG_WAITALL)
+            assert answer[:8] == b"HKRAFT\x00\x00"
+            speaks = SUPPORTED[Format.RAFT_PEER_WIRE]
+            assert answer[8:10] == bytes((speaks.newest, speaks.oldest))
+            assert answer[10:] == b"\x00" * (peer_auth.REPLY_BYTES - 10)
+            assert _closed_by_peer(sock, within=HANDSHAKE_DEADLINE + 10)
     await group.assert_healthy()

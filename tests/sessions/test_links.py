@@ -56,8 +56,9 @@ async def accept_peer(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, secret: ClusterSecret
 ) -> None:
     """The listener's side of the peer handshake, as a replica's peer port runs it."""
-    client_nonce = peer_auth.parse_client_hello(await reader.readuntil(b"\n"))
-    assert client_nonce is not None
+    hello = peer_auth.parse_client_hello(await reader.readuntil(b"\n"))
+    assert hello is not None
+    client_nonce = hello.nonce
     server_nonce = peer_auth.new_nonce()
     writer.write(peer_auth.server_challenge(secret, client_nonce, server_nonce))
     proof = await reader.readuntil(b"\n")

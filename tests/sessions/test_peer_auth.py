@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from hakeeper.config.secret_file import SecretFile, write_secret_file
+from hakeeper.config.secret_file import ClusterSecret, SecretFile, write_secret_file
+from hakeeper.model.wire_version import VersionRange
+from hakeeper.sessions import peer_auth
 from hakeeper.sessions.node import Node
 from hakeeper.sessions.node_config import NodeConfig
 from hakeeper.sessions.peer_auth import PeerAuthError, open_peer
@@ -132,3 +134,60 @@ async def test_handshake_line_too_long_closes_the_connection(tmp_path: Path) -> 
         writer.close()
         await handshakes_done(node)
         assert node.pending_peers == 0
+
+
+async def raw_hello(address: str, hello: bytes) -> tuple[bytes, bytes]:
+    """Send one hello on a raw connection: (the node's answer line, what followed it)."""
+    host, _, port = address.rpartition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(hello)
+        async with asyncio.timeout(5):
+            return await reader.readline(), await reader.read()
+    finally:
+        writer.close()
+
+
+async def test_an_offer_of_a_wider_version_range_agrees_on_the_highest_common_one(
+    tmp_path: Path,
+) -> None:
+    secret_file = tmp_path / "secret"
+    write_secret_file(secret_file)
+    async with peer_port(secret_file) as (node, address):
+        hello = peer_auth.client_hello(peer_auth.new_nonce(), VersionRange(1, 3))
+        host, _, port = address.rpartition(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(hello)
+        async with asyncio.timeout(5):
+            answer = await reader.readline()
+        writer.close()
+        assert answer.startswith(b"HK_AUTH %d " % peer_auth.WIRE.newest)
+        await handshakes_done(node)
+
+
+async def test_an_offer_sharing_no_version_is_answered_with_the_range_and_closed(
+    tmp_path: Path,
+) -> None:
+    secret_file = tmp_path / "secret"
+    write_secret_file(secret_file)
+    async with peer_port(secret_file) as (node, address):
+        future = peer_auth.client_hello(peer_auth.new_nonce(), VersionRange(200, 255))
+        answer, rest = await raw_hello(address, future)
+        assert answer == b"HK_VERSION %d\r\n" % peer_auth.WIRE.newest
+        assert rest == b"", "the node kept talking after refusing the version"
+        await handshakes_done(node)
+        assert node.pending_peers == 0
+        # The port still serves a peer that speaks its version.
+        reader = await open_peer(address, SecretFile(secret_file), LineReader, timeout=5.0)
+        assert reader.transport is not None
+        reader.transport.close()
+
+
+def test_a_connector_told_the_version_is_refused_says_which_side_to_upgrade() -> None:
+    secret = ClusterSecret((b"s" * 32,))
+    with pytest.raises(PeerAuthError) as refused:
+        peer_auth.check_server_challenge(
+            secret, peer_auth.new_nonce(), b"HK_VERSION 1\r\n", VersionRange(2, 3)
+        )
+    assert "session peer wire versions do not overlap" in str(refused.value)
+    assert "upgrade the peer" in str(refused.value)

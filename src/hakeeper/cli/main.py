@@ -84,3 +84,6 @@ app.command(name="init")(_init)
 from hakeeper.cli.secret import app as _secret_app  # noqa: E402
 
 app.add_typer(_secret_app, name="secret")
+from hakeeper.cli.upgrade import upgrade as _upgrade  # noqa: E402
+
+app.command(name="upgrade")(_upgrade)

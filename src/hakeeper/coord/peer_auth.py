@@ -2,10 +2,22 @@
 
 The handshake (fixed sizes, so nothing is parsed before the peer has proved the secret):
 
-1. initiator -> acceptor: ``MAGIC`` + initiator nonce (32 random bytes)
-2. acceptor -> initiator: ``MAGIC`` + acceptor nonce + HMAC(acceptor's current secret,
-   "acceptor" label + both nonces)
-3. initiator -> acceptor: HMAC(initiator's current secret, "initiator" label + both nonces)
+1. initiator -> acceptor: ``HKRAFT`` + the versions it offers (2 bytes) + initiator nonce
+   (32 random bytes)
+2. acceptor -> initiator: ``HKRAFT`` + the version it chose (2 bytes) + acceptor nonce +
+   HMAC(acceptor's current secret, "acceptor" label + [both version headers] + both nonces)
+3. initiator -> acceptor: HMAC(initiator's current secret, "initiator" label + [both version
+   headers] + both nonces)
+
+Versions (`hakeeper.model.wire_version`, `Format.RAFT_PEER_WIRE`): the two version bytes are
+``newest, oldest`` of the initiator's range, and ``v, v`` for the acceptor's choice, the
+highest version both speak. Version 1 is the handshake of the releases before versions: its
+header is ``\x01\x00`` both ways and its proofs cover the nonces only, so a node of this
+release and one of an older release still agree (on 1). From version 2 on, the proofs and the
+frame keys also cover both version headers, so a man in the middle who rewrites the offer to
+force an older version makes the proofs fail. An acceptor that shares no version with the
+offer answers ``HKRAFT\x00\x00`` + its own range instead of a proof, so the initiator can say
+which side to upgrade, and closes.
 
 Each side checks the other's proof against every secret it accepts (`ClusterSecret.accepted`,
 for rotation) with `hmac.compare_digest`. The labels keep one side's proof from being replayed
@@ -36,7 +48,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-MAGIC = b"HKRAFT\x01\x00"
+from hakeeper.errors import VersionMismatch
+from hakeeper.model.wire_version import Format, VersionRange, negotiate
+
+PREFIX = b"HKRAFT"
+MAGIC = PREFIX + b"\x01\x00"
+"""The version header of version 1, both ways: what every release before versions sent."""
 NONCE_BYTES = 32
 PROOF_BYTES = 32
 HELLO_BYTES = len(MAGIC) + NONCE_BYTES
@@ -56,10 +73,18 @@ COMPRESS_FROM = 4096  # smaller messages are sent as they are: zlib would cost m
 _RAW, _ZLIB = b"\x00", b"\x01"
 _ACCEPTOR_LABEL = b"hakeeper raft acceptor proof v1"
 _INITIATOR_LABEL = b"hakeeper raft initiator proof v1"
+_BOUND_ACCEPTOR_LABEL = b"hakeeper raft acceptor proof v2+"
+_BOUND_INITIATOR_LABEL = b"hakeeper raft initiator proof v2+"
+_REFUSED = b"\x00\x00"
+LEGACY = VersionRange(1, 1)
 
 
 class HandshakeFailed(Exception):
     """The peer did not prove a secret this side accepts, or spoke another protocol."""
+
+
+class VersionRefused(HandshakeFailed):
+    """The acceptor shares no peer-wire version with this node; the message names both."""
 
 
 class FrameRejected(Exception):
@@ -70,58 +95,158 @@ def new_nonce() -> bytes:
     return os.urandom(NONCE_BYTES)
 
 
-def hello(initiator_nonce: bytes) -> bytes:
-    return MAGIC + initiator_nonce
+def _header(versions: VersionRange) -> bytes:
+    if versions == LEGACY:
+        return MAGIC
+    return PREFIX + bytes((versions.newest, versions.oldest))
 
 
-def parse_hello(data: bytes) -> bytes:
-    """The initiator's nonce; HandshakeFailed for anything but a hello of this protocol."""
-    if len(data) != HELLO_BYTES or not hmac.compare_digest(data[: len(MAGIC)], MAGIC):
-        raise HandshakeFailed("not a hakeeper raft hello (another protocol or version)")
-    return data[len(MAGIC) :]
+def _versions(header: bytes) -> VersionRange | None:
+    """The range a version header names (``\x01\x00`` is version 1); None if malformed."""
+    if header == MAGIC:
+        return LEGACY
+    if not hmac.compare_digest(header[: len(PREFIX)], PREFIX):
+        return None
+    newest, oldest = header[len(PREFIX)], header[len(PREFIX) + 1]
+    return VersionRange(oldest, newest) if 1 <= oldest <= newest else None
 
 
-def _proof(secret: bytes, label: bytes, initiator_nonce: bytes, acceptor_nonce: bytes) -> bytes:
-    return hmac.new(secret, label + initiator_nonce + acceptor_nonce, hashlib.sha256).digest()
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """A parsed hello: the initiator's nonce, the versions it offers, and their header."""
+
+    nonce: bytes
+    versions: VersionRange
+    header: bytes
 
 
-def _match(proof: bytes, accepted: Sequence[bytes], label: bytes, n_i: bytes, n_a: bytes) -> bytes:
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    """The version a connection speaks, and the two headers that agreed on it (which the
+    proofs and keys of version 2 and later cover)."""
+
+    version: int
+    offered: bytes = MAGIC
+    chosen: bytes = MAGIC
+
+    def bound(self) -> bytes:
+        return b"" if self.version == 1 else self.offered + self.chosen
+
+
+V1 = Agreement(1)
+"""The agreement of two nodes that speak version 1 only (what older releases speak)."""
+
+
+def hello(initiator_nonce: bytes, offer: VersionRange = LEGACY) -> bytes:
+    return _header(offer) + initiator_nonce
+
+
+def parse_hello(data: bytes) -> Offer:
+    """The initiator's nonce and offer; HandshakeFailed for anything but a hakeeper hello."""
+    header = data[: len(MAGIC)]
+    versions = _versions(header) if len(data) == HELLO_BYTES else None
+    if versions is None:
+        raise HandshakeFailed("not a hakeeper raft hello (another protocol)")
+    return Offer(data[len(MAGIC) :], versions, header)
+
+
+def choose(mine: VersionRange, offer: Offer) -> Agreement:
+    """The highest version both speak; VersionMismatch (naming both ranges) when none."""
+    version = negotiate(Format.RAFT_PEER_WIRE, mine, offer.versions)
+    chosen = MAGIC if version == 1 else PREFIX + bytes((version, version))
+    return Agreement(version, offer.header, chosen)
+
+
+def refusal(mine: VersionRange) -> bytes:
+    """The acceptor's answer to an offer it shares no version with: its own range."""
+    pad = REPLY_BYTES - len(PREFIX) - len(_REFUSED) - 2
+    return PREFIX + _REFUSED + bytes((mine.newest, mine.oldest)) + b"\x00" * pad
+
+
+def _proof(
+    secret: bytes, label: bytes, agreement: Agreement, initiator_nonce: bytes, acceptor_nonce: bytes
+) -> bytes:
+    if agreement.version > 1:
+        label = _BOUND_ACCEPTOR_LABEL if label == _ACCEPTOR_LABEL else _BOUND_INITIATOR_LABEL
+    message = label + agreement.bound() + initiator_nonce + acceptor_nonce
+    return hmac.new(secret, message, hashlib.sha256).digest()
+
+
+def _match(
+    proof: bytes,
+    accepted: Sequence[bytes],
+    label: bytes,
+    agreement: Agreement,
+    n_i: bytes,
+    n_a: bytes,
+) -> bytes:
     """The accepted secret ``proof`` was made with; every secret is tried (constant work)."""
     found: bytes | None = None
     for secret in accepted:
-        if hmac.compare_digest(proof, _proof(secret, label, n_i, n_a)):
+        if hmac.compare_digest(proof, _proof(secret, label, agreement, n_i, n_a)):
             found = secret
     if found is None:
         raise HandshakeFailed("the peer's proof matches no accepted cluster secret")
     return found
 
 
-def reply(current: bytes, initiator_nonce: bytes, acceptor_nonce: bytes) -> bytes:
-    proof = _proof(current, _ACCEPTOR_LABEL, initiator_nonce, acceptor_nonce)
-    return MAGIC + acceptor_nonce + proof
+def reply(
+    current: bytes, initiator_nonce: bytes, acceptor_nonce: bytes, agreement: Agreement = V1
+) -> bytes:
+    proof = _proof(current, _ACCEPTOR_LABEL, agreement, initiator_nonce, acceptor_nonce)
+    return agreement.chosen + acceptor_nonce + proof
 
 
 def check_reply(
-    data: bytes, accepted: Sequence[bytes], initiator_nonce: bytes
-) -> tuple[bytes, bytes]:
-    """(acceptor nonce, the secret the acceptor proved) from its reply, or HandshakeFailed."""
-    if len(data) != REPLY_BYTES or not hmac.compare_digest(data[: len(MAGIC)], MAGIC):
-        raise HandshakeFailed("not a hakeeper raft reply (another protocol or version)")
+    data: bytes,
+    accepted: Sequence[bytes],
+    initiator_nonce: bytes,
+    offered: VersionRange = LEGACY,
+) -> tuple[bytes, bytes, Agreement]:
+    """(acceptor nonce, the secret the acceptor proved, the agreed version) from its reply;
+    VersionRefused when the acceptor shares no version, else HandshakeFailed."""
+    header = data[: len(MAGIC)]
+    if len(data) == REPLY_BYTES and header == PREFIX + _REFUSED:
+        theirs = _versions(PREFIX + data[len(MAGIC) : len(MAGIC) + 2])
+        if theirs is None:
+            raise VersionRefused(
+                f"the peer refused this node's {Format.RAFT_PEER_WIRE} versions {offered} "
+                "and named none of its own"
+            )
+        raise VersionRefused(_mismatch(offered, theirs))
+    chosen = _versions(header) if len(data) == REPLY_BYTES else None
+    if chosen is None or chosen.oldest != chosen.newest or chosen.newest not in offered:
+        raise HandshakeFailed("not a hakeeper raft reply to this offer (another protocol)")
+    agreement = Agreement(chosen.newest, _header(offered), header)
     acceptor_nonce = data[len(MAGIC) : len(MAGIC) + NONCE_BYTES]
     proof = data[len(MAGIC) + NONCE_BYTES :]
-    secret = _match(proof, accepted, _ACCEPTOR_LABEL, initiator_nonce, acceptor_nonce)
-    return acceptor_nonce, secret
+    secret = _match(proof, accepted, _ACCEPTOR_LABEL, agreement, initiator_nonce, acceptor_nonce)
+    return acceptor_nonce, secret, agreement
 
 
-def finish(current: bytes, initiator_nonce: bytes, acceptor_nonce: bytes) -> bytes:
-    return _proof(current, _INITIATOR_LABEL, initiator_nonce, acceptor_nonce)
+def _mismatch(mine: VersionRange, theirs: VersionRange) -> str:
+    try:
+        negotiate(Format.RAFT_PEER_WIRE, mine, theirs)
+    except VersionMismatch as exc:
+        return str(exc)
+    return f"the peer refused {Format.RAFT_PEER_WIRE} versions {mine} though it speaks {theirs}"
+
+
+def finish(
+    current: bytes, initiator_nonce: bytes, acceptor_nonce: bytes, agreement: Agreement = V1
+) -> bytes:
+    return _proof(current, _INITIATOR_LABEL, agreement, initiator_nonce, acceptor_nonce)
 
 
 def check_finish(
-    data: bytes, accepted: Sequence[bytes], initiator_nonce: bytes, acceptor_nonce: bytes
+    data: bytes,
+    accepted: Sequence[bytes],
+    initiator_nonce: bytes,
+    acceptor_nonce: bytes,
+    agreement: Agreement = V1,
 ) -> bytes:
     """The secret the initiator proved with, or HandshakeFailed."""
-    return _match(data, accepted, _INITIATOR_LABEL, initiator_nonce, acceptor_nonce)
+    return _match(data, accepted, _INITIATOR_LABEL, agreement, initiator_nonce, acceptor_nonce)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,14 +258,24 @@ class SessionKeys:
 
 
 def session_keys(
-    acceptor_secret: bytes, initiator_secret: bytes, initiator_nonce: bytes, acceptor_nonce: bytes
+    acceptor_secret: bytes,
+    initiator_secret: bytes,
+    initiator_nonce: bytes,
+    acceptor_nonce: bytes,
+    agreement: Agreement = V1,
 ) -> SessionKeys:
-    """Keys bound to both proved secrets and both nonces: fresh for every connection."""
+    """Keys bound to both proved secrets and both nonces (and, from version 2, both version
+    headers): fresh for every connection."""
+    info = (
+        b"hakeeper raft frame keys v1"
+        if agreement.version == 1
+        else b"hakeeper raft frame keys v2+" + agreement.bound()
+    )
     material = HKDF(
         algorithm=hashes.SHA256(),
         length=64,
         salt=initiator_nonce + acceptor_nonce,
-        info=b"hakeeper raft frame keys v1",
+        info=info,
     ).derive(
         HEADER.pack(len(acceptor_secret)) + acceptor_secret + initiator_secret,
     )

@@ -5,7 +5,13 @@ only the fixed-size handshake messages (a stranger gets no buffer beyond 72 byte
 frame is opened (AES-GCM, counter nonces) before it is decompressed or unpickled, and a length
 header over `peer_auth.MAX_FRAME` closes the connection before the frame is buffered. Buffers
 are bytearrays, so a large frame costs no quadratic copying. `PeerGuard` holds what the
-connections of one transport share: the secret file and the handshakes in progress.
+connections of one transport share: the secret file, the handshakes in progress and the
+peer-wire versions this node offers.
+
+Versions (`peer_auth`): each connection agrees on the highest version both ends speak. A node
+of a release before versions closes a hello that offers more than version 1 without a word;
+the initiator then offers version 1 alone on its next dial to that peer, and its full range
+again once that connection ends (the peer may have been upgraded meanwhile).
 
 Everything here runs on PySyncObj's tick thread.
 """
@@ -14,14 +20,23 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import socket
 import time
 from typing import Any
 
 from hakeeper.config.secret_file import ClusterSecret, SecretFile
 from hakeeper.coord import peer_auth
-from hakeeper.coord.peer_auth import FrameOpener, FrameRejected, FrameSealer, HandshakeFailed
+from hakeeper.coord.peer_auth import (
+    LEGACY,
+    FrameOpener,
+    FrameRejected,
+    FrameSealer,
+    HandshakeFailed,
+)
 from hakeeper.coord.pysyncobj_compat import CONNECTION_STATE, POLL_EVENT_TYPE, set_keepalive
+from hakeeper.errors import ConfigError, VersionMismatch
+from hakeeper.model.wire_version import SUPPORTED, Format, VersionRange
 
 log = logging.getLogger("hakeeper.coord.raft_transport")
 
@@ -32,6 +47,23 @@ MAX_OUTPUT = 64 * 1024 * 1024
 RECV_CHUNK = 64 * 1024
 READS_PER_EVENT = 16  # then the poller runs the other connections; level-triggered, so no loss
 LOG_EVERY = 5.0  # one line per kind of refusal per this many seconds, with a count
+WIRE_MAX_ENV = "HAKEEPER_RAFT_WIRE_MAX"
+"""Caps the newest Raft peer-wire version this node offers: pins a node to the wire of the
+release a cluster upgrades from, and lets the tests run a roll between two wire versions."""
+
+
+def wire_versions(environ: dict[str, str] | None = None) -> VersionRange:
+    """The Raft peer-wire versions this node offers (``HAKEEPER_RAFT_WIRE_MAX`` caps them)."""
+    supported = SUPPORTED[Format.RAFT_PEER_WIRE]
+    cap = (os.environ if environ is None else environ).get(WIRE_MAX_ENV, "").strip()
+    if not cap:
+        return supported
+    if not cap.isdigit() or int(cap) not in supported:
+        raise ConfigError(
+            f"{WIRE_MAX_ENV}={cap!r}: this release speaks Raft peer-wire versions {supported}. "
+            f"Fix: set it to one of them, or unset it"
+        )
+    return supported.capped(int(cap))
 
 
 class _Phase:
@@ -54,11 +86,28 @@ class PeerGuard:
     """What the connections of one transport share: the secret file, the handshakes in
     progress (with their deadlines), and rate-limited logging of refusals."""
 
-    def __init__(self, secret_file: SecretFile) -> None:
+    def __init__(self, secret_file: SecretFile, versions: VersionRange | None = None) -> None:
         self._file = secret_file
+        self.versions = wire_versions() if versions is None else versions
         self._problem: str | None = None
         self.pending: dict[AuthConnection, float] = {}
         self._noted: dict[str, tuple[float, int]] = {}
+        self._speaking: dict[str, int] = {}
+        self.legacy_peers: set[str] = set()  # to be offered version 1 alone on the next dial
+
+    def offer(self, peer: str) -> VersionRange:
+        """What to offer ``peer`` on a new dial (version 1 alone after it closed a fuller
+        offer unanswered, as a release before versions does)."""
+        if peer in self.legacy_peers and 1 in self.versions:
+            return LEGACY
+        return self.versions
+
+    def speaking(self, peer: str, version: int) -> None:
+        """Log the version a peer link speaks whenever it changes (a roll is visible)."""
+        if self._speaking.get(peer) != version:
+            self._speaking[peer] = version
+            log.info("event=raft_peer_wire peer=%s version=%d offered=%s", peer, version,
+                     self.versions)  # fmt: skip
 
     def secrets(self) -> ClusterSecret:
         """The secret file as it is now (re-read when it changed; the last good one kept)."""
@@ -138,6 +187,8 @@ class AuthConnection:
         self._last_read = time.monotonic()
         self._my_nonce = b""
         self._their_nonce = b""
+        self._offer = LEGACY
+        self._agreement = peer_auth.V1
         self._secret: ClusterSecret | None = None
         self._sealer: FrameSealer | None = None
         self._opener: FrameOpener | None = None
@@ -208,6 +259,9 @@ class AuthConnection:
 
     def disconnect(self) -> None:
         was_open = self._phase != _Phase.DISCONNECTED
+        if was_open and self.initiator and self._offer == LEGACY:
+            # The version-1-only dial is spent: the next one offers the full range again.
+            self._guard.legacy_peers.discard(self.peer)
         self._guard.pending.pop(self, None)
         if self._fileno is not None:
             self._poller.unsubscribe(self._fileno)
@@ -265,7 +319,8 @@ class AuthConnection:
                 return
             self._phase = _Phase.AWAIT_REPLY
             self._my_nonce = peer_auth.new_nonce()
-            self._out += peer_auth.hello(self._my_nonce)
+            self._offer = self._guard.offer(self.peer)
+            self._out += peer_auth.hello(self._my_nonce, self._offer)
         if event & POLL_EVENT_TYPE.WRITE or self._out:
             self._flush()
         if event & POLL_EVENT_TYPE.READ and self._phase != _Phase.DISCONNECTED:
@@ -309,6 +364,9 @@ class AuthConnection:
                 self.disconnect()
                 return
             if not chunk:
+                if self._phase == _Phase.AWAIT_REPLY and self._offer != LEGACY:
+                    # Closed unanswered: what a release before versions does to this offer.
+                    self._guard.legacy_peers.add(self.peer)
                 self.disconnect()
                 return
             self._last_read = time.monotonic()
@@ -324,30 +382,46 @@ class AuthConnection:
         self._in.clear()
         try:
             if self._phase == _Phase.AWAIT_HELLO:
-                self._their_nonce = peer_auth.parse_hello(data)
+                offer = peer_auth.parse_hello(data)
+                self._their_nonce = offer.nonce
+                try:
+                    self._agreement = peer_auth.choose(self._guard.versions, offer)
+                except VersionMismatch as exc:
+                    self._guard.note("version_mismatch", self.peer, str(exc))
+                    self._out += peer_auth.refusal(self._guard.versions)
+                    self._flush()
+                    self.disconnect()
+                    return
                 self._secret = self._guard.secrets()
                 self._out += peer_auth.reply(self._secret.current, self._their_nonce,
-                                             self._my_nonce)  # fmt: skip
+                                             self._my_nonce, self._agreement)  # fmt: skip
                 self._phase = _Phase.AWAIT_FINISH
                 self._flush()
             elif self._phase == _Phase.AWAIT_REPLY:
                 self._secret = self._guard.secrets()
-                self._their_nonce, proved = peer_auth.check_reply(
-                    data, self._secret.accepted, self._my_nonce
+                self._their_nonce, proved, self._agreement = peer_auth.check_reply(
+                    data, self._secret.accepted, self._my_nonce, self._offer
                 )
-                mine = self._secret.current
-                self._out += peer_auth.finish(mine, self._my_nonce, self._their_nonce)
-                keys = peer_auth.session_keys(proved, mine, self._my_nonce, self._their_nonce)
+                mine, agreed = self._secret.current, self._agreement
+                self._out += peer_auth.finish(mine, self._my_nonce, self._their_nonce, agreed)
+                keys = peer_auth.session_keys(
+                    proved, mine, self._my_nonce, self._their_nonce, agreed
+                )
                 self._established(proved, keys.initiator_to_acceptor, keys.acceptor_to_initiator)
             else:
                 assert self._secret is not None
                 proved = peer_auth.check_finish(
-                    data, self._secret.accepted, self._their_nonce, self._my_nonce
-                )
+                    data, self._secret.accepted, self._their_nonce, self._my_nonce,
+                    self._agreement,
+                )  # fmt: skip
                 keys = peer_auth.session_keys(
-                    self._secret.current, proved, self._their_nonce, self._my_nonce
-                )
+                    self._secret.current, proved, self._their_nonce, self._my_nonce,
+                    self._agreement,
+                )  # fmt: skip
                 self._established(proved, keys.acceptor_to_initiator, keys.initiator_to_acceptor)
+        except peer_auth.VersionRefused as exc:
+            self._guard.note("version_refused", self.peer, str(exc))
+            self.disconnect()
         except HandshakeFailed as exc:
             self._guard.note("handshake_failed", self.peer, str(exc))
             self.disconnect()
@@ -358,6 +432,7 @@ class AuthConnection:
         self._sealer = FrameSealer(send_key)
         self._opener = FrameOpener(recv_key)
         self._phase = _Phase.ESTABLISHED
+        self._guard.speaking(self.peer, self._agreement.version)
         self._flush()
         if self._phase == _Phase.ESTABLISHED and self._on_connected is not None:
             self._on_connected()

@@ -4,7 +4,10 @@ PySyncObj numbers replicated methods by their sorted names and pickles its consu
 snapshots, so a journal or snapshot written by another layout of the state machines would
 replay as the wrong commands. The directory therefore carries a format mark, written before
 the first journal entry; a directory that holds a journal or snapshot under another mark, or
-under none (written before marks existed), is refused and never replayed.
+under none (written before marks existed), is refused and never replayed. The format's
+version lives with every other format's in `hakeeper.model.wire_version`; a mark of a newer
+format (a node downgraded, or a data directory copied from an upgraded one) is refused with
+"upgrade this node".
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hakeeper.errors import DataDirFormat
+from hakeeper.errors import DataDirFormat, UnreadableFormat
+from hakeeper.model.wire_version import SUPPORTED, Format, check_readable
 
 #: 2: the key-value state machine beside the member record (membership changes). Format 1
 #: (one state machine, no mark) is what every earlier version wrote.
-FORMAT = 2
+FORMAT = SUPPORTED[Format.RAFT_DATA_DIR].newest
 MARK_NAME = "format"
 _MARK = f"hakeeper-raft {FORMAT}\n"
 
@@ -41,6 +45,7 @@ def open_data_dir(path: Path) -> RaftFiles:
     if found == _MARK:
         return files
     holds_log = any(p.name.startswith(("raft.journal", "raft.dump")) for p in path.iterdir())
+    _refuse_newer(path, found)
     if found is not None or holds_log:
         written = (found or "").strip() or "hakeeper-raft 1 (no mark)"
         raise DataDirFormat(
@@ -53,3 +58,19 @@ def open_data_dir(path: Path) -> RaftFiles:
     mark.write_text(_MARK, encoding="utf-8")
     mark.chmod(0o600)
     return files
+
+
+def _refuse_newer(path: Path, mark: str | None) -> None:
+    """DataDirFormat naming both versions when ``mark`` is of a newer format than this
+    release reads (an older one gets the move-aside advice of `open_data_dir`)."""
+    mark = (mark or "").strip()
+    words = mark.split()
+    if len(words) != 2 or words[0] != "hakeeper-raft" or not words[1].isdigit():
+        return
+    found = int(words[1])
+    if found <= FORMAT:
+        return
+    try:
+        check_readable(Format.RAFT_DATA_DIR, found, f"raft data directory {path} ({mark!r})")
+    except UnreadableFormat as exc:
+        raise DataDirFormat(str(exc)) from None

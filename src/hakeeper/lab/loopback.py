@@ -279,6 +279,10 @@ class LoopbackCluster:
     def running(self, node: str) -> bool:
         return self._procs[node].running
 
+    async def exited(self, node: str, timeout: float) -> bool:
+        """Wait for the agent of ``node`` to exit by itself; True if it did in time."""
+        return await asyncio.to_thread(self._procs[node].wait, timeout)
+
     def pid(self, node: str) -> int | None:
         return self._procs[node].pid
 

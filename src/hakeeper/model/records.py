@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hakeeper.model.roles import InstanceRole, PlacedRole
+from hakeeper.model.wire_version import Format, FormatSupport, VersionRange
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +70,9 @@ class MemberRecord:
 
     node: str
     address: str
+    release: str = ""  # the hakeeper release it runs; "" from releases before versions
+    formats: tuple[FormatSupport, ...] = ()  # what it speaks and reads (`upgrade plan`)
+
+    def versions_of(self, fmt: Format) -> VersionRange | None:
+        """The versions of ``fmt`` it published; None from a release before versions."""
+        return next((f.versions for f in self.formats if f.format == fmt), None)

@@ -24,16 +24,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from hakeeper import __version__
 from hakeeper.agents.factory import AgentMaker
 from hakeeper.config.file_modes import PRIVATE_UMASK, open_private, private_dir
 from hakeeper.config.loader import load_spec
 from hakeeper.coord.base import Coordinator
+from hakeeper.coord.raft_connection import wire_versions
 from hakeeper.errors import ConfigError, CoordError
 from hakeeper.fencing.topology import Fencer
 from hakeeper.fencing.watchdog import Watchdog
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.events import ConfigRefused
 from hakeeper.model.records import MemberRecord
+from hakeeper.model.wire_version import SUPPORTED, Format, FormatSupport
 from hakeeper.runtime.alerts import AlertDispatcher
 from hakeeper.runtime.connect import open_coordinator
 from hakeeper.runtime.controller import Controller, Deposed
@@ -56,6 +59,15 @@ LAST_GOOD_CONFIG = "cluster.toml"
 #: What the agent keeps in its state dir: the Raft journal and dump, the agents' state and
 #: logs, the last good config (tightened at start if an older version left them open).
 STATE_OWNED = ("raft", "agents", LAST_GOOD_CONFIG)
+
+
+def published_formats() -> tuple[FormatSupport, ...]:
+    """The format versions this node speaks, for its member record: the Raft peer wire as
+    offered (``HAKEEPER_RAFT_WIRE_MAX`` may cap it), the others as this release has them."""
+    return tuple(
+        FormatSupport(fmt, wire_versions() if fmt == Format.RAFT_PEER_WIRE else versions)
+        for fmt, versions in SUPPORTED.items()
+    )
 
 
 class NodeDaemon:
@@ -111,12 +123,17 @@ class NodeDaemon:
     async def _run_with(self, coord: Coordinator) -> None:
         spec_now: Callable[[], ClusterSpec] = lambda: self.spec  # noqa: E731
         store = ClusterStore(coord, KeySpace(self.spec.options.name))
+        # Before anything is read or written: a store a newer release wrote is never misread.
+        store_format = await store.claim_format()
+        log.info("event=store_format node=%s format=%d", self.node, store_format)
         events = store.event_log(self.node)
         await self._adopt_stored_config(store, events)
         me = self.spec.node(self.node)
         assert me is not None
         membership = store.membership(
-            MemberRecord(self.node, me.address), self.lease_timing, time.monotonic
+            MemberRecord(self.node, me.address, __version__, published_formats()),
+            self.lease_timing,
+            time.monotonic,
         )
         executor = Executor(
             node=self.node, spec=spec_now, store=store, events=events,

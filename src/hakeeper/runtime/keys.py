@@ -39,6 +39,11 @@ class KeySpace:
         return f"{self.root}controller"
 
     @property
+    def store_format(self) -> str:
+        """The cluster store's format version (`hakeeper.model.wire_version`)."""
+        return f"{self.root}format"
+
+    @property
     def assignments(self) -> str:
         return f"{self.root}assignments/"
 

@@ -20,6 +20,7 @@ from hakeeper.model.records import (
 )
 from hakeeper.model.roles import TARGET_ROLES, TargetRole
 from hakeeper.model.state import FailCount, RuntimeKind
+from hakeeper.model.wire_version import Format, FormatSupport, VersionRange
 
 
 def encode_assignment(assignment: Assignment) -> bytes:
@@ -102,12 +103,39 @@ def decode_fenced(raw: bytes) -> FencedMark:
 
 
 def encode_member(record: MemberRecord) -> bytes:
-    return json.dumps({"node": record.node, "address": record.address}).encode()
+    # "release" and "formats" only when known: records of releases before versions read
+    # the same, and those releases ignore the extra fields.
+    data: dict[str, object] = {"node": record.node, "address": record.address}
+    if record.release:
+        data["release"] = record.release
+        data["formats"] = {
+            f.format.value: [f.versions.oldest, f.versions.newest] for f in record.formats
+        }
+    return json.dumps(data).encode()
 
 
 def decode_member(raw: bytes) -> MemberRecord:
     data = json.loads(raw)
-    return MemberRecord(str(data["node"]), str(data["address"]))
+    known = {f.value: f for f in Format}
+    formats = tuple(
+        FormatSupport(known[name], VersionRange(int(oldest), int(newest)))
+        for name, (oldest, newest) in dict(data.get("formats", {})).items()
+        if name in known  # a format a newer release added: not one this release speaks
+    )
+    return MemberRecord(
+        str(data["node"]), str(data["address"]), str(data.get("release", "")), formats
+    )
+
+
+def encode_store_format(version: int) -> bytes:
+    return json.dumps({"format": version}).encode()
+
+
+def decode_store_format(raw: bytes) -> int:
+    version = json.loads(raw)["format"]
+    if not isinstance(version, int):
+        raise TypeError(f"store format mark {version!r} is not a number")
+    return version
 
 
 def encode_target_role(role: TargetRole) -> bytes:

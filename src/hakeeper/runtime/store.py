@@ -43,7 +43,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from hakeeper.coord.base import KV, Cmp, Coordinator, Delete, Get, Lease, Op, Put
-from hakeeper.errors import ConfigError
+from hakeeper.errors import ConfigError, UnreadableFormat
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.records import (
     Assignment,
@@ -62,6 +62,7 @@ from hakeeper.model.state import (
     RuntimeKind,
 )
 from hakeeper.model.timing import TimingProfile
+from hakeeper.model.wire_version import SUPPORTED, Format, check_readable
 from hakeeper.runtime.election import Controller, ControllerElection, term_guard
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.keys import KeySpace
@@ -72,7 +73,9 @@ from hakeeper.runtime.record_codec import (
     decode_constraint,
     decode_failcount,
     decode_flags,
+    decode_member,
     decode_status,
+    decode_store_format,
     decode_target_role,
     encode_alert_cursor,
     encode_assignment,
@@ -81,6 +84,7 @@ from hakeeper.runtime.record_codec import (
     encode_fenced,
     encode_flags,
     encode_status,
+    encode_store_format,
     encode_target_role,
 )
 from hakeeper.runtime.stored_config import (
@@ -328,6 +332,34 @@ class ClusterStore:
     async def is_member(self, node: str) -> bool:
         """Whether ``node`` holds a live member lease."""
         return await self._coord.get(self._keys.member(node)) is not None
+
+    async def member_records(self) -> dict[str, MemberRecord]:
+        """What each live node published: its address, release and format versions."""
+        prefix = len(self._keys.members)
+        out: dict[str, MemberRecord] = {}
+        for kv in await self._coord.range(self._keys.members):
+            node = kv.key[prefix:]
+            try:
+                out[node] = decode_member(kv.value)
+            except (ValueError, KeyError, TypeError):
+                out[node] = MemberRecord(node, "?")  # torn or foreign: live, versions unknown
+        return out
+
+    async def claim_format(self) -> int:
+        """The cluster store's format version: this release's when none is stored yet (a
+        store without a mark was written by a release before marks, which wrote format 1);
+        UnreadableFormat when it is one this release cannot read."""
+        key = self._keys.store_format
+        mine = encode_store_format(SUPPORTED[Format.CLUSTER_STORE].newest)
+        await self._coord.txn([Cmp(key, "create_revision", "==", 0)], [Put(key, mine)])
+        kv = await self._coord.get(key)
+        where = f"the store of cluster {self._keys.cluster!r} (key {key})"
+        try:
+            found = decode_store_format(mine if kv is None else kv.value)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UnreadableFormat(f"{where} holds an unreadable format mark: {exc}") from exc
+        check_readable(Format.CLUSTER_STORE, found, where)
+        return found
 
     async def member_leases(self) -> MemberLeases:
         """Every member's lease and the controller, in one linearizable read."""

@@ -2,10 +2,15 @@
 
 A mutual HMAC-SHA256 challenge over two fresh random nonces, one from each side::
 
-    connector → listener   HK_AUTH 1 <client nonce>
-    listener  → connector  HK_AUTH 1 <server nonce> <HMAC(secret, "server" | cn | sn)>
+    connector → listener   HK_AUTH <versions> <client nonce>
+    listener  → connector  HK_AUTH <version> <server nonce> <HMAC(secret, "server" | cn | sn)>
     connector → listener   HK_PROOF <HMAC(secret, "client" | cn | sn)>
     listener  → connector  HK_OK            (or HK_DENIED, then the connection closes)
+
+Versions (`hakeeper.model.wire_version`, `Format.SESSION_PEER_WIRE`): the connector offers
+``<v>`` or ``<oldest>-<newest>``, the listener answers with the highest version both speak, or
+``HK_VERSION <its range>`` and closes when there is none (the connector then says which side
+to upgrade). Only version 1 exists so far, so the bytes are those of the first release.
 
 Each side proves with its ``current`` secret and accepts any of its ``accepted`` ones (a
 rotation of the secret file needs no restart). The role names in the MAC keep a proof from
@@ -25,11 +30,20 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from ssl import SSLContext
 from typing import TypeVar, cast
 
 from hakeeper.config.secret_file import ClusterSecret, SecretFile
 from hakeeper.model.address import split_address
+from hakeeper.model.wire_version import (
+    MAX_VERSION,
+    SUPPORTED,
+    Format,
+    VersionRange,
+    negotiate,
+    version_mismatch_text,
+)
 
 MAX_HANDSHAKE_BYTES = 512
 NONCE_BYTES = 16
@@ -37,6 +51,8 @@ SERVER_ROLE = b"hakeeper-sessions server\0"
 CLIENT_ROLE = b"hakeeper-sessions client\0"
 OK_LINE = b"HK_OK\r\n"
 DENIED_LINE = b"HK_DENIED\r\n"
+VERSION_REFUSED = b"HK_VERSION"
+WIRE = SUPPORTED[Format.SESSION_PEER_WIRE]
 
 P = TypeVar("P", bound=asyncio.Protocol)
 
@@ -73,26 +89,76 @@ def _hex_field(token: bytes, size: int) -> bytes | None:
         return None
 
 
-def client_hello(client_nonce: bytes) -> bytes:
-    return b"HK_AUTH 1 %s\r\n" % client_nonce.hex().encode()
+def _token(versions: VersionRange) -> bytes:
+    if versions.oldest == versions.newest:
+        return b"%d" % versions.newest
+    return b"%d-%d" % (versions.oldest, versions.newest)
 
 
-def parse_client_hello(line: bytes) -> bytes | None:
-    parts = line.split()
-    if len(parts) != 3 or parts[0] != b"HK_AUTH" or parts[1] != b"1":
+def _versions(token: bytes) -> VersionRange | None:
+    """``<v>`` or ``<oldest>-<newest>``; None when malformed."""
+    low, _, high = token.partition(b"-")
+    high = high or low
+    if not (low.isdigit() and high.isdigit() and len(low) <= 3 and len(high) <= 3):
         return None
-    return _hex_field(parts[2], NONCE_BYTES)
+    if not 1 <= int(low) <= int(high) <= MAX_VERSION:
+        return None
+    return VersionRange(int(low), int(high))
 
 
-def server_challenge(secret: ClusterSecret, client_nonce: bytes, server_nonce: bytes) -> bytes:
+def client_hello(client_nonce: bytes, offer: VersionRange = WIRE) -> bytes:
+    return b"HK_AUTH %s %s\r\n" % (_token(offer), client_nonce.hex().encode())
+
+
+@dataclass(frozen=True, slots=True)
+class ClientHello:
+    nonce: bytes
+    version: int  # the highest version both ends speak
+
+
+def parse_client_hello(line: bytes, speaks: VersionRange = WIRE) -> ClientHello | None:
+    """The connector's nonce and the agreed version; None for anything but a hello, and
+    VersionMismatch when the offer shares no version with ``speaks``."""
+    parts = line.split()
+    if len(parts) != 3 or parts[0] != b"HK_AUTH":
+        return None
+    offer = _versions(parts[1])
+    nonce = _hex_field(parts[2], NONCE_BYTES)
+    if offer is None or nonce is None:
+        return None
+    return ClientHello(nonce, negotiate(Format.SESSION_PEER_WIRE, speaks, offer))
+
+
+def version_refusal(speaks: VersionRange = WIRE) -> bytes:
+    return b"%s %s\r\n" % (VERSION_REFUSED, _token(speaks))
+
+
+def server_challenge(
+    secret: ClusterSecret, client_nonce: bytes, server_nonce: bytes, version: int = 1
+) -> bytes:
     mac = _mac(secret.current, SERVER_ROLE, client_nonce, server_nonce)
-    return b"HK_AUTH 1 %s %s\r\n" % (server_nonce.hex().encode(), mac.hex().encode())
+    return b"HK_AUTH %d %s %s\r\n" % (version, server_nonce.hex().encode(), mac.hex().encode())
 
 
-def check_server_challenge(secret: ClusterSecret, client_nonce: bytes, line: bytes) -> bytes:
+def check_server_challenge(
+    secret: ClusterSecret, client_nonce: bytes, line: bytes, offered: VersionRange = WIRE
+) -> bytes:
     """The server's nonce, once its MAC proves the secret; PeerAuthError otherwise."""
     parts = line.split()
-    if len(parts) != 4 or parts[0] != b"HK_AUTH" or parts[1] != b"1":
+    if len(parts) == 2 and parts[0] == VERSION_REFUSED:
+        theirs = _versions(parts[1])
+        raise PeerAuthError(
+            version_mismatch_text(Format.SESSION_PEER_WIRE, offered, theirs)
+            if theirs is not None
+            else f"the peer refused {Format.SESSION_PEER_WIRE} versions {offered}"
+        )
+    chosen = _versions(parts[1]) if len(parts) == 4 else None
+    if (
+        parts[:1] != [b"HK_AUTH"]
+        or chosen is None
+        or chosen.oldest != chosen.newest
+        or chosen.newest not in offered
+    ):
         raise PeerAuthError(
             f"not a hakeeper sessions peer port (it answered {line[:60]!r}); point the "
             "address at the node's --peer-listen port"

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from typing import cast
 
+from hakeeper.errors import VersionMismatch
 from hakeeper.sessions.boundary import NodeSide
 from hakeeper.sessions.peer_auth import (
     DENIED_LINE,
@@ -21,6 +22,7 @@ from hakeeper.sessions.peer_auth import (
     new_nonce,
     parse_client_hello,
     server_challenge,
+    version_refusal,
 )
 from hakeeper.sessions.protocol import MemcacheProtocol
 
@@ -78,13 +80,19 @@ class PeerGate(asyncio.Protocol):
         transport = self.transport
         assert transport is not None
         if self._client_nonce is None:
-            nonce = parse_client_hello(line)
-            if nonce is None:
+            try:
+                hello = parse_client_hello(line)
+            except VersionMismatch as exc:
+                transport.write(version_refusal())
+                self._fail(str(exc))
+                return
+            if hello is None:
                 self._fail(f"not a peer handshake: {line[:40]!r}")
                 return
-            self._client_nonce = nonce
+            self._client_nonce = hello.nonce
             secret = self._node.secret()
-            transport.write(server_challenge(secret, nonce, self._server_nonce))
+            transport.write(server_challenge(secret, hello.nonce, self._server_nonce,
+                                             hello.version))  # fmt: skip
             return
         secret = self._node.secret()
         if not check_client_proof(secret, self._client_nonce, self._server_nonce, line):
