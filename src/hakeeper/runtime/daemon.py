@@ -42,6 +42,7 @@ from hakeeper.runtime.executor import Executor
 from hakeeper.runtime.fence_plan import fencer_of
 from hakeeper.runtime.keys import KeySpace
 from hakeeper.runtime.membership import Membership
+from hakeeper.runtime.observations import Observations
 from hakeeper.runtime.store import ClusterStore
 from hakeeper.runtime.stored_config import short_reason, stored_spec
 from hakeeper.runtime.suspicion import SuspicionWatch
@@ -85,6 +86,9 @@ class NodeDaemon:
         self._stop = asyncio.Event()
         self.watchdog = watchdog or self._watchdog()
         self._executor: Executor | None = None
+        #: What this node's loops measure (lease renewals, scheduler runs, fences,
+        #: failovers): the face that serves ``/metrics`` reads it.
+        self.observations = Observations()
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -115,8 +119,9 @@ class NodeDaemon:
         me = self.spec.node(self.node)
         assert me is not None
         membership = store.membership(
-            MemberRecord(self.node, me.address), self.lease_timing, time.monotonic
-        )
+            MemberRecord(self.node, me.address), self.lease_timing, time.monotonic,
+            self.observations,
+        )  # fmt: skip
         executor = Executor(
             node=self.node, spec=spec_now, store=store, events=events,
             membership=membership, state_dir=self.state_dir, agents=self.agents,
@@ -375,7 +380,7 @@ class NodeDaemon:
                 continue
             controller = Controller(
                 node=self.node, term=current.term, spec=spec_now, store=store,
-                events=events, fencer=self._fencer,
+                events=events, fencer=self._fencer, observer=self.observations,
             )  # fmt: skip
             await self._lead(controller, membership)
 
