@@ -94,8 +94,9 @@ async def read_cluster(
 async def _last_backup(store: ClusterStore, node: str) -> float | None:
     try:
         events = await store.event_log(node).read()
-    except ConfigError as exc:
-        # An event this version cannot parse (a newer writer): the rest of the page stands.
+    except (ConfigError, UnicodeDecodeError) as exc:
+        # An event this version cannot parse (a newer writer's kind, a damaged value): the
+        # rest of the page stands.
         log.warning("event=metrics_events_unreadable error=%r", str(exc))
         return None
     stamps = [e.ts for e in events if e.kind == BACKUP_CREATED]
