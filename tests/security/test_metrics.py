@@ -8,13 +8,22 @@ cluster.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-from aiohttp import ClientSession
+from aiohttp import ClientSession, web
 
-from hakeeper.api.metrics import MetricsEndpoint
+from hakeeper.api.metrics import ClusterReading, MetricsEndpoint, render
+from hakeeper.api.metrics_components import (
+    COMPONENT_TIMEOUT,
+    MAX_COMPONENT_BYTES,
+    Component,
+    ComponentKind,
+    scrape_components,
+)
 from hakeeper.runtime.observations import Observations
 from hakeeper.runtime.store import ClusterStore
 from tests.api.metrics_support import (
@@ -111,3 +120,85 @@ async def test_a_damaged_event_leaves_the_page_standing(target: Target, junk: by
     assert page[("hakeeper_up", ())] == 1
     assert page[("hakeeper_quorate", ())] == 1
     assert page[("hakeeper_nodes", (("state", "offline"),))] == 3
+
+
+# --- hostile components: a local balancer or store that hangs or babbles ---------------------
+
+
+@contextlib.asynccontextmanager
+async def tcp_server(answer: bytes | None) -> AsyncIterator[int]:
+    """A listener on 127.0.0.1 that sends ``answer`` forever (None: reads and says nothing)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            for _ in range(100_000):  # bounded: ~the babble a scrape could ever be offered
+                if answer is None:
+                    await reader.read(1024)
+                    await asyncio.sleep(0.1)
+                else:
+                    writer.write(answer)
+                    await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
+def good_balancer_page() -> web.Response:
+    return web.Response(
+        text="# TYPE hakeeper_balancer_server_up gauge\nhakeeper_balancer_server_up 1\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "answer"),
+    [
+        ("sessions", None),  # accepts, never answers
+        ("sessions", b"STAT curr_items 1\r\n"),  # a stats answer that never ends
+        ("balancer", b"x" * 65536),  # neither HTTP nor ever done
+    ],
+    ids=["silent-store", "endless-stats", "babbling-balancer"],
+)
+async def test_a_hostile_component_costs_a_bounded_time_and_not_the_page(
+    kind: ComponentKind, answer: bytes | None
+) -> None:
+    async def page(_: web.Request) -> web.Response:
+        return good_balancer_page()
+
+    async with tcp_server(answer) as port, serving("/metrics", page) as url:
+        good_port = int(url.split(":")[2].split("/")[0])
+        started = time.monotonic()
+        families = await asyncio.wait_for(
+            scrape_components([
+                Component(kind, "bad", "127.0.0.1", port),
+                Component("balancer", "good", "127.0.0.1", good_port),
+            ]),
+            timeout=60,
+        )  # fmt: skip
+        took = time.monotonic() - started
+
+    body, _ = render(ClusterReading("c1", "n1", up=True), Observations(), families)
+    got = samples(body.decode())
+    assert got[("hakeeper_component_up", (("kind", kind), ("resource", "bad")))] == 0
+    assert took < COMPONENT_TIMEOUT + 5
+    assert got[("hakeeper_component_up", (("kind", "balancer"), ("resource", "good")))] == 1
+    assert got[("hakeeper_balancer_server_up", (("resource", "good"),))] == 1
+
+
+async def test_an_oversized_balancer_page_is_refused_whole() -> None:
+    huge = "hakeeper_balancer_server_up 1\n" * (MAX_COMPONENT_BYTES // 20)
+
+    async def page(_: web.Request) -> web.Response:
+        return web.Response(text=huge)
+
+    async with serving("/metrics", page) as url:
+        port = int(url.split(":")[2].split("/")[0])
+        families = await scrape_components([Component("balancer", "big", "127.0.0.1", port)])
+        body, _ = render(ClusterReading("c1", "n1", up=True), Observations(), families)
+
+    got = samples(body.decode())
+    assert got[("hakeeper_component_up", (("kind", "balancer"), ("resource", "big")))] == 0
+    assert not any(name == "hakeeper_balancer_server_up" for name, _ in got)

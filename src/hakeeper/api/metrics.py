@@ -9,6 +9,8 @@ Two sources, one page (the table of names is docs/metrics.md):
 - **this process** (`hakeeper.runtime.observations.Observations`): lease renewal latency,
   scheduler run time, fences and failovers this node's controller carried out. These are
   counters of the process: sum them over the nodes for the cluster's total.
+- **the balancers and session stores running on this node**, asked at scrape time
+  (`hakeeper.api.metrics_components`).
 
 Names follow Prometheus' conventions and ha_cluster_exporter's style: a ``hakeeper_`` prefix,
 base units (seconds), ``_total`` counters, states and roles as label values (every state is
@@ -26,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -39,6 +41,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from hakeeper.api.metrics_components import local_components, scrape_components
 from hakeeper.errors import ConfigError, CoordError
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.roles import INSTANCE_ROLES
@@ -104,11 +107,17 @@ async def _last_backup(store: ClusterStore, node: str) -> float | None:
 
 
 class ClusterCollector(Collector):
-    """The families of one reading and one process's observations."""
+    """The families of one reading, one process's observations, and the local components'."""
 
-    def __init__(self, reading: ClusterReading, observations: Observations) -> None:
+    def __init__(
+        self,
+        reading: ClusterReading,
+        observations: Observations,
+        components: Sequence[Metric] = (),
+    ) -> None:
         self.reading = reading
         self.observations = observations
+        self.components = components
 
     def collect(self) -> Iterator[Metric]:
         r = self.reading
@@ -121,6 +130,7 @@ class ClusterCollector(Collector):
             yield from _resource_families(r.state)
             yield from _backup_families(r)
         yield from _process_families(self.observations)
+        yield from self.components
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
@@ -233,10 +243,12 @@ def _process_families(o: Observations) -> Iterator[Metric]:
     )  # fmt: skip
 
 
-def render(reading: ClusterReading, observations: Observations) -> tuple[bytes, str]:
+def render(
+    reading: ClusterReading, observations: Observations, components: Sequence[Metric] = ()
+) -> tuple[bytes, str]:
     """The page: (body, content type)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ClusterCollector(reading, observations))
+    registry.register(ClusterCollector(reading, observations, components))
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
@@ -261,21 +273,29 @@ class MetricsEndpoint:
         self._wall = wall
         self._lock = asyncio.Lock()
         self._reading: ClusterReading | None = None
+        self._components: list[Metric] = []
         self._read_at = float("-inf")
 
-    async def reading(self) -> ClusterReading:
+    async def reading(self) -> tuple[ClusterReading, list[Metric]]:
+        """The cluster and the local components' families, read anew past the interval."""
         # One read at a time: scrapes that arrive meanwhile wait for it and share it.
         async with self._lock:
             if self._reading is None or self._clock() - self._read_at >= MIN_READ_INTERVAL:
-                self._reading = await read_cluster(
-                    self._store, self._spec(), self._node, self._wall()
-                )
+                spec = self._spec()
+                reading = await read_cluster(self._store, spec, self._node, self._wall())
+                local = (
+                    [] if reading.state is None
+                    else local_components(spec, reading.state, self._node)
+                )  # fmt: skip
+                self._components = await scrape_components(local) if local else []
+                self._reading = reading
                 self._read_at = self._clock()
-            return self._reading
+            return self._reading, self._components
 
     async def metrics_response_body(self) -> tuple[bytes, str]:
         """(body, content type) of ``GET /metrics``."""
-        return render(await self.reading(), self._observations)
+        reading, components = await self.reading()
+        return render(reading, self._observations, components)
 
     def handler(self) -> Callable[[web.Request], Awaitable[web.Response]]:
         """The aiohttp handler to route ``GET /metrics`` to (behind the ``read`` role)."""
