@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 
 import pytest
 
-from hakeeper.api.metrics import ClusterReading, MetricsEndpoint, read_cluster, render
+from hakeeper.api.metrics import (
+    BACKUP_CREATED,
+    BACKUP_READ_INTERVAL,
+    ClusterReading,
+    MetricsEndpoint,
+    read_cluster,
+    render,
+)
 from hakeeper.errors import Unreachable
 from hakeeper.model.records import InstanceStatus, MemberRecord, NodeFlags
 from hakeeper.model.state import ClusterState, FailCount, Instance, NodeState
@@ -219,3 +227,45 @@ async def test_the_handler_serves_the_page_in_prometheus_text_format() -> None:
     got = samples(body)
     assert got[one("hakeeper_quorate")] == 1
     assert got[one("hakeeper_failovers_total", resource="web")] == 1
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    kind: str
+    ts: float
+
+
+class BackupLog:
+    """The event log as the metrics read it: a backup 100 s ago, then another event."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    async def read(self) -> list[LoggedEvent]:
+        self.reads += 1
+        return [LoggedEvent(BACKUP_CREATED, NOW - 100), LoggedEvent("node.joined", NOW - 5)]
+
+
+class BackupStore(ClusterStore):
+    log = BackupLog()
+
+    def event_log(self, writer: str) -> BackupLog:  # type: ignore[override]
+        return self.log
+
+
+async def test_the_backup_age_comes_from_the_event_log_read_once_a_minute() -> None:
+    store = BackupStore(LocalCoordinator(), KEYS)
+    store.log = BackupLog()
+    clock = VirtualClock()
+    endpoint = MetricsEndpoint(
+        store, three_node_spec, "n1", Observations(), clock=clock, wall=lambda: NOW
+    )
+
+    ages = []
+    for step in (0.0, 1.0, BACKUP_READ_INTERVAL):
+        clock.advance(step)
+        body, _ = await endpoint.metrics_response_body()
+        ages.append(samples(body.decode())[one("hakeeper_backup_age_seconds")])
+
+    assert ages == [100, 100, 100]
+    assert store.log.reads == 2

@@ -18,7 +18,8 @@ always present, zero or not, so a query never meets a missing series), one line 
 with the value 1 where the entity is the point (``hakeeper_node_state``).
 
 A scrape reads the engine at most once per `MIN_READ_INTERVAL` (a reading is shared by the
-scrapes in that window) and within `READ_TIMEOUT`, so a flood of scrapes cannot become a flood
+scrapes in that window; the event log, for the backup age, once per `BACKUP_READ_INTERVAL`)
+and within `READ_TIMEOUT`, so a flood of scrapes cannot become a flood
 of reads through the consensus log; an engine that does not answer gives ``hakeeper_up 0``
 and the process's own families, never a hung scrape.
 """
@@ -29,7 +30,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -59,6 +60,9 @@ BACKUP_CREATED = "backup.created"
 NODE_STATES = (*NODE_STATUSES, "fenced")
 READ_TIMEOUT = 5.0
 MIN_READ_INTERVAL = 1.0
+#: The backup age needs the whole event log parsed (up to its 20,000 kept events) on the
+#: daemon's event loop: once a minute is plenty for an age counted in hours.
+BACKUP_READ_INTERVAL = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +80,16 @@ class ClusterReading:
 
 
 async def read_cluster(
-    store: ClusterStore, spec: ClusterSpec, node: str, now: float, timeout: float = READ_TIMEOUT
+    store: ClusterStore,
+    spec: ClusterSpec,
+    node: str,
+    now: float,
+    timeout: float = READ_TIMEOUT,
+    *,
+    with_backup: bool = True,
 ) -> ClusterReading:
-    """Quorum, controller, one snapshot and the newest backup event, within ``timeout``."""
+    """Quorum, controller, one snapshot and (``with_backup``) the newest backup event,
+    within ``timeout``."""
     name = spec.options.name
     try:
         async with asyncio.timeout(timeout):
@@ -87,7 +98,7 @@ async def read_cluster(
                 return ClusterReading(name, node, up=True, now=now)
             controller = await store.controller()
             observed = await store.observe(spec, now)
-            last_backup = await _last_backup(store, node)
+            last_backup = await _last_backup(store, node) if with_backup else None
     except (CoordError, TimeoutError) as exc:
         log.warning("event=metrics_read_failed error=%r", str(exc) or type(exc).__name__)
         return ClusterReading(name, node, up=False, now=now)
@@ -275,6 +286,8 @@ class MetricsEndpoint:
         self._reading: ClusterReading | None = None
         self._components: list[Metric] = []
         self._read_at = float("-inf")
+        self._last_backup: float | None = None
+        self._backup_read_at = float("-inf")
 
     async def reading(self) -> tuple[ClusterReading, list[Metric]]:
         """The cluster and the local components' families, read anew past the interval."""
@@ -282,7 +295,11 @@ class MetricsEndpoint:
         async with self._lock:
             if self._reading is None or self._clock() - self._read_at >= MIN_READ_INTERVAL:
                 spec = self._spec()
-                reading = await read_cluster(self._store, spec, self._node, self._wall())
+                backup_due = self._clock() - self._backup_read_at >= BACKUP_READ_INTERVAL
+                reading = await read_cluster(
+                    self._store, spec, self._node, self._wall(), with_backup=backup_due
+                )
+                reading = self._with_last_backup(reading, backup_due)
                 local = (
                     [] if reading.state is None
                     else local_components(spec, reading.state, self._node)
@@ -291,6 +308,15 @@ class MetricsEndpoint:
                 self._reading = reading
                 self._read_at = self._clock()
             return self._reading, self._components
+
+    def _with_last_backup(self, reading: ClusterReading, read_now: bool) -> ClusterReading:
+        """The reading with the newest backup known: read now, or kept from the last read."""
+        if reading.state is None:
+            return reading  # nothing read: the backup is asked again next time
+        if read_now:
+            self._last_backup, self._backup_read_at = reading.last_backup, self._clock()
+            return reading
+        return replace(reading, last_backup=self._last_backup)
 
     async def metrics_response_body(self) -> tuple[bytes, str]:
         """(body, content type) of ``GET /metrics``."""
