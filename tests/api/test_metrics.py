@@ -74,6 +74,7 @@ def test_the_cluster_families_of_a_reading() -> None:
     )  # fmt: skip
     got = page(reading)
 
+    assert got[one("hakeeper_cluster_info", cluster="c1", node="n1")] == 1
     assert got[one("hakeeper_up")] == 1
     assert got[one("hakeeper_quorate")] == 1
     assert got[one("hakeeper_controller", node="n1")] == 1

@@ -132,6 +132,12 @@ class ClusterCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         r = self.reading
+        info = GaugeMetricFamily(
+            P + "cluster_info", "1, naming the cluster and the node serving this page",
+            labels=["cluster", "node"],
+        )  # fmt: skip
+        info.add_metric([r.cluster, r.node], 1.0)
+        yield info
         yield _gauge("up", "1 if the engine answered this scrape's read in time", float(r.up))
         if r.up:
             yield _gauge("quorate", "1 if the engine has a majority of its voters", float(r.quorum))
