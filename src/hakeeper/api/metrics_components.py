@@ -14,8 +14,9 @@ node, at scrape time:
   ``authfile``'s first credential when it has one); the numbers become
   ``hakeeper_sessions_*`` families in memcached_exporter's words.
 
-Every ask has a `COMPONENT_TIMEOUT` and a `MAX_COMPONENT_BYTES` cap, so a hung or babbling
-component costs a scrape a bounded time and memory, never the page:
+Every ask has a `COMPONENT_TIMEOUT` and a size cap (`MAX_COMPONENT_BYTES` for a page,
+`MAX_STATS_LINES` for a stats answer), so a hung or babbling component costs a scrape a
+bounded time, memory and work on the daemon's event loop, never the page:
 ``hakeeper_component_up{kind, resource}`` says which answered.
 """
 
@@ -43,6 +44,10 @@ log = logging.getLogger(__name__)
 
 COMPONENT_TIMEOUT = 2.0
 MAX_COMPONENT_BYTES = 1 << 20
+#: A store's ``stats`` answer is some 25 short lines: anything much longer is not one, and
+#: reading it further would only spend the daemon's event loop.
+MAX_STATS_LINES = 256
+MAX_STATS_LINE = 1024
 WILDCARDS = ("0.0.0.0", "::", "")
 ComponentKind = Literal["balancer", "sessions"]
 
@@ -177,7 +182,7 @@ def _merge(families: dict[str, Metric], family: Metric) -> None:
 
 async def _session_families(c: Component) -> list[Metric]:
     assert c.host is not None
-    reader, writer = await asyncio.open_connection(c.host, c.port, limit=MAX_COMPONENT_BYTES)
+    reader, writer = await asyncio.open_connection(c.host, c.port, limit=MAX_STATS_LINE)
     try:
         if c.authfile is not None:
             user, password = read_authfile(c.authfile).entries[0]
@@ -194,10 +199,8 @@ async def _session_families(c: Component) -> list[Metric]:
 
 async def _read_stats(reader: asyncio.StreamReader) -> dict[str, str]:
     stats: dict[str, str] = {}
-    read = 0
     while (line := await reader.readline()) != b"END\r\n":
-        read += len(line)
-        if not line.endswith(b"\r\n") or read > MAX_COMPONENT_BYTES:
+        if not line.endswith(b"\r\n") or len(stats) >= MAX_STATS_LINES:
             raise ValueError("the stats answer ended early or never ended")
         parts = line.decode(errors="replace").rstrip("\r\n").split(" ", 2)
         if len(parts) != 3 or parts[0] != "STAT":
