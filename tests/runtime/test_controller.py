@@ -24,6 +24,7 @@ from hakeeper.model.roles import InstanceRole
 from hakeeper.runtime.controller import Controller, Deposed
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.keys import KeySpace
+from hakeeper.runtime.observations import Observations
 from hakeeper.runtime.record_codec import decode_assignment, encode_assignment
 from hakeeper.runtime.store import ClusterStore
 from tests.fakes import LocalCoordinator
@@ -84,8 +85,11 @@ class Cluster:
         await asyncio.wait_for(watch(), CYCLE_TIMEOUT)
 
 
-async def cluster(spec: ClusterSpec, online: Iterable[str]) -> Cluster:
-    """``online`` hold their member keys; the controller runs on the first of them."""
+async def cluster(
+    spec: ClusterSpec, online: Iterable[str], observer: Observations | None = None
+) -> Cluster:
+    """``online`` hold their member keys; the controller runs on the first of them,
+    reporting to ``observer``."""
     coord = LocalCoordinator()
     store = ClusterStore(coord, KEYS)
     nodes = sorted(online)
@@ -100,6 +104,7 @@ async def cluster(spec: ClusterSpec, online: Iterable[str]) -> Cluster:
         store=store,
         events=EventLog(coord, KEYS, nodes[0]),
         fencer=lambda _: None,
+        observer=observer,
     )
     return Cluster(coord, store, spec, controller)
 
@@ -120,10 +125,10 @@ async def two_nodes_nothing_running() -> Cluster:
     return await cluster(spec_of(TWO_NODES + resource("vip")), ["n1", "n2"])
 
 
-async def two_nodes_one_lost() -> Cluster:
+async def two_nodes_one_lost(observer: Observations | None = None) -> Cluster:
     """n1 vanished while it ran vip; its watchdog has reset it by now (no fence needed)."""
     body = "fencing = false\n[fencing]\nwatchdog = true\n" + TWO_NODES + resource("vip")
-    c = await cluster(spec_of(body), ["n2"])
+    c = await cluster(spec_of(body), ["n2"], observer)
     await assign(c, "vip", "n1")
     await report(c, "n1", "vip")
     return c
@@ -296,3 +301,13 @@ async def test_it_records_the_failover_from_the_lost_node() -> None:
     finished = [e for e in events if isinstance(e, FailoverFinished)]
     assert [(e.resource, e.from_node) for e in started] == [("vip", "n1")]
     assert [(e.resource, e.from_node, e.to_node) for e in finished] == [("vip", "n1", "n2")]
+
+
+async def test_it_reports_its_scheduler_runs_and_the_failover_to_its_observer() -> None:
+    observations = Observations()
+    c = await two_nodes_one_lost(observations)
+    async with Nodes(c, ["n2"]).answering():
+        await c.cycle()
+    assert observations.failovers == {"vip": 1}
+    assert observations.failover_duration.count == 1
+    assert observations.scheduler_run.count >= 1

@@ -44,6 +44,7 @@ from hakeeper.policy.assignments import assignment_after
 from hakeeper.policy.scheduler import schedule
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.fence_plan import devices_used
+from hakeeper.runtime.observations import Observations, Observer
 from hakeeper.runtime.snapshot import observe_cluster
 from hakeeper.runtime.store import ClusterStore, Observed
 
@@ -78,8 +79,10 @@ class Controller:
         fencer: Callable[[ClusterSpec], Fencer | None],
         wall: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
+        observer: Observer | None = None,
     ) -> None:
         self._node = node
+        self._observer: Observer = observer if observer is not None else Observations()
         self._term = term
         self._spec = spec
         self._store = store
@@ -114,7 +117,9 @@ class Controller:
         self._changed.clear()
         spec, observed = await self._observe()
         await self._track_membership(observed)
+        started = time.perf_counter()
         transition = schedule(spec, observed.state)
+        self._observer.scheduler_ran(time.perf_counter() - started)
         self._log_decisions(transition.decisions)
         actions = transition.actions
         # Nodes run their monitors themselves: nothing to dispatch.
@@ -213,6 +218,7 @@ class Controller:
         outcome = await fencer.fence(node, "off")
         duration = self._clock() - started
         device = devices_used(outcome)
+        self._observer.fence_finished(node, outcome.fenced, duration)
         log.info("event=fence node=%s ok=%s reason=%r", node, outcome.fenced, outcome.reason)
         await self._emit(
             NodeFenced(
@@ -323,10 +329,12 @@ class Controller:
         if source is None or source == action.node:
             return
         since = self._lost_since.get(source, self._clock())
+        duration = self._clock() - since
+        self._observer.failover_finished(action.resource, duration)
         await self._emit(
             FailoverFinished(
                 ts=self._wall(), resource=action.resource, from_node=source,
-                to_node=action.node, duration=self._clock() - since,
+                to_node=action.node, duration=duration,
             )
         )  # fmt: skip
 

@@ -46,6 +46,7 @@ from hakeeper.runtime.executor import Executor
 from hakeeper.runtime.fence_plan import fencer_of
 from hakeeper.runtime.keys import KeySpace
 from hakeeper.runtime.membership import Membership
+from hakeeper.runtime.observations import Observations
 from hakeeper.runtime.store import ClusterStore
 from hakeeper.runtime.stored_config import short_reason, stored_spec
 from hakeeper.runtime.suspicion import SuspicionWatch
@@ -98,6 +99,9 @@ class NodeDaemon:
         self._stop = asyncio.Event()
         self.watchdog = watchdog or self._watchdog()
         self._executor: Executor | None = None
+        #: What this node's loops measure (lease renewals, scheduler runs, fences,
+        #: failovers): the face that serves ``/metrics`` reads it.
+        self.observations = Observations()
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -134,6 +138,7 @@ class NodeDaemon:
             MemberRecord(self.node, me.address, __version__, published_formats()),
             self.lease_timing,
             time.monotonic,
+            self.observations,
         )
         executor = Executor(
             node=self.node, spec=spec_now, store=store, events=events,
@@ -393,7 +398,7 @@ class NodeDaemon:
                 continue
             controller = Controller(
                 node=self.node, term=current.term, spec=spec_now, store=store,
-                events=events, fencer=self._fencer,
+                events=events, fencer=self._fencer, observer=self.observations,
             )  # fmt: skip
             alerts = AlertDispatcher(
                 node=self.node, term=current.term, spec=spec_now, store=store, events=events

@@ -19,6 +19,7 @@ from hakeeper.errors import CoordError
 from hakeeper.model.records import MemberRecord
 from hakeeper.model.timing import TimingProfile
 from hakeeper.runtime.keys import KeySpace
+from hakeeper.runtime.observations import Observations, Observer
 from hakeeper.runtime.record_codec import encode_member
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,10 @@ class Membership:
         record: MemberRecord,
         timing: TimingProfile,
         clock: Clock,
+        observer: Observer | None = None,
     ) -> None:
         self._coord = coord
+        self._observer: Observer = observer if observer is not None else Observations()
         self._keys = keys
         self._record = record
         self._timing = timing
@@ -95,17 +98,20 @@ class Membership:
                 self._coord.keepalive(self._lease), self._timing.renew_interval * 2
             )
         except (CoordError, TimeoutError) as exc:
+            self._observer.lease_renewal_failed()
             log.warning(
                 "event=renew_failed node=%s error=%r remaining=%.3f",
                 self._record.node, str(exc) or type(exc).__name__, self._deadline - self._clock(),
             )  # fmt: skip
             return False
         if not alive:
+            self._observer.lease_renewal_failed()
             self._lease = None
             self._deadline = float("-inf")
             self.lost.set()
             log.warning("event=member_lease_lost node=%s", self._record.node)
             return False
+        self._observer.lease_renewed(self._clock() - sent)
         self._confirmed(sent, self._lease.ttl)
         return True
 

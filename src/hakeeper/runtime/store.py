@@ -67,6 +67,7 @@ from hakeeper.runtime.election import Controller, ControllerElection, term_guard
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.keys import KeySpace
 from hakeeper.runtime.membership import Membership
+from hakeeper.runtime.observations import Observer
 from hakeeper.runtime.record_codec import (
     decode_alert_cursor,
     decode_assignment,
@@ -162,9 +163,13 @@ class ClusterStore:
         return ControllerElection(self._coord, self._keys, node)
 
     def membership(
-        self, record: MemberRecord, timing: TimingProfile, clock: Callable[[], float]
+        self,
+        record: MemberRecord,
+        timing: TimingProfile,
+        clock: Callable[[], float],
+        observer: Observer | None = None,
     ) -> Membership:
-        return Membership(self._coord, self._keys, record, timing, clock)
+        return Membership(self._coord, self._keys, record, timing, clock, observer)
 
     # --- the snapshot ------------------------------------------------------------------------
 

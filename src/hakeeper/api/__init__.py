@@ -1,0 +1,1 @@
+"""The API face: what the daemon serves over HTTP (metrics in `hakeeper.api.metrics`)."""
