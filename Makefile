@@ -51,8 +51,10 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q -m "not slow"
 
+# Two processes, one test file each at a time (a file's module-scoped cluster stays in one
+# process): most tests wait on real clusters, so two share the two cores well.
 test: $(STAMP) system-deps lint typecheck
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP) bench-deps
 	$(PY) benchmarks/coord_failover.py

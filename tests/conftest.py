@@ -47,6 +47,22 @@ BUILT_IN_PROGRAMS = frozenset(
 )
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep a report's captured output sendable between test processes.
+
+    Code under test logs hostile input that Python decoded with surrogate escapes (an
+    address of bytes that are not UTF-8); pytest-xdist sends reports as UTF-8, and one such
+    character crashed the worker. The text keeps its meaning with the escapes spelled out.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    report.sections = [
+        (title, text.encode("utf-8", "backslashreplace").decode("utf-8"))
+        for title, text in report.sections
+    ]
+
+
 def _missing(message: str) -> None:
     """Skip, except under CI, where a skip would hide a missing install step."""
     if os.environ.get("CI"):
