@@ -18,7 +18,7 @@ import pytest
 
 from hakeeper.config.loader import spec_from_text
 from hakeeper.model.cluster import ClusterSpec
-from hakeeper.model.events import FailoverFinished, FailoverStarted
+from hakeeper.model.events import FailoverFinished, FailoverStarted, NodeJoined, NodeLost
 from hakeeper.model.records import Assignment, FencedMark, InstanceStatus, NodeFlags, Placement
 from hakeeper.model.roles import InstanceRole
 from hakeeper.runtime.controller import Controller, Deposed
@@ -311,3 +311,25 @@ async def test_it_reports_its_scheduler_runs_and_the_failover_to_its_observer() 
     assert observations.failovers == {"vip": 1}
     assert observations.failover_duration.count == 1
     assert observations.scheduler_run.count >= 1
+
+
+async def test_a_new_controller_reports_a_node_the_log_last_saw_join_as_lost() -> None:
+    # The controller that saw n1 join died with it, so it never wrote n1's loss.
+    c = await two_nodes_one_lost()
+    await EventLog(c.coord, KEYS, "n1").append(NodeJoined(ts=time.time(), node="n1"))
+    await EventLog(c.coord, KEYS, "n1").append(NodeJoined(ts=time.time(), node="n2"))
+    async with Nodes(c, ["n2"]).answering():
+        await c.cycle()
+    events = await EventLog(c.coord, KEYS, "test").read()
+    assert [e.node for e in events if isinstance(e, NodeLost)] == ["n1"]
+
+
+async def test_a_new_controller_does_not_report_a_loss_the_log_already_holds() -> None:
+    c = await two_nodes_one_lost()
+    log = EventLog(c.coord, KEYS, "n2")
+    await log.append(NodeJoined(ts=time.time(), node="n1"))
+    await log.append(NodeLost(ts=time.time(), node="n1"))
+    async with Nodes(c, ["n2"]).answering():
+        await c.cycle()
+    events = await EventLog(c.coord, KEYS, "test").read()
+    assert [e.node for e in events if isinstance(e, NodeLost)] == ["n1"]

@@ -170,7 +170,7 @@ class Controller:
         members = observed.members
         previous, self._members = self._members, members
         if previous is None:
-            return
+            previous = members | await self._last_seen_members()
         now = self._wall()
         for node in sorted(members - previous):
             self._lost_since.pop(node, None)
@@ -182,6 +182,24 @@ class Controller:
             if state.fenced:
                 reason = "suspected_and_fenced"  # `hakeeper.runtime.suspicion` removed it
             await self._emit(NodeLost(ts=now, node=node, reason=reason))
+
+    async def _last_seen_members(self) -> frozenset[str]:
+        """The nodes the event log last saw join, for a controller's first look.
+
+        A controller that died with a node (often the node it ran on) wrote no `NodeLost`
+        for it: its successor reports the loss from the log, so the event log, the alerts
+        and the failover's duration do not lose it. A log it cannot read reports none.
+        """
+        try:
+            events = await self._events.read()
+        except CoordError as exc:
+            log.warning("event=event_log_read_failed error=%r", str(exc))
+            return frozenset()
+        joined: dict[str, bool] = {}
+        for event in events:
+            if isinstance(event, NodeJoined | NodeLost):
+                joined[event.node] = isinstance(event, NodeJoined)
+        return frozenset(node for node, present in joined.items() if present)
 
     def _log_decisions(self, decisions: Sequence[Decision]) -> None:
         current = set(decisions)
