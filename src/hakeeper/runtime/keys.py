@@ -107,3 +107,8 @@ class KeySpace:
     @property
     def events(self) -> str:
         return f"{self.root}events/"
+
+    @property
+    def identity(self) -> str:
+        """The cluster's id, made once (backups name it, so two clusters of one name differ)."""
+        return f"{self.root}identity"

@@ -21,12 +21,14 @@ key (under /hakeeper/<cluster>/)   written by
 ``runtime/leaving/<node>``         the node itself while it shuts down (counts as standby)
 ``config``                         ``hakeeper config apply`` (the cluster file's text)
 ``events/<ts>-<writer>-<seq>``     anyone, through `hakeeper.runtime.events_log`
+``identity``                       the first backup (the cluster's id); a restore seeds it
+                                   with the rest (`hakeeper.runtime.store_records`)
 =================================  ========================================================
 
 Every path comes from `hakeeper.runtime.keys` and every value's bytes from
-`hakeeper.runtime.record_codec`. Nothing outside this module (and the membership, election and
-event-log modules it hands out) holds the coordinator or builds a key: callers get one typed
-method per thing they do, and one writer per record.
+`hakeeper.runtime.record_codec`. Nothing outside this module (and the membership, election,
+event-log and record modules it hands out) holds the coordinator or builds a key: callers get
+one typed method per thing they do, and one writer per record.
 
 The stored config is read through `hakeeper.runtime.stored_config.stored_spec` (rule 5).
 
@@ -79,6 +81,7 @@ from hakeeper.runtime.record_codec import (
     encode_status,
     encode_target_role,
 )
+from hakeeper.runtime.store_records import RecordKeeper
 from hakeeper.runtime.stored_config import (
     StoredConfigProblem,
     short_reason,
@@ -152,6 +155,10 @@ class ClusterStore:
 
     def election(self, node: str) -> ControllerElection:
         return ControllerElection(self._coord, self._keys, node)
+
+    def records(self) -> RecordKeeper:
+        """The records a backup keeps, read as one and seeded back (`store_records`)."""
+        return RecordKeeper(self._coord, self._keys)
 
     def membership(
         self, record: MemberRecord, timing: TimingProfile, clock: Callable[[], float]
