@@ -75,14 +75,17 @@ async def prepare_restore(
     backup_id: str,
     trust: Trust,
     *,
-    cluster_name: str,
+    cluster_name: str | None,
     node_map: Mapping[str, NodeTarget],
     progress: Progress | None = None,
 ) -> RestorePlan:
     """Read and check all of ``backup_id``; the records to restore (config rewritten by
-    ``node_map``). Raises the first problem as its `BackupError`; writes nothing."""
+    ``node_map``). Raises the first problem as its `BackupError`; writes nothing.
+    ``cluster_name``: the cluster it must be of (None: a new site without a cluster file,
+    which takes the backup's own)."""
     reader = await open_backup(store, backup_id, trust, progress=progress)
     manifest = reader.manifest
+    cluster_name = cluster_name or manifest.cluster.name
     if manifest.cluster.name != cluster_name:
         raise ForeignBackup(
             f"backup {backup_id} is of cluster {manifest.cluster.describe()}, not of "

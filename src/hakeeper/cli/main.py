@@ -61,3 +61,9 @@ app.command(name="init")(_init)
 from hakeeper.cli.secret import app as _secret_app  # noqa: E402
 
 app.add_typer(_secret_app, name="secret")
+from hakeeper.cli import backup as _backup  # noqa: E402
+
+app.add_typer(_backup.app, name="backup")
+from hakeeper.cli.restore import restore as _restore  # noqa: E402
+
+app.command(name="restore")(_restore)
