@@ -11,11 +11,15 @@ from hypothesis import strategies as st
 from hakeeper.errors import ConfigError
 from hakeeper.model.events import (
     EVENT_TYPES,
+    BackupCreated,
     ConfigRefused,
     ControllerElected,
+    DrillFinished,
     Event,
     FailoverFinished,
     FailoverStarted,
+    JobFailed,
+    JobOverdue,
     NodeFenced,
     NodeJoined,
     NodeLost,
@@ -43,6 +47,10 @@ ONE_OF_EACH: list[Event] = [
     QuorumRegained(10.0, 2, 3),
     ControllerElected(11.0, "n2", 42),
     ConfigRefused(12.0, "n3", 77, "stored config rev 77: not UTF-8"),
+    BackupCreated(13.0, "20261206T103749Z-bcab985f", 3000, 0.5, 1842),
+    DrillFinished(14.0, "20261206T103749Z-bcab985f", True, 12.5, 3600.0),
+    JobFailed(15.0, "backup", "StoreUnavailable: /var/backups: disk full"),
+    JobOverdue(16.0, "backup", 7300.0),
 ]
 
 

@@ -24,6 +24,11 @@ kind                   fields (besides ``kind`` and ``ts``)                     
 ``controller.elected`` ``node``, ``term`` (the controller lease's create revision)     ctl
 ``config.refused``     ``node``, ``revision`` (of the stored config), ``reason``: the    node
                        node keeps running its last good config
+``backup.created``     ``backup_id``, ``bytes``, ``seconds``, ``revision`` (coordination)   ctl
+``drill.finished``     ``backup_id``, ``ok``, ``rto`` (s, restore start→service       ctl
+                       answers), ``rpo`` (s, the backup's age), ``reason``
+``job.failed``         ``job`` (``backup``, ``drill``), ``reason``                     ctl
+``job.overdue``        ``job``, ``age`` (s since its last success or its schedule)      ctl
 =====================  ==============================================================  ====
 
 Rules the writers follow, and that ``hakeeper.availability.measure`` relies on:
@@ -168,6 +173,43 @@ class ConfigRefused:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class BackupCreated:
+    kind: ClassVar[str] = "backup.created"
+    ts: float
+    backup_id: str
+    bytes: int
+    seconds: float
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class DrillFinished:
+    kind: ClassVar[str] = "drill.finished"
+    ts: float
+    backup_id: str
+    ok: bool
+    rto: float
+    rpo: float
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class JobFailed:
+    kind: ClassVar[str] = "job.failed"
+    ts: float
+    job: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobOverdue:
+    kind: ClassVar[str] = "job.overdue"
+    ts: float
+    job: str
+    age: float
+
+
 Event = (
     NodeJoined
     | NodeLost
@@ -181,6 +223,10 @@ Event = (
     | QuorumRegained
     | ControllerElected
     | ConfigRefused
+    | BackupCreated
+    | DrillFinished
+    | JobFailed
+    | JobOverdue
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -198,6 +244,10 @@ EVENT_TYPES: dict[str, type[Event]] = {
         QuorumRegained,
         ControllerElected,
         ConfigRefused,
+        BackupCreated,
+        DrillFinished,
+        JobFailed,
+        JobOverdue,
     )
 }
 

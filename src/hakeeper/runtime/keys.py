@@ -109,6 +109,14 @@ class KeySpace:
         return f"{self.root}events/"
 
     @property
+    def jobs(self) -> str:
+        return f"{self.root}jobs/"
+
+    def job(self, name: str) -> str:
+        """A periodic controller job's record (a scheduled backup, a drill)."""
+        return f"{self.jobs}{name}"
+
+    @property
     def identity(self) -> str:
         """The cluster's id, made once (backups name it, so two clusters of one name differ)."""
         return f"{self.root}identity"

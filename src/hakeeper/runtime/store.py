@@ -21,6 +21,7 @@ key (under /hakeeper/<cluster>/)   written by
 ``runtime/leaving/<node>``         the node itself while it shuts down (counts as standby)
 ``config``                         ``hakeeper config apply`` (the cluster file's text)
 ``events/<ts>-<writer>-<seq>``     anyone, through `hakeeper.runtime.events_log`
+``jobs/<name>``                     the controller: a periodic job's last outcome
 ``identity``                       the first backup (the cluster's id); a restore seeds it
                                    with the rest (`hakeeper.runtime.store_records`)
 =================================  ========================================================
@@ -64,6 +65,7 @@ from hakeeper.model.state import (
 from hakeeper.model.timing import TimingProfile
 from hakeeper.runtime.election import Controller, ControllerElection, term_guard
 from hakeeper.runtime.events_log import EventLog
+from hakeeper.runtime.job_records import JobBook
 from hakeeper.runtime.keys import KeySpace
 from hakeeper.runtime.membership import Membership
 from hakeeper.runtime.record_codec import (
@@ -155,6 +157,10 @@ class ClusterStore:
 
     def election(self, node: str) -> ControllerElection:
         return ControllerElection(self._coord, self._keys, node)
+
+    def jobs(self) -> JobBook:
+        """The periodic controller jobs' records (`job_records`)."""
+        return JobBook(self._coord, self._keys)
 
     def records(self) -> RecordKeeper:
         """The records a backup keeps, read as one and seeded back (`store_records`)."""
