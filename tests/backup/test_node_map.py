@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from hakeeper.backup.node_map import NodeTarget, parse_node_map, rewrite_node_addresses
+from hakeeper.backup.node_map import (
+    NodeTarget,
+    parse_node_map,
+    rewrite_node_addresses,
+    set_table_keys,
+)
 from hakeeper.config.loader import spec_from_text
 from hakeeper.errors import ConfigError
 from tests.backup.cluster_fixtures import cluster_config
@@ -44,3 +49,13 @@ def test_rewrite_changes_only_the_mapped_nodes_addresses() -> None:
 def test_a_map_naming_an_unknown_node_is_refused() -> None:
     with pytest.raises(ConfigError, match="n9"):
         rewrite_node_addresses(cluster_config("/s"), parse_node_map(["n9=10.0.0.9"]))
+
+
+def test_set_table_keys_stops_at_an_array_of_tables_and_can_add_a_table() -> None:
+    text = '[cluster]\nname = "a"\n[[constraints.order]]\nfencing = 1\n'
+    out = set_table_keys(text, {"cluster": {"fencing": "false"}, "fencing": {"watchdog": '"off"'}},
+                         add_missing=True)  # fmt: skip
+    assert out == (
+        '[cluster]\nname = "a"\nfencing = false\n[[constraints.order]]\nfencing = 1\n'
+        '\n[fencing]\nwatchdog = "off"\n'
+    )

@@ -18,8 +18,8 @@ from hakeeper.model.address import split_address
 
 _HOST = re.compile(r"[A-Za-z0-9_.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]")
 _NODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_HEADER = re.compile(r"^\s*\[\s*nodes\s*\.\s*(\"?)([A-Za-z0-9_.-]+)\1\s*\]\s*(#.*)?$")
-_TABLE = re.compile(r"^\s*\[")
+# A table header such as [nodes.n1], [nodes."n1"] or [cluster]; [[arrays]] are not tables.
+_HEADER = re.compile(r'^\s*\[(?!\[)\s*([A-Za-z0-9_."\s-]+?)\s*\]\s*(#.*)?$')
 MAX_MAP = 1000
 
 
@@ -60,49 +60,72 @@ def _toml_string(text: str) -> str:
     return f'"{text}"'
 
 
+def set_table_keys(
+    config: str, tables: Mapping[str, Mapping[str, str]], *, add_missing: bool = False
+) -> str:
+    """``config`` with ``key = value`` (values already TOML) set in each named table
+    (``"nodes.n1"``, ``"cluster"``), in place; a table the file lacks is appended when
+    ``add_missing``, else a ConfigError names it."""
+    out: list[str] = []
+    current: str | None = None
+    pending: dict[str, str] = {}
+    done: set[str] = set()
+
+    def flush() -> None:
+        # Keys the table did not have yet go right after its last line.
+        out.extend(f"{key} = {value}\n" for key, value in pending.items())
+        pending.clear()
+
+    for line in config.splitlines(keepends=True):
+        header = _HEADER.match(line)
+        if header:
+            flush()
+            current = header.group(1).replace('"', "").replace(" ", "")
+            out.append(line if line.endswith("\n") else line + "\n")
+            if current in tables:
+                pending.update(tables[current])
+                done.add(current)
+            continue
+        if line.lstrip().startswith("["):  # an [[array]] of tables ends the table too
+            flush()
+            current = None
+            out.append(line)
+            continue
+        key = line.split("=", 1)[0].strip() if "=" in line else ""
+        if current in tables and key in pending:
+            out.append(f"{key} = {pending.pop(key)}\n")
+            continue
+        out.append(line)
+    flush()
+    missing = [t for t in tables if t not in done]
+    if missing and not add_missing:
+        raise ConfigError(
+            f"the backed-up config does not define {', '.join(f'[{t}]' for t in missing)} "
+            "as a table"
+        )
+    for table in missing:
+        out.append(f"\n[{table}]\n")
+        out.extend(f"{key} = {value}\n" for key, value in tables[table].items())
+    return "".join(out)
+
+
 def rewrite_node_addresses(config: str, targets: Mapping[str, NodeTarget]) -> str:
     """``config`` with each mapped node's ``address`` (and ``raft_port``) replaced; the result
     is loaded to prove it, and a ConfigError says which node could not be rewritten."""
     if not targets:
         return config
-    lines = config.splitlines(keepends=True)
-    done: set[str] = set()
-    out: list[str] = []
-    current: str | None = None
-    pending: dict[str, str] = {}
-
-    def flush() -> None:
-        # Keys the table did not have yet go right after its last line.
-        for key, value in pending.items():
-            out.append(f"{key} = {value}\n")
-        pending.clear()
-
-    for line in lines:
-        header = _HEADER.match(line)
-        if header or _TABLE.match(line):
-            flush()
-            current = header.group(2) if header else None
-            out.append(line if line.endswith("\n") else line + "\n")
-            if current is not None and current in targets:
-                target = targets[current]
-                pending["address"] = _toml_string(target.host)
-                if target.raft_port is not None:
-                    pending["raft_port"] = str(target.raft_port)
-                done.add(current)
-            continue
-        key = line.split("=", 1)[0].strip() if "=" in line else ""
-        if current in targets and key in pending:
-            out.append(f"{key} = {pending.pop(key)}\n")
-            continue
-        out.append(line)
-    flush()
-    missing = sorted(set(targets) - done)
-    if missing:
+    tables: dict[str, dict[str, str]] = {}
+    for node, target in targets.items():
+        keys = tables[f"nodes.{node}"] = {"address": _toml_string(target.host)}
+        if target.raft_port is not None:
+            keys["raft_port"] = str(target.raft_port)
+    try:
+        text = set_table_keys(config, tables)
+    except ConfigError:
         raise ConfigError(
-            f"--map names node(s) {', '.join(missing)} that the backed-up config does not "
-            "define as a [nodes.NAME] table"
-        )
-    text = "".join(out)
+            f"--map names node(s) {', '.join(sorted(targets))}; the backed-up config does not "
+            "define each as a [nodes.NAME] table"
+        ) from None
     spec = spec_from_text(text, "restored config")
     for node, target in targets.items():
         configured = spec.node(node)

@@ -178,7 +178,13 @@ async def apply_restore(
     if write_config:
         stored = await store.config_record()
         base = 0 if stored is None else stored.revision
-    await keeper.seed(plan.records, config_base=base, replace=force)
+    # A node that is up again on its new machine has probed what it runs: the backup's
+    # fenced mark of it is about the old machine, and would hide its resources.
+    members = (await store.live_instances()).members
+    runtime = plan.records.runtime
+    kept = {n: m for n, m in runtime.fenced.items() if n not in members}
+    records = replace(plan.records, runtime=replace(runtime, fenced=kept))
+    await keeper.seed(records, config_base=base, replace=force)
     reseeded: dict[str, int] = {}
     skipped: list[str] = []
     for name in plan.session_stores:
@@ -191,7 +197,7 @@ async def apply_restore(
     return RestoreSummary(
         backup_id=manifest.backup_id,
         cluster=manifest.cluster.describe(),
-        records=plan.records.runtime.count(),
+        records=records.runtime.count(),
         events=len(plan.records.events),
         sessions=reseeded,
         sessions_skipped=tuple(skipped),

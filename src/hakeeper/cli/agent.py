@@ -9,6 +9,7 @@ import typer
 
 from hakeeper.backup.scheduled import ScheduledBackup
 from hakeeper.cli.backup import session_seam
+from hakeeper.cli.dr import ScheduledDrill
 from hakeeper.cli.logs import setup_logging
 from hakeeper.cli.plugins import RESOURCE_AGENTS
 from hakeeper.config.loader import load_spec
@@ -34,7 +35,10 @@ def agent(
         require_cluster_secret(load_spec(config))
         state_dir = state_dir or Path("/var/lib/hakeeper") / node
         # Only the controller runs these, once per period for the whole cluster.
-        jobs = (ScheduledBackup(sessions=lambda spec: session_seam(spec)[0]),)
+        jobs = (
+            ScheduledBackup(sessions=lambda spec: session_seam(spec)[0]),
+            ScheduledDrill(reseeders=lambda spec: session_seam(spec)[1]),
+        )
         run_daemon(config, node, state_dir, agents=RESOURCE_AGENTS, jobs=jobs)
     except HakeeperError as exc:
         typer.echo(f"hakeeper agent: {exc}", err=True)

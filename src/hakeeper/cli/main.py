@@ -67,3 +67,6 @@ app.add_typer(_backup.app, name="backup")
 from hakeeper.cli.restore import restore as _restore  # noqa: E402
 
 app.command(name="restore")(_restore)
+from hakeeper.cli import dr as _dr  # noqa: E402
+
+app.add_typer(_dr.app, name="dr")
