@@ -43,7 +43,9 @@ CLUSTER_OBJECTS = (CONFIG_OBJECT, RUNTIME_OBJECT, EVENTS_OBJECT)
 MAX_CLUSTER_OBJECT = {CONFIG_OBJECT: 4 << 20, RUNTIME_OBJECT: 16 << 20, EVENTS_OBJECT: 64 << 20}
 _CHUNK = 1 << 20
 
-_Name = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[\x21-\x7e]+$")]
+# The names the cluster file allows (config/checks.py): a hostile object cannot reach keys
+# outside the record's own prefix with a "/" or a control character.
+_Name = Annotated[str, Field(max_length=253, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
 
 class _Doc(BaseModel):
