@@ -168,13 +168,24 @@ async def test_a_backup_of_another_cluster_name_is_foreign(
     assert (await target.records().read()).config is None
 
 
-async def test_a_cluster_of_another_identity_is_foreign_and_left_as_it_was(
+async def test_a_fresh_cluster_with_an_identity_of_its_own_takes_the_backups(
+    tmp_path: Path, keyring: BackupKeyring
+) -> None:
+    source, backups, backup_id = await backed_up(tmp_path, keyring)
+    target = fresh_store()
+    await target.records().identity()  # its scheduled backup ran before the restore
+    await restore(backups, backup_id, keyring, target)
+    assert await target.records().identity() == await source.records().identity()
+
+
+async def test_a_live_cluster_of_another_identity_is_foreign_even_forced(
     tmp_path: Path, keyring: BackupKeyring
 ) -> None:
     _, backups, backup_id = await backed_up(tmp_path, keyring)
     target = fresh_store()
     await target.records().identity()
+    await target.set_node_flags("n1", NodeFlags(maintenance=True))
     before = await target.records().read()
-    with pytest.raises(ForeignBackup, match="fresh data directories"):
+    with pytest.raises(ForeignBackup, match="holds state of its own"):
         await restore(backups, backup_id, keyring, target, force=True)
     assert await target.records().read() == before

@@ -64,6 +64,9 @@ async def test_a_job_runs_once_per_period_and_each_run_is_an_event() -> None:
     job = CountingJob(wall)
     runner, store = await runner_for(job, wall)
     await runner.once()
+    assert job.runs == 0  # a new schedule waits one period (at most ten minutes) first
+    wall.now += 10.0
+    await runner.once()
     await runner.once()
     assert job.runs == 1
     wall.now += 10.0
@@ -78,6 +81,8 @@ async def test_a_new_controller_does_not_repeat_a_run_of_this_period() -> None:
     first = CountingJob(wall)
     runner, _ = await runner_for(first, wall, coord)
     await runner.once()
+    wall.now += 10.0
+    await runner.once()
     await coord.delete(KeySpace("c1").controller)
     second = CountingJob(wall)
     runner, _ = await runner_for(second, wall, coord)
@@ -88,6 +93,8 @@ async def test_a_new_controller_does_not_repeat_a_run_of_this_period() -> None:
 async def test_a_failed_run_is_an_event_and_a_status_warning() -> None:
     wall = Wall()
     runner, store = await runner_for(CountingJob(wall, fail=True), wall)
+    await runner.once()
+    wall.now += 10.0
     await runner.once()
     events = await store.event_log("x").read()
     assert any(isinstance(e, JobFailed) and "store is full" in e.reason for e in events)
@@ -114,6 +121,7 @@ async def test_a_deposed_controller_records_nothing() -> None:
     job = CountingJob(wall)
     runner, store = await runner_for(job, wall, coord)
     await coord.delete(KeySpace("c1").controller)
+    wall.now += 10.0
     await runner.once()
     assert job.runs == 0
     assert await store.jobs().records() == {}

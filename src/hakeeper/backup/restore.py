@@ -152,21 +152,25 @@ async def apply_restore(
     reseeder: SessionReseeder | None,
     force: bool,
 ) -> RestoreSummary:
-    """Write ``plan`` into the cluster behind ``store``. Refuses (writing nothing) a cluster
-    of another identity, and a live one (run-time records, another config) unless ``force``,
-    which replaces its run-time records."""
+    """Write ``plan`` into the cluster behind ``store``. Refuses (writing nothing) a live
+    cluster (run-time records, another config) of another identity, and one of the same
+    identity unless ``force``, which replaces its run-time records. A fresh cluster takes
+    the backup's identity."""
     started = time.monotonic()
     manifest = plan.manifest
     if not await store.has_quorum():
         raise NoQuorum("the cluster to restore into has no quorum: start a majority of its nodes")
     keeper = store.records()
     current = await keeper.read()
-    if current.identity is not None and current.identity != manifest.cluster.cluster_id:
+    reasons = _live_reasons(current, plan)
+    # A fresh cluster (started for this restore, perhaps backed up once already) takes the
+    # backup's identity; one that holds state of its own is another cluster: never.
+    if reasons and current.identity not in (None, manifest.cluster.cluster_id):
         raise ForeignBackup(
             f"backup {manifest.backup_id} is of cluster {manifest.cluster.describe()}; the "
-            f"cluster here has id {current.identity}: restore into fresh data directories"
+            f"cluster here is another (id {current.identity}) and holds state of its own "
+            f"({'; '.join(reasons)}): restore into fresh data directories"
         )
-    reasons = _live_reasons(current, plan)
     if reasons and not force:
         raise LiveCluster(
             f"refusing to overwrite a live cluster ({'; '.join(reasons)}); nothing was "

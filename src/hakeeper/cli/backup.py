@@ -220,7 +220,7 @@ def list_command(
             table.add_row(
                 b.backup_id, b.created_at.strftime("%Y-%m-%d %H:%M:%S"),
                 _age(b.age.total_seconds()), str(b.size), str(b.objects),
-                b.cluster.describe(), "yes" if b.encrypted else "NO",
+                f"{b.cluster.name} ({b.cluster.cluster_id[:8]}…)", "yes" if b.encrypted else "NO",
             )  # fmt: skip
         console.print(table)
         for u in listing.unreadable:

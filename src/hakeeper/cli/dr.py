@@ -92,9 +92,12 @@ class DrillResult:
         return tuple(lines)
 
 
-def scratch_config(plan: RestorePlan, secret_file: Path) -> str:
+def scratch_config(plan: RestorePlan, work_dir: Path) -> str:
     """The backup's config for this machine: nodes on loopback, the scratch secret, no
-    fencing and no watchdog (the drill must never touch the real machines)."""
+    fencing and no watchdog (the drill must never touch the real machines), and its own
+    backups in the scratch directory, not scheduled (never into the real store, never a
+    drill within the drill)."""
+    secret_file = lab_secret_file(work_dir)
     config = plan.records.config or ""
     spec = spec_from_text(config, f"the config of backup {plan.manifest.backup_id}")
     if spec.coordination.backend != "raft":
@@ -106,6 +109,11 @@ def scratch_config(plan: RestorePlan, secret_file: Path) -> str:
         "cluster": {"fencing": "false"},
         "fencing": {"watchdog": '"off"'},
         "coordination": {"secret_file": json.dumps(str(secret_file))},
+        "backup": {
+            "store": json.dumps(str(work_dir / "backups")),
+            "schedule": '"3650d"',
+            "drill": '"3650d"',
+        },
     }
     return set_table_keys(config, safety, add_missing=True)
 
@@ -141,7 +149,7 @@ async def run_drill(
         async with asyncio.timeout(timeout):
             plan = await prepare_restore(backups, backup_id, trust, cluster_name=None, node_map={})
             rpo = began - plan.manifest.created_at.timestamp()
-            config = scratch_config(plan, lab_secret_file(work_dir))
+            config = scratch_config(plan, work_dir)
             plan = replace(plan, records=replace(plan.records, config=config))
             scratch = ScratchCluster(work_dir, config)
             try:

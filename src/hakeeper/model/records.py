@@ -73,6 +73,9 @@ class MemberRecord:
 
 #: After a failed run, a periodic job tries again this soon (or at its period, if shorter).
 JOB_RETRY = 300.0
+#: A new schedule runs first this long after it is seen (or after its period, if shorter):
+#: a cluster just started for a restore is not backed up, empty, before it is restored.
+FIRST_RUN_DELAY = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +97,9 @@ class JobRecord:
             self.last_ok is None or self.last_failure > self.last_ok
         ):
             return self.last_failure + min(self.period, JOB_RETRY)
-        return self.since if self.last_ok is None else self.last_ok + self.period
+        if self.last_ok is None:
+            return self.since + min(self.period, FIRST_RUN_DELAY)
+        return self.last_ok + self.period
 
     def overdue(self, now: float) -> bool:
         """No success within two periods (of the last success, or of the schedule's start)."""

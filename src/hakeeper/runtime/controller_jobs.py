@@ -92,8 +92,12 @@ class JobRunner:
             return
         now = self._wall()
         book = self._store.jobs()
-        record = (await book.records()).get(job.name) or JobRecord(job.name, period, since=now)
-        record = replace(record, period=period)
+        known = (await book.records()).get(job.name)
+        if known is None:
+            # A new schedule: when it started is kept, so every later look counts from it.
+            await book.write(self._term, JobRecord(job.name, period, since=now))
+            return
+        record = replace(known, period=period)
         if record.overdue(now) and record.overdue_since is None:
             age = now - (record.last_ok if record.last_ok is not None else record.since)
             record = replace(record, overdue_since=now)
