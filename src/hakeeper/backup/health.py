@@ -13,6 +13,7 @@ from hakeeper.backup.settings import backup_settings
 from hakeeper.backup.writer import utc_now
 from hakeeper.config.schema import ClusterFile
 from hakeeper.errors import HakeeperError
+from hakeeper.model.durations import short_duration
 from hakeeper.runtime.safety_checks import Finding
 
 CREATE = "run `hakeeper backup create`, then see `hakeeper events` for why the schedule failed"
@@ -39,12 +40,12 @@ async def backup_findings(cf: ClusterFile, now: datetime | None = None) -> list[
         if newest is None:
             found.append(Finding("error", f"no backup in {listing.store} yet", CREATE))
         elif (at - newest.created_at).total_seconds() > 2 * section.schedule:
-            age = (at - newest.created_at).total_seconds() / 3600
+            age = short_duration((at - newest.created_at).total_seconds())
             found.append(
                 Finding(
                     "error",
-                    f"backups overdue: the newest ({newest.backup_id}) is {age:.1f} h old, the "
-                    f"schedule is every {section.schedule / 3600:.1f} h",
+                    f"backups overdue: the newest ({newest.backup_id}) is {age} old, the "
+                    f"schedule is every {short_duration(section.schedule)}",
                     CREATE,
                 )
             )

@@ -34,6 +34,7 @@ from hakeeper.config.schema import ClusterFile
 from hakeeper.coord.base import Coordinator
 from hakeeper.errors import ConfigError, HakeeperError
 from hakeeper.model.cluster import ClusterSpec
+from hakeeper.model.durations import short_duration
 
 app = typer.Typer(help="Back up the cluster; list, verify and prune its backups.")
 console = Console(soft_wrap=True, highlight=False)
@@ -192,13 +193,6 @@ def listing_json(listing: BackupListing) -> dict[str, Any]:
     }
 
 
-def _age(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f}{unit}"
-    return f"{seconds:.0f}s"
-
-
 @app.command(name="list")
 def list_command(
     config: ConfigOption = cc.DEFAULT_CONFIG,
@@ -219,7 +213,7 @@ def list_command(
         for b in listing.backups:
             table.add_row(
                 b.backup_id, b.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-                _age(b.age.total_seconds()), str(b.size), str(b.objects),
+                short_duration(b.age.total_seconds()), str(b.size), str(b.objects),
                 f"{b.cluster.name} ({b.cluster.cluster_id[:8]}…)", "yes" if b.encrypted else "NO",
             )  # fmt: skip
         console.print(table)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hakeeper.model.cluster import ClusterSpec
+from hakeeper.model.durations import short_duration
 from hakeeper.model.events import NodeFenced
 from hakeeper.model.transition import Decision, Transition
 from hakeeper.runtime.election import Controller
@@ -177,8 +178,8 @@ async def _job_warnings(store: ClusterStore, now: float) -> tuple[str, ...]:
         if job.overdue(now):
             last = job.last_ok if job.last_ok is not None else job.since
             found.append(
-                f"scheduled {name} overdue: no success for {(now - last) / 3600:.1f} h "
-                f"(every {job.period / 3600:.1f} h); see `hakeeper events`"
+                f"scheduled {name} overdue: no success for {short_duration(now - last)} "
+                f"(every {short_duration(job.period)}); see `hakeeper events`"
             )
     return tuple(found)
 
