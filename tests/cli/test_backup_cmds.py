@@ -123,3 +123,13 @@ def test_restore_refuses_a_live_cluster_without_force(
     forced = runner.invoke(app, ["restore", backup_id, "--config", str(backup_config), "--force"])
     assert forced.exit_code == 0, forced.output
     assert not asyncio.run(store.node_flags("n1")).maintenance
+
+
+def test_check_fails_on_a_schedule_without_a_recent_backup(backup_config: Path) -> None:
+    with backup_config.open("a") as out:
+        out.write('schedule = "1h"\n')
+    result = runner.invoke(app, ["check", "--json", "--config", str(backup_config)])
+    assert result.exit_code == 1
+    backups = [f for f in json.loads(result.stdout) if f["section"] == "backup"]
+    assert [(f["level"], f["what"][:12]) for f in backups] == [("error", "no backup in")]
+    assert "hakeeper backup create" in backups[0]["fix"]
