@@ -1,14 +1,17 @@
 """The whole way back, with real processes: a three-node loopback cluster is backed up
-(`hakeeper backup create`), stopped, and every node's state deleted; `hakeeper restore`
-brings it up on fresh data directories and other ports with the same config (but the new
-addresses), the same run-time state, and the resource where that state puts it."""
+(`hakeeper backup create`; its controller takes scheduled ones too), stopped, and every
+node's state deleted; `hakeeper restore` brings it up on fresh data directories and other
+ports with the same config (but the new addresses), the same run-time state, and the
+resource where that state puts it."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ from hakeeper.backup.keys import write_key_file
 from hakeeper.config import load_spec
 from hakeeper.lab.loopback import LoopbackCluster
 from hakeeper.model.records import NodeFlags
+from hakeeper.runtime.store import ClusterStore
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +33,21 @@ ops.monitor = { interval = "1s", timeout = "5s" }
 
 
 def backup_section(tmp_path: Path) -> str:
-    return f'\n[backup]\nstore = "{tmp_path / "backups"}"\nkey_file = "{tmp_path / "backup.key"}"\n'
+    return (
+        f'\n[backup]\nstore = "{tmp_path / "backups"}"\nkey_file = "{tmp_path / "backup.key"}"\n'
+        'schedule = "2s"\n'
+    )
+
+
+async def scheduled_backups(store: ClusterStore, count: int, timeout: float = 60.0) -> list[float]:
+    """The times of the first ``count`` scheduled backups the controller took."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [e.ts for e in await store.event_log("test").read() if e.kind == "backup.created"]
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"fewer than {count} scheduled backups within {timeout}s")
 
 
 async def hakeeper(*args: str) -> dict[str, object]:
@@ -57,6 +75,9 @@ async def test_backup_destroy_restore_on_fresh_dirs_and_other_ports(tmp_path: Pa
         await old.start()
         await old.wait_for("svc to run", lambda o: bool(o.running_on("svc")))
         store = await old.store()
+        # Only the controller takes them, one per period: never three at once.
+        times = await scheduled_backups(store, 2)
+        assert all(b - a >= 1.5 for a, b in itertools.pairwise(times))
         await store.set_constraint("ban", "svc", "n1")
         await store.set_node_flags("n2", NodeFlags(standby=True))
         await old.wait_for("svc on n3", lambda o: o.running_on("svc") == ["n3"])
