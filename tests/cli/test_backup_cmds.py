@@ -133,3 +133,17 @@ def test_check_fails_on_a_schedule_without_a_recent_backup(backup_config: Path) 
     backups = [f for f in json.loads(result.stdout) if f["section"] == "backup"]
     assert [(f["level"], f["what"][:12]) for f in backups] == [("error", "no backup in")]
     assert "hakeeper backup create" in backups[0]["fix"]
+
+
+def test_a_drill_of_a_damaged_backup_fails_naming_the_problem(
+    backup_config: Path, store: ClusterStore, use_local: None
+) -> None:
+    asyncio.run(store.publish_first_config(backup_config.read_text()))
+    backup_id = str(hk("backup", "create", "--config", str(backup_config))["backup_id"])
+    flip_byte(backup_config.parent / "backups" / backup_id / "objects/cluster/config.toml", 9)
+    result = runner.invoke(app, ["dr", "drill", "--config", str(backup_config), "--json"])
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    assert "fails its authentication" in report["reason"]
+    assert report["event"] == "written to the cluster's log (drill.finished)"

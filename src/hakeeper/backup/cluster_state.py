@@ -25,7 +25,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hakeeper.backup.errors import CorruptObject
 from hakeeper.backup.manifest import ClusterIdentity
-from hakeeper.backup.session_seam import SessionSnapshotter, StoreSnapshot, session_object
+from hakeeper.backup.session_seam import (
+    SESSION_PREFIX,
+    SessionSnapshotter,
+    StoreSnapshot,
+    session_object,
+)
 from hakeeper.errors import ConfigError, HakeeperError
 from hakeeper.model.events import Event, from_json, to_json
 from hakeeper.model.records import FencedMark, NodeFlags
@@ -174,7 +179,7 @@ class ClusterContent:
     def chunks(self, name: str) -> AsyncIterator[bytes]:
         if name in self.cluster_objects:
             return _once(self.cluster_objects[name])
-        store = name.removeprefix("sessions/")
+        store = name.removeprefix(SESSION_PREFIX)
         return self.sessions[store].chunks()
 
 

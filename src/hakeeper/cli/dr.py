@@ -163,7 +163,8 @@ async def run_drill(
     except TimeoutError:
         reason = f"the service did not answer within {timeout:g} s"
         return DrillResult(backup_id, False, time.monotonic() - started, rpo, reason)
-    except HakeeperError as exc:
+    except (HakeeperError, OSError) as exc:
+        # A drill that fails is a result to report (and an event), not a crash.
         return DrillResult(backup_id, False, time.monotonic() - started, rpo, str(exc))
     return DrillResult(
         backup_id, True, time.monotonic() - started, rpo,
