@@ -41,11 +41,17 @@ console = Console(soft_wrap=True, highlight=False)
 
 StoreOption = Annotated[
     str | None,
-    typer.Option("--store", help="A directory or s3://bucket/prefix (default: [backup] store)."),
+    typer.Option(
+        "--store",
+        help="A directory or s3://bucket/prefix (default: the store of the backup section).",
+    ),
 ]
 KeyFileOption = Annotated[
     Path | None,
-    typer.Option("--key-file", help="The backup key file, mode 0600 (default: [backup] key_file)."),
+    typer.Option(
+        "--key-file",
+        help="The backup key file, mode 0600 (default: key_file of the backup section).",
+    ),
 ]
 BackupArg = Annotated[str, typer.Argument(help="A backup id, or 'latest'.")]
 
@@ -276,7 +282,7 @@ def prune_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Delete the backups the retention ([backup] keep_last, max_age) no longer keeps."""
+    """Delete the backups that keep_last and max_age (backup section) no longer keep."""
 
     async def body() -> int:
         settings = load_settings(config, store, None).settings
