@@ -37,7 +37,8 @@ from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.durations import short_duration
 
 app = typer.Typer(help="Back up the cluster; list, verify and prune its backups.")
-console = Console(soft_wrap=True, highlight=False)
+# Lines hold paths, URLs and errors: "[" in them is text, never markup.
+console = Console(soft_wrap=True, highlight=False, markup=False)
 
 StoreOption = Annotated[
     str | None,

@@ -55,7 +55,8 @@ from hakeeper.runtime.snapshot import observe_cluster
 from hakeeper.runtime.store import ClusterStore
 
 app = typer.Typer(help="Disaster recovery: restore drills that measure RTO and RPO.")
-console = Console(soft_wrap=True, highlight=False)
+# Lines hold paths, URLs and errors: "[" in them is text, never markup.
+console = Console(soft_wrap=True, highlight=False, markup=False)
 
 #: The whole drill, from the first read of the backup to the service answering.
 DRILL_TIMEOUT = 300.0

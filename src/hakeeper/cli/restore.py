@@ -40,7 +40,8 @@ from hakeeper.coord.base import Coordinator
 from hakeeper.errors import ConfigError, HakeeperError
 from hakeeper.model.cluster import ClusterSpec
 
-console = Console(soft_wrap=True, highlight=False)
+# Lines hold paths, URLs and errors: "[" in them is text, never markup.
+console = Console(soft_wrap=True, highlight=False, markup=False)
 
 MapOption = Annotated[
     list[str] | None,
