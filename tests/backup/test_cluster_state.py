@@ -16,11 +16,8 @@ from hakeeper.backup.keys import load_keyring, write_key_file
 from hakeeper.backup.session_seam import SessionReseeder, SessionSnapshotter
 from hakeeper.backup.writer import write_backup
 from hakeeper.config.secret_file import write_secret_file
-from hakeeper.runtime.keys import KeySpace
-from hakeeper.runtime.store import ClusterStore
 from tests.backup.cluster_fixtures import MemorySessions, cluster_config, populated_store
 from tests.backup.conftest import read_back
-from tests.fakes import LocalCoordinator
 
 
 async def test_collect_keeps_every_record_and_decodes_back_equal(tmp_path: Path) -> None:
@@ -32,24 +29,6 @@ async def test_collect_keeps_every_record_and_decodes_back_equal(tmp_path: Path)
     assert back.runtime == before.runtime
     assert back.events == before.events
     assert back.runtime.count() == 5
-
-
-async def test_seeded_records_read_back_equal_in_a_fresh_key_space(tmp_path: Path) -> None:
-    store = await populated_store(cluster_config(tmp_path / "secret"))
-    before = await store.records().read()
-    fresh = ClusterStore(LocalCoordinator(), KeySpace("prod"))
-    await fresh.records().seed(before, config_base=0, replace=False)
-    after = await fresh.records().read()
-    assert (after.config, after.runtime, after.events, after.identity) == (
-        before.config, before.runtime, before.events, before.identity,
-    )  # fmt: skip
-
-
-async def test_the_cluster_identity_is_made_once(tmp_path: Path) -> None:
-    store = await populated_store(cluster_config(tmp_path / "secret"))
-    first = await store.records().identity()
-    assert await store.records().identity() == first
-    assert len(first) == 32
 
 
 async def test_no_secret_value_is_in_any_object_of_a_backup(tmp_path: Path) -> None:
