@@ -125,3 +125,17 @@ async def test_a_deposed_controller_records_nothing() -> None:
     await runner.once()
     assert job.runs == 0
     assert await store.jobs().records() == {}
+
+
+class BrokenPeriod(CountingJob):
+    async def period(self, store: ClusterStore) -> float | None:
+        raise ValueError("the job's own look at the config failed")
+
+
+async def test_a_job_that_fails_to_say_its_period_is_skipped_not_fatal() -> None:
+    wall = Wall()
+    job = BrokenPeriod(wall)
+    runner, store = await runner_for(job, wall)
+    await runner.once()
+    assert job.runs == 0
+    assert await store.jobs().records() == {}

@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Protocol
 
-from hakeeper.errors import CoordError
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.events import Event, JobFailed, JobOverdue
 from hakeeper.model.records import JobRecord
@@ -83,7 +82,10 @@ class JobRunner:
         for job in self._jobs:
             try:
                 await self._consider(job)
-            except CoordError as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the engine, or a job's own look at the
+                # config, failed: this look is skipped, the controller goes on controlling.
                 log.warning("event=job_skipped job=%s error=%r", job.name, str(exc))
 
     async def _consider(self, job: ControllerJob) -> None:
