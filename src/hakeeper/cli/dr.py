@@ -28,7 +28,7 @@ from rich.console import Console
 
 from hakeeper.backup.manifest import Trust
 from hakeeper.backup.node_map import NodeTarget, rewrite_node_addresses, set_table_keys
-from hakeeper.backup.restore import RestorePlan, apply_restore, prepare_restore
+from hakeeper.backup.restore import apply_restore, prepare_restore
 from hakeeper.backup.scheduled import stored_file, stored_settings
 from hakeeper.backup.session_seam import SessionReseeder
 from hakeeper.backup.settings import BackupSettings
@@ -93,20 +93,19 @@ class DrillResult:
         return tuple(lines)
 
 
-def scratch_config(plan: RestorePlan, work_dir: Path) -> str:
+def scratch_config(config: str, backup_id: str, work_dir: Path) -> str:
     """The backup's config for this machine: nodes on loopback, the scratch secret, no
-    fencing and no watchdog (the drill must never touch the real machines), and its own
-    backups in the scratch directory, not scheduled (never into the real store, never a
-    drill within the drill)."""
+    fencing and no watchdog (the drill must never touch the real machines), virtual IPs
+    stopped (never on the real network), and its own backups in the scratch directory, not
+    scheduled (never into the real store, never a drill within the drill)."""
     secret_file = lab_secret_file(work_dir)
-    config = plan.records.config or ""
-    spec = spec_from_text(config, f"the config of backup {plan.manifest.backup_id}")
+    spec = spec_from_text(config, f"the config of backup {backup_id}")
     if spec.coordination.backend != "raft":
         raise ConfigError("a drill runs the embedded raft backend; this backup's config uses etcd")
     addresses, port = loopback_nodes([n.name for n in spec.nodes])
     targets = {name: NodeTarget(address, port) for name, address in addresses.items()}
     config = rewrite_node_addresses(config, targets)
-    safety = {
+    safety: dict[str, dict[str, str]] = {
         "cluster": {"fencing": "false"},
         "fencing": {"watchdog": '"off"'},
         "coordination": {"secret_file": json.dumps(str(secret_file))},
@@ -116,6 +115,10 @@ def scratch_config(plan: RestorePlan, work_dir: Path) -> str:
             "drill": '"3650d"',
         },
     }
+    # A virtual IP raised here would answer on the real network beside the real one.
+    for primitive in spec.primitives:
+        if primitive.agent == "vip":
+            safety[f"resources.{primitive.id}"] = {"target_role": '"stopped"'}
     return set_table_keys(config, safety, add_missing=True)
 
 
@@ -150,7 +153,7 @@ async def run_drill(
         async with asyncio.timeout(timeout):
             plan = await prepare_restore(backups, backup_id, trust, cluster_name=None, node_map={})
             rpo = began - plan.manifest.created_at.timestamp()
-            config = scratch_config(plan, work_dir)
+            config = scratch_config(plan.records.config or "", backup_id, work_dir)
             plan = replace(plan, records=replace(plan.records, config=config))
             scratch = ScratchCluster(work_dir, config)
             try:
