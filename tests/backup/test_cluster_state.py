@@ -3,12 +3,14 @@ store, secrets only by reference, session stores through the seam at their epoch
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from hakeeper.backup.cluster_state import (
     CONFIG_OBJECT,
     EVENTS_OBJECT,
     RUNTIME_OBJECT,
+    RuntimeDoc,
     collect_cluster,
     decode_cluster_objects,
 )
@@ -16,6 +18,7 @@ from hakeeper.backup.keys import load_keyring, write_key_file
 from hakeeper.backup.session_seam import SessionReseeder, SessionSnapshotter
 from hakeeper.backup.writer import write_backup
 from hakeeper.config.secret_file import write_secret_file
+from hakeeper.model.records import NodeFlags
 from tests.backup.cluster_fixtures import MemorySessions, cluster_config, populated_store
 from tests.backup.conftest import read_back
 
@@ -69,3 +72,32 @@ async def test_session_stores_are_objects_with_their_epoch_in_the_manifest(
     assert "sessions/web" in content.object_names()
     data = b"".join([c async for c in content.chunks("sessions/web")])
     assert data == b"a=1\nb=2\n"
+
+
+async def test_writers_during_a_backup_never_give_a_torn_copy(tmp_path: Path) -> None:
+    """Writers flip two nodes' flags one after the other while backups are taken: each
+    backup's flags are the state after some prefix of the acknowledged writes."""
+    store = await populated_store(cluster_config(tmp_path / "secret"))
+    states: list[dict[str, bool]] = [{"n1": False, "n2": True}]  # n2 standby from the fixture
+
+    async def writer() -> None:
+        for i in range(1, 61):
+            for node in ("n1", "n2"):
+                await store.set_node_flags(node, NodeFlags(standby=bool(i % 2)))
+                states.append(states[-1] | {node: bool(i % 2)})
+                await asyncio.sleep(0)
+
+    async def backups() -> list[dict[str, bool]]:
+        seen = []
+        for _ in range(30):
+            content = await collect_cluster(store, "prod")
+            flags = RuntimeDoc.model_validate_json(
+                content.cluster_objects[RUNTIME_OBJECT]
+            ).node_flags
+            seen.append({n: n in flags and flags[n].standby for n in ("n1", "n2")})
+            await asyncio.sleep(0)
+        return seen
+
+    _, seen = await asyncio.gather(writer(), backups())
+    assert all(s in states for s in seen)
+    assert len({tuple(sorted(s.items())) for s in seen}) > 1  # the writes did interleave
