@@ -15,8 +15,10 @@ import pytest
 
 from hakeeper.backup.catalog import list_backups, prune
 from hakeeper.backup.errors import BackupNotFound, MissingObject, StoreUnavailable
+from hakeeper.backup.jobs import take_backup
 from hakeeper.backup.keys import BackupKeyring
 from hakeeper.backup.manifest import Trust
+from hakeeper.backup.restore import apply_restore, prepare_restore
 from hakeeper.backup.retention import RetentionPolicy
 from hakeeper.backup.s3_store import (
     MIN_PART_SIZE,
@@ -25,10 +27,15 @@ from hakeeper.backup.s3_store import (
     credentials_from_environment,
     read_credentials_file,
 )
+from hakeeper.backup.settings import backup_settings
 from hakeeper.backup.verify import verify_backup
 from hakeeper.backup.writer import write_backup
+from hakeeper.config.schema import BackupSection
 from hakeeper.errors import ConfigError
 from hakeeper.lab.processes import free_port
+from hakeeper.runtime.keys import KeySpace
+from hakeeper.runtime.store import ClusterStore
+from tests.backup.cluster_fixtures import cluster_config, populated_store
 from tests.backup.conftest import (
     CLUSTER,
     S3_BUCKET,
@@ -38,6 +45,7 @@ from tests.backup.conftest import (
     MemorySource,
     read_back,
 )
+from tests.fakes import LocalCoordinator
 
 BACKUP = "20261206T100000Z-00000001"
 
@@ -213,3 +221,30 @@ async def test_a_server_that_never_answers_times_out_as_store_unavailable() -> N
 def test_settings_out_of_bounds_are_refused(field: str, value: object, says: str) -> None:
     with pytest.raises(ConfigError, match=says):
         settings("http://127.0.0.1:1", **{field: value})
+
+
+async def test_a_cluster_backed_up_to_an_s3_url_from_the_config_restores_from_it(
+    s3_endpoint: str, tmp_path: Path, keyring: BackupKeyring
+) -> None:
+    # The keyring fixture wrote tmp_path/backup.key: the settings read it from there.
+    creds = tmp_path / "s3.credentials"
+    creds.touch(mode=0o600)
+    creds.write_text(
+        f"access_key_id = {S3_KEYS['AWS_ACCESS_KEY_ID']}\n"
+        f"secret_access_key = {S3_KEYS['AWS_SECRET_ACCESS_KEY']}\n"
+    )
+    section = BackupSection(
+        store=f"s3://{S3_BUCKET}/cluster-{secrets.token_hex(4)}",
+        endpoint=s3_endpoint,
+        credentials_file=str(creds),
+    )
+    chosen = backup_settings(section, key_file=tmp_path / "backup.key")
+    assert chosen.store.description.startswith(f"s3://{S3_BUCKET}/cluster-")
+    source = await populated_store(cluster_config(tmp_path / "secret"))
+    taken = await take_backup(source, "prod", chosen)
+    target = ClusterStore(LocalCoordinator(), KeySpace("prod"))
+    plan = await prepare_restore(
+        chosen.store, taken.summary.backup_id, chosen.trust(), cluster_name="prod", node_map={}
+    )
+    await apply_restore(plan, target, reseeder=None, force=False)
+    assert (await target.records().read()).runtime == (await source.records().read()).runtime

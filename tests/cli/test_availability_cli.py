@@ -129,3 +129,18 @@ def test_simulate_table_names_the_scenarios() -> None:
     out = run("simulate", "--mtbf", "2000h", "--mttr", "4h", "--trials", "50", "--target", "99.99%")
     assert "as configured" in out
     assert "≤ 99.99%" in out
+
+
+def test_report_shows_each_restore_drills_rto_and_rpo(tmp_path: Path) -> None:
+    log = tmp_path / "events.jsonl"
+    log.write_text(
+        EXAMPLES.joinpath("events.jsonl").read_text()
+        + '{"kind":"drill.finished","ts":1719700000.0,"backup_id":"20240629T222640Z-0a1b2c3d",'
+        '"ok":true,"rto":14.2,"rpo":3600.0,"reason":""}\n'
+    )
+    out = run("report", "--events", str(log), "--end", "2024-07-01T00:00:00Z")
+    assert "restore drill 2024-06-29 22:26 of backup 20240629T222640Z-0a1b2c3d: passed" in out
+    (drill,) = json.loads(
+        run("report", "--events", str(log), "--end", "2024-07-01T00:00:00Z", "--json")
+    )["drills"]
+    assert (drill["rto"], drill["rpo"]) == (14.2, 3600.0)

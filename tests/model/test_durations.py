@@ -137,3 +137,10 @@ def test_a_text_too_long_to_be_a_duration_is_refused_before_it_is_read() -> None
 def test_an_int_beyond_any_float_is_refused() -> None:
     with pytest.raises(ConfigError, match="not a finite duration"):
         parse_duration(10**400)
+
+
+def test_short_duration_names_the_largest_whole_unit_and_reads_back() -> None:
+    from hakeeper.model.durations import parse_duration, short_duration
+
+    assert [short_duration(s) for s in (45, 750, 21600, 183600)] == ["45s", "12.5m", "6.0h", "2.1d"]
+    assert parse_duration(short_duration(750)) == 750

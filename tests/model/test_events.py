@@ -13,11 +13,15 @@ from hakeeper.model.events import (
     EVENT_TYPES,
     AlertDelivered,
     AlertFailed,
+    BackupCreated,
     ConfigRefused,
     ControllerElected,
+    DrillFinished,
     Event,
     FailoverFinished,
     FailoverStarted,
+    JobFailed,
+    JobOverdue,
     NodeFenced,
     NodeJoined,
     NodeLost,
@@ -47,6 +51,10 @@ ONE_OF_EACH: list[Event] = [
     ConfigRefused(12.0, "n3", 77, "stored config rev 77: not UTF-8"),
     AlertDelivered(13.0, "mail", "node.lost", 80, "root@example.org", 1),
     AlertFailed(14.0, "hook", "node.lost", 80, "HTTP 500", "", 4),
+    BackupCreated(13.0, "20261206T103749Z-bcab985f", 3000, 0.5, 1842),
+    DrillFinished(14.0, "20261206T103749Z-bcab985f", True, 12.5, 3600.0),
+    JobFailed(15.0, "backup", "StoreUnavailable: /var/backups: disk full"),
+    JobOverdue(16.0, "backup", 7300.0),
 ]
 
 

@@ -38,6 +38,7 @@ from hakeeper.availability.services import Services
 from hakeeper.errors import ConfigError
 from hakeeper.model.events import (
     ControllerElected,
+    DrillFinished,
     Event,
     FailoverFinished,
     FailoverStarted,
@@ -191,6 +192,8 @@ class Report:
     fencings: tuple[float, ...]
     failed_fencings: int
     timelines: dict[str, Timeline] = field(default_factory=dict)
+    #: Restore drills in the window, oldest first: each one's measured RTO and RPO.
+    drills: tuple[DrillFinished, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -205,6 +208,17 @@ class Report:
                 "failed": self.failed_fencings,
                 "durations": list(self.fencings),
             },
+            "drills": [
+                {
+                    "ts": d.ts,
+                    "backup_id": d.backup_id,
+                    "ok": d.ok,
+                    "rto": d.rto,
+                    "rpo": d.rpo,
+                    "reason": d.reason,
+                }
+                for d in self.drills
+            ],
         }
 
 
@@ -418,4 +432,5 @@ def measure(
         fencings=tuple(e.duration for e in fenced if e.ok),
         failed_fencings=sum(1 for e in fenced if not e.ok),
         timelines=lines,
+        drills=tuple(e for e in inside if isinstance(e, DrillFinished)),
     )

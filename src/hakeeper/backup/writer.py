@@ -56,6 +56,7 @@ class WriteSummary:
     stored_bytes: int
     key_id: str | None
     seconds: float
+    created_at: datetime
 
     def lines(self) -> tuple[str, ...]:
         encryption = f"AES-256-GCM, key {self.key_id}" if self.key_id else "none"
@@ -164,4 +165,5 @@ async def write_backup(
         stored_bytes=stored,
         key_id=keyring.current.key_id if keyring is not None else None,
         seconds=time.monotonic() - started,
+        created_at=created_at,
     )

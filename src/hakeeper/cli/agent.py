@@ -7,6 +7,9 @@ from typing import Annotated
 
 import typer
 
+from hakeeper.backup.scheduled import ScheduledBackup
+from hakeeper.cli.backup import session_seam
+from hakeeper.cli.dr import ScheduledDrill
 from hakeeper.cli.logs import setup_logging
 from hakeeper.cli.plugins import RESOURCE_AGENTS
 from hakeeper.config.loader import load_spec
@@ -31,7 +34,12 @@ def agent(
         # driver cannot be disarmed): a node without its cluster secret starts nothing.
         require_cluster_secret(load_spec(config))
         state_dir = state_dir or Path("/var/lib/hakeeper") / node
-        run_daemon(config, node, state_dir, agents=RESOURCE_AGENTS)
+        # Only the controller runs these, once per period for the whole cluster.
+        jobs = (
+            ScheduledBackup(sessions=lambda spec: session_seam(spec)[0]),
+            ScheduledDrill(reseeders=lambda spec: session_seam(spec)[1]),
+        )
+        run_daemon(config, node, state_dir, agents=RESOURCE_AGENTS, jobs=jobs)
     except HakeeperError as exc:
         typer.echo(f"hakeeper agent: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -17,6 +17,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
@@ -473,6 +474,13 @@ def _print_report(report: measure.Report) -> None:
         if s.unfinished_failovers:
             notes.append(f"{s.name}: {s.unfinished_failovers} unfinished failover(s)")
     console.print(" · ".join(notes))
+    for d in report.drills:
+        when = datetime.fromtimestamp(d.ts, UTC).strftime("%Y-%m-%d %H:%M")
+        verdict = "passed" if d.ok else f"[red]failed[/] ({escape(d.reason)})"
+        console.print(
+            f"restore drill {when} of backup {d.backup_id}: {verdict}, "
+            f"RTO {_dur(d.rto)}, RPO {_dur(d.rpo)}"
+        )
 
 
 # --- simulate ---------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ Exit 0: nothing unsafe (warnings may be printed); 1: at least one error-level fi
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -24,6 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from hakeeper.backup.health import backup_findings
 from hakeeper.balancer.config import insecure_settings
 from hakeeper.balancer.config import load_config as load_balancer_config
 from hakeeper.cli import cluster_client as cc
@@ -110,7 +112,7 @@ SECURITY_SOURCES: tuple[SecuritySource, ...] = (
 
 @dataclass(frozen=True, slots=True)
 class Section:
-    name: str  # "safety" | "security"
+    name: str  # "safety" | "security" | "backup"
     finding: Finding
 
 
@@ -125,6 +127,8 @@ def all_findings(
     found += [Section("safety", f) for f in safety_findings(spec)]
     ctx = CheckContext(cf, spec, state_root)
     found += [Section("security", f) for source in sources for f in source(ctx)]
+    # Backups encrypted and on schedule, read from their store (docs/dr.md).
+    found += [Section("backup", f) for f in asyncio.run(backup_findings(cf))]
     return found
 
 

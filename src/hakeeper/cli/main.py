@@ -87,3 +87,12 @@ app.add_typer(_secret_app, name="secret")
 from hakeeper.cli.upgrade import upgrade as _upgrade  # noqa: E402
 
 app.command(name="upgrade")(_upgrade)
+from hakeeper.cli import backup as _backup  # noqa: E402
+
+app.add_typer(_backup.app, name="backup")
+from hakeeper.cli.restore import restore as _restore  # noqa: E402
+
+app.command(name="restore")(_restore)
+from hakeeper.cli import dr as _dr  # noqa: E402
+
+app.add_typer(_dr.app, name="dr")

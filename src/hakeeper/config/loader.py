@@ -67,6 +67,11 @@ def spec_from_text(text: str, source: str) -> ClusterSpec:
     return to_spec(parse(_loads(text, source), source=source))
 
 
+def file_from_text(text: str, source: str) -> ClusterFile:
+    """A cluster file's text to the validated file, every section (``[backup]`` too)."""
+    return parse(_loads(text, source), source=source)
+
+
 def load(path: Path | str) -> ClusterFile:
     path = Path(path)
     return parse(read_toml(path), source=str(path))

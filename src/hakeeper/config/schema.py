@@ -337,6 +337,58 @@ class AlertSection(Section):
         return self
 
 
+def _private_path(value: str | None) -> str | None:
+    if value is not None and (not value.startswith("/") or any(ord(c) < 32 for c in value)):
+        raise ValueError("give an absolute path without control characters")
+    return value
+
+
+PrivatePath = Annotated[str | None, BeforeValidator(_private_path)]
+
+
+class BackupSection(Section):
+    """Where backups go and how (docs/dr.md). ``store`` is a directory (absolute path) or
+    ``s3://bucket/prefix``; secrets only by path: the backup key and the S3 credentials."""
+
+    store: str
+    key_file: PrivatePath = None
+    endpoint: str | None = None
+    region: str = "us-east-1"
+    credentials_file: PrivatePath = None
+    keep_last: int | None = Field(default=None, ge=1, le=100_000)
+    max_age: Duration | None = None
+    schedule: Duration | None = None
+    drill: Duration | None = None
+
+    @field_validator("store")
+    @classmethod
+    def _store_form(cls, value: str) -> str:
+        if any(ord(c) < 32 for c in value) or not (
+            value.startswith("/") or value.startswith("s3://")
+        ):
+            raise ValueError(
+                'give an absolute directory ("/var/backups/hakeeper") or an S3 URL '
+                '("s3://bucket/prefix"), without control characters'
+            )
+        return value
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_form(cls, value: str | None) -> str | None:
+        if value is not None and (
+            not value.startswith(("http://", "https://")) or any(ord(c) < 33 for c in value)
+        ):
+            raise ValueError('give a URL such as "https://s3.example.net"')
+        return value
+
+    @field_validator("schedule", "drill", "max_age")
+    @classmethod
+    def _positive(cls, value: float | None) -> float | None:
+        if value is not None and value <= 0:
+            raise ValueError("give a period above zero, e.g. 1h or 1d")
+        return value
+
+
 class ClusterFile(Section):
     """The whole file. ``balancer`` and ``sessions`` are reserved: accepted, not yet read."""
 
@@ -351,3 +403,4 @@ class ClusterFile(Section):
     alerts: list[AlertSection] = Field(default=[], max_length=32)
     balancer: dict[str, Any] | None = None
     sessions: dict[str, Any] | None = None
+    backup: BackupSection | None = None

@@ -121,3 +121,12 @@ def _checked(seconds: float, value: object, what: str) -> float:
     if not math.isfinite(seconds):
         raise ConfigError(f"{what}: {value!r} is not a finite duration; write e.g. '20s'")
     return seconds
+
+
+def short_duration(seconds: float) -> str:
+    """A duration in its largest whole unit, for messages: ``45s``, ``12.5m``, ``6.0h``,
+    ``2.1d`` (the grammar above reads each back)."""
+    for unit, size in (("d", DAY), ("h", HOUR), ("m", MINUTE)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"

@@ -27,6 +27,11 @@ kind                   fields (besides ``kind`` and ``ts``)                     
 ``alert.delivered``    ``alert`` (its id), ``event_kind``, ``revision`` (of the event), ctl
                        ``recipient``, ``attempts``
 ``alert.failed``       the same and ``reason``; neither is itself alerted on            ctl
+``backup.created``     ``backup_id``, ``bytes``, ``seconds``, ``revision`` (coordination)   ctl
+``drill.finished``     ``backup_id``, ``ok``, ``rto`` (s, restore start→service       ctl
+                       answers), ``rpo`` (s, the backup's age), ``reason``
+``job.failed``         ``job`` (``backup``, ``drill``), ``reason``                     ctl
+``job.overdue``        ``job``, ``age`` (s since its last success or its schedule)      ctl
 =====================  ==============================================================  ====
 
 Rules the writers follow, and that ``hakeeper.availability.measure`` relies on:
@@ -194,6 +199,43 @@ class AlertFailed:
     attempts: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class BackupCreated:
+    kind: ClassVar[str] = "backup.created"
+    ts: float
+    backup_id: str
+    bytes: int
+    seconds: float
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class DrillFinished:
+    kind: ClassVar[str] = "drill.finished"
+    ts: float
+    backup_id: str
+    ok: bool
+    rto: float
+    rpo: float
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class JobFailed:
+    kind: ClassVar[str] = "job.failed"
+    ts: float
+    job: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobOverdue:
+    kind: ClassVar[str] = "job.overdue"
+    ts: float
+    job: str
+    age: float
+
+
 Event = (
     NodeJoined
     | NodeLost
@@ -209,6 +251,10 @@ Event = (
     | ConfigRefused
     | AlertDelivered
     | AlertFailed
+    | BackupCreated
+    | DrillFinished
+    | JobFailed
+    | JobOverdue
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -228,6 +274,10 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ConfigRefused,
         AlertDelivered,
         AlertFailed,
+        BackupCreated,
+        DrillFinished,
+        JobFailed,
+        JobOverdue,
     )
 }
 

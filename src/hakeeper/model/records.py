@@ -76,3 +76,43 @@ class MemberRecord:
     def versions_of(self, fmt: Format) -> VersionRange | None:
         """The versions of ``fmt`` it published; None from a release before versions."""
         return next((f.versions for f in self.formats if f.format == fmt), None)
+
+
+#: After a failed run, a periodic job tries again this soon (or at its period, if shorter).
+JOB_RETRY = 300.0
+#: A new schedule runs first this long after it is seen (or after its period, if shorter):
+#: a cluster just started for a restore is not backed up, empty, before it is restored.
+FIRST_RUN_DELAY = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A periodic controller job (a scheduled backup, a drill): its period and last outcomes,
+    kept in the key space so that one run per period holds for the whole cluster, across
+    controller changes. Times are wall clock; ``since`` is when the schedule was first seen."""
+
+    name: str
+    period: float
+    since: float
+    last_ok: float | None = None
+    last_failure: float | None = None
+    reason: str = ""  # of the last failure
+    overdue_since: float | None = None
+
+    def next_run(self) -> float:
+        if self.last_failure is not None and (
+            self.last_ok is None or self.last_failure > self.last_ok
+        ):
+            return self.last_failure + min(self.period, JOB_RETRY)
+        if self.last_ok is None:
+            return self.since + min(self.period, FIRST_RUN_DELAY)
+        return self.last_ok + self.period
+
+    def overdue(self, now: float) -> bool:
+        """No success within two periods (of the last success, or of the schedule's start)."""
+        return now - (self.last_ok if self.last_ok is not None else self.since) > 2 * self.period
+
+    def failing(self) -> bool:
+        return self.last_failure is not None and (
+            self.last_ok is None or self.last_failure > self.last_ok
+        )

@@ -21,7 +21,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hakeeper import __version__
@@ -40,6 +40,7 @@ from hakeeper.model.wire_version import SUPPORTED, Format, FormatSupport
 from hakeeper.runtime.alerts import AlertDispatcher
 from hakeeper.runtime.connect import open_coordinator
 from hakeeper.runtime.controller import Controller, Deposed
+from hakeeper.runtime.controller_jobs import ControllerJob, JobRunner
 from hakeeper.runtime.election import ControllerElection
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.executor import Executor
@@ -81,6 +82,7 @@ class NodeDaemon:
         watchdog: Watchdog | None = None,
         *,
         agents: AgentMaker,
+        jobs: Sequence[ControllerJob] = (),
     ) -> None:
         if spec.node(node) is None:
             known = ", ".join(n.name for n in spec.nodes)
@@ -91,6 +93,8 @@ class NodeDaemon:
         self.config_text = config_text
         #: The resource-agent plug-in table, assembled by the face that starts the daemon.
         self.agents = agents
+        #: Periodic work only the controller does (scheduled backups, drills), from the face.
+        self.jobs = jobs
         # The member lease, the watchdog and the suspicion watch keep the timing they start
         # with: a lease's TTL cannot change under it, and the watchdog counts down from it.
         # Everything else reads the current spec's, so a config that switches the profile
@@ -400,25 +404,34 @@ class NodeDaemon:
                 node=self.node, term=current.term, spec=spec_now, store=store,
                 events=events, fencer=self._fencer, observer=self.observations,
             )  # fmt: skip
+            runner = JobRunner(
+                self.jobs, store=store, spec=spec_now, events=events, term=current.term
+            )
             alerts = AlertDispatcher(
                 node=self.node, term=current.term, spec=spec_now, store=store, events=events
             )
-            await self._lead(controller, membership, alerts)
+            await self._lead(controller, membership, runner, alerts)
 
     async def _lead(
-        self, controller: Controller, membership: Membership, alerts: AlertDispatcher
+        self,
+        controller: Controller,
+        membership: Membership,
+        runner: JobRunner,
+        alerts: AlertDispatcher,
     ) -> None:
-        """Run the controller until deposed, the engine fails, or membership lapses; deliver
-        alerts meanwhile (they never end the term: their own trouble is only logged)."""
+        """Run the controller (and its periodic jobs) until deposed, the engine fails, or
+        membership lapses; deliver alerts meanwhile (they never end the term: their own
+        trouble is only logged)."""
         task = asyncio.create_task(controller.run(), name="controller")
         lost = asyncio.create_task(self._membership_lapses(membership))
+        jobs = asyncio.create_task(runner.run(), name="controller-jobs")
         alerting = asyncio.create_task(alerts.run(), name="alerts")
         try:
-            await asyncio.wait({task, lost}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({task, lost, jobs}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for t in (task, lost, alerting):
+            for t in (task, lost, jobs, alerting):
                 t.cancel()
-            results = await asyncio.gather(task, lost, return_exceptions=True)
+            results = await asyncio.gather(task, lost, jobs, return_exceptions=True)
             (alerted,) = await asyncio.gather(alerting, return_exceptions=True)
         if isinstance(alerted, Exception):
             log.error("event=alerts_failed error=%r", repr(alerted))
@@ -457,13 +470,23 @@ def _changed_primitives(before: ClusterSpec, after: ClusterSpec) -> set[str]:
     return {p.id for p in after.primitives if old.get(p.id) != p}
 
 
-def run_daemon(config: Path, node: str, state_dir: Path, *, agents: AgentMaker) -> None:
+def run_daemon(
+    config: Path,
+    node: str,
+    state_dir: Path,
+    *,
+    agents: AgentMaker,
+    jobs: Sequence[ControllerJob] = (),
+) -> None:
     """Entry point of ``hakeeper agent``: one node until SIGTERM/SIGINT, building its
-    resources' agents with ``agents`` (the whole program's plug-in table)."""
+    resources' agents with ``agents`` (the whole program's plug-in table); ``jobs`` run while
+    it is controller."""
     # Everything this process creates (journal, dumps, copies, logs) is its owner's alone.
     os.umask(PRIVATE_UMASK)
     spec = load_spec(config)
-    agent = NodeDaemon(spec, node, state_dir, config.read_text(encoding="utf-8"), agents=agents)
+    agent = NodeDaemon(
+        spec, node, state_dir, config.read_text(encoding="utf-8"), agents=agents, jobs=jobs
+    )
     me = spec.node(node)
     assert me is not None
     # Resources inherit these, so one definition can bind or label per node.

@@ -117,3 +117,16 @@ class KeySpace:
     def alert_cursor(self) -> str:
         """The revision of the event log up to which every alert has been delivered."""
         return f"{self.root}alerts/cursor"
+
+    @property
+    def jobs(self) -> str:
+        return f"{self.root}jobs/"
+
+    def job(self, name: str) -> str:
+        """A periodic controller job's record (a scheduled backup, a drill)."""
+        return f"{self.jobs}{name}"
+
+    @property
+    def identity(self) -> str:
+        """The cluster's id, made once (backups name it, so two clusters of one name differ)."""
+        return f"{self.root}identity"

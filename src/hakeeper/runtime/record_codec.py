@@ -14,6 +14,7 @@ from hakeeper.model.records import (
     Assignment,
     FencedMark,
     InstanceStatus,
+    JobRecord,
     MemberRecord,
     NodeFlags,
     Placement,
@@ -159,3 +160,33 @@ def decode_alert_cursor(raw: bytes) -> int:
     if not text.isdigit() or len(text) > 20:
         raise ValueError(f"alert cursor {text[:40]!r} is not a revision")
     return int(text)
+
+
+def encode_job(record: JobRecord) -> bytes:
+    return json.dumps(
+        {
+            "period": record.period,
+            "since": record.since,
+            "last_ok": record.last_ok,
+            "last_failure": record.last_failure,
+            "reason": record.reason,
+            "overdue_since": record.overdue_since,
+        }
+    ).encode()
+
+
+def _time(value: object) -> float | None:
+    return None if value is None else float(cast(float, value))
+
+
+def decode_job(raw: bytes, name: str) -> JobRecord:
+    data: dict[str, Any] = json.loads(raw)
+    return JobRecord(
+        name,
+        float(data["period"]),
+        float(data["since"]),
+        _time(data.get("last_ok")),
+        _time(data.get("last_failure")),
+        str(data.get("reason", "")),
+        _time(data.get("overdue_since")),
+    )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hakeeper.model.cluster import ClusterSpec
+from hakeeper.model.durations import short_duration
 from hakeeper.model.events import NodeFenced
 from hakeeper.model.transition import Decision, Transition
 from hakeeper.runtime.election import Controller
@@ -153,6 +154,7 @@ async def collect_status(store: ClusterStore, spec: ClusterSpec, now: float) -> 
         if s.role == "failed" and s.node not in down
     )
     refused = await store.stored_config_problem()
+    warnings = (() if refused is None else (refused.warning(),)) + await _job_warnings(store, now)
     return StatusReport(
         spec.options.name,
         True,
@@ -163,8 +165,23 @@ async def collect_status(store: ClusterStore, spec: ClusterSpec, now: float) -> 
         transition.decisions,
         transition,
         failed,
-        () if refused is None else (refused.warning(),),
+        warnings,
     )
+
+
+async def _job_warnings(store: ClusterStore, now: float) -> tuple[str, ...]:
+    """A scheduled job (backup, drill) whose last run failed, or that is overdue."""
+    found: list[str] = []
+    for name, job in sorted((await store.jobs().records()).items()):
+        if job.failing():
+            found.append(f"scheduled {name} failed: {job.reason}")
+        if job.overdue(now):
+            last = job.last_ok if job.last_ok is not None else job.since
+            found.append(
+                f"scheduled {name} overdue: no success for {short_duration(now - last)} "
+                f"(every {short_duration(job.period)}); see `hakeeper events`"
+            )
+    return tuple(found)
 
 
 async def _failed_fences(store: ClusterStore, tr: Transition, now: float) -> dict[str, str]:

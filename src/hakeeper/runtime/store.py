@@ -23,12 +23,15 @@ key (under /hakeeper/<cluster>/)   written by
 ``events/<ts>-<writer>-<seq>``     anyone, through `hakeeper.runtime.events_log`
 ``alerts/cursor``                  the controller, guarded by its term: the event revision
                                    every alert has been delivered up to
+``jobs/<name>``                     the controller: a periodic job's last outcome
+``identity``                       the first backup (the cluster's id); a restore seeds it
+                                   with the rest (`hakeeper.runtime.store_records`)
 =================================  ========================================================
 
 Every path comes from `hakeeper.runtime.keys` and every value's bytes from
-`hakeeper.runtime.record_codec`. Nothing outside this module (and the membership, election and
-event-log modules it hands out) holds the coordinator or builds a key: callers get one typed
-method per thing they do, and one writer per record.
+`hakeeper.runtime.record_codec`. Nothing outside this module (and the membership, election,
+event-log and record modules it hands out) holds the coordinator or builds a key: callers get
+one typed method per thing they do, and one writer per record.
 
 The stored config is read through `hakeeper.runtime.stored_config.stored_spec` (rule 5).
 
@@ -65,6 +68,7 @@ from hakeeper.model.timing import TimingProfile
 from hakeeper.model.wire_version import SUPPORTED, Format, check_readable
 from hakeeper.runtime.election import Controller, ControllerElection, term_guard
 from hakeeper.runtime.events_log import EventLog
+from hakeeper.runtime.job_records import JobBook
 from hakeeper.runtime.keys import KeySpace
 from hakeeper.runtime.membership import Membership
 from hakeeper.runtime.observations import Observer
@@ -88,6 +92,7 @@ from hakeeper.runtime.record_codec import (
     encode_store_format,
     encode_target_role,
 )
+from hakeeper.runtime.store_records import RecordKeeper
 from hakeeper.runtime.stored_config import (
     StoredConfigProblem,
     short_reason,
@@ -161,6 +166,14 @@ class ClusterStore:
 
     def election(self, node: str) -> ControllerElection:
         return ControllerElection(self._coord, self._keys, node)
+
+    def jobs(self) -> JobBook:
+        """The periodic controller jobs' records (`job_records`)."""
+        return JobBook(self._coord, self._keys)
+
+    def records(self) -> RecordKeeper:
+        """The records a backup keeps, read as one and seeded back (`store_records`)."""
+        return RecordKeeper(self._coord, self._keys)
 
     def membership(
         self,

@@ -1,0 +1,134 @@
+"""Restoring onto other machines: the node map (``--map n1=10.0.0.21``) and the config it
+rewrites.
+
+A map entry is ``NODE=HOST`` or ``NODE=HOST:PORT`` (the port is the node's ``raft_port``).
+Only the ``address`` and ``raft_port`` keys of ``[nodes.NODE]`` tables change, in place, so
+the rest of the file (comments, order, every other section) reads as it was backed up.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from hakeeper.config.loader import spec_from_text
+from hakeeper.errors import ConfigError
+from hakeeper.model.address import split_address
+
+_HOST = re.compile(r"[A-Za-z0-9_.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]")
+_NODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# A table header such as [nodes.n1], [nodes."n1"] or [cluster]; [[arrays]] are not tables.
+_HEADER = re.compile(r'^\s*\[(?!\[)\s*([A-Za-z0-9_."\s-]+?)\s*\]\s*(#.*)?$')
+MAX_MAP = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class NodeTarget:
+    """Where a node of the backup runs now."""
+
+    host: str
+    raft_port: int | None = None
+
+
+def parse_node_map(entries: Sequence[str]) -> dict[str, NodeTarget]:
+    """``["n1=10.0.0.21", "n2=10.0.0.22:7481"]`` → targets; a ConfigError naming the entry."""
+    if len(entries) > MAX_MAP:
+        raise ConfigError(f"{len(entries)} --map entries; at most {MAX_MAP}")
+    found: dict[str, NodeTarget] = {}
+    for entry in entries:
+        node, sep, target = entry.partition("=")
+        if not sep or not _NODE.fullmatch(node):
+            raise ConfigError(
+                f"--map {entry!r}: write NODE=HOST or NODE=HOST:PORT, e.g. n1=10.0.0.21"
+            )
+        if node in found:
+            raise ConfigError(f"--map names node {node!r} twice")
+        if _HOST.fullmatch(target):
+            found[node] = NodeTarget(target.strip("[]"))
+            continue
+        try:
+            host_port = split_address(target)
+        except ValueError as exc:
+            raise ConfigError(f"--map {entry!r}: {exc}") from None
+        found[node] = NodeTarget(host_port.host, host_port.port)
+    return found
+
+
+def _toml_string(text: str) -> str:
+    # Hosts are checked above: letters, digits, ". _ - :" only, nothing to escape.
+    return f'"{text}"'
+
+
+def set_table_keys(
+    config: str, tables: Mapping[str, Mapping[str, str]], *, add_missing: bool = False
+) -> str:
+    """``config`` with ``key = value`` (values already TOML) set in each named table
+    (``"nodes.n1"``, ``"cluster"``), in place; a table the file lacks is appended when
+    ``add_missing``, else a ConfigError names it."""
+    out: list[str] = []
+    current: str | None = None
+    pending: dict[str, str] = {}
+    done: set[str] = set()
+
+    def flush() -> None:
+        # Keys the table did not have yet go right after its last line.
+        out.extend(f"{key} = {value}\n" for key, value in pending.items())
+        pending.clear()
+
+    for line in config.splitlines(keepends=True):
+        header = _HEADER.match(line)
+        if header:
+            flush()
+            current = header.group(1).replace('"', "").replace(" ", "")
+            out.append(line if line.endswith("\n") else line + "\n")
+            if current in tables:
+                pending.update(tables[current])
+                done.add(current)
+            continue
+        if line.lstrip().startswith("["):  # an [[array]] of tables ends the table too
+            flush()
+            current = None
+            out.append(line)
+            continue
+        key = line.split("=", 1)[0].strip() if "=" in line else ""
+        if current in tables and key in pending:
+            out.append(f"{key} = {pending.pop(key)}\n")
+            continue
+        out.append(line)
+    flush()
+    missing = [t for t in tables if t not in done]
+    if missing and not add_missing:
+        raise ConfigError(
+            f"the backed-up config does not define {', '.join(f'[{t}]' for t in missing)} "
+            "as a table"
+        )
+    for table in missing:
+        out.append(f"\n[{table}]\n")
+        out.extend(f"{key} = {value}\n" for key, value in tables[table].items())
+    return "".join(out)
+
+
+def rewrite_node_addresses(config: str, targets: Mapping[str, NodeTarget]) -> str:
+    """``config`` with each mapped node's ``address`` (and ``raft_port``) replaced; the result
+    is loaded to prove it, and a ConfigError says which node could not be rewritten."""
+    if not targets:
+        return config
+    tables: dict[str, dict[str, str]] = {}
+    for node, target in targets.items():
+        keys = tables[f"nodes.{node}"] = {"address": _toml_string(target.host)}
+        if target.raft_port is not None:
+            keys["raft_port"] = str(target.raft_port)
+    try:
+        text = set_table_keys(config, tables)
+    except ConfigError:
+        raise ConfigError(
+            f"--map names node(s) {', '.join(sorted(targets))}; the backed-up config does not "
+            "define each as a [nodes.NAME] table"
+        ) from None
+    spec = spec_from_text(text, "restored config")
+    for node, target in targets.items():
+        configured = spec.node(node)
+        if configured is None or configured.address != target.host:
+            raise ConfigError(f"the restored config's address of {node} could not be rewritten")
+    return text
