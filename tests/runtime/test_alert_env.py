@@ -18,6 +18,8 @@ from hakeeper.model.events import (
     Event,
     FailoverFinished,
     FailoverStarted,
+    JobFailed,
+    JobOverdue,
     NodeFenced,
     NodeJoined,
     NodeLost,
@@ -54,6 +56,8 @@ ONE_OF_EACH: list[Event] = [
     QuorumRegained(TS, 2, 3),
     ControllerElected(TS, "n1", 42),
     ConfigRefused(TS, "n2", 77, "stored config rev 77: not UTF-8"),
+    JobFailed(TS, "backup", "StoreUnavailable: /var/backups: disk full"),
+    JobOverdue(TS, "backup", 7300.0),
 ]
 
 
@@ -182,3 +186,10 @@ def test_pacemakers_snmp_sample_sends_its_trap_for_a_fencing(tmp_path: Path) -> 
     args = calls.read_text().splitlines()
     assert "192.0.2.1" in args
     assert "Operation off of n2 by ipmi: OK in 6.5s" in args
+
+
+def test_a_failed_backup_is_an_attribute_alert_naming_the_job_and_why() -> None:
+    env = env_of(JobFailed(TS, "backup", "StoreUnavailable: /var/backups: disk full"))
+    assert env["CRM_alert_kind"] == "attribute"
+    assert env["CRM_alert_attribute_name"] == "backup"
+    assert env["CRM_alert_attribute_value"] == ("failed: StoreUnavailable: /var/backups: disk full")

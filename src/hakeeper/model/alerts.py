@@ -19,6 +19,8 @@ from hakeeper.model.events import (
     ControllerElected,
     FailoverFinished,
     FailoverStarted,
+    JobFailed,
+    JobOverdue,
     NodeFenced,
     NodeJoined,
     NodeLost,
@@ -48,6 +50,9 @@ ALERT_KINDS: dict[str, PacemakerKind] = {
     QuorumRegained.kind: "attribute",
     ControllerElected.kind: "attribute",
     ConfigRefused.kind: "attribute",
+    # A failed or overdue scheduled backup or drill (the job names which).
+    JobFailed.kind: "attribute",
+    JobOverdue.kind: "attribute",
 }
 #: Records of the alerts themselves: never alerted on (an alert about an alert could loop).
 SILENT_KINDS = frozenset({AlertDelivered.kind, AlertFailed.kind})

@@ -27,6 +27,8 @@ from hakeeper.model.events import (
     Event,
     FailoverFinished,
     FailoverStarted,
+    JobFailed,
+    JobOverdue,
     NodeFenced,
     NodeJoined,
     NodeLost,
@@ -115,6 +117,10 @@ def _fields(event: Event, spec: ClusterSpec, writer: str) -> dict[str, str]:
             return _attribute(node, "controller", f"{node} (term {term})")
         case ConfigRefused(node=node, revision=rev, reason=reason):
             return _attribute(node, "config", f"refused revision {rev}: {reason}")
+        case JobFailed(job=job, reason=reason):
+            return _attribute(writer, job, f"failed: {reason}")
+        case JobOverdue(job=job, age=age):
+            return _attribute(writer, job, f"overdue: no success for {age:.0f}s")
     raise AssertionError(f"{event.kind} is in ALERT_KINDS but has no alert fields")
 
 
