@@ -19,6 +19,7 @@ from hakeeper.model.events import (
     NodeFenced,
     NodeJoined,
     NodeLost,
+    OperatorAction,
     QuorumLost,
     QuorumRegained,
     ResourceFailed,
@@ -43,6 +44,7 @@ ONE_OF_EACH: list[Event] = [
     QuorumRegained(10.0, 2, 3),
     ControllerElected(11.0, "n2", 42),
     ConfigRefused(12.0, "n3", 77, "stored config rev 77: not UTF-8"),
+    OperatorAction(13.0, "alice", "resource.move", "web n2", "n1"),
 ]
 
 

@@ -16,23 +16,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from hakeeper.cli import hints
-from hakeeper.cli.hints import DEFAULT_CONFIG as DEFAULT_CONFIG  # the commands' default
+from hakeeper.api import hints, targets
+from hakeeper.api.hints import DEFAULT_CONFIG as DEFAULT_CONFIG  # the commands' default
 from hakeeper.config import load_spec
 from hakeeper.config.loader import spec_from_text
 from hakeeper.coord.base import KV, Cmp, Coordinator, Lease, Op, TxnResult, WatchEvent
-from hakeeper.errors import ConfigError, CoordError, HakeeperError, NoQuorum, Unreachable
+from hakeeper.errors import ConfigError, CoordError, HakeeperError, Unreachable
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.runtime.connect import open_coordinator
-from hakeeper.runtime.keys import KeySpace
-from hakeeper.runtime.store import ClusterStore
 
 #: Deadline of one engine call. Generous against a leader change (a few election timeouts of
 #: the ``wan`` profile), short enough that a script learns "unreachable" within seconds.
@@ -55,48 +52,14 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 Body = Callable[[Coordinator, ClusterSpec], Awaitable[int]]
 
 
-def wall() -> float:
-    return time.time()
-
-
-def store_of(coord: Coordinator, spec: ClusterSpec) -> ClusterStore:
-    """The cluster's records, read and written through ``coord``."""
-    return ClusterStore(coord, KeySpace(spec.options.name))
-
-
-# --- names the operator typed ----------------------------------------------------------------
-
-
-def resource_ids(spec: ClusterSpec) -> list[str]:
-    return (
-        [p.id for p in spec.primitives] + [g.id for g in spec.groups] + [c.id for c in spec.clones]
-    )
-
-
-def require_resource(spec: ClusterSpec, rid: str) -> None:
-    """Refuse a name the cluster file does not define, before anything is written."""
-    known = resource_ids(spec)
-    if rid not in known:
-        raise ConfigError(
-            f"unknown resource {rid!r}; the cluster file defines: {', '.join(known) or 'none'}"
-        )
-
-
-def require_node(spec: ClusterSpec, node: str) -> None:
-    if spec.node(node) is None:
-        known = ", ".join(n.name for n in spec.nodes)
-        raise ConfigError(f"unknown node {node!r}; the cluster file defines: {known}")
-
-
-def primitives_of(spec: ClusterSpec, rid: str) -> tuple[str, ...]:
-    """The primitive ids ``rid`` stands for (statuses and fail counts are per primitive)."""
-    for clone in spec.clones:
-        if clone.id == rid:
-            rid = clone.child
-    for group in spec.groups:
-        if group.id == rid:
-            return group.members
-    return (rid,)
+# The names an operator types are checked where every face (CLI, API) checks them.
+wall = targets.wall
+store_of = targets.store_of
+resource_ids = targets.resource_ids
+require_resource = targets.require_resource
+require_node = targets.require_node
+primitives_of = targets.primitives_of
+describe = targets.describe
 
 
 # --- the client ------------------------------------------------------------------------------
@@ -209,16 +172,6 @@ async def connected(spec: ClusterSpec) -> AsyncIterator[Coordinator]:
         yield bounded
     finally:
         await bounded.close()
-
-
-def describe(exc: HakeeperError) -> str:
-    """One line for stderr that says plainly whether the engine has no quorum or is gone."""
-    text = str(exc)
-    if isinstance(exc, NoQuorum) and "quorum" not in text.lower():
-        return f"no quorum: {text}"
-    if isinstance(exc, Unreachable) and "unreachable" not in text.lower():
-        return f"unreachable: {text}"
-    return text
 
 
 async def spec_in_force(coord: Coordinator, spec: ClusterSpec) -> ClusterSpec:

@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from hakeeper.config.api_section import ApiSection
 from hakeeper.errors import ConfigError
 from hakeeper.model.cluster import DEFAULT_OP_TIMEOUT
 from hakeeper.model.durations import parse_duration
@@ -262,5 +263,6 @@ class ClusterFile(Section):
     clones: dict[str, CloneSection] = {}
     constraints: ConstraintsSection = ConstraintsSection()
     fencing: FencingSection = FencingSection()
+    api: ApiSection = ApiSection()
     balancer: dict[str, Any] | None = None
     sessions: dict[str, Any] | None = None

@@ -24,6 +24,8 @@ kind                   fields (besides ``kind`` and ``ts``)                     
 ``controller.elected`` ``node``, ``term`` (the controller lease's create revision)     ctl
 ``config.refused``     ``node``, ``revision`` (of the stored config), ``reason``: the    node
                        node keeps running its last good config
+``operator.action``    ``actor`` (token name or certificate CN), ``action``            api
+                       (``resource.move``...), ``target``, ``node`` (the API's node)
 =====================  ==============================================================  ====
 
 Rules the writers follow, and that ``hakeeper.availability.measure`` relies on:
@@ -168,6 +170,16 @@ class ConfigRefused:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class OperatorAction:
+    kind: ClassVar[str] = "operator.action"
+    ts: float
+    actor: str
+    action: str
+    target: str
+    node: str
+
+
 Event = (
     NodeJoined
     | NodeLost
@@ -181,6 +193,7 @@ Event = (
     | QuorumRegained
     | ControllerElected
     | ConfigRefused
+    | OperatorAction
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -198,6 +211,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         QuorumRegained,
         ControllerElected,
         ConfigRefused,
+        OperatorAction,
     )
 }
 

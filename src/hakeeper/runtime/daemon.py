@@ -21,7 +21,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hakeeper.agents.factory import AgentMaker
@@ -42,6 +42,7 @@ from hakeeper.runtime.executor import Executor
 from hakeeper.runtime.fence_plan import fencer_of
 from hakeeper.runtime.keys import KeySpace
 from hakeeper.runtime.membership import Membership
+from hakeeper.runtime.node_view import Face, NodeView
 from hakeeper.runtime.store import ClusterStore
 from hakeeper.runtime.stored_config import short_reason, stored_spec
 from hakeeper.runtime.suspicion import SuspicionWatch
@@ -67,6 +68,7 @@ class NodeDaemon:
         watchdog: Watchdog | None = None,
         *,
         agents: AgentMaker,
+        faces: Sequence[Face] = (),
     ) -> None:
         if spec.node(node) is None:
             known = ", ".join(n.name for n in spec.nodes)
@@ -77,6 +79,8 @@ class NodeDaemon:
         self.config_text = config_text
         #: The resource-agent plug-in table, assembled by the face that starts the daemon.
         self.agents = agents
+        #: What the node serves besides its resources (the REST API), assembled by the same face.
+        self.faces = tuple(faces)
         # The member lease, the watchdog and the suspicion watch keep the timing they start
         # with: a lease's TTL cannot change under it, and the watchdog counts down from it.
         # Everything else reads the current spec's, so a config that switches the profile
@@ -149,8 +153,12 @@ class NodeDaemon:
                 ).run(),
                 name="suspicion",
             )  # fmt: skip
+            view = NodeView(self.node, spec_now, store, lambda: executor.local, membership.valid)
+            serving = [tasks.create_task(face(view), name="face") for face in self.faces]
             await self._stop.wait()
             log.info("event=shutdown phase=hand_over node=%s", self.node)
+            for face_task in serving:
+                face_task.cancel()
             await self._hand_over(store, executor)
             suspecting.cancel()
             campaigning.cancel()
@@ -424,13 +432,18 @@ def _changed_primitives(before: ClusterSpec, after: ClusterSpec) -> set[str]:
     return {p.id for p in after.primitives if old.get(p.id) != p}
 
 
-def run_daemon(config: Path, node: str, state_dir: Path, *, agents: AgentMaker) -> None:
+def run_daemon(
+    config: Path, node: str, state_dir: Path, *, agents: AgentMaker, faces: Sequence[Face] = ()
+) -> None:
     """Entry point of ``hakeeper agent``: one node until SIGTERM/SIGINT, building its
-    resources' agents with ``agents`` (the whole program's plug-in table)."""
+    resources' agents with ``agents`` (the whole program's plug-in table) and serving
+    ``faces`` (the REST API) while it runs."""
     # Everything this process creates (journal, dumps, copies, logs) is its owner's alone.
     os.umask(PRIVATE_UMASK)
     spec = load_spec(config)
-    agent = NodeDaemon(spec, node, state_dir, config.read_text(encoding="utf-8"), agents=agents)
+    agent = NodeDaemon(
+        spec, node, state_dir, config.read_text(encoding="utf-8"), agents=agents, faces=faces
+    )
     me = spec.node(node)
     assert me is not None
     # Resources inherit these, so one definition can bind or label per node.
