@@ -153,7 +153,9 @@ class NodeDaemon:
                 ).run(),
                 name="suspicion",
             )  # fmt: skip
-            view = NodeView(self.node, spec_now, store, lambda: executor.local, membership.valid)
+            view = NodeView(
+                self.node, spec_now, store, lambda: executor.local, coord, membership.valid
+            )
             serving = [tasks.create_task(face(view), name="face") for face in self.faces]
             await self._stop.wait()
             log.info("event=shutdown phase=hand_over node=%s", self.node)

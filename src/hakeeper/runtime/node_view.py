@@ -11,6 +11,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from hakeeper.coord.base import Coordinator
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.runtime.store import ClusterStore
 
@@ -23,6 +24,8 @@ class NodeView:
     store: ClusterStore
     #: ``{(resource, instance): role}`` of what runs on this node now.
     local: Callable[[], dict[tuple[str, int], str]]
+    #: The engine client the actions write through (the one the daemon itself uses).
+    coord: Coordinator
     #: Whether this node's member lease is valid (it is a member and may run resources).
     member: Callable[[], bool]
 
