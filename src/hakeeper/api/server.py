@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 16 * 1024
 KEEPALIVE_TIMEOUT = 15.0
+#: Seconds requests in flight get to finish when the agent stops.
+SHUTDOWN_TIMEOUT = 3.0
 _AUTHORITY = re.compile(r"(\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9.\-]{1,253})(?::([0-9]{1,5}))?")
 __all__ = ["HEAD_TIMEOUT", "make_app", "serve"]
 
@@ -161,7 +163,9 @@ async def serve(view: NodeView, api: ApiSection, listen_at: str) -> None:
         log.error("event=api_not_serving reason=%r", str(exc))
         return
     app, hub = make_app(view, api, address.host)
-    runner = web.AppRunner(app, access_log=None, keepalive_timeout=KEEPALIVE_TIMEOUT)
+    runner = web.AppRunner(
+        app, access_log=None, keepalive_timeout=KEEPALIVE_TIMEOUT, shutdown_timeout=SHUTDOWN_TIMEOUT
+    )
     await runner.setup()
     try:
         server = await listen(runner, address.host, address.port, tls, api.max_connections)
@@ -180,6 +184,7 @@ async def serve(view: NodeView, api: ApiSection, listen_at: str) -> None:
     try:
         await hub.run()
     finally:
+        hub.close()
         server.close()
         with contextlib.suppress(asyncio.CancelledError):
             await runner.cleanup()

@@ -70,6 +70,14 @@ class Hub:
         finally:
             self._queues.discard(queue)
 
+    def close(self) -> None:
+        """End every stream (the server is stopping)."""
+        for queue in list(self._queues):
+            with contextlib.suppress(asyncio.QueueEmpty):
+                queue.get_nowait()
+            queue.put_nowait(None)
+        self._queues.clear()
+
     def _publish(self, message: Message) -> None:
         for queue in list(self._queues):
             try:

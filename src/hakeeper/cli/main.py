@@ -61,3 +61,6 @@ app.command(name="init")(_init)
 from hakeeper.cli.secret import app as _secret_app  # noqa: E402
 
 app.add_typer(_secret_app, name="secret")
+from hakeeper.cli.api_cmd import app as _api_app  # noqa: E402
+
+app.add_typer(_api_app, name="api")
