@@ -5,6 +5,7 @@ test_contract.py)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import aiohttp
@@ -12,15 +13,20 @@ import aiohttp
 from hakeeper.api.routes import ROUTES
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.events import OperatorAction
+from hakeeper.runtime.status_report import collect_status
 from hakeeper.runtime.store import ClusterStore
 from tests.api.conftest import Served, api_section, served
 from tests.cli.conftest import KEYS, NOW, online, runs
 from tests.fakes import LocalCoordinator
 
 
-async def test_a_read_token_reads_the_status_document(api: Served) -> None:
+async def test_a_read_token_reads_the_document_of_status_json(
+    api: Served, store: ClusterStore, spec: ClusterSpec
+) -> None:
     status, body = await api.call("GET", "/v1/status", token="reader")
     assert status == 200
+    # `hakeeper status --json` prints collect_status(...).to_dict(): the same function.
+    assert body == (await collect_status(store, spec, time.time())).to_dict()
     assert body["cluster"] == "c1"
     assert {n["name"] for n in body["nodes"]} == {"n1", "n2", "n3"}
 
