@@ -77,7 +77,7 @@ def document(routes: tuple[Route, ...]) -> dict[str, Any]:
     for route in routes:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",  # JSON Schema 2020-12, as pydantic writes it
         "info": {"title": "hakeeper", "version": "1", "description": "The cluster's REST API."},
         "paths": paths,
         "components": {
