@@ -1,4 +1,5 @@
-"""The dashboard: one static page (`dashboard.html`, no build step) served at ``/``.
+"""The dashboard: one static page (`dashboard.html` and its `dashboard.js`, no build step)
+served at ``/``.
 
 It holds no data: it reads ``/v1/status``, ``/v1/events`` and ``/v1/failovers`` and follows
 ``/v1/events/stream`` with the token the operator types (kept in the tab's sessionStorage).
@@ -13,21 +14,29 @@ from aiohttp import web
 
 #: The page may run only its own script and talk only to its own origin.
 CSP = (
-    "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; "
     "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'none'"
 )
 
 
 @cache
-def _page() -> bytes:
-    return files("hakeeper.api").joinpath("dashboard.html").read_bytes()
+def _file(name: str) -> bytes:
+    return files("hakeeper.api").joinpath(name).read_bytes()
 
 
 def dashboard_page() -> web.Response:
+    return _static("dashboard.html", "text/html")
+
+
+def dashboard_script() -> web.Response:
+    return _static("dashboard.js", "text/javascript")
+
+
+def _static(name: str, content_type: str) -> web.Response:
     return web.Response(
-        body=_page(),
-        content_type="text/html",
+        body=_file(name),
+        content_type=content_type,
         charset="utf-8",
         headers={
             "Content-Security-Policy": CSP,

@@ -26,7 +26,7 @@ from aiohttp import hdrs, web
 from pydantic import ValidationError
 
 from hakeeper.api import access
-from hakeeper.api.dashboard import dashboard_page
+from hakeeper.api.dashboard import dashboard_page, dashboard_script
 from hakeeper.api.listener import HEAD_TIMEOUT, listen
 from hakeeper.api.openapi import document
 from hakeeper.api.routes import PRINCIPAL, ROUTES, Context, Route
@@ -148,8 +148,12 @@ def make_app(view: NodeView, api: ApiSection, listen_host: str) -> tuple[web.App
             return web.json_response({"error": refusal}, status=403)
         return dashboard_page()
 
+    async def script(_: web.Request) -> web.Response:
+        return dashboard_script()
+
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/", page)
+    app.router.add_get("/dashboard.js", script)
     return app, hub
 
 
