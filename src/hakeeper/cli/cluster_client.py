@@ -24,6 +24,7 @@ import typer
 
 from hakeeper.api import hints, targets
 from hakeeper.api.hints import DEFAULT_CONFIG as DEFAULT_CONFIG  # the commands' default
+from hakeeper.cli import remote
 from hakeeper.config import load_spec
 from hakeeper.config.loader import spec_from_text
 from hakeeper.coord.base import KV, Cmp, Coordinator, Lease, Op, TxnResult, WatchEvent
@@ -194,14 +195,29 @@ async def spec_in_force(coord: Coordinator, spec: ClusterSpec) -> ClusterSpec:
 
 
 def run_command(
-    name: str, config: Path, body: Body, *, interrupt_code: int = 130, in_force: bool = True
+    name: str,
+    config: Path,
+    body: Body,
+    *,
+    interrupt_code: int = 130,
+    in_force: bool = True,
+    through_api: remote.Call | None = None,
 ) -> None:
-    """Load ``config``, run ``body`` on a client, exit with its status.
+    """Load ``config``, run ``body`` on a client, exit with its status; or, with ``--url``,
+    send ``through_api`` to the API (which runs the same body) and print its lines.
 
     ``interrupt_code``: the status after Ctrl-C (0 for ``--watch``/``--follow``, where it is
     the normal way out). ``in_force``: give ``body`` the stored config when there is one."""
     hints.use_config(config)
     try:
+        api = remote.current()
+        if api is not None:
+            if through_api is None:
+                raise ConfigError(f"{name} does not work through --url; run it on a cluster host")
+            done = remote.answer(api, through_api)
+            for line in done["lines"]:
+                typer.echo(line)
+            raise typer.Exit(done["exit_code"])
         spec = load_spec(config)
         code = asyncio.run(_run(spec, body, in_force))
     except KeyboardInterrupt:

@@ -11,12 +11,14 @@ lost node is powered off, the operator records it (shared/DESIGN.md section 4, r
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 import typer
 from rich.console import Console
 
 from hakeeper.api.actions import confirm, through_devices
 from hakeeper.cli import cluster_client as cc
+from hakeeper.cli import remote
 from hakeeper.cli.cluster_client import ConfigOption
 from hakeeper.coord.base import Coordinator
 from hakeeper.fencing.device import FenceAction
@@ -51,4 +53,10 @@ def fence(
             console.print(line, highlight=False)
         return 0 if fenced else 1
 
-    cc.run_command("fence", config, body)
+    call = remote.Call(
+        "POST",
+        f"/v1/nodes/{quote(node, safe='')}/fence",
+        {"confirm": confirm_off, "reboot": reboot, "force": force},
+        extra=120.0,
+    )
+    cc.run_command("fence", config, body, through_api=call)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from hakeeper.errors import HakeeperError
 
 app = typer.Typer(
     name="hakeeper",
@@ -10,6 +15,34 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+from hakeeper.cli import remote as _remote  # noqa: E402
+
+
+@app.callback()
+def _through_api(
+    url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="HAKEEPER_URL",
+            help="Act through a node's REST API (http(s)://HOST:PORT) instead of the engine.",
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(help="The API token (a 0600 file); default $HAKEEPER_TOKEN."),
+    ] = None,
+    ca_file: Annotated[
+        Path | None, typer.Option(help="The CA of an HTTPS API's certificate.")
+    ] = None,
+) -> None:
+    """High-availability cluster manager: quorum, failover, fencing, balancing, sessions."""
+    try:
+        _remote.configure(url, token_file, ca_file)
+    except HakeeperError as exc:
+        typer.echo(f"hakeeper: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
 
 from hakeeper.cli import coord as _coord  # noqa: E402
 from hakeeper.cli.agent import agent as _agent  # noqa: E402

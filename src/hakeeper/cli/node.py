@@ -8,12 +8,14 @@ add to the flags of the cluster file, which these commands cannot clear.
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 import typer
 from rich.console import Console
 
 from hakeeper.api.actions import set_flag
 from hakeeper.cli import cluster_client as cc
+from hakeeper.cli import remote
 from hakeeper.cli.cluster_client import ConfigOption
 from hakeeper.coord.base import Coordinator
 from hakeeper.model.cluster import ClusterSpec
@@ -32,7 +34,9 @@ def _run(name: str, config: ConfigOption, node: str, flag: str, on: bool) -> Non
             console.print(line, highlight=False)
         return 0
 
-    cc.run_command(f"node {name}", config, body)
+    api_body = {"off": not on} if flag == "maintenance" else {}
+    call = remote.Call("POST", f"/v1/nodes/{quote(node, safe='')}/{name}", api_body)
+    cc.run_command(f"node {name}", config, body, through_api=call)
 
 
 @app.command()

@@ -13,12 +13,14 @@ is what the scheduler places; the command says so when it differs from the name 
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 import typer
 from rich.console import Console
 
 from hakeeper.api.actions import RESTART_TIMEOUT, cleanup, clear, constrain, restart, set_role
 from hakeeper.cli import cluster_client as cc
+from hakeeper.cli import remote
 from hakeeper.cli.cluster_client import ConfigOption
 from hakeeper.coord.base import Coordinator
 from hakeeper.model.cluster import ClusterSpec
@@ -41,8 +43,17 @@ def _print(lines: list[str]) -> None:
         console.print(line, highlight=False)
 
 
-def _simple(name: str, config: ConfigOption, work: cc.Body) -> None:
-    cc.run_command(f"resource {name}", config, work)
+def _simple(
+    name: str,
+    config: ConfigOption,
+    work: cc.Body,
+    rid: str,
+    body: dict[str, object],
+    extra: float = 0,
+) -> None:
+    path = f"/v1/resources/{quote(rid, safe='')}/{name}"
+    call = remote.Call("POST", path, body, extra)
+    cc.run_command(f"resource {name}", config, work, through_api=call)
 
 
 @app.command()
@@ -53,7 +64,7 @@ def move(resource: ResourceArg, node: NodeArg, config: ConfigOption = cc.DEFAULT
         _print(await constrain(coord, spec, "move", resource, node))
         return 0
 
-    _simple("move", config, body)
+    _simple("move", config, body, resource, {"node": node})
 
 
 @app.command()
@@ -64,7 +75,7 @@ def ban(resource: ResourceArg, node: NodeArg, config: ConfigOption = cc.DEFAULT_
         _print(await constrain(coord, spec, "ban", resource, node))
         return 0
 
-    _simple("ban", config, body)
+    _simple("ban", config, body, resource, {"node": node})
 
 
 @app.command(name="clear")
@@ -77,7 +88,7 @@ def clear_cmd(
         _print(await clear(coord, spec, resource, node))
         return 0
 
-    _simple("clear", config, body)
+    _simple("clear", config, body, resource, {"node": node})
 
 
 @app.command(name="cleanup")
@@ -90,7 +101,7 @@ def cleanup_cmd(
         _print(await cleanup(coord, spec, resource, node))
         return 0
 
-    _simple("cleanup", config, body)
+    _simple("cleanup", config, body, resource, {"node": node})
 
 
 @app.command()
@@ -101,7 +112,7 @@ def stop(resource: ResourceArg, config: ConfigOption = cc.DEFAULT_CONFIG) -> Non
         _print(await set_role(coord, spec, resource, stopped=True))
         return 0
 
-    _simple("stop", config, body)
+    _simple("stop", config, body, resource, {})
 
 
 @app.command()
@@ -112,7 +123,7 @@ def start(resource: ResourceArg, config: ConfigOption = cc.DEFAULT_CONFIG) -> No
         _print(await set_role(coord, spec, resource, stopped=False))
         return 0
 
-    _simple("start", config, body)
+    _simple("start", config, body, resource, {})
 
 
 @app.command(name="restart")
@@ -130,4 +141,4 @@ def restart_cmd(
         _print(lines)
         return code
 
-    _simple("restart", config, body)
+    _simple("restart", config, body, resource, {"timeout": timeout}, timeout)
