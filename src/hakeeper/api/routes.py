@@ -25,7 +25,6 @@ from hakeeper.config.api_section import ApiRole, ApiSection
 from hakeeper.errors import ConfigError, CoordError
 from hakeeper.model.events import FailoverFinished, OperatorAction, to_dict
 from hakeeper.runtime.node_view import NodeView
-from hakeeper.runtime.status_report import collect_status
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +73,7 @@ def _error(status: int, message: str) -> web.Response:
 
 
 async def _report(ctx: Context) -> dict[str, Any]:
-    async with asyncio.timeout(READ_TIMEOUT):
-        report = await collect_status(ctx.view.store, ctx.view.spec(), time.time())
-    return report.to_dict()
+    return await ctx.hub.status()
 
 
 async def status(ctx: Context, _: web.Request, __: None) -> web.StreamResponse:

@@ -2,9 +2,13 @@
 
 However many dashboards are open, the node runs one watch of the event log and computes the
 status report at most once per `STATUS_EVERY` after a change, then hands the same bytes to
-every subscriber (no polling storm, no watch per client). A subscriber has a bounded queue:
-one that cannot keep up is dropped (its stream ends; the browser's EventSource reconnects
-with ``Last-Event-ID`` and gets what it missed from the log).
+every subscriber (no polling storm, no watch per client). Status reads share it too
+(`Hub.status`): a report at most `STATUS_MAX_AGE` old is served as it is, and concurrent
+reads wait for one computation; the agent's event loop, which also renews the member lease,
+thus computes about one report per second however many clients read.
+
+A subscriber has a bounded queue: one that cannot keep up is dropped (its stream ends; the
+dashboard reconnects with ``Last-Event-ID`` and gets what it missed from the log).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from hakeeper.errors import CoordError
 from hakeeper.model.events import to_dict
@@ -29,6 +34,9 @@ QUEUE_BOUND = 256
 #: At most one status document per this many seconds, however often the records change.
 STATUS_EVERY = 0.5
 RETRY_AFTER_ERROR = 1.0
+STATUS_TIMEOUT = 15.0
+#: A status read may be served a report this old (seconds); changes are pushed by the stream.
+STATUS_MAX_AGE = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +61,30 @@ class Hub:
         self._queues: set[asyncio.Queue[Message | None]] = set()
         self._changed = asyncio.Event()
         self.last_status: Message | None = None
+        self._report: tuple[float, dict[str, Any]] | None = None
+        self._computing: asyncio.Future[dict[str, Any]] | None = None
+
+    async def status(self, max_age: float = STATUS_MAX_AGE) -> dict[str, Any]:
+        """The status document, at most ``max_age`` seconds old; one computation at a time."""
+        now = time.monotonic()
+        if self._report is not None and now - self._report[0] <= max_age:
+            return self._report[1]
+        if self._computing is None:
+            self._computing = asyncio.ensure_future(self._compute())
+        computing = self._computing
+        try:
+            return await asyncio.shield(computing)
+        finally:
+            if computing.done() and self._computing is computing:
+                self._computing = None
+
+    async def _compute(self) -> dict[str, Any]:
+        began = time.monotonic()
+        async with asyncio.timeout(STATUS_TIMEOUT):
+            report = await collect_status(self._view.store, self._view.spec(), time.time())
+        document = report.to_dict()
+        self._report = (began, document)
+        return document
 
     @property
     def subscribers(self) -> int:
@@ -132,10 +164,10 @@ class Hub:
             self._changed.clear()
             if self._queues:
                 try:
-                    report = await collect_status(self._view.store, self._view.spec(), time.time())
-                except CoordError as exc:
+                    document = await self.status(max_age=0.0)
+                except (CoordError, TimeoutError) as exc:
                     log.warning("event=api_status_failed error=%r", str(exc))
                 else:
-                    self.last_status = sse("status", report.to_dict())
+                    self.last_status = sse("status", document)
                     self._publish(self.last_status)
             await asyncio.sleep(STATUS_EVERY)

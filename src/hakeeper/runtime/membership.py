@@ -107,6 +107,11 @@ class Membership:
             log.warning("event=member_lease_lost node=%s", self._record.node)
             return False
         self._confirmed(sent, self._lease.ttl)
+        # Debug only: benchmarks/api_load.py reads these to compare renewals under API load.
+        log.debug(
+            "event=member_lease_renewed node=%s at=%.3f took=%.4f",
+            self._record.node, sent, self._clock() - sent,
+        )  # fmt: skip
         return True
 
     async def run(self) -> None:
