@@ -87,7 +87,8 @@ async def served(
     coord: LocalCoordinator, store: ClusterStore, spec: ClusterSpec, api: ApiSection
 ) -> AsyncIterator[Served]:
     port = free_port()
-    box = Served(f"http://127.0.0.1:{port}", port)
+    scheme = "https" if api.tls_cert_file else "http"
+    box = Served(f"{scheme}://127.0.0.1:{port}", port)
     view = NodeView("n1", lambda: spec, store, lambda: box.local, coord, lambda: box.member)
     task = asyncio.create_task(serve(view, api, f"127.0.0.1:{port}"))
     try:
