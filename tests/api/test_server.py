@@ -16,7 +16,7 @@ from hakeeper.model.events import OperatorAction
 from hakeeper.runtime.status_report import collect_status
 from hakeeper.runtime.store import ClusterStore
 from tests.api.conftest import Served, api_section, served
-from tests.cli.conftest import KEYS, NOW, online, runs
+from tests.cli.conftest import CLUSTER_TOML, KEYS, NOW, online, runs
 from tests.fakes import LocalCoordinator
 
 
@@ -215,3 +215,40 @@ async def test_the_openapi_document_lists_every_route(api: Served) -> None:
     assert doc["openapi"].startswith("3.")
     listed = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
     assert listed == {(r.method, r.path) for r in ROUTES}
+
+
+async def test_config_plan_shows_the_difference_and_writes_nothing(
+    api: Served, store: ClusterStore
+) -> None:
+    await store.publish_first_config(CLUSTER_TOML)
+    new = CLUSTER_TOML.replace("score = 100", "score = 50")
+    status, body = await api.call("POST", "/v1/config/plan", token="admin", body={"text": new})
+    assert status == 200
+    assert body["changed"] is True
+    assert "+score = 50" in body["diff"]
+    assert await store.stored_config() == CLUSTER_TOML
+
+
+async def test_config_apply_needs_admin_then_stores_the_text(
+    api: Served, store: ClusterStore
+) -> None:
+    await store.publish_first_config(CLUSTER_TOML)
+    new = CLUSTER_TOML.replace("score = 100", "score = 50")
+    path = "/v1/config/apply"
+    assert (await api.call("POST", path, token="operator", body={"text": new}))[0] == 403
+    status, body = await api.call("POST", path, token="admin", body={"text": new})
+    assert status == 200
+    assert body["lines"][-1].startswith("applied")
+    assert await store.stored_config() == new
+
+
+async def test_config_apply_refuses_a_renamed_cluster_or_bad_toml(
+    api: Served, store: ClusterStore
+) -> None:
+    await store.publish_first_config(CLUSTER_TOML)
+    for text in (CLUSTER_TOML.replace('name = "c1"', 'name = "c2"'), "[cluster\n"):
+        status, body = await api.call(
+            "POST", "/v1/config/apply", token="admin", body={"text": text}
+        )
+        assert status == 400, body
+    assert await store.stored_config() == CLUSTER_TOML

@@ -16,7 +16,7 @@ from hakeeper.cli.main import app
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.runtime.store import ClusterStore
 from tests.api.conftest import TOKENS, Served, api_section, served
-from tests.cli.conftest import KEYS, online
+from tests.cli.conftest import CLUSTER_TOML, KEYS, online
 from tests.fakes import LocalCoordinator
 
 runner = CliRunner()
@@ -80,3 +80,17 @@ async def test_a_command_the_api_does_not_offer_says_so(api: Served) -> None:
     result = await cli(api, "events")
     assert result.exit_code == 2
     assert "--url" in result.output
+
+
+async def test_config_apply_through_the_api_needs_yes_then_applies(
+    api: Served, store: ClusterStore, tmp_path: Path
+) -> None:
+    await store.publish_first_config(CLUSTER_TOML)
+    new = tmp_path / "new.toml"
+    new.write_text(CLUSTER_TOML.replace("score = 100", "score = 50"))
+    refused = await cli(api, "config", "apply", str(new), token="admin")
+    assert refused.exit_code == 2
+    assert "--yes" in refused.output
+    done = await cli(api, "config", "apply", str(new), "--yes", token="admin")
+    assert done.exit_code == 0, done.output
+    assert await store.stored_config() == new.read_text()

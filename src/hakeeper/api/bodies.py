@@ -36,3 +36,12 @@ class Fence(Body):
     confirm: bool = False
     reboot: bool = False
     force: bool = False
+
+
+#: A cluster file sent to ``config plan``/``apply`` (the stored-config bound is far above
+#: any real file, and below the engine's 1 MiB value bound).
+MAX_CONFIG = 512 * 1024
+
+
+class NewConfig(Body):
+    text: str = Field(min_length=1, max_length=MAX_CONFIG)

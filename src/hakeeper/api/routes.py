@@ -17,9 +17,20 @@ from typing import Any
 
 from aiohttp import web
 
-from hakeeper.api import actions, targets
+from hakeeper.api import actions, config_actions, targets
 from hakeeper.api.access import Principal
-from hakeeper.api.bodies import Body, Empty, Fence, Maintenance, MaybeOnNode, OnNode, Restart
+from hakeeper.api.bodies import (
+    MAX_CONFIG,
+    Body,
+    Empty,
+    Fence,
+    Maintenance,
+    MaybeOnNode,
+    NewConfig,
+    OnNode,
+    Restart,
+)
+from hakeeper.api.config_actions import ApplyPlan
 from hakeeper.api.stream import Hub, sse
 from hakeeper.config.api_section import ApiRole, ApiSection
 from hakeeper.errors import ConfigError, CoordError
@@ -59,6 +70,8 @@ class Route:
     #: What a 200 means for a health endpoint (documented next to its 503).
     health: bool = False
     stream: bool = False
+    #: The largest body this route reads (bytes).
+    max_body: int = 16 * 1024
 
 
 def _json(data: object, status: int = 200) -> web.Response:
@@ -339,6 +352,41 @@ async def fence(ctx: Context, request: web.Request, body: Fence) -> web.StreamRe
     return await _act(ctx, request, "node.fence", node, work, extra=ACTION_TIMEOUT * 4)
 
 
+async def _plan(ctx: Context, text: str) -> ApplyPlan:
+    async with asyncio.timeout(READ_TIMEOUT):
+        return await config_actions.prepare(
+            ctx.view.coord, ctx.view.spec(), "", text, "request body", time.time()
+        )
+
+
+async def config_plan(ctx: Context, _: web.Request, body: NewConfig) -> web.StreamResponse:
+    plan = await _plan(ctx, body.text)
+    return _json(
+        {
+            "changed": plan.changed,
+            "diff": list(plan.diff),
+            "notes": list(plan.notes),
+            "actions": [a.key for a in plan.transition.actions if a.kind != "monitor"],
+            "base_revision": plan.base_revision,
+        }
+    )
+
+
+async def config_apply(ctx: Context, request: web.Request, body: NewConfig) -> web.StreamResponse:
+    async def work() -> tuple[int, list[str]]:
+        plan = await _plan(ctx, body.text)
+        if not plan.changed:
+            return 0, [*plan.notes, "same as the config in force; nothing to apply"]
+        if not await config_actions.write(ctx.view.coord, ctx.view.spec(), plan):
+            raise ConfigError(
+                "another config was applied while this one was being planned; nothing "
+                "written. Plan again to see the new difference"
+            )
+        return 0, [*plan.notes, "applied: the agents load it next"]
+
+    return await _act(ctx, request, "config.apply", "cluster file", work)
+
+
 ROUTES: tuple[Route, ...] = (
     Route(
         "GET", "/v1/status", "read", "The cluster status (the document of `status --json`)", status
@@ -409,5 +457,23 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "POST", "/v1/nodes/{node}/fence", "admin", "Fence the node, or confirm it off", fence, Fence
+    ),
+    Route(
+        "POST",
+        "/v1/config/plan",
+        "admin",
+        "Validate a cluster file; its difference and plan",
+        config_plan,
+        NewConfig,
+        max_body=MAX_CONFIG + 4096,
+    ),
+    Route(
+        "POST",
+        "/v1/config/apply",
+        "admin",
+        "Apply a cluster file (config apply --yes)",
+        config_apply,
+        NewConfig,
+        max_body=MAX_CONFIG + 4096,
     ),
 )

@@ -38,7 +38,8 @@ from hakeeper.runtime.node_view import Face, NodeView
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 16 * 1024
+#: The most any route reads (aiohttp's own bound); each route has its own, lower or equal.
+MAX_BODY = 1024 * 1024
 KEEPALIVE_TIMEOUT = 15.0
 #: Seconds requests in flight get to finish when the agent stops.
 SHUTDOWN_TIMEOUT = 3.0
@@ -92,14 +93,17 @@ async def _body(request: web.Request, route: Route) -> Any:
             text='{"error": "actions need Content-Type: application/json"}',
             content_type="application/json",
         )
-    if (request.content_length or 0) > MAX_BODY:
-        raise web.HTTPRequestEntityTooLarge(
-            max_size=MAX_BODY,
-            actual_size=request.content_length or 0,
-            text=f'{{"error": "a request body is at most {MAX_BODY} bytes"}}',
-            content_type="application/json",
-        )
+    too_large = web.HTTPRequestEntityTooLarge(
+        max_size=route.max_body,
+        actual_size=request.content_length or 0,
+        text=f'{{"error": "a request body here is at most {route.max_body} bytes"}}',
+        content_type="application/json",
+    )
+    if (request.content_length or 0) > route.max_body:
+        raise too_large
     raw = await request.read()
+    if len(raw) > route.max_body:
+        raise too_large
     try:
         return route.body.model_validate_json(raw or b"{}")
     except ValidationError as exc:

@@ -18,7 +18,7 @@ import contextlib
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -209,15 +209,9 @@ def run_command(
     ``interrupt_code``: the status after Ctrl-C (0 for ``--watch``/``--follow``, where it is
     the normal way out). ``in_force``: give ``body`` the stored config when there is one."""
     hints.use_config(config)
+    if remote.current() is not None:
+        run_through_api(name, through_api)
     try:
-        api = remote.current()
-        if api is not None:
-            if through_api is None:
-                raise ConfigError(f"{name} does not work through --url; run it on a cluster host")
-            done = remote.answer(api, through_api)
-            for line in done["lines"]:
-                typer.echo(line)
-            raise typer.Exit(done["exit_code"])
         spec = load_spec(config)
         code = asyncio.run(_run(spec, body, in_force))
     except KeyboardInterrupt:
@@ -226,6 +220,22 @@ def run_command(
         typer.echo(f"hakeeper {name}: {describe(exc)}", err=True)
         raise typer.Exit(2) from exc
     raise typer.Exit(code)
+
+
+def run_through_api(name: str, call: remote.Call | None) -> NoReturn:
+    """Send ``call`` to the ``--url`` API, print the lines the action returned, exit with
+    its status (2 with the API's words when refused or unreachable)."""
+    api = remote.current()
+    try:
+        if api is None or call is None:
+            raise ConfigError(f"{name} does not work through --url; run it on a cluster host")
+        done = remote.answer(api, call)
+    except HakeeperError as exc:
+        typer.echo(f"hakeeper {name}: {describe(exc)}", err=True)
+        raise typer.Exit(2) from exc
+    for line in done["lines"]:
+        typer.echo(line)
+    raise typer.Exit(done["exit_code"])
 
 
 async def _run(spec: ClusterSpec, body: Body, in_force: bool) -> int:
