@@ -152,8 +152,7 @@ async def stream(ctx: Context, request: web.Request, _: None) -> web.StreamRespo
             for revision, event in found:
                 await response.write(sse("event", to_dict(event), revision).data)
                 sent = revision
-        first = ctx.hub.last_status or sse("status", await _report(ctx))
-        await response.write(first.data)
+        await response.write(sse("status", await _report(ctx)).data)
         while True:
             try:
                 async with asyncio.timeout(15.0):
@@ -163,10 +162,8 @@ async def stream(ctx: Context, request: web.Request, _: None) -> web.StreamRespo
                 continue
             if message is None:
                 break
-            if message.data.startswith(b"event: event\nid: "):
-                revision = int(message.data.split(b"\n", 2)[1][4:])
-                if revision <= sent:
-                    continue  # already sent from the log
+            if message.revision is not None and message.revision <= sent:
+                continue  # already sent from the log
             await response.write(message.data)
     return response
 

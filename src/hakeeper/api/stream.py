@@ -41,9 +41,10 @@ STATUS_MAX_AGE = 1.0
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One server-sent event, already encoded."""
+    """One server-sent event, already encoded; an event of the log carries its revision."""
 
     data: bytes
+    revision: int | None = None
 
 
 def sse(kind: str, payload: object, event_id: int | None = None) -> Message:
@@ -51,7 +52,7 @@ def sse(kind: str, payload: object, event_id: int | None = None) -> Message:
     if event_id is not None:
         lines.append(f"id: {event_id}")
     lines.append("data: " + json.dumps(payload, separators=(",", ":")))
-    return Message(("\n".join(lines) + "\n\n").encode())
+    return Message(("\n".join(lines) + "\n\n").encode(), event_id)
 
 
 class Hub:
@@ -60,7 +61,6 @@ class Hub:
         self._max = max_subscribers
         self._queues: set[asyncio.Queue[Message | None]] = set()
         self._changed = asyncio.Event()
-        self.last_status: Message | None = None
         self._report: tuple[float, dict[str, Any]] | None = None
         self._computing: asyncio.Future[dict[str, Any]] | None = None
 
@@ -168,6 +168,5 @@ class Hub:
                 except (CoordError, TimeoutError) as exc:
                     log.warning("event=api_status_failed error=%r", str(exc))
                 else:
-                    self.last_status = sse("status", document)
-                    self._publish(self.last_status)
+                    self._publish(sse("status", document))
             await asyncio.sleep(STATUS_EVERY)
