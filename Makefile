@@ -60,6 +60,7 @@ bench: $(STAMP) bench-deps
 	$(PY) benchmarks/sessions_vs_memcached.py
 	$(PY) benchmarks/balancer_vs_haproxy.py
 	$(PY) benchmarks/vip_failover_vs_keepalived.py
+	$(PY) benchmarks/api_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
