@@ -5,7 +5,7 @@ PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
 # Every Debian package a test starts a program of (tests/test_system_packages.py keeps this
 # list complete), and the ones the demo needs (none: it runs hakeeper's own processes only).
-DEB_PKGS := etcd-server etcd-client resource-agents fence-agents memcached iproute2 arping nginx curl openssl pacemaker-common systemd
+DEB_PKGS := etcd-server etcd-client resource-agents fence-agents memcached iproute2 arping nginx curl openssl pacemaker-common systemd chromium chromium-driver
 DEMO_PKGS :=
 # The anchors the benchmarks measure in the same run (not needed by the tests).
 BENCH_PKGS := haproxy wrk keepalived redis-server redis-tools libmemcached-tools gcc
@@ -63,6 +63,7 @@ bench: $(STAMP) bench-deps
 	$(PY) benchmarks/balancer_vs_haproxy.py
 	$(PY) benchmarks/vip_failover_vs_keepalived.py
 	$(PY) benchmarks/backup_vs_etcd_redis.py
+	$(PY) benchmarks/api_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -31,6 +31,8 @@ SYSTEM_PROGRAMS: dict[str, str] = {
     "openssl": "openssl",
     "setpriv": "util-linux",
     "prlimit": "util-linux",
+    "/usr/bin/chromium": "chromium",
+    "/usr/bin/chromedriver": "chromium-driver",
     "dpkg-query": "dpkg",
     "/usr/lib/ocf/resource.d/heartbeat/Dummy": "resource-agents",
     "/usr/lib/ocf/resource.d/heartbeat/Stateful": "resource-agents",

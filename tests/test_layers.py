@@ -31,8 +31,8 @@ LAYERS = {
     "backup": 7,
     "lab": 7,
     "api": 8,
-    "cli": 8,
-    "__main__": 9,
+    "cli": 9,
+    "__main__": 10,
 }
 #: The standard library the pure policy layer may use: no I/O, no clock, no randomness.
 PURE_STDLIB = {"__future__", "collections", "dataclasses", "heapq", "itertools", "re", "typing"}

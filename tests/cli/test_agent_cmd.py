@@ -76,3 +76,20 @@ async def test_an_agent_that_fails_to_start_disarms_its_watchdog(
         await NodeDaemon(spec, "n1", tmp_path, watchdog=watchdog, agents=RESOURCE_AGENTS).run()
 
     assert device.disarmed, "a start-up failure left the watchdog counting down"
+
+
+def test_a_bad_api_listen_address_stops_the_agent_before_it_starts(tmp_path: Path) -> None:
+    write_secret_file(tmp_path / "secret")
+    config = tmp_path / "cluster.toml"
+    secret = tmp_path / "secret"
+    config.write_text(
+        f'[coordination]\nsecret_file = "{secret}"\n[nodes.n1]\naddress = "127.0.0.1"\n'
+    )
+    result = CliRunner().invoke(
+        app,
+        ["agent", "--config", str(config), "--node", "n1", "--state-dir", str(tmp_path / "s"),
+         "--api-listen", "no port"],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "--api-listen" in result.output
+    assert not (tmp_path / "s").exists()

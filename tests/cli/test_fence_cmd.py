@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hakeeper.cli import fence
+from hakeeper.api import actions
 from hakeeper.config.loader import spec_from_text
 from hakeeper.model.events import NodeFenced
 from hakeeper.runtime.events_log import EventLog
@@ -31,7 +31,7 @@ async def test_fence_powers_the_node_off_marks_it_and_logs_the_event(
     status.write_text("on")
     spec = spec_from_text(with_device(status), "test")
 
-    fenced, lines = await fence.through_devices(coord, spec, "n3", action="off", now=lambda: NOW)
+    fenced, lines = await actions.through_devices(coord, spec, "n3", action="off", now=lambda: NOW)
 
     assert fenced, lines
     assert status.read_text().strip() == "off"
@@ -51,7 +51,7 @@ async def test_a_failed_fence_marks_nothing_and_says_why(
     )
     spec = spec_from_text(text, "test")
 
-    fenced, lines = await fence.through_devices(coord, spec, "n3", action="off", now=lambda: NOW)
+    fenced, lines = await actions.through_devices(coord, spec, "n3", action="off", now=lambda: NOW)
 
     assert not fenced
     assert lines[-1].startswith("n3 NOT fenced: every level failed")

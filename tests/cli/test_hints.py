@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from hakeeper.cli import hints
+from hakeeper.api import hints
 from hakeeper.cli.main import app
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.runtime.store import ClusterStore

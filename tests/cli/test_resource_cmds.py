@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from hakeeper.cli import config_apply, fence, node, resource
+from hakeeper.api import actions
+from hakeeper.cli import config_apply
 from hakeeper.cli.main import app
 from hakeeper.config import load_spec
 from hakeeper.errors import ConfigError
@@ -31,7 +32,7 @@ async def test_move_writes_the_constraint_and_says_what_happens_next(
 ) -> None:
     await online(coord, "n1", "n2", "n3")
     await runs(store, "vip", "n1")
-    lines = await resource.constrain(coord, spec, "move", "vip", "n2")
+    lines = await actions.constrain(coord, spec, "move", "vip", "n2")
     observed = await store.observe(spec, NOW)
     assert [(c.kind, c.resource, c.node) for c in observed.state.constraints] == [
         ("move", "vip", "n2")
@@ -43,8 +44,8 @@ async def test_move_writes_the_constraint_and_says_what_happens_next(
 async def test_a_second_move_replaces_the_first(
     coord: LocalCoordinator, store: ClusterStore, spec: ClusterSpec
 ) -> None:
-    await resource.constrain(coord, spec, "move", "vip", "n2")
-    lines = await resource.constrain(coord, spec, "move", "vip", "n3")
+    await actions.constrain(coord, spec, "move", "vip", "n2")
+    lines = await actions.constrain(coord, spec, "move", "vip", "n3")
     assert any("replaces the earlier move" in line for line in lines)
     observed = await store.observe(spec, NOW)
     assert [c.node for c in observed.state.constraints] == ["n3"]
@@ -53,11 +54,11 @@ async def test_a_second_move_replaces_the_first(
 async def test_ban_of_a_group_member_constrains_the_group(
     coord: LocalCoordinator, store: ClusterStore, spec: ClusterSpec
 ) -> None:
-    lines = await resource.constrain(coord, spec, "ban", "job", "n1")
+    lines = await actions.constrain(coord, spec, "ban", "job", "n1")
     assert lines[0] == "job is part of reports: constraining reports"
     observed = await store.observe(spec, NOW)
     assert [(c.kind, c.resource) for c in observed.state.constraints] == [("ban", "reports")]
-    assert (await resource.clear(coord, spec, "job", None)) == [
+    assert (await actions.clear(coord, spec, "job", None)) == [
         "cleared 1 move/ban constraint(s) of reports"
     ]
     assert not (await store.observe(spec, NOW)).state.constraints
@@ -72,7 +73,7 @@ async def test_unknown_names_write_nothing_and_list_the_known_ones(
 ) -> None:
     before = coord.state.revision
     with pytest.raises(ConfigError, match=named):
-        await resource.constrain(coord, spec, "move", name, node_name)
+        await actions.constrain(coord, spec, "move", name, node_name)
     assert coord.state.revision == before
 
 
@@ -82,10 +83,8 @@ async def test_cleanup_clears_fail_counts(
     await store.record_failure("n1", "vip", NOW)
     await store.record_failure("n2", "vip", NOW)
     await store.record_failure("n1", "fs", NOW)
-    assert await resource.cleanup(coord, spec, "vip", "n1") == [
-        "vip: cleared 1 fail count(s) on n1"
-    ]
-    assert await resource.cleanup(coord, spec, "reports", None) == [
+    assert await actions.cleanup(coord, spec, "vip", "n1") == ["vip: cleared 1 fail count(s) on n1"]
+    assert await actions.cleanup(coord, spec, "reports", None) == [
         "fs: cleared 1 fail count(s)",
         "job: cleared 0 fail count(s)",
     ]
@@ -96,12 +95,12 @@ async def test_cleanup_clears_fail_counts(
 async def test_stop_and_start_set_and_clear_the_target_role(
     coord: LocalCoordinator, store: ClusterStore, spec: ClusterSpec
 ) -> None:
-    await resource.set_role(coord, spec, "web-clone", stopped=True)
+    await actions.set_role(coord, spec, "web-clone", stopped=True)
     assert (await store.observe(spec, NOW)).target_roles == {"web-clone": "stopped"}
-    await resource.set_role(coord, spec, "web-clone", stopped=False)
+    await actions.set_role(coord, spec, "web-clone", stopped=False)
     assert (await store.observe(spec, NOW)).target_roles == {}
     with pytest.raises(ConfigError, match="stop, start or restart web-clone"):
-        await resource.set_role(coord, spec, "web", stopped=True)
+        await actions.set_role(coord, spec, "web", stopped=True)
 
 
 async def test_restart_waits_for_the_stop_then_starts(
@@ -118,7 +117,7 @@ async def test_restart_waits_for_the_stop_then_starts(
 
     task = asyncio.create_task(executor())
     await asyncio.sleep(0.01)
-    code, lines = await resource.restart(coord, spec, "vip", timeout=5.0, poll=0.01)
+    code, lines = await actions.restart(coord, spec, "vip", timeout=5.0, poll=0.01)
     await task
     assert code == 0, lines
     assert (await store.observe(spec, NOW)).target_roles == {}
@@ -129,7 +128,7 @@ async def test_restart_that_times_out_undoes_the_stop_and_exits_1(
 ) -> None:
     await online(coord, "n1")
     await runs(store, "vip", "n1")
-    code, lines = await resource.restart(coord, spec, "vip", timeout=0.05, poll=0.01)
+    code, lines = await actions.restart(coord, spec, "vip", timeout=0.05, poll=0.01)
     assert code == 1
     assert "still runs" in lines[0]
     assert (await store.observe(spec, NOW)).target_roles == {}
@@ -138,16 +137,16 @@ async def test_restart_that_times_out_undoes_the_stop_and_exits_1(
 async def test_standby_online_and_maintenance_flip_flags(
     coord: LocalCoordinator, store: ClusterStore, spec: ClusterSpec
 ) -> None:
-    assert await node.set_flag(coord, spec, "n2", "standby", True) == ["n2: standby"]
-    await node.set_flag(coord, spec, "n2", "maintenance", True)
+    assert await actions.set_flag(coord, spec, "n2", "standby", True) == ["n2: standby"]
+    await actions.set_flag(coord, spec, "n2", "maintenance", True)
     assert (await store.node_flags("n2")).standby
-    assert await node.set_flag(coord, spec, "n2", "standby", False) == ["n2: maintenance"]
-    await node.set_flag(coord, spec, "n2", "maintenance", False)
+    assert await actions.set_flag(coord, spec, "n2", "standby", False) == ["n2: maintenance"]
+    await actions.set_flag(coord, spec, "n2", "maintenance", False)
     flags = await store.node_flags("n2")
     assert not flags.standby
     assert not flags.maintenance
     with pytest.raises(ConfigError, match="unknown node 'n7'"):
-        await node.set_flag(coord, spec, "n7", "standby", True)
+        await actions.set_flag(coord, spec, "n7", "standby", True)
 
 
 async def test_fence_confirm_refuses_an_online_node_unless_forced(
@@ -155,14 +154,15 @@ async def test_fence_confirm_refuses_an_online_node_unless_forced(
 ) -> None:
     await online(coord, "n2")
     with pytest.raises(ConfigError, match="split brain"):
-        await fence.confirm(coord, spec, "n2", force=False, now=NOW)
+        await actions.confirm(coord, spec, "n2", force=False, now=NOW)
     assert await coord.get(KEYS.fenced("n2")) is None
-    assert "nothing to confirm" in (await fence.confirm(coord, spec, "n3", force=False, now=NOW))[0]
+    lines = await actions.confirm(coord, spec, "n3", force=False, now=NOW)
+    assert "nothing to confirm" in lines[0]
     assert await coord.get(KEYS.fenced("n3")) is None
     await runs(store, "vip", "n3")
-    await fence.confirm(coord, spec, "n3", force=False, now=NOW)
+    await actions.confirm(coord, spec, "n3", force=False, now=NOW)
     assert {n.name: n.fenced for n in (await store.observe(spec, NOW)).state.nodes}["n3"]
-    await fence.confirm(coord, spec, "n2", force=True, now=NOW)
+    await actions.confirm(coord, spec, "n2", force=True, now=NOW)
     assert await coord.get(KEYS.fenced("n2")) is not None
 
 

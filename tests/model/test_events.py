@@ -25,6 +25,7 @@ from hakeeper.model.events import (
     NodeFenced,
     NodeJoined,
     NodeLost,
+    OperatorAction,
     QuorumLost,
     QuorumRegained,
     ResourceFailed,
@@ -55,6 +56,7 @@ ONE_OF_EACH: list[Event] = [
     DrillFinished(14.0, "20261206T103749Z-bcab985f", True, 12.5, 3600.0),
     JobFailed(15.0, "backup", "StoreUnavailable: /var/backups: disk full"),
     JobOverdue(16.0, "backup", 7300.0),
+    OperatorAction(13.0, "alice", "resource.move", "web n2", "n1"),
 ]
 
 

@@ -7,12 +7,13 @@ from typing import Annotated
 
 import typer
 
+from hakeeper.api.server import api_face
 from hakeeper.backup.scheduled import ScheduledBackup
 from hakeeper.cli.backup import session_seam
 from hakeeper.cli.dr import ScheduledDrill
 from hakeeper.cli.logs import setup_logging
 from hakeeper.cli.plugins import RESOURCE_AGENTS
-from hakeeper.config.loader import load_spec
+from hakeeper.config.loader import load, load_spec
 from hakeeper.errors import HakeeperError
 from hakeeper.runtime.connect import require_cluster_secret
 from hakeeper.runtime.daemon import run_daemon
@@ -26,8 +27,12 @@ def agent(
         typer.Option(help="Raft log and agent state (default /var/lib/hakeeper/<node>)."),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning.")] = "info",
+    api_listen: Annotated[
+        str | None,
+        typer.Option(help="host:port of this node's REST API (default [api] listen_on/listen)."),
+    ] = None,
 ) -> None:
-    """Run the hakeeper agent of one node until SIGTERM or SIGINT."""
+    """Run the hakeeper agent of one node, and its REST API, until SIGTERM or SIGINT."""
     setup_logging(log_level)
     try:
         # Checked before the agent makes its state dir or arms a watchdog (a "nowayout"
@@ -39,7 +44,8 @@ def agent(
             ScheduledBackup(sessions=lambda spec: session_seam(spec)[0]),
             ScheduledDrill(reseeders=lambda spec: session_seam(spec)[1]),
         )
-        run_daemon(config, node, state_dir, agents=RESOURCE_AGENTS, jobs=jobs)
+        faces = api_face(load(config).api, node, api_listen)
+        run_daemon(config, node, state_dir, agents=RESOURCE_AGENTS, jobs=jobs, faces=faces)
     except HakeeperError as exc:
         typer.echo(f"hakeeper agent: {exc}", err=True)
         raise typer.Exit(2) from exc

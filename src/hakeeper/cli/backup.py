@@ -20,13 +20,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hakeeper.api import hints
 from hakeeper.backup.catalog import BackupListing, list_backups, prune
 from hakeeper.backup.jobs import TakenBackup, take_backup
 from hakeeper.backup.session_seam import SessionReseeder, SessionSnapshotter
 from hakeeper.backup.settings import BackupSettings, backup_settings
 from hakeeper.backup.verify import VerifyReport, verify_backup
 from hakeeper.cli import cluster_client as cc
-from hakeeper.cli import hints
 from hakeeper.cli.backup_view import progress_view
 from hakeeper.cli.cluster_client import ConfigOption, JsonOption
 from hakeeper.cli.session_backup import SessionStores

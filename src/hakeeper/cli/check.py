@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from hakeeper.api.security_checks import api_findings
 from hakeeper.backup.health import backup_findings
 from hakeeper.balancer.config import insecure_settings
 from hakeeper.balancer.config import load_config as load_balancer_config
@@ -99,6 +100,10 @@ def _balancer_apis(ctx: CheckContext) -> list[Finding]:
     return found
 
 
+def _rest_api(ctx: CheckContext) -> list[Finding]:
+    return api_findings(ctx.file.api, [n.name for n in ctx.spec.nodes])
+
+
 #: Every source of the security section, in the order they are shown.
 SECURITY_SOURCES: tuple[SecuritySource, ...] = (
     _secret,
@@ -107,6 +112,7 @@ SECURITY_SOURCES: tuple[SecuritySource, ...] = (
     _fence_passwords,
     _balancer_apis,
     _alerts,
+    _rest_api,
 )
 
 

@@ -16,23 +16,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
-from hakeeper.cli import hints
-from hakeeper.cli.hints import DEFAULT_CONFIG as DEFAULT_CONFIG  # the commands' default
+from hakeeper.api import hints, targets
+from hakeeper.api.hints import DEFAULT_CONFIG as DEFAULT_CONFIG  # the commands' default
+from hakeeper.cli import remote
 from hakeeper.config import load_spec
 from hakeeper.config.loader import spec_from_text
 from hakeeper.coord.base import KV, Cmp, Coordinator, Lease, Op, TxnResult, WatchEvent
-from hakeeper.errors import ConfigError, CoordError, HakeeperError, NoQuorum, Unreachable
+from hakeeper.errors import ConfigError, CoordError, HakeeperError, Unreachable
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.runtime.connect import open_coordinator
-from hakeeper.runtime.keys import KeySpace
-from hakeeper.runtime.store import ClusterStore
 
 #: Deadline of one engine call. Generous against a leader change (a few election timeouts of
 #: the ``wan`` profile), short enough that a script learns "unreachable" within seconds.
@@ -55,48 +53,14 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 Body = Callable[[Coordinator, ClusterSpec], Awaitable[int]]
 
 
-def wall() -> float:
-    return time.time()
-
-
-def store_of(coord: Coordinator, spec: ClusterSpec) -> ClusterStore:
-    """The cluster's records, read and written through ``coord``."""
-    return ClusterStore(coord, KeySpace(spec.options.name))
-
-
-# --- names the operator typed ----------------------------------------------------------------
-
-
-def resource_ids(spec: ClusterSpec) -> list[str]:
-    return (
-        [p.id for p in spec.primitives] + [g.id for g in spec.groups] + [c.id for c in spec.clones]
-    )
-
-
-def require_resource(spec: ClusterSpec, rid: str) -> None:
-    """Refuse a name the cluster file does not define, before anything is written."""
-    known = resource_ids(spec)
-    if rid not in known:
-        raise ConfigError(
-            f"unknown resource {rid!r}; the cluster file defines: {', '.join(known) or 'none'}"
-        )
-
-
-def require_node(spec: ClusterSpec, node: str) -> None:
-    if spec.node(node) is None:
-        known = ", ".join(n.name for n in spec.nodes)
-        raise ConfigError(f"unknown node {node!r}; the cluster file defines: {known}")
-
-
-def primitives_of(spec: ClusterSpec, rid: str) -> tuple[str, ...]:
-    """The primitive ids ``rid`` stands for (statuses and fail counts are per primitive)."""
-    for clone in spec.clones:
-        if clone.id == rid:
-            rid = clone.child
-    for group in spec.groups:
-        if group.id == rid:
-            return group.members
-    return (rid,)
+# The names an operator types are checked where every face (CLI, API) checks them.
+wall = targets.wall
+store_of = targets.store_of
+resource_ids = targets.resource_ids
+require_resource = targets.require_resource
+require_node = targets.require_node
+primitives_of = targets.primitives_of
+describe = targets.describe
 
 
 # --- the client ------------------------------------------------------------------------------
@@ -211,16 +175,6 @@ async def connected(spec: ClusterSpec) -> AsyncIterator[Coordinator]:
         await bounded.close()
 
 
-def describe(exc: HakeeperError) -> str:
-    """One line for stderr that says plainly whether the engine has no quorum or is gone."""
-    text = str(exc)
-    if isinstance(exc, NoQuorum) and "quorum" not in text.lower():
-        return f"no quorum: {text}"
-    if isinstance(exc, Unreachable) and "unreachable" not in text.lower():
-        return f"unreachable: {text}"
-    return text
-
-
 async def spec_in_force(coord: Coordinator, spec: ClusterSpec) -> ClusterSpec:
     """The config the cluster runs: the one ``config apply`` stored, else the local file's.
 
@@ -241,13 +195,22 @@ async def spec_in_force(coord: Coordinator, spec: ClusterSpec) -> ClusterSpec:
 
 
 def run_command(
-    name: str, config: Path, body: Body, *, interrupt_code: int = 130, in_force: bool = True
+    name: str,
+    config: Path,
+    body: Body,
+    *,
+    interrupt_code: int = 130,
+    in_force: bool = True,
+    through_api: remote.Call | None = None,
 ) -> None:
-    """Load ``config``, run ``body`` on a client, exit with its status.
+    """Load ``config``, run ``body`` on a client, exit with its status; or, with ``--url``,
+    send ``through_api`` to the API (which runs the same body) and print its lines.
 
     ``interrupt_code``: the status after Ctrl-C (0 for ``--watch``/``--follow``, where it is
     the normal way out). ``in_force``: give ``body`` the stored config when there is one."""
     hints.use_config(config)
+    if remote.current() is not None:
+        run_through_api(name, through_api)
     try:
         spec = load_spec(config)
         code = asyncio.run(_run(spec, body, in_force))
@@ -257,6 +220,22 @@ def run_command(
         typer.echo(f"hakeeper {name}: {describe(exc)}", err=True)
         raise typer.Exit(2) from exc
     raise typer.Exit(code)
+
+
+def run_through_api(name: str, call: remote.Call | None) -> NoReturn:
+    """Send ``call`` to the ``--url`` API, print the lines the action returned, exit with
+    its status (2 with the API's words when refused or unreachable)."""
+    api = remote.current()
+    try:
+        if api is None or call is None:
+            raise ConfigError(f"{name} does not work through --url; run it on a cluster host")
+        done = remote.answer(api, call)
+    except HakeeperError as exc:
+        typer.echo(f"hakeeper {name}: {describe(exc)}", err=True)
+        raise typer.Exit(2) from exc
+    for line in done["lines"]:
+        typer.echo(line)
+    raise typer.Exit(done["exit_code"])
 
 
 async def _run(spec: ClusterSpec, body: Body, in_force: bool) -> int:

@@ -11,115 +11,42 @@ in a transaction that fails if someone else applied a config meanwhile. The agen
 from __future__ import annotations
 
 import asyncio
-import difflib
 import sys
-import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from hakeeper.api import config_actions
+from hakeeper.api.config_actions import ApplyPlan, load_new, write
 from hakeeper.cli import cluster_client as cc
+from hakeeper.cli import remote
 from hakeeper.cli.cluster_client import ConfigOption
 from hakeeper.cli.plan import print_transition
-from hakeeper.config import parse, to_spec, warnings
 from hakeeper.coord.base import Coordinator
 from hakeeper.errors import ConfigError
-from hakeeper.fencing.device import redact
-from hakeeper.model.cluster import ClusterSpec, FenceDevice
-from hakeeper.model.transition import Transition
-from hakeeper.runtime.snapshot import observe_cluster
+from hakeeper.model.cluster import ClusterSpec
 
 console = Console(soft_wrap=True)
 
 
-@dataclass(frozen=True, slots=True)
-class ApplyPlan:
-    path: Path
-    text: str
-    spec: ClusterSpec
-    diff: tuple[str, ...]
-    base_revision: int  # mod_revision of the stored config read; 0 when none was stored
-    transition: Transition
-    notes: tuple[str, ...]
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.diff)
-
-
-def load_new(path: Path) -> tuple[str, ClusterSpec, list[str]]:
-    """The file's exact text (what gets stored) and its validated spec."""
+def read_new(path: Path) -> str:
+    """The file's exact text: what gets stored."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    cf = parse(data, source=str(path))
-    return text, to_spec(cf), [f"{path}: warning: {w}" for w in warnings(cf)]
-
-
-def _compatible(current: ClusterSpec, new: ClusterSpec, path: Path) -> list[str]:
-    """Refuse what cannot change on a running cluster; note what needs agent restarts."""
-    if new.options.name != current.options.name:
-        raise ConfigError(
-            f"{path}: cluster.name {new.options.name!r} differs from the running cluster's "
-            f"{current.options.name!r}; a cluster cannot be renamed by config apply"
-        )
-    if new.coordination.backend != current.coordination.backend:
-        raise ConfigError(
-            f"{path}: coordination.backend {new.coordination.backend!r} differs from the "
-            f"running cluster's {current.coordination.backend!r}; moving engines needs a restart "
-            "of the whole cluster, not config apply"
-        )
-    peers = {(n.name, n.address, n.raft_port) for n in current.nodes}
-    notes = []
-    if {(n.name, n.address, n.raft_port) for n in new.nodes} != peers or (
-        new.coordination != current.coordination
-    ):
-        notes.append("nodes or coordination settings change: agents use them only after a restart")
-    return notes
 
 
 async def prepare(
     coord: Coordinator, current: ClusterSpec, current_text: str, path: Path, now: float
 ) -> ApplyPlan:
-    """Everything shown before the question; writes nothing."""
-    text, new, notes = load_new(path)
-    notes += _compatible(current, new, path)
-    store = cc.store_of(coord, current)
-    stored = await store.config_record()
-    base_text, base_name = (
-        (stored.raw.decode(), "stored config") if stored else (current_text, "current")
+    """The plan of the file at ``path`` (the body shared with the API, on its text)."""
+    return await config_actions.prepare(
+        coord, current, current_text, read_new(path), str(path), now
     )
-    # A fence password written inline (hakeeper check warns about it) is never shown.
-    devices = current.fence_devices + new.fence_devices
-    diff = tuple(
-        _redacted(line, devices)
-        for line in difflib.unified_diff(
-            base_text.splitlines(), text.splitlines(), base_name, str(path), lineterm=""
-        )
-    )
-    tr = (await observe_cluster(store, new, now)).transition()
-    base_revision = stored.revision if stored else 0
-    return ApplyPlan(path, text, new, diff, base_revision, tr, tuple(notes))
-
-
-def _redacted(line: str, devices: tuple[FenceDevice, ...]) -> str:
-    for device in devices:
-        line = redact(line, {key: str(value) for key, value in device.params.items()})
-    return line
-
-
-async def write(coord: Coordinator, current: ClusterSpec, plan: ApplyPlan) -> bool:
-    """Store the text unless another config was applied since `prepare` read it."""
-    return await cc.store_of(coord, current).publish_config(plan.text, plan.base_revision)
 
 
 def show(plan: ApplyPlan) -> None:
@@ -166,8 +93,10 @@ def apply(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
 ) -> None:
     """Validate FILE, show the change and its plan on the live cluster, then apply it."""
+    if remote.current() is not None:
+        _apply_through_api(path, yes)
     try:
-        load_new(path)  # bad input fails here, before the cluster is even contacted
+        load_new(read_new(path), str(path))  # bad input fails here, before any contact
         current_text = config.read_text(encoding="utf-8")
     except ConfigError as exc:
         typer.echo(f"hakeeper config apply: {exc}", err=True)
@@ -187,3 +116,20 @@ def apply(
         return await apply_config(coord, spec, current_text, path, ask, cc.wall())
 
     cc.run_command("config apply", config, body, in_force=False)
+
+
+def _apply_through_api(path: Path, yes: bool) -> None:
+    """``--url``: the file's text goes to ``POST /v1/config/apply`` (no question asked there,
+    so ``--yes`` is required; ``POST /v1/config/plan`` shows the difference first)."""
+    try:
+        if not yes:
+            raise ConfigError(
+                "through --url there is no question to answer: review the change with "
+                "POST /v1/config/plan (docs/api.md), then pass --yes; nothing written"
+            )
+        text = read_new(path)
+        load_new(text, str(path))
+    except ConfigError as exc:
+        typer.echo(f"hakeeper config apply: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    cc.run_through_api("config apply", remote.Call("POST", "/v1/config/apply", {"text": text}))

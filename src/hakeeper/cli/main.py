@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from hakeeper import __version__
+from hakeeper.errors import HakeeperError
 
 app = typer.Typer(
     name="hakeeper",
@@ -22,6 +24,9 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
+from hakeeper.cli import remote as _remote  # noqa: E402
+
+
 @app.callback()
 def _options(
     version: Annotated[
@@ -30,8 +35,27 @@ def _options(
             "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="HAKEEPER_URL",
+            help="Act through a node's REST API (http(s)://HOST:PORT) instead of the engine.",
+        ),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(help="The API token (a 0600 file); default $HAKEEPER_TOKEN."),
+    ] = None,
+    ca_file: Annotated[
+        Path | None, typer.Option(help="The CA of an HTTPS API's certificate.")
+    ] = None,
 ) -> None:
-    pass
+    """High-availability cluster manager: quorum, failover, fencing, balancing, sessions."""
+    try:
+        _remote.configure(url, token_file, ca_file)
+    except HakeeperError as exc:
+        typer.echo(f"hakeeper: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 from hakeeper.cli import coord as _coord  # noqa: E402
@@ -96,3 +120,6 @@ app.command(name="restore")(_restore)
 from hakeeper.cli import dr as _dr  # noqa: E402
 
 app.add_typer(_dr.app, name="dr")
+from hakeeper.cli.api_cmd import app as _api_app  # noqa: E402
+
+app.add_typer(_api_app, name="api")

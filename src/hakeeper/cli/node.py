@@ -7,17 +7,18 @@ add to the flags of the cluster file, which these commands cannot clear.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated
+from urllib.parse import quote
 
 import typer
 from rich.console import Console
 
+from hakeeper.api.actions import set_flag
 from hakeeper.cli import cluster_client as cc
+from hakeeper.cli import remote
 from hakeeper.cli.cluster_client import ConfigOption
 from hakeeper.coord.base import Coordinator
 from hakeeper.model.cluster import ClusterSpec
-from hakeeper.model.records import NodeFlags
 
 app = typer.Typer(
     help="Put nodes in standby or maintenance, and back online.", no_args_is_help=True
@@ -27,35 +28,15 @@ console = Console(soft_wrap=True)
 NodeArg = Annotated[str, typer.Argument(help="A node of the cluster file.")]
 
 
-async def set_flag(
-    coord: Coordinator, spec: ClusterSpec, node: str, flag: str, on: bool
-) -> list[str]:
-    """Read-modify-write of the node's flags; returns what changed, in words."""
-    cc.require_node(spec, node)
-    store = cc.store_of(coord, spec)
-    before = await store.node_flags(node)
-    after = replace(before, **{flag: on})
-    if after != before:
-        await store.set_node_flags(node, after)
-    lines = [f"{node}: {_words(after)}" + ("" if after != before else " (unchanged)")]
-    configured = spec.node(node)
-    if not on and configured is not None and getattr(configured, flag):
-        lines.append(f"note: the cluster file sets {flag} = true for {node}; that still applies")
-    return lines
-
-
-def _words(flags: NodeFlags) -> str:
-    pairs = (("standby", flags.standby), ("maintenance", flags.maintenance))
-    return ", ".join(name for name, on in pairs if on) or "online (no standby, no maintenance)"
-
-
 def _run(name: str, config: ConfigOption, node: str, flag: str, on: bool) -> None:
     async def body(coord: Coordinator, spec: ClusterSpec) -> int:
         for line in await set_flag(coord, spec, node, flag, on):
             console.print(line, highlight=False)
         return 0
 
-    cc.run_command(f"node {name}", config, body)
+    api_body = {"off": not on} if flag == "maintenance" else {}
+    call = remote.Call("POST", f"/v1/nodes/{quote(node, safe='')}/{name}", api_body)
+    cc.run_command(f"node {name}", config, body, through_api=call)
 
 
 @app.command()

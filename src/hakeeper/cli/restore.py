@@ -21,10 +21,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from hakeeper.api import hints
 from hakeeper.backup.node_map import parse_node_map
 from hakeeper.backup.restore import RestorePlan, RestoreSummary, apply_restore, prepare_restore
 from hakeeper.cli import cluster_client as cc
-from hakeeper.cli import hints
 from hakeeper.cli.backup import (
     BackupArg,
     KeyFileOption,

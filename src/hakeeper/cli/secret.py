@@ -26,7 +26,7 @@ from typing import Annotated
 
 import typer
 
-from hakeeper.cli import hints
+from hakeeper.api import hints
 from hakeeper.config.secret_file import generate_secret, read_secret_file
 from hakeeper.errors import ConfigError
 

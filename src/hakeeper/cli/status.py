@@ -24,10 +24,11 @@ from rich.table import Table
 from rich.text import Text
 
 from hakeeper.cli import cluster_client as cc
+from hakeeper.cli import remote
 from hakeeper.cli.cluster_client import ConfigOption, JsonOption
 from hakeeper.cli.plan import print_transition
 from hakeeper.coord.base import Coordinator
-from hakeeper.errors import CoordError
+from hakeeper.errors import CoordError, HakeeperError
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.runtime.status_report import WHY, StatusReport, collect_status
 from hakeeper.runtime.store import ClusterStore
@@ -166,6 +167,9 @@ def status(
 
     Exit status 0 when quorate and nothing is blocked or failed, 1 when something is, 2 on no
     quorum or an unreachable engine."""
+    api = remote.current()
+    if api is not None and not watch:
+        _remote_status(api, as_json=as_json, plan=plan)
 
     async def body(coord: Coordinator, spec: ClusterSpec) -> int:
         store = cc.store_of(coord, spec)
@@ -181,6 +185,23 @@ def status(
         return report.exit_code
 
     cc.run_command("status", config, body, interrupt_code=0)
+
+
+def _remote_status(api: remote.Remote, *, as_json: bool, plan: bool) -> None:
+    """``status`` through the API: the same document, rendered the same way."""
+    if plan:
+        typer.echo("hakeeper status: --plan does not work through --url", err=True)
+        raise typer.Exit(2)
+    try:
+        doc = remote.answer(api, remote.Call("GET", "/v1/status"))
+    except HakeeperError as exc:
+        typer.echo(f"hakeeper status: {cc.describe(exc)}", err=True)
+        raise typer.Exit(2) from exc
+    if as_json:
+        typer.echo(json.dumps(doc, indent=2))
+    else:
+        console.print(render(remote.report_of(doc)))
+    raise typer.Exit(doc["exit_code"])
 
 
 def print_live_plan(report: StatusReport) -> None:

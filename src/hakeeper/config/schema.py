@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from hakeeper.config.api_section import ApiSection
 from hakeeper.errors import ConfigError
 from hakeeper.model.cluster import DEFAULT_OP_TIMEOUT
 from hakeeper.model.durations import parse_duration
@@ -401,6 +402,7 @@ class ClusterFile(Section):
     constraints: ConstraintsSection = ConstraintsSection()
     fencing: FencingSection = FencingSection()
     alerts: list[AlertSection] = Field(default=[], max_length=32)
+    api: ApiSection = ApiSection()
     balancer: dict[str, Any] | None = None
     sessions: dict[str, Any] | None = None
     backup: BackupSection | None = None

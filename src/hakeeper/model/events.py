@@ -32,6 +32,8 @@ kind                   fields (besides ``kind`` and ``ts``)                     
                        answers), ``rpo`` (s, the backup's age), ``reason``
 ``job.failed``         ``job`` (``backup``, ``drill``), ``reason``                     ctl
 ``job.overdue``        ``job``, ``age`` (s since its last success or its schedule)      ctl
+``operator.action``    ``actor`` (token name or certificate CN), ``action``            api
+                       (``resource.move``...), ``target``, ``node`` (the API's node)
 =====================  ==============================================================  ====
 
 Rules the writers follow, and that ``hakeeper.availability.measure`` relies on:
@@ -236,6 +238,16 @@ class JobOverdue:
     age: float
 
 
+@dataclass(frozen=True, slots=True)
+class OperatorAction:
+    kind: ClassVar[str] = "operator.action"
+    ts: float
+    actor: str
+    action: str
+    target: str
+    node: str
+
+
 Event = (
     NodeJoined
     | NodeLost
@@ -255,6 +267,7 @@ Event = (
     | DrillFinished
     | JobFailed
     | JobOverdue
+    | OperatorAction
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -278,6 +291,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         DrillFinished,
         JobFailed,
         JobOverdue,
+        OperatorAction,
     )
 }
 

@@ -47,6 +47,7 @@ from hakeeper.runtime.executor import Executor
 from hakeeper.runtime.fence_plan import fencer_of
 from hakeeper.runtime.keys import KeySpace
 from hakeeper.runtime.membership import Membership
+from hakeeper.runtime.node_view import Face, NodeView
 from hakeeper.runtime.observations import Observations
 from hakeeper.runtime.store import ClusterStore
 from hakeeper.runtime.stored_config import short_reason, stored_spec
@@ -83,6 +84,7 @@ class NodeDaemon:
         *,
         agents: AgentMaker,
         jobs: Sequence[ControllerJob] = (),
+        faces: Sequence[Face] = (),
     ) -> None:
         if spec.node(node) is None:
             known = ", ".join(n.name for n in spec.nodes)
@@ -95,6 +97,8 @@ class NodeDaemon:
         self.agents = agents
         #: Periodic work only the controller does (scheduled backups, drills), from the face.
         self.jobs = jobs
+        #: What the node serves besides its resources (the REST API), assembled by the same face.
+        self.faces = tuple(faces)
         # The member lease, the watchdog and the suspicion watch keep the timing they start
         # with: a lease's TTL cannot change under it, and the watchdog counts down from it.
         # Everything else reads the current spec's, so a config that switches the profile
@@ -176,8 +180,20 @@ class NodeDaemon:
                 ).run(),
                 name="suspicion",
             )  # fmt: skip
+            view = NodeView(
+                self.node,
+                spec_now,
+                store,
+                lambda: executor.local,
+                coord,
+                membership.valid,
+                self.observations,
+            )
+            serving = [tasks.create_task(face(view), name="face") for face in self.faces]
             await self._stop.wait()
             log.info("event=shutdown phase=hand_over node=%s", self.node)
+            for face_task in serving:
+                face_task.cancel()
             await self._hand_over(store, executor)
             suspecting.cancel()
             campaigning.cancel()
@@ -477,15 +493,22 @@ def run_daemon(
     *,
     agents: AgentMaker,
     jobs: Sequence[ControllerJob] = (),
+    faces: Sequence[Face] = (),
 ) -> None:
     """Entry point of ``hakeeper agent``: one node until SIGTERM/SIGINT, building its
     resources' agents with ``agents`` (the whole program's plug-in table); ``jobs`` run while
-    it is controller."""
+    it is controller, and it serves ``faces`` (the REST API) while it runs."""
     # Everything this process creates (journal, dumps, copies, logs) is its owner's alone.
     os.umask(PRIVATE_UMASK)
     spec = load_spec(config)
     agent = NodeDaemon(
-        spec, node, state_dir, config.read_text(encoding="utf-8"), agents=agents, jobs=jobs
+        spec,
+        node,
+        state_dir,
+        config.read_text(encoding="utf-8"),
+        agents=agents,
+        jobs=jobs,
+        faces=faces,
     )
     me = spec.node(node)
     assert me is not None

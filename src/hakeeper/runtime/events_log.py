@@ -74,3 +74,14 @@ class EventLog:
         if doomed:
             await self._coord.txn([], [Delete(key) for key in doomed])
         return len(doomed)
+
+    async def read_since(self, revision: int) -> tuple[list[tuple[int, Event]], int]:
+        """The events written after ``revision``, each with its own revision, and the
+        revision of this read (one txn: following from it neither misses nor repeats)."""
+        result = await self._coord.txn([], [Get(self._keys.events, prefix=True)])
+        found = result.responses[0]
+        kvs = found if isinstance(found, tuple) else ()
+        newer = [kv for kv in kvs if kv.mod_revision > revision]
+        return [(kv.mod_revision, from_json(kv.value.decode(), kv.key)) for kv in newer], (
+            result.revision
+        )

@@ -113,6 +113,11 @@ class Membership:
             return False
         self._observer.lease_renewed(self._clock() - sent)
         self._confirmed(sent, self._lease.ttl)
+        # Debug only: benchmarks/api_load.py reads these to compare renewals under API load.
+        log.debug(
+            "event=member_lease_renewed node=%s at=%.3f took=%.4f",
+            self._record.node, sent, self._clock() - sent,
+        )  # fmt: skip
         return True
 
     async def run(self) -> None:
