@@ -83,6 +83,17 @@ class Served:
                 return response.status, text
 
 
+async def until_listening(host: str, port: int, timeout: float) -> None:
+    """Until a server accepts connections on ``host:port`` (TimeoutError after ``timeout``)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            with contextlib.suppress(OSError):
+                _, writer = await asyncio.open_connection(host, port)
+                writer.close()
+                return
+            await asyncio.sleep(0.05)
+
+
 @contextlib.asynccontextmanager
 async def served(
     coord: LocalCoordinator, store: ClusterStore, spec: ClusterSpec, api: ApiSection
@@ -95,13 +106,7 @@ async def served(
     )
     task = asyncio.create_task(serve(view, api, f"127.0.0.1:{port}"))
     try:
-        async with asyncio.timeout(READY_TIMEOUT):
-            while True:
-                with contextlib.suppress(OSError):
-                    _, writer = await asyncio.open_connection("127.0.0.1", port)
-                    writer.close()
-                    break
-                await asyncio.sleep(0.02)
+        await until_listening("127.0.0.1", port, READY_TIMEOUT)
         yield box
     finally:
         task.cancel()

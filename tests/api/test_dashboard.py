@@ -21,6 +21,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from hakeeper.balancer.api_token import token_digest
 from hakeeper.lab.loopback import LoopbackCluster, free_port_on, node_address
+from tests.api.conftest import until_listening
 from tests.conftest import require_file
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
@@ -113,12 +114,13 @@ def _state(driver: webdriver.Chrome, node: str) -> str:
 async def test_the_page_shows_a_failover_after_a_node_is_killed(
     cluster: LoopbackCluster, browser: webdriver.Chrome, tmp_path: Path
 ) -> None:
-    store = await cluster.store()
     observed = await cluster.wait_for("web runs", lambda o: bool(o.running_on("web")))
     holder = observed.running_on("web")[0]
     viewer = next(n for n in cluster.names if n != holder)
-    url = f"http://{cluster.address[viewer]}:{cluster.api_port}/"  # type: ignore[attr-defined]
-    del store
+    port: int = cluster.api_port  # type: ignore[attr-defined]
+    # The daemon serves its API beside its resources: a resource may run before it listens.
+    await until_listening(cluster.address[viewer], port, 60.0)
+    url = f"http://{cluster.address[viewer]}:{port}/"
 
     def sign_in() -> None:
         browser.get(url)

@@ -8,12 +8,20 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from hakeeper.cli import availability
 from hakeeper.cli.main import app
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "availability"
 EVENTS = str(EXAMPLES / "events.jsonl")
 SERVICES = str(EXAMPLES / "services.toml")
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables wide enough for every column: rich sizes its console once, when the module is
+    imported, from the terminal or COLUMNS it finds then (a test process may have neither)."""
+    monkeypatch.setattr(availability.console, "_width", 160)  # undone after the test
 
 
 def run(*args: str) -> str:
