@@ -23,6 +23,14 @@ def agent(
         typer.Option(help="Raft log and agent state (default /var/lib/hakeeper/<node>)."),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning.")] = "info",
+    join: Annotated[
+        bool,
+        typer.Option(
+            "--join",
+            help="A new node of a running cluster: join the Raft group as a learner and "
+            "vote once `hakeeper node add` made it a member (fresh state directory).",
+        ),
+    ] = False,
 ) -> None:
     """Run the hakeeper agent of one node until SIGTERM or SIGINT."""
     setup_logging(log_level)
@@ -31,7 +39,7 @@ def agent(
         # driver cannot be disarmed): a node without its cluster secret starts nothing.
         require_cluster_secret(load_spec(config))
         state_dir = state_dir or Path("/var/lib/hakeeper") / node
-        run_daemon(config, node, state_dir, agents=RESOURCE_AGENTS)
+        run_daemon(config, node, state_dir, agents=RESOURCE_AGENTS, join=join)
     except HakeeperError as exc:
         typer.echo(f"hakeeper agent: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -31,6 +31,8 @@ from hakeeper.errors import ConfigError
 from hakeeper.fencing.device import redact
 from hakeeper.model.cluster import ClusterSpec, FenceDevice
 from hakeeper.model.transition import Transition
+from hakeeper.policy.scheduler import schedule
+from hakeeper.policy.simulate import what_if
 from hakeeper.runtime.snapshot import observe_cluster
 
 console = Console(soft_wrap=True)
@@ -93,6 +95,22 @@ async def prepare(
     """Everything shown before the question; writes nothing."""
     text, new, notes = load_new(path)
     notes += _compatible(current, new, path)
+    return await prepare_text(coord, current, current_text, text, new, notes, path, now)
+
+
+async def prepare_text(
+    coord: Coordinator,
+    current: ClusterSpec,
+    current_text: str,
+    text: str,
+    new: ClusterSpec,
+    notes: list[str],
+    path: Path,
+    now: float,
+    what_ifs: tuple[str, ...] = (),
+) -> ApplyPlan:
+    """The plan of storing ``text`` (already validated as ``new``), shown as coming from
+    ``path``; the transition is scheduled after each of ``what_ifs`` (`plan --what-if`)."""
     store = cc.store_of(coord, current)
     stored = await store.config_record()
     base_text, base_name = (
@@ -106,7 +124,11 @@ async def prepare(
             base_text.splitlines(), text.splitlines(), base_name, str(path), lineterm=""
         )
     )
-    tr = (await observe_cluster(store, new, now)).transition()
+    snapshot = await observe_cluster(store, new, now)
+    state = snapshot.observed.state
+    for question in what_ifs:
+        state = what_if(state, question, tuple(n.name for n in new.nodes))
+    tr = schedule(snapshot.spec, state)
     base_revision = stored.revision if stored else 0
     return ApplyPlan(path, text, new, diff, base_revision, tr, tuple(notes))
 

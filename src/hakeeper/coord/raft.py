@@ -192,7 +192,14 @@ class RaftCoordinator:
             secret_file=secret_file,
             timing=context.spec.timing,
         )
-        await coord.start()
+        if not context.join:
+            await coord.start()
+            return coord
+        try:
+            await coord.join(context.join_timeout)
+        except BaseException:
+            await coord.close()
+            raise
         return coord
 
     async def start(self) -> None:
@@ -290,6 +297,15 @@ class RaftCoordinator:
                 "disagrees with every version of the group's committed membership (now "
                 f"version {version}): give this node the peers of the group it belongs to"
             )
+
+    async def is_retired(self, timeout: float = 10.0) -> bool:
+        if self._self is None:
+            return False
+        try:
+            verdict, _ = await self._probe_identity(membership_fingerprint(self._peers), timeout)
+        except CoordError:
+            return False
+        return verdict == "retired"
 
     async def _probe_identity(self, fingerprint: str, timeout: float) -> tuple[str, int]:
         probe = RaftCoordinator(

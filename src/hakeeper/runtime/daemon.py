@@ -27,8 +27,8 @@ from pathlib import Path
 from hakeeper.agents.factory import AgentMaker
 from hakeeper.config.file_modes import PRIVATE_UMASK, open_private, private_dir
 from hakeeper.config.loader import load_spec
-from hakeeper.coord.base import Coordinator
-from hakeeper.errors import ConfigError, CoordError
+from hakeeper.coord.base import Coordinator, MembershipChanges
+from hakeeper.errors import ConfigError, CoordError, EngineMismatch
 from hakeeper.fencing.topology import Fencer
 from hakeeper.fencing.watchdog import Watchdog
 from hakeeper.model.cluster import ClusterSpec
@@ -67,6 +67,7 @@ class NodeDaemon:
         watchdog: Watchdog | None = None,
         *,
         agents: AgentMaker,
+        join: bool = False,
     ) -> None:
         if spec.node(node) is None:
             known = ", ".join(n.name for n in spec.nodes)
@@ -77,6 +78,12 @@ class NodeDaemon:
         self.config_text = config_text
         #: The resource-agent plug-in table, assembled by the face that starts the daemon.
         self.agents = agents
+        #: A new node (``hakeeper agent --join``): it joins the Raft group as a learner first.
+        self.join = join
+        # Set once this process has held a member lease: a node found removed before that is
+        # a removed node restarted with its old data (refused), after it a node that
+        # `hakeeper node remove` retired while it ran (it stops cleanly).
+        self._joined_once = False
         # The member lease, the watchdog and the suspicion watch keep the timing they start
         # with: a lease's TTL cannot change under it, and the watchdog counts down from it.
         # Everything else reads the current spec's, so a config that switches the profile
@@ -96,7 +103,9 @@ class NodeDaemon:
         # Before anything else: "required" means no resources at all without a watchdog.
         self.watchdog.arm()
         try:
-            coord = await open_coordinator(self.spec, node=self.node, state_dir=self.state_dir)
+            coord = await open_coordinator(
+                self.spec, node=self.node, state_dir=self.state_dir, join=self.join
+            )
             try:
                 await self._run_with(coord)
             finally:
@@ -111,6 +120,8 @@ class NodeDaemon:
         spec_now: Callable[[], ClusterSpec] = lambda: self.spec  # noqa: E731
         store = ClusterStore(coord, KeySpace(self.spec.options.name))
         events = store.event_log(self.node)
+        # First: a node removed from the group finds out here, before anything else waits.
+        await self._until_quorate(coord)
         await self._adopt_stored_config(store, events)
         me = self.spec.node(self.node)
         assert me is not None
@@ -129,6 +140,7 @@ class NodeDaemon:
         await self._until_quorate(coord)
         await executor.probe()
         await self._until_joined(membership)
+        self._joined_once = True
         await store.rejoined(self.node)
         async with asyncio.TaskGroup() as tasks:
             renewing = tasks.create_task(
@@ -228,6 +240,11 @@ class NodeDaemon:
             # Not a ConfigError: a reader's bug met a value it did not expect. Rule 5 holds
             # all the same: the node keeps its config and keeps running.
             await self._refuse(events, revision, source, f"{source}: {type(exc).__name__}")
+            return False
+        if spec.node(self.node) is None:
+            # `hakeeper node remove` drained this node first: nothing to hand over; stop.
+            log.warning("event=node_removed node=%s source=%s action=stop", self.node, source)
+            self.request_stop()
             return False
         if spec.nodes != self.spec.nodes or spec.coordination != self.spec.coordination:
             log.warning(
@@ -331,10 +348,31 @@ class NodeDaemon:
         in a loop would spin the event loop hot."""
         waiting = False
         while not self._stop.is_set() and not await coord.has_quorum():
+            if waiting and await self._removed(coord):
+                return
             if not waiting:
                 log.info("event=waiting_for_quorum node=%s", self.node)
                 waiting = True
             await self._pause(self.spec.timing.renew_interval)
+
+    async def _removed(self, coord: Coordinator) -> bool:
+        """Without a majority, ask the group whether `hakeeper node remove` retired this node:
+        if it did while this process ran, stop cleanly (it holds nothing: it was drained
+        first); a node restarted with the data of a removed one is refused."""
+        if not isinstance(coord, MembershipChanges):
+            return False
+        if not await coord.is_retired(4 * self.spec.timing.election_max):
+            return False
+        if not self._joined_once:
+            raise EngineMismatch(
+                f"node {self.node} was removed from this cluster (`hakeeper node remove`) and "
+                "a removed node never votes again: to bring this machine back, delete its "
+                f"state directory {self.state_dir} and add it under a new address with "
+                "`hakeeper node add`"
+            )
+        log.warning("event=node_removed node=%s action=stop", self.node)
+        self.request_stop()
+        return True
 
     async def _pause(self, seconds: float) -> None:
         """Sleep ``seconds``, or less if a stop is requested meanwhile."""
@@ -424,13 +462,18 @@ def _changed_primitives(before: ClusterSpec, after: ClusterSpec) -> set[str]:
     return {p.id for p in after.primitives if old.get(p.id) != p}
 
 
-def run_daemon(config: Path, node: str, state_dir: Path, *, agents: AgentMaker) -> None:
+def run_daemon(
+    config: Path, node: str, state_dir: Path, *, agents: AgentMaker, join: bool = False
+) -> None:
     """Entry point of ``hakeeper agent``: one node until SIGTERM/SIGINT, building its
-    resources' agents with ``agents`` (the whole program's plug-in table)."""
+    resources' agents with ``agents`` (the whole program's plug-in table); ``join``: a new
+    node joining a running cluster (`hakeeper node add`)."""
     # Everything this process creates (journal, dumps, copies, logs) is its owner's alone.
     os.umask(PRIVATE_UMASK)
     spec = load_spec(config)
-    agent = NodeDaemon(spec, node, state_dir, config.read_text(encoding="utf-8"), agents=agents)
+    agent = NodeDaemon(
+        spec, node, state_dir, config.read_text(encoding="utf-8"), agents=agents, join=join
+    )
     me = spec.node(node)
     assert me is not None
     # Resources inherit these, so one definition can bind or label per node.
