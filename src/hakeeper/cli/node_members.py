@@ -97,6 +97,7 @@ async def change_nodes(
     spec: ClusterSpec,
     config: Path,
     local_text: str,
+    asked: tuple[NodeChangeKind, str, str],
     wanted: Callable[[ClusterSpec], NodeChange],
     *,
     yes: bool,
@@ -104,7 +105,8 @@ async def change_nodes(
     timeout: float,
 ) -> int:
     """Show, ask, then run the change ``wanted`` makes of the config in force; or resume
-    the same change a crashed run left (the recorded one, without asking again)."""
+    the change a crashed run left when it is the one ``asked`` (kind, node, old node),
+    without asking again: the config in force may already show it made."""
     store = cc.store_of(coord, spec)
     runner = NodeChanges(
         store,
@@ -116,8 +118,9 @@ async def change_nodes(
         confirm_off=confirm_off,
     )
     current = await runner.in_flight()
-    change = wanted(spec) if current is None else current
-    if current is None and not await _review(coord, runner, change, config, yes):
+    resuming = current is not None and (current.kind, current.node, current.old) == asked
+    change = current if current is not None and resuming else wanted(spec)
+    if not resuming and not await _review(coord, runner, change, config, yes):
         console.print("not changed")
         return 1
     change = await runner.begin(change)
@@ -189,7 +192,7 @@ def _run(
 
     async def body(coord: Coordinator, spec: ClusterSpec) -> int:
         return await change_nodes(
-            coord, spec, config, local_text, wanted,
+            coord, spec, config, local_text, (kind, node, old), wanted,
             yes=yes, confirm_off=confirm_off, timeout=timeout,
         )  # fmt: skip
 
