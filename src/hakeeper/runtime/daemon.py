@@ -161,7 +161,9 @@ class NodeDaemon:
                 ).run(),
                 name="suspicion",
             )  # fmt: skip
+            removal = tasks.create_task(self._watch_removal(coord, membership), name="removal")
             await self._stop.wait()
+            removal.cancel()
             log.info("event=shutdown phase=hand_over node=%s", self.node)
             await self._hand_over(store, executor)
             suspecting.cancel()
@@ -355,13 +357,22 @@ class NodeDaemon:
                 waiting = True
             await self._pause(self.spec.timing.renew_interval)
 
+    async def _watch_removal(self, coord: Coordinator, membership: Membership) -> None:
+        """A node `hakeeper node remove` retired is cut off by the others: its renewals
+        neither succeed nor fail, so the lease lapsing here is when to ask the group."""
+        while not self._stop.is_set():
+            await self._pause(5 * self.spec.timing.renew_interval)
+            if time.monotonic() > membership.deadline and await self._removed(coord):
+                return
+
     async def _removed(self, coord: Coordinator) -> bool:
         """Without a majority, ask the group whether `hakeeper node remove` retired this node:
         if it did while this process ran, stop cleanly (it holds nothing: it was drained
         first); a node restarted with the data of a removed one is refused."""
         if not isinstance(coord, MembershipChanges):
             return False
-        if not await coord.is_retired(4 * self.spec.timing.election_max):
+        # Generous: the probe connects, proves the secret and finds the leader first.
+        if not await coord.is_retired(max(5.0, 10 * self.spec.timing.election_max)):
             return False
         if not self._joined_once:
             raise EngineMismatch(
