@@ -208,3 +208,44 @@ async def test_a_removed_node_restarted_with_its_old_data_is_refused(
     assert await coord.has_quorum()
     assert isinstance(coord, MembershipChanges)
     assert lab.raft_address(removed) not in (await coord.members()).voters
+
+
+async def test_a_killed_node_is_replaced_by_a_fresh_machine_even_if_the_new_one_crashes_joining(
+    lab: LoopbackCluster,
+) -> None:
+    coord = await lab.coordinator()
+    (holder,) = (await lab.observe()).running_on("singleton")
+    dead = next(n for n in ("n1", "n3", "n4") if n != holder)
+    lab.crash(dead)  # SIGKILL, as a power cut: its machine is gone for good
+    writer = Writer(coord)
+    writer.start()
+    started = time.monotonic()
+    try:
+        address = lab.new_node("n5")
+        configured = asyncio.Event()
+        runner = changes(lab, coord, configured, confirm_off=True)
+        change = NodeChange(
+            "replace", "n5", address, "check_fenced", 0.0, dead, lab.raft_address(dead)
+        )
+        replacing = asyncio.create_task(runner.run(await runner.begin(change)))
+        async with asyncio.timeout(120):
+            await configured.wait()
+        await lab.start(["n5"])
+        await asyncio.sleep(1.0)
+        lab.crash("n5")  # the joining machine crashes mid-join, then comes back
+        await lab.revive("n5")
+        async with asyncio.timeout(180):
+            await replacing
+    finally:
+        await writer.stop()
+    assert isinstance(coord, MembershipChanges)
+    members = await coord.members()
+    assert address in members.voters
+    assert lab.raft_address(dead) in members.retired
+    assert len(members.voters) == 3
+    await lab.wait_for("n5 online", lambda o: "n5" in o.members, timeout=30)
+    stall = writer.longest_stall(started)
+    print(f"replace {dead} by n5: longest write stall {stall:.3f}s over {len(writer.acked)} writes")
+    assert stall < MAX_WRITE_STALL
+    assert await writer.lost() == []
+    holders_never_overlap(lab)

@@ -303,13 +303,15 @@ class RaftCoordinator:
             return False
         try:
             verdict, _ = await self._probe_identity(membership_fingerprint(self._peers), timeout)
-        except CoordError:
+        except CoordError as exc:
+            log.info("event=raft_retired_check answer=none error=%r", str(exc))
             return False
         return verdict == "retired"
 
     async def _probe_identity(self, fingerprint: str, timeout: float) -> tuple[str, int]:
+        # The others only: this member, cut off and campaigning, answers nothing useful.
         probe = RaftCoordinator(
-            self._peers,
+            [p for p in self._peers if p != self._self] or self._peers,
             secret_file=self._secret_file.path,
             timing=self._timing,
             request_timeout=self._request_timeout,

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 HAND_OVER_TIMEOUT = 30.0
 EVENT_TIMEOUT = 10.0
+REMOVAL_CHECK_TIMEOUT = 60.0
 #: The last config this node adopted, in its state dir (read when the stored one is refused).
 LAST_GOOD_CONFIG = "cluster.toml"
 #: What the agent keeps in its state dir: the Raft journal and dump, the agents' state and
@@ -371,8 +372,9 @@ class NodeDaemon:
         first); a node restarted with the data of a removed one is refused."""
         if not isinstance(coord, MembershipChanges):
             return False
-        # Generous: the probe connects, proves the secret and finds the leader first.
-        if not await coord.is_retired(max(5.0, 10 * self.spec.timing.election_max)):
+        # Generous: the probe is a new client, which applies the group's log (or snapshot)
+        # before its own command's answer, on a busy cluster many thousand entries.
+        if not await coord.is_retired(REMOVAL_CHECK_TIMEOUT):
             return False
         if not self._joined_once:
             raise EngineMismatch(
