@@ -162,7 +162,9 @@ class NodeDaemon:
                 ).run(),
                 name="suspicion",
             )  # fmt: skip
-            removal = tasks.create_task(self._watch_removal(coord, membership), name="removal")
+            removal = tasks.create_task(
+                self._watch_removal(coord, store, membership), name="removal"
+            )
             await self._stop.wait()
             removal.cancel()
             log.info("event=shutdown phase=hand_over node=%s", self.node)
@@ -350,20 +352,49 @@ class NodeDaemon:
         requested). Not at once: an etcd minority member refuses without waiting, so asking
         in a loop would spin the event loop hot."""
         waiting = False
-        while not self._stop.is_set() and not await coord.has_quorum():
-            if waiting and await self._removed(coord):
-                return
-            if not waiting:
-                log.info("event=waiting_for_quorum node=%s", self.node)
-                waiting = True
-            await self._pause(self.spec.timing.renew_interval)
+        # Beside the wait, not in it: the answer can take as long as a new client needs to
+        # replay the log, and a quorum that comes back must be noticed at once.
+        check: asyncio.Task[bool] | None = None
+        try:
+            while not self._stop.is_set() and not await coord.has_quorum():
+                if waiting and check is None:
+                    check = asyncio.create_task(self._removed(coord), name="removal-check")
+                elif check is not None and check.done():
+                    if check.result():  # raises for a removed node's old data at start-up
+                        return
+                    check = None
+                if not waiting:
+                    log.info("event=waiting_for_quorum node=%s", self.node)
+                    waiting = True
+                await self._pause(self.spec.timing.renew_interval)
+        finally:
+            if check is not None and not check.done():
+                check.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await check
 
-    async def _watch_removal(self, coord: Coordinator, membership: Membership) -> None:
-        """A node `hakeeper node remove` retired is cut off by the others: its renewals
-        neither succeed nor fail, so the lease lapsing here is when to ask the group."""
+    async def _watch_removal(
+        self, coord: Coordinator, store: ClusterStore, membership: Membership
+    ) -> None:
+        """A node `hakeeper node remove` retires is cut off by the others: its renewals
+        neither succeed nor fail. It reads the change in flight while it can; once its lease
+        has lapsed here, a recorded removal of this node means it was removed
+        (it holds nothing: it was drained first), else it asks the group (`_removed`)."""
+        announced = False
         while not self._stop.is_set():
-            await self._pause(5 * self.spec.timing.renew_interval)
-            if time.monotonic() > membership.deadline and await self._removed(coord):
+            await self._pause(self.spec.timing.renew_interval)
+            if time.monotonic() <= membership.deadline:
+                with contextlib.suppress(CoordError):
+                    change = await store.node_changes().current()
+                    # From the drain on: the voter removal follows it within a heartbeat,
+                    # faster than this loop reads.
+                    announced = change is not None and change.leaving == self.node
+                continue
+            if announced:
+                log.warning("event=node_removed node=%s action=stop", self.node)
+                self.request_stop()
+                return
+            if await self._removed(coord):
                 return
 
     async def _removed(self, coord: Coordinator) -> bool:
