@@ -163,7 +163,7 @@ async def test_an_older_daemon_refuses_a_store_a_newer_release_marked_and_says_u
         await lab.stop(node)
         await lab.revive(node)
         exited = await lab.exited(node, 60.0)
-        assert exited, "the agent ran on a store in a format it cannot read"
+        assert exited is not None, "the agent ran on a store in a format it cannot read"
         said = lab.log_path(node).read_bytes()[log_before:].decode(errors="replace")
         assert "cluster store format 99, written by a newer hakeeper" in said
         assert "hakeeper agent: the store of cluster" in said

@@ -19,6 +19,8 @@ from hakeeper.errors import ConfigError
 from hakeeper.fencing.device import redact
 from hakeeper.model.cluster import ClusterSpec, FenceDevice
 from hakeeper.model.transition import Transition
+from hakeeper.policy.scheduler import schedule
+from hakeeper.policy.simulate import what_if
 from hakeeper.runtime.snapshot import observe_cluster
 
 
@@ -75,6 +77,23 @@ async def prepare(
     """Everything shown before the question; writes nothing."""
     new, notes = load_new(text, source)
     notes += _compatible(current, new, source)
+    return await prepare_text(coord, current, current_text, text, new, notes, source, now)
+
+
+async def prepare_text(
+    coord: Coordinator,
+    current: ClusterSpec,
+    current_text: str,
+    text: str,
+    new: ClusterSpec,
+    notes: list[str],
+    source: str,
+    now: float,
+    what_ifs: tuple[str, ...] = (),
+) -> ApplyPlan:
+    """The plan of storing ``text`` (already validated; scheduled as ``new``), shown as coming
+    from ``source``; the transition is scheduled after each of ``what_ifs`` (`plan --what-if`,
+    ``hakeeper node add|remove``)."""
     store = targets.store_of(coord, current)
     stored = await store.config_record()
     base_text, base_name = (
@@ -88,7 +107,11 @@ async def prepare(
             base_text.splitlines(), text.splitlines(), base_name, source, lineterm=""
         )
     )
-    tr = (await observe_cluster(store, new, now)).transition()
+    snapshot = await observe_cluster(store, new, now)
+    state = snapshot.observed.state
+    for question in what_ifs:
+        state = what_if(state, question, tuple(n.name for n in new.nodes))
+    tr = schedule(snapshot.spec, state)
     base_revision = stored.revision if stored else 0
     return ApplyPlan(source, text, new, diff, base_revision, tr, tuple(notes))
 

@@ -31,6 +31,14 @@ def agent(
         str | None,
         typer.Option(help="host:port of this node's REST API (default [api] listen_on/listen)."),
     ] = None,
+    join: Annotated[
+        bool,
+        typer.Option(
+            "--join",
+            help="A new node of a running cluster: join the Raft group as a learner and "
+            "vote once `hakeeper node add` made it a member (fresh state directory).",
+        ),
+    ] = False,
 ) -> None:
     """Run the hakeeper agent of one node, and its REST API, until SIGTERM or SIGINT."""
     setup_logging(log_level)
@@ -46,6 +54,7 @@ def agent(
         )
         faces = api_face(load(config).api, node, api_listen)
         run_daemon(config, node, state_dir, agents=RESOURCE_AGENTS, jobs=jobs, faces=faces)
+        run_daemon(config, node, state_dir, agents=RESOURCE_AGENTS, join=join)
     except HakeeperError as exc:
         typer.echo(f"hakeeper agent: {exc}", err=True)
         raise typer.Exit(2) from exc

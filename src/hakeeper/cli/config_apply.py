@@ -18,6 +18,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from hakeeper.api import config_actions
 from hakeeper.api.config_actions import ApplyPlan, load_new, write
@@ -56,7 +57,8 @@ def show(plan: ApplyPlan) -> None:
         return
     for line in plan.diff:
         colour = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
-        console.print(f"[{colour}]{line}[/]", highlight=False, markup=True)
+        # Escaped: a TOML table header ("[nodes.n4]") is not rich markup.
+        console.print(f"[{colour}]{escape(line)}[/]", highlight=False, markup=True)
     console.print("[bold]what the scheduler will do with it[/]")
     print_transition(plan.transition)
 

@@ -15,13 +15,14 @@ from rich.console import Console
 
 from hakeeper.api.actions import set_flag
 from hakeeper.cli import cluster_client as cc
-from hakeeper.cli import remote
+from hakeeper.cli import node_members, remote
 from hakeeper.cli.cluster_client import ConfigOption
 from hakeeper.coord.base import Coordinator
 from hakeeper.model.cluster import ClusterSpec
 
 app = typer.Typer(
-    help="Put nodes in standby or maintenance, and back online.", no_args_is_help=True
+    help="Put nodes in standby or maintenance, and back online; add, remove, replace nodes.",
+    no_args_is_help=True,
 )
 console = Console(soft_wrap=True)
 
@@ -59,3 +60,9 @@ def maintenance(
 ) -> None:
     """Leave what runs on NODE alone: not started, stopped or monitored (--off ends it)."""
     _run("maintenance", config, node, "maintenance", not off)
+
+
+# The membership changes live in their own module; they are commands of this group.
+app.command()(node_members.add)
+app.command()(node_members.remove)
+app.command()(node_members.replace)

@@ -26,7 +26,7 @@ from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.state import ClusterState, NodeState, state_from_dict
 from hakeeper.model.transition import Transition
 from hakeeper.policy.scheduler import schedule
-from hakeeper.policy.simulate import questions, what_if
+from hakeeper.policy.simulate import questions, spec_if, what_if
 from hakeeper.runtime.snapshot import observe_cluster
 
 console = Console(soft_wrap=True)
@@ -97,8 +97,9 @@ def plan(
             snapshot = read_state(state)
         else:
             snapshot = ClusterState(nodes=tuple(NodeState(n.name) for n in spec.nodes))
-        names = tuple(n.name for n in spec.nodes)
         for question in what or []:
+            spec = spec_if(spec, question)
+            names = tuple(n.name for n in spec.nodes)
             snapshot = what_if(snapshot, question, names)
         tr = schedule(spec, snapshot)
     except (ConfigError, CoordError) as exc:

@@ -228,6 +228,10 @@ class CoordinatorContext:
     node: str | None = None
     state_dir: Path | None = None
     ready_timeout: float = 30.0
+    #: A new node (``hakeeper agent --join``): a ``raft`` member first joins as a learner and
+    #: returns once ``hakeeper node add`` has made it a voter, waiting up to ``join_timeout``.
+    join: bool = False
+    join_timeout: float = 900.0
 
 
 class CoordinatorBackend(Protocol):
@@ -286,4 +290,10 @@ class MembershipChanges(Protocol):
 
     async def remove_member(self, address: str, timeout: float = 60.0) -> Members:
         """Remove the voter at ``address`` and retire its address for good."""
+        ...
+
+    async def is_retired(self, timeout: float = 10.0) -> bool:
+        """True when this member's own address was removed from the group (asked of the
+        others: a removed member's own log no longer hears from them); False when it was
+        not, or nobody answered within ``timeout``."""
         ...

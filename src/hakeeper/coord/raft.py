@@ -192,7 +192,14 @@ class RaftCoordinator:
             secret_file=secret_file,
             timing=context.spec.timing,
         )
-        await coord.start()
+        if not context.join:
+            await coord.start()
+            return coord
+        try:
+            await coord.join(context.join_timeout)
+        except BaseException:
+            await coord.close()
+            raise
         return coord
 
     async def start(self) -> None:
@@ -291,9 +298,20 @@ class RaftCoordinator:
                 f"version {version}): give this node the peers of the group it belongs to"
             )
 
+    async def is_retired(self, timeout: float = 10.0) -> bool:
+        if self._self is None:
+            return False
+        try:
+            verdict, _ = await self._probe_identity(membership_fingerprint(self._peers), timeout)
+        except CoordError as exc:
+            log.info("event=raft_retired_check answer=none error=%r", str(exc))
+            return False
+        return verdict == "retired"
+
     async def _probe_identity(self, fingerprint: str, timeout: float) -> tuple[str, int]:
+        # The others only: this member, cut off and campaigning, answers nothing useful.
         probe = RaftCoordinator(
-            self._peers,
+            [p for p in self._peers if p != self._self] or self._peers,
             secret_file=self._secret_file.path,
             timing=self._timing,
             request_timeout=self._request_timeout,

@@ -182,6 +182,48 @@ class EtcdCluster:
         self._launch(name, "existing")
         await self._wait_member(name, ready_timeout, require_health=False)
 
+    async def member_add(self, name: str, ready_timeout: float = 30.0) -> None:
+        """etcd's own way to grow (plain lab cluster): ``etcdctl member add``, then start the
+        new member with ``--initial-cluster-state existing``; returns once it answers."""
+        if self.tls or self.auth:
+            raise ValueError("member_add drives the plain lab cluster (no TLS, no auth)")
+        self._client_urls[name] = f"{self.scheme}://{self.host}:{free_port(self.host)}"
+        self._peer_urls[name] = f"{self.scheme}://{self.host}:{free_port(self.host)}"
+        await self._etcdctl("member", "add", name, f"--peer-urls={self._peer_urls[name]}")
+        self.names.append(name)
+        self.endpoints.append(self._client_urls[name])
+        self._launch(name, "existing")
+        await self._wait_member(name, ready_timeout, require_health=False)
+
+    async def member_remove(self, name: str) -> None:
+        """``etcdctl member remove`` of ``name`` (running or not); later clients skip it."""
+        for line in (await self._etcdctl("member", "list")).splitlines():
+            fields = [f.strip() for f in line.split(",")]
+            if len(fields) > 2 and fields[2] == name:
+                await self._etcdctl("member", "remove", fields[0])
+                break
+        else:
+            raise CoordError(f"etcd has no member {name!r}")
+        self.endpoints.remove(self._client_urls[name])
+        self.names.remove(name)
+
+    async def _etcdctl(self, *args: str, timeout: float = 60.0) -> str:
+        live = [self._client_urls[n] for n in self.names if self.running(n)]
+        proc = await asyncio.create_subprocess_exec(
+            "etcdctl", f"--endpoints={','.join(live)}", "--command-timeout=30s", *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            async with asyncio.timeout(timeout):
+                out, _ = await proc.communicate()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise CoordError(f"etcdctl {' '.join(args)} did not finish in {timeout:g}s") from None
+        if proc.returncode != 0:
+            raise CoordError(f"etcdctl {' '.join(args)} failed: {out.decode(errors='replace')}")
+        return out.decode()
+
     async def leader(self, timeout: float = 30.0) -> str:
         """The member every live member names as leader, and which says so itself."""
         loop = asyncio.get_running_loop()

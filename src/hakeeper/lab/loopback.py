@@ -208,12 +208,32 @@ class LoopbackCluster:
     def _agent(self, node: str) -> ManagedProcess:
         return ManagedProcess(node, self.agent_argv(node), self.log_path(node))
 
-    def agent_argv(self, node: str) -> list[str]:
+    def agent_argv(self, node: str, *, join: bool = False) -> list[str]:
         return [
             sys.executable, "-m", "hakeeper", "agent",
             "--config", str(self.config_path), "--node", node,
-            "--state-dir", str(self.state_dir(node)),
+            "--state-dir", str(self.state_dir(node)), *(["--join"] if join else []),
         ]  # fmt: skip
+
+    def new_node(self, name: str) -> str:
+        """A machine for ``hakeeper node add``: the next loopback address, a fresh state dir,
+        an agent that joins (``agent --join``) once `start` launches it; its Raft address."""
+        self.address[name] = node_address(len(self.address) + 1)
+        self.names.append(name)
+        self.crashed_at[name] = []
+        self._procs[name] = ManagedProcess(
+            name, self.agent_argv(name, join=True), self.log_path(name)
+        )
+        return f"{self.address[name]}:{self.spec.nodes[0].raft_port}"
+
+    def raft_address(self, node: str) -> str:
+        return f"{self.address[node]}:{self.spec.nodes[0].raft_port}"
+
+    async def exited(self, node: str, timeout: float) -> int | None:
+        """The agent's exit status once it exits by itself within ``timeout``, else None."""
+        proc = self._procs[node]
+        await asyncio.to_thread(proc.wait, timeout)
+        return proc.returncode
 
     def agent_env(self, node: str) -> dict[str, str]:
         """What the agent gets on top of the caller's environment."""
@@ -278,10 +298,6 @@ class LoopbackCluster:
 
     def running(self, node: str) -> bool:
         return self._procs[node].running
-
-    async def exited(self, node: str, timeout: float) -> bool:
-        """Wait for the agent of ``node`` to exit by itself; True if it did in time."""
-        return await asyncio.to_thread(self._procs[node].wait, timeout)
 
     def pid(self, node: str) -> int | None:
         return self._procs[node].pid

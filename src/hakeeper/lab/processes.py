@@ -50,6 +50,11 @@ class ManagedProcess:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once it has exited (negative: the signal that ended it)."""
+        return self._proc.poll() if self._proc is not None else None
+
     def signal(self, signum: int) -> None:
         if self.running:
             assert self._proc is not None

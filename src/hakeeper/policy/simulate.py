@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import replace
 
 from hakeeper.errors import ConfigError
+from hakeeper.model.cluster import ClusterSpec, NodeSpec
 from hakeeper.model.durations import parse_duration
 from hakeeper.model.records import Assignment
 from hakeeper.model.roles import InstanceRole
@@ -93,6 +94,8 @@ _QUESTIONS = (
     "node N fenced             the node is confirmed off",
     "node N up                 the node is back online",
     "node N standby|maintenance|active",
+    "node N added              a new node joined and probed (hakeeper node add)",
+    "node N removed            the node is drained before it leaves (hakeeper node remove)",
     "resource R fails on N     an instance of R fails on N (fail count + 1)",
     "resource R moves to N     a CLI move (location inf)",
     "resource R banned from N  a CLI ban (location -inf)",
@@ -105,10 +108,32 @@ def questions() -> str:
     return "\n".join(_QUESTIONS)
 
 
+def spec_if(spec: ClusterSpec, question: str) -> ClusterSpec:
+    """The cluster file after ``question``: "node N added" gains node N (with the defaults
+    of a node table) unless it has it; every other question leaves the file as it is."""
+    m = re.fullmatch(r"node (\S+) added", " ".join(question.split()), flags=re.IGNORECASE)
+    if m is None or spec.node(m.group(1)) is not None:
+        return spec
+    return replace(spec, nodes=(*spec.nodes, NodeSpec(m.group(1))))
+
+
 def what_if(state: ClusterState, question: str, nodes: tuple[str, ...] = ()) -> ClusterState:
-    """The snapshot after ``question`` happened; ConfigError lists the forms understood."""
+    """The snapshot after ``question`` happened; ConfigError lists the forms understood.
+
+    Membership questions: "node N added" is the new node online with nothing running (it
+    has probed); "node N removed" is the node in standby, which is what the removal does
+    before the node leaves: everything it runs moves away, nothing else moves."""
     words = question.split()
     text = " ".join(words).lower()
+    m = re.fullmatch(r"node (\S+) (added|removed)", text)
+    if m and m.group(2) == "added":
+        if any(ns.name == words[1] for ns in state.nodes):  # in the file, not yet joined
+            return state.with_node(replace(state.node(words[1]), status="online"))
+        return replace(state, nodes=(*state.nodes, NodeState(words[1])))
+    if m:
+        question = f"node {words[1]} standby"
+        words = question.split()
+        text = question.lower()
 
     def node_named(name: str) -> NodeState:
         if nodes and name not in nodes:

@@ -33,8 +33,10 @@ async def open_coordinator(
     node: str | None = None,
     state_dir: Path | None = None,
     ready_timeout: float = 30.0,
+    join: bool = False,
 ) -> Coordinator:
-    """A started coordinator: a voting member for ``node`` (raft), else a client."""
+    """A started coordinator: a voting member for ``node`` (raft), else a client. ``join``:
+    a new node, which votes only once ``hakeeper node add`` has made it a member."""
     require_cluster_secret(spec)  # first: nothing starts without it
     backend = backend_class(spec.coordination.backend)
     context = CoordinatorContext(
@@ -43,5 +45,6 @@ async def open_coordinator(
         node=node,
         state_dir=state_dir,
         ready_timeout=ready_timeout,
+        join=join,
     )
     return await backend.open_for(context)

@@ -28,9 +28,9 @@ from hakeeper import __version__
 from hakeeper.agents.factory import AgentMaker
 from hakeeper.config.file_modes import PRIVATE_UMASK, open_private, private_dir
 from hakeeper.config.loader import load_spec
-from hakeeper.coord.base import Coordinator
+from hakeeper.coord.base import Coordinator, MembershipChanges
 from hakeeper.coord.raft_connection import wire_versions
-from hakeeper.errors import ConfigError, CoordError
+from hakeeper.errors import ConfigError, CoordError, EngineMismatch
 from hakeeper.fencing.topology import Fencer
 from hakeeper.fencing.watchdog import Watchdog
 from hakeeper.model.cluster import ClusterSpec
@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 HAND_OVER_TIMEOUT = 30.0
 EVENT_TIMEOUT = 10.0
+REMOVAL_CHECK_TIMEOUT = 60.0
 #: The last config this node adopted, in its state dir (read when the stored one is refused).
 LAST_GOOD_CONFIG = "cluster.toml"
 #: What the agent keeps in its state dir: the Raft journal and dump, the agents' state and
@@ -85,6 +86,7 @@ class NodeDaemon:
         agents: AgentMaker,
         jobs: Sequence[ControllerJob] = (),
         faces: Sequence[Face] = (),
+        join: bool = False,
     ) -> None:
         if spec.node(node) is None:
             known = ", ".join(n.name for n in spec.nodes)
@@ -99,6 +101,12 @@ class NodeDaemon:
         self.jobs = jobs
         #: What the node serves besides its resources (the REST API), assembled by the same face.
         self.faces = tuple(faces)
+        #: A new node (``hakeeper agent --join``): it joins the Raft group as a learner first.
+        self.join = join
+        # Set once this process has held a member lease: a node found removed before that is
+        # a removed node restarted with its old data (refused), after it a node that
+        # `hakeeper node remove` retired while it ran (it stops cleanly).
+        self._joined_once = False
         # The member lease, the watchdog and the suspicion watch keep the timing they start
         # with: a lease's TTL cannot change under it, and the watchdog counts down from it.
         # Everything else reads the current spec's, so a config that switches the profile
@@ -121,7 +129,9 @@ class NodeDaemon:
         # Before anything else: "required" means no resources at all without a watchdog.
         self.watchdog.arm()
         try:
-            coord = await open_coordinator(self.spec, node=self.node, state_dir=self.state_dir)
+            coord = await open_coordinator(
+                self.spec, node=self.node, state_dir=self.state_dir, join=self.join
+            )
             try:
                 await self._run_with(coord)
             finally:
@@ -139,6 +149,8 @@ class NodeDaemon:
         store_format = await store.claim_format()
         log.info("event=store_format node=%s format=%d", self.node, store_format)
         events = store.event_log(self.node)
+        # First: a node removed from the group finds out here, before anything else waits.
+        await self._until_quorate(coord)
         await self._adopt_stored_config(store, events)
         me = self.spec.node(self.node)
         assert me is not None
@@ -160,6 +172,7 @@ class NodeDaemon:
         await self._until_quorate(coord)
         await executor.probe()
         await self._until_joined(membership)
+        self._joined_once = True
         await store.rejoined(self.node)
         async with asyncio.TaskGroup() as tasks:
             renewing = tasks.create_task(
@@ -190,7 +203,11 @@ class NodeDaemon:
                 self.observations,
             )
             serving = [tasks.create_task(face(view), name="face") for face in self.faces]
+            removal = tasks.create_task(
+                self._watch_removal(coord, store, membership), name="removal"
+            )
             await self._stop.wait()
+            removal.cancel()
             log.info("event=shutdown phase=hand_over node=%s", self.node)
             for face_task in serving:
                 face_task.cancel()
@@ -271,6 +288,11 @@ class NodeDaemon:
             # Not a ConfigError: a reader's bug met a value it did not expect. Rule 5 holds
             # all the same: the node keeps its config and keeps running.
             await self._refuse(events, revision, source, f"{source}: {type(exc).__name__}")
+            return False
+        if spec.node(self.node) is None:
+            # `hakeeper node remove` drained this node first: nothing to hand over; stop.
+            log.warning("event=node_removed node=%s source=%s action=stop", self.node, source)
+            self.request_stop()
             return False
         if spec.nodes != self.spec.nodes or spec.coordination != self.spec.coordination:
             log.warning(
@@ -373,11 +395,71 @@ class NodeDaemon:
         requested). Not at once: an etcd minority member refuses without waiting, so asking
         in a loop would spin the event loop hot."""
         waiting = False
-        while not self._stop.is_set() and not await coord.has_quorum():
-            if not waiting:
-                log.info("event=waiting_for_quorum node=%s", self.node)
-                waiting = True
+        # Beside the wait, not in it: the answer can take as long as a new client needs to
+        # replay the log, and a quorum that comes back must be noticed at once.
+        check: asyncio.Task[bool] | None = None
+        try:
+            while not self._stop.is_set() and not await coord.has_quorum():
+                if waiting and check is None:
+                    check = asyncio.create_task(self._removed(coord), name="removal-check")
+                elif check is not None and check.done():
+                    if check.result():  # raises for a removed node's old data at start-up
+                        return
+                    check = None
+                if not waiting:
+                    log.info("event=waiting_for_quorum node=%s", self.node)
+                    waiting = True
+                await self._pause(self.spec.timing.renew_interval)
+        finally:
+            if check is not None and not check.done():
+                check.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await check
+
+    async def _watch_removal(
+        self, coord: Coordinator, store: ClusterStore, membership: Membership
+    ) -> None:
+        """A node `hakeeper node remove` retires is cut off by the others: its renewals
+        neither succeed nor fail. It reads the change in flight while it can; once its lease
+        has lapsed here, a recorded removal of this node means it was removed
+        (it holds nothing: it was drained first), else it asks the group (`_removed`)."""
+        announced = False
+        while not self._stop.is_set():
             await self._pause(self.spec.timing.renew_interval)
+            if time.monotonic() <= membership.deadline:
+                with contextlib.suppress(CoordError):
+                    change = await store.node_changes().current()
+                    # From the drain on: the voter removal follows it within a heartbeat,
+                    # faster than this loop reads.
+                    announced = change is not None and change.leaving == self.node
+                continue
+            if announced:
+                log.warning("event=node_removed node=%s action=stop", self.node)
+                self.request_stop()
+                return
+            if await self._removed(coord):
+                return
+
+    async def _removed(self, coord: Coordinator) -> bool:
+        """Without a majority, ask the group whether `hakeeper node remove` retired this node:
+        if it did while this process ran, stop cleanly (it holds nothing: it was drained
+        first); a node restarted with the data of a removed one is refused."""
+        if not isinstance(coord, MembershipChanges):
+            return False
+        # Generous: the probe is a new client, which applies the group's log (or snapshot)
+        # before its own command's answer, on a busy cluster many thousand entries.
+        if not await coord.is_retired(REMOVAL_CHECK_TIMEOUT):
+            return False
+        if not self._joined_once:
+            raise EngineMismatch(
+                f"node {self.node} was removed from this cluster (`hakeeper node remove`) and "
+                "a removed node never votes again: to bring this machine back, delete its "
+                f"state directory {self.state_dir} and add it under a new address with "
+                "`hakeeper node add`"
+            )
+        log.warning("event=node_removed node=%s action=stop", self.node)
+        self.request_stop()
+        return True
 
     async def _pause(self, seconds: float) -> None:
         """Sleep ``seconds``, or less if a stop is requested meanwhile."""
@@ -494,10 +576,12 @@ def run_daemon(
     agents: AgentMaker,
     jobs: Sequence[ControllerJob] = (),
     faces: Sequence[Face] = (),
+    join: bool = False,
 ) -> None:
     """Entry point of ``hakeeper agent``: one node until SIGTERM/SIGINT, building its
     resources' agents with ``agents`` (the whole program's plug-in table); ``jobs`` run while
-    it is controller, and it serves ``faces`` (the REST API) while it runs."""
+    it is controller, and it serves ``faces`` (the REST API) while it runs; ``join``: a new
+    node joining a running cluster (`hakeeper node add`)."""
     # Everything this process creates (journal, dumps, copies, logs) is its owner's alone.
     os.umask(PRIVATE_UMASK)
     spec = load_spec(config)
@@ -509,6 +593,7 @@ def run_daemon(
         agents=agents,
         jobs=jobs,
         faces=faces,
+        join=join,
     )
     me = spec.node(node)
     assert me is not None

@@ -99,6 +99,11 @@ class KeySpace:
         return f"{self.leaving_nodes}{node}"
 
     @property
+    def node_change(self) -> str:
+        """The one membership change in flight (``hakeeper node add|remove|replace``)."""
+        return f"{self.runtime}node-change"
+
+    @property
     def target_roles(self) -> str:
         return f"{self.runtime}roles/"
 

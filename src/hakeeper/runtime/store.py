@@ -19,6 +19,7 @@ key (under /hakeeper/<cluster>/)   written by
                                    (or after fencing it on suspicion), or the operator
                                    (``hakeeper fence --confirm``)
 ``runtime/leaving/<node>``         the node itself while it shuts down (counts as standby)
+``runtime/node-change``            ``hakeeper node add|remove|replace`` (the change in flight)
 ``config``                         ``hakeeper config apply`` (the cluster file's text)
 ``events/<ts>-<writer>-<seq>``     anyone, through `hakeeper.runtime.events_log`
 ``alerts/cursor``                  the controller, guarded by its term: the event revision
@@ -71,6 +72,7 @@ from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.job_records import JobBook
 from hakeeper.runtime.keys import KeySpace
 from hakeeper.runtime.membership import Membership
+from hakeeper.runtime.node_change_log import NodeChangeLog
 from hakeeper.runtime.observations import Observer
 from hakeeper.runtime.record_codec import (
     decode_alert_cursor,
@@ -163,6 +165,10 @@ class ClusterStore:
 
     def event_log(self, writer: str) -> EventLog:
         return EventLog(self._coord, self._keys, writer)
+
+    def node_changes(self) -> NodeChangeLog:
+        """The one membership change in flight (``hakeeper node add|remove|replace``)."""
+        return NodeChangeLog(self._coord, self._keys)
 
     def election(self, node: str) -> ControllerElection:
         return ControllerElection(self._coord, self._keys, node)

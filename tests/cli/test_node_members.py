@@ -1,0 +1,80 @@
+"""`hakeeper node add|remove|replace` end to end on the fake engine (no Raft: the etcd path,
+config plus start); the Raft steps run on real clusters in test_node_membership_real.py."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from hakeeper.cli.main import app
+from hakeeper.model.node_change import NodeChange
+from hakeeper.runtime.store import ClusterStore
+from tests.cli.conftest import KEYS, online
+from tests.fakes import LocalCoordinator
+
+runner = CliRunner()
+
+
+def test_add_shows_the_diff_and_the_plan_then_stores_and_rewrites_the_file(
+    use_local: None, coord: LocalCoordinator, config_file: Path
+) -> None:
+    asyncio.run(online(coord, "n1", "n2", "n3", "n4"))
+    result = runner.invoke(
+        app, ["node", "add", "n4", "--address", "127.0.0.14", "--yes", "--config", str(config_file)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "+[nodes.n4]" in result.stdout
+    assert "start web on n4" in result.stdout  # the clone grows onto the new node
+    assert "done: add n4" in result.stdout
+    assert '[nodes.n4]\naddress = "127.0.0.14"\nraft_port = 7480' in config_file.read_text()
+    stored = asyncio.run(ClusterStore(coord, KEYS).stored_config())
+    assert stored == config_file.read_text()
+
+
+def test_removing_a_down_node_needs_it_fenced_or_confirmed_off(
+    use_local: None, coord: LocalCoordinator, config_file: Path
+) -> None:
+    asyncio.run(online(coord, "n1", "n3"))
+    cfg = ["--config", str(config_file)]
+    refused = runner.invoke(app, ["node", "remove", "n2", "--yes", *cfg])
+    assert refused.exit_code == 2
+    assert "--confirm-off" in refused.stderr
+    assert "[nodes.n2]" in config_file.read_text()
+    done = runner.invoke(app, ["node", "remove", "n2", "--yes", "--confirm-off", *cfg])
+    assert done.exit_code == 0, done.output
+    assert "[nodes.n2]" not in config_file.read_text()
+
+
+def test_another_change_in_flight_is_named_and_nothing_changes(
+    use_local: None, coord: LocalCoordinator, config_file: Path
+) -> None:
+    log = ClusterStore(coord, KEYS).node_changes()
+    asyncio.run(log.begin(NodeChange("add", "n4", "127.0.0.14:7480", "add_voter", 0.0)))
+    before = config_file.read_text()
+    result = runner.invoke(
+        app, ["node", "remove", "n3", "--yes", "--confirm-off", "--config", str(config_file)]
+    )
+    assert result.exit_code == 2
+    assert "add n4 is in flight (step add_voter)" in result.stderr
+    assert config_file.read_text() == before
+
+
+def test_without_yes_and_without_a_terminal_nothing_changes(
+    use_local: None, coord: LocalCoordinator, config_file: Path
+) -> None:
+    result = runner.invoke(
+        app, ["node", "add", "n4", "--address", "127.0.0.14", "--config", str(config_file)]
+    )
+    assert result.exit_code == 2
+    assert "pass --yes" in result.stderr
+    assert asyncio.run(ClusterStore(coord, KEYS).node_changes().current()) is None
+
+
+def test_replace_needs_a_new_name(config_file: Path) -> None:
+    result = runner.invoke(
+        app, ["node", "replace", "n2", "n2", "--address", "127.0.0.9", "--config", str(config_file)]
+    )
+    assert result.exit_code == 2
+    assert "new name" in result.stderr
