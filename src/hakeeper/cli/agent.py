@@ -53,8 +53,9 @@ def agent(
             ScheduledDrill(reseeders=lambda spec: session_seam(spec)[1]),
         )
         faces = api_face(load(config).api, node, api_listen)
-        run_daemon(config, node, state_dir, agents=RESOURCE_AGENTS, jobs=jobs, faces=faces)
-        run_daemon(config, node, state_dir, agents=RESOURCE_AGENTS, join=join)
+        run_daemon(
+            config, node, state_dir, agents=RESOURCE_AGENTS, jobs=jobs, faces=faces, join=join
+        )
     except HakeeperError as exc:
         typer.echo(f"hakeeper agent: {exc}", err=True)
         raise typer.Exit(2) from exc

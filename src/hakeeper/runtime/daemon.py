@@ -145,12 +145,12 @@ class NodeDaemon:
     async def _run_with(self, coord: Coordinator) -> None:
         spec_now: Callable[[], ClusterSpec] = lambda: self.spec  # noqa: E731
         store = ClusterStore(coord, KeySpace(self.spec.options.name))
+        # First: a node removed from the group finds out here, before anything else waits.
+        await self._until_quorate(coord)
         # Before anything is read or written: a store a newer release wrote is never misread.
         store_format = await store.claim_format()
         log.info("event=store_format node=%s format=%d", self.node, store_format)
         events = store.event_log(self.node)
-        # First: a node removed from the group finds out here, before anything else waits.
-        await self._until_quorate(coord)
         await self._adopt_stored_config(store, events)
         me = self.spec.node(self.node)
         assert me is not None
