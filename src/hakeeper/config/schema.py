@@ -176,6 +176,7 @@ class CloneSection(Section):
     stickiness: Score | None = None
     priority: int = 0
     target_role: TargetRole = "started"
+    notify: bool = False
 
 
 class LocationSection(Section):

@@ -12,7 +12,12 @@ Rules, in order:
 4. Otherwise the candidate with the best primary-role location score, then the highest
    reported promotion score (the most up-to-date replica), then one already running as a
    replica, then config order. A negative reported promotion score means "cannot be
-   primary" (Pacemaker's master score); a node that reported nothing counts as 0.
+   primary" (Pacemaker's master score).
+5. Pacemaker's rule for a node with no promotion score: it never promotes — once any
+   instance of the clone reported a score, or always when the clone has ``notify = true``
+   (agents of Pacemaker's protocol, PAF, set their scores in start and monitor; promoting
+   before they did could pick a lagging replica). A clone whose agent never reports a score
+   and has no ``notify`` keeps hakeeper's earlier rule: a node without a score counts as 0.
 """
 
 from __future__ import annotations
@@ -47,23 +52,25 @@ def elect(view: View, unit: Unit, alloc: dict[str, int]) -> str | None:
         return view.gone_primary_maintenance(unit)
     scores = view.state.promotion_scores
     reported = scores.get(rid) or scores.get(unit.id) or {}
+    needs_score = bool(reported) or (unit.clone is not None and unit.clone.notify)
     candidates: dict[str, int] = {}
     for node in view.nodes:
         if alloc.get(node, 0) <= 0 or node in view.maintenance:
             continue
-        if reported.get(node, 0) < 0:
+        if reported.get(node, -1 if needs_score else 0) < 0:
             continue
         score = add(0, *(s for s, _ in view.score_of_location(unit, node, "primary")))
         if score > -INF:
             candidates[node] = score
     if not candidates:
         if alloc:
+            why = (
+                "none placed has a promotion score >= 0"
+                if needs_score
+                else "none placed is allowed to"
+            )
             view.decisions.append(
-                Decision(
-                    "cannot-run",
-                    f"{unit.id}: no instance can be primary (none placed is allowed to)",
-                    unit.id,
-                )
+                Decision("cannot-run", f"{unit.id}: no instance can be primary ({why})", unit.id)
             )
         return None
     healthy = [

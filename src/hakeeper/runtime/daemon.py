@@ -127,6 +127,9 @@ class NodeDaemon:
         # Probe before joining and before clearing a fenced mark, so that the controller
         # never sees this node as a member with stale statuses (Pacemaker's probes).
         await self._until_quorate(coord)
+        # Pacemaker's transient attributes end with the node's life in the cluster: the
+        # promotion scores and attributes its agents wrote before are history now.
+        await store.clear_transient_attributes(self.node)
         await executor.probe()
         await self._until_joined(membership)
         await store.rejoined(self.node)

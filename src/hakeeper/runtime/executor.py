@@ -26,6 +26,7 @@ from hakeeper.agents.base import OpRequest, OpResult, ResourceAgent, Severity
 from hakeeper.agents.events import op_events
 from hakeeper.agents.factory import AgentContext, AgentMaker
 from hakeeper.errors import CoordError
+from hakeeper.model.attributes import promotion_attribute
 from hakeeper.model.cluster import ClusterSpec, Primitive
 from hakeeper.model.records import Assignment, InstanceStatus
 from hakeeper.model.roles import InstanceRole, LocalRole, ReportedRole, event_role
@@ -333,9 +334,19 @@ class Executor:
             acked = local.epoch if epoch is None else epoch
             self._acked[key] = acked
             await self._report(primitive.id, instance, "stopped", acked, result)
+            await self._forget_promotion_score(primitive)
         else:
             self._set_local(key, Local("failed", local.epoch))
             await self._report(primitive.id, instance, "failed", local.epoch, result)
+
+    async def _forget_promotion_score(self, primitive: Primitive) -> None:
+        """A stopped instance can no longer be promoted here: its transient promotion score
+        goes (a permanent one, ``crm_master -l forever``, is the agent's to manage)."""
+        if any(c.child == primitive.id and c.promotable for c in self._spec().clones):
+            with contextlib.suppress(CoordError):
+                await self._store.delete_attribute(
+                    self._node, promotion_attribute(primitive.id), "reboot"
+                )
 
     async def _promote(self, primitive: Primitive, instance: int, epoch: int) -> None:
         try:

@@ -60,6 +60,14 @@ class KeySpace:
         return f"{self.failcounts}{node}/{resource}"
 
     @property
+    def attributes(self) -> str:
+        return f"{self.root}attributes/"
+
+    def attribute(self, node: str, lifetime: str, name: str) -> str:
+        """A node attribute (``hakeeper.model.attributes``); ``lifetime`` reboot|forever."""
+        return f"{self.attributes}{node}/{lifetime}/{name}"
+
+    @property
     def runtime(self) -> str:
         return f"{self.root}runtime/"
 

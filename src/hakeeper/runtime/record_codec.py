@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, cast
 
+from hakeeper.model.attributes import LIFETIMES, NodeAttribute
 from hakeeper.model.records import (
     Assignment,
     FencedMark,
@@ -120,3 +121,15 @@ def decode_target_role(raw: bytes) -> TargetRole:
         if role == known:
             return known
     raise ValueError(f"stored target role {role!r} is not started, stopped or unpromoted")
+
+
+def encode_attribute(attr: NodeAttribute) -> bytes:
+    return json.dumps({"value": attr.value, "private": attr.private}).encode()
+
+
+def decode_attribute(raw: bytes, node: str, lifetime: str, name: str) -> NodeAttribute:
+    data = json.loads(raw)
+    for known in LIFETIMES:
+        if lifetime == known:
+            return NodeAttribute(node, name, str(data["value"]), known, bool(data["private"]))
+    raise ValueError(f"stored attribute lifetime {lifetime!r} is not reboot or forever")
