@@ -36,6 +36,8 @@ from hakeeper.model.events import ConfigRefused
 from hakeeper.model.records import MemberRecord
 from hakeeper.runtime.connect import open_coordinator
 from hakeeper.runtime.controller import Controller, Deposed
+from hakeeper.runtime.crm_tools.install import DIR_NAME as TOOLS_DIR_NAME
+from hakeeper.runtime.crm_tools.install import serving_tools
 from hakeeper.runtime.election import ControllerElection
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.executor import Executor
@@ -54,7 +56,7 @@ EVENT_TIMEOUT = 10.0
 LAST_GOOD_CONFIG = "cluster.toml"
 #: What the agent keeps in its state dir: the Raft journal and dump, the agents' state and
 #: logs, the last good config (tightened at start if an older version left them open).
-STATE_OWNED = ("raft", "agents", LAST_GOOD_CONFIG)
+STATE_OWNED = ("raft", "agents", TOOLS_DIR_NAME, LAST_GOOD_CONFIG)
 
 
 class NodeDaemon:
@@ -98,7 +100,12 @@ class NodeDaemon:
         try:
             coord = await open_coordinator(self.spec, node=self.node, state_dir=self.state_dir)
             try:
-                await self._run_with(coord)
+                tools = serving_tools(
+                    node=self.node, spec=lambda: self.spec, state_dir=self.state_dir,
+                    store=ClusterStore(coord, KeySpace(self.spec.options.name)),
+                )  # fmt: skip
+                async with tools:
+                    await self._run_with(coord)
             finally:
                 await coord.close()
         finally:

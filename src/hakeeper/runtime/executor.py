@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from hakeeper.model.attributes import promotion_attribute
 from hakeeper.model.cluster import ClusterSpec, Primitive
 from hakeeper.model.records import Assignment, InstanceStatus
 from hakeeper.model.roles import InstanceRole, LocalRole, ReportedRole, event_role
+from hakeeper.runtime.crm_tools.install import tools_dir
+from hakeeper.runtime.crm_tools.meta import CRM_FEATURE_SET, resource_meta
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.membership import Membership
 from hakeeper.runtime.store import ClusterStore
@@ -86,6 +89,14 @@ class Executor:
         #: Set by the agent when a watchdog is armed (a failed self-fence stop then ends
         #: in a reset: the watchdog is not fed while something exclusive may run).
         self.watchdog_armed = False
+        # Pacemaker's tools for the agents that call them (hakeeper.runtime.crm_tools): first
+        # on PATH too, as ocf_local_nodename runs a bare `crm_node -n`.
+        sbin = tools_dir(state_dir)
+        self._cluster_env = {
+            "HA_SBIN_DIR": str(sbin),
+            "PATH": f"{sbin}:{os.environ.get('PATH') or '/usr/sbin:/usr/bin:/sbin:/bin'}",
+            "OCF_RESKEY_crm_feature_set": CRM_FEATURE_SET,
+        }
 
     # --- public -------------------------------------------------------------------------------
 
@@ -513,8 +524,10 @@ class Executor:
         return AgentContext(
             instance=name or primitive.id,
             params=primitive.params,
+            meta=resource_meta(spec, primitive.id),
             state_dir=self._state_dir / "agents",
             secret_file=Path(spec.coordination.secret_file),
+            cluster_env=self._cluster_env,
         )
 
     def _interval(self, primitive: Primitive) -> float:
