@@ -130,7 +130,7 @@ def build_ocf_env(
     }
     if req.node:
         per_op["on_node"] = req.node
-    for name, value in {**meta, **per_op}.items():
+    for name, value in {**meta, **req.meta, **per_op}.items():
         env[f"OCF_RESKEY_CRM_meta_{name.replace('-', '_')}"] = value
     return env
 

@@ -68,6 +68,16 @@ class KeySpace:
         return f"{self.attributes}{node}/{lifetime}/{name}"
 
     @property
+    def notify_rounds(self) -> str:
+        return f"{self.root}notify/rounds/"
+
+    def notify_round(self, resource: str, round_id: str) -> str:
+        return f"{self.notify_rounds}{resource}/{round_id}"
+
+    def notify_acks(self, resource: str, round_id: str) -> str:
+        return f"{self.root}notify/acks/{resource}/{round_id}/"
+
+    @property
     def runtime(self) -> str:
         return f"{self.root}runtime/"
 

@@ -11,6 +11,7 @@ import json
 from typing import Any, cast
 
 from hakeeper.model.attributes import LIFETIMES, NodeAttribute
+from hakeeper.model.notifications import NotifyRound
 from hakeeper.model.records import (
     Assignment,
     FencedMark,
@@ -133,3 +134,27 @@ def decode_attribute(raw: bytes, node: str, lifetime: str, name: str) -> NodeAtt
         if lifetime == known:
             return NodeAttribute(node, name, str(data["value"]), known, bool(data["private"]))
     raise ValueError(f"stored attribute lifetime {lifetime!r} is not reboot or forever")
+
+
+def encode_notify_round(round_: NotifyRound) -> bytes:
+    return json.dumps(
+        {
+            "initiator": round_.initiator,
+            "targets": list(round_.targets),
+            "variables": dict(round_.variables),
+        }
+    ).encode()
+
+
+def decode_notify_round(raw: bytes, resource: str, round_id: str) -> NotifyRound:
+    data = json.loads(raw)
+    variables = data["variables"]
+    if not isinstance(variables, dict):
+        raise TypeError("notify round variables must be an object")
+    return NotifyRound(
+        resource,
+        round_id,
+        str(data["initiator"]),
+        tuple(str(t) for t in data["targets"]),
+        {str(k): str(v) for k, v in variables.items()},
+    )

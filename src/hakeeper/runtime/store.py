@@ -19,6 +19,8 @@ key (under /hakeeper/<cluster>/)   written by
                                    (or after fencing it on suspicion), or the operator
                                    (``hakeeper fence --confirm``)
 ``runtime/leaving/<node>``         the node itself while it shuts down (counts as standby)
+``notify/rounds/<r>/<id>``         the node acting on a clone with notify = true
+``notify/acks/<r>/<id>/<node>``    each node it named, once its agent ran ``notify``
 ``attributes/<node>/<life>/<name>`` any node's attribute service, for its agents' tools
                                    (``crm_attribute``, ``attrd_updater``); the node itself
                                    clears its ``reboot`` ones when its daemon starts
@@ -53,6 +55,7 @@ from hakeeper.model.attributes import (
     visible,
 )
 from hakeeper.model.cluster import ClusterSpec
+from hakeeper.model.notifications import NotifyRound
 from hakeeper.model.records import (
     Assignment,
     FencedMark,
@@ -80,6 +83,7 @@ from hakeeper.runtime.record_codec import (
     decode_constraint,
     decode_failcount,
     decode_flags,
+    decode_notify_round,
     decode_status,
     decode_target_role,
     encode_assignment,
@@ -88,6 +92,7 @@ from hakeeper.runtime.record_codec import (
     encode_failcount,
     encode_fenced,
     encode_flags,
+    encode_notify_round,
     encode_status,
     encode_target_role,
 )
@@ -348,6 +353,37 @@ class ClusterStore:
             kv.key[len(self._keys.members) :] for kv in kvs if kv.key.startswith(self._keys.members)
         )
         return LiveAttributes(_attributes(self._keys, kvs), members)
+
+    # --- clone notifications ------------------------------------------------------------------
+
+    async def post_notification(self, round_: NotifyRound) -> None:
+        key = self._keys.notify_round(round_.resource, round_.id)
+        await self._coord.put(key, encode_notify_round(round_))
+
+    async def notification_acks(self, resource: str, round_id: str) -> frozenset[str]:
+        prefix = self._keys.notify_acks(resource, round_id)
+        return frozenset(kv.key[len(prefix) :] for kv in await self._coord.range(prefix))
+
+    async def ack_notification(self, resource: str, round_id: str, node: str, rc: int) -> None:
+        key = self._keys.notify_acks(resource, round_id) + node
+        await self._coord.put(key, str(rc).encode())
+
+    async def end_notification(self, resource: str, round_id: str) -> None:
+        await self._coord.delete(self._keys.notify_acks(resource, round_id), prefix=True)
+        await self._coord.delete(self._keys.notify_round(resource, round_id))
+
+    async def notifications(self) -> AsyncGenerator[NotifyRound]:
+        """Every round posted from now on (a torn or foreign one is skipped)."""
+        prefix = self._keys.notify_rounds
+        async with contextlib.aclosing(self._coord.watch(prefix)) as events:
+            async for event in events:
+                if event.type != "put":
+                    continue
+                resource, _, round_id = event.kv.key[len(prefix) :].partition("/")
+                try:
+                    yield decode_notify_round(event.kv.value, resource, round_id)
+                except (ValueError, KeyError, TypeError):
+                    continue
 
     # --- members and fenced marks ---------------------------------------------------------------
 
