@@ -13,11 +13,11 @@ Rules, in order:
    reported promotion score (the most up-to-date replica), then one already running as a
    replica, then config order. A negative reported promotion score means "cannot be
    primary" (Pacemaker's master score).
-5. Pacemaker's rule for a node with no promotion score: it never promotes — once any
-   instance of the clone reported a score, or always when the clone has ``notify = true``
-   (agents of Pacemaker's protocol, PAF, set their scores in start and monitor; promoting
-   before they did could pick a lagging replica). A clone whose agent never reports a score
-   and has no ``notify`` keeps hakeeper's earlier rule: a node without a score counts as 0.
+5. Pacemaker's rule for a node with no promotion score: once any instance of the clone
+   reported a score, a node that reported none never promotes (it may lag). A clone whose
+   agent never reports a score keeps hakeeper's earlier rule (a missing score counts as 0),
+   which also lets a fresh PAF cluster promote before the first score: PAF's own pre-promote
+   election then hands the primary to the standby with the newest WAL.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def elect(view: View, unit: Unit, alloc: dict[str, int]) -> str | None:
         return view.gone_primary_maintenance(unit)
     scores = view.state.promotion_scores
     reported = scores.get(rid) or scores.get(unit.id) or {}
-    needs_score = bool(reported) or (unit.clone is not None and unit.clone.notify)
+    needs_score = bool(reported)
     candidates: dict[str, int] = {}
     for node in view.nodes:
         if alloc.get(node, 0) <= 0 or node in view.maintenance:
