@@ -145,7 +145,7 @@ class OpSection(Section):
     timeout: Duration = DEFAULT_OP_TIMEOUT
 
 
-OpName = Literal["monitor", "start", "stop", "promote", "demote"]
+OpName = Literal["monitor", "start", "stop", "promote", "demote", "notify"]
 
 
 class ResourceSection(Section):
