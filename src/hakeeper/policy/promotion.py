@@ -14,7 +14,8 @@ Rules, in order:
    replica, then config order. A negative reported promotion score means "cannot be
    primary" (Pacemaker's master score).
 5. Pacemaker's rule for a node with no promotion score: once any instance of the clone
-   reported a score, a node that reported none never promotes (it may lag). A clone whose
+   reported a score, a node that reported none never promotes (it may lag); the primary in
+   place is not demoted for a missing score. A clone whose
    agent never reports a score keeps hakeeper's earlier rule (a missing score counts as 0),
    which also lets a fresh PAF cluster promote before the first score: PAF's own pre-promote
    election then hands the primary to the standby with the newest WAL.
@@ -53,11 +54,14 @@ def elect(view: View, unit: Unit, alloc: dict[str, int]) -> str | None:
     scores = view.state.promotion_scores
     reported = scores.get(rid) or scores.get(unit.id) or {}
     needs_score = bool(reported)
+    # The primary in place counts as reporting 0 until it reports: PAF sets its own score in
+    # the first monitor after its promote, and a working primary is not moved for that gap.
+    primaries = set(current_primaries(view, unit))
     candidates: dict[str, int] = {}
     for node in view.nodes:
         if alloc.get(node, 0) <= 0 or node in view.maintenance:
             continue
-        if reported.get(node, -1 if needs_score else 0) < 0:
+        if reported.get(node, -1 if needs_score and node not in primaries else 0) < 0:
             continue
         score = add(0, *(s for s, _ in view.score_of_location(unit, node, "primary")))
         if score > -INF:
