@@ -39,6 +39,12 @@ SYSTEM_PROGRAMS: dict[str, str] = {
     "/usr/share/pacemaker/alerts/alert_file.sh.sample": "pacemaker-common",
     "/usr/share/pacemaker/alerts/alert_snmp.sh.sample": "pacemaker-common",
     "systemd-analyze": "systemd",
+    "/usr/lib/ocf/resource.d/heartbeat/pgsqlms": "resource-agents-paf",
+    "/usr/lib/postgresql/15/bin/initdb": "postgresql-15",
+    "/usr/lib/postgresql/15/bin/pg_ctl": "postgresql-15",
+    "/usr/lib/postgresql/15/bin/pg_basebackup": "postgresql-client-15",
+    "/usr/lib/postgresql/15/bin/psql": "postgresql-client-15",
+    "unshare": "util-linux",
 }
 
 # Packages every Debian system has (Essential: yes): nothing to install.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from hakeeper.config.loader import spec_from_text
 from hakeeper.errors import NoQuorum
+from hakeeper.model.attributes import NodeAttribute
+from hakeeper.model.records import InstanceStatus
 from hakeeper.runtime.keys import KeySpace
 from hakeeper.runtime.status_report import collect_status
 from hakeeper.runtime.store import ClusterStore
@@ -35,3 +37,19 @@ async def test_the_report_places_a_resource_the_controller_would_start() -> None
     (db,) = document["resources"]
     assert db["pending"][0].startswith("start db on")
     assert document["exit_code"] == 0
+
+
+async def test_the_report_shows_promotion_scores_and_public_node_attributes() -> None:
+    keys = KeySpace("c1")
+    coord = LocalCoordinator()
+    store = ClusterStore(coord, keys)
+    for node in ("n1", "n2"):
+        await coord.put(keys.member(node), b"{}")
+    await store.report(InstanceStatus("db", "n2", 0, "started", 1, 1.0))
+    await store.set_attribute(NodeAttribute("n2", "master-db", "990"))
+    await store.set_attribute(NodeAttribute("n2", "lsn_location-db", "1#5", private=True))
+    document = (await collect_status(store, SPEC, 0.0)).to_dict()
+    (db,) = document["resources"]
+    assert db["promotion_scores"] == {"n2": 990}
+    assert db["running"] == ["n2 started (promotion score 990)"]
+    assert document["nodes"][1]["attributes"] == {"master-db": "990"}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -113,6 +114,8 @@ class OpRequest:
     interval: float = 0.0
     epoch: int = 0
     check_level: int = 0
+    #: Meta attributes of this op alone (a notification's ``notify_*`` lists).
+    meta: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.timeout > 0:

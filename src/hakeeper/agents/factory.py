@@ -26,6 +26,8 @@ class AgentContext:
     ``/etc/init.d``) exist to point tests at fakes. ``secret_file`` is the cluster secret's
     path (``[coordination] secret_file``), for agents whose processes prove it to each other
     (the session store's peers); it travels by path and is never read here.
+    ``cluster_env`` is what the cluster adds to every action's environment (an OCF agent's
+    ``HA_SBIN_DIR`` with Pacemaker's tools, ``OCF_RESKEY_crm_feature_set``, ``PATH``).
     """
 
     instance: str
@@ -35,6 +37,7 @@ class AgentContext:
     ocf_root: Path | None = None
     init_dir: Path | None = None
     secret_file: Path | None = None
+    cluster_env: Mapping[str, str] = field(default_factory=dict)
 
 
 class AgentFactory(Protocol):

@@ -95,15 +95,18 @@ def build_ocf_env(
     action: str,
     req: OpRequest,
     base: Mapping[str, str],
+    cluster: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The full OCF 1.1 environment for one action (pure).
 
     ``base`` is the environment to start from (PATH and friends); any ``OCF_*`` in it is
     dropped so that nothing from hakeeper's own environment leaks into an agent as a
     parameter. Meta names have ``-`` replaced by ``_`` (as Pacemaker does: ``clone-max`` →
-    ``OCF_RESKEY_CRM_meta_clone_max``); interval and timeout are milliseconds.
+    ``OCF_RESKEY_CRM_meta_clone_max``); interval and timeout are milliseconds. ``cluster``
+    is what the cluster adds (`AgentContext.cluster_env`), after that filter.
     """
     env = {k: v for k, v in base.items() if not k.startswith("OCF_") and k != "HAKEEPER_EPOCH"}
+    env.update(cluster or {})
     env.update(
         {
             "OCF_ROOT": str(ocf_root),
@@ -127,7 +130,7 @@ def build_ocf_env(
     }
     if req.node:
         per_op["on_node"] = req.node
-    for name, value in {**meta, **per_op}.items():
+    for name, value in {**meta, **req.meta, **per_op}.items():
         env[f"OCF_RESKEY_CRM_meta_{name.replace('-', '_')}"] = value
     return env
 
@@ -180,6 +183,7 @@ class OcfAgent(CommandAgent):
         meta: Mapping[str, str],
         metadata: MetaData,
         ocf_root: Path = DEFAULT_OCF_ROOT,
+        cluster_env: Mapping[str, str] | None = None,
     ) -> None:
         self.provider = provider
         self.type = type_
@@ -189,6 +193,7 @@ class OcfAgent(CommandAgent):
         self.ocf_root = ocf_root
         self.path = agent_path(ocf_root, provider, type_)
         self._metadata = metadata
+        self.cluster_env = dict(cluster_env or {})
 
     @classmethod
     def from_spec(cls, target: str, context: AgentContext) -> OcfAgent:
@@ -245,6 +250,7 @@ class OcfAgent(CommandAgent):
             meta=meta_texts,
             metadata=metadata,
             ocf_root=root,
+            cluster_env=context.cluster_env,
         )
 
     def meta_data(self) -> MetaData:
@@ -265,6 +271,7 @@ class OcfAgent(CommandAgent):
             action=action,
             req=req,
             base=_base_env(),
+            cluster=self.cluster_env,
         )
 
     async def validate_all(self, req: OpRequest) -> OpResult:

@@ -93,6 +93,16 @@ class _Tail:
         return (bytes(self.head) + joiner + bytes(self.tail)).decode("utf-8", "replace")
 
 
+async def _read_end(fd: int) -> tuple[asyncio.StreamReader, asyncio.ReadTransport]:
+    """An asyncio reader of our end of a pipe; closing the transport closes the fd."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", buffering=0)
+    )
+    return reader, transport
+
+
 async def _pump(stream: asyncio.StreamReader | None, sink: _Tail) -> None:
     if stream is None:
         return
@@ -140,21 +150,35 @@ async def run_action(
     callers turn that into the matching OCF code.
     """
     started = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=dict(env),
-        cwd=cwd,
-        start_new_session=True,
-        umask=RESOURCE_UMASK,
-    )
+    # Pipes of our own, not asyncio's: asyncio's wait() also waits for its pipes to close,
+    # and a daemon an agent starts (a postmaster that pg_ctl left on the agent's stdout)
+    # would hold them open long after the agent exited. The action ends when the agent does.
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out_w,
+            stderr=err_w,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,
+            umask=RESOURCE_UMASK,
+        )
+    except BaseException:
+        for fd in (out_r, err_r):
+            os.close(fd)
+        raise
+    finally:
+        os.close(out_w)
+        os.close(err_w)
     pgid = proc.pid  # start_new_session: the child leads its own session and group
     out, err = _Tail(limit), _Tail(limit)
+    readers = [await _read_end(out_r), await _read_end(err_r)]
     pumps = [
-        asyncio.create_task(_pump(proc.stdout, out)),
-        asyncio.create_task(_pump(proc.stderr, err)),
+        asyncio.create_task(_pump(readers[0][0], out)),
+        asyncio.create_task(_pump(readers[1][0], err)),
     ]
     timed_out = False
     try:
@@ -170,6 +194,8 @@ async def run_action(
         for task in pumps:
             task.cancel()
         await asyncio.gather(*pumps, return_exceptions=True)
+        for _, transport in readers:
+            transport.close()
         if proc.returncode is None:  # cancelled from outside: leave nothing running
             kill_group(pgid)
             with contextlib.suppress(TimeoutError, ProcessLookupError):

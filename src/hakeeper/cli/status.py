@@ -20,6 +20,7 @@ from typing import Annotated
 import typer
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -65,9 +66,10 @@ def render(report: StatusReport, now: float | None = None) -> RenderableType:
         flags = [f for f, on in (("standby", n.standby), ("maintenance", n.maintenance)) if on]
         if n.controller:
             flags.append("controller")
-        nodes.add_row(
-            n.name, f"[{colours[n.state]}]{n.state}[/]", ", ".join(flags), f"[yellow]{n.note}[/]"
-        )
+        # Attribute values come from agents: escaped, never read as markup.
+        attrs = ", ".join(f"{k}={v}" for k, v in sorted(n.attributes.items()))
+        note = f"[yellow]{n.note}[/]" + (f"\n[dim]{escape(attrs)}[/]" if attrs else "")
+        nodes.add_row(n.name, f"[{colours[n.state]}]{n.state}[/]", ", ".join(flags), note)
     res = Table(title="resources", title_justify="left")
     for col in ("resource", "target", "running", "assigned (epoch)", "fail counts", "why"):
         res.add_column(col)

@@ -225,6 +225,7 @@ def to_spec(cf: ClusterFile) -> ClusterSpec:
                 cl.stickiness,
                 cl.priority,
                 cl.target_role,
+                cl.notify,
             )
             for cid, cl in cf.clones.items()
         ),

@@ -146,7 +146,7 @@ class OpSection(Section):
     timeout: Duration = DEFAULT_OP_TIMEOUT
 
 
-OpName = Literal["monitor", "start", "stop", "promote", "demote"]
+OpName = Literal["monitor", "start", "stop", "promote", "demote", "notify"]
 
 
 class ResourceSection(Section):
@@ -177,6 +177,7 @@ class CloneSection(Section):
     stickiness: Score | None = None
     priority: int = 0
     target_role: TargetRole = "started"
+    notify: bool = False
 
 
 class LocationSection(Section):

@@ -100,6 +100,9 @@ class Clone:
 
     ``promotable``: one instance is the primary, the others replicas (Pacemaker's
     promotable clone with promoted-max 1).
+
+    ``notify``: every instance gets Pacemaker's ``notify`` action (pre and post) around the
+    start, stop, promote and demote of any instance (``notify=true`` meta; PAF needs it).
     """
 
     id: str
@@ -110,6 +113,7 @@ class Clone:
     stickiness: int | None = None
     priority: int = 0
     target_role: TargetRole = "started"
+    notify: bool = False
 
 
 @dataclass(frozen=True, slots=True)

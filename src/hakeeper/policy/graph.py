@@ -11,7 +11,7 @@ too, as the group's order requires. Dependencies:
   for (make before break: a VIP leaves only once the clone it follows runs at the target);
   a clone instance: a stop before the start on the same node (a restart);
 - a group: member starts in order on each node, stops in reverse order;
-- a promotable clone: start before promote on a node, demote before stop, every demote
+- a promotable clone: every start before any promote, demote before stop, every demote
   (and stop of a failed or former primary) before any promote;
 - an order constraint ``first then``: starts (or promotes) of first before those of then,
   stops of then before stops (or demotes) of first;
@@ -148,6 +148,9 @@ class _Builder:
                 if unit.promotable:
                     promotes = self.find("promote", m)
                     self.edge(self.find("demote", m), promotes)
+                    # As Pacemaker: the clone is up before one is promoted, so the scores
+                    # its agents set while starting (PAF's on the former primary) count.
+                    self.edge(self.find("start", m), promotes)
                     for node in view.nodes:
                         if {"promoted", "failed"} & set(view.roles(m, node)):
                             self.edge(self.find("stop", m, node), promotes)

@@ -12,7 +12,13 @@ Rules, in order:
 4. Otherwise the candidate with the best primary-role location score, then the highest
    reported promotion score (the most up-to-date replica), then one already running as a
    replica, then config order. A negative reported promotion score means "cannot be
-   primary" (Pacemaker's master score); a node that reported nothing counts as 0.
+   primary" (Pacemaker's master score).
+5. Pacemaker's rule for a node with no promotion score: once any instance of the clone
+   reported a score, a node that reported none never promotes (it may lag); the primary in
+   place is not demoted for a missing score. A clone whose
+   agent never reports a score keeps hakeeper's earlier rule (a missing score counts as 0),
+   which also lets a fresh PAF cluster promote before the first score: PAF's own pre-promote
+   election then hands the primary to the standby with the newest WAL.
 """
 
 from __future__ import annotations
@@ -47,23 +53,28 @@ def elect(view: View, unit: Unit, alloc: dict[str, int]) -> str | None:
         return view.gone_primary_maintenance(unit)
     scores = view.state.promotion_scores
     reported = scores.get(rid) or scores.get(unit.id) or {}
+    needs_score = bool(reported)
+    # The primary in place counts as reporting 0 until it reports: PAF sets its own score in
+    # the first monitor after its promote, and a working primary is not moved for that gap.
+    primaries = set(current_primaries(view, unit))
     candidates: dict[str, int] = {}
     for node in view.nodes:
         if alloc.get(node, 0) <= 0 or node in view.maintenance:
             continue
-        if reported.get(node, 0) < 0:
+        if reported.get(node, -1 if needs_score and node not in primaries else 0) < 0:
             continue
         score = add(0, *(s for s, _ in view.score_of_location(unit, node, "primary")))
         if score > -INF:
             candidates[node] = score
     if not candidates:
         if alloc:
+            why = (
+                "none placed has a promotion score >= 0"
+                if needs_score
+                else "none placed is allowed to"
+            )
             view.decisions.append(
-                Decision(
-                    "cannot-run",
-                    f"{unit.id}: no instance can be primary (none placed is allowed to)",
-                    unit.id,
-                )
+                Decision("cannot-run", f"{unit.id}: no instance can be primary ({why})", unit.id)
             )
         return None
     healthy = [

@@ -41,6 +41,8 @@ from hakeeper.runtime.alerts import AlertDispatcher
 from hakeeper.runtime.connect import open_coordinator
 from hakeeper.runtime.controller import Controller, Deposed
 from hakeeper.runtime.controller_jobs import ControllerJob, JobRunner
+from hakeeper.runtime.crm_tools.install import DIR_NAME as TOOLS_DIR_NAME
+from hakeeper.runtime.crm_tools.install import serving_tools
 from hakeeper.runtime.election import ControllerElection
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.executor import Executor
@@ -62,7 +64,7 @@ REMOVAL_CHECK_TIMEOUT = 60.0
 LAST_GOOD_CONFIG = "cluster.toml"
 #: What the agent keeps in its state dir: the Raft journal and dump, the agents' state and
 #: logs, the last good config (tightened at start if an older version left them open).
-STATE_OWNED = ("raft", "agents", LAST_GOOD_CONFIG)
+STATE_OWNED = ("raft", "agents", TOOLS_DIR_NAME, LAST_GOOD_CONFIG)
 
 
 def published_formats() -> tuple[FormatSupport, ...]:
@@ -133,7 +135,12 @@ class NodeDaemon:
                 self.spec, node=self.node, state_dir=self.state_dir, join=self.join
             )
             try:
-                await self._run_with(coord)
+                tools = serving_tools(
+                    node=self.node, spec=lambda: self.spec, state_dir=self.state_dir,
+                    store=ClusterStore(coord, KeySpace(self.spec.options.name)),
+                )  # fmt: skip
+                async with tools:
+                    await self._run_with(coord)
             finally:
                 await coord.close()
         finally:
@@ -170,6 +177,9 @@ class NodeDaemon:
         # Probe before joining and before clearing a fenced mark, so that the controller
         # never sees this node as a member with stale statuses (Pacemaker's probes).
         await self._until_quorate(coord)
+        # Pacemaker's transient attributes end with the node's life in the cluster: the
+        # promotion scores and attributes its agents wrote before are history now.
+        await store.clear_transient_attributes(self.node)
         await executor.probe()
         await self._until_joined(membership)
         self._joined_once = True

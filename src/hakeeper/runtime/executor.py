@@ -17,20 +17,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hakeeper.agents.base import OpRequest, OpResult, ResourceAgent, Severity
 from hakeeper.agents.events import op_events
 from hakeeper.agents.factory import AgentContext, AgentMaker
 from hakeeper.errors import CoordError
+from hakeeper.model.attributes import promotion_attribute
 from hakeeper.model.cluster import ClusterSpec, Primitive
 from hakeeper.model.records import Assignment, InstanceStatus
 from hakeeper.model.roles import InstanceRole, LocalRole, ReportedRole, event_role
+from hakeeper.runtime.crm_tools.install import tools_dir
+from hakeeper.runtime.crm_tools.meta import CRM_FEATURE_SET, resource_meta
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.membership import Membership
+from hakeeper.runtime.notifier import Notifier
 from hakeeper.runtime.store import ClusterStore
 
 log = logging.getLogger(__name__)
@@ -85,6 +90,20 @@ class Executor:
         #: Set by the agent when a watchdog is armed (a failed self-fence stop then ends
         #: in a reset: the watchdog is not fed while something exclusive may run).
         self.watchdog_armed = False
+        # Pacemaker's tools for the agents that call them (hakeeper.runtime.crm_tools): first
+        # on PATH too, as ocf_local_nodename runs a bare `crm_node -n`.
+        self._notifier = Notifier(
+            node=node, spec=spec, store=store,
+            agent=lambda p: self._agent(p, 0),
+            local_role=lambda r: self._local[(r, 0)].role if (r, 0) in self._local else None,
+            request=lambda p, meta: replace(self._request(p, "notify"), meta=meta),
+        )  # fmt: skip
+        sbin = tools_dir(state_dir)
+        self._cluster_env = {
+            "HA_SBIN_DIR": str(sbin),
+            "PATH": f"{sbin}:{os.environ.get('PATH') or '/usr/sbin:/usr/bin:/sbin:/bin'}",
+            "OCF_RESKEY_crm_feature_set": CRM_FEATURE_SET,
+        }
 
     # --- public -------------------------------------------------------------------------------
 
@@ -156,6 +175,7 @@ class Executor:
         async with asyncio.TaskGroup() as tasks:
             watcher = tasks.create_task(self._watch(), name="executor-watch")
             guard = tasks.create_task(self._guard(), name="executor-guard")
+            notified = tasks.create_task(self._notifier.answer_rounds(), name="notifications")
             try:
                 while True:
                     self._changed.clear()
@@ -174,6 +194,7 @@ class Executor:
                     self._converging.cancel()
                 watcher.cancel()
                 guard.cancel()
+                notified.cancel()
 
     async def _guard(self) -> None:
         """Rule 1, independent of everything else here: at the membership deadline (or the
@@ -284,6 +305,7 @@ class Executor:
 
     async def _start(self, primitive: Primitive, instance: int, epoch: int) -> bool:
         key = (primitive.id, instance)
+        await self._notifier.round(primitive, "pre", "start")
         self._starting.add(key)
         try:
             result = await self._agent(primitive, instance).start(
@@ -303,6 +325,7 @@ class Executor:
             return False
         await self._report(primitive.id, instance, "started", epoch, result)
         self._start_monitor(primitive, instance)
+        await self._notifier.round(primitive, "post", "start")
         return True
 
     async def _stop(
@@ -321,11 +344,13 @@ class Executor:
             monitor.cancel()
         agent = self._agent(primitive, instance)
         if local.role == "promoted":
-            await self._record(
-                primitive,
-                await agent.demote(self._request(primitive, "demote", local.epoch)),
-                "promoted",
-            )
+            await self._notifier.round(primitive, "pre", "demote")
+            demoted = await agent.demote(self._request(primitive, "demote", local.epoch))
+            await self._record(primitive, demoted, "promoted")
+            if demoted.ok:
+                self._set_local(key, Local("started", local.epoch))
+                await self._notifier.round(primitive, "post", "demote")
+        await self._notifier.round(primitive, "pre", "stop")
         result = await agent.stop(self._request(primitive, "stop", local.epoch))
         await self._record(primitive, result, "started", reason)
         if result.ok:
@@ -333,11 +358,23 @@ class Executor:
             acked = local.epoch if epoch is None else epoch
             self._acked[key] = acked
             await self._report(primitive.id, instance, "stopped", acked, result)
+            await self._forget_promotion_score(primitive)
+            await self._notifier.round(primitive, "post", "stop")
         else:
             self._set_local(key, Local("failed", local.epoch))
             await self._report(primitive.id, instance, "failed", local.epoch, result)
 
+    async def _forget_promotion_score(self, primitive: Primitive) -> None:
+        """A stopped instance can no longer be promoted here: its transient promotion score
+        goes (a permanent one, ``crm_master -l forever``, is the agent's to manage)."""
+        if any(c.child == primitive.id and c.promotable for c in self._spec().clones):
+            with contextlib.suppress(CoordError):
+                await self._store.delete_attribute(
+                    self._node, promotion_attribute(primitive.id), "reboot"
+                )
+
     async def _promote(self, primitive: Primitive, instance: int, epoch: int) -> None:
+        await self._notifier.round(primitive, "pre", "promote")
         try:
             result = await self._agent(primitive, instance).promote(
                 self._request(primitive, "promote", epoch)
@@ -350,10 +387,12 @@ class Executor:
         if result.ok:
             self._set_local((primitive.id, instance), Local("promoted", epoch))
             await self._report(primitive.id, instance, "promoted", epoch, result)
+            await self._notifier.round(primitive, "post", "promote")
         else:
             await self._failed(primitive, instance, epoch, result)
 
     async def _demote(self, primitive: Primitive, instance: int, epoch: int) -> None:
+        await self._notifier.round(primitive, "pre", "demote")
         result = await self._agent(primitive, instance).demote(
             self._request(primitive, "demote", epoch)
         )
@@ -361,6 +400,7 @@ class Executor:
         if result.ok:
             self._set_local((primitive.id, instance), Local("started", epoch))
             await self._report(primitive.id, instance, "started", epoch, result)
+            await self._notifier.round(primitive, "post", "demote")
         else:
             await self._failed(primitive, instance, epoch, result)
 
@@ -502,8 +542,10 @@ class Executor:
         return AgentContext(
             instance=name or primitive.id,
             params=primitive.params,
+            meta=resource_meta(spec, primitive.id),
             state_dir=self._state_dir / "agents",
             secret_file=Path(spec.coordination.secret_file),
+            cluster_env=self._cluster_env,
         )
 
     def _interval(self, primitive: Primitive) -> float:

@@ -65,6 +65,24 @@ class KeySpace:
         return f"{self.failcounts}{node}/{resource}"
 
     @property
+    def attributes(self) -> str:
+        return f"{self.root}attributes/"
+
+    def attribute(self, node: str, lifetime: str, name: str) -> str:
+        """A node attribute (``hakeeper.model.attributes``); ``lifetime`` reboot|forever."""
+        return f"{self.attributes}{node}/{lifetime}/{name}"
+
+    @property
+    def notify_rounds(self) -> str:
+        return f"{self.root}notify/rounds/"
+
+    def notify_round(self, resource: str, round_id: str) -> str:
+        return f"{self.notify_rounds}{resource}/{round_id}"
+
+    def notify_acks(self, resource: str, round_id: str) -> str:
+        return f"{self.root}notify/acks/{resource}/{round_id}/"
+
+    @property
     def runtime(self) -> str:
         return f"{self.root}runtime/"
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any, cast
 
+from hakeeper.model.attributes import LIFETIMES, NodeAttribute
+from hakeeper.model.notifications import NotifyRound
 from hakeeper.model.records import (
     Assignment,
     FencedMark,
@@ -189,4 +191,40 @@ def decode_job(raw: bytes, name: str) -> JobRecord:
         _time(data.get("last_failure")),
         str(data.get("reason", "")),
         _time(data.get("overdue_since")),
+    )
+
+
+def encode_attribute(attr: NodeAttribute) -> bytes:
+    return json.dumps({"value": attr.value, "private": attr.private}).encode()
+
+
+def decode_attribute(raw: bytes, node: str, lifetime: str, name: str) -> NodeAttribute:
+    data = json.loads(raw)
+    for known in LIFETIMES:
+        if lifetime == known:
+            return NodeAttribute(node, name, str(data["value"]), known, bool(data["private"]))
+    raise ValueError(f"stored attribute lifetime {lifetime!r} is not reboot or forever")
+
+
+def encode_notify_round(round_: NotifyRound) -> bytes:
+    return json.dumps(
+        {
+            "initiator": round_.initiator,
+            "targets": list(round_.targets),
+            "variables": dict(round_.variables),
+        }
+    ).encode()
+
+
+def decode_notify_round(raw: bytes, resource: str, round_id: str) -> NotifyRound:
+    data = json.loads(raw)
+    variables = data["variables"]
+    if not isinstance(variables, dict):
+        raise TypeError("notify round variables must be an object")
+    return NotifyRound(
+        resource,
+        round_id,
+        str(data["initiator"]),
+        tuple(str(t) for t in data["targets"]),
+        {str(k): str(v) for k, v in variables.items()},
     )

@@ -11,12 +11,14 @@ controller's own reasons. ``hakeeper status`` renders it (`hakeeper.cli.status`)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.durations import short_duration
 from hakeeper.model.events import NodeFenced
+from hakeeper.model.scores import format_score
 from hakeeper.model.transition import Decision, Transition
 from hakeeper.runtime.election import Controller
 from hakeeper.runtime.snapshot import observe_cluster
@@ -36,6 +38,7 @@ class NodeRow:
     maintenance: bool
     controller: bool
     note: str = ""  # the scheduler about this node: fence pending, self-fenced
+    attributes: Mapping[str, str] = field(default_factory=dict)  # in force, not private
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,7 @@ class ResourceRow:
     failcounts: tuple[str, ...]  # "n1: 2"
     why: tuple[str, ...]
     pending: tuple[str, ...]  # action lines of the scheduler for this resource
+    promotion_scores: Mapping[str, int] = field(default_factory=dict)  # node -> score
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +98,7 @@ class StatusReport:
                     "maintenance": n.maintenance,
                     "controller": n.controller,
                     "note": n.note,
+                    "attributes": dict(n.attributes),
                 }
                 for n in self.nodes
             ],
@@ -109,6 +114,7 @@ class StatusReport:
                     "failcounts": list(r.failcounts),
                     "why": list(r.why),
                     "pending": list(r.pending),
+                    "promotion_scores": dict(r.promotion_scores),
                 }
                 for r in self.resources
             ],
@@ -139,6 +145,7 @@ async def collect_status(store: ClusterStore, spec: ClusterSpec, now: float) -> 
             n.maintenance or _spec_flag(spec, n.name, "maintenance"),
             controller is not None and controller.node == n.name,
             "; ".join(filter(None, (_node_note(transition, n.name), failed_fences.get(n.name)))),
+            dict(n.attributes),
         )
         for n in observed.state.nodes
     )
@@ -236,6 +243,8 @@ def _resource_row(
     lost: set[str],
 ) -> ResourceRow:
     unit = spec.top_level(rid)
+    promotion = observed.state.promotion_scores
+    scores = promotion.get(rid) or promotion.get(unit) or {}
     running = []
     for s in sorted(observed.statuses, key=lambda s: (s.node, s.instance)):
         if s.resource != rid or s.role == "stopped":
@@ -244,7 +253,9 @@ def _resource_row(
         note = " (node down: stale)" if s.node in down else ""
         note = " (node lost: may still run)" if s.node in lost else note
         reason = f" ({s.reason})" if s.role == "failed" and s.reason else ""
-        running.append(f"{s.node}{inst} {s.role}{reason}{note}")
+        score = scores.get(s.node)
+        shown = "" if score is None else f" (promotion score {format_score(score)})"
+        running.append(f"{s.node}{inst} {s.role}{shown}{reason}{note}")
     assignment = observed.assignments.get(rid)
     assigned = tuple(
         f"{p.node}{'#' + str(p.instance) if p.instance else ''} {p.role}"
@@ -268,6 +279,7 @@ def _resource_row(
         tuple(f"{f.node}: {f.count}" for f in observed.state.failcounts if f.resource == rid),
         why,
         pending,
+        dict(scores),
     )
 
 

@@ -20,6 +20,11 @@ key (under /hakeeper/<cluster>/)   written by
                                    (``hakeeper fence --confirm``)
 ``runtime/leaving/<node>``         the node itself while it shuts down (counts as standby)
 ``runtime/node-change``            ``hakeeper node add|remove|replace`` (the change in flight)
+``notify/rounds/<r>/<id>``         the node acting on a clone with notify = true
+``notify/acks/<r>/<id>/<node>``    each node it named, once its agent ran ``notify``
+``attributes/<node>/<life>/<name>`` any node's attribute service, for its agents' tools
+                                   (``crm_attribute``, ``attrd_updater``); the node itself
+                                   clears its ``reboot`` ones when its daemon starts
 ``config``                         ``hakeeper config apply`` (the cluster file's text)
 ``events/<ts>-<writer>-<seq>``     anyone, through `hakeeper.runtime.events_log`
 ``alerts/cursor``                  the controller, guarded by its term: the event revision
@@ -44,11 +49,19 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hakeeper.coord.base import KV, Cmp, Coordinator, Delete, Get, Lease, Op, Put
 from hakeeper.errors import ConfigError, UnreadableFormat
+from hakeeper.model.attributes import (
+    Lifetime,
+    NodeAttribute,
+    promotion_scores,
+    public_by_node,
+    visible,
+)
 from hakeeper.model.cluster import ClusterSpec
+from hakeeper.model.notifications import NotifyRound
 from hakeeper.model.records import (
     Assignment,
     FencedMark,
@@ -77,19 +90,23 @@ from hakeeper.runtime.observations import Observer
 from hakeeper.runtime.record_codec import (
     decode_alert_cursor,
     decode_assignment,
+    decode_attribute,
     decode_constraint,
     decode_failcount,
     decode_flags,
     decode_member,
+    decode_notify_round,
     decode_status,
     decode_store_format,
     decode_target_role,
     encode_alert_cursor,
     encode_assignment,
+    encode_attribute,
     encode_constraint,
     encode_failcount,
     encode_fenced,
     encode_flags,
+    encode_notify_round,
     encode_status,
     encode_store_format,
     encode_target_role,
@@ -113,6 +130,8 @@ class Observed:
     members: frozenset[str]
     target_roles: Mapping[str, TargetRole]
     revision: int
+    #: The node attributes in force (`hakeeper.model.attributes.visible`), private ones too.
+    attributes: tuple[NodeAttribute, ...] = ()
 
     def running_on(self, resource: str) -> list[str]:
         """The nodes not down whose status shows ``resource`` started or promoted, sorted."""
@@ -132,6 +151,14 @@ class LiveInstances:
     members: frozenset[str]
     statuses: tuple[InstanceStatus, ...]
     revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class LiveAttributes:
+    """Every stored node attribute and the members, read in one revision."""
+
+    attributes: tuple[NodeAttribute, ...]
+    members: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,6 +378,59 @@ class ClusterStore:
         kv = await self._coord.get(self._keys.target_role(resource))
         return decode_target_role(kv.value) if kv else None
 
+    # --- node attributes (the attribute service writes for its agents) -----------------------
+
+    async def set_attribute(self, attr: NodeAttribute) -> None:
+        key = self._keys.attribute(attr.node, attr.lifetime, attr.name)
+        await self._coord.put(key, encode_attribute(attr))
+
+    async def delete_attribute(self, node: str, name: str, lifetime: Lifetime) -> None:
+        await self._coord.delete(self._keys.attribute(node, lifetime, name))
+
+    async def clear_transient_attributes(self, node: str) -> int:
+        """A node whose daemon starts forgets its ``reboot`` attributes (Pacemaker clears a
+        node's transient attributes when it joins)."""
+        return await self._coord.delete(self._keys.attribute(node, "reboot", ""), prefix=True)
+
+    async def live_attributes(self) -> LiveAttributes:
+        """Every attribute and the members in one read; a torn or foreign value is skipped."""
+        kvs = await self._coord.range(self._keys.root)
+        members = frozenset(
+            kv.key[len(self._keys.members) :] for kv in kvs if kv.key.startswith(self._keys.members)
+        )
+        return LiveAttributes(_attributes(self._keys, kvs), members)
+
+    # --- clone notifications ------------------------------------------------------------------
+
+    async def post_notification(self, round_: NotifyRound) -> None:
+        key = self._keys.notify_round(round_.resource, round_.id)
+        await self._coord.put(key, encode_notify_round(round_))
+
+    async def notification_acks(self, resource: str, round_id: str) -> frozenset[str]:
+        prefix = self._keys.notify_acks(resource, round_id)
+        return frozenset(kv.key[len(prefix) :] for kv in await self._coord.range(prefix))
+
+    async def ack_notification(self, resource: str, round_id: str, node: str, rc: int) -> None:
+        key = self._keys.notify_acks(resource, round_id) + node
+        await self._coord.put(key, str(rc).encode())
+
+    async def end_notification(self, resource: str, round_id: str) -> None:
+        await self._coord.delete(self._keys.notify_acks(resource, round_id), prefix=True)
+        await self._coord.delete(self._keys.notify_round(resource, round_id))
+
+    async def notifications(self) -> AsyncGenerator[NotifyRound]:
+        """Every round posted from now on (a torn or foreign one is skipped)."""
+        prefix = self._keys.notify_rounds
+        async with contextlib.aclosing(self._coord.watch(prefix)) as events:
+            async for event in events:
+                if event.type != "put":
+                    continue
+                resource, _, round_id = event.kv.key[len(prefix) :].partition("/")
+                try:
+                    yield decode_notify_round(event.kv.value, resource, round_id)
+                except (ValueError, KeyError, TypeError):
+                    continue
+
     # --- members and fenced marks ---------------------------------------------------------------
 
     async def is_member(self, node: str) -> bool:
@@ -504,6 +584,7 @@ def build_observed(
     fenced: set[str] = set()
     roles: dict[str, TargetRole] = {}
     leaving: set[str] = set()
+    stored_attributes = _attributes(keys, kvs)
     for kv in kvs:
         key = kv.key
         if key.startswith(keys.members):
@@ -541,16 +622,38 @@ def build_observed(
         for s in sorted(live_statuses, key=lambda s: (s.resource, s.node, s.instance))
         if s.role != "stopped"
     )
+    attributes = tuple(visible(stored_attributes, members))
+    public = public_by_node(attributes)
+    nodes = tuple(replace(n, attributes=public[n.name]) if n.name in public else n for n in nodes)
     state = ClusterState(
         now=now,
         quorum=True,
         nodes=nodes,
+        promotion_scores=promotion_scores(attributes),
         instances=instances,
         failcounts=tuple(sorted(failcounts, key=lambda f: (f.resource, f.node))),
         constraints=tuple(sorted(constraints, key=lambda c: (c.resource, c.node))),
         assignments=tuple(assignments[r] for r in sorted(assignments)),
     )
-    return Observed(state, assignments, tuple(statuses), frozenset(members), roles, revision)
+    return Observed(
+        state, assignments, tuple(statuses), frozenset(members), roles, revision, attributes
+    )
+
+
+def _attributes(keys: KeySpace, kvs: Sequence[KV]) -> tuple[NodeAttribute, ...]:
+    """The attributes among ``kvs`` (``attributes/<node>/<lifetime>/<name>``); a torn or
+    foreign one is skipped: an agent's bad write must not stop the scheduler."""
+    found: list[NodeAttribute] = []
+    for kv in kvs:
+        if not kv.key.startswith(keys.attributes):
+            continue
+        node, _, rest = kv.key[len(keys.attributes) :].partition("/")
+        lifetime, _, name = rest.partition("/")
+        try:
+            found.append(decode_attribute(kv.value, node, lifetime, name))
+        except (ValueError, KeyError, TypeError, ConfigError):
+            continue
+    return tuple(found)
 
 
 def _node_state(
