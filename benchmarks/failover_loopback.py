@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from hakeeper.lab.loopback import HttpProbe, LoopbackCluster, free_port_on
-from hakeeper.runtime.store import Observed
+from hakeeper.runtime.observed import Observed
 
 #: setting -> (profile, [fencing] suspect_after): "+suspect" fences a member whose renewals
 #: stopped that long, before its lease expires (hakeeper.runtime.suspicion).

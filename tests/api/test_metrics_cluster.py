@@ -24,7 +24,7 @@ from hakeeper.errors import HakeeperError
 from hakeeper.lab.loopback import LoopbackCluster
 from hakeeper.runtime.daemon import NodeDaemon
 from hakeeper.runtime.observations import Observations
-from hakeeper.runtime.store import Observed
+from hakeeper.runtime.observed import Observed
 from tests.api.metrics_support import Samples, fetch, samples, serving
 
 pytestmark = pytest.mark.slow

@@ -21,7 +21,7 @@ from hakeeper.agents.procfs import process_start_time
 from hakeeper.lab.loopback import LoopbackCluster, free_port_on, read_records
 from hakeeper.model.events import NodeFenced
 from hakeeper.policy.scheduler import schedule
-from hakeeper.runtime.store import Observed
+from hakeeper.runtime.observed import Observed
 from tests.conftest import require_binary
 from tests.runtime.test_runtime import assert_never_two_holders as check_records
 from tests.runtime.test_runtime import runs_on, singleton_resources

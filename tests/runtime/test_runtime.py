@@ -22,7 +22,7 @@ from hakeeper.errors import CoordError
 from hakeeper.lab.holders import describe, overlaps
 from hakeeper.lab.loopback import LoopbackCluster, Record, free_port_on, read_records
 from hakeeper.model.records import NodeFlags
-from hakeeper.runtime.store import Observed
+from hakeeper.runtime.observed import Observed
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hakeeper.lab.loopback import LoopbackCluster
-from hakeeper.runtime.store import Observed
+from hakeeper.runtime.observed import Observed
 
 pytestmark = pytest.mark.slow
 

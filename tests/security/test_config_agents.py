@@ -22,8 +22,8 @@ from hakeeper.fencing.fence_agents import FenceAgentRunner
 from hakeeper.fencing.topology import Fencer, FencingPlan
 from hakeeper.lab.loopback import LoopbackCluster
 from hakeeper.model.events import ConfigRefused
+from hakeeper.runtime.observed import Observed
 from hakeeper.runtime.status_report import collect_status
-from hakeeper.runtime.store import Observed
 from tests.conftest import require_binary
 
 INJECTED = "n1\naction=on"

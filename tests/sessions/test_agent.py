@@ -14,7 +14,7 @@ from hakeeper.config.secret_file import write_secret_file
 from hakeeper.errors import ConfigError
 from hakeeper.lab.loopback import LoopbackCluster
 from hakeeper.lab.processes import free_port
-from hakeeper.runtime.store import Observed
+from hakeeper.runtime.observed import Observed
 from hakeeper.sessions.agent import SessionsAgent
 from hakeeper.sessions.client import SessionClient
 

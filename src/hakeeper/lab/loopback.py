@@ -32,7 +32,8 @@ from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.records import FencedMark
 from hakeeper.runtime.connect import open_coordinator
 from hakeeper.runtime.keys import KeySpace
-from hakeeper.runtime.store import ClusterStore, Observed
+from hakeeper.runtime.observed import Observed
+from hakeeper.runtime.store import ClusterStore
 
 
 def node_address(index: int) -> str:

@@ -45,8 +45,9 @@ from hakeeper.policy.scheduler import schedule
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.fence_plan import devices_used
 from hakeeper.runtime.observations import Observations, Observer
+from hakeeper.runtime.observed import Observed
 from hakeeper.runtime.snapshot import observe_cluster
-from hakeeper.runtime.store import ClusterStore, Observed
+from hakeeper.runtime.store import ClusterStore
 
 log = logging.getLogger(__name__)
 

@@ -54,6 +54,7 @@ class Notifier:
         self._node = node
         self._spec = spec
         self._store = store
+        self._board = store.notify_board()
         self._agent = agent
         self._local_role = local_role
         self._request = request
@@ -110,7 +111,7 @@ class Notifier:
             self._node, others, variables,
         )  # fmt: skip
         if others:
-            await self._store.post_notification(round_)
+            await self._board.post(round_)
         try:
             if self._node in roles:
                 await self._notify_here(primitive, variables)
@@ -119,12 +120,12 @@ class Notifier:
         finally:
             if others:
                 with contextlib.suppress(CoordError):
-                    await self._store.end_notification(primitive.id, round_.id)
+                    await self._board.end(primitive.id, round_.id)
 
     async def _wait_acks(self, primitive: Primitive, round_: NotifyRound) -> None:
         deadline = time.monotonic() + primitive.op_timeout("notify") + ACK_SLACK
         while True:
-            acks = await self._store.notification_acks(primitive.id, round_.id)
+            acks = await self._board.acks(primitive.id, round_.id)
             missing = set(round_.targets) - acks
             if not missing:
                 return
@@ -154,7 +155,7 @@ class Notifier:
         try:
             while True:
                 try:
-                    async with contextlib.aclosing(self._store.notifications()) as rounds:
+                    async with contextlib.aclosing(self._board.rounds()) as rounds:
                         async for round_ in rounds:
                             if self._node in round_.targets and round_.initiator != self._node:
                                 task = asyncio.create_task(self._answer(round_))
@@ -173,4 +174,4 @@ class Notifier:
         if primitive is not None and self._local_role(primitive.id) in RUNNING_ROLES:
             rc = await self._notify_here(primitive, round_.variables)
         with contextlib.suppress(CoordError):
-            await self._store.ack_notification(round_.resource, round_.id, self._node, rc)
+            await self._board.ack(round_.resource, round_.id, self._node, rc)

@@ -29,7 +29,8 @@ from dataclasses import dataclass, replace
 from hakeeper.errors import CoordError, HakeeperError
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.wire_version import Format, VersionRange
-from hakeeper.runtime.store import ClusterStore, Observed
+from hakeeper.runtime.observed import Observed
+from hakeeper.runtime.store import ClusterStore
 
 POLL = 0.5  # seconds between two looks at the cluster while a gate is closed
 DRAIN_TIMEOUT = 120.0

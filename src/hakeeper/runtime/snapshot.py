@@ -5,7 +5,7 @@ the cluster through `observe_cluster`, so they schedule from the same thing. The
 overrides are folded in one place:
 
 - node flags (``node standby|maintenance``), the leaving mark, moves and bans, fenced marks:
-  into the snapshot's `ClusterState` (`hakeeper.runtime.store.build_observed`), where the
+  into the snapshot's `ClusterState` (`hakeeper.runtime.observed.build_observed`), where the
   scheduler reads the observed facts of nodes and the constraints made at run time;
 - target roles (``resource stop``): into the spec, as Pacemaker's ``target-role`` meta
   attribute is a property of the resource. The run-time role replaces the file's for that
@@ -22,7 +22,8 @@ from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.roles import TargetRole
 from hakeeper.model.transition import Transition
 from hakeeper.policy.scheduler import schedule
-from hakeeper.runtime.store import ClusterStore, Observed
+from hakeeper.runtime.observed import Observed
+from hakeeper.runtime.store import ClusterStore
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,9 @@ from hakeeper.model.events import NodeFenced
 from hakeeper.model.scores import format_score
 from hakeeper.model.transition import Decision, Transition
 from hakeeper.runtime.election import Controller
+from hakeeper.runtime.observed import Observed
 from hakeeper.runtime.snapshot import observe_cluster
-from hakeeper.runtime.store import ClusterStore, Observed
+from hakeeper.runtime.store import ClusterStore
 
 #: Decisions that explain why something does not run where it should.
 WHY = ("blocked", "cannot-run", "unmanaged", "frozen", "stop", "no-quorum", "self-fenced")

@@ -49,19 +49,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from hakeeper.coord.base import KV, Cmp, Coordinator, Delete, Get, Lease, Op, Put
+from hakeeper.coord.base import Cmp, Coordinator, Delete, Get, Lease, Op, Put
 from hakeeper.errors import ConfigError, UnreadableFormat
 from hakeeper.model.attributes import (
     Lifetime,
     NodeAttribute,
-    promotion_scores,
-    public_by_node,
-    visible,
 )
 from hakeeper.model.cluster import ClusterSpec
-from hakeeper.model.notifications import NotifyRound
 from hakeeper.model.records import (
     Assignment,
     FencedMark,
@@ -69,13 +65,9 @@ from hakeeper.model.records import (
     MemberRecord,
     NodeFlags,
 )
-from hakeeper.model.roles import RUNNING_ROLES, TargetRole
+from hakeeper.model.roles import TargetRole
 from hakeeper.model.state import (
-    ClusterState,
     FailCount,
-    Instance,
-    NodeState,
-    RuntimeConstraint,
     RuntimeKind,
 )
 from hakeeper.model.timing import TimingProfile
@@ -86,17 +78,21 @@ from hakeeper.runtime.job_records import JobBook
 from hakeeper.runtime.keys import KeySpace
 from hakeeper.runtime.membership import Membership
 from hakeeper.runtime.node_change_log import NodeChangeLog
+from hakeeper.runtime.notify_board import NotifyBoard
 from hakeeper.runtime.observations import Observer
+from hakeeper.runtime.observed import (
+    Observed,
+    attributes_from_kvs,
+    build_observed,
+    status_from_kv,
+)
 from hakeeper.runtime.record_codec import (
     decode_alert_cursor,
     decode_assignment,
-    decode_attribute,
     decode_constraint,
     decode_failcount,
     decode_flags,
     decode_member,
-    decode_notify_round,
-    decode_status,
     decode_store_format,
     decode_target_role,
     encode_alert_cursor,
@@ -106,7 +102,6 @@ from hakeeper.runtime.record_codec import (
     encode_failcount,
     encode_fenced,
     encode_flags,
-    encode_notify_round,
     encode_status,
     encode_store_format,
     encode_target_role,
@@ -118,30 +113,6 @@ from hakeeper.runtime.stored_config import (
     stored_spec,
     stored_text,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Observed:
-    """One consistent read of the key space: the scheduler's snapshot and what produced it."""
-
-    state: ClusterState
-    assignments: Mapping[str, Assignment]
-    statuses: tuple[InstanceStatus, ...]
-    members: frozenset[str]
-    target_roles: Mapping[str, TargetRole]
-    revision: int
-    #: The node attributes in force (`hakeeper.model.attributes.visible`), private ones too.
-    attributes: tuple[NodeAttribute, ...] = ()
-
-    def running_on(self, resource: str) -> list[str]:
-        """The nodes not down whose status shows ``resource`` started or promoted, sorted."""
-        return sorted(
-            s.node
-            for s in self.statuses
-            if s.resource == resource
-            and s.role in RUNNING_ROLES
-            and not self.state.node(s.node).down
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +167,10 @@ class ClusterStore:
     def node_changes(self) -> NodeChangeLog:
         """The one membership change in flight (``hakeeper node add|remove|replace``)."""
         return NodeChangeLog(self._coord, self._keys)
+
+    def notify_board(self) -> NotifyBoard:
+        """Clone notification rounds and their acknowledgements (`hakeeper.runtime.notifier`)."""
+        return NotifyBoard(self._coord, self._keys)
 
     def election(self, node: str) -> ControllerElection:
         return ControllerElection(self._coord, self._keys, node)
@@ -305,7 +280,7 @@ class ClusterStore:
                 members.add(kv.key[len(self._keys.members) :])
             elif kv.key.startswith(self._keys.status):
                 try:
-                    statuses.append(_status(self._keys, kv))
+                    statuses.append(status_from_kv(self._keys, kv))
                 except (ValueError, KeyError, TypeError):
                     continue
         revision = max((kv.mod_revision for kv in kvs), default=0)
@@ -398,38 +373,7 @@ class ClusterStore:
         members = frozenset(
             kv.key[len(self._keys.members) :] for kv in kvs if kv.key.startswith(self._keys.members)
         )
-        return LiveAttributes(_attributes(self._keys, kvs), members)
-
-    # --- clone notifications ------------------------------------------------------------------
-
-    async def post_notification(self, round_: NotifyRound) -> None:
-        key = self._keys.notify_round(round_.resource, round_.id)
-        await self._coord.put(key, encode_notify_round(round_))
-
-    async def notification_acks(self, resource: str, round_id: str) -> frozenset[str]:
-        prefix = self._keys.notify_acks(resource, round_id)
-        return frozenset(kv.key[len(prefix) :] for kv in await self._coord.range(prefix))
-
-    async def ack_notification(self, resource: str, round_id: str, node: str, rc: int) -> None:
-        key = self._keys.notify_acks(resource, round_id) + node
-        await self._coord.put(key, str(rc).encode())
-
-    async def end_notification(self, resource: str, round_id: str) -> None:
-        await self._coord.delete(self._keys.notify_acks(resource, round_id), prefix=True)
-        await self._coord.delete(self._keys.notify_round(resource, round_id))
-
-    async def notifications(self) -> AsyncGenerator[NotifyRound]:
-        """Every round posted from now on (a torn or foreign one is skipped)."""
-        prefix = self._keys.notify_rounds
-        async with contextlib.aclosing(self._coord.watch(prefix)) as events:
-            async for event in events:
-                if event.type != "put":
-                    continue
-                resource, _, round_id = event.kv.key[len(prefix) :].partition("/")
-                try:
-                    yield decode_notify_round(event.kv.value, resource, round_id)
-                except (ValueError, KeyError, TypeError):
-                    continue
+        return LiveAttributes(attributes_from_kvs(self._keys, kvs), members)
 
     # --- members and fenced marks ---------------------------------------------------------------
 
@@ -569,110 +513,3 @@ class ClusterStore:
         except ConfigError as exc:
             return StoredConfigProblem(record.revision, short_reason(exc))
         return None
-
-
-def build_observed(
-    keys: KeySpace, spec: ClusterSpec, kvs: Sequence[KV], now: float, revision: int
-) -> Observed:
-    """The scheduler's snapshot from the raw keys (pure: tests feed it keys directly)."""
-    members: set[str] = set()
-    assignments: dict[str, Assignment] = {}
-    statuses: list[InstanceStatus] = []
-    failcounts: list[FailCount] = []
-    constraints: list[RuntimeConstraint] = []
-    flags: dict[str, NodeFlags] = {}
-    fenced: set[str] = set()
-    roles: dict[str, TargetRole] = {}
-    leaving: set[str] = set()
-    stored_attributes = _attributes(keys, kvs)
-    for kv in kvs:
-        key = kv.key
-        if key.startswith(keys.members):
-            members.add(key[len(keys.members) :])
-        elif key.startswith(keys.assignments):
-            resource = key[len(keys.assignments) :]
-            assignments[resource] = decode_assignment(kv.value, resource, kv.mod_revision)
-        elif key.startswith(keys.status):
-            statuses.append(_status(keys, kv))
-        elif key.startswith(keys.failcounts):
-            node, _, resource = key[len(keys.failcounts) :].partition("/")
-            failcounts.append(decode_failcount(kv.value, resource, node))
-        elif key.startswith(keys.constraints):
-            resource, _, node = key[len(keys.constraints) :].partition("/")
-            constraints.append(RuntimeConstraint(decode_constraint(kv.value), resource, node))
-        elif key.startswith(keys.node_flags):
-            flags[key[len(keys.node_flags) :]] = decode_flags(kv.value)
-        elif key.startswith(keys.fenced_marks):
-            fenced.add(key[len(keys.fenced_marks) :])
-        elif key.startswith(keys.leaving_nodes):
-            leaving.add(key[len(keys.leaving_nodes) :])
-        elif key.startswith(keys.target_roles):
-            roles[key[len(keys.target_roles) :]] = decode_target_role(kv.value)
-
-    # A fenced node's statuses are history until it has re-probed and cleared its mark.
-    live_statuses = [s for s in statuses if s.node not in fenced]
-    for node in leaving:
-        flags[node] = NodeFlags(True, flags.get(node, NodeFlags()).maintenance)
-    nodes = tuple(
-        _node_state(n.name, members, fenced, live_statuses, flags.get(n.name, NodeFlags()))
-        for n in spec.nodes
-    )
-    instances = tuple(
-        Instance(s.resource, s.node, s.role)
-        for s in sorted(live_statuses, key=lambda s: (s.resource, s.node, s.instance))
-        if s.role != "stopped"
-    )
-    attributes = tuple(visible(stored_attributes, members))
-    public = public_by_node(attributes)
-    nodes = tuple(replace(n, attributes=public[n.name]) if n.name in public else n for n in nodes)
-    state = ClusterState(
-        now=now,
-        quorum=True,
-        nodes=nodes,
-        promotion_scores=promotion_scores(attributes),
-        instances=instances,
-        failcounts=tuple(sorted(failcounts, key=lambda f: (f.resource, f.node))),
-        constraints=tuple(sorted(constraints, key=lambda c: (c.resource, c.node))),
-        assignments=tuple(assignments[r] for r in sorted(assignments)),
-    )
-    return Observed(
-        state, assignments, tuple(statuses), frozenset(members), roles, revision, attributes
-    )
-
-
-def _attributes(keys: KeySpace, kvs: Sequence[KV]) -> tuple[NodeAttribute, ...]:
-    """The attributes among ``kvs`` (``attributes/<node>/<lifetime>/<name>``); a torn or
-    foreign one is skipped: an agent's bad write must not stop the scheduler."""
-    found: list[NodeAttribute] = []
-    for kv in kvs:
-        if not kv.key.startswith(keys.attributes):
-            continue
-        node, _, rest = kv.key[len(keys.attributes) :].partition("/")
-        lifetime, _, name = rest.partition("/")
-        try:
-            found.append(decode_attribute(kv.value, node, lifetime, name))
-        except (ValueError, KeyError, TypeError, ConfigError):
-            continue
-    return tuple(found)
-
-
-def _node_state(
-    name: str,
-    members: set[str],
-    fenced: set[str],
-    statuses: Sequence[InstanceStatus],
-    flags: NodeFlags,
-) -> NodeState:
-    if name in members:
-        return NodeState(name, "online", standby=flags.standby, maintenance=flags.maintenance)
-    if name in fenced:
-        return NodeState(name, "lost", fenced=True, standby=flags.standby)
-    runs = any(s.node == name and s.role != "stopped" for s in statuses)
-    return NodeState(name, "lost" if runs else "offline", standby=flags.standby)
-
-
-def _status(keys: KeySpace, kv: KV) -> InstanceStatus:
-    """A status from its key (``status/<node>/<resource>#<instance>``) and value."""
-    node, _, name = kv.key[len(keys.status) :].partition("/")
-    resource, _, instance = name.rpartition("#")
-    return decode_status(kv.value, resource, node, int(instance))

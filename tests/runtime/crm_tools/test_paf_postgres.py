@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from hakeeper.lab.loopback import LoopbackCluster, free_port_on, node_address
-from hakeeper.runtime.store import Observed
+from hakeeper.runtime.observed import Observed
 from tests.conftest import require_binary, require_file
 
 pytestmark = pytest.mark.slow
