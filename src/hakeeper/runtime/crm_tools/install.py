@@ -48,8 +48,12 @@ def install_tools(state_dir: Path, secret_file: Path) -> Path:
         )
         path = where / tool
         temp = path.with_name(f".{tool}.new")
-        temp.write_text(script, encoding="utf-8")
-        os.chmod(temp, 0o700)
+        temp.unlink(missing_ok=True)
+        # Created owner-only and executable at once (O_EXCL, no symlink followed): never a
+        # moment where the file exists with the umask's looser mode.
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o700)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(script)
         temp.replace(path)
     return where
 
