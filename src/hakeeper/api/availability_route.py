@@ -168,7 +168,7 @@ def parse_target(text: str | None) -> float | None:
         raise ConfigError(f"target: cannot read {text!r}; write e.g. 99.95%") from exc
     if not (math.isfinite(value) and 0 < value <= 1):
         raise ConfigError(f"target: {text!r} is not above 0 and at most 100 %; write e.g. 99.95%")
-    return value
+    return round(value, 12)  # 99.9 / 100 is 0.9990000000000001 in binary; say 0.999
 
 
 # --- the figures ------------------------------------------------------------------------------
