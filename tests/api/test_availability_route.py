@@ -3,11 +3,13 @@ each service against the target the caller names, with the failovers in the wind
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 
-from hakeeper.api.availability_route import services_of
+from hakeeper.api import availability_route
+from hakeeper.api.availability_route import AvailabilityReport, services_of, shared, summarize
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.events import (
     Event,
@@ -17,8 +19,11 @@ from hakeeper.model.events import (
     NodeLost,
     ResourceStarted,
 )
+from hakeeper.runtime.node_view import NodeView
+from hakeeper.runtime.observations import Observations
 from hakeeper.runtime.store import ClusterStore
 from tests.api.conftest import Served
+from tests.fakes import LocalCoordinator
 
 HOUR = 3600.0
 #: vip's outage in the history below: n1 is lost, vip starts on n2 a minute later.
@@ -140,3 +145,29 @@ async def test_a_window_or_target_out_of_bounds_is_a_400_naming_it(
 async def test_availability_needs_the_read_role(api: Served) -> None:
     status, _ = await api.call("GET", "/v1/availability")
     assert status == 401
+
+
+async def test_requests_that_arrive_while_it_is_computed_share_one_computation(
+    monkeypatch: pytest.MonkeyPatch, coord: LocalCoordinator, store: ClusterStore, spec: ClusterSpec
+) -> None:
+    view = NodeView("n1", lambda: spec, store, dict, coord, lambda: True, Observations())
+    started, release = asyncio.Event(), asyncio.Event()
+    computed = []
+
+    async def compute(_view: NodeView, window: float, target: float | None) -> AvailabilityReport:
+        computed.append(window)
+        started.set()
+        await release.wait()
+        return summarize([], spec, time.time(), window, target)
+
+    monkeypatch.setattr(availability_route, "_compute", compute)
+    async with asyncio.timeout(10):
+        waiting = [asyncio.create_task(shared(view, HOUR, None)) for _ in range(5)]
+        await started.wait()  # the other four were scheduled before this wakes: all wait now
+        release.set()
+        answers = await asyncio.gather(*waiting)
+        assert computed == [HOUR]
+        assert all(answer is answers[0] for answer in answers)
+        # Once answered it is not kept: the next request counts up to its own now.
+        assert await shared(view, HOUR, None) is not answers[0]
+        assert computed == [HOUR, HOUR]

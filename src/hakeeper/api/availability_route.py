@@ -266,10 +266,47 @@ class _HasView(Protocol):
     def view(self) -> NodeView: ...
 
 
+async def _compute(view: NodeView, window: float, target: float | None) -> AvailabilityReport:
+    async with asyncio.timeout(READ_TIMEOUT):
+        events = await view.store.event_log(view.node).read()
+    # Replaying a long log takes CPU (about 6 ms per thousand events): in a thread, so the
+    # node's loop keeps renewing its lease meanwhile.
+    return await asyncio.to_thread(summarize, events, view.spec(), time.time(), window, target)
+
+
+#: The computations running now, per node view and query. Every open dashboard refetches on
+#: the same failover, the moment lease renewals matter most: they share one computation.
+_running: dict[tuple[int, float, float | None], asyncio.Future[AvailabilityReport]] = {}
+
+
+async def shared(view: NodeView, window: float, target: float | None) -> AvailabilityReport:
+    """The figures, computed once for all the requests that ask while it runs."""
+    key = (id(view), window, target)
+    while (running := _running.get(key)) is not None:
+        try:
+            return await asyncio.shield(running)
+        except asyncio.CancelledError:
+            if not running.cancelled():
+                raise  # this request was cancelled, not the one computing
+    future: asyncio.Future[AvailabilityReport] = asyncio.get_running_loop().create_future()
+    _running[key] = future
+    try:
+        found = await _compute(view, window, target)
+    except asyncio.CancelledError:
+        future.cancel()  # a waiter computes anew
+        raise
+    except Exception as exc:
+        future.set_exception(exc)
+        future.exception()  # its waiters see it; no "never retrieved" warning without them
+        raise
+    finally:
+        del _running[key]
+    future.set_result(found)
+    return found
+
+
 async def availability(ctx: _HasView, request: web.Request, _: None) -> web.StreamResponse:
     window = parse_window(request.query.get("window"))
     target = parse_target(request.query.get("target"))
-    async with asyncio.timeout(READ_TIMEOUT):
-        events = await ctx.view.store.event_log(ctx.view.node).read()
-    found = summarize(events, ctx.view.spec(), time.time(), window, target)
+    found = await shared(ctx.view, window, target)
     return web.json_response(found.model_dump(mode="json"))
