@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -22,7 +23,7 @@ from hakeeper.model.events import (
 from hakeeper.runtime.node_view import NodeView
 from hakeeper.runtime.observations import Observations
 from hakeeper.runtime.store import ClusterStore
-from tests.api.conftest import Served
+from tests.api.conftest import Served, api_section, served
 from tests.fakes import LocalCoordinator
 
 HOUR = 3600.0
@@ -113,6 +114,17 @@ async def test_without_a_target_the_figures_are_measured_and_the_budget_is_empty
     vip = by_name(body)["vip"]
     assert vip["availability"] == pytest.approx(1 - OUTAGE / HOUR, abs=1e-6)
     assert (vip["target"], vip["budget"], vip["verdict"]) == (None, None, "no_target")
+
+
+async def test_without_a_query_target_the_cluster_s_availability_target_is_used(
+    coord: LocalCoordinator, store: ClusterStore, spec: ClusterSpec, logged: None
+) -> None:
+    configured = replace(spec, options=replace(spec.options, availability_target=0.99))
+    async with served(coord, store, configured, api_section()) as api:
+        status, body = await api.call("GET", "/v1/availability?window=1h", token="reader")
+    assert status == 200, body
+    vip = by_name(body)["vip"]
+    assert (vip["target"], vip["verdict"]) == (pytest.approx(0.99), "missed")
 
 
 async def test_an_empty_log_reports_every_service_as_not_observed(api: Served) -> None:

@@ -213,6 +213,17 @@ def test_manual_failback_gives_a_high_default_stickiness() -> None:
     assert spec.options.default_stickiness == MANUAL_FAILBACK_STICKINESS
 
 
+def test_the_availability_target_is_read_as_the_cli_reads_one() -> None:
+    spec = to_spec(parse(minimal(cluster={"availability_target": "99.95%"})))
+    assert spec.options.availability_target == pytest.approx(0.9995)
+
+
+@pytest.mark.parametrize("value", ["0%", "101%", "lots", True])
+def test_an_availability_target_that_is_no_availability_is_refused(value: object) -> None:
+    with pytest.raises(ConfigError, match="availability"):
+        parse(minimal(cluster={"availability_target": value}))
+
+
 def test_fencing_without_devices_or_watchdog_warns() -> None:
     found = warnings(parse(minimal()))
     assert any("no [fencing.devices.*] and no watchdog" in w for w in found)

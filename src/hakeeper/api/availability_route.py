@@ -9,9 +9,9 @@ resource (a primitive outside any group and clone, a group, a clone) is one serv
 the primitives it stands for. A primitive counts as up while its instance runs; a clone's
 while at least one instance runs; a promotable clone's while an instance runs as primary.
 
-Where the target comes from: the cluster file has no targets either (the CLI reads them from
-a services file or ``--target``), so the caller names one with ``?target=99.95%`` — the
-grammar of ``--target``. Without it the figures are measured and the budget is ``null``.
+Where the target comes from: ``?target=99.95%`` (the grammar of ``--target``) when the caller
+names one, else the cluster's ``[cluster] availability_target``. Without either the figures
+are measured and the budget is ``null``.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from pydantic import BaseModel, ConfigDict
 
 from hakeeper.availability import measure
 from hakeeper.availability.services import ResourceRule, ServiceRule, Services
-from hakeeper.availability.units import parse_availability
 from hakeeper.errors import ConfigError
+from hakeeper.model.availability_units import parse_availability
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.durations import DAY, parse_duration
 from hakeeper.model.events import Event, FailoverFinished, FailoverStarted
@@ -307,6 +307,7 @@ async def shared(view: NodeView, window: float, target: float | None) -> Availab
 
 async def availability(ctx: _HasView, request: web.Request, _: None) -> web.StreamResponse:
     window = parse_window(request.query.get("window"))
-    target = parse_target(request.query.get("target"))
+    asked = parse_target(request.query.get("target"))
+    target = asked if asked is not None else ctx.view.spec().options.availability_target
     found = await shared(ctx.view, window, target)
     return web.json_response(found.model_dump(mode="json"))

@@ -7,8 +7,8 @@ const $ = (id) => document.getElementById(id);
 const state = { token: sessionStorage.getItem("hakeeper-token") || "", last: null,
                 nodes: [], failovers: [], reader: null,
                 availability: { running: false, again: false } };
-// The page's own ?window=30d&target=99.9% go to /v1/availability (the cluster file has no
-// targets: the page address names one).
+// The page's own ?window=30d&target=99.9% go to /v1/availability; without ?target= the API
+// uses the cluster's [cluster] availability_target.
 const page = new URLSearchParams(window.location.search);
 
 function el(tag, text, cls) {
@@ -125,7 +125,7 @@ function renderAvailability(a) {
   $("availability-window").textContent = "last " + span(a.window.length)
     + (a.target === null ? "" : ", target " + percent(a.target));
   $("availability-note").textContent = a.target === null
-    ? "No target: open this page as /?target=99.9% to compare each service with one."
+    ? "No target: set availability_target = \"99.95%\" under [cluster], or open this page as /?target=99.9%."
     : "Green: under 75 % of the error budget spent; amber: up to all of it; red: target missed.";
   $("availability").replaceChildren(...a.services.map((s) => {
     const tr = el("tr");

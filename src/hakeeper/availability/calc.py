@@ -26,7 +26,7 @@ crews are unlimited (a repair never waits for another).
   outage, so the group's failure frequency grows by ``Λ_active``.
 
 SLA budget: allowed downtime in a period = ``(1 − target) × period``; with the month as
-365.25/12 days, 99.95 % monthly = 21 min 54 s (see `hakeeper.availability.units`).
+365.25/12 days, 99.95 % monthly = 21 min 54 s (see `hakeeper.model.availability_units`).
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hakeeper.availability.units import PERIODS
 from hakeeper.errors import ConfigError
+from hakeeper.model.availability_units import PERIODS
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from html import escape
 
 from hakeeper.availability.measure import Report, Stats, Timeline
-from hakeeper.availability.units import format_duration, format_percent
+from hakeeper.model.availability_units import format_duration, format_percent
 from hakeeper.model.durations import DAY, HOUR
 
 GREEN, RED, GREY, BLUE, AMBER = "#3a9d5d", "#d64541", "#d5d8dc", "#2e6fb5", "#e49b0f"

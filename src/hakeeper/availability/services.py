@@ -32,9 +32,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hakeeper.availability.units import parse_availability
 from hakeeper.config.loader import read_toml
 from hakeeper.errors import ConfigError
+from hakeeper.model.availability_units import parse_availability
 
 
 @dataclass(frozen=True, slots=True)

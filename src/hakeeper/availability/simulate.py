@@ -32,8 +32,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from hakeeper.availability.units import format_duration
 from hakeeper.errors import ConfigError
+from hakeeper.model.availability_units import format_duration
 from hakeeper.model.durations import YEAR, parse_duration
 
 

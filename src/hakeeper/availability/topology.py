@@ -39,9 +39,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hakeeper.availability import calc
-from hakeeper.availability.units import parse_availability
 from hakeeper.config.loader import read_toml
 from hakeeper.errors import ConfigError
+from hakeeper.model.availability_units import parse_availability
 from hakeeper.model.durations import parse_duration
 
 GroupKind = Literal["series", "parallel", "k-of-n"]

@@ -22,14 +22,14 @@ from rich.table import Table
 from rich.tree import Tree
 
 from hakeeper.availability import calc, measure, report_html, services, simulate, topology
-from hakeeper.availability.units import (
+from hakeeper.errors import ConfigError
+from hakeeper.model.availability_units import (
     PERIODS,
     format_duration,
     format_percent,
     parse_availability,
     parse_sla,
 )
-from hakeeper.errors import ConfigError
 from hakeeper.model.durations import parse_duration
 from hakeeper.model.events import parse_lines
 

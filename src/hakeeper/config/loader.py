@@ -178,6 +178,7 @@ def to_spec(cf: ClusterFile) -> ClusterSpec:
             fencing=c.fencing,
             failback=c.failback,
             stickiness=c.stickiness,
+            availability_target=c.availability_target,
         ),
         nodes=tuple(
             NodeSpec(

@@ -7,6 +7,7 @@ scheduler reads lives in `hakeeper.config.loader.to_spec`.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -21,6 +22,7 @@ from pydantic import (
 
 from hakeeper.config.api_section import ApiSection
 from hakeeper.errors import ConfigError
+from hakeeper.model.availability_units import parse_availability
 from hakeeper.model.cluster import DEFAULT_OP_TIMEOUT
 from hakeeper.model.durations import parse_duration
 from hakeeper.model.roles import RoleFilter, TargetRole
@@ -45,6 +47,19 @@ def _score(value: object) -> int:
         raise ValueError(str(exc)) from None
 
 
+def _availability_target(value: object) -> float:
+    """``"99.95%"``, ``99.95``, ``0.9995`` or ``"4 nines"``; above 0 (0 % is no target)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f'{value!r} is not an availability (use e.g. "99.95%")')
+    try:
+        target = parse_availability(str(value), "availability_target")
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    if not 0 < target <= 1 or math.isnan(target):
+        raise ValueError(f'{value!r} is not above 0 and at most 100 % (use e.g. "99.95%")')
+    return target
+
+
 # Matched with fullmatch: "$" would accept a trailing newline. A unit may start with "-"
 # ("-.mount"): systemctl gets it after "--".
 _AGENT = re.compile(
@@ -64,6 +79,7 @@ def _agent(value: object) -> object:
 Duration = Annotated[float, BeforeValidator(_duration)]
 Score = Annotated[int, BeforeValidator(_score)]
 Agent = Annotated[str, BeforeValidator(_agent)]
+AvailabilityTarget = Annotated[float, BeforeValidator(_availability_target)]
 
 
 class Section(BaseModel):
@@ -77,6 +93,8 @@ class ClusterSection(Section):
     fencing: bool = True
     failback: Literal["auto", "manual"] = "auto"
     stickiness: Score | None = None
+    # The availability every service is measured against (the API and the dashboard).
+    availability_target: AvailabilityTarget | None = None
 
 
 class CoordinationSection(Section):

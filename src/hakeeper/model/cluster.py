@@ -217,6 +217,8 @@ class ClusterOptions:
     fencing: bool = True
     failback: Failback = "auto"
     stickiness: int | None = None
+    #: The fraction every service's availability is measured against (None: no target).
+    availability_target: float | None = None
 
     @property
     def default_stickiness(self) -> int:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from hakeeper.availability.units import (
+from hakeeper.errors import ConfigError
+from hakeeper.model.availability_units import (
     format_duration,
     format_percent,
     parse_availability,
     parse_period,
     parse_sla,
 )
-from hakeeper.errors import ConfigError
 from hakeeper.model.durations import DAY, MONTH, YEAR
 
 
