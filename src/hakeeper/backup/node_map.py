@@ -160,43 +160,45 @@ def _address_params(
 
 
 def _rewrite_address_params(config: str, old: Mapping[str, str], new: Mapping[str, str]) -> str:
-    """``config`` with every resource's node-address params moved from ``old`` to ``new``,
-    set where the file defines them (``[resources.R] params = {...}``, ``[resources.R.params]
-    P = {...}`` or ``[resources.R.params.P]`` keys)."""
+    """``config`` with every resource's node-address params moved from ``old`` to ``new``."""
     raw = tomllib.loads(config).get("resources", {})
-    defined = _defined_keys(config)
-    tables: dict[str, dict[str, str]] = {}
-    wanted: dict[str, dict[str, dict[str, str]]] = {}
     for resource, section in raw.items():
         params = section.get("params") if isinstance(section, dict) else None
-        if not isinstance(params, dict):
-            continue
-        moved = _address_params(params, old, new)
-        if not moved:
-            continue
-        wanted[resource] = moved
-        base = f"resources.{_key(resource)}"
-        for param, addresses in moved.items():
-            if f"{base}.params.{_key(param)}" in defined:
-                tables[f"{base}.params.{_key(param)}"] = {
-                    _key(n): _toml_string(a) for n, a in addresses.items()
-                }
-            elif param in defined.get(f"{base}.params", set()):
-                tables.setdefault(f"{base}.params", {})[_key(param)] = _inline(addresses)
-            elif "params" in defined.get(base, set()):
-                tables.setdefault(base, {})["params"] = _inline(params | moved)
-    if not wanted:
-        return config
+        if isinstance(params, dict):
+            moved = _address_params(params, old, new)
+            if moved:
+                config = set_resource_params(config, resource, moved)
+    return config
+
+
+def set_resource_params(config: str, resource: str, updates: Mapping[str, object]) -> str:
+    """``config`` with params of ``[resources.RESOURCE]`` set to ``updates`` (values as
+    tomllib reads them), where the file defines them: ``params = { ... }`` in the resource's
+    table, keys of ``[resources.R.params]``, or keys of a ``[resources.R.params.P]`` table.
+    The result is read back to prove it; a ConfigError names a form it cannot rewrite."""
+    section = tomllib.loads(config).get("resources", {}).get(resource)
+    if not isinstance(section, dict):
+        raise ConfigError(f"the config has no resource {resource!r}")
+    params = section.get("params", {})
+    defined = _defined_keys(config)
+    base = f"resources.{_key(resource)}"
+    tables: dict[str, dict[str, str]] = {}
+    for param, value in updates.items():
+        nested = f"{base}.params.{_key(param)}"
+        if nested in defined and isinstance(value, Mapping):
+            tables[nested] = {_key(str(k)): _inline(v) for k, v in value.items()}
+        elif f"{base}.params" in defined:
+            tables.setdefault(f"{base}.params", {})[_key(param)] = _inline(value)
+        elif "params" in defined.get(base, set()) or not params:
+            tables.setdefault(base, {})["params"] = _inline(params | dict(updates))
     text = set_table_keys(config, tables) if tables else config
-    raw_after = tomllib.loads(text).get("resources", {})
-    for resource, moved in wanted.items():
-        params = raw_after.get(resource, {}).get("params", {})
-        if any(params.get(p) != addresses for p, addresses in moved.items()):
-            raise ConfigError(
-                f"resource {resource!r} names the nodes' old addresses in params "
-                f"{', '.join(sorted(moved))}, written in a form the node map cannot rewrite: "
-                "write them as one line, params = { ... }, and restore again"
-            )
+    after = tomllib.loads(text).get("resources", {}).get(resource, {}).get("params", {})
+    if any(after.get(p) != v for p, v in updates.items()):
+        raise ConfigError(
+            f"resource {resource!r}: params {', '.join(sorted(updates))} are written in a form "
+            "that cannot be rewritten here: write them as one line, params = { ... }, and run "
+            "this again"
+        )
     return text
 
 
