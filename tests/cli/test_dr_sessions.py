@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 
 import pytest
 
-from hakeeper.cli.dr_sessions import EXPIRY_MARGIN, check_store, sample_snapshot
+from hakeeper.cli.dr import DrillResult
+from hakeeper.cli.dr_sessions import EXPIRY_MARGIN, check_store, failures, sample_snapshot
 from hakeeper.errors import SessionStoreError
 from hakeeper.sessions import entries
 from hakeeper.sessions.client_codec import Value
@@ -115,3 +116,17 @@ async def test_a_store_that_does_not_answer_fails_the_check_with_the_reason() ->
 async def test_a_truncated_snapshot_is_refused(cut: int) -> None:
     with pytest.raises(CorruptEntry, match="announced 50 keys"):
         await sample_snapshot(pieces(snapshot(ITEMS)[:-cut]), seed="s")
+
+
+async def test_a_mismatch_fails_the_drill_and_its_report_names_the_key() -> None:
+    sample = await sample_snapshot(pieces(snapshot(ITEMS)), seed="s")
+    good = await check_store(FakeStore(ITEMS), "a", sample, now=NOW)
+    bad = await check_store(FakeStore({}), "web", sample, now=NOW)
+    reason = failures([good, bad])
+    assert reason.startswith("session store web: key 'k")
+    assert reason.endswith("' is missing from the restored store")
+    assert failures([good]) == ""
+    result = DrillResult("b1", False, 12.0, 60.0, reason, session_checks=(good, bad))
+    lines = "\n".join(result.lines())
+    assert "FAILED: session store web: key 'k" in lines
+    assert "sessions: web: 0 of 50 sampled keys read back equal" in lines

@@ -53,7 +53,13 @@ from hakeeper.cli.backup import (
     run_local,
 )
 from hakeeper.cli.cluster_client import ConfigOption, JsonOption
-from hakeeper.cli.dr_sessions import SessionCheck, SessionReader, check_store, sample_snapshot
+from hakeeper.cli.dr_sessions import (
+    SessionCheck,
+    SessionReader,
+    check_store,
+    failures,
+    sample_snapshot,
+)
 from hakeeper.cli.session_backup import AGENT as SESSIONS_AGENT
 from hakeeper.cli.session_backup import SessionStores
 from hakeeper.config.loader import spec_from_text, to_spec
@@ -280,9 +286,9 @@ async def run_drill(
         return DrillResult(
             backup_id, False, time.monotonic() - started, rpo, str(exc), phases=clock.phases
         )
-    failed = [f"session store {c.store}: {c.mismatch}" for c in checks if not c.ok]
+    failed = failures(checks)
     return DrillResult(
-        backup_id, not failed, rto, rpo, "; ".join(failed), running=running,
+        backup_id, not failed, rto, rpo, failed, running=running,
         sessions=dict(summary.sessions), session_checks=checks, phases=clock.phases,
     )  # fmt: skip
 

@@ -164,3 +164,8 @@ async def check_store(
                 + (" (other bytes)" if len(got.data) == len(item.data) else "")
             )
     return SessionCheck(store, sample.header.keys, len(wanted), equal, skipped, mismatch)
+
+
+def failures(checks: Sequence[SessionCheck]) -> str:
+    """Why the checks fail a drill, naming each store and its first wrong key ("": none)."""
+    return "; ".join(f"session store {c.store}: {c.mismatch}" for c in checks if not c.ok)
