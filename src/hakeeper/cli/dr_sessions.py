@@ -12,6 +12,7 @@ compared, and counted apart.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -31,6 +32,8 @@ EXPIRY_MARGIN = 120.0
 #: A partial entry held between chunks, at most (memcached's largest item is 1 GiB; a
 #: drill refuses a snapshot entry beyond this rather than hold it).
 MAX_ENTRY = 64 << 20
+#: Keys read back per request to the store.
+READ_BATCH = 16
 
 
 class SessionReader(Protocol):
@@ -41,10 +44,21 @@ class SessionReader(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SampledKey:
+    """A key of the snapshot; its value kept as its size and SHA-256 (a sample of items of
+    up to a MiB each would otherwise hold hundreds of MiB)."""
+
     key: bytes
-    data: bytes
+    size: int
+    digest: bytes
     flags: int
     exptime: float  # absolute Unix time; 0: never
+
+    def same(self, value: Value) -> bool:
+        return (
+            value.flags == self.flags
+            and len(value.data) == self.size
+            and hashlib.sha256(value.data).digest() == self.digest
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +127,7 @@ async def sample_snapshot(
             seen += 1
             slot = seen - 1 if seen <= size else rng.randrange(seen)
             if slot < size:
-                item = SampledKey(key, value, flags, exptime)
+                item = SampledKey(key, len(value), hashlib.sha256(value).digest(), flags, exptime)
                 if slot == len(reservoir):
                     reservoir.append(item)
                 else:
@@ -142,28 +156,35 @@ async def check_store(
     until = (time.time() if now is None else now) + EXPIRY_MARGIN
     wanted = [k for k in sample.keys if _comparable(k, sample.flush_at, until)]
     skipped = len(sample.keys) - len(wanted)
-    try:
-        found = await reader.read(store, [k.key for k in wanted])
-    except SessionStoreError as exc:
-        return SessionCheck(
-            store, sample.header.keys, len(wanted), 0, skipped, f"read-back failed: {exc}"
-        )
     equal = 0
     mismatch = ""
-    for item in wanted:
-        got = found.get(item.key)
-        if got is not None and got.data == item.data and got.flags == item.flags:
-            equal += 1
-        elif not mismatch:
-            shown = item.key.decode("utf-8", "backslashreplace")
-            mismatch = (
-                f"key {shown!r} is missing from the restored store"
-                if got is None
-                else f"key {shown!r} reads back {len(got.data)} bytes, flags {got.flags}; the "
-                f"backup holds {len(item.data)} bytes, flags {item.flags}"
-                + (" (other bytes)" if len(got.data) == len(item.data) else "")
+    # In batches: values of up to a MiB each are never all held at once.
+    for start in range(0, len(wanted), READ_BATCH):
+        batch = wanted[start : start + READ_BATCH]
+        try:
+            found = await reader.read(store, [k.key for k in batch])
+        except SessionStoreError as exc:
+            return SessionCheck(
+                store, sample.header.keys, len(wanted), equal, skipped, f"read-back failed: {exc}"
             )
+        for item in batch:
+            got = found.get(item.key)
+            if got is not None and item.same(got):
+                equal += 1
+            elif not mismatch:
+                mismatch = _difference(item, got)
     return SessionCheck(store, sample.header.keys, len(wanted), equal, skipped, mismatch)
+
+
+def _difference(item: SampledKey, got: Value | None) -> str:
+    shown = item.key.decode("utf-8", "backslashreplace")
+    if got is None:
+        return f"key {shown!r} is missing from the restored store"
+    other = " (other bytes)" if len(got.data) == item.size else ""
+    return (
+        f"key {shown!r} reads back {len(got.data)} bytes, flags {got.flags}; the backup "
+        f"holds {item.size} bytes, flags {item.flags}{other}"
+    )
 
 
 def failures(checks: Sequence[SessionCheck]) -> str:
