@@ -130,3 +130,10 @@ async def test_a_mismatch_fails_the_drill_and_its_report_names_the_key() -> None
     lines = "\n".join(result.lines())
     assert "FAILED: session store web: key 'k" in lines
     assert "sessions: web: 0 of 50 sampled keys read back equal" in lines
+
+
+def test_a_store_in_the_backup_that_was_not_reseeded_fails_the_drill() -> None:
+    assert failures([], ["web"]) == (
+        "session store web is in the backup but was not reseeded (the backup's config runs no "
+        "session store)"
+    )

@@ -286,7 +286,7 @@ async def run_drill(
         return DrillResult(
             backup_id, False, time.monotonic() - started, rpo, str(exc), phases=clock.phases
         )
-    failed = failures(checks)
+    failed = failures(checks, summary.sessions_skipped)
     return DrillResult(
         backup_id, not failed, rto, rpo, failed, running=running,
         sessions=dict(summary.sessions), session_checks=checks, phases=clock.phases,

@@ -187,6 +187,13 @@ def _difference(item: SampledKey, got: Value | None) -> str:
     )
 
 
-def failures(checks: Sequence[SessionCheck]) -> str:
-    """Why the checks fail a drill, naming each store and its first wrong key ("": none)."""
-    return "; ".join(f"session store {c.store}: {c.mismatch}" for c in checks if not c.ok)
+def failures(checks: Sequence[SessionCheck], not_reseeded: Sequence[str] = ()) -> str:
+    """Why the session stores fail a drill ("": they pass): each check's first wrong key,
+    each store of the backup the restore did not reseed."""
+    reasons = [f"session store {c.store}: {c.mismatch}" for c in checks if not c.ok]
+    reasons += [
+        f"session store {name} is in the backup but was not reseeded (the backup's config "
+        "runs no session store)"
+        for name in not_reseeded
+    ]
+    return "; ".join(reasons)
