@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -66,7 +65,7 @@ from hakeeper.config.loader import spec_from_text, to_spec
 from hakeeper.config.schema import ClusterFile
 from hakeeper.errors import ConfigError, HakeeperError
 from hakeeper.lab.cluster_secret import lab_secret_file
-from hakeeper.lab.processes import free_port
+from hakeeper.lab.loopback import free_port_on
 from hakeeper.lab.scratch import ScratchCluster, loopback_nodes
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.events import DrillFinished, Event
@@ -87,9 +86,6 @@ class DrillSessions(SessionReseeder, SessionReader, Protocol):
 
 
 SessionsOf = Callable[[ClusterSpec], DrillSessions | None]
-
-#: The drill's steps, in order, as its report and ``--json`` name them.
-PHASES = ("read backup", "quorum", "restore", "resources", "session read-back")
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,22 +164,13 @@ def scratch_config(config: str, backup_id: str, work_dir: Path) -> str:
 
 
 def _free_port(addresses: list[str], taken: set[int]) -> int:
-    """A port free on ``addresses`` and not in ``taken`` (which it joins)."""
+    """A port free on every one of ``addresses`` and not in ``taken`` (which it joins)."""
     for _ in range(50):
-        port = free_port(addresses[0])
-        if port not in taken and all(_bindable(a, port) for a in addresses[1:]):
+        port = free_port_on(addresses)
+        if port not in taken:
             taken.add(port)
             return port
-    raise OSError(f"no port free on all of {addresses}")
-
-
-def _bindable(address: str, port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind((address, port))
-        except OSError:
-            return False
-    return True
+    raise OSError(f"no port free on all of {addresses} besides {sorted(taken)}")
 
 
 async def _until_quorum(store: ClusterStore) -> None:
