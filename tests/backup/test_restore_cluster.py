@@ -56,7 +56,8 @@ PRESET = 300
 
 def sessions_resource() -> str:
     """A session store on the three lab nodes, proving the cluster's own secret."""
-    port, peer_port = free_port("127.0.0.11"), free_port("127.0.0.11")
+    port = free_port("127.0.0.11")
+    peer_port = next(p for p in (free_port("127.0.0.11") for _ in range(20)) if p != port)
     return f"""
 [resources.store]
 agent = "sessions"
