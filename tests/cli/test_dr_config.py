@@ -50,3 +50,20 @@ def test_the_scratch_config_keeps_the_drill_off_the_real_machines(tmp_path: Path
     assert cf.backup is not None
     assert cf.backup.store == str(tmp_path / "backups")
     assert cf.backup.schedule == cf.backup.drill == 3650 * 86400
+
+
+def test_a_session_store_runs_on_loopback_on_free_ports_with_the_scratch_secret(
+    tmp_path: Path,
+) -> None:
+    store = (
+        '[resources.store]\nagent = "sessions"\nparams = { port = 11311, '
+        'secret_file = "/etc/hakeeper/secret", nodes = { db1 = "10.0.0.1", db2 = "10.0.0.2" } }\n'
+    )
+    production = PRODUCTION.replace("[backup]", store + "\n[backup]")
+    cf = file_from_text(scratch_config(production, "b1", tmp_path), "scratch")
+    params = cf.resources["store"].params
+    assert params["nodes"] == {"db1": "127.0.0.11", "db2": "127.0.0.12"}
+    ports = {params["port"], params["peer_port"], cf.nodes["db1"].raft_port}
+    assert len(ports) == 3
+    assert 11311 not in ports
+    assert params["secret_file"] == str(tmp_path.resolve() / "secret")

@@ -4,9 +4,9 @@
 and cluster; every object's every chunk, size and SHA-256), decodes the cluster's records and
 rewrites the node addresses of the config; it writes nothing, so a corrupted, truncated,
 foreign, wrongly keyed or newer-format backup fails here, with the error naming the problem,
-and changes nothing. `apply_restore` then refuses a live cluster unless forced, seeds the
-key space through the cluster store in guarded transactions, and reseeds each session store
-through the seam at the epoch the backup recorded.
+and changes nothing. `apply_restore` then refuses a live cluster unless forced, reseeds each
+session store through the seam at the epoch the backup recorded, and seeds the key space
+through the cluster store in guarded transactions.
 """
 
 from __future__ import annotations
@@ -188,7 +188,9 @@ async def apply_restore(
     runtime = plan.records.runtime
     kept = {n: m for n, m in runtime.fenced.items() if n not in members}
     records = replace(plan.records, runtime=replace(runtime, fenced=kept))
-    await keeper.seed(records, config_base=base, replace=force)
+    # The session stores first, while the cluster still runs its config alone: the restored
+    # flags and bans would move a store's primary (a standby node) in the middle of its
+    # reseed. A reseed holds on a majority before it returns, so a later move keeps it.
     reseeded: dict[str, int] = {}
     skipped: list[str] = []
     for name in plan.session_stores:
@@ -198,6 +200,7 @@ async def apply_restore(
         object_name = f"{SESSION_PREFIX}{name}"
         epoch = manifest.epoch_of(object_name) or 0
         reseeded[name] = await reseeder.reseed(name, epoch, plan.reader.read_object(object_name))
+    await keeper.seed(records, config_base=base, replace=force)
     return RestoreSummary(
         backup_id=manifest.backup_id,
         cluster=manifest.cluster.describe(),

@@ -10,7 +10,7 @@ import typer
 from hakeeper.api.server import api_face
 from hakeeper.backup.scheduled import ScheduledBackup
 from hakeeper.cli.backup import session_seam
-from hakeeper.cli.dr import ScheduledDrill
+from hakeeper.cli.dr import ScheduledDrill, drill_sessions
 from hakeeper.cli.logs import setup_logging
 from hakeeper.cli.plugins import RESOURCE_AGENTS
 from hakeeper.config.loader import load, load_spec
@@ -50,7 +50,7 @@ def agent(
         # Only the controller runs these, once per period for the whole cluster.
         jobs = (
             ScheduledBackup(sessions=lambda spec: session_seam(spec)[0]),
-            ScheduledDrill(reseeders=lambda spec: session_seam(spec)[1]),
+            ScheduledDrill(sessions=drill_sessions),
         )
         faces = api_face(load(config).api, node, api_listen)
         run_daemon(

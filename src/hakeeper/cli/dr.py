@@ -4,11 +4,14 @@ The drill reads and checks the whole backup, rewrites its config for this machin
 loopback with a free port, the scratch cluster's own secret, fencing and the watchdog off so
 that nothing touches the real machines), starts one real agent per node on fresh state
 directories, restores the run-time state (and the session stores, through the seam), and
-waits until the cluster has quorum and its resources run as the restored state says. It
-reports the RTO (from the start of the restore until the service answers) and the RPO (the
-age of the backup's data when the restore began), as a ``drill.finished`` event in the
-cluster's log (which ``hakeeper availability report`` shows) and on screen. The backup's
-resources run on this machine during the drill: run it on a host meant for it.
+waits until the cluster has quorum and its resources run as the restored state says; then
+it reads a sample of each session store's keys from the backup's snapshot and gets them from
+the restored store (`dr_sessions`): a key missing or different fails the drill, named. It
+reports the RTO (from the start of the restore until the service answers), the RPO (the age
+of the backup's data when the restore began) and how long each step took, as a
+``drill.finished`` event in the cluster's log (which ``hakeeper availability report`` shows)
+and on screen. The backup's resources run on this machine during the drill: run it on a
+host meant for it.
 """
 
 from __future__ import annotations
@@ -18,19 +21,25 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import typer
 from rich.console import Console
 
 from hakeeper.backup.manifest import Trust
-from hakeeper.backup.node_map import NodeTarget, rewrite_node_addresses, set_table_keys
-from hakeeper.backup.restore import apply_restore, prepare_restore
+from hakeeper.backup.node_map import (
+    NodeTarget,
+    rewrite_node_addresses,
+    set_resource_params,
+    set_table_keys,
+)
+from hakeeper.backup.restore import RestorePlan, apply_restore, prepare_restore
 from hakeeper.backup.scheduled import stored_file, stored_settings
-from hakeeper.backup.session_seam import SessionReseeder
+from hakeeper.backup.session_seam import SessionReseeder, session_object
 from hakeeper.backup.settings import BackupSettings
 from hakeeper.backup.store import BackupStore
 from hakeeper.cli import cluster_client as cc
@@ -41,13 +50,22 @@ from hakeeper.cli.backup import (
     load_settings,
     resolve_id,
     run_local,
-    session_seam,
 )
 from hakeeper.cli.cluster_client import ConfigOption, JsonOption
+from hakeeper.cli.dr_sessions import (
+    SessionCheck,
+    SessionReader,
+    check_store,
+    failures,
+    sample_snapshot,
+)
+from hakeeper.cli.session_backup import AGENT as SESSIONS_AGENT
+from hakeeper.cli.session_backup import SessionStores
 from hakeeper.config.loader import spec_from_text, to_spec
 from hakeeper.config.schema import ClusterFile
 from hakeeper.errors import ConfigError, HakeeperError
 from hakeeper.lab.cluster_secret import lab_secret_file
+from hakeeper.lab.loopback import free_port_on
 from hakeeper.lab.scratch import ScratchCluster, loopback_nodes
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.events import DrillFinished, Event
@@ -62,7 +80,12 @@ console = Console(soft_wrap=True, highlight=False, markup=False)
 DRILL_TIMEOUT = 300.0
 POLL = 0.5
 
-Reseeders = Callable[[ClusterSpec], SessionReseeder | None]
+
+class DrillSessions(SessionReseeder, SessionReader, Protocol):
+    """The session stores of the scratch cluster: reseeded, then read back."""
+
+
+SessionsOf = Callable[[ClusterSpec], DrillSessions | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +97,8 @@ class DrillResult:
     reason: str = ""
     running: dict[str, list[str]] = field(default_factory=dict)
     sessions: dict[str, int] = field(default_factory=dict)
+    session_checks: tuple[SessionCheck, ...] = ()
+    phases: dict[str, float] = field(default_factory=dict)  # step → seconds (those done)
 
     def event(self, ts: float) -> DrillFinished:
         return DrillFinished(
@@ -90,6 +115,10 @@ class DrillResult:
             lines.append(f"  running: {resource} on {', '.join(nodes) or 'nothing'}")
         for store, keys in sorted(self.sessions.items()):
             lines.append(f"  sessions: {store}: {keys} keys reseeded")
+        lines.extend(check.line() for check in self.session_checks)
+        if self.phases:
+            took = ", ".join(f"{phase} {secs:.1f} s" for phase, secs in self.phases.items())
+            lines.append(f"  took: {took}")
         return tuple(lines)
 
 
@@ -119,7 +148,36 @@ def scratch_config(config: str, backup_id: str, work_dir: Path) -> str:
     for primitive in spec.primitives:
         if primitive.agent == "vip":
             safety[f"resources.{primitive.id}"] = {"target_role": '"stopped"'}
-    return set_table_keys(config, safety, add_missing=True)
+    config = set_table_keys(config, safety, add_missing=True)
+    # A session store's nodes moved to loopback with the nodes (`rewrite_node_addresses`);
+    # its ports become free ones (the real store may run on this host) and it proves the
+    # scratch secret, not the real cluster's.
+    taken = {port}
+    for primitive in spec.primitives:
+        if primitive.agent == SESSIONS_AGENT:
+            ports = [_free_port(list(addresses.values()), taken) for _ in range(2)]
+            updates: dict[str, object] = {"port": ports[0], "peer_port": ports[1]}
+            if "secret_file" in primitive.params:
+                updates["secret_file"] = str(secret_file)
+            config = set_resource_params(config, primitive.id, updates)
+    return config
+
+
+def _free_port(addresses: list[str], taken: set[int]) -> int:
+    """A port free on every one of ``addresses`` and not in ``taken`` (which it joins)."""
+    for _ in range(50):
+        port = free_port_on(addresses)
+        if port not in taken:
+            taken.add(port)
+            return port
+    raise OSError(f"no port free on all of {addresses} besides {sorted(taken)}")
+
+
+async def _until_quorum(store: ClusterStore) -> None:
+    while True:
+        if await store.has_quorum():
+            return
+        await asyncio.sleep(POLL)
 
 
 async def _until_serving(store: ClusterStore, spec: ClusterSpec) -> dict[str, list[str]]:
@@ -136,43 +194,89 @@ async def _until_serving(store: ClusterStore, spec: ClusterSpec) -> dict[str, li
         await asyncio.sleep(POLL)
 
 
+class _Clock:
+    """How long each step of a drill took, the steps done so far."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.phases[name] = round(time.monotonic() - started, 3)
+
+
+async def _check_sessions(
+    plan: RestorePlan, sessions: DrillSessions | None
+) -> tuple[SessionCheck, ...]:
+    """A sample of each restored store's keys, as the backup's snapshot holds them, read back."""
+    if sessions is None:
+        return ()
+    checks = []
+    for name in plan.session_stores:
+        chunks = plan.reader.read_object(session_object(name))
+        sample = await sample_snapshot(chunks, seed=f"{plan.manifest.backup_id}/{name}")
+        checks.append(await check_store(sessions, name, sample))
+    return tuple(checks)
+
+
 async def run_drill(
     backups: BackupStore,
     backup_id: str,
     trust: Trust,
     work_dir: Path,
     *,
-    reseeders: Reseeders | None = None,
+    sessions_of: SessionsOf | None = None,
     timeout: float = DRILL_TIMEOUT,
 ) -> DrillResult:
     """Restore ``backup_id`` into a scratch cluster under ``work_dir`` and measure; the
     scratch cluster is stopped before this returns, whatever happened."""
     started, began = time.monotonic(), time.time()
     rpo = 0.0
+    clock = _Clock()
     try:
         async with asyncio.timeout(timeout):
-            plan = await prepare_restore(backups, backup_id, trust, cluster_name=None, node_map={})
-            rpo = began - plan.manifest.created_at.timestamp()
-            config = scratch_config(plan.records.config or "", backup_id, work_dir)
-            plan = replace(plan, records=replace(plan.records, config=config))
+            with clock.phase("read backup"):
+                plan = await prepare_restore(
+                    backups, backup_id, trust, cluster_name=None, node_map={}
+                )
+                rpo = began - plan.manifest.created_at.timestamp()
+                config = scratch_config(plan.records.config or "", backup_id, work_dir)
+                plan = replace(plan, records=replace(plan.records, config=config))
             scratch = ScratchCluster(work_dir, config)
             try:
-                scratch.start()
-                store = await scratch.store()
-                reseeder = reseeders(scratch.spec) if reseeders is not None else None
-                summary = await apply_restore(plan, store, reseeder=reseeder, force=False)
-                running = await _until_serving(store, scratch.spec)
+                with clock.phase("quorum"):
+                    scratch.start()
+                    store = await scratch.store()
+                    await _until_quorum(store)
+                sessions = sessions_of(scratch.spec) if sessions_of is not None else None
+                with clock.phase("restore"):
+                    summary = await apply_restore(plan, store, reseeder=sessions, force=False)
+                with clock.phase("resources"):
+                    running = await _until_serving(store, scratch.spec)
+                rto = time.monotonic() - started
+                with clock.phase("session read-back"):
+                    checks = await _check_sessions(plan, sessions)
             finally:
                 await scratch.close()
     except TimeoutError:
         reason = f"the service did not answer within {timeout:g} s"
-        return DrillResult(backup_id, False, time.monotonic() - started, rpo, reason)
-    except (HakeeperError, OSError) as exc:
-        # A drill that fails is a result to report (and an event), not a crash.
-        return DrillResult(backup_id, False, time.monotonic() - started, rpo, str(exc))
+        return DrillResult(
+            backup_id, False, time.monotonic() - started, rpo, reason, phases=clock.phases
+        )
+    except (HakeeperError, OSError, ValueError) as exc:
+        # A drill that fails is a result to report (and an event), not a crash; ValueError:
+        # a session snapshot that does not decode.
+        return DrillResult(
+            backup_id, False, time.monotonic() - started, rpo, str(exc), phases=clock.phases
+        )
+    failed = failures(checks, summary.sessions_skipped)
     return DrillResult(
-        backup_id, True, time.monotonic() - started, rpo,
-        running=running, sessions=dict(summary.sessions),
+        backup_id, not failed, rto, rpo, failed, running=running,
+        sessions=dict(summary.sessions), session_checks=checks, phases=clock.phases,
     )  # fmt: skip
 
 
@@ -181,8 +285,8 @@ class ScheduledDrill:
 
     name = "drill"
 
-    def __init__(self, reseeders: Reseeders | None = None) -> None:
-        self._reseeders = reseeders
+    def __init__(self, sessions: SessionsOf | None = None) -> None:
+        self._sessions = sessions
 
     async def period(self, store: ClusterStore) -> float | None:
         cf = await stored_file(store)
@@ -193,29 +297,31 @@ class ScheduledDrill:
         if cf is None or cf.backup is None:
             raise ConfigError("the stored config has no [backup] section any more")
         settings = await stored_settings(cf)
-        result = await drill_in_temp(settings, "latest", self._reseeders)
+        result = await drill_in_temp(settings, "latest", self._sessions)
         if not result.ok:
             raise HakeeperError(f"drill of backup {result.backup_id} failed: {result.reason}")
         return result.event(time.time())
 
 
 async def drill_in_temp(
-    settings: BackupSettings, backup: str, reseeders: Reseeders | None, keep: Path | None = None
+    settings: BackupSettings, backup: str, sessions_of: SessionsOf | None, keep: Path | None = None
 ) -> DrillResult:
     """A drill in a fresh temporary directory (removed afterwards), or in ``keep``."""
     backup_id = await resolve_id(settings, backup)
     work = keep or Path(tempfile.mkdtemp(prefix="hakeeper-drill-"))
     try:
         return await run_drill(
-            settings.store, backup_id, settings.trust(), work, reseeders=reseeders
+            settings.store, backup_id, settings.trust(), work, sessions_of=sessions_of
         )
     finally:
         if keep is None:
             await asyncio.to_thread(shutil.rmtree, work, ignore_errors=True)
 
 
-def _reseeders(spec: ClusterSpec) -> SessionReseeder | None:
-    return session_seam(spec)[1]
+def drill_sessions(spec: ClusterSpec) -> DrillSessions | None:
+    """The scratch cluster's session stores (none: its config runs none)."""
+    stores = SessionStores(spec)
+    return stores if stores.store_names() else None
 
 
 @app.command()
@@ -241,7 +347,7 @@ def drill(
             raise ConfigError(f"--work-dir {work_dir} exists: name a new directory")
         if not as_json:
             console.print("restoring into a scratch cluster on this machine …")
-        result = await drill_in_temp(loaded.settings, backup, _reseeders, work_dir)
+        result = await drill_in_temp(loaded.settings, backup, drill_sessions, work_dir)
         logged = "not written (--no-event)" if no_event else await _log(loaded.file, result)
         if as_json:
             typer.echo(json.dumps(asdict(result) | {"event": logged}, indent=1))

@@ -6,12 +6,13 @@ does (their peer ports from ``params``, the cluster secret from ``[coordination]
 secret_file`` or ``params.secret_file``, peer TLS when configured), finds the primary of the
 highest epoch, and uses `hakeeper.sessions.snapshot_transfer` there. It offers what backup's
 session seam asks for (``store_names``, ``snapshot``, ``reseed``) without importing it: the
-backup and the sessions packages are siblings, composed here.
+backup and the sessions packages are siblings, composed here; and ``read``, with which a
+restore drill reads keys back.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
 from hakeeper.agents.factory import AgentContext
@@ -19,6 +20,7 @@ from hakeeper.errors import ConfigError
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.sessions.agent import SessionsAgent
 from hakeeper.sessions.client import SessionClient
+from hakeeper.sessions.client_codec import Value
 from hakeeper.sessions.snapshot import DEFAULT_CHUNK
 from hakeeper.sessions.snapshot_transfer import (
     StoreSnapshotStream,
@@ -90,6 +92,11 @@ class SessionStores:
             chunk_bytes=self.chunk_bytes,
         )
         return result.keys
+
+    async def read(self, store: str, keys: Sequence[bytes]) -> Mapping[bytes, Value | None]:
+        """Each key's value on the store's primary, read on its peer port (None: absent)."""
+        async with await self._primary_client(store) as client:
+            return {key: await client.get(key) for key in keys}
 
     def _agent(self, store: str) -> SessionsAgent:
         agent = self._agents.get(store)
