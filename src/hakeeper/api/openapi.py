@@ -60,6 +60,11 @@ def _operation(route: Route) -> dict[str, Any]:
             {"name": "since", "in": "query", "required": False,
              "schema": {"type": "integer", "minimum": 0}}
         )  # fmt: skip
+    if route.path == "/v1/plan":
+        parameters.append(
+            {"name": "what_if", "in": "query", "required": False,
+             "schema": {"type": "array", "items": {"type": "string"}}, "explode": True}
+        )  # fmt: skip
     if parameters:
         operation["parameters"] = parameters
     if route.body is not None:

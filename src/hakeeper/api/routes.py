@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hakeeper.api import actions, config_actions, targets
+from hakeeper.api import actions, config_actions, plan_route, targets
 from hakeeper.api.access import Principal
 from hakeeper.api.bodies import (
     MAX_CONFIG,
@@ -410,6 +410,7 @@ ROUTES: tuple[Route, ...] = (
         stream=True,
     ),
     Route("GET", "/v1/failovers", "read", "Failover history with durations", failovers),
+    Route("GET", "/v1/plan", "read", "The scheduler's dry run (?what_if=Q)", plan_route.plan),
     Route("GET", "/metrics", "read", "Prometheus metrics (docs/metrics.md)", metrics),
     Route("GET", "/health", None, "200 while this node is a member", health, health=True),
     Route("GET", "/controller", None, "200 on the controller", controller, health=True),
