@@ -97,7 +97,11 @@ async def prepare_text(
     store = targets.store_of(coord, current)
     stored = await store.config_record()
     base_text, base_name = (
-        (stored.raw.decode(), "stored config") if stored else (current_text, "current")
+        # A stored config that is not UTF-8 is shown as best it can be: applying a good
+        # one over it is how it is repaired.
+        (stored.raw.decode("utf-8", "replace"), "stored config")
+        if stored
+        else (current_text, "current")
     )
     # A fence password written inline (hakeeper check warns about it) is never shown.
     devices = current.fence_devices + new.fence_devices
