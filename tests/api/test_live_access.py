@@ -111,3 +111,17 @@ async def test_a_new_role_takes_effect_without_restart(node: Node, config_file: 
                 break
             assert status == 403
             await asyncio.sleep(0.1)
+
+
+async def test_config_plan_names_the_tokens_an_apply_adds_and_revokes(
+    node: Node, config_file: Path
+) -> None:
+    text = await asyncio.to_thread(config_file.read_text)
+    new = text + tokens_toml(newbie="read", admin="operate")
+    status, body = await node.api.call("POST", "/v1/config/plan", token="admin", body={"text": new})
+    assert status == 200, body
+    [note] = [n for n in body["notes"] if n.startswith("API tokens")]
+    assert "added newbie" in note
+    assert "revoked reader" in note
+    assert "changed admin" in note
+    assert "sha256" not in note

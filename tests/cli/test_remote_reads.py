@@ -191,3 +191,16 @@ async def test_plan_through_the_api_refuses_a_local_file(api: Served, config_fil
     result = await cli(api, "plan", str(config_file), token="reader")
     assert result.exit_code == 2
     assert "leave out the cluster file" in result.output
+
+
+async def test_status_plan_through_the_api_is_the_local_status_plan(
+    api: Served, store: ClusterStore, config_file: Path, use_local: None
+) -> None:
+    await runs(store, "vip", "n2")
+    through = await cli(api, "status", "--plan", token="reader")
+    here = await asyncio.to_thread(
+        runner.invoke, app, ["status", "--plan", "--config", str(config_file)]
+    )
+    assert through.exit_code == here.exit_code
+    assert through.stdout == here.stdout
+    assert "vip" in here.stdout

@@ -4,6 +4,7 @@ attack fails, the server still answers, and a normal request afterwards succeeds
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote
@@ -116,11 +117,17 @@ async def test_a_stored_config_that_does_not_load_never_empties_the_token_table(
     store: ClusterStore,
     config_file: Path,
     stored: bytes,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     api, adopted = following
+    caplog.set_level(logging.ERROR, logger=live_access.__name__)
     await coord.put(KEYS.config, stored)
     adopted.append(load_spec(config_file))  # a config in force changed: the API re-reads
-    await asyncio.sleep(live_access.CHECK_EVERY * 5)
+    async with asyncio.timeout(WAIT):
+        while True:  # until the API has read the stored config and refused it
+            if "event=api_access_kept" in caplog.text:
+                break
+            await asyncio.sleep(0.05)
     assert (await api.call("GET", "/v1/nodes", token="reader"))[0] == 200
     assert (await api.call("GET", "/v1/nodes", token="operator"))[0] == 401
     await still_reads_and_applies(api, store, config_file)

@@ -28,7 +28,7 @@ from rich.text import Text
 from hakeeper.cli import cluster_client as cc
 from hakeeper.cli import remote
 from hakeeper.cli.cluster_client import ConfigOption, JsonOption
-from hakeeper.cli.plan import print_transition
+from hakeeper.cli.plan import print_transition, print_transition_doc
 from hakeeper.coord.base import Coordinator
 from hakeeper.errors import CoordError, HakeeperError, Unreachable
 from hakeeper.model.cluster import ClusterSpec
@@ -237,10 +237,8 @@ def status(
 
 
 def _remote_status(api: remote.Remote, *, as_json: bool, plan: bool) -> None:
-    """``status`` through the API: the same document, rendered the same way."""
-    if plan:
-        typer.echo("hakeeper status: --plan does not work through --url", err=True)
-        raise typer.Exit(2)
+    """``status`` through the API: the same document, rendered the same way (``--plan``:
+    the transition the document carries, as `print_live_plan` prints it)."""
     try:
         doc = remote.answer(api, remote.Call("GET", "/v1/status"))
     except HakeeperError as exc:
@@ -248,6 +246,8 @@ def _remote_status(api: remote.Remote, *, as_json: bool, plan: bool) -> None:
         raise typer.Exit(2) from exc
     if as_json:
         typer.echo(json.dumps(doc, indent=2))
+    elif plan and doc["quorum"]:
+        print_transition_doc(doc["transition"])
     else:
         console.print(render(remote.report_of(doc)))
     raise typer.Exit(doc["exit_code"])
