@@ -1,7 +1,9 @@
 """The dashboard in a real headless Chromium (Debian's, driven through Debian's chromedriver
 by Selenium: nothing is downloaded) on a live 3-node loopback cluster: after the token is
 typed the page shows nodes and resources; a node is killed and the page, fed only by the
-event stream, shows the node lost and the resource running elsewhere within seconds."""
+event stream, shows the node lost and the resource running elsewhere within seconds, and
+its availability panel, fetched again on that failover, counts it; at a phone's width the
+panel still fits."""
 
 from __future__ import annotations
 
@@ -38,6 +40,10 @@ ops.monitor = { interval = "1s", timeout = "10s" }
 SHOWN_WITHIN = 30.0
 #: Set to a path to also save the screenshot there (docs/dashboard.png for the README).
 SCREENSHOT_ENV = "HAKEEPER_DASHBOARD_SCREENSHOT"
+#: The page's own query, passed on to /v1/availability.
+PAGE_QUERY = "?target=99.9%25&window=1h"
+#: A phone's CSS width (an iPhone 12-15).
+PHONE_WIDTH = 390
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -79,7 +85,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chro
 
 def _shown(driver: webdriver.Chrome) -> dict[str, str]:
     """What the page shows now, read in one script (the stream replaces rows at any time):
-    ``node:<name>`` → its state, ``resource:<id>`` → where it runs."""
+    ``node:<name>`` → its state, ``resource:<id>`` → where it runs, ``availability:<service>``
+    → its verdict and failover count."""
     shown: dict[str, str] = driver.execute_script(
         """
         const out = {};
@@ -87,6 +94,8 @@ def _shown(driver: webdriver.Chrome) -> dict[str, str]:
           out['node:' + r.dataset.node] = r.dataset.state;
         for (const r of document.querySelectorAll('#resources tr[data-resource]'))
           out['resource:' + r.dataset.resource] = r.dataset.running;
+        for (const r of document.querySelectorAll('#availability tr[data-service]'))
+          out['availability:' + r.dataset.service] = r.dataset.verdict + ' ' + r.dataset.failovers;
         return out;
         """
     )
@@ -111,6 +120,21 @@ def _state(driver: webdriver.Chrome, node: str) -> str:
     return _shown(driver).get(f"node:{node}", "")
 
 
+def _failovers_counted(driver: webdriver.Chrome, service: str) -> int:
+    verdict_and_count = _shown(driver).get(f"availability:{service}", "")
+    return int(verdict_and_count.split(" ")[-1]) if verdict_and_count else -1
+
+
+def _fits(driver: webdriver.Chrome, element_id: str) -> bool:
+    """The element needs no sideways scrolling."""
+    fits: bool = driver.execute_script(
+        "const e = document.getElementById(arguments[0]).closest('section');"
+        "return e.scrollWidth <= e.clientWidth && e.getBoundingClientRect().right <= innerWidth;",
+        element_id,
+    )
+    return fits
+
+
 async def test_the_page_shows_a_failover_after_a_node_is_killed(
     cluster: LoopbackCluster, browser: webdriver.Chrome, tmp_path: Path
 ) -> None:
@@ -120,13 +144,14 @@ async def test_the_page_shows_a_failover_after_a_node_is_killed(
     port: int = cluster.api_port  # type: ignore[attr-defined]
     # The daemon serves its API beside its resources: a resource may run before it listens.
     await until_listening(cluster.address[viewer], port, 60.0)
-    url = f"http://{cluster.address[viewer]}:{port}/"
+    url = f"http://{cluster.address[viewer]}:{port}/{PAGE_QUERY}"
 
     def sign_in() -> None:
         browser.get(url)
         browser.find_element(By.ID, "token").send_keys(TOKEN)
         browser.find_element(By.CSS_SELECTOR, "#login button").click()
         _until(browser, "the page shows web", 30, lambda d: holder in _running(d, "web"))
+        _until(browser, "the availability of web", 30, lambda d: _failovers_counted(d, "web") == 0)
 
     await asyncio.to_thread(sign_in)
     assert _state(browser, holder) == "online"
@@ -141,7 +166,13 @@ async def test_the_page_shows_a_failover_after_a_node_is_killed(
             return _state(d, holder) != "online" and any(f"{n} started" in shown for n in others)
 
         _until(browser, "the page shows the failover", SHOWN_WITHIN, moved)
-        return time.monotonic() - killed
+        shown = time.monotonic() - killed
+
+        def counted(d: webdriver.Chrome) -> bool:
+            return _failovers_counted(d, "web") == 1
+
+        _until(browser, "the availability panel counts the failover", SHOWN_WITHIN, counted)
+        return shown
 
     took = await asyncio.to_thread(failover_shown)
     shot = tmp_path / "dashboard.png"
@@ -150,3 +181,7 @@ async def test_the_page_shows_a_failover_after_a_node_is_killed(
         browser.save_screenshot(os.environ[SCREENSHOT_ENV])
     print(f"failover shown {took:.1f} s after the kill; screenshot {shot}")
     assert took < SHOWN_WITHIN
+    browser.set_window_size(PHONE_WIDTH, 844)
+    assert await asyncio.to_thread(_fits, browser, "availability")
+    browser.execute_script("document.getElementById('availability').scrollIntoView()")
+    assert browser.save_screenshot(str(tmp_path / "dashboard-phone.png"))

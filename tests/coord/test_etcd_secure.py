@@ -316,10 +316,10 @@ async def test_a_client_certificate_renewed_on_disk_is_used_without_a_restart(
         )
         try:
             await coord.put("/renew", b"1")
-            # A certificate etcd does not trust, so its use shows; the restart drops the
-            # pooled connection, so the next request makes a new handshake.
+            # A certificate etcd does not trust, so its use shows. No etcd restart: the
+            # connection pooled with the first pair must not carry requests after the renewal
+            # (it did, and a renewal etcd refuses stayed hidden until etcd's next restart).
             install(foreign_ca.client("untrusted"), cert, key)
-            await lab.restart(lab.names[0])
             await until_get(coord, "/renew", failing_with="refused the client certificate")
 
             install(lab.issue_client_certificate("renewed"), cert, key)

@@ -324,6 +324,20 @@ async def test_a_new_controller_reports_a_node_the_log_last_saw_join_as_lost() -
     assert [e.node for e in events if isinstance(e, NodeLost)] == ["n1"]
 
 
+async def test_a_new_controller_times_a_failover_from_the_loss_an_earlier_one_recorded() -> None:
+    # The controller that wrote n1's loss was deposed before vip had moved.
+    observations = Observations()
+    c = await two_nodes_one_lost(observations)
+    log = EventLog(c.coord, KEYS, "n2")
+    await log.append(NodeJoined(ts=time.time() - 10, node="n1"))
+    await log.append(NodeLost(ts=time.time() - 2, node="n1"))
+    async with Nodes(c, ["n2"]).answering():
+        await c.cycle()
+    events = await EventLog(c.coord, KEYS, "test").read()
+    [finished] = [e for e in events if isinstance(e, FailoverFinished)]
+    assert finished.duration >= 2.0
+
+
 async def test_a_new_controller_does_not_report_a_loss_the_log_already_holds() -> None:
     c = await two_nodes_one_lost()
     log = EventLog(c.coord, KEYS, "n2")

@@ -183,8 +183,9 @@ async def test_a_service_ignoring_sigterm_is_killed_before_the_lease_can_expire(
     executor = executor_for(tmp_path, coord, membership, spec=spec)
     running = asyncio.create_task(executor.run())
     try:
-        for _ in range(200):
-            if executor.local:
+        # The start returns once the shell runs, which may be before it wrote its pid.
+        for _ in range(400):
+            if executor.local and pid_file.exists() and pid_file.read_text().strip():
                 break
             await asyncio.sleep(0.05)
         pid = int(pid_file.read_text())

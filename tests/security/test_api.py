@@ -156,3 +156,20 @@ async def test_streams_beyond_max_streams_are_refused(target: Served, store: Clu
             assert response.status == 200
             response.close()
     await still_serves_and_acts(target, store)
+
+
+async def test_hostile_availability_queries_are_refused_without_a_server_error(
+    target: Served, store: ClusterStore
+) -> None:
+    # A float overflow, a not-a-number, a window beyond any float, and a flood of text.
+    for query in (
+        "target=-400%20nines",
+        "target=nan%25",
+        "window=1e308d",
+        "window=" + "9" * 1_000 + "d",
+    ):
+        status, body = await target.call("GET", f"/v1/availability?{query}", token="reader")
+        assert status == 400, (query, body)
+    status, body = await target.call("GET", "/v1/availability?target=99.9%25", token="reader")
+    assert status == 200, body
+    await still_serves_and_acts(target, store)

@@ -372,7 +372,10 @@ class ProcessAgent:
         if running is None:
             self._forget()
             return make_result("stop", OcfRc.SUCCESS, started=started, resource=self.instance)
-        term_wait = min(self.config.stop_timeout, req.timeout * 0.75)
+        # SIGTERM gets at most half the bound: under a self-fence the bound is the lease's
+        # margin (0.2 s on the fast profile), and the other half is what the SIGKILL needs
+        # to land and the group to be reaped on a loaded machine before the lease can expire.
+        term_wait = min(self.config.stop_timeout, req.timeout / 2)
         left = await self._terminate(
             running.pid, deadline=started + req.timeout, term_wait=term_wait
         )

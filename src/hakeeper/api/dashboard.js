@@ -5,7 +5,11 @@
 
 const $ = (id) => document.getElementById(id);
 const state = { token: sessionStorage.getItem("hakeeper-token") || "", last: null,
-                nodes: [], failovers: [], reader: null };
+                nodes: [], failovers: [], reader: null,
+                availability: { running: false, again: false } };
+// The page's own ?window=30d&target=99.9% go to /v1/availability (the cluster file has no
+// targets: the page address names one).
+const page = new URLSearchParams(window.location.search);
 
 function el(tag, text, cls) {
   const node = document.createElement(tag);
@@ -104,7 +108,64 @@ function describe(e) {
     .join(" ");
 }
 
-function addEvent(e) {
+function percent(a) {
+  return a === null ? "—" : (a * 100).toFixed(a >= 0.9999 ? 4 : 3) + " %";
+}
+
+function span(seconds) {
+  const s = Math.abs(seconds);
+  const text = s < 10 ? s.toFixed(1) + " s" : s < 120 ? s.toFixed(0) + " s" : s < 7200 ? (s / 60).toFixed(0) + " min"
+    : s < 172800 ? (s / 3600).toFixed(1) + " h" : (s / 86400).toFixed(1) + " d";
+  return (seconds < 0 ? "−" : "") + text;
+}
+
+const VERDICT = { met: "ok", at_risk: "warn", missed: "bad" };
+
+function renderAvailability(a) {
+  $("availability-window").textContent = "last " + span(a.window.length)
+    + (a.target === null ? "" : ", target " + percent(a.target));
+  $("availability-note").textContent = a.target === null
+    ? "No target: open this page as /?target=99.9% to compare each service with one."
+    : "Green: under 75 % of the error budget spent; amber: up to all of it; red: target missed.";
+  $("availability").replaceChildren(...a.services.map((s) => {
+    const tr = el("tr");
+    tr.dataset.service = s.name;
+    tr.dataset.verdict = s.verdict;
+    tr.dataset.failovers = String(s.failovers.count);
+    tr.append(el("td", s.name + (s.up_now === false ? " (down)" : "")));
+    const shown = el("td");
+    shown.append(el("span", percent(s.availability), "badge " + (VERDICT[s.verdict] || "dim")));
+    const failovers = el("td", s.failovers.count);
+    if (s.failovers.max !== null) failovers.append(el("div", "max " + span(s.failovers.max), "dim"));
+    tr.append(shown, el("td", s.budget_left === null ? "—" : span(s.budget_left)), failovers);
+    return tr;
+  }));
+}
+
+// Fetched once after the log is loaded and again on each failover the stream shows: one
+// request at a time, and at most one more queued however many events arrive meanwhile.
+async function refreshAvailability() {
+  const a = state.availability;
+  if (a.running) { a.again = true; return; }
+  a.running = true;
+  try {
+    do {
+      a.again = false;
+      const query = new URLSearchParams();
+      for (const key of ["window", "target"]) if (page.get(key)) query.set(key, page.get(key));
+      const response = await fetch("/v1/availability?" + query, { headers: headers() });
+      const body = await response.json().catch(() => ({ error: response.statusText }));
+      if (response.ok) renderAvailability(body);
+      else $("availability-note").textContent = "availability: " + response.status + ": " + body.error;
+    } while (a.again);
+  } catch (err) {
+    $("availability-note").textContent = "availability: " + String(err.message || err);
+  } finally {
+    a.running = false;
+  }
+}
+
+function addEvent(e, live) {
   const li = el("li");
   li.dataset.kind = e.kind;
   const bad = /failed|lost|fenced/.test(e.kind);
@@ -113,6 +174,7 @@ function addEvent(e) {
   $("timeline").prepend(li);
   while ($("timeline").children.length > 200) $("timeline").lastChild.remove();
   if (e.kind === "failover.finished") addFailover(e);
+  if (live && e.kind.startsWith("failover.")) refreshAvailability();
 }
 
 function addFailover(f) {
@@ -129,8 +191,9 @@ async function load() {
   const body = await response.json();
   $("timeline").replaceChildren();
   $("failovers").replaceChildren();
-  for (const e of body.events.slice(-200)) addEvent(e);
+  for (const e of body.events.slice(-200)) addEvent(e, false);
   state.last = body.revision;
+  refreshAvailability();
 }
 
 // Server-sent events over fetch (EventSource cannot send an Authorization header).
@@ -163,7 +226,7 @@ async function follow() {
       if (fields.event === "status") renderStatus(data);
       else if (fields.event === "event") {
         state.last = Number(fields.id);
-        addEvent(data);
+        addEvent(data, true);
       }
     }
   }

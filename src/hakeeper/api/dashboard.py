@@ -1,8 +1,10 @@
 """The dashboard: one static page (`dashboard.html` and its `dashboard.js`, no build step)
 served at ``/``.
 
-It holds no data: it reads ``/v1/status``, ``/v1/events`` and ``/v1/failovers`` and follows
-``/v1/events/stream`` with the token the operator types (kept in the tab's sessionStorage).
+It holds no data: it reads ``/v1/status``, ``/v1/events`` and ``/v1/availability`` (again
+on each failover the stream shows; the page's own ``?window=`` and ``?target=`` are passed on)
+and follows ``/v1/events/stream`` with the token the operator types (kept in the tab's
+sessionStorage).
 """
 
 from __future__ import annotations

@@ -23,6 +23,20 @@ from hakeeper.runtime.node_view import NodeView
 MAX_QUESTIONS = 16
 MAX_QUESTION = 256
 PLAN_TIMEOUT = 15.0
+#: The route's query, as the OpenAPI document describes it.
+QUERY_PARAMETERS: list[dict[str, object]] = [
+    {
+        "name": "what_if",
+        "in": "query",
+        "required": False,
+        "schema": {
+            "type": "array",
+            "maxItems": MAX_QUESTIONS,
+            "items": {"type": "string", "maxLength": MAX_QUESTION},
+        },
+        "explode": True,
+    }
+]
 
 
 class HasView(Protocol):

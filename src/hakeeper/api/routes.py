@@ -19,6 +19,7 @@ from aiohttp import web
 
 from hakeeper.api import actions, config_actions, plan_route, targets
 from hakeeper.api.access import Principal
+from hakeeper.api.availability_route import availability
 from hakeeper.api.bodies import (
     MAX_CONFIG,
     Body,
@@ -411,6 +412,7 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("GET", "/v1/failovers", "read", "Failover history with durations", failovers),
     Route("GET", "/v1/plan", "read", "The scheduler's dry run (?what_if=Q)", plan_route.plan),
+    Route("GET", "/v1/availability", "read", "Services' availability and budget", availability),
     Route("GET", "/metrics", "read", "Prometheus metrics (docs/metrics.md)", metrics),
     Route("GET", "/health", None, "200 while this node is a member", health, health=True),
     Route("GET", "/controller", None, "200 on the controller", controller, health=True),

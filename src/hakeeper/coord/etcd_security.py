@@ -170,20 +170,24 @@ class EtcdSecurity:
 
 
 class CertificateReloader:
-    """Keeps a live context's client certificate in step with its files, so a renewed
-    certificate is used from the next TLS handshake on, without a restart.
+    """Keeps the client certificate in step with its files, so a renewed certificate is used
+    from the next request on, without a restart.
 
-    The files are looked at (two ``stat`` calls) at most every `RECHECK` seconds. A new pair
-    is first loaded into a scratch context: a pair caught half-written, with a key that does
-    not match yet, or with a key others can read, leaves the old one in use and is named in
-    ``problem`` until the files are mended.
+    The files are looked at (two ``stat`` calls) at most every `RECHECK` seconds. A changed
+    pair is loaded into a new context, which becomes `context`: aiohttp pools connections per
+    TLS context, so no connection made with the previous pair is reused by a new request and
+    a renewal etcd does not trust shows at once, not weeks later when etcd restarts. (Idle
+    connections of the old context close after the pool's keep-alive; a watch on one lasts
+    until it reconnects.) A pair caught half-written, with a key that does not match yet, or
+    with a key others can read, leaves the old context in use and is named in ``problem``
+    until the files are mended.
     """
 
     RECHECK = 1.0
 
     def __init__(self, security: EtcdSecurity, context: ssl.SSLContext) -> None:
         self._security = security
-        self._context = context
+        self.context = context
         self._stamp = self._read_stamp()
         self._next_check = time.monotonic() + self.RECHECK
         self.problem: str | None = None
@@ -196,22 +200,23 @@ class CertificateReloader:
             return None
         return tuple(v for st in stats for v in (st.st_ino, st.st_size, st.st_mtime_ns))
 
-    def refresh(self) -> None:
+    def refresh(self) -> ssl.SSLContext:
+        """The context for the next request, rebuilt first if the files changed."""
         now = time.monotonic()
         if now < self._next_check:
-            return
+            return self.context
         self._next_check = now + self.RECHECK
         stamp = self._read_stamp()
         if stamp is None or stamp == self._stamp:
-            return
+            return self.context
         self._stamp = stamp
         try:
-            self._security.load_client_certificate(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
-            self._security.load_client_certificate(self._context)
+            self.context = self._security.ssl_context()
         except ConfigError as exc:
             self.problem = f"{exc} (the previous certificate stays in use)"
         else:
             self.problem = None
+        return self.context
 
 
 def _check_key_mode(path: Path) -> None:

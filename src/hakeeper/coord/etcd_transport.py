@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
@@ -154,6 +155,13 @@ class EtcdTransport:
         """Why a renewed client certificate on disk is not in use (None when all is well)."""
         return self._certificate.problem if self._certificate is not None else None
 
+    def _request_ssl(self) -> ssl.SSLContext | bool:
+        """The TLS context for the next request (the renewed one once the files changed);
+        True, aiohttp's default, for plain http endpoints."""
+        if self._certificate is not None:
+            return self._certificate.refresh()
+        return self._ssl if self._ssl is not None else True
+
     def headers(self) -> dict[str, str]:
         if self._token is None:
             return LEADER_HEADER
@@ -187,8 +195,6 @@ class EtcdTransport:
         self, endpoint: str, path: str, payload: Json, *, stream: bool, token: bool = True
     ) -> Json:
         timeout = aiohttp.ClientTimeout(total=self._request_timeout)
-        if self._certificate is not None:
-            self._certificate.refresh()
         try:
             url = endpoint + await self.api_prefix(endpoint) + path
             async with self._require_session().post(
@@ -196,6 +202,7 @@ class EtcdTransport:
                 json=payload,
                 headers=self.headers() if token else LEADER_HEADER,
                 timeout=timeout,
+                ssl=self._request_ssl(),
             ) as response:
                 if stream:
                     raw = await response.content.readline()
@@ -224,13 +231,15 @@ class EtcdTransport:
         the request and never answers, and a watch must move on from it, not wait forever.
         """
         timeout = aiohttp.ClientTimeout(total=None, connect=self._request_timeout, sock_read=None)
-        if self._certificate is not None:
-            self._certificate.refresh()
         try:
             url = endpoint + await self.api_prefix(endpoint) + path
             async with asyncio.timeout(self._request_timeout):
                 return await self._require_session().post(
-                    url, json=payload, headers=self.headers(), timeout=timeout
+                    url,
+                    json=payload,
+                    headers=self.headers(),
+                    timeout=timeout,
+                    ssl=self._request_ssl(),
                 )
         except TRANSPORT_ERRORS as exc:
             raise self._failed(endpoint, exc, maybe_sent=True) from exc
@@ -241,7 +250,7 @@ class EtcdTransport:
             timeout = aiohttp.ClientTimeout(total=self._request_timeout)
             try:
                 async with self._require_session().get(
-                    endpoint + "/version", timeout=timeout
+                    endpoint + "/version", timeout=timeout, ssl=self._request_ssl()
                 ) as response:
                     doc: Any = json.loads(await _read_bounded(response, 64 * 1024))
             except TRANSPORT_ERRORS as exc:

@@ -171,7 +171,14 @@ class Controller:
         members = observed.members
         previous, self._members = self._members, members
         if previous is None:
-            previous = members | await self._last_seen_members()
+            seen, lost_at = await self._membership_history()
+            previous = members | seen
+            # A loss an earlier controller recorded counts from then, not from this first
+            # look: a controller deposed mid-failover would otherwise report its end as ~0 s.
+            wall, now_mono = self._wall(), self._clock()
+            for node, ts in lost_at.items():
+                if node not in members:
+                    self._lost_since[node] = now_mono - max(0.0, wall - ts)
         now = self._wall()
         for node in sorted(members - previous):
             self._lost_since.pop(node, None)
@@ -184,8 +191,9 @@ class Controller:
                 reason = "suspected_and_fenced"  # `hakeeper.runtime.suspicion` removed it
             await self._emit(NodeLost(ts=now, node=node, reason=reason))
 
-    async def _last_seen_members(self) -> frozenset[str]:
-        """The nodes the event log last saw join, for a controller's first look.
+    async def _membership_history(self) -> tuple[frozenset[str], dict[str, float]]:
+        """From the event log, for a controller's first look: the nodes it last saw join,
+        and when it last saw each other node lost (wall clock).
 
         A controller that died with a node (often the node it ran on) wrote no `NodeLost`
         for it: its successor reports the loss from the log, so the event log, the alerts
@@ -195,12 +203,14 @@ class Controller:
             events = await self._events.read()
         except CoordError as exc:
             log.warning("event=event_log_read_failed error=%r", str(exc))
-            return frozenset()
-        joined: dict[str, bool] = {}
+            return frozenset(), {}
+        last: dict[str, NodeJoined | NodeLost] = {}
         for event in events:
             if isinstance(event, NodeJoined | NodeLost):
-                joined[event.node] = isinstance(event, NodeJoined)
-        return frozenset(node for node, present in joined.items() if present)
+                last[event.node] = event
+        joined = frozenset(node for node, e in last.items() if isinstance(e, NodeJoined))
+        lost_at = {node: e.ts for node, e in last.items() if isinstance(e, NodeLost)}
+        return joined, lost_at
 
     def _log_decisions(self, decisions: Sequence[Decision]) -> None:
         current = set(decisions)
