@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from io import StringIO
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from hakeeper.cli import remote
 from hakeeper.cli.events import follow_remote_events
 from hakeeper.cli.main import app
 from hakeeper.cli.status import watch_remote_status
+from hakeeper.errors import Unreachable
 from hakeeper.model.events import Event, NodeJoined, NodeLost, ResourceStarted, to_dict
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.store import ClusterStore
@@ -92,8 +93,27 @@ async def test_a_refused_follow_ends_with_the_api_words(api: Served) -> None:
         await follow_remote_events(remote.Remote(api.url, "z" * 43), 0, print, limit=1)
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
 @contextlib.asynccontextmanager
-async def flaky_stream(asked: list[str | None]) -> AsyncIterator[str]:
+async def fake_stream(stream: Handler) -> AsyncIterator[str]:
+    """A server whose ``/v1/events/stream`` is ``stream``: how a stalling or hostile node
+    answers the CLI."""
+    app = web.Application()
+    app.router.add_get("/v1/events/stream", stream)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        await until_listening("127.0.0.1", port, WAIT)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def flaky_stream(asked: list[str | None]) -> contextlib.AbstractAsyncContextManager[str]:
     """An event stream that sends event 5 then goes silent (first connection), then sends
     events 5 (again) and 6 (second): what a node that stalls and comes back does."""
 
@@ -107,17 +127,7 @@ async def flaky_stream(asked: list[str | None]) -> AsyncIterator[str]:
         await asyncio.sleep(WAIT)  # silent: the client's read deadline ends it
         return response
 
-    app = web.Application()
-    app.router.add_get("/v1/events/stream", stream)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        await until_listening("127.0.0.1", port, WAIT)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    return fake_stream(stream)
 
 
 async def test_a_silent_stream_is_reopened_from_the_last_revision_seen(
@@ -133,6 +143,33 @@ async def test_a_silent_stream_is_reopened_from_the_last_revision_seen(
         )
     assert asked == ["4", "5"]
     assert [e.ts for e in seen] == [5.0, 6.0]  # event 5 once, although sent twice
+
+
+async def read_all(api: remote.Remote) -> None:
+    async with contextlib.aclosing(remote.stream_messages(api, 0)) as messages:
+        async for _ in messages:
+            pass
+
+
+async def test_an_endless_event_from_a_hostile_node_is_cut_at_the_bound(
+    monkeypatch: pytest.MonkeyPatch, api: Served
+) -> None:
+    monkeypatch.setattr(remote, "MAX_MESSAGE", 64 * 1024)
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b"data: ")
+        for _ in range(1024):  # 16 MiB at most, never a line end
+            await response.write(b"x" * 16384)
+        return response
+
+    async with fake_stream(endless) as url:
+        with pytest.raises(Unreachable, match="larger than"):
+            await read_all(remote.Remote(url, None))
+    # The CLI goes on: the real API's stream still delivers.
+    out = Console(file=StringIO(), width=160)
+    assert await asyncio.wait_for(watch_remote_status(as_reader(api), out, frames=1), WAIT) < 2
 
 
 async def test_status_watch_through_the_api_draws_the_cluster(
