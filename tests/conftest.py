@@ -38,6 +38,8 @@ SYSTEM_PROGRAMS: dict[str, str] = {
     "/usr/lib/ocf/resource.d/heartbeat/Stateful": "resource-agents",
     "/usr/share/pacemaker/alerts/alert_file.sh.sample": "pacemaker-common",
     "/usr/share/pacemaker/alerts/alert_snmp.sh.sample": "pacemaker-common",
+    "/usr/share/pacemaker/alerts/alert_smtp.sh.sample": "pacemaker-common",
+    "msmtp": "msmtp",
     "systemd-analyze": "systemd",
     "/usr/lib/ocf/resource.d/heartbeat/pgsqlms": "resource-agents-paf",
     "/usr/lib/postgresql/15/bin/initdb": "postgresql-15",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -83,6 +83,16 @@ class Served:
                 return response.status, text
 
 
+async def until_answered(api: Served, token: str, status: int, timeout: float) -> None:
+    """Until a read of ``/v1/nodes`` with ``token`` answers ``status`` (a change of the
+    token table took effect); TimeoutError after ``timeout``."""
+    async with asyncio.timeout(timeout):
+        while True:
+            if (await api.call("GET", "/v1/nodes", token=token))[0] == status:
+                return
+            await asyncio.sleep(0.1)
+
+
 async def until_listening(host: str, port: int, timeout: float) -> None:
     """Until a server accepts connections on ``host:port`` (TimeoutError after ``timeout``)."""
     async with asyncio.timeout(timeout):
@@ -96,13 +106,24 @@ async def until_listening(host: str, port: int, timeout: float) -> None:
 
 @contextlib.asynccontextmanager
 async def served(
-    coord: LocalCoordinator, store: ClusterStore, spec: ClusterSpec, api: ApiSection
+    coord: LocalCoordinator,
+    store: ClusterStore,
+    spec: ClusterSpec,
+    api: ApiSection,
+    spec_now: Callable[[], ClusterSpec] | None = None,
 ) -> AsyncIterator[Served]:
+    """``spec_now``: the config in force as the daemon would change it (default: ``spec``)."""
     port = free_port()
     scheme = "https" if api.tls_cert_file else "http"
     box = Served(f"{scheme}://127.0.0.1:{port}", port)
     view = NodeView(
-        "n1", lambda: spec, store, lambda: box.local, coord, lambda: box.member, Observations()
+        "n1",
+        spec_now or (lambda: spec),
+        store,
+        lambda: box.local,
+        coord,
+        lambda: box.member,
+        Observations(),
     )
     task = asyncio.create_task(serve(view, api, f"127.0.0.1:{port}"))
     try:

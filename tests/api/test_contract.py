@@ -208,3 +208,36 @@ async def test_schemathesis_finds_no_server_error_in_the_served_document(live: L
         return tried
 
     assert await asyncio.to_thread(fuzz) == len([r for r in ROUTES if not r.health]) - 1
+
+
+async def test_a_token_applied_or_revoked_takes_effect_on_every_node_without_restart(
+    live: Live,
+) -> None:
+    """``config apply`` through the API adds a token, then revokes it: every node's API
+    honours each change within seconds, and no agent restarts. Last in the module: it
+    changes the stored config (back to the start's tokens at the end)."""
+    pids = {n: live.cluster.pid(n) for n in live.cluster.names}
+    start = await asyncio.to_thread(live.cluster.config_path.read_text)
+    newbie = "n" * 43
+    added = start + f'newbie = {{ hash = "{token_digest(newbie)}", role = "read" }}\n'
+    TOKENS["newbie"] = newbie
+
+    async def every_node_answers(status: int) -> None:
+        deadline = time.monotonic() + WAIT
+        while True:
+            answers = [(await live.call(n, "GET", "/v1/nodes", "newbie"))[0] for n in pids]
+            if set(answers) == {status}:
+                return
+            assert time.monotonic() < deadline, f"newbie answered {answers}, not all {status}"
+            await asyncio.sleep(0.3)
+
+    try:
+        for text, expected in ((added, 200), (start, 401)):
+            status, body = await live.call(
+                "n1", "POST", "/v1/config/apply", "admin", {"text": text}
+            )
+            assert status == 200, body
+            await every_node_answers(expected)
+    finally:
+        del TOKENS["newbie"]
+    assert {n: live.cluster.pid(n) for n in pids} == pids

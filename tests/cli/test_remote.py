@@ -5,35 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
-from typer.testing import CliRunner, Result
 
 from hakeeper.balancer.api_token import write_token_file
 from hakeeper.cli.main import app
-from hakeeper.model.cluster import ClusterSpec
 from hakeeper.runtime.store import ClusterStore
-from tests.api.conftest import TOKENS, Served, api_section, served
-from tests.cli.conftest import CLUSTER_TOML, KEYS, online
+from tests.api.conftest import TOKENS, Served
+from tests.cli.conftest import CLUSTER_TOML, KEYS
+from tests.cli.remote_support import api as api
+from tests.cli.remote_support import back_to_local as back_to_local
+from tests.cli.remote_support import cli, runner
 from tests.fakes import LocalCoordinator
-
-runner = CliRunner()
-
-
-@pytest.fixture
-async def api(
-    coord: LocalCoordinator, store: ClusterStore, spec: ClusterSpec
-) -> AsyncIterator[Served]:
-    await online(coord, "n1", "n2", "n3")
-    async with served(coord, store, spec, api_section()) as box:
-        yield box
-
-
-async def cli(api: Served, *words: str, token: str | None = "operator") -> Result:
-    env = {"HAKEEPER_TOKEN": TOKENS[token]} if token else {"HAKEEPER_TOKEN": ""}
-    return await asyncio.to_thread(runner.invoke, app, ["--url", api.url, *words], env=env)
 
 
 async def test_status_json_through_the_api_is_the_api_document(api: Served) -> None:
@@ -77,7 +59,7 @@ async def test_without_a_token_the_api_refusal_is_shown_and_nothing_changes(
 
 
 async def test_a_command_the_api_does_not_offer_says_so(api: Served) -> None:
-    result = await cli(api, "events")
+    result = await cli(api, "upgrade")
     assert result.exit_code == 2
     assert "--url" in result.output
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from hakeeper.api import targets
 from hakeeper.config import parse, to_spec, warnings
+from hakeeper.config.loader import file_from_text
 from hakeeper.coord.base import Coordinator
 from hakeeper.errors import ConfigError
 from hakeeper.fencing.device import redact
@@ -97,7 +98,11 @@ async def prepare_text(
     store = targets.store_of(coord, current)
     stored = await store.config_record()
     base_text, base_name = (
-        (stored.raw.decode(), "stored config") if stored else (current_text, "current")
+        # A stored config that is not UTF-8 is shown as best it can be: applying a good
+        # one over it is how it is repaired.
+        (stored.raw.decode("utf-8", "replace"), "stored config")
+        if stored
+        else (current_text, "current")
     )
     # A fence password written inline (hakeeper check warns about it) is never shown.
     devices = current.fence_devices + new.fence_devices
@@ -107,6 +112,7 @@ async def prepare_text(
             base_text.splitlines(), text.splitlines(), base_name, source, lineterm=""
         )
     )
+    notes = [*notes, *_token_changes(base_text, text)]
     snapshot = await observe_cluster(store, new, now)
     state = snapshot.observed.state
     for question in what_ifs:
@@ -114,6 +120,30 @@ async def prepare_text(
     tr = schedule(snapshot.spec, state)
     base_revision = stored.revision if stored else 0
     return ApplyPlan(source, text, new, diff, base_revision, tr, tuple(notes))
+
+
+def _token_changes(before: str, after: str) -> list[str]:
+    """What applying ``after`` does to the API's tokens (`hakeeper.api.live_access`: every
+    node honours it within seconds), by name; nothing when ``before`` does not load."""
+    try:
+        old = file_from_text(before, "config in force").api.tokens
+        new = file_from_text(after, "new config").api.tokens
+    except ConfigError:
+        return []
+    added = sorted(set(new) - set(old))
+    revoked = sorted(set(old) - set(new))
+    changed = sorted(n for n in set(old) & set(new) if old[n] != new[n])
+    parts = [
+        f"{what} {', '.join(names)}"
+        for what, names in (("added", added), ("revoked", revoked), ("changed", changed))
+        if names
+    ]
+    if not parts:
+        return []
+    note = f"API tokens {'; '.join(parts)}: every node's API follows within seconds"
+    if old and not new:
+        note += "; with no [api.tokens] left, no token is accepted (keep the [api] section)"
+    return [note]
 
 
 def _redacted(line: str, devices: tuple[FenceDevice, ...]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from hakeeper.api import availability_route
+from hakeeper.api import availability_route, plan_route
 from hakeeper.api.routes import Route
 
 _PARAM = re.compile(r"\{(\w+)\}")
@@ -61,6 +61,8 @@ def _operation(route: Route) -> dict[str, Any]:
             {"name": "since", "in": "query", "required": False,
              "schema": {"type": "integer", "minimum": 0}}
         )  # fmt: skip
+    if route.path == "/v1/plan":
+        parameters.extend(plan_route.QUERY_PARAMETERS)
     if route.path == "/v1/availability":
         parameters.extend(availability_route.QUERY_PARAMETERS)
     if parameters:

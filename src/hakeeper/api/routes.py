@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hakeeper.api import actions, config_actions, targets
+from hakeeper.api import actions, config_actions, plan_route, targets
 from hakeeper.api.access import Principal
 from hakeeper.api.availability_route import availability
 from hakeeper.api.bodies import (
@@ -411,6 +411,7 @@ ROUTES: tuple[Route, ...] = (
         stream=True,
     ),
     Route("GET", "/v1/failovers", "read", "Failover history with durations", failovers),
+    Route("GET", "/v1/plan", "read", "The scheduler's dry run (?what_if=Q)", plan_route.plan),
     Route("GET", "/v1/availability", "read", "Services' availability and budget", availability),
     Route("GET", "/metrics", "read", "Prometheus metrics (docs/metrics.md)", metrics),
     Route("GET", "/health", None, "200 while this node is a member", health, health=True),

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from hakeeper.api import access
 from hakeeper.api.dashboard import dashboard_page, dashboard_script
 from hakeeper.api.listener import HEAD_TIMEOUT, listen
+from hakeeper.api.live_access import LiveAccess
 from hakeeper.api.metrics import MetricsEndpoint
 from hakeeper.api.openapi import document
 from hakeeper.api.routes import PRINCIPAL, ROUTES, Context, Route
@@ -136,12 +137,21 @@ def _wrap(ctx: Context, route: Route, listen_host: str) -> Any:
     return handler
 
 
+#: The follower of the config's access keys, for `serve` to run (`hakeeper.api.live_access`).
+LIVE_ACCESS = web.AppKey("live_access", LiveAccess)
+
+
 def make_app(view: NodeView, api: ApiSection, listen_host: str) -> tuple[web.Application, Hub]:
     hub = Hub(view, api.max_streams)
     ctx = Context(
         view, api, hub, MetricsEndpoint(view.store, view.spec, view.node, view.observations)
     )
+
+    def adopt(section: ApiSection) -> None:
+        ctx.api = section  # every request identifies its caller against ctx.api
+
     app = web.Application(client_max_size=MAX_BODY)
+    app[LIVE_ACCESS] = LiveAccess(view, api, adopt)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, _wrap(ctx, route, listen_host))
     spec_doc = document(ROUTES)
@@ -150,7 +160,7 @@ def make_app(view: NodeView, api: ApiSection, listen_host: str) -> tuple[web.App
         return web.json_response(spec_doc)
 
     async def page(request: web.Request) -> web.Response:
-        refusal = _screen_origin(request, api, listen_host)
+        refusal = _screen_origin(request, ctx.api, listen_host)
         if refusal is not None:
             return web.json_response({"error": refusal}, status=403)
         return dashboard_page()
@@ -193,7 +203,9 @@ async def serve(view: NodeView, api: ApiSection, listen_at: str) -> None:
         view.node, bound[0], bound[1], tls is not None,
     )  # fmt: skip
     try:
-        await hub.run()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(hub.run(), name="api-stream")
+            tasks.create_task(app[LIVE_ACCESS].run(), name="api-access")
     finally:
         hub.close()
         server.close()

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from hakeeper.api.access import new_token, token_line
+from hakeeper.api.hints import DEFAULT_CONFIG
 from hakeeper.balancer.api_token import write_token_file
 from hakeeper.config.api_section import API_ROLES, ApiRole
 from hakeeper.errors import ConfigError
@@ -59,5 +61,8 @@ def create(
         typer.echo(f"token (shown once; keep it in a 0600 file): {token}")
     else:
         typer.echo(f"token written to {file} (mode 0600)")
-    typer.echo("paste under [api.tokens] in the cluster file, then restart the agents:")
+    typer.echo(
+        "paste under [api.tokens] in the cluster file, then apply it (every node's API "
+        f"honours it within seconds): hakeeper config apply {shlex.quote(str(DEFAULT_CONFIG))}"
+    )
     typer.echo(line)

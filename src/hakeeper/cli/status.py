@@ -15,7 +15,8 @@ import asyncio
 import contextlib
 import json
 import time
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console, Group, RenderableType
@@ -27,9 +28,9 @@ from rich.text import Text
 from hakeeper.cli import cluster_client as cc
 from hakeeper.cli import remote
 from hakeeper.cli.cluster_client import ConfigOption, JsonOption
-from hakeeper.cli.plan import print_transition
+from hakeeper.cli.plan import print_transition, print_transition_doc
 from hakeeper.coord.base import Coordinator
-from hakeeper.errors import CoordError, HakeeperError
+from hakeeper.errors import CoordError, HakeeperError, Unreachable
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.runtime.status_report import WHY, StatusReport, collect_status
 from hakeeper.runtime.store import ClusterStore
@@ -151,6 +152,50 @@ async def watch_status(
     return code
 
 
+async def watch_remote_status(
+    api: remote.Remote,
+    out: Console,
+    *,
+    refresh: float = REFRESH,
+    frames: int | None = None,
+) -> int:
+    """`watch_status` through the API: redraw on every status document its stream pushes
+    (after each change, and every few seconds without one). A broken stream is shown and
+    reopened; a refusal (401/403) ends the watch with status 2."""
+    code, drawn = 0, 0
+    with Live(console=out, auto_refresh=False, transient=False) as live:
+        while frames is None or drawn < frames:
+            try:
+                async with contextlib.aclosing(remote.stream_messages(api, None)) as messages:
+                    async for message in messages:
+                        if message.kind != "status" or not isinstance(message.data, dict):
+                            continue
+                        live.update(render(remote.report_of(message.data)), refresh=True)
+                        code = int(message.data["exit_code"])
+                        drawn += 1
+                        if frames is not None and drawn >= frames:
+                            return code
+                problem = "the API ended the stream"
+            except remote.StreamRefused as exc:
+                live.update(Text(f"hakeeper status: {exc}"), refresh=True)
+                return 2
+            except Unreachable as exc:
+                problem = str(exc)
+            live.update(Text(f"API trouble, reconnecting: {problem}"), refresh=True)
+            code = 2
+            drawn += 1
+            await asyncio.sleep(refresh)
+    return code
+
+
+def _exit_after(watch: Callable[[], Coroutine[Any, Any, int]]) -> NoReturn:
+    try:
+        code = asyncio.run(watch())
+    except KeyboardInterrupt:
+        code = 0  # Ctrl-C is how --watch ends
+    raise typer.Exit(code)
+
+
 # --- the commands -----------------------------------------------------------------------------
 
 
@@ -170,7 +215,9 @@ def status(
     Exit status 0 when quorate and nothing is blocked or failed, 1 when something is, 2 on no
     quorum or an unreachable engine."""
     api = remote.current()
-    if api is not None and not watch:
+    if api is not None and watch:
+        _exit_after(lambda: watch_remote_status(api, console))
+    if api is not None:
         _remote_status(api, as_json=as_json, plan=plan)
 
     async def body(coord: Coordinator, spec: ClusterSpec) -> int:
@@ -190,10 +237,8 @@ def status(
 
 
 def _remote_status(api: remote.Remote, *, as_json: bool, plan: bool) -> None:
-    """``status`` through the API: the same document, rendered the same way."""
-    if plan:
-        typer.echo("hakeeper status: --plan does not work through --url", err=True)
-        raise typer.Exit(2)
+    """``status`` through the API: the same document, rendered the same way (``--plan``:
+    the transition the document carries, as `print_live_plan` prints it)."""
     try:
         doc = remote.answer(api, remote.Call("GET", "/v1/status"))
     except HakeeperError as exc:
@@ -201,6 +246,8 @@ def _remote_status(api: remote.Remote, *, as_json: bool, plan: bool) -> None:
         raise typer.Exit(2) from exc
     if as_json:
         typer.echo(json.dumps(doc, indent=2))
+    elif plan and doc["quorum"]:
+        print_transition_doc(doc["transition"])
     else:
         console.print(render(remote.report_of(doc)))
     raise typer.Exit(doc["exit_code"])

@@ -1,6 +1,8 @@
 """The ``[api]`` section: where each node's REST API listens and who may use it.
 
-Read by `hakeeper.api` when ``hakeeper agent`` starts (a change needs an agent restart).
+Read by `hakeeper.api` when ``hakeeper agent`` starts; the access keys (tokens,
+client_certs, anonymous_read, host_names) then follow the config each node adopts
+(`hakeeper.api.live_access`), the listener's keys need an agent restart.
 Tokens are stored as hashes only (``hakeeper api token create`` makes one and prints the
 line to paste); a client certificate's CN is a name whose role ``client_certs`` gives.
 """
