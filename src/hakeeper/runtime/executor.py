@@ -19,7 +19,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -82,6 +82,7 @@ class Executor:
         self._idle.set()
         self._fenced_self = False
         self._starting: set[Key] = set()
+        self._role_changing: set[Key] = set()
         self._converging: asyncio.Task[None] | None = None
         #: Instances each resource had placed here in the last assignment converged.
         self._placed: dict[str, set[int]] = {}
@@ -375,17 +376,20 @@ class Executor:
 
     async def _promote(self, primitive: Primitive, instance: int, epoch: int) -> None:
         await self._notifier.round(primitive, "pre", "promote")
-        try:
-            result = await self._agent(primitive, instance).promote(
-                self._request(primitive, "promote", epoch)
-            )
-        except asyncio.CancelledError:
-            # Cut short (self-fencing): it may be primary now, so demote before the stop.
-            self._set_local((primitive.id, instance), Local("promoted", epoch))
-            raise
+        key = (primitive.id, instance)
+        with self._changing_role(key):
+            try:
+                result = await self._agent(primitive, instance).promote(
+                    self._request(primitive, "promote", epoch)
+                )
+            except asyncio.CancelledError:
+                # Cut short (self-fencing): it may be primary now, so demote before the stop.
+                self._set_local(key, Local("promoted", epoch))
+                raise
+            if result.ok:
+                self._set_local(key, Local("promoted", epoch))
         await self._record(primitive, result, "started")
         if result.ok:
-            self._set_local((primitive.id, instance), Local("promoted", epoch))
             await self._report(primitive.id, instance, "promoted", epoch, result)
             await self._notifier.round(primitive, "post", "promote")
         else:
@@ -393,12 +397,15 @@ class Executor:
 
     async def _demote(self, primitive: Primitive, instance: int, epoch: int) -> None:
         await self._notifier.round(primitive, "pre", "demote")
-        result = await self._agent(primitive, instance).demote(
-            self._request(primitive, "demote", epoch)
-        )
+        key = (primitive.id, instance)
+        with self._changing_role(key):
+            result = await self._agent(primitive, instance).demote(
+                self._request(primitive, "demote", epoch)
+            )
+            if result.ok:
+                self._set_local(key, Local("started", epoch))
         await self._record(primitive, result, "promoted")
         if result.ok:
-            self._set_local((primitive.id, instance), Local("started", epoch))
             await self._report(primitive.id, instance, "started", epoch, result)
             await self._notifier.round(primitive, "post", "demote")
         else:
@@ -425,15 +432,31 @@ class Executor:
             self._monitor(primitive, instance), name=f"monitor-{primitive.id}"
         )
 
+    @contextlib.contextmanager
+    def _changing_role(self, key: Key) -> Iterator[None]:
+        """While a promote or demote runs (until the new role is set), monitors of ``key``
+        answer about a role in flux: `_monitor` discards them."""
+        self._role_changing.add(key)
+        try:
+            yield
+        finally:
+            self._role_changing.discard(key)
+
     async def _monitor(self, primitive: Primitive, instance: int) -> None:
+        key = (primitive.id, instance)
         interval = self._interval(primitive)
         while True:
             await asyncio.sleep(interval)
-            local = self._local.get((primitive.id, instance))
+            local = self._local.get(key)
             if local is None or local.role == "failed":
                 return
             request = self._request(primitive, "monitor", local.epoch, interval=interval)
             result = await self._agent(primitive, instance).monitor(request)
+            if key in self._role_changing or self._local.get(key) is not local:
+                # A promote or demote ran during this monitor: its answer may be about either
+                # role, not a failure (Pacemaker cancels the old role's recurring monitor and
+                # ignores a result still in flight). The next one checks the new role.
+                continue
             expected_promoted = local.role == "promoted"
             if result.ok and result.running and result.promoted == expected_promoted:
                 continue
