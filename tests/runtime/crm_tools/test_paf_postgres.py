@@ -20,12 +20,13 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from hakeeper.lab.loopback import LoopbackCluster, free_port_on, node_address
 from hakeeper.runtime.observed import Observed
 from tests.conftest import require_binary, require_file
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 BIN = Path("/usr/lib/postgresql/15/bin")
 PAF = Path("/usr/lib/ocf/resource.d/heartbeat/pgsqlms")
@@ -189,7 +190,7 @@ def remove_postgres(base: Path) -> None:
     shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def paf() -> AsyncIterator[tuple[PafCluster, int]]:
     lab, port = await asyncio.to_thread(build_lab)
     try:
@@ -200,11 +201,6 @@ async def paf() -> AsyncIterator[tuple[PafCluster, int]]:
         await asyncio.to_thread(remove_postgres, lab.base_dir)
 
 
-# Not run by `make test` until it holds: it passed when written, then failed 2 of 3 runs on a
-# quiet machine (a standby that never replays the rows; after the kill, both standbys left at
-# PAF's score -1000, so nothing may promote). Issue 19 stays open on it; run it by hand with
-# `pytest --runxfail tests/runtime/crm_tools/test_paf_postgres.py`.
-@pytest.mark.xfail(run=False, reason="PAF failover not reliable yet (issue 19 open)")
 async def test_paf_promotes_one_primary_and_a_standby_after_the_primary_s_node_dies(
     paf: tuple[PafCluster, int],
 ) -> None:
@@ -223,6 +219,16 @@ async def test_paf_promotes_one_primary_and_a_standby_after_the_primary_s_node_d
             await until(
                 f"{node} replayed", lambda n=node, q=sql: psql(lab.address[n], port, q) == "t"
             )
+    # ... and the primary's PAF monitor has seen both streaming since: it marks a standby it
+    # does not see in pg_stat_replication with -1000 ("not connected"), which neither
+    # Pacemaker nor hakeeper promotes; killed before that monitor, the primary would leave
+    # no standby allowed to promote although none lags.
+    standbys = [n for n, r in roles(first).items() if r == "started"]
+    await lab.wait_for(
+        "the primary's monitor saw both standbys streaming",
+        lambda o: all(o.state.promotion_scores.get("pgsqld", {}).get(n, -1) > 0 for n in standbys),
+        TIMEOUT,
+    )
     os.kill(int((lab.base_dir / f"{primary}-pg" / "data" / "postmaster.pid")
                 .read_text().split()[0]), 9)  # fmt: skip
     lab.crash(primary)
@@ -236,3 +242,7 @@ async def test_paf_promotes_one_primary_and_a_standby_after_the_primary_s_node_d
     new = next(n for n, r in roles(after).items() if r == "promoted")
     assert psql(lab.address[new], port, "SELECT count(*) FROM t") == "50"
     psql(lab.address[new], port, "INSERT INTO t VALUES (50)")
+    # The other standby follows the new primary (its new timeline) and gets the new row.
+    other = next(n for n in standbys if n != new)
+    count = "SELECT count(*) FROM t"
+    await until(f"{other} follows {new}", lambda: psql(lab.address[other], port, count) == "51")
