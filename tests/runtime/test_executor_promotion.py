@@ -107,3 +107,57 @@ async def test_a_monitor_that_overlaps_a_promote_is_not_a_failure(tmp_path: Path
         assert executor.local == {("pg", 0): "promoted"}
     finally:
         await executor.shutdown()
+
+
+class CrashedPrimaryAgent(RecordingAgent):
+    """PAF's probe on a node whose primary crashed: controldata "in production", nothing
+    running (rc 9, FAILED_PROMOTED)."""
+
+    async def monitor(self, req: OpRequest, *, probe: bool = False) -> OpResult:
+        return make_result(
+            "monitor", OcfRc.FAILED_PROMOTED, started=time.monotonic(), resource="pg"
+        )
+
+
+async def test_a_probe_that_finds_a_crashed_primary_reports_a_failure_not_a_primary(
+    tmp_path: Path,
+) -> None:
+    coord = LocalCoordinator()
+    membership = Membership(
+        coord, KEYS, MemberRecord("n1", "127.0.0.11"), PROFILES["fast"], time.monotonic
+    )
+    await membership.join()
+    store = ClusterStore(coord, KEYS)
+    executor = Executor(
+        node="n1", spec=lambda: SPEC, store=store, events=EventLog(coord, KEYS, "n1"),
+        membership=membership, state_dir=tmp_path,
+        agents=FakeAgents(lambda context: CrashedPrimaryAgent([], asyncio.Event())),
+    )  # fmt: skip
+    await executor.probe()
+    assert executor.local == {("pg", 0): "failed"}
+    statuses = (await store.live_instances()).statuses
+    assert [(s.node, s.role) for s in statuses] == [("n1", "failed")]
+
+
+async def test_an_instance_failed_here_is_reported_failed_again_when_assigned_anew(
+    tmp_path: Path,
+) -> None:
+    """Not silence: the controller would wait out the whole start timeout before it plans
+    the stop that recovery needs."""
+    coord = LocalCoordinator()
+    membership = Membership(
+        coord, KEYS, MemberRecord("n1", "127.0.0.11"), PROFILES["fast"], time.monotonic
+    )
+    await membership.join()
+    store = ClusterStore(coord, KEYS)
+    executor = Executor(
+        node="n1", spec=lambda: SPEC, store=store, events=EventLog(coord, KEYS, "n1"),
+        membership=membership, state_dir=tmp_path,
+        agents=FakeAgents(lambda context: CrashedPrimaryAgent([], asyncio.Event())),
+    )  # fmt: skip
+    await executor.probe()
+    await coord.put(KEYS.assignment("pg"), encode_assignment(Assignment("pg", (Placement("n1"),))))
+    await executor.converge()
+    epoch = (await store.assignments())["pg"].epoch
+    [status] = (await store.live_instances()).statuses
+    assert (status.role, status.epoch, status.rc) == ("failed", epoch, 9)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from hakeeper.agents.base import OpRequest, OpResult, ResourceAgent, Severity
+from hakeeper.agents.base import OcfRc, OpRequest, OpResult, ResourceAgent, Severity
 from hakeeper.agents.events import op_events
 from hakeeper.agents.factory import AgentContext, AgentMaker
 from hakeeper.errors import CoordError
@@ -83,6 +83,8 @@ class Executor:
         self._fenced_self = False
         self._starting: set[Key] = set()
         self._role_changing: set[Key] = set()
+        #: The last failure of each instance, said again by `_still_failed`.
+        self._failures: dict[Key, OpResult] = {}
         self._converging: asyncio.Task[None] | None = None
         #: Instances each resource had placed here in the last assignment converged.
         self._placed: dict[str, set[int]] = {}
@@ -159,6 +161,14 @@ class Executor:
         result = await self._agent(primitive, 0).monitor(
             self._request(primitive, "monitor"), probe=True
         )
+        if result.rc == OcfRc.FAILED_PROMOTED:
+            # A primary that crashed here (PAF: controldata "in production", nothing
+            # running): a failed instance to recover, never a primary to keep. Reported as
+            # "promoted" it could win over the primary elected while this node was away.
+            log.warning("event=probe_found_failed_primary resource=%s", primitive.id)
+            await self._record(primitive, result, "promoted")
+            await self._failed(primitive, 0, 0, result)
+            return
         if result.running:
             role: LocalRole = "promoted" if result.promoted else "started"
             self._set_local(key, Local(role, 0))
@@ -282,6 +292,8 @@ class Executor:
                     await self._promote(primitive, instance, assignment.epoch)
                 elif local_now.role == "promoted" and role == "started":
                     await self._demote(primitive, instance, assignment.epoch)
+                elif local_now.role == "failed" and local_now.epoch < assignment.epoch:
+                    await self._still_failed(primitive, instance, assignment.epoch)
 
     async def _acknowledge_removal(
         self,
@@ -411,9 +423,23 @@ class Executor:
         else:
             await self._failed(primitive, instance, epoch, result)
 
+    async def _still_failed(self, primitive: Primitive, instance: int, epoch: int) -> None:
+        """Asked to run an instance that failed here and was not stopped since (a crashed
+        primary the probe found, a failed stop): report the failure again under this epoch,
+        so the controller plans its recovery (a stop first) instead of waiting out a start
+        that never comes."""
+        key = (primitive.id, instance)
+        self._set_local(key, Local("failed", epoch))
+        result = self._failures.get(key) or OpResult(
+            "start", int(OcfRc.ERR_GENERIC), Severity.SOFT, 0.0,
+            exit_reason="failed here and not stopped since", resource=primitive.id,
+        )  # fmt: skip
+        await self._report(primitive.id, instance, "failed", epoch, result)
+
     async def _failed(
         self, primitive: Primitive, instance: int, epoch: int, result: OpResult
     ) -> None:
+        self._failures[(primitive.id, instance)] = result
         self._set_local((primitive.id, instance), Local("failed", epoch))
         monitor = self._monitors.pop((primitive.id, instance), None)
         if monitor is not None:
