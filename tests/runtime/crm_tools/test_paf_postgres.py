@@ -5,6 +5,9 @@ its own PostgreSQL directory (PAF's parameters are one value for every node, as 
 and the three instances share this host). Streaming replication is set up by the test:
 standbys reach "whichever of the three accepts writes" (libpq's multi-host
 ``target_session_attrs=read-write``), standing in for the VIP a real deployment puts there.
+
+One cluster for the module, in order: the first promotion, the primary's node killed and the
+best standby promoted, then that node back (PAF keeps its crashed primary out).
 """
 
 from __future__ import annotations
@@ -246,3 +249,36 @@ async def test_paf_promotes_one_primary_and_a_standby_after_the_primary_s_node_d
     other = next(n for n in standbys if n != new)
     count = "SELECT count(*) FROM t"
     await until(f"{other} follows {new}", lambda: psql(lab.address[other], port, count) == "51")
+
+
+async def test_the_crashed_primary_s_node_comes_back_and_paf_keeps_it_out(
+    paf: tuple[PafCluster, int],
+) -> None:
+    """After the failover above, the old primary's node returns. Its PostgreSQL was killed
+    as a primary (controldata "in production"), so PAF refuses it, as it does under
+    Pacemaker: it may hold WAL the new timeline lacks, and needs pg_rewind or a new base
+    backup first. The new primary stays the only one throughout."""
+    lab, port = paf
+    now = await lab.observe()
+    old = next(n for n in NODES if now.state.node(n).status == "lost")
+    new = next(n for n, r in roles(now).items() if r == "promoted")
+    await lab.revive(old)
+    seen: list[dict[str, str]] = []
+
+    def refused(o: Observed) -> bool:
+        seen.append(roles(o))
+        mine = next((s for s in o.statuses if s.resource == "pgsqld" and s.node == old), None)
+        # Found by the probe, then refused again by the recovery's stop (or start).
+        return (
+            old in o.members
+            and mine is not None
+            and (mine.role, mine.op != "probe") == ("failed", True)
+            and "probably crashed" in mine.reason
+        )
+
+    last = await lab.wait_for(f"PAF refused {old}", refused, TIMEOUT)
+    mine = next(s for s in last.statuses if s.resource == "pgsqld" and s.node == old)
+    print(f"\n{old} after its return: {mine.role} ({mine.op}: {mine.reason})")
+    assert all(r.get(new) == "promoted" for r in seen), seen
+    assert all(list(r.values()).count("promoted") == 1 for r in seen), seen
+    assert psql(lab.address[new], port, "SELECT count(*) FROM t") == "51"
