@@ -15,10 +15,14 @@ Rules, in order:
    primary" (Pacemaker's master score).
 5. Pacemaker's rule for a node with no promotion score: once any instance of the clone
    reported a score, a node that reported none never promotes (it may lag); the primary in
-   place is not demoted for a missing score. A clone whose
-   agent never reports a score keeps hakeeper's earlier rule (a missing score counts as 0),
-   which also lets a fresh PAF cluster promote before the first score: PAF's own pre-promote
-   election then hands the primary to the standby with the newest WAL.
+   place is not demoted for a missing score. A clone with ``notify = true`` follows that rule
+   from its first transition, as Pacemaker does (an instance without a score gets priority
+   -1): such a clone runs an agent written for Pacemaker's whole protocol (PAF requires
+   ``notify``), which relies on it. PAF marks only the cleanly shut-down primary (score 1 at
+   its start); promoting a standby before that forks a timeline the old primary cannot
+   follow, and PAF's pre-promote election cannot tell (every standby that never streamed
+   reports the start of its WAL segment, so they tie). Any other clone whose agent never
+   reports a score keeps hakeeper's earlier rule (a missing score counts as 0).
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ def elect(view: View, unit: Unit, alloc: dict[str, int]) -> str | None:
         return view.gone_primary_maintenance(unit)
     scores = view.state.promotion_scores
     reported = scores.get(rid) or scores.get(unit.id) or {}
-    needs_score = bool(reported)
+    needs_score = bool(reported) or (unit.clone is not None and unit.clone.notify)
     # The primary in place counts as reporting 0 until it reports: PAF sets its own score in
     # the first monitor after its promote, and a working primary is not moved for that gap.
     primaries = set(current_primaries(view, unit))

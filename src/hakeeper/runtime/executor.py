@@ -19,11 +19,11 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from hakeeper.agents.base import OpRequest, OpResult, ResourceAgent, Severity
+from hakeeper.agents.base import OcfRc, OpRequest, OpResult, ResourceAgent, Severity
 from hakeeper.agents.events import op_events
 from hakeeper.agents.factory import AgentContext, AgentMaker
 from hakeeper.errors import CoordError
@@ -82,6 +82,9 @@ class Executor:
         self._idle.set()
         self._fenced_self = False
         self._starting: set[Key] = set()
+        self._role_changing: set[Key] = set()
+        #: The last failure of each instance, said again by `_still_failed`.
+        self._failures: dict[Key, OpResult] = {}
         self._converging: asyncio.Task[None] | None = None
         #: Instances each resource had placed here in the last assignment converged.
         self._placed: dict[str, set[int]] = {}
@@ -158,6 +161,14 @@ class Executor:
         result = await self._agent(primitive, 0).monitor(
             self._request(primitive, "monitor"), probe=True
         )
+        if result.rc == OcfRc.FAILED_PROMOTED:
+            # A primary that crashed here (PAF: controldata "in production", nothing
+            # running): a failed instance to recover, never a primary to keep. Reported as
+            # "promoted" it could win over the primary elected while this node was away.
+            log.warning("event=probe_found_failed_primary resource=%s", primitive.id)
+            await self._record(primitive, result, "promoted")
+            await self._failed(primitive, 0, 0, result)
+            return
         if result.running:
             role: LocalRole = "promoted" if result.promoted else "started"
             self._set_local(key, Local(role, 0))
@@ -281,6 +292,8 @@ class Executor:
                     await self._promote(primitive, instance, assignment.epoch)
                 elif local_now.role == "promoted" and role == "started":
                     await self._demote(primitive, instance, assignment.epoch)
+                elif local_now.role == "failed" and local_now.epoch < assignment.epoch:
+                    await self._still_failed(primitive, instance, assignment.epoch)
 
     async def _acknowledge_removal(
         self,
@@ -375,17 +388,20 @@ class Executor:
 
     async def _promote(self, primitive: Primitive, instance: int, epoch: int) -> None:
         await self._notifier.round(primitive, "pre", "promote")
-        try:
-            result = await self._agent(primitive, instance).promote(
-                self._request(primitive, "promote", epoch)
-            )
-        except asyncio.CancelledError:
-            # Cut short (self-fencing): it may be primary now, so demote before the stop.
-            self._set_local((primitive.id, instance), Local("promoted", epoch))
-            raise
+        key = (primitive.id, instance)
+        with self._changing_role(key):
+            try:
+                result = await self._agent(primitive, instance).promote(
+                    self._request(primitive, "promote", epoch)
+                )
+            except asyncio.CancelledError:
+                # Cut short (self-fencing): it may be primary now, so demote before the stop.
+                self._set_local(key, Local("promoted", epoch))
+                raise
+            if result.ok:
+                self._set_local(key, Local("promoted", epoch))
         await self._record(primitive, result, "started")
         if result.ok:
-            self._set_local((primitive.id, instance), Local("promoted", epoch))
             await self._report(primitive.id, instance, "promoted", epoch, result)
             await self._notifier.round(primitive, "post", "promote")
         else:
@@ -393,20 +409,37 @@ class Executor:
 
     async def _demote(self, primitive: Primitive, instance: int, epoch: int) -> None:
         await self._notifier.round(primitive, "pre", "demote")
-        result = await self._agent(primitive, instance).demote(
-            self._request(primitive, "demote", epoch)
-        )
+        key = (primitive.id, instance)
+        with self._changing_role(key):
+            result = await self._agent(primitive, instance).demote(
+                self._request(primitive, "demote", epoch)
+            )
+            if result.ok:
+                self._set_local(key, Local("started", epoch))
         await self._record(primitive, result, "promoted")
         if result.ok:
-            self._set_local((primitive.id, instance), Local("started", epoch))
             await self._report(primitive.id, instance, "started", epoch, result)
             await self._notifier.round(primitive, "post", "demote")
         else:
             await self._failed(primitive, instance, epoch, result)
 
+    async def _still_failed(self, primitive: Primitive, instance: int, epoch: int) -> None:
+        """Asked to run an instance that failed here and was not stopped since (a crashed
+        primary the probe found, a failed stop): report the failure again under this epoch,
+        so the controller plans its recovery (a stop first) instead of waiting out a start
+        that never comes."""
+        key = (primitive.id, instance)
+        self._set_local(key, Local("failed", epoch))
+        result = self._failures.get(key) or OpResult(
+            "start", int(OcfRc.ERR_GENERIC), Severity.SOFT, 0.0,
+            exit_reason="failed here and not stopped since", resource=primitive.id,
+        )  # fmt: skip
+        await self._report(primitive.id, instance, "failed", epoch, result)
+
     async def _failed(
         self, primitive: Primitive, instance: int, epoch: int, result: OpResult
     ) -> None:
+        self._failures[(primitive.id, instance)] = result
         self._set_local((primitive.id, instance), Local("failed", epoch))
         monitor = self._monitors.pop((primitive.id, instance), None)
         if monitor is not None:
@@ -425,15 +458,31 @@ class Executor:
             self._monitor(primitive, instance), name=f"monitor-{primitive.id}"
         )
 
+    @contextlib.contextmanager
+    def _changing_role(self, key: Key) -> Iterator[None]:
+        """While a promote or demote runs (until the new role is set), monitors of ``key``
+        answer about a role in flux: `_monitor` discards them."""
+        self._role_changing.add(key)
+        try:
+            yield
+        finally:
+            self._role_changing.discard(key)
+
     async def _monitor(self, primitive: Primitive, instance: int) -> None:
+        key = (primitive.id, instance)
         interval = self._interval(primitive)
         while True:
             await asyncio.sleep(interval)
-            local = self._local.get((primitive.id, instance))
+            local = self._local.get(key)
             if local is None or local.role == "failed":
                 return
             request = self._request(primitive, "monitor", local.epoch, interval=interval)
             result = await self._agent(primitive, instance).monitor(request)
+            if key in self._role_changing or self._local.get(key) is not local:
+                # A promote or demote ran during this monitor: its answer may be about either
+                # role, not a failure (Pacemaker cancels the old role's recurring monitor and
+                # ignores a result still in flight). The next one checks the new role.
+                continue
             expected_promoted = local.role == "promoted"
             if result.ok and result.running and result.promoted == expected_promoted:
                 continue

@@ -5,6 +5,9 @@ its own PostgreSQL directory (PAF's parameters are one value for every node, as 
 and the three instances share this host). Streaming replication is set up by the test:
 standbys reach "whichever of the three accepts writes" (libpq's multi-host
 ``target_session_attrs=read-write``), standing in for the VIP a real deployment puts there.
+
+One cluster for the module, in order: the first promotion, the primary's node killed and the
+best standby promoted, then that node back (PAF keeps its crashed primary out).
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from hakeeper.lab.loopback import LoopbackCluster, free_port_on, node_address
 from hakeeper.runtime.observed import Observed
 from tests.conftest import require_binary, require_file
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
 BIN = Path("/usr/lib/postgresql/15/bin")
 PAF = Path("/usr/lib/ocf/resource.d/heartbeat/pgsqlms")
@@ -189,7 +193,7 @@ def remove_postgres(base: Path) -> None:
     shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def paf() -> AsyncIterator[tuple[PafCluster, int]]:
     lab, port = await asyncio.to_thread(build_lab)
     try:
@@ -200,11 +204,6 @@ async def paf() -> AsyncIterator[tuple[PafCluster, int]]:
         await asyncio.to_thread(remove_postgres, lab.base_dir)
 
 
-# Not run by `make test` until it holds: it passed when written, then failed 2 of 3 runs on a
-# quiet machine (a standby that never replays the rows; after the kill, both standbys left at
-# PAF's score -1000, so nothing may promote). Issue 19 stays open on it; run it by hand with
-# `pytest --runxfail tests/runtime/crm_tools/test_paf_postgres.py`.
-@pytest.mark.xfail(run=False, reason="PAF failover not reliable yet (issue 19 open)")
 async def test_paf_promotes_one_primary_and_a_standby_after_the_primary_s_node_dies(
     paf: tuple[PafCluster, int],
 ) -> None:
@@ -223,6 +222,16 @@ async def test_paf_promotes_one_primary_and_a_standby_after_the_primary_s_node_d
             await until(
                 f"{node} replayed", lambda n=node, q=sql: psql(lab.address[n], port, q) == "t"
             )
+    # ... and the primary's PAF monitor has seen both streaming since: it marks a standby it
+    # does not see in pg_stat_replication with -1000 ("not connected"), which neither
+    # Pacemaker nor hakeeper promotes; killed before that monitor, the primary would leave
+    # no standby allowed to promote although none lags.
+    standbys = [n for n, r in roles(first).items() if r == "started"]
+    await lab.wait_for(
+        "the primary's monitor saw both standbys streaming",
+        lambda o: all(o.state.promotion_scores.get("pgsqld", {}).get(n, -1) > 0 for n in standbys),
+        TIMEOUT,
+    )
     os.kill(int((lab.base_dir / f"{primary}-pg" / "data" / "postmaster.pid")
                 .read_text().split()[0]), 9)  # fmt: skip
     lab.crash(primary)
@@ -236,3 +245,40 @@ async def test_paf_promotes_one_primary_and_a_standby_after_the_primary_s_node_d
     new = next(n for n, r in roles(after).items() if r == "promoted")
     assert psql(lab.address[new], port, "SELECT count(*) FROM t") == "50"
     psql(lab.address[new], port, "INSERT INTO t VALUES (50)")
+    # The other standby follows the new primary (its new timeline) and gets the new row.
+    other = next(n for n in standbys if n != new)
+    count = "SELECT count(*) FROM t"
+    await until(f"{other} follows {new}", lambda: psql(lab.address[other], port, count) == "51")
+
+
+async def test_the_crashed_primary_s_node_comes_back_and_paf_keeps_it_out(
+    paf: tuple[PafCluster, int],
+) -> None:
+    """After the failover above, the old primary's node returns. Its PostgreSQL was killed
+    as a primary (controldata "in production"), so PAF refuses it, as it does under
+    Pacemaker: it may hold WAL the new timeline lacks, and needs pg_rewind or a new base
+    backup first. The new primary stays the only one throughout."""
+    lab, port = paf
+    now = await lab.observe()
+    old = next(n for n in NODES if now.state.node(n).status == "lost")
+    new = next(n for n, r in roles(now).items() if r == "promoted")
+    await lab.revive(old)
+    seen: list[dict[str, str]] = []
+
+    def refused(o: Observed) -> bool:
+        seen.append(roles(o))
+        mine = next((s for s in o.statuses if s.resource == "pgsqld" and s.node == old), None)
+        # Found by the probe, then refused again by the recovery's stop (or start).
+        return (
+            old in o.members
+            and mine is not None
+            and (mine.role, mine.op != "probe") == ("failed", True)
+            and "probably crashed" in mine.reason
+        )
+
+    last = await lab.wait_for(f"PAF refused {old}", refused, TIMEOUT)
+    mine = next(s for s in last.statuses if s.resource == "pgsqld" and s.node == old)
+    print(f"\n{old} after its return: {mine.role} ({mine.op}: {mine.reason})")
+    assert all(r.get(new) == "promoted" for r in seen), seen
+    assert all(list(r.values()).count("promoted") == 1 for r in seen), seen
+    assert psql(lab.address[new], port, "SELECT count(*) FROM t") == "51"
