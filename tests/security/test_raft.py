@@ -139,7 +139,7 @@ async def test_a_pickle_sent_raw_to_the_raft_port_never_runs(group: Group, tmp_p
     pysyncobj_frame = struct.pack("i", len(zlib.compress(payload))) + zlib.compress(payload)
     for address in group.ports():
         for attempt in (payload, pysyncobj_frame, peer_auth.MAGIC + payload):
-            with _dial(address) as sock:
+            with await _dial_when_listening(address) as sock:
                 sock.sendall(attempt)
                 assert _closed_by_peer(sock, within=HANDSHAKE_DEADLINE + 10)
     await asyncio.sleep(1.0)
@@ -151,7 +151,7 @@ async def test_a_forged_peer_with_a_wrong_secret_is_refused(group: Group, tmp_pa
     marker = tmp_path / "pwned"
     accepted = read_secret_file(group.cluster.secret_file).accepted
     for address in group.ports():
-        with _dial(address) as sock:
+        with await _dial_when_listening(address) as sock:
             reply, keys = _handshake(sock, WRONG_SECRET)
             # The member proved a secret the forger cannot check against its own...
             with pytest.raises(peer_auth.HandshakeFailed):
@@ -172,7 +172,7 @@ async def test_an_oversized_frame_header_is_refused_before_it_is_buffered(group:
     # buffer more than one bounded frame.
     secret = read_secret_file(group.cluster.secret_file).current
     for address in group.ports():
-        with _dial(address) as sock:
+        with await _dial_when_listening(address) as sock:
             _handshake(sock, secret)
             sock.sendall(struct.pack(">I", 0x7FFFFFFF) + b"\x00" * 65536)
             assert _closed_by_peer(sock, within=10)
@@ -181,7 +181,7 @@ async def test_an_oversized_frame_header_is_refused_before_it_is_buffered(group:
 
 async def test_an_oversized_header_from_a_stranger_is_refused(group: Group) -> None:
     for address in group.ports():
-        with _dial(address) as sock:
+        with await _dial_when_listening(address) as sock:
             sock.sendall(struct.pack("i", 0x7FFFFFFF) + b"\x00" * 65536)
             assert _closed_by_peer(sock, within=HANDSHAKE_DEADLINE + 10)
     await group.assert_healthy()
@@ -189,7 +189,7 @@ async def test_an_oversized_header_from_a_stranger_is_refused(group: Group) -> N
 
 async def test_a_silent_connection_is_closed_after_the_handshake_deadline(group: Group) -> None:
     address = group.ports()[0]
-    with _dial(address) as sock:
+    with await _dial_when_listening(address) as sock:
         started = time.monotonic()
         assert _closed_by_peer(sock, within=HANDSHAKE_DEADLINE + 10)
         assert time.monotonic() - started >= HANDSHAKE_DEADLINE * 0.5
