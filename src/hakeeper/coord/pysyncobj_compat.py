@@ -11,6 +11,10 @@ would wedge every member at the same index. `GuardedSyncObj` applies such an ent
 no-op instead, logs why, and answers its submitter with `Skipped`. Every member meets the same
 entry with the same code, so every member skips it alike and the replicas stay identical.
 
+PySyncObj's follower cuts its log after every append's starting point; `GuardedSyncObj`
+first moves that point past what it provably shares with the leader
+(`hakeeper.coord.raft_follower`), so only a real conflict is cut, never an applied entry.
+
 PySyncObj's membership entries (``dynamicMembershipChange``) change its node list and apply
 as no-ops to the state machine; `GuardedSyncObj` also hands each one, in log order, to its
 ``on_member_entry`` so that the replicated record of the voter list follows the log.
@@ -34,6 +38,8 @@ from pysyncobj.poller import POLL_EVENT_TYPE
 from pysyncobj.syncobj import SyncObjExceptionWrongVer
 from pysyncobj.tcp_connection import CONNECTION_STATE, set_keepalive
 from pysyncobj.transport import TCPTransport
+
+from hakeeper.coord.raft_follower import Append, shared_append
 
 socket.inet_ntop = _socket.inet_ntop
 
@@ -124,3 +130,31 @@ class GuardedSyncObj(SyncObj):  # type: ignore[misc]
                 len(command) if isinstance(command, bytes | bytearray) else -1,
             )
             return Skipped(reason)
+
+    # The transport's callback is ``self.__onMessageReceived``, bound when SyncObj starts:
+    # defined here, this is the one it calls.
+    def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> Any:
+        if (
+            isinstance(message, dict)
+            and message.get("type") == "append_entries"
+            and "prevLogIdx" in message
+            and "transmission" not in message
+            and message.get("term", -1) >= self._getTerm()
+        ):
+            message = self._shared(message)
+        return SyncObj._SyncObj__onMessageReceived(self, node, message)
+
+    def _shared(self, message: dict[str, Any]) -> dict[str, Any]:
+        log_ = self._SyncObj__raftLog
+        if len(log_) == 0:
+            return message
+        asked = Append(message["prevLogIdx"], message["prevLogTerm"], message.get("entries", []))
+        found = shared_append(log_, self._SyncObj__raftCommitIndex, message["term"], asked)
+        if found is asked:
+            return message
+        return {
+            **message,
+            "prevLogIdx": found.prev_index,
+            "prevLogTerm": found.prev_term,
+            "entries": list(found.entries),
+        }
