@@ -9,7 +9,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from hakeeper.cli.main import app
+from hakeeper.model.address import HostPort
 from hakeeper.model.node_change import NodeChange
+from hakeeper.runtime.node_config import with_node
 from hakeeper.runtime.store import ClusterStore
 from tests.cli.conftest import KEYS, online
 from tests.fakes import LocalCoordinator
@@ -78,3 +80,24 @@ def test_replace_needs_a_new_name(config_file: Path) -> None:
     )
     assert result.exit_code == 2
     assert "new name" in result.stderr
+
+
+def test_remove_of_a_node_whose_add_never_joined_undoes_the_add(
+    use_local: None, coord: LocalCoordinator, config_file: Path
+) -> None:
+    cfg = ["--config", str(config_file)]
+    before = config_file.read_text()
+    store = ClusterStore(coord, KEYS)
+    # `node add n4` stopped at its voter step: the file in force names n4, whose machine
+    # never started.
+    with_n4 = with_node(before, "n4", HostPort("127.0.0.14", 7480))
+    assert asyncio.run(store.publish_config(with_n4, 0))
+    config_file.write_text(with_n4)
+    asyncio.run(store.node_changes().begin(NodeChange("add", "n4", "127.0.0.14:7480",
+                                                      "add_voter", 0.0)))  # fmt: skip
+    undone = runner.invoke(app, ["node", "remove", "n4", "--yes", *cfg])
+    assert undone.exit_code == 0, undone.output
+    assert "done: add n4 undone" in undone.stdout
+    assert "[nodes.n4]" not in config_file.read_text()
+    assert config_file.read_text().strip() == before.strip()
+    assert asyncio.run(store.node_changes().current()) is None

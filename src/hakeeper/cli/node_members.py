@@ -4,7 +4,8 @@ Each command shows what changes first — the cluster file's difference and what
 would do once the change is made (`plan --what-if "node N added"`, `"node N removed"`) —
 asks (unless ``--yes``), then runs the change's steps (`hakeeper.runtime.node_changes`).
 The change is recorded in the cluster as it goes: if this command is interrupted, running
-it again resumes where it stopped. The local cluster file (``--config``) is rewritten with
+it again resumes where it stopped; ``node remove N`` while the add of N is in flight and N
+never joined undoes that add. The local cluster file (``--config``) is rewritten with
 the config in force after each config step, so that it can be copied to the new node.
 """
 
@@ -119,6 +120,8 @@ async def change_nodes(
         confirm_off=confirm_off,
     )
     current = await runner.in_flight()
+    if current is not None and current.kind == "add" and asked == ("remove", current.node, ""):
+        return await _undo(runner, current, yes)
     resuming = current is not None and (current.kind, current.node, current.old) == asked
     change = current if current is not None and resuming else wanted(spec)
     if not resuming and not await _review(coord, runner, change, config, yes):
@@ -130,6 +133,23 @@ async def change_nodes(
         console.print(f"on {change.node}, with this cluster file copied there: "
                       f"[bold]{shlex.join(argv)}[/]", highlight=False)  # fmt: skip
     await runner.run(change)
+    return 0
+
+
+async def _undo(runner: NodeChanges, change: NodeChange, yes: bool) -> int:
+    console.print(
+        f"{change.describe()} is in flight (step {change.step}): removing {change.node} "
+        "undoes it if it never joined",
+        highlight=False,
+    )
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ConfigError(f"no terminal to confirm on: pass --yes to undo add {change.node}")
+        asked = f"undo add {change.node} in the running cluster?"
+        if not await asyncio.to_thread(typer.confirm, asked, default=False):
+            console.print("not changed")
+            return 1
+    await runner.undo_add(change)
     return 0
 
 
