@@ -59,9 +59,14 @@ class Writer:
         self.coord = coord
         self.acked: list[tuple[float, int]] = []
         self._task: asyncio.Task[None] | None = None
+        # Besides the cancel: on Python 3.11, asyncio.wait_for (under the client's calls) can
+        # swallow a cancel that arrives as its call completes, and the loop would go on.
+        self._stopping = False
 
     async def _run(self) -> None:
         for i in range(100_000):
+            if self._stopping:
+                return
             with contextlib.suppress(CoordError, TimeoutError):
                 async with asyncio.timeout(10.0):
                     await self.coord.put(f"/test/writes/{i:06d}", b"x")
@@ -72,6 +77,7 @@ class Writer:
         self._task = asyncio.create_task(self._run(), name="writer")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
