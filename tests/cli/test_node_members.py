@@ -6,10 +6,17 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+from hakeeper.cli import cluster_client
 from hakeeper.cli.main import app
+from hakeeper.coord.base import Coordinator
+from hakeeper.errors import EngineMismatch
+from hakeeper.model.address import HostPort
+from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.node_change import NodeChange
+from hakeeper.runtime.node_config import with_node
 from hakeeper.runtime.store import ClusterStore
 from tests.cli.conftest import KEYS, online
 from tests.fakes import LocalCoordinator
@@ -78,3 +85,64 @@ def test_replace_needs_a_new_name(config_file: Path) -> None:
     )
     assert result.exit_code == 2
     assert "new name" in result.stderr
+
+
+def test_remove_of_a_node_whose_add_never_joined_undoes_the_add(
+    use_local: None, coord: LocalCoordinator, config_file: Path
+) -> None:
+    cfg = ["--config", str(config_file)]
+    before = config_file.read_text()
+    store = ClusterStore(coord, KEYS)
+    # `node add n4` stopped at its voter step: the file in force names n4, whose machine
+    # never started.
+    with_n4 = with_node(before, "n4", HostPort("127.0.0.14", 7480))
+    assert asyncio.run(store.publish_config(with_n4, 0))
+    config_file.write_text(with_n4)
+    asyncio.run(store.node_changes().begin(NodeChange("add", "n4", "127.0.0.14:7480",
+                                                      "add_voter", 0.0)))  # fmt: skip
+    undone = runner.invoke(app, ["node", "remove", "n4", "--yes", *cfg])
+    assert undone.exit_code == 0, undone.output
+    assert "done: add n4 undone" in undone.stdout
+    assert "[nodes.n4]" not in config_file.read_text()
+    assert config_file.read_text().strip() == before.strip()
+    assert asyncio.run(store.node_changes().current()) is None
+
+
+def test_the_undo_connects_even_though_the_file_the_add_left_names_the_node(
+    monkeypatch: pytest.MonkeyPatch, coord: LocalCoordinator, config_file: Path
+) -> None:
+    """The embedded Raft refuses a client whose peer list no committed voter list matches:
+    the file `node add n4` left names n4, which never joined."""
+    opened: list[list[str]] = []
+
+    async def open_raft_like(spec: ClusterSpec) -> Coordinator:
+        opened.append([n.name for n in spec.nodes])
+        if spec.node("n4") is not None:
+            raise EngineMismatch("raft: this node's peer list ... disagrees with every version")
+        return coord
+
+    monkeypatch.setattr(cluster_client, "open_client", open_raft_like)
+    store = ClusterStore(coord, KEYS)
+    with_n4 = with_node(config_file.read_text(), "n4", HostPort("127.0.0.14", 7480))
+    assert asyncio.run(store.publish_config(with_n4, 0))
+    config_file.write_text(with_n4)
+    asyncio.run(store.node_changes().begin(NodeChange("add", "n4", "127.0.0.14:7480",
+                                                      "add_voter", 0.0)))  # fmt: skip
+    undone = runner.invoke(app, ["node", "remove", "n4", "--yes", "--config", str(config_file)])
+    assert undone.exit_code == 0, undone.output
+    assert "done: add n4 undone" in undone.stdout
+    assert opened == [["n1", "n2", "n3", "n4"], ["n1", "n2", "n3"]]
+
+
+def test_a_refused_file_is_not_retried_for_anything_but_a_remove(
+    monkeypatch: pytest.MonkeyPatch, config_file: Path
+) -> None:
+    async def refuse(spec: ClusterSpec) -> Coordinator:
+        raise EngineMismatch("raft: this node's peer list ... disagrees with every version")
+
+    monkeypatch.setattr(cluster_client, "open_client", refuse)
+    result = runner.invoke(
+        app, ["node", "add", "n4", "--address", "127.0.0.14", "--yes", "--config", str(config_file)]
+    )
+    assert result.exit_code == 2
+    assert "disagrees" in result.stderr

@@ -4,6 +4,7 @@ fake voter group that records the membership calls; crashes are exceptions betwe
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -44,9 +45,15 @@ class FakeGroup:
         self.retired: list[str] = []
         self.calls: list[tuple[str, str]] = []
         self.fail_adds = fail_adds
+        self.caught_up: list[str] = []
+        self.pending: tuple[str, str] | None = None
+        self.pending_until: float | None = None
 
     async def members(self, timeout: float = 10.0) -> Members:
-        return Members(tuple(self.voters), 1, tuple(self.retired))
+        return Members(
+            tuple(self.voters), 1, tuple(self.retired), self.pending, self.pending_until,
+            tuple(self.caught_up),
+        )  # fmt: skip
 
     async def add_member(self, address: str, timeout: float = 60.0) -> Members:
         self.calls.append(("add", address))
@@ -221,3 +228,51 @@ async def test_on_etcd_an_add_is_config_plus_start(
     await online(coord, "n4")
     await changes.run(await changes.begin(add_n4()))
     assert "[nodes.n4]" in await stored_text(store)
+
+
+async def never_joined_add(store: ClusterStore, group: FakeGroup) -> NodeChanges:
+    """An add of n4 that timed out waiting for n4's daemon: the file names n4, the record
+    stays at add_voter (n4's machine never started)."""
+    group.fail_adds = 1
+    changes = runner(store, group)
+    with pytest.raises(NoQuorum, match="`hakeeper node remove n4`"):
+        await changes.run(await changes.begin(add_n4()))
+    return changes
+
+
+async def test_an_add_whose_node_never_joined_is_undone_without_fencing_it(
+    store: ClusterStore, coord: LocalCoordinator, group: FakeGroup
+) -> None:
+    changes = await never_joined_add(store, group)
+    await changes.undo_add(add_n4())
+    assert "[nodes.n4]" not in await stored_text(store)
+    assert await changes.in_flight() is None
+    assert await coord.get(KEYS.fenced("n4")) is None
+    assert group.calls == [("add", "10.0.0.4:7480")]  # no removal: n4 never voted
+
+
+async def test_an_add_whose_node_has_joined_is_not_undone(
+    store: ClusterStore, coord: LocalCoordinator, group: FakeGroup
+) -> None:
+    changes = await never_joined_add(store, group)
+    group.caught_up.append("10.0.0.4:7480")
+    with pytest.raises(ChangeInProgress, match="learner caught up"):
+        await changes.undo_add(add_n4())
+    group.caught_up.clear()
+    await online(coord, "n4")
+    with pytest.raises(ChangeInProgress, match="member lease"):
+        await changes.undo_add(add_n4())
+    assert "[nodes.n4]" in await stored_text(store)
+    assert await changes.in_flight() is not None
+
+
+async def test_an_add_whose_run_may_still_wait_for_the_node_is_not_undone(
+    store: ClusterStore, group: FakeGroup
+) -> None:
+    changes = await never_joined_add(store, group)
+    group.pending, group.pending_until = ("add", "10.0.0.4:7480"), time.time() + 60.0
+    with pytest.raises(ChangeInProgress, match="stop that `hakeeper node add`"):
+        await changes.undo_add(add_n4())
+    group.pending_until = time.time() - 600.0  # its run gave up long ago
+    await changes.undo_add(add_n4())
+    assert await changes.in_flight() is None

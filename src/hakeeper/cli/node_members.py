@@ -4,13 +4,15 @@ Each command shows what changes first — the cluster file's difference and what
 would do once the change is made (`plan --what-if "node N added"`, `"node N removed"`) —
 asks (unless ``--yes``), then runs the change's steps (`hakeeper.runtime.node_changes`).
 The change is recorded in the cluster as it goes: if this command is interrupted, running
-it again resumes where it stopped. The local cluster file (``--config``) is rewritten with
+it again resumes where it stopped; ``node remove N`` while the add of N is in flight and N
+never joined undoes that add. The local cluster file (``--config``) is rewritten with
 the config in force after each config step, so that it can be copied to the new node.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shlex
 import sys
@@ -22,14 +24,15 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from hakeeper.api import config_actions
+from hakeeper.api import config_actions, hints
 from hakeeper.cli import cluster_client as cc
 from hakeeper.cli import config_apply
 from hakeeper.cli.cluster_client import Bounded, ConfigOption
+from hakeeper.config import load_spec
 from hakeeper.config.file_modes import open_private
 from hakeeper.config.loader import spec_from_text
 from hakeeper.coord.base import Coordinator, MembershipChanges
-from hakeeper.errors import ConfigError
+from hakeeper.errors import ConfigError, EngineMismatch, HakeeperError
 from hakeeper.model.address import HostPort, split_address
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.node_change import NodeChange, NodeChangeKind, NodeChangeStep
@@ -119,6 +122,8 @@ async def change_nodes(
         confirm_off=confirm_off,
     )
     current = await runner.in_flight()
+    if current is not None and current.kind == "add" and asked == ("remove", current.node, ""):
+        return await _undo(runner, current, yes)
     resuming = current is not None and (current.kind, current.node, current.old) == asked
     change = current if current is not None and resuming else wanted(spec)
     if not resuming and not await _review(coord, runner, change, config, yes):
@@ -130,6 +135,23 @@ async def change_nodes(
         console.print(f"on {change.node}, with this cluster file copied there: "
                       f"[bold]{shlex.join(argv)}[/]", highlight=False)  # fmt: skip
     await runner.run(change)
+    return 0
+
+
+async def _undo(runner: NodeChanges, change: NodeChange, yes: bool) -> int:
+    console.print(
+        f"{change.describe()} is in flight (step {change.step}): removing {change.node} "
+        "undoes it if it never joined",
+        highlight=False,
+    )
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ConfigError(f"no terminal to confirm on: pass --yes to undo add {change.node}")
+        asked = f"undo add {change.node} in the running cluster?"
+        if not await asyncio.to_thread(typer.confirm, asked, default=False):
+            console.print("not changed")
+            return 1
+    await runner.undo_add(change)
     return 0
 
 
@@ -197,7 +219,34 @@ def _run(
             yes=yes, confirm_off=confirm_off, timeout=timeout,
         )  # fmt: skip
 
-    cc.run_command(f"node {name}", config, body)
+    leaving = node if kind == "remove" else ""
+    hints.use_config(config)
+    try:
+        code = asyncio.run(_connect_and_run(load_spec(config), local_text, body, leaving))
+    except KeyboardInterrupt:
+        code = 130
+    except HakeeperError as exc:
+        typer.echo(f"hakeeper node {name}: {cc.describe(exc)}", err=True)
+        raise typer.Exit(2) from exc
+    raise typer.Exit(code)
+
+
+async def _connect_and_run(spec: ClusterSpec, text: str, body: cc.Body, leaving: str) -> int:
+    """`cc.run_command`'s connect-then-run, with one more try for ``node remove N``: the file
+    a ``node add N`` left names N, and when N never joined no voter list the group committed
+    names it, so a client on that file is refused; connecting without N reaches the voters,
+    and the command then undoes the add."""
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            coord = await stack.enter_async_context(cc.connected(spec))
+        except EngineMismatch:
+            if not leaving or spec.node(leaving) is None:
+                raise
+            others = spec_from_text(
+                without_node(text, leaving), f"the cluster file without {leaving}"
+            )
+            coord = await stack.enter_async_context(cc.connected(others))
+        return await body(coord, await cc.spec_in_force(coord, spec))
 
 
 def add(

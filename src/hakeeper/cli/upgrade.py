@@ -4,8 +4,10 @@ Without ``--rolling`` it shows the plan and changes nothing: each node's release
 peer-wire versions, the order (the controller last) and whatever would stop the roll. With
 ``--rolling`` it shows the plan, then for each node in turn drains it, waits while the
 operator (or the package manager) stops its daemon, installs the new release and starts it,
-waits until it has rejoined and caught up, and puts it online; it stops at the first gate that
-does not open in time, naming the node and what to check (`hakeeper.runtime.rolling_upgrade`).
+waits until it has rejoined and caught up, puts it online, and waits until its session-store
+replicas have caught up with their primaries (`hakeeper.cli.upgrade_sync`); it stops at the
+first gate that does not open in time, naming the node and what to check
+(`hakeeper.runtime.rolling_upgrade`).
 
 The install itself stays outside: hakeeper does not log into machines, and a package upgrade
 restarts the daemon on its own. The command watches for that restart instead of causing it.
@@ -24,11 +26,13 @@ from rich.table import Table
 
 from hakeeper.cli import cluster_client as cc
 from hakeeper.cli.cluster_client import ConfigOption, JsonOption
+from hakeeper.cli.upgrade_sync import SessionReplicas
 from hakeeper.coord.base import Coordinator
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.runtime.rolling_upgrade import (
     DRAIN_TIMEOUT,
     RESTART_TIMEOUT,
+    SYNC_TIMEOUT,
     GateFailed,
     Step,
     Timeouts,
@@ -57,10 +61,19 @@ def upgrade(
             min=1.0, max=86400.0, help="Seconds to wait for a drained node's resources to move."
         ),
     ] = DRAIN_TIMEOUT,
+    sync_timeout: Annotated[
+        float,
+        typer.Option(
+            min=1.0,
+            max=86400.0,
+            help="Seconds to wait for a restarted node's session-store replicas to catch up.",
+        ),
+    ] = SYNC_TIMEOUT,
     as_json: JsonOption = False,
 ) -> None:
-    """Upgrade hakeeper node by node: drain, restart on the new release, rejoin, online."""
-    timeouts = Timeouts(drain=drain_timeout, restart=restart_timeout)
+    """Upgrade hakeeper node by node: drain, restart on the new release, rejoin, online,
+    session store in sync."""
+    timeouts = Timeouts(drain=drain_timeout, restart=restart_timeout, sync=sync_timeout)
 
     async def body(coord: Coordinator, spec: ClusterSpec) -> int:
         return await run_upgrade(coord, spec, rolling=rolling, timeouts=timeouts, as_json=as_json)
@@ -91,7 +104,7 @@ async def run_upgrade(
             console.print(f"{mark} {step.node} {step.step}: {step.detail}{took}", highlight=False)
 
     try:
-        await roll(store, spec, the_plan.order, report, timeouts)
+        await roll(store, spec, the_plan.order, report, timeouts, SessionReplicas.of(spec))
     except GateFailed as exc:
         if as_json:
             print(json.dumps({"failed": str(exc)}), flush=True)
@@ -147,7 +160,7 @@ def _show_plan(p: UpgradePlan, as_json: bool) -> None:
     )
     console.print(
         "each node: drain (standby, its resources move) -> you stop, install, start it -> "
-        "rejoined and caught up -> online",
+        "rejoined and caught up -> online -> its session-store replicas in sync",
         highlight=False,
     )
     for problem in p.problems:

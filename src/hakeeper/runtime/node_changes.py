@@ -20,6 +20,13 @@ joining node crashed — is finished by running the same command again: it resum
 recorded step. The group's own rule (one Raft membership change at a time) backs the
 record's: a second change while one is recorded is refused.
 
+An add whose node never joins (its machine never started) is undone by
+``hakeeper node remove NODE`` (`undo_add`), as etcd removes an unstarted learner: the node
+never voted, never held a member lease and never ran anything, so it is neither drained nor
+fenced; the cluster file loses it and the record is cleared. The add itself never undoes on
+a timeout: a machine still being installed joins when it starts, and running the add again
+keeps waiting.
+
 On etcd, nodes are etcd clients: the Raft steps are skipped (etcd's members are changed with
 its own tools) and a removed node's daemon stops when the config it follows loses it.
 """
@@ -34,6 +41,7 @@ from dataclasses import dataclass
 
 from hakeeper.config.loader import spec_from_text
 from hakeeper.coord.base import ChangeInProgress, MembershipChanges
+from hakeeper.coord.raft_membership import ABANDON_GRACE
 from hakeeper.errors import ConfigError, CoordError, EngineMismatch, NoQuorum
 from hakeeper.model.address import split_address
 from hakeeper.model.cluster import ClusterSpec
@@ -133,6 +141,51 @@ class NodeChanges:
         await self._log.finish()
         log.info("event=node_change_done change=%r", change.describe())
         self._say(f"done: {change.describe()}")
+
+    async def undo_add(self, change: NodeChange) -> None:
+        """Roll back ``change``, an add whose node never joined: the cluster file loses the
+        node and the record is cleared. Refused (`ChangeInProgress`, nothing changed) once
+        the node has joined in any way, or while the add's own run may still be waiting for
+        it; every step is idempotent, so an undo interrupted anywhere is run again."""
+        if change.kind != "add":
+            raise ConfigError(f"{change.describe()} is not an add: only an add is undone")
+        joined = await self._joined(change)
+        if joined:
+            raise ChangeInProgress(
+                f"{change.node} has joined ({joined}): finish the add with `hakeeper node add "
+                f"{change.node} --address {change.address}`, then remove {change.node}"
+            )
+        self._say(f"undoing add {change.node}: it never joined (neither drained nor fenced)")
+        await self._unconfigure(change.node)
+        await self._log.finish()
+        log.info("event=node_change_undone change=%r step=%s", change.describe(), change.step)
+        self._say(f"done: add {change.node} undone")
+
+    async def _joined(self, change: NodeChange) -> str:
+        """How ``change``'s node took part in the cluster ("" when it never did)."""
+        if await self._store.is_member(change.node):
+            return "it holds a member lease"
+        spec = (await self.config_in_force()).spec
+        observed = await self._store.observe(spec, self._wall())
+        if any(s.node == change.node for s in observed.statuses):
+            return "it has reported what it runs"
+        if self._members is None:
+            return ""
+        members = await self._members.members()
+        if change.address in members.voters:
+            return "it votes"
+        if change.address in members.caught_up:
+            return "its learner caught up with the group"
+        until = members.pending_until or 0.0
+        if members.pending == ("add", change.address) and self._wall() < until + ABANDON_GRACE:
+            # The add's run may still be waiting for the learner and would make it a voter
+            # the moment it catches up, whatever the file says: that run stops first.
+            raise ChangeInProgress(
+                f"the run of add {change.node} may still be waiting for it (its Raft slot is "
+                f"{time.strftime('%H:%M:%S', time.localtime(until + ABANDON_GRACE))}): stop that "
+                "`hakeeper node add` (Ctrl-C frees the slot), then run this command again"
+            )
+        return ""
 
     async def _step(self, change: NodeChange, step: NodeChangeStep) -> None:
         if step == "check_fenced":
@@ -252,7 +305,14 @@ class NodeChanges:
             f"waiting for {node}'s daemon (started with --join, a fresh state directory and "
             "the cluster file that names it) to join as a learner and catch up"
         )
-        await self._retrying("add", address, self._limits.join)
+        try:
+            await self._retrying("add", address, self._limits.join)
+        except NoQuorum as exc:
+            raise NoQuorum(
+                f"{exc}; to keep waiting, run `hakeeper node add {node} --address {address}` "
+                f"again; if {node}'s machine will not start, undo the add with "
+                f"`hakeeper node remove {node}`"
+            ) from None
         self._say(f"{node} ({address}) votes")
 
     async def _wait_online(self, node: str) -> None:

@@ -15,6 +15,14 @@ applied the log at least up to its rejoin. Its record also carries its release a
 versions it speaks (`hakeeper.model.wire_version`), which the plan shows: the cluster's Raft
 peer wire runs at the newest version every member speaks, rising as the last old node goes.
 
+*Session store in sync*: a node that runs a replica of a session store (``agent =
+"sessions"``) gets it back only once it is online again (a standby node runs nothing), and
+its copy starts from where it stopped. Before the roll goes on to the next node, the
+restarted node's replica must have caught up: ``sync`` (a `ReplicaSync`, given by the face
+that can reach the stores: the runtime does not speak their protocol) says what is still
+behind, and the roll waits up to ``Timeouts.sync`` for it to say nothing. Draining the next
+node earlier could leave a majority of the store's copies behind its primary.
+
 The controller is drained last, so that the roll costs one controller election, not one per
 node.
 """
@@ -36,6 +44,16 @@ POLL = 0.5  # seconds between two looks at the cluster while a gate is closed
 DRAIN_TIMEOUT = 120.0
 RESTART_TIMEOUT = 600.0  # the operator installs the release in this time
 REJOIN_TIMEOUT = 120.0
+SYNC_TIMEOUT = 300.0  # a replica copies the store whole (a snapshot) well within this
+
+#: What of ``node``'s session-store replicas is still behind its primary, one line per store
+#: (empty: every replica it runs is in sync, or it runs none).
+ReplicaSync = Callable[[str], Awaitable[tuple[str, ...]]]
+
+
+async def no_replicas(node: str) -> tuple[str, ...]:
+    """The `ReplicaSync` of a cluster without a session store."""
+    return ()
 
 
 class GateFailed(HakeeperError):
@@ -67,7 +85,7 @@ class Step:
     """One gate passed (or about to be waited for, ``done`` False)."""
 
     node: str
-    step: str  # drain | restart | rejoin | online
+    step: str  # drain | restart | rejoin | online | sync
     done: bool
     detail: str
     seconds: float = 0.0
@@ -78,6 +96,7 @@ class Timeouts:
     drain: float = DRAIN_TIMEOUT
     restart: float = RESTART_TIMEOUT
     rejoin: float = REJOIN_TIMEOUT
+    sync: float = SYNC_TIMEOUT
 
 
 async def plan(store: ClusterStore, spec: ClusterSpec) -> UpgradePlan:
@@ -126,10 +145,34 @@ async def roll(
     order: tuple[str, ...],
     report: Report,
     timeouts: Timeouts = Timeouts(),
+    sync: ReplicaSync = no_replicas,
 ) -> None:
     """Upgrade ``order`` one node at a time; GateFailed at the first gate that stays shut."""
     for node in order:
         await _one_node(store, spec, node, report, timeouts)
+        await await_replicas_in_sync(node, report, timeouts.sync, sync)
+
+
+async def await_replicas_in_sync(
+    node: str, report: Report, timeout: float, sync: ReplicaSync
+) -> None:
+    """Wait until ``node``'s session-store replicas have caught up with their primaries."""
+    started = time.monotonic()
+    deadline = started + timeout
+    behind = await sync(node)
+    if behind:
+        report(Step(node, "sync", False, f"{'; '.join(behind)}; waiting up to {timeout:g}s"))
+    while behind:
+        if time.monotonic() >= deadline:
+            raise GateFailed(
+                f"{node}: its session-store replica has not caught up within {timeout:g}s "
+                f"({'; '.join(behind)}); the roll stops before the next node. Check: hakeeper "
+                "status (does the store's clone run there?); once it has caught up, run "
+                "`hakeeper upgrade --rolling` again"
+            )
+        await asyncio.sleep(POLL)
+        behind = await sync(node)
+    report(Step(node, "sync", True, "no session-store replica behind", time.monotonic() - started))
 
 
 async def _one_node(
