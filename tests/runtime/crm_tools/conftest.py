@@ -28,6 +28,7 @@ class FakeDaemon:
     attrs: dict[tuple[str, str, str], tuple[str, bool]] = field(default_factory=dict)
     meta: dict[str, dict[str, str]] = field(default_factory=dict)
     located: tuple[tuple[str, str], ...] = ()
+    properties: dict[str, str] = field(default_factory=lambda: {"cluster-name": "c1"})
     seen: list[ToolRequest] = field(default_factory=list)
     down: bool = False
 
@@ -52,6 +53,9 @@ class FakeDaemon:
             if value is None:
                 return ToolAnswer(error=f"Attribute '{request.name}' not found", missing=True)
             return ToolAnswer(value=value)
+        elif request.op == "property":
+            value = self.properties.get(request.name)
+            return MISSING if value is None else ToolAnswer(value=value)
         elif request.op == "locate":
             return ToolAnswer(located=self.located)
         return ToolAnswer()
