@@ -36,6 +36,7 @@ SYSTEM_PROGRAMS: dict[str, str] = {
     "dpkg-query": "dpkg",
     "/usr/lib/ocf/resource.d/heartbeat/Dummy": "resource-agents",
     "/usr/lib/ocf/resource.d/heartbeat/Stateful": "resource-agents",
+    "/usr/lib/ocf/resource.d/pacemaker/Stateful": "pacemaker-resource-agents",
     "/usr/share/pacemaker/alerts/alert_file.sh.sample": "pacemaker-common",
     "/usr/share/pacemaker/alerts/alert_snmp.sh.sample": "pacemaker-common",
     "/usr/share/pacemaker/alerts/alert_smtp.sh.sample": "pacemaker-common",
