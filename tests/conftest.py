@@ -37,6 +37,8 @@ SYSTEM_PROGRAMS: dict[str, str] = {
     "/usr/lib/ocf/resource.d/heartbeat/Dummy": "resource-agents",
     "/usr/lib/ocf/resource.d/heartbeat/Stateful": "resource-agents",
     "/usr/lib/ocf/resource.d/pacemaker/Stateful": "pacemaker-resource-agents",
+    "/usr/sbin/ocf-tester": "resource-agents",
+    "xmllint": "libxml2-utils",
     "/usr/share/pacemaker/alerts/alert_file.sh.sample": "pacemaker-common",
     "/usr/share/pacemaker/alerts/alert_snmp.sh.sample": "pacemaker-common",
     "/usr/share/pacemaker/alerts/alert_smtp.sh.sample": "pacemaker-common",
