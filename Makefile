@@ -5,7 +5,7 @@ PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
 # Every Debian package a test starts a program of (tests/test_system_packages.py keeps this
 # list complete), and the ones the demo needs (none: it runs hakeeper's own processes only).
-DEB_PKGS := etcd-server etcd-client resource-agents fence-agents memcached iproute2 arping nginx curl openssl pacemaker-common systemd chromium chromium-driver postgresql postgresql-15 postgresql-client-15 resource-agents-paf msmtp
+DEB_PKGS := etcd-server etcd-client resource-agents fence-agents memcached iproute2 arping nginx curl openssl pacemaker-common systemd chromium chromium-driver postgresql postgresql-15 postgresql-client-15 resource-agents-paf msmtp pacemaker-resource-agents libxml2-utils
 DEMO_PKGS :=
 # The anchors the benchmarks measure in the same run (not needed by the tests).
 BENCH_PKGS := haproxy wrk keepalived redis-server redis-tools libmemcached-tools gcc

@@ -119,6 +119,20 @@ def test_no_recipient_sets_none_and_params_become_variables() -> None:
     assert env["debug_exec_order"] == "true"
 
 
+def test_the_nodes_pacemaker_tools_come_first_on_the_agents_path() -> None:
+    notice = notice_of(NodeJoined(TS, "n1"), 100, SPEC, "n1")
+    assert notice is not None
+    env = agent_environment(
+        notice, recipient="", timestamp_format="%s", params={}, tools_dir="/var/lib/hk/crm-tools"
+    )
+    assert env["PATH"].split(":")[:3] == [
+        "/var/lib/hk/crm-tools",
+        "/usr/local/sbin",
+        "/usr/local/bin",
+    ]
+    assert env_of(NodeJoined(TS, "n1"))["PATH"].startswith("/usr/local/sbin:")
+
+
 def test_control_characters_in_a_reason_reach_no_agent() -> None:
     env = env_of(ConfigRefused(TS, "n2", 7, "bad\nline\x1b[31m"))
 

@@ -1,7 +1,9 @@
 """Pacemaker's SMTP alert agent (``alert_smtp.sh.sample``), run unchanged by hakeeper's agent
 runner for a failover: a real mail client (Debian's msmtp, as the ``sendmail`` the sample
 calls, through ``deploy/msmtp-sendmail``) delivers it to a real SMTP server on 127.0.0.1, and
-the mail carries the subject and the ``CRM_alert_*`` lines the sample writes.
+the mail carries the subject and the ``CRM_alert_*`` lines the sample writes. The sample asks
+the cluster's name with ``crm_attribute``: the node's tools (real executables and socket, the
+store a fake) are first on the agent's PATH, as a node daemon's alert dispatcher puts them.
 
 msmtp refuses the sample's ``-r SENDER`` (it knows only ``-f``): the adapter an operator
 installs as ``/usr/local/sbin/sendmail`` passes it as ``-f``; here a symlink to it, in a
@@ -13,7 +15,7 @@ import asyncio
 import email
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from email.message import Message
 from pathlib import Path
 
@@ -26,11 +28,19 @@ from hakeeper.lab.loopback import free_port_on
 from hakeeper.model.events import FailoverFinished
 from hakeeper.runtime.alert_agents import run_agent
 from hakeeper.runtime.alert_env import agent_environment, notice_of
+from hakeeper.runtime.keys import KeySpace
+from hakeeper.runtime.store import ClusterStore
 from tests.conftest import require_binary, require_file
+from tests.fakes import LocalCoordinator
+from tests.runtime.crm_tools.conftest import served_tools
 
 SAMPLE = Path("/usr/share/pacemaker/alerts/alert_smtp.sh.sample")
 ADAPTER = Path(__file__).resolve().parents[2] / "deploy" / "msmtp-sendmail"
-SPEC = spec_from_text('[nodes.n1]\naddress = "127.0.0.1"\n[nodes.n2]\naddress = "127.0.0.2"\n', "t")
+SPEC = spec_from_text(
+    '[cluster]\nname = "mailed"\n[nodes.n1]\naddress = "127.0.0.1"\n'
+    '[nodes.n2]\naddress = "127.0.0.2"\n',
+    "t",
+)
 WAIT = 30.0
 
 
@@ -61,6 +71,12 @@ def smtp_server() -> Iterator[tuple[Mailbox, int]]:
         server.stop()
 
 
+@pytest.fixture
+async def tools_dir() -> AsyncIterator[Path]:
+    async with served_tools(SPEC, ClusterStore(LocalCoordinator(), KeySpace("mailed")), "n1") as d:
+        yield d
+
+
 def mail_client(home: Path, port: int) -> Path:
     """A directory holding ``sendmail`` (msmtp through the adapter), and an msmtp account
     for the test's server in ``home``."""
@@ -73,7 +89,7 @@ def mail_client(home: Path, port: int) -> Path:
     return bin_dir
 
 
-def failover_alert(home: Path, bin_dir: Path) -> dict[str, str]:
+def failover_alert(home: Path, bin_dir: Path, tools: Path | None = None) -> dict[str, str]:
     """The agent environment of a failover of db from n2 to n1 (revision 42), mailed to
     ops@example.org. The alert's params give msmtp its HOME; ``bin_dir`` comes first on the
     fixed PATH, as /usr/local/sbin does on a host where an operator installed the adapter."""
@@ -82,20 +98,20 @@ def failover_alert(home: Path, bin_dir: Path) -> dict[str, str]:
     assert notice is not None
     env = agent_environment(
         notice, recipient="ops@example.org", timestamp_format="%H:%M:%S",
-        params={"HOME": str(home)},
+        params={"HOME": str(home)}, tools_dir=str(tools or ""),
     )  # fmt: skip
     env["PATH"] = f"{bin_dir}:{env['PATH']}"
     return env
 
 
 async def test_pacemakers_smtp_sample_mails_a_failover_through_msmtp(
-    tmp_path: Path, smtp_server: tuple[Mailbox, int]
+    tmp_path: Path, smtp_server: tuple[Mailbox, int], tools_dir: Path
 ) -> None:
     require_file(SAMPLE)
     require_binary("msmtp")
     mailbox, port = smtp_server
     bin_dir = mail_client(tmp_path, port)
-    env = failover_alert(tmp_path, bin_dir)
+    env = failover_alert(tmp_path, bin_dir, tools_dir)
 
     outcome = await run_agent(str(SAMPLE), env, timeout=WAIT)
 
@@ -109,6 +125,8 @@ async def test_pacemakers_smtp_sample_mails_a_failover_through_msmtp(
     assert message["Subject"].endswith(
         ": Resource operation 'failover' for 'db' on 'n1': moved from n2 in 9.2s"
     )
+    # "<timestamp> <cluster name>: ...": the sample's crm_attribute found the node's tools.
+    assert message["Subject"].split(" ", 1)[1].startswith("mailed: Resource operation")
     body = str(message.get_payload())
     for line in (
         "CRM_alert_kind=resource",

@@ -165,10 +165,19 @@ def format_timestamp(fmt: str, ts: float) -> str:
 
 
 def agent_environment(
-    notice: Notice, *, recipient: str, timestamp_format: str, params: Mapping[str, str]
+    notice: Notice,
+    *,
+    recipient: str,
+    timestamp_format: str,
+    params: Mapping[str, str],
+    tools_dir: str = "",
 ) -> dict[str, str]:
     """The environment of one alert agent run: a fixed PATH, the alert's instance attributes,
-    then every ``CRM_alert_*`` field, each also as ``CRM_notify_*`` (ClusterMon's names)."""
+    then every ``CRM_alert_*`` field, each also as ``CRM_notify_*`` (ClusterMon's names).
+
+    ``tools_dir`` (the node's Pacemaker tools, `hakeeper.runtime.crm_tools`) comes first on
+    the PATH, as /usr/sbin holds Pacemaker's for its agents: the samples ask the cluster
+    through them (alert_smtp.sh.sample's subject carries ``crm_attribute -n cluster-name``)."""
     ts = notice.event.ts
     common = {
         "kind": notice.kind,
@@ -181,7 +190,8 @@ def agent_environment(
     }
     if recipient:
         common["recipient"] = clean(recipient)
-    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+    path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    env = {"PATH": f"{tools_dir}:{path}" if tools_dir else path}
     env.update(params)
     for name, value in common.items():
         env[f"CRM_alert_{name}"] = value

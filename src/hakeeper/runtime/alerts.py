@@ -85,8 +85,11 @@ class AlertDispatcher:
         events: EventLog,
         backoff: float = 1.0,
         wall: Callable[[], float] = time.time,
+        tools_dir: str = "",
     ) -> None:
         self._node = node
+        #: The node's Pacemaker tools, first on every alert agent's PATH.
+        self._tools_dir = tools_dir
         self._term = term
         self._spec = spec
         self._store = store
@@ -207,7 +210,7 @@ class AlertDispatcher:
         async def one(recipient: str) -> None:
             env = agent_environment(
                 notice, recipient=recipient, timestamp_format=alert.timestamp_format,
-                params=alert.params,
+                params=alert.params, tools_dir=self._tools_dir,
             )  # fmt: skip
             await self._record(
                 alert, notice, recipient, await run_agent(alert.target, env, alert.timeout)

@@ -42,7 +42,7 @@ from hakeeper.runtime.connect import open_coordinator
 from hakeeper.runtime.controller import Controller, Deposed
 from hakeeper.runtime.controller_jobs import ControllerJob, JobRunner
 from hakeeper.runtime.crm_tools.install import DIR_NAME as TOOLS_DIR_NAME
-from hakeeper.runtime.crm_tools.install import serving_tools
+from hakeeper.runtime.crm_tools.install import serving_tools, tools_dir
 from hakeeper.runtime.election import ControllerElection
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.executor import Executor
@@ -516,8 +516,9 @@ class NodeDaemon:
                 self.jobs, store=store, spec=spec_now, events=events, term=current.term
             )
             alerts = AlertDispatcher(
-                node=self.node, term=current.term, spec=spec_now, store=store, events=events
-            )
+                node=self.node, term=current.term, spec=spec_now, store=store, events=events,
+                tools_dir=str(tools_dir(self.state_dir)),
+            )  # fmt: skip
             await self._lead(controller, membership, runner, alerts)
 
     async def _lead(

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from hakeeper.config.secret_file import SecretFile, write_secret_file
+from hakeeper.model.cluster import ClusterSpec
 from hakeeper.runtime.crm_tools.client import ToolUnavailable
+from hakeeper.runtime.crm_tools.install import install_tools
 from hakeeper.runtime.crm_tools.protocol import NodeEntry, ToolAnswer, ToolRequest
+from hakeeper.runtime.crm_tools.service import AttributeService, socket_path
 from hakeeper.runtime.crm_tools.tools import run
+from hakeeper.runtime.store import ClusterStore
 
 MISSING = ToolAnswer(error="No such device or address", missing=True)
 
@@ -28,6 +34,7 @@ class FakeDaemon:
     attrs: dict[tuple[str, str, str], tuple[str, bool]] = field(default_factory=dict)
     meta: dict[str, dict[str, str]] = field(default_factory=dict)
     located: tuple[tuple[str, str], ...] = ()
+    properties: dict[str, str] = field(default_factory=lambda: {"cluster-name": "c1"})
     seen: list[ToolRequest] = field(default_factory=list)
     down: bool = False
 
@@ -52,6 +59,9 @@ class FakeDaemon:
             if value is None:
                 return ToolAnswer(error=f"Attribute '{request.name}' not found", missing=True)
             return ToolAnswer(value=value)
+        elif request.op == "property":
+            value = self.properties.get(request.name)
+            return MISSING if value is None else ToolAnswer(value=value)
         elif request.op == "locate":
             return ToolAnswer(located=self.located)
         return ToolAnswer()
@@ -77,8 +87,8 @@ def daemon() -> FakeDaemon:
     return FakeDaemon()
 
 
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
+@contextlib.contextmanager
+def short_state_dir() -> Iterator[Path]:
     """A state dir with a short path: a unix socket path is at most 107 bytes."""
     path = Path(tempfile.mkdtemp(prefix="hk-crm-", dir="/tmp"))
     path.chmod(0o700)
@@ -86,3 +96,24 @@ def short_dir() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    with short_state_dir() as path:
+        yield path
+
+
+@contextlib.asynccontextmanager
+async def served_tools(spec: ClusterSpec, store: ClusterStore, node: str) -> AsyncIterator[Path]:
+    """The real tools of ``node`` (installed executables, a real socket) answered from
+    ``store``, as a node daemon serves them: the directory agents get as ``HA_SBIN_DIR``."""
+    with short_state_dir() as state_dir:
+        write_secret_file(state_dir / "secret")
+        service = AttributeService(
+            node=node, spec=lambda: spec, store=store,
+            secret=SecretFile(state_dir / "secret"), path=socket_path(state_dir),
+        )  # fmt: skip
+        where = install_tools(state_dir, state_dir / "secret")
+        async with service.serving():
+            yield where

@@ -66,6 +66,15 @@ async def test_answers_follow_pacemaker(short_dir: Path) -> None:
     assert "newline" in bad.error
 
 
+async def test_cluster_properties_come_from_the_cluster_file(short_dir: Path) -> None:
+    service = service_on(ClusterStore(LocalCoordinator(), KEYS), short_dir)
+    name = await service.answer(ToolRequest("property", name="cluster-name"))
+    assert name.value == "c1"
+    fencing = await service.answer(ToolRequest("property", name="stonith-enabled"))
+    assert fencing.value == "true"
+    assert (await service.answer(ToolRequest("property", name="no-such"))).missing
+
+
 async def test_locate_names_members_running_the_resource(short_dir: Path) -> None:
     coord = LocalCoordinator()
     store = ClusterStore(coord, KEYS)

@@ -52,11 +52,38 @@ def test_crm_attribute_delete_of_an_absent_attribute_succeeds(daemon: FakeDaemon
 
 
 def test_crm_attribute_refuses_options_it_does_not_answer(daemon: FakeDaemon) -> None:
-    ran = call(daemon, "crm_attribute -n x --type crm_config -G")
+    ran = call(daemon, "crm_attribute -n x --type rsc_defaults -G")
     assert ran.code == 64
     ran = call(daemon, "crm_attribute --bogus")
     assert ran.code == 64
     assert "supports" in ran.err
+    assert daemon.seen == []
+
+
+def test_crm_attribute_without_node_lifetime_or_type_answers_a_cluster_property(
+    daemon: FakeDaemon,
+) -> None:
+    """As alert_smtp.sh.sample asks: ``crm_attribute --query -n cluster-name -q``."""
+    ran = call(daemon, "crm_attribute --query -n cluster-name -q")
+    assert (ran.code, ran.out, ran.err) == (0, "c1\n", "")
+    ran = call(daemon, "crm_attribute -G -n cluster-name")
+    assert ran.out == "scope=crm_config  name=cluster-name value=c1\n"
+    ran = call(daemon, "crm_attribute --type crm_config --name cluster-name --query")
+    assert ran.out == "scope=crm_config  name=cluster-name value=c1\n"
+
+
+def test_crm_attribute_unknown_cluster_property_exits_105(daemon: FakeDaemon) -> None:
+    ran = call(daemon, "crm_attribute -G -n no-such-property")
+    assert (ran.code, ran.out) == (105, "")
+    assert ran.err == "crm_attribute: Error performing operation: No such device or address\n"
+
+
+def test_crm_attribute_refuses_to_write_a_cluster_property(daemon: FakeDaemon) -> None:
+    for command in ("crm_attribute -n cluster-name -v other", "crm_attribute -n cluster-name -D"):
+        ran = call(daemon, command)
+        assert ran.code == 3
+        assert "read-only" in ran.err
+        assert "[cluster]" in ran.err
     assert daemon.seen == []
 
 

@@ -23,6 +23,18 @@ def clone_of(spec: ClusterSpec, resource: str) -> Clone | None:
     return None
 
 
+def cluster_properties(spec: ClusterSpec) -> dict[str, str]:
+    """The cluster properties (Pacemaker's ``crm_config`` scope) hakeeper's config decides,
+    by Pacemaker's names; read-only: the cluster file is where they change."""
+    return {
+        "cluster-name": spec.options.name,
+        "have-watchdog": "true" if spec.watchdog else "false",
+        "stonith-enabled": "true" if spec.options.fencing else "false",
+        # hakeeper's policies carry Pacemaker's names (stop, freeze, ignore).
+        "no-quorum-policy": spec.options.no_quorum_policy,
+    }
+
+
 def resource_meta(spec: ClusterSpec, resource: str) -> dict[str, str]:
     """Pacemaker's meta attributes of primitive ``resource`` (hyphenated names)."""
     primitive = spec.primitive(resource)

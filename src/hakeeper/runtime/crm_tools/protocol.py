@@ -25,7 +25,9 @@ from hakeeper.model.attributes import LIFETIMES, Lifetime, NodeAttribute
 MAX_LINE = 16 * 1024
 IO_TIMEOUT = 5.0
 
-ToolOp = Literal["attr_get", "attr_set", "attr_delete", "nodes", "resource_meta", "locate"]
+ToolOp = Literal[
+    "attr_get", "attr_set", "attr_delete", "nodes", "resource_meta", "locate", "property"
+]
 TOOL_OPS: tuple[ToolOp, ...] = (
     "attr_get",
     "attr_set",
@@ -33,6 +35,7 @@ TOOL_OPS: tuple[ToolOp, ...] = (
     "nodes",
     "resource_meta",
     "locate",
+    "property",
 )
 _FIELD_LIMIT = 1024
 

@@ -23,7 +23,7 @@ from hakeeper.config.secret_file import ClusterSecret
 from hakeeper.errors import ConfigError, CoordError
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.roles import RUNNING_ROLES
-from hakeeper.runtime.crm_tools.meta import resource_meta
+from hakeeper.runtime.crm_tools.meta import cluster_properties, resource_meta
 from hakeeper.runtime.crm_tools.protocol import (
     IO_TIMEOUT,
     MAX_LINE,
@@ -164,6 +164,11 @@ class AttributeService:
             return ToolAnswer()
         if request.op == "attr_get":
             return await self._attribute(request)
+        if request.op == "property":
+            value = cluster_properties(spec).get(request.name)
+            if value is None:
+                return ToolAnswer(error="No such device or address", missing=True)
+            return ToolAnswer(value=value)
         if request.op == "nodes":
             live = await self._store.live_attributes()
             return ToolAnswer(

@@ -4,7 +4,8 @@ Each parses the options agents use, as Pacemaker 2.1's tool of that name does, a
 daemon, and prints and exits as that tool would. Any other option is refused with exit code
 64 (Pacemaker's CRM_EX_USAGE) and the list of what hakeeper's tool supports. Exit codes: 0 ok,
 1 an error, 64 usage, 102 the daemon cannot be reached (CRM_EX_DISCONNECT), 105 no such
-attribute, node or resource (CRM_EX_NOSUCH).
+attribute, node or resource (CRM_EX_NOSUCH), 3 a cluster property written (hakeeper's cluster
+file sets those: CRM_EX_UNIMPLEMENT_FEATURE).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from hakeeper.runtime.crm_tools.protocol import ToolAnswer, ToolRequest
 
 EX_OK = 0
 EX_ERROR = 1
+EX_UNIMPLEMENTED = 3
 EX_USAGE = 64
 EX_DISCONNECT = 102
 EX_NOSUCH = 105
@@ -115,8 +117,9 @@ _ATTR_LONG = [
 ]  # fmt: skip
 _SUPPORTED_ATTR = (
     "-n/--name, -v/--update, -G/--query, -D/--delete, -N/--node, -l/--lifetime, "
-    "-t/--type nodes|status, -q/--quiet, -p/--promotion[=RESOURCE]"
+    "-t/--type nodes|status|crm_config, -q/--quiet, -p/--promotion[=RESOURCE]"
 )
+_NODE_TYPES = ("nodes", "status", "forever", "reboot")
 
 
 def crm_attribute(argv: Sequence[str], io: Io, *, master: bool = False) -> int:
@@ -138,9 +141,22 @@ def crm_attribute(argv: Sequence[str], io: Io, *, master: bool = False) -> int:
         return io.fail(f"{exc}; hakeeper's {io.tool} supports: {hint}", EX_USAGE)
     lifetime_text = opts.values.get("lifetime")
     kind = opts.values.get("type")
+    # Pacemaker's default scope, without -N, -l or -t, is the cluster's properties.
+    if (
+        not master
+        and promotion is None
+        and (
+            kind == "crm_config"
+            or (kind is None and lifetime_text is None and "node" not in opts.values)
+        )
+    ):
+        return _cluster_property(opts, io)
     if kind is not None:
-        if kind not in ("nodes", "status", "forever", "reboot"):
-            return io.fail(f"--type {kind}: hakeeper answers node attributes only", EX_USAGE)
+        if kind not in _NODE_TYPES:
+            return io.fail(
+                f"--type {kind}: hakeeper answers node attributes and cluster properties only",
+                EX_USAGE,
+            )
         lifetime_text = lifetime_text or ("forever" if kind in ("nodes", "forever") else "reboot")
     if master or promotion is not None:
         resource = opts.values.get("resource") or promotion or io.env.get("OCF_RESOURCE_INSTANCE")
@@ -152,7 +168,7 @@ def crm_attribute(argv: Sequence[str], io: Io, *, master: bool = False) -> int:
     else:
         name = opts.values.get("name", "")
         if not name:
-            return io.fail("--name is required (hakeeper answers node attributes only)", EX_USAGE)
+            return io.fail("--name is required", EX_USAGE)
         lifetime_text = lifetime_text or "forever"
     try:
         lifetime = _lifetime(lifetime_text)
@@ -174,14 +190,41 @@ def crm_attribute(argv: Sequence[str], io: Io, *, master: bool = False) -> int:
     if isinstance(answer, int):
         return answer
     if answer.error:
-        prefix = "" if answer.error.startswith("Could not") else "Error performing operation: "
-        return io.fail(prefix + answer.error, EX_NOSUCH if answer.missing else EX_ERROR)
+        return _attribute_error(io, answer)
     if request.op == "attr_get":
         if "quiet" in opts.flags:
             io.out.write(f"{answer.value}\n")
         else:
             scope = "status" if lifetime == "reboot" else "nodes"
             io.out.write(f"scope={scope}  name={name} value={answer.value}\n")
+    return EX_OK
+
+
+def _attribute_error(io: Io, answer: ToolAnswer) -> int:
+    prefix = "" if answer.error.startswith("Could not") else "Error performing operation: "
+    return io.fail(prefix + answer.error, EX_NOSUCH if answer.missing else EX_ERROR)
+
+
+def _cluster_property(opts: Parsed, io: Io) -> int:
+    """``--type crm_config``: read-only, from the cluster's config (`meta.cluster_properties`)."""
+    name = opts.values.get("name", "")
+    if not name:
+        return io.fail("--name is required", EX_USAGE)
+    if "update" in opts.values or "delete" in opts.flags:
+        return io.fail(
+            f"cluster property {name} is read-only here: hakeeper's cluster file sets it "
+            "(its [cluster] section); change it there, or give -N NODE for a node attribute",
+            EX_UNIMPLEMENTED,
+        )
+    answer = _ask(io, ToolRequest("property", name=name))
+    if isinstance(answer, int):
+        return answer
+    if answer.error:
+        return _attribute_error(io, answer)
+    if "quiet" in opts.flags:
+        io.out.write(f"{answer.value}\n")
+    else:
+        io.out.write(f"scope=crm_config  name={name} value={answer.value}\n")
     return EX_OK
 
 
