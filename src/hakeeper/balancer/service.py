@@ -37,7 +37,7 @@ log = logging.getLogger("hakeeper.balancer")
 async def follow_clone(backend: Backend) -> None:
     """Keep ``backend``'s servers equal to its clone's live instances (a store client)."""
     # Imported here: a standalone balancer never loads the cluster runtime and its engines.
-    from hakeeper.balancer.clone_backends import CloneFollower
+    from hakeeper.balancer.clone_backends import CloneFollower, require_promotable
     from hakeeper.config.loader import load_spec
     from hakeeper.runtime.connect import open_coordinator
     from hakeeper.runtime.keys import KeySpace
@@ -46,6 +46,7 @@ async def follow_clone(backend: Backend) -> None:
     clone = backend.spec.clone
     assert clone is not None
     spec = load_spec(Path(clone.cluster_config))
+    require_promotable(spec, clone.resource, clone.role)
     coord = await open_coordinator(spec)
     try:
         addresses = {n.name: n.address for n in spec.nodes}
