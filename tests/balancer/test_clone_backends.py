@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
 from hakeeper.balancer.clone_backends import CloneFollower, live_servers, require_promotable
-from hakeeper.balancer.config import BackendSpec, ServerSpec, parse_config
+from hakeeper.balancer.config import BackendSpec, BalancerConfig, ServerSpec, parse_config
 from hakeeper.balancer.servers import Backend
 from hakeeper.balancer.service import Balancer
 from hakeeper.errors import ConfigError
+from hakeeper.lab.cluster_secret import lab_secret_file
+from hakeeper.lab.loopback import cluster_file
 from hakeeper.model.cluster import Clone, ClusterSpec, Group
 from hakeeper.model.records import InstanceStatus
 from hakeeper.model.roles import RoleSelector
@@ -197,3 +200,54 @@ def test_a_role_needs_the_resource_of_a_promotable_clone() -> None:
     require_promotable(spec, "web", None)  # no role: any clone
     with pytest.raises(ConfigError, match=r"'web' is in none.*leave role out"):
         require_promotable(spec, "web", "promoted")
+
+
+def role_config(cluster_file: Path, resource: str) -> BalancerConfig:
+    clone = {"resource": resource, "port": 8080, "cluster_config": str(cluster_file)}
+    data = {
+        "frontend": [{"name": "f", "bind": "127.0.0.1:0", "backend": "be"}],
+        "backend": [{"name": "be", "clone": {**clone, "role": "promoted"}}],
+    }
+    return parse_config(data, "t")
+
+
+def two_clones(tmp_path: Path) -> Path:
+    resources = """
+[resources.state]
+agent = "ocf:heartbeat:Stateful"
+
+[clones.db]
+resource = "state"
+promotable = true
+
+[resources.web]
+agent = "ocf:heartbeat:Dummy"
+
+[clones.webs]
+resource = "web"
+"""
+    path = tmp_path / "cluster.toml"
+    secret = lab_secret_file(tmp_path)
+    path.write_text(cluster_file("c", 3, 7000, resources, secret_file=secret))
+    return path
+
+
+async def test_a_balancer_refuses_to_start_with_a_role_on_a_clone_that_is_not_promotable(
+    tmp_path: Path,
+) -> None:
+    cluster = two_clones(tmp_path)
+    with pytest.raises(ConfigError, match=r"'web' is in none"):
+        await Balancer(role_config(cluster, "web"), listen=False, api=False).start()
+    await Balancer(role_config(cluster, "state"), listen=False, api=False).start()
+
+
+async def test_a_reload_to_a_role_on_a_clone_that_is_not_promotable_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    cluster = two_clones(tmp_path)
+    lb = Balancer(role_config(cluster, "state"), listen=False, api=False)
+    with pytest.raises(ConfigError, match=r"'web' is in none"):
+        await lb.reload(role_config(cluster, "web"))
+    clone = lb.backends["be"].spec.clone
+    assert clone is not None
+    assert clone.resource == "state"

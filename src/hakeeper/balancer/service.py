@@ -37,7 +37,7 @@ log = logging.getLogger("hakeeper.balancer")
 async def follow_clone(backend: Backend) -> None:
     """Keep ``backend``'s servers equal to its clone's live instances (a store client)."""
     # Imported here: a standalone balancer never loads the cluster runtime and its engines.
-    from hakeeper.balancer.clone_backends import CloneFollower, require_promotable
+    from hakeeper.balancer.clone_backends import CloneFollower
     from hakeeper.config.loader import load_spec
     from hakeeper.runtime.connect import open_coordinator
     from hakeeper.runtime.keys import KeySpace
@@ -46,7 +46,6 @@ async def follow_clone(backend: Backend) -> None:
     clone = backend.spec.clone
     assert clone is not None
     spec = load_spec(Path(clone.cluster_config))
-    require_promotable(spec, clone.resource, clone.role)
     coord = await open_coordinator(spec)
     try:
         addresses = {n.name: n.address for n in spec.nodes}
@@ -54,6 +53,19 @@ async def follow_clone(backend: Backend) -> None:
         await CloneFollower(store, addresses, backend).run()
     finally:
         await coord.close()
+
+
+def check_clone_roles(config: BalancerConfig) -> None:
+    """Refuse a ``clone.role`` its cluster file cannot satisfy before anything runs: found by
+    the follower, it would end the balancer's task group instead of refusing a file."""
+    clones = [b.clone for b in config.backend if b.clone is not None and b.clone.role]
+    if not clones:
+        return
+    from hakeeper.balancer.clone_backends import require_promotable
+    from hakeeper.config.loader import load_spec
+
+    for clone in clones:
+        require_promotable(load_spec(Path(clone.cluster_config)), clone.resource, clone.role)
 
 
 def files_needed(config: BalancerConfig) -> int:
@@ -159,6 +171,7 @@ class Balancer:
         return None
 
     async def start(self) -> None:
+        check_clone_roles(self.config)
         if self.listen:
             raise_file_limit(files_needed(self.config))
         for spec in self.config.frontend if self.listen else ():
@@ -246,6 +259,7 @@ class Balancer:
 
     async def reload(self, config: BalancerConfig) -> None:
         """Apply a new config in place; existing connections are not touched."""
+        check_clone_roles(config)
         for bspec in config.backend:
             kept = self.backends.get(bspec.name)
             if kept is None:
