@@ -191,6 +191,13 @@ async def test_a_failed_primary_leaves_the_backend_and_the_promoted_replica_join
     await follow_a_failover(fails)
 
 
+async def test_a_switchover_demotes_the_primary_before_the_replica_joins() -> None:
+    async def demoted(coord: LocalCoordinator, keys: KeySpace) -> None:
+        await ClusterStore(coord, keys).report(status("n1", 0, "started"))  # now a replica
+
+    await follow_a_failover(demoted)
+
+
 def test_a_role_needs_the_resource_of_a_promotable_clone() -> None:
     spec = ClusterSpec(
         groups=(Group("pg-group", ("pg", "pg-vip")),),
