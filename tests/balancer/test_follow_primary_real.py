@@ -144,9 +144,11 @@ async def test_a_write_right_after_a_failover_lands_on_the_new_primary(lab: Lab)
         try:
             # Some writes before the fault, so a balancer that spread them would show.
             await writes.answered_after(0.0, timeout=60, count=20)
+            # The node dies, its database with it; stopped first, so a write sent after
+            # ``killed_at`` cannot still be answered by it while the agent is being killed.
+            await lab.servers[old].stop()
             killed_at = time.monotonic()
             cluster.crash(old)
-            await lab.servers[old].stop()  # the node is gone: so is its database
             await cluster.confirm_fenced(old)
             after = await cluster.wait_for(
                 "a new primary among the survivors",
