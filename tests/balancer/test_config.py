@@ -89,3 +89,25 @@ def test_a_server_on_port_0_is_refused_naming_the_key() -> None:
     }
     with pytest.raises(ConfigError, match=r"servers.0.address: .*port must be a number from 1"):
         parse_config(data, "f.toml")
+
+
+def clone_backend(role: object) -> dict[str, object]:
+    clone = {"resource": "pg", "port": 5432, "cluster_config": "c.toml", "role": role}
+    return {
+        "frontend": [{"name": "db", "bind": "127.0.0.1:1", "backend": "pg", "mode": "tcp"}],
+        "backend": [{"name": "pg", "clone": clone}],
+    }
+
+
+def test_a_clone_backend_may_follow_only_the_primary_or_only_the_replicas() -> None:
+    for role in ("promoted", "unpromoted", None):
+        clone = parse_config(clone_backend(role), "f").backend[0].clone
+        assert clone is not None
+        assert clone.role == role
+
+
+def test_an_unknown_clone_role_names_the_key_and_the_two_words() -> None:
+    with pytest.raises(
+        ConfigError, match=r'f: backend.0.clone.role: .*"promoted" .*"unpromoted" .*leave role out'
+    ):
+        parse_config(clone_backend("primary"), "f")

@@ -10,6 +10,7 @@ from hakeeper.model import roles
 from hakeeper.model.roles import (
     EVENT_ROLES,
     INSTANCE_ROLES,
+    ROLE_SELECTORS,
     RUNNING_ROLES,
     TARGET_ROLES,
     EventRole,
@@ -18,13 +19,17 @@ from hakeeper.model.roles import (
     PlacedRole,
     ReportedRole,
     Role,
+    RoleSelector,
     TargetRole,
     event_role,
+    selected_roles,
 )
 
 
 @pytest.mark.parametrize(
-    "subset", [InstanceRole, PlacedRole, LocalRole, ReportedRole, TargetRole], ids=str
+    "subset",
+    [InstanceRole, PlacedRole, LocalRole, ReportedRole, TargetRole, RoleSelector],
+    ids=str,
 )
 def test_every_subset_uses_only_the_words_of_role(subset: object) -> None:
     assert set(get_args(subset)) <= set(get_args(Role))
@@ -34,6 +39,7 @@ def test_the_tuples_list_exactly_their_literal() -> None:
     assert get_args(InstanceRole) == INSTANCE_ROLES
     assert get_args(TargetRole) == TARGET_ROLES
     assert get_args(EventRole) == EVENT_ROLES
+    assert get_args(RoleSelector) == ROLE_SELECTORS
     assert set(get_args(PlacedRole)) == RUNNING_ROLES
 
 
@@ -45,6 +51,12 @@ def test_a_plain_instance_is_started_in_the_event_log_whatever_its_role() -> Non
 def test_a_promotable_instance_is_the_primary_or_a_replica_in_the_event_log() -> None:
     assert event_role("promoted", promotable=True) == "primary"
     assert event_role("started", promotable=True) == "replica"
+
+
+def test_a_selector_takes_the_primary_or_the_replicas_and_none_takes_every_running_one() -> None:
+    assert selected_roles("promoted") == {"promoted"}
+    assert selected_roles("unpromoted") == {"started"}
+    assert selected_roles(None) == RUNNING_ROLES
 
 
 def test_no_other_module_of_the_model_declares_a_role_literal() -> None:

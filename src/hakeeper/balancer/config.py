@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hakeeper.errors import ConfigError
 from hakeeper.model.address import split_address
+from hakeeper.model.roles import ROLE_SELECTORS, RoleSelector
 
 Policy = Literal["roundrobin", "swrr", "leastconn", "source", "consistent"]
 
@@ -113,6 +114,22 @@ class CloneSpec(_Strict):
     resource: str = Field(min_length=1, description="as `hakeeper status` names it")
     port: int = Field(ge=1, le=65535, description="where each instance listens")
     cluster_config: str = Field(description="the cluster file: nodes, addresses, engine")
+    role: RoleSelector | None = Field(
+        default=None,
+        description='"promoted": only the primary; "unpromoted": only replicas; default: all',
+    )
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _role(cls, value: object) -> object:
+        # Checked before pydantic's own message, which would repeat the value as given (it may
+        # hold control characters) and not say what the words mean.
+        if value is not None and value not in ROLE_SELECTORS:
+            raise ValueError(
+                'must be "promoted" (only the primary of a promotable clone) or "unpromoted" '
+                "(only its replicas); leave role out to take every running instance"
+            )
+        return value
 
 
 class BackendSpec(_Strict):

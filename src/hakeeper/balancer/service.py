@@ -55,6 +55,19 @@ async def follow_clone(backend: Backend) -> None:
         await coord.close()
 
 
+def check_clone_roles(config: BalancerConfig) -> None:
+    """Refuse a ``clone.role`` its cluster file cannot satisfy before anything runs: found by
+    the follower, it would end the balancer's task group instead of refusing a file."""
+    clones = [b.clone for b in config.backend if b.clone is not None and b.clone.role]
+    if not clones:
+        return
+    from hakeeper.balancer.clone_backends import require_promotable
+    from hakeeper.config.loader import load_spec
+
+    for clone in clones:
+        require_promotable(load_spec(Path(clone.cluster_config)), clone.resource, clone.role)
+
+
 def files_needed(config: BalancerConfig) -> int:
     """File descriptors the limits allow this process to use: each served http or tcp
     connection has a client and an upstream socket, a waiting one only its client's, plus
@@ -158,6 +171,7 @@ class Balancer:
         return None
 
     async def start(self) -> None:
+        check_clone_roles(self.config)
         if self.listen:
             raise_file_limit(files_needed(self.config))
         for spec in self.config.frontend if self.listen else ():
@@ -245,6 +259,7 @@ class Balancer:
 
     async def reload(self, config: BalancerConfig) -> None:
         """Apply a new config in place; existing connections are not touched."""
+        check_clone_roles(config)
         for bspec in config.backend:
             kept = self.backends.get(bspec.name)
             if kept is None:

@@ -12,6 +12,8 @@ subset             where
 `LocalRole`        what a node's executor holds locally (a failed stop may still run)
 `ReportedRole`     what a node's executor reports under an epoch
 `TargetRole`       what the cluster file or ``resource stop|start`` asks of a resource
+`RoleSelector`     which instances of a promotable clone a follower (a balancer backend)
+                   takes: only the primary, or only the replicas
 =================  =====================================================================
 
 Two vocabularies are formats of their own and are translated at their edge only: the event
@@ -37,6 +39,9 @@ TARGET_ROLES: tuple[TargetRole, ...] = ("started", "stopped", "unpromoted")
 #: The roles in which an instance serves.
 RUNNING_ROLES: frozenset[InstanceRole] = frozenset({"started", "promoted"})
 
+RoleSelector = Literal["promoted", "unpromoted"]
+ROLE_SELECTORS: tuple[RoleSelector, ...] = ("promoted", "unpromoted")
+
 EventRole = Literal["started", "primary", "replica"]
 EVENT_ROLES: tuple[EventRole, ...] = ("started", "primary", "replica")
 
@@ -49,3 +54,11 @@ def event_role(role: InstanceRole, *, promotable: bool) -> EventRole:
     if not promotable:
         return "started"
     return "primary" if role == "promoted" else "replica"
+
+
+def selected_roles(selector: RoleSelector | None) -> frozenset[InstanceRole]:
+    """The instance roles a follower with ``selector`` takes: every running instance without
+    one; an unpromoted instance (a replica) is one that runs and reports ``started``."""
+    if selector is None:
+        return RUNNING_ROLES
+    return frozenset({"promoted"}) if selector == "promoted" else frozenset({"started"})
