@@ -8,7 +8,7 @@ STAMP    := $(VENV)/.installed
 DEB_PKGS := etcd-server etcd-client resource-agents fence-agents memcached iproute2 arping nginx curl openssl pacemaker-common systemd chromium chromium-driver postgresql postgresql-15 postgresql-client-15 resource-agents-paf msmtp
 DEMO_PKGS :=
 # The anchors the benchmarks measure in the same run (not needed by the tests).
-BENCH_PKGS := haproxy wrk keepalived redis-server redis-tools libmemcached-tools gcc
+BENCH_PKGS := haproxy wrk keepalived redis-server redis-tools libmemcached-tools gcc patroni
 
 .PHONY: demo test lint typecheck unit bench system-deps demo-deps bench-deps debian-packages clean
 
