@@ -64,6 +64,7 @@ bench: $(STAMP) bench-deps
 	$(PY) benchmarks/vip_failover_vs_keepalived.py
 	$(PY) benchmarks/backup_vs_etcd_redis.py
 	$(PY) benchmarks/api_load.py
+	$(PY) benchmarks/postgres_failover.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -70,12 +70,12 @@ class PafCluster(LoopbackCluster):
             logs.append(f"--- {node} PAF\n" + "\n".join(text.splitlines()[-lines:]))
         return "\n".join(logs)
 
-    def agent_argv(self, node: str) -> list[str]:
+    def agent_argv(self, node: str, *, join: bool = False) -> list[str]:
         own = self.base_dir / f"{node}-pg"
         return [
             "unshare", "--mount", "--propagation", "private", "sh", "-c",
             'mount --bind "$1" "$2" && shift 2 && exec "$@"', "sh",
-            str(own), str(self.base_dir / "common"), *super().agent_argv(node),
+            str(own), str(self.base_dir / "common"), *super().agent_argv(node, join=join),
         ]  # fmt: skip
 
 

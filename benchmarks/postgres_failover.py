@@ -53,6 +53,7 @@ from paf_lab import (
     roles,
 )
 
+from hakeeper.errors import HakeeperError
 from hakeeper.lab.loopback import free_port_on, node_address
 
 ADDRESSES = [node_address(i) for i in range(1, len(NODES) + 1)]
@@ -89,6 +90,7 @@ class Writer:
         )
         self.acked: list[tuple[int, float, float]] = []  # id, started, acknowledged
         self.failed = 0
+        self.killed_at: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -154,7 +156,7 @@ def measure(side: str, writer: Writer, port: int, kill: object) -> Result:
     writer.start()
     try:
         wait("writes acknowledged", lambda: len(writer.acked) >= 20, 60)
-        killed_at = time.monotonic()
+        killed_at = writer.killed_at = time.monotonic()
         kill()
         wait("a write acknowledged after the kill", lambda: writer.acked_after(killed_at),
              RECOVERY_LIMIT)  # fmt: skip
@@ -198,6 +200,25 @@ def show_status(lab: PafCluster, when: str) -> None:
     print(f"--- hakeeper status {when}\n{done.stdout}{done.stderr}", file=sys.stderr)
 
 
+async def milestones(lab: PafCluster, primary: str, seen: dict[str, float]) -> None:
+    """When the cluster saw the primary's node lost, fenced and another instance promoted
+    (polled every 0.2 s, so each is up to that late): where hakeeper's outage goes."""
+    while True:
+        try:
+            observed = await lab.observe()
+        except HakeeperError:
+            observed = None
+        if observed is not None:
+            node = observed.state.node(primary)
+            others = [r for n, r in roles(observed).items() if n != primary]
+            steps = {"lost": node.status == "lost", "fenced": node.fenced,
+                     "promoted": "promoted" in others}  # fmt: skip
+            for what, now in steps.items():
+                if now and what not in seen:
+                    seen[what] = time.monotonic()
+        await asyncio.sleep(0.2)
+
+
 async def hakeeper_side(status: bool = False) -> Result:
     lab, port = await asyncio.to_thread(build_lab, synchronous=True, fence_device=True)
     try:
@@ -226,9 +247,18 @@ async def hakeeper_side(status: bool = False) -> Result:
             os.kill(postmaster_pid(lab.data_dir(primary)), signal.SIGKILL)
             lab.crash(primary)
 
-        result = await asyncio.to_thread(measure, "hakeeper+PAF", Writer(port), port, kill)
+        writer = Writer(port)
+        seen: dict[str, float] = {}
+        watching = asyncio.create_task(milestones(lab, primary, seen))
+        try:
+            result = await asyncio.to_thread(measure, "hakeeper+PAF", writer, port, kill)
+        finally:
+            watching.cancel()
         if status:
             await asyncio.to_thread(show_status, lab, "after the failover")
+            assert writer.killed_at is not None
+            steps = ", ".join(f"{what} +{at - writer.killed_at:.1f}s" for what, at in seen.items())
+            print(f"--- after the kill: {steps}, write +{result.outage_s:.1f}s", file=sys.stderr)
         return result
     finally:
         await lab.close()
