@@ -8,7 +8,7 @@ STAMP    := $(VENV)/.installed
 DEB_PKGS := etcd-server etcd-client resource-agents fence-agents memcached iproute2 arping nginx curl openssl pacemaker-common systemd chromium chromium-driver postgresql postgresql-15 postgresql-client-15 resource-agents-paf msmtp pacemaker-resource-agents libxml2-utils
 DEMO_PKGS :=
 # The anchors the benchmarks measure in the same run (not needed by the tests).
-BENCH_PKGS := haproxy wrk keepalived redis-server redis-tools libmemcached-tools gcc
+BENCH_PKGS := haproxy wrk keepalived redis-server redis-tools libmemcached-tools gcc patroni
 
 .PHONY: demo test lint typecheck unit bench system-deps demo-deps bench-deps debian-packages clean
 
@@ -64,6 +64,7 @@ bench: $(STAMP) bench-deps
 	$(PY) benchmarks/vip_failover_vs_keepalived.py
 	$(PY) benchmarks/backup_vs_etcd_redis.py
 	$(PY) benchmarks/api_load.py
+	$(PY) benchmarks/postgres_failover.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
