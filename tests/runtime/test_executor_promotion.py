@@ -7,9 +7,11 @@ import time
 from pathlib import Path
 
 from hakeeper.agents.base import OcfRc, OpRequest, OpResult, make_result
+from hakeeper.agents.factory import AgentMaker
 from hakeeper.agents.registry import BUILTIN_AGENTS
 from hakeeper.config.loader import spec_from_text
 from hakeeper.model.attributes import NodeAttribute
+from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.records import Assignment, MemberRecord, Placement
 from hakeeper.model.timing import PROFILES
 from hakeeper.runtime.events_log import EventLog
@@ -30,7 +32,10 @@ SPEC_TEXT = (
 SPEC = spec_from_text(SPEC_TEXT, "test")
 
 
-async def test_a_stop_clears_the_node_s_transient_promotion_score_only(tmp_path: Path) -> None:
+async def n1_executor(
+    tmp_path: Path, agents: AgentMaker = BUILTIN_AGENTS, spec: ClusterSpec = SPEC
+) -> tuple[LocalCoordinator, ClusterStore, Executor]:
+    """An executor of n1, a joined fast-profile member of a fake engine, running ``spec``."""
     coord = LocalCoordinator()
     membership = Membership(
         coord, KEYS, MemberRecord("n1", "127.0.0.11"), PROFILES["fast"], time.monotonic
@@ -38,9 +43,14 @@ async def test_a_stop_clears_the_node_s_transient_promotion_score_only(tmp_path:
     await membership.join()
     store = ClusterStore(coord, KEYS)
     executor = Executor(
-        node="n1", spec=lambda: SPEC, store=store, events=EventLog(coord, KEYS, "n1"),
-        membership=membership, state_dir=tmp_path, agents=BUILTIN_AGENTS,
+        node="n1", spec=lambda: spec, store=store, events=EventLog(coord, KEYS, "n1"),
+        membership=membership, state_dir=tmp_path, agents=agents,
     )  # fmt: skip
+    return coord, store, executor
+
+
+async def test_a_stop_clears_the_node_s_transient_promotion_score_only(tmp_path: Path) -> None:
+    coord, store, executor = await n1_executor(tmp_path)
     await store.set_attribute(NodeAttribute("n1", "master-pg", "5", "reboot"))
     await store.set_attribute(NodeAttribute("n1", "master-pg", "9", "forever"))
     await coord.put(KEYS.assignment("pg"), encode_assignment(Assignment("pg", (Placement("n1"),))))
@@ -80,18 +90,9 @@ class PromotingDuringMonitorAgent(RecordingAgent):
 
 
 async def test_a_monitor_that_overlaps_a_promote_is_not_a_failure(tmp_path: Path) -> None:
-    coord = LocalCoordinator()
-    membership = Membership(
-        coord, KEYS, MemberRecord("n1", "127.0.0.11"), PROFILES["fast"], time.monotonic
-    )
-    await membership.join()
     agent = PromotingDuringMonitorAgent()
     fast = spec_from_text(SPEC_TEXT.replace('name = "c1"', 'name = "c1"\nprofile = "fast"'), "t")
-    executor = Executor(
-        node="n1", spec=lambda: fast, store=ClusterStore(coord, KEYS),
-        events=EventLog(coord, KEYS, "n1"), membership=membership, state_dir=tmp_path,
-        agents=FakeAgents(lambda context: agent),
-    )  # fmt: skip
+    coord, _, executor = await n1_executor(tmp_path, FakeAgents(lambda context: agent), fast)
     await coord.put(KEYS.assignment("pg"), encode_assignment(Assignment("pg", (Placement("n1"),))))
     await executor.converge()
     await asyncio.wait_for(agent.monitor_running.wait(), 10)
@@ -122,17 +123,8 @@ class CrashedPrimaryAgent(RecordingAgent):
 async def test_a_probe_that_finds_a_crashed_primary_reports_a_failure_not_a_primary(
     tmp_path: Path,
 ) -> None:
-    coord = LocalCoordinator()
-    membership = Membership(
-        coord, KEYS, MemberRecord("n1", "127.0.0.11"), PROFILES["fast"], time.monotonic
-    )
-    await membership.join()
-    store = ClusterStore(coord, KEYS)
-    executor = Executor(
-        node="n1", spec=lambda: SPEC, store=store, events=EventLog(coord, KEYS, "n1"),
-        membership=membership, state_dir=tmp_path,
-        agents=FakeAgents(lambda context: CrashedPrimaryAgent([], asyncio.Event())),
-    )  # fmt: skip
+    crashed = FakeAgents(lambda context: CrashedPrimaryAgent([], asyncio.Event()))
+    _, store, executor = await n1_executor(tmp_path, crashed)
     await executor.probe()
     assert executor.local == {("pg", 0): "failed"}
     statuses = (await store.live_instances()).statuses
@@ -144,17 +136,8 @@ async def test_an_instance_failed_here_is_reported_failed_again_when_assigned_an
 ) -> None:
     """Not silence: the controller would wait out the whole start timeout before it plans
     the stop that recovery needs."""
-    coord = LocalCoordinator()
-    membership = Membership(
-        coord, KEYS, MemberRecord("n1", "127.0.0.11"), PROFILES["fast"], time.monotonic
-    )
-    await membership.join()
-    store = ClusterStore(coord, KEYS)
-    executor = Executor(
-        node="n1", spec=lambda: SPEC, store=store, events=EventLog(coord, KEYS, "n1"),
-        membership=membership, state_dir=tmp_path,
-        agents=FakeAgents(lambda context: CrashedPrimaryAgent([], asyncio.Event())),
-    )  # fmt: skip
+    crashed = FakeAgents(lambda context: CrashedPrimaryAgent([], asyncio.Event()))
+    coord, store, executor = await n1_executor(tmp_path, crashed)
     await executor.probe()
     await coord.put(KEYS.assignment("pg"), encode_assignment(Assignment("pg", (Placement("n1"),))))
     await executor.converge()
