@@ -19,6 +19,13 @@ from typing import Literal, get_args
 
 from hakeeper.errors import ConfigError
 from hakeeper.lab.loopback import Record as ServiceRecord
+from hakeeper.lab.loopback import read_records
+
+#: A run's directory: what the run writes, and what the checkers and the report read.
+HISTORY_FILE = "history.jsonl"  # the records below, RunInfo first
+SINGLETON_FILE = "singleton.records"  # the singleton's own start/stop lines
+EVENTS_FILE = "events.jsonl"  # the cluster's event log at the end (`hakeeper events --json`)
+HTML_FILE = "availability.html"  # the availability report of that event log
 
 #: Every fault the nemesis injects. ``combined`` faults are recorded as one record per part
 #: with the same ``group``.
@@ -168,6 +175,11 @@ def read_history(path: Path, singleton_records: Iterable[ServiceRecord] = ()) ->
         leaders=tuple(r for r in records if isinstance(r, LeaderSample)),
         singleton_records=tuple(singleton_records),
     )
+
+
+def read_run(run_dir: Path) -> History:
+    """The history a run left in ``run_dir``, with its singleton's records."""
+    return read_history(run_dir / HISTORY_FILE, read_records(run_dir / SINGLETON_FILE))
 
 
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
