@@ -177,6 +177,9 @@ def test_each_fault_reports_its_outage_and_recovery() -> None:
     assert crash.recovered_after == pytest.approx(2.1)
     assert isolate.outages["http-get"] == pytest.approx(0.5)
     assert isolate.elections == 0
+    # n2, isolated from 35, is in the crash's heal window (30-35) with its own climbing
+    # term: a node another fault cut off does not speak for the majority.
+    assert crash.elections == 0
 
 
 def test_a_term_rise_after_a_heal_is_an_election_caused_by_it() -> None:
