@@ -57,6 +57,13 @@ def test_a_singleton_killed_by_a_crash_does_not_overlap_its_successor() -> None:
     assert invariant(check_history(clean_history()), "singleton-single-holder").violations == 0
 
 
+def test_a_singleton_gone_without_a_stop_line_ends_when_the_sampler_misses_it() -> None:
+    # No crash this time: n1's singleton (no stop line) was killed some other way; the
+    # samples stop finding it at 10.5, before n2's starts at 11.5.
+    history = dataclasses.replace(clean_history(), faults=(ISOLATE,))
+    assert invariant(check_history(history), "singleton-single-holder").violations == 0
+
+
 def test_a_singleton_started_while_the_old_one_still_ran_is_an_overlap() -> None:
     history = dataclasses.replace(
         clean_history(),
