@@ -182,6 +182,24 @@ def test_a_fault_followed_by_another_is_held_to_the_bound_by_the_later_one() -> 
     assert found.violations == 0  # 31 - 15 = 16 s after the later crash
 
 
+def test_recovery_waits_for_a_majority_when_two_of_three_nodes_are_down() -> None:
+    history = clean_history()
+    # n3 crashes too, until 31: without a majority nothing serves until its revive.
+    ops = tuple(
+        dataclasses.replace(op, outcome="fail")
+        if op.kind == "http-get" and 10.0 <= op.start < 31.0
+        else op
+        for op in history.operations
+    )
+    second = Fault("crash", ("n3",), 12.0, 31.0, group=3)
+    history = dataclasses.replace(history, operations=ops, faults=(CRASH, second, ISOLATE))
+    verdict = check_history(history)
+    assert invariant(verdict, "recovery-within-bound").violations == 0
+    later = next(o for o in verdict.faults if o.fault == second)
+    # Counted from n1's revive at 30, when two nodes are up again: HTTP answered at 31.1.
+    assert later.recovered_after == pytest.approx(1.1)
+
+
 def test_each_fault_reports_its_outage_and_recovery() -> None:
     verdict = check_history(clean_history())
     crash, isolate = verdict.faults

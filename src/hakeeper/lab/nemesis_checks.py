@@ -23,11 +23,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from hakeeper.lab import holders as holder_records
 from hakeeper.lab import linearizability as lin
-from hakeeper.lab.nemesis_history import History, Operation, RunInfo
+from hakeeper.lab.nemesis_history import Fault, History, Operation, RunInfo
 from hakeeper.lab.nemesis_outages import (
     HEAL_WINDOW,
     HEALED_CUTS,
@@ -37,7 +38,7 @@ from hakeeper.lab.nemesis_outages import (
     history_end,
     majority_kept_leader,
     recovery_bound,
-    reference,
+    recovery_moments,
     workloads,
 )
 
@@ -205,14 +206,16 @@ def check_linearizable(history: History) -> InvariantResult:
     return _result("session-linearizable", found)
 
 
-def check_recovery(history: History, outcomes: tuple[FaultOutcome, ...]) -> InvariantResult:
+def check_recovery(
+    history: History, moments: Mapping[Fault, float], outcomes: tuple[FaultOutcome, ...]
+) -> InvariantResult:
     bound = recovery_bound(history.run.profile)
     last = history_end(history)
     found: list[str] = []
     for outcome in outcomes:
         fault = outcome.fault
-        at = reference(fault)
-        if not math.isfinite(at) or covered_by_later(history, fault):
+        at = moments[fault]
+        if not math.isfinite(at) or covered_by_later(history, moments, fault):
             continue
         took = outcome.recovered_after
         if took is None and last - at < bound:
@@ -247,15 +250,17 @@ def check_history(history: History) -> Verdict:
         history, leaders=tuple(sorted(history.leaders, key=lambda s: s.time))
     )
     streams = workloads(history)
+    moments = recovery_moments(history)
     outcomes = tuple(
-        fault_outcome(history, streams, f) for f in sorted(history.faults, key=lambda f: f.start)
+        fault_outcome(history, streams, moments, f)
+        for f in sorted(history.faults, key=lambda f: f.start)
     )
     invariants = (
         _result("vip-single-holder", _sampled_single_holder(history, "vip")),
         check_singleton(history),
         check_lost_writes(history),
         check_linearizable(history),
-        check_recovery(history, outcomes),
+        check_recovery(history, moments, outcomes),
         check_heal_elections(history, outcomes),
     )
     return Verdict(
