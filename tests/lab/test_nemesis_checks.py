@@ -17,6 +17,7 @@ from hakeeper.lab.nemesis_history import (
     Operation,
     Watched,
 )
+from hakeeper.lab.nemesis_outages import recovery_from
 from tests.lab.nemesis_histories import CRASH, ISOLATE, RUN, clean_history
 
 
@@ -253,3 +254,14 @@ def test_a_fault_never_undone_leaves_no_final_read_and_no_heal_to_measure() -> N
     lost = invariant(verdict, "session-no-lost-write")
     assert lost.violations == 2  # one per key: no read after a heal that never came
     assert "no final read after the last heal (inf)" in lost.examples[0]
+
+
+def test_a_killed_session_primary_leaves_its_node_a_voter_for_the_majority_count() -> None:
+    # n2's store is killed while n3 is isolated: n1 and n2 still form a majority, so the
+    # cluster must mend from the kill itself; a crash of n2 instead would wait for the heal.
+    isolate = Fault("isolate", ("n3",), 20.0, 25.0, group=3)
+    kill = Fault("kill-session-primary", ("n2",), 21.0, 22.0, group=4)
+    crash = Fault("crash", ("n2",), 21.0, 40.0, group=5)
+    history = dataclasses.replace(clean_history(), faults=(isolate, kill, crash))
+    assert recovery_from(dataclasses.replace(history, faults=(isolate, kill)), kill) == 21.0
+    assert recovery_from(history, crash) == 25.0

@@ -41,6 +41,20 @@ SELF_MENDED: frozenset[FaultKind] = frozenset(
     {"crash", "kill-controller", "kill-raft-leader", "kill-session-primary"}
 )
 
+#: Faults that leave a node's agent out of the cluster while in force (the rest, a killed
+#: session primary and slow writes, leave every agent a voting member).
+NODE_OUT: frozenset[FaultKind] = frozenset(
+    {
+        "crash",
+        "freeze",
+        "isolate",
+        "halves",
+        "partition-controller",
+        "kill-controller",
+        "kill-raft-leader",
+    }
+)
+
 #: Faults after whose heal the term must not rise (pre-vote: the member that was cut off
 #: rejoins without an election).
 HEALED_CUTS: frozenset[FaultKind] = frozenset({"isolate", "halves", "partition-controller"})
@@ -91,7 +105,7 @@ def recovery_from(history: History, fault: Fault) -> float:
     at = reference(fault)
     nodes = len(history.run.nodes)
     for _ in range(len(history.faults) + 1):
-        active = [f for f in history.faults if f.start <= at < f.end]
+        active = [f for f in history.faults if f.kind in NODE_OUT and f.start <= at < f.end]
         touched = {node for f in active for node in f.targets}
         if not active or 2 * (nodes - len(touched)) > nodes:
             return at
