@@ -53,7 +53,7 @@ from backup_anchors import Children, children, free_port, wait_port
 from resp import RedisError, Resp, call_once
 from write_outage import WriterLog, lost_writes, run_writer, write_outage
 
-from hakeeper.agents.procfs import process_start_time
+from hakeeper.agents.procfs import proc_stat
 from hakeeper.errors import SessionStoreError
 from hakeeper.lab.loopback import LoopbackCluster, free_port_on, node_address
 from hakeeper.runtime.observed import Observed
@@ -255,6 +255,26 @@ promotable = true
 """
 
 
+def threads_alive(pid: int, start_time: int) -> bool:
+    """Whether a thread of that process still runs: its main thread turns zombie before the
+    others are gone, and the sockets close only with the last one."""
+    stat = proc_stat(pid)
+    if stat is None or stat[1] != start_time:
+        return False
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    for tid in tids:
+        try:
+            text = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        if text[text.rfind(")") + 2 :].split()[0] not in ("Z", "X"):
+            return True
+    return False
+
+
 def crash_and_wait(cluster: LoopbackCluster, node: str) -> None:
     """Power cut of ``node``; returns once its store process is dead (SIGKILL is delivered
     asynchronously: a loaded machine can leave the process serving for some milliseconds)."""
@@ -264,7 +284,7 @@ def crash_and_wait(cluster: LoopbackCluster, node: str) -> None:
         started.append((int(data["pid"]), int(data["start_time"])))
     cluster.crash(node)
     deadline = time.monotonic() + 10
-    while any(process_start_time(pid) == start for pid, start in started):
+    while any(threads_alive(pid, start) for pid, start in started):
         if time.monotonic() > deadline:
             raise RuntimeError(f"{node}'s store processes {started} survived SIGKILL for 10 s")
         time.sleep(0.001)
