@@ -49,7 +49,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from backup_anchors import Children, children, free_port, wait_port
+from children import Children, children, free_port, wait_port
 from resp import RedisError, Resp, call_once
 from write_outage import WriterLog, lost_writes, run_writer, write_outage
 
