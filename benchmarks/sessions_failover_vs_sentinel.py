@@ -54,7 +54,7 @@ from resp import RedisError, Resp, call_once
 from write_outage import WriterLog, lost_writes, run_writer, write_outage
 
 from hakeeper.agents.procfs import proc_stat
-from hakeeper.errors import SessionStoreError
+from hakeeper.errors import HakeeperError, SessionStoreError
 from hakeeper.lab.loopback import LoopbackCluster, free_port_on, node_address
 from hakeeper.runtime.observed import Observed
 from hakeeper.sessions.client import SessionClient
@@ -76,6 +76,13 @@ SETTINGS: dict[str, tuple[str, bool, float | None]] = {
 SENTINEL_DOWN_AFTER = {"sentinel-1000": 1000, "sentinel-30000": 30000}
 MASTER = "hkbench"
 REDIS_HOST = "127.0.0.1"
+
+
+SETUP_ATTEMPTS = 3  # a trial whose cluster never got healthy before the crash starts again
+
+
+class SetupFailed(RuntimeError):
+    """The processes did not reach the healthy starting state: no fault was injected yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,11 +320,15 @@ async def hakeeper_trial(setting: str, trial: int, base: Path) -> Trial:
     side = f"hakeeper-{setting}"
     try:
         await cluster.start()
-        ready = await cluster.wait_for(
-            "one store primary and two replicas",
-            lambda o: sorted(store_roles(o).values()) == ["promoted", "started", "started"],
-            timeout=START_LIMIT,
-        )
+        try:
+            # On a loaded machine a node may be suspected and fenced while starting.
+            ready = await cluster.wait_for(
+                "one store primary and two replicas",
+                lambda o: sorted(store_roles(o).values()) == ["promoted", "started", "started"],
+                timeout=START_LIMIT,
+            )
+        except HakeeperError as exc:
+            raise SetupFailed(str(exc).splitlines()[0]) from exc
         primary = next(n for n, r in store_roles(ready).items() if r == "promoted")
         order = [primary, *(n for n in nodes if n != primary)]
         addresses = [f"{nodes[n]}:{port}" for n in order]
@@ -326,7 +337,7 @@ async def hakeeper_trial(setting: str, trial: int, base: Path) -> Trial:
         for address in addresses:
             while not await writable_through(address):
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"{address} never took a write\n{cluster.tails()}")
+                    raise SetupFailed(f"{address} never took a write")
                 await asyncio.sleep(0.1)
         client = FollowingClient(addresses)
         try:
@@ -418,7 +429,7 @@ async def run_sentinel(
     deadline = time.monotonic() + START_LIMIT
     while not await redis_ready(redis_ports[0], sentinel_ports):
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{side}: replicas and Sentinels not ready; logs in {base}")
+            raise SetupFailed(f"{side}: replicas and Sentinels not ready")
         await asyncio.sleep(0.1)
 
     def crash() -> None:  # node 0: its redis-server and its Sentinel, by PID
@@ -452,18 +463,25 @@ async def run_sentinel(
 # --- the run -------------------------------------------------------------------------------------
 
 
+async def one_trial(side: str, trial: int, setting: str) -> Trial:
+    for attempt in range(1, SETUP_ATTEMPTS + 1):
+        base = Path(tempfile.mkdtemp(prefix="hk-bench-sentinel-"))
+        try:
+            if side == "hakeeper":
+                return await hakeeper_trial(setting, trial, base)
+            return await sentinel_trial(side, trial, base)
+        except SetupFailed as exc:
+            print(f"trial {trial} {side}: set-up attempt {attempt} failed: {exc}", file=sys.stderr)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+    raise RuntimeError(f"{side}: trial {trial} never got a healthy start in {SETUP_ATTEMPTS}")
+
+
 async def run(trials: int, sides: list[str], setting: str) -> list[Trial]:
     out: list[Trial] = []
     for trial in range(1, trials + 1):
         for side in sides:  # interleaved, so the machine's noise spreads over every side
-            base = Path(tempfile.mkdtemp(prefix="hk-bench-sentinel-"))
-            try:
-                if side == "hakeeper":
-                    row = await hakeeper_trial(setting, trial, base)
-                else:
-                    row = await sentinel_trial(side, trial, base)
-            finally:
-                shutil.rmtree(base, ignore_errors=True)
+            row = await one_trial(side, trial, setting)
             out.append(row)
             print(
                 f"trial {trial}/{trials} {row.side:<22} outage {row.outage_s * 1000:8.0f} ms  "
