@@ -31,6 +31,7 @@ from hakeeper.config.loader import load_spec
 from hakeeper.coord.base import Coordinator, MembershipChanges
 from hakeeper.coord.raft_connection import wire_versions
 from hakeeper.errors import ConfigError, CoordError, EngineMismatch
+from hakeeper.fencing.fence_agents import FenceAgentRunner
 from hakeeper.fencing.in_flight import InFlightFences
 from hakeeper.fencing.topology import Fencer
 from hakeeper.fencing.watchdog import Watchdog
@@ -122,9 +123,11 @@ class NodeDaemon:
         #: What this node's loops measure (lease renewals, scheduler runs, fences,
         #: failovers): the face that serves ``/metrics`` reads it.
         self.observations = Observations()
-        #: The suspicion watch and the controller fence through this: one fence of a node
-        #: at a time, a second request joins the first (fencing/in_flight.py).
+        #: The suspicion watch and the controller fence through these: one fence of a node
+        #: at a time, a second request joins the first (fencing/in_flight.py); and one
+        #: runner, so each agent's metadata is read once per daemon, not before every fence.
         self._fences = InFlightFences()
+        self._fence_runner = FenceAgentRunner()
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -580,7 +583,7 @@ class NodeDaemon:
         await election.vacated(self.spec.timing.member_ttl * 2)
 
     def _fencer(self, spec: ClusterSpec) -> Fencer | None:
-        return fencer_of(spec, in_flight=self._fences)
+        return fencer_of(spec, runner=self._fence_runner, in_flight=self._fences)
 
 
 def _changed_primitives(before: ClusterSpec, after: ClusterSpec) -> set[str]:
