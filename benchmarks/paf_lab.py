@@ -109,25 +109,44 @@ def prepare_postgres(base: Path, port: int, *, synchronous: bool = False) -> Non
             )  # fmt: skip
     finally:
         as_postgres(*ctl, "-m", "fast", "stop")
+    for node in NODES:
+        node_settings(base, node, port, synchronous=synchronous)
+
+
+def node_settings(base: Path, node: str, port: int, *, synchronous: bool) -> None:
+    """``node``'s own address, its WAL source (whichever instance accepts writes) under its
+    own ``application_name``, and the synchronous standbys, in its ``postgresql.auto.conf``."""
     hosts = ",".join(node_address(i) for i in range(1, len(NODES) + 1))
     sync = f"synchronous_standby_names = '{SYNCHRONOUS}'\n" if synchronous else ""
-    for i, node in enumerate(NODES, start=1):
-        auto = base / f"{node}-pg" / "data" / "postgresql.auto.conf"
-        auto.write_text(
-            f"listen_addresses = '{node_address(i)}'\nport = {port}\n"
-            f"unix_socket_directories = '{base / 'common' / 'run'}'\n"
-            f"primary_conninfo = 'host={hosts} port={port} user=postgres "
-            f"application_name={node} target_session_attrs=read-write'\n{sync}"
-        )
-        shutil.chown(auto, "postgres", "postgres")
+    auto = base / f"{node}-pg" / "data" / "postgresql.auto.conf"
+    auto.write_text(
+        f"listen_addresses = '{node_address(NODES.index(node) + 1)}'\nport = {port}\n"
+        f"unix_socket_directories = '{base / 'common' / 'run'}'\n"
+        f"primary_conninfo = 'host={hosts} port={port} user=postgres "
+        f"application_name={node} target_session_attrs=read-write'\n{sync}"
+    )
+    shutil.chown(auto, "postgres", "postgres")
 
 
-def resources(base: Path, port: int) -> str:
+def rebuild_standby(base: Path, node: str, port: int, source: str, *, synchronous: bool) -> None:
+    """What an operator does before a crashed primary may rejoin (PAF refuses it as it is):
+    its data directory replaced by a base backup of the primary at ``source``."""
+    data = base / f"{node}-pg" / "data"
+    shutil.rmtree(data)
+    as_postgres(
+        str(BIN / "pg_basebackup"), "-h", source, "-p", str(port), "-U", "postgres",
+        "-D", str(data), "-X", "stream", "-c", "fast",
+    )  # fmt: skip
+    node_settings(base, node, port, synchronous=synchronous)
+
+
+def resources(base: Path, port: int, on_fail: str = "restart") -> str:
     common = base / "common"
     slow = '{ timeout = "60s" }'
     return f"""
 [resources.pgsqld]
 agent = "ocf:heartbeat:pgsqlms"
+on_fail = "{on_fail}"
 params = {{ bindir = "{BIN}", pgdata = "{common}/data", pghost = "{common}/run", pgport = {port} }}
 ops.monitor = {{ interval = "2s", timeout = "30s" }}
 ops.start = {slow}
@@ -156,16 +175,28 @@ def one_primary_two_standbys(observed: Observed) -> bool:
     return found == ["promoted", "started", "started"]
 
 
-def build_lab(*, synchronous: bool = False, fence_device: bool = False) -> tuple[PafCluster, int]:
+def build_lab(
+    *,
+    synchronous: bool = False,
+    fence_device: bool = False,
+    profile: str = "fast",
+    on_fail: str = "restart",
+) -> tuple[PafCluster, int]:
     """A fresh lab under /tmp (its PostgreSQL prepared, its daemons not started yet) and the
-    PostgreSQL port every instance listens on at its node's address."""
+    PostgreSQL port every instance listens on at its node's address. ``profile``: the
+    cluster's timing profile (the benchmark measures "fast"; a long test on a loaded machine
+    takes "default", whose longer member lease a busy scheduler does not lapse);
+    ``on_fail``: pgsqld's (``"fence"`` gives Pacemaker's outcome for a crashed primary, whose
+    failed stop Pacemaker fences: hakeeper fences a failure only when ``on_fail`` says so)."""
     base = Path(tempfile.mkdtemp(prefix="hkpg-", dir="/tmp"))
     base.chmod(0o755)
     (base / "common").mkdir()
     port = free_port_on([node_address(i) for i in range(1, len(NODES) + 1)])
     try:
         prepare_postgres(base, port, synchronous=synchronous)
-        lab = PafCluster(base, resources(base, port), fence_device=fence_device)
+        lab = PafCluster(
+            base, resources(base, port, on_fail), fence_device=fence_device, profile=profile
+        )
         for node in NODES:
             run_dir = lab.runtime_dir(node)
             run_dir.mkdir(parents=True, exist_ok=True)
