@@ -37,7 +37,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -49,6 +48,7 @@ from paf_lab import (
     NODES,
     PAF,
     PafCluster,
+    Writer,
     as_postgres,
     build_lab,
     one_primary_two_standbys,
@@ -62,7 +62,6 @@ from hakeeper.errors import HakeeperError
 from hakeeper.lab.loopback import free_port_on, node_address
 
 ADDRESSES = [node_address(i) for i in range(1, len(NODES) + 1)]
-WRITE_TIMEOUT = 5.0  # one insert (connect + commit), then it counts as failed
 READY_LIMIT = 120.0  # set-up until one primary and two streaming standbys
 RECOVERY_LIMIT = 90.0  # kill until the first acknowledged write afterwards
 AFTER_RECOVERY = 1.0  # writes kept going after the recovery, before the count
@@ -81,65 +80,6 @@ class Result:
     missing: int
     failed_writes: int
     new_primary: str
-
-
-class Writer:
-    """Inserts 0, 1, 2, ... one at a time into ``bench`` until stopped; remembers the id,
-    start and acknowledgement time of each acknowledged one."""
-
-    def __init__(self, port: int) -> None:
-        hosts = ",".join(ADDRESSES)
-        self.conninfo = (
-            f"host={hosts} port={port} user=postgres dbname=postgres connect_timeout=2 "
-            "target_session_attrs=read-write options='-c synchronous_commit=on'"
-        )
-        self.acked: list[tuple[int, float, float]] = []  # id, started, acknowledged
-        self.failed = 0
-        self.killed_at: float | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _insert(self, i: int) -> bool:
-        try:
-            done = subprocess.run(
-                [str(BIN / "psql"), "-d", self.conninfo, "-qAtX", "-v", "ON_ERROR_STOP=1",
-                 "-c", f"INSERT INTO bench VALUES ({i})"],
-                capture_output=True, timeout=WRITE_TIMEOUT, check=False,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired:
-            return False
-        return done.returncode == 0
-
-    def _run(self) -> None:
-        i = 0
-        while not self._stop.is_set():
-            started = time.monotonic()
-            if self._insert(i):
-                self.acked.append((i, started, time.monotonic()))
-            else:
-                self.failed += 1
-                time.sleep(0.01)
-            i += 1
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(WRITE_TIMEOUT * 2)
-
-    def acked_after(self, t: float) -> bool:
-        """A write *started* after ``t`` was acknowledged (one in flight at the kill may
-        still be acknowledged by the dying primary: it says nothing about the new one)."""
-        return any(started > t for _, started, _ in self.acked[-5:])
-
-    def outage(self, killed_at: float) -> float:
-        """Last acknowledgement before the kill to the first of a write started after it."""
-        before = [at for _, _, at in self.acked if at <= killed_at]
-        after = [at for _, started, at in self.acked if started > killed_at]
-        if not before or not after:
-            raise RuntimeError("no acknowledged write on one side of the kill")
-        return min(after) - max(before)
 
 
 def wait(what: str, check: Callable[[], bool], limit: float) -> None:
@@ -170,7 +110,7 @@ def measure(side: str, writer: Writer, port: int, kill: Callable[[], None]) -> R
          30)  # fmt: skip
     new = next(a for a in ADDRESSES if accepts_writes(a, port))
     present = {int(x) for x in psql(new, port, "SELECT i FROM bench").split()}
-    missing = [i for i, _, _ in writer.acked if i not in present]
+    missing = [a.i for a in writer.acked if a.i not in present]
     return Result(
         side, writer.outage(killed_at), len(writer.acked), len(missing), writer.failed,
         NODES[ADDRESSES.index(new)],
