@@ -169,30 +169,31 @@ def _written_since(lab: NetnsLab, node: str, offset: int) -> str:
 
 def arrange(lab: NetnsLab, setting: str, *, leader: bool) -> tuple[str, str]:
     """Put the VIP on the Raft leader's node (``leader``) or on a follower; (holder, leader).
-    The leader is asked again after a move: a trial starts only when it still holds."""
+    The leader is asked again after a move: a trial starts only when the relation holds."""
+    lab.wait(f"{setting}: the VIP on n1", lambda: lab.holders() == ["n1"], START_LIMIT)
     for _ in range(5):
-        lab.wait(f"{setting}: the VIP on n1", lambda: lab.holders() == ["n1"], START_LIMIT)
-        current = raft_leader(lab)
-        node = current if leader else ("n1" if current != "n1" else "n2")
-        if node != "n1":
-            _move_vip(lab, node)
-            lab.wait(
-                f"{setting}: the VIP on {node}",
-                lambda n=node: lab.holders() == [n],  # type: ignore[misc]
-                START_LIMIT,
-            )
-        if raft_leader(lab) == current:
-            return node, current
-        _move_vip(lab, "n1")
+        lab.wait(f"{setting}: one VIP holder", lambda: len(lab.holders()) == 1, START_LIMIT)
+        holder, current = lab.holders()[0], raft_leader(lab)
+        if (holder == current) == leader:
+            return holder, current
+        node = current if leader else next(n for n in lab.layout.nodes if n != current)
+        _move_vip(lab, node)
+        lab.wait(
+            f"{setting}: the VIP on {node}",
+            lambda n=node: lab.holders() == [n],  # type: ignore[misc]
+            START_LIMIT,
+        )
     raise RuntimeError(f"{setting}: the Raft leader kept changing while the trial was arranged")
 
 
 def _move_vip(lab: NetnsLab, node: str) -> None:
     argv = [sys.executable, "-m", "hakeeper", "resource", "move", "vip", node,
             "--config", str(lab.config_path)]  # fmt: skip
-    done = lab.exec(node, argv)
-    if done.returncode != 0:
-        raise RuntimeError(f"moving the VIP to {node} failed: {done.stdout}{done.stderr}")
+    for _ in range(3):  # a loaded machine can time out the CLI's handshake: try again
+        done = lab.exec(node, argv)
+        if done.returncode == 0:
+            return
+    raise RuntimeError(f"moving the VIP to {node} failed: {done.stdout}{done.stderr}")
 
 
 def _kill_agent(lab: NetnsLab, node: str) -> None:
