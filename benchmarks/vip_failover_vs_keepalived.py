@@ -48,6 +48,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from hakeeper.errors import HakeeperError
 from hakeeper.lab.netns_keepalived import KeepalivedCluster
 from hakeeper.lab.netns_lab import HTTP_PORT, NetnsLab
 from hakeeper.lab.raft_leader import raft_leader
@@ -84,6 +85,8 @@ class Trial:
     raft_leader: str | None = None
     #: suspicion fences of nodes that did not crash (hakeeper.runtime.suspicion): must be 0
     wrongly_suspected: int = 0
+    #: 1 when the trial never completed (no service again, or no steady start)
+    failed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,9 +247,13 @@ def run_trials(
                 if fault_name == "process only" and setting == "hakeeper default":
                     continue  # same mechanism as fast, only slower
                 for fault in _kinds(setting, fault_name):
-                    trial = (hakeeper_trial if setting in HAKEEPER else keepalived_trial)(
-                        lab, setting, fault
-                    )
+                    runner = hakeeper_trial if setting in HAKEEPER else keepalived_trial
+                    try:
+                        trial = runner(lab, setting, fault)
+                    except (RuntimeError, HakeeperError) as exc:
+                        # A trial that never served again is a result, not a crash of the run.
+                        print(f"{setting} {fault}: trial failed: {str(exc)[:300]}", file=sys.stderr)
+                        trial = Trial(setting, fault, None, None, 0, 0, 0, "", failed=1)
                     out.append(trial)
                     print(f"{round_ + 1}/{rounds} {_line(trial)}", file=sys.stderr, flush=True)
     return out
@@ -285,6 +292,7 @@ def summary(trials: list[Trial]) -> dict[str, dict[str, object]]:
             row["dual_samples"] = int(str(row["dual_samples"])) + trial.dual_samples
             row["samples"] = int(str(row["samples"])) + trial.samples
             row["wrongly_suspected"] = int(str(row["wrongly_suspected"])) + trial.wrongly_suspected
+            row["failed_trials"] = int(str(row.get("failed_trials", 0))) + trial.failed
     for row in table.values():
         values = row["outages_ms"]
         assert isinstance(values, list)
@@ -370,7 +378,8 @@ def main() -> None:
         gap = row["failback_median_ms"]
         figures += f"{gap:>10.0f}" if isinstance(gap, int | float) else f"{'-':>10}"
         dual = f"{row['dual_samples']}/{row['samples']}"
-        print(f"{key:<62}{figures}{dual:>15}{row['wrongly_suspected']!s:>14}")
+        print(f"{key:<62}{figures}{dual:>15}{row['wrongly_suspected']!s:>14}"
+              f"  failed trials {row['failed_trials']}")  # fmt: skip
     for name, value in rates.items():
         print(f"ratio {name}: {value:.2f}x")
     print(

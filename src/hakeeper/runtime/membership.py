@@ -128,10 +128,15 @@ class Membership:
         Rejoining is the caller's decision: a node whose lease expired may have been fenced
         and must re-probe what runs here before it joins again."""
         while self._lease is not None:
-            ok = await self.renew() and await self.beat()
+            ok = await self.renew()
+            beat_started = self._clock()
+            ok = ok and await self.beat()
             if self._lease is None:
                 return
-            await asyncio.sleep(self._timing.renew_interval if ok else self._retry_pause())
+            # The beat's own commit is taken off the pause: beats must not stretch the time
+            # between renewals, which suspicion measures.
+            pause = self._timing.renew_interval - (self._clock() - beat_started)
+            await asyncio.sleep(max(0.0, pause) if ok else self._retry_pause())
 
     def _retry_pause(self) -> float:
         # Fencing on suspicion gives a live member only a short grace to renew under a new
