@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from hakeeper.errors import NoQuorum
 from hakeeper.model.records import MemberRecord
 from hakeeper.model.timing import PROFILES
@@ -83,75 +81,3 @@ async def test_leaving_revokes_the_lease_at_once() -> None:
     await membership.leave()
     assert await coord.get(KEYS.member("n1")) is None
     assert not membership.valid()
-
-
-class Stop(Exception):
-    """Ends `Membership.run` at its first pause."""
-
-
-def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        raise Stop
-
-    monkeypatch.setattr("hakeeper.runtime.membership.asyncio.sleep", sleep)
-    return slept
-
-
-async def test_with_beats_on_a_failed_renewal_is_retried_after_one_engine_heartbeat(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    coord = LocalCoordinator()
-    membership = Membership(
-        coord, KEYS, MemberRecord("n1", "127.0.0.11"), TIMING, VirtualClock(), beats=lambda: True
-    )
-    await membership.join()
-    coord.fail_with = NoQuorum("no leader yet")
-    slept = pauses(monkeypatch)
-    with pytest.raises(Stop):
-        await membership.run()
-    assert slept == [TIMING.heartbeat]
-
-
-async def test_with_beats_on_each_renewal_is_followed_by_a_beat_under_the_lease(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    coord = LocalCoordinator()
-    membership = Membership(
-        coord, KEYS, MemberRecord("n1", "127.0.0.11"), TIMING, VirtualClock(), beats=lambda: True
-    )
-    lease = await membership.join()
-    slept = pauses(monkeypatch)
-    with pytest.raises(Stop):
-        await membership.run()
-    beat = await coord.get(KEYS.beat("n1"))
-    assert beat is not None
-    assert beat.lease == lease.id
-    assert slept == [TIMING.renew_interval]
-
-
-async def test_with_beats_off_a_renewal_writes_no_beat(monkeypatch: pytest.MonkeyPatch) -> None:
-    coord = LocalCoordinator()
-    membership = Membership(
-        coord, KEYS, MemberRecord("n1", "127.0.0.11"), TIMING, VirtualClock(), beats=lambda: False
-    )
-    await membership.join()
-    pauses(monkeypatch)
-    with pytest.raises(Stop):
-        await membership.run()
-    assert await coord.get(KEYS.beat("n1")) is None
-
-
-async def test_without_beats_a_failed_renewal_waits_a_whole_renew_interval(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    coord = LocalCoordinator()
-    membership = member(coord, VirtualClock())
-    await membership.join()
-    coord.fail_with = NoQuorum("no leader yet")
-    slept = pauses(monkeypatch)
-    with pytest.raises(Stop):
-        await membership.run()
-    assert slept == [TIMING.renew_interval]

@@ -166,8 +166,6 @@ class NodeDaemon:
             self.lease_timing,
             time.monotonic,
             self.observations,
-            # Beats serve fencing on suspicion only (runtime/suspicion.py): none without it.
-            beats=lambda: self.spec.suspect_after is not None and self.spec.options.fencing,
         )
         executor = Executor(
             node=self.node, spec=spec_now, store=store, events=events,

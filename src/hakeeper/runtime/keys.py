@@ -35,15 +35,6 @@ class KeySpace:
         return f"{self.members}{node}"
 
     @property
-    def beats(self) -> str:
-        """Proof of life written after each renewal when fencing on suspicion is on
-        (`hakeeper.runtime.suspicion`): commits that any member can time on its own clock."""
-        return f"{self.root}beats/"
-
-    def beat(self, node: str) -> str:
-        return f"{self.beats}{node}"
-
-    @property
     def controller(self) -> str:
         return f"{self.root}controller"
 

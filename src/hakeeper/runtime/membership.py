@@ -38,7 +38,6 @@ class Membership:
         timing: TimingProfile,
         clock: Clock,
         observer: Observer | None = None,
-        beats: Callable[[], bool] | None = None,
     ) -> None:
         self._coord = coord
         self._observer: Observer = observer if observer is not None else Observations()
@@ -46,7 +45,6 @@ class Membership:
         self._record = record
         self._timing = timing
         self._clock = clock
-        self._beats = beats
         self._lease: Lease | None = None
         self._deadline = float("-inf")
         self.lost = asyncio.Event()
@@ -128,38 +126,10 @@ class Membership:
         Rejoining is the caller's decision: a node whose lease expired may have been fenced
         and must re-probe what runs here before it joins again."""
         while self._lease is not None:
-            ok = await self.renew()
-            beat_started = self._clock()
-            ok = ok and await self.beat()
+            await self.renew()
             if self._lease is None:
                 return
-            # The beat's own commit is taken off the pause: beats must not stretch the time
-            # between renewals, which suspicion measures.
-            pause = self._timing.renew_interval - (self._clock() - beat_started)
-            await asyncio.sleep(max(0.0, pause) if ok else self._retry_pause())
-
-    def _retry_pause(self) -> float:
-        # Fencing on suspicion gives a live member only a short grace to renew under a new
-        # leader (runtime/suspicion.py): then retry within one engine heartbeat.
-        beating = self._beats is not None and self._beats()
-        return self._timing.heartbeat if beating else self._timing.renew_interval
-
-    async def beat(self) -> bool:
-        """Write this node's beat when fencing on suspicion asks for it; False if that failed."""
-        if self._lease is None or self._beats is None or not self._beats():
-            return True
-        key = self._keys.beat(self._record.node)
-        try:
-            await asyncio.wait_for(
-                self._coord.put(key, b"1", self._lease), self._timing.renew_interval * 2
-            )
-        except (CoordError, TimeoutError) as exc:
-            log.warning(
-                "event=beat_failed node=%s error=%r", self._record.node,
-                str(exc) or type(exc).__name__,
-            )  # fmt: skip
-            return False
-        return True
+            await asyncio.sleep(self._timing.renew_interval)
 
     async def leave(self) -> None:
         """Give the lease back at once (graceful shutdown): others need not wait for a TTL."""

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from hakeeper.coord.base import Cmp, Coordinator, Delete, Get, Lease, Op, Put
 from hakeeper.errors import ConfigError, UnreadableFormat
@@ -138,8 +138,6 @@ class MemberLeases:
 
     leases: Mapping[str, int]
     controller: Controller | None
-    #: Each member's last beat (`KeySpace.beat`) by its revision; absent: it writes none.
-    beats: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,9 +189,8 @@ class ClusterStore:
         timing: TimingProfile,
         clock: Callable[[], float],
         observer: Observer | None = None,
-        beats: Callable[[], bool] | None = None,
     ) -> Membership:
-        return Membership(self._coord, self._keys, record, timing, clock, observer, beats)
+        return Membership(self._coord, self._keys, record, timing, clock, observer)
 
     # --- the snapshot ------------------------------------------------------------------------
 
@@ -207,12 +204,10 @@ class ClusterStore:
         return build_observed(self._keys, spec, kvs, now, revision)
 
     async def changes(self) -> AsyncGenerator[int]:
-        """The revision of every change of the cluster's records, as it happens (beats are
-        no record: several a second would wake every reader for nothing)."""
+        """The revision of every change of the cluster's records, as it happens."""
         async with contextlib.aclosing(self._coord.watch(self._keys.root)) as events:
             async for event in events:
-                if not event.kv.key.startswith(self._keys.beats):
-                    yield event.revision
+                yield event.revision
 
     async def controller(self) -> Controller | None:
         """Who is controller now, under which term (None while there is none)."""
@@ -415,35 +410,20 @@ class ClusterStore:
         return found
 
     async def member_leases(self) -> MemberLeases:
-        """Every member's lease, the controller and the beats, in one linearizable read."""
+        """Every member's lease and the controller, in one linearizable read."""
         result = await self._coord.txn(
-            [],
-            [
-                Get(self._keys.members, prefix=True),
-                Get(self._keys.controller),
-                Get(self._keys.beats, prefix=True),
-            ],
+            [], [Get(self._keys.members, prefix=True), Get(self._keys.controller)]
         )
-        members, controller, beats = result.responses
+        members, controller = result.responses
         assert isinstance(members, tuple)
         assert isinstance(controller, tuple)
-        assert isinstance(beats, tuple)
         prefix = len(self._keys.members)
         return MemberLeases(
             {kv.key[prefix:]: kv.lease for kv in members},
             Controller(controller[0].value.decode(), controller[0].create_revision)
             if controller
             else None,
-            {kv.key[len(self._keys.beats) :]: kv.mod_revision for kv in beats},
         )
-
-    async def beat_changes(self) -> AsyncGenerator[tuple[str, int]]:
-        """(node, revision) of every beat as this member applies it."""
-        prefix = self._keys.beats
-        async with contextlib.aclosing(self._coord.watch(prefix)) as events:
-            async for event in events:
-                if event.type == "put":
-                    yield event.kv.key[len(prefix) :], event.revision
 
     async def mark_fenced(
         self, node: str, mark: FencedMark, *, term: int | None = None

@@ -20,26 +20,6 @@ What keeps this safe:
   in the same revision, and a stale suspicion (the node rejoined, another controller took
   over) changes nothing.
 
-Silence across an election. The engine counts a lease's silence from its last renewal but
-never from before the current Raft leader took office, because while there is no leader no one
-can renew. When the node that crashed was also the Raft leader, that would restart its silence
-at the election and add ``suspect_after`` to the failover. So each member also writes a beat
-after each renewal (`hakeeper.runtime.membership`), and this node times the beats it applies
-(`BeatTimes`) on its own monotonic clock, across elections. A member counts as silent for the
-longer of the two measures, but only once the engine's own measure exceeds ``grace`` (below):
-the leader has then been in office that long and the member has not renewed since. A live
-member's renewal is retried within one engine heartbeat of a failure, so it reaches a new
-leader within the slack a late renewal has in steady state (``suspect_after`` minus the renew
-interval) plus the engine's retry pause; ``grace`` is that sum. The crashed leader therefore
-counts from its own last beat, and is suspected ``grace`` after the election, not
-``suspect_after`` after it.
-
-Why unsynchronised clocks cannot make a live member look silent: every instant compared is
-read on this node's monotonic clock (when it applied a renewal or a beat, when its engine saw
-the leader change); no time travels between nodes, only the order of commits. A beat seen
-first in a read is stamped with the read's time, later than its apply, which can only make
-the member look less silent.
-
 Who acts: the controller, for any other member; for the controller's own node (a crashed
 controller cannot suspect itself) the first live member by name, the others only if the
 silence lasts twice as long. That txn also deletes the controller key, and the usual
@@ -51,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hakeeper.errors import CoordError
@@ -84,34 +64,6 @@ class MembersView:
     read_at: float
 
 
-class BeatTimes:
-    """When this node applied each member's latest beat (module docstring), on its clock."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._seen: dict[str, tuple[int, float]] = {}
-
-    def saw(self, node: str, revision: int) -> None:
-        known = self._seen.get(node)
-        if known is None or revision > known[0]:
-            self._seen[node] = (revision, self._clock())
-
-    def keep_only(self, nodes: Collection[str]) -> None:
-        """Forget members whose beat key is gone (lease ended): they have no beat to count."""
-        for node in [n for n in self._seen if n not in nodes]:
-            del self._seen[node]
-
-    def silence(self, node: str) -> float | None:
-        known = self._seen.get(node)
-        return None if known is None else self._clock() - known[1]
-
-
-def grace(after: float, timing: TimingProfile) -> float:
-    """How long a new Raft leader must have been in office before a member that has not
-    renewed under it may be judged by its beats (module docstring)."""
-    return min(after, after - timing.renew_interval + 2 * timing.heartbeat)
-
-
 class SuspicionWatch:
     """Runs on every node next to the membership; acts only as the module docstring says."""
 
@@ -136,27 +88,10 @@ class SuspicionWatch:
         self._wall = wall
         self._clock = clock
         self._view: MembersView | None = None
-        self._beats = BeatTimes(clock)
         self._failed_at: dict[str, float] = {}
         self._unfenceable: set[str] = set()
 
     async def run(self) -> None:
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._follow_beats(), name="suspicion-beats")
-            await self._judge()
-
-    async def _follow_beats(self) -> None:
-        while True:
-            try:
-                async for node, revision in self._store.beat_changes():
-                    self._beats.saw(node, revision)
-            except CoordError as exc:
-                # Missed beats only make members look more silent until the confirming
-                # read, which stamps what it finds (BeatTimes): safe, and retried.
-                log.info("event=beat_watch_failed error=%r", str(exc) or type(exc).__name__)
-            await asyncio.sleep(self._timing.renew_interval)
-
-    async def _judge(self) -> None:
         while True:
             after = self._spec().suspect_after
             tick = self._timing.renew_interval if after is None else after * TICK_FRACTION
@@ -174,11 +109,11 @@ class SuspicionWatch:
         view = self._view
         if view is None or self._clock() - view.read_at > REFRESH_INTERVAL:
             view = await self._read()
-        silent = [n for n, age in (await self._ages(view, after)).items() if age > after]
+        silent = [n for n, age in (await self._ages(view)).items() if age > after]
         if not silent:
             return []
         view = await self._read()  # the linearizable read that confirms (module docstring)
-        ages = await self._ages(view, after)
+        ages = await self._ages(view)
         confirmed = [n for n in silent if ages.get(n, 0.0) > after]
         removed = []
         for node in confirmed:
@@ -193,9 +128,6 @@ class SuspicionWatch:
     async def _read(self) -> MembersView:
         read = await asyncio.wait_for(self._store.member_leases(), self._timing.renew_interval * 5)
         controller = read.controller
-        for node, revision in read.beats.items():
-            self._beats.saw(node, revision)
-        self._beats.keep_only(read.beats)
         view = MembersView(
             dict(read.leases),
             (controller.node, controller.term) if controller else None,
@@ -204,19 +136,15 @@ class SuspicionWatch:
         self._view = view
         return view
 
-    async def _ages(self, view: MembersView, after: float) -> dict[str, float]:
-        """Each other member's silence (seconds since its last renewal), where known: the
-        engine's measure, or its beats' once a leader has had ``grace`` to hear from it."""
+    async def _ages(self, view: MembersView) -> dict[str, float]:
+        """Each other member's silence (seconds since its last renewal), where known."""
         ages = {}
-        wait = grace(after, self._timing)
         for node, lease in view.leases.items():
             if node == self._node:
                 continue
             age = await self._store.lease_renewed_ago(lease)
-            if age is None:
-                continue
-            beat = self._beats.silence(node)
-            ages[node] = age if beat is None or age <= wait else max(age, beat)
+            if age is not None:
+                ages[node] = age
         return ages
 
     def _may_act(self, view: MembersView, node: str, silent: list[str], long_silent: bool) -> bool:
