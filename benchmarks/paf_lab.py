@@ -186,8 +186,8 @@ def build_lab(
     PostgreSQL port every instance listens on at its node's address. ``profile``: the
     cluster's timing profile (the benchmark measures "fast"; a long test on a loaded machine
     takes "default", whose longer member lease a busy scheduler does not lapse);
-    ``on_fail``: pgsqld's (``"fence"`` gives Pacemaker's outcome for a crashed primary, whose
-    failed stop Pacemaker fences: hakeeper fences a failure only when ``on_fail`` says so)."""
+    ``on_fail``: pgsqld's (the default already fences the node of a crashed primary: PAF
+    refuses to stop it, and a failed stop is fenced, as in Pacemaker)."""
     base = Path(tempfile.mkdtemp(prefix="hkpg-", dir="/tmp"))
     base.chmod(0o755)
     (base / "common").mkdir()

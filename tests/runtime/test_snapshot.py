@@ -4,6 +4,7 @@ file's, for primitives, groups and clones."""
 from __future__ import annotations
 
 from hakeeper.model.cluster import Clone, ClusterSpec, Group, NodeSpec, Primitive
+from hakeeper.model.records import InstanceStatus
 from hakeeper.model.state import ClusterState, Instance, NodeState
 from hakeeper.policy.scheduler import schedule
 from hakeeper.runtime.keys import KeySpace
@@ -71,3 +72,14 @@ async def test_the_snapshot_transition_does_not_start_a_resource_stopped_from_th
     await store.set_target_role("vip", "stopped")
     snapshot = await observe_cluster(store, SPEC, 0.0)
     assert "vip" not in {a.resource for a in snapshot.transition().actions}
+
+
+async def test_an_instance_that_failed_in_a_stop_is_observed_as_a_failed_stop() -> None:
+    store = ClusterStore(LocalCoordinator(), KeySpace("c1"))
+    await store.report(InstanceStatus("vip", "n1", 0, "failed", 3, 1.0, "stop", 1, "busy"))
+    await store.report(InstanceStatus("web", "n1", 0, "failed", 3, 1.0, "monitor", 7, ""))
+    state = (await observe_cluster(store, SPEC, 0.0)).observed.state
+    assert {(i.resource, i.stop_failed) for i in state.instances} == {
+        ("vip", True),
+        ("web", False),
+    }

@@ -77,6 +77,8 @@ class Instance:
     resource: str
     node: str
     role: InstanceRole = "started"
+    #: Failed in a stop: it may still run there, and only fencing makes that certain.
+    stop_failed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +140,9 @@ class ClusterState:
                 for n in self.nodes
             },
             "instances": [
-                {"resource": i.resource, "node": i.node, "role": i.role} for i in self.instances
+                {"resource": i.resource, "node": i.node, "role": i.role}
+                | ({"stop_failed": True} if i.stop_failed else {})
+                for i in self.instances
             ],
             "failcounts": [
                 {
@@ -273,12 +277,17 @@ def state_from_dict(data: object, source: str = "state") -> ClusterState:
     for i, raw in enumerate(r.array(doc.get("instances", []), "instances")):
         where = f"instances[{i}]"
         it = r.table(raw, where)
-        r.keys(it, where, ("resource", "node", "role"))
+        r.keys(it, where, ("resource", "node", "role", "stop_failed"))
         role = cast(
             InstanceRole, r.choice(it.get("role", "started"), f"{where}.role", INSTANCE_ROLES)
         )
+        stop_failed = r.boolean(it, "stop_failed", where, False)
+        if stop_failed and role != "failed":
+            raise r.fail(f"{where}.stop_failed", 'only a "failed" instance can have failed a stop')
         instances.append(
-            Instance(r.string(it, "resource", where), r.string(it, "node", where), role)
+            Instance(
+                r.string(it, "resource", where), r.string(it, "node", where), role, stop_failed
+            )
         )
     failcounts: list[FailCount] = []
     for i, raw in enumerate(r.array(doc.get("failcounts", []), "failcounts")):

@@ -59,6 +59,8 @@ class View:
     unit_of: dict[str, str]
     #: (resource, node) → roles of the instances there, on nodes where they count.
     instances: dict[tuple[str, str], list[InstanceRole]] = field(default_factory=dict)
+    #: (resource, node) where an instance failed in a stop (it may still run there).
+    stop_failed: set[tuple[str, str]] = field(default_factory=set)
     #: (resource, node) → fail count that has not expired.
     failcounts: dict[tuple[str, str], FailCount] = field(default_factory=dict)
     standby: set[str] = field(default_factory=set)
@@ -215,6 +217,8 @@ def build_view(spec: ClusterSpec, state: ClusterState) -> View:
         if merged[inst.node].down:
             continue
         view.instances.setdefault((inst.resource, inst.node), []).append(inst.role)
+        if inst.stop_failed:
+            view.stop_failed.add((inst.resource, inst.node))
         view.was_on.setdefault(unit_of[inst.resource], set()).add(inst.node)
     for roles in view.instances.values():
         order = {"promoted": 0, "started": 1, "unknown": 2, "failed": 3}
@@ -281,15 +285,19 @@ def _decide_fencing(view: View, prims: Mapping[str, Primitive]) -> None:
         return
     for (resource, node), roles in sorted(view.instances.items()):
         prim = prims[resource]
-        if "failed" not in roles or prim.meta.on_fail != "fence":
+        if "failed" not in roles or view.node[node].status != "online" or node in view.fence:
             continue
-        if view.node[node].status != "online" or node in view.fence:
+        if prim.meta.on_fail == "fence":
+            why = f"{resource} failed on {node} and its on_fail is fence"
+        elif (resource, node) in view.stop_failed and prim.meta.on_fail not in ("block", "ignore"):
+            # Pacemaker's default for a failed stop: only fencing makes "not running" certain,
+            # and retrying the stop would leave the resource blocked meanwhile.
+            why = f"stop of {resource} failed on {node}: it may still run there"
+        else:
             continue
         if spec.options.fencing:
-            view.fence[node] = f"{resource} failed on {node} and its on_fail is fence"
-            view.decisions.append(
-                Decision("fence", f"fencing {node}: {view.fence[node]}", resource, node)
-            )
+            view.fence[node] = why
+            view.decisions.append(Decision("fence", f"fencing {node}: {why}", resource, node))
 
 
 _NO_NODE = NodeSpec("?")
