@@ -1,0 +1,180 @@
+"""One nemesis run on a lab running the nemesis stack: plan, workloads, faults, history.
+
+`run_nemesis` waits for the stack to serve, starts the workloads, then walks the plan: at
+each fault's planned time (later if the cluster has not recovered from the previous one:
+it is given up to `SETTLE_TIMEOUT`, healed again meanwhile) it injects the fault's parts,
+holds, undoes them and leaves the gap. At the end it stops the workloads, brings every
+node back, saves the cluster's event log (`hakeeper events --json` inside a node) and
+writes the history, RunInfo first. What it injected is recorded as it happened: a part
+whose target was not found (no controller, no primary at that moment) is not recorded,
+and is listed in `RunResult.missed`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hakeeper.errors import HakeeperError
+from hakeeper.lab.nemesis_faults import UNAVAILABLE, Faults, Injected, session_primary
+from hakeeper.lab.nemesis_history import (
+    EVENTS_FILE,
+    FAULT_KINDS,
+    HISTORY_FILE,
+    Fault,
+    Operation,
+    Record,
+    RunInfo,
+    write_history,
+)
+from hakeeper.lab.nemesis_schedule import PlannedFault, plan
+from hakeeper.lab.nemesis_stack import LogReader
+from hakeeper.lab.nemesis_workloads import Workloads, http_through_vip
+from hakeeper.lab.netns_lab import NetnsLab
+
+SETTLE_TIMEOUT = 60.0
+FIRST_SETTLE_TIMEOUT = 180.0
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    run_dir: Path
+    planned: tuple[str, ...]  # every part's kind, in plan order
+    injected: tuple[str, ...]  # every part's kind actually injected
+    missed: tuple[str, ...] = ()  # "kill-controller at 12.3 s: no controller found"
+    unavailable: dict[str, str] = field(default_factory=dict)  # kind -> why never planned
+
+
+def makeable_kinds() -> tuple[str, ...]:
+    return tuple(k for k in FAULT_KINDS if k not in UNAVAILABLE)
+
+
+def stack_serving(lab: NetnsLab) -> bool:
+    """Every agent running, the VIP on one node, a session primary answering, and the
+    balancer answering HTTP on the VIP."""
+    if any(lab.agent_state(n) != "running" for n in lab.layout.nodes):
+        return False
+    if len(lab.holders()) != 1 or session_primary(lab) is None:
+        return False
+    return http_through_vip(lab)
+
+
+def settle(lab: NetnsLab, faults: Faults, timeout: float) -> None:
+    def healed_and_serving() -> bool:
+        faults.recover_all()
+        return stack_serving(lab)
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if healed_and_serving():
+            return
+        time.sleep(0.5)
+    raise HakeeperError(
+        f"the stack did not serve again within {timeout:g}s (every agent running, the VIP "
+        f"on one node, a session primary); the agents' logs:\n{lab.tails()}"
+    )
+
+
+def run_nemesis(
+    lab: NetnsLab,
+    run_dir: Path,
+    *,
+    seed: int,
+    duration: float,
+    progress: Progress = lambda text: None,
+) -> RunResult:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    logs = LogReader(lab)
+    faults = Faults(lab, logs)
+    planned = plan(seed, duration, lab.profile, kinds=makeable_kinds(), nodes=len(lab.layout.nodes))
+    progress(f"planned {len(planned)} faults over {duration:g}s (seed {seed})")
+    progress("waiting for the stack to serve")
+    settle(lab, faults, FIRST_SETTLE_TIMEOUT)
+    workloads = Workloads(lab, logs, seed=seed, max_seconds=duration * 3 + 600)
+    records: list[Record] = []
+    injected: list[str] = []
+    missed: list[str] = []
+    started = time.monotonic()
+    info = RunInfo(seed, duration, lab.profile, lab.layout.nodes, started)
+    workloads.start()
+    try:
+        time.sleep(2.0)  # a baseline before the first fault
+        started = time.monotonic()
+        info = RunInfo(seed, duration, lab.profile, lab.layout.nodes, started)
+        for fault in planned:
+            _wait_until(started + fault.at)
+            settle(lab, faults, SETTLE_TIMEOUT)
+            done = _one(faults, fault, started, missed, progress)
+            records.extend(done)
+            injected.extend(f.kind for f in done)
+        _wait_until(time.monotonic() + 3.0)
+    finally:
+        try:
+            workloads.stop()
+        finally:
+            faults.recover_all()
+    progress("every fault undone; reading every key once more")
+    settle(lab, faults, SETTLE_TIMEOUT)
+    workloads.final_reads()
+    records.extend(workloads.records)
+    save_events(lab, run_dir / EVENTS_FILE)
+    ordered = sorted(records, key=_time_of)
+    write_history(run_dir / HISTORY_FILE, [info, *ordered])
+    progress(f"history written: {run_dir / HISTORY_FILE}")
+    return RunResult(
+        run_dir,
+        tuple(p.kind for f in planned for p in f.parts),
+        tuple(injected),
+        tuple(missed),
+        dict(UNAVAILABLE),
+    )
+
+
+def _one(
+    faults: Faults, fault: PlannedFault, started: float, missed: list[str], progress: Progress
+) -> list[Fault]:
+    done: list[Injected] = []
+    for part in fault.parts:
+        got = faults.inject(part)
+        if got is None:
+            missed.append(f"{part.kind} at {time.monotonic() - started:.1f}s: no target found")
+        else:
+            done.append(got)
+    names = ", ".join(f"{d.kind} {' '.join(d.targets)}" for d in done) or "nothing"
+    progress(f"t={time.monotonic() - started:6.1f}s fault {fault.group}: {names}")
+    time.sleep(fault.hold)
+    out = []
+    for got in done:
+        got.undo()
+        out.append(Fault(got.kind, got.targets, got.start, time.monotonic(), fault.group))
+    return out
+
+
+def _time_of(record: Record) -> float:
+    if isinstance(record, RunInfo):
+        return record.started
+    if isinstance(record, Operation | Fault):
+        return record.start
+    return record.time
+
+
+def _wait_until(moment: float) -> None:
+    time.sleep(max(0.0, moment - time.monotonic()))
+
+
+def save_events(lab: NetnsLab, path: Path) -> None:
+    """The cluster's event log, as `hakeeper events --json` prints it inside a node."""
+    argv = [sys.executable, "-m", "hakeeper", "events", "--json", "--config", str(lab.config_path)]
+    last = ""
+    for node in lab.layout.nodes:
+        done = lab.exec(node, argv, timeout=60)
+        if done.returncode == 0:
+            path.write_text(done.stdout)
+            return
+        last = done.stderr.strip()
+    raise HakeeperError(f"could not read the cluster's event log from any node: {last}")
