@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from hakeeper.errors import SessionStoreError
+from hakeeper.lab.linearizability import Kind, Op, Result, check
 from hakeeper.sessions.client import SessionClient
 from tests.sessions.cluster import StoreCluster
-from tests.sessions.linearizability import Kind, Op, Result, check
 
 pytestmark = pytest.mark.slow
 

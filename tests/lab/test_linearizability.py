@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from tests.sessions.linearizability import Kind, Op, Result, check
+from hakeeper.lab.linearizability import Kind, Op, Result, check
 
 
 def put(call: float, ret: float, value: str, result: Result = Result.OK) -> Op:
