@@ -87,11 +87,14 @@ def run_nemesis(
     seed: int,
     duration: float,
     progress: Progress = lambda text: None,
+    pace: str | None = None,
 ) -> RunResult:
+    """``pace``: the profile whose hold times and gaps the plan uses (default: the lab's)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     logs = LogReader(lab)
     faults = Faults(lab, logs)
-    planned = plan(seed, duration, lab.profile, kinds=makeable_kinds(), nodes=len(lab.layout.nodes))
+    nodes = len(lab.layout.nodes)
+    planned = plan(seed, duration, pace or lab.profile, kinds=makeable_kinds(), nodes=nodes)
     progress(f"planned {len(planned)} faults over {duration:g}s (seed {seed})")
     progress("waiting for the stack to serve")
     settle(lab, faults, FIRST_SETTLE_TIMEOUT)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,8 +183,14 @@ class LogReader:
         self._lab = lab
         self._offsets = {n: 0 for n in lab.layout.nodes}
         self._views = {n: LogView("", 0, 0) for n in lab.layout.nodes}
+        # The leader sampler and the fault injector read from two threads.
+        self._lock = threading.Lock()
 
     def read(self) -> dict[str, LogView]:
+        with self._lock:
+            return self._read()
+
+    def _read(self) -> dict[str, LogView]:
         for node in self._lab.layout.nodes:
             try:
                 with self._lab.log_path(node).open("rb") as log:

@@ -44,6 +44,7 @@ HOLDER_INTERVAL = 0.1
 LEADER_INTERVAL = 0.5
 KEYS = tuple(f"nemesis-{i}" for i in range(5))
 MAX_REPLY = 65536
+HTTP_OK = ("HTTP/1.0 200 ", "HTTP/1.1 200 ")
 SINGLETON_MARK = b"--name\x00singleton"
 
 
@@ -129,7 +130,7 @@ class Workloads:
                 outcome, value, error = _exchange(self.lab.vip, LB_HTTP_PORT, request, _http_done)
                 if outcome == "ok" and value is not None:
                     head, _, body = value.partition("\r\n\r\n")
-                    if not head.startswith(("HTTP/1.0 200", "HTTP/1.1 200")):
+                    if not head.startswith(HTTP_OK):
                         outcome, error = "fail", head.splitlines()[0] if head else "empty"
                     value = body.strip().rpartition(" on ")[2] or None
                 self.records.append(
@@ -328,7 +329,7 @@ def http_through_vip(lab: NetnsLab) -> bool:
         with entered(lab.layout.host_ns(CLIENT)):
             request = b"GET / HTTP/1.0\r\nHost: nemesis\r\n\r\n"
             outcome, reply, _ = _exchange(lab.vip, LB_HTTP_PORT, request, _http_done)
-            answers.append(outcome == "ok" and (reply or "").startswith("HTTP/1.0 200"))
+            answers.append(outcome == "ok" and (reply or "").startswith(HTTP_OK))
 
     thread = threading.Thread(target=ask, name="http-check")
     thread.start()
