@@ -164,6 +164,8 @@ def _run(argv: list[str]) -> None:
 # --- who is what ---------------------------------------------------------------------------
 
 _CONTROLLER = re.compile(r"event=controller_start node=(\S+) term=(\d+)")
+#: The first line an agent logs: a killed or crashed leader's last state is no longer its own.
+_AGENT_START = "event=crm_tools_listening"
 _RAFT = re.compile(r"event=raft_state from=\S+ to=(\w+)")
 
 
@@ -203,7 +205,9 @@ class LogReader:
             view = self._views[node]
             state, won, term = view.raft_state, view.leaderships, view.controller_term
             for line in data[:cut].decode(errors="replace").splitlines():
-                if (m := _RAFT.search(line)) is not None:
+                if _AGENT_START in line:
+                    state = ""  # a new agent process: a follower until it logs otherwise
+                elif (m := _RAFT.search(line)) is not None:
                     state = m.group(1)
                     won += state == "leader"
                 elif (m := _CONTROLLER.search(line)) is not None and m.group(1) == node:
