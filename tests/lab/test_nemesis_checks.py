@@ -9,7 +9,14 @@ import pytest
 
 from hakeeper.lab.loopback import Record as ServiceRecord
 from hakeeper.lab.nemesis_checks import INVARIANTS, InvariantResult, Verdict, check_history
-from hakeeper.lab.nemesis_history import Fault, History, HolderSample, LeaderSample, Operation
+from hakeeper.lab.nemesis_history import (
+    Fault,
+    History,
+    HolderSample,
+    LeaderSample,
+    Operation,
+    Watched,
+)
 from tests.lab.nemesis_histories import CRASH, ISOLATE, RUN, clean_history
 
 
@@ -33,7 +40,7 @@ def test_a_clean_history_passes_every_invariant() -> None:
 
 
 @pytest.mark.parametrize("what", ["vip", "singleton"])
-def test_two_holders_in_one_sample_is_a_violation(what: str) -> None:
+def test_two_holders_in_one_sample_is_a_violation(what: Watched) -> None:
     history = clean_history()
     history = dataclasses.replace(
         history, holders=(*history.holders, HolderSample(what, 20.0, ("n1", "n2")))
@@ -177,6 +184,9 @@ def test_each_fault_reports_its_outage_and_recovery() -> None:
     assert crash.recovered_after == pytest.approx(2.1)
     assert isolate.outages["http-get"] == pytest.approx(0.5)
     assert isolate.elections == 0
+    # n2, isolated from 35, is in the crash's heal window (30-35) with its own climbing
+    # term: a node another fault cut off does not speak for the majority.
+    assert crash.elections == 0
 
 
 def test_a_term_rise_after_a_heal_is_an_election_caused_by_it() -> None:
@@ -205,3 +215,16 @@ def test_an_election_owed_to_a_majority_that_lost_its_leader_is_allowed() -> Non
         check_history(dataclasses.replace(history, leaders=leaders)), "no-election-on-heal"
     )
     assert found.violations == 0
+
+
+def test_a_fault_never_undone_leaves_no_final_read_and_no_heal_to_measure() -> None:
+    open_isolation = Fault("isolate", ("n2",), 50.0, float("inf"), group=3)
+    history = dataclasses.replace(clean_history(), faults=(CRASH, ISOLATE, open_isolation))
+    verdict = check_history(history)
+    never = next(o for o in verdict.faults if o.fault == open_isolation)
+    assert never.recovered_after is None
+    assert never.elections is None
+    assert invariant(verdict, "recovery-within-bound").violations == 0  # nothing to hold it to
+    lost = invariant(verdict, "session-no-lost-write")
+    assert lost.violations == 2  # one per key: no read after a heal that never came
+    assert "no final read after the last heal (inf)" in lost.examples[0]

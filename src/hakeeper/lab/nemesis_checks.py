@@ -19,6 +19,7 @@ Every invariant must count 0 violations for the run to pass:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from hakeeper.lab.nemesis_outages import (
     majority_kept_leader,
     recovery_bound,
     reference,
+    workloads,
 )
 
 #: How many examples of each invariant's violations a verdict keeps.
@@ -229,8 +231,13 @@ def check_heal_elections(history: History, outcomes: tuple[FaultOutcome, ...]) -
 
 
 def check_history(history: History) -> Verdict:
+    # The samples in time order, so the per-fault questions find their window by bisection.
+    history = dataclasses.replace(
+        history, leaders=tuple(sorted(history.leaders, key=lambda s: s.time))
+    )
+    streams = workloads(history)
     outcomes = tuple(
-        fault_outcome(history, f) for f in sorted(history.faults, key=lambda f: f.start)
+        fault_outcome(history, streams, f) for f in sorted(history.faults, key=lambda f: f.start)
     )
     invariants = (
         _result("vip-single-holder", _sampled_single_holder(history, "vip")),

@@ -9,13 +9,21 @@ Every workload must succeed again within `RECOVERY_BOUND` of the reference momen
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from hakeeper.errors import ConfigError
-from hakeeper.lab.nemesis_history import Fault, FaultKind, History, Operation, OpKind
+from hakeeper.lab.nemesis_history import (
+    Fault,
+    FaultKind,
+    History,
+    LeaderSample,
+    Operation,
+    OpKind,
+)
 
 #: Seconds from a fault's reference moment until every workload must succeed again, per
 #: timing profile. Each is the profile's member TTL (the lease a dead node's claim outlives,
@@ -84,54 +92,96 @@ def history_end(history: History) -> float:
     return max(t for t in times if math.isfinite(t))
 
 
-def _kinds(operations: Iterable[Operation]) -> list[OpKind]:
-    kinds: list[OpKind] = []
-    for op in operations:
-        if op.kind not in kinds:
-            kinds.append(op.kind)
-    return kinds
+class Workload:
+    """One workload kind's operations, indexed once for the questions asked per fault (a
+    long run has ~10^5 operations and ~10^2 faults)."""
+
+    __slots__ = ("_gap_ends", "_gaps", "_max_end_upto", "_min_ok_end_from", "_ok_starts", "_starts")
+
+    def __init__(self, ops: Sequence[Operation], last: float) -> None:
+        by_start = sorted(ops, key=lambda op: op.start)
+        self._starts = [op.start for op in by_start]
+        self._max_end_upto = list(itertools.accumulate((op.end for op in by_start), max))
+        ok = [op for op in by_start if op.outcome == "ok"]
+        self._ok_starts = [op.start for op in ok]
+        ends_from_last = itertools.accumulate((op.end for op in reversed(ok)), min)
+        self._min_ok_end_from = list(ends_from_last)[::-1]
+        # The stretches without a success: from the first invocation to the first success,
+        # between successive successes, and from the last success to the history's end.
+        points = [self._starts[0], *sorted(op.end for op in ok), last]
+        self._gaps = [(x, y) for x, y in itertools.pairwise(points) if y > x]
+        self._gap_ends = [y for _, y in self._gaps]
+
+    def invoked_during(self, start: float, end: float) -> bool:
+        """Whether some operation ran during part of [start, end]."""
+        upto = bisect.bisect_right(self._starts, end)
+        return upto > 0 and self._max_end_upto[upto - 1] >= start
+
+    def first_success_from(self, at: float) -> float | None:
+        """When the first operation invoked at or after ``at`` to succeed returned."""
+        first = bisect.bisect_left(self._ok_starts, at)
+        return self._min_ok_end_from[first] if first < len(self._ok_starts) else None
+
+    def longest_gap(self, start: float, end: float) -> float:
+        """The longest stretch without success overlapping [start, end]; the stretches follow
+        one another, so those that overlap are one run of them."""
+        first = bisect.bisect_right(self._gap_ends, start)
+        longest = 0.0
+        for x, y in itertools.islice(self._gaps, first, None):
+            if x >= end:
+                break
+            longest = max(longest, y - x)
+        return longest
 
 
-def recovered_after(history: History, at: float) -> float | None:
+def workloads(history: History) -> dict[OpKind, Workload]:
+    """Every workload kind the run had, in the order it first appears."""
+    last = history_end(history)
+    kinds: dict[OpKind, list[Operation]] = {}
+    for op in history.operations:
+        kinds.setdefault(op.kind, []).append(op)
+    return {kind: Workload(ops, last) for kind, ops in kinds.items()}
+
+
+def recovered_after(streams: Mapping[OpKind, Workload], at: float) -> float | None:
     """Seconds from ``at`` until an operation of every kind, invoked at or after ``at``,
     succeeded; None if some kind never did."""
     worst = 0.0
-    for kind in _kinds(history.operations):
-        ends = [
-            op.end
-            for op in history.operations
-            if op.kind == kind and op.outcome == "ok" and op.start >= at
-        ]
-        if not ends:
+    for stream in streams.values():
+        returned = stream.first_success_from(at)
+        if returned is None:
             return None
-        worst = max(worst, min(ends) - at)
+        worst = max(worst, returned - at)
     return worst
 
 
-def _gaps(successes: Sequence[float], first: float, last: float) -> list[tuple[float, float]]:
-    """The stretches without a success between ``first`` (the first invocation) and
-    ``last`` (the history's end)."""
-    points = [first, *sorted(successes), last]
-    return [(a, b) for a, b in itertools.pairwise(points) if b > a]
-
-
-def outages(history: History, start: float, end: float) -> dict[OpKind, float | None]:
+def outages(
+    streams: Mapping[OpKind, Workload], start: float, end: float
+) -> dict[OpKind, float | None]:
     """Per workload kind, the longest stretch without success overlapping [start, end]."""
-    last = history_end(history)
-    out: dict[OpKind, float | None] = {}
-    for kind in _kinds(history.operations):
-        ops = [op for op in history.operations if op.kind == kind]
-        if not any(op.start <= end and op.end >= start for op in ops):
-            out[kind] = None
-            continue
-        successes = [op.end for op in ops if op.outcome == "ok"]
-        gaps = _gaps(successes, min(op.start for op in ops), last)
-        out[kind] = max((b - a for a, b in gaps if a < end and b > start), default=0.0)
-    return out
+    return {
+        kind: stream.longest_gap(start, end) if stream.invoked_during(start, end) else None
+        for kind, stream in streams.items()
+    }
 
 
-def _majority_terms(history: History, fault: Fault, lo: float, hi: float) -> list[int]:
-    return [s.term for s in history.leaders if s.node not in fault.targets and lo <= s.time <= hi]
+def _cut_off(history: History, node: str, at: float) -> bool:
+    """Whether some fault acted on ``node`` at ``at``, or was undone less than `HEAL_WINDOW`
+    before: a node cut off (or just back) reports its own term, not the majority's."""
+    return any(node in f.targets and f.start <= at <= f.end + HEAL_WINDOW for f in history.faults)
+
+
+def _majority(history: History, fault: Fault, lo: float, hi: float) -> list[LeaderSample]:
+    """The leader samples in [lo, hi] of the nodes this fault (and any other fault at that
+    moment) left alone. The history's leader samples must be in time order (`check_history`
+    sorts them)."""
+    first = bisect.bisect_left(history.leaders, lo, key=lambda s: s.time)
+    upto = bisect.bisect_right(history.leaders, hi, key=lambda s: s.time)
+    return [
+        s
+        for s in history.leaders[first:upto]
+        if s.node not in fault.targets and not _cut_off(history, s.node, s.time)
+    ]
 
 
 def elections_after(history: History, fault: Fault) -> int | None:
@@ -139,26 +189,19 @@ def elections_after(history: History, fault: Fault) -> int | None:
     undo: the last term they reported before the undo against the highest after it."""
     if not math.isfinite(fault.end):
         return None
-    before = [
-        s
-        for s in history.leaders
-        if s.node not in fault.targets and fault.start <= s.time <= fault.end
-    ]
-    after = _majority_terms(history, fault, fault.end, fault.end + HEAL_WINDOW)
+    before = _majority(history, fault, fault.start, fault.end)
+    after = _majority(history, fault, fault.end, fault.end + HEAL_WINDOW)
     if not before or not after:
         return None
-    baseline = max(s.term for s in before if s.time == max(b.time for b in before))
-    return max(0, max(after) - baseline)
+    last = max(s.time for s in before)
+    baseline = max(s.term for s in before if s.time == last)
+    return max(0, max(s.term for s in after) - baseline)
 
 
 def majority_kept_leader(history: History, fault: Fault) -> bool:
     """Whether the nodes the fault left alone reported one leader and one term throughout
     the fault (no samples: nothing says otherwise)."""
-    samples = [
-        s
-        for s in history.leaders
-        if s.node not in fault.targets and fault.start <= s.time <= fault.end
-    ]
+    samples = _majority(history, fault, fault.start, fault.end)
     return (
         len({s.leader for s in samples}) <= 1
         and None not in {s.leader for s in samples}
@@ -180,10 +223,12 @@ def covered_by_later(history: History, fault: Fault) -> bool:
     return False
 
 
-def fault_outcome(history: History, fault: Fault) -> FaultOutcome:
+def fault_outcome(
+    history: History, streams: Mapping[OpKind, Workload], fault: Fault
+) -> FaultOutcome:
     at = reference(fault)
     bound = recovery_bound(history.run.profile)
-    recovered = recovered_after(history, at) if math.isfinite(at) else None
+    recovered = recovered_after(streams, at) if math.isfinite(at) else None
     if math.isfinite(at):
         until = at + (recovered if recovered is not None else bound)
     else:
@@ -192,7 +237,7 @@ def fault_outcome(history: History, fault: Fault) -> FaultOutcome:
         until = max(until, fault.end)
     return FaultOutcome(
         fault=fault,
-        outages=outages(history, fault.start, until),
+        outages=outages(streams, fault.start, until),
         recovered_after=recovered,
         elections=elections_after(history, fault),
     )
