@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hakeeper.errors import HakeeperError
-from hakeeper.lab.nemesis_faults import UNAVAILABLE, Faults, Injected, session_primary
+from hakeeper.lab.nemesis_faults import UNAVAILABLE, Faults, Injected, store_role
 from hakeeper.lab.nemesis_history import (
     EVENTS_FILE,
     FAULT_KINDS,
@@ -35,8 +35,9 @@ from hakeeper.lab.nemesis_stack import LogReader
 from hakeeper.lab.nemesis_workloads import Workloads, http_through_vip
 from hakeeper.lab.netns_lab import NetnsLab
 
-SETTLE_TIMEOUT = 60.0
+SETTLE_TIMEOUT = 90.0
 FIRST_SETTLE_TIMEOUT = 180.0
+FIND_TIMEOUT = 10.0  # how long a fault's target (leader, controller, primary) is looked for
 
 Progress = Callable[[str], None]
 
@@ -54,29 +55,38 @@ def makeable_kinds() -> tuple[str, ...]:
     return tuple(k for k in FAULT_KINDS if k not in UNAVAILABLE)
 
 
-def stack_serving(lab: NetnsLab) -> bool:
-    """Every agent running, the VIP on one node, a session primary answering, and the
-    balancer answering HTTP on the VIP."""
-    if any(lab.agent_state(n) != "running" for n in lab.layout.nodes):
-        return False
-    if len(lab.holders()) != 1 or session_primary(lab) is None:
-        return False
-    return http_through_vip(lab)
+def not_serving(lab: NetnsLab) -> str:
+    """Why the stack does not serve as it did before any fault ("" when it does): every
+    agent running, every node's store answering as primary or replica (so the cluster has
+    taken every node back), the VIP on one node, the balancer answering through it."""
+    for node in lab.layout.nodes:
+        state = lab.agent_state(node)
+        if state != "running":
+            return f"the agent of {node} is {state}"
+    roles = {node: store_role(lab, node) for node in lab.layout.nodes}
+    missing = [n for n, r in roles.items() if r is None or r[0] not in ("primary", "replica")]
+    if missing:
+        return f"no store serving on {', '.join(missing)}"
+    holders = lab.holders()
+    if len(holders) != 1:
+        return f"the VIP is held by {', '.join(holders) or 'no node'}"
+    if not http_through_vip(lab):
+        return "no HTTP answer through the VIP's balancer"
+    return ""
 
 
 def settle(lab: NetnsLab, faults: Faults, timeout: float) -> None:
-    def healed_and_serving() -> bool:
-        faults.recover_all()
-        return stack_serving(lab)
-
     deadline = time.monotonic() + timeout
+    why = ""
     while time.monotonic() < deadline:
-        if healed_and_serving():
+        faults.recover_all()
+        why = not_serving(lab)
+        if not why:
             return
         time.sleep(0.5)
     raise HakeeperError(
-        f"the stack did not serve again within {timeout:g}s (every agent running, the VIP "
-        f"on one node, a session primary); the agents' logs:\n{lab.tails()}"
+        f"the stack did not serve again within {timeout:g}s: {why}; the agents' logs:\n"
+        f"{lab.tails()}"
     )
 
 
@@ -144,6 +154,10 @@ def _one(
     done: list[Injected] = []
     for part in fault.parts:
         got = faults.inject(part)
+        deadline = time.monotonic() + FIND_TIMEOUT
+        while got is None and time.monotonic() < deadline:
+            time.sleep(0.5)  # e.g. an election under way: no single leader to name yet
+            got = faults.inject(part)
         if got is None:
             missed.append(f"{part.kind} at {time.monotonic() - started:.1f}s: no target found")
         else:

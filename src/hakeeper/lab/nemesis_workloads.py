@@ -40,9 +40,12 @@ from hakeeper.lab.netns_lab import NetnsLab
 from hakeeper.lab.netns_topology import CLIENT
 
 OP_TIMEOUT = 1.0
+SESSION_PAUSE = 0.1  # between one client's operations
 HOLDER_INTERVAL = 0.1
 LEADER_INTERVAL = 0.5
-KEYS = tuple(f"nemesis-{i}" for i in range(5))
+#: Enough keys that each holds a few hundred operations over a run: the linearizability
+#: search grows fast with the unanswered writes of one key.
+KEYS = tuple(f"nemesis-{i}" for i in range(40))
 MAX_REPLY = 65536
 HTTP_OK = ("HTTP/1.0 200 ", "HTTP/1.1 200 ")
 SINGLETON_MARK = b"--name\x00singleton"
@@ -183,7 +186,7 @@ class Workloads:
                             name, "session-read", key, read, start, time.monotonic(), outcome, error
                         )
                     )
-                self._stop.wait(0.02)
+                self._stop.wait(SESSION_PAUSE)
 
     # --- samplers ------------------------------------------------------------------------------
 
