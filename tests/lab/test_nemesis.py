@@ -23,7 +23,8 @@ from hakeeper.lab.nemesis_run import RunResult, run_nemesis
 from hakeeper.lab.nemesis_stack import build_stack
 from tests.lab.conftest import require_root
 
-pytestmark = pytest.mark.slow
+# The run outlasts the suite's 300 s per test: two minutes of faults plus recovery waits.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 SEED = 20
 DURATION = 120.0
@@ -37,10 +38,11 @@ OPEN = {
     # node's singleton (SIGKILLed, no stop line) then seems to run on: fixed on w-checks by
     # also ending it at the first sample that no longer sees it.
     "singleton-single-holder": "needs the checkers' sample-based end of a killed holder",
-    # Found by the nemesis, open: after crash/halves faults a read through the balancer
-    # returned nothing for a key whose write had been acknowledged (seed 20, run kept in
-    # the report); and a stack not serving again within 90 s after an isolation heal.
-    "session-linearizable": "open finding: a read of nothing after an acknowledged write",
+    # Seen once: a key read as not found after an acknowledged write, when two nodes were
+    # lost at once (docs/reliability.md: the run injected before the cluster had taken a
+    # restarted node back; it now waits for every node online). Kept open until runs show
+    # it gone; and once a stack not serving again within 90 s after an isolation's heal.
+    "session-linearizable": "seen with a majority loss the nemesis caused; under watch",
     "recovery-within-bound": "open finding: no recovery within 90 s after some heals",
 }
 

@@ -13,6 +13,8 @@ and is listed in `RunResult.missed`.
 from __future__ import annotations
 
 import contextlib
+import json
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -73,7 +75,26 @@ def not_serving(lab: NetnsLab) -> str:
         return f"the VIP is held by {', '.join(holders) or 'no node'}"
     if not http_through_vip(lab):
         return "no HTTP answer through the VIP's balancer"
+    # Last, as it costs a process: a restarted agent answers before the cluster has taken
+    # its node back (its old lease may still expire and get it fenced), and a fault then
+    # would take a second node out.
+    offline = nodes_not_online(lab)
+    if offline:
+        return f"the cluster does not count {', '.join(offline)} online"
     return ""
+
+
+def nodes_not_online(lab: NetnsLab) -> list[str]:
+    """Nodes `hakeeper status --json` (asked inside a running node) does not call online."""
+    argv = [sys.executable, "-m", "hakeeper", "status", "--json", "--config", str(lab.config_path)]
+    for node in lab.layout.nodes:
+        try:
+            done = lab.exec(node, argv, timeout=30)
+            report = json.loads(done.stdout)
+        except (subprocess.TimeoutExpired, ValueError):
+            continue
+        return [n["name"] for n in report.get("nodes", []) if n.get("state") != "online"]
+    return list(lab.layout.nodes)
 
 
 def settle(lab: NetnsLab, faults: Faults, timeout: float) -> None:
