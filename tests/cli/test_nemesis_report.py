@@ -115,6 +115,17 @@ def test_a_run_without_its_event_log_is_still_checked_and_says_so(tmp_path: Path
     assert "no event log at" in doc["availability_note"]
 
 
+def test_a_broken_event_log_is_named_and_the_invariants_still_judged(tmp_path: Path) -> None:
+    run_dir = save_run(tmp_path / "run", clean_history())
+    (run_dir / EVENTS_FILE).write_text("{not json\n")
+    code, out = check(run_dir, "--json")
+    assert code == 0, out
+    doc = json.loads(out)
+    assert doc["availability"] is None
+    assert f"{EVENTS_FILE}:1" in doc["availability_note"]
+    assert doc["ok"] is True
+
+
 def test_a_directory_without_a_history_exits_2_naming_the_file(tmp_path: Path) -> None:
     code, out = check(tmp_path)
     assert code == 2

@@ -17,6 +17,7 @@ from hakeeper.lab.nemesis_history import (
     Operation,
     Watched,
 )
+from hakeeper.lab.nemesis_outages import recovery_from
 from tests.lab.nemesis_histories import CRASH, ISOLATE, RUN, clean_history
 
 
@@ -55,6 +56,13 @@ def test_two_holders_in_one_sample_is_a_violation(what: Watched) -> None:
 def test_a_singleton_killed_by_a_crash_does_not_overlap_its_successor() -> None:
     # n1's singleton has no stop line: the crash at 10 ends it before n2's starts at 11.5.
     assert invariant(check_history(clean_history()), "singleton-single-holder").violations == 0
+
+
+def test_a_singleton_gone_without_a_stop_line_ends_when_the_sampler_misses_it() -> None:
+    # No crash this time: n1's singleton (no stop line) was killed some other way; the
+    # samples stop finding it at 10.5, before n2's starts at 11.5.
+    history = dataclasses.replace(clean_history(), faults=(ISOLATE,))
+    assert invariant(check_history(history), "singleton-single-holder").violations == 0
 
 
 def test_a_singleton_started_while_the_old_one_still_ran_is_an_overlap() -> None:
@@ -175,6 +183,24 @@ def test_a_fault_followed_by_another_is_held_to_the_bound_by_the_later_one() -> 
     assert found.violations == 0  # 31 - 15 = 16 s after the later crash
 
 
+def test_recovery_waits_for_a_majority_when_two_of_three_nodes_are_down() -> None:
+    history = clean_history()
+    # n3 crashes too, until 31: without a majority nothing serves until its revive.
+    ops = tuple(
+        dataclasses.replace(op, outcome="fail")
+        if op.kind == "http-get" and 10.0 <= op.start < 31.0
+        else op
+        for op in history.operations
+    )
+    second = Fault("crash", ("n3",), 12.0, 31.0, group=3)
+    history = dataclasses.replace(history, operations=ops, faults=(CRASH, second, ISOLATE))
+    verdict = check_history(history)
+    assert invariant(verdict, "recovery-within-bound").violations == 0
+    later = next(o for o in verdict.faults if o.fault == second)
+    # Counted from n1's revive at 30, when two nodes are up again: HTTP answered at 31.1.
+    assert later.recovered_after == pytest.approx(1.1)
+
+
 def test_each_fault_reports_its_outage_and_recovery() -> None:
     verdict = check_history(clean_history())
     crash, isolate = verdict.faults
@@ -228,3 +254,14 @@ def test_a_fault_never_undone_leaves_no_final_read_and_no_heal_to_measure() -> N
     lost = invariant(verdict, "session-no-lost-write")
     assert lost.violations == 2  # one per key: no read after a heal that never came
     assert "no final read after the last heal (inf)" in lost.examples[0]
+
+
+def test_a_killed_session_primary_leaves_its_node_a_voter_for_the_majority_count() -> None:
+    # n2's store is killed while n3 is isolated: n1 and n2 still form a majority, so the
+    # cluster must mend from the kill itself; a crash of n2 instead would wait for the heal.
+    isolate = Fault("isolate", ("n3",), 20.0, 25.0, group=3)
+    kill = Fault("kill-session-primary", ("n2",), 21.0, 22.0, group=4)
+    crash = Fault("crash", ("n2",), 21.0, 40.0, group=5)
+    history = dataclasses.replace(clean_history(), faults=(isolate, kill, crash))
+    assert recovery_from(dataclasses.replace(history, faults=(isolate, kill)), kill) == 21.0
+    assert recovery_from(history, crash) == 25.0

@@ -47,18 +47,22 @@ def _seconds(value: float | None) -> str:
 
 
 def _availability(run_dir: Path) -> tuple[measure.Report | None, str]:
-    """The event log's availability report, written as HTML beside it; or why not."""
+    """The event log's availability report, written as HTML beside it; or why not (a
+    missing or broken event log must not hide the invariants' verdict)."""
     events = run_dir / EVENTS_FILE
     if not events.exists():
         return None, f"no event log at {events}: availability and the HTML report skipped"
-    report = load_report(events, None, None, None, None, None)
+    try:
+        report = load_report(events, None, None, None, None, None)
+    except ConfigError as exc:
+        return None, f"{exc}: availability and the HTML report skipped"
     html = run_dir / HTML_FILE
     try:
         html.write_text(
             report_html.render(report, "hakeeper nemesis run: availability"), encoding="utf-8"
         )
     except OSError as exc:
-        raise ConfigError(f"{html}: cannot write ({exc.strerror})") from exc
+        return report, f"{html}: cannot write ({exc.strerror}): HTML report skipped"
     return report, f"HTML availability report written to {html}"
 
 
@@ -193,10 +197,10 @@ def report_run(run_dir: Path, *, as_json: bool) -> int:
     1 when one did not, `UNREADABLE` when the run could not be read."""
     try:
         verdict = check_history(read_run(run_dir))
-        report, note = _availability(run_dir)
     except (ConfigError, OSError) as exc:
         typer.echo(f"hakeeper lab nemesis-check: {exc}", err=True)
         return UNREADABLE
+    report, note = _availability(run_dir)
     if as_json:
         typer.echo(json.dumps(as_document(verdict, report, note), indent=2, allow_nan=False))
     else:

@@ -5,7 +5,8 @@ Every invariant must count 0 violations for the run to pass:
 
 - ``vip-single-holder``, ``singleton-single-holder``: no holder sample names two nodes; for
   the singleton also no overlap in its own start/stop records (`hakeeper.lab.holders`), a
-  holder without a stop line ending when a crash fault cut its node;
+  holder without a stop line ending when a crash fault cut its node or when a sample first
+  found no singleton process on its node;
 - ``session-no-lost-write``: the run's final read of every key (after everything was healed)
   returns a write no acknowledged write followed, so every acknowledged write was either
   overwritten or is still there;
@@ -22,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from hakeeper.lab import holders as holder_records
@@ -36,7 +38,7 @@ from hakeeper.lab.nemesis_outages import (
     history_end,
     majority_kept_leader,
     recovery_bound,
-    reference,
+    recovery_moments,
     workloads,
 )
 
@@ -86,19 +88,29 @@ def _sampled_single_holder(history: History, what: str) -> list[str]:
     ]
 
 
-def _crash_down_since(faults: tuple[Fault, ...]) -> holder_records.DownSince:
-    """A holder without a stop line ends at the first crash of its node after it started."""
+def _singleton_down_since(history: History) -> holder_records.DownSince:
+    """When a singleton without a stop line certainly ended: the first crash of its node
+    after it started, or the first sample after it started that found no singleton process
+    on its node (a process killed by SIGKILL, by the agent's stop escalation or a kill
+    fault, writes no stop line; the sampler scans every process of the host, and it took
+    its time before the scan, so a sample not naming the node saw the process gone)."""
+    crashes = [f for f in history.faults if f.kind == "crash"]
+    samples = sorted((s for s in history.holders if s.what == "singleton"), key=lambda s: s.time)
 
     def down_since(node: str, started: float) -> float | None:
-        cuts = [f.start for f in faults if f.kind == "crash" and node in f.targets]
-        return min((t for t in cuts if t >= started), default=None)
+        cut = min(
+            (f.start for f in crashes if node in f.targets and f.start >= started),
+            default=None,
+        )
+        gone = next((s.time for s in samples if s.time >= started and node not in s.holders), None)
+        return min((t for t in (cut, gone) if t is not None), default=None)
 
     return down_since
 
 
 def check_singleton(history: History) -> InvariantResult:
     found = _sampled_single_holder(history, "singleton")
-    pairs = holder_records.overlaps(history.singleton_records, _crash_down_since(history.faults))
+    pairs = holder_records.overlaps(history.singleton_records, _singleton_down_since(history))
     found += [holder_records.describe([pair]) for pair in pairs]
     return _result("singleton-single-holder", found)
 
@@ -194,14 +206,16 @@ def check_linearizable(history: History) -> InvariantResult:
     return _result("session-linearizable", found)
 
 
-def check_recovery(history: History, outcomes: tuple[FaultOutcome, ...]) -> InvariantResult:
+def check_recovery(
+    history: History, moments: Mapping[Fault, float], outcomes: tuple[FaultOutcome, ...]
+) -> InvariantResult:
     bound = recovery_bound(history.run.profile)
     last = history_end(history)
     found: list[str] = []
     for outcome in outcomes:
         fault = outcome.fault
-        at = reference(fault)
-        if not math.isfinite(at) or covered_by_later(history, fault):
+        at = moments[fault]
+        if not math.isfinite(at) or covered_by_later(history, moments, fault):
             continue
         took = outcome.recovered_after
         if took is None and last - at < bound:
@@ -236,15 +250,17 @@ def check_history(history: History) -> Verdict:
         history, leaders=tuple(sorted(history.leaders, key=lambda s: s.time))
     )
     streams = workloads(history)
+    moments = recovery_moments(history)
     outcomes = tuple(
-        fault_outcome(history, streams, f) for f in sorted(history.faults, key=lambda f: f.start)
+        fault_outcome(history, streams, moments, f)
+        for f in sorted(history.faults, key=lambda f: f.start)
     )
     invariants = (
         _result("vip-single-holder", _sampled_single_holder(history, "vip")),
         check_singleton(history),
         check_lost_writes(history),
         check_linearizable(history),
-        check_recovery(history, outcomes),
+        check_recovery(history, moments, outcomes),
         check_heal_elections(history, outcomes),
     )
     return Verdict(

@@ -4,7 +4,8 @@ and the elections its heal caused. Pure: reads a `History`, no I/O, no clock.
 A fault *disturbs* the cluster from its start to its *reference* moment: its end (the undo:
 thaw, heal, ...) for faults the cluster must ride out, its start for the faults the cluster
 must mend by itself (a crash, a kill: the revive comes later and is not the cluster's doing).
-Every workload must succeed again within `RECOVERY_BOUND` of the reference moment.
+Every workload must succeed again within `RECOVERY_BOUND` of the *recovery moment*: the
+reference moment, or later while the faults in force leave no majority (`recovery_from`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,20 @@ SELF_MENDED: frozenset[FaultKind] = frozenset(
     {"crash", "kill-controller", "kill-raft-leader", "kill-session-primary"}
 )
 
+#: Faults that leave a node's agent out of the cluster while in force (the rest, a killed
+#: session primary and slow writes, leave every agent a voting member).
+NODE_OUT: frozenset[FaultKind] = frozenset(
+    {
+        "crash",
+        "freeze",
+        "isolate",
+        "halves",
+        "partition-controller",
+        "kill-controller",
+        "kill-raft-leader",
+    }
+)
+
 #: Faults after whose heal the term must not rise (pre-vote: the member that was cut off
 #: rejoins without an election).
 HEALED_CUTS: frozenset[FaultKind] = frozenset({"isolate", "halves", "partition-controller"})
@@ -54,8 +69,8 @@ class FaultOutcome:
 
     ``outages``: per workload kind present in the run, the longest stretch without a
     successful operation of that kind overlapping the fault's window (its start to its
-    reference moment plus recovery), or None when no operation of that kind was invoked in
-    that window. ``recovered_after``: seconds from the reference moment until every workload
+    recovery moment plus recovery), or None when no operation of that kind was invoked in
+    that window. ``recovered_after``: seconds from the recovery moment until every workload
     succeeded again (None: some workload never did before the run ended). ``elections``:
     rises of the term seen by the nodes the fault did not target, from its undo to
     `HEAL_WINDOW` after it (None: the fault was never undone, or no leader samples there).
@@ -80,6 +95,27 @@ def recovery_bound(profile: str) -> float:
 def reference(fault: Fault) -> float:
     """When the cluster is on its own again: inf if the fault was never undone."""
     return fault.start if fault.kind in SELF_MENDED else fault.end
+
+
+def recovery_from(history: History, fault: Fault) -> float:
+    """When the cluster can mend again after ``fault``: its reference moment, or later while
+    the faults still in force (this one included: a crashed node stays down until its
+    revive) leave no majority of the nodes untouched, since no cluster serves without a
+    majority; inf if that never ends."""
+    at = reference(fault)
+    nodes = len(history.run.nodes)
+    for _ in range(len(history.faults) + 1):
+        active = [f for f in history.faults if f.kind in NODE_OUT and f.start <= at < f.end]
+        touched = {node for f in active for node in f.targets}
+        if not active or 2 * (nodes - len(touched)) > nodes:
+            return at
+        at = min(f.end for f in active)
+    return at
+
+
+def recovery_moments(history: History) -> dict[Fault, float]:
+    """`recovery_from` of every fault, worked out once per check."""
+    return {fault: recovery_from(history, fault) for fault in history.faults}
 
 
 def history_end(history: History) -> float:
@@ -209,24 +245,27 @@ def majority_kept_leader(history: History, fault: Fault) -> bool:
     )
 
 
-def covered_by_later(history: History, fault: Fault) -> bool:
+def covered_by_later(history: History, moments: Mapping[Fault, float], fault: Fault) -> bool:
     """Whether another fault was still disturbing the cluster at this one's reference
     moment, or began within the recovery bound after it: the workloads then recover after
     that fault, and that fault's own check holds them to the bound."""
-    at = reference(fault)
+    at = moments[fault]
     bound = recovery_bound(history.run.profile)
     for other in history.faults:
         if other is fault or other == fault:
             continue
-        if other.start <= at < reference(other) or at < other.start < at + bound:
+        if other.start <= at < moments[other] or at < other.start < at + bound:
             return True
     return False
 
 
 def fault_outcome(
-    history: History, streams: Mapping[OpKind, Workload], fault: Fault
+    history: History,
+    streams: Mapping[OpKind, Workload],
+    moments: Mapping[Fault, float],
+    fault: Fault,
 ) -> FaultOutcome:
-    at = reference(fault)
+    at = moments[fault]
     bound = recovery_bound(history.run.profile)
     recovered = recovered_after(streams, at) if math.isfinite(at) else None
     if math.isfinite(at):
