@@ -8,7 +8,7 @@ STAMP    := $(VENV)/.installed
 DEB_PKGS := etcd-server etcd-client resource-agents fence-agents memcached iproute2 arping nginx curl openssl pacemaker-common systemd chromium chromium-driver postgresql postgresql-15 postgresql-client-15 resource-agents-paf msmtp pacemaker-resource-agents libxml2-utils
 DEMO_PKGS :=
 # The anchors the benchmarks measure in the same run (not needed by the tests).
-BENCH_PKGS := haproxy wrk keepalived redis-server redis-tools libmemcached-tools gcc patroni
+BENCH_PKGS := haproxy wrk keepalived redis-server redis-tools redis-sentinel libmemcached-tools gcc patroni
 
 .PHONY: demo test lint typecheck unit bench system-deps demo-deps bench-deps debian-packages clean
 
@@ -60,6 +60,7 @@ bench: $(STAMP) bench-deps
 	$(PY) benchmarks/coord_failover.py
 	$(PY) benchmarks/failover_loopback.py
 	$(PY) benchmarks/sessions_vs_memcached.py
+	$(PY) benchmarks/sessions_failover_vs_sentinel.py
 	$(PY) benchmarks/balancer_vs_haproxy.py
 	$(PY) benchmarks/vip_failover_vs_keepalived.py
 	$(PY) benchmarks/backup_vs_etcd_redis.py

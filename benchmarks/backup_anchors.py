@@ -16,17 +16,16 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from children import START_TIMEOUT, children, free_port, wait_port
+
 LOAD_BATCH = 10_000
 CALL_TIMEOUT = 600.0
-START_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -40,70 +39,12 @@ class Row:
     detail: str
 
 
-def free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 def key(i: int) -> bytes:
     return b"session:%08d" % i
 
 
 def value(i: int) -> bytes:
     return hashlib.blake2b(key(i), digest_size=50).hexdigest().encode()
-
-
-class Children:
-    """Processes started here; stopped by PID (SIGTERM, then SIGKILL) at the end."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, name: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
-        log = (self.workdir / f"{name}.log").open("ab")
-        proc = subprocess.Popen(
-            list(argv),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        self.procs.append(proc)
-        return proc
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        self.procs.clear()
-
-
-@contextlib.contextmanager
-def children(workdir: Path) -> Iterator[Children]:
-    procs = Children(workdir)
-    try:
-        yield procs
-    finally:
-        procs.stop()
-
-
-def wait_port(host: str, port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {host}:{port}")
 
 
 # --- etcd -------------------------------------------------------------------------------------

@@ -42,17 +42,13 @@ from pathlib import Path
 from backup_anchors import (
     CALL_TIMEOUT,
     LOAD_BATCH,
-    START_TIMEOUT,
-    Children,
     Row,
-    children,
-    free_port,
     key,
     run_etcd,
     run_redis,
     value,
-    wait_port,
 )
+from children import START_TIMEOUT, Children, children, free_port, wait_port
 
 from hakeeper.backup.dir_store import DirectoryStore
 from hakeeper.backup.keys import write_key_file

@@ -37,6 +37,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from children import Children, free_port, wait_port
+
 HERE = Path(__file__).resolve().parent
 SERVER_CPU = "1"
 CLIENT_CPU = "0"
@@ -65,57 +67,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(host: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {host}:{port}")
-
-
 class Servers:
-    """Children started here; stopped by PID (SIGKILL after SIGTERM) at the end."""
+    """The servers of one target, pinned to the server CPU; stopped by PID at the end."""
 
     def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.children = Children(workdir)
 
     def start(self, name: str, argv: list[str], host: str, port: int) -> None:
-        log = (self.workdir / f"{name}.log").open("ab")
-        proc = subprocess.Popen(
-            ["taskset", "-c", SERVER_CPU, *argv],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        self.procs.append(proc)
-        wait_port(host, port, proc)
+        proc = self.children.start(name, ["taskset", "-c", SERVER_CPU, *argv])
+        wait_port(host, port, proc, timeout=15)
 
     def pids(self) -> list[int]:
         # taskset execs the server, so the child's PID is the server's.
-        return [proc.pid for proc in self.procs]
+        return [proc.pid for proc in self.children.procs]
 
     def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        self.procs.clear()
+        self.children.stop()
 
 
 @contextlib.contextmanager

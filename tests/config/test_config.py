@@ -224,6 +224,18 @@ def test_an_availability_target_that_is_no_availability_is_refused(value: object
         parse(minimal(cluster={"availability_target": value}))
 
 
+def test_the_event_log_bound_is_read_in_durations_and_defaults_to_400_days() -> None:
+    assert to_spec(parse(minimal())).options.events_max_age == 400 * 86400.0
+    spec = to_spec(parse(minimal(cluster={"events_max_age": "30d", "events_max_count": 5000})))
+    assert (spec.options.events_max_age, spec.options.events_max_count) == (30 * 86400.0, 5000)
+
+
+@pytest.mark.parametrize("bound", [{"events_max_age": "1m"}, {"events_max_count": 10}])
+def test_an_event_log_bound_too_small_to_keep_a_failover_is_refused(bound: object) -> None:
+    with pytest.raises(ConfigError, match="events_max"):
+        parse(minimal(cluster=bound))
+
+
 def test_fencing_without_devices_or_watchdog_warns() -> None:
     found = warnings(parse(minimal()))
     assert any("no [fencing.devices.*] and no watchdog" in w for w in found)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -11,6 +12,8 @@ import pytest
 from hakeeper.coord import peer_auth
 from hakeeper.coord.base import Coordinator
 from hakeeper.coord.peer_auth import SessionKeys
+from hakeeper.coord.pysyncobj_compat import GuardedSyncObj, SyncObjConf
+from hakeeper.lab.processes import free_port
 from hakeeper.model.wire_version import SUPPORTED, Format, VersionRange
 from tests.conftest import require_binary
 
@@ -88,3 +91,44 @@ def handshake(
     mine = peer_auth.session_keys(acceptor_proved, initiator[0], n_i, got_n_acc, seen)
     theirs = peer_auth.session_keys(acceptor[0], initiator_proved, n_i, n_acc, agreed)
     return mine, theirs
+
+
+# In-process PySyncObj members for the pre-vote tests. Election timeouts long enough that a
+# loaded machine's late ticks do not start elections of their own: the tests count terms.
+CONF = {"raftMinTimeout": 1.0, "raftMaxTimeout": 2.0, "appendEntriesPeriod": 0.1,
+        "autoTickPeriod": 0.02, "connectionRetryTime": 0.2}  # fmt: skip
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out after {timeout:g}s waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def prevote_group() -> Iterator[list[Any]]:
+    """Three `GuardedSyncObj` members in this process on loopback (PySyncObj's plain
+    transport), destroyed after the test."""
+    addresses = [f"127.0.0.1:{free_port('127.0.0.1')}" for _ in range(3)]
+    made = [
+        GuardedSyncObj(a, [b for b in addresses if b != a], SyncObjConf(**CONF)) for a in addresses
+    ]
+    try:
+        yield made
+    finally:
+        for member in made:
+            member.destroy()
+
+
+def settled(members: list[Any]) -> tuple[Any, Any, int]:
+    """Wait for one leader every member follows; return (leader, a follower, term)."""
+
+    def agreed() -> bool:
+        leaders = {m._getLeader() for m in members}
+        terms = {m._getTerm() for m in members}
+        return len(leaders) == 1 and None not in leaders and len(terms) == 1
+
+    wait_until("one leader every member follows", agreed)
+    leader = next(m for m in members if m._isLeader())
+    return leader, next(m for m in members if m is not leader), leader._getTerm()

@@ -134,7 +134,7 @@ def test_a_dialler_falls_back_to_version_one_for_a_peer_of_a_release_before_vers
         old, _ = listener.accept()
         old.setblocking(False)
         first = _recv_exactly(old, peer_auth.HELLO_BYTES, poller)
-        assert first[:8] == b"HKRAFT\x02\x01"
+        assert first[:8] == b"HKRAFT" + bytes((WIRE.newest, WIRE.oldest))  # the full range
         old.close()
         _pump(poller, lambda: conn.state == CONNECTION_STATE.DISCONNECTED, "the close")
         # 2. The next dial offers version 1 alone: the old release's own handshake.

@@ -16,6 +16,7 @@ from hakeeper.runtime.daemon import NodeDaemon
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.keys import KeySpace
 from tests.fakes import LocalCoordinator
+from tests.fencing.test_fence_agents import STUB_METADATA
 
 
 def config_text(profile: str) -> str:
@@ -101,3 +102,31 @@ async def test_the_member_lease_keeps_the_timing_it_started_with(tmp_path: Path)
     assert await daemon._use_config(config_text("wan").encode(), 7, events)
 
     assert (daemon.spec.timing.name, daemon.lease_timing.name) == ("wan", "default")
+
+
+async def test_a_daemon_reads_a_fence_agent_s_metadata_once_not_before_every_fence(
+    tmp_path: Path,
+) -> None:
+    # Reading it again cost each fence an extra run of the agent (0.5 s of a failover on a
+    # loaded machine): the runner's cache only helps if the daemon keeps one runner.
+    asked = tmp_path / "metadata-asked"
+    agent = tmp_path / "fence_counting"
+    agent.write_text(
+        "#!/bin/sh\ninput=$(cat)\n"
+        f'case "$input" in *action=metadata*) echo x >> {asked}; cat <<EOF\n'
+        f"{STUB_METADATA}\nEOF\nexit 0;; esac\nexit 0\n"
+    )
+    agent.chmod(0o755)
+    text = (
+        config_text("fast")
+        + '[nodes.n2]\naddress = "127.0.0.2"\n'
+        + f'[fencing.devices.pdu]\nagent = "{agent}"\nhost_list = ["n2"]\n'
+    )
+    daemon = NodeDaemon(spec_from_text(text, "test"), "n1", tmp_path, agents=BUILTIN_AGENTS)
+
+    for _ in range(3):
+        fencer = daemon._fencer(daemon.spec)
+        assert fencer is not None
+        assert (await fencer.fence("n2")).fenced
+
+    assert asked.read_text().splitlines() == ["x"]

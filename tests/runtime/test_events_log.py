@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from hakeeper.coord.base import MAX_TXN_OPS
 from hakeeper.model.events import ControllerElected, Event, NodeJoined, NodeLost
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.keys import KeySpace
@@ -56,6 +57,15 @@ async def test_trim_drops_old_and_excess_events() -> None:
     assert await log.trim(now=500.0, max_age=250.0, max_count=10) == 2
     assert await log.trim(now=500.0, max_age=1e9, max_count=2) == 1
     assert [e.ts for e in await log.read()] == [400.0, 500.0]
+
+
+async def test_trim_of_more_events_than_one_txn_holds_deletes_them_all() -> None:
+    coord = LocalCoordinator()
+    log = EventLog(coord, KEYS, "n1")
+    for ts in range(MAX_TXN_OPS * 2 + 5):
+        await log.append(NodeJoined(ts=float(ts), node="n1"))
+    assert await log.trim(now=1e6, max_age=10.0, max_count=10**6) == MAX_TXN_OPS * 2 + 5
+    assert await log.read() == []
 
 
 async def test_follow_reports_a_trim_as_a_change_without_an_event() -> None:

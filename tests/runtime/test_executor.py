@@ -214,22 +214,3 @@ async def test_agents_are_built_with_the_cluster_secret_file_by_path(tmp_path: P
     executor = executor_for(tmp_path, coord, membership, agents=FakeAgents(build))
     executor.check_agents(SPEC, {"db"})
     assert [c.secret_file for c in built] == [Path(SPEC.coordination.secret_file)]
-
-
-async def test_the_monitor_interval_follows_the_profile_of_the_spec_in_force(
-    tmp_path: Path,
-) -> None:
-    coord, membership = await assigned_here()
-    specs = [SPEC]
-    executor = Executor(
-        node="n1", spec=lambda: specs[-1], store=ClusterStore(coord, KEYS),
-        events=EventLog(coord, KEYS, "n1"), membership=membership, state_dir=tmp_path,
-        agents=BUILTIN_AGENTS,
-    )  # fmt: skip
-    db = SPEC.primitive("db")
-    assert db is not None
-    fast = executor._interval(db)
-
-    specs.append(spec_from_text(SPEC_TEXT.replace('"fast"', '"wan"'), "test"))
-
-    assert (fast, executor._interval(db)) == (PROFILES["fast"].monitor_interval, 10.0)

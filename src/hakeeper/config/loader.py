@@ -179,6 +179,8 @@ def to_spec(cf: ClusterFile) -> ClusterSpec:
             failback=c.failback,
             stickiness=c.stickiness,
             availability_target=c.availability_target,
+            events_max_age=c.events_max_age,
+            events_max_count=c.events_max_count,
         ),
         nodes=tuple(
             NodeSpec(

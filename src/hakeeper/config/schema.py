@@ -23,7 +23,11 @@ from pydantic import (
 from hakeeper.config.api_section import ApiSection
 from hakeeper.errors import ConfigError
 from hakeeper.model.availability_units import parse_availability
-from hakeeper.model.cluster import DEFAULT_OP_TIMEOUT
+from hakeeper.model.cluster import (
+    DEFAULT_EVENTS_MAX_AGE,
+    DEFAULT_EVENTS_MAX_COUNT,
+    DEFAULT_OP_TIMEOUT,
+)
 from hakeeper.model.durations import parse_duration
 from hakeeper.model.roles import RoleFilter, TargetRole
 from hakeeper.model.scores import parse_score
@@ -95,6 +99,9 @@ class ClusterSection(Section):
     stickiness: Score | None = None
     # The availability every service is measured against (the API and the dashboard).
     availability_target: AvailabilityTarget | None = None
+    # The event log's bound (runtime/event_retention.py): the controller trims it hourly.
+    events_max_age: Duration = Field(default=DEFAULT_EVENTS_MAX_AGE, ge=3600.0)
+    events_max_count: int = Field(default=DEFAULT_EVENTS_MAX_COUNT, ge=100, le=10_000_000)
 
 
 class CoordinationSection(Section):

@@ -26,6 +26,8 @@ Atomicity and timing:
 * ``watch(prefix, start_revision)`` yields every change under ``prefix`` with revision
   >= ``start_revision`` in revision order, without gaps, across reconnects, or raises
   ``Compacted`` if that history is gone.
+* A txn holds at most `MAX_TXN_OPS` compares and operations (etcd's ``--max-txn-ops``
+  default); a caller with more work splits it into several txns.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from hakeeper.model.cluster import ClusterSpec
 
 CmpTarget = Literal["value", "create_revision", "mod_revision", "version", "lease"]
 CmpOp = Literal["==", "!=", "<", ">"]
+#: Compares plus operations one txn may hold, on every backend (etcd's default limit).
+MAX_TXN_OPS = 128
 
 
 @dataclass(frozen=True, slots=True)

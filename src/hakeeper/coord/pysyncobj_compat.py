@@ -18,6 +18,9 @@ first moves that point past what it provably shares with the leader
 PySyncObj's membership entries (``dynamicMembershipChange``) change its node list and apply
 as no-ops to the state machine; `GuardedSyncObj` also hands each one, in log order, to its
 ``on_member_entry`` so that the replicated record of the voter list follows the log.
+
+`GuardedSyncObj` also runs pre-vote (`hakeeper.coord.raft_prevote`) before each election it
+starts, so a member that cannot win a majority never raises its term.
 """
 
 from __future__ import annotations
@@ -28,18 +31,30 @@ import contextlib
 import logging
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj import pickle as pysyncobj_pickle
 from pysyncobj.dns_resolver import globalDnsResolver
+from pysyncobj.monotonic import monotonic as raft_clock
 from pysyncobj.poller import POLL_EVENT_TYPE
-from pysyncobj.syncobj import SyncObjExceptionWrongVer
+from pysyncobj.syncobj import _RAFT_STATE, SyncObjExceptionWrongVer
 from pysyncobj.tcp_connection import CONNECTION_STATE, set_keepalive
 from pysyncobj.transport import TCPTransport
 
 from hakeeper.coord.raft_follower import Append, shared_append
+from hakeeper.coord.raft_prevote import (
+    PRE_VOTE,
+    PRE_VOTE_RESPONSE,
+    PRE_VOTE_WIRE,
+    LogPosition,
+    PreVoteRound,
+    TermSeen,
+    VoterView,
+    grants_pre_vote,
+    peer_answers_pre_votes,
+)
 
 socket.inet_ntop = _socket.inet_ntop
 
@@ -95,10 +110,24 @@ def ignore_result(_result: Any, _error: int) -> None:
     """Callback for fire-and-forget commands: the next tick decides again if needed."""
 
 
+@dataclass(slots=True)
+class _PreVoteState:
+    """This member's pre-vote bookkeeping (one object, so SyncObj's snapshots never see it)."""
+
+    asking: PreVoteRound | None = None
+    won_term: int | None = None  # the election to this term was earned: let PySyncObj run it
+    # When the last append from a leader came, on PySyncObj's clock (CLOCK_MONOTONIC_RAW, whose
+    # origin differs from time.monotonic's: its deadlines are compared with it only).
+    leader_heard_at: float | None = None
+    seen: TermSeen = field(default_factory=lambda: TermSeen(0, None))  # the last logged
+
+
 class GuardedSyncObj(SyncObj):  # type: ignore[misc]
-    """`SyncObj` whose apply of one log entry never raises."""
+    """`SyncObj` whose apply of one log entry never raises, and which pre-votes."""
 
     skipped = 0  # entries this member applied as no-ops (diagnostics)
+    # PySyncObj's private state that pre-vote reads and moves (set by SyncObj.__init__).
+    _SyncObj__raftElectionDeadline: float
 
     def __init__(
         self, *args: Any, on_member_entry: Callable[[str, str], None] | None = None, **kw: Any
@@ -107,6 +136,7 @@ class GuardedSyncObj(SyncObj):  # type: ignore[misc]
         # order. Set before SyncObj.__init__, which counts every attribute that exists by
         # then as its own: one set later would be pickled into each snapshot.
         self.on_member_entry = on_member_entry
+        self._pre = _PreVoteState()
         super().__init__(*args, **kw)
 
     # SyncObj calls ``self.__doApplyCommand``, which Python names ``_SyncObj__doApplyCommand``;
@@ -134,6 +164,14 @@ class GuardedSyncObj(SyncObj):  # type: ignore[misc]
     # The transport's callback is ``self.__onMessageReceived``, bound when SyncObj starts:
     # defined here, this is the one it calls.
     def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> Any:
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == PRE_VOTE:
+            return self._answer_pre_vote(node, message)
+        if kind == PRE_VOTE_RESPONSE:
+            return self._count_pre_vote(node, message)
+        if kind == "append_entries" and message.get("term", -1) >= self._getTerm():
+            self._pre.leader_heard_at = raft_clock()
+            self._pre.asking = self._pre.won_term = None  # a leader is there: no election
         if (
             isinstance(message, dict)
             and message.get("type") == "append_entries"
@@ -158,3 +196,122 @@ class GuardedSyncObj(SyncObj):  # type: ignore[misc]
             "prevLogTerm": found.prev_term,
             "entries": list(found.entries),
         }
+
+    # --- pre-vote (hakeeper.coord.raft_prevote) -------------------------------------------
+
+    def _onTick(self, timeToWait: float = 0.0) -> Any:
+        """Ask a pre-vote where PySyncObj would start an election; let PySyncObj's election
+        through only once a round is won (or for a leadership transfer the leader asked)."""
+        self._maybe_pre_vote()
+        try:
+            return SyncObj._onTick(self, timeToWait)
+        finally:
+            self._log_term_and_leader()
+
+    def _log_term_and_leader(self) -> None:
+        """One ``event=raft_term`` line whenever this member's term or leader changes, so
+        elections can be counted from its log (`raft_prevote.term_seen_in` reads it back)."""
+        leader = self._getLeader()
+        seen = TermSeen(self._getTerm(), None if leader is None else str(leader.address))
+        if seen != self._pre.seen:
+            self._pre.seen = seen
+            log.info("%s", seen.log_text())
+
+    def _maybe_pre_vote(self) -> None:
+        if self._pre.won_term is not None:
+            if self._pre.won_term > self._getTerm():
+                return  # earned: PySyncObj's election starts on this tick (or when connected)
+            self._pre.won_term = None  # held (or overtaken): the next one asks again
+        if (
+            self.selfNode is None
+            or self._isLeader()
+            or self._SyncObj__transferInProgress
+            or self._SyncObj__raftElectionDeadline >= raft_clock()
+            or not self._SyncObj__connectedToAnyone()
+        ):
+            return
+        # Postpone PySyncObj's election by one randomised timeout; a won round brings it on.
+        self._SyncObj__raftElectionDeadline = raft_clock() + self._SyncObj__generateRaftTimeout()
+        # The leader stays as last known (PySyncObj clears it when a real election starts):
+        # under load a heartbeat comes late, the others still hear the leader and refuse,
+        # and clearing it would fail this member's commands in flight for nothing.
+        others = list(self.otherNodes)
+        asking = PreVoteRound(self._getTerm() + 1, len(others) + 1, {self.selfNode.id})
+        self._pre.asking = asking
+        last = self._last_position()
+        for node in others:
+            wire = self._peer_wire(node)
+            if peer_answers_pre_votes(wire):
+                self._SyncObj__transport.send(node, {
+                    "type": PRE_VOTE, "term": asking.term,
+                    "last_log_index": last.index, "last_log_term": last.term,
+                })  # fmt: skip
+            elif wire is not None:
+                asking.grant(node.id)  # an older release: its real vote decides
+        log.debug(
+            "event=raft_pre_vote term=%d last_index=%d last_term=%d granted_at_start=%d "
+            "needed=%d", asking.term, last.index, last.term, len(asking.granted),
+            asking.voters // 2 + 1,
+        )  # fmt: skip
+        self._check_pre_vote_won()
+
+    def _peer_wire(self, node: Any) -> int | None:
+        """The Raft peer-wire version of the connected link to ``node``; None if none."""
+        if not self.isNodeConnected(node):
+            return None
+        peer_wire = getattr(self._SyncObj__transport, "peer_wire", None)
+        # A transport without versions (PySyncObj's own, in tests) speaks this release.
+        return peer_wire(node) if peer_wire is not None else PRE_VOTE_WIRE
+
+    def _last_position(self) -> LogPosition:
+        return LogPosition(self._SyncObj__getCurrentLogIndex(), self._SyncObj__getCurrentLogTerm())
+
+    def _answer_pre_vote(self, node: Any, message: dict[str, Any]) -> None:
+        if self.selfNode is None:
+            return  # a read-only node has no vote
+        heard = self._pre.leader_heard_at
+        voter = VoterView(
+            term=self._getTerm(),
+            last=self._last_position(),
+            is_leader=self._isLeader(),
+            heard_leader_ago=None if heard is None else raft_clock() - heard,
+            election_timeout=self.conf.raftMinTimeout,
+        )
+        try:
+            term = int(message["term"])
+            asker = LogPosition(int(message["last_log_index"]), int(message["last_log_term"]))
+        except (KeyError, TypeError, ValueError):
+            log.warning("event=raft_pre_vote_malformed peer=%s", getattr(node, "id", node))
+            return
+        granted = grants_pre_vote(voter, term, asker)
+        self._SyncObj__transport.send(node, {
+            "type": PRE_VOTE_RESPONSE, "term": term, "granted": granted,
+            "voter_term": voter.term,
+        })  # fmt: skip
+
+    def _count_pre_vote(self, node: Any, message: dict[str, Any]) -> None:
+        asking = self._pre.asking
+        if asking is None:
+            return  # not asking (any more): a late answer
+        voter_term = message.get("voter_term")
+        if isinstance(voter_term, int) and voter_term > self._getTerm() and not self._isLeader():
+            # Behind on terms: take the voter's, as Raft does for any higher term, so that
+            # this member's next round asks for a term the others can grant.
+            self._SyncObj__setCurrentTerm(voter_term, None)
+            self._SyncObj__setState(_RAFT_STATE.FOLLOWER)
+            self._pre.asking = None
+            return
+        if message.get("term") != asking.term or asking.term != self._getTerm() + 1:
+            return  # an answer to an earlier round
+        if message.get("granted") is True:
+            asking.grant(node.id)
+            self._check_pre_vote_won()
+
+    def _check_pre_vote_won(self) -> None:
+        asking = self._pre.asking
+        if asking is None or not asking.won:
+            return
+        log.info("event=raft_pre_vote_won term=%d granted=%d", asking.term, len(asking.granted))
+        self._pre.asking = None
+        self._pre.won_term = asking.term
+        self._SyncObj__raftElectionDeadline = 0.0  # PySyncObj starts the real election now

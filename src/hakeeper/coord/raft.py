@@ -363,6 +363,11 @@ class RaftCoordinator:
         leader = self._sync._getLeader() if self._sync is not None else None
         return None if leader is None else str(leader.address)
 
+    def consensus_term(self) -> int | None:
+        """This node's current Raft term (diagnostic: pre-vote keeps it unchanged while a
+        cut-off member waits); None before the engine started."""
+        return None if self._sync is None else int(self._sync.raftCurrentTerm)
+
     async def grant(self, ttl: float) -> Lease:
         if ttl < self.min_ttl:
             raise TTLTooShort(

@@ -207,6 +207,11 @@ class AuthConnection:
         self._on_disconnected = callback
 
     @property
+    def wire_version(self) -> int | None:
+        """The peer-wire version this link agreed on; None until its handshake completed."""
+        return self._agreement.version if self._phase == _Phase.ESTABLISHED else None
+
+    @property
     def state(self) -> int:
         if self._phase == _Phase.ESTABLISHED:
             return int(CONNECTION_STATE.CONNECTED)

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hakeeper.coord.base import KV, Cmp, Delete, Op, Put, WatchEvent
+from hakeeper.coord.base import KV, MAX_TXN_OPS, Cmp, Delete, Op, Put, WatchEvent
 from hakeeper.coord.pysyncobj_compat import SyncObjConsumer, replicated
 from hakeeper.errors import CoordError
 
@@ -38,11 +38,11 @@ HISTORY_LIMIT = 20_000
 REQUEST_CACHE_LIMIT = 5_000
 
 # Bounds of one command, checked before it is proposed and again when it is applied (etcd's
-# own: 1.5 MiB per request, 128 operations per txn). A frame must hold one command whole.
+# own: 1.5 MiB per request; MAX_TXN_OPS per txn, from the contract). A frame must hold one
+# command whole.
 MAX_KEY_BYTES = 4096
 MAX_VALUE_BYTES = 1024 * 1024
 MAX_COMMAND_BYTES = 2 * 1024 * 1024
-MAX_TXN_OPS = 128
 MAX_ID_CHARS = 64
 MAX_TTL = 7 * 24 * 3600.0
 _TARGETS = {"value": 0, "create_revision": 1, "mod_revision": 2, "version": 3, "lease": 4}

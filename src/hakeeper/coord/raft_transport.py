@@ -199,6 +199,12 @@ class AuthTransport(TCPTransport):  # type: ignore[misc]
             conn.setOnDisconnectedCallback(functools.partial(self._onDisconnected, conn))
             self._connections[node] = conn
 
+    def peer_wire(self, node: Any) -> int | None:
+        """The peer-wire version of the established link to ``node``; None without one
+        (what pre-vote asks to know whether the peer answers it)."""
+        conn = self._connections.get(node)
+        return conn.wire_version if isinstance(conn, AuthConnection) else None
+
     def _onTick(self) -> None:  # overrides PySyncObj
         super()._onTick()
         now = time.monotonic()

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from hakeeper.errors import ConfigError
 from hakeeper.fencing.device import AttemptResult, FenceAction, FenceDevice, FenceOutcome
+from hakeeper.fencing.in_flight import InFlightFences
 
 
 class AgentRunner(Protocol):
@@ -53,14 +54,27 @@ class Fencer:
     """Fences nodes through a plan; every wait comes from the injected ``sleep``."""
 
     def __init__(
-        self, plan: FencingPlan, runner: AgentRunner, *, rng: random.Random, sleep: Sleep
+        self,
+        plan: FencingPlan,
+        runner: AgentRunner,
+        *,
+        rng: random.Random,
+        sleep: Sleep,
+        in_flight: InFlightFences | None = None,
     ) -> None:
         self._plan = plan
         self._runner = runner
         self._rng = rng
         self._sleep = sleep
+        self._in_flight = in_flight
 
     async def fence(self, node: str, action: FenceAction = "off") -> FenceOutcome:
+        """Fence ``node``; with ``in_flight``, join a fence of it already running."""
+        if self._in_flight is None:
+            return await self._fence(node, action)
+        return await self._in_flight.run((node, action), lambda: self._fence(node, action))
+
+    async def _fence(self, node: str, action: FenceAction) -> FenceOutcome:
         levels = self._plan.levels_for(node)
         if not levels:
             return FenceOutcome(

@@ -39,6 +39,11 @@ MANUAL_FAILBACK_STICKINESS = 100_000
 #: An operation's timeout when the cluster file gives none (Pacemaker's default).
 DEFAULT_OP_TIMEOUT = 20.0
 
+#: The event log's default bound: a year's availability window and a month more, and a count
+#: that keeps the log a few tens of MiB in the coordination key space.
+DEFAULT_EVENTS_MAX_AGE = 400 * 86400.0
+DEFAULT_EVENTS_MAX_COUNT = 100_000
+
 
 @dataclass(frozen=True, slots=True)
 class Op:
@@ -219,6 +224,9 @@ class ClusterOptions:
     stickiness: int | None = None
     #: The fraction every service's availability is measured against (None: no target).
     availability_target: float | None = None
+    #: The event log's bound: older events, and all but the newest this many, are trimmed.
+    events_max_age: float = DEFAULT_EVENTS_MAX_AGE
+    events_max_count: int = DEFAULT_EVENTS_MAX_COUNT
 
     @property
     def default_stickiness(self) -> int:

@@ -59,11 +59,12 @@ class VersionRange:
 
 #: What this release speaks and reads. Raft peer wire: 1 is the handshake before versions
 #: (proofs over the nonces only), 2 binds the offered and chosen versions into the proofs and
-#: frame keys. Raft data directory: 1 is the unmarked single-state-machine layout, 2 the marked
+#: frame keys, 3 is 2 whose members also answer pre-votes (asked before an election). Raft
+#: data directory: 1 is the unmarked single-state-machine layout, 2 the marked
 #: one with the member record. Cluster store: 1 is the record layout of `record_codec`.
 #: Session peer wire: 1 is ``HK_AUTH 1`` (it carries its version since its first release).
 SUPPORTED: dict[Format, VersionRange] = {
-    Format.RAFT_PEER_WIRE: VersionRange(1, 2),
+    Format.RAFT_PEER_WIRE: VersionRange(1, 3),
     Format.RAFT_DATA_DIR: VersionRange(2, 2),
     Format.CLUSTER_STORE: VersionRange(1, 1),
     Format.SESSION_PEER_WIRE: VersionRange(1, 1),

@@ -31,6 +31,8 @@ from hakeeper.config.loader import load_spec
 from hakeeper.coord.base import Coordinator, MembershipChanges
 from hakeeper.coord.raft_connection import wire_versions
 from hakeeper.errors import ConfigError, CoordError, EngineMismatch
+from hakeeper.fencing.fence_agents import FenceAgentRunner
+from hakeeper.fencing.in_flight import InFlightFences
 from hakeeper.fencing.topology import Fencer
 from hakeeper.fencing.watchdog import Watchdog
 from hakeeper.model.cluster import ClusterSpec
@@ -44,6 +46,7 @@ from hakeeper.runtime.controller_jobs import ControllerJob, JobRunner
 from hakeeper.runtime.crm_tools.install import DIR_NAME as TOOLS_DIR_NAME
 from hakeeper.runtime.crm_tools.install import serving_tools, tools_dir
 from hakeeper.runtime.election import ControllerElection
+from hakeeper.runtime.event_retention import EventRetention
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.executor import Executor
 from hakeeper.runtime.fence_plan import fencer_of
@@ -120,6 +123,11 @@ class NodeDaemon:
         #: What this node's loops measure (lease renewals, scheduler runs, fences,
         #: failovers): the face that serves ``/metrics`` reads it.
         self.observations = Observations()
+        #: The suspicion watch and the controller fence through these: one fence of a node
+        #: at a time, a second request joins the first (fencing/in_flight.py); and one
+        #: runner, so each agent's metadata is read once per daemon, not before every fence.
+        self._fences = InFlightFences()
+        self._fence_runner = FenceAgentRunner()
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -519,7 +527,8 @@ class NodeDaemon:
                 node=self.node, term=current.term, spec=spec_now, store=store, events=events,
                 tools_dir=str(tools_dir(self.state_dir)),
             )  # fmt: skip
-            await self._lead(controller, membership, runner, alerts)
+            retention = EventRetention(events, lambda: spec_now().options)
+            await self._lead(controller, membership, runner, alerts, retention)
 
     async def _lead(
         self,
@@ -527,23 +536,26 @@ class NodeDaemon:
         membership: Membership,
         runner: JobRunner,
         alerts: AlertDispatcher,
+        retention: EventRetention,
     ) -> None:
         """Run the controller (and its periodic jobs) until deposed, the engine fails, or
-        membership lapses; deliver alerts meanwhile (they never end the term: their own
-        trouble is only logged)."""
+        membership lapses; deliver alerts and trim the event log meanwhile (neither ends the
+        term: their own trouble is only logged)."""
         task = asyncio.create_task(controller.run(), name="controller")
         lost = asyncio.create_task(self._membership_lapses(membership))
         jobs = asyncio.create_task(runner.run(), name="controller-jobs")
         alerting = asyncio.create_task(alerts.run(), name="alerts")
+        trimming = asyncio.create_task(retention.run(), name="events-retention")
         try:
             await asyncio.wait({task, lost, jobs}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for t in (task, lost, jobs, alerting):
+            for t in (task, lost, jobs, alerting, trimming):
                 t.cancel()
             results = await asyncio.gather(task, lost, jobs, return_exceptions=True)
-            (alerted,) = await asyncio.gather(alerting, return_exceptions=True)
-        if isinstance(alerted, Exception):
-            log.error("event=alerts_failed error=%r", repr(alerted))
+            side = await asyncio.gather(alerting, trimming, return_exceptions=True)
+        for name, outcome in zip(("alerts", "events_retention"), side, strict=True):
+            if isinstance(outcome, Exception):
+                log.error("event=%s_failed error=%r", name, repr(outcome))
         for result in results:
             if isinstance(result, BaseExceptionGroup):
                 deposed = result.subgroup((Deposed, CoordError))
@@ -571,7 +583,7 @@ class NodeDaemon:
         await election.vacated(self.spec.timing.member_ttl * 2)
 
     def _fencer(self, spec: ClusterSpec) -> Fencer | None:
-        return fencer_of(spec)
+        return fencer_of(spec, runner=self._fence_runner, in_flight=self._fences)
 
 
 def _changed_primitives(before: ClusterSpec, after: ClusterSpec) -> set[str]:

@@ -11,7 +11,7 @@ import contextlib
 import itertools
 from collections.abc import AsyncGenerator, Callable
 
-from hakeeper.coord.base import Coordinator, Delete, Get
+from hakeeper.coord.base import MAX_TXN_OPS, Coordinator, Delete, Get
 from hakeeper.model.events import Event, from_json, to_json
 from hakeeper.runtime.keys import KeySpace
 
@@ -66,13 +66,14 @@ class EventLog:
         return await self._coord.revision()
 
     async def trim(self, *, now: float, max_age: float, max_count: int) -> int:
-        """Delete events older than ``max_age`` seconds and beyond the newest ``max_count``."""
+        """Delete events older than ``max_age`` seconds and beyond the newest ``max_count``,
+        oldest first, in txns the engine accepts; returns how many went."""
         kvs = await self._coord.range(self._keys.events)
         cutoff = f"{self._keys.events}{int((now - max_age) * 1e6):016d}"
         doomed = [kv.key for kv in kvs[: max(0, len(kvs) - max_count)]]
         doomed += [kv.key for kv in kvs[len(doomed) :] if kv.key < cutoff]
-        if doomed:
-            await self._coord.txn([], [Delete(key) for key in doomed])
+        for first in range(0, len(doomed), MAX_TXN_OPS):
+            await self._coord.txn([], [Delete(key) for key in doomed[first : first + MAX_TXN_OPS]])
         return len(doomed)
 
     async def read_since(self, revision: int) -> tuple[list[tuple[int, Event]], int]:

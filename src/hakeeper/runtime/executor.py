@@ -17,22 +17,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from hakeeper.agents.base import OcfRc, OpRequest, OpResult, ResourceAgent, Severity
-from hakeeper.agents.events import op_events
-from hakeeper.agents.factory import AgentContext, AgentMaker
+from hakeeper.agents.base import OcfRc, OpResult, Severity
+from hakeeper.agents.factory import AgentMaker
 from hakeeper.errors import CoordError
 from hakeeper.model.attributes import promotion_attribute
 from hakeeper.model.cluster import ClusterSpec, Primitive
-from hakeeper.model.records import Assignment, InstanceStatus
-from hakeeper.model.roles import InstanceRole, LocalRole, ReportedRole, event_role
-from hakeeper.runtime.crm_tools.install import tools_dir
-from hakeeper.runtime.crm_tools.meta import CRM_FEATURE_SET, resource_meta
+from hakeeper.model.records import Assignment
+from hakeeper.model.roles import InstanceRole, LocalRole
+from hakeeper.runtime.agent_ops import AgentOps, Key
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.membership import Membership
 from hakeeper.runtime.notifier import Notifier
@@ -40,7 +37,6 @@ from hakeeper.runtime.store import ClusterStore
 
 log = logging.getLogger(__name__)
 
-Key = tuple[str, int]  # (resource, instance)
 RECHECK_INTERVAL = 2.0
 REPORT_TIMEOUT = 2.0
 
@@ -69,10 +65,7 @@ class Executor:
         self._store = store
         self._events = events
         self._membership = membership
-        self._state_dir = state_dir
         self._wall = wall
-        self._agent_table = agents
-        self._agents: dict[Key, ResourceAgent] = {}
         self._local: dict[Key, Local] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._monitors: dict[Key, asyncio.Task[None]] = {}
@@ -93,20 +86,16 @@ class Executor:
         #: Set by the agent when a watchdog is armed (a failed self-fence stop then ends
         #: in a reset: the watchdog is not fed while something exclusive may run).
         self.watchdog_armed = False
-        # Pacemaker's tools for the agents that call them (hakeeper.runtime.crm_tools): first
-        # on PATH too, as ocf_local_nodename runs a bare `crm_node -n`.
+        self._ops = AgentOps(
+            node=node, spec=spec, store=store, events=events, state_dir=state_dir,
+            agents=agents, wall=wall,
+        )  # fmt: skip
         self._notifier = Notifier(
             node=node, spec=spec, store=store,
-            agent=lambda p: self._agent(p, 0),
+            agent=lambda p: self._ops.agent(p, 0),
             local_role=lambda r: self._local[(r, 0)].role if (r, 0) in self._local else None,
-            request=lambda p, meta: replace(self._request(p, "notify"), meta=meta),
+            request=lambda p, meta: replace(self._ops.request(p, "notify"), meta=meta),
         )  # fmt: skip
-        sbin = tools_dir(state_dir)
-        self._cluster_env = {
-            "HA_SBIN_DIR": str(sbin),
-            "PATH": f"{sbin}:{os.environ.get('PATH') or '/usr/sbin:/usr/bin:/sbin:/bin'}",
-            "OCF_RESKEY_crm_feature_set": CRM_FEATURE_SET,
-        }
 
     # --- public -------------------------------------------------------------------------------
 
@@ -158,21 +147,21 @@ class Executor:
 
     async def _probe_one(self, primitive: Primitive) -> None:
         key = (primitive.id, 0)
-        result = await self._agent(primitive, 0).monitor(
-            self._request(primitive, "monitor"), probe=True
+        result = await self._ops.agent(primitive, 0).monitor(
+            self._ops.request(primitive, "monitor"), probe=True
         )
         if result.rc == OcfRc.FAILED_PROMOTED:
             # A primary that crashed here (PAF: controldata "in production", nothing
             # running): a failed instance to recover, never a primary to keep. Reported as
             # "promoted" it could win over the primary elected while this node was away.
             log.warning("event=probe_found_failed_primary resource=%s", primitive.id)
-            await self._record(primitive, result, "promoted")
+            await self._ops.record(primitive, result, "promoted")
             await self._failed(primitive, 0, 0, result)
             return
         if result.running:
             role: LocalRole = "promoted" if result.promoted else "started"
             self._set_local(key, Local(role, 0))
-            await self._report(primitive.id, 0, role, 0, result)
+            await self._ops.report(primitive.id, 0, role, 0, result)
             self._start_monitor(primitive, 0)
             log.info("event=probe_found resource=%s role=%s", primitive.id, role)
         else:
@@ -247,17 +236,12 @@ class Executor:
                     tasks.create_task(self._converge_one(primitive, assignment))
 
     def check_agents(self, spec: ClusterSpec, resources: set[str]) -> None:
-        """Build the agents of ``resources`` from ``spec`` now: a ConfigError (an OCF agent
-        that does not exist, a missing required parameter) rejects the config before it
-        is used, instead of failing a start later."""
-        for primitive in spec.primitives:
-            if primitive.id in resources:
-                self._agent_table.make(primitive.agent, self._agent_context(spec, primitive))
+        """See `AgentOps.check`."""
+        self._ops.check(spec, resources)
 
     def forget_agents(self, resources: set[str]) -> None:
-        """Drop cached agents of changed resources; the next op builds them anew."""
-        for key in [k for k in self._agents if k[0] in resources]:
-            del self._agents[key]
+        """See `AgentOps.forget`."""
+        self._ops.forget(resources)
 
     async def shutdown(self, reason: str = "shutdown") -> None:
         """Stop every local instance (graceful leave); demote first where promoted."""
@@ -313,7 +297,7 @@ class Executor:
             if self._acked.get(key, -1) >= epoch or key in self._local:
                 continue
             result = OpResult("stop", 0, Severity.OK, 0.0, resource=primitive.id)
-            await self._report(primitive.id, instance, "stopped", epoch, result)
+            await self._ops.report(primitive.id, instance, "stopped", epoch, result)
             self._acked[key] = epoch
 
     async def _start(self, primitive: Primitive, instance: int, epoch: int) -> bool:
@@ -321,8 +305,8 @@ class Executor:
         await self._notifier.round(primitive, "pre", "start")
         self._starting.add(key)
         try:
-            result = await self._agent(primitive, instance).start(
-                self._request(primitive, "start", epoch)
+            result = await self._ops.agent(primitive, instance).start(
+                self._ops.request(primitive, "start", epoch)
             )
             if result.ok:
                 self._set_local(key, Local("started", epoch))
@@ -332,11 +316,11 @@ class Executor:
             raise
         finally:
             self._starting.discard(key)
-        await self._record(primitive, result, "started")
+        await self._ops.record(primitive, result, "started")
         if not result.ok:
             await self._failed(primitive, instance, epoch, result)
             return False
-        await self._report(primitive.id, instance, "started", epoch, result)
+        await self._ops.report(primitive.id, instance, "started", epoch, result)
         self._start_monitor(primitive, instance)
         await self._notifier.round(primitive, "post", "start")
         return True
@@ -355,27 +339,27 @@ class Executor:
         monitor = self._monitors.pop(key, None)
         if monitor is not None:
             monitor.cancel()
-        agent = self._agent(primitive, instance)
+        agent = self._ops.agent(primitive, instance)
         if local.role == "promoted":
             await self._notifier.round(primitive, "pre", "demote")
-            demoted = await agent.demote(self._request(primitive, "demote", local.epoch))
-            await self._record(primitive, demoted, "promoted")
+            demoted = await agent.demote(self._ops.request(primitive, "demote", local.epoch))
+            await self._ops.record(primitive, demoted, "promoted")
             if demoted.ok:
                 self._set_local(key, Local("started", local.epoch))
                 await self._notifier.round(primitive, "post", "demote")
         await self._notifier.round(primitive, "pre", "stop")
-        result = await agent.stop(self._request(primitive, "stop", local.epoch))
-        await self._record(primitive, result, "started", reason)
+        result = await agent.stop(self._ops.request(primitive, "stop", local.epoch))
+        await self._ops.record(primitive, result, "started", reason)
         if result.ok:
             self._set_local(key, None)
             acked = local.epoch if epoch is None else epoch
             self._acked[key] = acked
-            await self._report(primitive.id, instance, "stopped", acked, result)
+            await self._ops.report(primitive.id, instance, "stopped", acked, result)
             await self._forget_promotion_score(primitive)
             await self._notifier.round(primitive, "post", "stop")
         else:
             self._set_local(key, Local("failed", local.epoch))
-            await self._report(primitive.id, instance, "failed", local.epoch, result)
+            await self._ops.report(primitive.id, instance, "failed", local.epoch, result)
 
     async def _forget_promotion_score(self, primitive: Primitive) -> None:
         """A stopped instance can no longer be promoted here: its transient promotion score
@@ -391,8 +375,8 @@ class Executor:
         key = (primitive.id, instance)
         with self._changing_role(key):
             try:
-                result = await self._agent(primitive, instance).promote(
-                    self._request(primitive, "promote", epoch)
+                result = await self._ops.agent(primitive, instance).promote(
+                    self._ops.request(primitive, "promote", epoch)
                 )
             except asyncio.CancelledError:
                 # Cut short (self-fencing): it may be primary now, so demote before the stop.
@@ -400,9 +384,9 @@ class Executor:
                 raise
             if result.ok:
                 self._set_local(key, Local("promoted", epoch))
-        await self._record(primitive, result, "started")
+        await self._ops.record(primitive, result, "started")
         if result.ok:
-            await self._report(primitive.id, instance, "promoted", epoch, result)
+            await self._ops.report(primitive.id, instance, "promoted", epoch, result)
             await self._notifier.round(primitive, "post", "promote")
         else:
             await self._failed(primitive, instance, epoch, result)
@@ -411,14 +395,14 @@ class Executor:
         await self._notifier.round(primitive, "pre", "demote")
         key = (primitive.id, instance)
         with self._changing_role(key):
-            result = await self._agent(primitive, instance).demote(
-                self._request(primitive, "demote", epoch)
+            result = await self._ops.agent(primitive, instance).demote(
+                self._ops.request(primitive, "demote", epoch)
             )
             if result.ok:
                 self._set_local(key, Local("started", epoch))
-        await self._record(primitive, result, "promoted")
+        await self._ops.record(primitive, result, "promoted")
         if result.ok:
-            await self._report(primitive.id, instance, "started", epoch, result)
+            await self._ops.report(primitive.id, instance, "started", epoch, result)
             await self._notifier.round(primitive, "post", "demote")
         else:
             await self._failed(primitive, instance, epoch, result)
@@ -434,7 +418,7 @@ class Executor:
             "start", int(OcfRc.ERR_GENERIC), Severity.SOFT, 0.0,
             exit_reason="failed here and not stopped since", resource=primitive.id,
         )  # fmt: skip
-        await self._report(primitive.id, instance, "failed", epoch, result)
+        await self._ops.report(primitive.id, instance, "failed", epoch, result)
 
     async def _failed(
         self, primitive: Primitive, instance: int, epoch: int, result: OpResult
@@ -445,7 +429,7 @@ class Executor:
         if monitor is not None:
             monitor.cancel()
         await self._store.record_failure(self._node, primitive.id, self._wall())
-        await self._report(primitive.id, instance, "failed", epoch, result)
+        await self._ops.report(primitive.id, instance, "failed", epoch, result)
 
     # --- monitoring and self-fencing --------------------------------------------------------------
 
@@ -470,14 +454,14 @@ class Executor:
 
     async def _monitor(self, primitive: Primitive, instance: int) -> None:
         key = (primitive.id, instance)
-        interval = self._interval(primitive)
+        interval = self._ops.interval(primitive)
         while True:
             await asyncio.sleep(interval)
             local = self._local.get(key)
             if local is None or local.role == "failed":
                 return
-            request = self._request(primitive, "monitor", local.epoch, interval=interval)
-            result = await self._agent(primitive, instance).monitor(request)
+            request = self._ops.request(primitive, "monitor", local.epoch, interval=interval)
+            result = await self._ops.agent(primitive, instance).monitor(request)
             if key in self._role_changing or self._local.get(key) is not local:
                 # A promote or demote ran during this monitor: its answer may be about either
                 # role, not a failure (Pacemaker cancels the old role's recurring monitor and
@@ -489,7 +473,7 @@ class Executor:
             log.warning(
                 "event=monitor_failed resource=%s result=%r", primitive.id, result.describe()
             )
-            await self._record(primitive, result, local.role)
+            await self._ops.record(primitive, result, local.role)
             self._monitors.pop((primitive.id, instance), None)
             await self._failed(primitive, instance, local.epoch, result)
             return
@@ -536,12 +520,14 @@ class Executor:
             "bound_ms=%.0f",
             primitive.id, instance, bound * 1000,
         )  # fmt: skip
-        agent = self._agent(primitive, instance)
+        agent = self._ops.agent(primitive, instance)
         results = []
         if local.role == "promoted":
-            demote = self._request(primitive, "demote", local.epoch, cap=bound / 2)
+            demote = self._ops.request(primitive, "demote", local.epoch, cap=bound / 2)
             results.append(await agent.demote(demote))
-        results.append(await agent.stop(self._request(primitive, "stop", local.epoch, cap=bound)))
+        results.append(
+            await agent.stop(self._ops.request(primitive, "stop", local.epoch, cap=bound))
+        )
         stopped = results[-1].ok
         self._set_local(key, None if stopped else Local("failed", local.epoch))
         if not stopped:
@@ -559,9 +545,9 @@ class Executor:
             async with asyncio.timeout(REPORT_TIMEOUT):
                 for result in results:
                     role: InstanceRole = "promoted" if result.op == "demote" else "started"
-                    await self._record(primitive, result, role, "quorum-lost")
+                    await self._ops.record(primitive, result, role, "quorum-lost")
                 if results[-1].ok:
-                    await self._report(primitive.id, instance, "stopped", epoch, results[-1])
+                    await self._ops.report(primitive.id, instance, "stopped", epoch, results[-1])
 
     async def _watch(self) -> None:
         while True:
@@ -572,70 +558,3 @@ class Executor:
             except CoordError as exc:
                 log.warning("event=watch_failed error=%r", str(exc))
                 await asyncio.sleep(1.0)
-
-    # --- helpers ------------------------------------------------------------------------------
-
-    def _agent(self, primitive: Primitive, instance: int) -> ResourceAgent:
-        key = (primitive.id, instance)
-        if key not in self._agents:
-            name = primitive.id if instance == 0 else f"{primitive.id}:{instance}"
-            context = self._agent_context(self._spec(), primitive, name)
-            self._agents[key] = self._agent_table.make(primitive.agent, context)
-        return self._agents[key]
-
-    def _agent_context(
-        self, spec: ClusterSpec, primitive: Primitive, name: str = ""
-    ) -> AgentContext:
-        """What building the agent of instance ``name`` of ``primitive`` (default: the
-        resource's own name) takes from the config and this node."""
-        return AgentContext(
-            instance=name or primitive.id,
-            params=primitive.params,
-            meta=resource_meta(spec, primitive.id),
-            state_dir=self._state_dir / "agents",
-            secret_file=Path(spec.coordination.secret_file),
-            cluster_env=self._cluster_env,
-        )
-
-    def _interval(self, primitive: Primitive) -> float:
-        for op in primitive.ops:
-            if op.name == "monitor" and op.interval > 0:
-                return op.interval
-        return self._spec().timing.monitor_interval
-
-    def _request(
-        self,
-        primitive: Primitive,
-        op: str,
-        epoch: int = 0,
-        *,
-        interval: float = 0.0,
-        cap: float | None = None,
-    ) -> OpRequest:
-        timeout = primitive.op_timeout(op)
-        if cap is not None:
-            timeout = max(0.05, min(timeout, cap))
-        return OpRequest(timeout=timeout, node=self._node, interval=interval, epoch=epoch)
-
-    async def _record(
-        self, primitive: Primitive, result: OpResult, role: InstanceRole, reason: str = ""
-    ) -> None:
-        """Append the op's events; ``role`` is the instance's role before the op (for a
-        start, the one it takes), translated here, at the edge, into the event log's word."""
-        promotable = any(c.child == primitive.id and c.promotable for c in self._spec().clones)
-        said = event_role(role, promotable=promotable)
-        for event in op_events(result, node=self._node, role=said, reason=reason):
-            with contextlib.suppress(CoordError):
-                await self._events.append(event)
-
-    async def _report(
-        self, resource: str, instance: int, role: ReportedRole, epoch: int, result: OpResult
-    ) -> None:
-        status = InstanceStatus(
-            resource, self._node, instance, role, epoch, self._wall(),
-            result.op, int(result.rc), result.exit_reason or "",
-        )  # fmt: skip
-        try:
-            await self._store.report(status)
-        except CoordError as exc:
-            log.warning("event=status_report_failed resource=%s error=%r", resource, str(exc))

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from hakeeper.fencing.device import FenceDevice, FenceOutcome
 from hakeeper.fencing.fence_agents import FenceAgentRunner
+from hakeeper.fencing.in_flight import InFlightFences
 from hakeeper.fencing.topology import AgentRunner, Fencer, FencingPlan
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.cluster import FenceDevice as FenceDeviceSpec
@@ -43,13 +44,16 @@ def fencer_of(
     runner: AgentRunner | None = None,
     rng: random.Random | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    in_flight: InFlightFences | None = None,
 ) -> Fencer | None:
-    """None when the cluster has no fence device."""
+    """None when the cluster has no fence device. Fencers sharing ``in_flight`` run one
+    fence of a node at a time: a second request joins the first."""
     if not spec.fence_devices:
         return None
     return Fencer(
-        plan_of(spec), runner or FenceAgentRunner(), rng=rng or random.Random(), sleep=sleep
-    )
+        plan_of(spec), runner or FenceAgentRunner(), rng=rng or random.Random(), sleep=sleep,
+        in_flight=in_flight,
+    )  # fmt: skip
 
 
 def power_fences(spec: ClusterSpec, node: str) -> bool:

@@ -53,6 +53,7 @@ from hakeeper.errors import ConfigError, SessionStoreError
 from hakeeper.model.address import HostPort
 from hakeeper.model.cluster import Coordination
 from hakeeper.sessions.client import SessionClient
+from hakeeper.sessions.fence_round import fence_majority
 from hakeeper.sessions.position import Position, Role, most_up_to_date
 from hakeeper.sessions.tls import PeerTls, peer_tls
 
@@ -262,13 +263,12 @@ class SessionsAgent(ProcessAgent):
         mine = await self._position(me)
         if mine.role is Role.PRIMARY and mine.log_epoch == req.epoch:
             return ""
-        positions: dict[str, Position] = {}
-        for address in self.addresses:
-            try:
-                async with self.control_client(address) as client:
-                    positions[address] = await client.fence(req.epoch)
-            except SessionStoreError:
-                continue
+
+        async def fence(address: str) -> Position:
+            async with self.control_client(address) as client:
+                return await client.fence(req.epoch)
+
+        positions = await fence_majority(self.addresses, me, fence)
         if me not in positions:
             return f"the local store {me} did not answer the fence"
         if len(positions) < len(self.addresses) // 2 + 1:

@@ -1,0 +1,38 @@
+"""Pre-vote wired into real PySyncObj members (`GuardedSyncObj`), three in this process on
+loopback with PySyncObj's plain transport (the authenticated one is under test elsewhere).
+
+A follower is made to miss its leader by moving its election deadline into the past, which
+is what a late heartbeat or a cut link does to it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tests.coord.conftest import settled, wait_until
+
+
+def miss_the_leader(member: Any) -> None:
+    member._SyncObj__raftElectionDeadline = 0.0
+
+
+def test_a_follower_that_misses_a_living_leader_raises_no_term(prevote_group: list[Any]) -> None:
+    leader, follower, term = settled(prevote_group)
+    for _ in range(5):
+        miss_the_leader(follower)
+        time.sleep(0.3)  # a tick or more: the pre-vote goes out and is refused
+    assert [m._getTerm() for m in prevote_group] == [term] * 3
+    assert leader._isLeader()
+    assert follower._getLeader() == leader.selfNode
+
+
+def test_peers_of_a_release_without_pre_vote_do_not_keep_a_member_from_its_election(
+    prevote_group: list[Any],
+) -> None:
+    _, follower, term = settled(prevote_group)
+    # Its peers' links speak wire 2: they would never answer a pre-vote, so they count as a
+    # yes and the real election runs, judged by the peers' own rules (as before pre-vote).
+    follower._SyncObj__transport.peer_wire = lambda node: 2
+    miss_the_leader(follower)
+    wait_until("the follower's real election", lambda: follower._getTerm() > term)
