@@ -32,12 +32,6 @@ DURATION = 120.0
 #: them (`hakeeper lab nemesis` exits 1); the merge or fix named removes the entry, until
 #: then this test keeps the others at 0 without hiding these. See docs/reliability.md.
 OPEN = {
-    # Pre-vote (issue 20 item 4) is on another branch: a healed member forces an election.
-    "no-election-on-heal": "needs the Raft pre-vote branch",
-    # The checker ends a singleton without a stop line only at a crash of its node; a fenced
-    # node's singleton (SIGKILLed, no stop line) then seems to run on: fixed on w-checks by
-    # also ending it at the first sample that no longer sees it.
-    "singleton-single-holder": "needs the checkers' sample-based end of a killed holder",
     # Seen once: a key read as not found after an acknowledged write, when two nodes were
     # lost at once (docs/reliability.md: the run injected before the cluster had taken a
     # restarted node back; it now waits for every node online). Kept open until runs show
