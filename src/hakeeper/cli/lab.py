@@ -21,12 +21,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hakeeper.cli.lab_nemesis import nemesis
 from hakeeper.cli.nemesis_report import nemesis_check
 from hakeeper.errors import HakeeperError
 from hakeeper.lab.netns_lab import HTTP_PORT, NetnsLab
 
 app = typer.Typer(help="A cluster on network-namespace hosts, with faults (root only).")
 app.command("nemesis-check")(nemesis_check)
+app.command("nemesis")(nemesis)
 console = Console(soft_wrap=True)
 
 DEFAULT_DIR = Path("/run/hakeeper-lab")
