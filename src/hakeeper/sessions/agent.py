@@ -53,7 +53,7 @@ from hakeeper.errors import ConfigError, SessionStoreError
 from hakeeper.model.address import HostPort
 from hakeeper.model.cluster import Coordination
 from hakeeper.sessions.client import SessionClient
-from hakeeper.sessions.fence_round import fence_majority
+from hakeeper.sessions.fence_round import fence_every
 from hakeeper.sessions.position import Position, Role, most_up_to_date
 from hakeeper.sessions.tls import PeerTls, peer_tls
 
@@ -268,7 +268,7 @@ class SessionsAgent(ProcessAgent):
             async with self.control_client(address) as client:
                 return await client.fence(req.epoch)
 
-        positions = await fence_majority(self.addresses, me, fence)
+        positions = await fence_every(self.addresses, fence)
         if me not in positions:
             return f"the local store {me} did not answer the fence"
         if len(positions) < len(self.addresses) // 2 + 1:
