@@ -174,8 +174,11 @@ def _free_port(addresses: list[str], taken: set[int]) -> int:
 
 
 async def _until_quorum(store: ClusterStore) -> None:
+    """Until the scratch cluster has quorum and one of its daemons has published its config:
+    each publishes at start, and a restore that read "no config" while that publication was
+    on its way would be refused as a config applied meanwhile."""
     while True:
-        if await store.has_quorum():
+        if await store.has_quorum() and await store.config_record() is not None:
             return
         await asyncio.sleep(POLL)
 
