@@ -20,8 +20,6 @@ has its own timeout. Records are appended to one list (one writer per record).
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 import os
 import random
 import socket
@@ -30,14 +28,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pyroute2 import IPRoute
-
 from hakeeper.agents.netns import entered
 from hakeeper.lab.nemesis_history import HolderSample, LeaderSample, Operation, Outcome, Record
 from hakeeper.lab.nemesis_stack import LB_HTTP_PORT, LB_SESSIONS_PORT, LogReader
 from hakeeper.lab.netns_fence import namespace_id
 from hakeeper.lab.netns_lab import NetnsLab
 from hakeeper.lab.netns_topology import CLIENT
+from hakeeper.lab.vip_watch import VipHolders
 
 OP_TIMEOUT = 1.0
 SESSION_PAUSE = 0.1  # between one client's operations
@@ -191,28 +188,11 @@ class Workloads:
     # --- samplers ------------------------------------------------------------------------------
 
     def _vip_holders(self) -> None:
-        vip = ipaddress.ip_address(self.lab.vip)
-        sockets: dict[str, IPRoute] = {}
-        try:
-            for node in self.lab.layout.nodes:
-                with entered(self.lab.layout.host_ns(node)):
-                    sockets[node] = IPRoute()
+        with VipHolders(self.lab.layout) as holders:
             while self._running():
                 at = time.monotonic()
-                held = []
-                for node, ipr in sockets.items():
-                    with contextlib.suppress(OSError):
-                        if any(
-                            ipaddress.ip_address(m.get("IFA_ADDRESS")) == vip
-                            for m in ipr.addr("dump")
-                            if m.get("IFA_ADDRESS")
-                        ):
-                            held.append(node)
-                self.records.append(HolderSample("vip", at, tuple(held)))
+                self.records.append(HolderSample("vip", at, holders.now()))
                 self._stop.wait(HOLDER_INTERVAL)
-        finally:
-            for ipr in sockets.values():
-                ipr.close()
 
     def _singleton_holders(self) -> None:
         while self._running():

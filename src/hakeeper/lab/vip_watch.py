@@ -37,6 +37,47 @@ from hakeeper.lab.netns_topology import CLIENT, LabLayout
 MAX_SECONDS = 600.0  # a watch never runs longer than this, whatever its caller does
 
 
+class VipHolders:
+    """Which nodes hold the lab's VIP now: one netlink socket per node namespace, opened once
+    (each inside its namespace) and kept, so a sample every few ms costs one dump per node.
+    A context manager: the sockets close on exit. One thread at a time."""
+
+    def __init__(self, layout: LabLayout) -> None:
+        self._layout = layout
+        self._vip = ipaddress.ip_address(layout.vip)
+        self._sockets: dict[str, IPRoute] = {}
+
+    def __enter__(self) -> VipHolders:
+        try:
+            for node in self._layout.nodes:
+                with entered(self._layout.host_ns(node)):
+                    self._sockets[node] = IPRoute()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for ipr in self._sockets.values():
+            ipr.close()
+        self._sockets.clear()
+
+    def now(self) -> tuple[str, ...]:
+        held = []
+        for node, ipr in self._sockets.items():
+            with contextlib.suppress(OSError):  # a node being torn down answers nothing
+                if any(
+                    ipaddress.ip_address(m.get("IFA_ADDRESS")) == self._vip
+                    for m in ipr.addr("dump")
+                    if m.get("IFA_ADDRESS")
+                ):
+                    held.append(node)
+        return tuple(held)
+
+
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
     sent: float
@@ -120,31 +161,14 @@ class VipWatch:
     # --- sampler -------------------------------------------------------------------------------
 
     def _sampler_thread(self) -> None:
-        vip = ipaddress.ip_address(self.layout.vip)
-        sockets: dict[str, IPRoute] = {}
-        try:
-            for node in self.layout.nodes:
-                with entered(self.layout.host_ns(node)):
-                    sockets[node] = IPRoute()
+        with VipHolders(self.layout) as holders:
             deadline = time.monotonic() + self.max_seconds
             next_at = time.monotonic()
             while not self._stop.is_set() and time.monotonic() < deadline:
                 at = time.monotonic()
-                held = []
-                for node, ipr in sockets.items():
-                    with contextlib.suppress(OSError):
-                        if any(
-                            ipaddress.ip_address(m.get("IFA_ADDRESS")) == vip
-                            for m in ipr.addr("dump")
-                            if m.get("IFA_ADDRESS")
-                        ):
-                            held.append(node)
-                self.samples.append(Sample(at, tuple(held)))
+                self.samples.append(Sample(at, holders.now()))
                 next_at += self.interval
                 self._stop.wait(max(0.0, next_at - time.monotonic()))
-        finally:
-            for ipr in sockets.values():
-                ipr.close()
 
     # --- probe ---------------------------------------------------------------------------------
 
