@@ -10,6 +10,8 @@ the singleton move from n1 to n2 after the crash.
 
 from __future__ import annotations
 
+import dataclasses
+
 from hakeeper.lab.loopback import Record as ServiceRecord
 from hakeeper.lab.nemesis_history import (
     Fault,
@@ -99,4 +101,14 @@ def clean_history() -> History:
         holders=tuple(holder_samples()),
         leaders=tuple(leader_samples()),
         singleton_records=SINGLETON_RECORDS,
+    )
+
+
+def http_failing(history: History, start: float, end: float) -> tuple[Operation, ...]:
+    """The history's operations with every HTTP GET started in [start, end) failed."""
+    return tuple(
+        dataclasses.replace(op, outcome="fail")
+        if op.kind == "http-get" and start <= op.start < end
+        else op
+        for op in history.operations
     )

@@ -18,7 +18,7 @@ from hakeeper.lab.nemesis_history import (
     Watched,
 )
 from hakeeper.lab.nemesis_outages import recovery_from
-from tests.lab.nemesis_histories import CRASH, ISOLATE, RUN, clean_history
+from tests.lab.nemesis_histories import CRASH, ISOLATE, RUN, clean_history, http_failing
 
 
 def invariant(verdict: Verdict, name: str) -> InvariantResult:
@@ -154,12 +154,7 @@ def test_a_refused_write_is_not_part_of_the_register_history() -> None:
 def test_workloads_that_do_not_recover_within_the_bound_are_a_violation() -> None:
     history = clean_history()
     # HTTP fails from the crash at 10 until 31: 21 s, above fast's 20 s.
-    ops = tuple(
-        dataclasses.replace(op, outcome="fail")
-        if op.kind == "http-get" and 10.0 <= op.start < 31.0
-        else op
-        for op in history.operations
-    )
+    ops = http_failing(history, 10.0, 31.0)
     verdict = check_history(dataclasses.replace(history, operations=ops))
     found = invariant(verdict, "recovery-within-bound")
     assert found.violations == 1
@@ -171,12 +166,7 @@ def test_workloads_that_do_not_recover_within_the_bound_are_a_violation() -> Non
 def test_a_fault_followed_by_another_is_held_to_the_bound_by_the_later_one() -> None:
     history = clean_history()
     # A second crash 5 s after the first: the first's recovery is the second's to check.
-    ops = tuple(
-        dataclasses.replace(op, outcome="fail")
-        if op.kind == "http-get" and 10.0 <= op.start < 31.0
-        else op
-        for op in history.operations
-    )
+    ops = http_failing(history, 10.0, 31.0)
     second = Fault("crash", ("n3",), 15.0, 33.0, group=3)
     history = dataclasses.replace(history, operations=ops, faults=(CRASH, second, ISOLATE))
     found = invariant(check_history(history), "recovery-within-bound")
@@ -186,12 +176,7 @@ def test_a_fault_followed_by_another_is_held_to_the_bound_by_the_later_one() -> 
 def test_recovery_waits_for_a_majority_when_two_of_three_nodes_are_down() -> None:
     history = clean_history()
     # n3 crashes too, until 31: without a majority nothing serves until its revive.
-    ops = tuple(
-        dataclasses.replace(op, outcome="fail")
-        if op.kind == "http-get" and 10.0 <= op.start < 31.0
-        else op
-        for op in history.operations
-    )
+    ops = http_failing(history, 10.0, 31.0)
     second = Fault("crash", ("n3",), 12.0, 31.0, group=3)
     history = dataclasses.replace(history, operations=ops, faults=(CRASH, second, ISOLATE))
     verdict = check_history(history)
