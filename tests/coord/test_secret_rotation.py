@@ -179,3 +179,10 @@ async def test_a_rotation_under_writes_keeps_the_group_writable(tmp_path: Path) 
         with pytest.raises(CoordError):
             await RaftCoordinator.open(cluster.endpoints, secret_file=stale, ready_timeout=5)
         await asyncio.wait_for(client.put("/rotate/after", b"done"), 30)
+
+
+def test_a_hint_names_no_cluster_file_a_command_before_it_used(secret: Path) -> None:
+    # One process runs both (as the tests do): `status --config` set the file for its hints.
+    CliRunner().invoke(app, ["status", "--config", str(secret.parent / "cluster.toml")])
+    after_add = rotate("add", "--secret-file", str(secret))
+    assert "--config" not in hint(after_add)

@@ -23,6 +23,13 @@ def use_config(config: Path) -> None:
     _config_words.set(() if config == found else ("--config", str(config)))
 
 
+def start_command() -> None:
+    """A new command invocation: its hints name no file until it says which it uses (a
+    process that runs several, as the tests do, must not carry one command's file into the
+    hints of a command that has no ``--config``)."""
+    _config_words.set(())
+
+
 def hakeeper(*words: str) -> str:
     """``hakeeper WORDS... [--config FILE]``, quoted for a POSIX shell."""
     return shlex.join(["hakeeper", *words, *_config_words.get()])

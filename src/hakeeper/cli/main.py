@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from hakeeper import __version__
+from hakeeper.api import hints
 from hakeeper.errors import HakeeperError
 
 app = typer.Typer(
@@ -51,6 +52,7 @@ def _options(
     ] = None,
 ) -> None:
     """High-availability cluster manager: quorum, failover, fencing, balancing, sessions."""
+    hints.start_command()
     try:
         _remote.configure(url, token_file, ca_file)
     except HakeeperError as exc:
