@@ -52,7 +52,7 @@ class LocalCoordinator:
     async def revoke(self, lease: Lease) -> None:
         self._apply("cmd_revoke", lease.id)
 
-    async def lease_renewed_ago(self, lease_id: int) -> float | None:
+    async def lease_renewed_ago(self, lease_id: int, member: str | None = None) -> float | None:
         return self.state.renewed_ago(lease_id, time.monotonic())
 
     async def txn(

@@ -114,8 +114,8 @@ class Bounded:
         async with self._deadline("a revoke"):
             await self.inner.revoke(lease)
 
-    async def lease_renewed_ago(self, lease_id: int) -> float | None:
-        return await self.inner.lease_renewed_ago(lease_id)
+    async def lease_renewed_ago(self, lease_id: int, member: str | None = None) -> float | None:
+        return await self.inner.lease_renewed_ago(lease_id, member)
 
     async def get(self, key: str) -> KV | None:
         async with self._deadline("a read"):

@@ -32,6 +32,7 @@ from hakeeper.config import load_spec
 from hakeeper.config.file_modes import open_private
 from hakeeper.config.loader import spec_from_text
 from hakeeper.coord.base import Coordinator, MembershipChanges
+from hakeeper.coord.raft_peers import member_address
 from hakeeper.errors import ConfigError, EngineMismatch, HakeeperError
 from hakeeper.model.address import HostPort, split_address
 from hakeeper.model.cluster import ClusterSpec
@@ -196,7 +197,7 @@ def _run(
         me = spec.node(leaving) if leaving else None
         if leaving and me is None:
             raise ConfigError(f"{leaving} is not a node of the cluster in force")
-        leaving_address = f"{me.address}:{me.raft_port}" if me is not None else ""
+        leaving_address = member_address(me) if me is not None else ""
         if kind == "remove":
             return NodeChange(kind, node, leaving_address, "check_fenced", time.time())
         if spec.node(node) is not None:

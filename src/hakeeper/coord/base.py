@@ -165,10 +165,13 @@ class Coordinator(Protocol):
         """End ``lease`` now and delete its keys; a lease already gone is not an error."""
         ...
 
-    async def lease_renewed_ago(self, lease_id: int) -> float | None:
+    async def lease_renewed_ago(self, lease_id: int, member: str | None = None) -> float | None:
         """Seconds since this engine member applied the lease's last renewal (or its grant),
         on the local clock, without a round trip; None when it cannot tell (the lease is
         unknown here, a non-voting client, or an engine that reports whole seconds only).
+        ``member``: the engine member address of the node that renews the lease, where the
+        engine's members are the nodes (raft); an engine may count that member's silence
+        further back when it knows more about it (a leader that fell).
 
         A hint for failure suspicion, never a safety bound: confirm it after a linearizable
         read, which makes this member apply every renewal committed before it."""

@@ -323,7 +323,7 @@ class EtcdCoordinator:
         with contextlib.suppress(LeaseExpired):
             await self._post("/lease/revoke", {"ID": str(lease.id)}, idempotent=True)
 
-    async def lease_renewed_ago(self, lease_id: int) -> float | None:
+    async def lease_renewed_ago(self, lease_id: int, member: str | None = None) -> float | None:
         """etcd's LeaseTimeToLive reports whole seconds, too coarse to suspect anyone by."""
         return None
 

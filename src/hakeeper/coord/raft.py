@@ -50,7 +50,12 @@ from hakeeper.coord.pysyncobj_compat import (
 from hakeeper.coord.raft_data_dir import open_data_dir
 from hakeeper.coord.raft_member_record import MemberRecord
 from hakeeper.coord.raft_membership import Handover, RaftMembership, left
-from hakeeper.coord.raft_peers import membership_fingerprint, parse_peer, raft_peers
+from hakeeper.coord.raft_peers import (
+    member_address,
+    membership_fingerprint,
+    parse_peer,
+    raft_peers,
+)
 from hakeeper.coord.raft_state import (
     KVStateMachine,
     check_lease_id,
@@ -125,9 +130,11 @@ class RaftCoordinator:
         self._ticker: asyncio.Task[None] | None = None
         self._closed = False
         # The Raft leader as last seen, and since when (local clock): during an election no
-        # renewal can apply, so silence before the current leader took office proves nothing.
-        self._leader: object | None = None
+        # renewal can apply, so silence before the current leader took office proves nothing,
+        # except the silence of the leader that fell (`lease_renewed_ago`).
+        self._leader: Any = None
         self._leader_since = time.monotonic()
+        self._fallen: str | None = None
 
     def _validate(self) -> None:
         if not self._peers:
@@ -187,7 +194,7 @@ class RaftCoordinator:
             raise ConfigError("a raft member needs a state directory for its log (--state-dir)")
         coord = cls(
             peers,
-            self_address=f"{me.address}:{me.raft_port}",
+            self_address=member_address(me),
             data_dir=context.state_dir / "raft",
             secret_file=secret_file,
             timing=context.spec.timing,
@@ -388,8 +395,11 @@ class RaftCoordinator:
         check_lease_id(lease.id)
         await self._submit(self._state.cmd_revoke, lease.id)
 
-    async def lease_renewed_ago(self, lease_id: int) -> float | None:
-        """Counted from the later of the last renewal and the current leader's accession."""
+    async def lease_renewed_ago(self, lease_id: int, member: str | None = None) -> float | None:
+        """Counted from the later of the last renewal and the current leader's accession,
+        except for the lease of the leader that fell (``member`` is its address): that
+        member's renewals went through itself, so its silence began before the election
+        and is counted from its last renewal (the leader-crash tail of issue 20)."""
         if self._self is None or self._sync is None:
             return None  # a client applies nothing
         now = time.monotonic()
@@ -397,13 +407,28 @@ class RaftCoordinator:
         if self._leader is None:
             return None  # without a leader nothing can renew
         age = self._state.renewed_ago(lease_id, now)
-        return None if age is None else min(age, now - self._leader_since)
+        if age is None or (member is not None and member == self._fallen):
+            return age
+        return min(age, now - self._leader_since)
 
     def _note_leader(self, now: float) -> None:
+        """Track the leader; the one that stops leading has *fallen*, unless it handed over
+        (`raft_membership.Handover`: a live leader being removed, whose renewals only wait
+        for the transfer). A pre-vote election needs a majority that has not heard from the
+        leader for an election timeout (`raft_prevote`), so a fallen leader was silent."""
         assert self._sync is not None
         leader = self._sync._getLeader()
-        if leader != self._leader:
-            self._leader, self._leader_since = leader, now
+        if leader == self._leader:
+            return
+        if self._leader is not None:
+            address = str(self._leader.address)
+            record = self._record
+            # Read after the fact, the removal may already have committed: retired says so.
+            handed_over = record.pending == ("remove", address) or address in record.retired
+            self._fallen = None if handed_over else address
+        if leader is not None and str(leader.address) == self._fallen:
+            self._fallen = None  # it leads again: its renewals apply as anyone's
+        self._leader, self._leader_since = leader, now
 
     async def get(self, key: str) -> KV | None:
         result = await self.txn([], [Get(key)])

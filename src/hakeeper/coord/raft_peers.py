@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Sequence
 
 from hakeeper.errors import ConfigError
-from hakeeper.model.cluster import ClusterSpec
+from hakeeper.model.cluster import ClusterSpec, NodeSpec
 
 
 def parse_peer(address: str) -> tuple[str, int]:
@@ -17,9 +17,14 @@ def parse_peer(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def member_address(node: NodeSpec) -> str:
+    """The engine member address of ``node``: ``address:raft_port``."""
+    return f"{node.address}:{node.raft_port}"
+
+
 def raft_peers(spec: ClusterSpec) -> list[str]:
-    """The voters of a ``raft`` cluster: every node's ``address:raft_port``."""
-    return [f"{n.address}:{n.raft_port}" for n in spec.nodes]
+    """The voters of a ``raft`` cluster: every node's `member_address`."""
+    return [member_address(n) for n in spec.nodes]
 
 
 def membership_fingerprint(peers: Sequence[str]) -> str:

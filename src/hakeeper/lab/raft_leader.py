@@ -13,6 +13,7 @@ from pathlib import Path
 
 from hakeeper.config.loader import load_spec
 from hakeeper.coord.raft import RaftCoordinator
+from hakeeper.coord.raft_peers import member_address
 from hakeeper.errors import CoordError, HakeeperError
 from hakeeper.lab.netns_lab import NetnsLab
 from hakeeper.runtime.connect import open_coordinator
@@ -32,7 +33,7 @@ async def leader_of(config: Path, timeout: float = PROBE_TIMEOUT) -> str:
             if await coord.has_quorum():
                 address = coord.consensus_leader()
                 for node in spec.nodes:
-                    if address == f"{node.address}:{node.raft_port}":
+                    if address == member_address(node):
                         return node.name
             await asyncio.sleep(0.05)
         raise CoordError(f"no raft leader within {timeout:g}s: is a majority of the lab up?")

@@ -454,9 +454,10 @@ class ClusterStore:
         """End a lease at once, and every key written under it."""
         await self._coord.revoke(Lease(lease, 0.0))
 
-    async def lease_renewed_ago(self, lease: int) -> float | None:
-        """Seconds since the lease's last renewal, where this member knows it."""
-        return await self._coord.lease_renewed_ago(lease)
+    async def lease_renewed_ago(self, lease: int, member: str | None = None) -> float | None:
+        """Seconds since the lease's last renewal, where this member knows it (``member``:
+        `Coordinator.lease_renewed_ago`)."""
+        return await self._coord.lease_renewed_ago(lease, member)
 
     async def rejoined(self, node: str) -> None:
         """A node that comes back clears its fenced and leaving marks (after re-probing)."""

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hakeeper.coord.raft_peers import member_address
 from hakeeper.errors import CoordError
 from hakeeper.fencing.topology import Fencer
 from hakeeper.model.cluster import ClusterSpec
@@ -109,11 +110,11 @@ class SuspicionWatch:
         view = self._view
         if view is None or self._clock() - view.read_at > REFRESH_INTERVAL:
             view = await self._read()
-        silent = [n for n, age in (await self._ages(view)).items() if age > after]
+        silent = [n for n, age in (await self._ages(spec, view)).items() if age > after]
         if not silent:
             return []
         view = await self._read()  # the linearizable read that confirms (module docstring)
-        ages = await self._ages(view)
+        ages = await self._ages(spec, view)
         confirmed = [n for n in silent if ages.get(n, 0.0) > after]
         removed = []
         for node in confirmed:
@@ -136,13 +137,15 @@ class SuspicionWatch:
         self._view = view
         return view
 
-    async def _ages(self, view: MembersView) -> dict[str, float]:
+    async def _ages(self, spec: ClusterSpec, view: MembersView) -> dict[str, float]:
         """Each other member's silence (seconds since its last renewal), where known."""
         ages = {}
         for node, lease in view.leases.items():
             if node == self._node:
                 continue
-            age = await self._store.lease_renewed_ago(lease)
+            found = spec.node(node)
+            member = None if found is None else member_address(found)
+            age = await self._store.lease_renewed_ago(lease, member)
             if age is not None:
                 ages[node] = age
         return ages
