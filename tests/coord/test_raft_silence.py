@@ -29,7 +29,7 @@ class Engine:
     def __init__(self, leader: str | None) -> None:
         self.leader = leader
 
-    def _getLeader(self) -> Peer | None:  # noqa: N802 (PySyncObj's name)
+    def _getLeader(self) -> Peer | None:
         return None if self.leader is None else Peer(self.leader)
 
 
@@ -57,7 +57,8 @@ async def test_silence_before_the_new_leader_took_office_is_not_counted(
 
     age = await coord.lease_renewed_ago(LEASE, C)
 
-    assert age is not None and age < 1.0
+    assert age is not None
+    assert age < 1.0
 
 
 async def test_the_fallen_leaders_silence_is_counted_from_its_last_renewal(
@@ -67,7 +68,8 @@ async def test_the_fallen_leaders_silence_is_counted_from_its_last_renewal(
 
     age = await coord.lease_renewed_ago(LEASE, A)
 
-    assert age is not None and age >= SILENT
+    assert age is not None
+    assert age >= SILENT
 
 
 async def test_a_leader_that_handed_over_for_its_removal_has_not_fallen(
@@ -79,7 +81,8 @@ async def test_a_leader_that_handed_over_for_its_removal_has_not_fallen(
 
     age = await coord.lease_renewed_ago(LEASE, A)
 
-    assert age is not None and age < 1.0
+    assert age is not None
+    assert age < 1.0
 
 
 async def test_a_leader_that_leads_again_has_not_fallen(coord: RaftCoordinator) -> None:
@@ -87,7 +90,8 @@ async def test_a_leader_that_leads_again_has_not_fallen(coord: RaftCoordinator) 
 
     age = await coord.lease_renewed_ago(LEASE, A)
 
-    assert age is not None and age < 1.0
+    assert age is not None
+    assert age < 1.0
 
 
 async def test_without_a_leader_no_silence_is_reported(coord: RaftCoordinator) -> None:

@@ -11,7 +11,11 @@ follow from what an assignment says rather than from what the nodes report:
   goes out in the wave the start would have gone out in: no earlier than needed.
 - **prune.** A placement on a node that is certainly down (offline, or lost and fenced) is
   written out, so a node that comes back does not start it again. Nothing waits for it and it
-  waits for nothing: it goes out with the first write.
+  waits for nothing: it goes out with the first write. A placement on a node this transition
+  fences is pruned too, once the fence is done: it goes out with the starts that waited for
+  the fence, in the same write. Otherwise that write placed the resource on both nodes, and
+  the fenced node, rebooted before a later transition pruned it, started it again beside
+  the new holder (the nemesis saw the singleton on two nodes that way).
 
 `assignment_after` is the assignment once an action is done: the controller writes it and
 the simulation applies it, so both mean the same by every action.
@@ -28,12 +32,13 @@ from hakeeper.policy.view import View
 
 
 def prunes(view: View) -> list[Action]:
-    """A prune for every placement on a configured node that is certainly down."""
+    """A prune for every placement on a configured node that is certainly down or is fenced
+    in this transition (whose prune waits for the fence: `hakeeper.policy.graph`)."""
     out: list[Action] = []
     for assignment in view.state.assignments:
         for p in assignment.placements:
             state = view.node.get(p.node)
-            if state is not None and state.down:
+            if state is not None and (state.down or p.node in view.fence):
                 why = f"{p.node} is down: {assignment.resource} must not start there on return"
                 out.append(Action("prune", p.node, assignment.resource, p.instance, why))
     return out

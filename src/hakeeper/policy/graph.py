@@ -5,7 +5,8 @@ Per node and member, instances that are failed, extra or on the wrong node are s
 promoted. In a group, when a member (re)starts on a node, every later member there restarts
 too, as the group's order requires. Dependencies:
 
-- ``fence N`` before every start and promote of a unit that ran on N;
+- ``fence N`` before every start and promote of a unit that ran on N, and before the
+  prune of every placement on N;
 - a non-clone resource: every stop before every start (never two copies, even briefly);
   moving between two live nodes, its stop waits for everything else its new start waits
   for (make before break: a VIP leaves only once the clone it follows runs at the target);
@@ -17,7 +18,8 @@ too, as the group's order requires. Dependencies:
   stops of then before stops (or demotes) of first;
 - a recurring monitor after the start, promote or demote it follows;
 - from the assignments (`hakeeper.policy.assignments`): a retraction between a start and
-  everything the start waits for; a prune on its own (it goes out with the first write).
+  everything the start waits for; a prune on its own (it goes out with the first write),
+  unless its node is fenced here (then after the fence, with the starts that waited for it).
 """
 
 from __future__ import annotations
@@ -270,7 +272,9 @@ def build(view: View, targets: dict[str, Target]) -> Transition:
     for node, why in sorted(view.fence.items()):
         builder.add("fence", node, None, 0, why)
     for p in prunes(view):
-        builder.add(p.kind, p.node, p.resource, p.instance, p.reason)
+        prune = builder.add(p.kind, p.node, p.resource, p.instance, p.reason)
+        if p.node in view.fence:
+            builder.edge([f"fence {p.node}"], [prune])
     for uid in sorted(targets):
         builder.unit(view.units[uid], targets[uid])
     builder.dependencies(targets)
