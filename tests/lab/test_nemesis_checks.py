@@ -65,6 +65,22 @@ def test_a_singleton_gone_without_a_stop_line_ends_when_the_sampler_misses_it() 
     assert invariant(check_history(history), "singleton-single-holder").violations == 0
 
 
+def test_a_singleton_fenced_between_two_samples_ends_at_its_fence() -> None:
+    # A run's real case: n1's singleton (no stop line) was last sampled at 9.5 and missed
+    # first at 10.5; its node's power was confirmed off at 10.2 and n2's started at 10.4.
+    records = (
+        ServiceRecord("start", "singleton", "n1", 0.5, 100),
+        ServiceRecord("start", "singleton", "n2", 10.4, 200),
+        ServiceRecord("stop", "singleton", "n2", 61.0, 200),
+    )
+    history = dataclasses.replace(
+        clean_history(), faults=(ISOLATE,), singleton_records=records, fenced=(("n1", 10.2),)
+    )
+    assert invariant(check_history(history), "singleton-single-holder").violations == 0
+    unfenced = dataclasses.replace(history, fenced=())
+    assert invariant(check_history(unfenced), "singleton-single-holder").violations == 1
+
+
 def test_a_singleton_started_while_the_old_one_still_ran_is_an_overlap() -> None:
     history = dataclasses.replace(
         clean_history(),

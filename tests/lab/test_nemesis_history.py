@@ -3,13 +3,16 @@ from pathlib import Path
 import pytest
 
 from hakeeper.errors import ConfigError
+from hakeeper.lab.fence_agent import record_off
 from hakeeper.lab.nemesis_history import (
+    HISTORY_FILE,
     Fault,
     HolderSample,
     LeaderSample,
     Operation,
     RunInfo,
     read_history,
+    read_run,
     write_history,
 )
 
@@ -32,6 +35,13 @@ def test_a_history_reads_back_as_written_with_an_open_fault(tmp_path: Path) -> N
     assert history.faults == (records[3],)
     assert history.holders == (records[4],)
     assert history.leaders == (records[5],)
+
+
+def test_a_run_reads_the_fences_its_lab_recorded(tmp_path: Path) -> None:
+    write_history(tmp_path / HISTORY_FILE, [RUN])
+    record_off(tmp_path, "n2", 12.5)
+    record_off(tmp_path, "n1", 14.0)
+    assert sorted(read_run(tmp_path).fenced) == [("n1", 14.0), ("n2", 12.5)]
 
 
 def test_a_history_without_its_run_record_is_refused_with_the_fix(tmp_path: Path) -> None:

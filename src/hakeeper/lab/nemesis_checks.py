@@ -89,19 +89,19 @@ def _sampled_single_holder(history: History, what: str) -> list[str]:
 
 
 def _singleton_down_since(history: History) -> holder_records.DownSince:
-    """When a singleton without a stop line certainly ended: the first crash of its node
-    after it started, or the first sample after it started that found no singleton process
-    on its node (a process killed by SIGKILL, by the agent's stop escalation or a kill
-    fault, writes no stop line; the sampler scans every process of the host, and it took
-    its time before the scan, so a sample not naming the node saw the process gone)."""
-    crashes = [f for f in history.faults if f.kind == "crash"]
+    """When a singleton without a stop line certainly ended: the first crash or confirmed
+    fence of its node after it started (every process there was dead by then), or the first
+    sample after it started that found no singleton process on its node (a process killed
+    by SIGKILL, by the agent's stop escalation or a kill fault, writes no stop line; the
+    sampler scans every process of the host, and it took its time before the scan, so a
+    sample not naming the node saw the process gone). The sample is the coarsest: a fence
+    that ended it between two samples, just before its successor started, is not an overlap."""
+    cuts = [(n, f.start) for f in history.faults if f.kind == "crash" for n in f.targets]
+    cuts += history.fenced
     samples = sorted((s for s in history.holders if s.what == "singleton"), key=lambda s: s.time)
 
     def down_since(node: str, started: float) -> float | None:
-        cut = min(
-            (f.start for f in crashes if node in f.targets and f.start >= started),
-            default=None,
-        )
+        cut = min((at for n, at in cuts if n == node and at >= started), default=None)
         gone = next((s.time for s in samples if s.time >= started and node not in s.holders), None)
         return min((t for t in (cut, gone) if t is not None), default=None)
 

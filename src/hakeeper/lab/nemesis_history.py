@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from hakeeper.errors import ConfigError
+from hakeeper.lab.fence_agent import FENCE_LOG, read_offs
 from hakeeper.lab.loopback import Record as ServiceRecord
 from hakeeper.lab.loopback import read_records
 
@@ -26,6 +27,7 @@ HISTORY_FILE = "history.jsonl"  # the records below, RunInfo first
 SINGLETON_FILE = "singleton.records"  # the singleton's own start/stop lines
 EVENTS_FILE = "events.jsonl"  # the cluster's event log at the end (`hakeeper events --json`)
 HTML_FILE = "availability.html"  # the availability report of that event log
+FENCES_FILE = FENCE_LOG  # the lab fence agent's "off NODE TIME" lines, copied at the end
 
 #: Every fault the nemesis injects. ``combined`` faults are recorded as one record per part
 #: with the same ``group``.
@@ -113,6 +115,8 @@ class History:
     leaders: tuple[LeaderSample, ...] = ()
     #: The singleton's own start/stop lines (read from its record file, not the history).
     singleton_records: tuple[ServiceRecord, ...] = ()
+    #: (node, when its power was confirmed off) for every fence of the run (`FENCES_FILE`).
+    fenced: tuple[tuple[str, float], ...] = ()
 
 
 Record = RunInfo | Operation | Fault | HolderSample | LeaderSample
@@ -162,7 +166,11 @@ def iter_records(path: Path) -> Iterator[Record]:
                 yield _load(line, f"{path}:{number}")
 
 
-def read_history(path: Path, singleton_records: Iterable[ServiceRecord] = ()) -> History:
+def read_history(
+    path: Path,
+    singleton_records: Iterable[ServiceRecord] = (),
+    fenced: Iterable[tuple[str, float]] = (),
+) -> History:
     """The history at ``path``; its first record must be the run's `RunInfo`."""
     records = list(iter_records(path))
     if not records or not isinstance(records[0], RunInfo):
@@ -174,12 +182,14 @@ def read_history(path: Path, singleton_records: Iterable[ServiceRecord] = ()) ->
         holders=tuple(r for r in records if isinstance(r, HolderSample)),
         leaders=tuple(r for r in records if isinstance(r, LeaderSample)),
         singleton_records=tuple(singleton_records),
+        fenced=tuple(fenced),
     )
 
 
 def read_run(run_dir: Path) -> History:
-    """The history a run left in ``run_dir``, with its singleton's records."""
-    return read_history(run_dir / HISTORY_FILE, read_records(run_dir / SINGLETON_FILE))
+    """The history a run left in ``run_dir``, with its singleton's records and fences."""
+    fenced = [(node, at) for node, offs in read_offs(run_dir).items() for at in offs]
+    return read_history(run_dir / HISTORY_FILE, read_records(run_dir / SINGLETON_FILE), fenced)
 
 
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)

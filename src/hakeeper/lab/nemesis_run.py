@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ from hakeeper.lab.nemesis_faults import UNAVAILABLE, Faults, Injected, store_rol
 from hakeeper.lab.nemesis_history import (
     EVENTS_FILE,
     FAULT_KINDS,
+    FENCES_FILE,
     HISTORY_FILE,
     Fault,
     Operation,
@@ -167,6 +169,9 @@ def run_nemesis(
     workloads.final_reads()
     records.extend(workloads.records)
     save_events(lab, run_dir / EVENTS_FILE)
+    fences = lab.fence_dir / FENCES_FILE
+    if fences.exists():
+        shutil.copyfile(fences, run_dir / FENCES_FILE)
     ordered = sorted(records, key=_time_of)
     write_history(run_dir / HISTORY_FILE, [info, *ordered])
     progress(f"history written: {run_dir / HISTORY_FILE}")

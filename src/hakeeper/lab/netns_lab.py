@@ -52,6 +52,9 @@ STATE_FILE = "lab.json"
 HTTP_PORT = 8080
 PROFILES = ("default", "fast")
 
+#: The lab fence agent's targets and its log of fences, under the lab's directory.
+FENCE_DIR = "fence"
+
 
 @dataclass(frozen=True, slots=True)
 class AgentRef:
@@ -145,7 +148,7 @@ def lab_config(
         "",
         "[fencing.devices.lab]",
         'agent = "fence_hakeeper_lab"',
-        f'params = {{ targets_dir = "{lab_dir / "fence"}" }}',
+        f'params = {{ targets_dir = "{lab_dir / FENCE_DIR}" }}',
         f"hosts = {{ {hosts} }}",
         'timeout = "20s"',
         # The lab agent takes port=; saying so spares a metadata run on the first fence.
@@ -184,6 +187,10 @@ class NetnsLab:
     @property
     def state_path(self) -> Path:
         return self.lab_dir / STATE_FILE
+
+    @property
+    def fence_dir(self) -> Path:
+        return self.lab_dir / FENCE_DIR
 
     @property
     def config_path(self) -> Path:
@@ -358,7 +365,7 @@ class NetnsLab:
         self.agents[node] = ref
         self.save()
         target = self.target(node, agent_pid=child.pid)
-        write_target(self.lab_dir / "fence", node, {"kind": "netns", **_target_json(target)})
+        write_target(self.fence_dir, node, {"kind": "netns", **_target_json(target)})
         return ref
 
     def _reap(self) -> None:
