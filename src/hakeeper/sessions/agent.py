@@ -53,7 +53,7 @@ from hakeeper.errors import ConfigError, SessionStoreError
 from hakeeper.model.address import HostPort
 from hakeeper.model.cluster import Coordination
 from hakeeper.sessions.client import SessionClient
-from hakeeper.sessions.fence_round import fence_every, vouching
+from hakeeper.sessions.fence_round import fence_every
 from hakeeper.sessions.position import Position, Role, most_up_to_date
 from hakeeper.sessions.tls import PeerTls, peer_tls
 
@@ -271,19 +271,10 @@ class SessionsAgent(ProcessAgent):
         positions = await fence_every(self.addresses, fence)
         if me not in positions:
             return f"the local store {me} did not answer the fence"
-        majority = len(self.addresses) // 2 + 1
-        if len(positions) < majority:
+        if len(positions) < len(self.addresses) // 2 + 1:
             return (
                 f"only {len(positions)} of {len(self.addresses)} store nodes answered: "
                 "cannot fence a majority, so cannot know the latest writes"
-            )
-        counted = vouching(positions)
-        if len(counted) < majority:
-            empty = sorted(set(positions) - set(counted))
-            return (
-                f"only {len(counted)} of {len(self.addresses)} store nodes answered with a "
-                f"log; {', '.join(empty)} restarted empty and cannot vouch for the writes it "
-                "acknowledged before: waiting for another node that kept its log"
             )
         best = most_up_to_date(positions)
         rank = (positions[best].log_epoch, positions[best].seq)
