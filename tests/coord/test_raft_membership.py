@@ -192,7 +192,9 @@ async def test_a_change_abandoned_by_its_proposer_is_freed_by_the_next(tmp_path:
 
 async def test_a_learner_joining_after_compaction_votes_from_the_snapshot(tmp_path: Path) -> None:
     async with RaftCluster(3, base_dir=tmp_path) as cluster:
-        client = await cluster.client()
+        # Members compact without forking: the snapshot is written on the engine's own
+        # thread, and on a loaded machine a put waited out the default 5 s behind it.
+        client = await cluster.client(request_timeout=30.0)
         await _fill(client, 5200)  # past the members' 5,000-entry compaction threshold
         deadline = time.monotonic() + 120
         while not all((tmp_path / n / "raft.dump").exists() for n in cluster.names):

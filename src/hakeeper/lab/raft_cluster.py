@@ -97,7 +97,9 @@ class RaftCluster:
         if not await client.has_quorum():
             raise CoordError(f"raft cluster did not form:\n{self._tails()}")
 
-    async def client(self, ready_timeout: float = 30.0) -> RaftCoordinator:
+    async def client(
+        self, ready_timeout: float = 30.0, request_timeout: float = 5.0
+    ) -> RaftCoordinator:
         """A connected non-voting client on every member; closed by `close()`."""
         try:
             coord = await RaftCoordinator.open(
@@ -105,6 +107,7 @@ class RaftCluster:
                 timing=self.timing,
                 secret_file=self.secret_file,
                 ready_timeout=ready_timeout,
+                request_timeout=request_timeout,
             )
         except CoordError as exc:
             raise CoordError(f"{exc}\nmember logs:\n{self._tails()}") from exc
