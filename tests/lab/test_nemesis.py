@@ -10,6 +10,7 @@ renewals and were fenced before the first fault, a failure of the machine, not o
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -32,13 +33,19 @@ DURATION = 120.0
 #: them (`hakeeper lab nemesis` exits 1); the merge or fix named removes the entry, until
 #: then this test keeps the others at 0 without hiding these. See docs/reliability.md.
 OPEN = {
-    # Seen once: a key read as not found after an acknowledged write, when two nodes were
-    # lost at once (docs/reliability.md: the run injected before the cluster had taken a
-    # restarted node back; it now waits for every node online). Kept open until runs show
-    # it gone; and once a stack not serving again within 90 s after an isolation's heal.
-    "session-linearizable": "seen with a majority loss the nemesis caused; under watch",
+    # A store restarted empty still counts in a promotion's majority: with the node that
+    # holds a write unreachable at that moment, the write is lost (docs/reliability.md says
+    # why refusing such a promotion needs on_fail=demote first).
+    "session-linearizable": "a restarted, empty store counts in a promotion's majority",
+    "session-no-lost-write": "the same write, missing from the final read as well",
+    # Once, no node took the VIP back within 90 s after an isolation's heal (not diagnosed).
     "recovery-within-bound": "open finding: no recovery within 90 s after some heals",
 }
+
+
+#: Where a run that broke an invariant not yet open is kept (history, event log, agents'
+#: logs): a finding is analysed from its run directory, and a temporary one is gone.
+KEEP_DIR = Path(os.environ.get("HAKEEPER_KEEP_DIR", "/var/tmp/hakeeper-kept"))
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +58,19 @@ def nemesis() -> Iterator[tuple[RunResult, History]]:
             result = run_nemesis(lab, folder / "run", seed=SEED, duration=DURATION, pace="fast")
         finally:
             lab.down()
-        yield result, read_run(result.run_dir)
+        history = read_run(result.run_dir)
+        if broken(history):
+            KEEP_DIR.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(folder, KEEP_DIR / folder.name, dirs_exist_ok=True)
+        yield result, history
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def broken(history: History) -> dict[str, tuple[str, ...]]:
+    """The invariants with violations that `OPEN` does not name, with their examples."""
+    verdict = check_history(history)
+    return {i.name: i.examples for i in verdict.invariants if i.violations and i.name not in OPEN}
 
 
 def test_every_scheduled_fault_kind_was_injected(nemesis: tuple[RunResult, History]) -> None:
@@ -68,8 +85,7 @@ def test_every_scheduled_fault_kind_was_injected(nemesis: tuple[RunResult, Histo
 def test_every_invariant_not_yet_open_has_no_violation(nemesis: tuple[RunResult, History]) -> None:
     verdict = check_history(nemesis[1])
 
-    broken = {i.name: i.examples for i in verdict.invariants if i.violations}
-    assert not {name: why for name, why in broken.items() if name not in OPEN}
+    assert not broken(nemesis[1]), f"run kept in {KEEP_DIR}"
     assert {i.name for i in verdict.invariants} >= set(OPEN)
 
 
