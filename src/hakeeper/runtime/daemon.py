@@ -51,7 +51,7 @@ from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.executor import Executor
 from hakeeper.runtime.fence_plan import fencer_of
 from hakeeper.runtime.keys import KeySpace
-from hakeeper.runtime.membership import Membership
+from hakeeper.runtime.membership import Membership, renew_every
 from hakeeper.runtime.node_view import Face, NodeView
 from hakeeper.runtime.observations import Observations
 from hakeeper.runtime.store import ClusterStore
@@ -174,6 +174,7 @@ class NodeDaemon:
             self.lease_timing,
             time.monotonic,
             self.observations,
+            lambda: renew_every(self.spec),
         )
         executor = Executor(
             node=self.node, spec=spec_now, store=store, events=events,

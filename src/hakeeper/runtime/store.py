@@ -189,8 +189,9 @@ class ClusterStore:
         timing: TimingProfile,
         clock: Callable[[], float],
         observer: Observer | None = None,
+        every: Callable[[], float] | None = None,
     ) -> Membership:
-        return Membership(self._coord, self._keys, record, timing, clock, observer)
+        return Membership(self._coord, self._keys, record, timing, clock, observer, every)
 
     # --- the snapshot ------------------------------------------------------------------------
 
