@@ -214,3 +214,30 @@ async def test_agents_are_built_with_the_cluster_secret_file_by_path(tmp_path: P
     executor = executor_for(tmp_path, coord, membership, agents=FakeAgents(build))
     executor.check_agents(SPEC, {"db"})
     assert [c.secret_file for c in built] == [Path(SPEC.coordination.secret_file)]
+
+
+async def test_a_placement_written_before_this_node_joined_is_not_started_until_rewritten(
+    tmp_path: Path,
+) -> None:
+    # The nemesis's double holder: a fenced node rebooted and started what an assignment
+    # written while it was away still placed on it.
+    coord = LocalCoordinator()
+    stale = encode_assignment(Assignment("db", (Placement("n1"),)))
+    await coord.put(KEYS.assignment("db"), stale)
+    membership = Membership(
+        coord, KEYS, MemberRecord("n1", "127.0.0.11"), PROFILES["fast"], time.monotonic
+    )
+    await membership.join()
+    calls: list[tuple[str, float]] = []
+    executor = executor_for(
+        tmp_path, coord, membership,
+        agents=FakeAgents(lambda context: RecordingAgent(calls, asyncio.Event())),
+    )  # fmt: skip
+
+    await executor.converge()
+    assert [op for op, _ in calls] == []
+
+    await coord.put(KEYS.assignment("db"), stale)  # the controller places it here again
+    await executor.converge()
+    assert [op for op, _ in calls][:1] == ["start"]
+    await executor.shutdown()

@@ -266,6 +266,17 @@ class Executor:
             await self._acknowledge_removal(primitive, assignment.epoch, set(here), set(wanted))
             for instance, role in sorted(wanted.items()):
                 local_now = self._local.get((primitive.id, instance))
+                if local_now is None and assignment.epoch < self._membership.joined_revision:
+                    # Written while this node was not a member (it rebooted or rejoined
+                    # since): no controller placed anything here then, so the placement is
+                    # stale. The controller writes it again if it still means it.
+                    log.info(
+                        "event=start_deferred resource=%s instance=%d epoch=%d joined=%d "
+                        "reason=assignment_older_than_membership",
+                        primitive.id, instance, assignment.epoch,
+                        self._membership.joined_revision,
+                    )  # fmt: skip
+                    continue
                 if local_now is None:
                     if (
                         await self._start(primitive, instance, assignment.epoch)

@@ -63,11 +63,18 @@ class Membership:
         self._clock = clock
         self._lease: Lease | None = None
         self._deadline = float("-inf")
+        self._joined_revision = 0
         self.lost = asyncio.Event()
 
     @property
     def lease(self) -> Lease | None:
         return self._lease
+
+    @property
+    def joined_revision(self) -> int:
+        """The store revision at which this node last joined (0 before it has): an
+        assignment older than that was written while this node was not a member."""
+        return self._joined_revision
 
     @property
     def deadline(self) -> float:
@@ -92,7 +99,7 @@ class Membership:
         sent = self._clock()
         lease = await self._coord.grant(self._timing.member_ttl)
         key = self._keys.member(self._record.node)
-        await self._coord.put(key, encode_member(self._record), lease)
+        self._joined_revision = await self._coord.put(key, encode_member(self._record), lease)
         self._lease = lease
         self._confirmed(sent, lease.ttl)
         self.lost.clear()
