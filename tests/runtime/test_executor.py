@@ -241,3 +241,31 @@ async def test_a_placement_written_before_this_node_joined_is_not_started_until_
     await executor.converge()
     assert [op for op, _ in calls][:1] == ["start"]
     await executor.shutdown()
+
+
+class FailingStopAgent(RecordingAgent):
+    """Starts, but its stop times out (the VIP's did under load at a 0.1 s bound)."""
+
+    async def stop(self, req: OpRequest) -> OpResult:
+        self.calls.append(("stop", time.monotonic()))
+        return make_result(
+            "stop", OcfRc.ERR_GENERIC, started=time.monotonic(), resource="db", timed_out=True
+        )
+
+
+async def test_a_stop_that_fails_while_self_fencing_is_reported_as_a_failed_stop(
+    tmp_path: Path,
+) -> None:
+    coord, membership = await assigned_here()
+    executor = executor_for(
+        tmp_path, coord, membership,
+        agents=FakeAgents(lambda context: FailingStopAgent([], asyncio.Event())),
+    )  # fmt: skip
+    await executor.converge()
+
+    await executor._self_fence()
+
+    observed = await ClusterStore(coord, KEYS).observe(SPEC, time.time())
+    [status] = [s for s in observed.statuses if s.resource == "db"]
+    assert (status.role, status.op) == ("failed", "stop")
+    assert [i.stop_failed for i in observed.state.instances if i.resource == "db"] == [True]

@@ -551,14 +551,21 @@ class Executor:
     async def _after_fence_stop(
         self, primitive: Primitive, instance: int, epoch: int, results: list[OpResult]
     ) -> None:
-        """Best effort, bounded: tell the engine what self-fencing did."""
+        """Best effort, bounded: tell the engine what self-fencing did. A stop that failed
+        is reported as such: left as "started", the instance had no monitor any more (the
+        self-fence cancelled it) and nobody learnt that it was gone or still there (the
+        1-hour nemesis run: a VIP stop timed out at its 0.1 s bound, the address was gone,
+        and the cluster kept it "running" on that node for minutes). A failed stop is
+        recovered by fencing its node, as any failed stop."""
         with contextlib.suppress(CoordError, TimeoutError):
             async with asyncio.timeout(REPORT_TIMEOUT):
                 for result in results:
                     role: InstanceRole = "promoted" if result.op == "demote" else "started"
                     await self._ops.record(primitive, result, role, "quorum-lost")
-                if results[-1].ok:
-                    await self._ops.report(primitive.id, instance, "stopped", epoch, results[-1])
+                last = results[-1]
+                await self._ops.report(
+                    primitive.id, instance, "stopped" if last.ok else "failed", epoch, last
+                )
 
     async def _watch(self) -> None:
         while True:
