@@ -50,15 +50,19 @@ async def lead(coord: RaftCoordinator, engine: Engine, *leaders: str | None) -> 
         await coord.lease_renewed_ago(LEASE)
 
 
+async def silence(coord: RaftCoordinator, member: str) -> float:
+    """The silence reported for ``member``'s lease (some must be reported)."""
+    age = await coord.lease_renewed_ago(LEASE, member)
+    assert age is not None
+    return age
+
+
 async def test_silence_before_the_new_leader_took_office_is_not_counted(
     coord: RaftCoordinator,
 ) -> None:
     await lead(coord, Engine(A), A, None, B)
 
-    age = await coord.lease_renewed_ago(LEASE, C)
-
-    assert age is not None
-    assert age < 1.0
+    assert await silence(coord, C) < 1.0
 
 
 async def test_the_fallen_leaders_silence_is_counted_from_its_last_renewal(
@@ -66,10 +70,7 @@ async def test_the_fallen_leaders_silence_is_counted_from_its_last_renewal(
 ) -> None:
     await lead(coord, Engine(A), A, None, B)
 
-    age = await coord.lease_renewed_ago(LEASE, A)
-
-    assert age is not None
-    assert age >= SILENT
+    assert await silence(coord, A) >= SILENT
 
 
 async def test_a_leader_that_handed_over_for_its_removal_has_not_fallen(
@@ -79,19 +80,13 @@ async def test_a_leader_that_handed_over_for_its_removal_has_not_fallen(
     coord._record.pending = ("remove", A)
     await lead(coord, Engine(A), B)
 
-    age = await coord.lease_renewed_ago(LEASE, A)
-
-    assert age is not None
-    assert age < 1.0
+    assert await silence(coord, A) < 1.0
 
 
 async def test_a_leader_that_leads_again_has_not_fallen(coord: RaftCoordinator) -> None:
     await lead(coord, Engine(A), A, None, A)
 
-    age = await coord.lease_renewed_ago(LEASE, A)
-
-    assert age is not None
-    assert age < 1.0
+    assert await silence(coord, A) < 1.0
 
 
 async def test_without_a_leader_no_silence_is_reported(coord: RaftCoordinator) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from hakeeper.lab.nemesis_checks import check_history
+from hakeeper.lab.nemesis_checks import Verdict, check_history
 from hakeeper.lab.nemesis_history import EVENTS_FILE, History, read_run
 from hakeeper.lab.nemesis_run import RunResult, run_nemesis
 from hakeeper.lab.nemesis_stack import build_stack
@@ -59,7 +59,7 @@ def nemesis() -> Iterator[tuple[RunResult, History]]:
         finally:
             lab.down()
         history = read_run(result.run_dir)
-        if broken(history):
+        if broken(check_history(history)):
             KEEP_DIR.mkdir(parents=True, exist_ok=True)
             shutil.copytree(folder, KEEP_DIR / folder.name, dirs_exist_ok=True)
         yield result, history
@@ -67,9 +67,8 @@ def nemesis() -> Iterator[tuple[RunResult, History]]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def broken(history: History) -> dict[str, tuple[str, ...]]:
+def broken(verdict: Verdict) -> dict[str, tuple[str, ...]]:
     """The invariants with violations that `OPEN` does not name, with their examples."""
-    verdict = check_history(history)
     return {i.name: i.examples for i in verdict.invariants if i.violations and i.name not in OPEN}
 
 
@@ -85,7 +84,7 @@ def test_every_scheduled_fault_kind_was_injected(nemesis: tuple[RunResult, Histo
 def test_every_invariant_not_yet_open_has_no_violation(nemesis: tuple[RunResult, History]) -> None:
     verdict = check_history(nemesis[1])
 
-    assert not broken(nemesis[1]), f"run kept in {KEEP_DIR}"
+    assert not broken(verdict), f"run kept in {KEEP_DIR}"
     assert {i.name for i in verdict.invariants} >= set(OPEN)
 
 

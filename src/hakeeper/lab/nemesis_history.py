@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from hakeeper.errors import ConfigError
-from hakeeper.lab.fence_agent import FENCE_LOG, read_offs
+from hakeeper.lab.fence_agent import read_offs
 from hakeeper.lab.loopback import Record as ServiceRecord
 from hakeeper.lab.loopback import read_records
 
@@ -27,7 +27,6 @@ HISTORY_FILE = "history.jsonl"  # the records below, RunInfo first
 SINGLETON_FILE = "singleton.records"  # the singleton's own start/stop lines
 EVENTS_FILE = "events.jsonl"  # the cluster's event log at the end (`hakeeper events --json`)
 HTML_FILE = "availability.html"  # the availability report of that event log
-FENCES_FILE = FENCE_LOG  # the lab fence agent's "off NODE TIME" lines, copied at the end
 
 #: Every fault the nemesis injects. ``combined`` faults are recorded as one record per part
 #: with the same ``group``.
@@ -115,7 +114,8 @@ class History:
     leaders: tuple[LeaderSample, ...] = ()
     #: The singleton's own start/stop lines (read from its record file, not the history).
     singleton_records: tuple[ServiceRecord, ...] = ()
-    #: (node, when its power was confirmed off) for every fence of the run (`FENCES_FILE`).
+    #: (node, when its power was confirmed off) for every fence of the run (the lab fence
+    #: agent's `FENCE_LOG`, copied into the run directory at the end).
     fenced: tuple[tuple[str, float], ...] = ()
 
 

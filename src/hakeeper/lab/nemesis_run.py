@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hakeeper.errors import HakeeperError
+from hakeeper.lab.fence_agent import FENCE_LOG
 from hakeeper.lab.nemesis_faults import UNAVAILABLE, Faults, Injected, store_role
 from hakeeper.lab.nemesis_history import (
     EVENTS_FILE,
     FAULT_KINDS,
-    FENCES_FILE,
     HISTORY_FILE,
     Fault,
     Operation,
@@ -169,9 +169,9 @@ def run_nemesis(
     workloads.final_reads()
     records.extend(workloads.records)
     save_events(lab, run_dir / EVENTS_FILE)
-    fences = lab.fence_dir / FENCES_FILE
+    fences = lab.fence_dir / FENCE_LOG
     if fences.exists():
-        shutil.copyfile(fences, run_dir / FENCES_FILE)
+        shutil.copyfile(fences, run_dir / FENCE_LOG)
     ordered = sorted(records, key=_time_of)
     write_history(run_dir / HISTORY_FILE, [info, *ordered])
     progress(f"history written: {run_dir / HISTORY_FILE}")
