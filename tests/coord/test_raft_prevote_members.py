@@ -7,10 +7,11 @@ is what a late heartbeat or a cut link does to it.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
-from tests.coord.conftest import settled, wait_until
+from tests.coord.conftest import CONF, settled, wait_until
 
 
 def miss_the_leader(member: Any) -> None:
@@ -36,3 +37,26 @@ def test_peers_of_a_release_without_pre_vote_do_not_keep_a_member_from_its_elect
     follower._SyncObj__transport.peer_wire = lambda node: 2
     miss_the_leader(follower)
     wait_until("the follower's real election", lambda: follower._getTerm() > term)
+
+
+def test_a_deadline_that_passes_during_a_tick_starts_no_election(
+    prevote_group: list[Any],
+) -> None:
+    leader, follower, term = settled(prevote_group)
+    journal = follower._SyncObj__raftLog
+    flush = journal.onOneSecondTimer
+    paused = threading.Event()
+
+    def slow_flush() -> None:
+        # Between the pre-vote's look at the deadline and PySyncObj's own election check
+        # the journal flushes: one slow flush (or a SIGSTOP there) outlasts the deadline.
+        journal.onOneSecondTimer = flush
+        time.sleep(CONF["raftMaxTimeout"] + 0.3)
+        paused.set()
+        flush()
+
+    journal.onOneSecondTimer = slow_flush
+    assert paused.wait(10), "the follower's journal never flushed"
+    time.sleep(0.5)  # the ticks after the pause: heartbeats arrive, nothing is elected
+    assert [m._getTerm() for m in prevote_group] == [term] * 3
+    assert leader._isLeader()

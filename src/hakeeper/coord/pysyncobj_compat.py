@@ -29,6 +29,7 @@ import _socket
 import asyncio
 import contextlib
 import logging
+import math
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -128,6 +129,7 @@ class GuardedSyncObj(SyncObj):  # type: ignore[misc]
     skipped = 0  # entries this member applied as no-ops (diagnostics)
     # PySyncObj's private state that pre-vote reads and moves (set by SyncObj.__init__).
     _SyncObj__raftElectionDeadline: float
+    _SyncObj__transferInProgress: bool
 
     def __init__(
         self, *args: Any, on_member_entry: Callable[[str, str], None] | None = None, **kw: Any
@@ -203,10 +205,25 @@ class GuardedSyncObj(SyncObj):  # type: ignore[misc]
         """Ask a pre-vote where PySyncObj would start an election; let PySyncObj's election
         through only once a round is won (or for a leadership transfer the leader asked)."""
         self._maybe_pre_vote()
+        # PySyncObj reads the clock again for its own election check, after its journal's
+        # once-a-second flush: a deadline that passes in between (a slow flush, a SIGSTOP)
+        # would start an election no pre-vote earned, and a healed member's higher term
+        # would then depose the leader. The deadline is held out of its reach for the tick
+        # and put back unless the tick moved it (a heartbeat, a vote, a transfer).
+        held = None if self._election_earned() else self._SyncObj__raftElectionDeadline
+        if held is not None:
+            self._SyncObj__raftElectionDeadline = math.inf
         try:
             return SyncObj._onTick(self, timeToWait)
         finally:
+            if held is not None and self._SyncObj__raftElectionDeadline == math.inf:
+                self._SyncObj__raftElectionDeadline = held
             self._log_term_and_leader()
+
+    def _election_earned(self) -> bool:
+        """A pre-vote was won for the next term, or the leader asked for this election."""
+        won = self._pre.won_term
+        return self._SyncObj__transferInProgress or (won is not None and won > self._getTerm())
 
     def _log_term_and_leader(self) -> None:
         """One ``event=raft_term`` line whenever this member's term or leader changes, so
