@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import signal
+import time
+from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
@@ -35,3 +39,31 @@ def test_a_bad_duration_is_refused_naming_the_option(monkeypatch: pytest.MonkeyP
     assert result.exit_code == 2
     assert "--duration" in result.output
     assert built == []
+
+
+def test_sigterm_ends_the_run_with_the_lab_removed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lab_nemesis.os, "geteuid", lambda: 0)
+    removed: list[bool] = []
+
+    class Lab:
+        layout = SimpleNamespace(prefix="hktest-")
+
+        def down(self) -> None:
+            removed.append(True)
+
+    def terminated_mid_run(*args: object, **kwargs: object) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+        raise AssertionError("SIGTERM did not end the run")
+
+    monkeypatch.setattr(lab_nemesis, "build_stack", lambda *a, **k: Lab())
+    monkeypatch.setattr(lab_nemesis, "run_nemesis", terminated_mid_run)
+    before = signal.getsignal(signal.SIGTERM)
+
+    result = CliRunner().invoke(
+        app, ["lab", "nemesis", "--seed", "7", "--duration", "2m", "--dir", "/nonexistent/x"]
+    )
+
+    assert removed == [True]
+    assert result.exit_code == 128 + signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -5,16 +5,21 @@ Builds a three-node namespace lab with a client and the nemesis's stack
 (`hakeeper.lab.nemesis_run`), tears the lab down whatever happens (Ctrl-C included), keeps the
 run's directory (``<dir>/run``: history, singleton records, event log, HTML report) and the
 agents' logs (``<dir>/lab``), then prints the report (`hakeeper.cli.nemesis_report`). Exit 0
-only when every invariant counted 0 violations.
+only when every invariant counted 0 violations. SIGTERM and SIGHUP end it like Ctrl-C, lab
+removed, with exit code 128 + the signal's number.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from types import FrameType
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -30,6 +35,23 @@ from hakeeper.model.durations import parse_duration
 console = Console(soft_wrap=True, stderr=True)
 
 DEFAULT_DIR = Path("/var/tmp/hakeeper-nemesis")
+
+
+@contextlib.contextmanager
+def _terminated_like_ctrl_c() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise SystemExit, so the run ends through the ``finally`` that
+    removes the lab: by default they kill the process on the spot, leaving its namespaces and
+    every agent running (and a background run started with ``&`` ignores SIGINT)."""
+
+    def stop(signum: int, _frame: FrameType | None) -> NoReturn:
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def nemesis(
@@ -78,23 +100,24 @@ def nemesis(
     run_dir = base / "run"
     for kind, why in UNAVAILABLE.items():
         console.print(f"not injected: {kind} ({why})", highlight=False)
-    try:
-        lab = build_stack(base / "lab", run_dir, profile=profile, suspect_after=suspect_after)
-    except HakeeperError as exc:
-        typer.echo(f"hakeeper lab nemesis: could not build the lab: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    console.print(f"lab {lab.layout.prefix} built in {base / 'lab'}", highlight=False)
-    try:
-        result = run_nemesis(
-            lab, run_dir, seed=seed, duration=seconds, pace=pace,
-            progress=lambda text: console.print(text, highlight=False),
-        )  # fmt: skip
-    except HakeeperError as exc:
-        typer.echo(f"hakeeper lab nemesis: the run failed: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    finally:
-        lab.down()
-        console.print(f"lab {lab.layout.prefix} removed; logs kept in {base / 'lab'}")
+    with _terminated_like_ctrl_c():
+        try:
+            lab = build_stack(base / "lab", run_dir, profile=profile, suspect_after=suspect_after)
+        except HakeeperError as exc:
+            typer.echo(f"hakeeper lab nemesis: could not build the lab: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        console.print(f"lab {lab.layout.prefix} built in {base / 'lab'}", highlight=False)
+        try:
+            result = run_nemesis(
+                lab, run_dir, seed=seed, duration=seconds, pace=pace,
+                progress=lambda text: console.print(text, highlight=False),
+            )  # fmt: skip
+        except HakeeperError as exc:
+            typer.echo(f"hakeeper lab nemesis: the run failed: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        finally:
+            lab.down()
+            console.print(f"lab {lab.layout.prefix} removed; logs kept in {base / 'lab'}")
     for missed in result.missed:
         console.print(f"not injected: {missed}", highlight=False)
     raise typer.Exit(report_run(run_dir, as_json=as_json))
