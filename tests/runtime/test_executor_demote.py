@@ -130,3 +130,29 @@ async def test_a_primary_whose_monitor_finds_it_a_replica_is_demotable(tmp_path:
 async def test_a_primary_whose_monitor_finds_it_stopped_is_not_demotable(tmp_path: Path) -> None:
     found = await primary_whose_monitor_answers(tmp_path, OcfRc.NOT_RUNNING)
     assert found == (Instance("pg", "n1", "failed"),)
+
+
+class DemoteRefusingAgent(RefusingAgent):
+    """Refuses its promote, then its demote too."""
+
+    async def demote(self, req: OpRequest) -> OpResult:
+        return self._ok("demote", OcfRc.ERR_GENERIC)
+
+
+async def test_a_failed_demote_after_a_refused_promote_is_an_ordinary_failure(
+    tmp_path: Path,
+) -> None:
+    agent = DemoteRefusingAgent()
+    coord, store, executor = await n1_executor(tmp_path, FakeAgents(lambda c: agent), DEMOTE)
+    try:
+        for role in ("started", "promoted", "started"):
+            await assign(coord, role)
+            await executor.converge()
+        assert executor.local == {("pg", 0): "failed"}
+        assert await instances(store) == (Instance("pg", "n1", "failed"),)  # stop, start
+        await assign(coord, "started")  # a newer write: reported again, not demoted again
+        await executor.converge()
+        assert agent.ops() == ["start", "promote", "demote"]
+        assert await instances(store) == (Instance("pg", "n1", "failed"),)
+    finally:
+        await executor.shutdown()

@@ -468,6 +468,8 @@ class Executor:
         self._set_local(key, Local("failed", epoch))
         if demotable:
             self._demotable.add(key)
+        else:  # a later failure (a failed demote) is recovered the usual way
+            self._demotable.discard(key)
         monitor = self._monitors.pop(key, None)
         if monitor is not None:
             monitor.cancel()
