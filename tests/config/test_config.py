@@ -165,6 +165,58 @@ def test_a_promotable_clone_of_a_group_is_refused() -> None:
     assert "a promotable clone holds one resource" in error(doc)
 
 
+def test_on_fail_demote_outside_a_promotable_clone_is_refused() -> None:
+    doc = minimal(resources={"web": {"agent": "process", "on_fail": "demote"}})
+    assert (
+        'resources.web.on_fail: "demote" is only for the resource of a promotable clone'
+        in error(doc)
+    )
+
+
+def test_on_fail_demote_in_a_promotable_clone_loads() -> None:
+    doc = minimal(
+        resources={"db": {"agent": "ocf:heartbeat:Stateful", "on_fail": "demote"}},
+        clones={"c": {"resource": "db", "promotable": True}},
+    )
+    db = to_spec(parse(doc)).primitive("db")
+    assert db is not None
+    assert db.meta.on_fail == "demote"
+
+
+def test_the_session_store_in_a_promotable_clone_defaults_to_demote_with_a_failure_timeout() -> (
+    None
+):
+    doc = minimal(
+        resources={"store": {"agent": "sessions", "params": {"port": 11311}}},
+        clones={"s": {"resource": "store", "promotable": True}},
+    )
+    store = to_spec(parse(doc)).primitive("store")
+    assert store is not None
+    assert (store.meta.on_fail, store.meta.failure_timeout) == ("demote", 10.0)
+
+
+def test_the_cluster_file_overrides_the_session_stores_defaults() -> None:
+    doc = minimal(
+        resources={"store": {"agent": "sessions", "on_fail": "restart", "failure_timeout": "1m"}},
+        clones={"s": {"resource": "store", "promotable": True}},
+    )
+    store = to_spec(parse(doc)).primitive("store")
+    assert store is not None
+    assert (store.meta.on_fail, store.meta.failure_timeout) == ("restart", 60.0)
+
+
+def test_other_resources_keep_restart_and_no_failure_timeout_by_default() -> None:
+    doc = minimal(
+        resources={"db": {"agent": "ocf:heartbeat:Stateful"}, "web": {"agent": "sessions"}},
+        clones={"c": {"resource": "db", "promotable": True}},
+    )
+    spec = to_spec(parse(doc))
+    for rid in ("db", "web"):  # a session store outside a promotable clone too
+        prim = spec.primitive(rid)
+        assert prim is not None
+        assert (prim.meta.on_fail, prim.meta.failure_timeout) == ("restart", 0.0)
+
+
 def test_etcd_needs_endpoints() -> None:
     doc = minimal(coordination={"backend": "etcd"})
     assert 'coordination: backend "etcd" needs endpoints' in error(doc)

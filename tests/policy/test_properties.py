@@ -74,7 +74,7 @@ def clusters(draw: st.DrawFn, assigned: bool = False) -> tuple[ClusterSpec, Clus
         tops.append("cc")
     promotable = draw(st.booleans())
     if promotable:
-        res["p"] = {"agent": "process"}
+        res["p"] = {"agent": "process", "on_fail": draw(st.sampled_from(["restart", "demote"]))}
         cfg["clones"]["db"] = {"resource": "p", "promotable": True}
         tops.append("db")
     for _ in range(draw(st.integers(0, 4))):
@@ -118,13 +118,14 @@ def clusters(draw: st.DrawFn, assigned: bool = False) -> tuple[ClusterSpec, Clus
     for _ in range(draw(st.integers(0, 6))):
         prim = draw(st.sampled_from(prims))
         roles = [*ROLES, "promoted"] if prim == "p" else ROLES
-        state["instances"].append(
-            {
-                "resource": prim,
-                "node": draw(st.sampled_from(nodes)),
-                "role": draw(st.sampled_from(roles)),
-            }
-        )
+        instance = {
+            "resource": prim,
+            "node": draw(st.sampled_from(nodes)),
+            "role": draw(st.sampled_from(roles)),
+        }
+        if prim == "p" and instance["role"] == "failed" and draw(st.booleans()):
+            instance["demotable"] = True  # failed as the primary
+        state["instances"].append(instance)
     for _ in range(draw(st.integers(0, 3))):
         state["failcounts"].append(
             {

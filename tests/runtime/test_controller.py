@@ -347,3 +347,36 @@ async def test_a_new_controller_does_not_report_a_loss_the_log_already_holds() -
         await c.cycle()
     events = await EventLog(c.coord, KEYS, "test").read()
     assert [e.node for e in events if isinstance(e, NodeLost)] == ["n1"]
+
+
+async def test_a_primary_that_failed_under_on_fail_demote_is_demoted_in_place() -> None:
+    """n1's promote was refused (reported demotable): the controller writes n1 back as a
+    replica, then promotes n2; no write takes n1's placement away (no stop, no restart)."""
+    body = (
+        TWO_NODES
+        + resource("db")
+        + 'on_fail = "demote"\n[clones.dbs]\nresource = "db"\npromotable = true\n'
+    )
+    c = await cluster(spec_of(body), ["n1", "n2"])
+    placed = (Placement("n1", "promoted"), Placement("n2"))
+    await c.coord.put(KEYS.assignment("db"), encode_assignment(Assignment("db", placed)))
+    since = await c.coord.revision() + 1
+    await c.store.report(InstanceStatus("db", "n2", 0, "started", 1, time.time()))
+    failed = InstanceStatus("db", "n1", 0, "failed", 1, time.time(), "promote", 1, demotable=True)
+    await c.store.report(failed)
+    await c.store.record_failure("n1", "db", time.time())
+    async with Nodes(c, ["n1", "n2"]).answering():
+        await c.cycle()
+    final = await c.assignment("db")
+    assert final.placements == (Placement("n1"), Placement("n2", "promoted"))
+    writes: list[Assignment] = []
+    changes = c.coord.watch(KEYS.assignment("db"), start_revision=since)
+    async with contextlib.aclosing(changes) as events:
+        async for event in events:
+            writes.append(decode_assignment(event.kv.value, "db", event.kv.mod_revision))
+            if event.kv.mod_revision >= final.epoch:
+                break
+    assert [w.placements for w in writes] == [
+        (Placement("n1"), Placement("n2")),  # the demote, then the promote
+        (Placement("n1"), Placement("n2", "promoted")),
+    ]

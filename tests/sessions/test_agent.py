@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import json
+import os
+import signal
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -12,11 +15,13 @@ from hakeeper.agents.factory import AgentContext
 from hakeeper.cli.plugins import RESOURCE_AGENTS
 from hakeeper.config.secret_file import write_secret_file
 from hakeeper.errors import ConfigError
+from hakeeper.lab.fence_agent import ProcessRef
 from hakeeper.lab.loopback import LoopbackCluster
 from hakeeper.lab.processes import free_port
 from hakeeper.runtime.observed import Observed
 from hakeeper.sessions.agent import SessionsAgent
 from hakeeper.sessions.client import SessionClient
+from hakeeper.sessions.position import Position, Role
 
 NODES = {"n1": "127.0.0.11", "n2": "127.0.0.12", "n3": "127.0.0.13"}
 
@@ -165,6 +170,81 @@ async def test_promotable_store_keeps_acknowledged_writes_across_primary_crash(
             assert found is not None
             assert found.data == b"v%d" % index
         assert await client.set(b"after", b"x") == b"STORED"
+
+
+async def store_position(agent: SessionsAgent, node: str) -> Position:
+    async with agent.control_client(agent.address_of(node)) as client:
+        return await client.position()
+
+
+def store_process(cluster: LoopbackCluster, node: str) -> ProcessRef:
+    """The store's process on ``node``, from the process agent's state file."""
+    data = json.loads((cluster.state_dir(node) / "agents" / "store.json").read_text())
+    return ProcessRef(int(data["pid"]), int(data["start_time"]))
+
+
+def demoted_in_place(node: str) -> Callable[[Observed], bool]:
+    """``node``'s promote failed and its executor then demoted it, reporting a replica."""
+
+    def check(observed: Observed) -> bool:
+        return any(
+            (s.node, s.resource, s.role, s.op) == (node, "store", "started", "demote")
+            for s in observed.statuses
+        ) and any(f.node == node and f.count > 0 for f in observed.state.failcounts)
+
+    return check
+
+
+@pytest.mark.slow
+async def test_a_refused_promote_leaves_the_store_running_with_its_data(
+    lab: tuple[LoopbackCluster, int, SessionsAgent],
+) -> None:
+    """Issue 20's lost writes: the primary's node crashes while the other replica's store
+    restarts empty. The keeper, the one node left with the data, must not be promoted on the
+    empty node's say (its promote is refused), and must not be restarted for that refusal
+    (on_fail = "demote", the session store's default): restarted, it lost every key."""
+    cluster, port, agent = lab
+    await cluster.start()
+    ready = await cluster.wait_for(
+        "one store primary and two replicas",
+        lambda o: sorted(roles(o, "store").values()) == ["promoted", "started", "started"],
+    )
+    primary = next(n for n, r in roles(ready, "store").items() if r == "promoted")
+    keeper, emptied = (n for n in NODES if n != primary)
+    await replica_follows_primary(agent, keeper, primary)
+    async with SessionClient(f"{NODES[keeper]}:{port}") as client:
+        for index in range(20):
+            assert await client.set(b"k%d" % index, b"v%d" % index) == b"STORED"
+    written = await store_position(agent, primary)
+    deadline = asyncio.get_running_loop().time() + 30
+    while (await store_position(agent, keeper)).seq < written.seq:
+        assert asyncio.get_running_loop().time() < deadline, "the keeper never caught up"
+        await asyncio.sleep(0.1)
+    kept = store_process(cluster, keeper)
+
+    cluster.crash(primary)
+    gone = store_process(cluster, emptied)
+    if gone.alive():
+        os.kill(gone.pid, signal.SIGKILL)  # the cluster restarts it, empty
+    await cluster.confirm_fenced(primary)
+    await cluster.wait_for("the keeper demoted after its refused promote", demoted_in_place(keeper))
+
+    assert kept.alive(), "the keeper's store was restarted: it held the only copy"
+    position = await store_position(agent, keeper)
+    assert (position.log_epoch, position.seq) >= (written.log_epoch, written.seq)
+    assert position.role is Role.REPLICA
+
+    await cluster.revive(primary)  # every node answers now: the keeper's log is the best
+    await cluster.wait_for(
+        "a store primary again",
+        lambda o: "promoted" in roles(o, "store").values(),
+        timeout=90.0,
+    )
+    async with SessionClient(f"{NODES[keeper]}:{port}") as client:
+        for index in range(20):
+            found = await client.get(b"k%d" % index)
+            assert found is not None, f"k{index} lost"
+            assert found.data == b"v%d" % index
 
 
 def test_agent_writes_ipv6_node_addresses_in_brackets(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""fence_every: the promotion's fence round, with fake nodes (no sockets)."""
+"""fence_every and vouching: the promotion's fence round, with fake nodes (no sockets)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from hakeeper.errors import SessionStoreError
-from hakeeper.sessions.fence_round import fence_every
+from hakeeper.sessions.fence_round import fence_every, vouching
 from hakeeper.sessions.position import Position, Role, most_up_to_date
 
 NODES = ["a:1", "b:1", "c:1"]
@@ -69,3 +69,21 @@ async def test_an_unexpected_error_is_raised_not_counted_as_a_refusal() -> None:
     with pytest.raises(ExceptionGroup) as raised:
         await fence_every(NODES, fence)
     assert raised.group_contains(ValueError, match="bug")
+
+
+def test_a_node_restarted_empty_does_not_vouch_while_another_holds_a_log() -> None:
+    # a kept its log; c restarted empty; b, which may alone hold the last write, is away.
+    restarted = Position(log_epoch=0, seq=0, seen_epoch=2, role=Role.REPLICA)
+    assert vouching({"a:1": position(5), "c:1": restarted}, 3) == ["a:1"]
+
+
+def test_every_node_vouches_when_every_node_answered() -> None:
+    # Nobody is left to wait for: what the answers lack is gone whoever is waited for.
+    restarted = Position(log_epoch=0, seq=0, seen_epoch=2, role=Role.REPLICA)
+    both = {"a:1": position(5), "b:1": restarted, "c:1": restarted}
+    assert vouching(both, 3) == ["a:1", "b:1", "c:1"]
+
+
+def test_every_node_vouches_when_none_holds_a_log() -> None:
+    empty = Position(log_epoch=0, seq=0, seen_epoch=0, role=Role.REPLICA)
+    assert vouching({"a:1": empty, "b:1": empty}, 3) == ["a:1", "b:1"]

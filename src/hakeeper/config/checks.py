@@ -129,7 +129,16 @@ def check(cf: ClusterFile) -> list[Problem]:
             )
         if clone.target_role == "unpromoted" and not clone.promotable:
             add((f"clones.{cid}.target_role", '"unpromoted" is only for promotable clones'))
+    promotable_members = {c.resource for c in cf.clones.values() if c.promotable}
     for rid, res in cf.resources.items():
+        if res.on_fail == "demote" and rid not in promotable_members:
+            add(
+                (
+                    f"resources.{rid}.on_fail",
+                    f'"demote" is only for the resource of a promotable clone; {rid} is not '
+                    'one: use "restart" (the default) or clone it with promotable = true',
+                )
+            )
         owner = member_of.get(rid) or cloned.get(rid)
         if owner and res.target_role != "started":
             add(

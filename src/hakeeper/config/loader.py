@@ -11,11 +11,12 @@ import tomllib
 import types
 import typing
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from hakeeper.config.agent_defaults import meta_defaults
 from hakeeper.config.checks import check
 from hakeeper.config.schema import ClusterFile
 from hakeeper.config.toml_bounds import text_problem
@@ -37,6 +38,8 @@ from hakeeper.model.cluster import (
     Primitive,
     WatchdogSpec,
 )
+
+_T = TypeVar("_T")
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -170,6 +173,11 @@ def _show(value: object) -> str:
 
 def to_spec(cf: ClusterFile) -> ClusterSpec:
     c = cf.cluster
+    promotable = {cl.resource for cl in cf.clones.values() if cl.promotable}
+    defaults = {
+        rid: meta_defaults(res.agent, promotable=rid in promotable)
+        for rid, res in cf.resources.items()
+    }
     return ClusterSpec(
         options=ClusterOptions(
             name=c.name,
@@ -205,8 +213,8 @@ def to_spec(cf: ClusterFile) -> ClusterSpec:
                 meta=Meta(
                     stickiness=res.stickiness,
                     migration_threshold=res.migration_threshold,
-                    failure_timeout=res.failure_timeout,
-                    on_fail=res.on_fail,
+                    failure_timeout=_or(res.failure_timeout, defaults[rid].failure_timeout),
+                    on_fail=_or(res.on_fail, defaults[rid].on_fail),
                     exclusive=res.exclusive,
                     priority=res.priority,
                     target_role=res.target_role,
@@ -304,3 +312,8 @@ def to_spec(cf: ClusterFile) -> ClusterSpec:
             for a in cf.alerts
         ),
     )
+
+
+def _or(given: _T | None, default: _T) -> _T:
+    """The cluster file's value where it gives one, else the agent's default."""
+    return default if given is None else given

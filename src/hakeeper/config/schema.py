@@ -27,6 +27,7 @@ from hakeeper.model.cluster import (
     DEFAULT_EVENTS_MAX_AGE,
     DEFAULT_EVENTS_MAX_COUNT,
     DEFAULT_OP_TIMEOUT,
+    OnFail,
 )
 from hakeeper.model.durations import parse_duration
 from hakeeper.model.roles import RoleFilter, TargetRole
@@ -180,8 +181,10 @@ class ResourceSection(Section):
     ops: dict[OpName, OpSection] = {}
     stickiness: Score | None = None
     migration_threshold: int = Field(default=0, ge=0)
-    failure_timeout: Duration = 0.0
-    on_fail: Literal["restart", "stop", "fence", "standby", "ignore", "block"] = "restart"
+    #: None: the agent's default (`hakeeper.config.agent_defaults`), else 0 (never).
+    failure_timeout: Duration | None = None
+    #: None: the agent's default (`hakeeper.config.agent_defaults`), else "restart".
+    on_fail: OnFail | None = None
     exclusive: bool = True
     priority: int = 0
     target_role: TargetRole = "started"

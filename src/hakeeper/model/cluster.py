@@ -18,7 +18,7 @@ from hakeeper.model.alerts import AlertSpec
 from hakeeper.model.roles import RoleFilter, TargetRole
 from hakeeper.model.timing import TimingProfile, profile
 
-OnFail = Literal["restart", "stop", "fence", "standby", "ignore", "block"]
+OnFail = Literal["restart", "stop", "fence", "standby", "ignore", "block", "demote"]
 NoQuorumPolicy = Literal["stop", "freeze", "ignore"]
 Failback = Literal["auto", "manual"]
 CoordBackend = Literal["raft", "etcd"]
@@ -29,7 +29,9 @@ HostArgument = Literal["auto", "port", "plug", "none"]
 #: ``fabric``: it cuts the node off what it serves and leaves the node running (SCSI, a switch).
 FenceKind = Literal["power", "fabric"]
 
-ON_FAIL: tuple[OnFail, ...] = ("restart", "stop", "fence", "standby", "ignore", "block")
+ON_FAIL: tuple[OnFail, ...] = (
+    "restart", "stop", "fence", "standby", "ignore", "block", "demote",
+)  # fmt: skip
 
 #: Stickiness every resource gets by default with ``failback = "manual"``: it outweighs any
 #: finite location preference an operator is likely to write, and loses to ``inf`` (a move
@@ -60,6 +62,11 @@ class Meta:
 
     ``migration_threshold`` 0 means never move for failures (Pacemaker's INFINITY);
     ``failure_timeout`` 0 means fail counts never expire on their own.
+
+    ``on_fail = "demote"`` (a promotable clone's member only, as Pacemaker's
+    ``on-fail=demote``): a failed promote, or a failed monitor of the primary that still
+    finds it running, demotes the instance and leaves it running as a replica instead of
+    restarting it; every other failure is recovered as ``restart`` would.
     """
 
     stickiness: int | None = None

@@ -47,6 +47,10 @@ class InstanceStatus:
     op: str = ""
     rc: int = 0
     reason: str = ""
+    #: Failed in the primary role and maybe still running as a replica: its promote failed,
+    #: or a monitor of the primary failed without finding it stopped. ``on_fail = "demote"``
+    #: recovers such a failure by a demote instead of a stop and start.
+    demotable: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,8 +25,11 @@ set from the CLI; they add to those in the config.
 
 Instance ``role``: ``started``, ``promoted`` (primary of a promotable clone), ``stopped``,
 ``failed`` (a monitor or start failed; the fail count already includes it), ``unknown``
-(not probed yet). ``resource`` is always a primitive id; a clone instance names the
-clone's primitive, and two entries for the same resource and node are two instances.
+(not probed yet). A ``failed`` instance may say ``"stop_failed": true`` (it failed in a stop:
+it may still run) or ``"demotable": true`` (it failed as the primary, in its promote or a
+monitor, and may run on as a replica: ``on_fail = "demote"`` demotes it). ``resource`` is
+always a primitive id; a clone instance names the clone's primitive, and two entries for the
+same resource and node are two instances.
 
 ``assignments``: what the controller last wrote for each primitive — where its instances
 should run (``role`` ``started`` or ``promoted``, default ``started``; ``instance`` default 0)
@@ -79,6 +82,9 @@ class Instance:
     role: InstanceRole = "started"
     #: Failed in a stop: it may still run there, and only fencing makes that certain.
     stop_failed: bool = False
+    #: Failed as the primary (its promote, or a monitor of the primary that did not find
+    #: it stopped): with ``on_fail = "demote"`` it is demoted and kept as a replica.
+    demotable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +148,7 @@ class ClusterState:
             "instances": [
                 {"resource": i.resource, "node": i.node, "role": i.role}
                 | ({"stop_failed": True} if i.stop_failed else {})
+                | ({"demotable": True} if i.demotable else {})
                 for i in self.instances
             ],
             "failcounts": [
@@ -277,16 +284,26 @@ def state_from_dict(data: object, source: str = "state") -> ClusterState:
     for i, raw in enumerate(r.array(doc.get("instances", []), "instances")):
         where = f"instances[{i}]"
         it = r.table(raw, where)
-        r.keys(it, where, ("resource", "node", "role", "stop_failed"))
+        r.keys(it, where, ("resource", "node", "role", "stop_failed", "demotable"))
         role = cast(
             InstanceRole, r.choice(it.get("role", "started"), f"{where}.role", INSTANCE_ROLES)
         )
         stop_failed = r.boolean(it, "stop_failed", where, False)
         if stop_failed and role != "failed":
             raise r.fail(f"{where}.stop_failed", 'only a "failed" instance can have failed a stop')
+        demotable = r.boolean(it, "demotable", where, False)
+        if demotable and (role != "failed" or stop_failed):
+            raise r.fail(
+                f"{where}.demotable",
+                'only a "failed" instance that failed as the primary (not in a stop) is demotable',
+            )
         instances.append(
             Instance(
-                r.string(it, "resource", where), r.string(it, "node", where), role, stop_failed
+                r.string(it, "resource", where),
+                r.string(it, "node", where),
+                role,
+                stop_failed,
+                demotable,
             )
         )
     failcounts: list[FailCount] = []

@@ -28,6 +28,7 @@ DecisionKind = Literal[
     "restart",
     "stop",
     "promote",
+    "demote",
     "fence",
     "self-fenced",
     "blocked",

@@ -28,7 +28,7 @@ import heapq
 from collections import defaultdict
 from itertools import pairwise
 
-from hakeeper.model.transition import Action, ActionKind, Transition
+from hakeeper.model.transition import Action, ActionKind, Decision, Transition
 from hakeeper.policy.assignments import prunes, retractions
 from hakeeper.policy.placement import Target
 from hakeeper.policy.view import Unit, View
@@ -105,10 +105,26 @@ class _Builder:
             if starts > 0 and len(unit.members) > 1:
                 restarting = True
             kept_primary = keep > 0 and roles[healthy[0]] == "promoted"
+            if keep > 0 and (m.id, node) in view.demoting:
+                self._demote_failed(m.id, node, healthy[0])
             if target.primary == node and not kept_primary and want:
                 self.add("promote", node, m.id, 0, f"{unit.id} primary elected on {node}")
             elif kept_primary and target.primary != node:
                 self.add("demote", node, m.id, healthy[0], f"{unit.id} primary moves away")
+
+    def _demote_failed(self, resource: str, node: str, instance: int) -> None:
+        """on_fail = demote: the instance that failed as the primary stays, demoted (the
+        placement goes back to a replica's, and the node's executor demotes it)."""
+        why = f"{resource} failed as the primary on {node} and its on_fail is demote"
+        self.add("demote", node, resource, instance, why)
+        self.view.decisions.append(
+            Decision(
+                "demote",
+                f"{why}: demoted and kept running there as a replica, not restarted",
+                resource,
+                node,
+            )
+        )
 
     def _why(self, unit: Unit, node: str, want: int, failed: bool) -> str:
         if failed and want:
@@ -154,7 +170,10 @@ class _Builder:
                     # its agents set while starting (PAF's on the former primary) count.
                     self.edge(self.find("start", m), promotes)
                     for node in view.nodes:
-                        if {"promoted", "failed"} & set(view.roles(m, node)):
+                        # A primary that failed or is demoting may still act as one.
+                        if {"promoted", "failed"} & set(view.roles(m, node)) or (
+                            (m, node) in view.demoting
+                        ):
                             self.edge(self.find("stop", m, node), promotes)
             for first, then in pairwise(ids):
                 for node in view.nodes:

@@ -23,6 +23,11 @@ Rules, in order:
    follow, and PAF's pre-promote election cannot tell (every standby that never streamed
    reports the start of its WAL segment, so they tie). Any other clone whose agent never
    reports a score keeps hakeeper's earlier rule (a missing score counts as 0).
+6. ``on_fail = "demote"``: a node where the member's fail count stands is not promoted
+   (the primary in place is kept). The failed instance was demoted and kept there as a
+   replica; promoting it again at once would retry what just failed, in a tight loop (the
+   session store's refused promote). It is a candidate again once ``failure_timeout``
+   expires the count or ``hakeeper resource cleanup`` clears it.
 """
 
 from __future__ import annotations
@@ -62,21 +67,29 @@ def elect(view: View, unit: Unit, alloc: dict[str, int]) -> str | None:
     # the first monitor after its promote, and a working primary is not moved for that gap.
     primaries = set(current_primaries(view, unit))
     candidates: dict[str, int] = {}
+    held: list[str] = []
     for node in view.nodes:
         if alloc.get(node, 0) <= 0 or node in view.maintenance:
             continue
         if reported.get(node, -1 if needs_score and node not in primaries else 0) < 0:
+            continue
+        if node not in primaries and _failed_under_demote(view, unit, node):
+            held.append(node)
             continue
         score = add(0, *(s for s, _ in view.score_of_location(unit, node, "primary")))
         if score > -INF:
             candidates[node] = score
     if not candidates:
         if alloc:
-            why = (
-                "none placed has a promotion score >= 0"
-                if needs_score
-                else "none placed is allowed to"
-            )
+            if held:
+                why = (
+                    f"{', '.join(held)} failed under on_fail demote and the fail count stands; "
+                    "no other placed instance is allowed to"
+                )
+            elif needs_score:
+                why = "none placed has a promotion score >= 0"
+            else:
+                why = "none placed is allowed to"
             view.decisions.append(
                 Decision("cannot-run", f"{unit.id}: no instance can be primary ({why})", unit.id)
             )
@@ -119,6 +132,32 @@ def elect(view: View, unit: Unit, alloc: dict[str, int]) -> str | None:
         message = f"{unit.id} has no running primary{after}; promoting {best} ({why})"
     view.decisions.append(Decision("promote", message, unit.id, best))
     return best
+
+
+def _failed_under_demote(view: View, unit: Unit, node: str) -> bool:
+    """Rule 6 (module docstring): with ``on_fail = "demote"``, is ``node`` held back from
+    promotion by a fail count that stands? Says why when it is."""
+    member = unit.members[0]
+    count = view.failcount(member.id, node)
+    if member.meta.on_fail != "demote" or count <= 0:
+        return False
+    timeout = member.meta.failure_timeout
+    until = (
+        f"failure_timeout {timeout:g}s expires it"
+        if timeout > 0
+        else "failure_timeout is 0: never on its own"
+    )
+    view.decisions.append(
+        Decision(
+            "demote",
+            f"{member.id} failed {count}x on {node} and its on_fail is demote: {node} is not "
+            f"promoted while that fail count stands (until {until}; or clear it with: "
+            f"hakeeper resource cleanup {member.id} {node})",
+            unit.id,
+            node,
+        )
+    )
+    return True
 
 
 def _why_unfenced(view: View) -> str:

@@ -61,6 +61,9 @@ class View:
     instances: dict[tuple[str, str], list[InstanceRole]] = field(default_factory=dict)
     #: (resource, node) where an instance failed in a stop (it may still run there).
     stop_failed: set[tuple[str, str]] = field(default_factory=set)
+    #: (resource, node) where a promotable clone's instance failed as the primary and its
+    #: on_fail is demote: it counts as a running replica, and the graph demotes it.
+    demoting: set[tuple[str, str]] = field(default_factory=set)
     #: (resource, node) → fail count that has not expired.
     failcounts: dict[tuple[str, str], FailCount] = field(default_factory=dict)
     standby: set[str] = field(default_factory=set)
@@ -216,7 +219,12 @@ def build_view(spec: ClusterSpec, state: ClusterState) -> View:
             continue
         if merged[inst.node].down:
             continue
-        view.instances.setdefault((inst.resource, inst.node), []).append(inst.role)
+        role = inst.role
+        if inst.demotable and prims[inst.resource].meta.on_fail == "demote":
+            # Pacemaker's on-fail=demote: not restarted; the graph demotes it in place.
+            role = "started"
+            view.demoting.add((inst.resource, inst.node))
+        view.instances.setdefault((inst.resource, inst.node), []).append(role)
         if inst.stop_failed:
             view.stop_failed.add((inst.resource, inst.node))
         view.was_on.setdefault(unit_of[inst.resource], set()).add(inst.node)

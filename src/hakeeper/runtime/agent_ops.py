@@ -125,11 +125,18 @@ class AgentOps:
                 await self._events.append(event)
 
     async def report(
-        self, resource: str, instance: int, role: ReportedRole, epoch: int, result: OpResult
+        self,
+        resource: str,
+        instance: int,
+        role: ReportedRole,
+        epoch: int,
+        result: OpResult,
+        *,
+        demotable: bool = False,
     ) -> None:
         status = InstanceStatus(
             resource, self._node, instance, role, epoch, self._wall(),
-            result.op, int(result.rc), result.exit_reason or "",
+            result.op, int(result.rc), result.exit_reason or "", demotable,
         )  # fmt: skip
         try:
             await self._store.report(status)

@@ -6,7 +6,10 @@ resources that have an assignment; what a probe found running without one is lef
 the controller decides. Ops on one resource run one at a time; different resources in parallel.
 After each op it reports the instance's status (under the epoch it acted on) and appends the
 op's events. A failed instance is reported and left for the controller: it never restarts on
-its own (the scheduler applies on_fail and migration_threshold).
+its own (the scheduler applies on_fail and migration_threshold). A failure in the primary
+role that may have left the instance running (a failed promote; a primary's monitor that did
+not find it stopped) is reported *demotable*: with ``on_fail = "demote"`` the controller then
+assigns it as a replica, and this executor demotes it and monitors it as one again.
 
 Safety rule 1: while this node's membership deadline has passed it acts on no assignment, and
 it stops every exclusive resource (and, with ``no_quorum_policy = "stop"``, everything).
@@ -78,6 +81,8 @@ class Executor:
         self._role_changing: set[Key] = set()
         #: The last failure of each instance, said again by `_still_failed`.
         self._failures: dict[Key, OpResult] = {}
+        #: Failed instances whose failure was demotable (see the module docstring).
+        self._demotable: set[Key] = set()
         self._converging: asyncio.Task[None] | None = None
         #: Instances each resource had placed here in the last assignment converged.
         self._placed: dict[str, set[int]] = {}
@@ -130,6 +135,8 @@ class Executor:
             self._local.pop(key, None)
         else:
             self._local[key] = local
+        if local is None or local.role != "failed":
+            self._demotable.discard(key)
         if self._local:
             self._idle.clear()
         else:
@@ -288,7 +295,15 @@ class Executor:
                 elif local_now.role == "promoted" and role == "started":
                     await self._demote(primitive, instance, assignment.epoch)
                 elif local_now.role == "failed" and local_now.epoch < assignment.epoch:
-                    await self._still_failed(primitive, instance, assignment.epoch)
+                    if (
+                        role == "started"
+                        and (primitive.id, instance) in self._demotable
+                        and primitive.meta.on_fail == "demote"
+                    ):
+                        # on_fail = demote: the controller keeps it here as a replica.
+                        await self._demote(primitive, instance, assignment.epoch)
+                    else:
+                        await self._still_failed(primitive, instance, assignment.epoch)
 
     async def _acknowledge_removal(
         self,
@@ -400,7 +415,9 @@ class Executor:
             await self._ops.report(primitive.id, instance, "promoted", epoch, result)
             await self._notifier.round(primitive, "post", "promote")
         else:
-            await self._failed(primitive, instance, epoch, result)
+            # Still running unless the agent says it is not: demotable (on_fail = demote).
+            demotable = result.rc != OcfRc.NOT_RUNNING
+            await self._failed(primitive, instance, epoch, result, demotable=demotable)
 
     async def _demote(self, primitive: Primitive, instance: int, epoch: int) -> None:
         await self._notifier.round(primitive, "pre", "demote")
@@ -414,6 +431,10 @@ class Executor:
         await self._ops.record(primitive, result, "promoted")
         if result.ok:
             await self._ops.report(primitive.id, instance, "started", epoch, result)
+            if key not in self._monitors:
+                # A demote of an instance that had failed as the primary (on_fail = demote):
+                # its monitor stopped with the failure, and it runs on as a replica.
+                self._start_monitor(primitive, instance)
             await self._notifier.round(primitive, "post", "demote")
         else:
             await self._failed(primitive, instance, epoch, result)
@@ -429,18 +450,31 @@ class Executor:
             "start", int(OcfRc.ERR_GENERIC), Severity.SOFT, 0.0,
             exit_reason="failed here and not stopped since", resource=primitive.id,
         )  # fmt: skip
-        await self._ops.report(primitive.id, instance, "failed", epoch, result)
+        await self._ops.report(
+            primitive.id, instance, "failed", epoch, result, demotable=key in self._demotable
+        )
 
     async def _failed(
-        self, primitive: Primitive, instance: int, epoch: int, result: OpResult
+        self,
+        primitive: Primitive,
+        instance: int,
+        epoch: int,
+        result: OpResult,
+        *,
+        demotable: bool = False,
     ) -> None:
-        self._failures[(primitive.id, instance)] = result
-        self._set_local((primitive.id, instance), Local("failed", epoch))
-        monitor = self._monitors.pop((primitive.id, instance), None)
+        key = (primitive.id, instance)
+        self._failures[key] = result
+        self._set_local(key, Local("failed", epoch))
+        if demotable:
+            self._demotable.add(key)
+        else:  # a later failure (a failed demote) is recovered the usual way
+            self._demotable.discard(key)
+        monitor = self._monitors.pop(key, None)
         if monitor is not None:
             monitor.cancel()
         await self._store.record_failure(self._node, primitive.id, self._wall())
-        await self._ops.report(primitive.id, instance, "failed", epoch, result)
+        await self._ops.report(primitive.id, instance, "failed", epoch, result, demotable=demotable)
 
     # --- monitoring and self-fencing --------------------------------------------------------------
 
@@ -486,7 +520,13 @@ class Executor:
             )
             await self._ops.record(primitive, result, local.role)
             self._monitors.pop((primitive.id, instance), None)
-            await self._failed(primitive, instance, local.epoch, result)
+            # A primary found still running (in whatever state) may be demoted in place; one
+            # found stopped or crashed (FAILED_PROMOTED: PAF's dead primary) may not.
+            demotable = expected_promoted and result.rc not in (
+                OcfRc.NOT_RUNNING,
+                OcfRc.FAILED_PROMOTED,
+            )
+            await self._failed(primitive, instance, local.epoch, result, demotable=demotable)
             return
 
     async def _self_fence(self) -> None:

@@ -107,7 +107,13 @@ def build_observed(
         for n in spec.nodes
     )
     instances = tuple(
-        Instance(s.resource, s.node, s.role, stop_failed=s.role == "failed" and s.op == "stop")
+        Instance(
+            s.resource,
+            s.node,
+            s.role,
+            stop_failed=s.role == "failed" and s.op == "stop",
+            demotable=s.role == "failed" and s.op != "stop" and s.demotable,
+        )
         for s in sorted(live_statuses, key=lambda s: (s.resource, s.node, s.instance))
         if s.role != "stopped"
     )

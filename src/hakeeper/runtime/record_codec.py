@@ -39,16 +39,17 @@ def decode_assignment(raw: bytes, resource: str, epoch: int) -> Assignment:
 
 
 def encode_status(status: InstanceStatus) -> bytes:
-    return json.dumps(
-        {
-            "role": status.role,
-            "epoch": status.epoch,
-            "ts": status.ts,
-            "op": status.op,
-            "rc": status.rc,
-            "reason": status.reason,
-        }
-    ).encode()
+    data: dict[str, object] = {
+        "role": status.role,
+        "epoch": status.epoch,
+        "ts": status.ts,
+        "op": status.op,
+        "rc": status.rc,
+        "reason": status.reason,
+    }
+    if status.demotable:  # only when true: a reader from before it reads the rest alike
+        data["demotable"] = True
+    return json.dumps(data).encode()
 
 
 def decode_status(raw: bytes, resource: str, node: str, instance: int) -> InstanceStatus:
@@ -63,6 +64,7 @@ def decode_status(raw: bytes, resource: str, node: str, instance: int) -> Instan
         str(data.get("op", "")),
         int(data.get("rc", 0)),
         str(data.get("reason", "")),
+        data.get("demotable") is True,
     )
 
 

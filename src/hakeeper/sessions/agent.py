@@ -17,7 +17,12 @@ the secret's handshake. ``monitor`` answers RUNNING_PROMOTED on the primary. ``p
 with the assignment's epoch E (the fencing token):
 
 1. fences every reachable node with E (from then on they refuse the old primary's stream)
-   and reads their positions; without a majority it fails and nothing changes;
+   and reads their positions; without a majority it fails and nothing changes. A node
+   restarted empty (no log) does not count towards that majority while another answering
+   node holds a log and some node did not answer (`fence_round.vouching`): it forgot what it
+   acknowledged, and the missing node may hold a write no answering node has. The agent is
+   meant to run with ``on_fail = "demote"`` (its default in a promotable clone): the refused
+   node is demoted and keeps its data, instead of being restarted empty;
 2. if another node holds a more up-to-date copy (higher ``(log_epoch, seq)``) than this one,
    copies it here first, so no write acknowledged by a majority is lost whichever node the
    scheduler chose;
@@ -53,7 +58,7 @@ from hakeeper.errors import ConfigError, SessionStoreError
 from hakeeper.model.address import HostPort
 from hakeeper.model.cluster import Coordination
 from hakeeper.sessions.client import SessionClient
-from hakeeper.sessions.fence_round import fence_every
+from hakeeper.sessions.fence_round import fence_every, vouching
 from hakeeper.sessions.position import Position, Role, most_up_to_date
 from hakeeper.sessions.tls import PeerTls, peer_tls
 
@@ -271,10 +276,21 @@ class SessionsAgent(ProcessAgent):
         positions = await fence_every(self.addresses, fence)
         if me not in positions:
             return f"the local store {me} did not answer the fence"
-        if len(positions) < len(self.addresses) // 2 + 1:
+        majority = len(self.addresses) // 2 + 1
+        if len(positions) < majority:
             return (
                 f"only {len(positions)} of {len(self.addresses)} store nodes answered: "
                 "cannot fence a majority, so cannot know the latest writes"
+            )
+        counted = vouching(positions, len(self.addresses))
+        if len(counted) < majority:
+            empty = sorted(set(positions) - set(counted))
+            missing = sorted(set(self.addresses) - set(positions))
+            return (
+                f"only {len(counted)} of {len(self.addresses)} store nodes answered with a "
+                f"log ({', '.join(empty)} restarted empty and cannot vouch for what was "
+                f"acknowledged before) and {', '.join(missing)} did not answer: refused until "
+                "a node that kept its log answers"
             )
         best = most_up_to_date(positions)
         rank = (positions[best].log_epoch, positions[best].seq)

@@ -8,15 +8,37 @@ may then miss a write which only a slower node still holds: the nemesis saw exac
 acknowledged write lost when the killed primary's restarted store answered first. The nodes
 that answer, all of them, are searched for the most up-to-date. Asking them together keeps
 the round to one control timeout, where a sequential round paid it for every dead node.
+
+Waiting for everyone is not enough when the node holding a write is the one that does not
+answer: then the restarted node's empty answer still made up the majority. `vouching` says
+which answers may count towards it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from hakeeper.errors import SessionStoreError
 from hakeeper.sessions.position import Position
+
+
+def vouching(positions: Mapping[str, Position], nodes: int) -> list[str]:
+    """The nodes whose answers count towards the promotion's majority (of ``nodes``, the
+    store's size): those holding a log of some epoch. A node that holds none (``log_epoch``
+    0: its store started empty and has not caught up from any primary since) has forgotten
+    whatever it acknowledged before its restart, so it cannot vouch that the others hold
+    every acknowledged write.
+
+    Every answer counts when none holds a log (the store has never had a primary that a
+    node caught up from: a first start, or every answering node restarted), and when every
+    node answered: then no node is left to wait for, and what the answers lack is gone
+    whoever is waited for (a majority of an in-memory store restarted).
+    """
+    holding = [name for name, p in positions.items() if p.log_epoch > 0]
+    if not holding or len(positions) >= nodes:
+        return list(positions)
+    return holding
 
 
 async def fence_every(
