@@ -64,3 +64,18 @@ async def test_vacated_gives_up_after_its_timeout_while_the_controller_stays() -
     await ControllerElection(coord, KEYS, "n1").campaign(await coord.grant(3))
     await asyncio.wait_for(ControllerElection(coord, KEYS, "n2").vacated(timeout=0.05), 5)
     assert await ControllerElection(coord, KEYS, "n2").current() is not None
+
+
+async def test_a_resigned_term_ends_and_the_next_campaign_starts_a_new_one() -> None:
+    coord = LocalCoordinator()
+    election = ControllerElection(coord, KEYS, "n1")
+    lease = await coord.grant(3)
+    old = await election.campaign(lease)
+
+    assert await election.resign(old.term)
+    new = await election.campaign(lease)
+
+    assert new.node == "n1"
+    assert new.term > old.term
+    assert not await election.resign(old.term)  # the old term no longer holds the key
+    assert await election.current() == new

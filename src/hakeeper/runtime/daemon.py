@@ -43,6 +43,7 @@ from hakeeper.runtime.alerts import AlertDispatcher
 from hakeeper.runtime.connect import open_coordinator
 from hakeeper.runtime.controller import Controller, Deposed
 from hakeeper.runtime.controller_jobs import ControllerJob, JobRunner
+from hakeeper.runtime.controller_teardown import STOP_TIMEOUT, cancel_within, resign_stuck_term
 from hakeeper.runtime.crm_tools.install import DIR_NAME as TOOLS_DIR_NAME
 from hakeeper.runtime.crm_tools.install import serving_tools, tools_dir
 from hakeeper.runtime.election import ControllerElection
@@ -118,6 +119,8 @@ class NodeDaemon:
         # takes effect there at once, and for those three at the next start.
         self.lease_timing = spec.timing
         self._stop = asyncio.Event()
+        #: Controller tasks that ignored their cancellation (`controller_teardown`).
+        self._abandoned: set[asyncio.Task[None]] = set()
         self.watchdog = watchdog or self._watchdog()
         self._executor: Executor | None = None
         #: What this node's loops measure (lease renewals, scheduler runs, fences,
@@ -529,7 +532,15 @@ class NodeDaemon:
                 tools_dir=str(tools_dir(self.state_dir)),
             )  # fmt: skip
             retention = EventRetention(events, lambda: spec_now().options)
-            await self._lead(controller, membership, runner, alerts, retention)
+            stuck = await self._lead(controller, membership, runner, alerts, retention)
+            if stuck:
+                # Kept referenced, never awaited again: the term they ran under is over.
+                self._abandoned |= stuck
+                await resign_stuck_term(
+                    election, current.term, stuck,
+                    pause=self.spec.timing.renew_interval,
+                    timeout=self.spec.timing.renew_interval * 5,
+                )  # fmt: skip
 
     async def _lead(
         self,
@@ -538,10 +549,11 @@ class NodeDaemon:
         runner: JobRunner,
         alerts: AlertDispatcher,
         retention: EventRetention,
-    ) -> None:
+    ) -> set[asyncio.Task[None]]:
         """Run the controller (and its periodic jobs) until deposed, the engine fails, or
         membership lapses; deliver alerts and trim the event log meanwhile (neither ends the
-        term: their own trouble is only logged)."""
+        term: their own trouble is only logged). Returns the tasks that did not stop within
+        `STOP_TIMEOUT` of their cancellation (`hakeeper.runtime.controller_teardown`)."""
         task = asyncio.create_task(controller.run(), name="controller")
         lost = asyncio.create_task(self._membership_lapses(membership))
         jobs = asyncio.create_task(runner.run(), name="controller-jobs")
@@ -550,14 +562,12 @@ class NodeDaemon:
         try:
             await asyncio.wait({task, lost, jobs}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for t in (task, lost, jobs, alerting, trimming):
-                t.cancel()
-            results = await asyncio.gather(task, lost, jobs, return_exceptions=True)
-            side = await asyncio.gather(alerting, trimming, return_exceptions=True)
-        for name, outcome in zip(("alerts", "events_retention"), side, strict=True):
+            stuck = await cancel_within((task, lost, jobs, alerting, trimming), STOP_TIMEOUT)
+        for name, side in (("alerts", alerting), ("events_retention", trimming)):
+            outcome = _outcome(side, stuck)
             if isinstance(outcome, Exception):
                 log.error("event=%s_failed error=%r", name, repr(outcome))
-        for result in results:
+        for result in (_outcome(t, stuck) for t in (task, lost, jobs)):
             if isinstance(result, BaseExceptionGroup):
                 deposed = result.subgroup((Deposed, CoordError))
                 if deposed is None:
@@ -565,10 +575,9 @@ class NodeDaemon:
                 log.warning("event=controller_stopped reason=%r", str(deposed.exceptions[0]))
             elif isinstance(result, Deposed | CoordError):
                 log.warning("event=controller_stopped reason=%r", str(result))
-            elif isinstance(result, BaseException) and not isinstance(
-                result, asyncio.CancelledError
-            ):
+            elif isinstance(result, BaseException):
                 raise result
+        return stuck
 
     async def _membership_lapses(self, membership: Membership) -> None:
         """Return once the membership deadline passes (it moves forward on each renewal)."""
@@ -585,6 +594,13 @@ class NodeDaemon:
 
     def _fencer(self, spec: ClusterSpec) -> Fencer | None:
         return fencer_of(spec, runner=self._fence_runner, in_flight=self._fences)
+
+
+def _outcome(task: asyncio.Task[None], stuck: set[asyncio.Task[None]]) -> BaseException | None:
+    """What a finished task raised (None: returned, cancelled, or still stuck)."""
+    if task in stuck or task.cancelled():
+        return None
+    return task.exception()
 
 
 def _changed_primitives(before: ClusterSpec, after: ClusterSpec) -> set[str]:

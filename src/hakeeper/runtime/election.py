@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 
-from hakeeper.coord.base import Cmp, Coordinator, Get, Lease, Put, TxnResult
+from hakeeper.coord.base import Cmp, Coordinator, Delete, Get, Lease, Put, TxnResult
 from hakeeper.errors import CoordError
 from hakeeper.runtime.keys import KeySpace
 
@@ -42,6 +42,14 @@ class ControllerElection:
         # Both branches read the key inside the same atomic txn that found it or wrote it.
         assert current is not None
         return current
+
+    async def resign(self, term: int) -> bool:
+        """End ``term`` by deleting the controller key while that term still holds it; True
+        if this deleted it. The next campaign, this node's too, starts a new term, so
+        whatever the old term's controller still does is refused by `term_guard`."""
+        key = self._keys.controller
+        result = await self._coord.txn([term_guard(self._keys, term)], [Delete(key)], [])
+        return result.succeeded
 
     async def current(self) -> Controller | None:
         kv = await self._coord.get(self._keys.controller)
