@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from hakeeper.lab.nemesis_checks import Verdict, check_history
+from hakeeper.lab.nemesis_checks import INVARIANTS, Verdict, check_history
 from hakeeper.lab.nemesis_history import EVENTS_FILE, History, read_run
 from hakeeper.lab.nemesis_run import RunResult, run_nemesis
 from hakeeper.lab.nemesis_stack import build_stack
@@ -29,21 +29,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 SEED = 20
 DURATION = 120.0
-#: Invariants this branch does not hold yet, with why. The run still checks and reports
-#: them (`hakeeper lab nemesis` exits 1); the merge or fix named removes the entry, until
-#: then this test keeps the others at 0 without hiding these. See docs/reliability.md.
-OPEN = {
-    # A store restarted empty still counts in a promotion's majority: with the node that
-    # holds a write unreachable at that moment, the write is lost (docs/reliability.md says
-    # why refusing such a promotion needs on_fail=demote first).
-    "session-linearizable": "a restarted, empty store counts in a promotion's majority",
-    "session-no-lost-write": "the same write, missing from the final read as well",
-    # Once, no node took the VIP back within 90 s after an isolation's heal (not diagnosed).
-    "recovery-within-bound": "open finding: no recovery within 90 s after some heals",
-}
-
-
-#: Where a run that broke an invariant not yet open is kept (history, event log, agents'
+#: Where a run that broke an invariant is kept (history, event log, agents'
 #: logs): a finding is analysed from its run directory, and a temporary one is gone.
 KEEP_DIR = Path(os.environ.get("HAKEEPER_KEEP_DIR", "/var/tmp/hakeeper-kept"))
 
@@ -68,24 +54,23 @@ def nemesis() -> Iterator[tuple[RunResult, History]]:
 
 
 def broken(verdict: Verdict) -> dict[str, tuple[str, ...]]:
-    """The invariants with violations that `OPEN` does not name, with their examples."""
-    return {i.name: i.examples for i in verdict.invariants if i.violations and i.name not in OPEN}
+    """The invariants with violations, with their examples."""
+    return {i.name: i.examples for i in verdict.invariants if i.violations}
 
 
 def test_every_scheduled_fault_kind_was_injected(nemesis: tuple[RunResult, History]) -> None:
     result, history = nemesis
 
-    stopped = [m for m in result.missed if "did not serve again" in m]
-    assert set(result.injected) == set(result.planned) or stopped, result.missed
+    assert set(result.injected) == set(result.planned), result.missed
     assert {f.kind for f in history.faults} == set(result.injected)
     assert len(set(result.planned)) >= 6  # two minutes hold most kinds of one deck
 
 
-def test_every_invariant_not_yet_open_has_no_violation(nemesis: tuple[RunResult, History]) -> None:
+def test_every_invariant_has_no_violation(nemesis: tuple[RunResult, History]) -> None:
     verdict = check_history(nemesis[1])
 
     assert not broken(verdict), f"run kept in {KEEP_DIR}"
-    assert {i.name for i in verdict.invariants} >= set(OPEN)
+    assert {i.name for i in verdict.invariants} == set(INVARIANTS)
 
 
 def test_every_workload_and_sampler_recorded_throughout(
