@@ -140,17 +140,22 @@ async def replica_follows_primary(
             await asyncio.sleep(0.1)
 
 
-@pytest.mark.slow
-async def test_promotable_store_keeps_acknowledged_writes_across_primary_crash(
-    lab: tuple[LoopbackCluster, int, SessionsAgent],
-) -> None:
-    cluster, port, agent = lab
+async def started_with_a_primary(cluster: LoopbackCluster) -> str:
+    """Start the cluster, wait for one store primary and two replicas; the primary's node."""
     await cluster.start()
     ready = await cluster.wait_for(
         "one store primary and two replicas",
         lambda o: sorted(roles(o, "store").values()) == ["promoted", "started", "started"],
     )
-    primary = next(n for n, r in roles(ready, "store").items() if r == "promoted")
+    return next(n for n, r in roles(ready, "store").items() if r == "promoted")
+
+
+@pytest.mark.slow
+async def test_promotable_store_keeps_acknowledged_writes_across_primary_crash(
+    lab: tuple[LoopbackCluster, int, SessionsAgent],
+) -> None:
+    cluster, port, agent = lab
+    primary = await started_with_a_primary(cluster)
     survivor = next(n for n in NODES if n != primary)
     await replica_follows_primary(agent, survivor, primary)
     async with SessionClient(f"{NODES[survivor]}:{port}") as client:
@@ -204,12 +209,7 @@ async def test_a_refused_promote_leaves_the_store_running_with_its_data(
     empty node's say (its promote is refused), and must not be restarted for that refusal
     (on_fail = "demote", the session store's default): restarted, it lost every key."""
     cluster, port, agent = lab
-    await cluster.start()
-    ready = await cluster.wait_for(
-        "one store primary and two replicas",
-        lambda o: sorted(roles(o, "store").values()) == ["promoted", "started", "started"],
-    )
-    primary = next(n for n, r in roles(ready, "store").items() if r == "promoted")
+    primary = await started_with_a_primary(cluster)
     keeper, emptied = (n for n in NODES if n != primary)
     await replica_follows_primary(agent, keeper, primary)
     async with SessionClient(f"{NODES[keeper]}:{port}") as client:
