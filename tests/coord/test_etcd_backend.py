@@ -355,6 +355,19 @@ async def test_close_is_idempotent_and_reaps_members(tmp_path: Path) -> None:
     assert await asyncio.to_thread(lambda: log.stat().st_size) > 0
 
 
+async def test_close_removes_the_members_data_and_keeps_their_logs(tmp_path: Path) -> None:
+    require_binary("etcd")
+    lab = EtcdCluster(1, base_dir=tmp_path)
+    await lab.start()
+    member = tmp_path / lab.names[0]
+    assert (member / "data").is_dir()
+
+    await lab.close()
+
+    assert not (member / "data").exists()  # 128 MB of preallocated WAL per member
+    assert (member / "etcd.log").is_file()
+
+
 async def test_one_endpoint_down_at_connect_is_tolerated(cluster: EtcdCluster) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     coord = await EtcdCoordinator.open([dead, *cluster.endpoints])
