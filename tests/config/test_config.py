@@ -183,6 +183,13 @@ def test_on_fail_demote_in_a_promotable_clone_loads() -> None:
     assert db.meta.on_fail == "demote"
 
 
+def on_fail_and_timeout(doc: dict[str, Any], rid: str) -> tuple[str, float]:
+    """The ``on_fail`` and ``failure_timeout`` resource ``rid`` ends up with."""
+    prim = to_spec(parse(doc)).primitive(rid)
+    assert prim is not None
+    return prim.meta.on_fail, prim.meta.failure_timeout
+
+
 def test_the_session_store_in_a_promotable_clone_defaults_to_demote_with_a_failure_timeout() -> (
     None
 ):
@@ -190,9 +197,7 @@ def test_the_session_store_in_a_promotable_clone_defaults_to_demote_with_a_failu
         resources={"store": {"agent": "sessions", "params": {"port": 11311}}},
         clones={"s": {"resource": "store", "promotable": True}},
     )
-    store = to_spec(parse(doc)).primitive("store")
-    assert store is not None
-    assert (store.meta.on_fail, store.meta.failure_timeout) == ("demote", 10.0)
+    assert on_fail_and_timeout(doc, "store") == ("demote", 10.0)
 
 
 def test_the_cluster_file_overrides_the_session_stores_defaults() -> None:
@@ -200,9 +205,7 @@ def test_the_cluster_file_overrides_the_session_stores_defaults() -> None:
         resources={"store": {"agent": "sessions", "on_fail": "restart", "failure_timeout": "1m"}},
         clones={"s": {"resource": "store", "promotable": True}},
     )
-    store = to_spec(parse(doc)).primitive("store")
-    assert store is not None
-    assert (store.meta.on_fail, store.meta.failure_timeout) == ("restart", 60.0)
+    assert on_fail_and_timeout(doc, "store") == ("restart", 60.0)
 
 
 def test_other_resources_keep_restart_and_no_failure_timeout_by_default() -> None:
@@ -210,11 +213,8 @@ def test_other_resources_keep_restart_and_no_failure_timeout_by_default() -> Non
         resources={"db": {"agent": "ocf:heartbeat:Stateful"}, "web": {"agent": "sessions"}},
         clones={"c": {"resource": "db", "promotable": True}},
     )
-    spec = to_spec(parse(doc))
     for rid in ("db", "web"):  # a session store outside a promotable clone too
-        prim = spec.primitive(rid)
-        assert prim is not None
-        assert (prim.meta.on_fail, prim.meta.failure_timeout) == ("restart", 0.0)
+        assert on_fail_and_timeout(doc, rid) == ("restart", 0.0)
 
 
 def test_etcd_needs_endpoints() -> None:

@@ -11,6 +11,7 @@ from hakeeper.agents.base import OcfRc, OpRequest, OpResult
 from hakeeper.config.loader import spec_from_text
 from hakeeper.model.records import Assignment, Placement
 from hakeeper.model.state import Instance
+from hakeeper.runtime.executor import Executor
 from hakeeper.runtime.record_codec import encode_assignment
 from hakeeper.runtime.store import ClusterStore
 from tests.fakes import LocalCoordinator
@@ -51,6 +52,14 @@ async def assign(coord: LocalCoordinator, role: str) -> None:
     await coord.put(KEYS.assignment("pg"), encode_assignment(Assignment("pg", (placement,))))
 
 
+async def refuse_a_promote(coord: LocalCoordinator, executor: Executor) -> None:
+    """Start pg on n1 as a replica, then assign it the primary: RefusingAgent refuses."""
+    await assign(coord, "started")
+    await executor.converge()
+    await assign(coord, "promoted")
+    await executor.converge()
+
+
 async def instances(store: ClusterStore) -> tuple[Instance, ...]:
     return (await store.observe(DEMOTE, time.time())).state.instances
 
@@ -61,10 +70,7 @@ async def test_a_refused_promote_is_demoted_in_place_and_monitored_as_a_replica(
     agent = RefusingAgent()
     coord, store, executor = await n1_executor(tmp_path, FakeAgents(lambda c: agent), DEMOTE)
     try:
-        await assign(coord, "started")
-        await executor.converge()
-        await assign(coord, "promoted")
-        await executor.converge()
+        await refuse_a_promote(coord, executor)
         assert executor.local == {("pg", 0): "failed"}
         assert await instances(store) == (Instance("pg", "n1", "failed", demotable=True),)
         observed = (await store.observe(DEMOTE, time.time())).state
@@ -91,10 +97,7 @@ async def test_under_on_fail_restart_a_refused_promote_stays_failed_for_the_sche
     agent = RefusingAgent()
     coord, store, executor = await n1_executor(tmp_path, FakeAgents(lambda c: agent), RESTART)
     try:
-        await assign(coord, "started")
-        await executor.converge()
-        await assign(coord, "promoted")
-        await executor.converge()
+        await refuse_a_promote(coord, executor)
         await assign(coord, "started")
         await executor.converge()
         assert executor.local == {("pg", 0): "failed"}
