@@ -534,8 +534,10 @@ class NodeDaemon:
             retention = EventRetention(events, lambda: spec_now().options)
             stuck = await self._lead(controller, membership, runner, alerts, retention)
             if stuck:
-                # Kept referenced, never awaited again: the term they ran under is over.
+                # Kept referenced until they end, never awaited: their term is over.
                 self._abandoned |= stuck
+                for late in stuck:
+                    late.add_done_callback(self._abandoned.discard)
                 await resign_stuck_term(
                     election, current.term, stuck,
                     pause=self.spec.timing.renew_interval,
