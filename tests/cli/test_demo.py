@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,6 +51,20 @@ def test_cluster_demo_tour_fails_over_and_back_then_stops_everything() -> None:
     assert "demo stopped" in out
 
 
+@contextlib.contextmanager
+def sigint_as_at_a_terminal() -> Iterator[None]:
+    """Children started here get SIGINT's default action, as a command run at a terminal has.
+
+    A job a non-interactive shell starts with ``&`` (a CI runner's, ``nohup ... &``) ignores
+    SIGINT, and the ignoring is inherited through exec: the watch would ignore the test's
+    Ctrl-C, rightly, and never end. A handled signal is reset to its default by exec."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _hints(log: Path, deadline: float) -> list[str]:
     """The commands the live demo suggests, once it has printed them."""
     while time.monotonic() < deadline:
@@ -79,13 +95,19 @@ def test_every_command_the_live_demo_suggests_runs_as_printed(tmp_path: Path) ->
             words = shlex.split(hint)
             argv = words if words[0] == "curl" else [sys.executable, "-m", "hakeeper", *words[1:]]
             if "--watch" in words:
-                watching = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env, text=True)
+                with sigint_as_at_a_terminal():
+                    watching = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env, text=True)
                 # Rich draws a watch to a pipe only when it stops: give it time to start (an
                 # import takes seconds on a loaded machine), then Ctrl-C, then read its screen.
-                time.sleep(10.0)
-                assert watching.poll() is None, f"{hint} stopped at once"
-                watching.send_signal(signal.SIGINT)
-                shown, _ = watching.communicate(timeout=30)
+                try:
+                    time.sleep(10.0)
+                    assert watching.poll() is None, f"{hint} stopped at once"
+                    watching.send_signal(signal.SIGINT)
+                    shown, _ = watching.communicate(timeout=30)
+                finally:
+                    if watching.poll() is None:
+                        watching.kill()
+                        watching.wait(timeout=30)
                 assert "n1" in shown, hint
                 continue
             done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
