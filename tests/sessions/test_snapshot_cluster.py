@@ -12,7 +12,7 @@ import pytest
 
 from hakeeper.sessions import entries
 from hakeeper.sessions.client import SessionClient
-from hakeeper.sessions.client_codec import ErrorReply
+from hakeeper.sessions.client_codec import BusyReply, ErrorReply
 from hakeeper.sessions.position import Role
 from hakeeper.sessions.snapshot import SnapshotHeader
 from hakeeper.sessions.snapshot_transfer import find_primary, take_snapshot
@@ -136,3 +136,23 @@ async def test_snapshot_on_a_replica_is_refused(store: StoreCluster) -> None:
         with pytest.raises(ErrorReply, match="not the primary"):
             await client.command(b"hk_snapshot")
         assert (await client.position()).role is Role.REPLICA
+
+
+async def test_a_second_snapshot_waits_for_the_first_to_be_read(store: StoreCluster) -> None:
+    primary = await find_primary(store.addresses, store.control, DEADLINE)
+    first = await take_snapshot(store.control(primary, DEADLINE), CHUNK)
+    try:
+        with pytest.raises(BusyReply, match="being read already"):
+            await take_snapshot(store.control(primary, DEADLINE), CHUNK)
+        second = asyncio.create_task(
+            take_snapshot(store.control(primary, DEADLINE), CHUNK, busy_wait=DEADLINE)
+        )
+        await asyncio.sleep(1.0)
+        assert not second.done()  # still asking while the first is open
+        first_chunks = [chunk async for chunk in first.chunks()]
+    finally:
+        await first.close()
+    waited = await second
+    second_chunks = [chunk async for chunk in waited.chunks()]
+    assert len(entries.decode(b"".join(second_chunks[1:]))) == waited.keys
+    assert waited.keys == len(entries.decode(b"".join(first_chunks[1:])))

@@ -21,7 +21,7 @@ from hakeeper.model.cluster import ClusterSpec
 from hakeeper.sessions.agent import SessionsAgent
 from hakeeper.sessions.client import SessionClient
 from hakeeper.sessions.client_codec import Value
-from hakeeper.sessions.snapshot import DEFAULT_CHUNK
+from hakeeper.sessions.snapshot import DEFAULT_CHUNK, IDLE_TIMEOUT
 from hakeeper.sessions.snapshot_transfer import (
     StoreSnapshotStream,
     find_primary,
@@ -36,6 +36,9 @@ CALL_TIMEOUT = 60.0
 # A restore reseeds right after writing the cluster's records: the controller has yet to
 # start the store's clone and promote a primary.
 FIND_TIMEOUT = 120.0
+# Another backup's snapshot being read on the primary (the controller's scheduled one beside
+# an operator's) is waited for: long enough for one abandoned by a dead reader to expire.
+SNAPSHOT_BUSY_WAIT = IDLE_TIMEOUT + 5.0
 # A directory the agent objects are given but never touch (they only make control calls).
 UNUSED_STATE_DIR = Path("/var/lib/hakeeper")
 
@@ -72,7 +75,9 @@ class SessionStores:
 
     async def snapshot(self, store: str) -> StoreSnapshotStream:
         """The store's snapshot, frozen on its primary at one epoch and seq."""
-        return await take_snapshot(await self._primary_client(store), self.chunk_bytes)
+        return await take_snapshot(
+            await self._primary_client(store), self.chunk_bytes, busy_wait=SNAPSHOT_BUSY_WAIT
+        )
 
     async def reseed(self, store: str, epoch: int, chunks: AsyncIterator[bytes]) -> int:
         """Replace the store's data with a snapshot taken at ``epoch``; the keys loaded."""

@@ -27,11 +27,17 @@ from dataclasses import dataclass
 from hakeeper.errors import SessionStoreError
 
 ERROR_PREFIXES = (b"ERROR", b"CLIENT_ERROR", b"SERVER_ERROR")
+BUSY_PREFIX = b"SERVER_ERROR busy:"
 LINE = -1  # what a parser yields for "the next line"
 
 
 class ErrorReply(SessionStoreError):
     """The server answered an error line (``ERROR``, ``CLIENT_ERROR``, ``SERVER_ERROR``)."""
+
+
+class BusyReply(ErrorReply):
+    """The server answered ``SERVER_ERROR busy: ...``: what was asked waits for a transfer
+    already under way (one snapshot is read at a time); the same request may succeed later."""
 
 
 class MalformedReply(SessionStoreError):
@@ -94,6 +100,8 @@ def seed_request(token: int, piece: bytes) -> bytes:
 def checked(address: str, line: bytes) -> bytes:
     """``line`` without its line end; `ErrorReply` if the server answered an error."""
     line = line.rstrip(b"\r\n")
+    if line.startswith(BUSY_PREFIX):
+        raise BusyReply(f"session store {address} answered {line.decode()!r}")
     if line.startswith(ERROR_PREFIXES):
         raise ErrorReply(f"session store {address} answered {line.decode()!r}")
     return line

@@ -191,7 +191,7 @@ class PeerCommands:
             return b"SERVER_ERROR not the primary: take the snapshot on the primary\r\n"
         view = self.open_snapshot
         if view is not None and not view.done:
-            return b"SERVER_ERROR a snapshot is being read already; retry in %d s\r\n" % int(
+            return b"SERVER_ERROR busy: a snapshot is being read already; retry in %d s\r\n" % int(
                 IDLE_TIMEOUT - (self.now - view.last_used) + 1
             )
         view = FrozenView(self.store, self.log_epoch, self.seq, _token(), self.now)

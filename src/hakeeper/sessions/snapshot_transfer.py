@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from hakeeper.errors import SessionStoreError
 from hakeeper.sessions.client import SessionClient
+from hakeeper.sessions.client_codec import BusyReply
 from hakeeper.sessions.position import Position, Role
 from hakeeper.sessions.snapshot import (
     DEFAULT_CHUNK,
@@ -37,6 +38,7 @@ from hakeeper.sessions.snapshot import (
 # item (-I 1024m); the node sending it proved the cluster secret.
 CHUNK_SLACK = 1 << 30
 FIND_RETRY = 0.2
+BUSY_RETRY = 0.5
 
 ClientFactory = Callable[[str], SessionClient]
 
@@ -119,14 +121,24 @@ async def find_primary(addresses: Sequence[str], client_for: ClientFactory, time
 
 
 async def take_snapshot(
-    client: SessionClient, chunk_bytes: int = DEFAULT_CHUNK
+    client: SessionClient, chunk_bytes: int = DEFAULT_CHUNK, *, busy_wait: float = 0.0
 ) -> StoreSnapshotStream:
-    """Freeze the store on ``client``'s node (its primary; connected here)."""
+    """Freeze the store on ``client``'s node (its primary; connected here). While another
+    snapshot is being read there (a node reads one at a time), ask again for up to
+    ``busy_wait`` seconds: a scheduled backup and an operator's can overlap."""
     if not 0 < chunk_bytes <= MAX_CHUNK:
         raise ValueError(f"chunk_bytes must be 1 to {MAX_CHUNK}")
     await client.connect()
+    deadline = asyncio.get_running_loop().time() + busy_wait
     try:
-        token, epoch, seq, keys = await client.snapshot_open()
+        while True:
+            try:
+                token, epoch, seq, keys = await client.snapshot_open()
+                break
+            except BusyReply:
+                if asyncio.get_running_loop().time() + BUSY_RETRY > deadline:
+                    raise
+                await asyncio.sleep(BUSY_RETRY)
     except BaseException:
         await client.close()
         raise
