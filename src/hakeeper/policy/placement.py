@@ -293,10 +293,13 @@ def _place_clone(
     remaining = (clone.max or len(view.nodes)) - sum(alloc.values())
     eligible = [n for n in view.nodes if n not in alloc and scores[n][0] >= 0]
     for round_ in range(clone.max_per_node):
+        slot = {
+            n: _slot_score(scores[n][0], live.get(n, 0), round_, unit.stickiness) for n in eligible
+        }
         order = sorted(
-            eligible,
+            (n for n in eligible if slot[n] >= 0),
             key=lambda n: (
-                -scores[n][0],
+                -slot[n],
                 -(live.get(n, 0) > round_),
                 load[n] + alloc.get(n, 0),
                 view.index(n),
@@ -333,6 +336,15 @@ def _place_clone(
             Decision("cannot-run", f"{unit.id} cannot run anywhere ({reasons})", unit.id)
         )
     return target
+
+
+def _slot_score(score: int, running: int, round_: int, stickiness: int) -> int:
+    """A node's score for the clone's copy number ``round_ + 1`` there: stickiness holds the
+    copies that run (Pacemaker's is per instance), not one more. A flat bonus for any node
+    with a copy would move the next copy there, and the cycle after would move it back."""
+    if not 0 < running <= round_ or not stickiness or not -INF < score < INF:
+        return score  # no copy there (no stickiness in it), or this copy runs there
+    return score - stickiness
 
 
 def _apply_orders(view: View, targets: dict[str, Target]) -> None:
