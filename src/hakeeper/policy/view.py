@@ -104,10 +104,15 @@ class View:
         return None
 
     def gone_primary_maintenance(self, unit: Unit) -> str | None:
-        """A node in maintenance where the primary runs: it stays primary, untouched."""
+        """A node in maintenance where the primary runs: it stays primary, untouched. Not a
+        node gone by the end of this transition (fenced in it): no primary is left there."""
         rid = unit.members[0].id
         for node in self.nodes:
-            if node in self.maintenance and "promoted" in self.roles(rid, node):
+            if (
+                node in self.maintenance
+                and not self.gone(node)
+                and "promoted" in self.roles(rid, node)
+            ):
                 return node
         return None
 
