@@ -160,3 +160,29 @@ def test_plan_live_starts_from_the_running_cluster_and_answers_what_if(
     )
     assert down.exit_code == 0, down.output
     assert "start vip on n1" not in down.stdout
+
+
+def test_a_held_promotion_prints_its_cleanup_naming_the_cluster_file(tmp_path: Path) -> None:
+    config = tmp_path / "cluster.toml"
+    config.write_text(
+        '[nodes.n1]\naddress = "10.0.0.11"\n[nodes.n2]\naddress = "10.0.0.12"\n'
+        '[resources.store]\nagent = "ocf:heartbeat:Stateful"\non_fail = "demote"\n'
+        'failure_timeout = "30s"\n[clones.sessions]\nresource = "store"\npromotable = true\n'
+    )
+    state = tmp_path / "state.json"
+    state.write_text(
+        json.dumps(
+            {
+                "now": 20.0,
+                "nodes": {"n1": {}, "n2": {}},
+                "instances": [
+                    {"resource": "store", "node": n, "role": "started"} for n in ("n1", "n2")
+                ],
+                "failcounts": [{"resource": "store", "node": "n1", "count": 1, "last_failure": 9}],
+                "promotion_scores": {"store": {"n1": 20, "n2": 10}},
+            }
+        )
+    )
+    code, out = run("plan", str(config), "--state", str(state))
+    assert code == 0, out
+    assert f"clear it with: hakeeper resource cleanup store n1 --config {config}" in out

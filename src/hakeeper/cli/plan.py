@@ -24,6 +24,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hakeeper.api import hints
 from hakeeper.cli import cluster_client, remote
 from hakeeper.config import load, to_spec
 from hakeeper.errors import ConfigError, CoordError, HakeeperError
@@ -81,6 +82,8 @@ def print_transition_doc(tr: dict[str, Any]) -> None:
         for d in tr["decisions"]:
             style = "red" if d["kind"] in ("blocked", "no-quorum", "cannot-run") else "dim"
             console.print(f"  [{style}]{d['kind']:>17}[/]  {d['message']}")
+            if d.get("fix"):
+                console.print(f"  {'':>17}  clear it with: {hints.hakeeper(*d['fix'])}")
 
 
 def plan(
@@ -110,6 +113,7 @@ def plan(
     if config is None:
         typer.echo("hakeeper plan: give the cluster file: hakeeper plan CLUSTER.toml", err=True)
         raise typer.Exit(2)
+    hints.use_config(config)
     try:
         spec = to_spec(load(config))
         if live:

@@ -94,6 +94,9 @@ class Decision:
     message: str
     resource: str | None = None
     node: str | None = None
+    #: The ``hakeeper`` command (its words after ``hakeeper``) an operator runs to end what
+    #: this decision reports; the CLI prints it naming the cluster file in use.
+    fix: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.message}"
@@ -166,7 +169,13 @@ class Transition:
                 for i, a in enumerate(self.actions)
             ],
             "decisions": [
-                {"kind": d.kind, "resource": d.resource, "node": d.node, "message": d.message}
+                {
+                    "kind": d.kind,
+                    "resource": d.resource,
+                    "node": d.node,
+                    "message": d.message,
+                    "fix": list(d.fix),
+                }
                 for d in self.decisions
             ],
         }

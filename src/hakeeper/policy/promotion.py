@@ -151,10 +151,10 @@ def _failed_under_demote(view: View, unit: Unit, node: str) -> bool:
         Decision(
             "demote",
             f"{member.id} failed {count}x on {node} and its on_fail is demote: {node} is not "
-            f"promoted while that fail count stands (until {until}; or clear it with: "
-            f"hakeeper resource cleanup {member.id} {node})",
+            f"promoted while that fail count stands (until {until}, or until it is cleared)",
             unit.id,
             node,
+            fix=("resource", "cleanup", member.id, node),
         )
     )
     return True

@@ -216,7 +216,10 @@ class Controller:
         current = set(decisions)
         for decision in sorted(current - self._decisions, key=str):
             level = logging.WARNING if decision.kind == "blocked" else logging.INFO
-            log.log(level, "event=decision kind=%s message=%r", decision.kind, decision.message)
+            fix = f" fix={' '.join(('hakeeper', *decision.fix))!r}" if decision.fix else ""
+            log.log(
+                level, "event=decision kind=%s message=%r%s", decision.kind, decision.message, fix
+            )
         self._decisions = current
 
     # --- acting -----------------------------------------------------------------------------
