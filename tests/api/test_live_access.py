@@ -1,6 +1,6 @@
 """A token added or revoked by ``config apply`` is honoured by the running API within
 seconds, without a restart: the API follows the config the daemon adopts (here the test
-plays the daemon: it adopts what was applied, as `NodeDaemon._follow_config` does)."""
+plays the daemon: it adopts what was applied, as `ConfigInForce.follow` does)."""
 
 from __future__ import annotations
 

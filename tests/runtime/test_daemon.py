@@ -82,7 +82,7 @@ async def test_a_config_that_switches_the_profile_paces_the_quorum_wait_by_the_n
 ) -> None:
     daemon = NodeDaemon(spec_with("default"), "n1", tmp_path, agents=BUILTIN_AGENTS)
     events = EventLog(LocalCoordinator(), KeySpace("c1"), "n1")
-    assert await daemon._use_config(config_text("fast").encode(), 7, events)
+    assert await daemon.config.use(config_text("fast").encode(), 7, events)
     pauses: list[float] = []
 
     async def pause(seconds: float) -> None:
@@ -99,7 +99,7 @@ async def test_the_member_lease_keeps_the_timing_it_started_with(tmp_path: Path)
     daemon = NodeDaemon(spec_with("default"), "n1", tmp_path, agents=BUILTIN_AGENTS)
     events = EventLog(LocalCoordinator(), KeySpace("c1"), "n1")
 
-    assert await daemon._use_config(config_text("wan").encode(), 7, events)
+    assert await daemon.config.use(config_text("wan").encode(), 7, events)
 
     assert (daemon.spec.timing.name, daemon.lease_timing.name) == ("wan", "default")
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from hakeeper import __version__
 from hakeeper.agents.factory import AgentMaker
-from hakeeper.config.file_modes import PRIVATE_UMASK, open_private, private_dir
+from hakeeper.config.file_modes import PRIVATE_UMASK, private_dir
 from hakeeper.config.loader import load_spec
 from hakeeper.coord.base import Coordinator, MembershipChanges
 from hakeeper.coord.raft_connection import wire_versions
@@ -36,10 +36,10 @@ from hakeeper.fencing.in_flight import InFlightFences
 from hakeeper.fencing.topology import Fencer
 from hakeeper.fencing.watchdog import Watchdog
 from hakeeper.model.cluster import ClusterSpec
-from hakeeper.model.events import ConfigRefused
 from hakeeper.model.records import MemberRecord
 from hakeeper.model.wire_version import SUPPORTED, Format, FormatSupport
 from hakeeper.runtime.alerts import AlertDispatcher
+from hakeeper.runtime.config_in_force import LAST_GOOD_CONFIG, ConfigInForce
 from hakeeper.runtime.connect import open_coordinator
 from hakeeper.runtime.controller import Controller, Deposed
 from hakeeper.runtime.controller_jobs import ControllerJob, JobRunner
@@ -56,16 +56,12 @@ from hakeeper.runtime.membership import Membership, renew_every
 from hakeeper.runtime.node_view import Face, NodeView
 from hakeeper.runtime.observations import Observations
 from hakeeper.runtime.store import ClusterStore
-from hakeeper.runtime.stored_config import short_reason, stored_spec
 from hakeeper.runtime.suspicion import SuspicionWatch
 
 log = logging.getLogger(__name__)
 
 HAND_OVER_TIMEOUT = 30.0
-EVENT_TIMEOUT = 10.0
 REMOVAL_CHECK_TIMEOUT = 60.0
-#: The last config this node adopted, in its state dir (read when the stored one is refused).
-LAST_GOOD_CONFIG = "cluster.toml"
 #: What the agent keeps in its state dir: the Raft journal and dump, the agents' state and
 #: logs, the last good config (tightened at start if an older version left them open).
 STATE_OWNED = ("raft", "agents", TOOLS_DIR_NAME, LAST_GOOD_CONFIG)
@@ -97,10 +93,12 @@ class NodeDaemon:
         if spec.node(node) is None:
             known = ", ".join(n.name for n in spec.nodes)
             raise ConfigError(f"node {node!r} is not in the cluster file (nodes: {known})")
-        self.spec = spec
         self.node = node
         self.state_dir = state_dir
-        self.config_text = config_text
+        #: The config in force: the stored one, followed while the node runs.
+        self.config = ConfigInForce(
+            spec, node, state_dir, config_text, on_removed=self.request_stop
+        )
         #: The resource-agent plug-in table, assembled by the face that starts the daemon.
         self.agents = agents
         #: Periodic work only the controller does (scheduled backups, drills), from the face.
@@ -131,6 +129,10 @@ class NodeDaemon:
         #: runner, so each agent's metadata is read once per daemon, not before every fence.
         self._fences = InFlightFences()
         self._fence_runner = FenceAgentRunner()
+
+    @property
+    def spec(self) -> ClusterSpec:
+        return self.config.spec
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -169,7 +171,7 @@ class NodeDaemon:
         store_format = await store.claim_format()
         log.info("event=store_format node=%s format=%d", self.node, store_format)
         events = store.event_log(self.node)
-        await self._adopt_stored_config(store, events)
+        await self.config.adopt_stored(store, events)
         me = self.spec.node(self.node)
         assert me is not None
         membership = store.membership(
@@ -203,7 +205,7 @@ class NodeDaemon:
             feeding = tasks.create_task(self._feed(watchdog, membership, executor), name="watchdog")
             executing = tasks.create_task(executor.run(), name="executor")
             configuring = tasks.create_task(
-                self._follow_config(store, executor, events), name="config"
+                self.config.follow(store, executor, events), name="config"
             )
             campaigning = tasks.create_task(
                 self._campaign(store, events, membership, spec_now), name="campaign"
@@ -251,120 +253,6 @@ class NodeDaemon:
             with contextlib.suppress(CoordError):
                 await membership.leave()
             log.info("event=shutdown phase=done node=%s", self.node)
-
-    async def _adopt_stored_config(self, store: ClusterStore, events: EventLog) -> None:
-        """The cluster runs one config: the stored one (``config apply``); the first agent
-        of a new cluster publishes its own file. A stored config that does not load is
-        refused (an event, a log line): this node runs its last good config instead, the
-        one it last adopted (kept in the state dir), else its own file."""
-        text = self.config_text
-        stored = await store.publish_first_config(text)
-        if stored is None or stored.raw == text.encode():
-            self._keep_last_good(text)
-            return
-        if await self._use_config(stored.raw, stored.revision, events):
-            return
-        saved = self._last_good()
-        if saved is not None and saved != text:
-            await self._use_config(saved.encode(), 0, events, source="last good config")
-
-    async def _follow_config(
-        self, store: ClusterStore, executor: Executor, events: EventLog
-    ) -> None:
-        """Adopt every config ``config apply`` writes; an invalid one changes nothing."""
-        while True:
-            try:
-                async with contextlib.aclosing(store.config_changes()) as changes:
-                    async for stored in changes:
-                        before = self.spec
-                        if await self._use_config(stored.raw, stored.revision, events, executor):
-                            executor.forget_agents(_changed_primitives(before, self.spec))
-            except CoordError as exc:
-                log.warning("event=config_watch_failed error=%r", str(exc))
-                await asyncio.sleep(1.0)
-
-    async def _use_config(
-        self,
-        raw: bytes,
-        revision: int,
-        events: EventLog,
-        executor: Executor | None = None,
-        *,
-        source: str = "",
-    ) -> bool:
-        """Adopt a config if it loads; otherwise refuse it and keep the one in force."""
-        source = source or f"stored config rev {revision}"
-        try:
-            spec = stored_spec(raw, source)
-            if executor is not None:
-                executor.check_agents(spec, _changed_primitives(self.spec, spec))
-            if spec.options.name != self.spec.options.name:
-                raise ConfigError(
-                    f"{source}: cluster name changed from {self.spec.options.name!r} to "
-                    f"{spec.options.name!r}; a cluster cannot be renamed by config apply"
-                )
-        except ConfigError as exc:
-            await self._refuse(events, revision, source, short_reason(exc))
-            return False
-        except (ValueError, RecursionError) as exc:
-            # Not a ConfigError: a reader's bug met a value it did not expect. Rule 5 holds
-            # all the same: the node keeps its config and keeps running.
-            await self._refuse(events, revision, source, f"{source}: {type(exc).__name__}")
-            return False
-        if spec.node(self.node) is None:
-            # `hakeeper node remove` drained this node first: nothing to hand over; stop.
-            log.warning("event=node_removed node=%s source=%s action=stop", self.node, source)
-            self.request_stop()
-            return False
-        if spec.nodes != self.spec.nodes or spec.coordination != self.spec.coordination:
-            log.warning(
-                "event=config_needs_restart source=%s reason=nodes_or_coordination_changed", source
-            )
-        if spec.timing != self.spec.timing:
-            log.warning(
-                "event=config_needs_restart source=%s reason=profile_changed profile=%s "
-                "waits_for_restart=member_lease,watchdog,suspicion",
-                source,
-                spec.timing.name,
-            )
-        self.spec = spec
-        self._keep_last_good(raw.decode("utf-8"))
-        log.info("event=config_adopted source=%s", source)
-        return True
-
-    async def _refuse(self, events: EventLog, revision: int, source: str, reason: str) -> None:
-        log.error("event=config_rejected source=%s error=%r keeping=last_good", source, reason)
-        event = ConfigRefused(ts=time.time(), node=self.node, revision=revision, reason=reason)
-        try:
-            async with asyncio.timeout(EVENT_TIMEOUT):
-                await events.append(event)
-        except (CoordError, TimeoutError) as exc:
-            log.warning("event=config_refused_not_recorded error=%r", str(exc))
-
-    @property
-    def _last_good_path(self) -> Path:
-        return self.state_dir / LAST_GOOD_CONFIG
-
-    def _keep_last_good(self, text: str) -> None:
-        """Keep the config in force (mode 0600: it holds fence parameters), so that a
-        restart while the stored one is refused runs it rather than an older file."""
-        path = self._last_good_path
-        if not text or self._last_good() == text:
-            return
-        scratch = path.with_name(path.name + ".new")
-        try:
-            fd = open_private(scratch, os.O_WRONLY | os.O_TRUNC)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(scratch, path)
-        except OSError as exc:
-            log.warning("event=last_good_config_not_kept path=%s error=%r", path, exc.strerror)
-
-    def _last_good(self) -> str | None:
-        try:
-            return self._last_good_path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            return None
 
     async def _hand_over(self, store: ClusterStore, executor: Executor) -> None:
         """Ask the controller to move our resources away (Pacemaker's shutdown), bounded."""
@@ -603,11 +491,6 @@ def _outcome(task: asyncio.Task[None], stuck: set[asyncio.Task[None]]) -> BaseEx
     if task in stuck or task.cancelled():
         return None
     return task.exception()
-
-
-def _changed_primitives(before: ClusterSpec, after: ClusterSpec) -> set[str]:
-    old = {p.id: p for p in before.primitives}
-    return {p.id for p in after.primitives if old.get(p.id) != p}
 
 
 def run_daemon(
