@@ -229,6 +229,22 @@ def test_a_term_rise_after_a_heal_is_an_election_caused_by_it() -> None:
     assert verdict.faults[1].elections == 1
 
 
+def test_a_term_rise_after_the_next_fault_began_is_not_the_heal_s() -> None:
+    # The 1-hour run: a partition of the controller 3 s after a heal, its election counted
+    # against the heal. Here the Raft leader n1 is killed at 45.8, before n3's term rises.
+    history = clean_history()
+    leaders = tuple(
+        dataclasses.replace(s, term=3) if s.node == "n3" and s.time > 46.0 else s
+        for s in history.leaders
+    )
+    kill = Fault("kill-raft-leader", ("n1",), 45.8, 46.5, group=3)
+    verdict = check_history(
+        dataclasses.replace(history, leaders=leaders, faults=(*history.faults, kill))
+    )
+    assert invariant(verdict, "no-election-on-heal").violations == 0
+    assert verdict.faults[1].elections == 0
+
+
 def test_an_election_owed_to_a_majority_that_lost_its_leader_is_allowed() -> None:
     history = clean_history()
     leaders = (

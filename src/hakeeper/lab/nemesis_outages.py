@@ -73,7 +73,8 @@ class FaultOutcome:
     that window. ``recovered_after``: seconds from the recovery moment until every workload
     succeeded again (None: some workload never did before the run ended). ``elections``:
     rises of the term seen by the nodes the fault did not target, from its undo to
-    `HEAL_WINDOW` after it (None: the fault was never undone, or no leader samples there).
+    `HEAL_WINDOW` after it or the next fault's start (None: the fault was never undone, or
+    no leader samples there).
     """
 
     fault: Fault
@@ -222,11 +223,14 @@ def _majority(history: History, fault: Fault, lo: float, hi: float) -> list[Lead
 
 def elections_after(history: History, fault: Fault) -> int | None:
     """How far the term of the nodes the fault left alone rose within `HEAL_WINDOW` of its
-    undo: the last term they reported before the undo against the highest after it."""
+    undo, or until the next fault began if sooner (a rise after that may be the next
+    fault's doing: a kill of the Raft leader owes an election): the last term they reported
+    before the undo against the highest after it."""
     if not math.isfinite(fault.end):
         return None
+    following = min((f.start for f in history.faults if f.start > fault.end), default=math.inf)
     before = _majority(history, fault, fault.start, fault.end)
-    after = _majority(history, fault, fault.end, fault.end + HEAL_WINDOW)
+    after = _majority(history, fault, fault.end, min(fault.end + HEAL_WINDOW, following))
     if not before or not after:
         return None
     last = max(s.time for s in before)
