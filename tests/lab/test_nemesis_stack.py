@@ -22,7 +22,7 @@ def make_lab(tmp_path: Path) -> NetnsLab:
 def test_the_stacks_cluster_file_and_balancer_file_load(tmp_path: Path) -> None:
     lab = make_lab(tmp_path)
     text = lab_config(lab.layout, tmp_path, secret_file=lab_secret_file(tmp_path),
-                      profile="fast", failback="auto")  # fmt: skip
+                      profile="fast", failback="auto", no_quorum_policy="demote")  # fmt: skip
     lab.config_path.write_text(text + stack_sections(lab, tmp_path / "run"))
     (tmp_path / BALANCER_FILE).write_text(balancer_file(lab))
 
@@ -31,6 +31,7 @@ def test_the_stacks_cluster_file_and_balancer_file_load(tmp_path: Path) -> None:
 
     assert {"vip", "web", "lb", "store", "singleton"} <= {p.id for p in spec.primitives}
     assert {c.id for c in spec.clones} >= {"web-clone", "sessions"}
+    assert spec.options.no_quorum_policy == "demote"
     assert [f.bind for f in balancer.frontend] == [f"{lab.vip}:80", f"{lab.vip}:11211"]
 
 

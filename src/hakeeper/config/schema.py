@@ -94,7 +94,7 @@ class Section(BaseModel):
 class ClusterSection(Section):
     name: str = "hakeeper"
     profile: Literal["fast", "default", "wan"] = "default"
-    no_quorum_policy: Literal["stop", "freeze", "ignore"] = "stop"
+    no_quorum_policy: Literal["stop", "freeze", "demote", "ignore"] = "stop"
     fencing: bool = True
     failback: Literal["auto", "manual"] = "auto"
     stickiness: Score | None = None

@@ -1,7 +1,8 @@
 """The nemesis's stack on a namespace lab, and how it is found from outside the nodes.
 
 On top of the lab's cluster (`netns_lab.lab_config`: the VIP colocated with the ``web``
-clone, fencing through the lab's power switch), the nemesis adds:
+clone, fencing through the lab's power switch; ``no_quorum_policy = "demote"``), the
+nemesis adds:
 
 - ``lb``: hakeeper's balancer as a resource, on the VIP's node (colocated, started after
   it). Two frontends on the VIP: HTTP on port 80 over the ``web`` clone's instances on every
@@ -116,9 +117,12 @@ def build_stack(
 ) -> NetnsLab:
     """A three-node lab with a client, running the nemesis's stack. On failure, nothing
     is left behind (the lab is torn down) and the error is raised."""
+    # "demote": a quorum loss of the whole cluster (every lease lapsed at once: the third
+    # 1-hour run's host stall) demotes the store's primary and keeps its replicas, so the
+    # in-memory store keeps its data; everything else stops, as under "stop".
     lab = NetnsLab.create(
         lab_dir, nodes=3, client=True, profile=profile, suspect_after=suspect_after,
-        start_agents=False,
+        start_agents=False, no_quorum_policy="demote",
     )  # fmt: skip
     try:
         install_stack(lab, run_dir)

@@ -96,6 +96,7 @@ def lab_config(
     profile: str,
     failback: str,
     suspect_after: float | None = None,
+    no_quorum_policy: str = "stop",
 ) -> str:
     """The cluster file of a lab (TOML), its Raft peers proving ``secret_file`` (absolute).
     The lab's fence device kills every process of the host: a power fence, so
@@ -107,6 +108,7 @@ def lab_config(
         f'profile = "{profile}"',
         "fencing = true",
         f'failback = "{failback}"',
+        f'no_quorum_policy = "{no_quorum_policy}"',
         "",
         "[coordination]",
         'backend = "raft"',
@@ -251,6 +253,7 @@ class NetnsLab:
         failback: str = "auto",
         suspect_after: float | None = None,
         start_agents: bool = True,
+        no_quorum_policy: str = "stop",
     ) -> NetnsLab:
         """Build a lab and start its agents; on any failure, remove what was made and raise."""
         if os.geteuid() != 0:
@@ -271,7 +274,7 @@ class NetnsLab:
             build(lab.layout)
             text = lab_config(
                 lab.layout, lab_dir, secret_file=lab_secret_file(lab_dir), profile=profile,
-                failback=failback, suspect_after=suspect_after,
+                failback=failback, suspect_after=suspect_after, no_quorum_policy=no_quorum_policy,
             )  # fmt: skip
             lab.config_path.write_text(text)
             if start_agents:

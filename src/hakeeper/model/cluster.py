@@ -19,7 +19,7 @@ from hakeeper.model.roles import RoleFilter, TargetRole
 from hakeeper.model.timing import TimingProfile, profile
 
 OnFail = Literal["restart", "stop", "fence", "standby", "ignore", "block", "demote"]
-NoQuorumPolicy = Literal["stop", "freeze", "ignore"]
+NoQuorumPolicy = Literal["stop", "freeze", "demote", "ignore"]
 Failback = Literal["auto", "manual"]
 CoordBackend = Literal["raft", "etcd"]
 OrderAction = Literal["start", "promote"]

@@ -118,6 +118,8 @@ def _held(view: View, unit: Unit) -> Target | None:
     if not acting:
         if view.spec.options.no_quorum_policy == "freeze":
             return Target(unit, frozen=True)
+        if view.spec.options.no_quorum_policy == "demote" and unit.promotable:
+            return Target(unit, dict(view.live(unit)))  # no primary: every instance a replica
         return Target(unit)
     for node in view.nodes:
         for m in unit.members:

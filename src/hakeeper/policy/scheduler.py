@@ -37,6 +37,7 @@ def schedule(config: ClusterSpec | ClusterFile, state: ClusterState) -> Transiti
         effect = {
             "stop": "stopping every resource this partition runs",
             "freeze": "keeping what runs, starting and moving nothing",
+            "demote": "demoting every primary (replicas keep running), stopping the rest",
             "ignore": "acting as if it had quorum (no_quorum_policy = ignore)",
         }[policy]
         view.decisions.insert(0, Decision("no-quorum", f"no quorum: {effect}"))

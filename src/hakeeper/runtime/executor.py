@@ -12,7 +12,8 @@ not find it stopped) is reported *demotable*: with ``on_fail = "demote"`` the co
 assigns it as a replica, and this executor demotes it and monitors it as one again.
 
 Safety rule 1: while this node's membership deadline has passed it acts on no assignment, and
-it stops every exclusive resource (and, with ``no_quorum_policy = "stop"``, everything).
+it stops every exclusive resource (and, with ``no_quorum_policy = "stop"``, everything; with
+``"demote"``, everything but a promotable clone's instances, whose primary is demoted).
 """
 
 from __future__ import annotations
@@ -539,29 +540,41 @@ class Executor:
         fails leaves the instance here as failed, so the watchdog, if armed, is no longer fed.
         """
         spec = self._spec()
-        stop_all = spec.options.no_quorum_policy == "stop"
+        policy = spec.options.no_quorum_policy
         work = []
         for (resource, instance), local in list(self._local.items()):
             primitive = spec.primitive(resource)
-            if primitive is None or not (primitive.meta.exclusive or stop_all):
+            if primitive is None or not (primitive.meta.exclusive or policy in ("stop", "demote")):
                 continue
             if local.role == "failed" and self._fenced_self:
                 continue  # tried already; the watchdog is the escalation now
-            work.append((primitive, instance, local))
+            # "demote": a promotable clone's replica runs on (its primary is demoted to one),
+            # so an in-memory replicated store keeps its data through a quorum loss.
+            keep = policy == "demote" and _promotable(spec, resource)
+            if keep and local.role != "promoted":
+                continue
+            work.append((primitive, instance, local, keep))
         if work:
             bound = max(0.1, self._membership.lease_safe_until - time.monotonic())
             async with asyncio.TaskGroup() as tasks:
                 stops = [
-                    (p, i, local.epoch, tasks.create_task(self._fence_stop(p, i, local, bound)))
-                    for p, i, local in work
+                    (
+                        p,
+                        i,
+                        local.epoch,
+                        tasks.create_task(self._fence_stop(p, i, local, bound, keep=keep)),
+                    )
+                    for p, i, local, keep in work
                 ]
             for primitive, instance, epoch, stop in stops:
                 await self._after_fence_stop(primitive, instance, epoch, stop.result())
         self._fenced_self = True
 
     async def _fence_stop(
-        self, primitive: Primitive, instance: int, local: Local, bound: float
+        self, primitive: Primitive, instance: int, local: Local, bound: float, *, keep: bool
     ) -> list[OpResult]:
+        """Demote (if primary) and stop; ``keep``: only demote, and keep it as a replica if
+        the demote worked (``no_quorum_policy = "demote"``)."""
         key = (primitive.id, instance)
         monitor = self._monitors.pop(key, None)
         if monitor is not None:
@@ -576,6 +589,10 @@ class Executor:
         if local.role == "promoted":
             demote = self._ops.request(primitive, "demote", local.epoch, cap=bound / 2)
             results.append(await agent.demote(demote))
+            if keep and results[-1].ok:
+                self._set_local(key, Local("started", local.epoch))
+                self._start_monitor(primitive, instance)
+                return results
         results.append(
             await agent.stop(self._ops.request(primitive, "stop", local.epoch, cap=bound))
         )
@@ -603,6 +620,9 @@ class Executor:
                     role: InstanceRole = "promoted" if result.op == "demote" else "started"
                     await self._ops.record(primitive, result, role, "quorum-lost")
                 last = results[-1]
+                if last.op == "demote" and last.ok:
+                    await self._ops.report(primitive.id, instance, "started", epoch, last)
+                    return
                 await self._ops.report(
                     primitive.id, instance, "stopped" if last.ok else "failed", epoch, last
                 )
@@ -616,3 +636,9 @@ class Executor:
             except CoordError as exc:
                 log.warning("event=watch_failed error=%r", str(exc))
                 await asyncio.sleep(1.0)
+
+
+def _promotable(spec: ClusterSpec, resource: str) -> bool:
+    """Whether ``resource`` is the member of a promotable clone."""
+    unit = spec.top_level(resource)
+    return any(c.id == unit and c.promotable for c in spec.clones)
