@@ -19,9 +19,10 @@ POLICY_TEXT = SPEC_TEXT.replace('name = "c1"', 'name = "c1"\nprofile = "fast"')
 
 async def primary_then_cut_off(
     tmp_path: Path, policy: str
-) -> tuple[list[str], dict[tuple[str, int], str]]:
+) -> tuple[list[str], dict[tuple[str, int], str], bool]:
     """pg promoted on n1 under ``policy``, then n1's membership lapses (nothing renews it):
-    the agent's ops and what runs here once the executor has self-fenced."""
+    the agent's ops, what runs here and whether the watchdog may stop being fed (something
+    exclusive held) once the executor has self-fenced."""
     spec = spec_from_text(
         POLICY_TEXT.replace('name = "c1"', f'name = "c1"\nno_quorum_policy = "{policy}"'), "t"
     )
@@ -36,23 +37,25 @@ async def primary_then_cut_off(
     running = asyncio.create_task(executor.run())
     try:
         await asyncio.wait_for(executor.wait_self_fenced(), timeout=30)
-        kept = dict(executor.local)
+        kept, exclusive = dict(executor.local), executor.holds_exclusive()
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
-    return agent.ops(), kept
+    return agent.ops(), kept, exclusive
 
 
 async def test_a_lost_quorum_under_demote_keeps_the_primary_running_as_a_replica(
     tmp_path: Path,
 ) -> None:
-    ops, kept = await primary_then_cut_off(tmp_path, "demote")
+    ops, kept, exclusive = await primary_then_cut_off(tmp_path, "demote")
     assert ops[-1] == "demote", ops
     assert "stop" not in ops
     assert kept == {("pg", 0): "started"}
+    assert not exclusive  # an armed watchdog keeps being fed: the replica is no reason to reset
 
 
 async def test_a_lost_quorum_under_stop_stops_the_promotable_clone_too(tmp_path: Path) -> None:
-    ops, kept = await primary_then_cut_off(tmp_path, "stop")
+    ops, kept, exclusive = await primary_then_cut_off(tmp_path, "stop")
     assert ops[-2:] == ["demote", "stop"]
     assert kept == {}
+    assert not exclusive

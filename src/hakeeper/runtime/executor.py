@@ -119,9 +119,14 @@ class Executor:
         """Whether anything exclusive may run here: a local instance (failed ones too, since
         a failed stop may have left it running) or a start in flight."""
         spec = self._spec()
-        for resource, _ in [*self._local, *self._starting]:
+        for key in [*self._local, *self._starting]:
+            resource = key[0]
             primitive = spec.primitive(resource)
-            if primitive is None or primitive.meta.exclusive:
+            if primitive is None:
+                return True
+            if _kept_replica(spec, resource, self._local.get(key)):
+                continue  # what the self-fence keeps: no watchdog reset for it either
+            if primitive.meta.exclusive:
                 return True
         return False
 
@@ -550,9 +555,9 @@ class Executor:
                 continue  # tried already; the watchdog is the escalation now
             # "demote": a promotable clone's replica runs on (its primary is demoted to one),
             # so an in-memory replicated store keeps its data through a quorum loss.
-            keep = policy == "demote" and _promotable(spec, resource)
-            if keep and local.role != "promoted":
+            if _kept_replica(spec, resource, local):
                 continue
+            keep = policy == "demote" and _promotable(spec, resource)
             work.append((primitive, instance, local, keep))
         if work:
             bound = max(0.1, self._membership.lease_safe_until - time.monotonic())
@@ -642,3 +647,14 @@ def _promotable(spec: ClusterSpec, resource: str) -> bool:
     """Whether ``resource`` is the member of a promotable clone."""
     unit = spec.top_level(resource)
     return any(c.id == unit and c.promotable for c in spec.clones)
+
+
+def _kept_replica(spec: ClusterSpec, resource: str, local: Local | None) -> bool:
+    """A promotable clone's replica that ``no_quorum_policy = "demote"`` keeps running
+    through a lapsed membership (a primary is demoted to one first)."""
+    return (
+        spec.options.no_quorum_policy == "demote"
+        and local is not None
+        and local.role == "started"
+        and _promotable(spec, resource)
+    )
