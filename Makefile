@@ -52,10 +52,9 @@ unit: $(STAMP)
 	$(VENV)/bin/pytest -q -m "not slow"
 
 # Two processes, one test file each at a time (a file's module-scoped cluster stays in one
-# process): most tests wait on real clusters, so two share the two cores well. The files are
-# handed out in the order conftest gives them (the longest first), not xdist's.
+# process): most tests wait on real clusters, so two share the two cores well.
 test: $(STAMP) system-deps lint typecheck
-	$(VENV)/bin/pytest -q -n 2 --dist loadfile --no-loadscope-reorder
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile
 
 # The nemesis's 2-minute run alone (it is part of `make test` too).
 nemesis: $(STAMP) system-deps

@@ -60,23 +60,17 @@ BUILT_IN_PROGRAMS = frozenset(
 )
 
 
-#: The modules that take minutes (a real lab or cluster for the whole module), longest first
-#: (`pytest --durations`). Collected before the rest, so that under `-n 2 --dist loadfile
-#: --no-loadscope-reorder` they start at once beside the short ones instead of ending the
-#: run alone on one worker (xdist's default order, most tests first, queued the nemesis's
-#: three tests of 3 minutes last).
+#: The modules that take minutes (a real lab or cluster for the whole module), longest first.
+#: Collected before the rest, so that under `-n 2 --dist loadfile` they start at once beside
+#: the short ones instead of ending the run alone on one worker.
 LONG_MODULES = (
     "tests/lab/test_nemesis.py",
-    "tests/coord/test_raft_membership.py",
     "tests/runtime/crm_tools/test_paf_postgres.py",
-    "tests/runtime/test_fencing_runtime.py",
-    "tests/coord/test_contract.py",
-    "tests/runtime/test_node_membership_real.py",
-    "tests/cli/test_demo.py",
-    "tests/runtime/test_runtime.py",
-    "tests/backup/test_restore_cluster.py",
-    "tests/coord/test_raft_prevote_partition.py",
+    "tests/coord/test_raft_membership.py",
     "tests/lab/test_netns_lab.py",
+    "tests/backup/test_restore_cluster.py",
+    "tests/cli/test_demo.py",
+    "tests/coord/test_raft_prevote_partition.py",
 )
 
 
