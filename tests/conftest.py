@@ -60,25 +60,6 @@ BUILT_IN_PROGRAMS = frozenset(
 )
 
 
-#: The modules that take minutes (a real lab or cluster for the whole module), longest first.
-#: Collected before the rest, so that under `-n 2 --dist loadfile` they start at once beside
-#: the short ones instead of ending the run alone on one worker.
-LONG_MODULES = (
-    "tests/lab/test_nemesis.py",
-    "tests/runtime/crm_tools/test_paf_postgres.py",
-    "tests/coord/test_raft_membership.py",
-    "tests/lab/test_netns_lab.py",
-    "tests/backup/test_restore_cluster.py",
-    "tests/cli/test_demo.py",
-    "tests/coord/test_raft_prevote_partition.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {module: i for i, module in enumerate(LONG_MODULES)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(LONG_MODULES)))
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     """Keep a report's captured output sendable between test processes.
