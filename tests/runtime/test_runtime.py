@@ -102,15 +102,22 @@ async def test_a_failed_monitor_restarts_in_place_then_moves_after_the_threshold
     lab: LoopbackCluster,
 ) -> None:
     holder = (await lab.observe()).running_on("singleton")[0]
+    killed: set[int] = set()
 
-    def kill_singleton_process() -> None:
-        live = [r for r in records(lab) if r.what == "start"][-1]
+    async def kill_singleton_process() -> None:
+        # The restarted process writes its start record once it runs, which may be after
+        # the cluster reports it started: wait for a start record not killed yet.
+        deadline = time.monotonic() + 60
+        while (live := [r for r in records(lab) if r.what == "start"][-1]).pid in killed:
+            assert time.monotonic() < deadline, "the restarted singleton wrote no start record"
+            await asyncio.sleep(0.1)
         os.kill(live.pid, signal.SIGKILL)
+        killed.add(live.pid)
         # A SIGKILLed process writes no stop record: the test writes it, at the kill.
         with lab.records_path.open("a") as out:  # type: ignore[attr-defined]
             out.write(f"stop {live.name} {live.node} {time.monotonic():.6f} {live.pid}\n")
 
-    kill_singleton_process()
+    await kill_singleton_process()
     await lab.wait_for(
         "a restart in place",
         lambda o: (
@@ -118,7 +125,7 @@ async def test_a_failed_monitor_restarts_in_place_then_moves_after_the_threshold
             and any(f.resource == "singleton" and f.count == 1 for f in o.state.failcounts)
         ),
     )
-    kill_singleton_process()
+    await kill_singleton_process()
     moved = await lab.wait_for(
         "a move after two failures", lambda o: o.running_on("singleton") not in ([], [holder])
     )
