@@ -275,6 +275,10 @@ class ClusterSpec:
     def primitive(self, rid: str) -> Primitive | None:
         return next((p for p in self.primitives if p.id == rid), None)
 
+    def promotable_member(self, rid: str) -> bool:
+        """Whether ``rid`` is the resource of a promotable clone (which holds one resource)."""
+        return any(c.child == rid and c.promotable for c in self.clones)
+
     def top_level(self, rid: str) -> str:
         """The id constraints use for ``rid``: its clone, else its group, else itself."""
         for group in self.groups:

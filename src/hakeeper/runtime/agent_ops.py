@@ -118,8 +118,7 @@ class AgentOps:
     ) -> None:
         """Append the op's events; ``role`` is the instance's role before the op (for a
         start, the one it takes), translated here, at the edge, into the event log's word."""
-        promotable = any(c.child == primitive.id and c.promotable for c in self._spec().clones)
-        said = event_role(role, promotable=promotable)
+        said = event_role(role, promotable=self._spec().promotable_member(primitive.id))
         for event in op_events(result, node=self._node, role=said, reason=reason):
             with contextlib.suppress(CoordError):
                 await self._events.append(event)

@@ -396,7 +396,7 @@ class Executor:
     async def _forget_promotion_score(self, primitive: Primitive) -> None:
         """A stopped instance can no longer be promoted here: its transient promotion score
         goes (a permanent one, ``crm_master -l forever``, is the agent's to manage)."""
-        if any(c.child == primitive.id and c.promotable for c in self._spec().clones):
+        if self._spec().promotable_member(primitive.id):
             with contextlib.suppress(CoordError):
                 await self._store.delete_attribute(
                     self._node, promotion_attribute(primitive.id), "reboot"
@@ -557,7 +557,7 @@ class Executor:
             # so an in-memory replicated store keeps its data through a quorum loss.
             if _kept_replica(spec, resource, local):
                 continue
-            keep = policy == "demote" and _promotable(spec, resource)
+            keep = policy == "demote" and spec.promotable_member(resource)
             work.append((primitive, instance, local, keep))
         if work:
             bound = max(0.1, self._membership.lease_safe_until - time.monotonic())
@@ -643,12 +643,6 @@ class Executor:
                 await asyncio.sleep(1.0)
 
 
-def _promotable(spec: ClusterSpec, resource: str) -> bool:
-    """Whether ``resource`` is the member of a promotable clone."""
-    unit = spec.top_level(resource)
-    return any(c.id == unit and c.promotable for c in spec.clones)
-
-
 def _kept_replica(spec: ClusterSpec, resource: str, local: Local | None) -> bool:
     """A promotable clone's replica that ``no_quorum_policy = "demote"`` keeps running
     through a lapsed membership (a primary is demoted to one first)."""
@@ -656,5 +650,5 @@ def _kept_replica(spec: ClusterSpec, resource: str, local: Local | None) -> bool
         spec.options.no_quorum_policy == "demote"
         and local is not None
         and local.role == "started"
-        and _promotable(spec, resource)
+        and spec.promotable_member(resource)
     )
