@@ -47,6 +47,7 @@ from hakeeper.lab.netns_fence import (
 )
 from hakeeper.lab.netns_fence import set_port as _set_port
 from hakeeper.lab.netns_topology import LabLayout, build, holders, teardown
+from hakeeper.model.cluster import NoQuorumPolicy
 
 STATE_FILE = "lab.json"
 HTTP_PORT = 8080
@@ -96,7 +97,7 @@ def lab_config(
     profile: str,
     failback: str,
     suspect_after: float | None = None,
-    no_quorum_policy: str = "stop",
+    no_quorum_policy: NoQuorumPolicy = "stop",
 ) -> str:
     """The cluster file of a lab (TOML), its Raft peers proving ``secret_file`` (absolute).
     The lab's fence device kills every process of the host: a power fence, so
@@ -253,7 +254,7 @@ class NetnsLab:
         failback: str = "auto",
         suspect_after: float | None = None,
         start_agents: bool = True,
-        no_quorum_policy: str = "stop",
+        no_quorum_policy: NoQuorumPolicy = "stop",
     ) -> NetnsLab:
         """Build a lab and start its agents; on any failure, remove what was made and raise."""
         if os.geteuid() != 0:

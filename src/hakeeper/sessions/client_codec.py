@@ -100,10 +100,9 @@ def seed_request(token: int, piece: bytes) -> bytes:
 def checked(address: str, line: bytes) -> bytes:
     """``line`` without its line end; `ErrorReply` if the server answered an error."""
     line = line.rstrip(b"\r\n")
-    if line.startswith(BUSY_PREFIX):
-        raise BusyReply(f"session store {address} answered {line.decode()!r}")
     if line.startswith(ERROR_PREFIXES):
-        raise ErrorReply(f"session store {address} answered {line.decode()!r}")
+        error = BusyReply if line.startswith(BUSY_PREFIX) else ErrorReply
+        raise error(f"session store {address} answered {line.decode()!r}")
     return line
 
 
