@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from hakeeper.agents.base import OcfRc, OpRequest, OpResult
 from hakeeper.config.loader import spec_from_text
 from hakeeper.model.records import Assignment, Placement
 from hakeeper.runtime.record_codec import encode_assignment
@@ -17,8 +18,18 @@ from tests.runtime.test_executor_promotion import KEYS, SPEC_TEXT, n1_executor
 POLICY_TEXT = SPEC_TEXT.replace('name = "c1"', 'name = "c1"\nprofile = "fast"')
 
 
+class DemoteFailingAgent(RefusingAgent):
+    """Promotes, then fails its demote."""
+
+    def __init__(self) -> None:
+        super().__init__(refuse=False)
+
+    async def demote(self, req: OpRequest) -> OpResult:
+        return self._ok("demote", OcfRc.ERR_GENERIC)
+
+
 async def primary_then_cut_off(
-    tmp_path: Path, policy: str
+    tmp_path: Path, policy: str, agent: RefusingAgent | None = None
 ) -> tuple[list[str], dict[tuple[str, int], str], bool]:
     """pg promoted on n1 under ``policy``, then n1's membership lapses (nothing renews it):
     the agent's ops, what runs here and whether the watchdog may stop being fed (something
@@ -26,7 +37,7 @@ async def primary_then_cut_off(
     spec = spec_from_text(
         POLICY_TEXT.replace('name = "c1"', f'name = "c1"\nno_quorum_policy = "{policy}"'), "t"
     )
-    agent = RefusingAgent(refuse=False)
+    agent = agent or RefusingAgent(refuse=False)
     coord, _, executor = await n1_executor(tmp_path, FakeAgents(lambda c: agent), spec)
     await coord.put(
         KEYS.assignment("pg"),
@@ -56,6 +67,14 @@ async def test_a_lost_quorum_under_demote_keeps_the_primary_running_as_a_replica
 
 async def test_a_lost_quorum_under_stop_stops_the_promotable_clone_too(tmp_path: Path) -> None:
     ops, kept, exclusive = await primary_then_cut_off(tmp_path, "stop")
+    assert ops[-2:] == ["demote", "stop"]
+    assert kept == {}
+    assert not exclusive
+
+
+async def test_a_primary_whose_demote_fails_under_demote_is_stopped(tmp_path: Path) -> None:
+    # Kept as a replica only once it is one: a primary that may still be one does not run on.
+    ops, kept, exclusive = await primary_then_cut_off(tmp_path, "demote", DemoteFailingAgent())
     assert ops[-2:] == ["demote", "stop"]
     assert kept == {}
     assert not exclusive
