@@ -11,6 +11,7 @@ from hakeeper.config import load, parse, to_spec, warnings
 from hakeeper.errors import ConfigError
 from hakeeper.model.cluster import DEFAULT_OP_TIMEOUT, MANUAL_FAILBACK_STICKINESS
 from hakeeper.model.scores import INF
+from hakeeper.runtime.fence_plan import device_of
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "cluster" / "cluster.toml"
 
@@ -337,6 +338,11 @@ def test_suspicion_without_a_power_fence_device_is_refused() -> None:
 
 def fence_device(**fields: Any) -> dict[str, Any]:
     return minimal(fencing={"devices": {"ipmi": {"agent": "fence_ipmilan", **fields}}})
+
+
+def test_a_device_prestarts_its_agent_only_when_asked() -> None:
+    assert not device_of(to_spec(parse(fence_device())).fence_devices[0]).prestart
+    assert device_of(to_spec(parse(fence_device(prestart=True))).fence_devices[0]).prestart
 
 
 def test_a_newline_in_a_fence_parameter_names_the_key() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import stat
 from pathlib import Path
 
 import pytest
@@ -17,35 +16,7 @@ from hakeeper.fencing.fence_agents import (
     stdin_line,
 )
 from tests.conftest import require_binary
-
-STUB_METADATA = """<?xml version="1.0" ?>
-<resource-agent name="fence_stub"><parameters>
-<parameter name="action"/><parameter name="port"/><parameter name="ipaddr"/>
-</parameters></resource-agent>"""
-
-
-def alive(pid: int) -> bool:
-    """Running, as opposed to gone or a zombie nobody reaped yet."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
-
-
-def stub_agent(folder: Path, body: str) -> Path:
-    """A fence agent that prints metadata when asked and otherwise runs ``body``."""
-    path = folder / "fence_stub"
-    path.write_text(
-        "#!/bin/sh\n"
-        "input=$(cat)\n"
-        'case "$input" in *action=metadata*) cat <<EOF\n'
-        f"{STUB_METADATA}\nEOF\n"
-        "exit 0;; esac\n"
-        f"{body}\n"
-    )
-    path.chmod(path.stat().st_mode | stat.S_IEXEC)
-    return path
+from tests.fencing.conftest import STUB_METADATA, alive, stub_agent
 
 
 @pytest.fixture

@@ -282,6 +282,7 @@ def to_spec(cf: ClusterFile) -> ClusterSpec:
                 d.delay_base,
                 d.delay_max,
                 d.kind,
+                d.prestart,
             )
             for name, d in cf.fencing.devices.items()
         ),

@@ -259,6 +259,7 @@ class FenceDeviceSection(Section):
     delay_base: Duration = 0.0
     delay_max: Duration = 0.0
     kind: Literal["power", "fabric"] = "power"
+    prestart: bool = False
 
 
 def _watchdog_mode(value: object) -> object:

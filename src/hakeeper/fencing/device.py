@@ -59,6 +59,7 @@ class FenceDevice:
     retries: int = 2
     delay_base: float = 0.0
     delay_max: float = 0.0
+    prestart: bool = False  # an agent waits, started (hakeeper.fencing.prestart)
 
     def __post_init__(self) -> None:
         where = f"fencing device {self.name!r}"

@@ -4,7 +4,8 @@ The fence-agents protocol: ``key=value`` lines on stdin (the device's parameters
 ``action=`` and the target as ``port=``/``plug=`` when the agent takes one), exit code as the
 verdict. For ``on``/``off``/``reboot``/``monitor``/``list`` 0 is success; for ``status`` 0 means
 on, 2 off, anything else that the device could not tell. An agent that outlives its timeout
-is killed with its whole process group and counts as a failure.
+is killed with its whole process group and counts as a failure. A device with ``prestart``
+uses an agent started before it was needed (`hakeeper.fencing.prestart`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import signal
 import sysconfig
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from hakeeper.errors import ConfigError
@@ -29,6 +30,7 @@ from hakeeper.fencing.device import (
     PowerState,
     redact,
 )
+from hakeeper.fencing.prestart import WARM_INTERVAL, Process, Standbys
 from hakeeper.model.text import control_problem
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,27 @@ class FenceAgentRunner:
     def __init__(self, search_path: Sequence[str] = DEFAULT_SEARCH_PATH) -> None:
         self._search_path = tuple(search_path)
         self._parameters: dict[Path, frozenset[str]] = {}
+        self._standbys = Standbys(_start)
+
+    async def keep_warm(self, devices: Callable[[], Iterable[FenceDevice]]) -> None:
+        """Until cancelled, keep an agent waiting for each ``prestart`` device of
+        ``devices()``, its metadata read (`hakeeper.fencing.prestart`); then kill them.
+        An agent that cannot be found or fails its metadata is left to the fence to report."""
+        if not self._standbys.possible:
+            log.warning("event=fence_prestart_off reason=no_setpriv fix='apt install util-linux'")
+            return
+        try:
+            while True:
+                wanted = set()
+                for device in devices():
+                    if device.prestart:
+                        with contextlib.suppress(ConfigError):
+                            wanted.add(self.resolve(device.agent))
+                            await self._host_argument(device)
+                await self._standbys.refresh(frozenset(wanted))
+                await asyncio.sleep(WARM_INTERVAL)
+        finally:
+            await self._standbys.close()
 
     def resolve(self, agent: str) -> Path:
         """The agent's executable, or a ConfigError naming where it looked and close names."""
@@ -131,7 +154,7 @@ class FenceAgentRunner:
             return AttemptResult(
                 device.name, action, shown, False, None, duration, str(exc), refused=True
             )
-        code, out, err = await self._exec(path, lines, device.timeout)
+        code, out, err = await self._exec(path, lines, device.timeout, prestarted=device.prestart)
         # An agent may echo its command line (passwords included) when it fails.
         output = redact(_tail(out + err), device.params)
         duration = time.monotonic() - started
@@ -163,16 +186,12 @@ class FenceAgentRunner:
         return None
 
     async def _exec(
-        self, path: Path, lines: list[str], timeout: float
+        self, path: Path, lines: list[str], timeout: float, *, prestarted: bool = False
     ) -> tuple[int | None, str, str]:
         """Run the agent with ``lines`` on stdin: (exit code or None on timeout, out, err)."""
-        proc = await asyncio.create_subprocess_exec(
-            str(path),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
+        proc = self._standbys.take(path) if prestarted else None
+        if proc is None:
+            proc = await _start((str(path),))
         payload = ("\n".join(lines) + "\n").encode()
         try:
             out, err = await asyncio.wait_for(proc.communicate(payload), timeout)
@@ -183,6 +202,17 @@ class FenceAgentRunner:
                 await asyncio.wait_for(proc.wait(), 5.0)
             return None, "", f"killed after {timeout:g}s without an answer"
         return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+async def _start(command: tuple[str, ...]) -> Process:
+    """An agent in its own session (its whole group can be killed), stdio piped."""
+    return await asyncio.create_subprocess_exec(
+        *command,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
 
 
 def _tail(text: str) -> str:

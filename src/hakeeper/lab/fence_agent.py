@@ -294,7 +294,7 @@ def run(
                 raise LabFenceError(
                     f"{request.port} still runs {request.power_timeout:g}s after power off"
                 )
-            sleep(0.05)
+            sleep(0.01)
             target.off(request.scope)
         record_off(request.folder(), request.port, clock())
         return EXIT_OK
@@ -305,6 +305,10 @@ def run(
 
 def main() -> None:
     """Console script ``fence_hakeeper_lab``."""
+    # Every kind's module before the request is read: a prestarted agent
+    # (`hakeeper.fencing.prestart`) has them loaded by the time its request comes.
+    for kind in TARGET_KINDS:
+        target_factory(kind)
     try:
         code = run(parse_stdin(sys.stdin.read()), print)
     except LabFenceError as exc:

@@ -69,7 +69,7 @@ def kill_all_in(name: str, *, spare: frozenset[int] = frozenset(), timeout: floa
         for pid in victims:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        time.sleep(0.02)
+        time.sleep(0.005)
 
 
 def set_port(switch_ns: str, port: str, up: bool) -> None:

@@ -157,6 +157,8 @@ def lab_config(
         # The lab agent takes port=; saying so spares a metadata run on the first fence.
         'host_argument = "port"',
         'kind = "power"',
+        # Its start-up (~0.1 s) would be outage after a suspicion: an agent waits, started.
+        "prestart = true",
         "",
     ]
     if suspect_after is not None:

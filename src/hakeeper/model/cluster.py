@@ -196,6 +196,7 @@ class FenceDevice:
     delay_base: float = 0.0  # pcmk_delay_base
     delay_max: float = 0.0  # pcmk_delay_max
     kind: FenceKind = "power"
+    prestart: bool = False  # an agent waits, started, for the next fence
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,7 @@ from hakeeper.runtime.election import ControllerElection
 from hakeeper.runtime.event_retention import EventRetention
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.executor import Executor
-from hakeeper.runtime.fence_plan import fencer_of
+from hakeeper.runtime.fence_plan import fencer_of, plan_of
 from hakeeper.runtime.keys import KeySpace
 from hakeeper.runtime.membership import Membership, renew_every
 from hakeeper.runtime.node_view import Face, NodeView
@@ -217,6 +217,11 @@ class NodeDaemon:
                 ).run(),
                 name="suspicion",
             )  # fmt: skip
+            # Owned here, so its waiting agents are killed when the daemon stops.
+            prestarting = tasks.create_task(
+                self._fence_runner.keep_warm(lambda: plan_of(self.spec).devices.values()),
+                name="fence-prestart",
+            )
             view = NodeView(
                 self.node,
                 spec_now,
@@ -238,6 +243,7 @@ class NodeDaemon:
             await self._hand_over(store, executor)
             suspecting.cancel()
             campaigning.cancel()
+            prestarting.cancel()
             configuring.cancel()
             executing.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -31,6 +31,7 @@ def device_of(spec: FenceDeviceSpec) -> FenceDevice:
         retries=spec.retries,
         delay_base=spec.delay_base,
         delay_max=spec.delay_max,
+        prestart=spec.prestart,
     )
 
 

@@ -1,0 +1,148 @@
+"""Prestarted fence agents (a device's ``prestart``): real shell agents under setpriv."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hakeeper.fencing.device import FenceDevice
+from hakeeper.fencing.fence_agents import FenceAgentRunner
+from hakeeper.fencing.prestart import pdeathsig_prefix
+from tests.fencing.conftest import alive, stub_agent
+
+pytestmark = pytest.mark.skipif(pdeathsig_prefix() is None, reason="needs setpriv (util-linux)")
+
+DEVICE = FenceDevice("stub", "fence_stub", host_argument="port", prestart=True)
+
+
+def waiting_agent(folder: Path) -> Path:
+    """An agent that notes its pid when it starts and writes its request once it has one."""
+    return stub_agent(
+        folder,
+        f'printf "%s" "$input" > {folder}/request.$$; exit 0',
+        before=f"echo $$ >> {folder}/started",
+    )
+
+
+async def started(folder: Path, count: int) -> list[int]:
+    """The pids of the first ``count`` agents started in ``folder`` (waits for them)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        path = folder / "started"
+        pids = [int(line) for line in path.read_text().split()] if path.exists() else []
+        if len(pids) >= count:
+            return pids
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"fewer than {count} agents started in 20 s")
+
+
+async def gone(pid: int) -> bool:
+    for _ in range(200):
+        if not alive(pid):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+def requests(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("request.*"))
+
+
+async def test_the_next_fence_is_served_by_the_agent_started_before_it(tmp_path: Path) -> None:
+    waiting_agent(tmp_path)
+    runner = FenceAgentRunner([str(tmp_path)])
+    warm = asyncio.create_task(runner.keep_warm(lambda: [DEVICE]))
+    try:
+        [first] = await started(tmp_path, 1)
+        result = await runner.run(DEVICE, "off", "n1")
+    finally:
+        warm.cancel()
+        await asyncio.gather(warm, return_exceptions=True)
+    assert result.ok, result.output_tail
+    assert (tmp_path / f"request.{first}").read_text().splitlines() == ["action=off", "port=n1"]
+
+
+async def test_a_used_agent_is_replaced_by_a_new_waiting_one(tmp_path: Path) -> None:
+    waiting_agent(tmp_path)
+    runner = FenceAgentRunner([str(tmp_path)])
+    warm = asyncio.create_task(runner.keep_warm(lambda: [DEVICE]))
+    try:
+        await started(tmp_path, 1)
+        assert (await runner.run(DEVICE, "off", "n1")).ok
+        second = (await started(tmp_path, 2))[1]
+        assert alive(second)
+    finally:
+        warm.cancel()
+        await asyncio.gather(warm, return_exceptions=True)
+    assert requests(tmp_path) == [f"request.{(await started(tmp_path, 1))[0]}"]
+
+
+async def test_a_device_without_prestart_has_no_agent_waiting(tmp_path: Path) -> None:
+    waiting_agent(tmp_path)
+    plain = FenceDevice("stub", "fence_stub", host_argument="port")
+    runner = FenceAgentRunner([str(tmp_path)])
+    warm = asyncio.create_task(runner.keep_warm(lambda: [plain]))
+    await asyncio.sleep(1.5)  # past one look (WARM_INTERVAL)
+    warm.cancel()
+    await asyncio.gather(warm, return_exceptions=True)
+    assert not (tmp_path / "started").exists()
+
+
+async def test_waiting_agents_are_killed_not_given_end_of_input_when_warming_stops(
+    tmp_path: Path,
+) -> None:
+    waiting_agent(tmp_path)
+    warm = asyncio.create_task(FenceAgentRunner([str(tmp_path)]).keep_warm(lambda: [DEVICE]))
+    [pid] = await started(tmp_path, 1)
+    warm.cancel()
+    await asyncio.gather(warm, return_exceptions=True)
+    assert await gone(pid)
+    # Given end-of-input instead, it would have acted on an empty request.
+    assert requests(tmp_path) == []
+
+
+async def test_an_agent_replaced_on_disk_is_restarted_not_used(tmp_path: Path) -> None:
+    path = waiting_agent(tmp_path)
+    runner = FenceAgentRunner([str(tmp_path)])
+    warm = asyncio.create_task(runner.keep_warm(lambda: [DEVICE]))
+    try:
+        [old] = await started(tmp_path, 1)
+        later = path.stat().st_mtime_ns + 1_000_000_000
+        os.utime(path, ns=(later, later))  # a package upgrade wrote a new build
+        new = (await started(tmp_path, 2))[1]
+        assert await gone(old)
+        assert (await runner.run(DEVICE, "off", "n1")).ok
+    finally:
+        warm.cancel()
+        await asyncio.gather(warm, return_exceptions=True)
+    assert requests(tmp_path) == [f"request.{new}"]
+
+
+def test_a_waiting_agent_dies_with_its_daemon_instead_of_acting(tmp_path: Path) -> None:
+    waiting_agent(tmp_path)
+    daemon = subprocess.Popen(
+        [
+            sys.executable, "-c",
+            "import asyncio, sys\n"
+            "from hakeeper.fencing.device import FenceDevice\n"
+            "from hakeeper.fencing.fence_agents import FenceAgentRunner\n"
+            "device = FenceDevice('stub', 'fence_stub', host_argument='port', prestart=True)\n"
+            "asyncio.run(FenceAgentRunner([sys.argv[1]]).keep_warm(lambda: [device]))\n",
+            str(tmp_path),
+        ]
+    )  # fmt: skip
+    try:
+        [pid] = asyncio.run(started(tmp_path, 1))
+    finally:
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait(timeout=10)
+    assert asyncio.run(gone(pid))
+    # Its stdin ended with the daemon: without the death signal it would have acted on that.
+    assert requests(tmp_path) == []
