@@ -184,21 +184,26 @@ class SuspicionWatch:
         started = self._clock()
         outcome = await fencer.fence(node, "off")
         device = devices_used(outcome)
-        await self._emit(
-            NodeFenced(
-                ts=self._wall(), node=node, device=device, duration=self._clock() - started,
-                ok=outcome.fenced,
-            )
+        fenced = NodeFenced(
+            ts=self._wall(), node=node, device=device, duration=self._clock() - started,
+            ok=outcome.fenced,
         )  # fmt: skip
         if not outcome.fenced:
+            await self._emit(fenced)
             self._failed_at[node] = self._clock()
             log.warning("event=suspect_fence_failed node=%s reason=%r", node, outcome.reason)
             return False
         self._failed_at.pop(node, None)
         mark = FencedMark(by=device, ts=self._wall(), suspected=True)
-        removed = await self._store.fence_out_suspect(
-            node, lease, term, mark, was_controller=node == controller
-        )
+        # The event is written beside the removal, not before it: one commit less before the
+        # recovery. (The log orders events by their time, not by when they landed.)
+        emitting = asyncio.create_task(self._emit(fenced))
+        try:
+            removed = await self._store.fence_out_suspect(
+                node, lease, term, mark, was_controller=node == controller
+            )
+        finally:
+            await emitting
         log.info("event=suspect_removed node=%s ok=%s", node, removed)
         if removed:
             # The lease's other keys (a controller key, leased statuses) go with it; a node
