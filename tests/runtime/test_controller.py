@@ -18,7 +18,7 @@ import pytest
 
 from hakeeper.config.loader import spec_from_text
 from hakeeper.model.cluster import ClusterSpec
-from hakeeper.model.events import FailoverFinished, FailoverStarted, NodeJoined, NodeLost
+from hakeeper.model.events import Event, FailoverFinished, FailoverStarted, NodeJoined, NodeLost
 from hakeeper.model.records import Assignment, FencedMark, InstanceStatus, NodeFlags, Placement
 from hakeeper.model.roles import InstanceRole
 from hakeeper.runtime.controller import Controller, Deposed
@@ -322,6 +322,37 @@ async def test_a_new_controller_reports_a_node_the_log_last_saw_join_as_lost() -
         await c.cycle()
     events = await EventLog(c.coord, KEYS, "test").read()
     assert [e.node for e in events if isinstance(e, NodeLost)] == ["n1"]
+
+
+class HeldLossLog(EventLog):
+    """An event log whose `NodeLost` appends wait until ``release`` is set."""
+
+    def __init__(self, coord: LocalCoordinator, writer: str) -> None:
+        super().__init__(coord, KEYS, writer)
+        self.release = asyncio.Event()
+
+    async def append(self, event: Event) -> int:
+        if isinstance(event, NodeLost):
+            await self.release.wait()
+        return await super().append(event)
+
+
+async def test_a_lost_node_s_recovery_does_not_wait_for_its_loss_event_to_commit() -> None:
+    c = await two_nodes_one_lost()
+    await EventLog(c.coord, KEYS, "n1").append(NodeJoined(ts=time.time(), node="n1"))
+    await EventLog(c.coord, KEYS, "n1").append(NodeJoined(ts=time.time(), node="n2"))
+    events = HeldLossLog(c.coord, "n2")
+    c.controller._events = events
+    async with Nodes(c, ["n2"]).answering():
+        since = await c.coord.revision() + 1
+        cycle = asyncio.create_task(c.cycle())
+        # The start on n2 (n1's placement goes in a later wave, once nothing runs there).
+        await c.written("vip", (Placement("n1"), Placement("n2")), since)
+        assert not cycle.done()  # the loss's event is still held back
+        events.release.set()
+        await cycle
+    written = await EventLog(c.coord, KEYS, "test").read()
+    assert [e.node for e in written if isinstance(e, NodeLost)] == ["n1"]
 
 
 async def test_a_new_controller_times_a_failover_from_the_loss_an_earlier_one_recorded() -> None:

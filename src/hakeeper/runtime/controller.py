@@ -117,7 +117,16 @@ class Controller:
         fails or something unexpected happens: a node joins or leaves, an instance fails."""
         self._changed.clear()
         spec, observed = await self._observe()
-        await self._track_membership(observed)
+        # A node's joined/lost events are written beside the transition, not before it: the
+        # recovery of a lost node's resources does not wait for its event to commit. (The
+        # log orders events by their time, not by when they landed.)
+        noting = asyncio.create_task(self._emit_all(await self._track_membership(observed)))
+        try:
+            await self._transition(spec, observed)
+        finally:
+            await noting
+
+    async def _transition(self, spec: ClusterSpec, observed: Observed) -> None:
         started = time.perf_counter()
         transition = schedule(spec, observed.state)
         self._observer.scheduler_ran(time.perf_counter() - started)
@@ -167,7 +176,8 @@ class Controller:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), timeout)
 
-    async def _track_membership(self, observed: Observed) -> None:
+    async def _track_membership(self, observed: Observed) -> list[NodeJoined | NodeLost]:
+        """Note who joined and who was lost since the last look; the events that say so."""
         members = observed.members
         previous, self._members = self._members, members
         if previous is None:
@@ -180,16 +190,18 @@ class Controller:
                 if node not in members:
                     self._lost_since[node] = now_mono - max(0.0, wall - ts)
         now = self._wall()
+        events: list[NodeJoined | NodeLost] = []
         for node in sorted(members - previous):
             self._lost_since.pop(node, None)
-            await self._emit(NodeJoined(ts=now, node=node))
+            events.append(NodeJoined(ts=now, node=node))
         for node in sorted(previous - members):
             state = observed.state.node(node)
             self._lost_since[node] = self._clock()
             reason = "lease_expired" if state.status == "lost" else "left"
             if state.fenced:
                 reason = "suspected_and_fenced"  # `hakeeper.runtime.suspicion` removed it
-            await self._emit(NodeLost(ts=now, node=node, reason=reason))
+            events.append(NodeLost(ts=now, node=node, reason=reason))
+        return events
 
     async def _membership_history(self) -> tuple[frozenset[str], dict[str, float]]:
         """From the event log, for a controller's first look: the nodes it last saw join,
@@ -369,6 +381,10 @@ class Controller:
                 to_node=action.node, duration=duration,
             )
         )  # fmt: skip
+
+    async def _emit_all(self, events: Sequence[Event]) -> None:
+        for event in events:
+            await self._emit(event)
 
     async def _emit(self, event: Event) -> None:
         try:
