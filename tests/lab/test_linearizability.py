@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import random
+import time
 
-from hakeeper.lab.linearizability import Kind, Op, Result, check
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hakeeper.lab.linearizability import Kind, Op, Result, check, check_by_search, check_by_zones
 
 
 def put(call: float, ret: float, value: str, result: Result = Result.OK) -> Op:
@@ -103,3 +107,68 @@ def test_many_concurrent_clients_of_a_real_register_are_linearizable() -> None:
             if state:
                 state = f"v{index}"
     assert check(ops).linearizable
+
+
+@st.composite
+def set_get_histories(draw: st.DrawFn) -> list[Op]:
+    """Up to 7 sets (acknowledged or unknown) and gets with distinct instants; a get reads
+    nothing, a written value, or one never written."""
+    count = draw(st.integers(1, 7))
+    instants = draw(
+        st.lists(st.integers(0, 60), min_size=2 * count, max_size=2 * count, unique=True)
+    )
+    ops = []
+    for index in range(count):
+        call, ret = sorted(instants[2 * index : 2 * index + 2])
+        if draw(st.booleans()):
+            unknown = draw(st.booleans())
+            ops.append(put(call, ret, f"v{index}", Result.UNKNOWN if unknown else Result.OK))
+        else:
+            value = draw(st.sampled_from([None, "ghost", *(f"v{i}" for i in range(count))]))
+            ops.append(read(call, ret, value))
+    return ops
+
+
+@settings(max_examples=1500, deadline=None)
+@given(set_get_histories())
+def test_the_zones_agree_with_the_search_on_every_small_set_get_history(ops: list[Op]) -> None:
+    assert check_by_zones(ops).linearizable == check_by_search(ops, None, 10**7).linearizable
+
+
+def real_register(count: int, seed: int) -> list[Op]:
+    """``count`` sets and gets of four clients on an atomic register, each taking effect
+    inside its interval; every tenth set is unknown and a third of those never happen."""
+    rng = random.Random(seed)
+    effects = sorted(rng.uniform(0, count) for _ in range(count))
+    ops: list[Op] = []
+    state: str | None = None
+    for index, at in enumerate(effects):
+        call, ret = at - rng.uniform(0, 3), at + rng.uniform(0, 3)
+        if rng.random() < 0.5:
+            unknown = index % 10 == 0
+            if unknown and rng.random() < 0.3:
+                ops.append(put(call, ret, f"v{index}", Result.UNKNOWN))
+                continue  # the write never took effect
+            state = f"v{index}"
+            ops.append(put(call, ret, state, Result.UNKNOWN if unknown else Result.OK))
+        else:
+            ops.append(read(call, ret, state))
+    return ops
+
+
+def test_a_long_overlapping_set_get_history_is_decided_in_seconds() -> None:
+    ops = real_register(20_000, seed=3)
+    started = time.monotonic()
+    assert check(ops).linearizable
+    assert time.monotonic() - started < 30  # the search gave up on a fifth of this length
+
+
+def test_one_stale_read_in_a_long_set_get_history_is_found() -> None:
+    ops = real_register(20_000, seed=3)
+    last_write = max(
+        (op for op in ops if op.kind is Kind.SET and not op.unknown), key=lambda op: op.ret
+    )
+    first = next(op for op in ops if op.kind is Kind.SET and not op.unknown)
+    # A read of the first value, after the last acknowledged write returned.
+    ops.append(read(last_write.ret + 10, last_write.ret + 11, first.value))
+    assert not check(ops).linearizable
