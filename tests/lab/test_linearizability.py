@@ -35,7 +35,9 @@ def test_read_of_an_overwritten_value_after_the_overwrite_completed_is_not() -> 
 
 def test_lost_acknowledged_write_is_caught() -> None:
     ops = [put(0, 1, "a"), read(2, 3, None)]
-    assert not check(ops).linearizable
+    verdict = check(ops)
+    assert not verdict.linearizable
+    assert "nothing, as before any write (read as late as 2.000)" in verdict.why
 
 
 def test_concurrent_write_may_be_seen_either_way() -> None:

@@ -70,6 +70,7 @@ class Verdict:
     linearizable: bool
     ops: int
     explored: int
+    why: str = ""  # what cannot be ordered, where the check can say
 
 
 def step(state: str | None, op: Op) -> tuple[bool, str | None]:
@@ -194,10 +195,17 @@ def check_by_search(ops: Sequence[Op], initial: str | None, budget: int) -> Verd
 class _Zone:
     low: float  # the earliest end among the write and its reads
     high: float  # the latest start among them
+    value: str | None
 
     @property
     def forward(self) -> bool:
         return self.low < self.high
+
+    def describe(self) -> str:
+        if self.low == -math.inf:
+            return f"nothing, as before any write (read as late as {self.high:.3f})"
+        what = "nothing" if self.value is ABSENT else repr(self.value)
+        return f"{what} (written or read by {self.low:.3f}, and from {self.high:.3f})"
 
 
 def check_by_zones(ops: Sequence[Op], initial: str | None = ABSENT) -> Verdict:
@@ -224,20 +232,25 @@ def check_by_zones(ops: Sequence[Op], initial: str | None = ABSENT) -> Verdict:
         if not readers and write.call == -math.inf:
             continue
         end = math.inf if write.unknown else write.ret
-        if any(read.ret < write.call for read in readers):
-            return Verdict(False, len(ops), len(zones))  # read before it was written
+        early = [read for read in readers if read.ret < write.call]
+        if early:
+            why = f"a read returned {value!r} at {early[0].ret:.3f}, before its write began"
+            return Verdict(False, len(ops), len(zones), why)
         zones.append(
             _Zone(
                 min([end, *(read.ret for read in readers)]),
                 max([write.call, *(read.call for read in readers)]),
+                value,
             )
         )
-    if any(value not in writes for value in reads):
-        return Verdict(False, len(ops), len(zones))  # a value nobody wrote
+    ghosts = [value for value in reads if value not in writes]
+    if ghosts:
+        return Verdict(False, len(ops), len(zones), f"a read returned {ghosts[0]!r}, never written")
     forward = sorted((z for z in zones if z.forward), key=lambda z: z.low)
     for before, after in itertools.pairwise(forward):
         if after.low < before.high:
-            return Verdict(False, len(ops), len(zones))  # two forward zones overlap
+            why = f"neither can come first: {before.describe()}; {after.describe()}"
+            return Verdict(False, len(ops), len(zones), why)
     lows = [z.low for z in forward]
     for zone in zones:
         if zone.forward:
@@ -245,5 +258,7 @@ def check_by_zones(ops: Sequence[Op], initial: str | None = ABSENT) -> Verdict:
         # Forward zones are disjoint now: only the last one starting before it can hold it.
         index = bisect.bisect_right(lows, zone.high) - 1
         if index >= 0 and forward[index].high >= zone.low:
-            return Verdict(False, len(ops), len(zones))  # a backward zone inside a forward
+            outer = forward[index]
+            why = f"{zone.describe()} lies inside the time of {outer.describe()}"
+            return Verdict(False, len(ops), len(zones), why)
     return Verdict(True, len(ops), len(zones))

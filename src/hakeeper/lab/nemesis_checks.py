@@ -202,7 +202,8 @@ def check_linearizable(history: History) -> InvariantResult:
             found.append(f"key {key}: undecided ({exc}); spread the writers over more keys")
             continue
         if not verdict.linearizable:
-            found.append(f"key {key}: its {verdict.ops} operations are not linearizable")
+            why = f": {verdict.why}" if verdict.why else ""
+            found.append(f"key {key}: its {verdict.ops} operations are not linearizable{why}")
     return _result("session-linearizable", found)
 
 
