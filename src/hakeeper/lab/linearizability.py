@@ -215,12 +215,12 @@ def check_by_zones(ops: Sequence[Op], initial: str | None = ABSENT) -> Verdict:
     writes: dict[str | None, Op] = {}
     reads: dict[str | None, list[Op]] = {}
     for op in ops:
+        if op.kind is Kind.CAS:
+            raise ValueError("check_by_zones takes sets and gets only, not cas")
         if op.kind is Kind.SET:
             writes[op.value] = op
-        elif op.kind is Kind.GET and not op.unknown:
+        elif not op.unknown:  # a get without an answer observed nothing
             reads.setdefault(op.value, []).append(op)
-        else:
-            raise ValueError(f"check_by_zones takes sets and gets only, not {op.kind.value}")
     if initial not in writes:
         # The value before the history: written before everything.
         writes[initial] = Op(Kind.SET, -math.inf, -math.inf, Result.OK, initial)
