@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from hakeeper.fencing import fence_agents
 from hakeeper.fencing.device import FenceDevice
 from hakeeper.fencing.fence_agents import FenceAgentRunner
 from hakeeper.fencing.prestart import pdeathsig_prefix
@@ -146,3 +147,22 @@ def test_a_waiting_agent_dies_with_its_daemon_instead_of_acting(tmp_path: Path) 
     assert asyncio.run(gone(pid))
     # Its stdin ended with the daemon: without the death signal it would have acted on that.
     assert requests(tmp_path) == []
+
+
+async def test_a_failed_start_of_a_waiting_agent_does_not_end_the_warming(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waiting_agent(tmp_path)
+
+    async def no_more_processes(command: tuple[str, ...]) -> asyncio.subprocess.Process:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(fence_agents, "_start", no_more_processes)
+    warm = asyncio.create_task(FenceAgentRunner([str(tmp_path)]).keep_warm(lambda: [DEVICE]))
+    await asyncio.sleep(0.3)
+    try:
+        # The daemon owns this task in its TaskGroup: an error here would stop the node.
+        assert not warm.done()
+    finally:
+        warm.cancel()
+        await asyncio.gather(warm, return_exceptions=True)

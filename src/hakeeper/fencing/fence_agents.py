@@ -92,7 +92,11 @@ class FenceAgentRunner:
                         with contextlib.suppress(ConfigError):
                             wanted.add(self.resolve(device.agent))
                             await self._host_argument(device)
-                await self._standbys.refresh(frozenset(wanted))
+                try:
+                    await self._standbys.refresh(frozenset(wanted))
+                except OSError as exc:
+                    # An optimisation: a fence then starts its agent as without prestart.
+                    log.warning("event=fence_prestart_failed error=%r", str(exc))
                 await asyncio.sleep(WARM_INTERVAL)
         finally:
             await self._standbys.close()
