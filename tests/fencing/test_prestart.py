@@ -75,14 +75,14 @@ async def test_a_used_agent_is_replaced_by_a_new_waiting_one(tmp_path: Path) -> 
     runner = FenceAgentRunner([str(tmp_path)])
     warm = asyncio.create_task(runner.keep_warm(lambda: [DEVICE]))
     try:
-        await started(tmp_path, 1)
+        [first] = await started(tmp_path, 1)
         assert (await runner.run(DEVICE, "off", "n1")).ok
         second = (await started(tmp_path, 2))[1]
         assert alive(second)
     finally:
         warm.cancel()
         await asyncio.gather(warm, return_exceptions=True)
-    assert requests(tmp_path) == [f"request.{(await started(tmp_path, 1))[0]}"]
+    assert requests(tmp_path) == [f"request.{first}"]
 
 
 async def test_a_device_without_prestart_has_no_agent_waiting(tmp_path: Path) -> None:

@@ -67,9 +67,9 @@ class _Waiting:
 class Standbys:
     """Waiting agents by executable; ``start`` spawns a command with piped stdio."""
 
-    def __init__(self, start: Start, prefix: tuple[str, ...] | None = None) -> None:
+    def __init__(self, start: Start) -> None:
         self._start = start
-        self._prefix = pdeathsig_prefix() if prefix is None else prefix
+        self._prefix = pdeathsig_prefix()
         self._waiting: dict[Path, _Waiting] = {}
 
     def take(self, path: Path) -> Process | None:

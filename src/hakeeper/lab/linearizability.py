@@ -227,10 +227,8 @@ def check_by_zones(ops: Sequence[Op], initial: str | None = ABSENT) -> Verdict:
     zones: list[_Zone] = []
     for value, write in writes.items():
         readers = reads.get(value, [])
-        if not readers and write.unknown:
-            continue
-        if not readers and write.call == -math.inf:
-            continue
+        if not readers and (write.unknown or write.call == -math.inf):
+            continue  # may never have taken effect, or the unread value before the history
         end = math.inf if write.unknown else write.ret
         early = [read for read in readers if read.ret < write.call]
         if early:
