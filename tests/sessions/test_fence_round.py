@@ -1,4 +1,5 @@
-"""fence_every and vouching: the promotion's fence round, with fake nodes (no sockets)."""
+"""The promotion's fence round and the rule it applies (also as a promotion score), with fake
+nodes (no sockets)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from hakeeper.errors import SessionStoreError
-from hakeeper.sessions.fence_round import fence_every, vouching
+from hakeeper.sessions.fence_round import (
+    SCORE_NEWEST,
+    SCORE_NO_LOG,
+    SCORE_OLDER_LOG,
+    SCORE_REFUSED,
+    ask_every,
+    promotion_score,
+    refusal,
+    vouching,
+)
 from hakeeper.sessions.position import Position, Role, most_up_to_date
 
 NODES = ["a:1", "b:1", "c:1"]
@@ -46,20 +56,20 @@ async def test_a_slow_node_holding_the_newest_write_is_waited_for() -> None:
     # c restarted empty (seq 0) and answers first; only slow b holds the last acknowledged
     # write (seq 9). Stopping at the first majority {a, c} would promote without it.
     _, fence = fake_nodes({"b:1": 0.3}, seqs={"a:1": 5, "b:1": 9, "c:1": 0})
-    positions = await fence_every(NODES, fence)
+    positions = await ask_every(NODES, fence)
     assert most_up_to_date(positions) == "b:1"
 
 
 async def test_every_node_is_asked_at_once() -> None:
     in_flight, fence = fake_nodes({"a:1": 0.2, "b:1": 0.2, "c:1": 0.2})
-    positions = await fence_every(NODES, fence)
+    positions = await ask_every(NODES, fence)
     assert in_flight == [1, 2, 3]  # the third started before the first finished
     assert positions == {"a:1": position(0), "b:1": position(1), "c:1": position(2)}
 
 
 async def test_refused_nodes_are_left_out_and_a_minority_is_returned_as_it_is() -> None:
     _, fence = fake_nodes({}, refused=frozenset({"b:1", "c:1"}))
-    assert await fence_every(NODES, fence) == {"a:1": position(0)}
+    assert await ask_every(NODES, fence) == {"a:1": position(0)}
 
 
 async def test_an_unexpected_error_is_raised_not_counted_as_a_refusal() -> None:
@@ -67,7 +77,7 @@ async def test_an_unexpected_error_is_raised_not_counted_as_a_refusal() -> None:
         raise ValueError("bug")
 
     with pytest.raises(ExceptionGroup) as raised:
-        await fence_every(NODES, fence)
+        await ask_every(NODES, fence)
     assert raised.group_contains(ValueError, match="bug")
 
 
@@ -87,3 +97,54 @@ def test_every_node_vouches_when_every_node_answered() -> None:
 def test_every_node_vouches_when_none_holds_a_log() -> None:
     empty = Position(log_epoch=0, seq=0, seen_epoch=0, role=Role.REPLICA)
     assert vouching({"a:1": empty, "b:1": empty}, 3) == ["a:1", "b:1"]
+
+
+EMPTY = Position(log_epoch=0, seq=0, seen_epoch=2, role=Role.REPLICA)
+
+
+def test_a_promotion_is_refused_without_a_majority_answering() -> None:
+    assert "only 1 of 3 store nodes answered" in refusal("a:1", {"a:1": position(5)}, 3)
+
+
+def test_a_promotion_is_refused_when_an_empty_node_makes_up_the_majority() -> None:
+    # The fourth 1-hour run: the keeper and a node restarted empty answer, the third is away.
+    why = refusal("a:1", {"a:1": position(5), "c:1": EMPTY}, 3)
+    assert "c:1 restarted empty" in why
+
+
+def test_a_promotion_may_go_ahead_when_every_node_answered() -> None:
+    assert refusal("b:1", {"a:1": position(5), "b:1": EMPTY, "c:1": EMPTY}, 3) == ""
+
+
+def test_a_node_whose_promotion_would_be_refused_scores_minus_one() -> None:
+    assert promotion_score("a:1", {"a:1": position(5), "c:1": EMPTY}, 3) == SCORE_REFUSED
+
+
+def test_the_keeper_of_the_newest_log_scores_above_nodes_restarted_empty() -> None:
+    # The same nodes once the third answers (empty too): the keeper is the one to promote.
+    answers = {"a:1": position(5), "b:1": EMPTY, "c:1": EMPTY}
+    assert promotion_score("a:1", answers, 3) == SCORE_NEWEST
+    assert promotion_score("b:1", answers, 3) == SCORE_NO_LOG
+
+
+def test_a_log_of_an_older_epoch_scores_between() -> None:
+    older = Position(log_epoch=1, seq=99, seen_epoch=3, role=Role.REPLICA)
+    newer = Position(log_epoch=3, seq=1, seen_epoch=3, role=Role.REPLICA)
+    assert promotion_score("a:1", {"a:1": older, "b:1": newer}, 3) == SCORE_OLDER_LOG
+
+
+def test_replicas_a_few_writes_apart_score_the_same() -> None:
+    # A class per log epoch, not a rank by seq: the score does not change with every write.
+    answers = {"a:1": position(5), "b:1": position(9)}
+    assert promotion_score("a:1", answers, 3) == promotion_score("b:1", answers, 3)
+
+
+def test_the_primary_scores_the_newest_on_its_own_answer() -> None:
+    primary = Position(log_epoch=2, seq=5, seen_epoch=2, role=Role.PRIMARY)
+    assert promotion_score("a:1", {"a:1": primary}, 3) == SCORE_NEWEST
+
+
+def test_a_first_start_scores_every_node_the_newest() -> None:
+    fresh = Position(log_epoch=0, seq=0, seen_epoch=0, role=Role.REPLICA)
+    answers = {"a:1": fresh, "b:1": fresh}
+    assert promotion_score("a:1", answers, 3) == SCORE_NEWEST

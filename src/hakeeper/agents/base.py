@@ -130,6 +130,8 @@ class OpResult:
 
     ``duration`` is seconds on the monotonic clock; ``ts`` the wall-clock end (for events).
     ``output_tail`` is the last lines of what the agent printed (bounded).
+    ``promotion_score`` is the score an in-process agent asks for its node (what an OCF
+    agent sets with ``crm_master -l reboot -v``); None leaves the score as it is.
     """
 
     op: str
@@ -142,6 +144,7 @@ class OpResult:
     resource: str = ""
     interval: float = 0.0
     ts: float = field(default_factory=time.time)
+    promotion_score: int | None = None
 
     @property
     def ok(self) -> bool:

@@ -29,7 +29,6 @@ from pathlib import Path
 from hakeeper.agents.base import OcfRc, OpResult, Severity
 from hakeeper.agents.factory import AgentMaker
 from hakeeper.errors import CoordError
-from hakeeper.model.attributes import promotion_attribute
 from hakeeper.model.cluster import ClusterSpec, Primitive
 from hakeeper.model.records import Assignment
 from hakeeper.model.roles import InstanceRole, LocalRole
@@ -37,6 +36,7 @@ from hakeeper.runtime.agent_ops import AgentOps, Key
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.membership import Membership
 from hakeeper.runtime.notifier import Notifier
+from hakeeper.runtime.score_writer import ScoreWriter
 from hakeeper.runtime.store import ClusterStore
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,7 @@ class Executor:
             node=node, spec=spec, store=store, events=events, state_dir=state_dir,
             agents=agents, wall=wall,
         )  # fmt: skip
+        self._scores = ScoreWriter(node, store)
         self._notifier = Notifier(
             node=node, spec=spec, store=store,
             agent=lambda p: self._ops.agent(p, 0),
@@ -187,6 +188,7 @@ class Executor:
         self-fences at the membership deadline whatever the converging is waiting on."""
         async with asyncio.TaskGroup() as tasks:
             watcher = tasks.create_task(self._watch(), name="executor-watch")
+            scores = tasks.create_task(self._scores.run(), name="promotion-scores")
             guard = tasks.create_task(self._guard(), name="executor-guard")
             notified = tasks.create_task(self._notifier.answer_rounds(), name="notifications")
             try:
@@ -206,6 +208,7 @@ class Executor:
                 if self._converging is not None:
                     self._converging.cancel()
                 watcher.cancel()
+                scores.cancel()
                 guard.cancel()
                 notified.cancel()
 
@@ -398,9 +401,13 @@ class Executor:
         goes (a permanent one, ``crm_master -l forever``, is the agent's to manage)."""
         if self._spec().promotable_member(primitive.id):
             with contextlib.suppress(CoordError):
-                await self._store.delete_attribute(
-                    self._node, promotion_attribute(primitive.id), "reboot"
-                )
+                await self._scores.clear(primitive.id)
+
+    def _want_score(self, primitive: Primitive, result: OpResult) -> None:
+        """The promotion score an in-process agent asked for with ``result`` (the session
+        store's), written in the background (`ScoreWriter`)."""
+        if result.promotion_score is not None and self._spec().promotable_member(primitive.id):
+            self._scores.want(primitive.id, result.promotion_score)
 
     async def _promote(self, primitive: Primitive, instance: int, epoch: int) -> None:
         await self._notifier.round(primitive, "pre", "promote")
@@ -416,6 +423,7 @@ class Executor:
                 raise
             if result.ok:
                 self._set_local(key, Local("promoted", epoch))
+        self._want_score(primitive, result)
         await self._ops.record(primitive, result, "started")
         if result.ok:
             await self._ops.report(primitive.id, instance, "promoted", epoch, result)
@@ -518,6 +526,7 @@ class Executor:
                 # role, not a failure (Pacemaker cancels the old role's recurring monitor and
                 # ignores a result still in flight). The next one checks the new role.
                 continue
+            self._want_score(primitive, result)
             expected_promoted = local.role == "promoted"
             if result.ok and result.running and result.promoted == expected_promoted:
                 continue

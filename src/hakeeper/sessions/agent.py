@@ -13,7 +13,10 @@ Each node runs the store server (``python -m hakeeper.sessions``) on
 for the other nodes, which prove the cluster secret there (``secret_file``, the path of
 ``[coordination] secret_file``; it is passed to the store by path, never by value);
 supervision is the ``process`` agent's. Every control call below goes to the peer port with
-the secret's handshake. ``monitor`` answers RUNNING_PROMOTED on the primary. ``promote``
+the secret's handshake. ``monitor`` answers RUNNING_PROMOTED on the primary, and reports
+the node's promotion score (`fence_round.promotion_score`, from every node's position: -1
+where a promote would be refused, else higher for the newest log), which the runtime writes
+as the ``master-<resource>`` attribute, as PAF does with ``crm_master``. ``promote``
 with the assignment's epoch E (the fencing token):
 
 1. fences every reachable node with E (from then on they refuse the old primary's stream)
@@ -22,7 +25,8 @@ with the assignment's epoch E (the fencing token):
    node holds a log and some node did not answer (`fence_round.vouching`): it forgot what it
    acknowledged, and the missing node may hold a write no answering node has. The agent is
    meant to run with ``on_fail = "demote"`` (its default in a promotable clone): the refused
-   node is demoted and keeps its data, instead of being restarted empty;
+   node is demoted and keeps its data, instead of being restarted empty. A refused promote
+   reports score -1, so the node is not chosen again until a monitor finds it can be;
 2. if another node holds a more up-to-date copy (higher ``(log_epoch, seq)``) than this one,
    copies it here first, so no write acknowledged by a majority is lost whichever node the
    scheduler chose;
@@ -58,7 +62,7 @@ from hakeeper.errors import ConfigError, SessionStoreError
 from hakeeper.model.address import HostPort
 from hakeeper.model.cluster import Coordination
 from hakeeper.sessions.client import SessionClient
-from hakeeper.sessions.fence_round import fence_every, vouching
+from hakeeper.sessions.fence_round import SCORE_REFUSED, ask_every, promotion_score, refusal
 from hakeeper.sessions.position import Position, Role, most_up_to_date
 from hakeeper.sessions.tls import PeerTls, peer_tls
 
@@ -82,6 +86,7 @@ PARAMS = (
 )
 TLS_PARAMS = ("peer_tls_cert", "peer_tls_key", "peer_tls_ca")
 CONTROL_TIMEOUT = 2.0
+SCORE_READ_TIMEOUT = 1.0
 
 
 class SessionsAgent(ProcessAgent):
@@ -247,8 +252,27 @@ class SessionsAgent(ProcessAgent):
                 node=req.node,
             )
         if position.role is Role.PRIMARY:
-            return self._result(result.op, OcfRc.RUNNING_PROMOTED, interval=result.interval)
-        return result
+            result = self._result(result.op, OcfRc.RUNNING_PROMOTED, interval=result.interval)
+        if probe:
+            return result
+        score = await self._promotion_score(req.node, position)
+        return dataclasses.replace(result, promotion_score=score)
+
+    async def _promotion_score(self, node: str, mine: Position) -> int:
+        """The local node's promotion score (`fence_round.promotion_score`), from every other
+        node's position, each read bounded by `SCORE_READ_TIMEOUT` (an unreachable node costs
+        the monitor that much, once, as all are asked at once)."""
+        me = self.address_of(node)
+        if mine.role is Role.PRIMARY:
+            return promotion_score(me, {me: mine}, len(self.addresses))
+
+        async def read(address: str) -> Position:
+            async with self.control_client(address, SCORE_READ_TIMEOUT) as client:
+                return await client.position()
+
+        others = [address for address in self.addresses if address != me]
+        positions = {**await ask_every(others, read), me: mine}
+        return promotion_score(me, positions, len(self.addresses))
 
     async def promote(self, req: OpRequest) -> OpResult:
         started = time.monotonic()
@@ -260,6 +284,10 @@ class SessionsAgent(ProcessAgent):
         result = make_result(
             "promote", rc, started=started, resource=self.instance, exit_reason=reason
         )
+        if reason:
+            # Not a candidate until a monitor finds otherwise: without this, the score the
+            # scheduler chose this node by stands until the next monitor.
+            result = dataclasses.replace(result, promotion_score=SCORE_REFUSED)
         return log_op(result, node=req.node, epoch=req.epoch)
 
     async def _promote(self, req: OpRequest) -> str:
@@ -273,25 +301,10 @@ class SessionsAgent(ProcessAgent):
             async with self.control_client(address) as client:
                 return await client.fence(req.epoch)
 
-        positions = await fence_every(self.addresses, fence)
-        if me not in positions:
-            return f"the local store {me} did not answer the fence"
-        majority = len(self.addresses) // 2 + 1
-        if len(positions) < majority:
-            return (
-                f"only {len(positions)} of {len(self.addresses)} store nodes answered: "
-                "cannot fence a majority, so cannot know the latest writes"
-            )
-        counted = vouching(positions, len(self.addresses))
-        if len(counted) < majority:
-            empty = sorted(set(positions) - set(counted))
-            missing = sorted(set(self.addresses) - set(positions))
-            return (
-                f"only {len(counted)} of {len(self.addresses)} store nodes answered with a "
-                f"log ({', '.join(empty)} restarted empty and cannot vouch for what was "
-                f"acknowledged before) and {', '.join(missing)} did not answer: refused until "
-                "a node that kept its log answers"
-            )
+        positions = await ask_every(self.addresses, fence)
+        refused = refusal(me, positions, len(self.addresses))
+        if refused:
+            return refused
         best = most_up_to_date(positions)
         rank = (positions[best].log_epoch, positions[best].seq)
         if rank > (positions[me].log_epoch, positions[me].seq):

@@ -11,7 +11,13 @@ the round to one control timeout, where a sequential round paid it for every dea
 
 Waiting for everyone is not enough when the node holding a write is the one that does not
 answer: then the restarted node's empty answer still made up the majority. `vouching` says
-which answers may count towards it.
+which answers may count towards it, and `refusal` whether a promotion may go ahead.
+
+`promotion_score` applies the same rule to plain position reads, so every node's monitor can
+say in advance whether a promotion there would be refused (score -1) and which node holds the
+newest log (PAF ranks its standbys by LSN the same way): the scheduler then chooses the node
+whose promote succeeds. The fourth 1-hour nemesis run lost writes when it chose, "first
+eligible", a node restarted empty while the only keeper of the data was held back.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from hakeeper.errors import SessionStoreError
-from hakeeper.sessions.position import Position
+from hakeeper.sessions.position import Position, Role
 
 
 def vouching(positions: Mapping[str, Position], nodes: int) -> list[str]:
@@ -41,17 +47,64 @@ def vouching(positions: Mapping[str, Position], nodes: int) -> list[str]:
     return holding
 
 
-async def fence_every(
-    addresses: Sequence[str], fence: Callable[[str], Awaitable[Position]]
+def refusal(me: str, positions: Mapping[str, Position], nodes: int) -> str:
+    """Why a promotion of ``me`` must not go ahead on these answers ('' when it may): a
+    majority of the ``nodes`` store nodes must answer, and a majority must vouch."""
+    if me not in positions:
+        return f"the local store {me} did not answer"
+    majority = nodes // 2 + 1
+    if len(positions) < majority:
+        return (
+            f"only {len(positions)} of {nodes} store nodes answered: "
+            "cannot fence a majority, so cannot know the latest writes"
+        )
+    counted = vouching(positions, nodes)
+    if len(counted) < majority:
+        empty = sorted(set(positions) - set(counted))
+        return (
+            f"only {len(counted)} of {nodes} store nodes answered with a log "
+            f"({', '.join(empty)} restarted empty and cannot vouch for what was acknowledged "
+            f"before) and {nodes - len(positions)} did not answer: refused until a node that "
+            "kept its log answers"
+        )
+    return ""
+
+
+#: Promotion scores (Pacemaker's master score, ``crm_master``): the primary and the nodes
+#: holding a log of the newest epoch answered; a node with an older log; a node without one
+#: (a promote there copies the best log first, so it loses nothing, only time); and
+#: "cannot be primary now". Classes rather than a rank by seq: a replica a few writes behind
+#: would otherwise change its score, and write it to the cluster, every second.
+SCORE_NEWEST = 100
+SCORE_OLDER_LOG = 50
+SCORE_NO_LOG = 10
+SCORE_REFUSED = -1
+
+
+def promotion_score(me: str, positions: Mapping[str, Position], nodes: int) -> int:
+    """What ``me``'s promotion would find, as a score: `SCORE_REFUSED` when `refusal`
+    refuses it on these answers."""
+    mine = positions.get(me)
+    if mine is not None and mine.role is Role.PRIMARY:
+        return SCORE_NEWEST
+    if mine is None or refusal(me, positions, nodes):
+        return SCORE_REFUSED
+    if mine.log_epoch == max(p.log_epoch for p in positions.values()):
+        return SCORE_NEWEST
+    return SCORE_OLDER_LOG if mine.log_epoch > 0 else SCORE_NO_LOG
+
+
+async def ask_every(
+    addresses: Sequence[str], ask: Callable[[str], Awaitable[Position]]
 ) -> dict[str, Position]:
-    """The positions of the nodes that took the fence; a node that failed it
-    (``SessionStoreError``: refused, unreachable, timed out) is left out. Anything else a
-    ``fence`` call raises is a bug, raised here."""
+    """The positions of the nodes that answered ``ask`` (a fence, or a plain read), all
+    asked at once; a node that failed (``SessionStoreError``: refused, unreachable, timed
+    out) is left out. Anything else an ``ask`` call raises is a bug, raised here."""
     positions: dict[str, Position] = {}
 
     async def one(address: str) -> None:
         try:
-            positions[address] = await fence(address)
+            positions[address] = await ask(address)
         except SessionStoreError:
             return
 
