@@ -144,7 +144,7 @@ async def singleton_moving_from_online_node() -> Cluster:
 
 
 async def ordered_pair(*, joining: str | None = None) -> Cluster:
-    """``first`` then ``second`` (an order constraint): two waves. ``joining``, a third node
+    """``first`` then ``second`` (an order constraint): two steps. ``joining``, a third node
     of the config that is not a member yet."""
     nodes = TWO_NODES + (f"[nodes.{joining}]\n" if joining else "")
     order = '[[constraints.order]]\nfirst = "first"\nthen = "second"\n'
@@ -169,7 +169,9 @@ class Nodes:
     assignment write, each reports its placements started or promoted (``failed`` for a
     (resource, node) in ``failing``) and ``stopped`` for a placement the write took away,
     under the write's epoch. A node in ``held`` answers only once its event is set;
-    ``before_answer`` runs before each answer (to change the cluster meanwhile)."""
+    a resource in ``slow`` is answered only once its event is set, while the nodes go on
+    answering for the others; ``before_answer`` runs before each answer (to change the
+    cluster meanwhile)."""
 
     def __init__(
         self,
@@ -178,12 +180,14 @@ class Nodes:
         *,
         failing: Iterable[tuple[str, str]] = (),
         held: dict[str, asyncio.Event] | None = None,
+        slow: dict[str, asyncio.Event] | None = None,
         before_answer: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._c = c
         self._nodes = sorted(nodes)
         self._failing = set(failing)
         self._held = held or {}
+        self._slow = slow or {}
         self._before_answer = before_answer
 
     @contextlib.asynccontextmanager
@@ -205,14 +209,23 @@ class Nodes:
 
     async def _answer_all(self, placed: dict[str, Assignment], since: int) -> None:
         changes = self._c.coord.watch(KEYS.assignments, start_revision=since)
-        async with contextlib.aclosing(changes) as events:
+        async with contextlib.aclosing(changes) as events, asyncio.TaskGroup() as later:
             async for event in events:
                 name = event.kv.key[len(KEYS.assignments) :]
                 new = decode_assignment(event.kv.value, name, event.kv.mod_revision)
                 old = placed.get(name, Assignment(name, ()))
                 placed[name] = new
                 for node in self._nodes:
-                    await self._answer(node, old, new)
+                    if name in self._slow:
+                        later.create_task(self._answer_when(self._slow[name], node, old, new))
+                    else:
+                        await self._answer(node, old, new)
+
+    async def _answer_when(
+        self, released: asyncio.Event, node: str, old: Assignment, new: Assignment
+    ) -> None:
+        await released.wait()
+        await self._answer(node, old, new)
 
     async def _answer(self, node: str, old: Assignment, new: Assignment) -> None:
         gone = {p.instance for p in old.on(node)} - {p.instance for p in new.on(node)}
@@ -234,7 +247,25 @@ class Nodes:
 # --- tests --------------------------------------------------------------------------------
 
 
-async def test_it_writes_the_first_waves_assignment() -> None:
+async def test_an_action_goes_out_once_its_own_dependencies_are_done() -> None:
+    # The fourth 1-hour nemesis run: a promote waited on an unrelated stop sent out with
+    # what the promote depended on, and the data's last copy was fenced meanwhile.
+    order = '[[constraints.order]]\nfirst = "first"\nthen = "second"\n'
+    body = "[nodes.n1]\n" + resource("first") + resource("second") + resource("slow") + order
+    c = await cluster(spec_of(body), ["n1"])
+    released = asyncio.Event()
+    since = await c.coord.revision() + 1
+    async with Nodes(c, ["n1"], slow={"slow": released}).answering():
+        cycle = asyncio.create_task(c.cycle())
+        try:
+            await c.written("second", (Placement("n1"),), since)
+            assert (await c.assignment("slow")).placements == (Placement("n1"),)
+        finally:
+            released.set()
+            await cycle
+
+
+async def test_it_writes_the_first_ready_actions_assignment() -> None:
     c = await two_nodes_nothing_running()
     async with Nodes(c, ["n1", "n2"]).answering():
         await c.cycle()

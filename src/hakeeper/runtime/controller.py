@@ -1,12 +1,15 @@
-"""The controller: snapshot → scheduler → the transition's graph, wave by wave → again.
+"""The controller: snapshot → scheduler → the transition's graph, each action once its own
+dependencies are done → again.
 
 Runs only on the node holding the controller key, for as long as its term holds. Each cycle
-reads one snapshot, asks the pure scheduler for the transition, and walks its graph: each
-*wave* is the actions whose dependencies are done. Fences run here; every other action
+reads one snapshot, asks the pure scheduler for the transition, and walks its graph. The
+actions whose dependencies are done go out together: fences run here; every other action
 becomes part of one assignment write guarded by the term (its revision is the new epoch).
-It then waits until every dispatched action is confirmed by the node that runs it (its
-status shows the result under an epoch at least as new), failed, or abandoned (the node went
-away, the op's timeout passed). A retraction is confirmed like a stop; a prune needs no
+Each is then confirmed by the node that runs it (its status shows the result under an epoch
+at least as new), failed, or abandoned (the node went away, the op's timeout passed); every
+confirmation may make more actions ready, which go out at once, while slower ones are still
+in flight (the fourth 1-hour nemesis run lost data while a promote waited on an unrelated
+stop of the same "wave"). A retraction is confirmed like a stop; a prune needs no
 answer (its node is down). So cross-node order holds by construction (fence, then stop,
 then start) and every decision sees what really happened (Pacemaker recomputes after every
 event the same way). The controller decides nothing itself: what to retract and what to
@@ -109,12 +112,13 @@ class Controller:
                 watcher.cancel()
 
     async def cycle(self) -> None:
-        """One transition: run its DAG wave by wave, or wait for a change.
+        """One transition: run its DAG, or wait for a change.
 
-        The whole graph runs, not only its first wave: a restart in place is a stop and a
+        The whole graph runs, not only what is ready first: a restart in place is a stop and a
         start on the same node, and rescheduling after the stop would lose that intent.
-        The transition is abandoned (and the next cycle schedules afresh) when an action
-        fails or something unexpected happens: a node joins or leaves, an instance fails."""
+        The transition is abandoned (nothing more is dispatched; what is in flight is waited
+        for; the next cycle schedules afresh) when an action fails or something unexpected
+        happens: a node joins or leaves, an instance fails."""
         self._changed.clear()
         spec, observed = await self._observe()
         # A node's joined/lost events are written beside the transition, not before it: the
@@ -137,29 +141,42 @@ class Controller:
         if len(done) == len(actions):
             await self._wait_for_change(RECHECK_INTERVAL)
             return
+        by_key = {a.key: i for i, a in enumerate(actions)}
+        sent: set[int] = set(done)
+        in_flight: list[InFlight] = []
         first, current = observed, observed
+        stopping = ""  # why no further action is dispatched, once one failed or things changed
         while True:
             ready = [
                 i for i in range(len(actions))
-                if i not in done and set(transition.needs(i)) <= done
+                if i not in sent and set(transition.needs(i)) <= done
             ]  # fmt: skip
-            if not ready:
+            if ready and not stopping:
+                # Dispatched as soon as its own dependencies are done, not when the slowest
+                # action dispatched with them is: a promote must not wait on an unrelated stop.
+                sent |= set(ready)
+                batch = [actions[i] for i in ready]
+                log.info("event=dispatch actions=%r", [a.key for a in batch])
+                verdicts, more = await self._send(spec, current, batch)
+                in_flight += more
+            elif in_flight:
+                verdicts, in_flight, current = await self._confirm(first, in_flight)
+            else:
+                if stopping:
+                    log.info("event=transition_abandoned reason=%s", stopping)
                 return
-            wave = [actions[i] for i in ready]
-            log.info("event=wave actions=%r", [a.key for a in wave])
-            verdicts = await self._run_wave(spec, first, current, wave)
-            done |= {i for i in ready if verdicts.get(actions[i].key) == "done"}
-            failed = [a for a in wave if verdicts.get(a.key) != "done"]
-            if failed:
+            done |= {by_key[key] for key, verdict in verdicts.items() if verdict == "done"}
+            failed = [key for key, verdict in verdicts.items() if verdict != "done"]
+            if failed and not stopping:
                 # A retraction nobody answered: the move must not happen (two copies).
-                unanswered = any(a.kind == "retract" for a in failed)
-                reason = "retraction_unanswered" if unanswered else "action_failed"
-                log.info("event=transition_abandoned reason=%s", reason)
-                return
-            spec, current = await self._observe()
-            if _unexpected(first, current):
-                log.info("event=transition_abandoned reason=cluster_changed")
-                return
+                unanswered = any(actions[by_key[key]].kind == "retract" for key in failed)
+                stopping = "retraction_unanswered" if unanswered else "action_failed"
+            if ready and not stopping:
+                # What was just written must be the base of the next write of the same
+                # resource's assignment.
+                spec, current = await self._observe()
+            if not stopping and _unexpected(first, current):
+                stopping = "cluster_changed"
 
     # --- observing ----------------------------------------------------------------------------
 
@@ -274,16 +291,17 @@ class Controller:
             self._guarded(await self._store.mark_fenced(node, mark, term=self._term))
         return outcome.fenced
 
-    async def _run_wave(
-        self, spec: ClusterSpec, first: Observed, current: Observed, wave: Sequence[Action]
-    ) -> dict[str, Verdict]:
-        """Every action of one wave, each to its verdict: fences here, the rest one write."""
-        fenced = await self._fence_all(spec, [a for a in wave if a.kind == "fence"])
-        written = [a for a in wave if a.kind != "fence"]
+    async def _send(
+        self, spec: ClusterSpec, current: Observed, batch: Sequence[Action]
+    ) -> tuple[dict[str, Verdict], list[InFlight]]:
+        """Run ``batch``'s fences here and write the rest as one assignment write: the
+        verdicts known at once (fences, prunes), and what is now in flight."""
+        fenced = await self._fence_all(spec, [a for a in batch if a.kind == "fence"])
+        written = [a for a in batch if a.kind != "fence"]
         in_flight = await self._dispatch(spec, current, written)
         # A prune is done once written: its node is down, nobody is there to answer.
         pruned: dict[str, Verdict] = {a.key: "done" for a in written if a.kind == "prune"}
-        return {**fenced, **pruned, **await self._confirm(first, in_flight)}
+        return {**fenced, **pruned}, in_flight
 
     async def _dispatch(
         self, spec: ClusterSpec, observed: Observed, actions: Sequence[Action]
@@ -314,30 +332,31 @@ class Controller:
             raise Deposed(f"controller term {self._term} of {self._node} ended: not writing")
         return revision
 
-    async def _confirm(self, first: Observed, in_flight: list[InFlight]) -> dict[str, Verdict]:
-        """Wait until every dispatched action is done or failed; their verdicts by key."""
-        verdicts: dict[str, Verdict] = {}
-        pending = list(in_flight)
-        observed = first
-        while pending:
+    async def _confirm(
+        self, first: Observed, in_flight: list[InFlight]
+    ) -> tuple[dict[str, Verdict], list[InFlight], Observed]:
+        """Wait until at least one dispatched action is done or failed: the verdicts by key,
+        the actions still pending, and the observation they were read from."""
+        while True:
             await self._wait_for_change(1.0)
             self._changed.clear()
             _, observed = await self._observe()
-            still: list[InFlight] = []
-            for item in pending:
+            verdicts: dict[str, Verdict] = {}
+            pending: list[InFlight] = []
+            for item in in_flight:
                 verdict = _verdict(item, observed)
                 if verdict == "pending" and self._clock() > item.deadline:
                     log.warning("event=action_timeout action=%r", item.action.key)
                     verdict = "failed"
                 if verdict == "pending":
-                    still.append(item)
+                    pending.append(item)
                     continue
                 log.info("event=action_%s action=%r epoch=%d", verdict, item.action.key, item.epoch)
                 verdicts[item.action.key] = verdict
                 if verdict == "done":
                     await self._finish_failover(first, item.action)
-            pending = still
-        return verdicts
+            if verdicts:
+                return verdicts, pending, observed
 
     # --- failover bookkeeping (for the event log and availability) -----------------------------
 
