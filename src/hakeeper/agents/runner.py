@@ -183,12 +183,14 @@ async def run_action(
     timed_out = False
     try:
         try:
-            await asyncio.wait_for(proc.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await proc.wait()
         except TimeoutError:
             timed_out = True
             kill_group(pgid)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), REAP_DEADLINE)
+                async with asyncio.timeout(REAP_DEADLINE):
+                    await proc.wait()
         await asyncio.wait(pumps, timeout=DRAIN_AFTER_EXIT)
     finally:
         for task in pumps:
@@ -199,7 +201,8 @@ async def run_action(
         if proc.returncode is None:  # cancelled from outside: leave nothing running
             kill_group(pgid)
             with contextlib.suppress(TimeoutError, ProcessLookupError):
-                await asyncio.wait_for(asyncio.shield(proc.wait()), REAP_DEADLINE)
+                async with asyncio.timeout(REAP_DEADLINE):
+                    await asyncio.shield(proc.wait())
     rc = proc.returncode if proc.returncode is not None else -signal.SIGKILL
     # A shell's "killed by signal n" arrives as -n; report it the way a shell would (128+n).
     if rc < 0:

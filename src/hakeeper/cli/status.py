@@ -144,7 +144,8 @@ async def watch_status(
                 if frames is not None and drawn >= frames:
                     break
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), refresh)
+                    async with asyncio.timeout(refresh):
+                        await changed.wait()
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

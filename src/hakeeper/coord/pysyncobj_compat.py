@@ -99,7 +99,8 @@ async def called_back(start: Callable[..., None], *args: Any, timeout: float) ->
             loop.call_soon_threadsafe(_settle, done, (result, error))
 
     start(*args, callback=resolve)
-    return await asyncio.wait_for(done, timeout)
+    async with asyncio.timeout(timeout):
+        return await done
 
 
 def _settle(future: asyncio.Future[tuple[Any, int]], value: tuple[Any, int]) -> None:

@@ -198,12 +198,14 @@ class FenceAgentRunner:
             proc = await _start((str(path),))
         payload = ("\n".join(lines) + "\n").encode()
         try:
-            out, err = await asyncio.wait_for(proc.communicate(payload), timeout)
+            async with asyncio.timeout(timeout):
+                out, err = await proc.communicate(payload)
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), 5.0)
+                async with asyncio.timeout(5.0):
+                    await proc.wait()
             return None, "", f"killed after {timeout:g}s without an answer"
         return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 

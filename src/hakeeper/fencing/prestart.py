@@ -120,4 +120,5 @@ def _kill(process: Process) -> None:
 async def _reap(process: Process) -> None:
     _kill(process)
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(process.wait(), REAP_TIMEOUT)
+        async with asyncio.timeout(REAP_TIMEOUT):
+            await process.wait()

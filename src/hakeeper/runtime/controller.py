@@ -191,7 +191,8 @@ class Controller:
 
     async def _wait_for_change(self, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._changed.wait()
 
     async def _track_membership(self, observed: Observed) -> list[NodeJoined | NodeLost]:
         """Note who joined and who was lost since the last look; the events that say so."""

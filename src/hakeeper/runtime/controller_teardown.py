@@ -50,7 +50,8 @@ async def resign_stuck_term(
         )  # fmt: skip
     while True:
         try:
-            ended = await asyncio.wait_for(election.resign(term), timeout)
+            async with asyncio.timeout(timeout):
+                ended = await election.resign(term)
         except (CoordError, TimeoutError) as exc:
             log.warning("event=controller_resign_failed term=%d error=%r", term, str(exc))
             await asyncio.sleep(pause)

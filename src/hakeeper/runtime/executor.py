@@ -134,7 +134,8 @@ class Executor:
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no instance runs here; False if some still do after ``timeout``."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
         return not self._local
 
     def _set_local(self, key: Key, local: Local | None) -> None:
@@ -203,7 +204,8 @@ class Executor:
                             self._converging.result()
                         self._converging = None
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._changed.wait(), RECHECK_INTERVAL)
+                        async with asyncio.timeout(RECHECK_INTERVAL):
+                            await self._changed.wait()
             finally:
                 if self._converging is not None:
                     self._converging.cancel()
@@ -222,7 +224,8 @@ class Executor:
                 self._fenced_self = False
                 # The deadline only moves later, so sleeping until it never oversleeps.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(membership.lost.wait(), membership.remaining())
+                    async with asyncio.timeout(membership.remaining()):
+                        await membership.lost.wait()
                 continue
             converging = self._converging
             if converging is not None and not converging.done():

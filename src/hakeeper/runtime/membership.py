@@ -117,9 +117,8 @@ class Membership:
             return False
         sent = self._clock()
         try:
-            alive = await asyncio.wait_for(
-                self._coord.keepalive(self._lease), self._timing.renew_interval * 2
-            )
+            async with asyncio.timeout(self._timing.renew_interval * 2):
+                alive = await self._coord.keepalive(self._lease)
         except (CoordError, TimeoutError) as exc:
             self._observer.lease_renewal_failed()
             log.warning(

@@ -129,7 +129,8 @@ class SuspicionWatch:
         return removed
 
     async def _read(self) -> MembersView:
-        read = await asyncio.wait_for(self._store.member_leases(), self._timing.renew_interval * 5)
+        async with asyncio.timeout(self._timing.renew_interval * 5):
+            read = await self._store.member_leases()
         controller = read.controller
         view = MembersView(
             dict(read.leases),
@@ -211,7 +212,8 @@ class SuspicionWatch:
             # The lease's other keys (a controller key, leased statuses) go with it; a node
             # that was in fact alive learns from its next renewal that it must self-fence.
             try:
-                await asyncio.wait_for(self._store.revoke(lease), REVOKE_TIMEOUT)
+                async with asyncio.timeout(REVOKE_TIMEOUT):
+                    await self._store.revoke(lease)
             except (CoordError, TimeoutError) as exc:
                 log.info("event=suspect_revoke_failed node=%s error=%r", node, str(exc))
         return removed
