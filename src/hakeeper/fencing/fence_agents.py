@@ -30,7 +30,7 @@ from hakeeper.fencing.device import (
     PowerState,
     redact,
 )
-from hakeeper.fencing.prestart import WARM_INTERVAL, Process, Standbys
+from hakeeper.fencing.prestart import WARM_INTERVAL, Process, Standbys, executable_version
 from hakeeper.model.text import control_problem
 
 log = logging.getLogger(__name__)
@@ -76,11 +76,15 @@ class FenceAgentRunner:
         self._search_path = tuple(search_path)
         self._parameters: dict[Path, frozenset[str]] = {}
         self._standbys = Standbys(_start)
+        #: Agents whose metadata failed while warming, with the build that failed it.
+        self._broken: dict[Path, int | None] = {}
 
     async def keep_warm(self, devices: Callable[[], Iterable[FenceDevice]]) -> None:
         """Until cancelled, keep an agent waiting for each ``prestart`` device of
         ``devices()``, its metadata read (`hakeeper.fencing.prestart`); then kill them.
-        An agent that cannot be found or fails its metadata is left to the fence to report."""
+        An agent that cannot be found or fails its metadata is left to the fence to report;
+        one that failed its metadata is not asked again until its executable changes (it
+        was asked, and failed, every `WARM_INTERVAL`)."""
         if not self._standbys.possible:
             log.warning("event=fence_prestart_off reason=no_setpriv fix='apt install util-linux'")
             return
@@ -90,8 +94,7 @@ class FenceAgentRunner:
                 for device in devices():
                     if device.prestart:
                         with contextlib.suppress(ConfigError):
-                            wanted.add(self.resolve(device.agent))
-                            await self._host_argument(device)
+                            wanted.add(await self._warmable(device))
                 try:
                     await self._standbys.refresh(frozenset(wanted))
                 except OSError as exc:
@@ -100,6 +103,21 @@ class FenceAgentRunner:
                 await asyncio.sleep(WARM_INTERVAL)
         finally:
             await self._standbys.close()
+
+    async def _warmable(self, device: FenceDevice) -> Path:
+        """The agent's executable, its metadata read; a ConfigError if either fails."""
+        path = self.resolve(device.agent)
+        version = executable_version(path)
+        if path in self._broken and self._broken[path] == version:
+            raise ConfigError(f"fence agent {path} failed its metadata")
+        try:
+            await self._host_argument(device)
+        except ConfigError as exc:
+            self._broken[path] = version
+            log.warning("event=fence_prestart_skipped agent=%s error=%r", path, str(exc))
+            raise
+        self._broken.pop(path, None)
+        return path
 
     def resolve(self, agent: str) -> Path:
         """The agent's executable, or a ConfigError naming where it looked and close names."""
