@@ -71,8 +71,9 @@ async def lab(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Version
         await cluster.close()
 
 
-async def write_until(cluster: LoopbackCluster, stop: asyncio.Event, acked: list[str]) -> None:
-    """One write every 50 ms; a write that raised has an unknown outcome and is not counted."""
+async def write_until(cluster: LoopbackCluster, stop: asyncio.Event, acked: list[str]) -> int:
+    """One write every 50 ms; a write that raised has an unknown outcome and is not counted.
+    Returns how many were tried."""
     coord = await cluster.coordinator()
     i = 0
     while not stop.is_set() and i < 20_000:
@@ -83,6 +84,7 @@ async def write_until(cluster: LoopbackCluster, stop: asyncio.Event, acked: list
             acked.append(key)
         i += 1
         await asyncio.sleep(0.05)
+    return i
 
 
 async def operate(
@@ -121,7 +123,7 @@ async def test_a_roll_from_the_old_wire_to_the_new_loses_no_write_and_never_doub
         assert await asyncio.wait_for(command.wait(), 30.0) == 0, lines
     finally:
         stop.set()
-        await writer
+        tried = await writer
         if command.returncode is None:
             command.kill()
             await command.wait()
@@ -144,7 +146,8 @@ async def test_a_roll_from_the_old_wire_to_the_new_loses_no_write_and_never_doub
     assert f"version={newest} " in after, after[-3000:]
     coord = await lab.coordinator()
     stored = {kv.key for kv in await coord.range(WRITER_PREFIX)}
-    assert len(acked) > 100, "the writer barely wrote: the cluster did not answer"
+    # Most writes answered (a faster roll leaves fewer: 92 of a 5 s roll once failed "> 100").
+    assert len(acked) >= max(20, tried // 2), f"{len(acked)} of {tried} writes answered"
     assert not set(acked) - stored, "acknowledged writes lost"
     found = overlaps(read_records(lab.base_dir / "singleton.record"), lab.down_since)
     assert not found, f"two holders: {describe(found)}"
