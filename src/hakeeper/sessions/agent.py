@@ -263,16 +263,10 @@ class SessionsAgent(ProcessAgent):
         node's position, each read bounded by `SCORE_READ_TIMEOUT` (an unreachable node costs
         the monitor that much, once, as all are asked at once)."""
         me = self.address_of(node)
-        if mine.role is Role.PRIMARY:
-            return promotion_score(me, {me: mine}, len(self.addresses))
-
-        async def read(address: str) -> Position:
-            async with self.control_client(address, SCORE_READ_TIMEOUT) as client:
-                return await client.position()
-
-        others = [address for address in self.addresses if address != me]
-        positions = {**await ask_every(others, read), me: mine}
-        return promotion_score(me, positions, len(self.addresses))
+        # The primary's score needs no other node's answer.
+        others = [] if mine.role is Role.PRIMARY else [a for a in self.addresses if a != me]
+        answers = await ask_every(others, lambda a: self._position(a, SCORE_READ_TIMEOUT))
+        return promotion_score(me, {**answers, me: mine}, len(self.addresses))
 
     async def promote(self, req: OpRequest) -> OpResult:
         started = time.monotonic()
@@ -330,8 +324,8 @@ class SessionsAgent(ProcessAgent):
         )
         return log_op(result, node=req.node, epoch=req.epoch)
 
-    async def _position(self, address: str) -> Position:
-        async with self.control_client(address) as client:
+    async def _position(self, address: str, timeout: float = CONTROL_TIMEOUT) -> Position:
+        async with self.control_client(address, timeout) as client:
             return await client.position()
 
     def _result(self, op: str, rc: int, reason: str = "", interval: float = 0.0) -> OpResult:
