@@ -160,7 +160,7 @@ class Controller:
                 verdicts, more = await self._send(spec, current, batch)
                 in_flight += more
             elif in_flight:
-                verdicts, in_flight, current = await self._confirm(first, in_flight)
+                verdicts, in_flight, (spec, current) = await self._confirm(first, in_flight)
             else:
                 if stopping:
                     log.info("event=transition_abandoned reason=%s", stopping)
@@ -335,13 +335,14 @@ class Controller:
 
     async def _confirm(
         self, first: Observed, in_flight: list[InFlight]
-    ) -> tuple[dict[str, Verdict], list[InFlight], Observed]:
+    ) -> tuple[dict[str, Verdict], list[InFlight], tuple[ClusterSpec, Observed]]:
         """Wait until at least one dispatched action is done or failed: the verdicts by key,
-        the actions still pending, and the observation they were read from."""
+        the actions still pending, and the spec and observation they were read with (what
+        is sent next uses both, as fresh as the wave loop had them)."""
         while True:
             await self._wait_for_change(1.0)
             self._changed.clear()
-            _, observed = await self._observe()
+            spec, observed = await self._observe()
             verdicts: dict[str, Verdict] = {}
             pending: list[InFlight] = []
             for item in in_flight:
@@ -357,7 +358,7 @@ class Controller:
                 if verdict == "done":
                     await self._finish_failover(first, item.action)
             if verdicts:
-                return verdicts, pending, observed
+                return verdicts, pending, (spec, observed)
 
     # --- failover bookkeeping (for the event log and availability) -----------------------------
 
