@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pytest
 
 from hakeeper.config.loader import spec_from_text
+from hakeeper.model.attributes import NodeAttribute
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.events import Event, FailoverFinished, FailoverStarted, NodeJoined, NodeLost
 from hakeeper.model.records import Assignment, FencedMark, InstanceStatus, NodeFlags, Placement
@@ -311,6 +312,20 @@ async def test_it_abandons_the_transition_when_membership_changes() -> None:
         await c.coord.put(KEYS.member("n3"), b"{}")
 
     async with Nodes(c, ["n1", "n2"], before_answer=n3_joins).answering():
+        await c.cycle()
+    assert (await c.assignment("first")).placements
+    assert not (await c.assignment("second")).placements
+
+
+async def test_it_abandons_the_transition_when_a_promotion_score_changes() -> None:
+    # A store's keeper of the data scored -1 when the transition was planned and may be
+    # promoted now: the plan's later steps were chosen by the old scores.
+    c = await ordered_pair()
+
+    async def score_changes() -> None:
+        await c.store.set_attribute(NodeAttribute("n1", "master-first", "100"))
+
+    async with Nodes(c, ["n1", "n2"], before_answer=score_changes).answering():
         await c.cycle()
     assert (await c.assignment("first")).placements
     assert not (await c.assignment("second")).placements

@@ -118,7 +118,7 @@ class Controller:
         start on the same node, and rescheduling after the stop would lose that intent.
         The transition is abandoned (nothing more is dispatched; what is in flight is waited
         for; the next cycle schedules afresh) when an action fails or something unexpected
-        happens: a node joins or leaves, an instance fails."""
+        happens: a node joins or leaves, a promotion score changes, an instance fails."""
         self._changed.clear()
         spec, observed = await self._observe()
         # A node's joined/lost events are written beside the transition, not before it: the
@@ -415,8 +415,12 @@ class Controller:
 
 
 def _unexpected(before: Observed, now: Observed) -> bool:
-    """A change the running transition did not plan for: membership, or a new failure."""
+    """A change the running transition did not plan for: membership, a promotion score (as
+    Pacemaker aborts a transition when a node attribute changes: a promote chosen by the
+    old scores may now be refused), or a new failure."""
     if now.members != before.members:
+        return True
+    if now.state.promotion_scores != before.state.promotion_scores:
         return True
     failed_before = {
         (s.node, s.resource, s.instance) for s in before.statuses if s.role == "failed"
