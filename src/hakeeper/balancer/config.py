@@ -190,6 +190,12 @@ class Timeouts(_Strict):
     tcp_idle: float = Field(default=600.0, gt=0, description="tcp mode: no bytes either way")
     sweep: float = Field(default=0.5, gt=0, description="how often deadlines are checked")
     queue: float = Field(default=5.0, gt=0, description="longest wait for a maxconn slot")
+    hard_stop: float = Field(
+        default=2.0,
+        gt=0,
+        description="after SIGTERM and the frontends' close, longest wait for the rest "
+        "(HAProxy's hard-stop-after)",
+    )
 
 
 class Limits(_Strict):

@@ -34,8 +34,8 @@ async def serve_file(path: Path) -> None:
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, on_hup)
-    loop.add_signal_handler(signal.SIGTERM, balancer.stop)
-    loop.add_signal_handler(signal.SIGINT, balancer.stop)
+    loop.add_signal_handler(signal.SIGTERM, balancer.terminate)
+    loop.add_signal_handler(signal.SIGINT, balancer.terminate)
     await balancer.run()
 
 

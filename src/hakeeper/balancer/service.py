@@ -20,6 +20,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from hakeeper.balancer import hard_stop
 from hakeeper.balancer.config import BalancerConfig, FrontendSpec, load_config
 from hakeeper.balancer.control import ServerCommand, apply_command
 from hakeeper.balancer.control_api import start_api
@@ -211,7 +212,7 @@ class Balancer:
 
     async def run(self) -> None:
         """Own the background tasks until `stop`; restart them after a reload."""
-        while not self._stop.is_set():
+        while True:
             self._changed.clear()
             async with asyncio.TaskGroup() as tg:
                 self._retired = [rt for rt in self._retired if rt.conns]
@@ -230,12 +231,24 @@ class Balancer:
                 stop = tg.create_task(self._stop.wait())
                 changed = tg.create_task(self._changed.wait())
                 await asyncio.wait([stop, changed], return_when=asyncio.FIRST_COMPLETED)
+                if self._stop.is_set():
+                    # Serving ends first: a task may take a while to wind down (a clone
+                    # follower's engine client), and a stopped balancer must not relay
+                    # meanwhile (the cluster may already route to another one).
+                    await self._close()
                 for task in [*tasks, stop, changed]:
                     task.cancel()
-        await self._close()
+            if self._stop.is_set():
+                return
 
     def stop(self) -> None:
         self._stop.set()
+
+    def terminate(self) -> None:
+        """SIGTERM: `stop`, and exit the process ``timeouts.hard_stop`` later whatever is
+        still winding down then (`hakeeper.balancer.hard_stop`)."""
+        self.stop()
+        hard_stop.arm(self.config.timeouts.hard_stop)
 
     async def _close(self) -> None:
         if self._api_runner is not None:

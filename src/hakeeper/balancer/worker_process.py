@@ -78,8 +78,8 @@ async def serve(path: Path) -> None:
     balancer = Balancer(load_config(path), checks=False, api=False, source=path)
     await balancer.start()
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, balancer.stop)
-    loop.add_signal_handler(signal.SIGINT, balancer.stop)
+    loop.add_signal_handler(signal.SIGTERM, balancer.terminate)
+    loop.add_signal_handler(signal.SIGINT, balancer.terminate)
     async with asyncio.TaskGroup() as tg:
         orders = tg.create_task(follow_orders(balancer, path))
         reports = tg.create_task(report(balancer))
