@@ -1,13 +1,14 @@
 """Exit a stopping balancer process at a deadline, whatever its background work waits on.
 
 On SIGTERM a balancer closes its frontends at once (`Balancer.run`); then its background
-tasks wind down. A clone backend's engine client may take seconds to close: PySyncObj ends
-the tick it is in first, and a client's tick can be a whole state transfer (the nemesis
-runs saw balancer stops of 1.7 s, and of 10 s cut by the process agent's SIGKILL, which held
-up the controller's transition). Nothing of that needs finishing in a process that is
-exiting, so ``timeouts.hard_stop`` bounds it, as HAProxy's ``hard-stop-after`` bounds a
-stopping process. A daemon timer thread: it fires even while the event loop, or the
-interpreter's exit, waits on another thread.
+tasks wind down. A clone backend's engine client may take seconds to close: closing joins
+PySyncObj's tick thread (the nemesis runs saw balancer stops of 1.2-2.6 s with those joins
+under way, and of 10 s cut by the process agent's SIGKILL, which held up the controller's
+transition; what the tick thread did meanwhile was not captured, and the stack dump below
+will say). Nothing of that needs finishing in a process that is exiting, so
+``timeouts.hard_stop`` bounds it, as HAProxy's ``hard-stop-after`` bounds a stopping
+process. A daemon timer thread: it fires even while the event loop, or the interpreter's
+exit, waits on another thread.
 """
 
 from __future__ import annotations
