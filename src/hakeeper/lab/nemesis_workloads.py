@@ -31,7 +31,7 @@ from pathlib import Path
 from hakeeper.agents.netns import entered
 from hakeeper.lab.nemesis_history import HolderSample, LeaderSample, Operation, Outcome, Record
 from hakeeper.lab.nemesis_stack import LB_HTTP_PORT, LB_SESSIONS_PORT, LogReader
-from hakeeper.lab.netns_fence import namespace_id
+from hakeeper.lab.netns_fence import dying, namespace_id
 from hakeeper.lab.netns_lab import NetnsLab
 from hakeeper.lab.netns_topology import CLIENT
 from hakeeper.lab.vip_watch import VipHolders
@@ -224,6 +224,8 @@ def _singleton_namespaces() -> list[tuple[int, int]]:
         try:
             if SINGLETON_MARK not in Path(f"/proc/{entry}/cmdline").read_bytes():
                 continue
+            if dying(int(entry)):
+                continue  # power-fenced: it never runs again, though the kernel still frees it
             st = os.stat(f"/proc/{entry}/ns/net")
             found.append((st.st_dev, st.st_ino))
         except OSError:

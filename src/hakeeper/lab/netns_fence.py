@@ -6,7 +6,9 @@ so only namespaces the lab made can match), and its "cable" is the veth end in t
 namespace. `NetnsTarget` is kind ``netns`` of the lab fence agent
 (`hakeeper.lab.fence_agent.TARGET_KINDS`): off = take its switch port down, SIGKILL every
 process of the host and drop the addresses its resources added (a powered-off machine holds
-no address); off is confirmed when no process is left and the port is down.
+no address); off is confirmed when the port is down and every process left is `dying`
+(SIGKILLed: it never runs again, as after a power cut), without waiting for the kernel to
+free their memory (tens of milliseconds of the failover, not of the machine's state).
 
 Sync code; it enters namespaces only on short-lived threads of its own (`call_in_thread`),
 so the calling process never looks like a process of a lab host. No pyroute2 here: a fence
@@ -58,18 +60,52 @@ def pids_in(name: str) -> list[int]:
     return found
 
 
-def kill_all_in(name: str, *, spare: frozenset[int] = frozenset(), timeout: float = 5.0) -> None:
+#: /proc/<pid>/stat, counted from the field after the command's closing parenthesis.
+_STATE, _FLAGS, _PENDING = 0, 6, 28
+_PF_EXITING = 0x4
+_SIGKILL_BIT = 1 << (signal.SIGKILL - 1)
+
+
+def dying(pid: int) -> bool:
+    """Whether ``pid`` will never run its own code again: gone, a zombie, exiting, or with
+    SIGKILL pending (a SIGKILL is set pending on every thread of the process at once, and
+    no thread returns to user space with it). As final as a power cut, though the kernel may
+    still be freeing its memory for tens of milliseconds."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return True
+    if fields[_STATE] in (b"Z", b"X", b"x"):
+        return True
+    return bool(int(fields[_FLAGS]) & _PF_EXITING or int(fields[_PENDING]) & _SIGKILL_BIT)
+
+
+def kill_all_in(
+    name: str,
+    *,
+    spare: frozenset[int] = frozenset(),
+    timeout: float = 5.0,
+    until_gone: bool = True,
+) -> None:
     """SIGKILL every process of namespace ``name`` (except ``spare``), again until none is left
-    or ``timeout`` passes (a process may fork between the listing and the kill)."""
+    or ``timeout`` passes (a process may fork between the listing and the kill).
+
+    ``until_gone=False``: done once every process left is `dying`, without waiting for the
+    kernel to free them: enough for a power fence (nothing there acts again), not for a
+    restart on the same host (a dying process still holds its ports)."""
     deadline = time.monotonic() + timeout
     while True:
-        victims = [pid for pid in pids_in(name) if pid not in spare]
+        victims = [
+            pid for pid in pids_in(name) if pid not in spare and (until_gone or not dying(pid))
+        ]
         if not victims or time.monotonic() >= deadline:
             return
         for pid in victims:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        time.sleep(0.005)
+        if until_gone:
+            time.sleep(0.005)
 
 
 def set_port(switch_ns: str, port: str, up: bool) -> None:
@@ -147,11 +183,13 @@ class NetnsTarget:
         # The cable first: whatever survives the kill a moment longer can no longer answer.
         with contextlib.suppress(FileNotFoundError):
             set_port(self.switch_netns, self.port, up=False)
-        kill_all_in(self.netns, spare=self._spare(scope), timeout=KILL_ROUNDS_TIMEOUT)
+        kill_all_in(
+            self.netns, spare=self._spare(scope), timeout=KILL_ROUNDS_TIMEOUT, until_gone=False
+        )
         if scope == "node":
             flush_addresses(self.netns, self.address)
 
     def is_off(self, scope: Scope) -> bool:
         spare = self._spare(scope)
-        left = [pid for pid in pids_in(self.netns) if pid not in spare]
+        left = [pid for pid in pids_in(self.netns) if pid not in spare and not dying(pid)]
         return not left and not port_is_up(self.switch_netns, self.port)
