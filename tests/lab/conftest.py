@@ -6,14 +6,18 @@ under CI they fail, since a skip there would hide that they never ran.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pyroute2 import netns
 
+from hakeeper.lab.netns_fence import kill_all_in
 from hakeeper.lab.netns_lab import NetnsLab
 
 
@@ -23,6 +27,19 @@ def require_root() -> None:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+
+
+@contextlib.contextmanager
+def throwaway_namespace(tag: str) -> Iterator[str]:
+    """A network namespace of the test's own (root), removed with every process in it."""
+    require_root()
+    name = f"hk{secrets.token_hex(3)}-{tag}"
+    netns.create(name)
+    try:
+        yield name
+    finally:
+        kill_all_in(name)
+        netns.remove(name)
 
 
 @pytest.fixture

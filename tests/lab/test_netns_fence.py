@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -11,10 +10,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from pyroute2 import netns
 
 from hakeeper.lab.netns_fence import dying, kill_all_in, pids_in
-from tests.lab.conftest import require_root
+from tests.lab.conftest import throwaway_namespace
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
 
@@ -49,14 +47,8 @@ def test_a_vanished_process_is_dying() -> None:
 
 @pytest.fixture
 def namespace() -> Iterator[str]:
-    require_root()
-    name = f"hkfence-{secrets.token_hex(3)}"
-    netns.create(name)
-    try:
+    with throwaway_namespace("fence") as name:
         yield name
-    finally:
-        kill_all_in(name)
-        netns.remove(name)
 
 
 def test_a_power_fence_is_done_once_every_process_there_is_dying(namespace: str) -> None:

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 
 import pytest
-from pyroute2 import IPRoute, netns
+from pyroute2 import IPRoute
 
 from hakeeper.agents.netns import entered
 from hakeeper.lab import rtnetlink
-from tests.lab.conftest import require_root
+from tests.lab.conftest import throwaway_namespace
 
 
 @pytest.fixture
 def ns() -> Iterator[str]:
-    require_root()
-    name = f"hk{secrets.token_hex(3)}-rtnl"
-    netns.create(name)
-    try:
+    with throwaway_namespace("rtnl") as name:
         with IPRoute(netns=name) as ipr:
             ipr.link("add", ifname="eth0", kind="veth", peer={"ifname": "peer0"})
             index = ipr.link_lookup(ifname="eth0")[0]
@@ -26,8 +22,6 @@ def ns() -> Iterator[str]:
             ipr.addr("add", index=index, address="10.77.8.1", prefixlen=24)
             ipr.addr("add", index=index, address="10.77.8.50", prefixlen=24)
         yield name
-    finally:
-        netns.remove(name)
 
 
 def test_link_goes_down_and_up(ns: str) -> None:
