@@ -67,12 +67,20 @@ _SIGKILL_BIT = 1 << (signal.SIGKILL - 1)
 
 
 def dying(pid: int) -> bool:
-    """Whether ``pid`` will never run its own code again: gone, a zombie, exiting, or with
-    SIGKILL pending (a SIGKILL is set pending on every thread of the process at once, and
-    no thread returns to user space with it). As final as a power cut, though the kernel may
-    still be freeing its memory for tens of milliseconds."""
+    """Whether process ``pid`` will never run its own code again: every thread of it gone, a
+    zombie, exiting, or with SIGKILL pending (a SIGKILL is set pending on every thread of the
+    process at once, and no thread returns to user space with it). As final as a power cut,
+    though the kernel may still be freeing its memory for tens of milliseconds."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return True
+    return all(_thread_dying(f"/proc/{pid}/task/{tid}/stat") for tid in threads)
+
+
+def _thread_dying(stat_path: str) -> bool:
+    try:
+        with open(stat_path, "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()
     except (OSError, IndexError):
         return True
