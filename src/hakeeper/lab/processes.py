@@ -13,6 +13,8 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from hakeeper.errors import HakeeperError
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free a moment ago on ``host`` (bind to 0, read, release)."""
@@ -31,6 +33,14 @@ class ManagedProcess:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self, env: dict[str, str] | None = None) -> None:
+        if self.running:
+            # A second Popen would drop the handle of the first: a process nobody owns or
+            # stops any more (two experiments left three Raft members each running so).
+            assert self._proc is not None
+            raise HakeeperError(
+                f"{self.name} is already running (pid {self._proc.pid}): kill() or wait() "
+                "for it before starting it again"
+            )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self._proc = subprocess.Popen(
