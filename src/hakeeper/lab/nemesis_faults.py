@@ -34,7 +34,6 @@ from hakeeper.lab.nemesis_stack import STORE_PORT, LogReader, set_port_bridge
 from hakeeper.lab.netns_fence import pids_in
 from hakeeper.lab.netns_lab import NetnsLab
 from hakeeper.lab.netns_topology import CLIENT
-from hakeeper.sessions.position import Role
 
 #: Kinds this lab cannot make, and why (printed in the report and the docs).
 UNAVAILABLE = {
@@ -154,10 +153,10 @@ def _is_store(pid: int) -> bool:
     return b"hakeeper.sessions" in cmdline
 
 
-def store_role(lab: NetnsLab, node: str, timeout: float = 1.0) -> tuple[Role, int] | None:
+def store_role(lab: NetnsLab, node: str, timeout: float = 1.0) -> tuple[str, int] | None:
     """``(hakeeper_role, hakeeper_epoch)`` of ``node``'s store, asked from the client host
-    (None: no answer, or a role this lab does not know)."""
-    found: list[tuple[Role, int]] = []
+    (None: no answer)."""
+    found: list[tuple[str, int]] = []
 
     def ask() -> None:
         with entered(lab.layout.host_ns(CLIENT)), contextlib.suppress(OSError, ValueError):
@@ -175,7 +174,7 @@ def store_role(lab: NetnsLab, node: str, timeout: float = 1.0) -> tuple[Role, in
                 for line in data.decode(errors="replace").splitlines()
                 if line.startswith("STAT ") and line.count(" ") >= 2
             )
-            found.append((Role(stats.get("hakeeper_role")), int(stats.get("hakeeper_epoch", "0"))))
+            found.append((stats.get("hakeeper_role", ""), int(stats.get("hakeeper_epoch", "0"))))
 
     thread = threading.Thread(target=ask, name="store-stats")
     thread.start()
@@ -188,6 +187,6 @@ def session_primary(lab: NetnsLab) -> str | None:
     best: tuple[int, str] | None = None
     for node in lab.layout.nodes:
         role = store_role(lab, node)
-        if role is not None and role[0] is Role.PRIMARY and (best is None or role[1] > best[0]):
+        if role is not None and role[0] == "primary" and (best is None or role[1] > best[0]):
             best = (role[1], node)
     return None if best is None else best[1]

@@ -39,7 +39,6 @@ from hakeeper.lab.nemesis_schedule import PlannedFault, plan
 from hakeeper.lab.nemesis_stack import LogReader
 from hakeeper.lab.nemesis_workloads import Workloads, http_through_vip
 from hakeeper.lab.netns_lab import NetnsLab
-from hakeeper.sessions.position import Role
 
 SETTLE_TIMEOUT = 90.0
 FIRST_SETTLE_TIMEOUT = 180.0
@@ -86,7 +85,7 @@ def not_serving(lab: NetnsLab) -> str:
     return ""
 
 
-def store_not_whole(roles: dict[str, tuple[Role, int] | None]) -> str:
+def store_not_whole(roles: dict[str, tuple[str, int] | None]) -> str:
     """Why the session store does not hold every node's copy again ("" when it does): one
     primary, and every other node a replica holding the primary's log epoch.
 
@@ -95,12 +94,11 @@ def store_not_whole(roles: dict[str, tuple[Role, int] | None]) -> str:
     let the next fault take the one node left with the data (the fifth 1-hour run lost 23
     keys so): a replica holds the primary's epoch only once it has installed its copy.
     """
-    serving = (Role.PRIMARY, Role.REPLICA)
-    answered = {n: r for n, r in roles.items() if r is not None and r[0] in serving}
+    answered = {n: r for n, r in roles.items() if r is not None and r[0] in ("primary", "replica")}
     silent = [n for n in roles if n not in answered]
     if silent:
         return f"no store serving on {', '.join(silent)}"
-    primaries = [n for n, (role, _) in answered.items() if role is Role.PRIMARY]
+    primaries = [n for n, (role, _) in answered.items() if role == "primary"]
     if len(primaries) != 1:
         return f"the store has {len(primaries)} primaries ({', '.join(primaries) or 'none'})"
     epoch = answered[primaries[0]][1]
