@@ -25,7 +25,13 @@ from hakeeper.agents.factory import AgentContext
 from hakeeper.agents.netns import call_in
 from hakeeper.agents.registry import BUILTIN_AGENTS
 from hakeeper.agents.vip import VipAgent, VipConfig, missing_capabilities
-from hakeeper.agents.vip_announce import ETH_P_ARP, ICMPV6_NA, garp_frame, unsolicited_na
+from hakeeper.agents.vip_announce import (
+    ETH_P_ARP,
+    ICMPV6_NA,
+    garp_frame,
+    open_arp_socket,
+    unsolicited_na,
+)
 from hakeeper.errors import ConfigError
 
 REQ = OpRequest(timeout=10.0, node="n1")
@@ -210,6 +216,17 @@ async def test_ipv4_start_sends_gratuitous_arp_count_times(ns: str) -> None:
     assert len(got) == 4
     assert all(f[6:12] == bytes.fromhex("020000000001") for f in got)
     assert all(f[28:32] == f[38:42] == bytes([10, 77, 9, 100]) for f in got)
+
+
+@needs_root
+def test_arp_socket_only_sends_so_its_bind_waits_for_no_grace_period(ns: str) -> None:
+    # A packet socket with a protocol receives: its bind() waits for an RCU grace period
+    # (10-30 ms measured) before the first announcement can leave.
+    sock = call_in(ns, open_arp_socket, "eth0")
+    try:
+        assert sock.proto == 0
+    finally:
+        sock.close()
 
 
 @needs_root

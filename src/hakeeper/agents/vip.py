@@ -42,7 +42,7 @@ from hakeeper.agents.base import (
 from hakeeper.agents.factory import AgentContext
 from hakeeper.agents.metadata import check_params
 from hakeeper.agents.netns import run_in
-from hakeeper.agents.vip_announce import send_announcement
+from hakeeper.agents.vip_announce import Announcer
 from hakeeper.errors import ConfigError
 from hakeeper.model.durations import parse_duration
 
@@ -204,6 +204,20 @@ def remove(cfg: VipConfig) -> bool:
         return True
 
 
+async def _announce(cfg: VipConfig, link: Link) -> None:
+    """``announce_count`` announcements, the first at once, from one socket (`Announcer`)."""
+    if cfg.announce_count == 0:
+        return
+    announcer = await run_in(cfg.netns, Announcer, cfg.address, cfg.interface, link.index, link.mac)
+    try:
+        for i in range(cfg.announce_count):
+            if i:
+                await asyncio.sleep(cfg.announce_interval)
+            await asyncio.to_thread(announcer.send)
+    finally:
+        await asyncio.to_thread(announcer.close)
+
+
 def _perm_reason(what: str, cfg: VipConfig) -> str:
     return (
         f"{what} {cfg.cidr} on {cfg.interface} needs CAP_NET_ADMIN and CAP_NET_RAW: run the "
@@ -254,17 +268,7 @@ class VipAgent:
                         "fix params.interface"
                     )
                     return self._result("start", OcfRc.ERR_INSTALLED, started, req, reason)
-                for i in range(cfg.announce_count):
-                    if i:
-                        await asyncio.sleep(cfg.announce_interval)
-                    await run_in(
-                        cfg.netns,
-                        send_announcement,
-                        cfg.address,
-                        cfg.interface,
-                        link.index,
-                        link.mac,
-                    )
+                await _announce(cfg, link)
         except TimeoutError:
             result = make_result(
                 "start", OcfRc.ERR_GENERIC, started=started, resource=self.instance, timed_out=True
