@@ -314,7 +314,11 @@ def main() -> None:
     except LabFenceError as exc:
         print(f"fence_hakeeper_lab: {exc}", file=sys.stderr)
         code = EXIT_FAILED
-    sys.exit(code)
+    # The fencing daemon waits for this exit, and recovery waits for the daemon: skip the
+    # interpreter's teardown (~6 ms measured, part of every failover's outage).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
