@@ -7,6 +7,8 @@ import random
 import time
 from dataclasses import dataclass, field
 
+import pytest
+
 from hakeeper.config.loader import spec_from_text
 from hakeeper.coord.base import Lease, Put
 from hakeeper.fencing.device import AttemptResult, FenceAction, FenceDevice
@@ -18,7 +20,7 @@ from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.fence_plan import fencer_of
 from hakeeper.runtime.keys import KeySpace
 from hakeeper.runtime.store import ClusterStore
-from hakeeper.runtime.suspicion import SuspicionWatch
+from hakeeper.runtime.suspicion import SuspicionWatch, quiet_for
 from tests.fakes import LocalCoordinator
 
 AFTER = 0.3
@@ -99,7 +101,7 @@ async def test_controller_fences_and_removes_a_silent_member() -> None:
     c = await make_cluster()
     c.silence("n2")
 
-    removed = await c.watch("n1").check(cluster_spec(), AFTER)
+    removed = (await c.watch("n1").check(cluster_spec(), AFTER)).removed
 
     assert removed == ["n2"]
     assert c.runner.calls == [("off", "n2")]
@@ -141,8 +143,8 @@ async def test_a_member_whose_fence_failed_stays_and_is_not_fenced_again_at_once
     c.silence("n2")
     watch = c.watch("n1")
 
-    assert await watch.check(cluster_spec(), AFTER) == []
-    assert await watch.check(cluster_spec(), AFTER) == []
+    assert (await watch.check(cluster_spec(), AFTER)).removed == []
+    assert (await watch.check(cluster_spec(), AFTER)).removed == []
 
     assert c.keys.member("n2") in await c.keys_present()
     assert await c.coord.get(c.keys.fenced("n2")) is None
@@ -153,7 +155,7 @@ async def test_a_fabric_device_leaves_the_member_to_its_lease() -> None:
     c = await make_cluster()
     c.silence("n2")
 
-    assert await c.watch("n1").check(cluster_spec("fabric"), AFTER) == []
+    assert (await c.watch("n1").check(cluster_spec("fabric"), AFTER)).removed == []
 
     assert c.runner.calls == []
     assert c.keys.member("n2") in await c.keys_present()
@@ -163,7 +165,7 @@ async def test_a_node_that_is_not_controller_leaves_ordinary_members_to_the_cont
     c = await make_cluster()
     c.silence("n2")
 
-    assert await c.watch("n3").check(cluster_spec(), AFTER) == []
+    assert (await c.watch("n3").check(cluster_spec(), AFTER)).removed == []
 
     assert c.runner.calls == []
 
@@ -172,7 +174,7 @@ async def test_the_first_live_member_removes_a_silent_controller_with_its_contro
     c = await make_cluster()
     c.silence("n1")
 
-    assert await c.watch("n2").check(cluster_spec(), AFTER) == ["n1"]
+    assert (await c.watch("n2").check(cluster_spec(), AFTER)).removed == ["n1"]
 
     present = await c.keys_present()
     assert c.keys.member("n1") not in present
@@ -185,15 +187,15 @@ async def test_other_members_leave_a_silent_controller_to_the_first_until_twice_
     # look, not relative to the lease's grant: a slow setup on a loaded machine made it 2 x.
     c.coord.state.renewed_at[c.leases["n1"].id] = time.monotonic() - AFTER * 1.2
 
-    assert await c.watch("n3").check(cluster_spec(), AFTER) == []
+    assert (await c.watch("n3").check(cluster_spec(), AFTER)).removed == []
     c.silence("n1")
-    assert await c.watch("n3").check(cluster_spec(), AFTER) == ["n1"]
+    assert (await c.watch("n3").check(cluster_spec(), AFTER)).removed == ["n1"]
 
 
 async def test_members_that_renew_are_not_suspected() -> None:
     c = await make_cluster()
 
-    assert await c.watch("n1").check(cluster_spec(), AFTER) == []
+    assert (await c.watch("n1").check(cluster_spec(), AFTER)).removed == []
 
     assert c.runner.calls == []
 
@@ -206,7 +208,7 @@ async def test_a_member_that_rejoined_under_a_new_lease_is_not_removed() -> None
     fresh = await c.coord.grant(1.0)
     await c.coord.put(c.keys.member("n2"), b"{}", fresh)
 
-    assert await watch.check(cluster_spec(), AFTER) == []
+    assert (await watch.check(cluster_spec(), AFTER)).removed == []
 
     assert c.runner.calls == []
 
@@ -216,6 +218,36 @@ async def test_a_node_whose_own_membership_lapsed_judges_no_one() -> None:
     c.silence("n1")
     await c.coord.delete(c.keys.member("n2"))
 
-    assert await c.watch("n2").check(cluster_spec(), AFTER) == []
+    assert (await c.watch("n2").check(cluster_spec(), AFTER)).removed == []
 
     assert c.runner.calls == []
+
+
+async def test_the_next_look_is_timed_for_when_the_oldest_silence_would_cross() -> None:
+    c = await make_cluster()
+    c.coord.state.renewed_at[c.leases["n3"].id] -= 0.2
+
+    look = await c.watch("n1").check(cluster_spec(), AFTER)
+
+    assert look.quiet_for is not None
+    assert 0.0 < look.quiet_for <= AFTER - 0.2
+
+
+async def test_the_next_look_is_not_timed_while_a_silent_member_is_left_alone() -> None:
+    c = await make_cluster(controller="n1")
+    c.silence("n2")  # the controller's to fence, not n3's
+
+    look = await c.watch("n3").check(cluster_spec(), AFTER)
+
+    assert look.removed == []
+    assert look.quiet_for is None
+
+
+def test_quiet_for_counts_from_the_oldest_silence() -> None:
+    assert quiet_for(["n2", "n3"], {"n2": 0.05, "n3": 0.2}, 0.3) == pytest.approx(0.1)
+    assert quiet_for([], {}, 0.3) == 0.3
+
+
+def test_quiet_for_is_unknown_when_a_member_has_no_age() -> None:
+    # No Raft leader: nothing renews, and the fallen leader's age comes back with the next.
+    assert quiet_for(["n2", "n3"], {"n2": 0.05}, 0.3) is None
