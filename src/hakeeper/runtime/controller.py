@@ -98,12 +98,18 @@ class Controller:
         self._members: frozenset[str] | None = None
         self._lost_since: dict[str, float] = {}
         self._decisions: set[Decision] = set()
+        self._history: asyncio.Task[tuple[frozenset[str], dict[str, float]]] | None = None
 
     async def run(self) -> None:
         """Control the cluster until deposed (raises `Deposed`)."""
         log.info("event=controller_start node=%s term=%d", self._node, self._term)
-        await self._emit(ControllerElected(ts=self._wall(), node=self._node, term=self._term))
         async with asyncio.TaskGroup() as tasks:
+            # Two reads and a write to the engine, each a Raft commit, beside the first
+            # observation rather than before it: a new controller often takes over in the
+            # middle of a failover (its predecessor died with the node).
+            elected = ControllerElected(ts=self._wall(), node=self._node, term=self._term)
+            tasks.create_task(self._emit(elected), name="controller-elected")
+            self._history = tasks.create_task(self._membership_history(), name="controller-history")
             watcher = tasks.create_task(self._watch_changes(), name="controller-watch")
             try:
                 while True:
@@ -199,7 +205,9 @@ class Controller:
         members = observed.members
         previous, self._members = self._members, members
         if previous is None:
-            seen, lost_at = await self._membership_history()
+            if self._history is None:  # a cycle run on its own, not from `run`
+                self._history = asyncio.create_task(self._membership_history())
+            seen, lost_at = await self._history
             previous = members | seen
             # A loss an earlier controller recorded counts from then, not from this first
             # look: a controller deposed mid-failover would otherwise report its end as ~0 s.
