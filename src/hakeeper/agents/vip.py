@@ -148,11 +148,15 @@ class Link:
 
 
 def _link(ipr: IPRoute, ifname: str) -> Link | None:
-    indexes = ipr.link_lookup(ifname=ifname)
-    if not indexes:
-        return None
-    msg = ipr.link("get", index=indexes[0])[0]
-    return Link(index=int(indexes[0]), mac=str(msg.get("IFLA_ADDRESS") or "00:00:00:00:00:00"))
+    # One request by name, not a lookup (which lists every link) and then a get: the pair
+    # took 1.5-5.5 ms in the lab's failovers, on the path to the address going up.
+    try:
+        msg = ipr.link("get", ifname=ifname)[0]
+    except NetlinkError as exc:
+        if exc.code == errno.ENODEV:
+            return None
+        raise
+    return Link(index=int(msg["index"]), mac=str(msg.get("IFLA_ADDRESS") or "00:00:00:00:00:00"))
 
 
 def _has(ipr: IPRoute, cfg: VipConfig, link: Link) -> bool:
