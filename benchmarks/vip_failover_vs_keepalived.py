@@ -46,6 +46,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from hakeeper.errors import HakeeperError
@@ -87,6 +88,12 @@ class Trial:
     wrongly_suspected: int = 0
     #: 1 when the trial never completed (no service again, or no steady start)
     failed: int = 0
+    #: from the last good answer to the first sample with the VIP on another host: the
+    #: outage less what the network and the client added (seconds)
+    moved: float | None = None
+    #: when the outage began, on the wall clock: to find the trial in the agents' logs
+    #: (--keep), whose lines carry wall-clock times
+    began_at: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +139,16 @@ def watch_fault(lab: NetnsLab, setting: str, fault: Fault, node: str = "n1") -> 
             failback = watch.longest_gap(healed, time.monotonic())
         end = time.monotonic()
     report = watch.report(fault_at)
+    last_good = max((r.done for r in watch.good() if r.sent < fault_at), default=fault_at)
+    moved = watch.first_sample(fault_at, lambda s: bool(s.holders) and node not in s.holders)
+    began = datetime.fromtimestamp(time.time() - (time.monotonic() - last_good), UTC)
     # When only the software dies, the old holder may answer on: the figure is then the
     # longest silence the client saw after the fault.
     outage = report.outage if fault.restore is not None else watch.longest_gap(fault_at, end)
     return Trial(setting, fault.name, outage, failback, report.dual_samples, report.samples,
-                 report.failures, report.served_by_after, node)  # fmt: skip
+                 report.failures, report.served_by_after, node,
+                 moved=None if moved is None else moved.at - last_good,
+                 began_at=began.strftime("%H:%M:%S.%f")[:-3])  # fmt: skip
 
 
 def hakeeper_trial(lab: NetnsLab, setting: str, fault_name: str) -> Trial:
@@ -231,8 +243,9 @@ def _line(trial: Trial) -> str:
     dual = f"{trial.dual_samples}/{trial.samples}"
     where = f" {trial.target} (raft leader {trial.raft_leader})" if trial.raft_leader else ""
     return (f"{trial.setting:<36} {trial.fault:<14} outage {ms(trial.outage)} "
-            f"failback gap {ms(trial.failback_gap)} dual {dual}{where}"
-            f" wrongly suspected {trial.wrongly_suspected}")  # fmt: skip
+            f"(address moved {ms(trial.moved)}) failback gap {ms(trial.failback_gap)} "
+            f"dual {dual}{where} wrongly suspected {trial.wrongly_suspected}"
+            f" began {trial.began_at} UTC")  # fmt: skip
 
 
 def run_trials(
