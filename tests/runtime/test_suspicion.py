@@ -103,7 +103,7 @@ async def test_controller_fences_and_removes_a_silent_member() -> None:
 
     removed = (await c.watch("n1").check(cluster_spec(), AFTER)).removed
 
-    assert removed == ["n2"]
+    assert removed == ("n2",)
     assert c.runner.calls == [("off", "n2")]
     present = await c.keys_present()
     assert c.keys.member("n2") not in present
@@ -143,8 +143,8 @@ async def test_a_member_whose_fence_failed_stays_and_is_not_fenced_again_at_once
     c.silence("n2")
     watch = c.watch("n1")
 
-    assert (await watch.check(cluster_spec(), AFTER)).removed == []
-    assert (await watch.check(cluster_spec(), AFTER)).removed == []
+    assert (await watch.check(cluster_spec(), AFTER)).removed == ()
+    assert (await watch.check(cluster_spec(), AFTER)).removed == ()
 
     assert c.keys.member("n2") in await c.keys_present()
     assert await c.coord.get(c.keys.fenced("n2")) is None
@@ -155,7 +155,7 @@ async def test_a_fabric_device_leaves_the_member_to_its_lease() -> None:
     c = await make_cluster()
     c.silence("n2")
 
-    assert (await c.watch("n1").check(cluster_spec("fabric"), AFTER)).removed == []
+    assert (await c.watch("n1").check(cluster_spec("fabric"), AFTER)).removed == ()
 
     assert c.runner.calls == []
     assert c.keys.member("n2") in await c.keys_present()
@@ -165,7 +165,7 @@ async def test_a_node_that_is_not_controller_leaves_ordinary_members_to_the_cont
     c = await make_cluster()
     c.silence("n2")
 
-    assert (await c.watch("n3").check(cluster_spec(), AFTER)).removed == []
+    assert (await c.watch("n3").check(cluster_spec(), AFTER)).removed == ()
 
     assert c.runner.calls == []
 
@@ -174,7 +174,7 @@ async def test_the_first_live_member_removes_a_silent_controller_with_its_contro
     c = await make_cluster()
     c.silence("n1")
 
-    assert (await c.watch("n2").check(cluster_spec(), AFTER)).removed == ["n1"]
+    assert (await c.watch("n2").check(cluster_spec(), AFTER)).removed == ("n1",)
 
     present = await c.keys_present()
     assert c.keys.member("n1") not in present
@@ -187,15 +187,15 @@ async def test_other_members_leave_a_silent_controller_to_the_first_until_twice_
     # look, not relative to the lease's grant: a slow setup on a loaded machine made it 2 x.
     c.coord.state.renewed_at[c.leases["n1"].id] = time.monotonic() - AFTER * 1.2
 
-    assert (await c.watch("n3").check(cluster_spec(), AFTER)).removed == []
+    assert (await c.watch("n3").check(cluster_spec(), AFTER)).removed == ()
     c.silence("n1")
-    assert (await c.watch("n3").check(cluster_spec(), AFTER)).removed == ["n1"]
+    assert (await c.watch("n3").check(cluster_spec(), AFTER)).removed == ("n1",)
 
 
 async def test_members_that_renew_are_not_suspected() -> None:
     c = await make_cluster()
 
-    assert (await c.watch("n1").check(cluster_spec(), AFTER)).removed == []
+    assert (await c.watch("n1").check(cluster_spec(), AFTER)).removed == ()
 
     assert c.runner.calls == []
 
@@ -208,7 +208,7 @@ async def test_a_member_that_rejoined_under_a_new_lease_is_not_removed() -> None
     fresh = await c.coord.grant(1.0)
     await c.coord.put(c.keys.member("n2"), b"{}", fresh)
 
-    assert (await watch.check(cluster_spec(), AFTER)).removed == []
+    assert (await watch.check(cluster_spec(), AFTER)).removed == ()
 
     assert c.runner.calls == []
 
@@ -218,7 +218,7 @@ async def test_a_node_whose_own_membership_lapsed_judges_no_one() -> None:
     c.silence("n1")
     await c.coord.delete(c.keys.member("n2"))
 
-    assert (await c.watch("n2").check(cluster_spec(), AFTER)).removed == []
+    assert (await c.watch("n2").check(cluster_spec(), AFTER)).removed == ()
 
     assert c.runner.calls == []
 
@@ -239,7 +239,7 @@ async def test_the_next_look_is_not_timed_while_a_silent_member_is_left_alone() 
 
     look = await c.watch("n3").check(cluster_spec(), AFTER)
 
-    assert look.removed == []
+    assert look.removed == ()
     assert look.quiet_for is None
 
 

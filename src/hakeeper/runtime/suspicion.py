@@ -67,7 +67,7 @@ class Look:
     """What one look did: the nodes fenced and removed, and for how long (seconds) no other
     member can cross the threshold (None: not known, look again at the tick)."""
 
-    removed: list[str]
+    removed: tuple[str, ...]
     quiet_for: float | None
 
 
@@ -142,7 +142,7 @@ class SuspicionWatch:
         ages = await self._ages(spec, view)
         silent = [n for n, age in ages.items() if age > after]
         if not silent:
-            return Look([], quiet_for(self._others(view), ages, after))
+            return Look((), quiet_for(self._others(view), ages, after))
         view = await self._read()  # the linearizable read that confirms (module docstring)
         ages = await self._ages(spec, view)
         confirmed = [n for n in silent if ages.get(n, 0.0) > after]
@@ -154,8 +154,8 @@ class SuspicionWatch:
                 removed.append(node)
         if removed:
             self._view = None
-            return Look(removed, None)
-        return Look(removed, quiet_for(self._others(view), ages, after))
+            return Look(tuple(removed), None)
+        return Look((), quiet_for(self._others(view), ages, after))
 
     def _others(self, view: MembersView) -> list[str]:
         return [node for node in view.leases if node != self._node]
