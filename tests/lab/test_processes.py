@@ -12,8 +12,8 @@ from hakeeper.lab.processes import ManagedProcess
 
 
 def test_a_running_process_is_not_started_twice(tmp_path: Path) -> None:
-    proc = ManagedProcess("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"],
-                          tmp_path / "sleeper.log")  # fmt: skip
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    proc = ManagedProcess("sleeper", sleeper, tmp_path / "sleeper.log")
     proc.start()
     try:
         first = proc.pid
