@@ -153,6 +153,11 @@ def _is_store(pid: int) -> bool:
     return b"hakeeper.sessions" in cmdline
 
 
+#: What a store's ``stats`` says in ``hakeeper_role`` (docs/sessions.md): the lab reads the
+#: store as a client does, off the wire.
+PRIMARY, REPLICA = "primary", "replica"
+
+
 def store_role(lab: NetnsLab, node: str, timeout: float = 1.0) -> tuple[str, int] | None:
     """``(hakeeper_role, hakeeper_epoch)`` of ``node``'s store, asked from the client host
     (None: no answer)."""
@@ -187,6 +192,6 @@ def session_primary(lab: NetnsLab) -> str | None:
     best: tuple[int, str] | None = None
     for node in lab.layout.nodes:
         role = store_role(lab, node)
-        if role is not None and role[0] == "primary" and (best is None or role[1] > best[0]):
+        if role is not None and role[0] == PRIMARY and (best is None or role[1] > best[0]):
             best = (role[1], node)
     return None if best is None else best[1]

@@ -24,7 +24,14 @@ from pathlib import Path
 
 from hakeeper.errors import HakeeperError
 from hakeeper.lab.fence_agent import FENCE_LOG
-from hakeeper.lab.nemesis_faults import UNAVAILABLE, Faults, Injected, store_role
+from hakeeper.lab.nemesis_faults import (
+    PRIMARY,
+    REPLICA,
+    UNAVAILABLE,
+    Faults,
+    Injected,
+    store_role,
+)
 from hakeeper.lab.nemesis_history import (
     EVENTS_FILE,
     FAULT_KINDS,
@@ -94,11 +101,11 @@ def store_not_whole(roles: dict[str, tuple[str, int] | None]) -> str:
     let the next fault take the one node left with the data (the fifth 1-hour run lost 23
     keys so): a replica holds the primary's epoch only once it has installed its copy.
     """
-    answered = {n: r for n, r in roles.items() if r is not None and r[0] in ("primary", "replica")}
+    answered = {n: r for n, r in roles.items() if r is not None and r[0] in (PRIMARY, REPLICA)}
     silent = [n for n in roles if n not in answered]
     if silent:
         return f"no store serving on {', '.join(silent)}"
-    primaries = [n for n, (role, _) in answered.items() if role == "primary"]
+    primaries = [n for n, (role, _) in answered.items() if role == PRIMARY]
     if len(primaries) != 1:
         return f"the store has {len(primaries)} primaries ({', '.join(primaries) or 'none'})"
     epoch = answered[primaries[0]][1]
