@@ -7,10 +7,12 @@ is what a late heartbeat or a cut link does to it.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Any
 
+from hakeeper.coord.raft_prevote import PRE_VOTE
 from tests.coord.conftest import CONF, settled, wait_until
 
 
@@ -60,3 +62,43 @@ def test_a_deadline_that_passes_during_a_tick_starts_no_election(
     time.sleep(0.5)  # the ticks after the pause: heartbeats arrive, nothing is elected
     assert [m._getTerm() for m in prevote_group] == [term] * 3
     assert leader._isLeader()
+
+
+def test_a_follower_that_says_yes_to_a_pre_vote_does_not_run_against_it(
+    prevote_group: list[Any],
+) -> None:
+    leader, _, term = settled(prevote_group)
+    asker, other = [m for m in prevote_group if m is not leader]
+    for member in (asker, other):
+        member._SyncObj__raftElectionDeadline = math.inf  # no election until the test says
+    leader.destroy_synchronous()
+    time.sleep(CONF["raftMinTimeout"] + 0.3)  # neither counts the leader as heard any more
+    answer = other._answer_pre_vote
+
+    def due_meanwhile(node: Any, message: dict[str, Any]) -> None:
+        # The other's own deadline ran out while the request waited in its poll: its next
+        # tick would ask for the same term, and both would stand in a split election.
+        other._SyncObj__raftElectionDeadline = 0.0
+        answer(node, message)
+
+    other._answer_pre_vote = due_meanwhile
+    transport = other._SyncObj__transport
+    send = transport.send
+    sent: list[str] = []
+
+    def noting(node: Any, message: dict[str, Any]) -> Any:
+        sent.append(message.get("type", ""))
+        return send(node, message)
+
+    transport.send = noting
+    asker._SyncObj__raftElectionDeadline = 0.0
+    wait_until(
+        "a new leader both followers follow",
+        lambda: (
+            any(m._isLeader() for m in (asker, other))
+            and len({m._getLeader() for m in (asker, other)}) == 1
+        ),
+    )
+    assert PRE_VOTE not in sent
+    # A split election would have taken a second one (term + 2).
+    assert [m._getTerm() for m in (asker, other)] == [term + 1] * 2
