@@ -205,9 +205,10 @@ class Controller:
         members = observed.members
         previous, self._members = self._members, members
         if previous is None:
-            if self._history is None:  # a cycle run on its own, not from `run`
-                self._history = asyncio.create_task(self._membership_history())
-            seen, lost_at = await self._history
+            # `run` started the read beside the first observation; a cycle run on its own
+            # (tests) reads it here.
+            history = self._history or self._membership_history()
+            seen, lost_at = await history
             previous = members | seen
             # A loss an earlier controller recorded counts from then, not from this first
             # look: a controller deposed mid-failover would otherwise report its end as ~0 s.
