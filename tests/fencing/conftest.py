@@ -15,7 +15,8 @@ def alive(pid: int) -> bool:
     """Running, as opposed to gone or a zombie nobody reaped yet."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        # ProcessLookupError: the process was reaped between the open and the read.
         return False
     return state != "Z"
 
