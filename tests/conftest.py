@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from hakeeper.agents.procfs import proc_stat
+
 # Every external program the tests or the demo start, with the Debian package that ships it.
 # `tests/test_system_packages.py` fails when a test starts a program missing here, or when a
 # package here is missing from the Makefile's DEB_PKGS (tests) or DEMO_PKGS (demo): a fresh
@@ -95,6 +97,13 @@ def require_file(path: Path) -> None:
     package = SYSTEM_PROGRAMS[str(path)]
     if not path.is_file():
         _missing(f"{path} missing (Debian package {package}; `make test` installs it as root)")
+
+
+def alive(pid: int) -> bool:
+    """Running, as opposed to gone or a zombie nobody reaped yet (a process reaped while
+    its /proc entry is read counts as gone)."""
+    stat = proc_stat(pid)
+    return stat is not None and stat[0] != "Z"
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -11,16 +11,6 @@ STUB_METADATA = """<?xml version="1.0" ?>
 </parameters></resource-agent>"""
 
 
-def alive(pid: int) -> bool:
-    """Running, as opposed to gone or a zombie nobody reaped yet."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        # ProcessLookupError: the process was reaped between the open and the read.
-        return False
-    return state != "Z"
-
-
 def stub_agent(folder: Path, body: str, *, before: str = "") -> Path:
     """A fence agent that runs ``before``, reads its request, prints metadata when asked and
     otherwise runs ``body`` (``$input`` holds the request)."""

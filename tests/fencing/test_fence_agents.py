@@ -15,8 +15,8 @@ from hakeeper.fencing.fence_agents import (
     parse_metadata_parameters,
     stdin_line,
 )
-from tests.conftest import require_binary
-from tests.fencing.conftest import STUB_METADATA, alive, stub_agent
+from tests.conftest import alive, require_binary
+from tests.fencing.conftest import STUB_METADATA, stub_agent
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from hakeeper.fencing import fence_agents
 from hakeeper.fencing.device import FenceDevice
 from hakeeper.fencing.fence_agents import FenceAgentRunner
 from hakeeper.fencing.prestart import pdeathsig_prefix
-from tests.fencing.conftest import alive, stub_agent
+from tests.conftest import alive
+from tests.fencing.conftest import stub_agent
 
 pytestmark = pytest.mark.skipif(pdeathsig_prefix() is None, reason="needs setpriv (util-linux)")
 

@@ -17,7 +17,7 @@ from hakeeper.errors import ConfigError
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.events import AlertDelivered, AlertFailed, NodeJoined, NodeLost
 from hakeeper.runtime.alert_agents import run_agent
-from tests.conftest import serve_webhook, webhook_receiver
+from tests.conftest import alive, serve_webhook, webhook_receiver
 from tests.fakes import LocalCoordinator
 from tests.runtime.test_alerts import (
     KEY,
@@ -160,14 +160,6 @@ async def test_an_agent_that_never_ends_and_floods_its_stderr_is_killed_with_its
     await until("the agent's child to be gone", lambda: not alive(child), 10)
     # A normal agent afterwards.
     assert (await run_agent("/bin/true", {}, 5.0)).ok
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(") ")[-1][:1] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @pytest.mark.parametrize(
