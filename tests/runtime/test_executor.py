@@ -1,4 +1,5 @@
-"""The executor's self-fencing (rule 1) on a fake engine, with fake and real resource agents."""
+"""The executor's self-fencing (rule 1) and how it takes assignments, on a fake engine, with
+fake and real resource agents."""
 
 from __future__ import annotations
 
@@ -12,15 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hakeeper.agents.base import OcfRc, OpRequest, OpResult, ResourceAgent, make_result
 from hakeeper.agents.factory import AgentContext
 from hakeeper.agents.procfs import process_start_time
 from hakeeper.agents.registry import BUILTIN_AGENTS
 from hakeeper.config.loader import spec_from_text
+from hakeeper.coord.base import KV
 from hakeeper.errors import NoQuorum
 from hakeeper.model.cluster import ClusterSpec
 from hakeeper.model.records import Assignment, MemberRecord, Placement
 from hakeeper.model.timing import PROFILES
+from hakeeper.runtime import executor as executor_module
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.executor import RECHECK_INTERVAL, Executor
 from hakeeper.runtime.keys import KeySpace
@@ -269,3 +274,47 @@ async def test_a_stop_that_fails_while_self_fencing_is_reported_as_a_failed_stop
     [status] = [s for s in observed.statuses if s.resource == "db"]
     assert (status.role, status.op) == ("failed", "stop")
     assert [i.stop_failed for i in observed.state.instances if i.resource == "db"] == [True]
+
+
+class AssignmentReads(LocalCoordinator):
+    """Counts the reads of every assignment."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.assignment_reads = 0
+        self.read = asyncio.Event()
+
+    async def range(self, prefix: str) -> list[KV]:
+        if prefix == KEYS.assignments:
+            self.assignment_reads += 1
+            self.read.set()
+        return await super().range(prefix)
+
+
+async def test_an_assignment_the_watch_delivers_is_started_without_a_read_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each read is a Raft commit on the failover path; only the recheck reads them all.
+    monkeypatch.setattr(executor_module, "RECHECK_INTERVAL", 60.0)
+    coord = AssignmentReads()
+    membership = Membership(
+        coord, KEYS, MemberRecord("n1", "127.0.0.11"), PROFILES["fast"], time.monotonic
+    )
+    await membership.join()
+    started = asyncio.Event()
+    executor = executor_for(
+        tmp_path, coord, membership,
+        agents=FakeAgents(lambda context: RecordingAgent([], started)),
+    )  # fmt: skip
+    running = asyncio.create_task(executor.run())
+    try:
+        await asyncio.wait_for(coord.read.wait(), 10)  # the first converge reads them all
+        reads = coord.assignment_reads
+        await coord.put(
+            KEYS.assignment("db"), encode_assignment(Assignment("db", (Placement("n1"),)))
+        )
+        await asyncio.wait_for(started.wait(), 10)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    assert coord.assignment_reads == reads

@@ -137,21 +137,34 @@ async def test_rejoining_clears_the_fenced_mark_and_the_leaving_mark() -> None:
     assert await coord.range(KEYS.runtime) == []
 
 
-async def test_the_assignment_watch_wakes_on_a_write() -> None:
+async def first_assignment_change(store: ClusterStore) -> Assignment:
+    async with contextlib.aclosing(store.assignment_changes()) as changes:
+        async for assignment in changes:
+            return assignment
+    raise AssertionError("the watch ended")
+
+
+async def test_the_assignment_watch_delivers_each_written_assignment_with_its_epoch() -> None:
     coord = LocalCoordinator()
     store = ClusterStore(coord, KEYS)
     term = (await store.election("n1").campaign(await coord.grant(3))).term
 
-    async def first_change() -> int:
-        async with contextlib.aclosing(store.assignment_changes()) as changes:
-            async for revision in changes:
-                return revision
-        raise AssertionError("the watch ended")
-
-    waiting = asyncio.create_task(first_change())
+    waiting = asyncio.create_task(first_assignment_change(store))
     await asyncio.sleep(0)
     epoch = await store.write_assignments(term, {"db": Assignment("db", (Placement("n1"),))})
-    assert await asyncio.wait_for(waiting, 5) == epoch
+    assert await asyncio.wait_for(waiting, 5) == Assignment("db", (Placement("n1"),), epoch)
+
+
+async def test_the_assignment_watch_passes_over_a_deleted_assignment() -> None:
+    coord = LocalCoordinator()
+    store = ClusterStore(coord, KEYS)
+
+    await coord.put(KEYS.assignment("old"), encode_assignment(Assignment("old", ())))
+    waiting = asyncio.create_task(first_assignment_change(store))
+    await asyncio.sleep(0)
+    await coord.delete(KEYS.assignment("old"))
+    await coord.put(KEYS.assignment("db"), encode_assignment(Assignment("db", ())))
+    assert (await asyncio.wait_for(waiting, 5)).resource == "db"
 
 
 async def test_a_config_is_published_only_over_the_revision_it_was_reviewed_against() -> None:

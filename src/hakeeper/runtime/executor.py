@@ -3,13 +3,16 @@
 Level-triggered: on every change of ``assignments/`` (and every few seconds) it compares what
 runs here with what is assigned here and starts, stops, promotes or demotes to match — only for
 resources that have an assignment; what a probe found running without one is left alone until
-the controller decides. Ops on one resource run one at a time; different resources in parallel.
-After each op it reports the instance's status (under the epoch it acted on) and appends the
-op's events. A failed instance is reported and left for the controller: it never restarts on
-its own (the scheduler applies on_fail and migration_threshold). A failure in the primary
-role that may have left the instance running (a failed promote; a primary's monitor that did
-not find it stopped) is reported *demotable*: with ``on_fail = "demote"`` the controller then
-assigns it as a replica, and this executor demotes it and monitors it as one again.
+the controller decides. A change is acted on as the watch delivered it (a committed value with
+its epoch, so no read of its own stands between the controller's write and the start); the
+recheck every few seconds reads them all. Ops on one resource run one at a time; different
+resources in parallel. After each op it reports the instance's status (under the epoch it acted
+on) and appends the op's events. A failed instance is reported and left for the controller: it
+never restarts on its own (the scheduler applies on_fail and migration_threshold). A failure in
+the primary role that may have left the instance running (a failed promote; a primary's monitor
+that did not find it stopped) is reported *demotable*: with ``on_fail = "demote"`` the
+controller then assigns it as a replica, and this executor demotes it and monitors it as one
+again.
 
 Safety rule 1: while this node's membership deadline has passed it acts on no assignment, and
 it stops every exclusive resource (and, with ``no_quorum_policy = "stop"``, everything; with
@@ -22,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -75,6 +78,11 @@ class Executor:
         self._monitors: dict[Key, asyncio.Task[None]] = {}
         self._epochs: dict[str, int] = {}
         self._changed = asyncio.Event()
+        #: Assignments the watch delivered that no converge has taken yet.
+        self._arrived: dict[str, Assignment] = {}
+        #: Whether the next converge reads every assignment (the first one, a recheck, after
+        #: the guard or a broken watch) rather than acting on what the watch delivered.
+        self._read_all = True
         self._idle = asyncio.Event()
         self._idle.set()
         self._fenced_self = False
@@ -113,7 +121,7 @@ class Executor:
     async def wait_self_fenced(self) -> None:
         """Until the run loop has stopped what rule 1 requires (after the lease was lost)."""
         while not self._fenced_self:
-            self._changed.set()
+            self._wake_to_read_all()
             await asyncio.sleep(0.05)
 
     def holds_exclusive(self) -> bool:
@@ -193,16 +201,27 @@ class Executor:
             guard = tasks.create_task(self._guard(), name="executor-guard")
             notified = tasks.create_task(self._notifier.answer_rounds(), name="notifications")
             try:
+                read_all_at = 0.0
                 while True:
                     self._changed.clear()
                     if self._membership.valid():
-                        self._converging = asyncio.create_task(self.converge())
+                        arrived, self._arrived = self._arrived, {}
+                        now = asyncio.get_running_loop().time()
+                        # Changes coming faster than the recheck must not postpone it.
+                        if self._read_all or now - read_all_at >= RECHECK_INTERVAL:
+                            given, read_all_at = None, now
+                        else:
+                            given = arrived
+                        self._read_all = False
+                        self._converging = asyncio.create_task(self.converge(given))
                         # wait(), not await: the guard may cancel this converge, which must
                         # not look like a cancellation of run() itself.
                         await asyncio.wait({self._converging})
                         if not self._converging.cancelled():
                             self._converging.result()
                         self._converging = None
+                    else:
+                        self._read_all = True  # nothing converged while the lease was lapsed
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(RECHECK_INTERVAL):
                             await self._changed.wait()
@@ -232,15 +251,19 @@ class Executor:
                 converging.cancel()
                 await asyncio.wait({converging})
             await self._self_fence()
-            self._changed.set()
+            self._wake_to_read_all()
             await asyncio.sleep(RECHECK_INTERVAL / 4)
 
-    async def converge(self) -> None:
-        try:
-            assignments = await self._store.assignments()
-        except CoordError as exc:
-            log.warning("event=assignments_unreadable error=%r", str(exc))
-            return
+    async def converge(self, delivered: Mapping[str, Assignment] | None = None) -> None:
+        """Act on the ``delivered`` assignments, or on every assignment read from the store."""
+        if delivered is not None:
+            assignments = delivered
+        else:
+            try:
+                assignments = await self._store.assignments()
+            except CoordError as exc:
+                log.warning("event=assignments_unreadable error=%r", str(exc))
+                return
         spec = self._spec()
         work: dict[str, Assignment] = {}
         for resource, assignment in assignments.items():
@@ -648,11 +671,17 @@ class Executor:
         while True:
             try:
                 async with contextlib.aclosing(self._store.assignment_changes()) as changes:
-                    async for _ in changes:
+                    async for assignment in changes:
+                        self._arrived[assignment.resource] = assignment
                         self._changed.set()
             except CoordError as exc:
                 log.warning("event=watch_failed error=%r", str(exc))
+                self._read_all = True  # what changed while it was down is read, not delivered
                 await asyncio.sleep(1.0)
+
+    def _wake_to_read_all(self) -> None:
+        self._read_all = True
+        self._changed.set()
 
 
 def _kept_replica(spec: ClusterSpec, resource: str, local: Local | None) -> bool:
