@@ -243,6 +243,33 @@ async def test_the_next_look_is_not_timed_while_a_silent_member_is_left_alone() 
     assert look.quiet_for is None
 
 
+async def test_a_silence_no_longer_than_this_nodes_own_lateness_is_not_suspected() -> None:
+    # A stalled leader (or a suspecter starved of CPU) left every renewal unapplied alike.
+    c = await make_cluster()
+    c.coord.state.renewed_at[c.leases["n1"].id] -= 0.3
+    c.coord.state.renewed_at[c.leases["n2"].id] -= 0.35
+
+    look = await c.watch("n1").check(cluster_spec(), AFTER)
+
+    assert look.removed == ()
+    assert c.runner.calls == []
+
+
+async def test_a_silence_longer_than_this_nodes_own_lateness_is_still_suspected() -> None:
+    c = await make_cluster()
+    c.coord.state.renewed_at[c.leases["n1"].id] -= 0.3
+    c.silence("n2")
+
+    assert (await c.watch("n1").check(cluster_spec(), AFTER)).removed == ("n2",)
+
+
+async def test_the_next_look_is_not_timed_while_this_nodes_own_renewal_is_late() -> None:
+    c = await make_cluster()
+    c.coord.state.renewed_at[c.leases["n1"].id] -= 0.3
+
+    assert (await c.watch("n1").check(cluster_spec(), AFTER)).quiet_for is None
+
+
 def test_quiet_for_counts_from_the_oldest_silence() -> None:
     assert quiet_for(["n2", "n3"], {"n2": 0.05, "n3": 0.2}, 0.3) == pytest.approx(0.1)
     assert quiet_for([], {}, 0.3) == 0.3

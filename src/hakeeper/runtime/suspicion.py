@@ -12,6 +12,10 @@ What keeps this safe:
   (its "off" stops the agent too). A fabric device leaves a live agent whose own lease
   deadline is still ahead and which could act until it passes: such a node waits for its
   lease, as without suspicion.
+* A silence is counted beyond this node's own: the time by which its own renewal is late
+  (`OWN_RENEWAL_GRACE`) is taken off every other member's silence. A stalled Raft leader
+  commits nobody's renewal, and a suspecter whose own process stalled (starved of CPU, its
+  event loop held) sees everyone silent when it wakes: neither says anything about one member.
 * A suspicion is confirmed after a linearizable read. This member has then applied every
   renewal committed before the read, so a slow apply cannot fake a silence, and a member cut
   off from the majority cannot read at all and suspects no one.
@@ -43,6 +47,7 @@ from hakeeper.model.records import FencedMark
 from hakeeper.model.timing import TimingProfile
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.fence_plan import devices_used, power_fences
+from hakeeper.runtime.membership import renew_every
 from hakeeper.runtime.store import ClusterStore
 
 log = logging.getLogger(__name__)
@@ -55,6 +60,9 @@ log = logging.getLogger(__name__)
 #: state (and the members once every `REFRESH_INTERVAL`).
 TICK_FRACTION = 1 / 16
 DEADLINE_MARGIN = 0.001
+#: Renewal intervals this node's own renewal may take (a commit included) before the excess
+#: is taken as a stall of its own or of the leader and subtracted from others' silences.
+OWN_RENEWAL_GRACE = 1.5
 #: How long a view of the members may serve before it is read again.
 REFRESH_INTERVAL = 1.0
 #: Pause before fencing the same node again after a failed attempt.
@@ -115,6 +123,8 @@ class SuspicionWatch:
         self._view: MembersView | None = None
         self._failed_at: dict[str, float] = {}
         self._unfenceable: set[str] = set()
+        #: How late this node's own renewal was at the last look (`_ages`).
+        self._late = 0.0
 
     async def run(self) -> None:
         wait = self._timing.renew_interval
@@ -139,12 +149,12 @@ class SuspicionWatch:
         view = self._view
         if view is None or self._clock() - view.read_at > REFRESH_INTERVAL:
             view = await self._read()
-        ages = await self._ages(spec, view)
+        ages = await self._ages(spec, view, after)
         silent = [n for n, age in ages.items() if age > after]
         if not silent:
-            return Look((), quiet_for(self._others(view), ages, after))
+            return Look((), self._quiet_for(view, ages, after))
         view = await self._read()  # the linearizable read that confirms (module docstring)
-        ages = await self._ages(spec, view)
+        ages = await self._ages(spec, view, after)
         confirmed = [n for n in silent if ages.get(n, 0.0) > after]
         removed = []
         for node in confirmed:
@@ -155,7 +165,14 @@ class SuspicionWatch:
         if removed:
             self._view = None
             return Look(tuple(removed), None)
-        return Look((), quiet_for(self._others(view), ages, after))
+        return Look((), self._quiet_for(view, ages, after))
+
+    def _quiet_for(
+        self, view: MembersView, ages: Mapping[str, float], after: float
+    ) -> float | None:
+        if self._late:
+            return None  # the others' silences jump when this node's own renewal lands
+        return quiet_for(self._others(view), ages, after)
 
     def _others(self, view: MembersView) -> list[str]:
         return [node for node in view.leases if node != self._node]
@@ -172,18 +189,28 @@ class SuspicionWatch:
         self._view = view
         return view
 
-    async def _ages(self, spec: ClusterSpec, view: MembersView) -> dict[str, float]:
-        """Each other member's silence (seconds since its last renewal), where known."""
+    async def _ages(self, spec: ClusterSpec, view: MembersView, after: float) -> dict[str, float]:
+        """Each other member's silence (seconds since its last renewal), where known, less
+        the time this node's own renewal is late (module docstring)."""
         ages = {}
         for node, lease in view.leases.items():
-            if node == self._node:
-                continue
             found = spec.node(node)
             member = None if found is None else member_address(found)
             age = await self._store.lease_renewed_ago(lease, member)
             if age is not None:
                 ages[node] = age
-        return ages
+        own = ages.pop(self._node, None)
+        grace = OWN_RENEWAL_GRACE * renew_every(spec)
+        self._late = 0.0 if own is None else max(0.0, own - grace)
+        if not self._late:
+            return ages
+        discounted = {node: max(0.0, age - self._late) for node, age in ages.items()}
+        spared = sorted(n for n, age in ages.items() if age > after >= discounted[n])
+        if spared:
+            log.info(
+                "event=suspicion_discounted nodes=%s own_late=%.3f", ",".join(spared), self._late
+            )
+        return discounted
 
     def _may_act(self, view: MembersView, node: str, silent: list[str], long_silent: bool) -> bool:
         if view.controller is None or self._node not in view.leases:
