@@ -401,6 +401,36 @@ async def test_a_lost_node_s_recovery_does_not_wait_for_its_loss_event_to_commit
     assert [e.node for e in written if isinstance(e, NodeLost)] == ["n1"]
 
 
+class HeldHistoryLog(EventLog):
+    """An event log whose reads (a new controller's history) wait until ``release`` is set."""
+
+    def __init__(self, coord: LocalCoordinator, writer: str) -> None:
+        super().__init__(coord, KEYS, writer)
+        self.release = asyncio.Event()
+
+    async def read(self) -> list[Event]:
+        await self.release.wait()
+        return await super().read()
+
+
+async def test_a_new_controller_s_first_recovery_does_not_wait_for_the_event_history() -> None:
+    c = await two_nodes_one_lost()
+    await EventLog(c.coord, KEYS, "n1").append(NodeJoined(ts=time.time() - 10, node="n1"))
+    await EventLog(c.coord, KEYS, "n1").append(NodeLost(ts=time.time() - 2, node="n1"))
+    events = HeldHistoryLog(c.coord, "n2")
+    c.controller._events = events
+    async with Nodes(c, ["n2"]).answering():
+        since = await c.coord.revision() + 1
+        cycle = asyncio.create_task(c.cycle())
+        await c.written("vip", (Placement("n1"), Placement("n2")), since)
+        assert not cycle.done()  # the failover's end waits to be timed from the history
+        events.release.set()
+        await cycle
+    written = await EventLog(c.coord, KEYS, "test").read()
+    [finished] = [e for e in written if isinstance(e, FailoverFinished)]
+    assert finished.duration >= 2.0
+
+
 async def test_a_new_controller_times_a_failover_from_the_loss_an_earlier_one_recorded() -> None:
     # The controller that wrote n1's loss was deposed before vip had moved.
     observations = Observations()

@@ -99,6 +99,8 @@ class Controller:
         self._lost_since: dict[str, float] = {}
         self._decisions: set[Decision] = set()
         self._history: asyncio.Task[tuple[frozenset[str], dict[str, float]]] | None = None
+        #: This cycle's `_note_membership`, which runs beside its transition.
+        self._noting: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         """Control the cluster until deposed (raises `Deposed`)."""
@@ -127,14 +129,15 @@ class Controller:
         happens: a node joins or leaves, a promotion score changes, an instance fails."""
         self._changed.clear()
         spec, observed = await self._observe()
-        # A node's joined/lost events are written beside the transition, not before it: the
-        # recovery of a lost node's resources does not wait for its event to commit. (The
-        # log orders events by their time, not by when they landed.)
-        noting = asyncio.create_task(self._emit_all(await self._track_membership(observed)))
+        # Who joined or was lost is noted beside the transition, not before it: the recovery
+        # of a lost node's resources waits neither for its event to commit nor, on a new
+        # controller, for the event log's history (a read of every event). (The log orders
+        # events by their time, not by when they landed.) `_finish_failover` waits for it.
+        self._noting = asyncio.create_task(self._note_membership(observed))
         try:
             await self._transition(spec, observed)
         finally:
-            await noting
+            await self._noting
 
     async def _transition(self, spec: ClusterSpec, observed: Observed) -> None:
         started = time.perf_counter()
@@ -199,6 +202,9 @@ class Controller:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await self._changed.wait()
+
+    async def _note_membership(self, observed: Observed) -> None:
+        await self._emit_all(await self._track_membership(observed))
 
     async def _track_membership(self, observed: Observed) -> list[NodeJoined | NodeLost]:
         """Note who joined and who was lost since the last look; the events that say so."""
@@ -402,6 +408,8 @@ class Controller:
         source = self._failed_from(before, action.resource)
         if source is None or source == action.node:
             return
+        if self._noting is not None:
+            await self._noting  # a new controller learns from the history when it was lost
         since = self._lost_since.get(source, self._clock())
         duration = self._clock() - since
         self._observer.failover_finished(action.resource, duration)
