@@ -370,62 +370,54 @@ async def test_a_new_controller_reports_a_node_the_log_last_saw_join_as_lost() -
     assert [e.node for e in events if isinstance(e, NodeLost)] == ["n1"]
 
 
-class HeldLossLog(EventLog):
-    """An event log whose `NodeLost` appends wait until ``release`` is set."""
+class HeldLog(EventLog):
+    """An event log whose `NodeLost` appends (``appends``) or whose reads (a new
+    controller's history) wait until ``release`` is set."""
 
-    def __init__(self, coord: LocalCoordinator, writer: str) -> None:
-        super().__init__(coord, KEYS, writer)
+    def __init__(self, coord: LocalCoordinator, *, appends: bool, reads: bool) -> None:
+        super().__init__(coord, KEYS, "n2")
         self.release = asyncio.Event()
+        self._appends, self._reads = appends, reads
 
     async def append(self, event: Event) -> int:
-        if isinstance(event, NodeLost):
+        if self._appends and isinstance(event, NodeLost):
             await self.release.wait()
         return await super().append(event)
+
+    async def read(self) -> list[Event]:
+        if self._reads:
+            await self.release.wait()
+        return await super().read()
+
+
+async def recover_while_held(c: Cluster, events: HeldLog) -> None:
+    """Run a cycle with ``events`` held back: the start on n2 must be written meanwhile (n1's
+    placement goes in a later wave, once nothing runs there), the cycle not finished."""
+    c.controller._events = events
+    async with Nodes(c, ["n2"]).answering():
+        since = await c.coord.revision() + 1
+        cycle = asyncio.create_task(c.cycle())
+        await c.written("vip", (Placement("n1"), Placement("n2")), since)
+        assert not cycle.done()
+        events.release.set()
+        await cycle
 
 
 async def test_a_lost_node_s_recovery_does_not_wait_for_its_loss_event_to_commit() -> None:
     c = await two_nodes_one_lost()
     await EventLog(c.coord, KEYS, "n1").append(NodeJoined(ts=time.time(), node="n1"))
     await EventLog(c.coord, KEYS, "n1").append(NodeJoined(ts=time.time(), node="n2"))
-    events = HeldLossLog(c.coord, "n2")
-    c.controller._events = events
-    async with Nodes(c, ["n2"]).answering():
-        since = await c.coord.revision() + 1
-        cycle = asyncio.create_task(c.cycle())
-        # The start on n2 (n1's placement goes in a later wave, once nothing runs there).
-        await c.written("vip", (Placement("n1"), Placement("n2")), since)
-        assert not cycle.done()  # the loss's event is still held back
-        events.release.set()
-        await cycle
+    await recover_while_held(c, HeldLog(c.coord, appends=True, reads=False))
     written = await EventLog(c.coord, KEYS, "test").read()
     assert [e.node for e in written if isinstance(e, NodeLost)] == ["n1"]
-
-
-class HeldHistoryLog(EventLog):
-    """An event log whose reads (a new controller's history) wait until ``release`` is set."""
-
-    def __init__(self, coord: LocalCoordinator, writer: str) -> None:
-        super().__init__(coord, KEYS, writer)
-        self.release = asyncio.Event()
-
-    async def read(self) -> list[Event]:
-        await self.release.wait()
-        return await super().read()
 
 
 async def test_a_new_controller_s_first_recovery_does_not_wait_for_the_event_history() -> None:
     c = await two_nodes_one_lost()
     await EventLog(c.coord, KEYS, "n1").append(NodeJoined(ts=time.time() - 10, node="n1"))
     await EventLog(c.coord, KEYS, "n1").append(NodeLost(ts=time.time() - 2, node="n1"))
-    events = HeldHistoryLog(c.coord, "n2")
-    c.controller._events = events
-    async with Nodes(c, ["n2"]).answering():
-        since = await c.coord.revision() + 1
-        cycle = asyncio.create_task(c.cycle())
-        await c.written("vip", (Placement("n1"), Placement("n2")), since)
-        assert not cycle.done()  # the failover's end waits to be timed from the history
-        events.release.set()
-        await cycle
+    # The failover's end waits for the history: it is timed from the loss recorded there.
+    await recover_while_held(c, HeldLog(c.coord, appends=False, reads=True))
     written = await EventLog(c.coord, KEYS, "test").read()
     [finished] = [e for e in written if isinstance(e, FailoverFinished)]
     assert finished.duration >= 2.0
