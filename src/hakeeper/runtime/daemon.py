@@ -6,6 +6,7 @@
     ├── watchdog        fed only while safe (see `hakeeper.fencing.watchdog`)
     ├── executor        probe, then converge local instances to the assignments
     ├── suspicion       fence a silent member before its lease runs out (if configured)
+    ├── scheduling      say when this agent itself was not scheduled (as Corosync does)
     └── campaign        become controller when there is none; run it while the term holds
 
 Shutdown is phased (SIGTERM/SIGINT): stop taking new work, stop the local resources, disarm
@@ -55,6 +56,7 @@ from hakeeper.runtime.keys import KeySpace
 from hakeeper.runtime.membership import Membership, renew_every
 from hakeeper.runtime.node_view import Face, NodeView
 from hakeeper.runtime.observations import Observations
+from hakeeper.runtime.scheduling_watch import SchedulingWatch
 from hakeeper.runtime.store import ClusterStore
 from hakeeper.runtime.suspicion import SuspicionWatch
 
@@ -217,6 +219,9 @@ class NodeDaemon:
                 ).run(),
                 name="suspicion",
             )  # fmt: skip
+            scheduling = tasks.create_task(
+                SchedulingWatch(self.node, spec_now).run(), name="scheduling"
+            )
             # Owned here, so its waiting agents are killed when the daemon stops.
             prestarting = tasks.create_task(
                 self._fence_runner.keep_warm(lambda: plan_of(self.spec).devices.values()),
@@ -242,6 +247,7 @@ class NodeDaemon:
                 face_task.cancel()
             await self._hand_over(store, executor)
             suspecting.cancel()
+            scheduling.cancel()
             campaigning.cancel()
             prestarting.cancel()
             configuring.cancel()
