@@ -17,6 +17,7 @@ from hakeeper.config.loader import load, load_spec
 from hakeeper.errors import HakeeperError
 from hakeeper.runtime.connect import require_cluster_secret
 from hakeeper.runtime.daemon import run_daemon
+from hakeeper.runtime.memory_lock import lock_memory
 
 
 def agent(
@@ -42,6 +43,7 @@ def agent(
 ) -> None:
     """Run the hakeeper agent of one node, and its REST API, until SIGTERM or SIGINT."""
     setup_logging(log_level)
+    lock_memory()
     try:
         # Checked before the agent makes its state dir or arms a watchdog (a "nowayout"
         # driver cannot be disarmed): a node without its cluster secret starts nothing.
