@@ -51,7 +51,7 @@ import contextlib
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from hakeeper.coord.base import Cmp, Coordinator, Delete, Get, Lease, Op, Put
+from hakeeper.coord.base import KV, Cmp, Coordinator, Delete, Get, Lease, Op, Put
 from hakeeper.errors import ConfigError, UnreadableFormat
 from hakeeper.model.attributes import (
     Lifetime,
@@ -218,23 +218,21 @@ class ClusterStore:
 
     async def assignments(self) -> dict[str, Assignment]:
         """Every assignment, each with its epoch (the key's ``mod_revision``)."""
-        prefix = self._keys.assignments
-        found: dict[str, Assignment] = {}
-        for kv in await self._coord.range(prefix):
-            resource = kv.key[len(prefix) :]
-            found[resource] = decode_assignment(kv.value, resource, kv.mod_revision)
-        return found
+        found = [self._assignment(kv) for kv in await self._coord.range(self._keys.assignments)]
+        return {assignment.resource: assignment for assignment in found}
 
     async def assignment_changes(self) -> AsyncGenerator[Assignment]:
         """Every assignment written, as the watch delivers it, with its epoch: a committed
         value, so the executor acts on it without a read of its own (a Raft commit less on
         every failover). A deleted assignment yields nothing: no executor acts on one."""
-        prefix = self._keys.assignments
-        async with contextlib.aclosing(self._coord.watch(prefix)) as events:
+        async with contextlib.aclosing(self._coord.watch(self._keys.assignments)) as events:
             async for event in events:
                 if event.type == "put":
-                    resource = event.kv.key[len(prefix) :]
-                    yield decode_assignment(event.kv.value, resource, event.kv.mod_revision)
+                    yield self._assignment(event.kv)
+
+    def _assignment(self, kv: KV) -> Assignment:
+        resource = kv.key[len(self._keys.assignments) :]
+        return decode_assignment(kv.value, resource, kv.mod_revision)
 
     async def write_assignments(
         self, term: int, assignments: Mapping[str, Assignment]

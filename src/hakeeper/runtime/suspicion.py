@@ -123,8 +123,6 @@ class SuspicionWatch:
         self._view: MembersView | None = None
         self._failed_at: dict[str, float] = {}
         self._unfenceable: set[str] = set()
-        #: How late this node's own renewal was at the last look (`_ages`).
-        self._late = 0.0
 
     async def run(self) -> None:
         wait = self._timing.renew_interval
@@ -149,12 +147,12 @@ class SuspicionWatch:
         view = self._view
         if view is None or self._clock() - view.read_at > REFRESH_INTERVAL:
             view = await self._read()
-        ages = await self._ages(spec, view, after)
+        ages, late = await self._ages(spec, view, after)
         silent = [n for n, age in ages.items() if age > after]
         if not silent:
-            return Look((), self._quiet_for(view, ages, after))
+            return Look((), self._quiet_for(view, ages, after, late))
         view = await self._read()  # the linearizable read that confirms (module docstring)
-        ages = await self._ages(spec, view, after)
+        ages, late = await self._ages(spec, view, after)
         confirmed = [n for n in silent if ages.get(n, 0.0) > after]
         removed = []
         for node in confirmed:
@@ -165,12 +163,12 @@ class SuspicionWatch:
         if removed:
             self._view = None
             return Look(tuple(removed), None)
-        return Look((), self._quiet_for(view, ages, after))
+        return Look((), self._quiet_for(view, ages, after, late))
 
     def _quiet_for(
-        self, view: MembersView, ages: Mapping[str, float], after: float
+        self, view: MembersView, ages: Mapping[str, float], after: float, late: float
     ) -> float | None:
-        if self._late:
+        if late:
             return None  # the others' silences jump when this node's own renewal lands
         return quiet_for(self._others(view), ages, after)
 
@@ -189,9 +187,11 @@ class SuspicionWatch:
         self._view = view
         return view
 
-    async def _ages(self, spec: ClusterSpec, view: MembersView, after: float) -> dict[str, float]:
+    async def _ages(
+        self, spec: ClusterSpec, view: MembersView, after: float
+    ) -> tuple[dict[str, float], float]:
         """Each other member's silence (seconds since its last renewal), where known, less
-        the time this node's own renewal is late (module docstring)."""
+        the time this node's own renewal is late (module docstring); and that lateness."""
         ages = {}
         for node, lease in view.leases.items():
             found = spec.node(node)
@@ -201,16 +201,14 @@ class SuspicionWatch:
                 ages[node] = age
         own = ages.pop(self._node, None)
         grace = OWN_RENEWAL_GRACE * renew_every(spec)
-        self._late = 0.0 if own is None else max(0.0, own - grace)
-        if not self._late:
-            return ages
-        discounted = {node: max(0.0, age - self._late) for node, age in ages.items()}
+        late = 0.0 if own is None else max(0.0, own - grace)
+        if not late:
+            return ages, late
+        discounted = {node: max(0.0, age - late) for node, age in ages.items()}
         spared = sorted(n for n, age in ages.items() if age > after >= discounted[n])
         if spared:
-            log.info(
-                "event=suspicion_discounted nodes=%s own_late=%.3f", ",".join(spared), self._late
-            )
-        return discounted
+            log.info("event=suspicion_discounted nodes=%s own_late=%.3f", ",".join(spared), late)
+        return discounted, late
 
     def _may_act(self, view: MembersView, node: str, silent: list[str], long_silent: bool) -> bool:
         if view.controller is None or self._node not in view.leases:
