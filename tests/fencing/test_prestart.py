@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -130,27 +131,88 @@ async def test_an_agent_replaced_on_disk_is_restarted_not_used(tmp_path: Path) -
     assert served != f"request.{old}"
 
 
+# A daemon keeping an agent of ``argv[1]`` waiting; with ``close-first`` it closes all its
+# files once the agent is up and only then dies, 2 s later: the order the kernel's do_exit
+# takes (exit_files, then exit_notify and the children's death signal), with the gap widened.
+DAEMON = """
+import asyncio, os, signal, sys, time
+from pathlib import Path
+from hakeeper.fencing.device import FenceDevice
+from hakeeper.fencing.fence_agents import FenceAgentRunner
+
+folder, how = Path(sys.argv[1]), sys.argv[2]
+device = FenceDevice("stub", "fence_stub", host_argument="port", prestart=True)
+
+
+async def main() -> None:
+    warm = asyncio.create_task(FenceAgentRunner([str(folder)]).keep_warm(lambda: [device]))
+    if how == "close-first":
+        while not (folder / "started").exists():
+            await asyncio.sleep(0.05)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        time.sleep(2)
+        os.kill(os.getpid(), signal.SIGKILL)
+    await warm
+
+
+asyncio.run(main())
+"""
+
+
+def killed_daemon(folder: Path, how: str) -> tuple[int, int]:
+    """(the daemon's pid, its waiting agent's pid), the daemon dead by SIGKILL."""
+    daemon = subprocess.Popen([sys.executable, "-c", DAEMON, str(folder), how])
+    try:
+        [pid] = asyncio.run(started(folder, 1))
+    finally:
+        if how != "close-first":
+            daemon.send_signal(signal.SIGKILL)
+        daemon.wait(timeout=20)
+    assert daemon.returncode == -signal.SIGKILL
+    return daemon.pid, pid
+
+
+def guards_of(daemon: int) -> list[int]:
+    """The pids of the guards still waiting for ``daemon`` to go."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if (
+                entry.name.isdigit()
+                and f"--pid={daemon}".encode() in argv
+                and alive(int(entry.name))
+            ):
+                found.append(int(entry.name))
+    return found
+
+
 def test_a_waiting_agent_dies_with_its_daemon_instead_of_acting(tmp_path: Path) -> None:
     waiting_agent(tmp_path)
-    daemon = subprocess.Popen(
-        [
-            sys.executable, "-c",
-            "import asyncio, sys\n"
-            "from hakeeper.fencing.device import FenceDevice\n"
-            "from hakeeper.fencing.fence_agents import FenceAgentRunner\n"
-            "device = FenceDevice('stub', 'fence_stub', host_argument='port', prestart=True)\n"
-            "asyncio.run(FenceAgentRunner([sys.argv[1]]).keep_warm(lambda: [device]))\n",
-            str(tmp_path),
-        ]
-    )  # fmt: skip
-    try:
-        [pid] = asyncio.run(started(tmp_path, 1))
-    finally:
-        daemon.send_signal(signal.SIGKILL)
-        daemon.wait(timeout=10)
+    _, pid = killed_daemon(tmp_path, "kill")
     assert asyncio.run(gone(pid))
     # Its stdin ended with the daemon: without the death signal it would have acted on that.
     assert requests(tmp_path) == []
+
+
+def test_a_waiting_agent_sees_no_end_of_input_while_its_dying_daemon_closes_its_files(
+    tmp_path: Path,
+) -> None:
+    waiting_agent(tmp_path)
+    _, pid = killed_daemon(tmp_path, "close-first")
+    assert asyncio.run(gone(pid))
+    # Without the guard's write end, the daemon's closed files ended the agent's input 2 s
+    # before its death signal came, and it acted on the empty request.
+    assert requests(tmp_path) == []
+
+
+def test_the_guard_of_a_waiting_agent_lets_go_once_its_daemon_is_gone(tmp_path: Path) -> None:
+    waiting_agent(tmp_path)
+    daemon, _ = killed_daemon(tmp_path, "kill")
+    deadline = time.monotonic() + 10
+    while guards_of(daemon) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert guards_of(daemon) == []
 
 
 async def test_a_failed_start_of_a_waiting_agent_does_not_end_the_warming(
@@ -158,7 +220,7 @@ async def test_a_failed_start_of_a_waiting_agent_does_not_end_the_warming(
 ) -> None:
     waiting_agent(tmp_path)
 
-    async def no_more_processes(command: tuple[str, ...]) -> asyncio.subprocess.Process:
+    async def no_more_processes(command: tuple[str, ...], stdin: int) -> asyncio.subprocess.Process:
         raise BlockingIOError(11, "Resource temporarily unavailable")
 
     monkeypatch.setattr(fence_agents, "_start", no_more_processes)
@@ -192,3 +254,24 @@ async def test_an_agent_failing_its_metadata_is_not_asked_again_until_it_changes
     finally:
         warm.cancel()
         await asyncio.gather(warm, return_exceptions=True)
+
+
+async def test_a_request_too_long_for_one_write_is_run_by_an_agent_started_for_it(
+    tmp_path: Path,
+) -> None:
+    waiting_agent(tmp_path)
+    device = FenceDevice(
+        "stub", "fence_stub", host_argument="port", prestart=True, params={"ipaddr": "x" * 5000}
+    )
+    runner = FenceAgentRunner([str(tmp_path)])
+    warm = asyncio.create_task(runner.keep_warm(lambda: [device]))
+    try:
+        [waiting] = await started(tmp_path, 1)
+        result = await runner.run(device, "off", "n1")
+        assert alive(waiting)  # still waiting, whole, for a request that fits
+    finally:
+        warm.cancel()
+        await asyncio.gather(warm, return_exceptions=True)
+    assert result.ok, result.output_tail
+    [served] = requests(tmp_path)
+    assert served != f"request.{waiting}"

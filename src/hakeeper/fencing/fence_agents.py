@@ -30,7 +30,13 @@ from hakeeper.fencing.device import (
     PowerState,
     redact,
 )
-from hakeeper.fencing.prestart import WARM_INTERVAL, Process, Standbys, executable_version
+from hakeeper.fencing.prestart import (
+    REQUEST_LIMIT,
+    WARM_INTERVAL,
+    Process,
+    Standbys,
+    executable_version,
+)
 from hakeeper.model.text import control_problem
 
 log = logging.getLogger(__name__)
@@ -86,7 +92,10 @@ class FenceAgentRunner:
         one that failed its metadata is not asked again until its executable changes (it
         was asked, and failed, every `WARM_INTERVAL`)."""
         if not self._standbys.possible:
-            log.warning("event=fence_prestart_off reason=no_setpriv fix='apt install util-linux'")
+            log.warning(
+                "event=fence_prestart_off reason=no_setpriv_or_tail "
+                "fix='apt install util-linux coreutils'"
+            )
             return
         try:
             while True:
@@ -211,13 +220,18 @@ class FenceAgentRunner:
         self, path: Path, lines: list[str], timeout: float, *, prestarted: bool = False
     ) -> tuple[int | None, str, str]:
         """Run the agent with ``lines`` on stdin: (exit code or None on timeout, out, err)."""
-        proc = self._standbys.take(path) if prestarted else None
-        if proc is None:
-            proc = await _start((str(path),))
-        payload = ("\n".join(lines) + "\n").encode()
+        request = ("\n".join(lines) + "\n").encode()
+        standby = None
+        if prestarted and len(request) <= REQUEST_LIMIT:
+            standby = self._standbys.take(path)
+        stdin: bytes | None  # what is still to be written: nothing once handed over
+        if standby is not None:
+            proc, stdin = standby.hand_over(request), None
+        else:
+            proc, stdin = await _start((str(path),)), request
         try:
             async with asyncio.timeout(timeout):
-                out, err = await proc.communicate(payload)
+                out, err = await proc.communicate(stdin)
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -228,11 +242,12 @@ class FenceAgentRunner:
         return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
 
 
-async def _start(command: tuple[str, ...]) -> Process:
-    """An agent in its own session (its whole group can be killed), stdio piped."""
+async def _start(command: tuple[str, ...], stdin: int = asyncio.subprocess.PIPE) -> Process:
+    """An agent in its own session (its whole group can be killed), stdout and stderr piped;
+    stdin piped too unless a file descriptor is given (a waiting agent's, `Standbys`)."""
     return await asyncio.create_subprocess_exec(
         *command,
-        stdin=asyncio.subprocess.PIPE,
+        stdin=stdin,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,

@@ -11,14 +11,20 @@ Why a waiting agent is harmless:
   done nothing; it holds no secret either, since the options (passwords included) are written
   only when it is used.
 * A waiting agent whose stdin ended would act on an empty request, so it runs under
-  ``setpriv --pdeathsig KILL``: if the daemon dies, the kernel kills it. (An agent that needs no
-  option at all, one that fences a fixed machine by default, must not be prestarted; the
-  config docs say so.)
+  ``setpriv --pdeathsig KILL``: if the daemon dies, the kernel kills it. That alone is not
+  enough: a dying process's files are closed before its children are signalled (``do_exit``
+  runs ``exit_files`` before ``exit_notify``), so the agent could read end-of-input and act in
+  between. A guard, ``tail --pid=DAEMON -f /dev/null``, holds a second write end of the
+  agent's stdin and is not under the death signal: it lets go only once the daemon is gone
+  (it looks every `GUARD_POLL` s), by when the agent is dead. It is started before the agent,
+  so there is no moment when the daemon's end is the only one. (An agent that needs no option
+  at all, one that fences a fixed machine by default, must not be prestarted; the config docs
+  say so.)
 
 `Standbys` holds the waiting agents, one per executable; its owner (the runner's
 ``keep_warm``) calls `Standbys.refresh` every `WARM_INTERVAL`, which replaces one that served a
-request, died, or whose executable changed on disk (a package upgrade), and `Standbys.close`
-when it ends, which kills them all.
+request, died, lost its guard, or whose executable changed on disk (a package upgrade), and
+`Standbys.close` when it ends, which kills them all. `Standby.hand_over` gives one its request.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import shutil
 import signal
 from collections.abc import Awaitable, Callable
@@ -39,9 +46,16 @@ log = logging.getLogger(__name__)
 WARM_INTERVAL = 1.0
 #: How long a killed agent may take to be reaped.
 REAP_TIMEOUT = 5.0
+#: How often a guard looks whether the daemon is still there (``tail -s``).
+GUARD_POLL = 0.05
+#: The largest request handed to a waiting agent: one write of at most this many bytes into
+#: its empty pipe is whole and never blocks (POSIX ``PIPE_BUF``). A larger one (hundreds of
+#: parameters) is run by an agent started for it, as without prestart.
+REQUEST_LIMIT = select.PIPE_BUF
 
 Process = asyncio.subprocess.Process
-Start = Callable[[tuple[str, ...]], Awaitable[Process]]
+#: Starts a command with the given stdin (a file descriptor) and piped stdout and stderr.
+Start = Callable[[tuple[str, ...], int], Awaitable[Process]]
 
 
 def pdeathsig_prefix() -> tuple[str, ...] | None:
@@ -59,56 +73,106 @@ def executable_version(path: Path) -> int | None:
 
 
 @dataclass(frozen=True, slots=True)
-class _Waiting:
+class Standby:
+    """One waiting agent, the write end of its stdin, and the guard holding a second one."""
+
     process: Process
     version: int
+    stdin: int
+    guard: Process
+
+    def hand_over(self, request: bytes) -> Process:
+        """Write the whole request (at most `REQUEST_LIMIT` bytes) and end the agent's
+        input; it then acts, and is the caller's to wait for."""
+        if len(request) > REQUEST_LIMIT:
+            raise ValueError(f"a request of {len(request)} bytes is over {REQUEST_LIMIT}")
+        try:
+            # Written before either end closes: the agent never sees an end without it.
+            os.write(self.stdin, request)
+        finally:
+            os.close(self.stdin)
+            _kill(self.guard)  # the last other write end: the agent reads end-of-input now
+        return self.process
+
+    def discard(self) -> None:
+        """Kill the agent, never give it end-of-input, then let its guard go."""
+        _kill(self.process)
+        _kill(self.guard)
+        with contextlib.suppress(OSError):
+            os.close(self.stdin)
+
+    def fit(self, path: Path) -> bool:
+        alive = self.process.returncode is None and self.guard.returncode is None
+        return alive and executable_version(path) == self.version
 
 
 class Standbys:
-    """Waiting agents by executable; ``start`` spawns a command with piped stdio."""
+    """Waiting agents by executable; ``start`` spawns a command with the given stdin."""
 
     def __init__(self, start: Start) -> None:
         self._start = start
-        self._prefix = pdeathsig_prefix()
-        self._waiting: dict[Path, _Waiting] = {}
+        prefix, tail = pdeathsig_prefix(), shutil.which("tail")
+        #: The agent's ``setpriv`` prefix and the guard's ``tail``; None if the host lacks one.
+        self._tools = None if prefix is None or tail is None else (prefix, tail)
+        self._waiting: dict[Path, Standby] = {}
 
-    def take(self, path: Path) -> Process | None:
+    def take(self, path: Path) -> Standby | None:
         """The agent waiting for ``path``, now the caller's; None when there is none fit."""
         waiting = self._waiting.pop(path, None)
         if waiting is None:
             return None
-        if not self._fit(path, waiting):
-            _kill(waiting.process)
+        if not waiting.fit(path):
+            waiting.discard()
             return None
-        return waiting.process
+        return waiting
 
     @property
     def possible(self) -> bool:
-        return self._prefix is not None
+        return self._tools is not None
 
     async def refresh(self, wanted: frozenset[Path]) -> None:
         """One agent waiting per path of ``wanted``, each fit to use; no other."""
         for path, waiting in list(self._waiting.items()):
-            if path not in wanted or not self._fit(path, waiting):
+            if path not in wanted or not waiting.fit(path):
                 del self._waiting[path]
-                await _reap(waiting.process)
+                await _reap(waiting)
         for path in wanted - self._waiting.keys():
             version = executable_version(path)
-            if version is None or self._prefix is None:
+            if version is None or self._tools is None:
                 continue  # a missing agent: the fence itself says so, with the fix
-            process = await self._start((*self._prefix, str(path)))
-            self._waiting[path] = _Waiting(process, version)
-            log.info("event=fence_agent_prestarted agent=%s pid=%d", path, process.pid)
+            standby = await self._prestart(path, version, *self._tools)
+            self._waiting[path] = standby
+            log.info(
+                "event=fence_agent_prestarted agent=%s pid=%d guard=%d",
+                path, standby.process.pid, standby.guard.pid,
+            )  # fmt: skip
 
     async def close(self) -> None:
         waiting, self._waiting = list(self._waiting.values()), {}
         for item in waiting:
-            await _reap(item.process)
+            await _reap(item)
 
-    @staticmethod
-    def _fit(path: Path, waiting: _Waiting) -> bool:
-        alive = waiting.process.returncode is None
-        return alive and executable_version(path) == waiting.version
+    async def _prestart(
+        self, path: Path, version: int, prefix: tuple[str, ...], tail: str
+    ) -> Standby:
+        read, write = os.pipe()
+        try:
+            guard = await asyncio.create_subprocess_exec(
+                tail, "-s", str(GUARD_POLL), f"--pid={os.getpid()}", "-f", "/dev/null",
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL, pass_fds=(write,), start_new_session=True,
+            )  # fmt: skip
+            try:
+                process = await self._start((*prefix, str(path)), read)
+            except BaseException:
+                _kill(guard)
+                raise
+        except BaseException:
+            os.close(write)
+            raise
+        finally:
+            os.close(read)
+        return Standby(process, version, write, guard)
 
 
 def _kill(process: Process) -> None:
@@ -117,8 +181,9 @@ def _kill(process: Process) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-async def _reap(process: Process) -> None:
-    _kill(process)
+async def _reap(standby: Standby) -> None:
+    standby.discard()
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(REAP_TIMEOUT):
-            await process.wait()
+            await standby.process.wait()
+            await standby.guard.wait()
