@@ -193,12 +193,7 @@ class Nodes:
 
     @contextlib.asynccontextmanager
     async def answering(self) -> AsyncIterator[None]:
-        placed = {
-            kv.key[len(KEYS.assignments) :]: decode_assignment(
-                kv.value, kv.key[len(KEYS.assignments) :], kv.mod_revision
-            )
-            for kv in await self._c.coord.range(KEYS.assignments)
-        }
+        placed = await self._c.store.assignments()
         since = await self._c.coord.revision() + 1
         task = asyncio.create_task(self._answer_all(placed, since))
         try:
@@ -347,6 +342,14 @@ async def test_it_records_the_failover_from_the_lost_node() -> None:
     finished = [e for e in events if isinstance(e, FailoverFinished)]
     assert [(e.resource, e.from_node) for e in started] == [("vip", "n1")]
     assert [(e.resource, e.from_node, e.to_node) for e in finished] == [("vip", "n1", "n2")]
+
+
+async def test_a_torn_assignment_does_not_keep_the_controller_from_recovering() -> None:
+    c = await two_nodes_one_lost()
+    await c.coord.put(KEYS.assignment("vip"), b'{"placements": [["n1"')  # rule 5
+    async with Nodes(c, ["n2"]).answering():
+        await c.cycle()
+    assert (await c.assignment("vip")).placements == (Placement("n2"),)
 
 
 async def test_it_reports_its_scheduler_runs_and_the_failover_to_its_observer() -> None:

@@ -318,3 +318,27 @@ async def test_an_assignment_the_watch_delivers_is_started_without_a_read_of_its
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
     assert coord.assignment_reads == reads
+
+
+async def test_a_torn_assignment_leaves_the_executor_running_what_it_runs(
+    tmp_path: Path,
+) -> None:
+    coord, membership = await assigned_here()
+    calls: list[tuple[str, float]] = []
+    started = asyncio.Event()
+    executor = executor_for(
+        tmp_path, coord, membership,
+        agents=FakeAgents(lambda context: RecordingAgent(calls, started)),
+    )  # fmt: skip
+    renewing = asyncio.create_task(membership.run())
+    running = asyncio.create_task(executor.run())
+    try:
+        await asyncio.wait_for(started.wait(), 10)
+        await coord.put(KEYS.assignment("db"), b'{"placements": [["n1"')  # rule 5
+        await asyncio.sleep(RECHECK_INTERVAL * 1.5)  # the watch's delivery and a full read
+        assert not running.done()
+    finally:
+        running.cancel()
+        renewing.cancel()
+        await asyncio.gather(running, renewing, return_exceptions=True)
+    assert [op for op, _ in calls if op in ("start", "stop")] == ["start"]

@@ -167,6 +167,33 @@ async def test_the_assignment_watch_passes_over_a_deleted_assignment() -> None:
     assert (await asyncio.wait_for(waiting, 5)).resource == "db"
 
 
+async def test_the_assignment_watch_passes_over_a_torn_assignment() -> None:
+    coord = LocalCoordinator()
+    store = ClusterStore(coord, KEYS)
+    waiting = asyncio.create_task(first_assignment_change(store))
+    await asyncio.sleep(0)
+    await coord.put(KEYS.assignment("torn"), b'{"placements": [["n1"')
+    await coord.put(KEYS.assignment("db"), encode_assignment(Assignment("db", ())))
+    assert (await asyncio.wait_for(waiting, 5)).resource == "db"
+
+
+async def test_a_read_of_the_assignments_leaves_out_a_torn_one() -> None:
+    coord = LocalCoordinator()
+    store = ClusterStore(coord, KEYS)
+    await coord.put(KEYS.assignment("torn"), b'{"placements": 7}')
+    await coord.put(KEYS.assignment("db"), encode_assignment(Assignment("db", ())))
+    assert list(await store.assignments()) == ["db"]
+
+
+async def test_the_snapshot_leaves_out_a_torn_assignment_and_says_which() -> None:
+    coord = LocalCoordinator()
+    store = ClusterStore(coord, KEYS)
+    await coord.put(KEYS.assignment("db"), b"not json")
+    observed = await store.observe(SPEC, time.time())
+    assert observed.assignments == {}
+    assert [key for key, _ in observed.refused] == [KEYS.assignment("db")]
+
+
 async def test_a_config_is_published_only_over_the_revision_it_was_reviewed_against() -> None:
     store = ClusterStore(LocalCoordinator(), KEYS)
     first = await store.publish_first_config("# first")

@@ -11,7 +11,7 @@ from hakeeper.coord.base import Coordinator, Put
 from hakeeper.model.records import JobRecord
 from hakeeper.runtime.election import term_guard
 from hakeeper.runtime.keys import KeySpace
-from hakeeper.runtime.record_codec import decode_job, encode_job
+from hakeeper.runtime.record_codec import DECODE_ERRORS, decode_job, encode_job
 
 
 class JobBook:
@@ -27,7 +27,7 @@ class JobBook:
             name = kv.key[len(prefix) :]
             try:
                 found[name] = decode_job(kv.value, name)
-            except (ValueError, KeyError, TypeError):
+            except DECODE_ERRORS:
                 continue
         return found
 

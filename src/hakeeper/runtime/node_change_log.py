@@ -16,6 +16,7 @@ from hakeeper.coord.base import Cmp, Coordinator, Delete, Put
 from hakeeper.errors import ConfigError
 from hakeeper.model.node_change import NodeChange, NodeChangeKind, NodeChangeStep
 from hakeeper.runtime.keys import KeySpace
+from hakeeper.runtime.record_codec import DECODE_ERRORS
 
 MAX_RECORD_BYTES = 4096  # names and addresses are short; anything longer is not ours
 
@@ -57,7 +58,7 @@ class NodeChangeLog:
             return None
         try:
             return decode_node_change(kv.value)
-        except (ValueError, KeyError, TypeError) as exc:
+        except DECODE_ERRORS as exc:
             raise ConfigError(
                 f"the stored membership change ({self._keys.node_change}) does not read "
                 f"({exc}): inspect it, and delete the key if no change is in flight"

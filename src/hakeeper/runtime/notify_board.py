@@ -14,7 +14,11 @@ from collections.abc import AsyncGenerator
 from hakeeper.coord.base import Coordinator
 from hakeeper.model.notifications import NotifyRound
 from hakeeper.runtime.keys import KeySpace
-from hakeeper.runtime.record_codec import decode_notify_round, encode_notify_round
+from hakeeper.runtime.record_codec import (
+    DECODE_ERRORS,
+    decode_notify_round,
+    encode_notify_round,
+)
 
 
 class NotifyBoard:
@@ -50,5 +54,5 @@ class NotifyBoard:
                 resource, _, round_id = event.kv.key[len(prefix) :].partition("/")
                 try:
                     yield decode_notify_round(event.kv.value, resource, round_id)
-                except (ValueError, KeyError, TypeError):
+                except DECODE_ERRORS:
                     continue

@@ -26,6 +26,7 @@ from hakeeper.model.state import (
 )
 from hakeeper.runtime.keys import KeySpace
 from hakeeper.runtime.record_codec import (
+    DECODE_ERRORS,
     decode_assignment,
     decode_attribute,
     decode_constraint,
@@ -48,6 +49,8 @@ class Observed:
     revision: int
     #: The node attributes in force (`hakeeper.model.attributes.visible`), private ones too.
     attributes: tuple[NodeAttribute, ...] = ()
+    #: Keys whose value could not be read (torn or foreign), with why: left out (rule 5).
+    refused: tuple[tuple[str, str], ...] = ()
 
     def running_on(self, resource: str) -> list[str]:
         """The nodes not down whose status shows ``resource`` started or promoted, sorted."""
@@ -73,14 +76,21 @@ def build_observed(
     fenced: set[str] = set()
     roles: dict[str, TargetRole] = {}
     leaving: set[str] = set()
+    refused: list[tuple[str, str]] = []
     stored_attributes = attributes_from_kvs(keys, kvs)
     for kv in kvs:
         key = kv.key
         if key.startswith(keys.members):
             members.add(key[len(keys.members) :])
         elif key.startswith(keys.assignments):
-            resource = key[len(keys.assignments) :]
-            assignments[resource] = decode_assignment(kv.value, resource, kv.mod_revision)
+            try:
+                assignment = assignment_from_kv(keys, kv)
+            except DECODE_ERRORS as exc:
+                # Left out, the resource reads as unassigned: the controller writes it anew,
+                # and each executor keeps what it runs until then.
+                refused.append((key, repr(exc)))
+                continue
+            assignments[assignment.resource] = assignment
         elif key.startswith(keys.status):
             statuses.append(status_from_kv(keys, kv))
         elif key.startswith(keys.failcounts):
@@ -131,7 +141,14 @@ def build_observed(
         assignments=tuple(assignments[r] for r in sorted(assignments)),
     )
     return Observed(
-        state, assignments, tuple(statuses), frozenset(members), roles, revision, attributes
+        state,
+        assignments,
+        tuple(statuses),
+        frozenset(members),
+        roles,
+        revision,
+        attributes,
+        tuple(refused),
     )
 
 
@@ -146,7 +163,7 @@ def attributes_from_kvs(keys: KeySpace, kvs: Sequence[KV]) -> tuple[NodeAttribut
         lifetime, _, name = rest.partition("/")
         try:
             found.append(decode_attribute(kv.value, node, lifetime, name))
-        except (ValueError, KeyError, TypeError, ConfigError):
+        except (*DECODE_ERRORS, ConfigError):
             continue
     return tuple(found)
 
@@ -164,6 +181,13 @@ def _node_state(
         return NodeState(name, "lost", fenced=True, standby=flags.standby)
     runs = any(s.node == name and s.role != "stopped" for s in statuses)
     return NodeState(name, "lost" if runs else "offline", standby=flags.standby)
+
+
+def assignment_from_kv(keys: KeySpace, kv: KV) -> Assignment:
+    """An assignment from its key (``assignments/<resource>``) and value, its epoch the key's
+    ``mod_revision``; one of `DECODE_ERRORS` when the value is torn or foreign."""
+    resource = kv.key[len(keys.assignments) :]
+    return decode_assignment(kv.value, resource, kv.mod_revision)
 
 
 def status_from_kv(keys: KeySpace, kv: KV) -> InstanceStatus:

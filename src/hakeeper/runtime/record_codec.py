@@ -1,8 +1,8 @@
 """The stored bytes of each record (`hakeeper.model.records`), and back.
 
 Byte for byte what running clusters already hold: a refactor may rename the Python side, never
-the JSON. Decoders raise `ValueError`, `KeyError` or `TypeError` on a torn or foreign value; the
-store decides what such a value means where it reads it.
+the JSON. Decoders raise one of `DECODE_ERRORS` on a torn or foreign value; the store decides
+what such a value means where it reads it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ from hakeeper.model.records import (
 from hakeeper.model.roles import TARGET_ROLES, TargetRole
 from hakeeper.model.state import FailCount, RuntimeKind
 from hakeeper.model.wire_version import Format, FormatSupport, VersionRange
+
+#: What a decoder raises on a torn or foreign value.
+DECODE_ERRORS = (ValueError, KeyError, TypeError)
 
 
 def encode_assignment(assignment: Assignment) -> bytes:

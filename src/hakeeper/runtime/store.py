@@ -48,6 +48,7 @@ says something runs there (and *fenced* once confirmed off), else *offline*.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -82,13 +83,14 @@ from hakeeper.runtime.notify_board import NotifyBoard
 from hakeeper.runtime.observations import Observer
 from hakeeper.runtime.observed import (
     Observed,
+    assignment_from_kv,
     attributes_from_kvs,
     build_observed,
     status_from_kv,
 )
 from hakeeper.runtime.record_codec import (
+    DECODE_ERRORS,
     decode_alert_cursor,
-    decode_assignment,
     decode_constraint,
     decode_failcount,
     decode_flags,
@@ -113,6 +115,8 @@ from hakeeper.runtime.stored_config import (
     stored_spec,
     stored_text,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +206,10 @@ class ClusterStore:
     async def observe(self, spec: ClusterSpec, now: float) -> Observed:
         kvs = await self._coord.range(self._keys.root)
         revision = max((kv.mod_revision for kv in kvs), default=0)
-        return build_observed(self._keys, spec, kvs, now, revision)
+        observed = build_observed(self._keys, spec, kvs, now, revision)
+        for key, error in observed.refused:
+            _log_refused(key, error)
+        return observed
 
     async def changes(self) -> AsyncGenerator[int]:
         """The revision of every change of the cluster's records, as it happens."""
@@ -217,22 +224,29 @@ class ClusterStore:
     # --- assignments (the controller writes, every executor reads) ----------------------------
 
     async def assignments(self) -> dict[str, Assignment]:
-        """Every assignment, each with its epoch (the key's ``mod_revision``)."""
+        """Every assignment, each with its epoch (the key's ``mod_revision``); a torn or
+        foreign one is left out, and logged (the executor keeps what it runs for it)."""
         found = [self._assignment(kv) for kv in await self._coord.range(self._keys.assignments)]
-        return {assignment.resource: assignment for assignment in found}
+        return {a.resource: a for a in found if a is not None}
 
     async def assignment_changes(self) -> AsyncGenerator[Assignment]:
         """Every assignment written, as the watch delivers it, with its epoch: a committed
         value, so the executor acts on it without a read of its own (a Raft commit less on
-        every failover). A deleted assignment yields nothing: no executor acts on one."""
+        every failover). A deleted assignment yields nothing: no executor acts on one; nor
+        does a torn or foreign one (logged)."""
         async with contextlib.aclosing(self._coord.watch(self._keys.assignments)) as events:
             async for event in events:
                 if event.type == "put":
-                    yield self._assignment(event.kv)
+                    assignment = self._assignment(event.kv)
+                    if assignment is not None:
+                        yield assignment
 
-    def _assignment(self, kv: KV) -> Assignment:
-        resource = kv.key[len(self._keys.assignments) :]
-        return decode_assignment(kv.value, resource, kv.mod_revision)
+    def _assignment(self, kv: KV) -> Assignment | None:
+        try:
+            return assignment_from_kv(self._keys, kv)
+        except DECODE_ERRORS as exc:
+            _log_refused(kv.key, repr(exc))
+            return None
 
     async def write_assignments(
         self, term: int, assignments: Mapping[str, Assignment]
@@ -285,7 +299,7 @@ class ClusterStore:
             elif kv.key.startswith(self._keys.status):
                 try:
                     statuses.append(status_from_kv(self._keys, kv))
-                except (ValueError, KeyError, TypeError):
+                except DECODE_ERRORS:
                     continue
         revision = max((kv.mod_revision for kv in kvs), default=0)
         return LiveInstances(frozenset(members), tuple(statuses), revision)
@@ -393,7 +407,7 @@ class ClusterStore:
             node = kv.key[prefix:]
             try:
                 out[node] = decode_member(kv.value)
-            except (ValueError, KeyError, TypeError):
+            except DECODE_ERRORS:
                 out[node] = MemberRecord(node, "?")  # torn or foreign: live, versions unknown
         return out
 
@@ -408,7 +422,7 @@ class ClusterStore:
         where = f"the store of cluster {self._keys.cluster!r} (key {key})"
         try:
             found = decode_store_format(mine if kv is None else kv.value)
-        except (ValueError, KeyError, TypeError) as exc:
+        except DECODE_ERRORS as exc:
             raise UnreadableFormat(f"{where} holds an unreadable format mark: {exc}") from exc
         check_readable(Format.CLUSTER_STORE, found, where)
         return found
@@ -518,3 +532,13 @@ class ClusterStore:
         except ConfigError as exc:
             return StoredConfigProblem(record.revision, short_reason(exc))
         return None
+
+
+def _log_refused(key: str, error: str) -> None:
+    # Rule 5: refused where it is read, never acted on.
+    log.error(
+        "event=record_refused key=%s error=%r "
+        "fix='none needed: each node keeps what it runs for it, and the next placement "
+        "change of the resource writes it anew'",
+        key, error,
+    )  # fmt: skip
