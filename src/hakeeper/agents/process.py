@@ -48,6 +48,10 @@ from hakeeper.model.durations import parse_duration
 # How long a fresh process must stay alive before start says SUCCESS (capped by the timeout).
 START_SETTLE = 0.5
 POLL = 0.1
+# How often a stop looks for the group once SIGKILL is sent: it lands within milliseconds,
+# and under a self-fence the stop's end is what lets the watchdog be fed (one POLL more put
+# it at the lease's deadline itself; CI saw the instance still held there).
+KILLED_POLL = 0.005
 HEALTH_RETRY = 0.2
 LOG_TAIL_BYTES = 4096
 
@@ -412,8 +416,8 @@ class ProcessAgent:
                 continue
             if now >= deadline:
                 return left
-            wake = deadline if killed else escalate_at
-            await asyncio.sleep(max(0.005, min(POLL, wake - now)))
+            wake, step = (deadline, KILLED_POLL) if killed else (escalate_at, POLL)
+            await asyncio.sleep(max(0.005, min(step, wake - now)))
 
     async def monitor(self, req: OpRequest, *, probe: bool = False) -> OpResult:
         async with self._lock:
