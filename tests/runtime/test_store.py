@@ -185,13 +185,36 @@ async def test_a_read_of_the_assignments_leaves_out_a_torn_one() -> None:
     assert list(await store.assignments()) == ["db"]
 
 
-async def test_the_snapshot_leaves_out_a_torn_assignment_and_says_which() -> None:
+#: A key of each kind the snapshot decodes, and a torn or foreign value for it.
+TORN_RECORDS = {
+    "assignment": (KEYS.assignment("db"), b"not json"),
+    "status": (KEYS.instance_status("n1", "db", 0), b'{"role": "started"}'),
+    "status key": (KEYS.instance_status("n1", "db", 0).replace("#0", "#x"), b"{}"),
+    "fail count": (KEYS.failcount("n1", "db"), b"[]"),
+    "constraint": (KEYS.constraint("db", "n1"), b"7"),
+    "node flags": (KEYS.node_flag("n1"), b'["standby"]'),
+    "target role": (KEYS.target_role("db"), b"\xff"),
+    "deep": (KEYS.failcount("n2", "db"), b"[" * 100_000),
+}
+
+
+async def test_a_failure_over_a_torn_fail_count_counts_from_one_and_replaces_it() -> None:
     coord = LocalCoordinator()
     store = ClusterStore(coord, KEYS)
-    await coord.put(KEYS.assignment("db"), b"not json")
+    await coord.put(KEYS.failcount("n1", "db"), b"{torn")
+    assert (await store.record_failure("n1", "db", 5.0)).count == 1
+    assert (await store.record_failure("n1", "db", 6.0)).count == 2
+
+
+@pytest.mark.parametrize("kind", sorted(TORN_RECORDS))
+async def test_the_snapshot_leaves_out_a_torn_record_and_says_which(kind: str) -> None:
+    coord = LocalCoordinator()
+    store = await store_with_status("n2", coord)
+    key, value = TORN_RECORDS[kind]
+    await coord.put(key, value)
     observed = await store.observe(SPEC, time.time())
-    assert observed.assignments == {}
-    assert [key for key, _ in observed.refused] == [KEYS.assignment("db")]
+    assert [refused for refused, _ in observed.refused] == [key]
+    assert [(s.node, s.resource) for s in observed.statuses] == [("n2", "db")]
 
 
 async def test_a_config_is_published_only_over_the_revision_it_was_reviewed_against() -> None:

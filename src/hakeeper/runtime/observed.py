@@ -80,33 +80,34 @@ def build_observed(
     stored_attributes = attributes_from_kvs(keys, kvs)
     for kv in kvs:
         key = kv.key
-        if key.startswith(keys.members):
-            members.add(key[len(keys.members) :])
-        elif key.startswith(keys.assignments):
-            try:
+        try:
+            if key.startswith(keys.members):
+                members.add(key[len(keys.members) :])
+            elif key.startswith(keys.assignments):
                 assignment = assignment_from_kv(keys, kv)
-            except DECODE_ERRORS as exc:
-                # Left out, the resource reads as unassigned: the controller writes it anew,
-                # and each executor keeps what it runs until then.
-                refused.append((key, repr(exc)))
-                continue
-            assignments[assignment.resource] = assignment
-        elif key.startswith(keys.status):
-            statuses.append(status_from_kv(keys, kv))
-        elif key.startswith(keys.failcounts):
-            node, _, resource = key[len(keys.failcounts) :].partition("/")
-            failcounts.append(decode_failcount(kv.value, resource, node))
-        elif key.startswith(keys.constraints):
-            resource, _, node = key[len(keys.constraints) :].partition("/")
-            constraints.append(RuntimeConstraint(decode_constraint(kv.value), resource, node))
-        elif key.startswith(keys.node_flags):
-            flags[key[len(keys.node_flags) :]] = decode_flags(kv.value)
-        elif key.startswith(keys.fenced_marks):
-            fenced.add(key[len(keys.fenced_marks) :])
-        elif key.startswith(keys.leaving_nodes):
-            leaving.add(key[len(keys.leaving_nodes) :])
-        elif key.startswith(keys.target_roles):
-            roles[key[len(keys.target_roles) :]] = decode_target_role(kv.value)
+                assignments[assignment.resource] = assignment
+            elif key.startswith(keys.status):
+                statuses.append(status_from_kv(keys, kv))
+            elif key.startswith(keys.failcounts):
+                node, _, resource = key[len(keys.failcounts) :].partition("/")
+                failcounts.append(decode_failcount(kv.value, resource, node))
+            elif key.startswith(keys.constraints):
+                resource, _, node = key[len(keys.constraints) :].partition("/")
+                constraints.append(RuntimeConstraint(decode_constraint(kv.value), resource, node))
+            elif key.startswith(keys.node_flags):
+                flags[key[len(keys.node_flags) :]] = decode_flags(kv.value)
+            elif key.startswith(keys.fenced_marks):
+                fenced.add(key[len(keys.fenced_marks) :])
+            elif key.startswith(keys.leaving_nodes):
+                leaving.add(key[len(keys.leaving_nodes) :])
+            elif key.startswith(keys.target_roles):
+                roles[key[len(keys.target_roles) :]] = decode_target_role(kv.value)
+        except DECODE_ERRORS as exc:
+            # Rule 5: a torn or foreign record is refused where it is read, left out as if
+            # never written: an assignment reads as unassigned (each executor keeps what it
+            # runs), a status as not reported, a fail count as none, a constraint, a node's
+            # flags or a role override as unset. Raised, it stopped every controller in turn.
+            refused.append((key, repr(exc)))
 
     # A fenced node's statuses are history until it has re-probed and cleared its mark.
     live_statuses = [s for s in statuses if s.node not in fenced]

@@ -25,8 +25,10 @@ from hakeeper.model.roles import TARGET_ROLES, TargetRole
 from hakeeper.model.state import FailCount, RuntimeKind
 from hakeeper.model.wire_version import Format, FormatSupport, VersionRange
 
-#: What a decoder raises on a torn or foreign value.
-DECODE_ERRORS = (ValueError, KeyError, TypeError)
+#: What a decoder raises on a torn or foreign value: bad JSON or text (ValueError), a field
+#: missing or of the wrong type (KeyError, TypeError), JSON that is not an object
+#: (AttributeError, from ``.get``), or nested past the parser's depth (RecursionError).
+DECODE_ERRORS = (ValueError, KeyError, TypeError, AttributeError, RecursionError)
 
 
 def encode_assignment(assignment: Assignment) -> bytes:

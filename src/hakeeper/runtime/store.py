@@ -317,8 +317,13 @@ class ClusterStore:
     async def record_failure(self, node: str, resource: str, now: float) -> FailCount:
         key = self._keys.failcount(node, resource)
         kv = await self._coord.get(key)
-        count = (decode_failcount(kv.value, resource, node).count if kv else 0) + 1
-        failure = FailCount(resource, node, count, now)
+        count = 0
+        if kv is not None:
+            try:
+                count = decode_failcount(kv.value, resource, node).count
+            except DECODE_ERRORS as exc:
+                _log_refused(key, repr(exc))  # counted from this failure, and replaced
+        failure = FailCount(resource, node, count + 1, now)
         await self._coord.put(key, encode_failcount(failure))
         return failure
 
@@ -535,10 +540,11 @@ class ClusterStore:
 
 
 def _log_refused(key: str, error: str) -> None:
-    # Rule 5: refused where it is read, never acted on.
+    # Rule 5: refused where it is read, never acted on; left out until written anew.
     log.error(
-        "event=record_refused key=%s error=%r "
-        "fix='none needed: each node keeps what it runs for it, and the next placement "
-        "change of the resource writes it anew'",
+        "event=record_refused key=%s error=%r fix='an assignment or a status is written "
+        "anew by the cluster at the next change of its resource, a fail count by hakeeper "
+        "resource cleanup; a node flag, constraint or role override by running again the "
+        "hakeeper command that set it'",
         key, error,
     )  # fmt: skip
