@@ -85,10 +85,13 @@ class Standby:
         """Write the whole request (at most `REQUEST_LIMIT` bytes) and end the agent's
         input; it then acts, and is the caller's to wait for."""
         if len(request) > REQUEST_LIMIT:
+            self.discard()
             raise ValueError(f"a request of {len(request)} bytes is over {REQUEST_LIMIT}")
         try:
-            # Written before either end closes: the agent never sees an end without it.
-            os.write(self.stdin, request)
+            # Written before either end closes: the agent never sees an end without it. An
+            # agent that died meanwhile (a broken pipe) is reported by its exit code.
+            with contextlib.suppress(BrokenPipeError):
+                os.write(self.stdin, request)
         finally:
             os.close(self.stdin)
             _kill(self.guard)  # the last other write end: the agent reads end-of-input now
