@@ -247,3 +247,14 @@ async def test_live_instances_skip_a_torn_status() -> None:
     assert live.members == {"n1"}
     assert [(s.node, s.resource) for s in live.statuses] == [("n1", "db")]
     assert live.revision > 0
+
+
+async def test_a_torn_record_is_logged_once_not_at_every_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    coord = LocalCoordinator()
+    store = ClusterStore(coord, KEYS)
+    await coord.put(KEYS.node_flag("n1"), b"{torn")
+    for _ in range(3):
+        await store.observe(SPEC, time.time())
+    assert len([r for r in caplog.records if "event=record_refused" in r.message]) == 1

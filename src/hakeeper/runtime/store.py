@@ -118,6 +118,9 @@ from hakeeper.runtime.stored_config import (
 
 log = logging.getLogger(__name__)
 
+#: How many torn records `ClusterStore` remembers having logged.
+REFUSED_REMEMBERED = 256
+
 
 @dataclass(frozen=True, slots=True)
 class LiveInstances:
@@ -162,6 +165,9 @@ class ClusterStore:
     def __init__(self, coord: Coordinator, keys: KeySpace) -> None:
         self._coord = coord
         self._keys = keys
+        #: Torn records already logged, (key, error): the controller reads every change and
+        #: the executor every few seconds, and one bad key must not fill the log.
+        self._refused: set[tuple[str, str]] = set()
 
     # --- the low-level parts that live in the same key space ----------------------------------
 
@@ -208,8 +214,24 @@ class ClusterStore:
         revision = max((kv.mod_revision for kv in kvs), default=0)
         observed = build_observed(self._keys, spec, kvs, now, revision)
         for key, error in observed.refused:
-            _log_refused(key, error)
+            self._refuse(key, error)
         return observed
+
+    def _refuse(self, key: str, error: str) -> None:
+        """Log a torn record once (rule 5: refused where it is read, never acted on; left
+        out until written anew)."""
+        if (key, error) in self._refused:
+            return
+        if len(self._refused) >= REFUSED_REMEMBERED:
+            self._refused.clear()
+        self._refused.add((key, error))
+        log.error(
+            "event=record_refused key=%s error=%r fix='an assignment or a status is written "
+            "anew by the cluster at the next change of its resource, a fail count by hakeeper "
+            "resource cleanup; a node flag, constraint or role override by running again the "
+            "hakeeper command that set it'",
+            key, error,
+        )  # fmt: skip
 
     async def changes(self) -> AsyncGenerator[int]:
         """The revision of every change of the cluster's records, as it happens."""
@@ -245,7 +267,7 @@ class ClusterStore:
         try:
             return assignment_from_kv(self._keys, kv)
         except DECODE_ERRORS as exc:
-            _log_refused(kv.key, repr(exc))
+            self._refuse(kv.key, repr(exc))
             return None
 
     async def write_assignments(
@@ -322,7 +344,7 @@ class ClusterStore:
             try:
                 count = decode_failcount(kv.value, resource, node).count
             except DECODE_ERRORS as exc:
-                _log_refused(key, repr(exc))  # counted from this failure, and replaced
+                self._refuse(key, repr(exc))  # counted from this failure, and replaced
         failure = FailCount(resource, node, count + 1, now)
         await self._coord.put(key, encode_failcount(failure))
         return failure
@@ -537,14 +559,3 @@ class ClusterStore:
         except ConfigError as exc:
             return StoredConfigProblem(record.revision, short_reason(exc))
         return None
-
-
-def _log_refused(key: str, error: str) -> None:
-    # Rule 5: refused where it is read, never acted on; left out until written anew.
-    log.error(
-        "event=record_refused key=%s error=%r fix='an assignment or a status is written "
-        "anew by the cluster at the next change of its resource, a fail count by hakeeper "
-        "resource cleanup; a node flag, constraint or role override by running again the "
-        "hakeeper command that set it'",
-        key, error,
-    )  # fmt: skip
