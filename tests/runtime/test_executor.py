@@ -268,7 +268,7 @@ async def test_a_stop_that_fails_while_self_fencing_is_reported_as_a_failed_stop
     )  # fmt: skip
     await executor.converge()
 
-    await executor._self_fence()
+    await executor._self_fence.fence()
 
     observed = await ClusterStore(coord, KEYS).observe(SPEC, time.time())
     [status] = [s for s in observed.statuses if s.resource == "db"]

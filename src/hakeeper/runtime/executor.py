@@ -15,8 +15,9 @@ controller then assigns it as a replica, and this executor demotes it and monito
 again.
 
 Safety rule 1: while this node's membership deadline has passed it acts on no assignment, and
-it stops every exclusive resource (and, with ``no_quorum_policy = "stop"``, everything; with
-``"demote"``, everything but a promotable clone's instances, whose primary is demoted).
+its guard has `hakeeper.runtime.self_fence` stop every exclusive resource (and, with
+``no_quorum_policy = "stop"``, everything; with ``"demote"``, everything but a promotable
+clone's instances, whose primary is demoted).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from hakeeper.agents.base import OcfRc, OpResult, Severity
@@ -34,24 +35,18 @@ from hakeeper.agents.factory import AgentMaker
 from hakeeper.errors import CoordError
 from hakeeper.model.cluster import ClusterSpec, Primitive
 from hakeeper.model.records import Assignment
-from hakeeper.model.roles import InstanceRole, LocalRole
+from hakeeper.model.roles import LocalRole
 from hakeeper.runtime.agent_ops import AgentOps, Key
 from hakeeper.runtime.events_log import EventLog
 from hakeeper.runtime.membership import Membership
 from hakeeper.runtime.notifier import Notifier
 from hakeeper.runtime.score_writer import ScoreWriter
+from hakeeper.runtime.self_fence import Instances, Local, SelfFence, kept_replica
 from hakeeper.runtime.store import ClusterStore
 
 log = logging.getLogger(__name__)
 
 RECHECK_INTERVAL = 2.0
-REPORT_TIMEOUT = 2.0
-
-
-@dataclass(slots=True)
-class Local:
-    role: LocalRole
-    epoch: int
 
 
 class Executor:
@@ -85,7 +80,6 @@ class Executor:
         self._read_all = True
         self._idle = asyncio.Event()
         self._idle.set()
-        self._fenced_self = False
         self._starting: set[Key] = set()
         self._role_changing: set[Key] = set()
         #: The last failure of each instance, said again by `_still_failed`.
@@ -111,6 +105,16 @@ class Executor:
             local_role=lambda r: self._local[(r, 0)].role if (r, 0) in self._local else None,
             request=lambda p, meta: replace(self._ops.request(p, "notify"), meta=meta),
         )  # fmt: skip
+        self._self_fence = SelfFence(
+            spec=spec, membership=membership, ops=self._ops,
+            instances=Instances(
+                running=lambda: list(self._local.items()),
+                set_local=self._set_local,
+                stop_monitor=self._stop_monitor,
+                start_monitor=self._start_monitor,
+            ),
+            watchdog_armed=lambda: self.watchdog_armed,
+        )  # fmt: skip
 
     # --- public -------------------------------------------------------------------------------
 
@@ -120,7 +124,7 @@ class Executor:
 
     async def wait_self_fenced(self) -> None:
         """Until the run loop has stopped what rule 1 requires (after the lease was lost)."""
-        while not self._fenced_self:
+        while not self._self_fence.done:
             self._wake_to_read_all()
             await asyncio.sleep(0.05)
 
@@ -133,7 +137,7 @@ class Executor:
             primitive = spec.primitive(resource)
             if primitive is None:
                 return True
-            if _kept_replica(spec, resource, self._local.get(key)):
+            if kept_replica(spec, resource, self._local.get(key)):
                 continue  # what the self-fence keeps: no watchdog reset for it either
             if primitive.meta.exclusive:
                 return True
@@ -240,7 +244,7 @@ class Executor:
         membership = self._membership
         while True:
             if membership.valid():
-                self._fenced_self = False
+                self._self_fence.rearm()
                 # The deadline only moves later, so sleeping until it never oversleeps.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(membership.remaining()):
@@ -250,7 +254,7 @@ class Executor:
             if converging is not None and not converging.done():
                 converging.cancel()
                 await asyncio.wait({converging})
-            await self._self_fence()
+            await self._self_fence.fence()
             self._wake_to_read_all()
             await asyncio.sleep(RECHECK_INTERVAL / 4)
 
@@ -397,9 +401,7 @@ class Executor:
         """Stop one instance; on success report it ``stopped`` under ``epoch`` (the
         assignment that asked, so the controller can tell this answer from an older one)."""
         key = (primitive.id, instance)
-        monitor = self._monitors.pop(key, None)
-        if monitor is not None:
-            monitor.cancel()
+        self._stop_monitor(key)
         agent = self._ops.agent(primitive, instance)
         if local.role == "promoted":
             await self._notifier.round(primitive, "pre", "demote")
@@ -510,22 +512,23 @@ class Executor:
             self._demotable.add(key)
         else:  # a later failure (a failed demote) is recovered the usual way
             self._demotable.discard(key)
-        monitor = self._monitors.pop(key, None)
-        if monitor is not None:
-            monitor.cancel()
+        self._stop_monitor(key)
         await self._store.record_failure(self._node, primitive.id, self._wall())
         await self._ops.report(primitive.id, instance, "failed", epoch, result, demotable=demotable)
 
-    # --- monitoring and self-fencing --------------------------------------------------------------
+    # --- monitoring ---------------------------------------------------------------------------
 
     def _start_monitor(self, primitive: Primitive, instance: int) -> None:
         key = (primitive.id, instance)
-        old = self._monitors.pop(key, None)
-        if old is not None:
-            old.cancel()
+        self._stop_monitor(key)
         self._monitors[key] = asyncio.create_task(
             self._monitor(primitive, instance), name=f"monitor-{primitive.id}"
         )
+
+    def _stop_monitor(self, key: Key) -> None:
+        monitor = self._monitors.pop(key, None)
+        if monitor is not None:
+            monitor.cancel()
 
     @contextlib.contextmanager
     def _changing_role(self, key: Key) -> Iterator[None]:
@@ -570,103 +573,6 @@ class Executor:
             await self._failed(primitive, instance, local.epoch, result, demotable=demotable)
             return
 
-    async def _self_fence(self) -> None:
-        """The membership deadline passed: hold nothing exclusive (rule 1).
-
-        Every stop runs at once, bounded by the instant the engine may expire the lease
-        (a process agent escalates to SIGKILL of its process group within that bound), and
-        nothing waits on the engine, which is likely unreachable now: statuses and events
-        are written afterwards, best effort (a rejoin re-probes anyway). A stop that still
-        fails leaves the instance here as failed, so the watchdog, if armed, is no longer fed.
-        """
-        spec = self._spec()
-        policy = spec.options.no_quorum_policy
-        work = []
-        for (resource, instance), local in list(self._local.items()):
-            primitive = spec.primitive(resource)
-            if primitive is None or not (primitive.meta.exclusive or policy in ("stop", "demote")):
-                continue
-            if local.role == "failed" and self._fenced_self:
-                continue  # tried already; the watchdog is the escalation now
-            # "demote": a promotable clone's replica runs on (its primary is demoted to one),
-            # so an in-memory replicated store keeps its data through a quorum loss.
-            if _kept_replica(spec, resource, local):
-                continue
-            keep = policy == "demote" and spec.promotable_member(resource)
-            work.append((primitive, instance, local, keep))
-        if work:
-            bound = max(0.1, self._membership.lease_safe_until - time.monotonic())
-            async with asyncio.TaskGroup() as tasks:
-                stops = [
-                    (
-                        p,
-                        i,
-                        local.epoch,
-                        tasks.create_task(self._fence_stop(p, i, local, bound, keep=keep)),
-                    )
-                    for p, i, local, keep in work
-                ]
-            for primitive, instance, epoch, stop in stops:
-                await self._after_fence_stop(primitive, instance, epoch, stop.result())
-        self._fenced_self = True
-
-    async def _fence_stop(
-        self, primitive: Primitive, instance: int, local: Local, bound: float, *, keep: bool
-    ) -> list[OpResult]:
-        """Demote (if primary) and stop; ``keep``: only demote, and keep it as a replica if
-        the demote worked (``no_quorum_policy = "demote"``)."""
-        key = (primitive.id, instance)
-        monitor = self._monitors.pop(key, None)
-        if monitor is not None:
-            monitor.cancel()
-        log.warning(
-            "event=self_fence resource=%s instance=%d reason=membership_deadline_passed "
-            "bound_ms=%.0f",
-            primitive.id, instance, bound * 1000,
-        )  # fmt: skip
-        agent = self._ops.agent(primitive, instance)
-        results = []
-        if local.role == "promoted":
-            demote = self._ops.request(primitive, "demote", local.epoch, cap=bound / 2)
-            results.append(await agent.demote(demote))
-            if keep and results[-1].ok:
-                self._set_local(key, Local("started", local.epoch))
-                self._start_monitor(primitive, instance)
-                return results
-        results.append(
-            await agent.stop(self._ops.request(primitive, "stop", local.epoch, cap=bound))
-        )
-        stopped = results[-1].ok
-        self._set_local(key, None if stopped else Local("failed", local.epoch))
-        if not stopped:
-            log.error(
-                "event=self_fence_failed resource=%s result=%r escalation=%s",
-                primitive.id, results[-1].describe(), "watchdog" if self.watchdog_armed else "none",
-            )  # fmt: skip
-        return results
-
-    async def _after_fence_stop(
-        self, primitive: Primitive, instance: int, epoch: int, results: list[OpResult]
-    ) -> None:
-        """Best effort, bounded: tell the engine what self-fencing did. A stop that failed
-        is reported as such: left as "started", the instance had no monitor any more (the
-        self-fence cancelled it) and nobody learnt that it was gone or still there (the
-        1-hour nemesis run: a VIP stop timed out at its 0.1 s bound, the address was gone,
-        and the cluster kept it "running" on that node for minutes). A failed stop is
-        recovered by fencing its node, as any failed stop."""
-        with contextlib.suppress(CoordError, TimeoutError):
-            async with asyncio.timeout(REPORT_TIMEOUT):
-                for result in results:
-                    role: InstanceRole = "promoted" if result.op == "demote" else "started"
-                    await self._ops.record(primitive, result, role, "quorum-lost")
-                last = results[-1]
-                if last.op == "demote" and last.ok:
-                    await self._ops.report(primitive.id, instance, "started", epoch, last)
-                    return
-                await self._ops.report(
-                    primitive.id, instance, "stopped" if last.ok else "failed", epoch, last
-                )
-
     async def _watch(self) -> None:
         while True:
             try:
@@ -682,14 +588,3 @@ class Executor:
     def _wake_to_read_all(self) -> None:
         self._read_all = True
         self._changed.set()
-
-
-def _kept_replica(spec: ClusterSpec, resource: str, local: Local | None) -> bool:
-    """A promotable clone's replica that ``no_quorum_policy = "demote"`` keeps running
-    through a lapsed membership (a primary is demoted to one first)."""
-    return (
-        spec.options.no_quorum_policy == "demote"
-        and local is not None
-        and local.role == "started"
-        and spec.promotable_member(resource)
-    )
