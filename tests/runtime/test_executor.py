@@ -111,6 +111,28 @@ def executor_for(
     )  # fmt: skip
 
 
+@dataclass
+class Recorded:
+    """An executor of n1 on a fake engine where ``db`` is assigned to n1, its agent
+    recording every op (``calls``) and setting ``started`` at the start."""
+
+    coord: LocalCoordinator
+    membership: Membership
+    executor: Executor
+    calls: list[tuple[str, float]]
+    started: asyncio.Event
+
+
+async def recorded_here(tmp_path: Path, agent: type[RecordingAgent] = RecordingAgent) -> Recorded:
+    coord, membership = await assigned_here()
+    calls: list[tuple[str, float]] = []
+    started = asyncio.Event()
+    executor = executor_for(
+        tmp_path, coord, membership, agents=FakeAgents(lambda context: agent(calls, started))
+    )
+    return Recorded(coord, membership, executor, calls, started)
+
+
 async def cut_off_once_started(
     executor: Executor, coord: LocalCoordinator, membership: Membership, started: asyncio.Event
 ) -> tuple[float, float]:
@@ -132,16 +154,12 @@ async def cut_off_once_started(
 async def test_an_exclusive_resource_stops_at_the_membership_deadline_not_later(
     tmp_path: Path,
 ) -> None:
-    coord, membership = await assigned_here()
-    calls: list[tuple[str, float]] = []
-    started = asyncio.Event()
-    executor = executor_for(
-        tmp_path, coord, membership,
-        agents=FakeAgents(lambda context: RecordingAgent(calls, started)),
-    )  # fmt: skip
-    deadline, _ = await cut_off_once_started(executor, coord, membership, started)
+    here = await recorded_here(tmp_path)
+    deadline, _ = await cut_off_once_started(
+        here.executor, here.coord, here.membership, here.started
+    )
 
-    stops = [at for op, at in calls if op == "stop"]
+    stops = [at for op, at in here.calls if op == "stop"]
     assert stops, "the exclusive resource was never stopped after the deadline"
     assert stops[0] - deadline < RECHECK_INTERVAL / 2
 
@@ -159,16 +177,12 @@ class HangingStartAgent(RecordingAgent):
 async def test_a_start_still_running_at_the_deadline_is_cut_short_and_stopped(
     tmp_path: Path,
 ) -> None:
-    coord, membership = await assigned_here()
-    calls: list[tuple[str, float]] = []
-    started = asyncio.Event()
-    executor = executor_for(
-        tmp_path, coord, membership,
-        agents=FakeAgents(lambda context: HangingStartAgent(calls, started)),
-    )  # fmt: skip
-    _, safe_until = await cut_off_once_started(executor, coord, membership, started)
+    here = await recorded_here(tmp_path, HangingStartAgent)
+    _, safe_until = await cut_off_once_started(
+        here.executor, here.coord, here.membership, here.started
+    )
 
-    stops = [at for op, at in calls if op == "stop"]
+    stops = [at for op, at in here.calls if op == "stop"]
     assert stops, "the half-started exclusive resource was never stopped"
     assert stops[0] < safe_until
 
@@ -323,22 +337,16 @@ async def test_an_assignment_the_watch_delivers_is_started_without_a_read_of_its
 async def test_a_torn_assignment_leaves_the_executor_running_what_it_runs(
     tmp_path: Path,
 ) -> None:
-    coord, membership = await assigned_here()
-    calls: list[tuple[str, float]] = []
-    started = asyncio.Event()
-    executor = executor_for(
-        tmp_path, coord, membership,
-        agents=FakeAgents(lambda context: RecordingAgent(calls, started)),
-    )  # fmt: skip
-    renewing = asyncio.create_task(membership.run())
-    running = asyncio.create_task(executor.run())
+    here = await recorded_here(tmp_path)
+    renewing = asyncio.create_task(here.membership.run())
+    running = asyncio.create_task(here.executor.run())
     try:
-        await asyncio.wait_for(started.wait(), 10)
-        await coord.put(KEYS.assignment("db"), b'{"placements": [["n1"')  # rule 5
+        await asyncio.wait_for(here.started.wait(), 10)
+        await here.coord.put(KEYS.assignment("db"), b'{"placements": [["n1"')  # rule 5
         await asyncio.sleep(RECHECK_INTERVAL * 1.5)  # the watch's delivery and a full read
         assert not running.done()
     finally:
         running.cancel()
         renewing.cancel()
         await asyncio.gather(running, renewing, return_exceptions=True)
-    assert [op for op, _ in calls if op in ("start", "stop")] == ["start"]
+    assert [op for op, _ in here.calls if op in ("start", "stop")] == ["start"]
