@@ -387,6 +387,18 @@ async def test_a_new_controller_reports_a_node_the_log_last_saw_join_as_lost() -
     assert [e.node for e in events if isinstance(e, NodeLost)] == ["n1"]
 
 
+async def test_an_event_it_cannot_read_does_not_keep_a_new_controller_from_recovering() -> None:
+    # Rule 5: its first look reads the history; a ConfigError there ended its term.
+    c = await two_nodes_one_lost()
+    await EventLog(c.coord, KEYS, "n1").append(NodeJoined(ts=time.time(), node="n1"))
+    await c.coord.put(f"{KEYS.events}{int(time.time() * 1e6):016d}-foreign-0", b"\xff")
+    async with Nodes(c, ["n2"]).answering():
+        await c.cycle()
+    assert Placement("n2") in (await c.assignment("vip")).placements
+    events = await EventLog(c.coord, KEYS, "test").read()
+    assert [e.node for e in events if isinstance(e, NodeLost)] == ["n1"]
+
+
 class HeldLog(EventLog):
     """An event log whose `NodeLost` appends (``appends``) or whose reads (a new
     controller's history) wait until ``release`` is set."""

@@ -78,3 +78,35 @@ async def test_follow_reports_a_trim_as_a_change_without_an_event() -> None:
         revision, event = await asyncio.wait_for(anext(changes), 5)
     assert event is None
     assert revision > after
+
+
+#: Values no release of this one's reads: bytes that are not UTF-8, JSON that is not an
+#: object, and a kind a newer release might add (during a rolling upgrade).
+REFUSED = (b"\xff\xfe", b"[1, 2]", b'{"kind": "node.teleported", "ts": 1.0}')
+
+
+async def log_with_refused_events(coord: LocalCoordinator) -> EventLog:
+    log = EventLog(coord, KEYS, "n1")
+    await log.append(NodeJoined(ts=10.0, node="n1"))
+    for number, value in enumerate(REFUSED):
+        await coord.put(f"{KEYS.events}{20 + number:016d}-foreign-0", value)
+    await log.append(NodeLost(ts=40.0, node="n1"))
+    return log
+
+
+async def test_a_read_leaves_out_events_it_cannot_read() -> None:
+    log = await log_with_refused_events(LocalCoordinator())
+    assert [type(e) for e in await log.read()] == [NodeJoined, NodeLost]
+    assert [type(e) for _, e in (await log.read_since(0))[0]] == [NodeJoined, NodeLost]
+
+
+async def test_follow_reports_an_event_it_cannot_read_as_a_change_without_an_event() -> None:
+    coord = LocalCoordinator()
+    log = EventLog(coord, KEYS, "n1")
+    after = await coord.revision()
+    await log_with_refused_events(coord)
+    found: list[Event | None] = []
+    async with contextlib.aclosing(log.follow(after + 1)) as changes:
+        for _ in range(2 + len(REFUSED)):
+            found.append((await asyncio.wait_for(anext(changes), 5))[1])
+    assert [type(e) for e in found] == [NodeJoined, *[type(None)] * len(REFUSED), NodeLost]

@@ -64,7 +64,7 @@ async def follow_events(
                 async for revision, event in changes:
                     start = revision + 1
                     if event is None:
-                        continue  # trimming
+                        continue  # trimmed, or refused (logged)
                     emit(event)
                     seen += 1
                     if limit is not None and seen >= limit:

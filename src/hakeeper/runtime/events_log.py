@@ -3,17 +3,26 @@
 Each event is one key under ``events/``: ``<ts in µs, 16 digits>-<writer>-<seq>``, so a range
 read returns the log in time order and writers never collide. The value is the event's JSON
 line (`hakeeper.model.events`). Trimming drops the oldest keys past an age or a count.
+
+A torn event, or one of a kind or shape this release does not know (a newer release's, in a
+rolling upgrade), is refused where it is read (rule 5): left out and logged. Raised, it ended
+a new controller's term (its first look reads the history) on every node in turn.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import AsyncGenerator, Callable
+import logging
+from collections.abc import AsyncGenerator, Callable, Sequence
 
-from hakeeper.coord.base import MAX_TXN_OPS, Coordinator, Delete, Get
+from hakeeper.coord.base import KV, MAX_TXN_OPS, Coordinator, Delete, Get
+from hakeeper.errors import ConfigError
 from hakeeper.model.events import Event, from_json, to_json
 from hakeeper.runtime.keys import KeySpace
+from hakeeper.runtime.record_codec import DECODE_ERRORS
+
+log = logging.getLogger(__name__)
 
 WallClock = Callable[[], float]
 
@@ -34,10 +43,7 @@ class EventLog:
 
     async def read(self) -> list[Event]:
         """Every event still kept, oldest first."""
-        return [
-            from_json(kv.value.decode(), kv.key)
-            for kv in await self._coord.range(self._keys.events)
-        ]
+        return _events(await self._coord.range(self._keys.events))
 
     async def read_at(self) -> tuple[list[Event], int]:
         """Every event still kept, oldest first, and the revision of that read: one txn, so
@@ -45,21 +51,19 @@ class EventLog:
         result = await self._coord.txn([], [Get(self._keys.events, prefix=True)])
         found = result.responses[0]
         kvs = found if isinstance(found, tuple) else ()
-        return [from_json(kv.value.decode(), kv.key) for kv in kvs], result.revision
+        return _events(kvs), result.revision
 
     async def follow(
         self, start_revision: int | None = None
     ) -> AsyncGenerator[tuple[int, Event | None]]:
         """Every change of the log from ``start_revision`` (if given) with its revision: the
-        event appended, or None where trimming deleted one. The revisions let a broken stream
-        resume exactly where it stopped; `Compacted` when ``start_revision`` is gone."""
+        event appended, or None where trimming deleted one or the event was refused. The
+        revisions let a broken stream resume exactly where it stopped; `Compacted` when
+        ``start_revision`` is gone."""
         watch = self._coord.watch(self._keys.events, start_revision)
         async with contextlib.aclosing(watch) as changes:
             async for change in changes:
-                if change.type == "put":
-                    yield change.revision, from_json(change.kv.value.decode(), change.kv.key)
-                else:
-                    yield change.revision, None
+                yield change.revision, _event(change.kv) if change.type == "put" else None
 
     async def revision(self) -> int:
         """The engine's current revision (to follow from, after a gap)."""
@@ -82,7 +86,18 @@ class EventLog:
         result = await self._coord.txn([], [Get(self._keys.events, prefix=True)])
         found = result.responses[0]
         kvs = found if isinstance(found, tuple) else ()
-        newer = [kv for kv in kvs if kv.mod_revision > revision]
-        return [(kv.mod_revision, from_json(kv.value.decode(), kv.key)) for kv in newer], (
-            result.revision
-        )
+        newer = [(kv.mod_revision, _event(kv)) for kv in kvs if kv.mod_revision > revision]
+        return [(at, event) for at, event in newer if event is not None], result.revision
+
+
+def _event(kv: KV) -> Event | None:
+    """The event ``kv`` holds; None, logged, when it is refused (the module docstring)."""
+    try:
+        return from_json(kv.value.decode(), kv.key)
+    except (ConfigError, *DECODE_ERRORS) as exc:
+        log.warning("event=event_refused key=%s error=%r", kv.key, str(exc))
+        return None
+
+
+def _events(kvs: Sequence[KV]) -> list[Event]:
+    return [event for kv in kvs if (event := _event(kv)) is not None]
