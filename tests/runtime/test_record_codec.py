@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from hakeeper.model.records import (
@@ -81,6 +83,24 @@ def test_the_small_records_read_back_what_they_wrote() -> None:
     assert decode_target_role(b"unpromoted") == "unpromoted"
 
 
-def test_an_unknown_stored_target_role_is_refused_with_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="not started, stopped or unpromoted"):
-        decode_target_role(b"paused")
+@pytest.mark.parametrize(
+    ("decode", "known"),
+    [
+        (lambda: decode_target_role(b"paused"), "started, stopped, unpromoted"),
+        (lambda: decode_constraint(b'{"kind": "prefer"}'), "move, ban"),
+        (
+            lambda: decode_status(b'{"role": "paused", "epoch": 1, "ts": 1}', "db", "n1", 0),
+            "started, promoted, stopped, failed, unknown",
+        ),
+        (
+            lambda: decode_assignment(b'{"placements": [["n1", "paused", 0]]}', "db", 1),
+            "started, promoted",
+        ),
+    ],
+    ids=["target role", "constraint kind", "instance role", "placed role"],
+)
+def test_a_stored_word_outside_its_vocabulary_is_refused_with_the_known_ones(
+    decode: Callable[[], object], known: str
+) -> None:
+    with pytest.raises(ValueError, match=f"is not one of {known}$"):
+        decode()

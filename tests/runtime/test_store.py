@@ -190,6 +190,13 @@ TORN_RECORDS = {
     "assignment": (KEYS.assignment("db"), b"not json"),
     "status": (KEYS.instance_status("n1", "db", 0), b'{"role": "started"}'),
     "status key": (KEYS.instance_status("n1", "db", 0).replace("#0", "#x"), b"{}"),
+    "status role": (
+        KEYS.instance_status("n1", "db", 0),
+        b'{"role": "banana", "epoch": 1, "ts": 1.0}',
+    ),
+    "placed role": (KEYS.assignment("db"), b'{"placements": [["n1", "failed", 0]]}'),
+    "placed node": (KEYS.assignment("db"), b'{"placements": [[7, "started", 0]]}'),
+    "constraint kind": (KEYS.constraint("db", "n1"), b'{"kind": "prefer"}'),
     "fail count": (KEYS.failcount("n1", "db"), b"[]"),
     "constraint": (KEYS.constraint("db", "n1"), b"7"),
     "node flags": (KEYS.node_flag("n1"), b'["standby"]'),

@@ -35,6 +35,7 @@ ReportedRole = Literal["started", "promoted", "stopped", "failed"]
 TargetRole = Literal["started", "stopped", "unpromoted"]
 
 INSTANCE_ROLES: tuple[InstanceRole, ...] = ("started", "promoted", "stopped", "failed", "unknown")
+PLACED_ROLES: tuple[PlacedRole, ...] = ("started", "promoted")
 TARGET_ROLES: tuple[TargetRole, ...] = ("started", "stopped", "unpromoted")
 #: The roles in which an instance serves.
 RUNNING_ROLES: frozenset[InstanceRole] = frozenset({"started", "promoted"})

@@ -51,6 +51,7 @@ from hakeeper.model.roles import INSTANCE_ROLES, InstanceRole, PlacedRole
 
 NodeStatus = Literal["online", "offline", "lost"]
 RuntimeKind = Literal["move", "ban"]
+RUNTIME_KINDS: tuple[RuntimeKind, ...] = ("move", "ban")
 
 NODE_STATUSES: tuple[NodeStatus, ...] = ("online", "offline", "lost")
 

@@ -8,7 +8,7 @@ what such a value means where it reads it.
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from hakeeper.model.attributes import LIFETIMES, NodeAttribute
 from hakeeper.model.notifications import NotifyRound
@@ -21,9 +21,11 @@ from hakeeper.model.records import (
     NodeFlags,
     Placement,
 )
-from hakeeper.model.roles import TARGET_ROLES, TargetRole
-from hakeeper.model.state import FailCount, RuntimeKind
+from hakeeper.model.roles import INSTANCE_ROLES, PLACED_ROLES, TARGET_ROLES, TargetRole
+from hakeeper.model.state import RUNTIME_KINDS, FailCount, RuntimeKind
 from hakeeper.model.wire_version import Format, FormatSupport, VersionRange
+
+T = TypeVar("T")
 
 #: What a decoder raises on a torn or foreign value: bad JSON or text (ValueError), a field
 #: missing or of the wrong type (KeyError, TypeError), JSON that is not an object
@@ -37,9 +39,26 @@ def encode_assignment(assignment: Assignment) -> bytes:
     ).encode()
 
 
+def _known(value: object, options: tuple[T, ...], what: str) -> T:
+    """``value`` as the one of ``options`` it equals; a ValueError naming them otherwise."""
+    for option in options:
+        if value == option:
+            return option
+    raise ValueError(f"stored {what} {value!r} is not one of {', '.join(map(str, options))}")
+
+
+def _text(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"stored {what} {value!r} is not text")
+    return value
+
+
 def decode_assignment(raw: bytes, resource: str, epoch: int) -> Assignment:
     data = json.loads(raw)
-    placements = tuple(Placement(n, r, int(i)) for n, r, i in data["placements"])
+    placements = tuple(
+        Placement(_text(n, "node"), _known(r, PLACED_ROLES, "placed role"), int(i))
+        for n, r, i in data["placements"]
+    )
     return Assignment(resource, placements, epoch)
 
 
@@ -63,7 +82,7 @@ def decode_status(raw: bytes, resource: str, node: str, instance: int) -> Instan
         resource,
         node,
         instance,
-        data["role"],
+        _known(data["role"], INSTANCE_ROLES, "instance role"),
         int(data["epoch"]),
         float(data["ts"]),
         str(data.get("op", "")),
@@ -87,7 +106,7 @@ def encode_constraint(kind: RuntimeKind) -> bytes:
 
 
 def decode_constraint(raw: bytes) -> RuntimeKind:
-    return cast(RuntimeKind, json.loads(raw)["kind"])
+    return _known(json.loads(raw)["kind"], RUNTIME_KINDS, "constraint kind")
 
 
 def encode_flags(flags: NodeFlags) -> bytes:
@@ -153,11 +172,7 @@ def encode_target_role(role: TargetRole) -> bytes:
 
 
 def decode_target_role(raw: bytes) -> TargetRole:
-    role = raw.decode()
-    for known in TARGET_ROLES:
-        if role == known:
-            return known
-    raise ValueError(f"stored target role {role!r} is not started, stopped or unpromoted")
+    return _known(raw.decode(), TARGET_ROLES, "target role")
 
 
 def encode_alert_cursor(revision: int) -> bytes:
