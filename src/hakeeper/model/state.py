@@ -43,11 +43,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, cast, get_args
+from typing import Any, Literal, cast
 
 from hakeeper.errors import ConfigError
 from hakeeper.model.records import Assignment, Placement
-from hakeeper.model.roles import INSTANCE_ROLES, InstanceRole, PlacedRole
+from hakeeper.model.roles import INSTANCE_ROLES, PLACED_ROLES, InstanceRole, PlacedRole
 
 NodeStatus = Literal["online", "offline", "lost"]
 RuntimeKind = Literal["move", "ban"]
@@ -334,7 +334,7 @@ def state_from_dict(data: object, source: str = "state") -> ClusterState:
         where = f"constraints[{i}]"
         rc = r.table(raw, where)
         r.keys(rc, where, ("kind", "resource", "node"))
-        kind = cast(RuntimeKind, r.choice(rc.get("kind"), f"{where}.kind", ("move", "ban")))
+        kind = cast(RuntimeKind, r.choice(rc.get("kind"), f"{where}.kind", RUNTIME_KINDS))
         constraints.append(
             RuntimeConstraint(kind, r.string(rc, "resource", where), r.string(rc, "node", where))
         )
@@ -348,9 +348,6 @@ def state_from_dict(data: object, source: str = "state") -> ClusterState:
         constraints=tuple(constraints),
         assignments=_assignments(r, doc.get("assignments", [])),
     )
-
-
-_PLACED_ROLES: tuple[str, ...] = get_args(PlacedRole)
 
 
 def _assignments(r: _Reader, raw: object) -> tuple[Assignment, ...]:
@@ -370,9 +367,7 @@ def _assignments(r: _Reader, raw: object) -> tuple[Assignment, ...]:
             at = f"{where}.placements[{j}]"
             pl = r.table(item, at)
             r.keys(pl, at, ("node", "role", "instance"))
-            role = cast(
-                PlacedRole, r.choice(pl.get("role", "started"), f"{at}.role", _PLACED_ROLES)
-            )
+            role = cast(PlacedRole, r.choice(pl.get("role", "started"), f"{at}.role", PLACED_ROLES))
             instance = r.integer(pl.get("instance", 0), f"{at}.instance")
             if instance < 0:
                 raise r.fail(f"{at}.instance", "must be 0 or more")
