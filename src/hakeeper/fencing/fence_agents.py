@@ -31,7 +31,6 @@ from hakeeper.fencing.device import (
     redact,
 )
 from hakeeper.fencing.prestart import (
-    REQUEST_LIMIT,
     WARM_INTERVAL,
     Process,
     Standbys,
@@ -221,13 +220,9 @@ class FenceAgentRunner:
     ) -> tuple[int | None, str, str]:
         """Run the agent with ``lines`` on stdin: (exit code or None on timeout, out, err)."""
         request = ("\n".join(lines) + "\n").encode()
-        standby = None
-        if prestarted and len(request) <= REQUEST_LIMIT:
-            standby = self._standbys.take(path)
-        stdin: bytes | None  # what is still to be written: nothing once handed over
-        if standby is not None:
-            proc, stdin = standby.hand_over(request), None
-        else:
+        proc = self._standbys.serve(path, request) if prestarted else None
+        stdin = None  # a waiting agent was given the request already
+        if proc is None:
             proc, stdin = await _start((str(path),)), request
         try:
             async with asyncio.timeout(timeout):

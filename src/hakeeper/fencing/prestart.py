@@ -24,7 +24,7 @@ Why a waiting agent is harmless:
 `Standbys` holds the waiting agents, one per executable; its owner (the runner's
 ``keep_warm``) calls `Standbys.refresh` every `WARM_INTERVAL`, which replaces one that served a
 request, died, lost its guard, or whose executable changed on disk (a package upgrade), and
-`Standbys.close` when it ends, which kills them all. `Standby.hand_over` gives one its request.
+`Standbys.close` when it ends, which kills them all. `Standbys.serve` gives one its request.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def executable_version(path: Path) -> int | None:
 
 
 @dataclass(frozen=True, slots=True)
-class Standby:
+class _Standby:
     """One waiting agent, the write end of its stdin, and the guard holding a second one."""
 
     process: Process
@@ -82,11 +82,8 @@ class Standby:
     guard: Process
 
     def hand_over(self, request: bytes) -> Process:
-        """Write the whole request (at most `REQUEST_LIMIT` bytes) and end the agent's
-        input; it then acts, and is the caller's to wait for."""
-        if len(request) > REQUEST_LIMIT:
-            self.discard()
-            raise ValueError(f"a request of {len(request)} bytes is over {REQUEST_LIMIT}")
+        """Write the whole request (at most `REQUEST_LIMIT` bytes: `Standbys.serve`) and
+        end the agent's input; it then acts, and is the caller's to wait for."""
         try:
             # Written before either end closes: the agent never sees an end without it. An
             # agent that died meanwhile (a broken pipe) is reported by its exit code.
@@ -117,17 +114,21 @@ class Standbys:
         prefix, tail = pdeathsig_prefix(), shutil.which("tail")
         #: The agent's ``setpriv`` prefix and the guard's ``tail``; None if the host lacks one.
         self._tools = None if prefix is None or tail is None else (prefix, tail)
-        self._waiting: dict[Path, Standby] = {}
+        self._waiting: dict[Path, _Standby] = {}
 
-    def take(self, path: Path) -> Standby | None:
-        """The agent waiting for ``path``, now the caller's; None when there is none fit."""
+    def serve(self, path: Path, request: bytes) -> Process | None:
+        """The agent waiting for ``path``, given ``request`` and now the caller's to wait
+        for; None when there is none fit, or the request is over `REQUEST_LIMIT` (the caller
+        starts an agent for it, and the waiting one stays)."""
+        if len(request) > REQUEST_LIMIT:
+            return None
         waiting = self._waiting.pop(path, None)
         if waiting is None:
             return None
         if not waiting.fit(path):
             waiting.discard()
             return None
-        return waiting
+        return waiting.hand_over(request)
 
     @property
     def possible(self) -> bool:
@@ -157,7 +158,7 @@ class Standbys:
 
     async def _prestart(
         self, path: Path, version: int, prefix: tuple[str, ...], tail: str
-    ) -> Standby:
+    ) -> _Standby:
         read, write = os.pipe()
         try:
             guard = await asyncio.create_subprocess_exec(
@@ -175,7 +176,7 @@ class Standbys:
             raise
         finally:
             os.close(read)
-        return Standby(process, version, write, guard)
+        return _Standby(process, version, write, guard)
 
 
 def _kill(process: Process) -> None:
@@ -184,7 +185,7 @@ def _kill(process: Process) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-async def _reap(standby: Standby) -> None:
+async def _reap(standby: _Standby) -> None:
     standby.discard()
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(REAP_TIMEOUT):
