@@ -220,7 +220,7 @@ async def test_the_snapshot_leaves_out_a_torn_record_and_says_which(kind: str) -
     key, value = TORN_RECORDS[kind]
     await coord.put(key, value)
     observed = await store.observe(SPEC, time.time())
-    assert [refused for refused, _ in observed.refused] == [key]
+    assert [kv.key for kv, _ in observed.refused] == [key]
     assert [(s.node, s.resource) for s in observed.statuses] == [("n2", "db")]
 
 
@@ -265,3 +265,14 @@ async def test_a_torn_record_is_logged_once_not_at_every_read(
     for _ in range(3):
         await store.observe(SPEC, time.time())
     assert len([r for r in caplog.records if "event=record_refused" in r.message]) == 1
+
+
+async def test_a_new_torn_write_of_the_same_key_is_logged_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    coord = LocalCoordinator()
+    store = ClusterStore(coord, KEYS)
+    for _ in range(2):
+        await coord.put(KEYS.node_flag("n1"), b"{torn")
+        await store.observe(SPEC, time.time())
+    assert len([r for r in caplog.records if "event=record_refused" in r.message]) == 2

@@ -95,7 +95,7 @@ def _event(kv: KV) -> Event | None:
     try:
         return from_json(kv.value.decode(), kv.key)
     except (ConfigError, *DECODE_ERRORS) as exc:
-        log.warning("event=event_refused key=%s error=%r", kv.key, str(exc))
+        log.warning("event=record_refused key=%s error=%r", kv.key, str(exc))
         return None
 
 

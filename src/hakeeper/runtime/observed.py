@@ -49,8 +49,8 @@ class Observed:
     revision: int
     #: The node attributes in force (`hakeeper.model.attributes.visible`), private ones too.
     attributes: tuple[NodeAttribute, ...] = ()
-    #: Keys whose value could not be read (torn or foreign), with why: left out (rule 5).
-    refused: tuple[tuple[str, str], ...] = ()
+    #: Records whose value could not be read (torn or foreign), with why: left out (rule 5).
+    refused: tuple[tuple[KV, str], ...] = ()
 
     def running_on(self, resource: str) -> list[str]:
         """The nodes not down whose status shows ``resource`` started or promoted, sorted."""
@@ -76,7 +76,7 @@ def build_observed(
     fenced: set[str] = set()
     roles: dict[str, TargetRole] = {}
     leaving: set[str] = set()
-    refused: list[tuple[str, str]] = []
+    refused: list[tuple[KV, str]] = []
     stored_attributes = attributes_from_kvs(keys, kvs)
     for kv in kvs:
         key = kv.key
@@ -107,7 +107,7 @@ def build_observed(
             # never written: an assignment reads as unassigned (each executor keeps what it
             # runs), a status as not reported, a fail count as none, a constraint, a node's
             # flags or a role override as unset. Raised, it stopped every controller in turn.
-            refused.append((key, repr(exc)))
+            refused.append((kv, repr(exc)))
 
     # A fenced node's statuses are history until it has re-probed and cleared its mark.
     live_statuses = [s for s in statuses if s.node not in fenced]

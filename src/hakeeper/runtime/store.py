@@ -165,9 +165,10 @@ class ClusterStore:
     def __init__(self, coord: Coordinator, keys: KeySpace) -> None:
         self._coord = coord
         self._keys = keys
-        #: Torn records already logged, (key, error): the controller reads every change and
-        #: the executor every few seconds, and one bad key must not fill the log.
-        self._refused: set[tuple[str, str]] = set()
+        #: Torn records already logged, by key and revision: the controller reads every
+        #: change and the executor every few seconds, and one bad write must not fill the
+        #: log; a new bad write of the same key is logged again.
+        self._refused: set[tuple[str, int]] = set()
 
     # --- the low-level parts that live in the same key space ----------------------------------
 
@@ -213,24 +214,25 @@ class ClusterStore:
         kvs = await self._coord.range(self._keys.root)
         revision = max((kv.mod_revision for kv in kvs), default=0)
         observed = build_observed(self._keys, spec, kvs, now, revision)
-        for key, error in observed.refused:
-            self._refuse(key, error)
+        for kv, error in observed.refused:
+            self._refuse(kv, error)
         return observed
 
-    def _refuse(self, key: str, error: str) -> None:
+    def _refuse(self, kv: KV, error: str) -> None:
         """Log a torn record once (rule 5: refused where it is read, never acted on; left
         out until written anew)."""
-        if (key, error) in self._refused:
+        seen = (kv.key, kv.mod_revision)
+        if seen in self._refused:
             return
         if len(self._refused) >= REFUSED_REMEMBERED:
             self._refused.clear()
-        self._refused.add((key, error))
+        self._refused.add(seen)
         log.error(
             "event=record_refused key=%s error=%r fix='an assignment or a status is written "
             "anew by the cluster at the next change of its resource, a fail count by hakeeper "
             "resource cleanup; a node flag, constraint or role override by running again the "
             "hakeeper command that set it'",
-            key, error,
+            kv.key, error,
         )  # fmt: skip
 
     async def changes(self) -> AsyncGenerator[int]:
@@ -267,7 +269,7 @@ class ClusterStore:
         try:
             return assignment_from_kv(self._keys, kv)
         except DECODE_ERRORS as exc:
-            self._refuse(kv.key, repr(exc))
+            self._refuse(kv, repr(exc))
             return None
 
     async def write_assignments(
@@ -344,7 +346,7 @@ class ClusterStore:
             try:
                 count = decode_failcount(kv.value, resource, node).count
             except DECODE_ERRORS as exc:
-                self._refuse(key, repr(exc))  # counted from this failure, and replaced
+                self._refuse(kv, repr(exc))  # counted from this failure, and replaced
         failure = FailCount(resource, node, count + 1, now)
         await self._coord.put(key, encode_failcount(failure))
         return failure
