@@ -67,6 +67,28 @@ async def test_fenced_primary_steps_down_and_acknowledges_nothing(
     assert position.seen_epoch == 2
 
 
+async def test_a_write_survives_its_primary_and_the_replica_that_acknowledged_it(
+    store_cluster: StoreCluster,
+) -> None:
+    """The seventh 1-hour nemesis run's loss: a write acknowledged by the primary and one
+    replica, then both lost their memory before the third store had been sent the write. By
+    the acknowledgement every replica keeping up must have been sent it."""
+    await store_cluster.promote_first()
+    await store_cluster.wait_replicated()
+    primary, *replicas = store_cluster.addresses
+    for index in range(20):  # the replicas' acks settle which one the commit waits for
+        assert await stored(primary, b"warm%d" % index, b"x") == b"STORED"
+    assert await stored(primary, b"acked", b"kept") == b"STORED"
+    store_cluster.kill(primary)
+    positions = {address: await store_cluster.position(address) for address in replicas}
+    acknowledger = max(replicas, key=lambda address: positions[address].seq)
+    third = next(address for address in replicas if address != acknowledger)
+    for address in (primary, acknowledger):
+        await asyncio.to_thread(store_cluster.restart, address)  # back empty
+    assert await store_cluster.fail_over(lost=primary) == third
+    assert await read(third, b"acked") == b"kept"
+
+
 async def test_restarted_replica_catches_up_by_snapshot_then_stream(
     store_cluster: StoreCluster,
 ) -> None:
