@@ -140,7 +140,7 @@ async def test_writes_of_one_loop_iteration_reach_each_replica_as_one_batch() ->
             conn.data_received(b"set k%d 0 0 1\r\nv\r\n" % index)
         for _, transport in clients:
             await held_until(transport, b"STORED\r\n")
-        # The replica the commit does not wait for gets the same batch at the next tick.
+        # The replica the commit does not wait for is sent the same batch, in the same step.
         await until(lambda: all(fake.batches for fake in replicas))
         for fake in replicas:
             assert fake.batches == [(first, first + 9)]
