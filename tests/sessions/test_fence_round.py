@@ -15,6 +15,7 @@ from hakeeper.sessions.fence_round import (
     SCORE_OLDER_LOG,
     SCORE_REFUSED,
     ask_every,
+    forgotten,
     promotion_score,
     refusal,
     vouching,
@@ -148,3 +149,13 @@ def test_a_first_start_scores_every_node_the_newest() -> None:
     fresh = Position(log_epoch=0, seq=0, seen_epoch=0, role=Role.REPLICA)
     answers = {"a:1": fresh, "b:1": fresh}
     assert promotion_score("a:1", answers, 3) == SCORE_NEWEST
+
+
+def test_a_promotion_without_a_logged_majority_names_the_nodes_restarted_empty() -> None:
+    # The seventh 1-hour run: the survivor holds a log, the other two came back empty.
+    answers = {"a:1": position(5), "b:1": EMPTY, "c:1": EMPTY}
+    assert forgotten(answers, 3) == ["b:1", "c:1"]
+
+
+def test_nothing_is_forgotten_while_a_majority_holds_a_log() -> None:
+    assert forgotten({"a:1": position(5), "b:1": position(5), "c:1": EMPTY}, 3) == []

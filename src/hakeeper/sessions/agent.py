@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import sys
 import time
 from collections.abc import Mapping
@@ -62,9 +63,17 @@ from hakeeper.errors import ConfigError, SessionStoreError
 from hakeeper.model.address import HostPort
 from hakeeper.model.cluster import Coordination
 from hakeeper.sessions.client import SessionClient
-from hakeeper.sessions.fence_round import SCORE_REFUSED, ask_every, promotion_score, refusal
+from hakeeper.sessions.fence_round import (
+    SCORE_REFUSED,
+    ask_every,
+    forgotten,
+    promotion_score,
+    refusal,
+)
 from hakeeper.sessions.position import Position, Role, most_up_to_date
 from hakeeper.sessions.tls import PeerTls, peer_tls
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SECRET_FILE = Path(Coordination().secret_file)
 PARAMS = (
@@ -299,6 +308,15 @@ class SessionsAgent(ProcessAgent):
         refused = refusal(me, positions, len(self.addresses))
         if refused:
             return refused
+        empty = forgotten(positions, len(self.addresses))
+        if empty:
+            # Availability over what cannot be had back: the copies are gone either way.
+            log.warning(
+                "event=sessions.promoted_after_memory_loss node=%s restarted_empty=%s "
+                'lost="writes that only the nodes restarted empty held, if any"',
+                req.node,
+                ",".join(empty),
+            )
         best = most_up_to_date(positions)
         rank = (positions[best].log_epoch, positions[best].seq)
         if rank > (positions[me].log_epoch, positions[me].seq):

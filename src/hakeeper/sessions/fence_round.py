@@ -70,6 +70,18 @@ def refusal(me: str, positions: Mapping[str, Position], nodes: int) -> str:
     return ""
 
 
+def forgotten(positions: Mapping[str, Position], nodes: int) -> list[str]:
+    """The answering nodes restarted empty when a promotion goes ahead on answers where fewer
+    than a majority hold a log (every node answered, so `vouching` counts them all): a write
+    acknowledged by a majority may have been on those nodes alone, and is lost. Empty when
+    a majority holds a log (it holds every acknowledged write) or none does (nothing to
+    lose that anyone could know of)."""
+    holding = [name for name, p in positions.items() if p.log_epoch > 0]
+    if not holding or len(holding) >= nodes // 2 + 1:
+        return []
+    return sorted(name for name in positions if name not in holding)
+
+
 #: Promotion scores (Pacemaker's master score, ``crm_master``): the primary and the nodes
 #: holding a log of the newest epoch answered; a node with an older log; a node without one
 #: (a promote there copies the best log first, so it loses nothing, only time); and
