@@ -79,3 +79,33 @@ async def test_a_resigned_term_ends_and_the_next_campaign_starts_a_new_one() -> 
     assert new.term > old.term
     assert not await election.resign(old.term)  # the old term no longer holds the key
     assert await election.current() == new
+
+
+async def test_a_controller_key_without_a_lease_is_deleted_and_the_campaign_wins() -> None:
+    # Written by hand (etcdctl put): no lease would ever end it.
+    coord = LocalCoordinator()
+    await coord.put(KEYS.controller, b"n9")
+    won = await ControllerElection(coord, KEYS, "n1").campaign(await coord.grant(3))
+    assert won.node == "n1"
+
+
+async def test_a_controller_key_that_names_no_node_is_deleted_and_the_campaign_wins() -> None:
+    coord = LocalCoordinator()
+    await coord.put(KEYS.controller, b"\xff\xfe", await coord.grant(30))
+    won = await ControllerElection(coord, KEYS, "n1").campaign(await coord.grant(3))
+    assert won.node == "n1"
+
+
+async def test_a_controller_elected_by_the_cluster_is_kept() -> None:
+    coord = LocalCoordinator()
+    first = await ControllerElection(coord, KEYS, "n2").campaign(await coord.grant(30))
+    again = await ControllerElection(coord, KEYS, "n1").campaign(await coord.grant(3))
+    assert again == first
+
+
+async def test_an_unreadable_controller_key_is_shown_not_raised() -> None:
+    coord = LocalCoordinator()
+    await coord.put(KEYS.controller, b"\xff", await coord.grant(30))
+    current = await ControllerElection(coord, KEYS, "n1").current()
+    assert current is not None
+    assert current.node == "\ufffd"

@@ -5,17 +5,24 @@ that node stops being a member (crash, partition, shutdown). Its ``create_revisi
 controller's term: every write the controller makes is a txn guarded by
 ``Cmp(controller, "create_revision", "==", term)``, so a deposed controller's writes fail even
 if it does not know yet that it was deposed (shared/DESIGN.md section 4, rule 3).
+
+A controller key the cluster did not write (no lease, or a value that is no node name) would
+hold every election off for good, since only a lease's end deletes the key: the campaign
+refuses it (rule 5), deletes exactly that value and campaigns again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass
 
-from hakeeper.coord.base import Cmp, Coordinator, Delete, Get, Lease, Put, TxnResult
+from hakeeper.coord.base import KV, Cmp, Coordinator, Delete, Get, Lease, Put
 from hakeeper.errors import CoordError
 from hakeeper.runtime.keys import KeySpace
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,16 +39,35 @@ class ControllerElection:
 
     async def campaign(self, lease: Lease) -> Controller:
         """Become controller if there is none; return whoever is controller afterwards."""
+        kv = await self._campaign(lease)
+        why = _foreign(kv)
+        if why:
+            key = self._keys.controller
+            log.warning(
+                "event=record_refused key=%s error=%r fix=%s",
+                key,
+                why,
+                "deleted; only hakeeper writes this key, under its holder's member lease",
+            )
+            # Only that value: a controller elected meanwhile keeps its key.
+            guard = Cmp(key, "mod_revision", "==", kv.mod_revision)
+            await self._coord.txn([guard], [Delete(key)], [])
+            kv = await self._campaign(lease)
+        return _decoded(kv)
+
+    async def _campaign(self, lease: Lease) -> KV:
+        """The controller key after one try to create it under ``lease``: both branches of
+        the txn read it, inside the same atomic step that found it or wrote it."""
         key = self._keys.controller
         result = await self._coord.txn(
             [Cmp(key, "create_revision", "==", 0)],
             [Put(key, self._node.encode(), lease.id), Get(key)],
             [Get(key)],
         )
-        current = _controller(result)
-        # Both branches read the key inside the same atomic txn that found it or wrote it.
-        assert current is not None
-        return current
+        read = result.responses[-1]
+        assert isinstance(read, tuple)
+        assert read
+        return read[0]
 
     async def resign(self, term: int) -> bool:
         """End ``term`` by deleting the controller key while that term still holds it; True
@@ -53,7 +79,7 @@ class ControllerElection:
 
     async def current(self) -> Controller | None:
         kv = await self._coord.get(self._keys.controller)
-        return None if kv is None else Controller(kv.value.decode(), kv.create_revision)
+        return None if kv is None else _decoded(kv)
 
     async def vacated(self, timeout: float) -> None:
         """Until the controller key is deleted (its holder is gone), or ``timeout`` passed,
@@ -72,9 +98,17 @@ def term_guard(keys: KeySpace, term: int) -> Cmp:
     return Cmp(keys.controller, "create_revision", "==", term)
 
 
-def _controller(result: TxnResult) -> Controller | None:
-    read = result.responses[-1]
-    if not isinstance(read, tuple) or not read:
-        return None
-    kv = read[0]
-    return Controller(kv.value.decode(), kv.create_revision)
+def _foreign(kv: KV) -> str:
+    """Why the cluster cannot have written this controller key ('' when it can have)."""
+    if kv.lease == 0:
+        return "the controller key has no lease, so it would never be deleted"
+    try:
+        kv.value.decode()
+    except UnicodeDecodeError:
+        return f"the controller key holds {kv.value[:40]!r}, which is no node name"
+    return ""
+
+
+def _decoded(kv: KV) -> Controller:
+    # Shown, never trusted: a node name that is no UTF-8 is no node of this cluster.
+    return Controller(kv.value.decode(errors="replace"), kv.create_revision)
