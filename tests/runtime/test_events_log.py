@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import pytest
+
 from hakeeper.coord.base import MAX_TXN_OPS
 from hakeeper.model.events import ControllerElected, Event, NodeJoined, NodeLost
 from hakeeper.runtime.events_log import EventLog
@@ -110,3 +112,12 @@ async def test_follow_reports_an_event_it_cannot_read_as_a_change_without_an_eve
         for _ in range(2 + len(REFUSED)):
             found.append((await asyncio.wait_for(anext(changes), 5))[1])
     assert [type(e) for e in found] == [NodeJoined, *[type(None)] * len(REFUSED), NodeLost]
+
+
+async def test_an_event_it_cannot_read_is_logged_once_not_at_every_read(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log = await log_with_refused_events(LocalCoordinator())
+    for _ in range(3):
+        await log.read()
+    assert len([r for r in caplog.records if "event=record_refused" in r.message]) == len(REFUSED)

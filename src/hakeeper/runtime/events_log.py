@@ -5,8 +5,9 @@ read returns the log in time order and writers never collide. The value is the e
 line (`hakeeper.model.events`). Trimming drops the oldest keys past an age or a count.
 
 A torn event, or one of a kind or shape this release does not know (a newer release's, in a
-rolling upgrade), is refused where it is read (rule 5): left out and logged. Raised, it ended
-a new controller's term (its first look reads the history) on every node in turn.
+rolling upgrade), is refused where it is read (rule 5): left out, and logged once per
+`EventLog`. Raised, it ended a new controller's term (its first look reads the history) on
+every node in turn.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from hakeeper.coord.base import KV, MAX_TXN_OPS, Coordinator, Delete, Get
 from hakeeper.errors import ConfigError
 from hakeeper.model.events import Event, from_json, to_json
 from hakeeper.runtime.keys import KeySpace
-from hakeeper.runtime.record_codec import DECODE_ERRORS
+from hakeeper.runtime.record_codec import DECODE_ERRORS, Refusals
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class EventLog:
         self._keys = keys
         self._writer = writer
         self._seq = itertools.count()
+        self._refused = Refusals()
 
     def key_for(self, event: Event) -> str:
         return f"{self._keys.events}{int(event.ts * 1e6):016d}-{self._writer}-{next(self._seq)}"
@@ -43,7 +45,7 @@ class EventLog:
 
     async def read(self) -> list[Event]:
         """Every event still kept, oldest first."""
-        return _events(await self._coord.range(self._keys.events))
+        return self._events(await self._coord.range(self._keys.events))
 
     async def read_at(self) -> tuple[list[Event], int]:
         """Every event still kept, oldest first, and the revision of that read: one txn, so
@@ -51,7 +53,7 @@ class EventLog:
         result = await self._coord.txn([], [Get(self._keys.events, prefix=True)])
         found = result.responses[0]
         kvs = found if isinstance(found, tuple) else ()
-        return _events(kvs), result.revision
+        return self._events(kvs), result.revision
 
     async def follow(
         self, start_revision: int | None = None
@@ -63,7 +65,7 @@ class EventLog:
         watch = self._coord.watch(self._keys.events, start_revision)
         async with contextlib.aclosing(watch) as changes:
             async for change in changes:
-                yield change.revision, _event(change.kv) if change.type == "put" else None
+                yield change.revision, self._event(change.kv) if change.type == "put" else None
 
     async def revision(self) -> int:
         """The engine's current revision (to follow from, after a gap)."""
@@ -86,18 +88,17 @@ class EventLog:
         result = await self._coord.txn([], [Get(self._keys.events, prefix=True)])
         found = result.responses[0]
         kvs = found if isinstance(found, tuple) else ()
-        newer = [(kv.mod_revision, _event(kv)) for kv in kvs if kv.mod_revision > revision]
+        newer = [(kv.mod_revision, self._event(kv)) for kv in kvs if kv.mod_revision > revision]
         return [(at, event) for at, event in newer if event is not None], result.revision
 
+    def _event(self, kv: KV) -> Event | None:
+        """The event ``kv`` holds; None when it is refused (logged the first time)."""
+        try:
+            return from_json(kv.value.decode(), kv.key)
+        except (ConfigError, *DECODE_ERRORS) as exc:
+            if self._refused.first(kv.key, kv.mod_revision):
+                log.warning("event=record_refused key=%s error=%r", kv.key, str(exc))
+            return None
 
-def _event(kv: KV) -> Event | None:
-    """The event ``kv`` holds; None, logged, when it is refused (the module docstring)."""
-    try:
-        return from_json(kv.value.decode(), kv.key)
-    except (ConfigError, *DECODE_ERRORS) as exc:
-        log.warning("event=record_refused key=%s error=%r", kv.key, str(exc))
-        return None
-
-
-def _events(kvs: Sequence[KV]) -> list[Event]:
-    return [event for kv in kvs if (event := _event(kv)) is not None]
+    def _events(self, kvs: Sequence[KV]) -> list[Event]:
+        return [event for kv in kvs if (event := self._event(kv)) is not None]

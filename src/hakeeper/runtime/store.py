@@ -90,6 +90,7 @@ from hakeeper.runtime.observed import (
 )
 from hakeeper.runtime.record_codec import (
     DECODE_ERRORS,
+    Refusals,
     decode_alert_cursor,
     decode_constraint,
     decode_failcount,
@@ -117,9 +118,6 @@ from hakeeper.runtime.stored_config import (
 )
 
 log = logging.getLogger(__name__)
-
-#: How many torn records `ClusterStore` remembers having logged.
-REFUSED_REMEMBERED = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +166,7 @@ class ClusterStore:
         #: Torn records already logged, by key and revision: the controller reads every
         #: change and the executor every few seconds, and one bad write must not fill the
         #: log; a new bad write of the same key is logged again.
-        self._refused: set[tuple[str, int]] = set()
+        self._refused = Refusals()
 
     # --- the low-level parts that live in the same key space ----------------------------------
 
@@ -221,12 +219,8 @@ class ClusterStore:
     def _refuse(self, kv: KV, error: str) -> None:
         """Log a torn record once (rule 5: refused where it is read, never acted on; left
         out until written anew)."""
-        seen = (kv.key, kv.mod_revision)
-        if seen in self._refused:
+        if not self._refused.first(kv.key, kv.mod_revision):
             return
-        if len(self._refused) >= REFUSED_REMEMBERED:
-            self._refused.clear()
-        self._refused.add(seen)
         log.error(
             "event=record_refused key=%s error=%r fix='an assignment or a status is written "
             "anew by the cluster at the next change of its resource, a fail count by hakeeper "
