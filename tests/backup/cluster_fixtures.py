@@ -24,9 +24,11 @@ def cluster_config(secret_file: Path | str, name: str = "prod") -> str:
     )
 
 
-async def populated_store(config: str, name: str = "prod") -> ClusterStore:
+async def populated_store(
+    config: str, name: str = "prod", coord: LocalCoordinator | None = None
+) -> ClusterStore:
     """A store with one record of every kind a backup keeps."""
-    store = ClusterStore(LocalCoordinator(), KeySpace(name))
+    store = ClusterStore(coord or LocalCoordinator(), KeySpace(name))
     await store.publish_first_config(config)
     await store.set_node_flags("n2", NodeFlags(standby=True))
     await store.set_constraint("ban", "web", "n1")

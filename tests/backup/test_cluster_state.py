@@ -19,8 +19,10 @@ from hakeeper.backup.session_seam import SessionReseeder, SessionSnapshotter
 from hakeeper.backup.writer import write_backup
 from hakeeper.config.secret_file import write_secret_file
 from hakeeper.model.records import NodeFlags
+from hakeeper.runtime.keys import KeySpace
 from tests.backup.cluster_fixtures import MemorySessions, cluster_config, populated_store
 from tests.backup.conftest import read_back
+from tests.fakes import LocalCoordinator
 
 
 async def test_collect_keeps_every_record_and_decodes_back_equal(tmp_path: Path) -> None:
@@ -101,3 +103,17 @@ async def test_writers_during_a_backup_never_give_a_torn_copy(tmp_path: Path) ->
     _, seen = await asyncio.gather(writer(), backups())
     assert all(s in states for s in seen)
     assert len({tuple(sorted(s.items())) for s in seen}) > 1  # the writes did interleave
+
+
+async def test_a_record_that_does_not_decode_is_left_out_and_named(tmp_path: Path) -> None:
+    # One torn event must not stop every scheduled backup: the cluster leaves it out where
+    # it reads it, and so does the backup, saying so.
+    coord = LocalCoordinator()
+    store = await populated_store(cluster_config(tmp_path / "secret"), coord=coord)
+    torn = f"{KeySpace('prod').events}{0:016d}-foreign-0"
+    await coord.put(torn, b"{torn")
+    content = await collect_cluster(store, "prod")
+    assert [key for key, _ in content.refused] == [torn]
+    back = decode_cluster_objects(content.cluster_objects, content.identity.cluster_id, 0)
+    assert len(back.events) == 1
+    assert back.runtime.count() == 5

@@ -168,6 +168,8 @@ class ClusterContent:
     revision: int
     cluster_objects: Mapping[str, bytes]
     sessions: Mapping[str, StoreSnapshot]
+    #: (key, why) of the records left out because they do not decode.
+    refused: tuple[tuple[str, str], ...] = ()
 
     @property
     def epochs(self) -> dict[str, int]:
@@ -201,4 +203,5 @@ async def collect_cluster(
         revision=records.revision,
         cluster_objects=encode_cluster_objects(records),
         sessions=snaps,
+        refused=records.refused,
     )

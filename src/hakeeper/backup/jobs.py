@@ -20,6 +20,8 @@ class TakenBackup:
     revision: int
     epochs: dict[str, int]
     pruned: PruneResult | None
+    #: (key, why) of the records left out because they do not decode.
+    refused: tuple[tuple[str, str], ...] = ()
 
 
 async def take_backup(
@@ -46,4 +48,4 @@ async def take_backup(
     pruned = None
     if policy.keep_last is not None or policy.max_age is not None:
         pruned = await prune(settings.store, policy)
-    return TakenBackup(summary, content.revision, content.epochs, pruned)
+    return TakenBackup(summary, content.revision, content.epochs, pruned, content.refused)

@@ -134,6 +134,7 @@ def taken_json(taken: TakenBackup) -> dict[str, Any]:
         "key_id": s.key_id,
         "seconds": round(s.seconds, 3),
         "pruned": list(taken.pruned.deleted) if taken.pruned else [],
+        "left_out": [{"key": key, "error": error} for key, error in taken.refused],
     }
 
 
@@ -170,6 +171,9 @@ def create(
             console.print("  warning:    not encrypted (set [backup] key_file)")
         if taken.pruned is not None:
             console.print(f"  pruned:     {len(taken.pruned.deleted)} older backup(s)")
+        for key, error in taken.refused:
+            # The cluster leaves such a record out where it reads it, and so does the backup.
+            console.print(f"  left out:   {key}: {error}", markup=False)
         return 0
 
     cc.run_command("backup create", config, body)

@@ -11,18 +11,20 @@ what a new cluster rebuilds by itself: members and the controller (leased), assi
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hakeeper.coord.base import KV, Cmp, Coordinator, Delete, Op, Put
-from hakeeper.errors import CompareFailed
+from hakeeper.errors import CompareFailed, ConfigError
 from hakeeper.model.events import Event, from_json, to_json
 from hakeeper.model.records import FencedMark, NodeFlags
 from hakeeper.model.roles import TargetRole
 from hakeeper.model.state import FailCount, RuntimeConstraint
 from hakeeper.runtime.keys import KeySpace
 from hakeeper.runtime.record_codec import (
+    DECODE_ERRORS,
     decode_constraint,
     decode_failcount,
     decode_fenced,
@@ -34,6 +36,8 @@ from hakeeper.runtime.record_codec import (
     encode_flags,
     encode_target_role,
 )
+
+log = logging.getLogger(__name__)
 
 #: Operations per seeding transaction: a large event log goes in several, each well under
 #: what one Raft log entry or one etcd request carries.
@@ -73,6 +77,8 @@ class ClusterRecords:
     events: tuple[Event, ...]
     identity: str | None
     revision: int
+    #: (key, why) of each record left out because it does not decode (rule 5).
+    refused: tuple[tuple[str, str], ...] = ()
 
 
 class RecordKeeper:
@@ -84,8 +90,10 @@ class RecordKeeper:
 
     async def read(self) -> ClusterRecords:
         """Every kept record in one read (one revision): a backup is never torn across a
-        concurrent ``node standby`` or ``resource ban``. A config that is not UTF-8 or an
-        event that does not parse raises `ConfigError` (from the decoders), naming it."""
+        concurrent ``node standby`` or ``resource ban``. A config or identity that is not
+        UTF-8 raises (a backup without them restores nothing); any other record that does
+        not decode is left out, logged and listed in ``refused``, as every live reader
+        leaves it out: one torn event must not stop every scheduled backup."""
         kvs = await self._coord.range(self._keys.root)
         return self._decode(kvs, max((kv.mod_revision for kv in kvs), default=0))
 
@@ -93,40 +101,27 @@ class RecordKeeper:
         keys = self._keys
         config: str | None = None
         identity: str | None = None
-        flags: dict[str, NodeFlags] = {}
-        constraints: list[RuntimeConstraint] = []
-        roles: dict[str, TargetRole] = {}
-        failcounts: list[FailCount] = []
-        fenced: dict[str, FencedMark] = {}
-        events: list[Event] = []
+        kept = _Kept(keys)
+        refused: list[tuple[str, str]] = []
         for kv in kvs:
-            key = kv.key
-            if key == keys.config:
+            if kv.key == keys.config:
                 config = kv.value.decode("utf-8")
-            elif key == keys.identity:
+            elif kv.key == keys.identity:
                 identity = kv.value.decode("utf-8")
-            elif key.startswith(keys.node_flags):
-                flags[key[len(keys.node_flags) :]] = decode_flags(kv.value)
-            elif key.startswith(keys.constraints):
-                resource, _, node = key[len(keys.constraints) :].partition("/")
-                constraints.append(RuntimeConstraint(decode_constraint(kv.value), resource, node))
-            elif key.startswith(keys.target_roles):
-                roles[key[len(keys.target_roles) :]] = decode_target_role(kv.value)
-            elif key.startswith(keys.failcounts):
-                node, _, resource = key[len(keys.failcounts) :].partition("/")
-                failcounts.append(decode_failcount(kv.value, resource, node))
-            elif key.startswith(keys.fenced_marks):
-                fenced[key[len(keys.fenced_marks) :]] = decode_fenced(kv.value)
-            elif key.startswith(keys.events):
-                events.append(from_json(kv.value.decode("utf-8"), kv.key))
-        runtime = RuntimeRecords(
-            node_flags=flags,
-            constraints=tuple(sorted(constraints, key=lambda c: (c.resource, c.node))),
-            target_roles=roles,
-            failcounts=tuple(sorted(failcounts, key=lambda f: (f.resource, f.node))),
-            fenced=fenced,
+            else:
+                try:
+                    kept.add(kv)
+                except (ConfigError, *DECODE_ERRORS) as exc:
+                    refused.append((kv.key, str(exc)))
+                    log.warning(
+                        "event=record_refused key=%s error=%r fix=%s",
+                        kv.key,
+                        str(exc),
+                        "left out of this backup, as the cluster leaves it out where it reads it",
+                    )
+        return ClusterRecords(
+            config, kept.runtime(), tuple(kept.events), identity, revision, tuple(refused)
         )
-        return ClusterRecords(config, runtime, tuple(events), identity, revision)
 
     async def identity(self) -> str:
         """The cluster's id: made (random, 128 bits) by the first caller, the same after."""
@@ -187,3 +182,43 @@ class RecordKeeper:
         for start in range(0, len(rest), SEED_BATCH):
             await self._coord.txn([], rest[start : start + SEED_BATCH])
         return rt.count() + len(records.events)
+
+
+@dataclass
+class _Kept:
+    """The records of one read, by kind, as they decode."""
+
+    keys: KeySpace
+    flags: dict[str, NodeFlags] = field(default_factory=dict)
+    constraints: list[RuntimeConstraint] = field(default_factory=list)
+    roles: dict[str, TargetRole] = field(default_factory=dict)
+    failcounts: list[FailCount] = field(default_factory=list)
+    fenced: dict[str, FencedMark] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+
+    def add(self, kv: KV) -> None:
+        """Decode one record into its kind (raises when it does not decode)."""
+        keys, key = self.keys, kv.key
+        if key.startswith(keys.node_flags):
+            self.flags[key[len(keys.node_flags) :]] = decode_flags(kv.value)
+        elif key.startswith(keys.constraints):
+            resource, _, node = key[len(keys.constraints) :].partition("/")
+            self.constraints.append(RuntimeConstraint(decode_constraint(kv.value), resource, node))
+        elif key.startswith(keys.target_roles):
+            self.roles[key[len(keys.target_roles) :]] = decode_target_role(kv.value)
+        elif key.startswith(keys.failcounts):
+            node, _, resource = key[len(keys.failcounts) :].partition("/")
+            self.failcounts.append(decode_failcount(kv.value, resource, node))
+        elif key.startswith(keys.fenced_marks):
+            self.fenced[key[len(keys.fenced_marks) :]] = decode_fenced(kv.value)
+        elif key.startswith(keys.events):
+            self.events.append(from_json(kv.value.decode("utf-8"), kv.key))
+
+    def runtime(self) -> RuntimeRecords:
+        return RuntimeRecords(
+            node_flags=self.flags,
+            constraints=tuple(sorted(self.constraints, key=lambda c: (c.resource, c.node))),
+            target_roles=self.roles,
+            failcounts=tuple(sorted(self.failcounts, key=lambda f: (f.resource, f.node))),
+            fenced=self.fenced,
+        )
