@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from pyroute2 import IPRoute, netns
 
-from hakeeper.agents.base import OcfRc, OpRequest, ResourceAgent
+from hakeeper.agents.base import OcfRc, OpRequest, OpResult, ResourceAgent
 from hakeeper.agents.factory import AgentContext
-from hakeeper.agents.netns import call_in
+from hakeeper.agents.netns import call_in, entered
 from hakeeper.agents.registry import BUILTIN_AGENTS
 from hakeeper.agents.vip import VipAgent, VipConfig, missing_capabilities
 from hakeeper.agents.vip_announce import (
@@ -175,6 +175,65 @@ async def test_start_adds_the_address_and_monitor_sees_it(ns: str) -> None:
     assert started.rc == OcfRc.SUCCESS, started.describe()
     assert "10.77.9.100" in await addresses(ns)
     assert (await agent.monitor(REQ)).rc == OcfRc.SUCCESS
+
+
+def started_here(namespace: str, **params: object) -> OpResult:
+    """Start a vip agent with no ``netns`` parameter on a loop whose thread is inside
+    ``namespace``: as the agent of a node runs it, in its own namespace."""
+    merged: dict[str, object] = {"ip": "10.77.9.100", "interface": "eth0"}
+    merged.update(params)
+    agent = VipAgent("vip", VipConfig.from_params(merged))
+    with entered(namespace):
+        return asyncio.run(agent.start(REQ))
+
+
+@needs_root
+async def test_start_in_the_agents_own_namespace_adds_the_address_and_announces_it(
+    ns: str,
+) -> None:
+    sock = capture(ns)
+    try:
+        started = await asyncio.to_thread(started_here, ns, announce_count=2)
+        got = frames(sock, 3, lambda f: f[12:14] == ETH_P_ARP.to_bytes(2, "big"), seconds=1.5)
+    finally:
+        sock.close()
+
+    assert started.rc == OcfRc.SUCCESS, started.describe()
+    assert "10.77.9.100" in await addresses(ns)
+    assert len(got) == 2
+    assert all(f[6:12] == bytes.fromhex("020000000001") for f in got)
+
+
+@needs_root
+async def test_start_in_the_agents_own_namespace_adds_the_address_without_a_worker_thread(
+    ns: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The loop adds and announces the address itself: a worker thread waits for the GIL
+    # behind a busy loop (60 ms and more for pyroute2 on a node just become controller).
+    def no_thread(*args: object, **kwargs: object) -> object:
+        raise AssertionError("a worker thread was used on the address's path")
+
+    monkeypatch.setattr("hakeeper.agents.vip.run_in", no_thread)
+    started = await asyncio.to_thread(started_here, ns, announce_count=1)
+    assert started.rc == OcfRc.SUCCESS, started.describe()
+
+
+@needs_root
+async def test_start_in_the_agents_own_namespace_keeps_an_address_already_there(
+    ns: str,
+) -> None:
+    assert (await asyncio.to_thread(started_here, ns, announce_count=0)).rc == OcfRc.SUCCESS
+    again = await asyncio.to_thread(started_here, ns, announce_count=0)
+    assert again.rc == OcfRc.SUCCESS
+    assert "10.77.9.100" in await addresses(ns)
+
+
+@needs_root
+async def test_start_in_the_agents_own_namespace_on_a_missing_interface_is_not_installed(
+    ns: str,
+) -> None:
+    started = await asyncio.to_thread(started_here, ns, interface="nope0")
+    assert started.rc == OcfRc.ERR_INSTALLED
 
 
 @needs_root

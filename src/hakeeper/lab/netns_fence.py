@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from hakeeper.agents.netns import call_in_thread, netns_path
-from hakeeper.lab import rtnetlink
+from hakeeper.agents import rtnetlink
 
 Scope = Literal["node", "resources"]
 KILL_ROUNDS_TIMEOUT = 5.0
@@ -129,7 +129,7 @@ def set_port(switch_ns: str, port: str, up: bool) -> None:
 
 def _flush(keep: str | None, ifname: str) -> None:
     try:
-        addresses = rtnetlink.ipv4_addresses(ifname)
+        addresses = rtnetlink.addresses(ifname)
     except OSError:
         return
     for address, prefixlen in addresses:
