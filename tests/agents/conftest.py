@@ -1,4 +1,5 @@
-"""Fixtures for the resource-agent tests: fake OCF roots and init dirs, and cleanup.
+"""Fixtures for the resource-agent tests: fake OCF roots and init dirs, a namespace with a
+veth pair, and cleanup.
 
 Every process a test starts is recorded by process group and killed at teardown, so a
 failing test leaves nothing running. Only groups the tests themselves created are signalled.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import textwrap
 import time
@@ -15,11 +17,29 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pyroute2 import IPRoute, netns
 
 from hakeeper.agents.runner import live_group_members
 from tests.conftest import require_file
 
 REAL_OCF_ROOT = Path("/usr/lib/ocf")
+
+
+@contextlib.contextmanager
+def veth_namespace(tag: str, mac: str) -> Iterator[str]:
+    """A network namespace of the test's own (root) holding ``eth0`` (hardware address
+    ``mac``) cabled to ``peer0``, everything up; removed on the way out."""
+    name = f"hk{secrets.token_hex(3)}-{tag}"
+    netns.create(name)
+    try:
+        with IPRoute(netns=name) as ipr:
+            ipr.link("add", ifname="eth0", kind="veth", peer={"ifname": "peer0"})
+            for ifname in ("lo", "eth0", "peer0"):
+                ipr.link("set", index=ipr.link_lookup(ifname=ifname)[0], state="up")
+            ipr.link("set", index=ipr.link_lookup(ifname="eth0")[0], address=mac)
+        yield name
+    finally:
+        netns.remove(name)
 
 
 def require_ocf_agent(provider: str, type_: str) -> None:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import secrets
 import socket
 from collections.abc import Iterator
 
 import pytest
-from pyroute2 import IPRoute, netns
+from pyroute2 import IPRoute
 
 from hakeeper.agents import rtnetlink
 from hakeeper.agents.netns import entered
+from tests.agents.conftest import veth_namespace
 
 MAC = "02:00:00:00:00:07"
 
@@ -21,18 +21,12 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces ne
 
 @pytest.fixture
 def ns() -> Iterator[str]:
-    name = f"hk{secrets.token_hex(3)}-rtnl"
-    netns.create(name)
-    try:
+    with veth_namespace("rtnl", MAC) as name:
         with IPRoute(netns=name) as ipr:
-            ipr.link("add", ifname="eth0", kind="veth", peer={"ifname": "peer0"})
             index = ipr.link_lookup(ifname="eth0")[0]
-            ipr.link("set", index=index, state="up", address=MAC)
             ipr.addr("add", index=index, address="10.77.8.1", prefixlen=24)
             ipr.addr("add", index=index, address="10.77.8.50", prefixlen=24)
         yield name
-    finally:
-        netns.remove(name)
 
 
 @needs_root

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
-import secrets
 import socket
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from pyroute2 import IPRoute, netns
+from pyroute2 import IPRoute
 
 from hakeeper.agents.base import OcfRc, OpRequest, OpResult, ResourceAgent
 from hakeeper.agents.factory import AgentContext
@@ -33,6 +32,7 @@ from hakeeper.agents.vip_announce import (
     unsolicited_na,
 )
 from hakeeper.errors import ConfigError
+from tests.agents.conftest import veth_namespace
 
 REQ = OpRequest(timeout=10.0, node="n1")
 ETH_P_ALL = 0x0003
@@ -49,17 +49,8 @@ def vip(namespace: str, ip: str = "10.77.9.100", **params: object) -> VipAgent:
 
 @pytest.fixture
 def ns() -> Iterator[str]:
-    name = f"hk{secrets.token_hex(3)}-vip"
-    netns.create(name)
-    try:
-        with IPRoute(netns=name) as ipr:
-            ipr.link("add", ifname="eth0", kind="veth", peer={"ifname": "peer0"})
-            for ifname in ("lo", "eth0", "peer0"):
-                ipr.link("set", index=ipr.link_lookup(ifname=ifname)[0], state="up")
-            ipr.link("set", index=ipr.link_lookup(ifname="eth0")[0], address=MAC)
+    with veth_namespace("vip", MAC) as name:
         yield name
-    finally:
-        netns.remove(name)
 
 
 def addresses_now(namespace: str, ifname: str = "eth0") -> set[str]:
