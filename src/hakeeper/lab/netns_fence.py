@@ -26,8 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from hakeeper.agents.netns import call_in_thread, netns_path
 from hakeeper.agents import rtnetlink
+from hakeeper.agents.netns import call_in_thread, netns_path
 
 Scope = Literal["node", "resources"]
 KILL_ROUNDS_TIMEOUT = 5.0
