@@ -9,7 +9,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from hakeeper.lab.nemesis_workloads import _exchange, _get_done, _line_done, _parse_get
+from hakeeper.lab.nemesis_workloads import (
+    _exchange,
+    _get_done,
+    _line_done,
+    _parse_get,
+    served_by_from,
+)
 
 SET = b"set k 0 0 1\r\nv\r\n"
 
@@ -77,3 +83,27 @@ def test_a_get_reply_gives_its_value_or_none_or_says_it_is_an_error() -> None:
     assert _parse_get("END\r\n") == (None,)
     assert _parse_get("SERVER_ERROR no primary known to this replica\r\n") is None
     assert _parse_get("VALUE k 0 9\r\nabc\r\nEND\r\n") is None
+
+
+NAMES = {"10.0.0.11": "n1", "10.0.0.12": "n2"}
+
+
+def stats(peer: str, role: str, primary: str) -> str:
+    return (
+        f"STAT pid 7\r\nSTAT hakeeper_role {role}\r\nSTAT hakeeper_epoch 4\r\n"
+        f"STAT hakeeper_peer {peer}\r\nSTAT hakeeper_primary {primary}\r\nEND\r\n"
+    )
+
+
+def test_a_primary_that_answered_is_named() -> None:
+    reply = stats("10.0.0.11:11312", "primary", "10.0.0.11:11312")
+    assert served_by_from(reply, NAMES) == "n1 primary e4"
+
+
+def test_a_replica_that_answered_is_named_with_where_it_forwards() -> None:
+    reply = stats("10.0.0.12:11312", "replica", "10.0.0.11:11312")
+    assert served_by_from(reply, NAMES) == "n2 replica e4 via n1"
+
+
+def test_a_store_that_does_not_say_who_it_is_is_not_named() -> None:
+    assert served_by_from("STAT pid 7\r\nEND\r\n", NAMES) == ""

@@ -71,6 +71,9 @@ class Operation:
     end: float
     outcome: Outcome
     error: str = ""
+    #: Session operations: the store node that answered, from ``stats`` asked on the same
+    #: connection right after (``n1 primary e7``, ``n2 replica e7 via n1``); "" unknown.
+    served_by: str = ""
     record: Literal["op"] = "op"
 
 

@@ -25,7 +25,8 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from hakeeper.agents.netns import entered
@@ -37,6 +38,8 @@ from hakeeper.lab.netns_topology import CLIENT
 from hakeeper.lab.vip_watch import VipHolders
 
 OP_TIMEOUT = 1.0
+#: For the ``stats`` that names the store node after an answered session operation.
+STATS_TIMEOUT = 0.3
 SESSION_PAUSE = 0.1  # between one client's operations
 HOLDER_INTERVAL = 0.1
 LEADER_INTERVAL = 0.5
@@ -102,10 +105,19 @@ class Workloads:
             for key in KEYS:
                 while time.monotonic() < deadline:
                     start = time.monotonic()
-                    outcome, read, error = _read(self.lab.vip, key)
-                    done = time.monotonic()
+                    outcome, read, error, answer = _read(self.lab, key)
                     self.records.append(
-                        Operation("final", "session-read", key, read, start, done, outcome, error)
+                        Operation(
+                            "final",
+                            "session-read",
+                            key,
+                            read,
+                            start,
+                            answer.end,
+                            outcome,
+                            error,
+                            answer.served_by,
+                        )
                     )
                     if outcome == "ok":
                         break
@@ -159,9 +171,8 @@ class Workloads:
                     value = f"{name}-{written}"
                     data = value.encode()
                     line = f"set {key} 0 0 {len(data)}\r\n".encode() + data + b"\r\n"
-                    outcome, reply, error = _exchange(
-                        self.lab.vip, LB_SESSIONS_PORT, line, _line_done
-                    )
+                    answer = _store_op(self.lab, line, _line_done)
+                    outcome, reply, error = answer.outcome, answer.reply, answer.error
                     if outcome == "ok" and reply != "STORED\r\n":
                         outcome, error = "fail", (reply or "").strip()[:200]
                     self.records.append(
@@ -171,16 +182,25 @@ class Workloads:
                             key,
                             value,
                             start,
-                            time.monotonic(),
+                            answer.end,
                             outcome,
                             error,
+                            answer.served_by,
                         )
                     )
                 else:
-                    outcome, read, error = _read(self.lab.vip, key)
+                    outcome, read, error, answer = _read(self.lab, key)
                     self.records.append(
                         Operation(
-                            name, "session-read", key, read, start, time.monotonic(), outcome, error
+                            name,
+                            "session-read",
+                            key,
+                            read,
+                            start,
+                            answer.end,
+                            outcome,
+                            error,
+                            answer.served_by,
                         )
                     )
                 self._stop.wait(SESSION_PAUSE)
@@ -261,42 +281,101 @@ def _parse_get(reply: str) -> tuple[str | None] | None:
     return (rest[:size],)
 
 
-def _read(host: str, key: str) -> tuple[Outcome, str | None, str]:
-    """One ``get``: (outcome, value read or None, error)."""
-    request = f"get {key}\r\n".encode()
-    outcome, reply, error = _exchange(host, LB_SESSIONS_PORT, request, _get_done)
-    if outcome != "ok":
-        return outcome, None, error
-    parsed = _parse_get(reply or "")
+def _read(lab: NetnsLab, key: str) -> tuple[Outcome, str | None, str, StoreAnswer]:
+    """One ``get``: (outcome, value read or None, error, the answer)."""
+    answer = _store_op(lab, f"get {key}\r\n".encode(), _get_done)
+    if answer.outcome != "ok":
+        return answer.outcome, None, answer.error, answer
+    parsed = _parse_get(answer.reply or "")
     if parsed is None:
-        return "fail", None, (reply or "").strip()[:200]
-    return "ok", parsed[0], ""
+        return "fail", None, (answer.reply or "").strip()[:200], answer
+    return "ok", parsed[0], "", answer
+
+
+@dataclass(frozen=True, slots=True)
+class StoreAnswer:
+    outcome: Outcome
+    reply: str | None
+    error: str
+    end: float  # when the operation's answer (or its failure) came
+    served_by: str  # "" when not known
+
+
+def _store_op(lab: NetnsLab, request: bytes, done: Callable[[bytes], bool]) -> StoreAnswer:
+    """One session-store operation through the balancer, then ``stats`` on the same
+    connection (it reaches the same store node) to learn who answered."""
+    try:
+        sock = socket.create_connection((lab.vip, LB_SESSIONS_PORT), timeout=OP_TIMEOUT)
+    except OSError as exc:  # never sent: certainly not applied
+        return StoreAnswer("fail", None, f"connect: {type(exc).__name__}", time.monotonic(), "")
+    with sock:
+        outcome, reply, error = _ask(sock, request, done, time.monotonic() + OP_TIMEOUT)
+        end = time.monotonic()
+        served_by = ""
+        if outcome == "ok":
+            asked, stats, _ = _ask(sock, b"stats\r\n", _stats_done, end + STATS_TIMEOUT)
+            if asked == "ok" and stats is not None:
+                names = {lab.layout.address(node): node for node in lab.layout.nodes}
+                served_by = served_by_from(stats, names)
+    return StoreAnswer(outcome, reply, error, end, served_by)
+
+
+def served_by_from(stats: str, names: Mapping[str, str]) -> str:
+    """``n1 primary e7`` or ``n2 replica e7 via n1`` from a store's ``stats`` reply; ``names``:
+    node name by host address."""
+    values = {}
+    for line in stats.splitlines():
+        words = line.split(" ")
+        if len(words) == 3 and words[0] == "STAT":
+            values[words[1]] = words[2]
+
+    def node(peer: str) -> str:
+        return names.get(peer.rpartition(":")[0], peer)
+
+    peer = values.get("hakeeper_peer")
+    if peer is None:
+        return ""
+    served = f"{node(peer)} {values.get('hakeeper_role', '?')} e{values.get('hakeeper_epoch', '?')}"
+    primary = values.get("hakeeper_primary", "-")
+    if primary not in ("-", peer):
+        served += f" via {node(primary)}"
+    return served
+
+
+def _stats_done(data: bytes) -> bool:
+    return data.endswith(b"END\r\n") or data.startswith((b"SERVER_ERROR", b"ERROR"))
 
 
 def _exchange(
     host: str, port: int, request: bytes, done: Callable[[bytes], bool]
 ) -> tuple[Outcome, str | None, str]:
     """One request on a new connection within `OP_TIMEOUT`: (outcome, reply, error)."""
-    deadline = time.monotonic() + OP_TIMEOUT
     try:
         sock = socket.create_connection((host, port), timeout=OP_TIMEOUT)
     except OSError as exc:  # never sent: certainly not applied
         return "fail", None, f"connect: {type(exc).__name__}"
+    with sock:
+        return _ask(sock, request, done, time.monotonic() + OP_TIMEOUT)
+
+
+def _ask(
+    sock: socket.socket, request: bytes, done: Callable[[bytes], bool], deadline: float
+) -> tuple[Outcome, str | None, str]:
+    """One request on an open connection, answered by ``deadline``: (outcome, reply, error)."""
     data = b""
     try:
-        with sock:
-            sock.sendall(request)
-            while len(data) < MAX_REPLY:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return "unknown", None, "timeout"
-                sock.settimeout(left)
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-                if done(data):
-                    return "ok", data.decode(errors="replace"), ""
+        sock.sendall(request)
+        while len(data) < MAX_REPLY:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return "unknown", None, "timeout"
+            sock.settimeout(left)
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+            if done(data):
+                return "ok", data.decode(errors="replace"), ""
     except TimeoutError:
         return "unknown", None, "timeout"
     except OSError as exc:

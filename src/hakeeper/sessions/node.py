@@ -506,6 +506,10 @@ class Node(PeerCommands):
             ("hakeeper_seen_epoch", self.seen_epoch),
             ("hakeeper_seq", self.seq),
             ("hakeeper_commit", min(self.commit_seq, self.seq)),
+            # Which node answered, and where a replica sends what it forwards: a client that
+            # asks `stats` on the connection it used knows who served it.
+            ("hakeeper_peer", self.config.identity or "-"),
+            ("hakeeper_primary", self.primary_address or "-"),
         ]
         return [(name.encode(), str(value).encode()) for name, value in pairs]
 
