@@ -104,22 +104,9 @@ class Workloads:
         with entered(self.lab.layout.host_ns(CLIENT)):
             for key in KEYS:
                 while time.monotonic() < deadline:
-                    start = time.monotonic()
-                    outcome, read, error, answer = _read(self.lab, key)
-                    self.records.append(
-                        Operation(
-                            "final",
-                            "session-read",
-                            key,
-                            read,
-                            start,
-                            answer.end,
-                            outcome,
-                            error,
-                            answer.served_by,
-                        )
-                    )
-                    if outcome == "ok":
+                    op = _read_op(self.lab, "final", key)
+                    self.records.append(op)
+                    if op.outcome == "ok":
                         break
                     time.sleep(0.2)
 
@@ -189,20 +176,7 @@ class Workloads:
                         )
                     )
                 else:
-                    outcome, read, error, answer = _read(self.lab, key)
-                    self.records.append(
-                        Operation(
-                            name,
-                            "session-read",
-                            key,
-                            read,
-                            start,
-                            answer.end,
-                            outcome,
-                            error,
-                            answer.served_by,
-                        )
-                    )
+                    self.records.append(_read_op(self.lab, name, key))
                 self._stop.wait(SESSION_PAUSE)
 
     # --- samplers ------------------------------------------------------------------------------
@@ -281,15 +255,20 @@ def _parse_get(reply: str) -> tuple[str | None] | None:
     return (rest[:size],)
 
 
-def _read(lab: NetnsLab, key: str) -> tuple[Outcome, str | None, str, StoreAnswer]:
-    """One ``get``: (outcome, value read or None, error, the answer)."""
+def _read_op(lab: NetnsLab, process: str, key: str) -> Operation:
+    """One ``get`` by ``process``, as the history records it."""
+    start = time.monotonic()
     answer = _store_op(lab, f"get {key}\r\n".encode(), _get_done)
-    if answer.outcome != "ok":
-        return answer.outcome, None, answer.error, answer
-    parsed = _parse_get(answer.reply or "")
-    if parsed is None:
-        return "fail", None, (answer.reply or "").strip()[:200], answer
-    return "ok", parsed[0], "", answer
+    outcome, read, error = answer.outcome, None, answer.error
+    if outcome == "ok":
+        parsed = _parse_get(answer.reply or "")
+        if parsed is None:
+            outcome, error = "fail", (answer.reply or "").strip()[:200]
+        else:
+            read = parsed[0]
+    return Operation(
+        process, "session-read", key, read, start, answer.end, outcome, error, answer.served_by
+    )
 
 
 @dataclass(frozen=True, slots=True)
