@@ -86,3 +86,15 @@ def test_every_workload_and_sampler_recorded_throughout(
     assert {s.node for s in history.leaders} == set(history.run.nodes)
     assert any(r.what == "start" for r in history.singleton_records)
     assert (result.run_dir / EVENTS_FILE).read_text().strip()
+
+
+def test_every_answered_session_operation_names_the_store_that_answered(
+    nemesis: tuple[RunResult, History],
+) -> None:
+    _, history = nemesis
+    answered = [
+        op for op in history.operations if op.kind.startswith("session-") and op.outcome == "ok"
+    ]
+    named = [op for op in answered if op.served_by.split(" ")[0] in history.run.nodes]
+    # A stats ask may miss when the node dies right after its answer: most, not all.
+    assert len(named) >= 0.9 * len(answered)
