@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from dataclasses import dataclass
 
 from hakeeper.coord.base import KV, Cmp, Coordinator, Delete, Get, Lease, Put
 from hakeeper.errors import CoordError
 from hakeeper.runtime.keys import KeySpace
-
-log = logging.getLogger(__name__)
+from hakeeper.runtime.refusals import log_refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +41,8 @@ class ControllerElection:
         why = _foreign(kv)
         if why:
             key = self._keys.controller
-            log.warning(
-                "event=record_refused key=%s error=%r fix=%s",
-                key,
-                why,
-                "deleted; only hakeeper writes this key, under its holder's member lease",
+            log_refused(
+                key, why, "deleted; only hakeeper writes this key, under its holder's member lease"
             )
             # Only that value: a controller elected meanwhile keeps its key.
             guard = Cmp(key, "mod_revision", "==", kv.mod_revision)

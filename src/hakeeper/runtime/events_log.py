@@ -14,18 +14,21 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
 
 from hakeeper.coord.base import KV, MAX_TXN_OPS, Coordinator, Delete, Get
 from hakeeper.errors import ConfigError
 from hakeeper.model.events import Event, from_json, to_json
 from hakeeper.runtime.keys import KeySpace
-from hakeeper.runtime.record_codec import DECODE_ERRORS, Refusals
-
-log = logging.getLogger(__name__)
+from hakeeper.runtime.record_codec import DECODE_ERRORS
+from hakeeper.runtime.refusals import Refusals
 
 WallClock = Callable[[], float]
+
+REFUSED_FIX = (
+    "left out of every read until trimmed; an event of a newer release is read once this "
+    "node runs that release"
+)
 
 
 class EventLog:
@@ -96,8 +99,7 @@ class EventLog:
         try:
             return from_json(kv.value.decode(), kv.key)
         except (ConfigError, *DECODE_ERRORS) as exc:
-            if self._refused.first(kv.key, kv.mod_revision):
-                log.warning("event=record_refused key=%s error=%r", kv.key, str(exc))
+            self._refused.refuse(kv, str(exc), REFUSED_FIX)
             return None
 
     def _events(self, kvs: Sequence[KV]) -> list[Event]:

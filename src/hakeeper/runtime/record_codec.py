@@ -33,27 +33,6 @@ T = TypeVar("T")
 DECODE_ERRORS = (ValueError, KeyError, TypeError, AttributeError, RecursionError)
 
 
-class Refusals:
-    """Which refused records a reader has logged: each once per write while it stays, since
-    the readers read the same bad value on every pass (the controller on every change, the
-    executor every 2 s, `hakeeper events` on every call). At most ``limit`` are remembered;
-    past it the memory starts again, so a flood of bad records is logged again, not missed."""
-
-    def __init__(self, limit: int = 256) -> None:
-        self._limit = limit
-        self._seen: set[tuple[str, int]] = set()
-
-    def first(self, key: str, mod_revision: int) -> bool:
-        """Whether this write of ``key`` is refused for the first time (log it then)."""
-        seen = (key, mod_revision)
-        if seen in self._seen:
-            return False
-        if len(self._seen) >= self._limit:
-            self._seen.clear()
-        self._seen.add(seen)
-        return True
-
-
 def encode_assignment(assignment: Assignment) -> bytes:
     return json.dumps(
         {"placements": [[p.node, p.role, p.instance] for p in assignment.placements]}

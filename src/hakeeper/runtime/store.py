@@ -48,7 +48,6 @@ says something runs there (and *fenced* once confirmed off), else *offline*.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -90,7 +89,6 @@ from hakeeper.runtime.observed import (
 )
 from hakeeper.runtime.record_codec import (
     DECODE_ERRORS,
-    Refusals,
     decode_alert_cursor,
     decode_constraint,
     decode_failcount,
@@ -109,6 +107,7 @@ from hakeeper.runtime.record_codec import (
     encode_store_format,
     encode_target_role,
 )
+from hakeeper.runtime.refusals import Refusals
 from hakeeper.runtime.store_records import RecordKeeper
 from hakeeper.runtime.stored_config import (
     StoredConfigProblem,
@@ -117,7 +116,11 @@ from hakeeper.runtime.stored_config import (
     stored_text,
 )
 
-log = logging.getLogger(__name__)
+REFUSED_FIX = (
+    "an assignment or a status is written anew by the cluster at the next change of its "
+    "resource, a fail count by hakeeper resource cleanup; a node flag, constraint or role "
+    "override by running again the hakeeper command that set it"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,17 +220,9 @@ class ClusterStore:
         return observed
 
     def _refuse(self, kv: KV, error: str) -> None:
-        """Log a torn record once (rule 5: refused where it is read, never acted on; left
+        """A torn record, said once (rule 5: refused where it is read, never acted on; left
         out until written anew)."""
-        if not self._refused.first(kv.key, kv.mod_revision):
-            return
-        log.error(
-            "event=record_refused key=%s error=%r fix='an assignment or a status is written "
-            "anew by the cluster at the next change of its resource, a fail count by hakeeper "
-            "resource cleanup; a node flag, constraint or role override by running again the "
-            "hakeeper command that set it'",
-            kv.key, error,
-        )  # fmt: skip
+        self._refused.refuse(kv, error, REFUSED_FIX)
 
     async def changes(self) -> AsyncGenerator[int]:
         """The revision of every change of the cluster's records, as it happens."""

@@ -11,7 +11,6 @@ what a new cluster rebuilds by itself: members and the controller (leased), assi
 
 from __future__ import annotations
 
-import logging
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,8 +35,7 @@ from hakeeper.runtime.record_codec import (
     encode_flags,
     encode_target_role,
 )
-
-log = logging.getLogger(__name__)
+from hakeeper.runtime.refusals import log_refused
 
 #: Operations per seeding transaction: a large event log goes in several, each well under
 #: what one Raft log entry or one etcd request carries.
@@ -113,8 +111,7 @@ class RecordKeeper:
                     kept.add(kv)
                 except (ConfigError, *DECODE_ERRORS) as exc:
                     refused.append((kv.key, str(exc)))
-                    log.warning(
-                        "event=record_refused key=%s error=%r fix=%s",
+                    log_refused(
                         kv.key,
                         str(exc),
                         "left out of this backup, as the cluster leaves it out where it reads it",
