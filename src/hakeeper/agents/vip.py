@@ -200,17 +200,18 @@ def add_here(cfg: VipConfig) -> Link | None:
     """`add`, in the calling thread's namespace, by hand-made rtnetlink requests: tens of
     microseconds of Python, so the event loop runs it itself. OSError as the kernel answers
     (EPERM without CAP_NET_ADMIN)."""
-    try:
-        index = socket.if_nametoindex(cfg.interface)
-    except OSError:
-        return None
     family = socket.AF_INET if cfg.address.version == 4 else socket.AF_INET6
-    present = rtnetlink.addresses(cfg.interface, family)
+    try:
+        present = rtnetlink.addresses(cfg.interface, family)
+    except OSError as exc:
+        if exc.errno == errno.ENODEV:
+            return None
+        raise
     if all(ipaddress.ip_address(found) != cfg.address for found, _ in present):
         flags = IFA_F_NODAD if cfg.address.version == 6 else 0
         with contextlib.suppress(FileExistsError):  # added meanwhile: as wanted
             rtnetlink.add_address(cfg.interface, cfg.address, cfg.prefixlen, flags)
-    return Link(index=index, mac=rtnetlink.link_mac(cfg.interface))
+    return Link(index=rtnetlink.link_index(cfg.interface), mac=rtnetlink.link_mac(cfg.interface))
 
 
 async def _add(cfg: VipConfig) -> Link | None:
